@@ -1,0 +1,34 @@
+# Both entry points build the virtual environment from nothing when it is missing or stale.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test ui emulator bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## Set up and run the main job: emulator, demo company, initial sync through Dagster, ProPay summary.
+demo: $(BIN)/.installed
+	$(BIN)/protiv demo
+
+## Set up and run the test suite.
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+## The Dagster UI on the demo's instance and data (run `make emulator` beside it to re-materialize).
+ui: $(BIN)/.installed
+	$(BIN)/protiv ui
+
+## The QuickBooks Time emulator serving the demo company, for materializations from the UI.
+emulator: $(BIN)/.installed
+	$(BIN)/protiv emulator
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/initial_sync.py
+
+clean:
+	rm -rf $(VENV) data

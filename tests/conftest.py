@@ -1,0 +1,56 @@
+"""Fixtures shared by the whole suite: real PostgreSQL, real DuckDB, isolated data folders."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_test_url() -> str:
+    return os.environ.get(POSTGRES_URL_VARIABLE, DEFAULT_POSTGRES_URL)
+
+
+def _postgres_unreachable_reason(url: str) -> str | None:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {POSTGRES_URL_VARIABLE} is unreachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a reachable PostgreSQL; skips when there is none, except in CI where that fails."""
+    url = postgres_test_url()
+    reason = _postgres_unreachable_reason(url)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must have PostgreSQL", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh schema name for one test, dropped afterwards so tests never see each other's rows."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'drop schema if exists "{schema}" cascade')
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> str:
+    """An empty project data folder (warehouse file, registry) for one test."""
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("PROTIV_DATA_DIR", str(path))
+    return str(path)
