@@ -1,0 +1,267 @@
+"""QuickBooks Time records -> the cleaned tables every vendor shares. Pure pandas: no HTTP, no SQL.
+
+Field mapping (why in parentheses):
+
+| cleaned column            | QuickBooks Time source                                                    |
+|---------------------------|---------------------------------------------------------------------------|
+| attendance.entry_id       | timesheet ``id``                                                          |
+| attendance.worker_id      | timesheet ``user_id``                                                     |
+| attendance.job_id         | the top-level jobcode: ``jobcode_id`` itself, or its ``parent_id`` when the jobcode is a child (a child jobcode is a milestone) |
+| attendance.milestone_id   | ``jobcode_id`` when it is a child jobcode                                 |
+| attendance.work_date      | ``date`` (the vendor's local work date)                                   |
+| attendance.start_at/end_at| ``start``/``end`` (ISO 8601 with the user's offset) converted to UTC; ``""`` for manual sheets and for ``end`` while on the clock |
+| attendance.hours          | ``duration`` / 3600 (the vendor's own count, up to the request for running sheets) |
+| attendance.is_drive       | the job's name matches the company's drive job patterns                   |
+| attendance.entry_type     | ``type`` (regular or manual)                                              |
+| workers.hourly_wage       | ``pay_rate``; ``pay_interval=year`` is divided by 2,080 hours              |
+| workers.hire/term_date    | ``hire_date``/``term_date``; ``0000-00-00`` means unset                    |
+| jobs.budget_hours         | the jobcode custom field named by the company setting ``budget_hours_field`` |
+| jobs.status               | the custom field ``job_status_field`` (Open/Completed/Canceled); without it, active -> open, archived -> completed |
+| jobs.recurring            | the custom field ``recurring_field`` (Yes/No) of the top-level jobcode     |
+
+Every record that cannot be mapped is returned in the set-aside frame with its reason and the record
+as received, never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from protiv_dagster.company_settings import CompanySettings
+
+HOURS_PER_YEAR = 2080
+_STATUS_VALUES = {"open": "open", "completed": "completed", "complete": "completed", "canceled": "canceled", "cancelled": "canceled"}
+_YES = {"yes", "true", "1", "y"}
+
+
+def _rejects(records: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_id": ids.astype("string").fillna("").values,
+            "reason": reasons.values,
+            "record": [json.dumps(r, sort_keys=True, default=str) for r in records["_raw"]],
+        }
+    )
+
+
+def _frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    records = list(records)
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame["_raw"] = records
+    return frame
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def _id_text(values: pd.Series) -> pd.Series:
+    """Vendor ids as text; 0, empty and missing mean 'none'."""
+    def one(value: Any) -> str | None:
+        if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
+            return None
+        text = str(int(value)) if isinstance(value, (int, float)) and float(value).is_integer() else str(value).strip()
+        return None if text in ("", "0") else text
+
+    return values.map(one).astype(object)
+
+
+def _utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
+    text = values.where(values.map(lambda v: isinstance(v, str) and v.strip() != ""), None)
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    return parsed.astype("datetime64[ns, UTC]"), text.notna() & parsed.isna()
+
+
+def _dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
+    parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    return parsed.dt.date.where(parsed.notna(), None).astype(object), text.notna() & parsed.isna()
+
+
+def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    present = values.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool))
+    numbers = pd.to_numeric(values.where(present, None), errors="coerce").astype(float)
+    return numbers, present & numbers.isna()
+
+
+def _collect(reasons: pd.Series, failed: pd.Series, message: str) -> pd.Series:
+    """Append ``message`` to the reasons of the rows where ``failed`` holds."""
+    return reasons.where(~failed, reasons.map(lambda r: f"{r}; {message}" if r else message))
+
+
+def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = _frame(users)
+    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    worker_id = _id_text(_column(frame, "id"))
+    reasons = _collect(reasons, worker_id.isna(), "id is missing")
+    pay_rate, bad_rate = _numbers(_column(frame, "pay_rate"))
+    reasons = _collect(reasons, bad_rate, "pay_rate is not a number")
+    interval = _column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
+    hourly = pay_rate.where(interval != "year", pay_rate / HOURS_PER_YEAR)
+    hire, bad_hire = _dates(_column(frame, "hire_date"))
+    term, bad_term = _dates(_column(frame, "term_date"))
+    reasons = _collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
+    modified, bad_modified = _utc(_column(frame, "last_modified"))
+    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    workers = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "worker_id": worker_id,
+            "first_name": _column(frame, "first_name"),
+            "last_name": _column(frame, "last_name"),
+            "active": _column(frame, "active"),
+            "hourly_wage": hourly.round(4),
+            "pay_interval": interval,
+            "hire_date": hire,
+            "term_date": term,
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    bad = reasons != ""
+    return workers[~bad], _rejects(frame[bad], worker_id[bad], reasons[bad])
+
+
+def jobcodes_to_jobs(
+    jobcodes: Iterable[Mapping[str, Any]],
+    customfields: Iterable[Mapping[str, Any]],
+    settings: CompanySettings,
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = _frame(jobcodes)
+    field_ids = {str(f.get("name", "")).casefold(): str(f.get("id")) for f in customfields}
+    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    job_id = _id_text(_column(frame, "id"))
+    reasons = _collect(reasons, job_id.isna(), "id is missing")
+    parent = _id_text(_column(frame, "parent_id"))
+    values = _column(frame, "customfields").map(lambda v: v if isinstance(v, dict) else {})
+
+    def custom(setting_name: str) -> pd.Series:
+        field_id = field_ids.get(setting_name.casefold())
+        return values.map(lambda v: (v.get(field_id) if field_id else None) or None)
+
+    budget, bad_budget = _numbers(custom(settings.budget_hours_field))
+    reasons = _collect(reasons, bad_budget, f"custom field {settings.budget_hours_field!r} is not a number of hours")
+    status_text = custom(settings.job_status_field)
+    status = status_text.map(lambda v: _STATUS_VALUES.get(str(v).strip().casefold()) if v else None)
+    reasons = _collect(
+        reasons, status_text.notna() & status.isna(), f"custom field {settings.job_status_field!r} is not Open, Completed or Canceled"
+    )
+    active = _column(frame, "active").map(lambda v: bool(v) if isinstance(v, bool) else None)
+    reasons = _collect(reasons, active.isna(), "active is missing or not a boolean")
+    status = status.where(status.notna(), active.map(lambda a: "open" if a else "completed"))
+    recurring_own = custom(settings.recurring_field).map(lambda v: str(v).strip().casefold() in _YES if v else False)
+    name = _column(frame, "name").map(lambda v: v if isinstance(v, str) else None)
+    reasons = _collect(reasons, name.isna(), "name is missing")
+    drive_own = name.map(lambda n: settings.is_drive_job(n) if n else False)
+    # Milestones inherit their job's recurring and drive flags.
+    by_id = pd.DataFrame({"recurring": recurring_own.values, "drive": drive_own.values}, index=job_id.values)
+    by_id = by_id[~by_id.index.duplicated()]
+    top = parent.isna()
+    recurring = recurring_own.where(top, parent.map(by_id["recurring"]).fillna(False)).astype(bool)
+    is_drive = drive_own.where(top, parent.map(by_id["drive"]).fillna(False)).astype(bool)
+    modified, bad_modified = _utc(_column(frame, "last_modified"))
+    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    jobs = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": job_id,
+            "parent_job_id": parent,
+            "level": top.map({True: "job", False: "milestone"}),
+            "name": name,
+            "short_code": _column(frame, "short_code").map(lambda v: v or None),
+            "budget_hours": budget,
+            "status": status,
+            "recurring": recurring,
+            "is_drive": is_drive,
+            "active": active,
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    bad = reasons != ""
+    return jobs[~bad], _rejects(frame[bad], job_id[bad], reasons[bad])
+
+
+def timesheets_to_attendance(
+    timesheets: Iterable[Mapping[str, Any]],
+    deleted_ids: Iterable[str],
+    jobs: pd.DataFrame,
+    worker_ids: Iterable[str],
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Map live timesheets to attendance rows.
+
+    Returns (attendance candidates, set-aside rows, number removed because the deleted feed lists
+    them). A timesheet that shows up in both feeds was deleted between the two calls: deleted wins.
+    """
+    frame = _frame(timesheets)
+    if frame.empty:
+        return pd.DataFrame(columns=["company_id"]), _rejects(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
+    entry_id = _id_text(_column(frame, "id"))
+    deleted = entry_id.isin(set(deleted_ids))
+    frame, entry_id = frame[~deleted], entry_id[~deleted]
+    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    reasons = _collect(reasons, entry_id.isna(), "id is missing")
+
+    worker_id = _id_text(_column(frame, "user_id"))
+    known_workers = set(worker_ids)
+    reasons = _collect(reasons, worker_id.isna(), "user_id is missing")
+    reasons = _collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "user_id is not a known worker")
+
+    jobcode = _id_text(_column(frame, "jobcode_id"))
+    jobs_by_id = jobs.set_index("job_id")
+    known = jobcode.isin(jobs_by_id.index)
+    reasons = _collect(reasons, jobcode.isna(), "jobcode_id is missing")
+    reasons = _collect(reasons, jobcode.notna() & ~known, "jobcode_id is not a known job or milestone")
+    parent = jobcode.map(jobs_by_id["parent_job_id"]).where(known, None)
+    is_milestone = parent.notna()
+    job_id = parent.where(is_milestone, jobcode)
+    milestone_id = jobcode.where(is_milestone, None)
+    is_drive = jobcode.map(jobs_by_id["is_drive"]).where(known, False).astype(bool)
+
+    entry_type = _column(frame, "type")
+    reasons = _collect(reasons, ~entry_type.isin(["regular", "manual"]), "type is not regular or manual")
+    start, bad_start = _utc(_column(frame, "start"))
+    end, bad_end = _utc(_column(frame, "end"))
+    reasons = _collect(reasons, bad_start, "start is not an ISO 8601 timestamp")
+    reasons = _collect(reasons, bad_end, "end is not an ISO 8601 timestamp")
+    on_the_clock = _column(frame, "on_the_clock").map(lambda v: v if isinstance(v, bool) else None)
+    reasons = _collect(reasons, on_the_clock.isna(), "on_the_clock is missing or not a boolean")
+    regular = entry_type == "regular"
+    reasons = _collect(reasons, regular & start.isna() & ~bad_start, "a regular timesheet has no start")
+    reasons = _collect(
+        reasons, regular & end.isna() & ~bad_end & (on_the_clock == False), "a finished regular timesheet has no end"  # noqa: E712
+    )
+    work_date, bad_date = _dates(_column(frame, "date"))
+    reasons = _collect(reasons, bad_date | work_date.isna(), "date is missing or not YYYY-MM-DD")
+    seconds, bad_duration = _numbers(_column(frame, "duration"))
+    reasons = _collect(reasons, bad_duration | seconds.isna(), "duration is missing or not a number")
+    modified, bad_modified = _utc(_column(frame, "last_modified"))
+    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+
+    attendance = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "entry_id": entry_id,
+            "worker_id": worker_id,
+            "job_id": job_id,
+            "milestone_id": milestone_id,
+            "work_date": work_date,
+            "start_at": start,
+            "end_at": end,
+            "hours": seconds / 3600.0,
+            "is_drive": is_drive,
+            "on_the_clock": on_the_clock.fillna(False).astype(bool),
+            "entry_type": entry_type,
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    bad = reasons != ""
+    return attendance[~bad], _rejects(frame[bad], entry_id[bad], reasons[bad]), int(deleted.sum())

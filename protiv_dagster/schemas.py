@@ -1,0 +1,200 @@
+"""Pandera models of every cleaned table, and the split of a frame into valid rows and rows set aside.
+
+The models are the single description of each table: the warehouse DDL (column types, nullability,
+comments) is derived from them in ``tables.py``. Ids are text for every vendor, because BusyBusy
+uses UUIDs where QuickBooks Time and Aspire use integers.
+
+Validation never drops a row silently: ``split_valid`` returns the rows that pass and, for every row
+that does not, the reasons, so the asset can store them in ``rejected_rows`` and the counts
+reconcile (fetched = loaded + set aside).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+SQL_TYPE = "sql_type"  # Field metadata key: the portable SQL type of the column
+
+
+def _field(description: str, *, sql_type: str, nullable: bool = False, **checks: Any) -> Any:
+    return pa.Field(description=description, nullable=nullable, metadata={SQL_TYPE: sql_type}, **checks)
+
+
+class CompanyScoped(pa.DataFrameModel):
+    company_id: Series[str] = _field("Protiv company the row belongs to.", sql_type="TEXT", str_length={"min_value": 1})
+
+    class Config:
+        strict = "filter"  # columns the model does not name are dropped, never written by accident
+        coerce = True
+
+
+class Attendance(CompanyScoped):
+    """One worked time entry, identical in shape for every vendor."""
+
+    entry_id: Series[str] = _field("The vendor's id of the time entry.", sql_type="TEXT", str_length={"min_value": 1})
+    worker_id: Series[str] = _field("Worker who clocked the time (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
+    job_id: Series[str] = _field("Top-level job the time is on (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
+    milestone_id: Series[str] = _field("Milestone of the job, when the time is on one.", sql_type="TEXT", nullable=True)
+    work_date: Series[pa.Date] = _field("Work date in the company's local time.", sql_type="DATE")
+    start_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
+        "Start in UTC; null for manual entries.", sql_type="TIMESTAMPTZ", nullable=True
+    )
+    end_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
+        "End in UTC; null while on the clock and for manual entries.", sql_type="TIMESTAMPTZ", nullable=True
+    )
+    hours: Series[float] = _field(
+        "Worked hours (breaks excluded).", sql_type="DOUBLE PRECISION", ge=0, le=24
+    )
+    is_drive: Series[bool] = _field("Time on a drive job: kept, excluded from ProPay actuals by default.", sql_type="BOOLEAN")
+    on_the_clock: Series[bool] = _field("The entry is still running; hours are counted up to the sync.", sql_type="BOOLEAN")
+    entry_type: Series[str] = _field("regular (clocked in and out) or manual (duration only).", sql_type="TEXT", isin=["regular", "manual"])
+    source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
+        "When the vendor last changed the entry, UTC.", sql_type="TIMESTAMPTZ"
+    )
+
+    @pa.dataframe_check(description="end is not before start")
+    def end_after_start(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["end_at"].isna() | df["start_at"].isna() | (df["end_at"] >= df["start_at"])
+
+    @pa.dataframe_check(description="entry id is unique within the company")
+    def unique_entry(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "entry_id"], keep=False)
+
+
+class Worker(CompanyScoped):
+    """A person who can clock time, with the wage used for labor cost."""
+
+    worker_id: Series[str] = _field("The vendor's id of the worker.", sql_type="TEXT", str_length={"min_value": 1})
+    first_name: Series[str] = _field("First name.", sql_type="TEXT", nullable=True)
+    last_name: Series[str] = _field("Last name.", sql_type="TEXT", nullable=True)
+    active: Series[bool] = _field("Active in the vendor (false once terminated or archived).", sql_type="BOOLEAN")
+    hourly_wage: Series[float] = _field(
+        "Hourly wage in $; a yearly salary is divided by 2,080 hours.", sql_type="NUMERIC(10,4)", nullable=True, ge=0
+    )
+    pay_interval: Series[str] = _field("How the vendor states pay: hour or year.", sql_type="TEXT", nullable=True)
+    hire_date: Series[pa.Date] = _field("Hire date, when known.", sql_type="DATE", nullable=True)
+    term_date: Series[pa.Date] = _field("Termination date, when known.", sql_type="DATE", nullable=True)
+    source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
+        "When the vendor last changed the worker, UTC.", sql_type="TIMESTAMPTZ"
+    )
+
+    @pa.dataframe_check(description="worker id is unique within the company")
+    def unique_worker(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "worker_id"], keep=False)
+
+
+class Job(CompanyScoped):
+    """A job or one of its milestones, with its labor budget and status."""
+
+    job_id: Series[str] = _field("The vendor's id of the job or milestone.", sql_type="TEXT", str_length={"min_value": 1})
+    parent_job_id: Series[str] = _field("For a milestone, its job; null for a job.", sql_type="TEXT", nullable=True)
+    level: Series[str] = _field("job (top level) or milestone (child of a job).", sql_type="TEXT", isin=["job", "milestone"])
+    name: Series[str] = _field("Name in the vendor.", sql_type="TEXT")
+    short_code: Series[str] = _field("Short code in the vendor.", sql_type="TEXT", nullable=True)
+    budget_hours: Series[float] = _field(
+        "Labor budget in worker-hours; null when the vendor has none.", sql_type="DOUBLE PRECISION", nullable=True, ge=0
+    )
+    status: Series[str] = _field(
+        "open, completed or canceled, from the vendor.", sql_type="TEXT", isin=["open", "completed", "canceled"]
+    )
+    recurring: Series[bool] = _field("A recurring job gets one ProPay per milestone.", sql_type="BOOLEAN")
+    is_drive: Series[bool] = _field("Time on this job is drive time.", sql_type="BOOLEAN")
+    active: Series[bool] = _field("Active in the vendor.", sql_type="BOOLEAN")
+    source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
+        "When the vendor last changed the job, UTC.", sql_type="TIMESTAMPTZ"
+    )
+
+    @pa.dataframe_check(description="job id is unique within the company")
+    def unique_job(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "job_id"], keep=False)
+
+    @pa.dataframe_check(description="a milestone names its job and a job has no parent")
+    def parent_matches_level(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["level"] == "milestone") == df["parent_job_id"].notna()
+
+
+class PropayOpportunity(CompanyScoped):
+    """One ProPay: a job or milestone with a labor budget, its actuals, savings and bonus pool."""
+
+    propay_id: Series[str] = _field("The job or milestone id the ProPay is for.", sql_type="TEXT")
+    job_id: Series[str] = _field("Top-level job.", sql_type="TEXT")
+    milestone_id: Series[str] = _field("Milestone, for a ProPay per milestone.", sql_type="TEXT", nullable=True)
+    name: Series[str] = _field("Job name, and milestone name when per milestone.", sql_type="TEXT")
+    budget_type: Series[str] = _field("How the budget is stated (hours).", sql_type="TEXT", isin=["hours"])
+    budget_hours: Series[float] = _field("Budget in worker-hours.", sql_type="DOUBLE PRECISION", ge=0)
+    actual_hours: Series[float] = _field("Worker-hours clocked (drive time excluded unless the company includes it).", sql_type="DOUBLE PRECISION", ge=0)
+    labor_cost: Series[float] = _field("Sum of hours x each worker's wage, $.", sql_type="NUMERIC(14,2)", ge=0)
+    blended_wage: Series[float] = _field("labor_cost / actual_hours, $ per hour.", sql_type="NUMERIC(10,4)", nullable=True, ge=0)
+    saved_hours: Series[float] = _field("budget_hours - actual_hours (negative when over budget).", sql_type="DOUBLE PRECISION")
+    saved_amount: Series[float] = _field("Saved labor $ = saved hours x blended wage; 0 when over budget.", sql_type="NUMERIC(14,2)", ge=0)
+    overage_amount: Series[float] = _field("Labor $ over budget; 0 when under budget.", sql_type="NUMERIC(14,2)", ge=0)
+    bonus_pool: Series[float] = _field("Workers' share of the saved labor, $.", sql_type="NUMERIC(14,2)", ge=0)
+    crew_bucket: Series[float] = _field("Part of the pool for the crew, $.", sql_type="NUMERIC(14,2)", ge=0)
+    crew_lead_bucket: Series[float] = _field("Part of the pool for crew leads, $.", sql_type="NUMERIC(14,2)", ge=0)
+    manager_bucket: Series[float] = _field("Part of the pool for managers, $.", sql_type="NUMERIC(14,2)", ge=0)
+    other_bucket: Series[float] = _field("Part of the pool for other roles, $.", sql_type="NUMERIC(14,2)", ge=0)
+    company_bucket: Series[float] = _field("Part of the pool kept by the company, $.", sql_type="NUMERIC(14,2)", ge=0)
+    status: Series[str] = _field(
+        "pending, started, completed or canceled.", sql_type="TEXT", isin=["pending", "started", "completed", "canceled"]
+    )
+    worker_count: Series[int] = _field("Workers with time on the ProPay.", sql_type="BIGINT", ge=0)
+    first_work_date: Series[pa.Date] = _field("First day with time.", sql_type="DATE", nullable=True)
+    last_work_date: Series[pa.Date] = _field("Last day with time.", sql_type="DATE", nullable=True)
+
+
+def _record_text(row: pd.Series) -> str:
+    return json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in row.items()}, sort_keys=True)
+
+
+def split_valid(
+    frame: pd.DataFrame, model: type[pa.DataFrameModel], record_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate ``frame``; return (valid rows coerced to the model, rows set aside with their reasons).
+
+    Set-aside rows carry ``record_id``, ``reason`` (every failed check, semicolon-separated) and
+    ``record`` (the row as JSON text). A problem with the frame as a whole (a missing column) is a bug
+    in the mapping, not bad data, and raises.
+    """
+    schema = model.to_schema()
+    frame = frame.reset_index(drop=True)
+    try:
+        return schema.validate(frame, lazy=True), _no_rejects()
+    except pa.errors.SchemaErrors as exc:
+        failures = exc.failure_cases
+    row_failures = failures[failures["index"].notna()]
+    if len(row_failures) < len(failures):
+        frame_level = failures[failures["index"].isna()]
+        raise ValueError(
+            f"{model.__name__}: the frame itself is malformed: "
+            + "; ".join(f"{c} {k}" for c, k in zip(frame_level["column"], frame_level["check"]))
+        )
+    reasons = (
+        row_failures.assign(
+            index=row_failures["index"].astype(int),
+            reason=[
+                f"{column}: {check}" if isinstance(column, str) and column != model.__name__ else str(check)
+                for column, check in zip(row_failures["column"], row_failures["check"])
+            ],
+        )
+        .groupby("index")["reason"]
+        .agg(lambda r: "; ".join(sorted(set(r))))
+    )
+    bad = frame.loc[reasons.index]
+    rejected = pd.DataFrame(
+        {
+            "record_id": bad[record_id].astype("string").fillna(""),
+            "reason": reasons.values,
+            "record": bad.apply(_record_text, axis=1) if len(bad) else pd.Series(dtype=str),
+        }
+    )
+    valid = schema.validate(frame.drop(index=reasons.index).reset_index(drop=True), lazy=True)
+    return valid, rejected.reset_index(drop=True)
+
+
+def _no_rejects() -> pd.DataFrame:
+    return pd.DataFrame({"record_id": pd.Series(dtype=str), "reason": pd.Series(dtype=str), "record": pd.Series(dtype=str)})
