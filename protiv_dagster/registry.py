@@ -56,6 +56,13 @@ class MissingSecretKeyError(RegistryError):
     pass
 
 
+def _settings(raw: Mapping[str, object] | None, company_id: str) -> CompanySettings:
+    try:
+        return parse_settings(raw, company_id=company_id)
+    except SettingsError as exc:
+        raise RegistryError(str(exc)) from None
+
+
 def validate_company_id(company_id: str) -> str:
     if not isinstance(company_id, str) or not company_id or company_id != company_id.strip():
         raise RegistryError(f"company id {company_id!r} must be a non-empty string without surrounding spaces")
@@ -191,7 +198,7 @@ class ConnectionRegistry:
         validate_provider(provider)
         if not base_url.startswith(("http://", "https://")):
             raise RegistryError(f"base URL for company {company_id!r} must start with http:// or https://")
-        parsed_settings = parse_settings(settings, company_id=company_id)
+        parsed_settings = _settings(settings, company_id)
         required, optional = CREDENTIAL_FIELDS[provider]
         missing = required - set(credentials)
         unknown = set(credentials) - required - optional
@@ -284,7 +291,7 @@ class ConnectionRegistry:
             provider=provider,
             base_url=str(row["base_url"]),
             attendance_pull_date=row["attendance_pull_date"],  # type: ignore[arg-type]
-            settings=parse_settings(json.loads(str(row["settings"])), company_id=company_id),
+            settings=_settings(json.loads(str(row["settings"])), company_id),
             stored_credentials=json.loads(str(row["credentials"])),
             connected_at=_aware(row["connected_at"]),  # type: ignore[arg-type]
             updated_at=_aware(row["updated_at"]),  # type: ignore[arg-type]

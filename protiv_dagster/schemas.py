@@ -163,7 +163,7 @@ def split_valid(
     schema = model.to_schema()
     frame = frame.reset_index(drop=True)
     try:
-        return schema.validate(frame, lazy=True), _no_rejects()
+        return schema.validate(frame, lazy=True), no_rejects()
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases
     row_failures = failures[failures["index"].notna()]
@@ -196,5 +196,5 @@ def split_valid(
     return valid, rejected.reset_index(drop=True)
 
 
-def _no_rejects() -> pd.DataFrame:
+def no_rejects() -> pd.DataFrame:
     return pd.DataFrame({"record_id": pd.Series(dtype=str), "reason": pd.Series(dtype=str), "record": pd.Series(dtype=str)})

@@ -1,0 +1,118 @@
+"""The connection registry on SQLite and PostgreSQL: encryption, env references, clear errors."""
+
+from datetime import date
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from protiv_dagster.registry import (
+    ConnectionRegistry,
+    EnvReference,
+    MissingSecretKeyError,
+    RegistryError,
+    UnknownCompanyError,
+    generate_secret_key,
+)
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+
+TOKEN = "S3cr3t-token-value-that-must-never-show"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request, tmp_path, monkeypatch):
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    if request.param == "sqlite":
+        yield ConnectionRegistry(f"sqlite:///{tmp_path / 'registry.sqlite3'}")
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = request.getfixturevalue("postgres_schema")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'create schema "{schema}"')
+    # The registry's tables go to the schema named first on the search path.
+    sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}"
+    yield ConnectionRegistry(sa_url)
+
+
+def stored_text(registry) -> str:
+    with registry.engine.connect() as conn:
+        rows = conn.execute(sa.select(registry.table)).all()
+    return repr(rows)
+
+
+def test_connect_encrypts_credentials_and_reads_them_back(registry):
+    connection = registry.connect(
+        "acme", "quickbooks_time", "http://127.0.0.1:9/api/v1", {"access_token": TOKEN}, today=date(2026, 11, 27)
+    )
+    assert connection.attendance_pull_date == date(2026, 11, 13)  # 14 days by default
+    assert connection.credentials() == {"access_token": TOKEN}
+    assert TOKEN not in stored_text(registry)
+    assert TOKEN not in repr(connection)
+
+
+def test_credentials_by_environment_reference(registry, monkeypatch):
+    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": EnvReference("ACME_ASPIRE_SECRET")})
+    assert "ACME_ASPIRE_SECRET" in stored_text(registry)
+    with pytest.raises(RegistryError, match="ACME_ASPIRE_SECRET which is not set"):
+        registry.get("acme").credentials()
+    monkeypatch.setenv("ACME_ASPIRE_SECRET", "from-env")
+    assert registry.get("acme").credentials()["secret"] == "from-env"
+
+
+def test_unknown_company_and_provider_are_clear_errors(registry):
+    with pytest.raises(UnknownCompanyError, match="company 'nobody' has no connection"):
+        registry.get("nobody")
+    with pytest.raises(RegistryError, match="unknown provider 'jobber'"):
+        registry.connect("acme", "jobber", "https://x.example", {})
+
+
+def test_missing_credentials_and_bad_settings_are_named(registry):
+    with pytest.raises(RegistryError, match="missing password"):
+        registry.connect("acme", "busybusy", "https://x.example", {"username": "u"})
+    with pytest.raises(RegistryError, match="worker_share"):
+        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"worker_share": 3})
+    with pytest.raises(RegistryError, match="unexpected_setting"):
+        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"unexpected_setting": 1})
+
+
+def test_failed_connect_keeps_the_previous_connection(registry):
+    registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+    with pytest.raises(RegistryError):
+        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"timezone": "Mars/Olympus"})
+    assert registry.get("acme").credentials() == {"access_token": TOKEN}
+
+
+def test_missing_or_changed_key_is_a_clear_error(registry, monkeypatch):
+    registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    with pytest.raises(RegistryError, match="cannot be decrypted") as raised:
+        registry.get("acme").credentials()
+    assert TOKEN not in str(raised.value)
+    monkeypatch.delenv(SECRET_KEY_VARIABLE)
+    with pytest.raises(MissingSecretKeyError, match="PROTIV_SECRET_KEY is not set"):
+        registry.connect("beta", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+
+
+def test_rotated_tokens_are_stored_encrypted_and_reconnect_keeps_connected_at(registry):
+    first = registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN, "refresh_token": "r1"})
+    registry.rotate_credentials("acme", {"access_token": "new-token", "refresh_token": "r2"})
+    assert registry.get("acme").credentials() == {"access_token": "new-token", "refresh_token": "r2"}
+    assert "new-token" not in stored_text(registry)
+    again = registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+    assert again.connected_at == first.connected_at
+
+
+def test_company_ids_are_plain_strings_but_not_partition_breakers(registry):
+    hostile = "x'; drop table attendance; --"
+    registry.connect(hostile, "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+    assert registry.get(hostile).company_id == hostile
+    with pytest.raises(RegistryError, match="without"):
+        registry.connect("a|b", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+
+
+def test_disconnect(registry):
+    registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
+    registry.disconnect("acme")
+    assert registry.list() == []
+    with pytest.raises(UnknownCompanyError):
+        registry.disconnect("acme")
