@@ -1,0 +1,934 @@
+"""The warehouse: ProPay tables in DuckDB (embedded default) or PostgreSQL, behind one resource.
+
+Tables are declared as plain data (`Table`, `Column`) by the modules that own them and written
+partition by partition with `Warehouse.replace_partition`, which deletes and re-inserts one
+partition in a single transaction, so a re-run is idempotent and a failed run leaves the previous
+rows in place.
+
+Both backends hand results back as the same pandas types, so their results compare equal:
+
+=================  ==========================================================================
+SQL type           pandas column (missing value)
+=================  ==========================================================================
+TEXT               ``str`` dtype (NaN)
+BIGINT             ``Int64`` (``pd.NA``)
+DOUBLE PRECISION   ``float64`` (NaN)
+BOOLEAN            ``boolean`` (``pd.NA``)
+DATE               ``object`` holding ``datetime.date`` (None)
+TIMESTAMPTZ        ``datetime64[us, UTC]`` (NaT)
+NUMERIC(p,s)       ``object`` holding ``decimal.Decimal`` with exactly s decimals (None)
+=================  ==========================================================================
+
+Computed expressions follow each engine's own typing (``avg(bigint)`` is NUMERIC in PostgreSQL but
+DOUBLE in DuckDB), so cast them explicitly when results of both backends are compared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.postgres import types as postgres_types
+from pydantic import ConfigDict, Field, field_validator
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE, default_duckdb_path
+
+Backend = Literal["duckdb", "postgres"]
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+# PostgreSQL silently truncates longer names, which would make two declared names collide.
+_MAX_IDENTIFIER_LENGTH = 63
+_NUMERIC_TYPE = re.compile(r"NUMERIC\((\d+),(\d+)\)\Z")
+_SIMPLE_TYPES = ("TEXT", "BIGINT", "DOUBLE PRECISION", "BOOLEAN", "DATE", "TIMESTAMPTZ")
+# DuckDB's DECIMAL stops at 38 digits; PostgreSQL goes further, so 38 is the portable limit.
+_MAX_NUMERIC_PRECISION = 38
+
+_DUCKDB_PREFIX = "duckdb:///"
+_POSTGRES_PREFIXES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+_ACCEPTED_URLS = (
+    "'' (DuckDB file in the project data folder), 'duckdb:///relative/path.duckdb' or "
+    "'duckdb:////absolute/path.duckdb', a plain path ending in '.duckdb', or "
+    "'postgresql://user:password@host:port/database' (also 'postgresql+psycopg://', 'postgres://')"
+)
+
+
+def _check_identifier(name: str, what: str) -> str:
+    if not (isinstance(name, str) and _IDENTIFIER.match(name) and len(name) <= _MAX_IDENTIFIER_LENGTH):
+        raise ValueError(
+            f"{what} {name!r} must be a plain lowercase SQL identifier "
+            f"([a-z_][a-z0-9_]*, at most {_MAX_IDENTIFIER_LENGTH} characters)"
+        )
+    return name
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a warehouse table, declared with a type both backends understand."""
+
+    name: str
+    sql_type: str  # TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN, DATE, TIMESTAMPTZ or NUMERIC(p,s)
+    nullable: bool = True
+    description: str = ""  # becomes COMMENT ON COLUMN
+
+    def __post_init__(self) -> None:
+        # Lowercase plain names only: DuckDB compares quoted names case-insensitively and
+        # PostgreSQL does not, so "Hours" and "hours" would mean different things per backend.
+        _check_identifier(self.name, "column name")
+        numeric = _NUMERIC_TYPE.match(self.sql_type)
+        if numeric:
+            precision, scale = int(numeric[1]), int(numeric[2])
+            if not (1 <= precision <= _MAX_NUMERIC_PRECISION and scale <= precision):
+                raise ValueError(
+                    f"column {self.name!r}: {self.sql_type} needs 1 <= precision <= "
+                    f"{_MAX_NUMERIC_PRECISION} and scale <= precision"
+                )
+        elif self.sql_type not in _SIMPLE_TYPES:
+            raise ValueError(
+                f"column {self.name!r}: type {self.sql_type!r} is not portable; use one of "
+                f"{', '.join(_SIMPLE_TYPES)} or NUMERIC(p,s)"
+            )
+
+
+@dataclass(frozen=True)
+class Table:
+    """A warehouse table: its columns, primary key and comment, declared as plain data."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    description: str = ""  # becomes COMMENT ON TABLE
+
+    def __post_init__(self) -> None:
+        _check_identifier(self.name, "table name")
+        # Tuples keep the declaration hashable even when a caller passes lists.
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "primary_key", tuple(self.primary_key))
+        names = self.column_names
+        if not names:
+            raise ValueError(f"table {self.name!r} declares no columns")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"table {self.name!r} declares columns more than once: {duplicates}")
+        if not self.primary_key:
+            raise ValueError(f"table {self.name!r} needs a primary key so replacements stay idempotent")
+        unknown = [name for name in self.primary_key if name not in names]
+        if unknown:
+            raise ValueError(f"table {self.name!r}: primary key columns {unknown} are not declared")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def column(self, name: str) -> Column:
+        """The declared column called `name`; ValueError naming the table when there is none."""
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise ValueError(f"table {self.name!r} has no column {name!r} (columns: {self.column_names})")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed in the database; the message names the redacted warehouse."""
+
+
+_URL_PASSWORD = re.compile(
+    r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@]*:)(?P<password>.*)@(?P<tail>[^@]*)$", re.DOTALL
+)
+_KEYWORD_PASSWORD = re.compile(r"(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]+)")
+
+
+def redact_url(url: str) -> str:
+    """`url` with every password replaced by ``***``, safe for messages, reprs and logs.
+
+    Masks the ``user:password@`` part of a URL (up to the last ``@``, so a password holding an
+    unescaped ``@`` or ``/`` is masked whole) and ``password=`` settings in a query string or a
+    libpq keyword string.
+    """
+    match = _URL_PASSWORD.match(url)
+    if match:
+        url = f"{match['head']}***@{match['tail']}"
+    return _KEYWORD_PASSWORD.sub(r"\1***", url)
+
+
+@dataclass(frozen=True)
+class _Target:
+    backend: Backend
+    location: str | None  # DuckDB file path, PostgreSQL URL, or None for the default DuckDB file
+
+
+def _parse_url(url: str) -> _Target:
+    """Which backend `url` names, without touching the file system or the network."""
+    lowered = url.lower()
+    if not url:
+        return _Target("duckdb", None)
+    if lowered.startswith(_DUCKDB_PREFIX):
+        path = url[len(_DUCKDB_PREFIX) :]
+        # Every operation opens its own connection, so an in-memory database would forget
+        # everything between two calls.
+        if not path or path == ":memory:":
+            raise ValueError(f"warehouse URL {redact_url(url)!r} names no DuckDB file; expected {_ACCEPTED_URLS}")
+        return _Target("duckdb", path)
+    for prefix in _POSTGRES_PREFIXES:
+        if lowered.startswith(prefix):
+            # libpq knows postgresql:// and postgres:// but not SQLAlchemy's driver suffix.
+            return _Target("postgres", "postgresql://" + url[len(prefix) :])
+    if "://" not in url and lowered.endswith(".duckdb"):
+        return _Target("duckdb", url)
+    raise ValueError(f"unrecognised warehouse URL {redact_url(url)!r}; expected {_ACCEPTED_URLS}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning DataFrame cells into the Python values both drivers bind the same way.
+
+
+class _BadValue(Exception):
+    """A cell that does not fit its column's SQL type; carries the reason."""
+
+
+def _to_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise _BadValue("expected a string")
+
+
+_BIGINT_RANGE = range(-(2**63), 2**63)
+
+
+def _to_bigint(value: object) -> int:
+    if isinstance(value, bool | np.bool_):
+        raise _BadValue("expected an integer, got a boolean")
+    # Integral floats are accepted because pandas turns an integer column holding NaN into floats.
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, int | np.integer) and int(value) in _BIGINT_RANGE:
+        return int(value)
+    raise _BadValue("expected an integer that fits BIGINT")
+
+
+def _to_double(value: object) -> float:
+    if isinstance(value, bool | np.bool_):
+        raise _BadValue("expected a number, got a boolean")
+    if isinstance(value, int | float | Decimal | np.integer | np.floating):
+        return float(value)
+    raise _BadValue("expected a number")
+
+
+def _to_boolean(value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise _BadValue("expected a boolean")
+
+
+def _to_date(value: object) -> dt.date:
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    # datetime is a subclass of date, so timestamps are checked first: a time of day or a time
+    # zone would be silently dropped by a DATE column.
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None and value.time() == dt.time():
+            return value.date()
+        raise _BadValue("expected a date, got a timestamp with a time of day or a time zone")
+    if isinstance(value, dt.date):
+        return value
+    raise _BadValue("expected a date")
+
+
+def _to_timestamptz(value: object) -> dt.datetime:
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, dt.datetime):
+        # A naive time would be read in the session time zone, silently shifting it by hours.
+        if value.tzinfo is None:
+            raise _BadValue("expected a time-zone-aware timestamp; localize naive times first (dt.tz_localize)")
+        if isinstance(value, pd.Timestamp):
+            value = value.to_pydatetime()
+        return value.astimezone(dt.UTC)
+    raise _BadValue("expected a timestamp")
+
+
+# Wide enough that quantizing any value that passed the size check cannot overflow.
+_DECIMAL_CONTEXT = Context(prec=2 * _MAX_NUMERIC_PRECISION + 2)
+
+
+def _numeric_converter(precision: int, scale: int) -> Callable[[object], Decimal]:
+    quantum = Decimal(1).scaleb(-scale)
+    limit = Decimal(10) ** (precision - scale)
+
+    def convert(value: object) -> Decimal:
+        if isinstance(value, bool | np.bool_):
+            raise _BadValue("expected a number, got a boolean")
+        if isinstance(value, float | np.floating):
+            # repr() is the shortest text that round-trips, so 0.1 + 0.2 becomes 0.30, not 0.2999...
+            value = Decimal(repr(float(value)))
+        elif isinstance(value, int | np.integer):
+            value = Decimal(int(value))
+        elif not isinstance(value, Decimal):
+            raise _BadValue("expected a Decimal, int or float")
+        # adjusted() is the power of ten of the leading digit; zero has none and always fits.
+        if not value.is_finite() or (value and value.adjusted() >= precision - scale):
+            raise _BadValue(f"does not fit NUMERIC({precision},{scale})")
+        # Rounded here, half away from zero like PostgreSQL, so both backends store the same value.
+        rounded = value.quantize(quantum, rounding=ROUND_HALF_UP, context=_DECIMAL_CONTEXT)
+        if abs(rounded) >= limit:
+            raise _BadValue(f"does not fit NUMERIC({precision},{scale})")
+        return rounded
+
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[object], object]] = {
+    "TEXT": _to_text,
+    "BIGINT": _to_bigint,
+    "DOUBLE PRECISION": _to_double,
+    "BOOLEAN": _to_boolean,
+    "DATE": _to_date,
+    "TIMESTAMPTZ": _to_timestamptz,
+}
+
+
+def _converter(sql_type: str) -> Callable[[object], object]:
+    numeric = _NUMERIC_TYPE.match(sql_type)
+    if numeric:
+        return _numeric_converter(int(numeric[1]), int(numeric[2]))
+    return _CONVERTERS[sql_type]
+
+
+def _column_values(table: Table, column: Column, series: pd.Series) -> list[object]:
+    """The cells of `series` as Python values for `column`; NA, NaN and NaT become None."""
+    convert = _converter(column.sql_type)
+    # One vectorised conversion to Python datetimes instead of a pandas Timestamp per cell.
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        series = series.dt.to_pydatetime()
+    values: list[object] = []
+    for position, (value, missing) in enumerate(zip(series.tolist(), series.isna().tolist(), strict=True)):
+        if missing:
+            values.append(None)
+            continue
+        try:
+            values.append(convert(value))
+        except _BadValue as exc:
+            raise ValueError(
+                f"{table.name}.{column.name} ({column.sql_type}), row {position}: {exc}, got {value!r:.80}"
+            ) from None
+    return values
+
+
+def _key_value(table: Table, name: str, value: object) -> object:
+    """`value` converted for comparison with column `name`, as a bound parameter."""
+    column = table.column(name)
+    if value is None:
+        raise ValueError(f"value for {table.name}.{name} is missing; it is matched with '='")
+    try:
+        return _converter(column.sql_type)(value)
+    except _BadValue as exc:
+        raise ValueError(f"value for {table.name}.{name} ({column.sql_type}): {exc}, got {value!r:.80}") from None
+
+
+def _plain(param: object) -> object:
+    """`param` as a builtin Python value: psycopg cannot adapt numpy scalars such as numpy.int64."""
+    return param.item() if isinstance(param, np.generic) else param
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """The rows `replace_partition` owns: equal key columns, and optionally a DATE column range."""
+
+    table: Table
+    equals: Mapping[str, object]  # values already converted to their column's type
+    dates: tuple[str, dt.date, dt.date] | None
+
+    @classmethod
+    def of(
+        cls, table: Table, partition: Mapping[str, object], date_range: tuple[str, dt.date, dt.date] | None
+    ) -> _Partition:
+        if not partition and date_range is None:
+            # An empty partition would delete the whole table, which is never what a typo meant.
+            raise ValueError(f"replace_partition on {table.name} needs partition columns or a date_range")
+        equals = {name: _key_value(table, name, value) for name, value in partition.items()}
+        dates = None
+        if date_range is not None:
+            name, first, last = date_range
+            if table.column(name).sql_type != "DATE":
+                raise ValueError(f"date_range column {table.name}.{name} must be a DATE column")
+            dates = (name, _key_value(table, name, first), _key_value(table, name, last))
+            if dates[1] > dates[2]:
+                raise ValueError(f"date_range for {table.name}.{name} is empty: {dates[1]} is after {dates[2]}")
+        return cls(table, equals, dates)
+
+    def condition(self) -> tuple[str, list[object]]:
+        """The WHERE clause selecting these rows, and its parameters."""
+        conditions = [f"{_quote(name)} = ?" for name in self.equals]
+        params = list(self.equals.values())
+        if self.dates is not None:
+            name, first, last = self.dates
+            conditions.append(f"{_quote(name)} BETWEEN ? AND ?")
+            params.extend([first, last])
+        return " AND ".join(conditions), params
+
+    def check(self, values: Mapping[str, list[object]]) -> None:
+        """ValueError naming the column when any row lies outside this partition."""
+        for name, expected in self.equals.items():
+            outside = [value for value in values[name] if value != expected]
+            if outside:
+                raise ValueError(
+                    f"{len(outside)} row(s) outside the partition: {self.table.name}.{name} must be "
+                    f"{expected!r}, got e.g. {outside[0]!r:.80}; nothing was written"
+                )
+        if self.dates is not None:
+            name, first, last = self.dates
+            outside = [value for value in values[name] if value is None or not first <= value <= last]
+            if outside:
+                raise ValueError(
+                    f"{len(outside)} row(s) outside the partition: {self.table.name}.{name} must lie in "
+                    f"{first}..{last}, got e.g. {outside[0]!r:.80}; nothing was written"
+                )
+
+    def __str__(self) -> str:
+        described = ", ".join(f"{name}={value!r}" for name, value in self.equals.items())
+        if self.dates is not None:
+            described += f"{', ' if described else ''}{self.dates[0]} {self.dates[1]}..{self.dates[2]}"
+        return f"{self.table.name} [{described}]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning query results into the same DataFrame on both backends.
+
+_ResultKind = Literal[
+    "text", "integer", "float", "boolean", "date", "timestamptz", "timestamp", "numeric", "other"
+]
+
+_SERIES_DTYPES: dict[_ResultKind, str] = {
+    "text": "str",
+    "integer": "Int64",
+    "float": "float64",
+    "boolean": "boolean",
+    "timestamptz": "datetime64[us, UTC]",
+    "timestamp": "datetime64[us]",
+    # Python objects keep dates and decimals exact (no midnight timestamps, no binary rounding).
+    "date": "object",
+    "numeric": "object",
+    "other": "object",
+}
+
+
+def _result_frame(
+    names: Sequence[str], kinds: Sequence[_ResultKind], rows: Sequence[Sequence[object]]
+) -> pd.DataFrame:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    series = {
+        position: pd.Series(list(values), dtype=_SERIES_DTYPES[kind])
+        for position, (kind, values) in enumerate(zip(kinds, columns, strict=True))
+    }
+    frame = pd.DataFrame(series, index=pd.RangeIndex(len(rows)))
+    # Positions first, names after: a query may return two columns with the same name.
+    frame.columns = list(names)
+    return frame
+
+
+_DUCKDB_KINDS: dict[str, _ResultKind] = {
+    "VARCHAR": "text",
+    **dict.fromkeys(
+        ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"),
+        "integer",
+    ),
+    "FLOAT": "float",
+    "DOUBLE": "float",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "TIMESTAMP": "timestamp",
+}
+
+_POSTGRES_KINDS: dict[str, _ResultKind] = {
+    **dict.fromkeys(("text", "varchar", "bpchar", "name"), "text"),
+    **dict.fromkeys(("int2", "int4", "int8"), "integer"),
+    "float4": "float",
+    "float8": "float",
+    "bool": "boolean",
+    "date": "date",
+    "timestamptz": "timestamptz",
+    "timestamp": "timestamp",
+    "numeric": "numeric",
+}
+
+
+def _duckdb_kind(type_name: str) -> _ResultKind:
+    if type_name.startswith("DECIMAL"):
+        return "numeric"
+    return _DUCKDB_KINDS.get(type_name, "other")
+
+
+def _postgres_kind(type_oid: int) -> _ResultKind:
+    info = postgres_types.get(type_oid)
+    return _POSTGRES_KINDS.get(info.name, "other") if info else "other"
+
+
+def _canonical_type(data_type: str, precision: int | None, scale: int | None) -> str:
+    """An information_schema column type spelled like a declared `Column.sql_type`."""
+    spelled = data_type.upper()
+    if spelled.startswith("DECIMAL") or spelled == "NUMERIC":
+        return f"NUMERIC({precision},{scale})"
+    return {
+        "VARCHAR": "TEXT",
+        "CHARACTER VARYING": "TEXT",
+        "DOUBLE": "DOUBLE PRECISION",
+        "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+    }.get(spelled, spelled)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two backends: one transaction each, with the same small interface.
+
+# psycopg reads every % as a placeholder marker, and ? must become %s only outside literals,
+# quoted identifiers, comments and dollar-quoted bodies.
+_PSYCOPG_TOKENS = re.compile(
+    r"""
+    (?P<verbatim>
+        '(?:[^']|'')*'
+      | "(?:[^"]|"")*"
+      | --[^\n]*
+      | /\*.*?\*/
+      | \$(?P<tag>(?:[A-Za-z_][A-Za-z0-9_]*)?)\$.*?\$(?P=tag)\$
+    )
+    | (?P<placeholder>\?)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _psycopg_sql(sql: str) -> str:
+    """`sql` with ? placeholders rewritten for psycopg and literal % signs escaped."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        return "%s" if match["placeholder"] else match["verbatim"]
+
+    return _PSYCOPG_TOKENS.sub(rewrite, sql.replace("%", "%%"))
+
+
+class _Session(Protocol):
+    """One open transaction on either backend; SQL uses ? placeholders and quoted identifiers."""
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None: ...
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame: ...
+
+    def literal(self, text: str | None) -> str: ...
+
+    def serialize(self, key: str) -> None: ...
+
+    def insert(self, qualified_table: str, columns: Sequence[Column], values: Sequence[list[object]]) -> None: ...
+
+
+class _DuckDBSession:
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        self._connection.execute(sql, [_plain(param) for param in params])
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        cursor = self._connection.execute(sql, [_plain(param) for param in params])
+        description = cursor.description or []
+        return _result_frame(
+            [item[0] for item in description],
+            [_duckdb_kind(str(item[1])) for item in description],
+            cursor.fetchall(),
+        )
+
+    def literal(self, text: str | None) -> str:
+        # DuckDB has no backslash escapes in plain literals, so doubling quotes is complete.
+        return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
+
+    def serialize(self, key: str) -> None:
+        """Nothing to do: DuckDB lets one process write the file, and that process is us."""
+
+    def insert(self, qualified_table: str, columns: Sequence[Column], values: Sequence[list[object]]) -> None:
+        staged = pd.DataFrame(
+            {
+                column.name: _duckdb_staging_series(column, column_values)
+                for column, column_values in zip(columns, values, strict=True)
+            }
+        )
+        self._connection.register("staged_rows", staged)
+        try:
+            names = ", ".join(_quote(column.name) for column in columns)
+            casts = ", ".join(f"CAST({_quote(column.name)} AS {column.sql_type})" for column in columns)
+            self._connection.execute(f"INSERT INTO {qualified_table} ({names}) SELECT {casts} FROM staged_rows")
+        finally:
+            self._connection.unregister("staged_rows")
+
+
+def _duckdb_staging_series(column: Column, values: list[object]) -> pd.Series:
+    """`values` in a pandas dtype DuckDB scans without guessing; the INSERT casts to the column type."""
+    if column.sql_type.startswith("NUMERIC"):
+        # Decimal text casts exactly; DuckDB would otherwise infer one precision for the column.
+        return pd.Series([None if value is None else format(value, "f") for value in values], dtype="str")
+    return pd.Series(
+        values,
+        dtype={
+            "TEXT": "str",
+            "BIGINT": "Int64",
+            "DOUBLE PRECISION": "float64",
+            "BOOLEAN": "boolean",
+            "DATE": "datetime64[s]",
+            "TIMESTAMPTZ": "datetime64[us, UTC]",
+        }[column.sql_type],
+    )
+
+
+class _PostgresSession:
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        self._connection.execute(_psycopg_sql(sql), [_plain(param) for param in params])
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        cursor = self._connection.execute(_psycopg_sql(sql), [_plain(param) for param in params])
+        description = cursor.description or []
+        return _result_frame(
+            [item.name for item in description],
+            [_postgres_kind(item.type_code) for item in description],
+            cursor.fetchall() if description else [],
+        )
+
+    def literal(self, text: str | None) -> str:
+        # psycopg quotes for this connection's settings (standard_conforming_strings included).
+        return pgsql.Literal(text).as_string(self._connection)
+
+    def serialize(self, key: str) -> None:
+        # Parallel Dagster runs write the same tables; a transaction-scoped advisory lock makes
+        # them take turns instead of racing on CREATE or on delete-then-insert of the same keys.
+        self._connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+    def insert(self, qualified_table: str, columns: Sequence[Column], values: Sequence[list[object]]) -> None:
+        names = ", ".join(_quote(column.name) for column in columns)
+        copy_sql = f"COPY {qualified_table} ({names}) FROM STDIN"
+        with self._connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+@contextmanager
+def _database_errors(action: str, warehouse: str) -> Iterator[None]:
+    """Raise driver errors as WarehouseError, so callers catch one type on both backends."""
+    try:
+        yield
+    except (psycopg.Error, duckdb.Error) as exc:
+        raise WarehouseError(f"{action} in {warehouse} failed: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The analytics warehouse where ProPay tables live, in DuckDB or PostgreSQL.
+
+    `url` picks the backend: `postgresql://user:password@host:port/database` for PostgreSQL, or a
+    `duckdb:///path.duckdb` URL or a path ending in `.duckdb` for a DuckDB file. Left empty, it is
+    read from the PROTIV_WAREHOUSE_URL environment variable whenever an operation runs, falling back
+    to the DuckDB file in the project data folder, so a password never enters Dagster's config or
+    UI. Messages, reprs and logs show URLs with the password masked.
+
+    Tables live in the schema `schema_name` (default `protiv`), where analysts query them with SQL.
+    Writes replace one partition (for example one company and date range) in a single
+    transaction: a failed run leaves the previous rows untouched and a re-run is idempotent.
+    """
+
+    # Pydantic would otherwise print a rejected URL, password included, in its validation error.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    url: str = Field(
+        default="",
+        description=(
+            f"A postgresql:// URL, a duckdb:/// URL or a .duckdb path; empty reads ${WAREHOUSE_URL_VARIABLE}, "
+            "else uses the project's DuckDB file."
+        ),
+    )
+    schema_name: str = Field(default="protiv", description="Schema holding the tables (lowercase SQL identifier).")
+    lock_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long to wait for another process to release the DuckDB file before failing.",
+    )
+
+    # Both checks skip EnvVar placeholders: Dagster validates again once the variable is resolved.
+    @field_validator("url", mode="before")
+    @classmethod
+    def _check_url(cls, value: object) -> object:
+        if isinstance(value, str) and not isinstance(value, dg.EnvVar):
+            _parse_url(value)
+        return value
+
+    @field_validator("schema_name", mode="before")
+    @classmethod
+    def _check_schema_name(cls, value: object) -> object:
+        if isinstance(value, str) and not isinstance(value, dg.EnvVar):
+            _check_identifier(value, "schema_name")
+        return value
+
+    def __repr__(self) -> str:
+        # A repr must not raise, even when PROTIV_WAREHOUSE_URL holds something unusable.
+        try:
+            return f"Warehouse({self.describe()})"
+        except ValueError as exc:
+            return f"Warehouse(invalid: {exc})"
+
+    __str__ = __repr__
+
+    @property
+    def backend(self) -> Backend:
+        """'duckdb' or 'postgres'."""
+        return self._target().backend
+
+    def describe(self) -> str:
+        """Where the tables live, password masked, for logs and asset metadata."""
+        if isinstance(self.url, dg.EnvVar):
+            return f"warehouse from environment variable {self.url.env_var_name}, schema {self.schema_name}"
+        target = self._target()
+        if target.backend == "duckdb":
+            return f"DuckDB {self._duckdb_path()}, schema {self.schema_name}"
+        return f"PostgreSQL {redact_url(target.location or '')}, schema {self.schema_name}"
+
+    # -- public operations ---------------------------------------------------------------------
+
+    def ensure_tables(self, tables: Iterable[Table]) -> None:
+        """Create the schema and any missing tables, with primary keys, NOT NULLs and comments.
+
+        Idempotent. A table that already exists with other columns (missing, extra or of another
+        type) is never migrated silently: WarehouseError names each difference.
+        """
+        tables = list(tables)
+        schema = _quote(self.schema_name)
+        with self._session("creating tables") as session:
+            session.serialize(f"protiv_dagster.warehouse schema {self.schema_name}")
+            existing_schemas = session.fetch(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?", [self.schema_name]
+            )
+            if existing_schemas.empty:
+                session.execute(f"CREATE SCHEMA {schema}")
+            problems: list[str] = []
+            for table in tables:
+                existing = session.fetch(
+                    "SELECT column_name, data_type, numeric_precision, numeric_scale "
+                    "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                    "ORDER BY ordinal_position",
+                    [self.schema_name, table.name],
+                )
+                if existing.empty:
+                    session.execute(_create_table_sql(schema, table))
+                    dg.get_dagster_logger().info(f"Created table {table.name} in {self.describe()}")
+                else:
+                    problems.extend(_differences(self.schema_name, table, existing))
+            if problems:
+                raise WarehouseError(
+                    f"tables in {self.describe()} differ from their declarations (nothing was changed; "
+                    f"migrate them deliberately): " + "; ".join(problems)
+                )
+            # Set on every run so an edited description reaches the catalog analysts browse.
+            for table in tables:
+                qualified = f"{schema}.{_quote(table.name)}"
+                session.execute(f"COMMENT ON TABLE {qualified} IS {session.literal(table.description or None)}")
+                for column in table.columns:
+                    session.execute(
+                        f"COMMENT ON COLUMN {qualified}.{_quote(column.name)} "
+                        f"IS {session.literal(column.description or None)}"
+                    )
+
+    def replace_partition(
+        self,
+        table: Table,
+        rows: pd.DataFrame,
+        partition: Mapping[str, object],
+        date_range: tuple[str, dt.date, dt.date] | None = None,
+    ) -> int:
+        """Replace one partition of `table` with `rows` in a single transaction; return the row count.
+
+        The partition is the rows where every `partition` column equals its value and, with
+        `date_range=(column, first, last)`, the DATE column lies between first and last inclusive.
+        Every row of `rows` must belong to that partition (ValueError otherwise, before the
+        database is touched). Only `table.column_names` are written; extra DataFrame columns are
+        ignored. Any failure rolls back, leaving the previous rows of the partition in place.
+        """
+        owned = _Partition.of(table, partition, date_range)
+        missing = [name for name in table.column_names if name not in rows.columns]
+        if missing:
+            raise ValueError(f"rows for {table.name} lack columns {missing}")
+        values = [_column_values(table, column, rows[column.name]) for column in table.columns]
+        owned.check(dict(zip(table.column_names, values, strict=True)))
+
+        qualified = f"{_quote(self.schema_name)}.{_quote(table.name)}"
+        condition, params = owned.condition()
+        with self._session(f"replacing {owned}") as session:
+            session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{table.name}")
+            session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
+            if len(rows):
+                session.insert(qualified, table.columns, values)
+        dg.get_dagster_logger().info(f"Replaced {owned} with {len(rows)} rows in {self.describe()}")
+        return len(rows)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        """Run one read query with ? placeholders; `{schema}` in `sql` becomes the quoted schema.
+
+        Values always go in `params`, never into `sql`. On PostgreSQL the ? in string literals,
+        quoted identifiers and comments stay as they are; the jsonb ? operators are therefore not
+        available (use jsonb_exists instead).
+        """
+        with self._session("query") as session:
+            return session.fetch(self._with_schema(sql), params)
+
+    def read_table(
+        self,
+        table: Table | str,
+        where: Mapping[str, object] | None = None,
+        order_by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The rows of `table` where each `where` column equals its value (None matches NULL).
+
+        With a `Table`, only its declared columns are read, in declaration order, sorted by the
+        primary key unless `order_by` names other columns (ascending), and `where` values are
+        converted like written cells (a datetime64 for a DATE column, say).
+        """
+        if isinstance(table, Table):
+            name, columns = table.name, ", ".join(_quote(column) for column in table.column_names)
+            order_by = table.primary_key if order_by is None else order_by
+            for column in [*(where or {}), *order_by]:
+                table.column(column)
+        else:
+            name, columns = _check_identifier(table, "table name"), "*"
+        conditions, params = [], []
+        for column, value in (where or {}).items():
+            if value is None:
+                conditions.append(f"{_quote(_check_identifier(column, 'column name'))} IS NULL")
+            else:
+                conditions.append(f"{_quote(_check_identifier(column, 'column name'))} = ?")
+                params.append(_key_value(table, column, value) if isinstance(table, Table) else value)
+        sql = f"SELECT {columns} FROM {_quote(self.schema_name)}.{_quote(name)}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        if order_by:
+            ordering = (_quote(_check_identifier(column, "column name")) for column in order_by)
+            sql += " ORDER BY " + ", ".join(ordering)
+        return self.query(sql, params)
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        """Run one DDL or DML statement in its own transaction, with the placeholder rules of `query`."""
+        with self._session("statement") as session:
+            session.execute(self._with_schema(sql), params)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _target(self) -> _Target:
+        # Read at use time, so a password in the environment never enters Dagster's config or UI.
+        return _parse_url(self.url or os.environ.get(WAREHOUSE_URL_VARIABLE, ""))
+
+    def _with_schema(self, sql: str) -> str:
+        return sql.replace("{schema}", _quote(self.schema_name))
+
+    def _duckdb_path(self) -> Path:
+        location = self._target().location
+        return default_duckdb_path() if location is None else Path(location).expanduser()
+
+    @contextmanager
+    def _session(self, action: str) -> Iterator[_Session]:
+        """A fresh connection and one transaction: committed on success, rolled back on any error."""
+        with _database_errors(action, self.describe()):
+            if self.backend == "postgres":
+                with psycopg.connect(self._target().location or "", autocommit=True) as connection:
+                    # UTC everywhere, so TIMESTAMPTZ values come back the same as from DuckDB.
+                    connection.execute("SET TIME ZONE 'UTC'")
+                    with connection.transaction():
+                        yield _PostgresSession(connection)
+                return
+            connection = self._open_duckdb()
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                connection.begin()
+                try:
+                    yield _DuckDBSession(connection)
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            finally:
+                # Closing releases the file lock at once for the next process.
+                connection.close()
+
+    def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
+        """Open the DuckDB file, waiting with backoff while another process holds its lock."""
+        path = self._duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_conflict),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop_after_delay(self.lock_timeout_seconds),
+        )
+        try:
+            return retrying(duckdb.connect, str(path))
+        except RetryError as exc:
+            raise WarehouseError(
+                f"{self.describe()} stayed locked by another process for {self.lock_timeout_seconds:g} s "
+                f"(DuckDB allows one writing process per file): {exc.last_attempt.exception()}"
+            ) from exc.last_attempt.exception()
+
+
+def _create_table_sql(schema: str, table: Table) -> str:
+    columns = [
+        f"{_quote(column.name)} {column.sql_type}{'' if column.nullable else ' NOT NULL'}"
+        for column in table.columns
+    ]
+    primary_key = ", ".join(_quote(name) for name in table.primary_key)
+    return f"CREATE TABLE {schema}.{_quote(table.name)} ({', '.join(columns)}, PRIMARY KEY ({primary_key}))"
+
+
+def _differences(schema_name: str, table: Table, existing: pd.DataFrame) -> list[str]:
+    """How the existing table's columns differ from `table`'s declaration, one phrase per kind."""
+    actual = {
+        row.column_name: _canonical_type(
+            row.data_type,
+            None if pd.isna(row.numeric_precision) else int(row.numeric_precision),
+            None if pd.isna(row.numeric_scale) else int(row.numeric_scale),
+        )
+        for row in existing.itertuples()
+    }
+    declared = {column.name: column.sql_type for column in table.columns}
+    missing = [name for name in declared if name not in actual]
+    extra = [name for name in actual if name not in declared]
+    retyped = [
+        f"{name} is {actual[name]}, declared {declared[name]}"
+        for name in declared
+        if name in actual and actual[name] != declared[name]
+    ]
+    phrases = []
+    if missing:
+        phrases.append(f"missing columns {missing}")
+    if extra:
+        phrases.append(f"extra columns {extra}")
+    if retyped:
+        phrases.append("changed types (" + ", ".join(retyped) + ")")
+    return [f"table {schema_name}.{table.name} has " + ", ".join(phrases)] if phrases else []
+
