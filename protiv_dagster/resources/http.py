@@ -133,7 +133,9 @@ class VendorClient:
 
     def _wait(self, state: RetryCallState) -> float:
         failure = state.outcome.exception() if state.outcome else None
-        backoff = wait_exponential_jitter(initial=self.initial_backoff_seconds, max=self.max_wait_seconds)(state)
+        backoff = wait_exponential_jitter(
+            multiplier=self.initial_backoff_seconds, max=self.max_wait_seconds, jitter=self.initial_backoff_seconds
+        )(state)
         if isinstance(failure, _TransientFailure) and failure.retry_after is not None:
             return min(failure.retry_after, self.max_wait_seconds)
         return backoff
