@@ -349,6 +349,25 @@ def _plain(param: object) -> object:
     return param.item() if isinstance(param, np.generic) else param
 
 
+
+
+def _moved_row_deletes(
+    qualified: str, table: Table, partition: Mapping[str, object], values: Sequence[list[object]]
+) -> Iterator[tuple[str, list[object]]]:
+    """DELETE statements (chunked, parameterised) for incoming keys that live in other partitions."""
+    free = [name for name in table.primary_key if name not in partition]
+    if len(free) != 1:
+        raise ValueError(f"move_rows on {table.name} needs a partition covering its primary key but one column")
+    fixed = [name for name in table.primary_key if name in partition]
+    keys = values[table.column_names.index(free[0])]
+    fixed_conditions = [f"{_quote(name)} = ?" for name in fixed]
+    fixed_params = [_key_value(table, name, partition[name]) for name in fixed]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        condition = " AND ".join([*fixed_conditions, f"{_quote(free[0])} IN ({', '.join('?' * len(chunk))})"])
+        yield f"DELETE FROM {qualified} WHERE {condition}", [*fixed_params, *chunk]
+
+
 @dataclass(frozen=True)
 class _Partition:
     """The rows `replace_partition` owns: equal key columns, and optionally a DATE column range."""
@@ -765,8 +784,15 @@ class Warehouse(dg.ConfigurableResource):
         rows: pd.DataFrame,
         partition: Mapping[str, object],
         date_range: tuple[str, dt.date, dt.date] | None = None,
+        *,
+        move_rows: bool = False,
     ) -> int:
         """Replace one partition of `table` with `rows` in a single transaction; return the row count.
+
+        With `move_rows`, a row whose primary key already lives in another partition (a time entry
+        whose work date was edited into another week) is deleted there in the same transaction, so
+        it moves instead of colliding. The partition columns must cover all of the primary key but
+        one column.
 
         The partition is the rows where every `partition` column equals its value and, with
         `date_range=(column, first, last)`, the DATE column lies between first and last inclusive.
@@ -786,6 +812,9 @@ class Warehouse(dg.ConfigurableResource):
         with self._session(f"replacing {owned}") as session:
             session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{table.name}")
             session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
+            if move_rows and len(rows):
+                for sql, chunk_params in _moved_row_deletes(qualified, table, partition, values):
+                    session.execute(sql, chunk_params)
             if len(rows):
                 session.insert(qualified, table.columns, values)
         dg.get_dagster_logger().info(f"Replaced {owned} with {len(rows)} rows in {self.describe()}")

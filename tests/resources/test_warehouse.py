@@ -474,3 +474,30 @@ def test_the_url_can_come_from_an_env_var_in_dagster(tmp_path: Path, monkeypatch
     assert WAREHOUSE_URL_VARIABLE in repr(warehouse)
     assert result.output_for_node("attendance") == 6
     assert len(Warehouse(url=str(path)).read_table(ATTENDANCE)) == 6
+
+
+def test_move_rows_moves_an_entry_whose_date_changed_partition(warehouse):
+    """A time entry edited into another week moves there instead of colliding on its key."""
+    table = Table(
+        name="entries",
+        columns=(
+            Column("company_id", "TEXT", nullable=False),
+            Column("entry_id", "TEXT", nullable=False),
+            Column("work_date", "DATE", nullable=False),
+        ),
+        primary_key=("company_id", "entry_id"),
+    )
+    warehouse.ensure_tables([table])
+    week1 = (date(2026, 11, 2), date(2026, 11, 8))
+    week2 = (date(2026, 11, 9), date(2026, 11, 15))
+    rows = lambda *pairs: pd.DataFrame(
+        {"company_id": "acme", "entry_id": [p[0] for p in pairs], "work_date": [p[1] for p in pairs]}
+    )
+    warehouse.replace_partition(table, rows(("1", week1[0]), ("2", week1[1])), {"company_id": "acme"}, ("work_date", *week1))
+    # Entry 2 was edited to the next week; week 2 is synced before week 1 is looked at again.
+    warehouse.replace_partition(
+        table, rows(("2", week2[0]), ("3", week2[1])), {"company_id": "acme"}, ("work_date", *week2), move_rows=True
+    )
+    result = warehouse.read_table(table)
+    assert list(result["entry_id"]) == ["1", "2", "3"]
+    assert list(result["work_date"]) == [week1[0], week2[0], week2[1]]
