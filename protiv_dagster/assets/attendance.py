@@ -1,0 +1,171 @@
+"""Cleaned layer: workers, jobs and attendance in one shape for every vendor, enforced by pandera."""
+
+
+import json
+from collections import defaultdict
+
+import dagster as dg
+import pandas as pd
+
+from protiv_dagster import schemas
+from protiv_dagster.assets.common import (
+    column_schema,
+    company_source,
+    prepare_warehouse,
+    reconcile,
+    reconcile_spec,
+    validate_and_store,
+)
+from protiv_dagster.assets.raw import raw_timesheets
+from protiv_dagster.partitions import company_partitions, company_week_partitions, split_company_week
+from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import ATTENDANCE, JOBS, RAW_TIMESHEETS, WORKERS
+
+BY_COMPANY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="company")
+
+
+def _table_metadata(table) -> dict:
+    return {"dagster/column_schema": column_schema(table), "dagster/table_name": f"protiv.{table.name}"}
+
+
+@dg.asset(
+    partitions_def=company_partitions,
+    group_name="cleaned",
+    kinds={"python", "sql"},
+    metadata=_table_metadata(WORKERS),
+    check_specs=[reconcile_spec("workers")],
+)
+def workers(
+    context: dg.AssetExecutionContext,
+    registry: ConnectionRegistryResource,
+    quickbooks_time: QuickBooksTimeResource,
+    warehouse: Warehouse,
+):
+    """Every worker of the company, active or not, with the hourly wage labor cost is computed from.
+    Read from the vendor on each materialization; rows that fail the schema are set aside in
+    rejected_rows with their reason."""
+    company_id = context.partition_key
+    prepare_warehouse(warehouse)
+    source = company_source(company_id, registry, quickbooks_time)
+    mapped = source.workers()
+    fetched = len(mapped.rows) + len(mapped.set_aside)
+    valid, set_aside = validate_and_store(
+        warehouse, WORKERS, schemas.Worker, "worker_id", mapped.rows, mapped.set_aside,
+        company_id=company_id, asset="workers", partition_key=company_id, partition={"company_id": company_id},
+    )
+    yield dg.MaterializeResult(
+        metadata={"dagster/row_count": len(valid), "set_aside": set_aside, "vendor_requests": source.request_count}
+    )
+    yield reconcile("workers", fetched, len(valid), set_aside)
+
+
+@dg.asset(
+    partitions_def=company_partitions,
+    group_name="cleaned",
+    kinds={"python", "sql"},
+    metadata=_table_metadata(JOBS),
+    check_specs=[reconcile_spec("jobs")],
+)
+def jobs(
+    context: dg.AssetExecutionContext,
+    registry: ConnectionRegistryResource,
+    quickbooks_time: QuickBooksTimeResource,
+    warehouse: Warehouse,
+):
+    """Jobs and their milestones with labor budget (worker-hours), status (open, completed,
+    canceled), recurring and drive flags, mapped from the vendor as the company's settings say."""
+    company_id = context.partition_key
+    prepare_warehouse(warehouse)
+    source = company_source(company_id, registry, quickbooks_time)
+    mapped = source.jobs()
+    fetched = len(mapped.rows) + len(mapped.set_aside)
+    valid, set_aside = validate_and_store(
+        warehouse, JOBS, schemas.Job, "job_id", mapped.rows, mapped.set_aside,
+        company_id=company_id, asset="jobs", partition_key=company_id, partition={"company_id": company_id},
+    )
+    budgeted = int(valid["budget_hours"].notna().sum()) if len(valid) else 0
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(valid),
+            "set_aside": set_aside,
+            "with_budget": budgeted,
+            "vendor_requests": source.request_count,
+        }
+    )
+    yield reconcile("jobs", fetched, len(valid), set_aside)
+
+
+@dg.asset(
+    partitions_def=company_week_partitions,
+    group_name="cleaned",
+    kinds={"python", "sql"},
+    metadata=_table_metadata(ATTENDANCE),
+    deps=[
+        raw_timesheets,
+        dg.AssetDep(jobs, partition_mapping=BY_COMPANY),
+        dg.AssetDep(workers, partition_mapping=BY_COMPANY),
+    ],
+    check_specs=[reconcile_spec("attendance")],
+)
+def attendance(
+    context: dg.AssetExecutionContext,
+    registry: ConnectionRegistryResource,
+    quickbooks_time: QuickBooksTimeResource,
+    warehouse: Warehouse,
+):
+    """Worked time of one company and ISO week in the one schema every vendor maps to: worker, job,
+    milestone, local work date, start and end in UTC, hours, drive and on-the-clock flags, source
+    modification time. Entries the vendor lists as deleted are removed; entries that fail the schema
+    or reference an unknown worker or job are set aside in rejected_rows with their reason."""
+    company_id, monday, sunday = split_company_week(context)
+    prepare_warehouse(warehouse)
+    raw = warehouse.read_table(
+        RAW_TIMESHEETS, where={"company_id": company_id, "week_start": monday}, order_by=["feed", "position"]
+    )
+    feeds: dict[str, list[dict]] = defaultdict(list)
+    for feed, payload in zip(raw["feed"], raw["payload"]):
+        feeds[feed].append(json.loads(payload))
+    source = company_source(company_id, registry, quickbooks_time)
+    company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
+    company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
+    mapped = source.attendance(feeds, company_jobs, company_workers["worker_id"])
+    rows, set_aside = mapped.rows, mapped.set_aside
+    if len(rows):
+        # A vendor that answers outside the requested dates must not write into another week.
+        outside = ~rows["work_date"].between(monday, sunday)
+        if outside.any():
+            stray = rows[outside]
+            set_aside = pd.concat(
+                [
+                    set_aside,
+                    pd.DataFrame(
+                        {
+                            "record_id": stray["entry_id"].values,
+                            "reason": f"work_date outside the requested week {monday}..{sunday}",
+                            "record": stray.astype(str).apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1).values,
+                        }
+                    ),
+                ],
+                ignore_index=True,
+            )
+            rows = rows[~outside]
+    fetched = len(feeds.get(source.live_feed, []))
+    valid, set_aside_count = validate_and_store(
+        warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
+        company_id=company_id, asset="attendance", partition_key=str(context.partition_key),
+        partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
+    )
+    hours = float(valid["hours"].sum()) if len(valid) else 0.0
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(valid),
+            "set_aside": set_aside_count,
+            "removed_as_deleted": mapped.removed_as_deleted,
+            "hours": round(hours, 2),
+            "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
+            "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
+        }
+    )
+    yield reconcile("attendance", fetched, len(valid), set_aside_count, mapped.removed_as_deleted)

@@ -1,0 +1,108 @@
+"""What every asset does the same way: resolve the company's source, set rows aside, report counts."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.warehouse import Table, Warehouse
+from protiv_dagster.schemas import split_valid
+from protiv_dagster.sources import Source, source_for
+from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
+
+COUNTS_RECONCILE = "counts_reconcile"
+
+
+def column_schema(table: Table) -> dg.TableSchema:
+    """The table's columns as Dagster shows them on the asset page."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=c.name,
+                type=c.sql_type,
+                description=c.description or None,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in table.columns
+        ]
+    )
+
+
+def company_source(
+    company_id: str, registry: ConnectionRegistryResource, quickbooks_time: QuickBooksTimeResource
+) -> Source:
+    return source_for(registry.get(company_id), registry=registry, quickbooks_time=quickbooks_time)
+
+
+def prepare_warehouse(warehouse: Warehouse) -> None:
+    """Create the project's tables where they are missing, so any asset can run first."""
+    warehouse.ensure_tables(ALL_TABLES)
+
+
+def store_set_aside(
+    warehouse: Warehouse, company_id: str, asset: str, partition_key: str, set_aside: pd.DataFrame
+) -> int:
+    """Replace the records this asset set aside for this partition; returns how many."""
+    rows = set_aside.reset_index(drop=True).assign(
+        company_id=company_id, asset=asset, partition_key=partition_key
+    )
+    rows["position"] = range(len(rows))
+    warehouse.replace_partition(
+        REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key}
+    )
+    return len(rows)
+
+
+def validate_and_store(
+    warehouse: Warehouse,
+    table: Table,
+    model,
+    record_id: str,
+    candidates: pd.DataFrame,
+    set_aside: pd.DataFrame,
+    *,
+    company_id: str,
+    asset: str,
+    partition_key: str,
+    partition: dict,
+    date_range=None,
+    move_rows: bool = False,
+) -> tuple[pd.DataFrame, int]:
+    """Enforce the pandera model, write the valid rows as one partition replace, store the rest aside.
+
+    Returns (rows written, number set aside: by the mapping plus by the model).
+    """
+    if candidates.empty:
+        valid = candidates.reindex(columns=table.column_names)
+        invalid = set_aside.iloc[0:0]
+    else:
+        valid, invalid = split_valid(candidates, model, record_id)
+    all_set_aside = pd.concat([set_aside, invalid], ignore_index=True)
+    warehouse.replace_partition(table, valid, partition, date_range=date_range, move_rows=move_rows)
+    set_aside_count = store_set_aside(warehouse, company_id, asset, partition_key, all_set_aside)
+    return valid, set_aside_count
+
+
+def reconcile(asset_key: str, fetched: int, loaded: int, set_aside: int, removed_as_deleted: int = 0) -> dg.AssetCheckResult:
+    """Every fetched record is loaded, set aside with a reason, or removed because it was deleted."""
+    return dg.AssetCheckResult(
+        check_name=COUNTS_RECONCILE,
+        asset_key=asset_key,
+        passed=fetched == loaded + set_aside + removed_as_deleted,
+        metadata={
+            "fetched": fetched,
+            "loaded": loaded,
+            "set_aside": set_aside,
+            "removed_as_deleted": removed_as_deleted,
+        },
+    )
+
+
+def reconcile_spec(asset_name: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        COUNTS_RECONCILE,
+        asset=asset_name,
+        description="fetched = loaded + set aside (+ removed because the vendor lists them as deleted)",
+    )

@@ -1,0 +1,63 @@
+"""Raw layer: time entries exactly as the vendor sent them, one company x ISO week per partition."""
+
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from protiv_dagster.assets.common import prepare_warehouse, column_schema, company_source
+from protiv_dagster.partitions import company_week_partitions, split_company_week
+from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import RAW_TIMESHEETS
+
+
+@dg.asset(
+    partitions_def=company_week_partitions,
+    group_name="raw",
+    kinds={"python", "sql"},
+    metadata={"dagster/column_schema": column_schema(RAW_TIMESHEETS), "dagster/table_name": "protiv.raw_timesheets"},
+)
+def raw_timesheets(
+    context: dg.AssetExecutionContext,
+    registry: ConnectionRegistryResource,
+    quickbooks_time: QuickBooksTimeResource,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """Every time entry of one company whose work date falls in one ISO week, as received from the
+    company's vendor (live entries and the vendor's deleted-entries feed), with ids and modification
+    times. Replaced as a whole on every materialization, so re-running is safe."""
+    company_id, monday, sunday = split_company_week(context)
+    prepare_warehouse(warehouse)
+    source = company_source(company_id, registry, quickbooks_time)
+    feeds = source.time_entry_feeds(monday, sunday)
+    rows = [
+        {
+            "company_id": company_id,
+            "week_start": monday,
+            "provider": source.provider,
+            "feed": feed,
+            "position": position,
+            "entry_id": None if record.get("id") is None else str(record.get("id")),
+            "source_modified": None if record.get("last_modified") is None else str(record.get("last_modified")),
+            "payload": json.dumps(record, sort_keys=True),
+        }
+        for feed, records in feeds.items()
+        for position, record in enumerate(records)
+    ]
+    frame = pd.DataFrame(rows, columns=RAW_TIMESHEETS.column_names)
+    written = warehouse.replace_partition(RAW_TIMESHEETS, frame, {"company_id": company_id, "week_start": monday})
+    per_feed = {f"{feed}_records": len(records) for feed, records in feeds.items()}
+    context.log.info(
+        "%s: %s for %s..%s in %d requests", company_id, per_feed, monday, sunday, source.request_count
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written,
+            "provider": source.provider,
+            "vendor_requests": source.request_count,
+            **per_feed,
+        }
+    )

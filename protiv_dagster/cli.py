@@ -1,0 +1,303 @@
+"""`protiv`: the demo (the README's main command), the admin's connection commands, and helpers.
+
+Connecting, changing and removing a company's integration happens only here, on the admin's
+machine, with the encryption key in the environment: nothing a Dagster UI user can launch writes
+credentials. Secrets are read from a hidden prompt or an environment variable reference, never from
+command-line arguments (which other users of the machine can see).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from protiv_dagster.registry import (
+    CREDENTIAL_FIELDS,
+    PROVIDER_LABELS,
+    PROVIDERS,
+    ConnectionRegistry,
+    EnvReference,
+    RegistryError,
+    generate_secret_key,
+)
+from protiv_dagster.settings import SECRET_KEY_VARIABLE, data_dir
+
+app = typer.Typer(help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False)
+console = Console()
+
+DEMO_COMPANY = "demo-landscaping"
+DEMO_PORT = 8765
+DEMO_SEED = 7
+DEMO_WORKERS = 60
+DEMO_CLIENT_ID = "protiv-demo"
+DEMO_OPTIONS_FILE = "demo.json"  # what the demo generated, so `protiv emulator` serves the same data
+
+
+def _dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to the data folder so the demo, `dagster dev` and tests agree."""
+    home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # SQLite storage is Dagster's default; this file only turns telemetry off.
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _local_secret_key() -> None:
+    """For the local demo only: keep a generated key in .env (git-ignored), which `dagster dev` loads too."""
+    if os.environ.get(SECRET_KEY_VARIABLE):
+        return
+    env_file = Path(".env")
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    for line in lines:
+        if line.startswith(f"{SECRET_KEY_VARIABLE}="):
+            os.environ[SECRET_KEY_VARIABLE] = line.split("=", 1)[1].strip()
+            return
+    key = generate_secret_key()
+    env_file.write_text("\n".join([*lines, f"{SECRET_KEY_VARIABLE}={key}", ""]))
+    env_file.chmod(0o600)
+    os.environ[SECRET_KEY_VARIABLE] = key
+    console.print(f"[dim]Generated {SECRET_KEY_VARIABLE} for this laptop in .env (git-ignored).[/dim]")
+
+
+def _demo_emulator(port: int, access_token: str, *, seed: int, workers: int, client_secret: str | None = None):
+    from protiv_dagster.sandbox.generator import generate_company
+    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+
+    emulator = QuickBooksTimeEmulator(port=port)
+    emulator.add_company(
+        generate_company(DEMO_COMPANY, seed=seed, workers=workers),
+        access_token=access_token,
+        client_id=DEMO_CLIENT_ID,
+        client_secret=client_secret,
+    )
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise typer.BadParameter(f"port {port} is busy ({exc.strerror}); pass --port") from None
+    return emulator
+
+
+def print_propay_summary(company_id: str) -> None:
+    from protiv_dagster.resources.warehouse import Warehouse
+
+    warehouse = Warehouse()
+    totals = warehouse.query(
+        "select count(*) as propays, coalesce(sum(bonus_pool), 0) as pool, "
+        "coalesce(sum(actual_hours), 0) as hours, "
+        "sum(case when status = 'started' then 1 else 0 end) as started "
+        "from {schema}.propay_opportunities where company_id = ?",
+        [company_id],
+    ).iloc[0]
+    counts = warehouse.query(
+        "select (select count(*) from {schema}.attendance where company_id = ?) as attendance, "
+        "(select count(*) from {schema}.workers where company_id = ?) as workers, "
+        "(select count(*) from {schema}.jobs where company_id = ?) as jobs, "
+        "(select count(*) from {schema}.rejected_rows where company_id = ?) as set_aside",
+        [company_id] * 4,
+    ).iloc[0]
+    top = warehouse.query(
+        "select name, budget_hours, actual_hours, saved_amount, bonus_pool, status "
+        "from {schema}.propay_opportunities where company_id = ? order by bonus_pool desc, name limit 5",
+        [company_id],
+    )
+    console.print(
+        f"\n[bold]{company_id}[/bold]: {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
+        f"{int(counts.jobs)} jobs and milestones, {int(counts.set_aside)} records set aside"
+    )
+    console.print(
+        f"[bold]{int(totals.propays)} ProPays[/bold] ({int(totals.started)} started), "
+        f"{float(totals.hours):,.1f} worker-hours, total bonus pool [bold green]${float(totals.pool):,.2f}[/bold green]"
+    )
+    table = RichTable(title="Top jobs by bonus pool")
+    for column in ("ProPay", "budget h", "actual h", "saved $", "pool $", "status"):
+        table.add_column(column, justify="left" if column in ("ProPay", "status") else "right")
+    for row in top.itertuples():
+        table.add_row(
+            row.name, f"{float(row.budget_hours):,.1f}", f"{float(row.actual_hours):,.1f}",
+            f"{float(row.saved_amount):,.2f}", f"{float(row.bonus_pool):,.2f}", row.status,
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the QuickBooks Time emulator.")] = DEMO_PORT,
+    workers: Annotated[int, typer.Option(min=5, max=500, help="Crew size of the demo company.")] = DEMO_WORKERS,
+    seed: Annotated[int, typer.Option(help="Seed of the demo company's data.")] = DEMO_SEED,
+) -> None:
+    """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
+    import dagster as dg
+
+    from protiv_dagster.company_sync import SyncFailed, plan_sync, sync_company
+    from protiv_dagster.definitions import defs
+
+    _local_secret_key()
+    home = _dagster_home()
+    today = date.today()
+    access_token = secrets.token_urlsafe(24)
+    emulator = _demo_emulator(port, access_token, seed=seed, workers=workers)
+    (data_dir() / DEMO_OPTIONS_FILE).write_text(json.dumps({"seed": seed, "workers": workers}))
+    try:
+        connection = ConnectionRegistry().connect(
+            DEMO_COMPANY,
+            "quickbooks_time",
+            emulator.base_url,
+            {"access_token": access_token},
+            settings={"role_buckets": {"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}},
+            today=today,
+        )
+        console.print(
+            f"Connected [bold]{DEMO_COMPANY}[/bold] to QuickBooks Time at {connection.base_url} "
+            f"({workers} workers), pulling attendance from {connection.attendance_pull_date}"
+        )
+        steps = plan_sync(DEMO_COMPANY, connection.attendance_pull_date, today)
+        started = time.perf_counter()
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(), console=console,
+        ) as progress:
+            task = progress.add_task("initial sync", total=len(steps))
+
+            def on_step(step, state):
+                if state == "started":
+                    progress.update(task, description=f"initial sync: {step.label}")
+                else:
+                    progress.advance(task)
+
+            run_ids = sync_company(
+                defs, dg.DagsterInstance.get(), DEMO_COMPANY, connection.attendance_pull_date, today, on_step
+            )
+        console.print(
+            f"Initial sync: {len(run_ids)} Dagster runs in {time.perf_counter() - started:.1f} s, "
+            f"{emulator.request_count} vendor requests"
+        )
+    except (SyncFailed, RegistryError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        emulator.stop()
+    print_propay_summary(DEMO_COMPANY)
+    console.print(
+        f"\nRuns and materializations are in the Dagster instance at {home}.\n"
+        "Open the UI on the same instance and data with [bold]make ui[/bold] "
+        f"(DAGSTER_HOME={home} dagster dev -w workspace.yaml); run [bold]make emulator[/bold] beside it "
+        "to materialize the demo company's partitions again (a force sync)."
+    )
+
+
+@app.command()
+def emulator(port: Annotated[int, typer.Option(help="Port to serve on.")] = DEMO_PORT) -> None:
+    """Serve the demo company's QuickBooks Time emulator until interrupted (for the UI's force sync)."""
+    _local_secret_key()
+    connection = ConnectionRegistry().get(DEMO_COMPANY)
+    options_file = data_dir() / DEMO_OPTIONS_FILE
+    meta = json.loads(options_file.read_text()) if options_file.exists() else {}
+    server = _demo_emulator(
+        port, connection.credentials()["access_token"],
+        seed=meta.get("seed", DEMO_SEED), workers=meta.get("workers", DEMO_WORKERS),
+    )
+    console.print(f"QuickBooks Time emulator for {DEMO_COMPANY} at {server.base_url}; Ctrl-C stops it.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+def ui() -> None:
+    """Start `dagster dev` on workspace.yaml with the demo's instance and data."""
+    _local_secret_key()
+    _dagster_home()
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]))
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new encryption key for PROTIV_SECRET_KEY (give it to admins and run workers only)."""
+    typer.echo(generate_secret_key())
+
+
+@app.command()
+def connect(
+    company_id: Annotated[str, typer.Argument(help="Protiv company id.")],
+    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")],
+    base_url: Annotated[str, typer.Option(help="The vendor API base URL for this company.")],
+    pull_date: Annotated[Optional[str], typer.Option(help="Attendance pull date YYYY-MM-DD (default: 14 days ago).")] = None,
+    settings_file: Annotated[Optional[Path], typer.Option(help="JSON file with the company's ProPay settings.")] = None,
+    credential_env: Annotated[
+        Optional[list[str]],
+        typer.Option(help="NAME=VARIABLE: keep credential NAME in environment variable VARIABLE instead of encrypted."),
+    ] = None,
+) -> None:
+    """Connect (or reconnect) a company's integration. Admin only: needs PROTIV_SECRET_KEY.
+
+    Credentials not given as environment references are asked for at a hidden prompt and stored
+    encrypted."""
+    try:
+        if provider not in PROVIDERS:
+            raise RegistryError(f"unknown provider {provider!r}; known providers: {', '.join(PROVIDERS)}")
+        references = dict(item.split("=", 1) for item in (credential_env or []))
+        required, optional = CREDENTIAL_FIELDS[provider]
+        credentials: dict[str, str | EnvReference] = {name: EnvReference(var) for name, var in references.items()}
+        for name in sorted(required - set(references)):
+            credentials[name] = typer.prompt(f"{PROVIDER_LABELS[provider]} {name}", hide_input=True)
+        settings = json.loads(settings_file.read_text()) if settings_file else None
+        connection = ConnectionRegistry().connect(
+            company_id, provider, base_url, credentials,
+            attendance_pull_date=date.fromisoformat(pull_date) if pull_date else None,
+            settings=settings,
+        )
+    except (RegistryError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"Connected {connection.company_id} to {connection.provider_label} at {connection.base_url}; "
+        f"attendance from {connection.attendance_pull_date}; credentials: "
+        + ", ".join(f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})" for n, s in connection.stored_credentials.items())
+    )
+
+
+@app.command()
+def disconnect(company_id: str) -> None:
+    """Remove a company's connection (admin only). Its synced data stays in the warehouse."""
+    try:
+        ConnectionRegistry().disconnect(company_id)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"Disconnected {company_id}; its data stays in the warehouse.")
+
+
+@app.command()
+def connections() -> None:
+    """List connected companies (never their credentials)."""
+    table = RichTable("company", "provider", "base URL", "pull date", "connected", "credentials")
+    for c in ConnectionRegistry().list():
+        table.add_row(
+            c.company_id, c.provider_label, c.base_url, str(c.attendance_pull_date),
+            c.connected_at.strftime("%Y-%m-%d %H:%M"),
+            ", ".join(f"{n}:{'env' if 'env' in s else 'encrypted'}" for n, s in c.stored_credentials.items()),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

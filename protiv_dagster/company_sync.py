@@ -1,0 +1,76 @@
+"""Run a company's sync through Dagster: reference data, each week of attendance, then ProPays.
+
+Every step is a real run of a job of the code location, recorded in the instance (so it shows in
+the UI), with the company's dynamic partition added first. Used by the CLI and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from protiv_dagster.partitions import company_partitions, company_week_key, week_keys
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    job_name: str
+    partition_key: str | dg.MultiPartitionKey
+    label: str
+
+
+# The run's events go to the instance (and the UI); the terminal only needs warnings and errors.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class SyncFailed(RuntimeError):
+    pass
+
+
+def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep]:
+    """The runs that bring a company's tables up to date for ``first_day``..``last_day``."""
+    steps = [SyncStep("sync_company_reference", company_id, "workers and jobs")]
+    steps += [
+        SyncStep("sync_company_week", company_week_key(company_id, week), f"attendance, week of {week}")
+        for week in week_keys(first_day, last_day)
+    ]
+    steps.append(SyncStep("compute_propay", company_id, "ProPay opportunities"))
+    return steps
+
+
+def sync_company(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    company_id: str,
+    first_day: date,
+    last_day: date,
+    on_step: Callable[[SyncStep, str], None] | None = None,
+) -> list[str]:
+    """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
+    if not instance.has_dynamic_partition(company_partitions.name, company_id):
+        instance.add_dynamic_partitions(company_partitions.name, [company_id])
+    run_ids = []
+    for step in plan_sync(company_id, first_day, last_day):
+        if on_step:
+            on_step(step, "started")
+        result = defs.resolve_job_def(step.job_name).execute_in_process(
+            instance=instance,
+            partition_key=str(step.partition_key),
+            raise_on_error=False,
+            run_config=QUIET_CONSOLE,
+            tags={"protiv/company": company_id, "protiv/trigger": "initial_sync"},
+        )
+        run_ids.append(result.run_id)
+        if not result.success:
+            failure = next(
+                (e.event_specific_data.error for e in result.all_events if e.is_step_failure),  # type: ignore[union-attr]
+                None,
+            )
+            message = failure.message.strip() if failure else "see the run's event log"
+            raise SyncFailed(f"{step.label} failed for company {company_id!r} (run {result.run_id}): {message}")
+        if on_step:
+            on_step(step, "done")
+    return run_ids

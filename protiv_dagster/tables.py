@@ -1,0 +1,81 @@
+"""The warehouse tables analysts query, derived from the pandera models so there is one description.
+
+Cleaned tables come from ``schemas.py``; the raw and set-aside tables are declared here because
+they hold records as received, which no model can validate.
+"""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+
+from protiv_dagster import schemas
+from protiv_dagster.resources.warehouse import Column, Table
+
+
+def table_from_model(
+    model: type[pa.DataFrameModel], name: str, primary_key: tuple[str, ...], description: str
+) -> Table:
+    schema = model.to_schema()
+    columns = tuple(
+        Column(
+            name=column_name,
+            sql_type=column.metadata[schemas.SQL_TYPE],
+            nullable=column.nullable,
+            description=column.description or "",
+        )
+        for column_name, column in schema.columns.items()
+    )
+    return Table(name=name, columns=columns, primary_key=primary_key, description=description)
+
+
+ATTENDANCE = table_from_model(
+    schemas.Attendance,
+    "attendance",
+    ("company_id", "entry_id"),
+    "Worked time entries of every vendor in one shape; deleted entries are removed. Partitioned by company and ISO week of work_date.",
+)
+WORKERS = table_from_model(
+    schemas.Worker, "workers", ("company_id", "worker_id"), "Workers of each company with the wage used for labor cost."
+)
+JOBS = table_from_model(
+    schemas.Job, "jobs", ("company_id", "job_id"), "Jobs and their milestones with labor budgets and status."
+)
+PROPAY_OPPORTUNITIES = table_from_model(
+    schemas.PropayOpportunity,
+    "propay_opportunities",
+    ("company_id", "propay_id"),
+    "One row per ProPay: budget, actual hours and labor cost, savings, bonus pool and its role buckets, status.",
+)
+
+RAW_TIMESHEETS = Table(
+    name="raw_timesheets",
+    description="Time entries as received from each company's vendor, live and deleted feeds, per company and ISO week of their work date.",
+    primary_key=("company_id", "week_start", "feed", "position"),
+    columns=(
+        Column("company_id", "TEXT", False, "Protiv company."),
+        Column("week_start", "DATE", False, "Monday of the ISO week the sheets were requested for."),
+        Column("provider", "TEXT", False, "The vendor the records came from."),
+        Column("feed", "TEXT", False, "The vendor endpoint, e.g. timesheets (live) or timesheets_deleted."),
+        Column("position", "BIGINT", False, "Order in which the record was received."),
+        Column("entry_id", "TEXT", True, "The record's id as received."),
+        Column("source_modified", "TEXT", True, "The record's last_modified as received."),
+        Column("payload", "TEXT", False, "The record as received, JSON."),
+    ),
+)
+
+REJECTED_ROWS = Table(
+    name="rejected_rows",
+    description="Records set aside by validation, with the reason; the counts reconcile: fetched = loaded + set aside.",
+    primary_key=("company_id", "asset", "partition_key", "position"),
+    columns=(
+        Column("company_id", "TEXT", False, "Protiv company."),
+        Column("asset", "TEXT", False, "The asset that set the record aside (attendance, workers, jobs)."),
+        Column("partition_key", "TEXT", False, "The partition materialized when it was set aside."),
+        Column("position", "BIGINT", False, "Order within that materialization."),
+        Column("record_id", "TEXT", True, "The vendor id of the record, when it has one."),
+        Column("reason", "TEXT", False, "Every check the record failed."),
+        Column("record", "TEXT", False, "The record, JSON."),
+    ),
+)
+
+ALL_TABLES = (RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, REJECTED_ROWS)
