@@ -69,6 +69,8 @@ def sync_company(
                 (e.event_specific_data.error for e in result.all_events if e.is_step_failure),  # type: ignore[union-attr]
                 None,
             )
+            while failure is not None and failure.cause is not None:
+                failure = failure.cause  # Dagster wraps the asset's own exception; that one says why
             message = failure.message.strip() if failure else "see the run's event log"
             raise SyncFailed(f"{step.label} failed for company {company_id!r} (run {result.run_id}): {message}")
         if on_step:

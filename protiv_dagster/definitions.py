@@ -12,7 +12,6 @@ import dagster as dg
 from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.propay import propay_opportunities
 from protiv_dagster.assets.raw import raw_timesheets
-from protiv_dagster.partitions import company_partitions, company_week_partitions
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.resources.warehouse import Warehouse
@@ -21,19 +20,16 @@ from protiv_dagster.resources.warehouse import Warehouse
 sync_company_reference = dg.define_asset_job(
     "sync_company_reference",
     selection=[workers, jobs],
-    partitions_def=company_partitions,
     description="Workers and jobs of one company from its vendor.",
 )
 sync_company_week = dg.define_asset_job(
     "sync_company_week",
     selection=[raw_timesheets, attendance],
-    partitions_def=company_week_partitions,
     description="One company's time entries of one ISO week: raw, then cleaned attendance.",
 )
 compute_propay = dg.define_asset_job(
     "compute_propay",
     selection=[propay_opportunities],
-    partitions_def=company_partitions,
     description="One company's ProPay opportunities from its cleaned tables.",
 )
 

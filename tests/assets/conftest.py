@@ -1,0 +1,77 @@
+"""A connected company served by the QuickBooks Time emulator, and a runner for its sync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from protiv_dagster.company_sync import sync_company
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sandbox.generator import generate_company
+from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.tables import ALL_TABLES
+
+AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
+PULL_DATE = date(2026, 11, 6)
+TODAY = date(2026, 11, 20)
+COMPANY = "acme"
+SETTINGS = {"role_buckets": {"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}}
+
+
+@dataclass
+class Pipeline:
+    emulator: QuickBooksTimeEmulator
+    warehouse: Warehouse
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+
+    def sync(self, company_id: str = COMPANY) -> list[str]:
+        return sync_company(self.defs, self.instance, company_id, PULL_DATE, TODAY)
+
+    @property
+    def vendor(self):
+        return self.emulator.company(COMPANY)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {table.name: self.warehouse.read_table(table) for table in ALL_TABLES}
+
+    def attendance(self) -> pd.DataFrame:
+        return self.warehouse.read_table("attendance", where={"company_id": COMPANY}, order_by=["entry_id"])
+
+
+@pytest.fixture
+def warehouse_backend() -> str:
+    return "duckdb"
+
+
+@pytest.fixture
+def pipeline(request, tmp_path, monkeypatch, warehouse_backend):
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    if warehouse_backend == "postgres":
+        warehouse = Warehouse(
+            url=request.getfixturevalue("postgres_url"), schema_name=request.getfixturevalue("postgres_schema")
+        )
+    else:
+        warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    registry_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    data = generate_company(COMPANY, seed=11, workers=15, days=14, as_of=AS_OF, timezone="America/Denver")
+    with QuickBooksTimeEmulator() as emulator, dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        token = emulator.add_company(data)
+        ConnectionRegistry(registry_url).connect(
+            COMPANY, "quickbooks_time", emulator.base_url, {"access_token": token},
+            attendance_pull_date=PULL_DATE, settings=SETTINGS,
+        )
+        defs = build_defs(
+            warehouse=warehouse,
+            registry=ConnectionRegistryResource(url=registry_url),
+            quickbooks_time=QuickBooksTimeResource(max_attempts=4, max_wait_seconds=0.2),
+        )
+        yield Pipeline(emulator, warehouse, defs, instance)
