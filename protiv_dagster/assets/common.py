@@ -36,9 +36,19 @@ def company_source(
     return source_for(registry.get(company_id), registry=registry, quickbooks_time=quickbooks_time)
 
 
+_prepared_warehouses: set[str] = set()
+
+
 def prepare_warehouse(warehouse: Warehouse) -> None:
-    """Create the project's tables where they are missing, so any asset can run first."""
-    warehouse.ensure_tables(ALL_TABLES)
+    """Create the project's tables where they are missing, so any asset can run first.
+
+    Checked once per process and warehouse: a run process (or the demo, which runs several runs in
+    one process) pays the DDL round trips once, not in every step.
+    """
+    key = f"{warehouse.describe()}|{warehouse.schema_name}"
+    if key not in _prepared_warehouses:
+        warehouse.ensure_tables(ALL_TABLES)
+        _prepared_warehouses.add(key)
 
 
 def store_set_aside(

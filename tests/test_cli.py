@@ -1,0 +1,88 @@
+"""The README's main command end to end, run as a user runs it, twice; and the admin commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from pandas.testing import assert_frame_equal
+
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import ALL_TABLES
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def protiv(*args: str, cwd: Path, env_extra: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
+    env.update({"COLUMNS": "200", **(env_extra or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "protiv_dagster.cli", *args],
+        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300,
+    )
+
+
+def summary(output: str) -> list[str]:
+    return [line for line in output.splitlines() if re.search(r"ProPays|attendance rows|│", line)]
+
+
+def test_demo_runs_the_initial_sync_through_dagster_and_is_safe_to_repeat(tmp_path, monkeypatch):
+    port = str(free_port())
+    first = protiv("demo", "--port", port, "--workers", "12", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "Initial sync: 5 Dagster runs" in first.stdout
+    assert re.search(r"\d+ ProPays \(\d+ started\), [\d,.]+ worker-hours, total bonus pool \$[\d,.]+", first.stdout)
+    assert "make ui" in first.stdout and "dagster dev -w workspace.yaml" in first.stdout
+    warehouse = Warehouse(url=str(tmp_path / "data" / "warehouse.duckdb"))
+    tables = {t.name: warehouse.read_table(t) for t in ALL_TABLES}
+    assert len(tables["propay_opportunities"]) > 0 and tables["rejected_rows"].empty
+
+    second = protiv("demo", "--port", port, "--workers", "12", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert summary(second.stdout) == summary(first.stdout)
+    for table in ALL_TABLES:
+        assert_frame_equal(tables[table.name], warehouse.read_table(table), obj=table.name)
+
+    # The runs are real runs of the code location's jobs, stored in the SQLite instance the UI opens.
+    home = tmp_path / "data" / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 10 and all(run.is_success for run in runs)
+        assert {run.job_name for run in runs} == {"sync_company_reference", "sync_company_week", "compute_propay"}
+    # The generated key lives only in the git-ignored .env; the registry holds ciphertext.
+    key = (tmp_path / ".env").read_text().split("PROTIV_SECRET_KEY=")[1].strip()
+    assert key not in (tmp_path / "data" / "registry.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
+    key = protiv("keygen", cwd=tmp_path).stdout.strip()
+    env = {"PROTIV_SECRET_KEY": key}
+    done = protiv(
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1",
+        cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "access_token (encrypted)" in done.stdout and "tok-very-secret-123" not in done.stdout + done.stderr
+    listed = protiv("connections", cwd=tmp_path, env_extra=env)
+    assert "acme" in listed.stdout and "QuickBooks Time" in listed.stdout and "tok-very" not in listed.stdout
+    assert b"tok-very-secret-123" not in (tmp_path / "data" / "registry.sqlite3").read_bytes()
+
+    wrong = protiv("connect", "acme", "--provider", "jobber", "--base-url", "https://x", cwd=tmp_path, env_extra=env)
+    assert wrong.returncode == 2 and "unknown provider 'jobber'" in wrong.stdout
+    no_key = protiv("connect", "beta", "--provider", "quickbooks_time", "--base-url", "https://x", cwd=tmp_path, stdin="t\n")
+    assert no_key.returncode == 2 and "PROTIV_SECRET_KEY is not set" in no_key.stdout
+    gone = protiv("disconnect", "acme", cwd=tmp_path, env_extra=env)
+    assert gone.returncode == 0 and "stays in the warehouse" in gone.stdout
