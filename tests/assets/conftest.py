@@ -63,7 +63,9 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend):
         warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
     registry_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     data = generate_company(COMPANY, seed=11, workers=15, days=14, as_of=AS_OF, timezone="America/Denver")
-    with QuickBooksTimeEmulator() as emulator, dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+    # An in-memory instance: these tests are about the data; the SQLite and PostgreSQL instances
+    # are exercised by the demo test and tests/test_instance_postgres.py.
+    with QuickBooksTimeEmulator() as emulator, dg.DagsterInstance.ephemeral() as instance:
         token = emulator.add_company(data)
         ConnectionRegistry(registry_url).connect(
             COMPANY, "quickbooks_time", emulator.base_url, {"access_token": token},
