@@ -171,14 +171,23 @@ def split_valid(
         frame_level = failures[failures["index"].isna()]
         raise ValueError(
             f"{model.__name__}: the frame itself is malformed: "
-            + "; ".join(f"{c} {k}" for c, k in zip(frame_level["column"], frame_level["check"]))
+            + "; ".join(
+                f"column {case!r} is missing" if check == "column_in_dataframe" else f"{column} {check}: {case}"
+                for column, check, case in zip(frame_level["column"], frame_level["check"], frame_level["failure_case"])
+            )
         )
+    # A failed dataframe-level check is reported once per column of the row: name the check once.
+    descriptions = {c.name: c.description for c in schema.checks if c.description}
     reasons = (
         row_failures.assign(
             index=row_failures["index"].astype(int),
             reason=[
-                f"{column}: {check}" if isinstance(column, str) and column != model.__name__ else str(check)
-                for column, check in zip(row_failures["column"], row_failures["check"])
+                f"{column}: {check}"
+                if context == "Column"
+                else (f"{check} ({descriptions[check]})" if check in descriptions else str(check))
+                for context, column, check in zip(
+                    row_failures["schema_context"], row_failures["column"], row_failures["check"]
+                )
             ],
         )
         .groupby("index")["reason"]

@@ -26,6 +26,8 @@ as received, never dropped.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -64,7 +66,10 @@ def _id_text(values: pd.Series) -> pd.Series:
     def one(value: Any) -> str | None:
         if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
             return None
-        text = str(int(value)) if isinstance(value, (int, float)) and float(value).is_integer() else str(value).strip()
+        if isinstance(value, int):
+            text = str(value)  # exactly: float() of a huge JSON integer overflows
+        else:
+            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
         return None if text in ("", "0") else text
 
     return values.map(one).astype(object)
@@ -74,18 +79,24 @@ def _utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
     text = values.where(values.map(lambda v: isinstance(v, str) and v.strip() != ""), None)
     parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
+    parsed = parsed.where((parsed >= pd.Timestamp.min.tz_localize("UTC")) & (parsed <= pd.Timestamp.max.tz_localize("UTC")))
     return parsed.astype("datetime64[ns, UTC]"), text.notna() & parsed.isna()
 
 
 def _dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
     parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    parsed = parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
     return parsed.dt.date.where(parsed.notna(), None).astype(object), text.notna() & parsed.isna()
 
 
 def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     present = values.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool))
-    numbers = pd.to_numeric(values.where(present, None), errors="coerce").astype(float)
+    # An integer beyond float range (valid JSON) would make to_numeric raise: it is no usable number.
+    given = values.where(present, None).map(lambda v: math.inf if isinstance(v, int) and abs(v) > sys.float_info.max else v)
+    numbers = pd.to_numeric(given, errors="coerce").astype(float)
+    numbers = numbers.where(numbers.map(math.isfinite))  # "inf", "nan", 1e999 are not numbers of hours or dollars
     return numbers, present & numbers.isna()
 
 
@@ -108,13 +119,15 @@ def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tup
     reasons = _collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
     modified, bad_modified = _utc(_column(frame, "last_modified"))
     reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    active = _column(frame, "active").map(lambda v: v if isinstance(v, bool) else None)
+    reasons = _collect(reasons, active.isna(), "active is missing or not a boolean")
     workers = pd.DataFrame(
         {
             "company_id": company_id,
             "worker_id": worker_id,
             "first_name": _column(frame, "first_name"),
             "last_name": _column(frame, "last_name"),
-            "active": _column(frame, "active"),
+            "active": active,
             "hourly_wage": hourly.round(4),
             "pay_interval": interval,
             "hire_date": hire,

@@ -1,0 +1,237 @@
+"""The pandera models of the cleaned tables and ``split_valid``: valid rows come back coerced to the
+model, every other row comes back set aside with all of its reasons, and a malformed frame raises."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from protiv_dagster.schemas import Attendance, Job, PropayOpportunity, Worker, no_rejects, split_valid
+
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+
+
+def attendance_row(**changes: Any) -> dict[str, Any]:
+    row = {
+        "company_id": "acme",
+        "entry_id": "1",
+        "worker_id": "7",
+        "job_id": "10",
+        "milestone_id": None,
+        "work_date": date(2026, 11, 1),
+        "start_at": pd.Timestamp("2026-11-01T07:00:00Z"),
+        "end_at": pd.Timestamp("2026-11-01T10:00:00Z"),
+        "hours": 3.0,
+        "is_drive": False,
+        "on_the_clock": False,
+        "entry_type": "regular",
+        "source_modified_at": pd.Timestamp("2026-11-02T00:00:00Z"),
+    }
+    row.update(changes)
+    return row
+
+
+def worker_row(**changes: Any) -> dict[str, Any]:
+    row = {
+        "company_id": "acme",
+        "worker_id": "7",
+        "first_name": "Ana",
+        "last_name": "Ruiz",
+        "active": True,
+        "hourly_wage": 25.0,
+        "pay_interval": "hour",
+        "hire_date": date(2020, 1, 1),
+        "term_date": None,
+        "source_modified_at": pd.Timestamp("2026-11-02T00:00:00Z"),
+    }
+    row.update(changes)
+    return row
+
+
+def job_row(**changes: Any) -> dict[str, Any]:
+    row = {
+        "company_id": "acme",
+        "job_id": "10",
+        "parent_job_id": None,
+        "level": "job",
+        "name": "Smith patio",
+        "short_code": None,
+        "budget_hours": 40.0,
+        "status": "open",
+        "recurring": False,
+        "is_drive": False,
+        "active": True,
+        "source_modified_at": pd.Timestamp("2026-11-02T00:00:00Z"),
+    }
+    row.update(changes)
+    return row
+
+
+def test_valid_rows_come_back_coerced_to_the_model() -> None:
+    frame = pd.DataFrame(
+        [
+            attendance_row(entry_id=1, worker_id=7, job_id=10, hours=3, is_drive=0, start_at="2026-11-01T01:00:00-06:00",
+                           end_at="2026-11-01T03:00:00-07:00", extra="not in the model"),
+            attendance_row(entry_id=2, worker_id=7, job_id=10, milestone_id="11", hours="1.5", is_drive=1, start_at=None,
+                           end_at=None, entry_type="manual", extra="not in the model"),
+        ],
+        index=[40, 41],
+    )
+    assert frame["entry_id"].dtype != object and frame["hours"].dtype == object
+
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+
+    assert rejected.empty and list(rejected.columns) == ["record_id", "reason", "record"]
+    assert "extra" not in valid.columns  # strict="filter": columns the model does not name are dropped
+    assert list(valid.index) == [0, 1]
+    assert list(valid["entry_id"]) == ["1", "2"] and list(valid["job_id"]) == ["10", "10"]
+    assert list(valid["milestone_id"].isna()) == [True, False] and valid["milestone_id"].iloc[1] == "11"
+    assert valid["hours"].dtype == "float64" and list(valid["hours"]) == [3.0, 1.5]
+    assert valid["is_drive"].dtype == bool and list(valid["is_drive"]) == [False, True]
+    for column in ("start_at", "end_at", "source_modified_at"):
+        assert valid[column].dtype == UTC_NS, column
+    assert valid["start_at"].iloc[0] == pd.Timestamp("2026-11-01T07:00:00Z")
+    assert valid["end_at"].iloc[0] - valid["start_at"].iloc[0] == pd.Timedelta(hours=3)  # across fall back
+    assert list(valid["work_date"]) == [date(2026, 11, 1)] * 2
+
+
+def test_coercion_of_the_other_models() -> None:
+    workers, rejected = split_valid(
+        pd.DataFrame([worker_row(worker_id=7, hourly_wage="25.5", active=1), worker_row(worker_id=8, hourly_wage=None)]),
+        Worker,
+        "worker_id",
+    )
+    assert rejected.empty
+    assert list(workers["worker_id"]) == ["7", "8"]
+    assert workers["hourly_wage"].dtype == "float64" and workers["hourly_wage"].iloc[0] == 25.5
+    assert pd.isna(workers["hourly_wage"].iloc[1]) and workers["active"].dtype == bool
+    assert workers["source_modified_at"].dtype == UTC_NS
+
+    jobs, rejected = split_valid(
+        pd.DataFrame([job_row(job_id=10, budget_hours="40"), job_row(job_id=11, parent_job_id="10", level="milestone")]),
+        Job,
+        "job_id",
+    )
+    assert rejected.empty
+    assert list(jobs["job_id"]) == ["10", "11"] and jobs["parent_job_id"].iloc[1] == "10"
+    assert jobs["budget_hours"].dtype == "float64" and jobs["budget_hours"].iloc[0] == 40.0
+
+
+@pytest.mark.parametrize(
+    ("model", "row", "record_id", "missing"),
+    [
+        (Attendance, attendance_row(), "entry_id", "hours"),
+        (Attendance, attendance_row(), "entry_id", "work_date"),
+        (Worker, worker_row(), "worker_id", "active"),
+        (Job, job_row(), "job_id", "level"),
+    ],
+)
+def test_a_missing_column_raises_naming_it(model: Any, row: dict[str, Any], record_id: str, missing: str) -> None:
+    frame = pd.DataFrame([row, row | {record_id: "2"}]).drop(columns=[missing])
+    with pytest.raises(ValueError, match=rf"{model.__name__}: the frame itself is malformed: .*column '{missing}' is missing"):
+        split_valid(frame, model, record_id)
+
+
+def test_a_missing_column_raises_even_when_rows_are_bad_too() -> None:
+    frame = pd.DataFrame([attendance_row(hours=-1.0)]).drop(columns=["entry_type"])
+    with pytest.raises(ValueError, match="column 'entry_type' is missing"):
+        split_valid(frame, Attendance, "entry_id")
+
+
+def test_reasons_aggregate_every_failure_of_a_row() -> None:
+    bad = attendance_row(
+        entry_id="2",
+        worker_id="",
+        hours=-1.0,
+        entry_type="weird",
+        end_at=pd.Timestamp("2026-11-01T06:00:00Z"),  # before start
+    )
+    frame = pd.DataFrame([attendance_row(entry_id="1"), bad, attendance_row(entry_id="3", hours=25.0)], index=[7, 8, 9])
+
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+
+    assert list(valid["entry_id"]) == ["1"] and list(valid.index) == [0]
+    assert list(rejected.index) == [0, 1]
+    assert list(rejected["record_id"]) == ["2", "3"]
+    # Every failed check once, sorted, column checks named by column, frame checks by name and description.
+    assert rejected["reason"].iloc[0] == (
+        "end_after_start (end is not before start); "
+        "entry_type: isin(['regular', 'manual']); "
+        "hours: greater_than_or_equal_to(0); "
+        "worker_id: str_length(1, None)"
+    )
+    assert rejected["reason"].iloc[1] == "hours: less_than_or_equal_to(24)"
+    record = json.loads(rejected["record"].iloc[0])
+    assert record["entry_id"] == "2" and record["entry_type"] == "weird" and record["milestone_id"] is None
+    assert len(valid) + len(rejected) == len(frame)
+
+
+def test_duplicated_ids_set_both_copies_aside() -> None:
+    frame = pd.DataFrame(
+        [attendance_row(entry_id="1"), attendance_row(entry_id="2"), attendance_row(entry_id="1", hours=2.0)]
+    )
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+    assert list(valid["entry_id"]) == ["2"]
+    assert list(rejected["record_id"]) == ["1", "1"]
+    assert set(rejected["reason"]) == {"unique_entry (entry id is unique within the company)"}
+
+    # The same id in two companies is no duplicate.
+    other = pd.DataFrame([attendance_row(entry_id="1"), attendance_row(entry_id="1", company_id="globex")])
+    valid, rejected = split_valid(other, Attendance, "entry_id")
+    assert len(valid) == 2 and rejected.empty
+
+
+def test_worker_and_job_rules() -> None:
+    valid, rejected = split_valid(
+        pd.DataFrame([worker_row(), worker_row(worker_id="8", hourly_wage=-1.0), worker_row()]), Worker, "worker_id"
+    )
+    assert valid.empty
+    assert list(rejected["reason"]) == [
+        "unique_worker (worker id is unique within the company)",
+        "hourly_wage: greater_than_or_equal_to(0)",
+        "unique_worker (worker id is unique within the company)",
+    ]
+
+    valid, rejected = split_valid(
+        pd.DataFrame(
+            [
+                job_row(),
+                job_row(job_id="11", level="milestone"),  # a milestone without its job
+                job_row(job_id="12", parent_job_id="10"),  # a job with a parent
+                job_row(job_id="13", status="paused", budget_hours=-2.0),
+            ]
+        ),
+        Job,
+        "job_id",
+    )
+    assert list(valid["job_id"]) == ["10"]
+    assert list(rejected["record_id"]) == ["11", "12", "13"]
+    assert list(rejected["reason"][:2]) == ["parent_matches_level (a milestone names its job and a job has no parent)"] * 2
+    assert rejected["reason"].iloc[2] == "budget_hours: greater_than_or_equal_to(0); status: isin(['open', 'completed', 'canceled'])"
+
+
+def test_propay_opportunity_model() -> None:
+    row = {
+        "company_id": "acme", "propay_id": "10", "job_id": "10", "milestone_id": None, "name": "Smith patio",
+        "budget_type": "hours", "budget_hours": 40.0, "actual_hours": 30.0, "labor_cost": 750.0, "blended_wage": 25.0,
+        "saved_hours": 10.0, "saved_amount": 250.0, "overage_amount": 0.0, "bonus_pool": 125.0, "crew_bucket": 125.0,
+        "crew_lead_bucket": 0.0, "manager_bucket": 0.0, "other_bucket": 0.0, "company_bucket": 0.0,
+        "status": "completed", "worker_count": 3, "first_work_date": date(2026, 11, 1), "last_work_date": date(2026, 11, 3),
+    }
+    over = row | {"propay_id": "11", "saved_hours": -5.0, "saved_amount": -1.0, "status": "done"}
+    valid, rejected = split_valid(pd.DataFrame([row, over]), PropayOpportunity, "propay_id")
+    assert list(valid["propay_id"]) == ["10"] and valid["worker_count"].dtype == "int64"
+    assert rejected["reason"].iloc[0] == (
+        "saved_amount: greater_than_or_equal_to(0); status: isin(['pending', 'started', 'completed', 'canceled'])"
+    )
+
+
+def test_no_rejects_is_an_empty_set_aside_frame() -> None:
+    empty = no_rejects()
+    assert empty.empty and list(empty.columns) == ["record_id", "reason", "record"]
+    valid, rejected = split_valid(pd.DataFrame([worker_row()]), Worker, "worker_id")
+    assert len(valid) == 1 and list(rejected.columns) == list(empty.columns) and rejected.empty
