@@ -3,6 +3,7 @@
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -21,6 +22,7 @@ from protiv_dagster.partitions import company_partitions, company_week_partition
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sources import Mapped, Source
 from protiv_dagster.tables import ATTENDANCE, JOBS, RAW_TIMESHEETS, WORKERS
 
 BY_COMPANY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="company")
@@ -28,6 +30,39 @@ BY_COMPANY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=
 
 def _table_metadata(table) -> dict:
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": f"protiv.{table.name}"}
+
+
+def _reference_table(
+    context: dg.AssetExecutionContext,
+    registry: ConnectionRegistryResource,
+    quickbooks_time: QuickBooksTimeResource,
+    warehouse: Warehouse,
+    *,
+    table,
+    model,
+    record_id: str,
+    fetch: Callable[[Source], Mapped],
+    describe: Callable[[pd.DataFrame], dict] = lambda valid: {},
+):
+    """Read one company's reference records from its vendor, enforce the model, replace the table's
+    company partition, and report counts plus the reconciliation check."""
+    company_id = context.partition_key
+    prepare_warehouse(warehouse)
+    source = company_source(company_id, registry, quickbooks_time)
+    mapped = fetch(source)
+    valid, set_aside = validate_and_store(
+        warehouse, table, model, record_id, mapped.rows, mapped.set_aside,
+        company_id=company_id, asset=table.name, partition_key=company_id, partition={"company_id": company_id},
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(valid),
+            "set_aside": set_aside,
+            "vendor_requests": source.request_count,
+            **describe(valid),
+        }
+    )
+    yield reconcile(table.name, len(mapped.rows) + len(mapped.set_aside), len(valid), set_aside)
 
 
 @dg.asset(
@@ -46,19 +81,10 @@ def workers(
     """Every worker of the company, active or not, with the hourly wage labor cost is computed from.
     Read from the vendor on each materialization; rows that fail the schema are set aside in
     rejected_rows with their reason."""
-    company_id = context.partition_key
-    prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, quickbooks_time)
-    mapped = source.workers()
-    fetched = len(mapped.rows) + len(mapped.set_aside)
-    valid, set_aside = validate_and_store(
-        warehouse, WORKERS, schemas.Worker, "worker_id", mapped.rows, mapped.set_aside,
-        company_id=company_id, asset="workers", partition_key=company_id, partition={"company_id": company_id},
+    yield from _reference_table(
+        context, registry, quickbooks_time, warehouse,
+        table=WORKERS, model=schemas.Worker, record_id="worker_id", fetch=lambda source: source.workers(),
     )
-    yield dg.MaterializeResult(
-        metadata={"dagster/row_count": len(valid), "set_aside": set_aside, "vendor_requests": source.request_count}
-    )
-    yield reconcile("workers", fetched, len(valid), set_aside)
 
 
 @dg.asset(
@@ -76,25 +102,11 @@ def jobs(
 ):
     """Jobs and their milestones with labor budget (worker-hours), status (open, completed,
     canceled), recurring and drive flags, mapped from the vendor as the company's settings say."""
-    company_id = context.partition_key
-    prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, quickbooks_time)
-    mapped = source.jobs()
-    fetched = len(mapped.rows) + len(mapped.set_aside)
-    valid, set_aside = validate_and_store(
-        warehouse, JOBS, schemas.Job, "job_id", mapped.rows, mapped.set_aside,
-        company_id=company_id, asset="jobs", partition_key=company_id, partition={"company_id": company_id},
+    yield from _reference_table(
+        context, registry, quickbooks_time, warehouse,
+        table=JOBS, model=schemas.Job, record_id="job_id", fetch=lambda source: source.jobs(),
+        describe=lambda valid: {"with_budget": int(valid["budget_hours"].notna().sum()) if len(valid) else 0},
     )
-    budgeted = int(valid["budget_hours"].notna().sum()) if len(valid) else 0
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(valid),
-            "set_aside": set_aside,
-            "with_budget": budgeted,
-            "vendor_requests": source.request_count,
-        }
-    )
-    yield reconcile("jobs", fetched, len(valid), set_aside)
 
 
 @dg.asset(
