@@ -25,108 +25,52 @@ as received, never dropped.
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
 
 from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.mapping.common import (
+    HOURS_PER_YEAR,
+    collect,
+    column,
+    dates,
+    id_text,
+    no_reasons,
+    numbers,
+    records_frame,
+    set_aside_frame,
+    split,
+    utc,
+)
 
-HOURS_PER_YEAR = 2080
 _STATUS_VALUES = {"open": "open", "completed": "completed", "complete": "completed", "canceled": "canceled", "cancelled": "canceled"}
 _YES = {"yes", "true", "1", "y"}
 
 
-def _rejects(records: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "record_id": ids.astype("string").fillna("").values,
-            "reason": reasons.values,
-            "record": [json.dumps(r, sort_keys=True, default=str) for r in records["_raw"]],
-        }
-    )
-
-
-def _frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    records = list(records)
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    frame["_raw"] = records
-    return frame
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def _id_text(values: pd.Series) -> pd.Series:
-    """Vendor ids as text; 0, empty and missing mean 'none'."""
-    def one(value: Any) -> str | None:
-        if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            text = str(value)  # exactly: float() of a huge JSON integer overflows
-        else:
-            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-        return None if text in ("", "0") else text
-
-    return values.map(one).astype(object)
-
-
-def _utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
-    text = values.where(values.map(lambda v: isinstance(v, str) and v.strip() != ""), None)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
-    parsed = parsed.where((parsed >= pd.Timestamp.min.tz_localize("UTC")) & (parsed <= pd.Timestamp.max.tz_localize("UTC")))
-    return parsed.astype("datetime64[ns, UTC]"), text.notna() & parsed.isna()
-
-
-def _dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
-    parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
-    parsed = parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
-    return parsed.dt.date.where(parsed.notna(), None).astype(object), text.notna() & parsed.isna()
-
-
-def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    present = values.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool))
-    # An integer beyond float range (valid JSON) would make to_numeric raise: it is no usable number.
-    given = values.where(present, None).map(lambda v: math.inf if isinstance(v, int) and abs(v) > sys.float_info.max else v)
-    numbers = pd.to_numeric(given, errors="coerce").astype(float)
-    numbers = numbers.where(numbers.map(math.isfinite))  # "inf", "nan", 1e999 are not numbers of hours or dollars
-    return numbers, present & numbers.isna()
-
-
-def _collect(reasons: pd.Series, failed: pd.Series, message: str) -> pd.Series:
-    """Append ``message`` to the reasons of the rows where ``failed`` holds."""
-    return reasons.where(~failed, reasons.map(lambda r: f"{r}; {message}" if r else message))
-
-
 def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frame = _frame(users)
-    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    worker_id = _id_text(_column(frame, "id"))
-    reasons = _collect(reasons, worker_id.isna(), "id is missing")
-    pay_rate, bad_rate = _numbers(_column(frame, "pay_rate"))
-    reasons = _collect(reasons, bad_rate, "pay_rate is not a number")
-    interval = _column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
+    frame = records_frame(users)
+    reasons = no_reasons(frame)
+    worker_id = id_text(column(frame, "id"))
+    reasons = collect(reasons, worker_id.isna(), "id is missing")
+    pay_rate, bad_rate = numbers(column(frame, "pay_rate"))
+    reasons = collect(reasons, bad_rate, "pay_rate is not a number")
+    interval = column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
     hourly = pay_rate.where(interval != "year", pay_rate / HOURS_PER_YEAR)
-    hire, bad_hire = _dates(_column(frame, "hire_date"))
-    term, bad_term = _dates(_column(frame, "term_date"))
-    reasons = _collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
-    modified, bad_modified = _utc(_column(frame, "last_modified"))
-    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
-    active = _column(frame, "active").map(lambda v: v if isinstance(v, bool) else None)
-    reasons = _collect(reasons, active.isna(), "active is missing or not a boolean")
+    hire, bad_hire = dates(column(frame, "hire_date"))
+    term, bad_term = dates(column(frame, "term_date"))
+    reasons = collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
+    modified, bad_modified = utc(column(frame, "last_modified"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    active = column(frame, "active").map(lambda v: v if isinstance(v, bool) else None)
+    reasons = collect(reasons, active.isna(), "active is missing or not a boolean")
     workers = pd.DataFrame(
         {
             "company_id": company_id,
             "worker_id": worker_id,
-            "first_name": _column(frame, "first_name"),
-            "last_name": _column(frame, "last_name"),
+            "first_name": column(frame, "first_name"),
+            "last_name": column(frame, "last_name"),
             "active": active,
             "hourly_wage": hourly.round(4),
             "pay_interval": interval,
@@ -136,8 +80,7 @@ def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tup
         },
         index=frame.index,
     )
-    bad = reasons != ""
-    return workers[~bad], _rejects(frame[bad], worker_id[bad], reasons[bad])
+    return split(workers, frame, worker_id, reasons)
 
 
 def jobcodes_to_jobs(
@@ -146,31 +89,31 @@ def jobcodes_to_jobs(
     settings: CompanySettings,
     company_id: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frame = _frame(jobcodes)
+    frame = records_frame(jobcodes)
     field_ids = {str(f.get("name", "")).casefold(): str(f.get("id")) for f in customfields}
-    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    job_id = _id_text(_column(frame, "id"))
-    reasons = _collect(reasons, job_id.isna(), "id is missing")
-    parent = _id_text(_column(frame, "parent_id"))
-    values = _column(frame, "customfields").map(lambda v: v if isinstance(v, dict) else {})
+    reasons = no_reasons(frame)
+    job_id = id_text(column(frame, "id"))
+    reasons = collect(reasons, job_id.isna(), "id is missing")
+    parent = id_text(column(frame, "parent_id"))
+    values = column(frame, "customfields").map(lambda v: v if isinstance(v, dict) else {})
 
     def custom(setting_name: str) -> pd.Series:
         field_id = field_ids.get(setting_name.casefold())
         return values.map(lambda v: (v.get(field_id) if field_id else None) or None)
 
-    budget, bad_budget = _numbers(custom(settings.budget_hours_field))
-    reasons = _collect(reasons, bad_budget, f"custom field {settings.budget_hours_field!r} is not a number of hours")
+    budget, bad_budget = numbers(custom(settings.budget_hours_field))
+    reasons = collect(reasons, bad_budget, f"custom field {settings.budget_hours_field!r} is not a number of hours")
     status_text = custom(settings.job_status_field)
     status = status_text.map(lambda v: _STATUS_VALUES.get(str(v).strip().casefold()) if v else None)
-    reasons = _collect(
+    reasons = collect(
         reasons, status_text.notna() & status.isna(), f"custom field {settings.job_status_field!r} is not Open, Completed or Canceled"
     )
-    active = _column(frame, "active").map(lambda v: bool(v) if isinstance(v, bool) else None)
-    reasons = _collect(reasons, active.isna(), "active is missing or not a boolean")
+    active = column(frame, "active").map(lambda v: bool(v) if isinstance(v, bool) else None)
+    reasons = collect(reasons, active.isna(), "active is missing or not a boolean")
     status = status.where(status.notna(), active.map(lambda a: "open" if a else "completed"))
     recurring_own = custom(settings.recurring_field).map(lambda v: str(v).strip().casefold() in _YES if v else False)
-    name = _column(frame, "name").map(lambda v: v if isinstance(v, str) else None)
-    reasons = _collect(reasons, name.isna(), "name is missing")
+    name = column(frame, "name").map(lambda v: v if isinstance(v, str) else None)
+    reasons = collect(reasons, name.isna(), "name is missing")
     drive_own = name.map(lambda n: settings.is_drive_job(n) if n else False)
     # Milestones inherit their job's recurring and drive flags.
     by_id = pd.DataFrame({"recurring": recurring_own.values, "drive": drive_own.values}, index=job_id.values)
@@ -178,8 +121,8 @@ def jobcodes_to_jobs(
     top = parent.isna()
     recurring = recurring_own.where(top, parent.map(by_id["recurring"]).fillna(False)).astype(bool)
     is_drive = drive_own.where(top, parent.map(by_id["drive"]).fillna(False)).astype(bool)
-    modified, bad_modified = _utc(_column(frame, "last_modified"))
-    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    modified, bad_modified = utc(column(frame, "last_modified"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
     jobs = pd.DataFrame(
         {
             "company_id": company_id,
@@ -187,7 +130,7 @@ def jobcodes_to_jobs(
             "parent_job_id": parent,
             "level": top.map({True: "job", False: "milestone"}),
             "name": name,
-            "short_code": _column(frame, "short_code").map(lambda v: v or None),
+            "short_code": column(frame, "short_code").map(lambda v: v or None),
             "budget_hours": budget,
             "status": status,
             "recurring": recurring,
@@ -197,8 +140,7 @@ def jobcodes_to_jobs(
         },
         index=frame.index,
     )
-    bad = reasons != ""
-    return jobs[~bad], _rejects(frame[bad], job_id[bad], reasons[bad])
+    return split(jobs, frame, job_id, reasons)
 
 
 def timesheets_to_attendance(
@@ -213,50 +155,50 @@ def timesheets_to_attendance(
     Returns (attendance candidates, set-aside rows, number removed because the deleted feed lists
     them). A timesheet that shows up in both feeds was deleted between the two calls: deleted wins.
     """
-    frame = _frame(timesheets)
+    frame = records_frame(timesheets)
     if frame.empty:
-        return pd.DataFrame(columns=["company_id"]), _rejects(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
-    entry_id = _id_text(_column(frame, "id"))
+        return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
+    entry_id = id_text(column(frame, "id"))
     deleted = entry_id.isin(set(deleted_ids))
     frame, entry_id = frame[~deleted], entry_id[~deleted]
-    reasons = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    reasons = _collect(reasons, entry_id.isna(), "id is missing")
+    reasons = no_reasons(frame)
+    reasons = collect(reasons, entry_id.isna(), "id is missing")
 
-    worker_id = _id_text(_column(frame, "user_id"))
+    worker_id = id_text(column(frame, "user_id"))
     known_workers = set(worker_ids)
-    reasons = _collect(reasons, worker_id.isna(), "user_id is missing")
-    reasons = _collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "user_id is not a known worker")
+    reasons = collect(reasons, worker_id.isna(), "user_id is missing")
+    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "user_id is not a known worker")
 
-    jobcode = _id_text(_column(frame, "jobcode_id"))
+    jobcode = id_text(column(frame, "jobcode_id"))
     jobs_by_id = jobs.set_index("job_id")
     known = jobcode.isin(jobs_by_id.index)
-    reasons = _collect(reasons, jobcode.isna(), "jobcode_id is missing")
-    reasons = _collect(reasons, jobcode.notna() & ~known, "jobcode_id is not a known job or milestone")
+    reasons = collect(reasons, jobcode.isna(), "jobcode_id is missing")
+    reasons = collect(reasons, jobcode.notna() & ~known, "jobcode_id is not a known job or milestone")
     parent = jobcode.map(jobs_by_id["parent_job_id"]).where(known, None)
     is_milestone = parent.notna()
     job_id = parent.where(is_milestone, jobcode)
     milestone_id = jobcode.where(is_milestone, None)
     is_drive = jobcode.map(jobs_by_id["is_drive"]).where(known, False).astype(bool)
 
-    entry_type = _column(frame, "type")
-    reasons = _collect(reasons, ~entry_type.isin(["regular", "manual"]), "type is not regular or manual")
-    start, bad_start = _utc(_column(frame, "start"))
-    end, bad_end = _utc(_column(frame, "end"))
-    reasons = _collect(reasons, bad_start, "start is not an ISO 8601 timestamp")
-    reasons = _collect(reasons, bad_end, "end is not an ISO 8601 timestamp")
-    on_the_clock = _column(frame, "on_the_clock").map(lambda v: v if isinstance(v, bool) else None)
-    reasons = _collect(reasons, on_the_clock.isna(), "on_the_clock is missing or not a boolean")
+    entry_type = column(frame, "type")
+    reasons = collect(reasons, ~entry_type.isin(["regular", "manual"]), "type is not regular or manual")
+    start, bad_start = utc(column(frame, "start"))
+    end, bad_end = utc(column(frame, "end"))
+    reasons = collect(reasons, bad_start, "start is not an ISO 8601 timestamp")
+    reasons = collect(reasons, bad_end, "end is not an ISO 8601 timestamp")
+    on_the_clock = column(frame, "on_the_clock").map(lambda v: v if isinstance(v, bool) else None)
+    reasons = collect(reasons, on_the_clock.isna(), "on_the_clock is missing or not a boolean")
     regular = entry_type == "regular"
-    reasons = _collect(reasons, regular & start.isna() & ~bad_start, "a regular timesheet has no start")
-    reasons = _collect(
+    reasons = collect(reasons, regular & start.isna() & ~bad_start, "a regular timesheet has no start")
+    reasons = collect(
         reasons, regular & end.isna() & ~bad_end & (on_the_clock == False), "a finished regular timesheet has no end"  # noqa: E712
     )
-    work_date, bad_date = _dates(_column(frame, "date"))
-    reasons = _collect(reasons, bad_date | work_date.isna(), "date is missing or not YYYY-MM-DD")
-    seconds, bad_duration = _numbers(_column(frame, "duration"))
-    reasons = _collect(reasons, bad_duration | seconds.isna(), "duration is missing or not a number")
-    modified, bad_modified = _utc(_column(frame, "last_modified"))
-    reasons = _collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    work_date, bad_date = dates(column(frame, "date"))
+    reasons = collect(reasons, bad_date | work_date.isna(), "date is missing or not YYYY-MM-DD")
+    seconds, bad_duration = numbers(column(frame, "duration"))
+    reasons = collect(reasons, bad_duration | seconds.isna(), "duration is missing or not a number")
+    modified, bad_modified = utc(column(frame, "last_modified"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
 
     attendance = pd.DataFrame(
         {
@@ -276,5 +218,4 @@ def timesheets_to_attendance(
         },
         index=frame.index,
     )
-    bad = reasons != ""
-    return attendance[~bad], _rejects(frame[bad], entry_id[bad], reasons[bad]), int(deleted.sum())
+    return (*split(attendance, frame, entry_id, reasons), int(deleted.sum()))

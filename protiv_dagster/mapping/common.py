@@ -1,0 +1,94 @@
+"""What every vendor mapping does the same way: tolerant parsing that reports, per row, what failed.
+
+Each parser returns the parsed values and a mask of the rows whose value was present but unusable,
+so a mapping can set those rows aside with a reason naming the field instead of dropping them or
+crashing the company's sync.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+HOURS_PER_YEAR = 2080
+
+
+def no_reasons(frame: pd.DataFrame) -> pd.Series:
+    """An empty reason for every row; ``collect`` adds to it."""
+    return pd.Series([""] * len(frame), index=frame.index, dtype=object)
+
+
+def split(rows: pd.DataFrame, frame: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows without a reason, the other records set aside with their reasons)."""
+    bad = reasons != ""
+    return rows[~bad], set_aside_frame(frame[bad], ids[bad], reasons[bad])
+
+
+def set_aside_frame(records: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_id": ids.astype("string").fillna("").values,
+            "reason": reasons.values,
+            "record": [json.dumps(r, sort_keys=True, default=str) for r in records["_raw"]],
+        }
+    )
+
+
+def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    records = list(records)
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame["_raw"] = records
+    return frame
+
+
+def column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def id_text(values: pd.Series) -> pd.Series:
+    """Vendor ids as text; 0, empty and missing mean 'none'."""
+    def one(value: Any) -> str | None:
+        if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            text = str(value)  # exactly: float() of a huge JSON integer overflows
+        else:
+            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+        return None if text in ("", "0") else text
+
+    return values.map(one).astype(object)
+
+
+def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
+    text = values.where(values.map(lambda v: isinstance(v, str) and v.strip() != ""), None)
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
+    parsed = parsed.where((parsed >= pd.Timestamp.min.tz_localize("UTC")) & (parsed <= pd.Timestamp.max.tz_localize("UTC")))
+    return parsed.astype("datetime64[ns, UTC]"), text.notna() & parsed.isna()
+
+
+def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
+    parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    parsed = parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
+    return parsed.dt.date.where(parsed.notna(), None).astype(object), text.notna() & parsed.isna()
+
+
+def numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    present = values.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool))
+    # An integer beyond float range (valid JSON) would make to_numeric raise: it is no usable number.
+    given = values.where(present, None).map(lambda v: math.inf if isinstance(v, int) and abs(v) > sys.float_info.max else v)
+    numbers = pd.to_numeric(given, errors="coerce").astype(float)
+    numbers = numbers.where(numbers.map(math.isfinite))  # "inf", "nan", 1e999 are not numbers of hours or dollars
+    return numbers, present & numbers.isna()
+
+
+def collect(reasons: pd.Series, failed: pd.Series, message: str) -> pd.Series:
+    """Append ``message`` to the reasons of the rows where ``failed`` holds."""
+    return reasons.where(~failed, reasons.map(lambda r: f"{r}; {message}" if r else message))
