@@ -13,7 +13,7 @@ from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.propay import propay_opportunities
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 
 # The three steps of a company sync, in order: reference data, each week of attendance, ProPays.
@@ -41,7 +41,7 @@ def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
         jobs=[sync_company_reference, sync_company_week, compute_propay],
         resources={
             "registry": ConnectionRegistryResource(),
-            "quickbooks_time": QuickBooksTimeResource(),
+            "vendors": VendorApis(),
             "warehouse": Warehouse(),
             **resources,
         },

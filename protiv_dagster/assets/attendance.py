@@ -20,7 +20,7 @@ from protiv_dagster.assets.common import (
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.partitions import company_partitions, company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import Mapped, Source
 from protiv_dagster.tables import ATTENDANCE, JOBS, RAW_TIMESHEETS, WORKERS
@@ -35,7 +35,7 @@ def _table_metadata(table) -> dict:
 def _reference_table(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
-    quickbooks_time: QuickBooksTimeResource,
+    vendors: VendorApis,
     warehouse: Warehouse,
     *,
     table,
@@ -48,7 +48,7 @@ def _reference_table(
     company partition, and report counts plus the reconciliation check."""
     company_id = context.partition_key
     prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, quickbooks_time)
+    source = company_source(company_id, registry, vendors)
     mapped = fetch(source)
     valid, set_aside = validate_and_store(
         warehouse, table, model, record_id, mapped.rows, mapped.set_aside,
@@ -75,14 +75,14 @@ def _reference_table(
 def workers(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
-    quickbooks_time: QuickBooksTimeResource,
+    vendors: VendorApis,
     warehouse: Warehouse,
 ):
     """Every worker of the company, active or not, with the hourly wage labor cost is computed from.
     Read from the vendor on each materialization; rows that fail the schema are set aside in
     rejected_rows with their reason."""
     yield from _reference_table(
-        context, registry, quickbooks_time, warehouse,
+        context, registry, vendors, warehouse,
         table=WORKERS, model=schemas.Worker, record_id="worker_id", fetch=lambda source: source.workers(),
     )
 
@@ -97,13 +97,13 @@ def workers(
 def jobs(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
-    quickbooks_time: QuickBooksTimeResource,
+    vendors: VendorApis,
     warehouse: Warehouse,
 ):
     """Jobs and their milestones with labor budget (worker-hours), status (open, completed,
     canceled), recurring and drive flags, mapped from the vendor as the company's settings say."""
     yield from _reference_table(
-        context, registry, quickbooks_time, warehouse,
+        context, registry, vendors, warehouse,
         table=JOBS, model=schemas.Job, record_id="job_id", fetch=lambda source: source.jobs(),
         describe=lambda valid: {"with_budget": int(valid["budget_hours"].notna().sum()) if len(valid) else 0},
     )
@@ -124,7 +124,7 @@ def jobs(
 def attendance(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
-    quickbooks_time: QuickBooksTimeResource,
+    vendors: VendorApis,
     warehouse: Warehouse,
 ):
     """Worked time of one company and ISO week in the one schema every vendor maps to: worker, job,
@@ -139,7 +139,7 @@ def attendance(
     feeds: dict[str, list[dict]] = defaultdict(list)
     for feed, payload in zip(raw["feed"], raw["payload"]):
         feeds[feed].append(json.loads(payload))
-    source = company_source(company_id, registry, quickbooks_time)
+    source = company_source(company_id, registry, vendors)
     company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
     company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
     mapped = source.attendance(feeds, company_jobs, company_workers["worker_id"])

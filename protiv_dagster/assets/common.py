@@ -6,10 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Table, Warehouse
 from protiv_dagster.schemas import split_valid
-from protiv_dagster.sources import Source, source_for
+from protiv_dagster.sources import Source
 from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
 
 COUNTS_RECONCILE = "counts_reconcile"
@@ -31,9 +31,9 @@ def column_schema(table: Table) -> dg.TableSchema:
 
 
 def company_source(
-    company_id: str, registry: ConnectionRegistryResource, quickbooks_time: QuickBooksTimeResource
+    company_id: str, registry: ConnectionRegistryResource, vendors: VendorApis
 ) -> Source:
-    return source_for(registry.get(company_id), registry=registry, quickbooks_time=quickbooks_time)
+    return vendors.source_for(company_id, registry)
 
 
 _prepared_warehouses: set[str] = set()

@@ -9,7 +9,7 @@ import pandas as pd
 from protiv_dagster.assets.common import prepare_warehouse, column_schema, company_source
 from protiv_dagster.partitions import company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.tables import RAW_TIMESHEETS
 
@@ -23,7 +23,7 @@ from protiv_dagster.tables import RAW_TIMESHEETS
 def raw_timesheets(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
-    quickbooks_time: QuickBooksTimeResource,
+    vendors: VendorApis,
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     """Every time entry of one company whose work date falls in one ISO week, as received from the
@@ -31,7 +31,7 @@ def raw_timesheets(
     times. Replaced as a whole on every materialization, so re-running is safe."""
     company_id, monday, sunday = split_company_week(context)
     prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, quickbooks_time)
+    source = company_source(company_id, registry, vendors)
     feeds = source.time_entry_feeds(monday, sunday)
     rows = [
         {

@@ -2,7 +2,8 @@
 
 Assets ask a ``Source`` for records and cleaned frames without knowing which vendor answers. Each
 provider supplies the same four things: the raw time-entry feeds of a date range, workers, jobs, and
-the mapping of raw feeds to attendance. Adding a vendor means adding one class here.
+the mapping of raw feeds to attendance. Adding a vendor means adding one module here and wiring it
+in ``resources/vendors.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from protiv_dagster.registry import Connection, ConnectionRegistryResource, RegistryError
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 
 
 @dataclass
@@ -39,17 +38,3 @@ class Source(Protocol):
     ) -> Mapped: ...
     @property
     def request_count(self) -> int: ...
-
-
-def source_for(
-    connection: Connection, *, registry: ConnectionRegistryResource, quickbooks_time: QuickBooksTimeResource
-) -> Source:
-    """The source that reads this company's vendor; a clear error for a provider not wired yet."""
-    if connection.provider == "quickbooks_time":
-        from protiv_dagster.sources.quickbooks_time import QuickBooksTimeSource
-
-        return QuickBooksTimeSource(connection, quickbooks_time, registry)
-    raise RegistryError(
-        f"company {connection.company_id!r} is connected to {connection.provider_label}, "
-        "which this code location cannot sync yet"
-    )

@@ -13,6 +13,7 @@ from protiv_dagster.company_sync import sync_company
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
@@ -74,6 +75,6 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend):
         defs = build_defs(
             warehouse=warehouse,
             registry=ConnectionRegistryResource(url=registry_url),
-            quickbooks_time=QuickBooksTimeResource(max_attempts=4, max_wait_seconds=0.2),
+            vendors=VendorApis(quickbooks_time=QuickBooksTimeResource(max_attempts=4, max_wait_seconds=0.2)),
         )
         yield Pipeline(emulator, warehouse, defs, instance)

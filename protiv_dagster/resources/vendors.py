@@ -1,0 +1,33 @@
+"""One resource for every vendor API: each company's source is picked by its connection's provider.
+
+Assets take this single resource instead of one parameter per vendor, so adding a vendor changes
+this file and ``sources/``, not every asset signature.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from protiv_dagster.registry import ConnectionRegistryResource, RegistryError
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.sources import Source
+
+
+class VendorApis(dg.ConfigurableResource):
+    """Tuning of each vendor's API client (page sizes, timeouts, retries). Credentials and base URLs
+    are not here: they come from each company's connection at run time."""
+
+    quickbooks_time: QuickBooksTimeResource = Field(default_factory=QuickBooksTimeResource)
+
+    def source_for(self, company_id: str, registry: ConnectionRegistryResource) -> Source:
+        """The source that reads this company's vendor; a clear error for a provider not wired yet."""
+        connection = registry.get(company_id)
+        if connection.provider == "quickbooks_time":
+            from protiv_dagster.sources.quickbooks_time import QuickBooksTimeSource
+
+            return QuickBooksTimeSource(connection, self.quickbooks_time, registry)
+        raise RegistryError(
+            f"company {company_id!r} is connected to {connection.provider_label}, "
+            "which this code location cannot sync yet"
+        )
