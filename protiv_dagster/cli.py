@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -37,11 +36,9 @@ from protiv_dagster.settings import SECRET_KEY_VARIABLE, data_dir
 app = typer.Typer(help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False)
 console = Console()
 
-DEMO_COMPANY = "demo-landscaping"
 DEMO_PORT = 8765
 DEMO_SEED = 7
 DEMO_WORKERS = 60
-DEMO_CLIENT_ID = "protiv-demo"
 DEMO_OPTIONS_FILE = "demo.json"  # what the demo generated, so `protiv emulator` serves the same data
 
 
@@ -72,24 +69,6 @@ def _local_secret_key() -> None:
     env_file.chmod(0o600)
     os.environ[SECRET_KEY_VARIABLE] = key
     console.print(f"[dim]Generated {SECRET_KEY_VARIABLE} for this laptop in .env (git-ignored).[/dim]")
-
-
-def _demo_emulator(port: int, access_token: str, *, seed: int, workers: int, client_secret: str | None = None):
-    from protiv_dagster.sandbox.generator import generate_company
-    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
-
-    emulator = QuickBooksTimeEmulator(port=port)
-    emulator.add_company(
-        generate_company(DEMO_COMPANY, seed=seed, workers=workers),
-        access_token=access_token,
-        client_id=DEMO_CLIENT_ID,
-        client_secret=client_secret,
-    )
-    try:
-        emulator.start()
-    except OSError as exc:
-        raise typer.BadParameter(f"port {port} is busy ({exc.strerror}); pass --port") from None
-    return emulator
 
 
 def print_propay_summary(company_id: str) -> None:
@@ -134,11 +113,43 @@ def print_propay_summary(company_id: str) -> None:
     console.print(table)
 
 
+def _start_vendors(providers: list[str], *, port: int, seed: int, workers: int, reuse_credentials: bool) -> list:
+    """Start each provider's demo emulator, on ``port``, ``port + 1``, ... in the order of PROVIDERS."""
+    from protiv_dagster.sandbox.demo import DEMO_COMPANIES, start_demo_vendor
+
+    registry = ConnectionRegistry()
+    started = []
+    try:
+        for provider in providers:
+            credentials = registry.get(DEMO_COMPANIES[provider]).credentials() if reuse_credentials else None
+            vendor_port = port + PROVIDERS.index(provider)
+            try:
+                started.append(
+                    start_demo_vendor(provider, port=vendor_port, seed=seed, workers=workers, credentials=credentials)
+                )
+            except OSError as exc:
+                raise typer.BadParameter(f"port {vendor_port} is busy ({exc.strerror}); pass --port") from None
+    except BaseException:
+        for vendor in started:
+            vendor.stop()
+        raise
+    return started
+
+
+def _providers(vendor: str) -> list[str]:
+    if vendor == "all":
+        return list(PROVIDERS)
+    if vendor not in PROVIDERS:
+        raise typer.BadParameter(f"unknown vendor {vendor!r}; one of: {', '.join(PROVIDERS)}, all")
+    return [vendor]
+
+
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="Port of the QuickBooks Time emulator.")] = DEMO_PORT,
-    workers: Annotated[int, typer.Option(min=5, max=500, help="Crew size of the demo company.")] = DEMO_WORKERS,
-    seed: Annotated[int, typer.Option(help="Seed of the demo company's data.")] = DEMO_SEED,
+    vendor: Annotated[str, typer.Option(help=f"Demo company's vendor: {', '.join(PROVIDERS)} or all.")] = "quickbooks_time",
+    port: Annotated[int, typer.Option(help="Port of the first emulator; the others take the next ports.")] = DEMO_PORT,
+    workers: Annotated[int, typer.Option(min=5, max=500, help="Crew size of each demo company.")] = DEMO_WORKERS,
+    seed: Annotated[int, typer.Option(help="Seed of the demo companies' data.")] = DEMO_SEED,
 ) -> None:
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
     import dagster as dg
@@ -146,79 +157,85 @@ def demo(
     from protiv_dagster.company_sync import SyncFailed, plan_sync, sync_company
     from protiv_dagster.definitions import defs
 
+    providers = _providers(vendor)
     _local_secret_key()
     home = _dagster_home()
     today = date.today()
-    access_token = secrets.token_urlsafe(24)
-    emulator = _demo_emulator(port, access_token, seed=seed, workers=workers)
-    (data_dir() / DEMO_OPTIONS_FILE).write_text(json.dumps({"seed": seed, "workers": workers}))
+    vendors = _start_vendors(providers, port=port, seed=seed, workers=workers, reuse_credentials=False)
+    (data_dir() / DEMO_OPTIONS_FILE).write_text(
+        json.dumps({"seed": seed, "workers": workers, "vendors": providers, "port": port})
+    )
     try:
-        connection = ConnectionRegistry().connect(
-            DEMO_COMPANY,
-            "quickbooks_time",
-            emulator.base_url,
-            {"access_token": access_token},
-            settings={"role_buckets": {"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}},
-            today=today,
-        )
-        console.print(
-            f"Connected [bold]{DEMO_COMPANY}[/bold] to QuickBooks Time at {connection.base_url} "
-            f"({workers} workers), pulling attendance from {connection.attendance_pull_date}"
-        )
-        steps = plan_sync(DEMO_COMPANY, connection.attendance_pull_date, today)
-        started = time.perf_counter()
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-            TimeElapsedColumn(), console=console,
-        ) as progress:
-            task = progress.add_task("initial sync", total=len(steps))
-
-            def on_step(step, state):
-                if state == "started":
-                    progress.update(task, description=f"initial sync: {step.label}")
-                else:
-                    progress.advance(task)
-
-            run_ids = sync_company(
-                defs, dg.DagsterInstance.get(), DEMO_COMPANY, connection.attendance_pull_date, today, on_step
+        for demo_vendor in vendors:
+            connection = ConnectionRegistry().connect(
+                demo_vendor.company_id, demo_vendor.provider, demo_vendor.base_url, demo_vendor.credentials,
+                settings=demo_vendor.settings, today=today,
             )
-        console.print(
-            f"Initial sync: {len(run_ids)} Dagster runs in {time.perf_counter() - started:.1f} s, "
-            f"{emulator.request_count} vendor requests"
-        )
+            console.print(
+                f"Connected [bold]{connection.company_id}[/bold] to {demo_vendor.label} at {connection.base_url} "
+                f"({workers} workers), pulling attendance from {connection.attendance_pull_date}"
+            )
+            steps = plan_sync(connection.company_id, connection.attendance_pull_date, today)
+            started = time.perf_counter()
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
+            ) as progress:
+                task = progress.add_task("initial sync", total=len(steps))
+
+                def on_step(step, state):
+                    if state == "started":
+                        progress.update(task, description=f"initial sync: {step.label}")
+                    else:
+                        progress.advance(task)
+
+                run_ids = sync_company(
+                    defs, dg.DagsterInstance.get(), connection.company_id, connection.attendance_pull_date, today,
+                    on_step, provider=connection.provider,
+                )
+            console.print(
+                f"Initial sync: {len(run_ids)} Dagster runs in {time.perf_counter() - started:.1f} s, "
+                f"{demo_vendor.emulator.request_count} vendor requests"
+            )
+            print_propay_summary(connection.company_id)
     except (SyncFailed, RegistryError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     finally:
-        emulator.stop()
-    print_propay_summary(DEMO_COMPANY)
+        for demo_vendor in vendors:
+            demo_vendor.stop()
     console.print(
         f"\nRuns and materializations are in the Dagster instance at {home}.\n"
         "Open the UI on the same instance and data with [bold]make ui[/bold] "
         f"(DAGSTER_HOME={home} dagster dev -w workspace.yaml); run [bold]make emulator[/bold] beside it "
-        "to materialize the demo company's partitions again (a force sync)."
+        "to materialize the demo companies' partitions again (a force sync)."
     )
 
 
 @app.command()
-def emulator(port: Annotated[int, typer.Option(help="Port to serve on.")] = DEMO_PORT) -> None:
-    """Serve the demo company's QuickBooks Time emulator until interrupted (for the UI's force sync)."""
+def emulator() -> None:
+    """Serve the emulators of the last demo's companies until interrupted (for the UI's force sync)."""
     _local_secret_key()
-    connection = ConnectionRegistry().get(DEMO_COMPANY)
     options_file = data_dir() / DEMO_OPTIONS_FILE
-    meta = json.loads(options_file.read_text()) if options_file.exists() else {}
-    server = _demo_emulator(
-        port, connection.credentials()["access_token"],
-        seed=meta.get("seed", DEMO_SEED), workers=meta.get("workers", DEMO_WORKERS),
+    if not options_file.exists():
+        console.print("[red]No demo has run in this data folder yet: run `protiv demo` first.[/red]")
+        raise typer.Exit(2)
+    options = json.loads(options_file.read_text())
+    vendors = _start_vendors(
+        options["vendors"], port=options["port"], seed=options["seed"], workers=options["workers"],
+        reuse_credentials=True,
     )
-    console.print(f"QuickBooks Time emulator for {DEMO_COMPANY} at {server.base_url}; Ctrl-C stops it.")
+    for demo_vendor in vendors:
+        console.print(f"{demo_vendor.label} emulator for {demo_vendor.company_id} at {demo_vendor.base_url}")
+    console.print("Ctrl-C stops them.")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        for demo_vendor in vendors:
+            demo_vendor.stop()
 
 
 @app.command()

@@ -58,6 +58,7 @@ def _reference_table(
         metadata={
             "dagster/row_count": len(valid),
             "set_aside": set_aside,
+            "provider": source.provider,
             "vendor_requests": source.request_count,
             **describe(valid),
         }
@@ -173,6 +174,7 @@ def attendance(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(valid),
+            "provider": source.provider,
             "set_aside": set_aside_count,
             "removed_as_deleted": mapped.removed_as_deleted,
             "hours": round(hours, 2),

@@ -74,6 +74,7 @@ def propay_opportunities(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(valid),
+            "provider": connection.provider,
             "set_aside": set_aside,
             "bonus_pool_total": float(valid["bonus_pool"].sum()) if len(valid) else 0.0,
             "summary": dg.MetadataValue.md(summary_markdown(valid)),
