@@ -1,0 +1,1054 @@
+"""A BusyBusy emulator: the REST login and the GraphQL API on one loopback HTTP server.
+
+BusyBusy publishes no API reference, so this server follows the project's decision (vendor notes,
+BusyBusy section) and serves generated companies (``protiv_dagster.sandbox.generator``) in that
+shape. Pointing a client at ``emulator.rest_url`` / ``emulator.graphql_url`` instead of
+``https://api.busybusy.io`` / ``https://graphql.busybusy.io/`` must be the only difference.
+
+URL layout: one host, the legacy REST API under ``/rest`` and GraphQL at ``/graphql``
+(``resources/busybusy.py`` derives the GraphQL URL from a REST base ending in ``/rest`` the same way).
+
+What is emulated (seen in BusyBusy's own or third-party client code)
+--------------------------------------------------------------------
+- Login: ``GET /rest/member?username=<u>&_version=3.2`` with
+  ``Authorization: Basic base64(username + ":" + sha256hex(password))`` answers the legacy envelope
+  ``{"success": true, "code": [], "data": [<member>], "public_key": <session key>, ...}``. A wrong
+  username or password answers 401 ``{"success": false, "code": [401], "debug": {"errors": [...]}}``.
+  Session keys never expire; ``change_password`` kills every key of the company (401 afterwards).
+- GraphQL: ``POST /graphql`` with JSON ``{query, variables, operationName}`` and the header
+  ``key-authorization: <key>`` (no "Bearer"). A missing or dead key is HTTP 401. Everything else,
+  including unknown fields, bad filters and bad cursors, is HTTP 200 with ``errors[].message`` and
+  ``data`` null: the schema is real (graphql-core SDL below), so validation errors are the genuine ones
+  and introspection (``__schema``) works.
+- Root lists ``(filter, first, after, sort)`` return plain lists whose items carry ``cursor``; paging is
+  keyset paging on (sort values, id), so records inserted or deleted between pages never make a page
+  skip or repeat a record that existed before.
+- Timestamps are ISO 8601 UTC text ``YYYY-MM-DDTHH:MM:SSZ``; ids are UUIDs.
+
+What is inferred (not confirmed; all of it is in ``SDL`` and the constants below)
+--------------------------------------------------------------------------------
+- The ``timeEntries`` root, its filter/sort type names and fields, and the filter operator names
+  (``equal``, ``notEqual``, ``contains`` as an IN list, ``doesNotContain``, ``greaterThan``,
+  ``greaterThanOrEqual``, ``lessThan``, ``lessThanOrEqual``, ``isNull``). Real introspection decides.
+- ``first`` is capped at ``MAX_PAGE_SIZE`` (500); without ``first`` a root returns every match.
+  The default order is ``id`` ascending; ``sort`` is a list of single-key objects (``asc``/``desc``).
+- ``wageRate`` codes (``WAGE_RATE_CODES``) and ``actionType`` codes (``ACTION_TYPES``).
+- The HTTP ``Date`` header of a GraphQL answer is the company's (frozen) clock, which a client uses to
+  count a running entry's hours. Real servers send their own time there.
+
+How generated companies are shown
+---------------------------------
+- Members: every worker; ``archivedOn`` is set for inactive workers (17:00 local on the term date,
+  or on the last modification). ``wageHistories`` holds the wage: ``wage`` per hour (``wageRate`` 10)
+  or per year for salaried staff (``wageRate`` 40). Deterministic wage changes: every third hourly
+  worker (by id) earned ``WAGE_RAISE`` $ less an hour until a raise effective at local midnight of the
+  middle day of the window; every seventh worker (from the second) also has a *deleted* wrong record.
+- Projects: jobs are top-level projects (``depth`` 1, ``parentProjectId`` null), milestones are
+  sub-projects (``depth`` 2). Completed and canceled ones have ``archivedOn``. ``projectInfo.number``
+  is the job's short code. The drive job is the top-level project titled ``Drive Time``.
+- Drive convention: drive shifts are on the ``Drive Time`` project AND carry the cost code ``Drive``
+  (``DRIVE_COST_CODE``); work shifts carry ``Labor``; manual entries carry none.
+- Budgets: ``budgetHours`` (``budgetSeconds`` = hours x 3600, ``costCodeId`` null, ``isLatest`` true)
+  for every job or milestone with a budget, plus one superseded (``isLatest`` false) record on the
+  first budgeted project; ``budgetCosts`` at ``COST_PER_BUDGET_HOUR`` $ per budgeted hour.
+- Time entries: every shift, the deleted duplicates with ``deletedOn`` set. Manual shifts become
+  entries from 07:00 local on their date lasting their duration (``actionType`` manual). The running
+  shift has ``endTime`` null. A lunch break is a ``breaks`` item. ``submittedOn`` is set for entries
+  that ended more than two days before the frozen clock.
+
+The control API (not the vendor's; no authentication; loopback clients only)
+---------------------------------------------------------------------------
+- ``GET  /_emulator/status`` -> ``{"request_count": n, "company_ids": [...]}``
+- ``POST /_emulator/faults`` ``{"action": "rate_limit"|"server_error"|"latency"|"drop_connection"|
+  "graphql_error"|"clear", ...}`` (same options as ``BusyBusyFaults``)
+- ``POST /_emulator/password`` ``{"company_id": ..., "password": ...}``
+- ``POST /_emulator/timeEntries`` (add: ``memberId``, ``projectId``, ``startTime``, optional
+  ``endTime``, ``costCodeId``, ``breaks`` [{startTime, endTime}], ``description``)
+- ``POST /_emulator/timeEntries/<id>/edit`` (``startTime``, ``endTime``, ``projectId``,
+  ``costCodeId``, ``memberId``, ``description``, ``breaks``) and ``POST /_emulator/timeEntries/<id>/delete``
+  (soft delete: ``deletedOn`` and ``updatedOn`` are stamped).
+
+Each answers with the entry as GraphQL now serves it (without ``cursor``). Control calls are not in
+``request_log``, and faults never apply to them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import ipaddress
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from graphql import GraphQLError, build_schema, graphql_sync
+
+from protiv_dagster.sandbox.generator import PAY_SALARIED, ROLE_MANAGER, STATUS_OPEN, CompanyData, Shift, Worker
+
+REST_PREFIX = "/rest"
+GRAPHQL_PATH = "/graphql"
+CONTROL_PREFIX = "/_emulator"
+REST_VERSION = "3.2"
+MAX_PAGE_SIZE = 500  # inferred: the integrators use 500
+WAGE_RATE_CODES = {"hour": 10, "week": 20, "month": 30, "year": 40}  # inferred
+ACTION_TYPES = {"clock": 10, "manual": 30}  # inferred
+WAGE_RAISE = Decimal("1.50")
+COST_PER_BUDGET_HOUR = 32
+DRIVE_PROJECT_TITLE = "Drive Time"
+DRIVE_COST_CODE = "Drive"
+COST_CODES = (("01-100", "Labor"), ("02-200", "Equipment operation"), ("99-900", DRIVE_COST_CODE))
+
+# The inferred schema, in one place. Field and type names of confirmed roots follow BusyBusy's
+# integrators; timeEntries and the operator names are inferred by analogy.
+SDL = """
+enum SortOrder { asc desc }
+
+input IdFilter { equal: ID notEqual: ID contains: [ID!] doesNotContain: [ID!] isNull: Boolean }
+input StringFilter { equal: String notEqual: String contains: [String!] doesNotContain: [String!] isNull: Boolean }
+input IntFilter {
+  equal: Int notEqual: Int contains: [Int!] greaterThan: Int greaterThanOrEqual: Int
+  lessThan: Int lessThanOrEqual: Int isNull: Boolean
+}
+input TimestampFilter {
+  equal: String notEqual: String greaterThan: String greaterThanOrEqual: String
+  lessThan: String lessThanOrEqual: String isNull: Boolean
+}
+input BooleanFilter { equal: Boolean }
+
+type WageHistory {
+  id: ID! memberId: ID! wage: Float! wageRate: Int! overburden: Float! effectiveRate: Float!
+  changeDate: String! createdOn: String! updatedOn: String! deletedOn: String
+}
+type Member {
+  id: ID! cursor: String! firstName: String lastName: String username: String! email: String
+  memberNumber: String archivedOn: String createdOn: String! updatedOn: String! deletedOn: String
+  wageHistories: [WageHistory!]!
+}
+input MemberFilter {
+  id: IdFilter username: StringFilter memberNumber: StringFilter archivedOn: TimestampFilter
+  createdOn: TimestampFilter updatedOn: TimestampFilter deletedOn: TimestampFilter
+}
+input MemberSort { id: SortOrder firstName: SortOrder lastName: SortOrder createdOn: SortOrder updatedOn: SortOrder }
+
+type ProjectInfo { projectId: ID! number: String customer: String }
+type Project {
+  id: ID! cursor: String! title: String! parentProjectId: ID rootProjectId: ID! depth: Int!
+  archivedOn: String createdOn: String! updatedOn: String! projectInfo: ProjectInfo
+}
+input ProjectFilter {
+  id: IdFilter parentProjectId: IdFilter rootProjectId: IdFilter depth: IntFilter title: StringFilter
+  archivedOn: TimestampFilter createdOn: TimestampFilter updatedOn: TimestampFilter
+}
+input ProjectSort { id: SortOrder title: SortOrder depth: SortOrder createdOn: SortOrder updatedOn: SortOrder }
+
+type CostCode { id: ID! cursor: String! costCode: String! title: String archivedOn: String createdOn: String! updatedOn: String! }
+input CostCodeFilter { id: IdFilter costCode: StringFilter archivedOn: TimestampFilter updatedOn: TimestampFilter }
+input CostCodeSort { id: SortOrder costCode: SortOrder title: SortOrder }
+
+type BudgetHours {
+  id: ID! cursor: String! projectId: ID! memberId: ID costCodeId: ID equipmentId: ID budgetSeconds: Int!
+  equipmentBudgetSeconds: Int isLatest: Boolean! createdOn: String!
+}
+input BudgetHoursFilter { id: IdFilter projectId: IdFilter costCodeId: IdFilter isLatest: BooleanFilter createdOn: TimestampFilter }
+input BudgetHoursSort { id: SortOrder createdOn: SortOrder }
+
+type BudgetCost {
+  id: ID! cursor: String! projectId: ID! memberId: ID costCodeId: ID equipmentId: ID costBudget: Float!
+  equipmentCostBudget: Float isLatest: Boolean! createdOn: String!
+}
+input BudgetCostFilter { id: IdFilter projectId: IdFilter costCodeId: IdFilter isLatest: BooleanFilter createdOn: TimestampFilter }
+input BudgetCostSort { id: SortOrder createdOn: SortOrder }
+
+type TimeEntryBreak { id: ID! startTime: String! endTime: String }
+type TimeEntry {
+  id: ID! cursor: String! memberId: ID! projectId: ID costCodeId: ID equipmentId: ID
+  startTime: String! endTime: String breaks: [TimeEntryBreak!]! actionType: Int! description: String
+  createdOn: String! updatedOn: String! deletedOn: String submittedOn: String
+}
+input TimeEntryFilter {
+  id: IdFilter memberId: IdFilter projectId: IdFilter costCodeId: IdFilter startTime: TimestampFilter
+  endTime: TimestampFilter createdOn: TimestampFilter updatedOn: TimestampFilter deletedOn: TimestampFilter
+  submittedOn: TimestampFilter
+}
+input TimeEntrySort { id: SortOrder startTime: SortOrder createdOn: SortOrder updatedOn: SortOrder }
+
+type Query {
+  members(filter: MemberFilter, first: Int, after: String, sort: [MemberSort!]): [Member!]!
+  projects(filter: ProjectFilter, first: Int, after: String, sort: [ProjectSort!]): [Project!]!
+  costCodes(filter: CostCodeFilter, first: Int, after: String, sort: [CostCodeSort!]): [CostCode!]!
+  budgetHours(filter: BudgetHoursFilter, first: Int, after: String, sort: [BudgetHoursSort!]): [BudgetHours!]!
+  budgetCosts(filter: BudgetCostFilter, first: Int, after: String, sort: [BudgetCostSort!]): [BudgetCost!]!
+  timeEntries(filter: TimeEntryFilter, first: Int, after: String, sort: [TimeEntrySort!]): [TimeEntry!]!
+}
+"""
+ROOTS = ("members", "projects", "costCodes", "budgetHours", "budgetCosts", "timeEntries")
+_TIMESTAMP_FIELDS = frozenset({"archivedOn", "createdOn", "updatedOn", "deletedOn", "startTime", "endTime", "submittedOn"})
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def iso(moment: datetime | None) -> str | None:
+    """BusyBusy's timestamp text: UTC, seconds, trailing Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any, name: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{name} must be an ISO 8601 timestamp, got {value!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).replace(microsecond=0)
+
+
+def password_digest(password: str) -> str:
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]):
+        super().__init__(str(body))
+        self.status = status
+        self.body = body
+
+
+# -- filters, sorting and cursors -------------------------------------------------------------------
+def _comparable(field_name: str, value: Any) -> Any:
+    if value is None or field_name not in _TIMESTAMP_FIELDS:
+        return value
+    try:
+        return iso(_parse_time(value, field_name))
+    except ValueError as exc:
+        raise GraphQLError(f"filter {field_name}: {exc}") from None
+
+
+def _matches(record: Mapping[str, Any], filter_: Mapping[str, Any] | None) -> bool:
+    for field_name, operators in (filter_ or {}).items():
+        value = record.get(field_name)
+        for operator, wanted in (operators or {}).items():
+            if wanted is None and operator != "isNull":
+                continue
+            if operator == "isNull":
+                ok = (value is None) == bool(wanted)
+            elif operator in ("contains", "doesNotContain"):
+                listed = value in {_comparable(field_name, w) for w in wanted}
+                ok = listed if operator == "contains" else not listed
+            else:
+                target = _comparable(field_name, wanted)
+                if operator == "equal":
+                    ok = value == target
+                elif operator == "notEqual":
+                    ok = value != target
+                elif value is None:
+                    ok = False
+                else:
+                    ok = {
+                        "greaterThan": value > target,
+                        "greaterThanOrEqual": value >= target,
+                        "lessThan": value < target,
+                        "lessThanOrEqual": value <= target,
+                    }[operator]
+            if not ok:
+                return False
+    return True
+
+
+def _sort_spec(sort: list[Mapping[str, Any]] | None) -> list[tuple[str, str]]:
+    spec: list[tuple[str, str]] = []
+    for item in sort or []:
+        given = [(k, v) for k, v in item.items() if v is not None]
+        if len(given) != 1:
+            raise GraphQLError("each sort item must name exactly one field")
+        spec.append(given[0])
+    if not any(name == "id" for name, _ in spec):
+        spec.append(("id", "asc"))
+    return spec
+
+
+def _compare(a: list[Any], b: list[Any], spec: list[tuple[str, str]]) -> int:
+    for (_, direction), x, y in zip(spec, a, b):
+        if x == y:
+            continue
+        if x is None or y is None:  # nulls first ascending
+            result = -1 if x is None else 1
+        else:
+            result = -1 if x < y else 1
+        return result if direction == "asc" else -result
+    return 0
+
+
+def _encode_cursor(key: list[Any], spec: list[tuple[str, str]]) -> str:
+    raw = json.dumps({"s": spec, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, spec: list[tuple[str, str]]) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if [tuple(s) for s in raw["s"]] != spec:
+            raise ValueError
+        return list(raw["k"])
+    except (ValueError, KeyError, TypeError):
+        raise GraphQLError("after is not a cursor of this list and sort") from None
+
+
+def page(records: list[dict[str, Any]], filter_: Any, first: Any, after: Any, sort: Any) -> list[dict[str, Any]]:
+    """One page of a root list: filter, sort (id last as tiebreaker), keyset ``after``, ``first``."""
+    if first is not None and not 1 <= first <= MAX_PAGE_SIZE:
+        raise GraphQLError(f"first must be between 1 and {MAX_PAGE_SIZE}")
+    spec = _sort_spec(sort)
+    keyed = [([r.get(name) for name, _ in spec], r) for r in records if _matches(r, filter_)]
+    keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare(a[0], b[0], spec)))
+    if after:
+        cursor_key = _decode_cursor(after, spec)
+        keyed = [item for item in keyed if _compare(item[0], cursor_key, spec) > 0]
+    if first is not None:
+        keyed = keyed[:first]
+    return [{**record, "cursor": _encode_cursor(key, spec)} for key, record in keyed]
+
+
+# -- one company ------------------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    id: str
+    member_id: str
+    project_id: str | None
+    cost_code_id: str | None
+    start: datetime
+    end: datetime | None
+    breaks: list[tuple[str, datetime, datetime | None]]
+    action_type: int
+    description: str
+    created: datetime
+    updated: datetime
+    deleted: datetime | None = None
+    submitted: datetime | None = None
+
+
+class BusyBusyCompany:
+    """One company's BusyBusy organization as the emulator serves it; mutations are thread-safe and
+    stamp ``updatedOn`` with a strictly increasing real 'now'. Ids are UUIDs derived from the
+    company and the generator's ids: ``member_id``, ``project_id`` and ``entry_id`` translate."""
+
+    def __init__(self, data: CompanyData, username: str, password: str):
+        self.data = data
+        self.company_id = data.company_id
+        self.zone = ZoneInfo(data.timezone)
+        self.frozen_now = data.as_of
+        self.username = username
+        self._digest = password_digest(password)
+        self._keys: set[str] = set()
+        self._lock = threading.RLock()
+        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"busybusy-emulator/{data.company_id}/{data.seed}")
+        self._members = {w.id: self._member_record(w) for w in data.workers}
+        owner = min((w for w in data.workers if w.role == ROLE_MANAGER and w.active), key=lambda w: w.employee_number)
+        self.owner_member_id = self.member_id(owner.id)
+        self._members[owner.id]["username"] = username
+        self._cost_codes = {
+            code: {"id": self._uuid("costcode", code), "costCode": code, "title": title, "archivedOn": None,
+                   "createdOn": iso(data.created_at), "updatedOn": iso(data.created_at)}
+            for code, title in COST_CODES
+        }
+        self._projects = self._project_records()
+        self._budget_hours, self._budget_costs = self._budget_records()
+        everything = sorted([*data.shifts, *data.deleted_shifts], key=lambda s: s.id)
+        self._entries = {e.id: e for e in (self._entry_state(s) for s in everything)}
+        self._last_tick = max(e.updated for e in self._entries.values())
+
+    # -- ids --------------------------------------------------------------------------------------
+    def _uuid(self, kind: str, key: Any) -> str:
+        return str(uuid.uuid5(self._namespace, f"{kind}/{key}"))
+
+    def member_id(self, worker_id: int) -> str:
+        return self._uuid("member", worker_id)
+
+    def project_id(self, job_or_milestone_id: int) -> str:
+        return self._uuid("project", job_or_milestone_id)
+
+    def entry_id(self, shift_id: int) -> str:
+        return self._uuid("entry", shift_id)
+
+    @property
+    def drive_cost_code_id(self) -> str:
+        return self._cost_codes["99-900"]["id"]
+
+    # -- building records -------------------------------------------------------------------------
+    def _local_midnight(self, day) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tzinfo=self.zone).astimezone(UTC)
+
+    def _member_record(self, worker: Worker) -> dict[str, Any]:
+        data = self.data
+        archived = None
+        if not worker.active:
+            day = worker.term_date
+            archived = (datetime.combine(day, datetime.min.time(), tzinfo=self.zone) + timedelta(hours=17)) if day else worker.modified_at
+        member_id = self.member_id(worker.id)
+        salaried = worker.pay_interval == PAY_SALARIED
+        hired = self._local_midnight(worker.hire_date)
+        index = sorted(w.id for w in data.workers).index(worker.id)
+
+        def wage(record_key: str, amount: Decimal, changed: datetime, deleted: datetime | None = None) -> dict[str, Any]:
+            overburden = 12.5 if index % 4 == 0 else 0.0
+            hourly = float(amount) / 2080 if salaried else float(amount)
+            return {
+                "id": self._uuid("wage", f"{worker.id}/{record_key}"), "memberId": member_id, "wage": float(amount),
+                "wageRate": WAGE_RATE_CODES["year" if salaried else "hour"], "overburden": overburden,
+                "effectiveRate": round(hourly * (1 + overburden / 100), 4), "changeDate": iso(changed),
+                "createdOn": iso(min(changed, data.as_of)), "updatedOn": iso(deleted or min(changed, data.as_of)),
+                "deletedOn": iso(deleted),
+            }
+
+        current = worker.annual_salary if salaried else worker.hourly_wage
+        raise_day = self._local_midnight(data.first_local_date + timedelta(days=data.days // 2))
+        histories = []
+        if not salaried and index % 3 == 0 and hired < raise_day:
+            histories.append(wage("start", worker.hourly_wage - WAGE_RAISE, hired))
+            histories.append(wage("raise", current, raise_day))
+        else:
+            histories.append(wage("start", current, hired))
+        if index % 7 == 1:
+            start = self._local_midnight(data.first_local_date)
+            histories.append(wage("mistake", Decimal("99.99"), start, deleted=start + timedelta(hours=9)))
+        return {
+            "id": member_id, "firstName": worker.first_name, "lastName": worker.last_name,
+            "username": f"{worker.first_name[0]}{worker.last_name}{worker.employee_number}".lower().replace("'", ""),
+            "email": worker.email, "memberNumber": str(worker.employee_number), "archivedOn": iso(archived),
+            "createdOn": iso(worker.created_at), "updatedOn": iso(worker.modified_at), "deletedOn": None,
+            "wageHistories": histories,
+        }
+
+    def _project_records(self) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+        for job in self.data.jobs:
+            job_uuid = self.project_id(job.id)
+            records[job_uuid] = {
+                "id": job_uuid, "title": job.name, "parentProjectId": None, "rootProjectId": job_uuid, "depth": 1,
+                "archivedOn": None if job.status == STATUS_OPEN else iso(job.modified_at),
+                "createdOn": iso(job.created_at), "updatedOn": iso(job.modified_at),
+                "projectInfo": {"projectId": job_uuid, "number": "DRIVE" if job.is_drive else job.short_code, "customer": job.customer or None},
+            }
+            for milestone in self.data.milestones_of(job.id):
+                mid = self.project_id(milestone.id)
+                records[mid] = {
+                    "id": mid, "title": milestone.name, "parentProjectId": job_uuid, "rootProjectId": job_uuid, "depth": 2,
+                    "archivedOn": None if milestone.status == STATUS_OPEN else iso(milestone.modified_at),
+                    "createdOn": iso(milestone.created_at), "updatedOn": iso(milestone.modified_at),
+                    "projectInfo": {"projectId": mid, "number": None, "customer": job.customer or None},
+                }
+        return records
+
+    def _budget_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        hours, costs = [], []
+        budgeted = [(j.id, j.budget_hours, j.created_at) for j in self.data.jobs if j.budget_hours is not None]
+        budgeted += [(m.id, m.budget_hours, m.created_at) for m in self.data.milestones if m.budget_hours is not None]
+        for index, (plan_id, budget, created) in enumerate(sorted(budgeted)):
+            common = {"projectId": self.project_id(plan_id), "memberId": None, "costCodeId": None, "equipmentId": None}
+            if index == 0:  # a superseded budget: clients must read isLatest only
+                hours.append({**common, "id": self._uuid("budgethours-old", plan_id), "budgetSeconds": int(round(budget * 3600)) + 36_000,
+                              "equipmentBudgetSeconds": None, "isLatest": False, "createdOn": iso(created)})
+            hours.append({**common, "id": self._uuid("budgethours", plan_id), "budgetSeconds": int(round(budget * 3600)),
+                          "equipmentBudgetSeconds": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
+            costs.append({**common, "id": self._uuid("budgetcost", plan_id), "costBudget": round(budget * COST_PER_BUDGET_HOUR, 2),
+                          "equipmentCostBudget": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
+        return hours, costs
+
+    def _entry_state(self, shift: Shift) -> _Entry:
+        project = self.project_id(shift.milestone_id if shift.milestone_id is not None else shift.job_id)
+        if shift.manual:
+            start = datetime.combine(shift.local_date, datetime.min.time(), tzinfo=self.zone).replace(hour=7).astimezone(UTC)
+            end: datetime | None = start + timedelta(seconds=shift.duration_seconds)
+            cost_code = None
+        else:
+            start, end = shift.start, shift.end
+            cost_code = self._cost_codes["99-900" if shift.is_drive else "01-100"]["id"]
+        breaks = [(self._uuid("break", f"{shift.id}/{i}"), s, e) for i, (s, e) in enumerate(shift.breaks)]
+        submitted = end + timedelta(hours=2) if end is not None and end < self.frozen_now - timedelta(days=2) else None
+        return _Entry(
+            id=self.entry_id(shift.id), member_id=self.member_id(shift.worker_id), project_id=project,
+            cost_code_id=cost_code, start=start, end=end, breaks=breaks,
+            action_type=ACTION_TYPES["manual" if shift.manual else "clock"], description=shift.notes or "",
+            created=shift.created_at, updated=shift.deleted_at or shift.modified_at, deleted=shift.deleted_at,
+            submitted=submitted,
+        )
+
+    @staticmethod
+    def render_entry(entry: _Entry) -> dict[str, Any]:
+        return {
+            "id": entry.id, "memberId": entry.member_id, "projectId": entry.project_id, "costCodeId": entry.cost_code_id,
+            "equipmentId": None, "startTime": iso(entry.start), "endTime": iso(entry.end),
+            "breaks": [{"id": b, "startTime": iso(s), "endTime": iso(e)} for b, s, e in entry.breaks],
+            "actionType": entry.action_type, "description": entry.description or None, "createdOn": iso(entry.created),
+            "updatedOn": iso(entry.updated), "deletedOn": iso(entry.deleted), "submittedOn": iso(entry.submitted),
+        }
+
+    # -- reads (exactly what GraphQL serves, without cursors) ------------------------------------------
+    def records(self, root: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if root == "timeEntries":
+                return [self.render_entry(e) for e in self._entries.values()]
+            store = {
+                "members": list(self._members.values()), "projects": list(self._projects.values()),
+                "costCodes": list(self._cost_codes.values()), "budgetHours": self._budget_hours,
+                "budgetCosts": self._budget_costs,
+            }[root]
+            return copy.deepcopy(store)
+
+    # -- sessions ---------------------------------------------------------------------------------------
+    def login(self, username: str, digest: str) -> str | None:
+        with self._lock:
+            if username != self.username or not secrets.compare_digest(digest, self._digest):
+                return None
+            key = secrets.token_urlsafe(32)
+            self._keys.add(key)
+            return key
+
+    def has_key(self, key: str) -> bool:
+        with self._lock:
+            return any(secrets.compare_digest(key, k) for k in self._keys)
+
+    def change_password(self, new_password: str) -> None:
+        with self._lock:
+            self._digest = password_digest(new_password)
+            self._keys.clear()
+
+    def owner_record(self) -> dict[str, Any]:
+        member = next(m for m in self._members.values() if m["id"] == self.owner_member_id)
+        return {"id": member["id"], "username": member["username"], "first_name": member["firstName"],
+                "last_name": member["lastName"], "member_number": member["memberNumber"]}
+
+    # -- mutations ----------------------------------------------------------------------------------------
+    def _tick(self) -> datetime:
+        self._last_tick = max(_now(), self._last_tick + timedelta(seconds=1))
+        return self._last_tick
+
+    def _entry(self, entry_id: str) -> _Entry:
+        try:
+            return self._entries[str(entry_id)]
+        except KeyError:
+            raise KeyError(f"company {self.company_id!r} has no time entry {entry_id}") from None
+
+    def has_entry(self, entry_id: str) -> bool:
+        return str(entry_id) in self._entries
+
+    def _check_refs(self, member_id: str | None, project_id: str | None, cost_code_id: str | None) -> None:
+        if member_id is not None and member_id not in {m["id"] for m in self._members.values()}:
+            raise ValueError(f"company {self.company_id!r} has no member {member_id}")
+        if project_id is not None and project_id not in self._projects:
+            raise ValueError(f"company {self.company_id!r} has no project {project_id}")
+        if cost_code_id is not None and cost_code_id not in {c["id"] for c in self._cost_codes.values()}:
+            raise ValueError(f"company {self.company_id!r} has no cost code {cost_code_id}")
+
+    def _breaks(self, breaks: Any, entry_id: str) -> list[tuple[str, datetime, datetime | None]]:
+        parsed = []
+        for index, item in enumerate(breaks or []):
+            start = _parse_time(item["startTime"], "break startTime")
+            end = _parse_time(item["endTime"], "break endTime") if item.get("endTime") else None
+            if end is not None and end <= start:
+                raise ValueError("a break must end after it starts")
+            parsed.append((item.get("id") or self._uuid("break", f"{entry_id}/{index}/{start}"), start, end))
+        return parsed
+
+    def add_time_entry(self, memberId: str, projectId: str, startTime: Any, endTime: Any = None,
+                       costCodeId: str | None = None, breaks: Any = None, description: str = "") -> dict[str, Any]:
+        """Add an entry; without ``endTime`` it runs (one running entry per member)."""
+        with self._lock:
+            self._check_refs(memberId, projectId, costCodeId)
+            start = _parse_time(startTime, "startTime")
+            end = _parse_time(endTime, "endTime") if endTime else None
+            if end is not None and end <= start:
+                raise ValueError("endTime must be after startTime")
+            if end is None and any(e.end is None and e.deleted is None and e.member_id == memberId for e in self._entries.values()):
+                raise ValueError(f"member {memberId} already has a running entry")
+            moment = self._tick()
+            entry_id = str(uuid.uuid4())
+            entry = _Entry(entry_id, memberId, projectId, costCodeId, start, end, self._breaks(breaks, entry_id),
+                           ACTION_TYPES["clock"], description, moment, moment)
+            self._entries[entry_id] = entry
+            return self.render_entry(entry)
+
+    def edit_time_entry(self, entry_id: str, **changes: Any) -> dict[str, Any]:
+        """Edit like a manager: ``startTime``, ``endTime`` (setting it clocks a running entry out),
+        ``projectId``, ``costCodeId``, ``memberId``, ``description``, ``breaks``."""
+        allowed = {"startTime", "endTime", "projectId", "costCodeId", "memberId", "description", "breaks"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot edit {sorted(unknown)} of a time entry; editable: {sorted(allowed)}")
+        with self._lock:
+            entry = self._entry(entry_id)
+            if entry.deleted is not None:
+                raise ValueError("a deleted time entry cannot be edited")
+            member = changes.get("memberId", entry.member_id)
+            project = changes.get("projectId", entry.project_id)
+            cost_code = changes.get("costCodeId", entry.cost_code_id)
+            self._check_refs(member, project, cost_code)
+            start = _parse_time(changes["startTime"], "startTime") if "startTime" in changes else entry.start
+            if "endTime" in changes and not changes["endTime"]:
+                raise ValueError("a time entry cannot be put back on the clock")
+            end = _parse_time(changes["endTime"], "endTime") if "endTime" in changes else entry.end
+            if end is not None and end <= start:
+                raise ValueError("endTime must be after startTime")
+            breaks = self._breaks(changes["breaks"], entry.id) if "breaks" in changes else entry.breaks
+            entry.member_id, entry.project_id, entry.cost_code_id = member, project, cost_code
+            entry.start, entry.end, entry.breaks = start, end, breaks
+            if "description" in changes:
+                entry.description = str(changes["description"])
+            entry.updated = self._tick()
+            return self.render_entry(entry)
+
+    def delete_time_entry(self, entry_id: str) -> dict[str, Any]:
+        """Soft delete: the entry stays readable with ``deletedOn`` (and ``updatedOn``) stamped."""
+        with self._lock:
+            entry = self._entry(entry_id)
+            if entry.deleted is None:
+                entry.deleted = entry.updated = self._tick()
+            return self.render_entry(entry)
+
+
+# -- faults ---------------------------------------------------------------------------------------------
+class BusyBusyFaults:
+    """Switchable failures for vendor requests (REST and GraphQL), thread-safe.
+
+    One-shot faults queue in order and each answers one request: ``rate_limit`` (429),
+    ``server_error`` (5xx), ``drop_connection`` (no answer), and ``graphql_error`` (HTTP 200 with
+    ``errors`` and no data; GraphQL requests only). ``latency`` delays every request until cleared.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._graphql_errors: deque[str] = deque()
+        self._latency_seconds = 0.0
+
+    def rate_limit(self, times: int = 1, retry_after: int | None = 1) -> None:
+        self._queue("rate_limit", times, retry_after=retry_after)
+
+    def server_error(self, times: int = 1, status: int = 503) -> None:
+        if status not in (500, 502, 503, 504):
+            raise ValueError(f"status must be 500, 502, 503 or 504, got {status}")
+        self._queue("server_error", times, status=status)
+
+    def drop_connection(self, times: int = 1) -> None:
+        self._queue("drop_connection", times)
+
+    def graphql_error(self, times: int = 1, message: str = "Internal server error") -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._graphql_errors.extend([str(message)] * times)
+
+    def latency(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("latency cannot be negative")
+        with self._lock:
+            self._latency_seconds = float(seconds)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._graphql_errors.clear()
+            self._latency_seconds = 0.0
+
+    def _queue(self, kind: str, times: int, **options: Any) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._pending.extend((kind, options) for _ in range(times))
+
+    def next_one_shot(self) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
+
+    def next_graphql_error(self) -> str | None:
+        with self._lock:
+            return self._graphql_errors.popleft() if self._graphql_errors else None
+
+    @property
+    def latency_seconds(self) -> float:
+        with self._lock:
+            return self._latency_seconds
+
+
+# -- the server --------------------------------------------------------------------------------------
+class LoggedRequest(NamedTuple):
+    """One vendor request; ``status`` 0 means the connection was dropped. ``operation`` is the
+    GraphQL root fields asked (comma-separated) or the REST resource."""
+
+    method: str
+    path: str
+    operation: str
+    status: int
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    clock: datetime | None = None
+
+
+def _build_schema():
+    schema = build_schema(SDL)
+    for root in ROOTS:
+        def resolve(_source, info, filter=None, first=None, after=None, sort=None, _root=root):  # noqa: A002
+            company: BusyBusyCompany = info.context["company"]
+            return page(company.records(_root), filter, first, after, sort)
+
+        schema.query_type.fields[root].resolve = resolve
+    return schema
+
+
+class BusyBusyEmulator:
+    """BusyBusy's REST login and GraphQL API on loopback, hosting any number of companies.
+
+    Nothing listens until ``start()`` (or ``with BusyBusyEmulator() as emulator:``).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host = host
+        self.port = port
+        self.faults = BusyBusyFaults()
+        self.schema = _build_schema()
+        self._lock = threading.Lock()
+        self._companies: dict[str, BusyBusyCompany] = {}
+        self._log: list[LoggedRequest] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> BusyBusyEmulator:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"busybusy-emulator-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> BusyBusyEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """What a client uses instead of https://api.busybusy.io."""
+        return self.root_url + REST_PREFIX
+
+    @property
+    def graphql_url(self) -> str:
+        """What a client uses instead of https://graphql.busybusy.io/."""
+        return self.root_url + GRAPHQL_PATH
+
+    @property
+    def control_url(self) -> str:
+        return self.root_url + CONTROL_PREFIX
+
+    # -- companies ----------------------------------------------------------------------------------
+    def add_company(self, data: CompanyData, username: str | None = None, password: str | None = None) -> tuple[str, str]:
+        """Host a generated company; returns the (username, password) that logs in as its owner."""
+        username = username or f"owner@{data.company_id}.example"
+        password = password or secrets.token_urlsafe(16)
+        company = BusyBusyCompany(data, username, password)
+        with self._lock:
+            if data.company_id in self._companies:
+                raise ValueError(f"company {data.company_id!r} is already hosted")
+            if any(c.username == username for c in self._companies.values()):
+                raise ValueError("that username already belongs to another company")
+            self._companies[data.company_id] = company
+        return username, password
+
+    def company(self, company_id: str) -> BusyBusyCompany:
+        with self._lock:
+            try:
+                return self._companies[company_id]
+            except KeyError:
+                raise KeyError(f"no hosted company {company_id!r}") from None
+
+    @property
+    def company_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._companies)
+
+    def change_password(self, company_id: str, new_password: str) -> None:
+        """The owner changed the password: every session key of the company dies (401)."""
+        self.company(company_id).change_password(new_password)
+
+    # -- observation -------------------------------------------------------------------------------------
+    @property
+    def request_log(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def _record(self, method: str, path: str, operation: str, status: int) -> None:
+        with self._lock:
+            self._log.append(LoggedRequest(method, path, operation, status))
+
+    # -- vendor requests ---------------------------------------------------------------------------------
+    def _fault_answer(self) -> _Answer | None:
+        latency = self.faults.latency_seconds
+        if latency:
+            time.sleep(latency)
+        fault = self.faults.next_one_shot()
+        if fault is None:
+            return None
+        kind, options = fault
+        if kind == "drop_connection":
+            return _Answer(0, drop=True)
+        if kind == "rate_limit":
+            retry_after = options.get("retry_after")
+            return _Answer(429, {"errors": [{"message": "Too Many Requests"}]},
+                           {} if retry_after is None else {"Retry-After": str(retry_after)})
+        status = options["status"]
+        return _Answer(status, {"errors": [{"message": HTTPStatus(status).phrase}]})
+
+    def _answer_rest(self, method: str, resource: str, query: dict[str, str], headers: Mapping[str, str]) -> _Answer:
+        fault = self._fault_answer()
+        if fault is not None:
+            return fault
+        if resource != "member":
+            return _Answer(404, {"success": False, "code": [404], "debug": {"errors": [f"/{resource} is not emulated"]}})
+        if method != "GET":
+            return _Answer(405, {"success": False, "code": [405], "debug": {"errors": ["only GET /member (login) is emulated"]}})
+        if query.get("_version") != REST_VERSION:
+            return _Answer(400, {"success": False, "code": [400], "debug": {"errors": [f"_version must be {REST_VERSION}"]}})
+        scheme, _, encoded = headers.get("Authorization", "").partition(" ")
+        try:
+            username, _, digest = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            username, digest = "", ""
+        denied = _Answer(401, {"success": False, "code": [401], "debug": {"errors": ["invalid username or password"]}})
+        if scheme.lower() != "basic" or not username or username != query.get("username"):
+            return denied
+        with self._lock:
+            company = next((c for c in self._companies.values() if c.username == username), None)
+        key = company.login(username, digest) if company else None
+        if key is None:
+            return denied
+        return _Answer(200, {"success": True, "code": [], "data": [company.owner_record()], "total_rows": 1,
+                             "returned_rows": 1, "next": None, "prev": None, "public_key": key, "supported": 200})
+
+    def _answer_graphql(self, method: str, headers: Mapping[str, str], body: bytes) -> tuple[_Answer, str]:
+        fault = self._fault_answer()
+        if fault is not None:
+            return fault, ""
+        if method != "POST":
+            return _Answer(405, {"errors": [{"message": "use POST for GraphQL"}]}), ""
+        key = (headers.get("key-authorization") or "").strip()
+        with self._lock:
+            company = next((c for c in self._companies.values() if key and c.has_key(key)), None)
+        if company is None:
+            return _Answer(401, {"errors": [{"message": "Unauthorized: the key-authorization header is missing or not valid"}]}), ""
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+                raise ValueError("the body must be a JSON object with a query string")
+        except ValueError as exc:
+            return _Answer(400, {"errors": [{"message": f"bad request: {exc}"}]}), ""
+        operation = ",".join(root for root in ROOTS if root in request["query"])
+        message = self.faults.next_graphql_error()
+        if message is not None:
+            return _Answer(200, {"errors": [{"message": message}], "data": None}, clock=company.frozen_now), operation
+        variables = request.get("variables")
+        result = graphql_sync(
+            self.schema, request["query"], variable_values=variables if isinstance(variables, dict) else None,
+            operation_name=request.get("operationName"), context_value={"company": company},
+        )
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload = {"errors": [{"message": e.message, **({"path": e.path} if e.path else {})} for e in result.errors],
+                       "data": result.data}
+        return _Answer(200, payload, clock=company.frozen_now), operation
+
+    # -- control requests ----------------------------------------------------------------------------------
+    def _answer_control(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Answer:
+        try:
+            payload = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError as exc:
+            return _Answer(400, {"error": f"the body is not JSON: {exc}"})
+        if not isinstance(payload, dict):
+            return _Answer(400, {"error": "the body must be a JSON object"})
+        company_id = payload.pop("company_id", None) or query.get("company_id")
+        parts = [p for p in path.split("/") if p]
+        try:
+            if parts == ["status"] and method == "GET":
+                return _Answer(200, {"request_count": self.request_count, "company_ids": self.company_ids})
+            if parts == ["faults"] and method == "POST":
+                action = payload.pop("action", None)
+                if action not in ("rate_limit", "server_error", "drop_connection", "latency", "graphql_error", "clear"):
+                    raise ValueError("action must be rate_limit, server_error, drop_connection, latency, graphql_error or clear")
+                getattr(self.faults, action)(**payload)
+                return _Answer(200, {"ok": True, "action": action})
+            if parts == ["password"] and method == "POST":
+                self._control_company(company_id).change_password(str(payload["password"]))
+                return _Answer(200, {"ok": True})
+            if parts == ["timeEntries"] and method == "POST":
+                return _Answer(200, self._control_company(company_id).add_time_entry(**payload))
+            if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
+                company = self._control_company(company_id, parts[1])
+                if parts[2] == "delete":
+                    return _Answer(200, company.delete_time_entry(parts[1]))
+                return _Answer(200, company.edit_time_entry(parts[1], **payload))
+            return _Answer(404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
+        except KeyError as exc:
+            return _Answer(404, {"error": str(exc.args[0] if exc.args else exc)})
+        except (TypeError, ValueError) as exc:
+            return _Answer(400, {"error": str(exc)})
+
+    def _control_company(self, company_id: str | None, entry_id: str | None = None) -> BusyBusyCompany:
+        if company_id:
+            return self.company(company_id)
+        with self._lock:
+            companies = list(self._companies.values())
+        if entry_id is not None:
+            companies = [c for c in companies if c.has_entry(entry_id)]
+            if not companies:
+                raise KeyError(f"no hosted company has time entry {entry_id}")
+        if len(companies) != 1:
+            raise ValueError("several companies qualify: give company_id")
+        return companies[0]
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    emulator: BusyBusyEmulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+    _clock: datetime | None = None
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request log is ``emulator.request_log``, which never holds a credential."""
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: the company's frozen clock on GraphQL answers, real time otherwise."""
+        if self._clock is not None and timestamp is None:
+            return format_datetime(self._clock.astimezone(UTC), usegmt=True)
+        return super().date_time_string(timestamp)
+
+    def _handle(self) -> None:
+        emulator = self.server.emulator
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        query = {name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self._clock = None
+        try:
+            if path == GRAPHQL_PATH:
+                answer, operation = emulator._answer_graphql(self.command, self.headers, body)
+                emulator._record(self.command, path, operation, answer.status)
+            elif path.startswith(REST_PREFIX + "/"):
+                resource = path[len(REST_PREFIX) + 1 :]
+                answer = emulator._answer_rest(self.command, resource, query, self.headers)
+                emulator._record(self.command, path, resource, answer.status)
+            elif path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
+                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                    answer = _Answer(403, {"error": "the control API answers loopback clients only"})
+                else:
+                    answer = emulator._answer_control(self.command, path[len(CONTROL_PREFIX) :], query, body)
+            else:
+                answer = _Answer(404, {"errors": [{"message": f"Not Found: {path}"}]})
+        except Exception as exc:  # an emulator bug must show as a 500 with its cause, not as a hung client
+            answer = _Answer(500, {"errors": [{"message": f"emulator error: {type(exc).__name__}: {exc}"}]})
+        self._send(answer)
+
+    def _send(self, answer: _Answer) -> None:
+        if answer.drop:
+            self.close_connection = True
+            return
+        payload = json.dumps(answer.body).encode("utf-8")
+        self._clock = answer.clock
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self._clock = None
+
+
+__all__ = [
+    "ACTION_TYPES",
+    "COST_CODES",
+    "DRIVE_COST_CODE",
+    "DRIVE_PROJECT_TITLE",
+    "MAX_PAGE_SIZE",
+    "ROOTS",
+    "SDL",
+    "WAGE_RATE_CODES",
+    "BusyBusyCompany",
+    "BusyBusyEmulator",
+    "BusyBusyFaults",
+    "LoggedRequest",
+    "iso",
+    "password_digest",
+]
