@@ -1,0 +1,355 @@
+"""BusyBusy: the REST login, the GraphQL client and the Dagster resource that builds it.
+
+Protocol (the project's decision for BusyBusy, see the vendor notes; BusyBusy publishes no reference):
+- Login: ``GET {rest}/member?username=<u>&_version=3.2`` with
+  ``Authorization: Basic base64(username + ":" + sha256hex(password))``; the answer's ``public_key``
+  is the session key. Keys do not expire but die on a password change (401): the client logs in once
+  more on a 401; if that login is refused too, a ``VendorAuthError`` says the username or password no
+  longer works. Neither the password, its digest nor the key ever reaches an error text.
+- Data: ``POST {graphql}`` with ``{"query", "variables"}`` and the header ``key-authorization: <key>``.
+  Root lists take ``(filter, first, after, sort)``, return plain lists with a ``cursor`` per item;
+  the client pages with ``first`` = ``page_size`` (500) and ``after`` = the last cursor until a page
+  comes back short. Errors arrive as HTTP 200 with ``errors[].message``: they raise
+  ``VendorRequestError`` (never read as empty data); a missing or malformed ``data`` raises
+  ``VendorPayloadError``. 429/5xx/timeouts are retried by the shared ``VendorClient`` base.
+
+URL layout (one base URL per connection): the connection stores the REST base
+(``https://api.busybusy.io``). The GraphQL URL is the resource's ``graphql_url`` when set, else
+derived by ``graphql_url_for``: ``https://api.<host>`` -> ``https://graphql.<host>/`` (BusyBusy's
+production naming), and a base ending in ``/rest`` -> the same root + ``/graphql`` (the emulator, which
+serves both on one host). Any other base needs ``graphql_url``.
+
+Inferred names (``timeEntries``, the filter operators, ``isLatest``) live only in ``QUERIES`` and the
+filter builders below, so a real introspection can correct them here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from pydantic import Field
+
+from protiv_dagster.resources.http import (
+    VendorAuthError,
+    VendorClient,
+    VendorPayloadError,
+    VendorRequestError,
+)
+
+VENDOR = "BusyBusy"
+MAX_PAGE_SIZE = 500
+REST_VERSION = "3.2"
+
+_WAGES = "wageHistories { id wage wageRate overburden effectiveRate changeDate createdOn updatedOn deletedOn }"
+# Every query text in one place. Each takes $filter, $first, $after (and $sort where used).
+QUERIES: dict[str, tuple[str, str]] = {
+    # root -> (filter type, selection)
+    "members": ("MemberFilter", f"id cursor firstName lastName username email memberNumber archivedOn createdOn updatedOn deletedOn {_WAGES}"),
+    "projects": ("ProjectFilter", "id cursor title parentProjectId rootProjectId depth archivedOn createdOn updatedOn projectInfo { projectId number customer }"),
+    "costCodes": ("CostCodeFilter", "id cursor costCode title archivedOn createdOn updatedOn"),
+    "budgetHours": ("BudgetHoursFilter", "id cursor projectId memberId costCodeId equipmentId budgetSeconds isLatest createdOn"),
+    "budgetCosts": ("BudgetCostFilter", "id cursor projectId memberId costCodeId equipmentId costBudget isLatest createdOn"),
+    "timeEntries": ("TimeEntryFilter", "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn"),
+}
+LATEST_ONLY = {"isLatest": {"equal": True}}
+NOT_DELETED = {"deletedOn": {"isNull": True}}
+DELETED = {"deletedOn": {"isNull": False}}
+
+
+def query_text(root: str) -> str:
+    filter_type, selection = QUERIES[root]
+    return (
+        f"query {root[0].upper()}{root[1:]}($filter: {filter_type}, $first: Int, $after: String) "
+        f"{{ {root}(filter: $filter, first: $first, after: $after) {{ {selection} }} }}"
+    )
+
+
+def iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("BusyBusy timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def since(field_name: str, moment: datetime) -> dict[str, Any]:
+    return {field_name: {"greaterThanOrEqual": iso(moment)}}
+
+
+def local_day_window(first_day: date, last_day: date, timezone: str) -> tuple[datetime, datetime]:
+    """[local midnight of first_day, local midnight after last_day) in UTC: the start-time window
+    of the entries whose local work date is in the range."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def graphql_url_for(rest_base: str) -> str:
+    """The GraphQL URL that goes with a REST base (see the module docstring)."""
+    parts = urlsplit(rest_base.rstrip("/"))
+    if parts.path.endswith("/rest"):
+        return urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("/rest")] + "/graphql", "", ""))
+    if parts.netloc.startswith("api.") and parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, "graphql." + parts.netloc[len("api."):], "/", "", ""))
+    raise ValueError(
+        f"{VENDOR}: cannot derive the GraphQL URL from the REST base {rest_base!r}; set the resource's graphql_url"
+    )
+
+
+class _RestLogin(VendorClient):
+    """The legacy REST host, used for the login only (same retries and scrubbing as everything else)."""
+
+    vendor = VENDOR
+    basic_authorization = ""
+
+    def auth_headers(self) -> dict[str, str]:
+        # The login is the only call here; a 401 on it is final (refresh_credentials stays False).
+        return {"Authorization": self.basic_authorization}
+
+    def error_detail(self, response) -> str:
+        try:
+            body = response.json()
+            errors = body.get("debug", {}).get("errors") or body.get("code")
+            if errors:
+                return "; ".join(map(str, errors))[:300]
+        except (ValueError, AttributeError):
+            pass
+        return super().error_detail(response)
+
+
+class BusyBusyClient(VendorClient):
+    """Talks to one company's BusyBusy organization as the connected member."""
+
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        graphql_url: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        **http_options: Any,
+    ):
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"{VENDOR} page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        self._rest = _RestLogin(base_url, **http_options)
+        self._graphql_requests = 0
+        self._graphql_retries = 0
+        super().__init__(graphql_url or graphql_url_for(base_url), **http_options)
+        self.page_size = page_size
+        self.username = username
+        self._password = password
+        self._digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
+        basic = base64.b64encode(f"{username}:{self._digest}".encode()).decode()
+        self._rest.basic_authorization = f"Basic {basic}"
+        self.key: str | None = None
+        self.server_time: datetime | None = None
+        for client in (self, self._rest):
+            client.register_secret(password, self._digest, basic)
+
+    def __repr__(self) -> str:
+        return f"BusyBusyClient({self.base_url!r}, username=***)"
+
+    # request_count and retry_count cover both hosts (the base class assigns them in __init__).
+    @property
+    def request_count(self) -> int:  # type: ignore[override]
+        return self._graphql_requests + self._rest.request_count
+
+    @request_count.setter
+    def request_count(self, value: int) -> None:
+        # The base class does ``self.request_count += 1``: keep only this host's share here.
+        self._graphql_requests = value - self._rest.request_count
+
+    @property
+    def retry_count(self) -> int:  # type: ignore[override]
+        return self._graphql_retries + self._rest.retry_count
+
+    @retry_count.setter
+    def retry_count(self, value: int) -> None:
+        self._graphql_retries = value - self._rest.retry_count
+
+    # -- authentication ---------------------------------------------------------------------------
+    def login(self) -> str:
+        """Log in through the REST API and keep the session key."""
+        response = self._rest.request("GET", "member", params={"username": self.username, "_version": REST_VERSION})
+        body = self._rest.decode_json(response, "member")
+        key = body.get("public_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key:
+            raise VendorPayloadError(self.vendor, "the login answer (/member) has no public_key")
+        self.key = key
+        for client in (self, self._rest):
+            client.register_secret(key)
+        return key
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.key is None:
+            self.login()
+        return {"key-authorization": self.key or ""}
+
+    def refresh_credentials(self) -> bool:
+        """A 401 on GraphQL: the key died (password change, revoked session). Log in once more."""
+        try:
+            self.login()
+        except VendorAuthError:
+            raise VendorAuthError(
+                self.vendor,
+                f"the session key was rejected and logging in again as {self.username!r} failed: the username or "
+                "password no longer works (changed password?); an admin must reconnect this company",
+                401,
+            ) from None
+        return True
+
+    def error_detail(self, response) -> str:
+        try:
+            body = response.json()
+            messages = [str(e.get("message")) for e in body.get("errors", []) if isinstance(e, dict)]
+            if messages:
+                return "; ".join(messages)[:300]
+        except (ValueError, AttributeError):
+            pass
+        return super().error_detail(response)
+
+    # -- GraphQL ----------------------------------------------------------------------------------
+    def execute(self, query: str, variables: dict[str, Any] | None = None, *, what: str = "query") -> dict[str, Any]:
+        """One GraphQL call; ``errors`` in the answer raise, whatever ``data`` holds."""
+        response = self.request("POST", "", json_body={"query": query, "variables": variables or {}})
+        date_header = response.headers.get("Date")
+        if date_header:
+            try:
+                self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
+            except (TypeError, ValueError):
+                pass
+        body = self.decode_json(response, "graphql")
+        if not isinstance(body, dict):
+            raise VendorPayloadError(self.vendor, f"the GraphQL answer to {what} is not a JSON object")
+        errors = body.get("errors")
+        if errors:
+            messages = "; ".join(
+                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in (errors if isinstance(errors, list) else [errors])
+            )
+            raise VendorRequestError(self.vendor, f"GraphQL {what} failed: {self.scrub(messages)[:500]}", response.status_code)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise VendorPayloadError(self.vendor, f"the GraphQL answer to {what} has no data object")
+        return data
+
+    def pages(self, root: str, filter_: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a root list: ``first`` = page size, ``after`` = the last cursor, until short."""
+        query = query_text(root)
+        after: str | None = None
+        page_number = 1
+        while True:
+            data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
+            records = data.get(root)
+            if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
+                raise VendorPayloadError(self.vendor, f"{root} page {page_number} is not a list of records with id and cursor")
+            yield records
+            if len(records) < self.page_size:
+                return
+            after = records[-1]["cursor"]
+            page_number += 1
+
+    def all(self, root: str, filter_: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every record of a root list, each once (the last copy wins if a record moved between pages)."""
+        by_id: dict[str, dict[str, Any]] = {}
+        for records in self.pages(root, filter_):
+            for record in records:
+                by_id.pop(record["id"], None)
+                by_id[record["id"]] = record
+        return list(by_id.values())
+
+    # -- reads ------------------------------------------------------------------------------------
+    def members(self, *, updated_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every member, archived or not, with all wage histories (deleted ones too: mapping drops them)."""
+        return self.all("members", since("updatedOn", updated_since) if updated_since else None)
+
+    def projects(self, *, updated_since: datetime | None = None) -> list[dict[str, Any]]:
+        return self.all("projects", since("updatedOn", updated_since) if updated_since else None)
+
+    def cost_codes(self) -> list[dict[str, Any]]:
+        return self.all("costCodes")
+
+    def budget_hours(self) -> list[dict[str, Any]]:
+        return self.all("budgetHours", LATEST_ONLY)
+
+    def budget_costs(self) -> list[dict[str, Any]]:
+        return self.all("budgetCosts", LATEST_ONLY)
+
+    def time_entries(
+        self,
+        *,
+        start_from: datetime | None = None,
+        start_before: datetime | None = None,
+        updated_since: datetime | None = None,
+        deleted: bool | None = None,
+        ids: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Time entries by start-time window [start_from, start_before), by ``updatedOn`` (incremental;
+        inclusive, so a record may come twice across runs), by ids, and/or by deletion state
+        (``deleted=None`` returns live and soft-deleted entries alike)."""
+        filter_: dict[str, Any] = {}
+        window: dict[str, str] = {}
+        if start_from is not None:
+            window["greaterThanOrEqual"] = iso(start_from)
+        if start_before is not None:
+            window["lessThan"] = iso(start_before)
+        if window:
+            filter_["startTime"] = window
+        if updated_since is not None:
+            filter_.update(since("updatedOn", updated_since))
+        if ids is not None:
+            filter_["id"] = {"contains": list(ids)}
+        if deleted is not None:
+            filter_.update(DELETED if deleted else NOT_DELETED)
+        if not filter_:
+            raise ValueError(f"{VENDOR} timeEntries needs a start window, updated_since, ids or a deletion state")
+        return self.all("timeEntries", filter_)
+
+
+class BusyBusyResource(dg.ConfigurableResource):
+    """BusyBusy REST login + GraphQL API. Holds only tuning; the REST base URL and the username and
+    password come from the company's connection at run time, so no secret travels in run config."""
+
+    graphql_url: str | None = Field(
+        default=None,
+        description="GraphQL endpoint; by default derived from the connection's REST base "
+        "(https://api.busybusy.io -> https://graphql.busybusy.io/, <root>/rest -> <root>/graphql).",
+    )
+    page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per GraphQL page (first).")
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
+    max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
+
+    def client(self, base_url: str, username: str, password: str) -> BusyBusyClient:
+        return BusyBusyClient(
+            base_url,
+            username,
+            password,
+            graphql_url=self.graphql_url,
+            page_size=self.page_size,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            read_timeout_seconds=self.read_timeout_seconds,
+            max_attempts=self.max_attempts,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+
+
+__all__ = [
+    "QUERIES",
+    "BusyBusyClient",
+    "BusyBusyResource",
+    "VendorAuthError",
+    "graphql_url_for",
+    "local_day_window",
+    "query_text",
+]

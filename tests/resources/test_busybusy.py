@@ -1,0 +1,217 @@
+"""The BusyBusy client over real HTTP against the emulator: login, re-login, paging, filters, faults."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from protiv_dagster.resources.busybusy import (
+    BusyBusyClient,
+    BusyBusyResource,
+    graphql_url_for,
+    local_day_window,
+    query_text,
+)
+from protiv_dagster.resources.http import (
+    VendorAuthError,
+    VendorRequestError,
+    VendorUnavailableError,
+)
+from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+from protiv_dagster.sandbox.generator import generate_company
+
+AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
+FIRST_DAY, LAST_DAY = date(2026, 11, 7), date(2026, 11, 20)
+ZONE = "America/Denver"
+USERNAME, PASSWORD = "boss@acme.example", "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def company_data():
+    return generate_company("acme", seed=3, workers=30, days=14, as_of=AS_OF, timezone=ZONE)
+
+
+@pytest.fixture
+def emulator(company_data):
+    with BusyBusyEmulator() as emulator:
+        emulator.add_company(company_data, username=USERNAME, password=PASSWORD)
+        yield emulator
+
+
+def make_client(emulator, password=PASSWORD, page_size=500, **options) -> BusyBusyClient:
+    options.setdefault("initial_backoff_seconds", 0.01)
+    options.setdefault("max_wait_seconds", 0.2)
+    return BusyBusyClient(emulator.rest_url, USERNAME, password, page_size=page_size, **options)
+
+
+def window_truth(emulator) -> list[str]:
+    start, end = local_day_window(FIRST_DAY, LAST_DAY, ZONE)
+    lo, hi = start.strftime("%Y-%m-%dT%H:%M:%SZ"), end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return sorted(e["id"] for e in emulator.company("acme").records("timeEntries") if lo <= e["startTime"] < hi)
+
+
+def assert_secret_free(message: str, client: BusyBusyClient | None = None) -> None:
+    assert "BusyBusy" in message
+    assert PASSWORD not in message and "new password!" not in message
+    assert hashlib.sha256(PASSWORD.encode()).hexdigest() not in message
+    if client is not None and client.key:
+        assert client.key not in message
+
+
+def test_url_layout():
+    assert graphql_url_for("https://api.busybusy.io") == "https://graphql.busybusy.io/"
+    assert graphql_url_for("http://127.0.0.1:8080/rest") == "http://127.0.0.1:8080/graphql"
+    with pytest.raises(ValueError, match="graphql_url"):
+        graphql_url_for("https://example.com/api")
+    client = BusyBusyResource(graphql_url="https://gql.example/").client("https://example.com/api", "u", "p")
+    assert client.base_url == "https://gql.example"
+
+
+def test_login_then_reads(emulator):
+    client = make_client(emulator)
+    members = client.members()
+    assert client.key and len(members) == 30
+    assert all(m["wageHistories"] for m in members)
+    assert emulator.request_log[0].path == "/rest/member"
+    assert client.request_count == emulator.request_count == 2  # one login, one page
+
+
+def test_wrong_password_is_a_clear_auth_error(emulator):
+    client = make_client(emulator, password="wrong password")
+    with pytest.raises(VendorAuthError) as caught:
+        client.members()
+    assert_secret_free(str(caught.value))
+    assert "wrong password" not in str(caught.value)
+    assert emulator.request_count == 1  # a refused login is not retried
+
+
+def test_changed_password_relogs_once_then_fails_clearly(emulator):
+    client = make_client(emulator)
+    client.cost_codes()
+    old_key = client.key
+    emulator.change_password("acme", "new password!")
+    with pytest.raises(VendorAuthError) as caught:
+        client.cost_codes()
+    message = str(caught.value)
+    assert_secret_free(message, client)
+    assert old_key not in message
+    assert "password" in message and "reconnect" in message
+    # 401 on the old key, then one login attempt that is refused: no loop.
+    assert [r.status for r in emulator.request_log][-2:] == [401, 401]
+    assert sum(1 for r in emulator.request_log if r.path == "/rest/member") == 2
+
+
+def test_a_dead_key_is_renewed_by_logging_in_again(emulator):
+    client = make_client(emulator)
+    client.cost_codes()
+    client.key = "a-key-that-died"
+    assert len(client.cost_codes()) == 3
+    assert client.key != "a-key-that-died"
+    assert [r.status for r in emulator.request_log] == [200, 200, 401, 200, 200]
+
+
+def test_cursor_paging_across_many_pages_equals_ground_truth(emulator):
+    client = make_client(emulator, page_size=50)
+    start, end = local_day_window(FIRST_DAY, LAST_DAY, ZONE)
+    got = client.time_entries(start_from=start, start_before=end)
+    truth = window_truth(emulator)
+    assert len(truth) > 500
+    assert sorted(e["id"] for e in got) == truth and len(got) == len(truth)
+    graphql_calls = [r for r in emulator.request_log if r.path == "/graphql"]
+    assert len(graphql_calls) == len(truth) // 50 + 1
+    assert all(r.operation == "timeEntries" for r in graphql_calls)
+
+
+def test_paging_with_entries_inserted_and_deleted_between_pages(emulator, company_data):
+    company = emulator.company("acme")
+    client = make_client(emulator, page_size=40)
+    start, end = local_day_window(FIRST_DAY, LAST_DAY, ZONE)
+    before = set(window_truth(emulator))
+    pages = client.pages("timeEntries", {"startTime": {"greaterThanOrEqual": start.isoformat(), "lessThan": end.isoformat()}})
+    seen = [e["id"] for e in next(pages)]
+    shift = company_data.shifts[10]
+    added = [
+        company.add_time_entry(company.member_id(shift.worker_id), company.project_id(shift.job_id),
+                               AS_OF - timedelta(days=2, minutes=10 * i), AS_OF - timedelta(days=2, minutes=10 * i - 5))["id"]
+        for i in range(6)
+    ]
+    victim = sorted(before - set(seen))[0]
+    company.delete_time_entry(victim)
+    for page in pages:
+        seen += [e["id"] for e in page]
+    assert len(seen) == len(set(seen))
+    assert before <= set(seen)  # nothing that existed is skipped; a soft-deleted entry is still listed
+    after_cursor = [a for a in added if a > seen[39]]
+    assert set(after_cursor) <= set(seen)  # new entries after the cursor are picked up
+
+
+def test_incremental_by_updated_on_and_soft_deletes(emulator):
+    client = make_client(emulator)
+    start, end = local_day_window(FIRST_DAY, LAST_DAY, ZONE)
+    every = client.time_entries(start_from=start, start_before=end)
+    mark = max(datetime.fromisoformat(e["updatedOn"].replace("Z", "+00:00")) for e in every) + timedelta(seconds=1)
+    assert client.time_entries(updated_since=mark) == []
+    company = emulator.company("acme")
+    live = [e for e in every if e["deletedOn"] is None and e["endTime"]]
+    company.edit_time_entry(live[0]["id"], description="moved")
+    company.delete_time_entry(live[1]["id"])
+    changed = {e["id"]: e for e in client.time_entries(updated_since=mark)}
+    assert set(changed) == {live[0]["id"], live[1]["id"]}
+    assert changed[live[1]["id"]]["deletedOn"] and changed[live[0]["id"]]["deletedOn"] is None
+    deleted = client.time_entries(start_from=start, start_before=end, deleted=True)
+    assert live[1]["id"] in {e["id"] for e in deleted} and all(e["deletedOn"] for e in deleted)
+    not_deleted = client.time_entries(start_from=start, start_before=end, deleted=False)
+    assert len(deleted) + len(not_deleted) == len(every)
+    assert {e["id"] for e in client.time_entries(ids=[live[0]["id"]])} == {live[0]["id"]}
+    with pytest.raises(ValueError):
+        client.time_entries()
+
+
+def test_graphql_errors_are_errors_not_empty_data(emulator):
+    client = make_client(emulator)
+    emulator.faults.graphql_error(times=1, message="Cannot query field 'timeEntries' on type 'Query'.")
+    with pytest.raises(VendorRequestError) as caught:
+        client.time_entries(updated_since=AS_OF)
+    assert "timeEntries" in str(caught.value) and "BusyBusy" in str(caught.value)
+    with pytest.raises(VendorRequestError, match="noSuchField"):
+        client.execute("{ members { id noSuchField } }")
+    with pytest.raises(VendorRequestError, match="ISO 8601"):
+        client.all("timeEntries", {"updatedOn": {"greaterThanOrEqual": "last tuesday"}})
+
+
+def test_rate_limits_and_server_errors_are_retried(emulator):
+    client = make_client(emulator)
+    emulator.faults.rate_limit(times=2, retry_after=0)
+    emulator.faults.server_error(times=2, status=503)
+    emulator.faults.drop_connection(times=1)
+    assert len(client.projects()) > 0  # the login went through the faults
+    assert client.retry_count == 5
+    emulator.faults.rate_limit(times=1, retry_after=0)
+    emulator.faults.server_error(times=1, status=500)
+    assert len(client.cost_codes()) == 3  # and so does a GraphQL query
+    assert client.retry_count == 7
+    assert [r.status for r in emulator.request_log][-3:] == [429, 500, 200]
+
+
+def test_persistent_outage_is_unavailable(emulator):
+    client = make_client(emulator, max_attempts=3)
+    emulator.faults.server_error(times=10, status=502)
+    with pytest.raises(VendorUnavailableError, match="BusyBusy"):
+        client.cost_codes()
+
+
+def test_budgets_read_latest_only(emulator):
+    client = make_client(emulator)
+    hours = client.budget_hours()
+    assert hours and all(h["isLatest"] for h in hours)
+    assert len({h["projectId"] for h in hours}) == len(hours)
+    assert len(client.budget_costs()) == len(hours)
+
+
+def test_query_texts_name_only_the_schema_fields(emulator):
+    client = make_client(emulator)
+    for root in ("members", "projects", "costCodes", "budgetHours", "budgetCosts", "timeEntries"):
+        data = client.execute(query_text(root), {"filter": None, "first": 1, "after": None})
+        assert isinstance(data[root], list)
