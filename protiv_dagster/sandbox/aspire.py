@@ -1,0 +1,953 @@
+"""An Aspire External API emulator: a real HTTP server on loopback, rendering a generated company.
+
+Pointing a client at ``emulator.base_url`` instead of ``https://cloud-api.youraspire.com`` must be
+the only difference. Standard library only. Field names and JSON types follow Aspire's own OpenAPI
+document (NSwag, "Aspire.ExternalApi"); only the fields listed below are served.
+
+What is emulated (documented by the vendor)
+-------------------------------------------
+- ``POST /Authorization`` ``{"ClientId", "Secret"}`` -> ``{"Token", "RefreshToken"}``; the token is
+  a JWT-shaped opaque string sent as ``Authorization: Bearer <Token>``.
+  ``POST /Authorization/RefreshToken`` ``{"RefreshToken"}`` -> a new pair (the old pair stops working).
+- Lists are bare JSON arrays. OData query options: ``$filter`` (eq ne gt ge lt le, and, or,
+  parentheses; strings in single quotes with ``''`` for a quote; numbers, true/false, null;
+  datetimes unquoted ISO 8601 such as ``2024-06-01`` or ``2024-06-01T07:00:00``), ``$select``,
+  ``$orderby`` (one or more ``Field [asc|desc]``), ``$top``/``$skip`` and ``$pageNumber``/``$limit``
+  (limit 1..1000). Property names are case-sensitive; an unknown one answers 400 naming it.
+- Rate limit "for all API users combined": 60 requests per minute in the sandbox; optional here
+  (``rate_limit_per_minute``), off by default; over it, 429.
+
+What is inferred (change here if the real service disagrees)
+------------------------------------------------------------
+- Tokens live 24 hours (third-party reports); a bad or expired token answers 401. Bad client
+  credentials on ``/Authorization`` answer 401 with a plain JSON message.
+- Error bodies are undocumented: ``{"Message": "..."}`` with 400 (OData parse errors), 401, 404, 405, 429.
+- ``$limit`` without ``$pageNumber`` means page 1; ``$pageNumber`` without ``$limit`` pages by 25
+  (MindCloud's reading of the default); without both, and without ``$top``, every row is returned.
+  ``$skip``/``$top`` are applied before ``$pageNumber``/``$limit``.
+- Every datetime is branch-local wall time without an offset (``BranchTimeZone`` travels with each
+  time row), modification stamps included. ``Branch.TimeZone`` and ``BranchTimeZone`` hold Windows
+  zone names ("Mountain Standard Time"), as a .NET service would; zones without a Windows name in
+  ``WINDOWS_ZONES`` are served as their IANA name.
+
+How generated companies are shown
+---------------------------------
+- One branch (``BranchID`` 1) in the company's zone; every employee and opportunity belongs to it.
+- ``/Contacts``: every worker as ``ContactTypeName`` 'Employee' (``ContactID`` = worker id), plus a
+  couple of 'Customer' contacts, so the employee filter matters. ``TerminationDate`` at midnight.
+- ``/Opportunities``: every non-drive job (``OpportunityID`` = job id). ``OpportunityStatusName``:
+  open -> 'Won', completed -> 'Complete', canceled -> 'Canceled'. Recurring jobs are
+  ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts), the others
+  'Work Order'. ``EstimatedLaborHours`` is the job's budget, or the sum of its milestones' budgets.
+- ``/WorkTickets``: one per milestone (``WorkTicketID`` = milestone id; status Open/Scheduled ->
+  open, Complete, Cancelled; ``HoursEst`` = the milestone budget). A job without milestones gets ONE
+  implicit work ticket (``WorkTicketID`` = 1,000,000,000 + job id, ``HoursEst`` = the job budget),
+  because every Aspire time row needs a ticket. The drive job has no opportunity and no ticket.
+- ``/WorkTicketTimes``: every non-drive shift (``WorkTicketTimeID`` = shift id) on its milestone's
+  ticket or its job's implicit ticket. ``StartTime``/``EndTime`` local wall time; ``Hours`` = worked
+  hours (breaks excluded, 6 decimals), ``BreakTime`` = unpaid break hours; ``EndTime`` null and
+  ``Hours`` counted up to ``as_of`` while on the clock; manual shifts have null Start/EndTime.
+- ``/ClockTimes``: each worker's clocked (non-manual) shifts, drive included, merged into blocks of
+  back-to-back shifts; one ClockTime per block (``ClockEnd`` null while on the clock, ``BreakTime``
+  = the block's break hours). Drive time is therefore clock time not allocated to any work ticket
+  time: ``ClockEnd - ClockStart - BreakTime - sum(Hours of the block's ticket times)``.
+- Deleted shifts simply disappear (Aspire has no deleted feed).
+
+The control API (not the vendor's; no authentication; loopback clients only)
+---------------------------------------------------------------------------
+- ``GET  /_emulator/status`` -> ``{"request_count": n, "company_ids": [...]}``
+- ``POST /_emulator/faults`` ``{"action": "rate_limit", "times": 2, "retry_after": 1}`` (``null``
+  leaves the header out), ``server_error`` (``times``, ``status``), ``latency`` (``seconds``),
+  ``drop_connection`` (``times``), ``expire_token`` (``company_id``), ``clear``
+- ``POST /_emulator/work_ticket_times`` (add: ``ContactID``, ``WorkTicketID``, ``StartTime``,
+  ``EndTime`` local wall time, optional ``BreakTime`` hours)
+- ``POST /_emulator/work_ticket_times/<id>/edit`` (``StartTime``, ``EndTime``, ``BreakTime``,
+  ``WorkTicketID``, ``ContactID``) and ``POST /_emulator/work_ticket_times/<id>/delete``
+Every mutation stamps ``LastModifiedDateTime`` with a strictly increasing time. Control calls are not
+in ``request_log`` and faults never apply to them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+from protiv_dagster.sandbox.generator import (
+    STATUS_CANCELED,
+    STATUS_COMPLETED,
+    CompanyData,
+    Shift,
+)
+
+CONTROL_PREFIX = "/_emulator"
+MAX_LIMIT = 1000
+DEFAULT_PAGE_SIZE = 25
+TOKEN_LIFETIME_SECONDS = 86_400
+RATE_LIMIT_WINDOW_SECONDS = 60
+BRANCH_ID = 1
+IMPLICIT_TICKET_BASE = 1_000_000_000
+CLOCK_TIME_BASE = 700_000
+
+# IANA -> Windows zone names (CLDR windowsZones), for the zones companies are generated in.
+WINDOWS_ZONES = {
+    "America/New_York": "Eastern Standard Time",
+    "America/Chicago": "Central Standard Time",
+    "America/Denver": "Mountain Standard Time",
+    "America/Phoenix": "US Mountain Standard Time",
+    "America/Los_Angeles": "Pacific Standard Time",
+    "America/Anchorage": "Alaskan Standard Time",
+    "Pacific/Honolulu": "Hawaiian Standard Time",
+    "UTC": "UTC",
+}
+OPPORTUNITY_STATUS = {"open": "Won", STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Canceled"}
+TICKET_STATUS = {STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Cancelled"}
+
+# The fields served per endpoint, with their OpenAPI types: int, number, string, bool, datetime.
+FIELDS: dict[str, dict[str, str]] = {
+    "Contacts": {
+        "ContactID": "int", "ContactTypeName": "string", "FirstName": "string", "LastName": "string",
+        "Email": "string", "Active": "bool", "EmployeeNumber": "string", "BranchID": "int",
+        "BranchName": "string", "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
+        "TerminationDate": "datetime",
+    },
+    "Branches": {
+        "BranchID": "int", "BranchName": "string", "Active": "bool", "BranchCode": "string", "TimeZone": "string",
+    },
+    "Opportunities": {
+        "OpportunityID": "int", "OpportunityNumber": "int", "OpportunityName": "string",
+        "OpportunityStatusName": "string", "OpportunityType": "string", "InvoiceType": "string",
+        "PropertyName": "string", "BranchID": "int", "BranchName": "string", "EstimatedLaborHours": "number",
+        "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
+    },
+    "WorkTickets": {
+        "WorkTicketID": "int", "OpportunityID": "int", "WorkTicketNumber": "int", "WorkTicketStatusName": "string",
+        "HoursEst": "number", "BranchID": "int", "BranchName": "string", "CreatedDateTime": "datetime",
+        "LastModifiedDateTime": "datetime",
+    },
+    "WorkTicketTimes": {
+        "WorkTicketTimeID": "int", "WorkTicketID": "int", "WorkTicketNumber": "int", "ContactID": "int",
+        "ContactName": "string", "WorkTicketTimeDate": "datetime", "StartTime": "datetime", "EndTime": "datetime",
+        "Hours": "number", "BreakTime": "number", "HasBreakTime": "bool", "BaseHourlyRate": "number",
+        "BranchID": "int", "BranchName": "string", "BranchTimeZone": "string", "CreatedDateTime": "datetime",
+        "LastModifiedDateTime": "datetime",
+    },
+    "ClockTimes": {
+        "ClockTimeID": "int", "ContactID": "int", "ContactName": "string", "ClockStart": "datetime",
+        "ClockEnd": "datetime", "BreakTime": "number",
+    },
+}
+ID_FIELD = {name: next(iter(fields)) for name, fields in FIELDS.items()}
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.body = {"Message": message}
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> str:
+    """Branch-local wall time without an offset, the way Aspire serves datetimes."""
+    return moment.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def _midnight(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00"
+
+
+def _parse_wall(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be an ISO 8601 local date-time text")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 local date-time, got {value!r}") from None
+    if parsed.tzinfo is not None:
+        raise ValueError(f"{name} is branch-local wall time: send it without an offset")
+    return parsed
+
+
+# -- OData ------------------------------------------------------------------------------------------
+_TOKEN = re.compile(
+    r"\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<string>'(?:[^']|'')*')"
+    r"|(?P<datetime>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)"
+    r"|(?P<number>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
+)
+_COMPARISONS = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a is not None and b is not None and a > b,
+    "ge": lambda a, b: a is not None and b is not None and a >= b,
+    "lt": lambda a, b: a is not None and b is not None and a < b,
+    "le": lambda a, b: a is not None and b is not None and a <= b,
+}
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise _ApiError(400, f"$filter: cannot parse at position {position}: {text[position:position + 20]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+class _FilterParser:
+    """``expr := term ('or' term)*; term := factor ('and' factor)*; factor := '(' expr ')' | Prop op literal``."""
+
+    def __init__(self, text: str, fields: Mapping[str, str]):
+        self.tokens = _tokenize(text)
+        self.fields = fields
+        self.position = 0
+
+    def parse(self) -> Callable[[dict[str, Any]], bool]:
+        if not self.tokens:
+            raise _ApiError(400, "$filter is empty")
+        predicate = self._expr()
+        if self.position != len(self.tokens):
+            raise _ApiError(400, f"$filter: unexpected {self.tokens[self.position][1]!r}")
+        return predicate
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def _take(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise _ApiError(400, "$filter ends too early")
+        self.position += 1
+        return token
+
+    def _expr(self) -> Callable[[dict[str, Any]], bool]:
+        parts = [self._term()]
+        while self._peek() == ("word", "or"):
+            self._take()
+            parts.append(self._term())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+
+    def _term(self) -> Callable[[dict[str, Any]], bool]:
+        parts = [self._factor()]
+        while self._peek() == ("word", "and"):
+            self._take()
+            parts.append(self._factor())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+
+    def _factor(self) -> Callable[[dict[str, Any]], bool]:
+        kind, value = self._take()
+        if kind == "lparen":
+            inner = self._expr()
+            if self._take()[0] != "rparen":
+                raise _ApiError(400, "$filter: missing ')'")
+            return inner
+        if kind != "word":
+            raise _ApiError(400, f"$filter: expected a property name, got {value!r}")
+        if value not in self.fields:
+            raise _ApiError(400, f"$filter: could not find a property named '{value}'")
+        name, kind_of_field = value, self.fields[value]
+        op_kind, op = self._take()
+        if op_kind != "word" or op not in _COMPARISONS:
+            raise _ApiError(400, f"$filter: expected eq, ne, gt, ge, lt or le after {name}, got {op!r}")
+        literal = self._literal(name, kind_of_field)
+        compare = _COMPARISONS[op]
+        return lambda r: compare(_comparable(r.get(name), kind_of_field), literal)
+
+    def _literal(self, name: str, kind_of_field: str) -> Any:
+        kind, value = self._take()
+        if kind == "word" and value in ("true", "false", "null"):
+            literal: Any = {"true": True, "false": False, "null": None}[value]
+        elif kind == "string":
+            literal = value[1:-1].replace("''", "'")
+        elif kind == "number":
+            literal = float(value)
+        elif kind == "datetime":
+            literal = value
+        else:
+            raise _ApiError(400, f"$filter: expected a literal after {name}, got {value!r}")
+        if literal is None:
+            return None
+        expected = {"int": (float,), "number": (float,), "bool": (bool,), "string": (str,), "datetime": (str,)}[kind_of_field]
+        if kind_of_field == "datetime" and kind != "datetime":
+            raise _ApiError(400, f"$filter: {name} is a DateTime: compare it with an unquoted ISO 8601 value")
+        if kind_of_field == "string" and kind != "string":
+            raise _ApiError(400, f"$filter: {name} is a string: quote the value in single quotes")
+        if not isinstance(literal, expected):
+            raise _ApiError(400, f"$filter: {value!r} is not a valid value for {name}")
+        return _comparable(literal, kind_of_field)
+
+
+def _comparable(value: Any, kind_of_field: str) -> Any:
+    if value is None:
+        return None
+    if kind_of_field == "datetime":
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=None) if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    if kind_of_field in ("int", "number"):
+        return float(value)
+    return value
+
+
+def _apply_query(records: list[dict[str, Any]], endpoint: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    fields = FIELDS[endpoint]
+    rows = records
+    if query.get("$expand", "").strip():
+        raise _ApiError(400, "$expand is not supported by this emulator")
+    if query.get("$filter", "").strip():
+        predicate = _FilterParser(query["$filter"], fields).parse()
+        rows = [r for r in rows if predicate(r)]
+    order_text = query.get("$orderby", "").strip() or ID_FIELD[endpoint]
+    order: list[tuple[str, bool]] = []
+    for part in order_text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
+            raise _ApiError(400, f"$orderby: cannot parse {part.strip()!r}")
+        if words[0] not in fields:
+            raise _ApiError(400, f"$orderby: could not find a property named '{words[0]}'")
+        order.append((words[0], len(words) == 2 and words[1] == "desc"))
+    for name, descending in reversed(order + [(ID_FIELD[endpoint], False)]):
+        kind = fields[name]
+        present = [r for r in rows if r.get(name) is not None]
+        missing = [r for r in rows if r.get(name) is None]
+        present.sort(key=lambda r: _comparable(r[name], kind), reverse=descending)
+        rows = missing + present if not descending else present + missing  # nulls sort first
+    skip, top = _count(query, "$skip", 0), _count(query, "$top", None)
+    rows = rows[skip:]
+    if top is not None:
+        rows = rows[:top]
+    limit, page = _count(query, "$limit", None), _count(query, "$pageNumber", None)
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise _ApiError(400, f"$limit must be an integer from 1 to {MAX_LIMIT}")
+    if page is not None and page < 1:
+        raise _ApiError(400, "$pageNumber must be an integer from 1")
+    if limit is not None or page is not None or top is None:
+        size = limit if limit is not None else DEFAULT_PAGE_SIZE
+        if limit is not None or page is not None:
+            start = ((page or 1) - 1) * size
+            rows = rows[start:start + size]
+    select = query.get("$select", "").strip()
+    if select:
+        names = [n.strip() for n in select.split(",")]
+        for name in names:
+            if name not in fields:
+                raise _ApiError(400, f"$select: could not find a property named '{name}'")
+        rows = [{n: r.get(n) for n in names} for r in rows]
+    return [dict(r) for r in rows]
+
+
+def _count(query: Mapping[str, str], name: str, default: int | None) -> int | None:
+    text = query.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise _ApiError(400, f"{name} must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+# -- one company's live state ------------------------------------------------------------------------
+class AspireCompany:
+    """One tenant as the emulator serves it; built from a ``CompanyData`` and from then on the truth."""
+
+    def __init__(self, data: CompanyData, *, client_id: str, secret: str):
+        self.data = data
+        self.company_id = data.company_id
+        self.zone = ZoneInfo(data.timezone)
+        self.zone_name = WINDOWS_ZONES.get(data.timezone, data.timezone)
+        self.client_id = client_id
+        self.secret = secret
+        self.token = ""
+        self.refresh_token = ""
+        self.token_issued_at = 0.0
+        self._lock = threading.RLock()
+        self.branch_name = "Main"
+        self._last_tick = data.as_of
+        workers = {w.id: w for w in data.workers}
+        self._contact_names = {w.id: f"{w.first_name} {w.last_name}" for w in data.workers}
+        self._wages = {w.id: float(w.hourly_wage) for w in data.workers}
+        self.contacts = [self._contact(w) for w in data.workers] + self._customers()
+        self.branches = [{
+            "BranchID": BRANCH_ID, "BranchName": self.branch_name, "Active": True, "BranchCode": "MAIN",
+            "TimeZone": self.zone_name,
+        }]
+        self.opportunities: list[dict[str, Any]] = []
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self.implicit_ticket_of_job: dict[int, int] = {}
+        number = 1000
+        for job in data.jobs:
+            if job.is_drive:
+                continue
+            milestones = data.milestones_of(job.id)
+            budgets = [m.budget_hours for m in milestones if m.budget_hours is not None]
+            estimate = job.budget_hours if not milestones else (round(sum(budgets), 2) if budgets else None)
+            number += 1
+            self.opportunities.append({
+                "OpportunityID": job.id, "OpportunityNumber": number, "OpportunityName": job.name,
+                "OpportunityStatusName": OPPORTUNITY_STATUS[job.status],
+                "OpportunityType": "Contract" if job.recurring else "Work Order",
+                "InvoiceType": "Fixed Payment" if job.recurring else "Fixed Price on Completion",
+                "PropertyName": job.customer[:100], "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+                "EstimatedLaborHours": estimate, "CreatedDateTime": _wall(job.created_at, self.zone),
+                "ModifiedDate": _wall(job.modified_at, self.zone),
+            })
+            phases = [(m.id, m.status, m.budget_hours, m.created_at, m.modified_at) for m in milestones]
+            if not phases:
+                ticket_id = IMPLICIT_TICKET_BASE + job.id
+                self.implicit_ticket_of_job[job.id] = ticket_id
+                phases = [(ticket_id, job.status, job.budget_hours, job.created_at, job.modified_at)]
+            for sequence, (ticket_id, status, budget, created, modified) in enumerate(phases, start=1):
+                self.tickets[ticket_id] = {
+                    "WorkTicketID": ticket_id, "OpportunityID": job.id, "WorkTicketNumber": number * 100 + sequence,
+                    "WorkTicketStatusName": TICKET_STATUS.get(status, "Scheduled" if ticket_id % 2 else "Open"),
+                    "HoursEst": budget, "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+                    "CreatedDateTime": _wall(created, self.zone), "LastModifiedDateTime": _wall(modified, self.zone),
+                }
+        self.times: dict[int, dict[str, Any]] = {}
+        for shift in sorted(data.shifts, key=lambda s: s.id):
+            if not shift.is_drive:
+                self.times[shift.id] = self._time_row(shift, workers[shift.worker_id].id)
+        self.clock_times = self._clock_times(data.shifts)
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _contact(self, worker: Any) -> dict[str, Any]:
+        return {
+            "ContactID": worker.id, "ContactTypeName": "Employee", "FirstName": worker.first_name,
+            "LastName": worker.last_name, "Email": worker.email, "Active": worker.active,
+            "EmployeeNumber": str(worker.employee_number), "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+            "CreatedDateTime": _wall(worker.created_at, self.zone), "ModifiedDate": _wall(worker.modified_at, self.zone),
+            "TerminationDate": _midnight(worker.term_date) if worker.term_date else None,
+        }
+
+    def _customers(self) -> list[dict[str, Any]]:
+        base = max(w.id for w in self.data.workers) + 1
+        return [
+            {
+                "ContactID": base + i, "ContactTypeName": "Customer", "FirstName": first, "LastName": last,
+                "Email": None, "Active": True, "EmployeeNumber": None, "BranchID": BRANCH_ID,
+                "BranchName": self.branch_name, "CreatedDateTime": _wall(self.data.created_at, self.zone),
+                "ModifiedDate": _wall(self.data.created_at, self.zone), "TerminationDate": None,
+            }
+            for i, (first, last) in enumerate((("Pat", "Miller"), ("Dana", "O'Connor")))
+        ]
+
+    def ticket_of(self, shift: Shift) -> int:
+        return shift.milestone_id if shift.milestone_id is not None else self.implicit_ticket_of_job[shift.job_id]
+
+    def _time_row(self, shift: Shift, contact_id: int) -> dict[str, Any]:
+        break_seconds = sum((e - s).total_seconds() for s, e in shift.breaks)
+        row = {
+            "WorkTicketTimeID": shift.id, "WorkTicketID": self.ticket_of(shift), "ContactID": contact_id,
+            "WorkTicketTimeDate": _midnight(shift.local_date),
+            "StartTime": _wall(shift.start, self.zone) if shift.start else None,
+            "EndTime": _wall(shift.end, self.zone) if shift.end else None,
+            "Hours": round(shift.duration_seconds / 3600, 6), "BreakTime": round(break_seconds / 3600, 6),
+            "BaseHourlyRate": self._wages[contact_id],
+            "CreatedDateTime": _wall(shift.created_at, self.zone),
+            "LastModifiedDateTime": _wall(shift.modified_at, self.zone),
+        }
+        return self._complete_time(row)
+
+    def _complete_time(self, row: dict[str, Any]) -> dict[str, Any]:
+        ticket = self.tickets[row["WorkTicketID"]]
+        row.update({
+            "WorkTicketNumber": ticket["WorkTicketNumber"], "ContactName": self._contact_names.get(row["ContactID"]),
+            "HasBreakTime": bool(row["BreakTime"]), "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+            "BranchTimeZone": self.zone_name,
+        })
+        return {name: row.get(name) for name in FIELDS["WorkTicketTimes"]}
+
+    def _clock_times(self, shifts: list[Shift]) -> list[dict[str, Any]]:
+        timed = sorted((s for s in shifts if s.start is not None), key=lambda s: (s.worker_id, s.start))
+        blocks: list[list[Shift]] = []
+        for shift in timed:
+            last = blocks[-1][-1] if blocks else None
+            if last is not None and last.worker_id == shift.worker_id and last.end is not None and last.end == shift.start:
+                blocks[-1].append(shift)
+            else:
+                blocks.append([shift])
+        blocks.sort(key=lambda b: (b[0].start, b[0].worker_id))
+        rows = []
+        for index, block in enumerate(blocks):
+            breaks = sum((e - s).total_seconds() for shift in block for s, e in shift.breaks)
+            rows.append({
+                "ClockTimeID": CLOCK_TIME_BASE + index, "ContactID": block[0].worker_id,
+                "ContactName": self._contact_names.get(block[0].worker_id),
+                "ClockStart": _wall(block[0].start, self.zone),
+                "ClockEnd": _wall(block[-1].end, self.zone) if block[-1].end else None,
+                "BreakTime": round(breaks / 3600, 6),
+            })
+        return rows
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def records(self, endpoint: str) -> list[dict[str, Any]]:
+        with self._lock:
+            source = {
+                "Contacts": self.contacts, "Branches": self.branches, "Opportunities": self.opportunities,
+                "WorkTickets": list(self.tickets.values()), "WorkTicketTimes": list(self.times.values()),
+                "ClockTimes": self.clock_times,
+            }[endpoint]
+            return [dict(r) for r in source]
+
+    # -- mutations -----------------------------------------------------------------------------------
+    def _tick(self) -> str:
+        with self._lock:
+            self._last_tick = max(self._last_tick + timedelta(seconds=1), datetime.now(UTC).replace(microsecond=0))
+            return _wall(self._last_tick, self.zone)
+
+    def _time_fields(self, row: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(changes) - {"StartTime", "EndTime", "BreakTime", "WorkTicketID", "ContactID"}
+        if unknown:
+            raise ValueError(f"cannot set {sorted(unknown)} on a work ticket time")
+        row = dict(row, **changes)
+        if int(row["WorkTicketID"]) not in self.tickets:
+            raise KeyError(f"no work ticket {row['WorkTicketID']}")
+        if not any(c["ContactID"] == int(row["ContactID"]) and c["ContactTypeName"] == "Employee" for c in self.contacts):
+            raise KeyError(f"no employee contact {row['ContactID']}")
+        start, end = _parse_wall(row["StartTime"], "StartTime"), _parse_wall(row["EndTime"], "EndTime")
+        break_hours = float(row.get("BreakTime") or 0)
+        # Real elapsed time: the wall times are read in the branch zone (fold 0 for a repeated hour).
+        elapsed = (end.replace(tzinfo=self.zone).astimezone(UTC) - start.replace(tzinfo=self.zone).astimezone(UTC)).total_seconds() / 3600
+        if elapsed - break_hours < 0:
+            raise ValueError("EndTime must be after StartTime plus the break")
+        row.update({
+            "WorkTicketID": int(row["WorkTicketID"]), "ContactID": int(row["ContactID"]),
+            "StartTime": start.isoformat(timespec="seconds"), "EndTime": end.isoformat(timespec="seconds"),
+            "WorkTicketTimeDate": _midnight(start.date()), "Hours": round(elapsed - break_hours, 6),
+            "BreakTime": break_hours, "BaseHourlyRate": self._wages.get(int(row["ContactID"])),
+        })
+        return row
+
+    def add_work_ticket_time(self, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            row = self._time_fields({"BreakTime": 0.0}, fields)
+            now = self._tick()
+            row["WorkTicketTimeID"] = max([*self.times, 800_000_000]) + 1
+            row["CreatedDateTime"] = row["LastModifiedDateTime"] = now
+            row = self._complete_time(row)
+            self.times[row["WorkTicketTimeID"]] = row
+            return dict(row)
+
+    def edit_work_ticket_time(self, time_id: int, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            if time_id not in self.times:
+                raise KeyError(f"no work ticket time {time_id}")
+            row = self._time_fields(self.times[time_id], changes)
+            row["LastModifiedDateTime"] = self._tick()
+            self.times[time_id] = self._complete_time(row)
+            return dict(self.times[time_id])
+
+    def delete_work_ticket_time(self, time_id: int) -> dict[str, Any]:
+        with self._lock:
+            if time_id not in self.times:
+                raise KeyError(f"no work ticket time {time_id}")
+            self._tick()
+            return self.times.pop(time_id)
+
+
+# -- faults ---------------------------------------------------------------------------------------------
+class AspireFaults:
+    """Switchable failures for every vendor request (thread-safe); one-shot faults queue in order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._latency_seconds = 0.0
+        self._expired_tokens: set[str] = set()
+
+    def rate_limit(self, times: int = 1, retry_after: int | None = 1) -> None:
+        """The next ``times`` requests answer 429; with ``retry_after=None`` the header is left out."""
+        self._queue("rate_limit", times, retry_after=retry_after)
+
+    def server_error(self, times: int = 1, status: int = 503) -> None:
+        if status not in (500, 502, 503, 504):
+            raise ValueError(f"status must be 500, 502, 503 or 504, got {status}")
+        self._queue("server_error", times, status=status)
+
+    def drop_connection(self, times: int = 1) -> None:
+        self._queue("drop_connection", times)
+
+    def latency(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("latency cannot be negative")
+        with self._lock:
+            self._latency_seconds = float(seconds)
+
+    def expire_token(self, token: str) -> None:
+        with self._lock:
+            self._expired_tokens.add(token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+            self._latency_seconds = 0.0
+            self._expired_tokens.clear()
+
+    def _queue(self, kind: str, times: int, **options: Any) -> None:
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._pending.extend((kind, options) for _ in range(times))
+
+    def next_one_shot(self) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
+
+    @property
+    def latency_seconds(self) -> float:
+        with self._lock:
+            return self._latency_seconds
+
+    def is_expired(self, token: str) -> bool:
+        with self._lock:
+            return token in self._expired_tokens
+
+
+# -- the server --------------------------------------------------------------------------------------
+class LoggedRequest(NamedTuple):
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+def _jwt_like(company_id: str, lifetime: int) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"iss": "aspire-emulator", "tenant": company_id, "iat": now, "exp": now + lifetime, "jti": secrets.token_hex(8)}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
+
+
+class AspireEmulator:
+    """An Aspire External API on loopback hosting any number of tenants, each with its own API user."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rate_limit_per_minute: int | None = None,
+        token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS,
+    ):
+        self.host = host
+        self.port = port
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.token_lifetime_seconds = token_lifetime_seconds
+        self.faults = AspireFaults()
+        self._lock = threading.Lock()
+        self._companies: dict[str, AspireCompany] = {}
+        self._log: list[LoggedRequest] = []
+        self._rate_window: tuple[float, int] = (0.0, 0)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> AspireEmulator:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"aspire-emulator-{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> AspireEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """What a client uses instead of https://cloud-api.youraspire.com."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        return self.base_url + CONTROL_PREFIX
+
+    # -- companies --------------------------------------------------------------------------------------
+    def add_company(self, data: CompanyData, client_id: str | None = None, secret: str | None = None) -> tuple[str, str]:
+        """Host a generated company; returns its API user's (client id, secret), random unless given."""
+        company = AspireCompany(
+            data, client_id=client_id or f"aspire-{secrets.token_hex(6)}", secret=secret or secrets.token_urlsafe(24)
+        )
+        with self._lock:
+            if data.company_id in self._companies:
+                raise ValueError(f"company {data.company_id!r} is already hosted")
+            if any(c.client_id == company.client_id for c in self._companies.values()):
+                raise ValueError("that client id already belongs to another company")
+            self._companies[data.company_id] = company
+        return company.client_id, company.secret
+
+    def company(self, company_id: str) -> AspireCompany:
+        with self._lock:
+            if company_id in self._companies:
+                return self._companies[company_id]
+        raise KeyError(f"no hosted company {company_id!r}")
+
+    @property
+    def company_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._companies)
+
+    @property
+    def request_log(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
+        with self._lock:
+            self._log.append(LoggedRequest(method, path, query, status))
+
+    def expire_token(self, company_id: str) -> None:
+        self.faults.expire_token(self.company(company_id).token)
+
+    # -- answering vendor requests ----------------------------------------------------------------------
+    def _answer_vendor(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes) -> _Answer:
+        latency = self.faults.latency_seconds
+        if latency:
+            time.sleep(latency)
+        fault = self.faults.next_one_shot()
+        if fault is not None:
+            kind, options = fault
+            if kind == "drop_connection":
+                return _Answer(0, drop=True)
+            if kind == "rate_limit":
+                retry_after = options.get("retry_after")
+                return _Answer(429, {"Message": "Too Many Requests"}, {} if retry_after is None else {"Retry-After": str(retry_after)})
+            return _Answer(options["status"], {"Message": HTTPStatus(options["status"]).phrase})
+        try:
+            self._enforce_rate_limit()
+            if path in ("/Authorization", "/Authorization/RefreshToken"):
+                if method != "POST":
+                    raise _ApiError(405, f"use POST for {path}")
+                return _Answer(200, self._authorize(path, body))
+            endpoint = path.lstrip("/")
+            if endpoint not in FIELDS:
+                raise _ApiError(404, f"No HTTP resource was found that matches the request URI '{path}'")
+            company = self._authenticate(headers)
+            if method != "GET":
+                raise _ApiError(405, f"the emulator serves only GET on {path}")
+            return _Answer(200, _apply_query(company.records(endpoint), endpoint, query))
+        except _ApiError as error:
+            return _Answer(error.status, error.body)
+
+    def _enforce_rate_limit(self) -> None:
+        if self.rate_limit_per_minute is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            started, calls = self._rate_window
+            if now - started >= RATE_LIMIT_WINDOW_SECONDS:
+                started, calls = now, 0
+            self._rate_window = (started, calls + 1)
+        if calls + 1 > self.rate_limit_per_minute:
+            raise _ApiError(429, "API rate limit exceeded")
+
+    def _authorize(self, path: str, body: bytes) -> dict[str, str]:
+        try:
+            payload = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            raise _ApiError(400, "the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise _ApiError(400, "the body must be a JSON object")
+        with self._lock:
+            companies = list(self._companies.values())
+        if path == "/Authorization":
+            client_id, secret = payload.get("ClientId"), payload.get("Secret")
+            if not isinstance(client_id, str) or not isinstance(secret, str):
+                raise _ApiError(400, "ClientId and Secret are required")
+            company = next((c for c in companies if c.client_id == client_id and secrets.compare_digest(c.secret, secret)), None)
+            if company is None:
+                raise _ApiError(401, "Invalid ClientId or Secret")
+        else:
+            refresh = payload.get("RefreshToken")
+            company = next(
+                (c for c in companies if isinstance(refresh, str) and c.refresh_token and secrets.compare_digest(c.refresh_token, refresh)),
+                None,
+            )
+            if company is None:
+                raise _ApiError(401, "Invalid refresh token")
+        with company._lock:
+            company.token = _jwt_like(company.company_id, self.token_lifetime_seconds)
+            company.refresh_token = secrets.token_urlsafe(32)
+            company.token_issued_at = time.time()
+            return {"Token": company.token, "RefreshToken": company.refresh_token}
+
+    def _authenticate(self, headers: Mapping[str, str]) -> AspireCompany:
+        scheme, _, token = headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _ApiError(401, "Authorization has been denied for this request.")
+        with self._lock:
+            company = next((c for c in self._companies.values() if c.token and secrets.compare_digest(c.token, token)), None)
+        if company is None:
+            raise _ApiError(401, "Authorization has been denied for this request.")
+        if self.faults.is_expired(token) or time.time() - company.token_issued_at >= self.token_lifetime_seconds:
+            raise _ApiError(401, "Authorization has been denied for this request: the token has expired.")
+        return company
+
+    # -- answering control requests ---------------------------------------------------------------------
+    def _answer_control(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Answer:
+        try:
+            payload = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError as exc:
+            return _Answer(400, {"Message": f"the body is not JSON: {exc}"})
+        if not isinstance(payload, dict):
+            return _Answer(400, {"Message": "the body must be a JSON object"})
+        company_id = payload.pop("company_id", None) or query.get("company_id")
+        parts = [p for p in path.split("/") if p]
+        try:
+            if parts == ["status"] and method == "GET":
+                return _Answer(200, {"request_count": self.request_count, "company_ids": self.company_ids})
+            if parts == ["faults"] and method == "POST":
+                return _Answer(200, self._switch_fault(payload, company_id))
+            if parts == ["work_ticket_times"] and method == "POST":
+                return _Answer(200, self._control_company(company_id).add_work_ticket_time(**payload))
+            if len(parts) == 3 and parts[0] == "work_ticket_times" and method == "POST":
+                time_id, action = int(parts[1]), parts[2]
+                company = self._control_company(company_id, time_id)
+                if action == "delete":
+                    return _Answer(200, company.delete_work_ticket_time(time_id))
+                if action == "edit":
+                    return _Answer(200, company.edit_work_ticket_time(time_id, **payload))
+            return _Answer(404, {"Message": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
+        except KeyError as exc:
+            return _Answer(404, {"Message": str(exc.args[0] if exc.args else exc)})
+        except (TypeError, ValueError) as exc:
+            return _Answer(400, {"Message": str(exc)})
+
+    def _control_company(self, company_id: str | None, time_id: int | None = None) -> AspireCompany:
+        if company_id:
+            return self.company(company_id)
+        with self._lock:
+            companies = list(self._companies.values())
+        if time_id is not None:
+            companies = [c for c in companies if time_id in c.times]
+            if not companies:
+                raise KeyError(f"no hosted company has work ticket time {time_id}")
+        if len(companies) != 1:
+            raise ValueError("several companies qualify: give company_id")
+        return companies[0]
+
+    def _switch_fault(self, payload: dict[str, Any], company_id: str | None) -> dict[str, Any]:
+        action = payload.pop("action", None)
+        if action == "expire_token":
+            if not company_id:
+                raise ValueError("expire_token needs company_id")
+            self.expire_token(company_id)
+        elif action == "clear":
+            self.faults.clear()
+        elif action in ("rate_limit", "server_error", "drop_connection", "latency"):
+            getattr(self.faults, action)(**payload)
+        else:
+            raise ValueError("action must be rate_limit, server_error, drop_connection, latency, expire_token or clear")
+        return {"ok": True, "action": action}
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    emulator: AspireEmulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request log is ``emulator.request_log``, which never holds a credential."""
+
+    def _handle(self) -> None:
+        emulator = self.server.emulator
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        query = {name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            if path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
+                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                    answer = _Answer(403, {"Message": "the control API answers loopback clients only"})
+                else:
+                    answer = emulator._answer_control(self.command, path[len(CONTROL_PREFIX):], query, body)
+            else:
+                answer = emulator._answer_vendor(self.command, path, query, self.headers, body)
+                emulator._record(self.command, path, query, answer.status)
+        except Exception as exc:  # an emulator bug shows as a 500 with its cause, not a hung client
+            answer = _Answer(500, {"Message": f"emulator error: {type(exc).__name__}: {exc}"})
+        self._send(answer)
+
+    def _send(self, answer: _Answer) -> None:
+        if answer.drop:
+            self.close_connection = True
+            return
+        payload = json.dumps(answer.body).encode("utf-8")
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+__all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
