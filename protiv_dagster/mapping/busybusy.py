@@ -1,0 +1,370 @@
+"""BusyBusy GraphQL records -> the cleaned tables every vendor shares. Pure pandas: no HTTP, no SQL.
+
+Field mapping (why in parentheses):
+
+| cleaned column             | BusyBusy source                                                          |
+|----------------------------|--------------------------------------------------------------------------|
+| attendance.entry_id        | timeEntries ``id`` (a UUID)                                              |
+| attendance.worker_id       | ``memberId``                                                             |
+| attendance.job_id          | the project's top project: ``projectId`` itself at depth 1, its ``parentProjectId`` at depth 2 (a sub-project is a milestone) |
+| attendance.milestone_id    | ``projectId`` when it is a depth-2 sub-project                            |
+| attendance.work_date       | the local date of ``startTime`` in the company zone (settings.timezone): BusyBusy sends UTC only |
+| attendance.start_at/end_at | ``startTime``/``endTime`` (UTC); ``endTime`` is null while running        |
+| attendance.hours           | (``endTime`` or the vendor clock) - ``startTime`` - the ``breaks`` (each break clipped to the entry; a break still open ends at the vendor clock). UTC instants, so a DST change counts real elapsed time |
+| attendance.on_the_clock    | ``endTime`` is null                                                       |
+| attendance.is_drive        | the project is a drive job (settings.drive_job_patterns on the top project's title) OR the entry's cost code title matches those patterns |
+| attendance.entry_type      | ``actionType`` 30 (manual, inferred) -> manual; anything else -> regular  |
+| (removed_as_deleted)       | ``deletedOn`` set: a soft delete; removed and counted                     |
+| workers.hourly_wage        | the current wage history (latest ``changeDate`` not after the clock, ``deletedOn`` null): ``wage`` per ``wageRate`` 10 hour, 20 week (/40), 30 month (x12/2080), 40 year (/2080) |
+| workers.active/term_date   | ``archivedOn`` null / its local date; BusyBusy has no hire date (null)   |
+| jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
+| jobs.short_code            | ``projectInfo.number``                                                   |
+| jobs.budget_hours          | sum of the latest ``budgetHours.budgetSeconds`` of the project / 3600     |
+| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget``: carried on the rows for the ProPay engine; the Job model does not store it yet |
+| jobs.status/active         | ``archivedOn`` set -> completed / inactive, else open (BusyBusy has no canceled state) |
+| jobs.recurring             | always false: BusyBusy has no such flag                                  |
+
+Wages by date: ``wage_histories`` returns one row per live wage history (worker, local effective date,
+hourly wage, overburden, effective rate) and ``wages_on`` looks up the wage effective on each work
+date, so the ProPay engine can cost attendance with the wage of the day instead of today's.
+
+Running entries: BusyBusy has no duration field. Hours of a running entry are counted up to the
+vendor's clock, which the source takes from the HTTP ``Date`` header of the timeEntries answer and
+stores in the feeds (``vendorClock``), so a later re-mapping of the same raw feeds gives the same hours.
+
+Every record that cannot be mapped is returned in the set-aside frame with its reason and the record
+as received, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.mapping.common import (
+    HOURS_PER_YEAR,
+    collect,
+    column,
+    id_text,
+    no_reasons,
+    numbers,
+    records_frame,
+    set_aside_frame,
+    split,
+    utc,
+)
+
+MANUAL_ACTION_TYPE = 30  # inferred, as in the emulator's ACTION_TYPES
+# wageRate code -> (pay_interval, factor to an hourly wage); inferred codes
+WAGE_RATES: dict[int, tuple[str, float]] = {
+    10: ("hour", 1.0),
+    20: ("week", 1 / 40),
+    30: ("month", 12 / HOURS_PER_YEAR),
+    40: ("year", 1 / HOURS_PER_YEAR),
+}
+
+
+def _local_date(moments: pd.Series, timezone: str) -> pd.Series:
+    local = moments.dt.tz_convert(timezone)
+    return local.dt.date.where(moments.notna(), None).astype(object)
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = pd.Timestamp(value)
+    except (ValueError, OverflowError):
+        return None
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def _live_wages(member: Mapping[str, Any]) -> tuple[list[tuple[pd.Timestamp, float, str, float, float]], str | None]:
+    """(effective moment, hourly wage, pay interval, overburden, effective rate) of live histories, or a reason."""
+    histories = member.get("wageHistories")
+    if histories is None:
+        return [], None
+    if not isinstance(histories, list):
+        return [], "wageHistories is not a list"
+    wages = []
+    for item in histories:
+        if not isinstance(item, dict):
+            return [], "a wage history is not an object"
+        if item.get("deletedOn"):
+            continue
+        changed = _timestamp(item.get("changeDate"))
+        wage = item.get("wage")
+        rate = item.get("wageRate")
+        if changed is None:
+            return [], "a wage history's changeDate is missing or not ISO 8601"
+        if isinstance(wage, bool) or not isinstance(wage, (int, float)) or not 0 <= wage < 1e9:
+            return [], "a wage history's wage is not a number"
+        if rate not in WAGE_RATES:
+            return [], f"a wage history's wageRate {rate!r} is not one of {sorted(WAGE_RATES)}"
+        interval, factor = WAGE_RATES[rate]
+        overburden = item.get("overburden") if isinstance(item.get("overburden"), (int, float)) else 0.0
+        effective = item.get("effectiveRate") if isinstance(item.get("effectiveRate"), (int, float)) else None
+        wages.append((changed, float(wage) * factor, interval, float(overburden), effective))
+    return sorted(wages, key=lambda w: w[0]), None
+
+
+def members_to_workers(
+    members: Iterable[Mapping[str, Any]], company_id: str, timezone: str, now: datetime | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Workers with the wage effective at ``now`` (default: the real clock)."""
+    clock = pd.Timestamp(now or datetime.now(UTC))
+    frame = records_frame(members)
+    reasons = no_reasons(frame)
+    worker_id = id_text(column(frame, "id"))
+    reasons = collect(reasons, worker_id.isna(), "id is missing")
+    wages = [_live_wages(raw) for raw in frame["_raw"]]
+    wage_reason = pd.Series([w[1] or "" for w in wages], index=frame.index, dtype=object)
+    for message in sorted(set(wage_reason) - {""}):
+        reasons = collect(reasons, wage_reason == message, message)
+
+    def current(live: list[tuple[pd.Timestamp, float, str, float, float]]) -> tuple[float | None, str | None]:
+        """The wage of the latest change not after the clock (the first one if all are later)."""
+        effective = [w for w in live if w[0] <= clock] or live[:1]
+        return (round(effective[-1][1], 4), effective[-1][2]) if effective else (None, None)
+
+    picked = [current(w[0]) for w in wages]
+    archived, bad_archived = utc(column(frame, "archivedOn"))
+    reasons = collect(reasons, bad_archived, "archivedOn is not ISO 8601")
+    deleted, bad_deleted = utc(column(frame, "deletedOn"))
+    reasons = collect(reasons, bad_deleted, "deletedOn is not ISO 8601")
+    modified, bad_modified = utc(column(frame, "updatedOn"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "updatedOn is missing or not ISO 8601")
+    workers = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "worker_id": worker_id,
+            "first_name": column(frame, "firstName"),
+            "last_name": column(frame, "lastName"),
+            "active": archived.isna() & deleted.isna(),
+            "hourly_wage": pd.Series([p[0] for p in picked], index=frame.index, dtype=float),
+            "pay_interval": pd.Series([p[1] for p in picked], index=frame.index, dtype=object),
+            "hire_date": None,
+            "term_date": _local_date(archived, timezone),
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    return split(workers, frame, worker_id, reasons)
+
+
+def wage_histories(members: Iterable[Mapping[str, Any]], company_id: str, timezone: str) -> pd.DataFrame:
+    """One row per live wage history: worker_id, effective_date (local), hourly_wage, pay_interval,
+    overburden (%), effective_rate. Members whose histories are malformed contribute no rows (the
+    worker mapping sets them aside)."""
+    rows = []
+    for member in members:
+        live, reason = _live_wages(member)
+        member_id = member.get("id")
+        if reason or not member_id:
+            continue
+        for changed, hourly, interval, overburden, effective in live:
+            rows.append({
+                "company_id": company_id, "worker_id": str(member_id),
+                "effective_date": changed.tz_convert(timezone).date(), "hourly_wage": round(hourly, 4),
+                "pay_interval": interval, "overburden": overburden, "effective_rate": effective,
+            })
+    columns = ["company_id", "worker_id", "effective_date", "hourly_wage", "pay_interval", "overburden", "effective_rate"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["worker_id", "effective_date"], ignore_index=True)
+
+
+def wages_on(histories: pd.DataFrame, worker_ids: pd.Series, work_dates: pd.Series) -> pd.Series:
+    """The hourly wage effective on each (worker, work date); before the first change, the first wage."""
+    result = pd.Series([float("nan")] * len(worker_ids), index=worker_ids.index, dtype=float)
+    by_worker = {w: g for w, g in histories.groupby("worker_id")}
+    for index, (worker, day) in enumerate(zip(worker_ids, work_dates)):
+        group = by_worker.get(worker)
+        if group is None:
+            continue
+        earlier = group[group["effective_date"] <= day]
+        chosen = earlier.iloc[-1] if len(earlier) else group.iloc[0]
+        result.iloc[index] = chosen["hourly_wage"]
+    return result
+
+
+def _budget_totals(records: Iterable[Mapping[str, Any]], value_key: str) -> tuple[dict[str, float], set[str]]:
+    totals: dict[str, float] = {}
+    bad: set[str] = set()
+    for record in records:
+        project = record.get("projectId")
+        if not project:
+            continue
+        if record.get("isLatest") is False:
+            continue
+        value = record.get(value_key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+            bad.add(str(project))
+            continue
+        totals[str(project)] = totals.get(str(project), 0.0) + float(value)
+    return totals, bad
+
+
+def projects_to_jobs(
+    projects: Iterable[Mapping[str, Any]],
+    budget_hours: Iterable[Mapping[str, Any]],
+    budget_costs: Iterable[Mapping[str, Any]],
+    settings: CompanySettings,
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = records_frame(projects)
+    reasons = no_reasons(frame)
+    job_id = id_text(column(frame, "id"))
+    reasons = collect(reasons, job_id.isna(), "id is missing")
+    depth = column(frame, "depth").map(lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None)
+    reasons = collect(reasons, depth.isna(), "depth is missing or not an integer")
+    reasons = collect(reasons, depth.notna() & ~depth.isin([1, 2]), "depth is not 1 (job) or 2 (milestone): deeper sub-projects are not mapped")
+    parent = id_text(column(frame, "parentProjectId"))
+    reasons = collect(reasons, (depth == 2) & parent.isna(), "a depth-2 sub-project has no parentProjectId")
+    reasons = collect(reasons, (depth == 1) & parent.notna(), "a depth-1 project has a parentProjectId")
+    title = column(frame, "title").map(lambda v: v if isinstance(v, str) and v.strip() else None)
+    reasons = collect(reasons, title.isna(), "title is missing")
+    seconds, bad_seconds = _budget_totals(budget_hours, "budgetSeconds")
+    costs, bad_costs = _budget_totals(budget_costs, "costBudget")
+    reasons = collect(reasons, job_id.isin(bad_seconds), "a budgetHours budgetSeconds is not a number")
+    reasons = collect(reasons, job_id.isin(bad_costs), "a budgetCosts costBudget is not a number")
+    archived, bad_archived = utc(column(frame, "archivedOn"))
+    reasons = collect(reasons, bad_archived, "archivedOn is not ISO 8601")
+    modified, bad_modified = utc(column(frame, "updatedOn"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "updatedOn is missing or not ISO 8601")
+    info = column(frame, "projectInfo").map(lambda v: v if isinstance(v, dict) else {})
+    drive_own = title.map(lambda t: settings.is_drive_job(t) if isinstance(t, str) else False)
+    drive_by_id = dict(zip(job_id, drive_own))
+    top = parent.isna()
+    is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
+    jobs = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": job_id,
+            "parent_job_id": parent.where(~top, None),
+            "level": top.map({True: "job", False: "milestone"}),
+            "name": title,
+            "short_code": info.map(lambda i: i.get("number") or None),
+            "budget_hours": job_id.map(lambda j: seconds[j] / 3600 if j in seconds else None).astype(float),
+            "budget_cost": job_id.map(lambda j: costs.get(j)).astype(float),
+            "status": archived.isna().map({True: "open", False: "completed"}),
+            "recurring": False,
+            "is_drive": is_drive,
+            "active": archived.isna(),
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    return split(jobs, frame, job_id, reasons)
+
+
+def _break_seconds(breaks: Any, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
+    """Seconds of breaks inside [start, end]; None when the breaks are malformed."""
+    if breaks is None:
+        return 0.0
+    if not isinstance(breaks, list):
+        return None
+    total = 0.0
+    for item in breaks:
+        if not isinstance(item, dict):
+            return None
+        b_start = _timestamp(item.get("startTime"))
+        b_end = _timestamp(item.get("endTime")) if item.get("endTime") else end
+        if b_start is None or b_end is None or b_end < b_start:
+            return None
+        total += max(0.0, (min(b_end, end) - max(b_start, start)).total_seconds())
+    return total
+
+
+def time_entries_to_attendance(
+    entries: Iterable[Mapping[str, Any]],
+    jobs: pd.DataFrame,
+    worker_ids: Iterable[str],
+    company_id: str,
+    timezone: str,
+    now: datetime,
+    drive_cost_code_ids: Iterable[str] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Map time entries to attendance rows.
+
+    Returns (attendance candidates, set-aside rows, number removed as soft-deleted). ``now`` is the
+    vendor clock that running entries count up to; ``drive_cost_code_ids`` are the cost codes whose
+    time is drive time.
+    """
+    frame = records_frame(entries)
+    if frame.empty:
+        return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
+    clock = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now).tz_localize("UTC")
+    deleted_on, bad_deleted = utc(column(frame, "deletedOn"))
+    deleted = deleted_on.notna()
+    frame, bad_deleted = frame[~deleted], bad_deleted[~deleted]
+    reasons = no_reasons(frame)
+    reasons = collect(reasons, bad_deleted, "deletedOn is not ISO 8601")
+    entry_id = id_text(column(frame, "id"))
+    reasons = collect(reasons, entry_id.isna(), "id is missing")
+
+    worker_id = id_text(column(frame, "memberId"))
+    reasons = collect(reasons, worker_id.isna(), "memberId is missing")
+    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(set(worker_ids)), "memberId is not a known worker")
+
+    project = id_text(column(frame, "projectId"))
+    jobs_by_id = jobs.set_index("job_id") if len(jobs) else pd.DataFrame(columns=["parent_job_id", "is_drive"])
+    known = project.isin(jobs_by_id.index)
+    reasons = collect(reasons, project.isna(), "projectId is missing")
+    reasons = collect(reasons, project.notna() & ~known, "projectId is not a known job or milestone")
+    parent = project.map(jobs_by_id["parent_job_id"]).where(known, None)
+    is_milestone = parent.notna()
+    job_id = parent.where(is_milestone, project)
+    milestone_id = project.where(is_milestone, None)
+    drive_codes = set(drive_cost_code_ids)
+    cost_code = id_text(column(frame, "costCodeId"))
+    is_drive = (project.map(jobs_by_id["is_drive"]).where(known, False).astype(bool)) | cost_code.isin(drive_codes)
+
+    start, bad_start = utc(column(frame, "startTime"))
+    end, bad_end = utc(column(frame, "endTime"))
+    reasons = collect(reasons, bad_start | start.isna(), "startTime is missing or not ISO 8601")
+    reasons = collect(reasons, bad_end, "endTime is not ISO 8601")
+    running = end.isna() & ~bad_end
+    reasons = collect(reasons, running & start.notna() & (start > clock), "a running entry starts after the vendor clock")
+    until = end.where(~running, clock)
+    breaks = [
+        _break_seconds(raw.get("breaks"), s, u) if pd.notna(s) and pd.notna(u) else 0.0
+        for raw, s, u in zip(frame["_raw"], start, until)
+    ]
+    break_seconds = pd.Series(breaks, index=frame.index, dtype=object)
+    reasons = collect(reasons, break_seconds.isna(), "breaks are malformed (a break without a valid startTime, or ending before it starts)")
+    worked = (until - start).dt.total_seconds() - break_seconds.fillna(0).astype(float)
+    reasons = collect(reasons, worked.notna() & (worked < 0), "endTime is before startTime, or breaks exceed the entry")
+    action = column(frame, "actionType")
+    modified, bad_modified = utc(column(frame, "updatedOn"))
+    reasons = collect(reasons, bad_modified | modified.isna(), "updatedOn is missing or not ISO 8601")
+
+    attendance = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "entry_id": entry_id,
+            "worker_id": worker_id,
+            "job_id": job_id,
+            "milestone_id": milestone_id,
+            "work_date": _local_date(start, timezone),
+            "start_at": start,
+            "end_at": end,
+            "hours": worked / 3600.0,
+            "is_drive": is_drive.astype(bool),
+            "on_the_clock": running.astype(bool),
+            "entry_type": action.map(lambda a: "manual" if a == MANUAL_ACTION_TYPE else "regular"),
+            "source_modified_at": modified,
+        },
+        index=frame.index,
+    )
+    return (*split(attendance, frame, entry_id, reasons), int(deleted.sum()))
+
+
+def drive_cost_code_ids(cost_codes: Iterable[Mapping[str, Any]], settings: CompanySettings) -> set[str]:
+    """Cost codes whose title (or code) matches the company's drive patterns."""
+    return {
+        str(c["id"]) for c in cost_codes
+        if c.get("id") and any(isinstance(t, str) and settings.is_drive_job(t) for t in (c.get("title"), c.get("costCode")))
+    }

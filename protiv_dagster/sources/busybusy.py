@@ -1,0 +1,105 @@
+"""A company on BusyBusy: the REST login + GraphQL client plus the BusyBusy mapping.
+
+Feeds of a date range (stored raw, re-mapped later, so everything the mapping needs is in them):
+
+- ``timeEntries``: every entry whose ``startTime`` falls in the company-local days, soft-deleted ones
+  included (the mapping removes and counts them, so fetched = loaded + set aside + removed);
+- ``costCodes``: to recognise the drive cost code;
+- ``vendorClock``: one record ``{"id": "vendorClock", "now": <ISO UTC>}``, the vendor's clock (HTTP
+  ``Date`` of the timeEntries answer) that running entries count up to.
+
+The connection's ``base_url`` is the REST base; see ``resources/busybusy.py`` for the GraphQL URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+
+from protiv_dagster.mapping import busybusy as bb_mapping
+from protiv_dagster.resources.busybusy import BusyBusyResource, iso, local_day_window
+from protiv_dagster.sources import Mapped
+
+
+class BusyBusySource:
+    provider = "busybusy"
+    live_feed = "timeEntries"
+    cost_code_feed = "costCodes"
+    clock_feed = "vendorClock"
+
+    def __init__(self, connection: Any, resource: BusyBusyResource, *, clock: Callable[[], datetime] | None = None):
+        self.connection = connection
+        credentials = connection.credentials()
+        self.client = resource.client(connection.base_url, credentials["username"], credentials["password"])
+        self._clock = clock
+
+    @property
+    def timezone(self) -> str:
+        """The company zone: BusyBusy sends UTC only, so local work dates need the setting."""
+        zone = self.connection.settings.timezone
+        if not zone:
+            raise ValueError(
+                f"company {self.connection.company_id!r} is on BusyBusy, which sends UTC times only: "
+                "set its timezone setting so work dates can be computed"
+            )
+        return zone
+
+    @property
+    def request_count(self) -> int:
+        return self.client.request_count
+
+    def now(self) -> datetime:
+        """The vendor's clock when known (last answer's Date header), else the local one."""
+        if self._clock is not None:
+            return self._clock()
+        return self.client.server_time or datetime.now(UTC)
+
+    def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
+        start, end = local_day_window(first_day, last_day, self.timezone)
+        entries = self.client.time_entries(start_from=start, start_before=end)
+        return {
+            self.live_feed: entries,
+            self.cost_code_feed: self.client.cost_codes(),
+            self.clock_feed: [{"id": self.clock_feed, "now": iso(self.now())}],
+        }
+
+    def workers(self) -> Mapped:
+        rows, set_aside = bb_mapping.members_to_workers(
+            self.client.members(), self.connection.company_id, self.timezone, now=self.now()
+        )
+        return Mapped(rows, set_aside)
+
+    def wage_history(self) -> pd.DataFrame:
+        """Every live wage history (for costing attendance with the wage of the work date)."""
+        return bb_mapping.wage_histories(self.client.members(), self.connection.company_id, self.timezone)
+
+    def jobs(self) -> Mapped:
+        rows, set_aside = bb_mapping.projects_to_jobs(
+            self.client.projects(),
+            self.client.budget_hours(),
+            self.client.budget_costs(),
+            self.connection.settings,
+            self.connection.company_id,
+        )
+        return Mapped(rows, set_aside)
+
+    def attendance(
+        self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]
+    ) -> Mapped:
+        clock_records = feeds.get(self.clock_feed) or []
+        now = None
+        if clock_records and isinstance(clock_records[0].get("now"), str):
+            now = datetime.fromisoformat(clock_records[0]["now"].replace("Z", "+00:00"))
+        rows, set_aside, removed = bb_mapping.time_entries_to_attendance(
+            feeds.get(self.live_feed, []),
+            jobs,
+            worker_ids,
+            self.connection.company_id,
+            self.timezone,
+            now or self.now(),
+            bb_mapping.drive_cost_code_ids(feeds.get(self.cost_code_feed, []), self.connection.settings),
+        )
+        return Mapped(rows, set_aside, removed)
