@@ -1,0 +1,547 @@
+"""Aspire records -> the cleaned tables every vendor shares. Pure pandas: no HTTP, no SQL.
+
+Field mapping (why in parentheses):
+
+| cleaned column             | Aspire source                                                              |
+|----------------------------|----------------------------------------------------------------------------|
+| workers.worker_id          | Contact ``ContactID`` (employees are Contacts with ``ContactTypeName`` 'Employee') |
+| workers.first/last_name    | ``FirstName`` / ``LastName``                                               |
+| workers.active             | ``Active``                                                                 |
+| workers.hourly_wage        | ``BaseHourlyRate`` of the employee's latest work ticket time (by ``WorkTicketTimeDate``, then id); null without one (the Contact has no wage; ``/PayRates`` is not read yet) |
+| workers.pay_interval       | ``hour`` when a wage was found (BaseHourlyRate is hourly), else null       |
+| workers.hire_date          | null (the Contact has no hire date)                                        |
+| workers.term_date          | date part of ``TerminationDate``                                           |
+| jobs.job_id (job)          | Opportunity ``OpportunityID`` (an opportunity is a job)                    |
+| jobs.job_id (milestone)    | ``WT-<WorkTicketID>``: work tickets are milestones; prefixed because ticket and opportunity ids are separate number spaces in Aspire |
+| jobs.level                 | An opportunity with two or more work tickets has milestones; with ONE ticket the ticket is the job itself (every Aspire time row needs a ticket, so a job without phases still has one: no milestone row, its time lands on the job) |
+| jobs.name / short_code     | ``OpportunityName`` / ``OpportunityNumber``; milestone: "<OpportunityName> #<WorkTicketNumber>" / ``WorkTicketNumber`` (a ticket has no name of its own) |
+| jobs.budget_hours          | milestone: ``HoursEst``; job with one ticket: that ticket's ``HoursEst``, else ``EstimatedLaborHours``; job without tickets: ``EstimatedLaborHours``; job with milestones: null (the budget is on the milestones) |
+| jobs.status                | ``OpportunityStatusName`` / ``WorkTicketStatusName``: Won/Open/Scheduled/Pending Approval/In Progress -> open, Complete(d)/Closed -> completed, Cancelled/Canceled/Lost -> canceled; anything else is set aside |
+| jobs.recurring             | ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts; 'Work Order' = one-off); milestones inherit it |
+| jobs.active                | status is open                                                             |
+| jobs (drive job)           | one synthetic job ``DRIVE_JOB_ID`` named "Drive Time", ``is_drive`` true: Aspire has no drive job, drive/shop time is clock time not allocated to work tickets |
+| attendance.entry_id        | ``WorkTicketTimeID``; drive rows ``ClockTime-<ClockTimeID>``               |
+| attendance.worker_id       | ``ContactID``                                                              |
+| attendance.job_id/milestone_id | the ticket's opportunity / ``WT-<WorkTicketID>`` (see jobs.level)     |
+| attendance.work_date       | date part of ``WorkTicketTimeDate`` (branch-local); drive rows: local date of ``ClockStart`` |
+| attendance.start_at/end_at | ``StartTime``/``EndTime``: branch-local wall time without offset, localised in the row's zone and converted to UTC; for a repeated (fall-back) hour the fold that makes end - start agree with ``Hours + BreakTime`` wins, so the real elapsed time is kept |
+| attendance.hours           | ``Hours`` (the vendor's worked hours, breaks excluded); drive rows: ``ClockEnd - ClockStart - BreakTime`` minus the ``Hours`` of the employee's ticket times that start inside the clock time |
+| attendance.on_the_clock    | ``StartTime`` set and ``EndTime`` null                                     |
+| attendance.entry_type      | manual when ``StartTime`` and ``EndTime`` are both null, else regular      |
+| attendance.source_modified_at | ``LastModifiedDateTime`` (local -> UTC); drive rows: ``ClockEnd`` (ClockTimes carry no modified stamp) |
+
+Time zones: the row's ``BranchTimeZone`` (a Windows zone name such as "Central Standard Time", or an
+IANA name), else the zone of its branch (``Branch.TimeZone``), else the company default; the
+company setting ``timezone`` (when set) overrides them all. The same zone turns ``ModifiedDate`` and
+``LastModifiedDateTime`` into UTC.
+
+Clock times still running (no ``ClockEnd``) give no drive row: the running ticket time carries the
+time. A clock time whose ticket times cover it fully gives no row either; ``times_to_attendance``
+returns how many, so fetched = loaded + set aside + fully allocated reconciles across both feeds.
+
+Every record that cannot be mapped is returned in the set-aside frame with its reason and the record
+as received, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from protiv_dagster.mapping.common import (
+    collect,
+    column,
+    id_text,
+    no_reasons,
+    numbers,
+    records_frame,
+    set_aside_frame,
+    split,
+)
+
+DRIVE_JOB_ID = "aspire-unallocated-clock-time"
+DRIVE_JOB_NAME = "Drive Time"
+MILESTONE_PREFIX = "WT-"
+CLOCK_ENTRY_PREFIX = "ClockTime-"
+_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
+_MIN_DRIVE_HOURS = 1 / 3600  # under a second of unallocated clock time is rounding, not drive time
+
+# Windows zone names (what a .NET service stores) -> IANA (CLDR windowsZones, US and common zones).
+WINDOWS_TO_IANA = {
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "US Mountain Standard Time": "America/Phoenix",
+    "Pacific Standard Time": "America/Los_Angeles",
+    "Alaskan Standard Time": "America/Anchorage",
+    "Hawaiian Standard Time": "Pacific/Honolulu",
+    "Atlantic Standard Time": "America/Halifax",
+    "Newfoundland Standard Time": "America/St_Johns",
+    "US Eastern Standard Time": "America/Indianapolis",
+    "Canada Central Standard Time": "America/Regina",
+    "Central Standard Time (Mexico)": "America/Mexico_City",
+    "GMT Standard Time": "Europe/London",
+    "UTC": "UTC",
+}
+
+_STATUS = {
+    "won": "open", "open": "open", "scheduled": "open", "pending approval": "open", "in progress": "open",
+    "active": "open", "complete": "completed", "completed": "completed", "closed": "completed",
+    "cancelled": "canceled", "canceled": "canceled", "lost": "canceled",
+}
+
+
+def iana_zone(name: Any) -> str | None:
+    """An IANA zone for a Windows or IANA zone name; None when unknown."""
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = name.strip()
+    if name in WINDOWS_TO_IANA:
+        return WINDOWS_TO_IANA[name]
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+@dataclass
+class Zones:
+    """Which IANA zone a record's wall times are in: override > row > branch > default."""
+
+    by_branch: dict[str, str] = field(default_factory=dict)
+    default: str | None = None
+    override: str | None = None
+
+    def resolve(self, row_zone: Any = None, branch_id: Any = None) -> str | None:
+        if self.override:
+            return self.override
+        return iana_zone(row_zone) or self.by_branch.get(_id(branch_id)) or self.default
+
+
+def branch_zones(branches: Iterable[Mapping[str, Any]], override: str | None = None) -> Zones:
+    """Zones from ``/Branches``; the default is the zone of the first branch that names a known one."""
+    by_branch = {}
+    for branch in sorted(branches, key=lambda b: str(b.get("BranchID"))):
+        zone = iana_zone(branch.get("TimeZone"))
+        if zone and _id(branch.get("BranchID")):
+            by_branch[_id(branch.get("BranchID"))] = zone
+    return Zones(by_branch, next(iter(by_branch.values()), None), override)
+
+
+def _id(value: Any) -> str | None:
+    return id_text(pd.Series([value], dtype=object)).iloc[0]
+
+
+def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Offset-less local datetimes; also which non-empty values failed."""
+    def one(value: Any) -> datetime | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+        if parsed.tzinfo is not None:  # a value with an offset is taken at its word
+            return parsed.astimezone(UTC).replace(tzinfo=None)
+        return parsed
+
+    parsed = pd.Series([one(v) for v in values], index=values.index, dtype=object)
+    present = values.map(lambda v: isinstance(v, str) and v.strip() != "")
+    return parsed, present & parsed.isna()
+
+
+def _to_utc(local: datetime | None, zone: str | None, fold: int = 0) -> pd.Timestamp | None:
+    if local is None or not isinstance(zone, str) or pd.isna(local):
+        return None
+    return pd.Timestamp(local.replace(tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC))
+
+
+def _utc_series(locals_: pd.Series, zones: pd.Series) -> pd.Series:
+    return _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_, zones)], locals_.index)
+
+
+def _utc_frame_series(values: list[Any], index: pd.Index) -> pd.Series:
+    """UTC timestamps (None -> NaT) as a datetime64[ns, UTC] series on ``index``."""
+    return pd.to_datetime(pd.Series(values, index=index, dtype=object), utc=True).astype("datetime64[ns, UTC]")
+
+
+def _status(values: pd.Series) -> pd.Series:
+    return values.map(lambda v: _STATUS.get(v.strip().casefold()) if isinstance(v, str) else None).astype(object)
+
+
+def _empty_aside() -> pd.DataFrame:
+    frame = records_frame([])
+    return set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object))
+
+
+# -- workers ------------------------------------------------------------------------------------------
+def latest_wages(work_ticket_times: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """ContactID -> BaseHourlyRate of the latest time row that carries one."""
+    latest: dict[str, tuple[str, float, float]] = {}
+    for row in work_ticket_times:
+        contact, rate = _id(row.get("ContactID")), row.get("BaseHourlyRate")
+        if contact is None or isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+            continue
+        key = (str(row.get("WorkTicketTimeDate") or ""), float(row.get("WorkTicketTimeID") or 0), float(rate))
+        if contact not in latest or key[:2] > latest[contact][:2]:
+            latest[contact] = key
+    return {contact: key[2] for contact, key in latest.items()}
+
+
+def employees_to_workers(
+    contacts: Iterable[Mapping[str, Any]], wages: Mapping[str, float], zones: Zones, company_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = records_frame(contacts)
+    reasons = no_reasons(frame)
+    worker_id = id_text(column(frame, "ContactID"))
+    reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
+    kind = column(frame, "ContactTypeName")
+    reasons = collect(reasons, kind != "Employee", "ContactTypeName is not 'Employee'")
+    active = column(frame, "Active").map(lambda v: v if isinstance(v, bool) else None)
+    reasons = collect(reasons, active.isna(), "Active is missing or not a boolean")
+    term_local, bad_term = _wall_times(column(frame, "TerminationDate"))
+    reasons = collect(reasons, bad_term, "TerminationDate is not an ISO 8601 date-time")
+    zone = column(frame, "BranchID").map(lambda b: zones.resolve(None, b))
+    modified_local, bad_modified = _wall_times(column(frame, "ModifiedDate"))
+    reasons = collect(reasons, bad_modified | modified_local.isna(), "ModifiedDate is missing or not ISO 8601")
+    reasons = collect(reasons, zone.isna(), "no time zone: the branch has no known TimeZone and the company sets none")
+    wage = worker_id.map(lambda w: wages.get(w) if w else None).astype(float)
+    workers = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "worker_id": worker_id,
+            "first_name": column(frame, "FirstName"),
+            "last_name": column(frame, "LastName"),
+            "active": active,
+            "hourly_wage": wage.round(4),
+            "pay_interval": wage.map(lambda w: None if pd.isna(w) else "hour").astype(object),
+            "hire_date": None,
+            "term_date": term_local.map(lambda t: t.date() if t is not None else None).astype(object),
+            "source_modified_at": _utc_series(modified_local, zone),
+        },
+        index=frame.index,
+    )
+    return split(workers, frame, worker_id, reasons)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+def ticket_targets(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """WorkTicketID -> (job id, milestone id or None): the rule of the module docstring."""
+    by_opportunity: dict[str, list[str]] = defaultdict(list)
+    for ticket in work_tickets:
+        ticket_id, opportunity = _id(ticket.get("WorkTicketID")), _id(ticket.get("OpportunityID"))
+        if ticket_id and opportunity:
+            by_opportunity[opportunity].append(ticket_id)
+    targets: dict[str, tuple[str, str | None]] = {}
+    for opportunity, tickets in by_opportunity.items():
+        for ticket_id in tickets:
+            targets[ticket_id] = (opportunity, MILESTONE_PREFIX + ticket_id if len(tickets) > 1 else None)
+    return targets
+
+
+def drive_job_frame(company_id: str, name: str = DRIVE_JOB_NAME) -> pd.DataFrame:
+    """The one synthetic drive job that unallocated clock time is booked on."""
+    return pd.DataFrame(
+        {
+            "company_id": [company_id], "job_id": [DRIVE_JOB_ID], "parent_job_id": [None], "level": ["job"],
+            "name": [name], "short_code": [None], "budget_hours": [float("nan")], "status": ["open"],
+            "recurring": [False], "is_drive": [True], "active": [True],
+            "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
+        }
+    )
+
+
+def opportunities_to_jobs(
+    opportunities: Iterable[Mapping[str, Any]],
+    work_tickets: Iterable[Mapping[str, Any]],
+    zones: Zones,
+    company_id: str,
+    *,
+    drive_job_name: str = DRIVE_JOB_NAME,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    opportunities, work_tickets = list(opportunities), list(work_tickets)
+    frame = records_frame(opportunities)
+    reasons = no_reasons(frame)
+    job_id = id_text(column(frame, "OpportunityID"))
+    reasons = collect(reasons, job_id.isna(), "OpportunityID is missing")
+    name = column(frame, "OpportunityName").map(lambda v: v if isinstance(v, str) and v.strip() else None)
+    reasons = collect(reasons, name.isna(), "OpportunityName is missing")
+    status_text = column(frame, "OpportunityStatusName")
+    status = _status(status_text)
+    reasons = collect(reasons, status.isna(), "OpportunityStatusName is not a known open, complete or canceled status")
+    recurring = column(frame, "OpportunityType").map(lambda v: isinstance(v, str) and v.strip().casefold() == "contract")
+    estimate, bad_estimate = numbers(column(frame, "EstimatedLaborHours"))
+    reasons = collect(reasons, bad_estimate | (estimate < 0), "EstimatedLaborHours is not a number of hours")
+    zone = column(frame, "BranchID").map(lambda b: zones.resolve(None, b))
+    reasons = collect(reasons, zone.isna(), "no time zone: the branch has no known TimeZone and the company sets none")
+    modified_local, bad_modified = _wall_times(column(frame, "ModifiedDate"))
+    reasons = collect(reasons, bad_modified | modified_local.isna(), "ModifiedDate is missing or not ISO 8601")
+    modified = _utc_series(modified_local, zone)
+
+    tickets = records_frame(work_tickets)
+    t_reasons = no_reasons(tickets)
+    ticket_id = id_text(column(tickets, "WorkTicketID"))
+    t_reasons = collect(t_reasons, ticket_id.isna(), "WorkTicketID is missing")
+    ticket_job = id_text(column(tickets, "OpportunityID"))
+    good_jobs = set(job_id[reasons == ""].dropna())
+    t_reasons = collect(t_reasons, ticket_job.isna(), "OpportunityID is missing")
+    t_reasons = collect(t_reasons, ticket_job.notna() & ~ticket_job.isin(good_jobs), "OpportunityID is not a known opportunity")
+    per_job = ticket_job[ticket_id.notna()].value_counts()
+    is_milestone = ticket_job.map(per_job).fillna(0) > 1
+    t_status = _status(column(tickets, "WorkTicketStatusName"))
+    t_reasons = collect(t_reasons, t_status.isna(), "WorkTicketStatusName is not a known open, complete or cancelled status")
+    hours_est, bad_est = numbers(column(tickets, "HoursEst"))
+    t_reasons = collect(t_reasons, bad_est | (hours_est < 0), "HoursEst is not a number of hours")
+    t_zone = column(tickets, "BranchID").map(lambda b: zones.resolve(None, b))
+    t_reasons = collect(t_reasons, t_zone.isna(), "no time zone: the branch has no known TimeZone and the company sets none")
+    t_modified_local, bad_t_modified = _wall_times(column(tickets, "LastModifiedDateTime"))
+    t_reasons = collect(t_reasons, bad_t_modified | t_modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
+    t_modified = _utc_series(t_modified_local, t_zone)
+
+    # A job whose only ticket is the job itself takes that ticket's estimate and latest change.
+    single = (~is_milestone) & (t_reasons == "")
+    own_ticket = pd.DataFrame({"job": ticket_job[single], "hours": hours_est[single], "modified": t_modified[single]}).drop_duplicates("job")
+    own_hours = job_id.map(own_ticket.set_index("job")["hours"]) if len(own_ticket) else pd.Series(float("nan"), index=frame.index)
+    own_modified = job_id.map(own_ticket.set_index("job")["modified"]) if len(own_ticket) else pd.Series(pd.NaT, index=frame.index)
+    has_milestones = job_id.isin(set(ticket_job[is_milestone]))
+    budget = own_hours.astype(float).where(own_hours.notna(), estimate).where(~has_milestones, float("nan"))
+    latest = pd.concat([modified, pd.to_datetime(own_modified, utc=True).astype("datetime64[ns, UTC]")], axis=1).max(axis=1)
+
+    jobs = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": job_id,
+            "parent_job_id": None,
+            "level": "job",
+            "name": name,
+            "short_code": id_text(column(frame, "OpportunityNumber")),
+            "budget_hours": budget,
+            "status": status,
+            "recurring": recurring.astype(bool),
+            "is_drive": False,
+            "active": status == "open",
+            "source_modified_at": latest.astype("datetime64[ns, UTC]"),
+        },
+        index=frame.index,
+    )
+    job_rows, job_aside = split(jobs, frame, job_id, reasons)
+
+    names = job_rows.set_index("job_id")["name"] if len(job_rows) else pd.Series(dtype=object)
+    recurring_of = job_rows.set_index("job_id")["recurring"] if len(job_rows) else pd.Series(dtype=bool)
+    number = id_text(column(tickets, "WorkTicketNumber"))
+    milestones = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": MILESTONE_PREFIX + ticket_id.fillna(""),
+            "parent_job_id": ticket_job,
+            "level": "milestone",
+            "name": [f"{names.get(j, '')} #{n or t}" for j, n, t in zip(ticket_job, number, ticket_id)],
+            "short_code": number,
+            "budget_hours": hours_est,
+            "status": t_status,
+            "recurring": ticket_job.map(recurring_of).fillna(False).astype(bool),
+            "is_drive": False,
+            "active": t_status == "open",
+            "source_modified_at": t_modified,
+        },
+        index=tickets.index,
+    )
+    # Tickets that are their job are not milestones, but a bad one is still set aside with its reason.
+    keep = is_milestone | (t_reasons != "")
+    ms_rows, ms_aside = split(milestones[keep], tickets[keep], ticket_id[keep], t_reasons[keep])
+    rows = pd.concat([job_rows, ms_rows, drive_job_frame(company_id, drive_job_name)], ignore_index=True)
+    return rows, pd.concat([job_aside, ms_aside], ignore_index=True)
+
+
+# -- attendance ------------------------------------------------------------------------------------
+def times_to_attendance(
+    work_ticket_times: Iterable[Mapping[str, Any]],
+    clock_times: Iterable[Mapping[str, Any]],
+    targets: Mapping[str, tuple[str, str | None]],
+    jobs: pd.DataFrame,
+    worker_ids: Iterable[str],
+    zones: Zones,
+    contact_branches: Mapping[str, str],
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Work ticket times and drive rows from clock times.
+
+    Returns (attendance candidates, set-aside rows, clock times that yield no row because work
+    ticket times cover them fully or they are still running).
+    """
+    known_workers = set(worker_ids)
+    known_jobs = set(jobs["job_id"]) if "job_id" in jobs else set()
+    frame = records_frame(work_ticket_times)
+    reasons = no_reasons(frame)
+    entry_id = id_text(column(frame, "WorkTicketTimeID"))
+    reasons = collect(reasons, entry_id.isna(), "WorkTicketTimeID is missing")
+    worker_id = id_text(column(frame, "ContactID"))
+    reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
+    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "ContactID is not a known employee")
+    ticket = id_text(column(frame, "WorkTicketID"))
+    target = ticket.map(lambda t: targets.get(t) if t else None)
+    reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
+    reasons = collect(reasons, ticket.notna() & target.isna(), "WorkTicketID is not a known work ticket")
+    job_id = target.map(lambda t: t[0] if t else None).astype(object)
+    milestone_id = target.map(lambda t: t[1] if t else None).astype(object)
+    reasons = collect(
+        reasons, target.notna() & ~(job_id.isin(known_jobs) & (milestone_id.isna() | milestone_id.isin(known_jobs))),
+        "the work ticket's job or milestone was set aside or is unknown",
+    )
+    zone = pd.Series(
+        [zones.resolve(z, b) for z, b in zip(column(frame, "BranchTimeZone"), column(frame, "BranchID"))],
+        index=frame.index, dtype=object,
+    )
+    reasons = collect(reasons, zone.isna(), "BranchTimeZone is not a known time zone and no branch or company zone applies")
+    start_local, bad_start = _wall_times(column(frame, "StartTime"))
+    end_local, bad_end = _wall_times(column(frame, "EndTime"))
+    reasons = collect(reasons, bad_start, "StartTime is not an ISO 8601 date-time")
+    reasons = collect(reasons, bad_end, "EndTime is not an ISO 8601 date-time")
+    reasons = collect(reasons, start_local.isna() & end_local.notna() & ~bad_start, "EndTime without StartTime")
+    hours, bad_hours = numbers(column(frame, "Hours"))
+    breaks, bad_breaks = numbers(column(frame, "BreakTime"))
+    breaks = breaks.fillna(0.0)
+    reasons = collect(reasons, bad_hours | hours.isna() | (hours < 0), "Hours is missing or not a number of hours")
+    reasons = collect(reasons, bad_breaks | (breaks < 0), "BreakTime is not a number of hours")
+    day_local, bad_day = _wall_times(column(frame, "WorkTicketTimeDate"))
+    work_date = day_local.map(lambda d: d.date() if d is not None else None).where(
+        day_local.notna(), start_local.map(lambda d: d.date() if d is not None else None)
+    ).astype(object)
+    reasons = collect(reasons, bad_day | work_date.isna(), "WorkTicketTimeDate is missing or not ISO 8601")
+    modified_local, bad_modified = _wall_times(column(frame, "LastModifiedDateTime"))
+    reasons = collect(reasons, bad_modified | modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
+
+    starts, ends = [], []
+    for s, e, z, h, b in zip(start_local, end_local, zone, hours, breaks):
+        start = _to_utc(s, z)
+        end = None
+        if e is not None and z is not None and start is not None:
+            # A repeated wall hour: keep the fold whose elapsed time matches Hours + BreakTime.
+            options = [_to_utc(e, z, fold) for fold in (0, 1)]
+            expected = (h + b) if not pd.isna(h) else None
+            end = min(options, key=lambda o: abs((o - start).total_seconds() / 3600 - expected)) if expected is not None else options[0]
+        elif e is not None:
+            end = _to_utc(e, z)
+        starts.append(start)
+        ends.append(end)
+    start_at = _utc_frame_series(starts, frame.index)
+    end_at = _utc_frame_series(ends, frame.index)
+    manual = start_local.isna() & end_local.isna()
+    attendance = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "entry_id": entry_id,
+            "worker_id": worker_id,
+            "job_id": job_id,
+            "milestone_id": milestone_id,
+            "work_date": work_date,
+            "start_at": start_at,
+            "end_at": end_at,
+            "hours": hours,
+            "is_drive": False,
+            "on_the_clock": start_local.notna() & end_local.isna(),
+            "entry_type": manual.map({True: "manual", False: "regular"}),
+            "source_modified_at": _utc_series(modified_local, zone),
+        },
+        index=frame.index,
+    )
+    ticket_rows, ticket_aside = split(attendance, frame, entry_id, reasons)
+    drive_rows, drive_aside, no_row = _clock_times_to_drive(
+        clock_times, ticket_rows, known_workers, zones, contact_branches, company_id, DRIVE_JOB_ID in known_jobs
+    )
+    rows = pd.concat([ticket_rows, drive_rows], ignore_index=True) if len(drive_rows) else ticket_rows.reset_index(drop=True)
+    return rows, pd.concat([ticket_aside, drive_aside], ignore_index=True), no_row
+
+
+def _clock_times_to_drive(
+    clock_times: Iterable[Mapping[str, Any]],
+    ticket_rows: pd.DataFrame,
+    known_workers: set[str],
+    zones: Zones,
+    contact_branches: Mapping[str, str],
+    company_id: str,
+    drive_job_known: bool,
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    frame = records_frame(clock_times)
+    if frame.empty:
+        return pd.DataFrame(), _empty_aside(), 0
+    reasons = no_reasons(frame)
+    clock_id = id_text(column(frame, "ClockTimeID"))
+    reasons = collect(reasons, clock_id.isna(), "ClockTimeID is missing")
+    worker_id = id_text(column(frame, "ContactID"))
+    reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
+    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "ContactID is not a known employee")
+    reasons = collect(reasons, pd.Series(not drive_job_known, index=frame.index), "the drive job is missing from the jobs")
+    zone = worker_id.map(lambda w: zones.resolve(None, contact_branches.get(w) if w else None)).astype(object)
+    reasons = collect(reasons, zone.isna(), "no time zone for the employee's branch and the company sets none")
+    start_local, bad_start = _wall_times(column(frame, "ClockStart"))
+    end_local, bad_end = _wall_times(column(frame, "ClockEnd"))
+    reasons = collect(reasons, bad_start | start_local.isna(), "ClockStart is missing or not ISO 8601")
+    reasons = collect(reasons, bad_end, "ClockEnd is not an ISO 8601 date-time")
+    breaks, bad_breaks = numbers(column(frame, "BreakTime"))
+    reasons = collect(reasons, bad_breaks | (breaks < 0), "BreakTime is not a number of hours")
+    breaks = breaks.fillna(0.0)
+    start_at = _utc_series(start_local, zone)
+    end_at = _utc_series(end_local, zone)
+    reasons = collect(reasons, end_at.notna() & start_at.notna() & (end_at < start_at), "ClockEnd is before ClockStart")
+
+    # Ticket hours by worker, with their UTC start, to allocate against each clock time.
+    by_worker: dict[str, list[tuple[pd.Timestamp, float]]] = defaultdict(list)
+    timed = ticket_rows[ticket_rows["start_at"].notna()] if len(ticket_rows) else ticket_rows
+    for w, s, h in zip(timed.get("worker_id", []), timed.get("start_at", []), timed.get("hours", [])):
+        by_worker[w].append((s, float(h)))
+    unallocated = []
+    for w, s, e, b in zip(worker_id, start_at, end_at, breaks):
+        if pd.isna(s) or pd.isna(e) or w is None:
+            unallocated.append(float("nan"))
+            continue
+        allocated = sum(h for ts, h in by_worker.get(w, ()) if s <= ts < e)
+        unallocated.append((e - s).total_seconds() / 3600 - b - allocated)
+    unallocated_hours = pd.Series(unallocated, index=frame.index, dtype=float)
+    has_row = (reasons == "") & unallocated_hours.notna() & (unallocated_hours >= _MIN_DRIVE_HOURS)
+    no_row = int(((reasons == "") & ~has_row).sum())
+    drive = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "entry_id": CLOCK_ENTRY_PREFIX + clock_id.fillna(""),
+            "worker_id": worker_id,
+            "job_id": DRIVE_JOB_ID,
+            "milestone_id": None,
+            "work_date": start_local.map(lambda d: d.date() if d is not None else None).astype(object),
+            "start_at": start_at,
+            "end_at": end_at,
+            "hours": unallocated_hours.round(6),
+            "is_drive": True,
+            "on_the_clock": False,
+            "entry_type": "regular",
+            "source_modified_at": end_at,
+        },
+        index=frame.index,
+    )
+    keep = has_row | (reasons != "")
+    rows, aside = split(drive[keep], frame[keep], clock_id[keep], reasons[keep])
+    return rows, aside, no_row
+
+
+__all__ = [
+    "CLOCK_ENTRY_PREFIX",
+    "DRIVE_JOB_ID",
+    "MILESTONE_PREFIX",
+    "WINDOWS_TO_IANA",
+    "Zones",
+    "branch_zones",
+    "drive_job_frame",
+    "employees_to_workers",
+    "iana_zone",
+    "latest_wages",
+    "opportunities_to_jobs",
+    "ticket_targets",
+    "times_to_attendance",
+]
