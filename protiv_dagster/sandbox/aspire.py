@@ -24,7 +24,9 @@ What is inferred (change here if the real service disagrees)
 - Error bodies are undocumented: ``{"Message": "..."}`` with 400 (OData parse errors), 401, 404, 405, 429.
 - ``$limit`` without ``$pageNumber`` means page 1; ``$pageNumber`` without ``$limit`` pages by 25
   (MindCloud's reading of the default); without both, and without ``$top``, every row is returned.
-  ``$skip``/``$top`` are applied before ``$pageNumber``/``$limit``.
+  ``$skip``/``$top`` are applied before ``$pageNumber``/``$limit``. Without ``$orderby`` rows come
+  in id order; nulls sort first ascending. A DateTime literal with an offset (``...Z``) is turned
+  into UTC and compared with the offset-less stored values as if they were UTC: send wall time.
 - Every datetime is branch-local wall time without an offset (``BranchTimeZone`` travels with each
   time row), modification stamps included. ``Branch.TimeZone`` and ``BranchTimeZone`` hold Windows
   zone names ("Mountain Standard Time"), as a .NET service would; zones without a Windows name in
