@@ -63,7 +63,7 @@ def _reference_table(
             **describe(valid),
         }
     )
-    yield reconcile(table.name, len(mapped.rows) + len(mapped.set_aside), len(valid), set_aside)
+    yield reconcile(table.name, mapped.fetched_count, len(valid), set_aside)
 
 
 @dg.asset(
@@ -164,7 +164,6 @@ def attendance(
                 ignore_index=True,
             )
             rows = rows[~outside]
-    fetched = len(feeds.get(source.live_feed, []))
     valid, set_aside_count = validate_and_store(
         warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
         company_id=company_id, asset="attendance", partition_key=str(context.partition_key),
@@ -182,4 +181,6 @@ def attendance(
             "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
         }
     )
-    yield reconcile("attendance", fetched, len(valid), set_aside_count, mapped.removed_as_deleted)
+    yield reconcile(
+        "attendance", mapped.fetched_count, len(valid), set_aside_count, mapped.removed_as_deleted + mapped.without_row
+    )

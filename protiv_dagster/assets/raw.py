@@ -33,6 +33,10 @@ def raw_timesheets(
     prepare_warehouse(warehouse)
     source = company_source(company_id, registry, vendors)
     feeds = source.time_entry_feeds(monday, sunday)
+    def field_text(record: dict, name: str | None) -> str | None:
+        value = record.get(name) if name else None
+        return None if value is None else str(value)
+
     rows = [
         {
             "company_id": company_id,
@@ -40,8 +44,8 @@ def raw_timesheets(
             "provider": source.provider,
             "feed": feed,
             "position": position,
-            "entry_id": None if record.get("id") is None else str(record.get("id")),
-            "source_modified": None if record.get("last_modified") is None else str(record.get("last_modified")),
+            "entry_id": field_text(record, source.feed_fields.get(feed, ("id", None))[0]),
+            "source_modified": field_text(record, source.feed_fields.get(feed, ("id", None))[1]),
             "payload": json.dumps(record, sort_keys=True),
         }
         for feed, records in feeds.items()

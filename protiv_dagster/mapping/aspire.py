@@ -14,7 +14,7 @@ Field mapping (why in parentheses):
 | jobs.job_id (job)          | Opportunity ``OpportunityID`` (an opportunity is a job)                    |
 | jobs.job_id (milestone)    | ``WT-<WorkTicketID>``: work tickets are milestones; prefixed because ticket and opportunity ids are separate number spaces in Aspire |
 | jobs.level                 | An opportunity with two or more work tickets has milestones; with ONE ticket the ticket is the job itself (every Aspire time row needs a ticket, so a job without phases still has one: no milestone row, its time lands on the job) |
-| jobs.name / short_code     | ``OpportunityName`` / ``OpportunityNumber``; milestone: "<OpportunityName> #<WorkTicketNumber>" / ``WorkTicketNumber`` (a ticket has no name of its own) |
+| jobs.name / short_code     | ``OpportunityName`` / ``OpportunityNumber``; milestone: "Work ticket #<WorkTicketNumber>" (ProPay names prefix the job) / ``WorkTicketNumber`` (a ticket has no name of its own) |
 | jobs.budget_hours          | milestone: ``HoursEst``; job with one ticket: that ticket's ``HoursEst``, else ``EstimatedLaborHours``; job without tickets: ``EstimatedLaborHours``; job with milestones: null (the budget is on the milestones) |
 | jobs.status                | ``OpportunityStatusName`` / ``WorkTicketStatusName``: Won/Open/Scheduled/Pending Approval/In Progress -> open, Complete(d)/Closed -> completed, Cancelled/Canceled/Lost -> canceled; anything else is set aside |
 | jobs.recurring             | ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts; 'Work Order' = one-off); milestones inherit it |
@@ -333,7 +333,6 @@ def opportunities_to_jobs(
     )
     job_rows, job_aside = split(jobs, frame, job_id, reasons)
 
-    names = job_rows.set_index("job_id")["name"] if len(job_rows) else pd.Series(dtype=object)
     recurring_of = job_rows.set_index("job_id")["recurring"] if len(job_rows) else pd.Series(dtype=bool)
     number = id_text(column(tickets, "WorkTicketNumber"))
     milestones = pd.DataFrame(
@@ -342,7 +341,7 @@ def opportunities_to_jobs(
             "job_id": MILESTONE_PREFIX + ticket_id.fillna(""),
             "parent_job_id": ticket_job,
             "level": "milestone",
-            "name": [f"{names.get(j, '')} #{n or t}" for j, n, t in zip(ticket_job, number, ticket_id)],
+            "name": [f"Work ticket #{n or t}" for n, t in zip(number, ticket_id)],
             "short_code": number,
             "budget_hours": hours_est,
             "status": t_status,

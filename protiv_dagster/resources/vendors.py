@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.registry import ConnectionRegistryResource, RegistryError
+from protiv_dagster.resources.aspire import AspireResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.sources import Source
 
@@ -19,6 +20,7 @@ class VendorApis(dg.ConfigurableResource):
     are not here: they come from each company's connection at run time."""
 
     quickbooks_time: QuickBooksTimeResource = Field(default_factory=QuickBooksTimeResource)
+    aspire: AspireResource = Field(default_factory=AspireResource)
 
     def source_for(self, company_id: str, registry: ConnectionRegistryResource) -> Source:
         """The source that reads this company's vendor; a clear error for a provider not wired yet."""
@@ -27,6 +29,10 @@ class VendorApis(dg.ConfigurableResource):
             from protiv_dagster.sources.quickbooks_time import QuickBooksTimeSource
 
             return QuickBooksTimeSource(connection, self.quickbooks_time, registry)
+        if connection.provider == "aspire":
+            from protiv_dagster.sources.aspire import AspireSource
+
+            return AspireSource(connection, self.aspire)
         raise RegistryError(
             f"company {company_id!r} is connected to {connection.provider_label}, "
             "which this code location cannot sync yet"

@@ -56,4 +56,11 @@ def start_demo_vendor(
         token = emulator.add_company(data, access_token=known.get("access_token") or secrets.token_urlsafe(24))
         emulator.start()
         return DemoVendor(provider, company_id, emulator, emulator.base_url, {"access_token": token}, settings)
+    if provider == "aspire":
+        from protiv_dagster.sandbox.aspire import AspireEmulator
+
+        emulator = AspireEmulator(port=port)
+        client_id, secret = emulator.add_company(data, client_id=known.get("client_id"), secret=known.get("secret"))
+        emulator.start()
+        return DemoVendor(provider, company_id, emulator, emulator.base_url, {"client_id": client_id, "secret": secret}, settings)
     raise ValueError(f"no demo emulator for provider {provider!r}")

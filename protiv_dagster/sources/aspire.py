@@ -26,6 +26,7 @@ class AspireSource:
     provider = "aspire"
     live_feed = "WorkTicketTimes"
     clock_feed = "ClockTimes"
+    feed_fields = {"WorkTicketTimes": ("WorkTicketTimeID", "LastModifiedDateTime"), "ClockTimes": ("ClockTimeID", None)}
 
     def __init__(self, connection: Any, resource: AspireResource):
         self.connection = connection
@@ -117,4 +118,5 @@ class AspireSource:
             self.connection.company_id,
         )
         self.clock_times_without_row = without_row
-        return Mapped(rows, set_aside)
+        fetched = len(feeds.get(self.live_feed, [])) + len(feeds.get(self.clock_feed, []))
+        return Mapped(rows, set_aside, without_row=without_row, fetched=fetched)

@@ -18,6 +18,7 @@ class QuickBooksTimeSource:
     provider = "quickbooks_time"
     live_feed = "timesheets"
     deleted_feed = "timesheets_deleted"
+    feed_fields = {"timesheets": ("id", "last_modified"), "timesheets_deleted": ("id", "last_modified")}
 
     def __init__(self, connection: Connection, resource: QuickBooksTimeResource, registry: ConnectionRegistryResource):
         self.connection = connection
@@ -70,4 +71,4 @@ class QuickBooksTimeSource:
         rows, set_aside, removed = qbt_mapping.timesheets_to_attendance(
             feeds.get(self.live_feed, []), deleted_ids, jobs, worker_ids, self.connection.company_id
         )
-        return Mapped(rows, set_aside, removed)
+        return Mapped(rows, set_aside, removed, fetched=len(feeds.get(self.live_feed, [])))
