@@ -320,7 +320,11 @@ def page(records: list[dict[str, Any]], filter_: Any, first: Any, after: Any, so
         raise GraphQLError(f"first must be between 1 and {MAX_PAGE_SIZE}")
     spec = _sort_spec(sort)
     keyed = [([r.get(name) for name, _ in spec], r) for r in records if _matches(r, filter_)]
-    keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare(a[0], b[0], spec)))
+    directions = {direction for _, direction in spec}
+    if len(directions) == 1:  # the common case: one direction, a plain key (nulls first ascending)
+        keyed.sort(key=lambda item: [(v is not None, v) for v in item[0]], reverse=directions == {"desc"})
+    else:
+        keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare(a[0], b[0], spec)))
     if after:
         cursor_key = _decode_cursor(after, spec)
         keyed = [item for item in keyed if _compare(item[0], cursor_key, spec) > 0]
