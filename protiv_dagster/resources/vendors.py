@@ -11,6 +11,7 @@ from pydantic import Field
 
 from protiv_dagster.registry import ConnectionRegistryResource, RegistryError
 from protiv_dagster.resources.aspire import AspireResource
+from protiv_dagster.resources.busybusy import BusyBusyResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.sources import Source
 
@@ -21,6 +22,7 @@ class VendorApis(dg.ConfigurableResource):
 
     quickbooks_time: QuickBooksTimeResource = Field(default_factory=QuickBooksTimeResource)
     aspire: AspireResource = Field(default_factory=AspireResource)
+    busybusy: BusyBusyResource = Field(default_factory=BusyBusyResource)
 
     def source_for(self, company_id: str, registry: ConnectionRegistryResource) -> Source:
         """The source that reads this company's vendor; a clear error for a provider not wired yet."""
@@ -33,6 +35,10 @@ class VendorApis(dg.ConfigurableResource):
             from protiv_dagster.sources.aspire import AspireSource
 
             return AspireSource(connection, self.aspire)
+        if connection.provider == "busybusy":
+            from protiv_dagster.sources.busybusy import BusyBusySource
+
+            return BusyBusySource(connection, self.busybusy)
         raise RegistryError(
             f"company {company_id!r} is connected to {connection.provider_label}, "
             "which this code location cannot sync yet"

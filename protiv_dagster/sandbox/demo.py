@@ -63,4 +63,11 @@ def start_demo_vendor(
         client_id, secret = emulator.add_company(data, client_id=known.get("client_id"), secret=known.get("secret"))
         emulator.start()
         return DemoVendor(provider, company_id, emulator, emulator.base_url, {"client_id": client_id, "secret": secret}, settings)
+    if provider == "busybusy":
+        from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+
+        emulator = BusyBusyEmulator(port=port)
+        username, password = emulator.add_company(data, username=known.get("username"), password=known.get("password"))
+        emulator.start()
+        return DemoVendor(provider, company_id, emulator, emulator.rest_url, {"username": username, "password": password}, settings)
     raise ValueError(f"no demo emulator for provider {provider!r}")

@@ -69,7 +69,7 @@ class Worker:
     role: str  # "crew" | "crew_lead" | "manager"
     hourly_wage: Decimal
     pay_interval: str  # "hour" | "year"
-    annual_salary: Decimal | None  # set when pay_interval == "year": hourly_wage * 2080, whole dollars
+    annual_salary: Decimal | None  # set when pay_interval == "year": hourly_wage * 2080 exactly
     active: bool
     hire_date: date
     term_date: date | None
@@ -493,7 +493,8 @@ class _CompanyBuilder:
         rng = self.rng
         cents = {ROLE_CREW: (1600, 2600), ROLE_CREW_LEAD: (2400, 3400), ROLE_MANAGER: (3200, 4800)}[role]
         wage = (Decimal(rng.randint(*cents)) / 100).quantize(_CENT)
-        salary = (wage * HOURS_PER_WORK_YEAR).quantize(Decimal(1), ROUND_HALF_UP) if salaried else None
+        # Exact (cents allowed) so that salary / 2,080 is the same hourly wage every vendor shows.
+        salary = wage * HOURS_PER_WORK_YEAR if salaried else None
         created_at = self.office_time(hire_date)
         if term_date is not None:
             # The office records a termination the next working day.

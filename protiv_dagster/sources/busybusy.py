@@ -29,6 +29,7 @@ class BusyBusySource:
     live_feed = "timeEntries"
     cost_code_feed = "costCodes"
     clock_feed = "vendorClock"
+    feed_fields = {"timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "vendorClock": ("id", None)}
 
     def __init__(self, connection: Any, resource: BusyBusyResource, *, clock: Callable[[], datetime] | None = None):
         self.connection = connection
@@ -102,4 +103,5 @@ class BusyBusySource:
             now or self.now(),
             bb_mapping.drive_cost_code_ids(feeds.get(self.cost_code_feed, []), self.connection.settings),
         )
-        return Mapped(rows, set_aside, removed)
+        # Only time entries are counted: cost codes and the vendor clock are lookups, not records to load.
+        return Mapped(rows, set_aside, removed, fetched=len(feeds.get(self.live_feed, [])))

@@ -110,7 +110,7 @@ def test_workers_have_roles_wages_and_employment_dates(company: CompanyData):
         assert worker.created_at <= worker.modified_at <= company.as_of
         assert worker.hire_date < company.first_local_date
         if worker.pay_interval == "year":
-            assert worker.annual_salary == (worker.hourly_wage * 2080).quantize(Decimal("1"))
+            assert worker.annual_salary == worker.hourly_wage * 2080
         else:
             assert worker.pay_interval == "hour" and worker.annual_salary is None
         assert worker.active == (worker.term_date is None)

@@ -1,0 +1,126 @@
+"""One company, three vendors: the same generated data served by each emulator, synced through
+Dagster, gives the same attendance hours per worker and day and the same ProPay results."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from protiv_dagster.company_sync import sync_company
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sandbox.demo import DEMO_SETTINGS
+from protiv_dagster.sandbox.generator import generate_company
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+
+AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
+PULL_DATE, TODAY = date(2026, 11, 6), date(2026, 11, 20)
+PROVIDERS = ["quickbooks_time", "aspire", "busybusy"]
+
+
+def serve(provider: str, data):
+    """Start ``provider``'s emulator with ``data``; return (emulator, base URL, credentials)."""
+    if provider == "quickbooks_time":
+        from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+
+        emulator = QuickBooksTimeEmulator()
+        credentials = {"access_token": emulator.add_company(data)}
+        emulator.start()
+        return emulator, emulator.base_url, credentials
+    if provider == "aspire":
+        from protiv_dagster.sandbox.aspire import AspireEmulator
+
+        emulator = AspireEmulator()
+        client_id, secret = emulator.add_company(data)
+        emulator.start()
+        return emulator, emulator.base_url, {"client_id": client_id, "secret": secret}
+    from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+
+    emulator = BusyBusyEmulator()
+    username, password = emulator.add_company(data)
+    emulator.start()
+    return emulator, emulator.rest_url, {"username": username, "password": password}
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory):
+    """Every provider's warehouse after an initial sync of the same company."""
+    data = generate_company("acme", seed=5, workers=12, days=14, as_of=AS_OF, timezone="America/Chicago")
+    results = {}
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    try:
+        for provider in PROVIDERS:
+            folder = tmp_path_factory.mktemp(provider)
+            registry_url = f"sqlite:///{folder / 'registry.sqlite3'}"
+            warehouse = Warehouse(url=str(folder / "warehouse.duckdb"))
+            emulator, base_url, credentials = serve(provider, data)
+            try:
+                ConnectionRegistry(registry_url).connect(
+                    "acme", provider, base_url, credentials, attendance_pull_date=PULL_DATE,
+                    settings={**DEMO_SETTINGS, "timezone": data.timezone},
+                )
+                defs = build_defs(warehouse=warehouse, registry=ConnectionRegistryResource(url=registry_url))
+                with dg.DagsterInstance.ephemeral() as instance:
+                    sync_company(defs, instance, "acme", PULL_DATE, TODAY)
+            finally:
+                emulator.stop()
+            results[provider] = warehouse
+    finally:
+        monkeypatch.undo()
+    return data, results
+
+
+def hours_by_worker_and_day(warehouse: Warehouse) -> pd.Series:
+    """Attendance hours keyed by the worker's name (vendor ids differ) and the local work date."""
+    frame = warehouse.query(
+        "select w.first_name, w.last_name, a.work_date, sum(a.hours) as hours "
+        "from {schema}.attendance a join {schema}.workers w using (company_id, worker_id) "
+        "group by w.first_name, w.last_name, a.work_date"
+    )
+    keyed = frame.set_index(["first_name", "last_name", "work_date"])["hours"].astype(float).round(6)
+    return keyed.sort_index()
+
+
+def test_attendance_hours_per_worker_and_day_equal_the_ground_truth_on_every_vendor(synced):
+    data, warehouses = synced
+    names = {w.id: (w.first_name, w.last_name) for w in data.workers}
+    truth = (
+        pd.DataFrame(
+            [(*names[s.worker_id], s.local_date, s.duration_seconds / 3600) for s in data.shifts],
+            columns=["first_name", "last_name", "work_date", "hours"],
+        )
+        .groupby(["first_name", "last_name", "work_date"])["hours"].sum().round(6).sort_index()
+    )
+    for provider, warehouse in warehouses.items():
+        loaded = hours_by_worker_and_day(warehouse)
+        pd.testing.assert_series_equal(loaded, truth, check_names=False, obj=provider)
+        assert warehouse.query("select count(*) as n from {schema}.rejected_rows").iloc[0, 0] == 0, provider
+
+
+def test_propay_results_are_the_same_on_every_vendor(synced):
+    _, warehouses = synced
+
+    def results(warehouse: Warehouse) -> pd.DataFrame:
+        frame = warehouse.query(
+            "select budget_hours, actual_hours, labor_cost, saved_amount, bonus_pool, status, worker_count "
+            "from {schema}.propay_opportunities"
+        )
+        frame = frame.assign(
+            budget_hours=frame["budget_hours"].astype(float).round(4),
+            actual_hours=frame["actual_hours"].astype(float).round(4),
+            labor_cost=frame["labor_cost"].astype(float),
+            saved_amount=frame["saved_amount"].astype(float),
+            bonus_pool=frame["bonus_pool"].astype(float),
+            worker_count=frame["worker_count"].astype(int),
+        )
+        return frame.sort_values(list(frame.columns), ignore_index=True)
+
+    reference = results(warehouses["quickbooks_time"])
+    assert len(reference) > 0 and reference["bonus_pool"].sum() > 0
+    for provider in ("aspire", "busybusy"):
+        pd.testing.assert_frame_equal(results(warehouses[provider]), reference, obj=provider)
