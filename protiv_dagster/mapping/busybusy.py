@@ -78,7 +78,9 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
         return None
     try:
         moment = pd.Timestamp(value)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if moment is pd.NaT:
         return None
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
@@ -274,8 +276,18 @@ def _break_seconds(breaks: Any, start: pd.Timestamp, end: pd.Timestamp) -> float
         b_end = _timestamp(item.get("endTime")) if item.get("endTime") else end
         if b_start is None or b_end is None or b_end < b_start:
             return None
-        total += max(0.0, (min(b_end, end) - max(b_start, start)).total_seconds())
+        try:
+            total += max(0.0, min(b_end, end).timestamp() - max(b_start, start).timestamp())
+        except (OverflowError, ValueError):
+            return None
     return total
+
+
+def _epoch_seconds(moments: pd.Series) -> pd.Series:
+    """Seconds since the epoch as floats (NaN for NaT): differences of far-apart instants cannot
+    overflow the way nanosecond timedeltas do."""
+    nanos = moments.dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype("int64")
+    return pd.Series(nanos / 1e9, index=moments.index).where(moments.notna())
 
 
 def time_entries_to_attendance(
@@ -335,7 +347,7 @@ def time_entries_to_attendance(
     ]
     break_seconds = pd.Series(breaks, index=frame.index, dtype=object)
     reasons = collect(reasons, break_seconds.isna(), "breaks are malformed (a break without a valid startTime, or ending before it starts)")
-    worked = (until - start).dt.total_seconds() - break_seconds.fillna(0).astype(float)
+    worked = _epoch_seconds(until) - _epoch_seconds(start) - break_seconds.fillna(0).astype(float)
     reasons = collect(reasons, worked.notna() & (worked < 0), "endTime is before startTime, or breaks exceed the entry")
     action = column(frame, "actionType")
     modified, bad_modified = utc(column(frame, "updatedOn"))

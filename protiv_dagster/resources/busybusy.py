@@ -180,7 +180,15 @@ class BusyBusyClient(VendorClient):
     # -- authentication ---------------------------------------------------------------------------
     def login(self) -> str:
         """Log in through the REST API and keep the session key."""
-        response = self._rest.request("GET", "member", params={"username": self.username, "_version": REST_VERSION})
+        try:
+            response = self._rest.request("GET", "member", params={"username": self.username, "_version": REST_VERSION})
+        except VendorAuthError as exc:
+            raise VendorAuthError(
+                self.vendor,
+                f"login as {self.username!r} refused (HTTP {exc.status}): the username or password is wrong or was "
+                "changed; an admin must reconnect this company",
+                exc.status,
+            ) from None
         body = self._rest.decode_json(response, "member")
         key = body.get("public_key") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
