@@ -227,3 +227,35 @@ def test_members_carry_wage_histories_with_a_raise_in_the_window(emulator, key, 
 def test_graphql_date_header_is_the_frozen_clock(emulator, key):
     response = gql(emulator, key, "{ costCodes { id } }")
     assert response.headers["Date"] == "Fri, 20 Nov 2026 00:00:00 GMT"
+
+
+def test_latency_delays_requests_until_cleared(emulator, key):
+    import time
+
+    emulator.faults.latency(0.2)
+    started = time.monotonic()
+    assert gql(emulator, key, "{ costCodes { id } }").status_code == 200
+    assert time.monotonic() - started >= 0.2
+    emulator.faults.clear()
+    started = time.monotonic()
+    gql(emulator, key, "{ costCodes { id } }")
+    assert time.monotonic() - started < 0.2
+
+
+def test_control_api_adds_entries_and_checks_references(emulator, key, company_data):
+    company = emulator.company("acme")
+    shift = company_data.shifts[0]
+    body = {
+        "memberId": company.member_id(shift.worker_id), "projectId": company.project_id(shift.job_id),
+        "startTime": "2026-11-19T15:00:00Z", "endTime": "2026-11-19T23:00:00Z",
+        "breaks": [{"startTime": "2026-11-19T19:00:00Z", "endTime": "2026-11-19T19:30:00Z"}],
+    }
+    added = requests.post(emulator.control_url + "/timeEntries", json=body, timeout=5)
+    assert added.status_code == 200, added.text
+    entry = added.json()
+    assert entry["breaks"][0]["startTime"] == "2026-11-19T19:00:00Z" and entry["deletedOn"] is None
+    assert [e["id"] for e in entries(emulator, key, {"id": {"equal": entry["id"]}})] == [entry["id"]]
+    bad = requests.post(emulator.control_url + "/timeEntries", json={**body, "projectId": "nope"}, timeout=5)
+    assert bad.status_code == 400 and "no project" in bad.json()["error"]
+    missing = requests.post(emulator.control_url + "/timeEntries/not-an-id/delete", timeout=5)
+    assert missing.status_code == 404
