@@ -135,7 +135,9 @@ def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, en
     assert (valid["job_id"] != MILESTONE).all() and set(valid["milestone_id"].dropna()) <= {MILESTONE}
     # Valid ids are unique among the loaded rows, but a set-aside or deleted record may share one.
     ids = [e.get("id") for e in entries]
-    drive_code = {e["id"]: e.get("costCodeId") == "cc-drive" for e in entries if ids.count(e.get("id")) == 1}
+    drive_code = {
+        e["id"]: e.get("costCodeId") == "cc-drive" for e in entries if isinstance(e.get("id"), str) and ids.count(e["id"]) == 1
+    }
     single = valid["entry_id"].isin(list(drive_code))
     on_drive = (valid["job_id"] == DRIVE) | valid["entry_id"].map(drive_code).where(single, False).astype(bool)
     assert (valid.loc[single, "is_drive"] == on_drive[single]).all()
