@@ -88,6 +88,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import (
     STATUS_CANCELED,
     STATUS_COMPLETED,
@@ -644,7 +645,7 @@ def _jwt_like(company_id: str, lifetime: int) -> str:
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
 
 
-class AspireEmulator:
+class AspireEmulator(LoopbackEmulator):
     """An Aspire External API on loopback hosting any number of tenants, each with its own API user."""
 
     def __init__(
@@ -655,8 +656,7 @@ class AspireEmulator:
         rate_limit_per_minute: int | None = None,
         token_lifetime_seconds: int = TOKEN_LIFETIME_SECONDS,
     ):
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.token_lifetime_seconds = token_lifetime_seconds
         self.faults = AspireFaults()
@@ -664,44 +664,12 @@ class AspireEmulator:
         self._companies: dict[str, AspireCompany] = {}
         self._log: list[LoggedRequest] = []
         self._rate_window: tuple[float, int] = (0.0, 0)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> AspireEmulator:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"aspire-emulator-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> AspireEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
+    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
     @property
     def base_url(self) -> str:
         """What a client uses instead of https://cloud-api.youraspire.com."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first")
-        return f"http://{self.host}:{self.port}"
+        return self.root_url
 
     @property
     def control_url(self) -> str:
@@ -953,3 +921,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 __all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
+
+
+AspireEmulator.server_class = _Server
+AspireEmulator.handler_class = _Handler
+AspireEmulator.thread_name = "aspire-emulator"

@@ -98,6 +98,7 @@ from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
+from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import PAY_SALARIED, ROLE_MANAGER, STATUS_OPEN, CompanyData, Shift, Worker
 
 REST_PREFIX = "/rest"
@@ -725,58 +726,21 @@ def _build_schema():
     return schema
 
 
-class BusyBusyEmulator:
+class BusyBusyEmulator(LoopbackEmulator):
     """BusyBusy's REST login and GraphQL API on loopback, hosting any number of companies.
 
     Nothing listens until ``start()`` (or ``with BusyBusyEmulator() as emulator:``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.faults = BusyBusyFaults()
         self.schema = _build_schema()
         self._lock = threading.Lock()
         self._companies: dict[str, BusyBusyCompany] = {}
         self._log: list[LoggedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> BusyBusyEmulator:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"busybusy-emulator-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> BusyBusyEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def root_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first")
-        return f"http://{self.host}:{self.port}"
-
+    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
     @property
     def rest_url(self) -> str:
         """What a client uses instead of https://api.busybusy.io."""
@@ -1056,3 +1020,8 @@ __all__ = [
     "iso",
     "password_digest",
 ]
+
+
+BusyBusyEmulator.server_class = _Server
+BusyBusyEmulator.handler_class = _Handler
+BusyBusyEmulator.thread_name = "busybusy-emulator"

@@ -105,6 +105,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import (
     PAY_SALARIED,
     ROLE_MANAGER,
@@ -1022,7 +1023,7 @@ _VENDOR_GET_ENDPOINTS = (
 )
 
 
-class QuickBooksTimeEmulator:
+class QuickBooksTimeEmulator(LoopbackEmulator):
     """A QuickBooks Time API on loopback hosting any number of companies, each behind its own token.
 
     Nothing listens until ``start()`` (or ``with QuickBooksTimeEmulator() as emulator:``).
@@ -1036,8 +1037,7 @@ class QuickBooksTimeEmulator:
         rate_limit_per_5_minutes: int | None = None,
         access_token_lifetime_seconds: int = ACCESS_TOKEN_LIFETIME_SECONDS,
     ):
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.rate_limit_per_5_minutes = rate_limit_per_5_minutes
         self.access_token_lifetime_seconds = access_token_lifetime_seconds
         self.faults = QuickBooksTimeFaults()
@@ -1045,45 +1045,8 @@ class QuickBooksTimeEmulator:
         self._companies: dict[str, QuickBooksTimeCompany] = {}
         self._log: list[LoggedRequest] = []
         self._rate_windows: dict[str, _RateWindow] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> QuickBooksTimeEmulator:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
-        server = _Server((self.host, self.port), _Handler)
-        server.emulator = self
-        self._server = server
-        self.port = server.server_address[1]
-        # A short poll interval lets stop() return at once instead of after half a second.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"qbt-emulator-{self.port}", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> QuickBooksTimeEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def root_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first")
-        return f"http://{self.host}:{self.port}"
-
+    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
     @property
     def base_url(self) -> str:
         """What a client uses instead of https://rest.tsheets.com/api/v1."""
@@ -1402,3 +1365,8 @@ __all__ = [
     "QuickBooksTimeEmulator",
     "QuickBooksTimeFaults",
 ]
+
+
+QuickBooksTimeEmulator.server_class = _Server
+QuickBooksTimeEmulator.handler_class = _Handler
+QuickBooksTimeEmulator.thread_name = "qbt-emulator"
