@@ -88,24 +88,18 @@ Each answers with the record as the vendor API now serves it. Control calls are 
 from __future__ import annotations
 
 import copy
-import ipaddress
-import json
 import random
 import re
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import (
     PAY_SALARIED,
     ROLE_MANAGER,
@@ -116,9 +110,17 @@ from protiv_dagster.sandbox.generator import (
     Shift,
     Worker,
 )
+from protiv_dagster.sandbox.server import (
+    Answer,
+    EmulatorHandler,
+    EmulatorServer,
+    Faults,
+    LoggedRequest,
+    Request,
+    VendorEmulator,
+)
 
 API_PREFIX = "/api/v1"
-CONTROL_PREFIX = "/_emulator"
 MAX_LIMIT = 200
 ACCESS_TOKEN_LIFETIME_SECONDS = 864_000  # the vendor's example grant answer: 10 days
 RATE_LIMIT_WINDOW_SECONDS = 300
@@ -927,107 +929,28 @@ class QuickBooksTimeCompany:
 
 
 # -- faults ---------------------------------------------------------------------------------------------
-class QuickBooksTimeFaults:
-    """Switchable failures for every vendor request of one emulator (thread-safe).
-
-    One-shot faults (``rate_limit``, ``server_error``, ``drop_connection``) queue up in the order they
-    are switched on and each answers one request. ``latency`` delays every vendor request until
-    cleared; ``expire_token`` makes one access token answer 401 until the company refreshes it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
-        self._latency_seconds = 0.0
-        self._expired_tokens: set[str] = set()
-
-    def rate_limit(self, times: int = 1, retry_after: int | None = 1) -> None:
-        """The next ``times`` requests answer 429; with ``retry_after=None`` the header is left out."""
-        self._queue("rate_limit", times, retry_after=retry_after)
-
-    def server_error(self, times: int = 1, status: int = 503) -> None:
-        if status not in (500, 502, 503):
-            raise ValueError(f"status must be 500, 502 or 503, got {status}")
-        self._queue("server_error", times, status=status)
-
-    def drop_connection(self, times: int = 1) -> None:
-        """The next ``times`` requests get no answer at all: the connection is closed."""
-        self._queue("drop_connection", times)
-
-    def latency(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("latency cannot be negative")
-        with self._lock:
-            self._latency_seconds = float(seconds)
-
-    def expire_token(self, token: str) -> None:
-        with self._lock:
-            self._expired_tokens.add(token)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pending.clear()
-            self._latency_seconds = 0.0
-            self._expired_tokens.clear()
-
-    def _queue(self, kind: str, times: int, **options: Any) -> None:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._pending.extend((kind, options) for _ in range(times))
-
-    def next_one_shot(self) -> tuple[str, dict[str, Any]] | None:
-        with self._lock:
-            return self._pending.popleft() if self._pending else None
-
-    @property
-    def latency_seconds(self) -> float:
-        with self._lock:
-            return self._latency_seconds
-
-    def is_expired(self, token: str) -> bool:
-        with self._lock:
-            return token in self._expired_tokens
-
-    def forget_token(self, token: str) -> None:
-        with self._lock:
-            self._expired_tokens.discard(token)
+class QuickBooksTimeFaults(Faults):
+    """The shared fault switches (``protiv_dagster.sandbox.server.Faults``); nothing QBT-only."""
 
 
 # -- the server --------------------------------------------------------------------------------------
-class LoggedRequest(NamedTuple):
-    """One vendor request as the emulator saw it; ``status`` 0 means the connection was dropped."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-
-
 @dataclass
 class _RateWindow:
     started: float
     calls: int = 0
 
 
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
+_PAGED_ENDPOINTS = ("users", "jobcodes", "customfields", "timesheets", "timesheets_deleted")
+_VENDOR_GET_ENDPOINTS = ("current_user", *_PAGED_ENDPOINTS, "last_modified_timestamps")
 
 
-_VENDOR_GET_ENDPOINTS = (
-    "current_user", "users", "jobcodes", "customfields", "timesheets", "timesheets_deleted", "last_modified_timestamps",
-)
-
-
-class QuickBooksTimeEmulator(LoopbackEmulator):
+class QuickBooksTimeEmulator(VendorEmulator):
     """A QuickBooks Time API on loopback hosting any number of companies, each behind its own token.
 
     Nothing listens until ``start()`` (or ``with QuickBooksTimeEmulator() as emulator:``).
     """
+
+    faults_class = QuickBooksTimeFaults
 
     def __init__(
         self,
@@ -1040,21 +963,15 @@ class QuickBooksTimeEmulator(LoopbackEmulator):
         super().__init__(host, port)
         self.rate_limit_per_5_minutes = rate_limit_per_5_minutes
         self.access_token_lifetime_seconds = access_token_lifetime_seconds
-        self.faults = QuickBooksTimeFaults()
         self._lock = threading.Lock()
         self._companies: dict[str, QuickBooksTimeCompany] = {}
-        self._log: list[LoggedRequest] = []
         self._rate_windows: dict[str, _RateWindow] = {}
 
-    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
+    # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
     @property
     def base_url(self) -> str:
         """What a client uses instead of https://rest.tsheets.com/api/v1."""
         return self.root_url + API_PREFIX
-
-    @property
-    def control_url(self) -> str:
-        return self.root_url + CONTROL_PREFIX
 
     # -- companies --------------------------------------------------------------------------------------
     def add_company(
@@ -1101,53 +1018,46 @@ class QuickBooksTimeEmulator(LoopbackEmulator):
         with self._lock:
             return list(self._companies)
 
-    # -- observation ------------------------------------------------------------------------------------
-    @property
-    def request_log(self) -> list[LoggedRequest]:
-        """Every vendor (/api/v1) request so far, in arrival order (a copy)."""
-        with self._lock:
-            return list(self._log)
+    def _tokens_of(self, company_id: str) -> list[str]:
+        return [self.company(company_id).access_token]
 
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._log)
+    # -- answering vendor requests (faults, latency and the log are VendorEmulator's) ---------------
+    def _is_vendor_path(self, path: str) -> bool:
+        return path.startswith(API_PREFIX + "/")
 
-    def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
-        with self._lock:
-            self._log.append(LoggedRequest(method, path, query, status))
+    def _error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": {"code": status, "message": message}}
 
-    # -- answering vendor requests ----------------------------------------------------------------------
-    def _answer_vendor(self, method: str, endpoint: str, query: dict[str, str],
-                       headers: Mapping[str, str], body: bytes) -> _Answer:
-        latency = self.faults.latency_seconds
-        if latency:
-            time.sleep(latency)
-        fault = self.faults.next_one_shot()
-        if fault is not None:
-            kind, options = fault
-            if kind == "drop_connection":
-                return _Answer(0, drop=True)
-            if kind == "rate_limit":
-                retry_after = options.get("retry_after")
-                extra = {} if retry_after is None else {"Retry-After": str(retry_after)}
-                return _Answer(429, {"error": {"code": 429, "message": "Too Many Requests"}}, extra)
-            status = options["status"]
-            return _Answer(status, {"error": {"code": status, "message": HTTPStatus(status).phrase}})
+    def _empty_page(self, answer: Answer) -> Answer:
+        """No records, ``more`` true and empty supplemental data: the client goes on to the next page.
+
+        The page's own records are skipped (page numbers keep their offsets), as when the vendor
+        leaves out records between counting and rendering a page.
+        """
+        body = answer.body
+        empty: dict[str, Any] = {"results": {name: {} for name in body["results"]}, "more": True}
+        if "supplemental_data" in body:
+            empty["supplemental_data"] = {}
+        return Answer(200, empty, page=True)
+
+    def _answer_vendor(self, request: Request) -> Answer:
+        method, endpoint, query, headers, body = (
+            request.method, request.path[len(API_PREFIX) + 1 :], request.query, request.headers, request.body
+        )
         try:
             if endpoint == "grant":
                 if method != "POST":
                     raise _ApiError(405, "Method Not Allowed: use POST for /grant")
-                return _Answer(200, self._grant(body))
+                return Answer(200, self._grant(body))
             if endpoint not in _VENDOR_GET_ENDPOINTS:
                 raise _ApiError(404, f"Not Found: /{endpoint} is not an endpoint of this API")
             company, token = self._authenticate(headers)
             self._enforce_rate_limit(token)
             if method != "GET":
                 raise _ApiError(405, f"Method Not Allowed: the emulator serves only GET on /{endpoint}")
-            return _Answer(200, company._serve(endpoint, _Query(query)))
+            return Answer(200, company._serve(endpoint, _Query(query)), page=endpoint in _PAGED_ENDPOINTS)
         except _ApiError as error:
-            return _Answer(error.status, error.body)
+            return Answer(error.status, error.body)
 
     def _authenticate(self, headers: Mapping[str, str]) -> tuple[QuickBooksTimeCompany, str]:
         authorization = headers.get("Authorization", "")
@@ -1223,37 +1133,20 @@ class QuickBooksTimeEmulator(LoopbackEmulator):
             "client_url": company.client_url,
         }
 
-    # -- answering control requests ---------------------------------------------------------------------
-    def _answer_control(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Answer:
-        try:
-            payload = json.loads(body) if body.strip() else {}
-        except json.JSONDecodeError as exc:
-            return _Answer(400, {"error": {"code": 400, "message": f"the body is not JSON: {exc}"}})
-        if not isinstance(payload, dict):
-            return _Answer(400, {"error": {"code": 400, "message": "the body must be a JSON object"}})
-        company_id = payload.pop("company_id", None) or query.get("company_id")
-        parts = [p for p in path.split("/") if p]
-        try:
-            if parts == ["status"] and method == "GET":
-                return _Answer(200, {"request_count": self.request_count, "company_ids": self.company_ids})
-            if parts == ["faults"] and method == "POST":
-                return _Answer(200, self._switch_fault(payload, company_id))
-            if parts == ["timesheets"] and method == "POST":
-                company = self._control_company(company_id)
-                return _Answer(200, company.add_timesheet(**payload))
-            if len(parts) == 3 and parts[0] in ("timesheets", "users", "jobcodes") and method == "POST":
-                kind, record_id, action = parts[0], int(parts[1]), parts[2]
-                company = self._control_company(company_id, kind, record_id)
-                if kind == "timesheets" and action == "delete":
-                    return _Answer(200, company.delete_timesheet(record_id))
-                if action == "edit":
-                    edit = {"timesheets": company.edit_timesheet, "users": company.edit_user, "jobcodes": company.edit_jobcode}[kind]
-                    return _Answer(200, edit(record_id, **payload))
-            return _Answer(404, {"error": {"code": 404, "message": f"no control endpoint {method} {CONTROL_PREFIX}{path}"}})
-        except KeyError as exc:
-            return _Answer(404, {"error": {"code": 404, "message": str(exc.args[0] if exc.args else exc)}})
-        except (TypeError, ValueError) as exc:
-            return _Answer(400, {"error": {"code": 400, "message": str(exc)}})
+    # -- answering control requests (status, faults and the parsing are VendorEmulator's) ----------
+    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+        if parts == ["timesheets"] and method == "POST":
+            company = self._control_company(company_id)
+            return Answer(200, company.add_timesheet(**payload))
+        if len(parts) == 3 and parts[0] in ("timesheets", "users", "jobcodes") and method == "POST":
+            kind, record_id, action = parts[0], int(parts[1]), parts[2]
+            company = self._control_company(company_id, kind, record_id)
+            if kind == "timesheets" and action == "delete":
+                return Answer(200, company.delete_timesheet(record_id))
+            if action == "edit":
+                edit = {"timesheets": company.edit_timesheet, "users": company.edit_user, "jobcodes": company.edit_jobcode}[kind]
+                return Answer(200, edit(record_id, **payload))
+        return None
 
     def _control_company(self, company_id: str | None, kind: str | None = None, record_id: int | None = None) -> QuickBooksTimeCompany:
         if company_id:
@@ -1268,93 +1161,6 @@ class QuickBooksTimeEmulator(LoopbackEmulator):
             raise ValueError("several companies qualify: give company_id")
         return companies[0]
 
-    def _switch_fault(self, payload: dict[str, Any], company_id: str | None) -> dict[str, Any]:
-        action = payload.pop("action", None)
-        if action == "expire_token":
-            token = payload.get("token")
-            if token is None:
-                if not company_id:
-                    raise ValueError("expire_token needs company_id (or token)")
-                token = self.company(company_id).access_token
-            self.faults.expire_token(token)
-        elif action == "clear":
-            self.faults.clear()
-        elif action in ("rate_limit", "server_error", "drop_connection", "latency"):
-            getattr(self.faults, action)(**payload)
-        else:
-            raise ValueError(
-                "action must be rate_limit, server_error, drop_connection, latency, expire_token or clear"
-            )
-        return {"ok": True, "action": action}
-
-
-class _Server(ThreadingHTTPServer):
-    allow_reuse_address = True  # a fixed port (the demo's) can be bound again right after a restart
-    daemon_threads = True
-    emulator: QuickBooksTimeEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a requests Session expects
-    # Headers and body go out in separate writes; without TCP_NODELAY every keep-alive answer
-    # waits ~40 ms for the client's delayed ACK.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request log is ``emulator.request_log``, which never holds a credential."""
-
-    def _handle(self) -> None:
-        emulator = self.server.emulator
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
-        query = {name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            if path.startswith(API_PREFIX + "/"):
-                answer = emulator._answer_vendor(self.command, path[len(API_PREFIX) + 1 :], query, self.headers, body)
-                emulator._record(self.command, path, query, answer.status)
-            elif path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
-                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
-                    answer = _Answer(403, {"error": {"code": 403, "message": "the control API answers loopback clients only"}})
-                else:
-                    answer = emulator._answer_control(self.command, path[len(CONTROL_PREFIX) :], query, body)
-            else:
-                answer = _Answer(404, {"error": {"code": 404, "message": f"Not Found: {path}"}})
-        except Exception as exc:  # an emulator bug must show as a 500 with its cause, not as a hung client
-            answer = _Answer(500, {"error": {"code": 500, "message": f"emulator error: {type(exc).__name__}: {exc}"}})
-        self._send(answer)
-
-    def _send(self, answer: _Answer) -> None:
-        if answer.drop:
-            self.close_connection = True
-            return
-        payload = json.dumps(answer.body).encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 __all__ = [
     "BUDGET_HOURS_FIELD",
     "JOB_STATUS_FIELD",
@@ -1367,6 +1173,6 @@ __all__ = [
 ]
 
 
-QuickBooksTimeEmulator.server_class = _Server
-QuickBooksTimeEmulator.handler_class = _Handler
+QuickBooksTimeEmulator.server_class = EmulatorServer
+QuickBooksTimeEmulator.handler_class = EmulatorHandler
 QuickBooksTimeEmulator.thread_name = "qbt-emulator"
