@@ -72,31 +72,32 @@ in ``request_log`` and faults never apply to them.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import (
     STATUS_CANCELED,
     STATUS_COMPLETED,
     CompanyData,
     Shift,
 )
+from protiv_dagster.sandbox.server import (
+    Answer,
+    EmulatorHandler,
+    EmulatorServer,
+    Faults,
+    LoggedRequest,
+    Request,
+    VendorEmulator,
+)
 
-CONTROL_PREFIX = "/_emulator"
 MAX_LIMIT = 1000
 DEFAULT_PAGE_SIZE = 25
 TOKEN_LIFETIME_SECONDS = 86_400
@@ -563,79 +564,11 @@ class AspireCompany:
 
 
 # -- faults ---------------------------------------------------------------------------------------------
-class AspireFaults:
-    """Switchable failures for every vendor request (thread-safe); one-shot faults queue in order."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
-        self._latency_seconds = 0.0
-        self._expired_tokens: set[str] = set()
-
-    def rate_limit(self, times: int = 1, retry_after: int | None = 1) -> None:
-        """The next ``times`` requests answer 429; with ``retry_after=None`` the header is left out."""
-        self._queue("rate_limit", times, retry_after=retry_after)
-
-    def server_error(self, times: int = 1, status: int = 503) -> None:
-        if status not in (500, 502, 503, 504):
-            raise ValueError(f"status must be 500, 502, 503 or 504, got {status}")
-        self._queue("server_error", times, status=status)
-
-    def drop_connection(self, times: int = 1) -> None:
-        self._queue("drop_connection", times)
-
-    def latency(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("latency cannot be negative")
-        with self._lock:
-            self._latency_seconds = float(seconds)
-
-    def expire_token(self, token: str) -> None:
-        with self._lock:
-            self._expired_tokens.add(token)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pending.clear()
-            self._latency_seconds = 0.0
-            self._expired_tokens.clear()
-
-    def _queue(self, kind: str, times: int, **options: Any) -> None:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._pending.extend((kind, options) for _ in range(times))
-
-    def next_one_shot(self) -> tuple[str, dict[str, Any]] | None:
-        with self._lock:
-            return self._pending.popleft() if self._pending else None
-
-    @property
-    def latency_seconds(self) -> float:
-        with self._lock:
-            return self._latency_seconds
-
-    def is_expired(self, token: str) -> bool:
-        with self._lock:
-            return token in self._expired_tokens
+class AspireFaults(Faults):
+    """The shared fault switches (``protiv_dagster.sandbox.server.Faults``); nothing Aspire-only."""
 
 
 # -- the server --------------------------------------------------------------------------------------
-class LoggedRequest(NamedTuple):
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
-
-
 def _jwt_like(company_id: str, lifetime: int) -> str:
     def part(obj: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
@@ -645,8 +578,11 @@ def _jwt_like(company_id: str, lifetime: int) -> str:
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
 
 
-class AspireEmulator(LoopbackEmulator):
+class AspireEmulator(VendorEmulator):
     """An Aspire External API on loopback hosting any number of tenants, each with its own API user."""
+
+    faults_class = AspireFaults
+    json_content_type = "application/json; charset=utf-8"
 
     def __init__(
         self,
@@ -659,21 +595,15 @@ class AspireEmulator(LoopbackEmulator):
         super().__init__(host, port)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.token_lifetime_seconds = token_lifetime_seconds
-        self.faults = AspireFaults()
         self._lock = threading.Lock()
         self._companies: dict[str, AspireCompany] = {}
-        self._log: list[LoggedRequest] = []
         self._rate_window: tuple[float, int] = (0.0, 0)
 
-    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
+    # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
     @property
     def base_url(self) -> str:
         """What a client uses instead of https://cloud-api.youraspire.com."""
         return self.root_url
-
-    @property
-    def control_url(self) -> str:
-        return self.base_url + CONTROL_PREFIX
 
     # -- companies --------------------------------------------------------------------------------------
     def add_company(self, data: CompanyData, client_id: str | None = None, secret: str | None = None) -> tuple[str, str]:
@@ -700,52 +630,36 @@ class AspireEmulator(LoopbackEmulator):
         with self._lock:
             return list(self._companies)
 
-    @property
-    def request_log(self) -> list[LoggedRequest]:
-        with self._lock:
-            return list(self._log)
+    def _tokens_of(self, company_id: str) -> list[str]:
+        token = self.company(company_id).token
+        return [token] if token else []
 
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._log)
+    # -- answering vendor requests (faults, latency and the log are VendorEmulator's) ---------------
+    def _error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"Message": message}
 
-    def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
-        with self._lock:
-            self._log.append(LoggedRequest(method, path, query, status))
+    def _empty_page(self, answer: Answer) -> Answer:
+        """An empty array. Aspire lists carry no "more" flag, so a client paging until a short page
+        stops here: the rest of the listing is not fetched, which is what the fault is for."""
+        return Answer(200, [], page=True)
 
-    def expire_token(self, company_id: str) -> None:
-        self.faults.expire_token(self.company(company_id).token)
-
-    # -- answering vendor requests ----------------------------------------------------------------------
-    def _answer_vendor(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str], body: bytes) -> _Answer:
-        latency = self.faults.latency_seconds
-        if latency:
-            time.sleep(latency)
-        fault = self.faults.next_one_shot()
-        if fault is not None:
-            kind, options = fault
-            if kind == "drop_connection":
-                return _Answer(0, drop=True)
-            if kind == "rate_limit":
-                retry_after = options.get("retry_after")
-                return _Answer(429, {"Message": "Too Many Requests"}, {} if retry_after is None else {"Retry-After": str(retry_after)})
-            return _Answer(options["status"], {"Message": HTTPStatus(options["status"]).phrase})
+    def _answer_vendor(self, request: Request) -> Answer:
+        method, path, query, headers, body = request.method, request.path, request.query, request.headers, request.body
         try:
             self._enforce_rate_limit()
             if path in ("/Authorization", "/Authorization/RefreshToken"):
                 if method != "POST":
                     raise _ApiError(405, f"use POST for {path}")
-                return _Answer(200, self._authorize(path, body))
+                return Answer(200, self._authorize(path, body))
             endpoint = path.lstrip("/")
             if endpoint not in FIELDS:
                 raise _ApiError(404, f"No HTTP resource was found that matches the request URI '{path}'")
             company = self._authenticate(headers)
             if method != "GET":
                 raise _ApiError(405, f"the emulator serves only GET on {path}")
-            return _Answer(200, _apply_query(company.records(endpoint), endpoint, query))
+            return Answer(200, _apply_query(company.records(endpoint), endpoint, query), page=True)
         except _ApiError as error:
-            return _Answer(error.status, error.body)
+            return Answer(error.status, error.body)
 
     def _enforce_rate_limit(self) -> None:
         if self.rate_limit_per_minute is None:
@@ -802,35 +716,18 @@ class AspireEmulator(LoopbackEmulator):
             raise _ApiError(401, "Authorization has been denied for this request: the token has expired.")
         return company
 
-    # -- answering control requests ---------------------------------------------------------------------
-    def _answer_control(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Answer:
-        try:
-            payload = json.loads(body) if body.strip() else {}
-        except json.JSONDecodeError as exc:
-            return _Answer(400, {"Message": f"the body is not JSON: {exc}"})
-        if not isinstance(payload, dict):
-            return _Answer(400, {"Message": "the body must be a JSON object"})
-        company_id = payload.pop("company_id", None) or query.get("company_id")
-        parts = [p for p in path.split("/") if p]
-        try:
-            if parts == ["status"] and method == "GET":
-                return _Answer(200, {"request_count": self.request_count, "company_ids": self.company_ids})
-            if parts == ["faults"] and method == "POST":
-                return _Answer(200, self._switch_fault(payload, company_id))
-            if parts == ["work_ticket_times"] and method == "POST":
-                return _Answer(200, self._control_company(company_id).add_work_ticket_time(**payload))
-            if len(parts) == 3 and parts[0] == "work_ticket_times" and method == "POST":
-                time_id, action = int(parts[1]), parts[2]
-                company = self._control_company(company_id, time_id)
-                if action == "delete":
-                    return _Answer(200, company.delete_work_ticket_time(time_id))
-                if action == "edit":
-                    return _Answer(200, company.edit_work_ticket_time(time_id, **payload))
-            return _Answer(404, {"Message": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
-        except KeyError as exc:
-            return _Answer(404, {"Message": str(exc.args[0] if exc.args else exc)})
-        except (TypeError, ValueError) as exc:
-            return _Answer(400, {"Message": str(exc)})
+    # -- answering control requests (status, faults and the parsing are VendorEmulator's) ----------
+    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+        if parts == ["work_ticket_times"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_work_ticket_time(**payload))
+        if len(parts) == 3 and parts[0] == "work_ticket_times" and method == "POST":
+            time_id, action = int(parts[1]), parts[2]
+            company = self._control_company(company_id, time_id)
+            if action == "delete":
+                return Answer(200, company.delete_work_ticket_time(time_id))
+            if action == "edit":
+                return Answer(200, company.edit_work_ticket_time(time_id, **payload))
+        return None
 
     def _control_company(self, company_id: str | None, time_id: int | None = None) -> AspireCompany:
         if company_id:
@@ -845,84 +742,9 @@ class AspireEmulator(LoopbackEmulator):
             raise ValueError("several companies qualify: give company_id")
         return companies[0]
 
-    def _switch_fault(self, payload: dict[str, Any], company_id: str | None) -> dict[str, Any]:
-        action = payload.pop("action", None)
-        if action == "expire_token":
-            if not company_id:
-                raise ValueError("expire_token needs company_id")
-            self.expire_token(company_id)
-        elif action == "clear":
-            self.faults.clear()
-        elif action in ("rate_limit", "server_error", "drop_connection", "latency"):
-            getattr(self.faults, action)(**payload)
-        else:
-            raise ValueError("action must be rate_limit, server_error, drop_connection, latency, expire_token or clear")
-        return {"ok": True, "action": action}
-
-
-class _Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    emulator: AspireEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request log is ``emulator.request_log``, which never holds a credential."""
-
-    def _handle(self) -> None:
-        emulator = self.server.emulator
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
-        query = {name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            if path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
-                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
-                    answer = _Answer(403, {"Message": "the control API answers loopback clients only"})
-                else:
-                    answer = emulator._answer_control(self.command, path[len(CONTROL_PREFIX):], query, body)
-            else:
-                answer = emulator._answer_vendor(self.command, path, query, self.headers, body)
-                emulator._record(self.command, path, query, answer.status)
-        except Exception as exc:  # an emulator bug shows as a 500 with its cause, not a hung client
-            answer = _Answer(500, {"Message": f"emulator error: {type(exc).__name__}: {exc}"})
-        self._send(answer)
-
-    def _send(self, answer: _Answer) -> None:
-        if answer.drop:
-            self.close_connection = True
-            return
-        payload = json.dumps(answer.body).encode("utf-8")
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 __all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
 
 
-AspireEmulator.server_class = _Server
-AspireEmulator.handler_class = _Handler
+AspireEmulator.server_class = EmulatorServer
+AspireEmulator.handler_class = EmulatorHandler
 AspireEmulator.thread_name = "aspire-emulator"
