@@ -78,7 +78,6 @@ import base64
 import copy
 import functools
 import hashlib
-import ipaddress
 import json
 import secrets
 import threading
@@ -86,24 +85,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.utils import format_datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from protiv_dagster.sandbox.server import LoopbackEmulator
 from protiv_dagster.sandbox.generator import PAY_SALARIED, ROLE_MANAGER, STATUS_OPEN, CompanyData, Shift, Worker
+from protiv_dagster.sandbox.server import Answer, EmulatorHandler, EmulatorServer, Faults, Request, VendorEmulator
 
 REST_PREFIX = "/rest"
 GRAPHQL_PATH = "/graphql"
-CONTROL_PREFIX = "/_emulator"
 REST_VERSION = "3.2"
 MAX_PAGE_SIZE = 500  # inferred: the integrators use 500
 WAGE_RATE_CODES = {"hour": 10, "week": 20, "month": 30, "year": 40}  # inferred
@@ -533,6 +527,10 @@ class BusyBusyCompany:
         with self._lock:
             return any(secrets.compare_digest(key, k) for k in self._keys)
 
+    def live_keys(self) -> list[str]:
+        with self._lock:
+            return list(self._keys)
+
     def change_password(self, new_password: str) -> None:
         with self._lock:
             self._digest = password_digest(new_password)
@@ -632,30 +630,15 @@ class BusyBusyCompany:
 
 
 # -- faults ---------------------------------------------------------------------------------------------
-class BusyBusyFaults:
-    """Switchable failures for vendor requests (REST and GraphQL), thread-safe.
+class BusyBusyFaults(Faults):
+    """The shared fault switches (``protiv_dagster.sandbox.server.Faults``) plus ``graphql_error``:
+    HTTP 200 with ``errors`` and no data, for GraphQL requests only, in its own queue."""
 
-    One-shot faults queue in order and each answers one request: ``rate_limit`` (429),
-    ``server_error`` (5xx), ``drop_connection`` (no answer), and ``graphql_error`` (HTTP 200 with
-    ``errors`` and no data; GraphQL requests only). ``latency`` delays every request until cleared.
-    """
+    control_actions = (*Faults.control_actions, "graphql_error")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        super().__init__()
         self._graphql_errors: deque[str] = deque()
-        self._latency_seconds = 0.0
-
-    def rate_limit(self, times: int = 1, retry_after: int | None = 1) -> None:
-        self._queue("rate_limit", times, retry_after=retry_after)
-
-    def server_error(self, times: int = 1, status: int = 503) -> None:
-        if status not in (500, 502, 503, 504):
-            raise ValueError(f"status must be 500, 502, 503 or 504, got {status}")
-        self._queue("server_error", times, status=status)
-
-    def drop_connection(self, times: int = 1) -> None:
-        self._queue("drop_connection", times)
 
     def graphql_error(self, times: int = 1, message: str = "Internal server error") -> None:
         if times < 1:
@@ -663,36 +646,14 @@ class BusyBusyFaults:
         with self._lock:
             self._graphql_errors.extend([str(message)] * times)
 
-    def latency(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("latency cannot be negative")
-        with self._lock:
-            self._latency_seconds = float(seconds)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pending.clear()
-            self._graphql_errors.clear()
-            self._latency_seconds = 0.0
-
-    def _queue(self, kind: str, times: int, **options: Any) -> None:
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        with self._lock:
-            self._pending.extend((kind, options) for _ in range(times))
-
-    def next_one_shot(self) -> tuple[str, dict[str, Any]] | None:
-        with self._lock:
-            return self._pending.popleft() if self._pending else None
-
     def next_graphql_error(self) -> str | None:
         with self._lock:
             return self._graphql_errors.popleft() if self._graphql_errors else None
 
-    @property
-    def latency_seconds(self) -> float:
+    def clear(self) -> None:
         with self._lock:
-            return self._latency_seconds
+            self._graphql_errors.clear()
+        super().clear()
 
 
 # -- the server --------------------------------------------------------------------------------------
@@ -706,15 +667,6 @@ class LoggedRequest(NamedTuple):
     status: int
 
 
-@dataclass
-class _Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
-    clock: datetime | None = None
-
-
 def _build_schema():
     schema = build_schema(SDL)
     for root in ROOTS:
@@ -726,21 +678,22 @@ def _build_schema():
     return schema
 
 
-class BusyBusyEmulator(LoopbackEmulator):
+class BusyBusyEmulator(VendorEmulator):
     """BusyBusy's REST login and GraphQL API on loopback, hosting any number of companies.
 
     Nothing listens until ``start()`` (or ``with BusyBusyEmulator() as emulator:``).
     """
 
+    faults_class = BusyBusyFaults
+    faults: BusyBusyFaults
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
-        self.faults = BusyBusyFaults()
         self.schema = _build_schema()
         self._lock = threading.Lock()
         self._companies: dict[str, BusyBusyCompany] = {}
-        self._log: list[LoggedRequest] = []
 
-    # -- addresses (start, stop and root_url come from LoopbackEmulator) ------------------------
+    # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
     @property
     def rest_url(self) -> str:
         """What a client uses instead of https://api.busybusy.io."""
@@ -750,10 +703,6 @@ class BusyBusyEmulator(LoopbackEmulator):
     def graphql_url(self) -> str:
         """What a client uses instead of https://graphql.busybusy.io/."""
         return self.root_url + GRAPHQL_PATH
-
-    @property
-    def control_url(self) -> str:
-        return self.root_url + CONTROL_PREFIX
 
     # -- companies ----------------------------------------------------------------------------------
     def add_company(self, data: CompanyData, username: str | None = None, password: str | None = None) -> tuple[str, str]:
@@ -785,55 +734,53 @@ class BusyBusyEmulator(LoopbackEmulator):
         """The owner changed the password: every session key of the company dies (401)."""
         self.company(company_id).change_password(new_password)
 
-    # -- observation -------------------------------------------------------------------------------------
-    @property
-    def request_log(self) -> list[LoggedRequest]:
-        with self._lock:
-            return list(self._log)
+    def _tokens_of(self, company_id: str) -> list[str]:
+        return self.company(company_id).live_keys()
 
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._log)
+    # -- vendor requests (faults, latency and the log are VendorEmulator's) -------------------------
+    def _is_vendor_path(self, path: str) -> bool:
+        return path == GRAPHQL_PATH or path.startswith(REST_PREFIX + "/")
 
-    def _record(self, method: str, path: str, operation: str, status: int) -> None:
-        with self._lock:
-            self._log.append(LoggedRequest(method, path, operation, status))
+    def _error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"errors": [{"message": message}]}
 
-    # -- vendor requests ---------------------------------------------------------------------------------
-    def _fault_answer(self) -> _Answer | None:
-        latency = self.faults.latency_seconds
-        if latency:
-            time.sleep(latency)
-        fault = self.faults.next_one_shot()
-        if fault is None:
-            return None
-        kind, options = fault
-        if kind == "drop_connection":
-            return _Answer(0, drop=True)
-        if kind == "rate_limit":
-            retry_after = options.get("retry_after")
-            return _Answer(429, {"errors": [{"message": "Too Many Requests"}]},
-                           {} if retry_after is None else {"Retry-After": str(retry_after)})
-        status = options["status"]
-        return _Answer(status, {"errors": [{"message": HTTPStatus(status).phrase}]})
+    def _control_error_body(self, status: int, message: str) -> dict[str, Any]:
+        return {"error": message}
 
-    def _answer_rest(self, method: str, resource: str, query: dict[str, str], headers: Mapping[str, str]) -> _Answer:
-        fault = self._fault_answer()
-        if fault is not None:
-            return fault
+    def _log_entry(self, request: Request, answer: Answer) -> LoggedRequest:
+        # REST requests are known by their resource even when a fault answered them; GraphQL ones
+        # by the roots asked, which only a request that got as far as the schema has.
+        operation = request.path[len(REST_PREFIX) + 1 :] if request.path.startswith(REST_PREFIX + "/") else request.label
+        return LoggedRequest(request.method, request.path, operation, answer.status)
+
+    def _empty_page(self, answer: Answer) -> Answer:
+        """Every root asked answers an empty list.
+
+        BusyBusy's root lists are plain lists with a cursor per item (no connection type with
+        ``pageInfo``), so an empty list cannot carry a next cursor: a client paging until a short
+        page stops here, and the records after the last cursor it holds are not fetched.
+        """
+        return Answer(200, {"data": {name: [] for name in answer.body["data"]}}, page=True, clock=answer.clock)
+
+    def _answer_vendor(self, request: Request) -> Answer:
+        if request.path == GRAPHQL_PATH:
+            answer, request.label = self._answer_graphql(request.method, request.headers, request.body)
+            return answer
+        return self._answer_rest(request.method, request.path[len(REST_PREFIX) + 1 :], request.query, request.headers)
+
+    def _answer_rest(self, method: str, resource: str, query: dict[str, str], headers: Mapping[str, str]) -> Answer:
         if resource != "member":
-            return _Answer(404, {"success": False, "code": [404], "debug": {"errors": [f"/{resource} is not emulated"]}})
+            return Answer(404, {"success": False, "code": [404], "debug": {"errors": [f"/{resource} is not emulated"]}})
         if method != "GET":
-            return _Answer(405, {"success": False, "code": [405], "debug": {"errors": ["only GET /member (login) is emulated"]}})
+            return Answer(405, {"success": False, "code": [405], "debug": {"errors": ["only GET /member (login) is emulated"]}})
         if query.get("_version") != REST_VERSION:
-            return _Answer(400, {"success": False, "code": [400], "debug": {"errors": [f"_version must be {REST_VERSION}"]}})
+            return Answer(400, {"success": False, "code": [400], "debug": {"errors": [f"_version must be {REST_VERSION}"]}})
         scheme, _, encoded = headers.get("Authorization", "").partition(" ")
         try:
             username, _, digest = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             username, digest = "", ""
-        denied = _Answer(401, {"success": False, "code": [401], "debug": {"errors": ["invalid username or password"]}})
+        denied = Answer(401, {"success": False, "code": [401], "debug": {"errors": ["invalid username or password"]}})
         if scheme.lower() != "basic" or not username or username != query.get("username"):
             return denied
         with self._lock:
@@ -841,30 +788,27 @@ class BusyBusyEmulator(LoopbackEmulator):
         key = company.login(username, digest) if company else None
         if key is None:
             return denied
-        return _Answer(200, {"success": True, "code": [], "data": [company.owner_record()], "total_rows": 1,
+        return Answer(200, {"success": True, "code": [], "data": [company.owner_record()], "total_rows": 1,
                              "returned_rows": 1, "next": None, "prev": None, "public_key": key, "supported": 200})
 
-    def _answer_graphql(self, method: str, headers: Mapping[str, str], body: bytes) -> tuple[_Answer, str]:
-        fault = self._fault_answer()
-        if fault is not None:
-            return fault, ""
+    def _answer_graphql(self, method: str, headers: Mapping[str, str], body: bytes) -> tuple[Answer, str]:
         if method != "POST":
-            return _Answer(405, {"errors": [{"message": "use POST for GraphQL"}]}), ""
+            return Answer(405, {"errors": [{"message": "use POST for GraphQL"}]}), ""
         key = (headers.get("key-authorization") or "").strip()
         with self._lock:
             company = next((c for c in self._companies.values() if key and c.has_key(key)), None)
-        if company is None:
-            return _Answer(401, {"errors": [{"message": "Unauthorized: the key-authorization header is missing or not valid"}]}), ""
+        if company is None or self.faults.is_expired(key):
+            return Answer(401, {"errors": [{"message": "Unauthorized: the key-authorization header is missing or not valid"}]}), ""
         try:
             request = json.loads(body)
             if not isinstance(request, dict) or not isinstance(request.get("query"), str):
                 raise ValueError("the body must be a JSON object with a query string")
         except ValueError as exc:
-            return _Answer(400, {"errors": [{"message": f"bad request: {exc}"}]}), ""
+            return Answer(400, {"errors": [{"message": f"bad request: {exc}"}]}), ""
         operation = ",".join(root for root in ROOTS if root in request["query"])
         message = self.faults.next_graphql_error()
         if message is not None:
-            return _Answer(200, {"errors": [{"message": message}], "data": None}, clock=company.frozen_now), operation
+            return Answer(200, {"errors": [{"message": message}], "data": None}, clock=company.frozen_now), operation
         variables = request.get("variables")
         result = graphql_sync(
             self.schema, request["query"], variable_values=variables if isinstance(variables, dict) else None,
@@ -874,42 +818,22 @@ class BusyBusyEmulator(LoopbackEmulator):
         if result.errors:
             payload = {"errors": [{"message": e.message, **({"path": e.path} if e.path else {})} for e in result.errors],
                        "data": result.data}
-        return _Answer(200, payload, clock=company.frozen_now), operation
+        listing = bool(operation) and not result.errors and isinstance(result.data, dict)
+        return Answer(200, payload, clock=company.frozen_now, page=listing), operation
 
-    # -- control requests ----------------------------------------------------------------------------------
-    def _answer_control(self, method: str, path: str, query: dict[str, str], body: bytes) -> _Answer:
-        try:
-            payload = json.loads(body) if body.strip() else {}
-        except json.JSONDecodeError as exc:
-            return _Answer(400, {"error": f"the body is not JSON: {exc}"})
-        if not isinstance(payload, dict):
-            return _Answer(400, {"error": "the body must be a JSON object"})
-        company_id = payload.pop("company_id", None) or query.get("company_id")
-        parts = [p for p in path.split("/") if p]
-        try:
-            if parts == ["status"] and method == "GET":
-                return _Answer(200, {"request_count": self.request_count, "company_ids": self.company_ids})
-            if parts == ["faults"] and method == "POST":
-                action = payload.pop("action", None)
-                if action not in ("rate_limit", "server_error", "drop_connection", "latency", "graphql_error", "clear"):
-                    raise ValueError("action must be rate_limit, server_error, drop_connection, latency, graphql_error or clear")
-                getattr(self.faults, action)(**payload)
-                return _Answer(200, {"ok": True, "action": action})
-            if parts == ["password"] and method == "POST":
-                self._control_company(company_id).change_password(str(payload["password"]))
-                return _Answer(200, {"ok": True})
-            if parts == ["timeEntries"] and method == "POST":
-                return _Answer(200, self._control_company(company_id).add_time_entry(**payload))
-            if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
-                company = self._control_company(company_id, parts[1])
-                if parts[2] == "delete":
-                    return _Answer(200, company.delete_time_entry(parts[1]))
-                return _Answer(200, company.edit_time_entry(parts[1], **payload))
-            return _Answer(404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{path}"})
-        except KeyError as exc:
-            return _Answer(404, {"error": str(exc.args[0] if exc.args else exc)})
-        except (TypeError, ValueError) as exc:
-            return _Answer(400, {"error": str(exc)})
+    # -- control requests (status, faults and the parsing are VendorEmulator's) ---------------------
+    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+        if parts == ["password"] and method == "POST":
+            self._control_company(company_id).change_password(str(payload["password"]))
+            return Answer(200, {"ok": True})
+        if parts == ["timeEntries"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_time_entry(**payload))
+        if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
+            company = self._control_company(company_id, parts[1])
+            if parts[2] == "delete":
+                return Answer(200, company.delete_time_entry(parts[1]))
+            return Answer(200, company.edit_time_entry(parts[1], **payload))
+        return None
 
     def _control_company(self, company_id: str | None, entry_id: str | None = None) -> BusyBusyCompany:
         if company_id:
@@ -923,85 +847,6 @@ class BusyBusyEmulator(LoopbackEmulator):
         if len(companies) != 1:
             raise ValueError("several companies qualify: give company_id")
         return companies[0]
-
-
-class _Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    emulator: BusyBusyEmulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
-    _clock: datetime | None = None
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request log is ``emulator.request_log``, which never holds a credential."""
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        """The Date header: the company's frozen clock on GraphQL answers, real time otherwise."""
-        if self._clock is not None and timestamp is None:
-            return format_datetime(self._clock.astimezone(UTC), usegmt=True)
-        return super().date_time_string(timestamp)
-
-    def _handle(self) -> None:
-        emulator = self.server.emulator
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
-        query = {name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self._clock = None
-        try:
-            if path == GRAPHQL_PATH:
-                answer, operation = emulator._answer_graphql(self.command, self.headers, body)
-                emulator._record(self.command, path, operation, answer.status)
-            elif path.startswith(REST_PREFIX + "/"):
-                resource = path[len(REST_PREFIX) + 1 :]
-                answer = emulator._answer_rest(self.command, resource, query, self.headers)
-                emulator._record(self.command, path, resource, answer.status)
-            elif path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
-                if not ipaddress.ip_address(self.client_address[0]).is_loopback:
-                    answer = _Answer(403, {"error": "the control API answers loopback clients only"})
-                else:
-                    answer = emulator._answer_control(self.command, path[len(CONTROL_PREFIX) :], query, body)
-            else:
-                answer = _Answer(404, {"errors": [{"message": f"Not Found: {path}"}]})
-        except Exception as exc:  # an emulator bug must show as a 500 with its cause, not as a hung client
-            answer = _Answer(500, {"errors": [{"message": f"emulator error: {type(exc).__name__}: {exc}"}]})
-        self._send(answer)
-
-    def _send(self, answer: _Answer) -> None:
-        if answer.drop:
-            self.close_connection = True
-            return
-        payload = json.dumps(answer.body).encode("utf-8")
-        self._clock = answer.clock
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-        self._clock = None
 
 
 __all__ = [
@@ -1022,6 +867,6 @@ __all__ = [
 ]
 
 
-BusyBusyEmulator.server_class = _Server
-BusyBusyEmulator.handler_class = _Handler
+BusyBusyEmulator.server_class = EmulatorServer
+BusyBusyEmulator.handler_class = EmulatorHandler
 BusyBusyEmulator.thread_name = "busybusy-emulator"
