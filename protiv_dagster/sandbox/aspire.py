@@ -88,15 +88,7 @@ from protiv_dagster.sandbox.generator import (
     CompanyData,
     Shift,
 )
-from protiv_dagster.sandbox.server import (
-    Answer,
-    EmulatorHandler,
-    EmulatorServer,
-    Faults,
-    LoggedRequest,
-    Request,
-    VendorEmulator,
-)
+from protiv_dagster.sandbox.server import Answer, Faults, LoggedRequest, Request, VendorEmulator
 
 MAX_LIMIT = 1000
 DEFAULT_PAGE_SIZE = 25
@@ -581,6 +573,7 @@ def _jwt_like(company_id: str, lifetime: int) -> str:
 class AspireEmulator(VendorEmulator):
     """An Aspire External API on loopback hosting any number of tenants, each with its own API user."""
 
+    thread_name = "aspire-emulator"
     faults_class = AspireFaults
     json_content_type = "application/json; charset=utf-8"
 
@@ -595,8 +588,6 @@ class AspireEmulator(VendorEmulator):
         super().__init__(host, port)
         self.rate_limit_per_minute = rate_limit_per_minute
         self.token_lifetime_seconds = token_lifetime_seconds
-        self._lock = threading.Lock()
-        self._companies: dict[str, AspireCompany] = {}
         self._rate_window: tuple[float, int] = (0.0, 0)
 
     # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
@@ -611,24 +602,9 @@ class AspireEmulator(VendorEmulator):
         company = AspireCompany(
             data, client_id=client_id or f"aspire-{secrets.token_hex(6)}", secret=secret or secrets.token_urlsafe(24)
         )
-        with self._lock:
-            if data.company_id in self._companies:
-                raise ValueError(f"company {data.company_id!r} is already hosted")
-            if any(c.client_id == company.client_id for c in self._companies.values()):
-                raise ValueError("that client id already belongs to another company")
-            self._companies[data.company_id] = company
+        self._host(data.company_id, company, lambda other: other.client_id == company.client_id,
+                   "that client id already belongs to another company")
         return company.client_id, company.secret
-
-    def company(self, company_id: str) -> AspireCompany:
-        with self._lock:
-            if company_id in self._companies:
-                return self._companies[company_id]
-        raise KeyError(f"no hosted company {company_id!r}")
-
-    @property
-    def company_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._companies)
 
     def _tokens_of(self, company_id: str) -> list[str]:
         token = self.company(company_id).token
@@ -722,29 +698,12 @@ class AspireEmulator(VendorEmulator):
             return Answer(200, self._control_company(company_id).add_work_ticket_time(**payload))
         if len(parts) == 3 and parts[0] == "work_ticket_times" and method == "POST":
             time_id, action = int(parts[1]), parts[2]
-            company = self._control_company(company_id, time_id)
+            company = self._control_company(company_id, lambda c: time_id in c.times, f"work ticket time {time_id}")
             if action == "delete":
                 return Answer(200, company.delete_work_ticket_time(time_id))
             if action == "edit":
                 return Answer(200, company.edit_work_ticket_time(time_id, **payload))
         return None
 
-    def _control_company(self, company_id: str | None, time_id: int | None = None) -> AspireCompany:
-        if company_id:
-            return self.company(company_id)
-        with self._lock:
-            companies = list(self._companies.values())
-        if time_id is not None:
-            companies = [c for c in companies if time_id in c.times]
-            if not companies:
-                raise KeyError(f"no hosted company has work ticket time {time_id}")
-        if len(companies) != 1:
-            raise ValueError("several companies qualify: give company_id")
-        return companies[0]
-
 __all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
 
-
-AspireEmulator.server_class = EmulatorServer
-AspireEmulator.handler_class = EmulatorHandler
-AspireEmulator.thread_name = "aspire-emulator"

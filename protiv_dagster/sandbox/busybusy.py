@@ -94,7 +94,7 @@ from zoneinfo import ZoneInfo
 from graphql import GraphQLError, build_schema, graphql_sync
 
 from protiv_dagster.sandbox.generator import PAY_SALARIED, ROLE_MANAGER, STATUS_OPEN, CompanyData, Shift, Worker
-from protiv_dagster.sandbox.server import Answer, EmulatorHandler, EmulatorServer, Faults, Request, VendorEmulator
+from protiv_dagster.sandbox.server import Answer, Faults, Request, VendorEmulator
 
 REST_PREFIX = "/rest"
 GRAPHQL_PATH = "/graphql"
@@ -684,14 +684,13 @@ class BusyBusyEmulator(VendorEmulator):
     Nothing listens until ``start()`` (or ``with BusyBusyEmulator() as emulator:``).
     """
 
+    thread_name = "busybusy-emulator"
     faults_class = BusyBusyFaults
     faults: BusyBusyFaults
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
         self.schema = _build_schema()
-        self._lock = threading.Lock()
-        self._companies: dict[str, BusyBusyCompany] = {}
 
     # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
     @property
@@ -710,25 +709,9 @@ class BusyBusyEmulator(VendorEmulator):
         username = username or f"owner@{data.company_id}.example"
         password = password or secrets.token_urlsafe(16)
         company = BusyBusyCompany(data, username, password)
-        with self._lock:
-            if data.company_id in self._companies:
-                raise ValueError(f"company {data.company_id!r} is already hosted")
-            if any(c.username == username for c in self._companies.values()):
-                raise ValueError("that username already belongs to another company")
-            self._companies[data.company_id] = company
+        self._host(data.company_id, company, lambda other: other.username == username,
+                   "that username already belongs to another company")
         return username, password
-
-    def company(self, company_id: str) -> BusyBusyCompany:
-        with self._lock:
-            try:
-                return self._companies[company_id]
-            except KeyError:
-                raise KeyError(f"no hosted company {company_id!r}") from None
-
-    @property
-    def company_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._companies)
 
     def change_password(self, company_id: str, new_password: str) -> None:
         """The owner changed the password: every session key of the company dies (401)."""
@@ -829,24 +812,11 @@ class BusyBusyEmulator(VendorEmulator):
         if parts == ["timeEntries"] and method == "POST":
             return Answer(200, self._control_company(company_id).add_time_entry(**payload))
         if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
-            company = self._control_company(company_id, parts[1])
+            company = self._control_company(company_id, lambda c: c.has_entry(parts[1]), f"time entry {parts[1]}")
             if parts[2] == "delete":
                 return Answer(200, company.delete_time_entry(parts[1]))
             return Answer(200, company.edit_time_entry(parts[1], **payload))
         return None
-
-    def _control_company(self, company_id: str | None, entry_id: str | None = None) -> BusyBusyCompany:
-        if company_id:
-            return self.company(company_id)
-        with self._lock:
-            companies = list(self._companies.values())
-        if entry_id is not None:
-            companies = [c for c in companies if c.has_entry(entry_id)]
-            if not companies:
-                raise KeyError(f"no hosted company has time entry {entry_id}")
-        if len(companies) != 1:
-            raise ValueError("several companies qualify: give company_id")
-        return companies[0]
 
 
 __all__ = [
@@ -866,7 +836,3 @@ __all__ = [
     "password_digest",
 ]
 
-
-BusyBusyEmulator.server_class = EmulatorServer
-BusyBusyEmulator.handler_class = EmulatorHandler
-BusyBusyEmulator.thread_name = "busybusy-emulator"

@@ -94,7 +94,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -110,15 +110,7 @@ from protiv_dagster.sandbox.generator import (
     Shift,
     Worker,
 )
-from protiv_dagster.sandbox.server import (
-    Answer,
-    EmulatorHandler,
-    EmulatorServer,
-    Faults,
-    LoggedRequest,
-    Request,
-    VendorEmulator,
-)
+from protiv_dagster.sandbox.server import Answer, Faults, LoggedRequest, Request, VendorEmulator
 
 API_PREFIX = "/api/v1"
 MAX_LIMIT = 200
@@ -950,6 +942,7 @@ class QuickBooksTimeEmulator(VendorEmulator):
     Nothing listens until ``start()`` (or ``with QuickBooksTimeEmulator() as emulator:``).
     """
 
+    thread_name = "qbt-emulator"
     faults_class = QuickBooksTimeFaults
 
     def __init__(
@@ -963,8 +956,6 @@ class QuickBooksTimeEmulator(VendorEmulator):
         super().__init__(host, port)
         self.rate_limit_per_5_minutes = rate_limit_per_5_minutes
         self.access_token_lifetime_seconds = access_token_lifetime_seconds
-        self._lock = threading.Lock()
-        self._companies: dict[str, QuickBooksTimeCompany] = {}
         self._rate_windows: dict[str, _RateWindow] = {}
 
     # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
@@ -995,12 +986,8 @@ class QuickBooksTimeEmulator(VendorEmulator):
             client_secret=client_secret or secrets.token_urlsafe(24),
             token_lifetime_seconds=self.access_token_lifetime_seconds,
         )
-        with self._lock:
-            if data.company_id in self._companies:
-                raise ValueError(f"company {data.company_id!r} is already hosted")
-            if any(c.access_token == company.access_token for c in self._companies.values()):
-                raise ValueError("that access token already belongs to another company")
-            self._companies[data.company_id] = company
+        self._host(data.company_id, company, lambda other: other.access_token == company.access_token,
+                   "that access token already belongs to another company")
         return company.access_token
 
     def company(self, token_or_company_id: str) -> QuickBooksTimeCompany:
@@ -1012,11 +999,6 @@ class QuickBooksTimeEmulator(VendorEmulator):
                 if secrets.compare_digest(company.access_token, token_or_company_id):
                     return company
         raise KeyError("no hosted company has that company id or access token")
-
-    @property
-    def company_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._companies)
 
     def _tokens_of(self, company_id: str) -> list[str]:
         return [self.company(company_id).access_token]
@@ -1140,26 +1122,13 @@ class QuickBooksTimeEmulator(VendorEmulator):
             return Answer(200, company.add_timesheet(**payload))
         if len(parts) == 3 and parts[0] in ("timesheets", "users", "jobcodes") and method == "POST":
             kind, record_id, action = parts[0], int(parts[1]), parts[2]
-            company = self._control_company(company_id, kind, record_id)
+            company = self._control_company(company_id, lambda c: c.has_record(kind, record_id), f"{kind} {record_id}")
             if kind == "timesheets" and action == "delete":
                 return Answer(200, company.delete_timesheet(record_id))
             if action == "edit":
                 edit = {"timesheets": company.edit_timesheet, "users": company.edit_user, "jobcodes": company.edit_jobcode}[kind]
                 return Answer(200, edit(record_id, **payload))
         return None
-
-    def _control_company(self, company_id: str | None, kind: str | None = None, record_id: int | None = None) -> QuickBooksTimeCompany:
-        if company_id:
-            return self.company(company_id)
-        with self._lock:
-            companies = list(self._companies.values())
-        if kind is not None:
-            companies = [c for c in companies if c.has_record(kind, record_id)]
-            if not companies:
-                raise KeyError(f"no hosted company has {kind} {record_id}")
-        if len(companies) != 1:
-            raise ValueError("several companies qualify: give company_id")
-        return companies[0]
 
 __all__ = [
     "BUDGET_HOURS_FIELD",
@@ -1172,7 +1141,3 @@ __all__ = [
     "QuickBooksTimeFaults",
 ]
 
-
-QuickBooksTimeEmulator.server_class = EmulatorServer
-QuickBooksTimeEmulator.handler_class = EmulatorHandler
-QuickBooksTimeEmulator.thread_name = "qbt-emulator"

@@ -307,8 +307,9 @@ class LoopbackEmulator:
 class VendorEmulator(LoopbackEmulator):
     """A LoopbackEmulator with faults, a request log and the control API's common endpoints.
 
-    Subclasses implement the ``_answer_vendor``, ``_error_body`` and ``company`` hooks and may
-    override the others; ``faults_class`` picks their fault switches.
+    Subclasses implement the ``_answer_vendor``, ``_error_body``, ``_empty_page`` and ``_tokens_of``
+    hooks and may override the others; ``faults_class`` picks their fault switches. Hosted companies
+    live in ``_companies`` (by company id), guarded by ``_lock``.
     """
 
     faults_class: type[Faults] = Faults
@@ -318,6 +319,48 @@ class VendorEmulator(LoopbackEmulator):
         super().__init__(host, port)
         self.faults = self.faults_class()
         self._log = RequestLog()
+        self._lock = threading.Lock()
+        self._companies: dict[str, Any] = {}
+
+    # -- companies --------------------------------------------------------------------------------------
+    def _host(self, company_id: str, company: Any, clashes: Callable[[Any], bool], clash: str) -> None:
+        """Add a company unless its id is hosted or ``clashes(other)`` holds for another (``clash`` says why)."""
+        with self._lock:
+            if company_id in self._companies:
+                raise ValueError(f"company {company_id!r} is already hosted")
+            if any(clashes(other) for other in self._companies.values()):
+                raise ValueError(clash)
+            self._companies[company_id] = company
+
+    def company(self, company_id: str) -> Any:
+        with self._lock:
+            try:
+                return self._companies[company_id]
+            except KeyError:
+                raise KeyError(f"no hosted company {company_id!r}") from None
+
+    @property
+    def company_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._companies)
+
+    def _hosted(self) -> list[Any]:
+        with self._lock:
+            return list(self._companies.values())
+
+    def _control_company(self, company_id: str | None, holds: Callable[[Any], bool] | None = None, what: str = "") -> Any:
+        """The company a control call means: the one named, else the one holding the record (``holds``),
+        else the only one hosted."""
+        if company_id:
+            return self.company(company_id)
+        companies = self._hosted()
+        if holds is not None:
+            companies = [c for c in companies if holds(c)]
+            if not companies:
+                raise KeyError(f"no hosted company has {what}")
+        if len(companies) != 1:
+            raise ValueError("several companies qualify: give company_id")
+        return companies[0]
 
     @property
     def control_url(self) -> str:
@@ -360,13 +403,6 @@ class VendorEmulator(LoopbackEmulator):
         return LoggedRequest(request.method, request.path, request.query, answer.status)
 
     def _tokens_of(self, company_id: str) -> list[str]:
-        raise NotImplementedError
-
-    def company(self, company_id: str) -> Any:
-        raise NotImplementedError
-
-    @property
-    def company_ids(self) -> list[str]:
         raise NotImplementedError
 
     def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
@@ -562,3 +598,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             self._clock = None
+
+
+VendorEmulator.server_class = EmulatorServer
+VendorEmulator.handler_class = EmulatorHandler
