@@ -1,18 +1,58 @@
-"""A company's ProPay settings, validated with clear errors. Pure pydantic: the engine imports it."""
+"""A company's ProPay settings, validated with clear errors. Pure pydantic: the engine imports it.
+
+Units: ``worker_share`` and ``role_buckets`` are fractions (0.5 = 50 %), as they always were; every
+setting whose name ends in ``_percent`` is a percentage (35 = 35 %). Money is in dollars.
+Unknown keys are errors, everywhere (also inside ``exclusions``), so a typo never goes unnoticed.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
+from datetime import date
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ROLE_BUCKETS = ("crew", "crew_lead", "manager", "other", "company")
+WORKER_ROLES = ("crew", "crew_lead", "manager", "other")  # the buckets paid to people
+BUDGET_TYPES = ("hours", "amount", "contract_price", "rate", "task_hours", "task_amount")
+DISTRIBUTION_METHODS = ("hours", "wage", "crew_lead_weighted", "equal", "manual")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+BudgetType = Literal["hours", "amount", "contract_price", "rate", "task_hours", "task_amount"]
+DistributionMethod = Literal["hours", "wage", "crew_lead_weighted", "equal", "manual"]
+WorkerRole = Literal["crew", "crew_lead", "manager", "other"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+Dollars = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(gt=0, le=100)]
 
 
 class SettingsError(ValueError):
     """Settings (or a connection) cannot be used; the message says what to fix."""
+
+
+class ExclusionRules(BaseModel):
+    """Jobs and milestones that get no ProPay even with a budget. They still appear in the ProPay
+    output, without a bonus, with the reason (analysts ask "why no ProPay?")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service_types: tuple[str, ...] = Field(default=(), description="Service types (case-insensitive) that never get a ProPay, e.g. Warranty.")
+    name_patterns: tuple[str, ...] = Field(
+        default=(), description="Job or milestone names, wildcards allowed, case-insensitive: TEST* excludes 'Test fence'."
+    )
+    job_ids: tuple[str, ...] = Field(default=(), description="Job or milestone ids excluded, with all their milestones.")
+    property_ids: tuple[str, ...] = Field(default=(), description="Properties (client sites) whose jobs are excluded.")
+    manual: dict[str, str] = Field(default_factory=dict, description="One-off exclusions: ProPay id -> the reason given.")
+
+    @field_validator("name_patterns", "service_types")
+    @classmethod
+    def _no_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not item.strip() for item in value):
+            raise ValueError("must not contain a blank entry")
+        return value
 
 
 class CompanySettings(BaseModel):
@@ -21,17 +61,74 @@ class CompanySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str | None = Field(default=None, description="IANA time zone of the company's work dates.")
-    worker_share: float = Field(default=0.5, ge=0, le=1, description="Share of saved labor $ paid to workers.")
+
+    # From savings to people
+    worker_share: float = Field(default=0.5, ge=0, le=1, description="Share of saved labor $ paid to workers (split job savings); the company keeps the rest.")
     role_buckets: dict[str, float] = Field(
         default_factory=lambda: {"crew": 1.0}, description="Share of the bonus pool per role; sums to 1."
     )
+    distribution_method: DistributionMethod = Field(
+        default="hours",
+        description="How a role bucket is shared among its workers: hours (per hour worked), wage (hours x wage), "
+        "crew_lead_weighted (the crew lead's hours count lead_multiplier times), equal, manual (manual_distribution).",
+    )
+    lead_multiplier: float = Field(default=1.5, gt=0, le=10, description="Weight of a crew lead's hour under crew_lead_weighted.")
+    worker_roles: dict[str, WorkerRole] = Field(
+        default_factory=dict, description="Worker id -> role (crew, crew_lead, manager, other); unlisted workers are crew."
+    )
+    manual_distribution: dict[str, Percent] = Field(
+        default_factory=dict,
+        description="Worker id -> fixed percentage of their bucket under the manual method; rescaled over the workers "
+        "of the bucket who have time on the ProPay. A worker without a percentage gets nothing.",
+    )
+    penalties: dict[str, Dollars] = Field(
+        default_factory=dict, description="ProPay id -> $ deducted from its bonus pool before distribution (never below 0)."
+    )
+    disqualifications: dict[str, str] = Field(
+        default_factory=dict, description="ProPay id -> reason: the ProPay pays no bonus at all."
+    )
+
+    # Which work counts
+    launch_date: date | None = Field(default=None, description="Time before this day never counts towards a ProPay.")
+    exclusions: ExclusionRules = Field(default_factory=ExclusionRules, description="Jobs that get no ProPay.")
     include_drive_time: bool = Field(default=False, description="Count drive time in ProPay actuals.")
     drive_job_patterns: tuple[str, ...] = Field(
         default=("Drive Time", "Drive"), description="Job names (wildcards allowed) whose time is drive time."
     )
+
+    # Budgets and labor cost
+    default_budget_type: BudgetType = Field(
+        default="hours", description="Budget type of a job whose source does not say (hours, amount, contract_price, rate, task_hours, task_amount)."
+    )
+    labor_budget_percent: Percent | None = Field(
+        default=None, description="Labor share of the contract price, %, for contract_price jobs that do not state their own."
+    )
+    budget_modification_percent: float = Field(
+        default=100.0, ge=1, le=200, description="Every budget is scaled by this percentage (100 = as stated)."
+    )
+    budgets_include_burden: bool = Field(
+        default=False, description="Budgets are stated with burden: labor cost uses wage x (1 + burden_percent)."
+    )
+    burden_percent: float = Field(default=0.0, ge=0, le=200, description="Payroll burden on wages, %, used when budgets include burden.")
+
+    # Overtime (FLSA regular rate)
+    overtime_weekly_hours: float = Field(default=40.0, gt=0, le=168, description="Hours worked in a workweek beyond which hours are overtime.")
+    overtime_daily_hours: float | None = Field(
+        default=None, gt=0, le=24, description="Optional daily threshold (e.g. 8 in California); off when null."
+    )
+    workweek_start: Weekday = Field(default="monday", description="First day of the workweek used for overtime.")
+
+    # Budget source in QuickBooks Time (custom fields on jobcodes)
     budget_hours_field: str = Field(default="Budget Hours", description="QuickBooks Time custom field with budget hours.")
     job_status_field: str = Field(default="Job Status", description="QuickBooks Time custom field with the job status.")
     recurring_field: str = Field(default="Recurring", description="QuickBooks Time custom field marking recurring jobs.")
+    budget_type_field: str = Field(default="Budget Type", description="QuickBooks Time custom field naming the budget type of a job.")
+    budget_amount_field: str = Field(default="Budget Amount", description="QuickBooks Time custom field with the labor budget in $.")
+    contract_price_field: str = Field(default="Contract Price", description="QuickBooks Time custom field with the contract price in $.")
+    labor_budget_percent_field: str = Field(default="Labor Budget %", description="QuickBooks Time custom field with the labor % of the contract price.")
+    rate_field: str = Field(default="Rate", description="QuickBooks Time custom field with the $ rate per unit.")
+    quantity_field: str = Field(default="Quantity", description="QuickBooks Time custom field with the quantity of units.")
+    service_type_field: str = Field(default="Service Type", description="QuickBooks Time custom field with the service type (for exclusions).")
 
     @field_validator("timezone")
     @classmethod
@@ -59,10 +156,27 @@ class CompanySettings(BaseModel):
         lowered = name.casefold()
         return any(fnmatch.fnmatchcase(lowered, pattern.casefold()) for pattern in self.drive_job_patterns)
 
+    def role_of(self, worker_id: str) -> str:
+        """A worker's role: from ``worker_roles``, crew when not listed."""
+        return self.worker_roles.get(worker_id, "crew")
+
     @model_validator(mode="after")
     def _company_bucket_is_not_the_only_one(self) -> CompanySettings:
         if self.role_buckets.get("company", 0) == 1.0:
             raise ValueError("role buckets give the whole pool back to the company: nobody would earn a bonus")
+        return self
+
+    @model_validator(mode="after")
+    def _manual_method_has_percentages(self) -> CompanySettings:
+        if self.distribution_method == "manual" and not self.manual_distribution:
+            raise ValueError("distribution_method 'manual' needs manual_distribution (worker id -> percentage)")
+        return self
+
+    @model_validator(mode="after")
+    def _disqualifications_have_reasons(self) -> CompanySettings:
+        blank = [pid for pid, reason in self.disqualifications.items() if not reason.strip()]
+        if blank:
+            raise ValueError(f"disqualifications need a reason: {sorted(blank)}")
         return self
 
 
@@ -74,5 +188,3 @@ def parse_settings(raw: Mapping[str, object] | None, *, company_id: str = "") ->
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid settings for company {company_id!r}: {problems}") from None
-
-

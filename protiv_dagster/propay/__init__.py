@@ -1,6 +1,30 @@
-"""The ProPay engine: pure functions over DataFrames, no Dagster, HTTP or SQL."""
+"""The ProPay engine: pure functions over DataFrames, no Dagster, HTTP or SQL.
 
-from protiv_dagster.propay.hours_budget import compute_hours_budget, select_opportunities
-from protiv_dagster.propay.money import allocate, to_cents
+``compute_propays`` is the engine; ``compute_hours_budget`` keeps today's hours-only table.
+"""
 
-__all__ = ["allocate", "compute_hours_budget", "select_opportunities", "to_cents"]
+from protiv_dagster.propay.engine import (
+    OPPORTUNITY_OUTPUT_COLUMNS,
+    OVERTIME_WEEK_COLUMNS,
+    WORKER_BONUS_COLUMNS,
+    PropayResult,
+    compute_propays,
+)
+from protiv_dagster.propay.hours_budget import OPPORTUNITY_COLUMNS, compute_hours_budget
+from protiv_dagster.propay.money import allocate, allocate_cents_by_group, half_up_cents, to_cents
+from protiv_dagster.propay.units import select_opportunities
+
+__all__ = [
+    "OPPORTUNITY_COLUMNS",
+    "OPPORTUNITY_OUTPUT_COLUMNS",
+    "OVERTIME_WEEK_COLUMNS",
+    "WORKER_BONUS_COLUMNS",
+    "PropayResult",
+    "allocate",
+    "allocate_cents_by_group",
+    "compute_hours_budget",
+    "compute_propays",
+    "half_up_cents",
+    "select_opportunities",
+    "to_cents",
+]
