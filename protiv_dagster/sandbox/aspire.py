@@ -60,7 +60,11 @@ The control API (not the vendor's; no authentication; loopback clients only)
 - ``GET  /_emulator/status`` -> ``{"request_count": n, "company_ids": [...]}``
 - ``POST /_emulator/faults`` ``{"action": "rate_limit", "times": 2, "retry_after": 1}`` (``null``
   leaves the header out), ``server_error`` (``times``, ``status``), ``latency`` (``seconds``),
-  ``drop_connection`` (``times``), ``expire_token`` (``company_id``), ``clear``
+  ``drop_connection`` (``times``), ``read_timeout`` (``times``, ``seconds``), ``truncated_json``,
+  ``invalid_json``, ``empty_page`` (``times``), ``between_pages`` (``after_pages``, ``control``: a
+  control call ``{"path", "body"}`` run between pages), ``expire_token`` (``company_id``), ``clear``;
+  the shared faults of ``protiv_dagster.sandbox.server``. An empty page here is ``[]``: Aspire lists
+  carry no "more" flag, so a client that pages until a short page stops there.
 - ``POST /_emulator/work_ticket_times`` (add: ``ContactID``, ``WorkTicketID``, ``StartTime``,
   ``EndTime`` local wall time, optional ``BreakTime`` hours)
 - ``POST /_emulator/work_ticket_times/<id>/edit`` (``StartTime``, ``EndTime``, ``BreakTime``,

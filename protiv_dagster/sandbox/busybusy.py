@@ -14,7 +14,8 @@ What is emulated (seen in BusyBusy's own or third-party client code)
   ``Authorization: Basic base64(username + ":" + sha256hex(password))`` answers the legacy envelope
   ``{"success": true, "code": [], "data": [<member>], "public_key": <session key>, ...}``. A wrong
   username or password answers 401 ``{"success": false, "code": [401], "debug": {"errors": [...]}}``.
-  Session keys never expire; ``change_password`` kills every key of the company (401 afterwards).
+  Session keys never expire on their own; ``change_password`` kills every key of the company (401
+  afterwards), and the ``expire_token`` fault one key.
 - GraphQL: ``POST /graphql`` with JSON ``{query, variables, operationName}`` and the header
   ``key-authorization: <key>`` (no "Bearer"). A missing or dead key is HTTP 401. Everything else,
   including unknown fields, bad filters and bad cursors, is HTTP 200 with ``errors[].message`` and
@@ -60,7 +61,13 @@ The control API (not the vendor's; no authentication; loopback clients only)
 ---------------------------------------------------------------------------
 - ``GET  /_emulator/status`` -> ``{"request_count": n, "company_ids": [...]}``
 - ``POST /_emulator/faults`` ``{"action": "rate_limit"|"server_error"|"latency"|"drop_connection"|
-  "graphql_error"|"clear", ...}`` (same options as ``BusyBusyFaults``)
+  "read_timeout"|"truncated_json"|"invalid_json"|"empty_page"|"between_pages"|"expire_token"|
+  "graphql_error"|"clear", ...}`` (same options as ``BusyBusyFaults``, the shared faults of
+  ``protiv_dagster.sandbox.server`` plus ``graphql_error``; ``between_pages`` takes ``after_pages``
+  and ``control``, a control call ``{"path", "body"}`` to run between pages; ``expire_token`` with
+  ``company_id`` kills the company's session keys). An empty page here is ``{"data": {"<root>": []}}``
+  for every root asked: the lists are plain (no ``pageInfo``), so no next cursor can ride along and
+  a client paging until a short page stops there.
 - ``POST /_emulator/password`` ``{"company_id": ..., "password": ...}``
 - ``POST /_emulator/timeEntries`` (add: ``memberId``, ``projectId``, ``startTime``, optional
   ``endTime``, ``costCodeId``, ``breaks`` [{startTime, endTime}], ``description``)

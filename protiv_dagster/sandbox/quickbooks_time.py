@@ -72,8 +72,14 @@ the query) is needed only when the server hosts several companies and the id doe
 - ``GET  /_emulator/status`` -> ``{"request_count": n, "company_ids": [...]}``
 - ``POST /_emulator/faults`` with ``{"action": "rate_limit", "times": 2, "retry_after": 1}``,
   ``{"action": "server_error", "times": 3, "status": 503}``, ``{"action": "latency", "seconds": 0.05}``,
-  ``{"action": "drop_connection", "times": 1}``, ``{"action": "expire_token", "company_id": "..."}``
-  or ``{"action": "clear"}``
+  ``{"action": "drop_connection", "times": 1}``, ``{"action": "read_timeout", "times": 1, "seconds": 5}``,
+  ``{"action": "truncated_json", "times": 1}``, ``{"action": "invalid_json", "times": 1}``,
+  ``{"action": "empty_page", "times": 1}``, ``{"action": "between_pages", "after_pages": 1,
+  "control": {"path": "/timesheets/<id>/delete", "body": {}}}`` (that control call runs between
+  pages), ``{"action": "expire_token", "company_id": "..."}`` or ``{"action": "clear"}``; the faults
+  are the shared ones of ``protiv_dagster.sandbox.server``. An empty page here is
+  ``{"results": {"<name>": {}}, "more": true, "supplemental_data": {}}``: the client goes on to the
+  next page and the records of the emptied page are skipped.
 - ``POST /_emulator/timesheets`` (add: ``user_id``, ``jobcode_id`` and ``start``/``end`` or
   ``date``/``duration``, optional ``notes``)
 - ``POST /_emulator/timesheets/<id>/edit`` (``start``, ``end``, ``duration``, ``date``, ``jobcode_id``,
