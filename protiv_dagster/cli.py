@@ -191,7 +191,7 @@ def demo(
 
                 run_ids = sync_company(
                     defs, dg.DagsterInstance.get(), connection.company_id, connection.attendance_pull_date, today,
-                    on_step, provider=connection.provider,
+                    on_step,
                 )
             console.print(
                 f"Initial sync: {len(run_ids)} Dagster runs in {time.perf_counter() - started:.1f} s, "

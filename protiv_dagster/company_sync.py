@@ -48,7 +48,6 @@ def sync_company(
     first_day: date,
     last_day: date,
     on_step: Callable[[SyncStep, str], None] | None = None,
-    provider: str | None = None,
 ) -> list[str]:
     """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
     if not instance.has_dynamic_partition(company_partitions.name, company_id):
@@ -62,11 +61,8 @@ def sync_company(
             partition_key=str(step.partition_key),
             raise_on_error=False,
             run_config=QUIET_CONSOLE,
-            tags={
-                "protiv/company": company_id,
-                "protiv/trigger": "initial_sync",
-                **({"protiv/provider": provider} if provider else {}),
-            },
+            # The run adds its provider tag itself (assets/common.py), as UI-launched runs do.
+            tags={"protiv/company": company_id, "protiv/trigger": "initial_sync"},
         )
         run_ids.append(result.run_id)
         if not result.success:

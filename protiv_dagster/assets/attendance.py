@@ -48,7 +48,7 @@ def _reference_table(
     company partition, and report counts plus the reconciliation check."""
     company_id = context.partition_key
     prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, vendors)
+    source = company_source(context, company_id, registry, vendors)
     mapped = fetch(source)
     valid, set_aside = validate_and_store(
         warehouse, table, model, record_id, mapped.rows, mapped.set_aside,
@@ -140,7 +140,7 @@ def attendance(
     feeds: dict[str, list[dict]] = defaultdict(list)
     for feed, payload in zip(raw["feed"], raw["payload"]):
         feeds[feed].append(json.loads(payload))
-    source = company_source(company_id, registry, vendors)
+    source = company_source(context, company_id, registry, vendors)
     company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
     company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
     mapped = source.attendance(feeds, company_jobs, company_workers["worker_id"])

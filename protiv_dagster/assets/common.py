@@ -30,10 +30,26 @@ def column_schema(table: Table) -> dg.TableSchema:
     )
 
 
+COMPANY_TAG, PROVIDER_TAG = "protiv/company", "protiv/provider"
+
+
 def company_source(
-    company_id: str, registry: ConnectionRegistryResource, vendors: VendorApis
+    context: dg.AssetExecutionContext, company_id: str, registry: ConnectionRegistryResource, vendors: VendorApis
 ) -> Source:
-    return vendors.source_for(company_id, registry)
+    """The company's source; the run is labelled with its company and provider on the way."""
+    source = vendors.source_for(company_id, registry)
+    label_run(context, company_id, source.provider)
+    return source
+
+
+def label_run(context: dg.AssetExecutionContext, company_id: str, provider: str) -> None:
+    """Tag the run with the company and its provider. Done from inside the run so that every run
+    carries them, including a force sync launched from the UI, and the Runs page can filter by
+    ``protiv/provider``."""
+    wanted = {COMPANY_TAG: company_id, PROVIDER_TAG: provider}
+    missing = {key: value for key, value in wanted.items() if context.run.tags.get(key) != value}
+    if missing:
+        context.instance.add_run_tags(context.run.run_id, missing)
 
 
 _prepared_warehouses: set[str] = set()

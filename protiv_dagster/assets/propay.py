@@ -5,7 +5,14 @@ import dagster as dg
 
 from protiv_dagster import schemas
 from protiv_dagster.assets.attendance import BY_COMPANY, attendance, jobs, workers
-from protiv_dagster.assets.common import prepare_warehouse, column_schema, reconcile, reconcile_spec, validate_and_store
+from protiv_dagster.assets.common import (
+    column_schema,
+    label_run,
+    prepare_warehouse,
+    reconcile,
+    reconcile_spec,
+    validate_and_store,
+)
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.propay import compute_hours_budget
 from protiv_dagster.registry import ConnectionRegistryResource
@@ -59,6 +66,7 @@ def propay_opportunities(
     company_id = context.partition_key
     prepare_warehouse(warehouse)
     connection = registry.get(company_id)
+    label_run(context, company_id, connection.provider)
     where = {"company_id": company_id}
     computed = compute_hours_budget(
         warehouse.read_table(JOBS, where=where),

@@ -31,7 +31,7 @@ def raw_timesheets(
     times. Replaced as a whole on every materialization, so re-running is safe."""
     company_id, monday, sunday = split_company_week(context)
     prepare_warehouse(warehouse)
-    source = company_source(company_id, registry, vendors)
+    source = company_source(context, company_id, registry, vendors)
     feeds = source.time_entry_feeds(monday, sunday)
     def field_text(record: dict, name: str | None) -> str | None:
         value = record.get(name) if name else None

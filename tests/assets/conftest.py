@@ -1,4 +1,8 @@
-"""A connected company served by the QuickBooks Time emulator, and a runner for its sync."""
+"""A connected company served by one vendor's emulator, and a runner for its sync through Dagster.
+
+The ``pipeline`` fixture runs on QuickBooks Time unless a test parametrizes ``provider`` (every
+test in test_pipeline.py runs on all three vendors) or ``warehouse_backend``.
+"""
 
 from __future__ import annotations
 
@@ -12,34 +16,39 @@ import pytest
 from protiv_dagster.company_sync import sync_company
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.aspire import AspireResource
+from protiv_dagster.resources.busybusy import BusyBusyResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.tables import ALL_TABLES
+from tests.assets.vendors import VendorHarness, host
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 PULL_DATE = date(2026, 11, 6)
 TODAY = date(2026, 11, 20)
 COMPANY = "acme"
 SETTINGS = {"role_buckets": {"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}}
+# Four attempts with waits capped at 0.2 s: faults recover quickly and outages end quickly.
+FAST_RETRIES = {"max_attempts": 4, "max_wait_seconds": 0.2}
 
 
 @dataclass
 class Pipeline:
-    emulator: QuickBooksTimeEmulator
+    harness: VendorHarness
     warehouse: Warehouse
     defs: dg.Definitions
     instance: dg.DagsterInstance
+    registry: ConnectionRegistry
 
     def sync(self, company_id: str = COMPANY) -> list[str]:
         return sync_company(self.defs, self.instance, company_id, PULL_DATE, TODAY)
 
     @property
-    def vendor(self):
-        return self.emulator.company(COMPANY)
+    def emulator(self):
+        return self.harness.emulator
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {table.name: self.warehouse.read_table(table) for table in ALL_TABLES}
@@ -54,7 +63,12 @@ def warehouse_backend() -> str:
 
 
 @pytest.fixture
-def pipeline(request, tmp_path, monkeypatch, warehouse_backend):
+def provider() -> str:
+    return "quickbooks_time"
+
+
+@pytest.fixture
+def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider):
     monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
     if warehouse_backend == "postgres":
         warehouse = Warehouse(
@@ -64,17 +78,25 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend):
         warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
     registry_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     data = generate_company(COMPANY, seed=11, workers=15, days=14, as_of=AS_OF, timezone="America/Denver")
+    harness = host(provider, data)
     # An in-memory instance: these tests are about the data; the SQLite and PostgreSQL instances
     # are exercised by the demo test and tests/test_instance_postgres.py.
-    with QuickBooksTimeEmulator() as emulator, dg.DagsterInstance.ephemeral() as instance:
-        token = emulator.add_company(data)
-        ConnectionRegistry(registry_url).connect(
-            COMPANY, "quickbooks_time", emulator.base_url, {"access_token": token},
-            attendance_pull_date=PULL_DATE, settings=SETTINGS,
-        )
-        defs = build_defs(
-            warehouse=warehouse,
-            registry=ConnectionRegistryResource(url=registry_url),
-            vendors=VendorApis(quickbooks_time=QuickBooksTimeResource(max_attempts=4, max_wait_seconds=0.2)),
-        )
-        yield Pipeline(emulator, warehouse, defs, instance)
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            registry = ConnectionRegistry(registry_url)
+            registry.connect(
+                COMPANY, provider, harness.base_url, harness.credentials,
+                attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": data.timezone},
+            )
+            defs = build_defs(
+                warehouse=warehouse,
+                registry=ConnectionRegistryResource(url=registry_url),
+                vendors=VendorApis(
+                    quickbooks_time=QuickBooksTimeResource(**FAST_RETRIES),
+                    aspire=AspireResource(**FAST_RETRIES),
+                    busybusy=BusyBusyResource(**FAST_RETRIES),
+                ),
+            )
+            yield Pipeline(harness, warehouse, defs, instance, registry)
+    finally:
+        harness.stop()

@@ -1,8 +1,11 @@
-"""The whole sync through Dagster: emulator over real HTTP -> raw -> cleaned -> ProPay, real databases."""
+"""The whole sync through Dagster on every vendor: emulator over real HTTP -> raw -> cleaned -> ProPay.
+
+Each test runs once per vendor (QuickBooks Time, Aspire, BusyBusy) against that vendor's emulator,
+and compares the warehouse with the vendor's own ground truth, never with what the pipeline loaded.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import dagster as dg
@@ -11,26 +14,45 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from protiv_dagster.company_sync import SyncFailed
-from tests.assets.conftest import COMPANY
+from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS
+from tests.assets.vendors import PROVIDERS
+
+on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
+DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows are derived from clock time, not vendor entries
 
 
-def ground_truth(vendor) -> pd.DataFrame:
-    sheets = pd.DataFrame(vendor.timesheets())
-    return pd.DataFrame(
-        {"entry_id": sheets["id"].astype(str), "hours": sheets["duration"] / 3600.0}
-    ).sort_values("entry_id", ignore_index=True)
-
-
-def assert_attendance_matches_vendor(pipeline) -> None:
+def assert_attendance_matches_vendor(pipeline) -> pd.DataFrame:
+    """Every live vendor entry is loaded once, on its local work date, with the vendor's hours."""
     loaded = pipeline.attendance()
-    truth = ground_truth(pipeline.vendor)
     assert not loaded["entry_id"].duplicated().any()
-    assert list(loaded["entry_id"]) == list(truth["entry_id"])
-    assert loaded["hours"].round(6).tolist() == truth["hours"].round(6).tolist()
+    loaded = loaded[~loaded["entry_id"].str.startswith(DERIVED_DRIVE_PREFIX)].set_index("entry_id").sort_index()
+    truth = pipeline.harness.entries().set_index("entry_id").sort_index()
+    assert list(loaded.index) == list(truth.index)
+    assert [str(d) for d in loaded["work_date"]] == list(truth["work_date"])
+    closed = truth["hours"].notna()
+    assert loaded.loc[closed, "hours"].round(6).tolist() == truth.loc[closed, "hours"].round(6).tolist()
+    assert loaded.loc[~closed, "on_the_clock"].all()
+    return loaded
 
 
+def assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataFrame]) -> None:
+    for name, frame in before.items():
+        assert_frame_equal(frame, after[name], obj=name)
+
+
+def assert_no_secret_in_events(pipeline) -> None:
+    """No credential or token of the vendor in any event of any run (errors included)."""
+    secrets = pipeline.harness.secrets()
+    for record in pipeline.instance.get_run_records():
+        text = "\n".join(repr(event) for event in pipeline.instance.all_logs(record.dagster_run.run_id))
+        text += repr(record.dagster_run.run_config) + repr(record.dagster_run.tags)
+        for secret in secrets:
+            assert secret not in text, f"a credential of {pipeline.harness.label} leaked into run {record.dagster_run.run_id}"
+
+
+@on_every_vendor
 @pytest.mark.parametrize("warehouse_backend", ["duckdb", "postgres"])
-def test_initial_sync_loads_the_vendor_ground_truth_and_reruns_identically(pipeline):
+def test_initial_sync_loads_the_vendor_ground_truth_and_reruns_identically(pipeline, provider):
     run_ids = pipeline.sync()
     assert len(run_ids) == 5  # reference data, three ISO weeks, ProPays
     assert all(pipeline.instance.get_run_by_id(r).is_success for r in run_ids)
@@ -38,77 +60,128 @@ def test_initial_sync_loads_the_vendor_ground_truth_and_reruns_identically(pipel
     assert_attendance_matches_vendor(pipeline)
     tables = pipeline.tables()
     assert tables["rejected_rows"].empty
-    assert len(tables["workers"]) == len(pipeline.vendor.users())
-    assert len(tables["jobs"]) == len(pipeline.vendor.jobcodes(include_inactive=True))
+    assert len(tables["workers"]) == len(pipeline.harness.data.workers)
     attendance = tables["attendance"]
     assert attendance["on_the_clock"].sum() == 1
     assert attendance["is_drive"].any()
-    assert (attendance["entry_type"] == "manual").any()
 
     propay = tables["propay_opportunities"]
     assert len(propay) > 0 and (propay["status"] == "started").any()
     buckets = propay[["crew_bucket", "crew_lead_bucket", "manager_bucket", "other_bucket", "company_bucket"]]
     assert (buckets.sum(axis=1) == propay["bonus_pool"]).all()  # cents add up exactly
     under = propay[propay["saved_hours"] > 0]
+    assert len(under) > 0
     assert (under["bonus_pool"] == (under["saved_amount"] * Decimal("0.5")).map(lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))).all()
+    expected_crew = (under["bonus_pool"] * Decimal(str(SETTINGS["role_buckets"]["crew"]))).map(lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))
+    assert ((under["crew_bucket"] - expected_crew).abs() <= Decimal("0.01")).all()
 
-    # Every asset partition is recorded in the instance, with a passing reconciliation check.
-    for key, partition in [("attendance", dg.MultiPartitionKey({"company": COMPANY, "week": "2026-11-16"})),
-                           ("propay_opportunities", COMPANY)]:
+    # Every asset partition is recorded in the instance with its provider, and reconciles.
+    for key in ("raw_timesheets", "attendance", "workers", "jobs", "propay_opportunities"):
         event = pipeline.instance.get_latest_materialization_event(dg.AssetKey(key))
-        assert event is not None
+        assert event is not None, key
+        assert event.asset_materialization.metadata["provider"].value == provider, key
     checks = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("attendance"), "counts_reconcile")]
     )
-    assert all(record.status.value == "SUCCEEDED" for record in checks.values())
+    assert checks and all(record.status.value == "SUCCEEDED" for record in checks.values())
+    assert all(pipeline.instance.get_run_by_id(r).tags["protiv/provider"] == provider for r in run_ids)
 
     pipeline.sync()
-    again = pipeline.tables()
-    for name, frame in tables.items():
-        assert_frame_equal(frame, again[name], obj=name)
+    assert_unchanged(tables, pipeline.tables())
+    assert_no_secret_in_events(pipeline)
 
 
-def test_edits_deletions_and_moved_entries_after_the_fact(pipeline):
+@on_every_vendor
+def test_edits_deletions_and_moved_entries_after_the_fact(pipeline, provider):
     pipeline.sync()
-    vendor = pipeline.vendor
-    sheets = [s for s in vendor.timesheets() if s["type"] == "regular" and s["end"] and s["duration"] > 7200]
-    edited, deleted, moved = sheets[0], sheets[1], next(s for s in sheets[2:] if s["date"] < "2026-11-09")
-    vendor.edit_timesheet(int(edited["id"]), end=(datetime.fromisoformat(edited["end"]) - timedelta(hours=1)).isoformat())
-    vendor.delete_timesheet(int(deleted["id"]))
-    # A manager moves an entry from the week of Nov 2 to the week of Nov 16.
-    start = datetime.fromisoformat(moved["start"]) + timedelta(days=14)
-    vendor.edit_timesheet(int(moved["id"]), start=start.isoformat(), end=(start + timedelta(hours=2)).isoformat())
+    harness = pipeline.harness
+    candidates = harness.editable_entries()
+    edited, deleted = candidates.iloc[0], candidates.iloc[1]
+    moved = candidates.iloc[2:][candidates.iloc[2:]["work_date"] < "2026-11-09"].iloc[0]
+    harness.shorten(edited.entry_id, hours=1)
+    harness.delete(deleted.entry_id)
+    harness.move(moved.entry_id, days=14)  # a manager moves an entry from the week of Nov 2 to Nov 16
 
     pipeline.sync()
-    assert_attendance_matches_vendor(pipeline)
-    loaded = pipeline.attendance().set_index("entry_id")
-    assert deleted["id"] not in loaded.index and str(deleted["id"]) not in loaded.index
-    assert loaded.loc[str(edited["id"]), "hours"] == pytest.approx(edited["duration"] / 3600 - 1)
-    assert str(loaded.loc[str(moved["id"]), "work_date"]) == start.date().isoformat()
+    loaded = assert_attendance_matches_vendor(pipeline)
+    assert deleted.entry_id not in loaded.index
+    assert loaded.loc[edited.entry_id, "hours"] == pytest.approx(edited.hours - 1)
+    assert loaded.loc[moved.entry_id, "hours"] == pytest.approx(2.0)
+    moved_date = (pd.Timestamp(moved.work_date) + pd.Timedelta(days=14)).date().isoformat()
+    assert str(loaded.loc[moved.entry_id, "work_date"]) == moved_date
+    assert pipeline.tables()["rejected_rows"].empty
 
 
-def test_rate_limits_and_server_errors_lose_nothing_and_duplicate_nothing(pipeline):
+@on_every_vendor
+def test_rate_limits_and_server_errors_lose_nothing_and_duplicate_nothing(pipeline, provider):
     # Faults hit consecutive requests; three in a row fit in the four attempts this pipeline allows.
     pipeline.emulator.faults.rate_limit(times=1, retry_after=0)
     pipeline.emulator.faults.server_error(times=1, status=503)
     pipeline.emulator.faults.rate_limit(times=1, retry_after=None)
     pipeline.sync()
     assert_attendance_matches_vendor(pipeline)
-    statuses = [entry.status for entry in pipeline.emulator.request_log]
+    statuses = pipeline.harness.statuses()
     assert statuses.count(429) == 2 and statuses.count(503) == 1
 
 
-def test_a_failed_sync_leaves_the_previous_data_and_says_why(pipeline):
+@on_every_vendor
+def test_a_session_that_dies_mid_sync_is_renewed(pipeline, provider):
+    pipeline.sync()
+    before = pipeline.registry.get(COMPANY).credentials()
+    # The token (or session key) dies after the first page the next sync reads.
+    pipeline.emulator.faults.between_pages(pipeline.harness.kill_session, after_pages=1)
+    pipeline.sync()
+    assert_attendance_matches_vendor(pipeline)
+    assert 401 in pipeline.harness.statuses()
+    if provider == "quickbooks_time":
+        # The refreshed OAuth tokens are stored (encrypted) for the next run; the client keeps its id.
+        after = pipeline.registry.get(COMPANY).credentials()
+        assert after["access_token"] != before["access_token"]
+        assert after["access_token"] == pipeline.harness.vendor.access_token
+        assert after["client_id"] == before["client_id"]
+    assert_no_secret_in_events(pipeline)
+
+
+@on_every_vendor
+def test_a_failed_sync_leaves_the_previous_data_and_says_why(pipeline, provider):
     pipeline.sync()
     before = pipeline.tables()
-    sheet = pipeline.vendor.timesheets()[0]
-    pipeline.vendor.delete_timesheet(int(sheet["id"]))
+    harness = pipeline.harness
+    harness.delete(harness.editable_entries().iloc[0].entry_id)
     pipeline.emulator.faults.server_error(times=10_000, status=503)
-    with pytest.raises(SyncFailed, match=r"QuickBooks Time: HTTP 503 on .*still failing after 4 attempts"):
+    with pytest.raises(SyncFailed, match=rf"{harness.label}: HTTP 503 on .*still failing after 4 attempts"):
         pipeline.sync()
-    after = pipeline.tables()
-    for name, frame in before.items():
-        assert_frame_equal(frame, after[name], obj=name)
+    assert_unchanged(before, pipeline.tables())
+
+
+@on_every_vendor
+def test_a_secret_changed_at_the_vendor_fails_clearly_and_keeps_the_data(pipeline, provider):
+    pipeline.sync()
+    before = pipeline.tables()
+    pipeline.harness.change_secret()
+    with pytest.raises(SyncFailed) as caught:
+        pipeline.sync()
+    message = str(caught.value)
+    assert f"{pipeline.harness.label}:" in message and "reconnect" in message
+    assert not [s for s in pipeline.harness.secrets() if s in message]
+    assert_unchanged(before, pipeline.tables())
+    assert_no_secret_in_events(pipeline)
+
+
+@on_every_vendor
+def test_wrong_credentials_name_the_vendor_never_the_secret_and_store_nothing(pipeline, provider):
+    harness = pipeline.harness
+    wrong = harness.wrong_credentials()
+    pipeline.registry.connect("intruder", provider, harness.base_url, wrong, attendance_pull_date=PULL_DATE)
+    with pytest.raises(SyncFailed) as caught:
+        pipeline.sync("intruder")
+    message = str(caught.value)
+    assert message.startswith("workers and jobs failed for company 'intruder'")
+    assert f"{harness.label}:" in message
+    secret_fields = ("access_token", "secret", "password")  # a username or client id may be named
+    assert not [value for name, value in wrong.items() if name in secret_fields and value in message]
+    tables = pipeline.tables()
+    assert all((frame["company_id"] != "intruder").all() for frame in tables.values())
 
 
 def test_unknown_company_fails_with_a_clear_error(pipeline):

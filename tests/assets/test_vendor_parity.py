@@ -16,34 +16,10 @@ from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sandbox.demo import DEMO_SETTINGS
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from tests.assets.vendors import PROVIDERS, host
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 PULL_DATE, TODAY = date(2026, 11, 6), date(2026, 11, 20)
-PROVIDERS = ["quickbooks_time", "aspire", "busybusy"]
-
-
-def serve(provider: str, data):
-    """Start ``provider``'s emulator with ``data``; return (emulator, base URL, credentials)."""
-    if provider == "quickbooks_time":
-        from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
-
-        emulator = QuickBooksTimeEmulator()
-        credentials = {"access_token": emulator.add_company(data)}
-        emulator.start()
-        return emulator, emulator.base_url, credentials
-    if provider == "aspire":
-        from protiv_dagster.sandbox.aspire import AspireEmulator
-
-        emulator = AspireEmulator()
-        client_id, secret = emulator.add_company(data)
-        emulator.start()
-        return emulator, emulator.base_url, {"client_id": client_id, "secret": secret}
-    from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
-
-    emulator = BusyBusyEmulator()
-    username, password = emulator.add_company(data)
-    emulator.start()
-    return emulator, emulator.rest_url, {"username": username, "password": password}
 
 
 @pytest.fixture(scope="module")
@@ -58,17 +34,17 @@ def synced(tmp_path_factory):
             folder = tmp_path_factory.mktemp(provider)
             registry_url = f"sqlite:///{folder / 'registry.sqlite3'}"
             warehouse = Warehouse(url=str(folder / "warehouse.duckdb"))
-            emulator, base_url, credentials = serve(provider, data)
+            harness = host(provider, data)
             try:
                 ConnectionRegistry(registry_url).connect(
-                    "acme", provider, base_url, credentials, attendance_pull_date=PULL_DATE,
+                    "acme", provider, harness.base_url, harness.credentials, attendance_pull_date=PULL_DATE,
                     settings={**DEMO_SETTINGS, "timezone": data.timezone},
                 )
                 defs = build_defs(warehouse=warehouse, registry=ConnectionRegistryResource(url=registry_url))
                 with dg.DagsterInstance.ephemeral() as instance:
                     sync_company(defs, instance, "acme", PULL_DATE, TODAY)
             finally:
-                emulator.stop()
+                harness.stop()
             results[provider] = warehouse
     finally:
         monkeypatch.undo()
