@@ -15,8 +15,11 @@ Field mapping (why in parentheses):
 | attendance.is_drive        | the project is a drive job (settings.drive_job_patterns on the top project's title) OR the entry's cost code title matches those patterns |
 | attendance.entry_type      | ``actionType`` 30 (manual, inferred) -> manual; anything else -> regular  |
 | (removed_as_deleted)       | ``deletedOn`` set: a soft delete; removed and counted                     |
+| workers.worker_id          | member ``id`` (a UUID)                                                   |
+| workers.first/last_name    | ``firstName`` / ``lastName``                                             |
 | workers.hourly_wage        | the current wage history (latest ``changeDate`` not after the clock, ``deletedOn`` null): ``wage`` per ``wageRate`` 10 hour, 20 week (/40), 30 month (x12/2080), 40 year (/2080) |
 | workers.active/term_date   | ``archivedOn`` null / its local date; BusyBusy has no hire date (null)   |
+| jobs.job_id / name         | project ``id`` / ``title``                                               |
 | jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
 | jobs.short_code            | ``projectInfo.number``                                                   |
 | jobs.budget_hours          | sum of the latest ``budgetHours.budgetSeconds`` of the project / 3600     |

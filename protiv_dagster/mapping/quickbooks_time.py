@@ -13,8 +13,14 @@ Field mapping (why in parentheses):
 | attendance.hours          | ``duration`` / 3600 (the vendor's own count, up to the request for running sheets) |
 | attendance.is_drive       | the job's name matches the company's drive job patterns                   |
 | attendance.entry_type     | ``type`` (regular or manual)                                              |
+| workers.worker_id         | user ``id``                                                               |
+| workers.first/last_name   | ``first_name`` / ``last_name``                                            |
+| workers.active            | ``active``                                                                |
 | workers.hourly_wage       | ``pay_rate``; ``pay_interval=year`` is divided by 2,080 hours              |
 | workers.hire/term_date    | ``hire_date``/``term_date``; ``0000-00-00`` means unset                    |
+| jobs.job_id / level       | jobcode ``id``; a top-level jobcode (``parent_id`` 0) is a job, a child jobcode a milestone of its parent |
+| jobs.name / short_code    | ``name`` / ``short_code``                                                 |
+| jobs.is_drive             | the name matches the company's drive job patterns (settings.drive_job_patterns) |
 | jobs.budget_hours         | the jobcode custom field named by the company setting ``budget_hours_field`` |
 | jobs.status               | the custom field ``job_status_field`` (Open/Completed/Canceled); without it, active -> open, archived -> completed |
 | jobs.recurring            | the custom field ``recurring_field`` (Yes/No) of the top-level jobcode     |
