@@ -17,8 +17,9 @@ Rules (decisions of this project where the help centre is silent are marked **De
   whose weight is 0 is not eligible.
 - **Decision, empty bucket:** a worker bucket with nobody eligible goes whole to the first bucket,
   in the order crew, crew_lead, manager, other, that has someone eligible; when no worker at all is
-  eligible (e.g. an amount budget with no time yet) the company keeps it. Reported per ProPay as
-  ``unclaimed_amount`` (moved) and in ``kept_by_company``.
+  eligible (e.g. an amount budget with no time yet) the company keeps it. Reported per ProPay:
+  ``unclaimed_amount`` (the buckets nobody could claim, wherever they went), ``paid_to_workers``
+  and ``kept_by_company`` (company bucket plus what nobody could claim); paid + kept = pool.
 - Cents: every bucket is split by the largest-remainder rule, ties to the smaller worker id, so the
   worker bonuses of a bucket add up exactly to it.
 """
