@@ -10,27 +10,23 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
+from protiv_dagster.assets.checks import connection_healthy
 from protiv_dagster.assets.propay import propay_opportunities
 from protiv_dagster.assets.raw import raw_timesheets
+from protiv_dagster.automation.schedules import refresh_every_two_hours
+from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
+from protiv_dagster.jobs import compute_propay, sync_company_reference, sync_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 
-# The three steps of a company sync, in order: reference data, each week of attendance, ProPays.
-sync_company_reference = dg.define_asset_job(
-    "sync_company_reference",
-    selection=[workers, jobs],
-    description="Workers and jobs of one company from its vendor.",
-)
-sync_company_week = dg.define_asset_job(
-    "sync_company_week",
-    selection=[raw_timesheets, attendance],
-    description="One company's time entries of one ISO week: raw, then cleaned attendance.",
-)
-compute_propay = dg.define_asset_job(
-    "compute_propay",
-    selection=[propay_opportunities],
-    description="One company's ProPay opportunities from its cleaned tables.",
+# Cleaned and ProPay partitions follow their upstreams (automation/conditions.py), also after a
+# force sync from the UI; evaluated every 30 seconds by the daemon.
+follow_upstream_changes = dg.AutomationConditionSensorDefinition(
+    "follow_upstream_changes",
+    target=dg.AssetSelection.assets(attendance, propay_opportunities),
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
 
 
@@ -38,7 +34,10 @@ def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
     return dg.Definitions(
         assets=[raw_timesheets, workers, jobs, attendance, propay_opportunities],
+        asset_checks=[connection_healthy],
         jobs=[sync_company_reference, sync_company_week, compute_propay],
+        schedules=[refresh_every_two_hours],
+        sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],
         resources={
             "registry": ConnectionRegistryResource(),
             "vendors": VendorApis(),

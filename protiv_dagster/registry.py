@@ -315,3 +315,9 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
 
     def rotate_credentials(self, company_id: str, values: Mapping[str, str]) -> None:
         self._registry().rotate_credentials(company_id, values)
+
+    def sync_state(self):
+        """The companies' sync state, kept beside the connections (see ``sync_state.py``)."""
+        from protiv_dagster.sync_state import SyncStateStore
+
+        return SyncStateStore(self.url or None)

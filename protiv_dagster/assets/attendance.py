@@ -18,6 +18,7 @@ from protiv_dagster.assets.common import (
     validate_and_store,
 )
 from protiv_dagster.assets.raw import raw_timesheets
+from protiv_dagster.automation.conditions import ATTENDANCE_FOLLOWS_RAW, TWO_HOUR_PROMISE
 from protiv_dagster.partitions import company_partitions, company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
@@ -121,6 +122,8 @@ def jobs(
         dg.AssetDep(workers, partition_mapping=BY_COMPANY),
     ],
     check_specs=[reconcile_spec("attendance")],
+    automation_condition=ATTENDANCE_FOLLOWS_RAW,
+    freshness_policy=TWO_HOUR_PROMISE,
 )
 def attendance(
     context: dg.AssetExecutionContext,

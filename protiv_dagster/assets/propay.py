@@ -13,6 +13,7 @@ from protiv_dagster.assets.common import (
     reconcile_spec,
     validate_and_store,
 )
+from protiv_dagster.automation.conditions import PROPAY_FOLLOWS_ATTENDANCE, TWO_HOUR_PROMISE
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.propay import compute_hours_budget
 from protiv_dagster.registry import ConnectionRegistryResource
@@ -54,6 +55,8 @@ def summary_markdown(opportunities) -> str:
     },
     deps=[dg.AssetDep(attendance, partition_mapping=BY_COMPANY), jobs, workers],
     check_specs=[reconcile_spec("propay_opportunities")],
+    automation_condition=PROPAY_FOLLOWS_ATTENDANCE,
+    freshness_policy=TWO_HOUR_PROMISE,
 )
 def propay_opportunities(
     context: dg.AssetExecutionContext, registry: ConnectionRegistryResource, warehouse: Warehouse

@@ -1,0 +1,1 @@
+"""Automation: new connections, the two-hour refresh, syncs in flight, connection health."""

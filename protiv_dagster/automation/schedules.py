@@ -1,0 +1,47 @@
+"""The two-hour refresh: ask every vendor what changed, sync only that."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from protiv_dagster.automation.refresh import plan_refresh
+from protiv_dagster.automation.syncs import phase_requests
+from protiv_dagster.jobs import sync_company_week
+from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.resources.warehouse import Warehouse
+
+
+@dg.schedule(
+    name="refresh_every_two_hours",
+    cron_schedule="0 */2 * * *",
+    job=sync_company_week,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def refresh_every_two_hours(
+    context: dg.ScheduleEvaluationContext,
+    registry: ConnectionRegistryResource,
+    vendors: VendorApis,
+    warehouse: Warehouse,
+):
+    """Every two hours, each connected company's vendor is asked what changed since the last
+    successful sync (QuickBooks Time last-modified timestamps, Aspire LastModifiedDateTime, BusyBusy
+    updatedOn). Only the weeks with changes are re-synced, plus the current week; a company with no
+    change costs at most two vendor calls and no run. ProPays follow by automation."""
+    plan = plan_refresh(registry, vendors, warehouse, registry.sync_state(), datetime.now(UTC))
+    context.log.info(
+        "refresh: %d companies changed, %d quiet, %d failed, %d skipped (sync in flight or never synced), %d vendor requests",
+        len(plan.batches), plan.quiet, len(plan.failed), plan.skipped, plan.requests,
+    )
+    # Week-only syncs start here; a sync that needs fresh workers and jobs first is started by the
+    # company_syncs sensor (a schedule launches one job).
+    runs = [request for batch in plan.batches if batch.phase == "weeks" for request in phase_requests(batch)]
+    if not runs:
+        return dg.SkipReason(
+            f"{len(plan.batches)} syncs planned with workers and jobs first, {plan.quiet} companies quiet, "
+            f"{len(plan.failed)} checks failed"
+        )
+    return runs

@@ -1,0 +1,105 @@
+"""Company syncs as Dagster run requests: what each phase asks for, and how a batch's runs end.
+
+Shared by the new-connection sensor, the two-hour refresh schedule and the sync progress sensor.
+Every run of a sync carries the tags ``protiv/company``, ``protiv/batch``, ``protiv/trigger`` and
+``protiv/phase``, so the Runs page filters by any of them and the progress sensor finds a batch's
+runs without a table of its own. Run keys make a repeated request a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from protiv_dagster.partitions import HISTORY_START, company_week_key, week_keys
+from protiv_dagster.registry import Connection
+from protiv_dagster.sync_state import SyncBatch
+
+COMPANY_TAG, BATCH_TAG, TRIGGER_TAG, PHASE_TAG = "protiv/company", "protiv/batch", "protiv/trigger", "protiv/phase"
+REFERENCE_JOB, WEEK_JOB = "sync_company_reference", "sync_company_week"
+# A phase whose runs never appeared (a tick that died after planning) is given up after this long;
+# the cursor has not moved, so the next check asks the vendor for the same changes again.
+NEVER_LAUNCHED_AFTER = timedelta(hours=1)
+
+
+def company_today(connection: Connection, now: datetime) -> date:
+    """Today in the company's own time zone (work dates are local dates)."""
+    return now.astimezone(ZoneInfo(connection.settings.timezone or "UTC")).date()
+
+
+def sync_window(connection: Connection, now: datetime) -> tuple[date, date]:
+    """The dates a company's syncs cover: its attendance pull date (never before the first
+    partition) through today, local time."""
+    first = max(connection.attendance_pull_date, date.fromisoformat(HISTORY_START))
+    return first, company_today(connection, now)
+
+
+def all_weeks(connection: Connection, now: datetime) -> list[str]:
+    return week_keys(*sync_window(connection, now))
+
+
+def phase_requests(batch: SyncBatch) -> list[dg.RunRequest]:
+    """The runs of the batch's current phase: one reference run, or one run per week."""
+    tags = {COMPANY_TAG: batch.company_id, BATCH_TAG: batch.batch_id, TRIGGER_TAG: batch.trigger, PHASE_TAG: batch.phase}
+    if batch.phase == "reference":
+        return [
+            dg.RunRequest(
+                run_key=f"{batch.batch_id}/reference", job_name=REFERENCE_JOB, partition_key=batch.company_id, tags=tags,
+            )
+        ]
+    if batch.phase == "weeks":
+        return [
+            dg.RunRequest(
+                run_key=f"{batch.batch_id}/{week}", job_name=WEEK_JOB,
+                partition_key=str(company_week_key(batch.company_id, week)), tags=tags,
+            )
+            for week in batch.weeks
+        ]
+    return []
+
+
+def expected_runs(batch: SyncBatch) -> int:
+    return 1 if batch.phase == "reference" else len(batch.weeks)
+
+
+@dataclass(frozen=True)
+class PhaseOutcome:
+    state: str  # waiting | done | failed
+    error: str | None = None
+
+
+def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The root cause of a failed run, as the asset raised it (Dagster wraps it in its own errors)."""
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = record.dagster_event.event_specific_data.error  # type: ignore[union-attr]
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            return error.message.strip()
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+        if record.dagster_event and record.dagster_event.message:
+            return record.dagster_event.message
+    return "see the run's event log"
+
+
+def phase_outcome(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime) -> PhaseOutcome:
+    """Where the runs of the batch's current phase stand. A partition counts by its latest run, so a
+    run retried by Dagster's run retries is judged by the retry."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id, PHASE_TAG: batch.phase}))
+    latest: dict[str, dg.DagsterRun] = {}
+    for run in sorted(runs, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp):  # type: ignore[union-attr]
+        latest[run.tags.get("dagster/partition", run.run_id)] = run
+    for run in latest.values():
+        if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get("dagster/will_retry") != "true":
+            return PhaseOutcome("failed", f"run {run.run_id} failed: {run_failure_message(instance, run.run_id)}")
+        if run.status == dg.DagsterRunStatus.CANCELED:
+            return PhaseOutcome("failed", f"run {run.run_id} was canceled")
+    succeeded = sum(1 for run in latest.values() if run.status == dg.DagsterRunStatus.SUCCESS)
+    if succeeded >= expected_runs(batch):
+        return PhaseOutcome("done")
+    if not latest and now - batch.requested_at > NEVER_LAUNCHED_AFTER:
+        return PhaseOutcome("failed", f"the {batch.phase} runs were never launched")
+    return PhaseOutcome("waiting")

@@ -1,0 +1,26 @@
+"""The jobs of a company sync; runs launched by the CLI, the sensors and the schedule use them."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from protiv_dagster.assets.attendance import attendance, jobs, workers
+from protiv_dagster.assets.propay import propay_opportunities
+from protiv_dagster.assets.raw import raw_timesheets
+
+# The three steps of a company sync, in order: reference data, each week of attendance, ProPays.
+sync_company_reference = dg.define_asset_job(
+    "sync_company_reference",
+    selection=[workers, jobs],
+    description="Workers and jobs of one company from its vendor.",
+)
+sync_company_week = dg.define_asset_job(
+    "sync_company_week",
+    selection=[raw_timesheets, attendance],
+    description="One company's time entries of one ISO week: raw, then cleaned attendance.",
+)
+compute_propay = dg.define_asset_job(
+    "compute_propay",
+    selection=[propay_opportunities],
+    description="One company's ProPay opportunities from its cleaned tables.",
+)

@@ -1,0 +1,202 @@
+"""Where each company's sync stands: the vendor cursor, the last success, and the syncs in flight.
+
+Kept in the registry database (same URL, own tables) because it belongs to the connection, must
+survive daemon restarts, and is written by the automation only, never by admins.
+
+A *sync* is a batch of Dagster runs asked for together (an initial sync, or a refresh that found
+changes). It carries the vendor cursor observed when it was planned; the company's cursor advances
+to it only once every run of the batch has succeeded, so a failed or killed run never lets a change
+slip past the cursor: the next check asks the vendor again from the old cursor.
+
+Runs are sequenced in two phases because attendance is mapped against the company's workers and
+jobs: the reference run (workers, jobs) goes first when the batch needs one, the week runs (raw and
+attendance) once it has succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from protiv_dagster.registry import default_registry_url
+
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+
+
+@dataclass(frozen=True)
+class CompanySyncState:
+    company_id: str
+    cursor: str | None = None  # vendor high-water mark of the last fully successful sync
+    initial_sync_for: datetime | None = None  # connected_at of the connection whose initial sync was asked
+    # When the warehouse was last known to hold everything the vendor had: the planning time of the
+    # last successful sync, or the time of a check that found no change.
+    current_as_of: datetime | None = None
+    last_success_at: datetime | None = None  # when the last sync's runs all succeeded
+    last_checked_at: datetime | None = None  # when the vendor was last asked what changed
+    last_error: str | None = None  # why the last check or sync failed; None once one succeeds
+
+
+@dataclass(frozen=True)
+class SyncBatch:
+    batch_id: str
+    company_id: str
+    trigger: str  # initial_sync | refresh
+    cursor: str | None
+    weeks: tuple[str, ...]
+    with_reference: bool
+    phase: str  # reference | weeks | done
+    status: str
+    requested_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+class SyncStateStore:
+    """Reads and writes the sync state tables (``protiv_sync_state``, ``protiv_sync_batches``)."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_registry_url()
+        self.engine = sa.create_engine(self.url, future=True)
+        metadata = sa.MetaData()
+        self.states = sa.Table(
+            "protiv_sync_state", metadata,
+            sa.Column("company_id", sa.Text, primary_key=True),
+            sa.Column("cursor", sa.Text),
+            sa.Column("initial_sync_for", sa.DateTime(timezone=True)),
+            sa.Column("current_as_of", sa.DateTime(timezone=True)),
+            sa.Column("last_success_at", sa.DateTime(timezone=True)),
+            sa.Column("last_checked_at", sa.DateTime(timezone=True)),
+            sa.Column("last_error", sa.Text),
+        )
+        self.batches = sa.Table(
+            "protiv_sync_batches", metadata,
+            sa.Column("batch_id", sa.Text, primary_key=True),
+            sa.Column("company_id", sa.Text, nullable=False, index=True),
+            sa.Column("trigger", sa.Text, nullable=False),
+            sa.Column("cursor", sa.Text),
+            sa.Column("weeks", sa.Text, nullable=False),
+            sa.Column("with_reference", sa.Boolean, nullable=False),
+            sa.Column("phase", sa.Text, nullable=False),
+            sa.Column("status", sa.Text, nullable=False, index=True),
+            sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("finished_at", sa.DateTime(timezone=True)),
+            sa.Column("error", sa.Text),
+        )
+        metadata.create_all(self.engine)
+
+    # -- company state -----------------------------------------------------------------------------
+    def state(self, company_id: str) -> CompanySyncState:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.states).where(self.states.c.company_id == company_id)).mappings().first()
+        return self._state(row) if row else CompanySyncState(company_id)
+
+    def all_states(self) -> dict[str, CompanySyncState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.states)).mappings().all()
+        return {row["company_id"]: self._state(row) for row in rows}
+
+    @staticmethod
+    def _state(row) -> CompanySyncState:
+        return CompanySyncState(
+            company_id=row["company_id"], cursor=row["cursor"], initial_sync_for=_aware(row["initial_sync_for"]),
+            current_as_of=_aware(row["current_as_of"]), last_success_at=_aware(row["last_success_at"]), last_checked_at=_aware(row["last_checked_at"]),
+            last_error=row["last_error"],
+        )
+
+    def _upsert(self, conn, company_id: str, **values) -> None:
+        updated = conn.execute(
+            self.states.update().where(self.states.c.company_id == company_id).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(self.states.insert().values(company_id=company_id, **values))
+
+    def record_check(self, company_id: str, at: datetime, error: str | None = None) -> None:
+        """A change check found nothing (the warehouse is current as of ``at``) or failed with ``error``."""
+        with self.engine.begin() as conn:
+            if error is None:
+                self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at)
+            else:
+                self._upsert(conn, company_id, last_checked_at=at, last_error=error)
+
+    # -- batches ---------------------------------------------------------------------------------------
+    def open_batch(
+        self, company_id: str, trigger: str, cursor: str | None, weeks: Sequence[str], with_reference: bool,
+        at: datetime, initial_sync_for: datetime | None = None,
+    ) -> SyncBatch:
+        """Record a planned sync; an initial sync also remembers which connection it was for."""
+        batch = SyncBatch(
+            batch_id=uuid.uuid4().hex[:12], company_id=company_id, trigger=trigger, cursor=cursor,
+            weeks=tuple(sorted(weeks)), with_reference=with_reference,
+            phase="reference" if with_reference else "weeks", status=PENDING, requested_at=at,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(self.batches.insert().values(
+                batch_id=batch.batch_id, company_id=company_id, trigger=trigger, cursor=cursor,
+                weeks=json.dumps(list(batch.weeks)), with_reference=with_reference, phase=batch.phase,
+                status=PENDING, requested_at=at,
+            ))
+            values: dict = {"last_checked_at": at}
+            if initial_sync_for is not None:
+                values["initial_sync_for"] = initial_sync_for
+            self._upsert(conn, company_id, **values)
+        return batch
+
+    def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
+        query = sa.select(self.batches).where(self.batches.c.status == PENDING).order_by(self.batches.c.requested_at)
+        if company_id is not None:
+            query = query.where(self.batches.c.company_id == company_id)
+        with self.engine.connect() as conn:
+            return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def batch(self, batch_id: str) -> SyncBatch:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
+        return self._batch(row)
+
+    @staticmethod
+    def _batch(row) -> SyncBatch:
+        return SyncBatch(
+            batch_id=row["batch_id"], company_id=row["company_id"], trigger=row["trigger"], cursor=row["cursor"],
+            weeks=tuple(json.loads(row["weeks"])), with_reference=bool(row["with_reference"]), phase=row["phase"],
+            status=row["status"], requested_at=_aware(row["requested_at"]), finished_at=_aware(row["finished_at"]),
+            error=row["error"],
+        )
+
+    def set_phase(self, batch_id: str, phase: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(phase=phase))
+
+    def finish_batch(self, batch_id: str, *, succeeded: bool, at: datetime, error: str | None = None) -> None:
+        """Close a batch. On success the company's cursor moves to the batch's, unless a batch asked
+        for later has already moved it further (batches may finish out of order)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
+            batch = self._batch(row)
+            conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(
+                status=SUCCEEDED if succeeded else FAILED, phase="done", finished_at=at, error=error,
+            ))
+            if not succeeded:
+                self._upsert(conn, batch.company_id, last_error=error)
+                return
+            newer_done = conn.execute(
+                sa.select(sa.func.count()).select_from(self.batches).where(
+                    self.batches.c.company_id == batch.company_id,
+                    self.batches.c.status == SUCCEEDED,
+                    self.batches.c.requested_at > batch.requested_at,
+                )
+            ).scalar_one()
+            values = {"last_success_at": at, "last_error": None}
+            if not newer_done:
+                values["current_as_of"] = batch.requested_at
+                if batch.cursor is not None:
+                    values["cursor"] = batch.cursor
+            self._upsert(conn, batch.company_id, **values)
