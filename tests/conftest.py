@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,3 +55,15 @@ def data_dir(tmp_path, monkeypatch) -> str:
     path.mkdir()
     monkeypatch.setenv("PROTIV_DATA_DIR", str(path))
     return str(path)
+
+
+@pytest.fixture
+def dagster_database(postgres_url):
+    """A fresh database for the instance's tables, dropped afterwards."""
+    name = f"protiv_dagster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    base, _, _ = postgres_url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))

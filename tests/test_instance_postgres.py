@@ -7,46 +7,32 @@ URL selects psycopg 3, and dagster-postgres's event log then fails on "NOTIFY ru
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
-from psycopg import sql
 
 from protiv_dagster.company_sync import sync_company
-from tests.assets.conftest import COMPANY, PULL_DATE, TODAY, pipeline, warehouse_backend  # noqa: F401 (fixtures)
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.assets.conftest import (  # noqa: F401 (fixtures)
+    COMPANY,
+    PULL_DATE,
+    TODAY,
+    instance_kind,
+    pipeline,
+    provider,
+    warehouse_backend,
+)
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def dagster_database(postgres_url):
-    """A fresh database for the instance's tables, dropped afterwards."""
-    name = f"protiv_dagster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    base, _, _ = postgres_url.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-
-
-def test_deploy_dagster_yaml_stores_runs_and_events_in_postgres(pipeline, dagster_database, tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home_pg"
-    home.mkdir()
-    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_database.replace("postgresql://", "postgresql+psycopg2://", 1))
-    with dg.DagsterInstance.get() as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        run_ids = sync_company(pipeline.defs, instance, COMPANY, PULL_DATE, TODAY)
-        assert all(instance.get_run_by_id(r).is_success for r in run_ids)
-        assert instance.get_latest_materialization_event(dg.AssetKey("propay_opportunities")) is not None
+@pytest.mark.parametrize("instance_kind", ["postgres"])
+def test_deploy_dagster_yaml_stores_runs_and_events_in_postgres(pipeline, dagster_database):
+    instance = pipeline.instance
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    run_ids = sync_company(pipeline.defs, instance, COMPANY, PULL_DATE, TODAY)
+    assert all(instance.get_run_by_id(r).is_success for r in run_ids)
+    assert instance.get_latest_materialization_event(dg.AssetKey("propay_opportunities")) is not None
     with psycopg.connect(dagster_database) as conn:
         stored_runs = conn.execute("select count(*) from runs where status = 'SUCCESS'").fetchone()[0]
         materializations = conn.execute(

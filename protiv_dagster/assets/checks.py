@@ -1,13 +1,13 @@
 """Each company's connection health, as a check on its ProPay partition (green or red, with why)."""
 
 
-from datetime import UTC, datetime
 
 import warnings
 
 import dagster as dg
 
 from protiv_dagster.assets.propay import propay_opportunities
+from protiv_dagster.automation import syncs
 from protiv_dagster.automation.health import company_health
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.registry import ConnectionRegistryResource
@@ -33,7 +33,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partiti
 def connection_healthy(context: dg.AssetCheckExecutionContext, registry: ConnectionRegistryResource):
     company_id = context.partition_key
     store = registry.sync_state()
-    health = company_health(registry.get(company_id), store.state(company_id), store.pending_batches(company_id), datetime.now(UTC))
+    health = company_health(registry.get(company_id), store.state(company_id), store.pending_batches(company_id), syncs.utc_now())
     return dg.AssetCheckResult(
         passed=health.healthy,
         description=health.reason,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 import dagster as dg
+
+from protiv_dagster.automation import syncs
 
 from protiv_dagster.automation.refresh import plan_refresh
 from protiv_dagster.automation.syncs import phase_requests
@@ -31,7 +32,7 @@ def refresh_every_two_hours(
     successful sync (QuickBooks Time last-modified timestamps, Aspire LastModifiedDateTime, BusyBusy
     updatedOn). Only the weeks with changes are re-synced, plus the current week; a company with no
     change costs at most two vendor calls and no run. ProPays follow by automation."""
-    plan = plan_refresh(registry, vendors, warehouse, registry.sync_state(), datetime.now(UTC))
+    plan = plan_refresh(registry, vendors, warehouse, registry.sync_state(), syncs.utc_now())
     context.log.info(
         "refresh: %d companies changed, %d quiet, %d failed, %d skipped (sync in flight or never synced), %d vendor requests",
         len(plan.batches), plan.quiet, len(plan.failed), plan.skipped, plan.requests,

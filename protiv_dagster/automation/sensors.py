@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
+
+from protiv_dagster.automation import syncs
 
 from protiv_dagster.automation.health import company_health
 from protiv_dagster.automation.refresh import plan_initial_syncs
@@ -35,7 +37,7 @@ def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionReg
     partition and its initial sync: workers and jobs, then every week from the attendance pull date
     to today; ProPays follow by automation. A removed connection is simply no longer synced: its
     partition and its data stay."""
-    now = datetime.now(UTC)
+    now = syncs.utc_now()
     store = registry.sync_state()
     due, batches = plan_initial_syncs(registry, vendors, store, now)
     known = set(context.instance.get_dynamic_partitions(company_partitions.name))
@@ -69,7 +71,7 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
     week runs (attendance is mapped against the fresh workers and jobs), and once every run has
     succeeded it advances the company's vendor cursor. A failed run ends the sync with its reason
     and leaves the cursor where it was, so the next refresh asks for the same changes again."""
-    now = datetime.now(UTC)
+    now = syncs.utc_now()
     store = registry.sync_state()
     connected = {c.company_id for c in registry.list()}
     runs: list[dg.RunRequest] = []
@@ -106,7 +108,7 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
     partition: green when the vendor accepts the credentials, answers, and the data is current
     within the two-hour promise; red with the reason otherwise. Reported when it changes, and at
     least every 30 minutes."""
-    now = datetime.now(UTC)
+    now = syncs.utc_now()
     store = registry.sync_state()
     states = store.all_states()
     pending: dict[str, list] = {}

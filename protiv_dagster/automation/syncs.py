@@ -9,7 +9,7 @@ runs without a table of its own. Run keys make a repeated request a no-op.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -23,6 +23,11 @@ REFERENCE_JOB, WEEK_JOB = "sync_company_reference", "sync_company_week"
 # A phase whose runs never appeared (a tick that died after planning) is given up after this long;
 # the cursor has not moved, so the next check asks the vendor for the same changes again.
 NEVER_LAUNCHED_AFTER = timedelta(hours=1)
+
+
+def utc_now() -> datetime:
+    """The automation's clock (one place, so tests can set the day the sensors think it is)."""
+    return datetime.now(UTC)
 
 
 def company_today(connection: Connection, now: datetime) -> date:

@@ -6,8 +6,12 @@ test in test_pipeline.py runs on all three vendors) or ``warehouse_backend``.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +30,7 @@ from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.tables import ALL_TABLES
 from tests.assets.vendors import VendorHarness, host
 
+ROOT = Path(__file__).resolve().parents[2]
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 PULL_DATE = date(2026, 11, 6)
 TODAY = date(2026, 11, 20)
@@ -68,7 +73,29 @@ def provider() -> str:
 
 
 @pytest.fixture
-def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider):
+def instance_kind() -> str:
+    return "ephemeral"
+
+
+@contextmanager
+def dagster_instance(request, kind: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    """An in-memory instance, or one on PostgreSQL configured by deploy/dagster.yaml."""
+    if kind == "ephemeral":
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
+    database = request.getfixturevalue("dagster_database")
+    home = tmp_path / "dagster_home_pg"
+    home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+@pytest.fixture
+def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider, instance_kind):
     monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
     if warehouse_backend == "postgres":
         warehouse = Warehouse(
@@ -79,10 +106,9 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider):
     registry_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     data = generate_company(COMPANY, seed=11, workers=15, days=14, as_of=AS_OF, timezone="America/Denver")
     harness = host(provider, data)
-    # An in-memory instance: these tests are about the data; the SQLite and PostgreSQL instances
-    # are exercised by the demo test and tests/test_instance_postgres.py.
+    # In memory unless a test asks for PostgreSQL: most tests here are about the data.
     try:
-        with dg.DagsterInstance.ephemeral() as instance:
+        with dagster_instance(request, instance_kind, tmp_path, monkeypatch) as instance:
             registry = ConnectionRegistry(registry_url)
             registry.connect(
                 COMPANY, provider, harness.base_url, harness.credentials,
