@@ -282,6 +282,52 @@ class AspireClient(VendorClient):
             select=select,
         )
 
+    def work_ticket_time_changes(
+        self, *, first_day: date, last_day: date, modified_after: datetime | None
+    ) -> list[dict[str, Any]]:
+        """Id, work date and modification stamp of every work ticket time dated ``first_day``..
+        ``last_day`` OR modified after ``modified_after`` (wherever it is dated now), in one paged
+        listing: the live ids of the window (deletions show as missing ids) and the changes since
+        the last check (an entry moved out of the window included) come from the same requests."""
+        window = self._filter(
+            ("WorkTicketTimeDate", "ge", first_day), ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1))
+        )
+        condition = f"({window})"
+        if modified_after is not None:
+            condition += f" or LastModifiedDateTime gt {odata_datetime(modified_after, self.timezone)}"
+        return self.list(
+            "WorkTicketTimes",
+            "WorkTicketTimeID",
+            filter=condition,
+            select=["WorkTicketTimeID", "WorkTicketTimeDate", "LastModifiedDateTime"],
+        )
+
+    def modified_after(
+        self, endpoint: str, id_field: str, stamp_field: str, after: datetime, *, filter: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Id and stamp of the records of ``endpoint`` whose ``stamp_field`` is after ``after``."""
+        return self.list(
+            endpoint,
+            id_field,
+            filter=self._filter(filter, (stamp_field, "gt", after)),
+            select=[id_field, stamp_field],
+        )
+
+    def latest_modification(self, endpoint: str, id_field: str, stamp_field: str) -> str | None:
+        """The newest ``stamp_field`` of ``endpoint`` (one request), ``None`` for an empty list."""
+        body = self.get_json(
+            endpoint,
+            {
+                "$orderby": f"{stamp_field} desc,{id_field} desc",
+                "$select": f"{id_field},{stamp_field}",
+                "$limit": 1,
+                "$pageNumber": 1,
+            },
+        )
+        if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
+            raise VendorPayloadError(self.vendor, f"/{endpoint} is not a JSON array of objects")
+        return body[0].get(stamp_field) if body else None
+
     def clock_times(self, *, first_day: date, last_day: date) -> list[dict[str, Any]]:
         """Clock times that start on the local dates ``first_day``..``last_day`` (no modified stamp exists)."""
         return self.list(
@@ -302,6 +348,12 @@ class AspireResource(dg.ConfigurableResource):
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
     keyset_paging: bool = Field(default=True, description="Page as '<id> gt <last id>' (robust to concurrent edits).")
     wage_lookback_days: int = Field(default=120, ge=1, description="Days of work ticket times read for BaseHourlyRate.")
+    reference_check_every: int = Field(
+        default=12,
+        ge=1,
+        description="Change detection reads employees, opportunities and work tickets (3 extra requests) "
+        "whenever time changed, else on every Nth check (12 = daily with a 2-hour refresh).",
+    )
 
     def client(self, base_url: str, client_id: str, secret: str, timezone: str | None = None) -> AspireClient:
         return AspireClient(

@@ -59,6 +59,17 @@ QUERIES: dict[str, tuple[str, str]] = {
     "budgetCosts": ("BudgetCostFilter", "id cursor projectId memberId costCodeId equipmentId costBudget isLatest createdOn"),
     "timeEntries": ("TimeEntryFilter", "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn"),
 }
+# Change detection: per root, (filter type, sort type, selection, stamp field). Time entries are
+# soft-deleted (deletedOn and updatedOn stamped), so updatedOn catches edits, moves and deletions.
+# Budgets are versioned (a new record per change), so createdOn is their stamp. Cost codes are left
+# out: their sort type has no stamp, and each time sync re-reads them anyway.
+CHANGE_ROOTS: dict[str, tuple[str, str, str, str]] = {
+    "timeEntries": ("TimeEntryFilter", "TimeEntrySort", "id cursor startTime updatedOn deletedOn", "updatedOn"),
+    "members": ("MemberFilter", "MemberSort", "id cursor updatedOn", "updatedOn"),
+    "projects": ("ProjectFilter", "ProjectSort", "id cursor updatedOn", "updatedOn"),
+    "budgetHours": ("BudgetHoursFilter", "BudgetHoursSort", "id cursor createdOn", "createdOn"),
+    "budgetCosts": ("BudgetCostFilter", "BudgetCostSort", "id cursor createdOn", "createdOn"),
+}
 LATEST_ONLY = {"isLatest": {"equal": True}}
 NOT_DELETED = {"deletedOn": {"isNull": True}}
 DELETED = {"deletedOn": {"isNull": False}}
@@ -70,6 +81,21 @@ def query_text(root: str) -> str:
         f"query {root[0].upper()}{root[1:]}($filter: {filter_type}, $first: Int, $after: String) "
         f"{{ {root}(filter: $filter, first: $first, after: $after) {{ {selection} }} }}"
     )
+
+
+def multi_root_query(roots: list[str], *, sorted_: bool = False) -> str:
+    """One GraphQL query reading several change roots at once; variables ``f_<root>``,
+    ``a_<root>`` (after) and, with ``sorted_``, ``s_<root>``, plus a shared ``first``."""
+    declarations, fields = ["$first: Int"], []
+    for root in roots:
+        filter_type, sort_type, selection, _ = CHANGE_ROOTS[root]
+        declarations += [f"$f_{root}: {filter_type}", f"$a_{root}: String"]
+        arguments = f"filter: $f_{root}, first: $first, after: $a_{root}"
+        if sorted_:
+            declarations.append(f"$s_{root}: [{sort_type}!]")
+            arguments += f", sort: $s_{root}"
+        fields.append(f"{root}({arguments}) {{ {selection} }}")
+    return f"query Changes({', '.join(declarations)}) {{ {' '.join(fields)} }}"
 
 
 def iso(moment: datetime) -> str:
@@ -323,6 +349,50 @@ class BusyBusyClient(VendorClient):
         return self.all("timeEntries", filter_)
 
 
+    # -- change detection -------------------------------------------------------------------------
+    def changed_after(self, after: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Per root of ``after`` (root -> ISO UTC stamp), the records whose stamp (``updatedOn``, or
+        ``createdOn`` for budgets) is after it, soft-deleted time entries included. All roots travel
+        in ONE request; only a root whose page came back full is paged on, in further requests."""
+        found: dict[str, list[dict[str, Any]]] = {root: [] for root in after}
+        cursors: dict[str, str | None] = {root: None for root in after}
+        pending = list(after)
+        while pending:
+            variables: dict[str, Any] = {"first": self.page_size}
+            for root in pending:
+                variables[f"f_{root}"] = {CHANGE_ROOTS[root][3]: {"greaterThan": after[root]}}
+                variables[f"a_{root}"] = cursors[root]
+            data = self.execute(multi_root_query(pending), variables, what="changes")
+            still = []
+            for root in pending:
+                records = data.get(root)
+                if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
+                    raise VendorPayloadError(self.vendor, f"{root} changes are not a list of records with id and cursor")
+                found[root].extend(records)
+                if len(records) == self.page_size:
+                    cursors[root] = records[-1]["cursor"]
+                    still.append(root)
+            pending = still
+        return found
+
+    def newest_stamps(self) -> dict[str, str | None]:
+        """The newest stamp of every change root, in one request (``None`` for an empty root)."""
+        roots = list(CHANGE_ROOTS)
+        variables: dict[str, Any] = {"first": 1}
+        for root in roots:
+            variables[f"f_{root}"] = None
+            variables[f"a_{root}"] = None
+            variables[f"s_{root}"] = [{CHANGE_ROOTS[root][3]: "desc"}]
+        data = self.execute(multi_root_query(roots, sorted_=True), variables, what="newest stamps")
+        newest: dict[str, str | None] = {}
+        for root in roots:
+            records = data.get(root)
+            if not isinstance(records, list):
+                raise VendorPayloadError(self.vendor, f"{root} is not a list")
+            newest[root] = records[0].get(CHANGE_ROOTS[root][3]) if records else None
+        return newest
+
+
 class BusyBusyResource(dg.ConfigurableResource):
     """BusyBusy REST login + GraphQL API. Holds only tuning; the REST base URL and the username and
     password come from the company's connection at run time, so no secret travels in run config."""
@@ -353,6 +423,7 @@ class BusyBusyResource(dg.ConfigurableResource):
 
 
 __all__ = [
+    "CHANGE_ROOTS",
     "QUERIES",
     "BusyBusyClient",
     "BusyBusyResource",

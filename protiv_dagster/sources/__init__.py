@@ -8,13 +8,15 @@ in ``resources/vendors.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
 
+from protiv_dagster.partitions import week_start
 
 
 @dataclass
@@ -36,6 +38,115 @@ class Mapped:
         return len(self.rows) + len(self.set_aside) + self.removed_as_deleted + self.without_row
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What changed at a company's vendor since the last successful sync (answer of ``changes_since``).
+
+    - ``weeks``: Monday week starts (company-local) of the days ``first_day``..``last_day`` whose
+      time entries were added, edited, deleted or moved there, per the vendor's current records.
+    - ``entry_ids``: vendor ids of the time entries added, edited, moved or deleted since the cursor,
+      wherever they now lie (not clipped to the window). The vendor only knows where an entry is
+      *now*: the caller must look up each id's previously stored week in the raw layer and
+      re-materialize that week too (an entry moved from week A to week B reports B here; A is where
+      the warehouse last stored it).
+    - ``reference_changed``: workers or jobs (and their budgets) changed: re-sync reference data.
+    - ``cursor``: the new high-water mark, opaque and vendor-specific. Store it only after the sync
+      of the reported changes succeeded; passing an older cursor again re-reports, never skips.
+    - ``requests``: vendor HTTP requests the check made (a login or token request counts).
+    - ``live_entry_ids``: for vendors without a deleted feed (Aspire), the ids of every live entry
+      dated in the whole weeks covering ``first_day``..``last_day``: stored ids of those weeks
+      missing here were deleted at the vendor (or moved out of the window). ``None`` when the
+      vendor reports deletions itself.
+    """
+
+    weeks: frozenset[date]
+    entry_ids: frozenset[str]
+    reference_changed: bool
+    cursor: str
+    requests: int
+    live_entry_ids: frozenset[str] | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to sync: no week, no entry, no reference data changed."""
+        return not self.weeks and not self.entry_ids and not self.reference_changed
+
+
+def weeks_between(first_day: date, last_day: date) -> frozenset[date]:
+    """Every Monday week start holding a day of ``first_day``..``last_day``."""
+    weeks, monday = set(), week_start(first_day)
+    while monday <= last_day:
+        weeks.add(monday)
+        monday += timedelta(days=7)
+    return frozenset(weeks)
+
+
+def weeks_of_days(days: Iterable[date], first_day: date, last_day: date) -> frozenset[date]:
+    """Monday week starts of the days inside ``first_day``..``last_day``; days outside are ignored."""
+    return frozenset(week_start(d) for d in days if first_day <= d <= last_day)
+
+
+@dataclass
+class ChangeLog:
+    """A high-water mark over a vendor's modification stamps that never skips a change.
+
+    Records stamped at or before ``since`` are known (reported by an earlier check or covered by
+    the sync that followed the first one). A check asks the vendor for records stamped after
+    ``since`` and reports those not in ``seen`` with the same stamp. Afterwards ``since`` moves to
+    ``overlap`` before the newest stamp seen, and ``seen`` keeps the records stamped after it: a
+    change that becomes visible late with a stamp inside the overlap (same-second ties, a
+    transaction committing after our read, wall-time clocks repeating an hour at a DST change) is
+    still reported by the next check, and a change already reported is not reported twice.
+    """
+
+    since: str
+    seen: dict[str, str] = field(default_factory=dict)
+    parse: Callable[[str], datetime] = field(default=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")))
+    _newest: datetime | None = None
+    _observed: dict[str, str] = field(default_factory=dict)
+
+    def is_new(self, key: str, stamp: str) -> bool:
+        """Record ``key`` stamped ``stamp`` was read: True when no earlier check reported it."""
+        moment = self.parse(stamp)
+        if self._newest is None or moment > self._newest:
+            self._newest = moment
+        if moment <= self.parse(self.since):
+            return False
+        self._observed[key] = stamp
+        return self.seen.get(key) != stamp
+
+    def advanced(self, overlap: timedelta, render: Callable[[datetime], str]) -> ChangeLog:
+        """The log after this check: ``since`` at most ``overlap`` behind the newest stamp seen."""
+        since = self.parse(self.since)
+        if self._newest is not None:
+            since = max(since, self._newest - overlap)
+        seen = {**self.seen, **self._observed}
+        kept = {key: stamp for key, stamp in seen.items() if self.parse(stamp) > since}
+        return ChangeLog(render(since), kept, self.parse)
+
+    def state(self) -> dict[str, Any]:
+        return {"since": self.since, "seen": dict(sorted(self.seen.items()))}
+
+
+def encode_cursor(provider: str, state: Mapping[str, Any]) -> str:
+    """A compact JSON cursor naming its vendor, so a cursor of another vendor is never misread."""
+    return json.dumps({"provider": provider, "v": 1, **state}, separators=(",", ":"), sort_keys=True)
+
+
+def decode_cursor(provider: str, cursor: str | None) -> dict[str, Any] | None:
+    """The state of a cursor written by ``encode_cursor`` for ``provider``; ``None`` for no cursor
+    or one that cannot be read (the caller then treats the company as never synced: safe)."""
+    if not cursor:
+        return None
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or state.get("provider") != provider or state.get("v") != 1:
+        return None
+    return state
+
+
 class Source(Protocol):
     provider: str
     live_feed: str
@@ -49,5 +160,9 @@ class Source(Protocol):
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]
     ) -> Mapped: ...
+    def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
+        """What changed at the vendor since ``cursor`` (``None``: never synced, every week of
+        ``first_day``..``last_day`` and the reference data are reported)."""
+        ...
     @property
     def request_count(self) -> int: ...

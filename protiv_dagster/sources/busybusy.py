@@ -9,19 +9,41 @@ Feeds of a date range (stored raw, re-mapped later, so everything the mapping ne
   ``Date`` of the timeEntries answer) that running entries count up to.
 
 The connection's ``base_url`` is the REST base; see ``resources/busybusy.py`` for the GraphQL URL.
+
+Change detection (``changes_since``): the REST login plus ONE GraphQL request whose roots are
+``timeEntries`` (``updatedOn`` after the cursor: soft deletes stamp ``updatedOn`` and ``deletedOn``,
+so edits, moves and deletions all show), ``members``, ``projects`` (``updatedOn``) and
+``budgetHours``/``budgetCosts`` (``createdOn``: budgets are versioned). 2 requests when nothing
+changed; a root with more than one page of changes adds requests for that root only. The cursor
+is a ``ChangeLog`` over those vendor stamps (UTC), 10 minutes of overlap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from protiv_dagster.mapping import busybusy as bb_mapping
-from protiv_dagster.resources.busybusy import BusyBusyResource, iso, local_day_window
-from protiv_dagster.sources import Mapped
+from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, local_day_window
+from protiv_dagster.sources import (
+    ChangeLog,
+    Changes,
+    Mapped,
+    decode_cursor,
+    encode_cursor,
+    weeks_between,
+    weeks_of_days,
+)
+
+# How far behind the newest stamp seen the next check starts (late commits, same-second ties).
+OVERLAP = timedelta(minutes=10)
+# The mark of an organization without any record yet: everything added later is newer.
+EMPTY_ORGANIZATION_MARK = "1970-01-01T00:00:00Z"
+KEY_PREFIX = {"timeEntries": "e", "members": "m", "projects": "p", "budgetHours": "bh", "budgetCosts": "bc"}
 
 
 class BusyBusySource:
@@ -66,6 +88,45 @@ class BusyBusySource:
             self.cost_code_feed: self.client.cost_codes(),
             self.clock_feed: [{"id": self.clock_feed, "now": iso(self.now())}],
         }
+
+    def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
+        """What changed in BusyBusy since ``cursor``: login + one GraphQL request when nothing did
+        (see the module docstring); ``cursor=None`` costs the same two, for the newest stamps."""
+        requests_before = self.client.request_count
+        state = decode_cursor(self.provider, cursor)
+        if state is None:
+            stamps = [text for text in self.client.newest_stamps().values() if text]
+            mark = iso(max(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps)) if stamps else EMPTY_ORGANIZATION_MARK
+            return Changes(
+                weeks=weeks_between(first_day, last_day),
+                entry_ids=frozenset(),
+                reference_changed=True,
+                cursor=encode_cursor(self.provider, ChangeLog(mark).state()),
+                requests=self.client.request_count - requests_before,
+            )
+        log = ChangeLog(state["since"], dict(state.get("seen") or {}))
+        found = self.client.changed_after({root: log.since for root in CHANGE_ROOTS})
+        entry_ids: set[str] = set()
+        days: list[date] = []
+        reference_changed = False
+        for root, records in found.items():
+            stamp_field = CHANGE_ROOTS[root][3]
+            for record in records:
+                if not record.get(stamp_field) or not log.is_new(f"{KEY_PREFIX[root]}:{record['id']}", record[stamp_field]):
+                    continue
+                if root != "timeEntries":
+                    reference_changed = True
+                    continue
+                entry_ids.add(record["id"])
+                start = datetime.fromisoformat(record["startTime"].replace("Z", "+00:00"))
+                days.append(start.astimezone(ZoneInfo(self.timezone)).date())
+        return Changes(
+            weeks=weeks_of_days(days, first_day, last_day),
+            entry_ids=frozenset(entry_ids),
+            reference_changed=reference_changed,
+            cursor=encode_cursor(self.provider, log.advanced(OVERLAP, iso).state()),
+            requests=self.client.request_count - requests_before,
+        )
 
     def workers(self) -> Mapped:
         rows, set_aside = bb_mapping.members_to_workers(

@@ -1,9 +1,27 @@
-"""A company on QuickBooks Time: the REST client plus the QuickBooks Time mapping."""
+"""A company on QuickBooks Time: the REST client plus the QuickBooks Time mapping.
+
+Change detection (``changes_since``) rests on the vendor's own mechanism:
+
+- A quiet check is ONE request, ``GET /last_modified_timestamps`` for timesheets,
+  timesheets_deleted, users, jobcodes and customfields: when every stamp equals the one stored in
+  the cursor, nothing changed.
+- When a time stamp moved, ``GET /timesheets?modified_since=`` (running sheets included) and
+  ``GET /timesheets_deleted?modified_since=`` (each paged at 200, ``supplemental_data=no``; the API
+  has no field selection) give the changed and deleted sheets with their work ``date``.
+- Users, jobcodes or custom fields stamps that moved set ``reference_changed`` without any further
+  request.
+
+The cursor (JSON) holds the endpoint stamps and a ``ChangeLog`` over ``last_modified``. An
+endpoint stamp within ``SETTLE`` of the vendor's clock (the answer's ``Date``) is stored as
+unknown: a change made in the same second right after our read keeps the same stamp, so a recent
+stamp must count as "changed" at the next check (which then pulls, and the change log drops what
+was already reported).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -11,7 +29,26 @@ import pandas as pd
 from protiv_dagster.mapping import quickbooks_time as qbt_mapping
 from protiv_dagster.registry import Connection, ConnectionRegistryResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeCredentials, QuickBooksTimeResource
-from protiv_dagster.sources import Mapped
+from protiv_dagster.sources import (
+    ChangeLog,
+    Changes,
+    Mapped,
+    decode_cursor,
+    encode_cursor,
+    weeks_between,
+    weeks_of_days,
+)
+
+TIME_ENDPOINTS = ("timesheets", "timesheets_deleted")
+REFERENCE_ENDPOINTS = ("users", "jobcodes", "customfields")
+# How far behind the newest stamp seen the next pull starts (late commits, same-second ties).
+OVERLAP = timedelta(minutes=10)
+# An endpoint stamp this close to the vendor's clock may still be joined by same-second changes.
+SETTLE = timedelta(minutes=2)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class QuickBooksTimeSource:
@@ -50,6 +87,59 @@ class QuickBooksTimeSource:
             self.live_feed: self.client.timesheets(start_date=first_day, end_date=last_day),
             self.deleted_feed: self.client.deleted_timesheets(start_date=first_day, end_date=last_day),
         }
+
+    def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
+        """What changed in QuickBooks Time since ``cursor``: 1 request when nothing did (see the
+        module docstring); ``cursor=None`` costs the same one request, for the first stamps."""
+        requests_before = self.client.request_count
+        stamps = {
+            name: _utc_text(moment)
+            for name, moment in self.client.last_modified_timestamps((*TIME_ENDPOINTS, *REFERENCE_ENDPOINTS)).items()
+        }
+        settled = self._settled(stamps)
+        state = decode_cursor(self.provider, cursor)
+        if state is None:
+            # Everything up to the newest time stamp is covered by the full sync that follows.
+            newest = max(datetime.fromisoformat(stamps[name]) for name in TIME_ENDPOINTS)
+            log = ChangeLog(_utc_text(newest))
+            return Changes(
+                weeks=weeks_between(first_day, last_day),
+                entry_ids=frozenset(),
+                reference_changed=True,
+                cursor=encode_cursor(self.provider, {**log.state(), "stamps": settled}),
+                requests=self.client.request_count - requests_before,
+            )
+        stored = state.get("stamps") or {}
+        reference_changed = any(stamps.get(name) != stored.get(name) for name in REFERENCE_ENDPOINTS)
+        log = ChangeLog(state["since"], dict(state.get("seen") or {}))
+        weeks: frozenset[date] = frozenset()
+        entry_ids: set[str] = set()
+        if any(stamps.get(name) != stored.get(name) for name in TIME_ENDPOINTS):
+            since = datetime.fromisoformat(log.since)
+            days = []
+            for key, sheets in (
+                ("t", self.client.timesheets(modified_since=since)),
+                ("d", self.client.deleted_timesheets(modified_since=since)),
+            ):
+                for sheet in sheets:
+                    if log.is_new(f"{key}:{sheet['id']}", sheet["last_modified"]):
+                        entry_ids.add(str(sheet["id"]))
+                        if sheet.get("date"):
+                            days.append(date.fromisoformat(sheet["date"]))
+            weeks = weeks_of_days(days, first_day, last_day)
+            log = log.advanced(OVERLAP, _utc_text)
+        return Changes(
+            weeks=weeks,
+            entry_ids=frozenset(entry_ids),
+            reference_changed=reference_changed,
+            cursor=encode_cursor(self.provider, {**log.state(), "stamps": settled}),
+            requests=self.client.request_count - requests_before,
+        )
+
+    def _settled(self, stamps: dict[str, str]) -> dict[str, str | None]:
+        """The stamps to compare next time; a recent one is stored as unknown (module docstring)."""
+        now = self.client.server_time or datetime.now(UTC)
+        return {name: (text if datetime.fromisoformat(text) < now - SETTLE else None) for name, text in stamps.items()}
 
     def workers(self) -> Mapped:
         rows, set_aside = qbt_mapping.users_to_workers(self.client.users(), self.connection.company_id)
