@@ -222,3 +222,32 @@ def test_resource_holds_only_tuning(hosted):
     assert client.branches()[0]["BranchID"] == 1
     with pytest.raises(ValueError):
         AspireClient(emulator.base_url, client_id, secret, page_size=1001)
+
+
+# -- change detection ----------------------------------------------------------------------------------
+def test_work_ticket_time_changes_lists_the_window_or_the_modified_rows_with_keyset_paging(hosted, company):
+    emulator = hosted[0]
+    tenant = emulator.company(company.company_id)
+    rows = tenant.records("WorkTicketTimes")
+    days = sorted({r["WorkTicketTimeDate"][:10] for r in rows})
+    first, last = date.fromisoformat(days[3]), date.fromisoformat(days[8])
+    in_window = {r["WorkTicketTimeID"] for r in rows if first.isoformat() <= r["WorkTicketTimeDate"][:10] <= last.isoformat()}
+    outside = next(r for r in rows if r["WorkTicketTimeID"] not in in_window and r["StartTime"] and r["EndTime"])
+    newest = max(r["LastModifiedDateTime"] for r in rows)
+    tenant.edit_work_ticket_time(outside["WorkTicketTimeID"], BreakTime=0.0)
+
+    client = make_client(hosted, page_size=20)
+    found = client.work_ticket_time_changes(first_day=first, last_day=last, modified_after=datetime.fromisoformat(newest))
+    assert {r["WorkTicketTimeID"] for r in found} == in_window | {outside["WorkTicketTimeID"]}
+    assert set(found[0]) == {"WorkTicketTimeID", "WorkTicketTimeDate", "LastModifiedDateTime"}
+    assert client.request_count == 1 + len(found) // 20 + 1  # token + pages until a short one
+
+
+def test_latest_modification_is_one_request(hosted, company):
+    emulator = hosted[0]
+    client = make_client(hosted)
+    newest = max(r["LastModifiedDateTime"] for r in emulator.company(company.company_id).records("WorkTicketTimes"))
+    assert client.latest_modification("WorkTicketTimes", "WorkTicketTimeID", "LastModifiedDateTime") == newest
+    assert client.request_count == 2  # token + the query
+    query = emulator.request_log[-1].query
+    assert query["$limit"] == "1" and query["$orderby"].startswith("LastModifiedDateTime desc")

@@ -215,3 +215,37 @@ def test_query_texts_name_only_the_schema_fields(emulator):
     for root in ("members", "projects", "costCodes", "budgetHours", "budgetCosts", "timeEntries"):
         data = client.execute(query_text(root), {"filter": None, "first": 1, "after": None})
         assert isinstance(data[root], list)
+
+
+
+def test_changed_after_reads_every_root_in_one_request_and_pages_only_full_roots(emulator):
+    client = make_client(emulator, page_size=50)
+    company = emulator.company("acme")
+    changes = client.changed_after({root: "1970-01-01T00:00:00Z" for root in ("timeEntries", "members", "projects")})
+    entries = company.records("timeEntries")
+    assert len(entries) > 100 and len(company.records("members")) < 50
+    assert sorted(e["id"] for e in changes["timeEntries"]) == sorted(e["id"] for e in entries)
+    assert len(changes["members"]) == len(company.records("members"))
+    assert len(changes["projects"]) == len(company.records("projects"))
+    # Login, one request for every root, then one per further page of the time entries only.
+    assert client.request_count == 1 + len(entries) // 50 + 1
+
+
+def test_changed_after_is_exclusive_and_sees_soft_deletes(emulator):
+    client = make_client(emulator)
+    company = emulator.company("acme")
+    newest = max(e["updatedOn"] for e in company.records("timeEntries"))
+    assert client.changed_after({"timeEntries": newest}) == {"timeEntries": []}
+    victim = next(e for e in company.records("timeEntries") if e["deletedOn"] is None)
+    company.delete_time_entry(victim["id"])
+    found = client.changed_after({"timeEntries": newest})["timeEntries"]
+    assert [(e["id"], e["deletedOn"] is not None) for e in found] == [(victim["id"], True)]
+
+
+def test_newest_stamps_is_one_request(emulator):
+    client = make_client(emulator)
+    stamps = client.newest_stamps()
+    company = emulator.company("acme")
+    assert stamps["timeEntries"] == max(e["updatedOn"] for e in company.records("timeEntries"))
+    assert stamps["budgetHours"] == max(b["createdOn"] for b in company.records("budgetHours"))
+    assert client.request_count == 2  # login + one GraphQL request

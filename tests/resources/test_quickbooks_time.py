@@ -172,3 +172,11 @@ def test_missing_filter_is_a_request_error_with_the_vendor_message(emulator):
         client.get_json("timesheets", {"limit": 10})
     with pytest.raises(ValueError, match="needs start_date"):
         client.timesheets()
+
+
+def test_last_modified_timestamps_keeps_the_vendor_clock(emulator):
+    client = make_client(emulator)
+    stamps = client.last_modified_timestamps(("timesheets", "users", "customfields"))
+    assert set(stamps) == {"timesheets", "users", "customfields"}
+    assert client.request_count == 1
+    assert client.server_time is not None and abs((client.server_time - datetime.now(UTC)).total_seconds()) < 60
