@@ -101,9 +101,12 @@ class ChangeLog:
 
     since: str
     seen: dict[str, str] = field(default_factory=dict)
-    parse: Callable[[str], datetime] = field(default=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")))
-    _newest: datetime | None = None
-    _observed: dict[str, str] = field(default_factory=dict)
+    # Vendor stamps are ISO 8601: UTC with "Z" or an offset, or offset-less wall time (Aspire).
+    parse: Callable[[str], datetime] = field(
+        default=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")), repr=False
+    )
+    _newest: datetime | None = field(default=None, init=False, repr=False)
+    _observed: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def is_new(self, key: str, stamp: str) -> bool:
         """Record ``key`` stamped ``stamp`` was read: True when no earlier check reported it."""

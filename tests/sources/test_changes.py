@@ -38,7 +38,7 @@ def harness(request, company_data):
 
 @pytest.fixture
 def window(company_data):
-    last_day = company_data.today if hasattr(company_data, "today") else AS_OF.date()
+    last_day = company_data.last_local_date  # Thursday 2026-11-19 in Denver
     return last_day - timedelta(days=27), last_day
 
 
