@@ -144,6 +144,39 @@ def _providers(vendor: str) -> list[str]:
     return [vendor]
 
 
+def _sync_with_progress(connection, today: date, label: str) -> tuple[list[str], float]:
+    """Run a company's sync through Dagster on the configured instance, with a progress bar; on
+    success the company's data counts as current from the moment the sync started."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from protiv_dagster.company_sync import plan_sync, sync_company
+    from protiv_dagster.definitions import defs
+    from protiv_dagster.sync_state import SyncStateStore
+
+    steps = plan_sync(connection.company_id, connection.attendance_pull_date, today)
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task(label, total=len(steps))
+
+        def on_step(step, state):
+            if state == "started":
+                progress.update(task, description=f"{label}: {step.label}")
+            else:
+                progress.advance(task)
+
+        run_ids = sync_company(
+            defs, dg.DagsterInstance.get(), connection.company_id, connection.attendance_pull_date, today, on_step,
+            trigger="force_sync" if label == "force sync" else "initial_sync",
+        )
+    SyncStateStore().record_check(connection.company_id, started_at)
+    return run_ids, time.perf_counter() - started
+
+
 @app.command()
 def demo(
     vendor: Annotated[str, typer.Option(help=f"Demo company's vendor: {', '.join(PROVIDERS)} or all.")] = "quickbooks_time",
@@ -154,8 +187,7 @@ def demo(
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
     import dagster as dg
 
-    from protiv_dagster.company_sync import SyncFailed, plan_sync, sync_company
-    from protiv_dagster.definitions import defs
+    from protiv_dagster.company_sync import SyncFailed
 
     providers = _providers(vendor)
     _local_secret_key()
@@ -175,26 +207,9 @@ def demo(
                 f"Connected [bold]{connection.company_id}[/bold] to {demo_vendor.label} at {connection.base_url} "
                 f"({workers} workers), pulling attendance from {connection.attendance_pull_date}"
             )
-            steps = plan_sync(connection.company_id, connection.attendance_pull_date, today)
-            started = time.perf_counter()
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
-            ) as progress:
-                task = progress.add_task("initial sync", total=len(steps))
-
-                def on_step(step, state):
-                    if state == "started":
-                        progress.update(task, description=f"initial sync: {step.label}")
-                    else:
-                        progress.advance(task)
-
-                run_ids = sync_company(
-                    defs, dg.DagsterInstance.get(), connection.company_id, connection.attendance_pull_date, today,
-                    on_step,
-                )
+            run_ids, seconds = _sync_with_progress(connection, today, "initial sync")
             console.print(
-                f"Initial sync: {len(run_ids)} Dagster runs in {time.perf_counter() - started:.1f} s, "
+                f"Initial sync: {len(run_ids)} Dagster runs in {seconds:.1f} s, "
                 f"{demo_vendor.emulator.request_count} vendor requests"
             )
             print_propay_summary(connection.company_id)
@@ -290,6 +305,74 @@ def connect(
         f"attendance from {connection.attendance_pull_date}; credentials: "
         + ", ".join(f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})" for n, s in connection.stored_credentials.items())
     )
+
+
+@app.command()
+def sync(company_id: str) -> None:
+    """Force sync one company now: workers and jobs, every week from its attendance pull date to
+    today, then its ProPays; shows progress until the ProPay tables are current. Safe to repeat and
+    safe while a scheduled sync runs (every partition write replaces the partition atomically)."""
+    from protiv_dagster.company_sync import SyncFailed
+
+    _dagster_home()
+    try:
+        connection = ConnectionRegistry().get(company_id)
+        run_ids, seconds = _sync_with_progress(connection, date.today(), "force sync")
+    except (SyncFailed, RegistryError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Force sync of {company_id}: {len(run_ids)} Dagster runs in {seconds:.1f} s")
+    print_propay_summary(company_id)
+
+
+@app.command()
+def status(
+    probe: Annotated[bool, typer.Option(help="Ask each vendor now whether it accepts the credentials and what changed.")] = False,
+) -> None:
+    """Each connected company's health: green when its vendor accepts the credentials, answers, and
+    the data is current within the two-hour promise; red with the reason otherwise."""
+    from datetime import UTC, datetime
+
+    from protiv_dagster.automation.health import company_health
+    from protiv_dagster.sync_state import SyncStateStore
+
+    registry, store, now = ConnectionRegistry(), SyncStateStore(), datetime.now(UTC)
+    connected = registry.list()
+    if probe:
+        _probe(connected, store, now)
+    table = RichTable("company", "provider", "status", "reason", "current as of", "syncs in flight")
+    red = 0
+    for connection in connected:
+        pending = store.pending_batches(connection.company_id)
+        state = store.state(connection.company_id)
+        health = company_health(connection, state, pending, now)
+        red += not health.healthy
+        colour = "green" if health.healthy else "red"
+        table.add_row(
+            connection.company_id, connection.provider_label, f"[{colour}]{health.label}[/{colour}]", health.reason,
+            state.current_as_of.strftime("%Y-%m-%d %H:%M UTC") if state.current_as_of else "never", str(len(pending)),
+        )
+    console.print(table)
+    if red:
+        raise typer.Exit(1)
+
+
+def _probe(connections, store, now) -> None:
+    """Ask each vendor what changed since the company's cursor: proves credentials and reachability."""
+    from protiv_dagster.automation.refresh import check_companies
+    from protiv_dagster.registry import ConnectionRegistryResource
+    from protiv_dagster.resources.vendors import VendorApis
+
+    states = store.all_states()
+    cursors = {c.company_id: states[c.company_id].cursor if c.company_id in states else None for c in connections}
+    for result in check_companies(connections, cursors, ConnectionRegistryResource(), VendorApis(), now):
+        company_id = result.connection.company_id
+        if result.error is not None:
+            store.record_check(company_id, now, error=result.error)
+        elif result.changes.quiet and cursors[company_id] is not None:
+            store.record_check(company_id, now)
+        else:
+            console.print(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from datetime import date
 
 import dagster as dg
 
+from protiv_dagster.automation.syncs import run_failure_message
 from protiv_dagster.partitions import company_partitions, company_week_key, week_keys
 
 
@@ -48,6 +49,7 @@ def sync_company(
     first_day: date,
     last_day: date,
     on_step: Callable[[SyncStep, str], None] | None = None,
+    trigger: str = "initial_sync",
 ) -> list[str]:
     """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
     if not instance.has_dynamic_partition(company_partitions.name, company_id):
@@ -62,17 +64,11 @@ def sync_company(
             raise_on_error=False,
             run_config=QUIET_CONSOLE,
             # The run adds its provider tag itself (assets/common.py), as UI-launched runs do.
-            tags={"protiv/company": company_id, "protiv/trigger": "initial_sync"},
+            tags={"protiv/company": company_id, "protiv/trigger": trigger},
         )
         run_ids.append(result.run_id)
         if not result.success:
-            failure = next(
-                (e.event_specific_data.error for e in result.all_events if e.is_step_failure),  # type: ignore[union-attr]
-                None,
-            )
-            while failure is not None and failure.cause is not None:
-                failure = failure.cause  # Dagster wraps the asset's own exception; that one says why
-            message = failure.message.strip() if failure else "see the run's event log"
+            message = run_failure_message(instance, result.run_id)
             raise SyncFailed(f"{step.label} failed for company {company_id!r} (run {result.run_id}): {message}")
         if on_step:
             on_step(step, "done")

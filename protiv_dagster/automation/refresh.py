@@ -4,8 +4,9 @@ A refresh asks every connected company's vendor what changed since the company's
 couple of requests each and many companies at once (the calls wait on the network, not the CPU),
 then plans a sync of exactly the affected weeks: the weeks of changed records as the vendor tells
 now, the weeks where the warehouse held them before (an entry moved from one week to another must
-leave the old one), and the current week. A company with no change gets no run. A company whose
-check fails is recorded with the reason (its health check turns red) and never holds up the others.
+leave the old one), and the current week. A company with no change gets no run (an entry still on
+the clock keeps the hours it had at the last sync until the worker clocks out, which is a change the
+next refresh picks up). A company whose check fails is recorded with the reason (its health check turns red) and never holds up the others.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from protiv_dagster.partitions import week_start
 from protiv_dagster.registry import Connection, ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sources import Changes
 from protiv_dagster.sync_state import SyncBatch, SyncStateStore
 
 CHECK_CONCURRENCY = 16
@@ -29,8 +31,9 @@ ID_CHUNK = 500
 @dataclass(frozen=True)
 class CheckResult:
     connection: Connection
-    changes: object | None = None  # sources.Changes
+    changes: Changes | None = None
     error: str | None = None
+    live_feed: str | None = None  # the raw feed holding the vendor's live entries
 
 
 def _error_text(exc: Exception) -> str:
@@ -57,7 +60,8 @@ def check_companies(
         try:
             source = vendors.source_for(connection.company_id, registry)
             first, last = sync_window(connection, now)
-            return CheckResult(connection, source.changes_since(cursors.get(connection.company_id), first, last))
+            changes = source.changes_since(cursors.get(connection.company_id), first, last)
+            return CheckResult(connection, changes, live_feed=source.live_feed)
         except Exception as exc:  # noqa: BLE001 - one company's failure must not stop the others
             return CheckResult(connection, error=_error_text(exc))
 
@@ -81,6 +85,19 @@ def stored_weeks(warehouse: Warehouse, company_id: str, entry_ids: Iterable[str]
         )
         weeks.update(str(value)[:10] for value in frame["week_start"])
     return weeks
+
+
+def vanished_weeks(
+    warehouse: Warehouse, company_id: str, feed: str, first_week: str, live_ids: frozenset[str]
+) -> set[str]:
+    """Weeks holding stored entries the vendor no longer lists (vendors without a deleted feed
+    report the ids still live; whatever is stored in the window and not among them is gone)."""
+    frame = warehouse.query(
+        "select distinct entry_id, week_start from {schema}.raw_timesheets where company_id = ? and feed = ? and week_start >= ?",
+        [company_id, feed, first_week],
+    )
+    gone = frame[~frame["entry_id"].astype(str).isin(live_ids)]
+    return {str(value)[:10] for value in gone["week_start"]}
 
 
 def plan_initial_syncs(
@@ -140,14 +157,17 @@ def plan_refresh(
             continue
         changes = result.changes
         requests += changes.requests
-        if not changes.weeks and not changes.entry_ids and not changes.reference_changed:
+        first, last = sync_window(result.connection, now)
+        first_week = week_start(first).isoformat()
+        weeks = {w.isoformat() for w in changes.weeks}
+        weeks |= stored_weeks(warehouse, company_id, changes.entry_ids)
+        if changes.live_entry_ids is not None:
+            weeks |= vanished_weeks(warehouse, company_id, result.live_feed, first_week, changes.live_entry_ids)
+        if not weeks and not changes.reference_changed:
             quiet += 1
             store.record_check(company_id, now)
             continue
-        first, last = sync_window(result.connection, now)
-        weeks = {str(w) for w in changes.weeks}
-        weeks |= stored_weeks(warehouse, company_id, changes.entry_ids)
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
-        weeks = {w for w in weeks if week_start(first).isoformat() <= w <= last.isoformat()}
+        weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
         batches.append(store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now))
     return RefreshPlan(batches, quiet, failed, skipped, requests)

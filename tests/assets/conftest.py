@@ -79,9 +79,15 @@ def instance_kind() -> str:
 
 @contextmanager
 def dagster_instance(request, kind: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
-    """An in-memory instance, or one on PostgreSQL configured by deploy/dagster.yaml."""
+    """An in-memory instance, one on SQLite files (Dagster's default), or one on PostgreSQL
+    configured by deploy/dagster.yaml."""
     if kind == "ephemeral":
         with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+        return
+    if kind == "sqlite":
+        (tmp_path / "dagster_home").mkdir()
+        with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
             yield instance
         return
     database = request.getfixturevalue("dagster_database")

@@ -1,0 +1,122 @@
+"""Tick the sensors, the schedule and the automation like the daemon does, against a real instance.
+
+``Daemon`` evaluates a sensor or schedule tick with the code location's resources, applies what the
+tick asks for (new partitions, asset check results), and launches the requested runs in process on
+the same instance, skipping run keys it already launched (as the daemon does). It never decides
+anything itself: every run it starts was requested by the code under test.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from protiv_dagster.automation import syncs
+from protiv_dagster.automation.syncs import run_failure_message
+from protiv_dagster.sync_state import SyncStateStore
+from tests.assets.conftest import (  # noqa: F401 (fixtures)
+    pipeline,
+    provider,
+    warehouse_backend,
+)
+
+NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)  # a Friday afternoon, just after the generated data
+
+
+class Daemon:
+    def __init__(self, pipeline):
+        self.defs = pipeline.defs
+        self.instance = pipeline.instance
+        self.resources = dict(pipeline.defs.resources)
+        self.cursors: dict[str, str | None] = {}
+        self.launched_keys: set[str] = set()
+        self.automation_cursor = None
+        self.launched: list[dg.RunRequest] = []
+        self.failures: list[str] = []  # root causes of failed runs, for assertions and messages
+
+    def tick_sensor(self, name: str):
+        sensor = self.defs.get_sensor_def(name)
+        with dg.build_sensor_context(
+            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursors.get(name),
+            resources=self.resources, definitions=self.defs,
+        ) as context:
+            data = sensor.evaluate_tick(context)
+        self.cursors[name] = data.cursor
+        for request in data.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        for event in data.asset_events or []:
+            self.instance.report_runless_asset_event(event)
+        return data
+
+    def tick_schedule(self, name: str):
+        schedule = self.defs.get_schedule_def(name)
+        with dg.build_schedule_context(instance=self.instance, resources=self.resources, scheduled_execution_time=syncs.utc_now()) as context:
+            return schedule.evaluate_tick(context)
+
+    def launch(self, requests) -> list[dg.RunRequest]:
+        """Run each request not launched before (by run key), in process; returns those launched."""
+        started = []
+        for request in requests:
+            if request.run_key and request.run_key in self.launched_keys:
+                continue
+            if request.run_key:
+                self.launched_keys.add(request.run_key)
+            job = self.defs.resolve_job_def(request.job_name)
+            result = job.execute_in_process(
+                instance=self.instance,
+                partition_key=request.partition_key,
+                tags={**request.tags, **({"dagster/run_key": request.run_key} if request.run_key else {})},
+                raise_on_error=False,
+            )
+            if not result.success:
+                self.failures.append(run_failure_message(self.instance, result.run_id))
+            started.append(request)
+        self.launched += started
+        return started
+
+    def follow_upstream(self) -> list[dg.AssetKey | str]:
+        """One evaluation of the declarative automation; launches what it requests."""
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
+        self.automation_cursor = result.cursor
+        requested = []
+        # The daemon launches one run per asset partition here (a company's partition of each asset).
+        for key in (dg.AssetKey("attendance"), dg.AssetKey("propay_opportunities")):
+            for partition in sorted(result.get_requested_partitions(key), key=str):
+                job = self.defs.resolve_implicit_job_def_def_for_assets([key])
+                result_of_run = job.execute_in_process(
+                    instance=self.instance, partition_key=partition, asset_selection=[key], raise_on_error=False,
+                )
+                if not result_of_run.success:
+                    self.failures.append(run_failure_message(self.instance, result_of_run.run_id))
+                requested.append((key.to_user_string(), str(partition)))
+        return requested
+
+    def settle(self, rounds: int = 6) -> list[tuple[str, str]]:
+        """Tick company_syncs and the automation until nothing more happens; returns the automation's runs."""
+        followed = []
+        for _ in range(rounds):
+            data = self.tick_sensor("company_syncs")
+            launched = self.launch(data.run_requests)
+            automated = self.follow_upstream()
+            followed += automated
+            if not launched and not automated and not self.store().pending_batches():
+                break
+        return followed
+
+    def store(self) -> SyncStateStore:
+        return self.resources["registry"].sync_state()
+
+
+@pytest.fixture
+def instance_kind() -> str:  # noqa: F811 - the daemon's sensors need a persistent instance
+    return "sqlite"
+
+
+@pytest.fixture
+def daemon(pipeline, monkeypatch) -> Daemon:
+    monkeypatch.setattr(syncs, "utc_now", lambda: NOW)
+    daemon = Daemon(pipeline)
+    daemon.follow_upstream()  # the daemon evaluates the automation from the start, before any data
+    return daemon

@@ -1,0 +1,196 @@
+"""Connect -> initial sync -> two-hour refresh -> ProPays follow, on a real instance, every vendor.
+
+The daemon's part is simulated by ``Daemon`` (tests/automation/conftest.py): it ticks the sensors,
+the schedule and the declarative automation, and launches exactly the runs they request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from tests.assets.conftest import COMPANY, PULL_DATE
+from tests.assets.test_pipeline import assert_attendance_matches_vendor
+from tests.assets.vendors import PROVIDERS
+
+on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
+WEEKS = ["2026-11-02", "2026-11-09", "2026-11-16"]
+
+
+def week_of(request: dg.RunRequest) -> str:
+    return request.partition_key.split("|")[-1]  # company|week: Dagster orders dimensions by name
+
+
+def initial_sync(daemon) -> None:
+    data = daemon.tick_sensor("new_connections")
+    assert [r.job_name for r in data.run_requests] == ["sync_company_reference"]
+    daemon.launch(data.run_requests)
+    daemon.settle()
+
+
+def request_count(pipeline) -> int:
+    return pipeline.emulator.request_count
+
+
+@on_every_vendor
+def test_a_new_connection_gets_its_partition_and_initial_sync_then_propays_follow(pipeline, daemon, provider):
+    assert not pipeline.instance.has_dynamic_partition("company", COMPANY)
+    data = daemon.tick_sensor("new_connections")
+    assert pipeline.instance.has_dynamic_partition("company", COMPANY)
+    assert [(r.job_name, r.partition_key) for r in data.run_requests] == [("sync_company_reference", COMPANY)]
+    assert data.run_requests[0].tags["protiv/trigger"] == "initial_sync"
+    daemon.launch(data.run_requests)
+    assert daemon.tick_sensor("new_connections").run_requests == []  # asked once per connection
+
+    followed = daemon.settle()
+    weeks = sorted(week_of(r) for r in daemon.launched if r.job_name == "sync_company_week")
+    assert weeks == WEEKS  # one run per week from the pull date (Nov 6) to today (Nov 20)
+    assert ("propay_opportunities", COMPANY) in followed
+    assert daemon.failures == []
+    assert_attendance_matches_vendor(pipeline)
+    assert len(pipeline.warehouse.read_table("propay_opportunities")) > 0
+
+    state = daemon.store().state(COMPANY)
+    assert state.cursor is not None and state.current_as_of is not None and state.last_error is None
+    assert not daemon.store().pending_batches()
+
+    # The health check is green and reported on the company's ProPay partition.
+    daemon.tick_sensor("connection_status")
+    check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("propay_opportunities"), "connection_healthy")]
+    )
+    assert [record.status.value for record in check.values()] == ["SUCCEEDED"]
+
+
+@on_every_vendor
+def test_a_quiet_company_costs_at_most_two_vendor_calls_and_no_run(pipeline, daemon, provider):
+    initial_sync(daemon)
+    before, runs_before = request_count(pipeline), len(pipeline.instance.get_runs())
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    assert not result.run_requests and result.skip_message
+    assert request_count(pipeline) - before <= 2
+    daemon.settle()
+    assert len(pipeline.instance.get_runs()) == runs_before
+    assert daemon.store().state(COMPANY).last_checked_at is not None
+
+
+@on_every_vendor
+def test_an_edit_three_weeks_back_resyncs_exactly_that_week_and_the_current_one(pipeline, daemon, provider):
+    initial_sync(daemon)
+    harness = pipeline.harness
+    old = harness.editable_entries()
+    edited = old[old["work_date"] < "2026-11-09"].iloc[0]
+    harness.shorten(edited.entry_id, hours=1)
+
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    assert sorted(week_of(r) for r in result.run_requests) == ["2026-11-02", "2026-11-16"]
+    assert all(r.tags["protiv/trigger"] == "refresh" for r in result.run_requests)
+    daemon.launch(result.run_requests)
+    before = pipeline.warehouse.read_table("propay_opportunities")["actual_hours"].sum()
+    followed = daemon.settle()
+    assert ("propay_opportunities", COMPANY) in followed
+    loaded = assert_attendance_matches_vendor(pipeline)
+    assert loaded.loc[edited.entry_id, "hours"] == pytest.approx(edited.hours - 1)
+    after = pipeline.warehouse.read_table("propay_opportunities")["actual_hours"].sum()
+    assert after == pytest.approx(before - 1, abs=1e-6) or after < before  # the hour left a ProPay
+
+    # Done: the cursor moved, and the next refresh finds nothing.
+    assert not daemon.tick_schedule("refresh_every_two_hours").run_requests
+
+
+@on_every_vendor
+def test_a_deletion_and_a_move_between_weeks_are_propagated(pipeline, daemon, provider):
+    initial_sync(daemon)
+    harness = pipeline.harness
+    candidates = harness.editable_entries()
+    deleted = candidates.iloc[0]
+    moved = candidates.iloc[1:][candidates.iloc[1:]["work_date"] < "2026-11-09"].iloc[0]
+    harness.delete(deleted.entry_id)
+    harness.move(moved.entry_id, days=7)
+
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    weeks = {week_of(r) for r in result.run_requests}
+    moved_to = (pd.Timestamp(moved.work_date) + pd.Timedelta(days=7)).date()
+    assert {"2026-11-02", "2026-11-16", (moved_to - timedelta(days=moved_to.weekday())).isoformat()} <= weeks
+    daemon.launch(result.run_requests)
+    daemon.settle()
+    loaded = assert_attendance_matches_vendor(pipeline)
+    assert deleted.entry_id not in loaded.index
+    assert str(loaded.loc[moved.entry_id, "work_date"]) == moved_to.isoformat()
+
+
+def test_a_failed_sync_keeps_the_cursor_and_the_next_refresh_asks_again(pipeline, daemon):
+    initial_sync(daemon)
+    cursor = daemon.store().state(COMPANY).cursor
+    harness = pipeline.harness
+    harness.shorten(harness.editable_entries().iloc[0].entry_id, hours=1)
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    assert result.run_requests
+    pipeline.emulator.faults.server_error(times=10_000, status=503)
+    daemon.launch(result.run_requests)
+    daemon.settle()
+    state = daemon.store().state(COMPANY)
+    assert state.cursor == cursor and "HTTP 503" in state.last_error
+
+    daemon.tick_sensor("connection_status")
+    check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("propay_opportunities"), "connection_healthy")]
+    )
+    assert [record.status.value for record in check.values()] == ["FAILED"]
+
+    pipeline.emulator.faults.clear()
+    again = daemon.tick_schedule("refresh_every_two_hours")
+    assert sorted(week_of(r) for r in again.run_requests) == sorted(week_of(r) for r in result.run_requests)
+    daemon.launch(again.run_requests)
+    daemon.settle()
+    assert_attendance_matches_vendor(pipeline)
+    assert daemon.store().state(COMPANY).cursor != cursor
+
+
+def test_removing_a_connection_stops_its_syncs_and_reconnecting_resumes_without_duplicates(pipeline, daemon):
+    initial_sync(daemon)
+    before = pipeline.attendance()
+    connection = pipeline.registry.get(COMPANY)
+    pipeline.registry.disconnect(COMPANY)
+    assert daemon.tick_schedule("refresh_every_two_hours").run_requests == []
+    assert pipeline.instance.has_dynamic_partition("company", COMPANY)  # the partition and data stay
+    pd.testing.assert_frame_equal(pipeline.attendance(), before)
+
+    pipeline.registry.connect(
+        COMPANY, connection.provider, connection.base_url, pipeline.harness.credentials, attendance_pull_date=PULL_DATE,
+        settings=connection.settings.model_dump(),
+    )
+    data = daemon.tick_sensor("new_connections")
+    assert [r.job_name for r in data.run_requests] == ["sync_company_reference"]
+    daemon.launch(data.run_requests)
+    daemon.settle()
+    again = pipeline.attendance()
+    assert not again["entry_id"].duplicated().any()
+    assert sorted(again["entry_id"]) == sorted(before["entry_id"])
+
+
+@pytest.mark.parametrize("instance_kind", ["postgres"])
+def test_on_a_postgres_instance(pipeline, daemon):
+    assert type(pipeline.instance.run_storage).__name__ == "PostgresRunStorage"
+    initial_sync(daemon)
+    assert_attendance_matches_vendor(pipeline)
+    runs = pipeline.instance.get_runs()
+    assert {r.tags.get("protiv/provider") for r in runs} == {"quickbooks_time"}
+    assert daemon.store().state(COMPANY).cursor is not None
+
+
+def test_a_company_whose_vendor_fails_never_blocks_the_others(pipeline, daemon):
+    initial_sync(daemon)
+    pipeline.registry.connect(
+        "broken", pipeline.harness.provider, "http://127.0.0.1:9/", pipeline.harness.wrong_credentials(),
+        attendance_pull_date=PULL_DATE,
+    )
+    data = daemon.tick_sensor("new_connections")  # the broken company's check fails; no run for it
+    assert data.run_requests == [] or all(r.tags["protiv/company"] != "broken" for r in data.run_requests)
+    assert daemon.store().state("broken").last_error
+    pipeline.harness.shorten(pipeline.harness.editable_entries().iloc[0].entry_id, hours=1)
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    assert {r.tags["protiv/company"] for r in result.run_requests} == {COMPANY}
