@@ -11,7 +11,7 @@ import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.checks import connection_healthy
-from protiv_dagster.assets.propay import propay_opportunities
+from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
@@ -24,7 +24,7 @@ from protiv_dagster.resources.warehouse import Warehouse
 # force sync from the UI; evaluated every 30 seconds by the daemon.
 follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
-    target=dg.AssetSelection.assets(attendance, propay_opportunities),
+    target=dg.AssetSelection.assets(attendance, propay_tables),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -33,7 +33,7 @@ follow_upstream_changes = dg.AutomationConditionSensorDefinition(
 def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
     return dg.Definitions(
-        assets=[raw_timesheets, workers, jobs, attendance, propay_opportunities],
+        assets=[raw_timesheets, workers, jobs, attendance, propay_tables],
         asset_checks=[connection_healthy],
         jobs=[sync_company_reference, sync_company_week, compute_propay],
         schedules=[refresh_every_two_hours],

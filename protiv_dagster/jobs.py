@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
-from protiv_dagster.assets.propay import propay_opportunities
+from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 
 # The three steps of a company sync, in order: reference data, each week of attendance, ProPays.
@@ -21,6 +21,6 @@ sync_company_week = dg.define_asset_job(
 )
 compute_propay = dg.define_asset_job(
     "compute_propay",
-    selection=[propay_opportunities],
-    description="One company's ProPay opportunities from its cleaned tables.",
+    selection=[propay_tables],
+    description="One company's ProPays, worker bonuses and overtime weeks from its cleaned tables.",
 )

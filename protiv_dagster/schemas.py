@@ -104,6 +104,21 @@ class Job(CompanyScoped):
     )
     recurring: Series[bool] = _field("A recurring job gets one ProPay per milestone.", sql_type="BOOLEAN")
     is_drive: Series[bool] = _field("Time on this job is drive time.", sql_type="BOOLEAN")
+    budget_type: Series[str] = _field(
+        "How the vendor states the budget (hours, amount, contract_price, rate, task_hours, task_amount); "
+        "null means the company's default_budget_type.",
+        sql_type="TEXT", nullable=True,
+    )
+    budget_amount: Series[float] = _field("Labor budget in $ for an amount budget; null when the vendor has none.", sql_type="NUMERIC(14,2)", nullable=True, ge=0)
+    contract_price: Series[float] = _field("Contract price of the job in $, for a contract_price budget.", sql_type="NUMERIC(14,2)", nullable=True, ge=0)
+    labor_budget_percent: Series[float] = _field(
+        "Labor share of the contract price in % (35 = 35 %); null means the company's labor_budget_percent.",
+        sql_type="DOUBLE PRECISION", nullable=True, ge=0, le=100,
+    )
+    rate: Series[float] = _field("Labor budget in $ per unit of work, for a rate budget (e.g. 2.50 per square foot).", sql_type="NUMERIC(14,4)", nullable=True, ge=0)
+    quantity: Series[float] = _field("Units of work for a rate budget (e.g. 1,200 square feet).", sql_type="DOUBLE PRECISION", nullable=True, ge=0)
+    service_type: Series[str] = _field("Service type of the job in the vendor (used by exclusion rules).", sql_type="TEXT", nullable=True)
+    property_id: Series[str] = _field("The client site (property) the job is for (used by exclusion rules).", sql_type="TEXT", nullable=True)
     active: Series[bool] = _field("Active in the vendor.", sql_type="BOOLEAN")
     source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
         "When the vendor last changed the job, UTC.", sql_type="TIMESTAMPTZ"
@@ -118,33 +133,130 @@ class Job(CompanyScoped):
         return (df["level"] == "milestone") == df["parent_job_id"].notna()
 
 
+BUDGET_TYPES = ["hours", "amount", "contract_price", "rate", "task_hours", "task_amount"]
+PROPAY_STATUSES = ["pending", "started", "completed", "canceled"]
+WORKER_ROLES = ["crew", "crew_lead", "manager", "other"]
+
+
 class PropayOpportunity(CompanyScoped):
-    """One ProPay: a job or milestone with a labor budget, its actuals, savings and bonus pool."""
+    """One ProPay: a job or milestone with a labor budget, its actuals, savings, bonus pool and who got it."""
 
     propay_id: Series[str] = _field("The job or milestone id the ProPay is for.", sql_type="TEXT")
-    job_id: Series[str] = _field("Top-level job.", sql_type="TEXT")
-    milestone_id: Series[str] = _field("Milestone, for a ProPay per milestone.", sql_type="TEXT", nullable=True)
-    name: Series[str] = _field("Job name, and milestone name when per milestone.", sql_type="TEXT")
-    budget_type: Series[str] = _field("How the budget is stated (hours).", sql_type="TEXT", isin=["hours"])
-    budget_hours: Series[float] = _field("Budget in worker-hours.", sql_type="DOUBLE PRECISION", ge=0)
-    actual_hours: Series[float] = _field("Worker-hours clocked (drive time excluded unless the company includes it).", sql_type="DOUBLE PRECISION", ge=0)
-    labor_cost: Series[float] = _field("Sum of hours x each worker's wage, $.", sql_type="NUMERIC(14,2)", ge=0)
-    blended_wage: Series[float] = _field("labor_cost / actual_hours, $ per hour.", sql_type="NUMERIC(10,4)", nullable=True, ge=0)
-    saved_hours: Series[float] = _field("budget_hours - actual_hours (negative when over budget).", sql_type="DOUBLE PRECISION")
-    saved_amount: Series[float] = _field("Saved labor $ = saved hours x blended wage; 0 when over budget.", sql_type="NUMERIC(14,2)", ge=0)
-    overage_amount: Series[float] = _field("Labor $ over budget; 0 when under budget.", sql_type="NUMERIC(14,2)", ge=0)
-    bonus_pool: Series[float] = _field("Workers' share of the saved labor, $.", sql_type="NUMERIC(14,2)", ge=0)
-    crew_bucket: Series[float] = _field("Part of the pool for the crew, $.", sql_type="NUMERIC(14,2)", ge=0)
-    crew_lead_bucket: Series[float] = _field("Part of the pool for crew leads, $.", sql_type="NUMERIC(14,2)", ge=0)
-    manager_bucket: Series[float] = _field("Part of the pool for managers, $.", sql_type="NUMERIC(14,2)", ge=0)
-    other_bucket: Series[float] = _field("Part of the pool for other roles, $.", sql_type="NUMERIC(14,2)", ge=0)
-    company_bucket: Series[float] = _field("Part of the pool kept by the company, $.", sql_type="NUMERIC(14,2)", ge=0)
-    status: Series[str] = _field(
-        "pending, started, completed or canceled.", sql_type="TEXT", isin=["pending", "started", "completed", "canceled"]
+    job_id: Series[str] = _field("Top-level job of the ProPay (jobs.job_id).", sql_type="TEXT")
+    milestone_id: Series[str] = _field("Milestone of the job for a ProPay per milestone; null for a ProPay on a whole job.", sql_type="TEXT", nullable=True)
+    name: Series[str] = _field("Job name, followed by the milestone name for a ProPay per milestone.", sql_type="TEXT")
+    budget_type: Series[str] = _field(
+        "How the labor budget is stated: hours, amount, contract_price, rate, task_hours or task_amount.",
+        sql_type="TEXT", isin=BUDGET_TYPES,
     )
-    worker_count: Series[int] = _field("Workers with time on the ProPay.", sql_type="BIGINT", ge=0)
-    first_work_date: Series[pa.Date] = _field("First day with time.", sql_type="DATE", nullable=True)
-    last_work_date: Series[pa.Date] = _field("Last day with time.", sql_type="DATE", nullable=True)
+    budget_hours: Series[float] = _field(
+        "Budget in worker-hours after the company's budget modification; for a $ budget it is the budget $ "
+        "divided by the blended wage, and null while no time is clocked.",
+        sql_type="DOUBLE PRECISION", nullable=True,
+    )
+    budget_amount: Series[float] = _field(
+        "Labor budget in $ after the company's budget modification; for an hours budget it is the budget hours "
+        "times the blended wage, and null while no time is clocked.",
+        sql_type="NUMERIC(14,2)", nullable=True,
+    )
+    actual_hours: Series[float] = _field(
+        "Worker-hours counted on the ProPay, in hours: drive time and time before the launch date are left out unless the company counts them.",
+        sql_type="DOUBLE PRECISION", ge=0,
+    )
+    labor_cost: Series[float] = _field("Actual labor cost in $: the sum over workers of hours times wage (burdened when budgets include burden).", sql_type="NUMERIC(14,2)", ge=0)
+    blended_wage: Series[float] = _field("The crew's blended wage in $ per hour: labor_cost divided by actual_hours; null with no hours.", sql_type="NUMERIC(10,4)", nullable=True, ge=0)
+    saved_hours: Series[float] = _field(
+        "Hours saved: budget_hours minus actual_hours, negative when over budget; null when the budget has no hours equivalent.",
+        sql_type="DOUBLE PRECISION", nullable=True,
+    )
+    saved_amount: Series[float] = _field("Saved labor in $ (what the bonus pool is taken from); 0 when over budget.", sql_type="NUMERIC(14,2)", ge=0)
+    overage_hours: Series[float] = _field("Hours over budget: actual_hours minus budget_hours when positive, else 0; null when saved_hours is null.", sql_type="DOUBLE PRECISION", nullable=True, ge=0)
+    overage_amount: Series[float] = _field("Labor $ over budget; 0 when on or under budget.", sql_type="NUMERIC(14,2)", ge=0)
+    efficiency: Series[float] = _field(
+        "Budget divided by actual in the budget's own unit (1.0 = on budget, 1.1 = 10 % under); null with no actuals.",
+        sql_type="DOUBLE PRECISION", nullable=True, ge=0,
+    )
+    pool_before_penalty: Series[float] = _field("Workers' share of the saved labor in $ before the penalty; 0 when excluded or disqualified.", sql_type="NUMERIC(14,2)", ge=0)
+    penalty_amount: Series[float] = _field("Penalty in $ deducted from the pool, never more than the pool.", sql_type="NUMERIC(14,2)", ge=0)
+    bonus_pool: Series[float] = _field("Bonus pool in $: pool_before_penalty minus penalty_amount, split into the role buckets.", sql_type="NUMERIC(14,2)", ge=0)
+    crew_bucket: Series[float] = _field("Part of the pool for the crew, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    crew_lead_bucket: Series[float] = _field("Part of the pool for crew leads, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    manager_bucket: Series[float] = _field("Part of the pool for managers, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    other_bucket: Series[float] = _field("Part of the pool for other roles, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    company_bucket: Series[float] = _field("Part of the pool the company's role buckets keep for the company, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    unclaimed_amount: Series[float] = _field(
+        "Buckets in $ that no eligible worker could claim (moved to another bucket or kept by the company).",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
+    paid_to_workers: Series[float] = _field("Sum of the worker bonuses in $ (propay_worker_bonuses.bonus); paid_to_workers + kept_by_company = bonus_pool.", sql_type="NUMERIC(14,2)", ge=0)
+    kept_by_company: Series[float] = _field("Part of the pool in $ not paid to workers: the company bucket plus what nobody could claim.", sql_type="NUMERIC(14,2)", ge=0)
+    overtime_adjustment: Series[float] = _field(
+        "FLSA regular-rate overtime owed on this ProPay's bonuses in $, on top of them (sum over its workers).",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
+    disqualified: Series[bool] = _field("The company disqualified the ProPay: it pays no bonus at all.", sql_type="BOOLEAN")
+    disqualification_reason: Series[str] = _field("Why the ProPay was disqualified; null when it was not.", sql_type="TEXT", nullable=True)
+    status: Series[str] = _field(
+        "pending (no time yet), started, completed (ready for approval) or canceled, from the source.",
+        sql_type="TEXT", isin=PROPAY_STATUSES,
+    )
+    worker_count: Series[int] = _field("Number of workers with counted time on the ProPay.", sql_type="BIGINT", ge=0)
+    first_work_date: Series[pa.Date] = _field("First day with counted time; null with none.", sql_type="DATE", nullable=True)
+    last_work_date: Series[pa.Date] = _field("Last day with counted time; null with none.", sql_type="DATE", nullable=True)
+    exclusion_reason: Series[str] = _field(
+        "Why the job gets no bonus (an exclusion rule, or all work before the launch date); null for an eligible ProPay.",
+        sql_type="TEXT", nullable=True,
+    )
+
+    @pa.dataframe_check(description="ProPay id is unique within the company")
+    def unique_propay(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "propay_id"], keep=False)
+
+
+class PropayWorkerBonus(CompanyScoped):
+    """One worker's share of one ProPay: the hours and labor they put in and the bonus they earned."""
+
+    propay_id: Series[str] = _field("The ProPay (propay_opportunities.propay_id).", sql_type="TEXT", str_length={"min_value": 1})
+    worker_id: Series[str] = _field("Worker with counted time on the ProPay (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
+    role: Series[str] = _field("The worker's role from the company settings: crew, crew_lead, manager or other.", sql_type="TEXT", isin=WORKER_ROLES)
+    bucket: Series[str] = _field(
+        "Role bucket the worker is paid from (their role's, or the crew's when their role's bucket has no share).",
+        sql_type="TEXT", isin=WORKER_ROLES,
+    )
+    hours: Series[float] = _field("The worker's counted hours on the ProPay, in hours.", sql_type="DOUBLE PRECISION", ge=0)
+    wage: Series[float] = _field("Hourly wage used for labor cost in $ per hour (burdened when budgets include burden; 0 when unknown).", sql_type="NUMERIC(10,4)", ge=0)
+    weight: Series[float] = _field(
+        "The worker's weight within their bucket under the company's distribution method (hours, hours x wage, lead-weighted hours, 1, or a manual %).",
+        sql_type="DOUBLE PRECISION", ge=0,
+    )
+    labor_cost: Series[float] = _field("The worker's hours times wage, in $.", sql_type="NUMERIC(14,2)", ge=0)
+    bonus: Series[float] = _field("The worker's ProPay bonus in $; the bonuses of a ProPay sum to its paid_to_workers.", sql_type="NUMERIC(14,2)", ge=0)
+    overtime_adjustment: Series[float] = _field(
+        "Overtime owed on this bonus in $ (FLSA regular rate: bonus per hour worked in the week x 0.5 x overtime hours).",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
+
+    @pa.dataframe_check(description="one row per ProPay and worker")
+    def unique_worker_per_propay(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "propay_id", "worker_id"], keep=False)
+
+
+class PropayOvertimeWeek(CompanyScoped):
+    """One worker's workweek that carries a ProPay bonus, with the overtime adjustment owed on it."""
+
+    worker_id: Series[str] = _field("The worker (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
+    week_start: Series[pa.Date] = _field("First day of the workweek (the company's workweek_start).", sql_type="DATE")
+    hours_worked: Series[float] = _field("Every hour the worker worked in the week on any job, drive time included, in hours.", sql_type="DOUBLE PRECISION", ge=0)
+    overtime_hours: Series[float] = _field("Overtime hours of the week under the company's weekly (and daily) thresholds.", sql_type="DOUBLE PRECISION", ge=0)
+    bonus_in_week: Series[float] = _field("ProPay bonus in $ allocated to the week, in proportion to the worker's counted hours on each ProPay.", sql_type="NUMERIC(14,2)", ge=0)
+    overtime_adjustment: Series[float] = _field(
+        "Overtime owed in $: bonus_in_week / hours_worked x 0.5 x overtime_hours, rounded to the cent.",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
+
+    @pa.dataframe_check(description="one row per worker and week")
+    def unique_week(cls, df: pd.DataFrame) -> Series[bool]:
+        return ~df.duplicated(["company_id", "worker_id", "week_start"], keep=False)
 
 
 def _record_text(row: pd.Series) -> str:

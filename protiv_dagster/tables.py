@@ -44,7 +44,23 @@ PROPAY_OPPORTUNITIES = table_from_model(
     schemas.PropayOpportunity,
     "propay_opportunities",
     ("company_id", "propay_id"),
-    "One row per ProPay: budget, actual hours and labor cost, savings, bonus pool and its role buckets, status.",
+    "One row per ProPay (a budgeted job, or a budgeted milestone of a recurring job), excluded ones included with "
+    "the reason: budget, actual hours and labor cost, savings or overage, efficiency, bonus pool with penalty and "
+    "role buckets, what was paid to workers and kept by the company, overtime owed, status and work dates.",
+)
+PROPAY_WORKER_BONUSES = table_from_model(
+    schemas.PropayWorkerBonus,
+    "propay_worker_bonuses",
+    ("company_id", "propay_id", "worker_id"),
+    "One row per ProPay and worker with counted time on it: role, bucket, hours, wage, labor cost, weight, "
+    "bonus and the overtime owed on it. Bonuses of a ProPay sum to its paid_to_workers.",
+)
+PROPAY_OVERTIME_WEEKS = table_from_model(
+    schemas.PropayOvertimeWeek,
+    "propay_overtime_weeks",
+    ("company_id", "worker_id", "week_start"),
+    "One row per worker and workweek carrying a ProPay bonus: hours worked, overtime hours, the bonus "
+    "allocated to the week and the FLSA regular-rate overtime adjustment owed on it.",
 )
 
 RAW_TIMESHEETS = Table(
@@ -78,4 +94,7 @@ REJECTED_ROWS = Table(
     ),
 )
 
-ALL_TABLES = (RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, REJECTED_ROWS)
+ALL_TABLES = (
+    RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS,
+    REJECTED_ROWS,
+)

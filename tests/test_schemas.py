@@ -10,7 +10,18 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from protiv_dagster.schemas import Attendance, Job, PropayOpportunity, Worker, no_rejects, split_valid
+from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.propay import compute_propays
+from protiv_dagster.schemas import (
+    Attendance,
+    Job,
+    PropayOpportunity,
+    PropayOvertimeWeek,
+    PropayWorkerBonus,
+    Worker,
+    no_rejects,
+    split_valid,
+)
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
@@ -65,6 +76,14 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "recurring": False,
         "is_drive": False,
         "active": True,
+        "budget_type": None,
+        "budget_amount": None,
+        "contract_price": None,
+        "labor_budget_percent": None,
+        "rate": None,
+        "quantity": None,
+        "service_type": None,
+        "property_id": None,
         "source_modified_at": pd.Timestamp("2026-11-02T00:00:00Z"),
     }
     row.update(changes)
@@ -214,20 +233,90 @@ def test_worker_and_job_rules() -> None:
     assert rejected["reason"].iloc[2] == "budget_hours: greater_than_or_equal_to(0); status: isin(['open', 'completed', 'canceled'])"
 
 
+def test_job_optional_budget_columns_are_kept_and_coerced() -> None:
+    jobs, rejected = split_valid(
+        pd.DataFrame(
+            [
+                job_row(budget_type="amount", budget_amount="5000", budget_hours=None),
+                job_row(job_id="11", budget_type="contract_price", contract_price=12000, labor_budget_percent="35",
+                        service_type="Install", property_id="44"),
+                job_row(job_id="12", labor_budget_percent=135.0),
+            ]
+        ),
+        Job,
+        "job_id",
+    )
+    assert list(jobs["job_id"]) == ["10", "11"]
+    assert jobs["budget_amount"].iloc[0] == 5000.0 and jobs["labor_budget_percent"].iloc[1] == 35.0
+    assert jobs["property_id"].iloc[1] == "44" and pd.isna(jobs["property_id"].iloc[0])
+    assert rejected["reason"].iloc[0] == "labor_budget_percent: less_than_or_equal_to(100)"
+
+
 def test_propay_opportunity_model() -> None:
     row = {
         "company_id": "acme", "propay_id": "10", "job_id": "10", "milestone_id": None, "name": "Smith patio",
-        "budget_type": "hours", "budget_hours": 40.0, "actual_hours": 30.0, "labor_cost": 750.0, "blended_wage": 25.0,
-        "saved_hours": 10.0, "saved_amount": 250.0, "overage_amount": 0.0, "bonus_pool": 125.0, "crew_bucket": 125.0,
-        "crew_lead_bucket": 0.0, "manager_bucket": 0.0, "other_bucket": 0.0, "company_bucket": 0.0,
+        "budget_type": "hours", "budget_hours": 40.0, "budget_amount": 1000.0, "actual_hours": 30.0, "labor_cost": 750.0,
+        "blended_wage": 25.0, "saved_hours": 10.0, "saved_amount": 250.0, "overage_hours": 0.0, "overage_amount": 0.0,
+        "efficiency": 40 / 30, "pool_before_penalty": 125.0, "penalty_amount": 0.0, "bonus_pool": 125.0,
+        "crew_bucket": 125.0, "crew_lead_bucket": 0.0, "manager_bucket": 0.0, "other_bucket": 0.0, "company_bucket": 0.0,
+        "unclaimed_amount": 0.0, "paid_to_workers": 125.0, "kept_by_company": 0.0, "overtime_adjustment": 0.0,
+        "disqualified": False, "disqualification_reason": None,
         "status": "completed", "worker_count": 3, "first_work_date": date(2026, 11, 1), "last_work_date": date(2026, 11, 3),
+        "exclusion_reason": None,
     }
     over = row | {"propay_id": "11", "saved_hours": -5.0, "saved_amount": -1.0, "status": "done"}
-    valid, rejected = split_valid(pd.DataFrame([row, over]), PropayOpportunity, "propay_id")
-    assert list(valid["propay_id"]) == ["10"] and valid["worker_count"].dtype == "int64"
+    amount = row | {"propay_id": "12", "budget_type": "amount", "budget_hours": None, "saved_hours": None,
+                    "overage_hours": None, "efficiency": None}
+    valid, rejected = split_valid(pd.DataFrame([row, over, amount]), PropayOpportunity, "propay_id")
+    assert list(valid["propay_id"]) == ["10", "12"] and valid["worker_count"].dtype == "int64"
+    assert valid["disqualified"].dtype == bool
     assert rejected["reason"].iloc[0] == (
         "saved_amount: greater_than_or_equal_to(0); status: isin(['pending', 'started', 'completed', 'canceled'])"
     )
+
+
+def test_the_models_accept_the_engines_output_for_every_budget_type() -> None:
+    jobs = pd.DataFrame(
+        [
+            job_row(job_id="1", name="Fence", budget_hours=80.0, status="completed"),
+            job_row(job_id="2", name="HVAC", budget_type="amount", budget_amount=5000.0, budget_hours=None),
+            job_row(job_id="3", name="Floor", budget_type="rate", rate=2.5, quantity=1200.0, budget_hours=None),
+            job_row(job_id="4", name="Deck", budget_type="contract_price", contract_price=10000.0,
+                    labor_budget_percent=30.0, budget_hours=None),
+            job_row(job_id="5", name="TEST job", budget_hours=10.0),
+            job_row(job_id="6", name="Paint", budget_type="task_hours", budget_hours=None),
+            job_row(job_id="7", name="Trim", budget_type="task_amount", budget_hours=None),
+            job_row(job_id="8", name="Not started", budget_hours=5.0),
+        ]
+    )
+    days = [date(2026, 11, 2) + pd.Timedelta(days=d) for d in range(6)]
+    attendance = pd.DataFrame(
+        [
+            attendance_row(entry_id=f"{job}-{worker}-{day}", worker_id=worker, job_id=job, work_date=day, hours=9.0,
+                           start_at=None, end_at=None)
+            for job in ("1", "2", "3", "4", "5", "6", "7") for worker in ("7", "8") for day in days
+        ]
+    )
+    workers = pd.DataFrame([worker_row(worker_id="7", hourly_wage=25.0), worker_row(worker_id="8", hourly_wage=20.0)])
+    tasks = pd.DataFrame({"propay_id": ["6", "6", "7"], "task": ["a", "b", "c"],
+                          "budget_hours": [60.0, 60.0, None], "budget_amount": [None, None, 3000.0]})
+    settings = CompanySettings(
+        role_buckets={"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}, worker_roles={"8": "crew_lead"},
+        exclusions={"name_patterns": ["TEST*"]}, penalties={"2": 10.0}, disqualifications={"3": "safety incident"},
+    )
+    result = compute_propays(jobs, attendance, workers, settings, "acme", task_budgets=tasks)
+    opportunities, rejected = split_valid(result.opportunities, PropayOpportunity, "propay_id")
+    assert rejected.empty and len(opportunities) == 8
+    assert set(opportunities["budget_type"]) == {"hours", "amount", "rate", "contract_price", "task_hours", "task_amount"}
+    assert opportunities.set_index("propay_id").loc["5", "exclusion_reason"].startswith("name matches")
+    assert opportunities.set_index("propay_id").loc["3", "disqualified"]
+    bonuses, rejected = split_valid(result.worker_bonuses, PropayWorkerBonus, "propay_id")
+    assert rejected.empty and len(bonuses) == 14
+    paid = bonuses.groupby("propay_id")["bonus"].sum().round(2)
+    expected = opportunities.set_index("propay_id")["paid_to_workers"].loc[paid.index]
+    assert (paid == expected).all()
+    weeks, rejected = split_valid(result.overtime_weeks, PropayOvertimeWeek, "worker_id")
+    assert rejected.empty and len(weeks) > 0 and (weeks["overtime_adjustment"] > 0).any()
 
 
 def test_no_rejects_is_an_empty_set_aside_frame() -> None:

@@ -19,6 +19,9 @@ Field mapping (why in parentheses):
 | jobs.status                | ``OpportunityStatusName`` / ``WorkTicketStatusName``: Won/Open/Scheduled/Pending Approval/In Progress -> open, Complete(d)/Closed -> completed, Cancelled/Canceled/Lost -> canceled; anything else is set aside |
 | jobs.recurring             | ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts; 'Work Order' = one-off); milestones inherit it |
 | jobs.active                | status is open                                                             |
+| jobs.property_id           | ``PropertyID`` of the opportunity when Aspire sends it, else its ``PropertyName`` (the client site, for exclusion by property); milestones take their job's in the ProPay engine |
+| jobs.service_type          | ``DivisionName`` of the opportunity when sent (Aspire's service lines, e.g. Maintenance, Enhancements; for exclusion by service type); null otherwise |
+| jobs.budget_type and $ budget columns | null: the budget is ``EstimatedLaborHours``/``HoursEst`` hours, the company's ``default_budget_type`` applies (a $ labor budget is not read yet) |
 | jobs (drive job)           | one synthetic job ``DRIVE_JOB_ID`` named "Drive Time", ``is_drive`` true: Aspire has no drive job, drive/shop time is clock time not allocated to work tickets |
 | attendance.entry_id        | ``WorkTicketTimeID``; drive rows ``ClockTime-<ClockTimeID>``               |
 | attendance.worker_id       | ``ContactID``                                                              |
@@ -246,6 +249,17 @@ def ticket_targets(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, tuple
     return targets
 
 
+# Aspire budgets are hours; these Job columns stay null until a $ labor budget is read.
+_NO_DOLLAR_BUDGET = {
+    "budget_type": None, "budget_amount": float("nan"), "contract_price": float("nan"),
+    "labor_budget_percent": float("nan"), "rate": float("nan"), "quantity": float("nan"),
+}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
 def drive_job_frame(company_id: str, name: str = DRIVE_JOB_NAME) -> pd.DataFrame:
     """The one synthetic drive job that unallocated clock time is booked on."""
     return pd.DataFrame(
@@ -253,6 +267,7 @@ def drive_job_frame(company_id: str, name: str = DRIVE_JOB_NAME) -> pd.DataFrame
             "company_id": [company_id], "job_id": [DRIVE_JOB_ID], "parent_job_id": [None], "level": ["job"],
             "name": [name], "short_code": [None], "budget_hours": [float("nan")], "status": ["open"],
             "recurring": [False], "is_drive": [True], "active": [True],
+            **{name: [value] for name, value in _NO_DOLLAR_BUDGET.items()}, "service_type": [None], "property_id": [None],
             "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
         }
     )
@@ -327,6 +342,11 @@ def opportunities_to_jobs(
             "recurring": recurring.astype(bool),
             "is_drive": False,
             "active": status == "open",
+            **_NO_DOLLAR_BUDGET,
+            "service_type": column(frame, "DivisionName").map(_text),
+            "property_id": id_text(column(frame, "PropertyID")).where(
+                lambda ids: ids.notna(), column(frame, "PropertyName").map(_text)
+            ),
             "source_modified_at": latest.astype("datetime64[ns, UTC]"),
         },
         index=frame.index,
@@ -348,6 +368,9 @@ def opportunities_to_jobs(
             "recurring": ticket_job.map(recurring_of).fillna(False).astype(bool),
             "is_drive": False,
             "active": t_status == "open",
+            **_NO_DOLLAR_BUDGET,
+            "service_type": None,
+            "property_id": None,
             "source_modified_at": t_modified,
         },
         index=tickets.index,

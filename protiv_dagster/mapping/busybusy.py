@@ -23,7 +23,11 @@ Field mapping (why in parentheses):
 | jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
 | jobs.short_code            | ``projectInfo.number``                                                   |
 | jobs.budget_hours          | sum of the latest ``budgetHours.budgetSeconds`` of the project / 3600     |
-| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget``: carried on the rows for the ProPay engine; the Job model does not store it yet |
+| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget`` of the project; carried on the mapped rows, not stored (see jobs.budget_amount) |
+| jobs.budget_amount         | ``budget_cost`` when the company's ``default_budget_type`` is ``amount`` (the cost budget is then the labor budget in $); else null, so an hours company's ProPays keep their hours budget |
+| jobs.budget_type           | null: BusyBusy has no budget type, the company's ``default_budget_type`` applies |
+| jobs.contract_price/labor_budget_percent/rate/quantity | null: BusyBusy projects carry none of them |
+| jobs.service_type/property_id | null: BusyBusy projects have no service type or client site field     |
 | jobs.status/active         | ``archivedOn`` set -> completed / inactive, else open (BusyBusy has no canceled state) |
 | jobs.recurring             | always false: BusyBusy has no such flag                                  |
 
@@ -244,6 +248,7 @@ def projects_to_jobs(
     drive_by_id = dict(zip(job_id, drive_own))
     top = parent.isna()
     is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
+    budget_cost = job_id.map(lambda j: costs.get(j)).astype(float)
     jobs = pd.DataFrame(
         {
             "company_id": company_id,
@@ -253,7 +258,15 @@ def projects_to_jobs(
             "name": title,
             "short_code": info.map(lambda i: i.get("number") or None),
             "budget_hours": job_id.map(lambda j: seconds[j] / 3600 if j in seconds else None).astype(float),
-            "budget_cost": job_id.map(lambda j: costs.get(j)).astype(float),
+            "budget_cost": budget_cost,
+            "budget_type": None,
+            "budget_amount": budget_cost if settings.default_budget_type == "amount" else float("nan"),
+            "contract_price": float("nan"),
+            "labor_budget_percent": float("nan"),
+            "rate": float("nan"),
+            "quantity": float("nan"),
+            "service_type": None,
+            "property_id": None,
             "status": archived.isna().map({True: "open", False: "completed"}),
             "recurring": False,
             "is_drive": is_drive,

@@ -24,6 +24,13 @@ Field mapping (why in parentheses):
 | jobs.budget_hours         | the jobcode custom field named by the company setting ``budget_hours_field`` |
 | jobs.status               | the custom field ``job_status_field`` (Open/Completed/Canceled); without it, active -> open, archived -> completed |
 | jobs.recurring            | the custom field ``recurring_field`` (Yes/No) of the top-level jobcode     |
+| jobs.budget_type          | the custom field ``budget_type_field`` ("Hours", "Amount", "Contract Price", "Rate", "Task Hours", "Task Amount", any case, spaces or underscores); empty -> null, which means the company's ``default_budget_type``. An unknown value is kept as written (lowercased) so the ProPay shows why it has no bonus |
+| jobs.budget_amount        | the custom field ``budget_amount_field`` ($; "$5,000" and "5000" both read as 5000) |
+| jobs.contract_price       | the custom field ``contract_price_field`` ($)                             |
+| jobs.labor_budget_percent | the custom field ``labor_budget_percent_field`` (%, "35" or "35 %")       |
+| jobs.rate / quantity      | the custom fields ``rate_field`` ($ per unit) / ``quantity_field`` (units) |
+| jobs.service_type         | the custom field ``service_type_field`` (e.g. Warranty, for exclusions); a milestone without one takes its job's in the ProPay engine |
+| jobs.property_id          | null: QuickBooks Time has no property (client site) on jobcodes           |
 
 Every record that cannot be mapped is returned in the set-aside frame with its reason and the record
 as received, never dropped.
@@ -53,6 +60,20 @@ from protiv_dagster.mapping.common import (
 
 _STATUS_VALUES = {"open": "open", "completed": "completed", "complete": "completed", "canceled": "canceled", "cancelled": "canceled"}
 _YES = {"yes", "true", "1", "y"}
+
+
+def _budget_type(value: Any) -> str | None:
+    """A budget type as a person types it ("Contract Price", "task-hours") in the engine's spelling."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return "_".join(str(value).strip().casefold().replace("-", " ").replace("_", " ").split())
+
+
+def _typed_number(value: Any) -> Any:
+    """Free-form money and percentages ("$5,000", "35 %") without their decorations; the rest as is."""
+    if isinstance(value, str):
+        return value.replace("$", "").replace(",", "").replace("%", "").strip()
+    return value
 
 
 def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -109,6 +130,18 @@ def jobcodes_to_jobs(
 
     budget, bad_budget = numbers(custom(settings.budget_hours_field))
     reasons = collect(reasons, bad_budget, f"custom field {settings.budget_hours_field!r} is not a number of hours")
+    budget_type = custom(settings.budget_type_field).map(_budget_type)
+    typed_numbers = {}
+    for target, field, unit in (
+        ("budget_amount", settings.budget_amount_field, "$ amount"),
+        ("contract_price", settings.contract_price_field, "$ amount"),
+        ("labor_budget_percent", settings.labor_budget_percent_field, "percentage"),
+        ("rate", settings.rate_field, "$ rate"),
+        ("quantity", settings.quantity_field, "quantity"),
+    ):
+        typed_numbers[target], bad = numbers(custom(field).map(_typed_number))
+        reasons = collect(reasons, bad, f"custom field {field!r} is not a {unit}")
+    service_type = custom(settings.service_type_field).map(lambda v: v.strip() or None if isinstance(v, str) else None)
     status_text = custom(settings.job_status_field)
     status = status_text.map(lambda v: _STATUS_VALUES.get(str(v).strip().casefold()) if v else None)
     reasons = collect(
@@ -142,6 +175,10 @@ def jobcodes_to_jobs(
             "recurring": recurring,
             "is_drive": is_drive,
             "active": active,
+            "budget_type": budget_type,
+            **typed_numbers,
+            "service_type": service_type,
+            "property_id": None,
             "source_modified_at": modified,
         },
         index=frame.index,

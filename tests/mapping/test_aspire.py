@@ -296,3 +296,21 @@ def test_source_end_to_end_over_http(data):
         central = mapped.rows.set_index("entry_id")
         timed = central["start_at"].notna()
         assert ((central.loc[timed, "start_at"] - shifted.loc[central.index[timed], "start_at"]) == timedelta(hours=1)).all()
+
+
+def test_property_and_division_of_the_opportunity_reach_the_job(company, cleaned):
+    opportunities = company.records("Opportunities")
+    jobs = cleaned.jobs.set_index("job_id")
+    for opportunity in opportunities[:5]:
+        row = jobs.loc[str(opportunity["OpportunityID"])]
+        assert row["property_id"] == opportunity["PropertyName"].strip()  # the emulator sends no PropertyID
+        assert pd.isna(row["service_type"]) and pd.isna(row["budget_type"]) and pd.isna(row["budget_amount"])
+    milestones = cleaned.jobs[cleaned.jobs["level"] == "milestone"]
+    assert milestones["property_id"].isna().all()  # the ProPay engine takes the job's
+
+    zones = branch_zones(company.records("Branches"))
+    given = copy.deepcopy(opportunities[:1])
+    given[0] |= {"PropertyID": 4711, "DivisionName": " Maintenance "}
+    rows, aside = opportunities_to_jobs(given, [], zones, COMPANY)
+    row = rows.set_index("job_id").loc[str(given[0]["OpportunityID"])]
+    assert aside.empty and (row["property_id"], row["service_type"]) == ("4711", "Maintenance")

@@ -306,3 +306,19 @@ def test_source_needs_a_timezone(data):
         connection = FakeConnection(COMPANY, emulator.rest_url, CompanySettings(), {"username": username, "password": password})
         with pytest.raises(ValueError, match="timezone"):
             BusyBusySource(connection, BusyBusyResource()).time_entry_feeds(date(2026, 11, 1), date(2026, 11, 7))
+
+
+def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):
+    projects, hours, costs = company.records("projects"), company.records("budgetHours"), company.records("budgetCosts")
+    hours_company, _ = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
+    assert hours_company["budget_amount"].isna().all() and hours_company["budget_type"].isna().all()
+    amount_settings = CompanySettings(timezone=ZONE, default_budget_type="amount")
+    amount_company, _ = projects_to_jobs(projects, hours, costs, amount_settings, COMPANY)
+    jobs, rejected = split_valid(amount_company, Job, "job_id")
+    assert rejected.empty
+    with_cost = amount_company["budget_cost"].notna()
+    assert with_cost.any()
+    assert (jobs.set_index("job_id")["budget_amount"].dropna() > 0).all()
+    assert amount_company.loc[with_cost, "budget_amount"].tolist() == amount_company.loc[with_cost, "budget_cost"].tolist()
+    for column in ("contract_price", "labor_budget_percent", "rate", "quantity", "service_type", "property_id"):
+        assert jobs[column].isna().all(), column

@@ -493,6 +493,55 @@ def test_job_status_without_the_custom_field_follows_active(acme: Account) -> No
     assert cleaned.valid["budget_hours"].isna().all() and not cleaned.valid["recurring"].any()
 
 
+BUDGET_FIELDS = {
+    "Budget Type": 9001, "Budget Amount": 9002, "Contract Price": 9003, "Labor Budget %": 9004,
+    "Rate": 9005, "Quantity": 9006, "Service Type": 9007,
+}
+
+
+def _with_budget_fields(acme: Account, values: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict]:
+    """The account's jobcodes with the company's budget custom fields filled on its first job."""
+    fields = acme.customfields + [{"id": i, "name": name} for name, i in BUDGET_FIELDS.items()]
+    jobcodes = copy.deepcopy(acme.jobcodes)
+    target = next(j for j in jobcodes if not j["parent_id"] and j["name"] != "Drive Time")
+    target["customfields"].update({str(BUDGET_FIELDS[name]): value for name, value in values.items()})
+    return jobcodes, fields, target
+
+
+def test_budget_custom_fields_fill_the_engine_columns(acme: Account) -> None:
+    jobcodes, fields, target = _with_budget_fields(acme, {
+        "Budget Type": "Contract Price", "Budget Amount": "$5,000", "Contract Price": "12000.50",
+        "Labor Budget %": "35 %", "Rate": "2.50", "Quantity": "1,200", "Service Type": " Warranty ",
+    })
+    cleaned = clean_jobs(jobcodes, fields)
+    assert cleaned.set_aside.empty
+    rows = by_id(cleaned.valid, "job_id")
+    row = rows[str(target["id"])]
+    assert row["budget_type"] == "contract_price" and row["service_type"] == "Warranty"
+    assert (row["budget_amount"], row["contract_price"], row["labor_budget_percent"], row["rate"], row["quantity"]) == (
+        5000.0, 12000.5, 35.0, 2.5, 1200.0
+    )
+    others = cleaned.valid[cleaned.valid["job_id"] != str(target["id"])]
+    assert others["budget_type"].isna().all() and others["budget_amount"].isna().all()
+    assert cleaned.valid["property_id"].isna().all()  # QuickBooks Time has no property
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("Hours", "hours"), ("task-hours", "task_hours"), ("Task  Amount", "task_amount"), ("Rate", "rate"), ("Lump", "lump")])
+def test_budget_type_is_read_in_the_engines_spelling(acme: Account, typed: str, stored: str) -> None:
+    jobcodes, fields, target = _with_budget_fields(acme, {"Budget Type": typed})
+    cleaned = clean_jobs(jobcodes, fields)
+    assert by_id(cleaned.valid, "job_id")[str(target["id"])]["budget_type"] == stored
+
+
+@pytest.mark.parametrize(("field", "value"), [("Budget Amount", "lots"), ("Labor Budget %", "a third"), ("Quantity", "1e999")])
+def test_bad_budget_custom_field_is_set_aside(acme: Account, field: str, value: str) -> None:
+    jobcodes, fields, target = _with_budget_fields(acme, {field: value})
+    cleaned = clean_jobs(jobcodes, fields)
+    assert cleaned.reconciles(len(jobcodes))
+    assert list(cleaned.set_aside["record_id"]) == [str(target["id"])]
+    assert f"custom field {field!r} is not a" in cleaned.set_aside.iloc[0]["reason"]
+
+
 # -- 4. property: whatever arrives, nothing raises and the counts reconcile ------------------------
 WORKER_IDS = ["1", "2", "3"]
 JOBCODES = [
