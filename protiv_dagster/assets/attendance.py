@@ -15,6 +15,7 @@ from protiv_dagster.assets.common import (
     prepare_warehouse,
     reconcile,
     reconcile_spec,
+    retry_vendor_outages,
     validate_and_store,
 )
 from protiv_dagster.assets.raw import raw_timesheets
@@ -50,7 +51,8 @@ def _reference_table(
     company_id = context.partition_key
     prepare_warehouse(warehouse)
     source = company_source(context, company_id, registry, vendors)
-    mapped = fetch(source)
+    with retry_vendor_outages(context, vendors):
+        mapped = fetch(source)
     valid, set_aside = validate_and_store(
         warehouse, table, model, record_id, mapped.rows, mapped.set_aside,
         company_id=company_id, asset=table.name, partition_key=company_id, partition={"company_id": company_id},

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 import pandas as pd
 
 from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.resources.http import VendorUnavailableError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Table, Warehouse
 from protiv_dagster.schemas import split_valid
@@ -31,6 +35,22 @@ def column_schema(table: Table) -> dg.TableSchema:
 
 
 COMPANY_TAG, PROVIDER_TAG = "protiv/company", "protiv/provider"
+
+
+@contextmanager
+def retry_vendor_outages(context: dg.AssetExecutionContext, vendors: VendorApis) -> Iterator[None]:
+    """Retry the step, with exponential backoff, when the vendor is down longer than the client's own
+    retries cover (5xx, timeouts, resets). Anything else (a refused password, a malformed payload)
+    fails at once: trying again would not change the answer."""
+    try:
+        yield
+    except VendorUnavailableError as exc:
+        attempt = context.retry_number
+        if attempt >= vendors.step_retries:
+            raise
+        wait = vendors.step_retry_seconds * (2**attempt)
+        context.log.warning("%s; retrying this step in %.0f s (retry %d of %d)", exc, wait, attempt + 1, vendors.step_retries)
+        raise dg.RetryRequested(max_retries=vendors.step_retries, seconds_to_wait=wait) from exc
 
 
 def company_source(

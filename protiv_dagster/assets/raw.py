@@ -6,7 +6,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from protiv_dagster.assets.common import prepare_warehouse, column_schema, company_source
+from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
 from protiv_dagster.partitions import company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
@@ -32,7 +32,8 @@ def raw_timesheets(
     company_id, monday, sunday = split_company_week(context)
     prepare_warehouse(warehouse)
     source = company_source(context, company_id, registry, vendors)
-    feeds = source.time_entry_feeds(monday, sunday)
+    with retry_vendor_outages(context, vendors):
+        feeds = source.time_entry_feeds(monday, sunday)
     def field_text(record: dict, name: str | None) -> str | None:
         value = record.get(name) if name else None
         return None if value is None else str(value)

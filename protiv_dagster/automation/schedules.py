@@ -39,7 +39,12 @@ def refresh_every_two_hours(
     )
     # Week-only syncs start here; a sync that needs fresh workers and jobs first is started by the
     # company_syncs sensor (a schedule launches one job).
-    runs = [request for batch in plan.batches if batch.phase == "weeks" for request in phase_requests(batch)]
+    providers = {c.company_id: c.provider for c in registry.list()}
+    runs = [
+        request
+        for batch in plan.batches if batch.phase == "weeks"
+        for request in phase_requests(batch, providers[batch.company_id])
+    ]
     if not runs:
         return dg.SkipReason(
             f"{len(plan.batches)} syncs planned with workers and jobs first, {plan.quiet} companies quiet, "

@@ -42,7 +42,8 @@ def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionReg
     due, batches = plan_initial_syncs(registry, vendors, store, now)
     known = set(context.instance.get_dynamic_partitions(company_partitions.name))
     new_partitions = [company_id for company_id in due if company_id not in known]
-    runs = [request for batch in batches for request in phase_requests(batch)]
+    providers = {c.company_id: c.provider for c in registry.list()}
+    runs = [request for batch in batches for request in phase_requests(batch, providers[batch.company_id])]
     if not new_partitions and not runs:
         return dg.SkipReason("no new connection")
     return dg.SensorResult(
@@ -73,7 +74,7 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
     and leaves the cursor where it was, so the next refresh asks for the same changes again."""
     now = syncs.utc_now()
     store = registry.sync_state()
-    connected = {c.company_id for c in registry.list()}
+    connected = {c.company_id: c.provider for c in registry.list()}
     runs: list[dg.RunRequest] = []
     finished = []
     for batch in store.pending_batches():
@@ -87,14 +88,14 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
             finished.append(f"{batch.company_id}: failed")
         elif outcome.state == "done" and batch.phase == "reference" and batch.weeks:
             store.set_phase(batch.batch_id, "weeks")
-            runs += phase_requests(replace(batch, phase="weeks"))
+            runs += phase_requests(replace(batch, phase="weeks"), connected[batch.company_id])
         elif outcome.state == "done":
             store.finish_batch(batch.batch_id, succeeded=True, at=now)
             finished.append(f"{batch.company_id}: done")
         elif launched_here(batch):
             # Asked again every tick: run keys make it a no-op once launched, and a tick that died
             # after moving the phase cannot strand the sync.
-            runs += phase_requests(batch)
+            runs += phase_requests(batch, connected[batch.company_id])
     if not runs and not finished:
         return dg.SkipReason("no sync moved on")
     if finished:

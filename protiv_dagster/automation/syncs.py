@@ -14,11 +14,14 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from protiv_dagster.assets.common import COMPANY_TAG, PROVIDER_TAG
 from protiv_dagster.partitions import HISTORY_START, company_week_key, week_keys
 from protiv_dagster.registry import Connection
 from protiv_dagster.sync_state import SyncBatch
 
-COMPANY_TAG, BATCH_TAG, TRIGGER_TAG, PHASE_TAG = "protiv/company", "protiv/batch", "protiv/trigger", "protiv/phase"
+BATCH_TAG, TRIGGER_TAG, PHASE_TAG = "protiv/batch", "protiv/trigger", "protiv/phase"
+# The run coordinator limits concurrent runs per provider tag (deploy/dagster.yaml), so it must be on
+# the run request, not only added by the run once it has started (assets/common.py label_run).
 REFERENCE_JOB, WEEK_JOB = "sync_company_reference", "sync_company_week"
 # A phase whose runs never appeared (a tick that died after planning) is given up after this long;
 # the cursor has not moved, so the next check asks the vendor for the same changes again.
@@ -46,9 +49,12 @@ def all_weeks(connection: Connection, now: datetime) -> list[str]:
     return week_keys(*sync_window(connection, now))
 
 
-def phase_requests(batch: SyncBatch) -> list[dg.RunRequest]:
+def phase_requests(batch: SyncBatch, provider: str) -> list[dg.RunRequest]:
     """The runs of the batch's current phase: one reference run, or one run per week."""
-    tags = {COMPANY_TAG: batch.company_id, BATCH_TAG: batch.batch_id, TRIGGER_TAG: batch.trigger, PHASE_TAG: batch.phase}
+    tags = {
+        COMPANY_TAG: batch.company_id, BATCH_TAG: batch.batch_id, TRIGGER_TAG: batch.trigger, PHASE_TAG: batch.phase,
+        PROVIDER_TAG: provider,
+    }
     if batch.phase == "reference":
         return [
             dg.RunRequest(

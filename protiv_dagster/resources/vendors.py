@@ -23,6 +23,12 @@ class VendorApis(dg.ConfigurableResource):
     quickbooks_time: QuickBooksTimeResource = Field(default_factory=QuickBooksTimeResource)
     aspire: AspireResource = Field(default_factory=AspireResource)
     busybusy: BusyBusyResource = Field(default_factory=BusyBusyResource)
+    step_retries: int = Field(
+        default=2, ge=0, description="Times a sync step is retried when its vendor stays down past the client's retries."
+    )
+    step_retry_seconds: float = Field(
+        default=30.0, ge=0, description="Wait before the first step retry; doubles each time."
+    )
 
     def source_for(self, company_id: str, registry: ConnectionRegistryResource) -> Source:
         """The source that reads this company's vendor; a clear error for a provider not wired yet."""

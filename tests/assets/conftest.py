@@ -127,6 +127,8 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider, instan
                     quickbooks_time=QuickBooksTimeResource(**FAST_RETRIES),
                     aspire=AspireResource(**FAST_RETRIES),
                     busybusy=BusyBusyResource(**FAST_RETRIES),
+                    step_retries=1,
+                    step_retry_seconds=0.05,
                 ),
             )
             yield Pipeline(harness, warehouse, defs, instance, registry)

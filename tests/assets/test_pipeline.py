@@ -125,6 +125,18 @@ def test_rate_limits_and_server_errors_lose_nothing_and_duplicate_nothing(pipeli
 
 
 @on_every_vendor
+def test_an_outage_longer_than_the_clients_retries_is_retried_by_the_step(pipeline, provider):
+    # Five 503s in a row: the client gives up after four attempts, the step retries and succeeds.
+    pipeline.emulator.faults.server_error(times=5, status=503)
+    pipeline.sync()
+    assert_attendance_matches_vendor(pipeline)
+    assert pipeline.harness.statuses().count(503) == 5
+    retried = [r for r in pipeline.instance.get_runs() if r.job_name == "sync_company_reference"]
+    events = pipeline.instance.all_logs(retried[0].run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert len(events) == 1
+
+
+@on_every_vendor
 def test_a_session_that_dies_mid_sync_is_renewed(pipeline, provider):
     pipeline.sync()
     before = pipeline.registry.get(COMPANY).credentials()

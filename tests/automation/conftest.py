@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from protiv_dagster.automation import syncs
+from protiv_dagster.company_sync import QUIET_CONSOLE
 from protiv_dagster.automation.syncs import run_failure_message
 from protiv_dagster.sync_state import SyncStateStore
 from tests.assets.conftest import (  # noqa: F401 (fixtures)
@@ -52,7 +53,10 @@ class Daemon:
 
     def tick_schedule(self, name: str):
         schedule = self.defs.get_schedule_def(name)
-        with dg.build_schedule_context(instance=self.instance, resources=self.resources, scheduled_execution_time=syncs.utc_now()) as context:
+        with dg.build_schedule_context(
+            instance=self.instance, instance_ref=self.instance.get_ref(), resources=self.resources,
+            scheduled_execution_time=syncs.utc_now(), repository_def=self.defs.get_repository_def(),
+        ) as context:
             return schedule.evaluate_tick(context)
 
     def launch(self, requests) -> list[dg.RunRequest]:
@@ -68,6 +72,7 @@ class Daemon:
                 instance=self.instance,
                 partition_key=request.partition_key,
                 tags={**request.tags, **({"dagster/run_key": request.run_key} if request.run_key else {})},
+                run_config=QUIET_CONSOLE,
                 raise_on_error=False,
             )
             if not result.success:
@@ -87,6 +92,7 @@ class Daemon:
                 job = self.defs.resolve_implicit_job_def_def_for_assets([key])
                 result_of_run = job.execute_in_process(
                     instance=self.instance, partition_key=partition, asset_selection=[key], raise_on_error=False,
+                    run_config=QUIET_CONSOLE,
                 )
                 if not result_of_run.success:
                     self.failures.append(run_failure_message(self.instance, result_of_run.run_id))
