@@ -13,6 +13,13 @@ DATA_DIR_VARIABLE = "PROTIV_DATA_DIR"
 WAREHOUSE_URL_VARIABLE = "PROTIV_WAREHOUSE_URL"
 REGISTRY_URL_VARIABLE = "PROTIV_REGISTRY_URL"
 SECRET_KEY_VARIABLE = "PROTIV_SECRET_KEY"
+# The refresh's cron; the promise is every two hours. Read when the code location loads.
+REFRESH_CRON_VARIABLE = "PROTIV_REFRESH_CRON"
+DEFAULT_REFRESH_CRON = "0 */2 * * *"
+
+
+def refresh_cron() -> str:
+    return os.environ.get(REFRESH_CRON_VARIABLE) or DEFAULT_REFRESH_CRON
 
 
 def data_dir() -> Path:

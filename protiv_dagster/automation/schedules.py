@@ -13,11 +13,12 @@ from protiv_dagster.jobs import sync_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.settings import refresh_cron
 
 
 @dg.schedule(
     name="refresh_every_two_hours",
-    cron_schedule="0 */2 * * *",
+    cron_schedule=refresh_cron(),
     job=sync_company_week,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
