@@ -15,6 +15,7 @@ from protiv_dagster.resources.warehouse import Table, Warehouse
 from protiv_dagster.schemas import split_valid
 from protiv_dagster.sources import Source
 from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
+from protiv_dagster.views import ALL_VIEWS
 
 COUNTS_RECONCILE = "counts_reconcile"
 
@@ -76,7 +77,8 @@ _prepared_warehouses: set[str] = set()
 
 
 def prepare_warehouse(warehouse: Warehouse) -> None:
-    """Create the project's tables where they are missing, so any asset can run first.
+    """Create the project's tables where they are missing, and the analysts' views over them, so any
+    asset can run first.
 
     Checked once per process and warehouse: a run process (or the demo, which runs several runs in
     one process) pays the DDL round trips once, not in every step.
@@ -84,6 +86,7 @@ def prepare_warehouse(warehouse: Warehouse) -> None:
     key = f"{warehouse.describe()}|{warehouse.schema_name}"
     if key not in _prepared_warehouses:
         warehouse.ensure_tables(ALL_TABLES)
+        warehouse.ensure_views(ALL_VIEWS)
         _prepared_warehouses.add(key)
 
 

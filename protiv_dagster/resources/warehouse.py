@@ -148,6 +148,30 @@ class Table:
         raise ValueError(f"table {self.name!r} has no column {name!r} (columns: {self.column_names})")
 
 
+@dataclass(frozen=True)
+class View:
+    """A warehouse view: its SELECT (``{schema}`` stands for the quoted schema), the columns it must
+    yield, and its comment. One SQL text for both backends, so every computed column is cast to its
+    declared type."""
+
+    name: str
+    select: str
+    columns: tuple[Column, ...]
+    description: str = ""  # becomes COMMENT ON VIEW
+
+    def __post_init__(self) -> None:
+        _check_identifier(self.name, "view name")
+        object.__setattr__(self, "columns", tuple(self.columns))
+        names = self.column_names
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if not names or duplicates:
+            raise ValueError(f"view {self.name!r} must declare each of its columns once (twice: {duplicates})")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+
 class WarehouseError(RuntimeError):
     """A warehouse operation failed in the database; the message names the redacted warehouse."""
 
@@ -780,6 +804,49 @@ class Warehouse(dg.ConfigurableResource):
                         f"COMMENT ON COLUMN {qualified}.{_quote(column.name)} "
                         f"IS {session.literal(column.description or None)}"
                     )
+
+    def ensure_views(self, views: Iterable[View]) -> None:
+        """(Re)create the views, in order, in one transaction, with their comments.
+
+        Views hold no data, so each is dropped and created again: an edited definition always takes
+        effect. A view whose columns (names, order, types) differ from its declaration raises
+        WarehouseError and nothing changes. The tables they read must exist (``ensure_tables``).
+        """
+        views = list(views)
+        schema = _quote(self.schema_name)
+        with self._session("creating views") as session:
+            session.serialize(f"protiv_dagster.warehouse schema {self.schema_name}")
+            # Later views may read earlier ones: drop in reverse order so PostgreSQL sees no dependants.
+            for view in reversed(views):
+                session.execute(f"DROP VIEW IF EXISTS {schema}.{_quote(view.name)}")
+            problems: list[str] = []
+            for view in views:
+                qualified = f"{schema}.{_quote(view.name)}"
+                session.execute(f"CREATE VIEW {qualified} AS {self._with_schema(view.select).strip()}")
+                existing = session.fetch(
+                    "SELECT column_name, data_type, numeric_precision, numeric_scale "
+                    "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                    "ORDER BY ordinal_position",
+                    [self.schema_name, view.name],
+                )
+                actual = [
+                    (row.column_name, _canonical_type(
+                        row.data_type,
+                        None if pd.isna(row.numeric_precision) else int(row.numeric_precision),
+                        None if pd.isna(row.numeric_scale) else int(row.numeric_scale),
+                    ))
+                    for row in existing.itertuples()
+                ]
+                declared = [(column.name, column.sql_type) for column in view.columns]
+                if actual != declared:
+                    problems.append(f"view {view.name} yields {actual}, declared {declared}")
+                session.execute(f"COMMENT ON VIEW {qualified} IS {session.literal(view.description or None)}")
+                for column in view.columns:
+                    session.execute(
+                        f"COMMENT ON COLUMN {qualified}.{_quote(column.name)} IS {session.literal(column.description or None)}"
+                    )
+            if problems:
+                raise WarehouseError(f"views in {self.describe()} differ from their declarations: " + "; ".join(problems))
 
     def replace_partition(
         self,
