@@ -324,3 +324,21 @@ def test_no_rejects_is_an_empty_set_aside_frame() -> None:
     assert empty.empty and list(empty.columns) == ["record_id", "reason", "record"]
     valid, rejected = split_valid(pd.DataFrame([worker_row()]), Worker, "worker_id")
     assert len(valid) == 1 and list(rejected.columns) == list(empty.columns) and rejected.empty
+
+
+def test_the_data_dictionary_is_current_and_describes_every_column() -> None:
+    from pathlib import Path
+
+    from protiv_dagster.data_dictionary import PAGE, dictionary_page
+    from protiv_dagster.tables import ALL_TABLES
+    from protiv_dagster.views import ALL_VIEWS
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / PAGE).read_text(encoding="utf-8") == dictionary_page(), (
+        "docs/data-dictionary.md is stale: run `.venv/bin/python -m protiv_dagster.data_dictionary`"
+    )
+    for declared in (*ALL_TABLES, *ALL_VIEWS):
+        assert declared.description and f"### {declared.name}\n" in dictionary_page()
+        for column in declared.columns:
+            # A description is a sentence: it becomes a column comment and the UI's column schema.
+            assert column.description.endswith(".") and len(column.description.split()) >= 2, (declared.name, column.name)
