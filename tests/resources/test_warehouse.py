@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protiv_dagster.resources.warehouse import Column, Table, Warehouse, WarehouseError, redact_url
+from protiv_dagster.resources.warehouse import Column, Table, View, Warehouse, WarehouseError, redact_url
 from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE
 
 ATTENDANCE = Table(
@@ -501,3 +501,32 @@ def test_move_rows_moves_an_entry_whose_date_changed_partition(warehouse):
     result = warehouse.read_table(table)
     assert list(result["entry_id"]) == ["1", "2", "3"]
     assert list(result["work_date"]) == [week1[0], week2[0], week2[1]]
+
+
+HOURS_PER_COMPANY = View(
+    name="hours_per_company",
+    description="Hours per company.",
+    select="SELECT company_id, CAST(SUM(hours) AS DOUBLE PRECISION) AS hours FROM {schema}.attendance GROUP BY company_id",
+    columns=(Column("company_id", "TEXT", True, "Company."), Column("hours", "DOUBLE PRECISION", True, "Hours worked.")),
+)
+
+
+def test_ensure_views_recreates_views_with_comments_and_checks_their_columns(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    warehouse.ensure_views([HOURS_PER_COMPANY])
+    warehouse.ensure_views([HOURS_PER_COMPANY])  # idempotent: dropped and created again
+    frame = warehouse.query("select * from {schema}.hours_per_company")
+    assert list(frame.columns) == ["company_id", "hours"] and len(frame) == 1
+    if warehouse.backend == "postgres":  # DuckDB keeps view comments in duckdb_views(), checked by hand
+        _, column_comments = comments(warehouse, "hours_per_company")
+        assert column_comments == {"company_id": "Company.", "hours": "Hours worked."}
+
+    # A view whose SQL yields other columns than declared is refused and nothing changes.
+    wrong = View(
+        name="hours_per_company", description="", select=HOURS_PER_COMPANY.select.replace("AS DOUBLE PRECISION", "AS BIGINT"),
+        columns=HOURS_PER_COMPANY.columns,
+    )
+    with pytest.raises(WarehouseError, match="view hours_per_company yields .*BIGINT.*declared"):
+        warehouse.ensure_views([wrong])
+    assert warehouse.query("select hours from {schema}.hours_per_company")["hours"].dtype == "float64"
