@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
-from protiv_dagster.assets.checks import connection_healthy
+from protiv_dagster.assets.connection import connection_healthy, vendor_connection
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
@@ -33,7 +33,7 @@ follow_upstream_changes = dg.AutomationConditionSensorDefinition(
 def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
     return dg.Definitions(
-        assets=[raw_timesheets, workers, jobs, attendance, propay_tables],
+        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
         asset_checks=[connection_healthy],
         jobs=[sync_company_reference, sync_company_week, compute_propay],
         schedules=[refresh_every_two_hours],

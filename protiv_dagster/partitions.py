@@ -19,6 +19,8 @@ HISTORY_START = "2025-01-06"  # a Monday
 company_partitions = dg.DynamicPartitionsDefinition(name="company")
 week_partitions = dg.WeeklyPartitionsDefinition(start_date=HISTORY_START, day_offset=1, end_offset=1)
 company_week_partitions = dg.MultiPartitionsDefinition({"company": company_partitions, "week": week_partitions})
+# A company x week partition depends on the same company's partition of a company-only asset.
+BY_COMPANY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="company")
 
 
 def week_start(day: date) -> date:

@@ -24,7 +24,11 @@ def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):
 def test_assets_partitions_and_jobs():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_timesheets", "workers", "jobs", "attendance", "propay_opportunities"}
+    assert keys == {
+        "vendor_connection", "raw_timesheets", "workers", "jobs", "attendance",
+        "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks",
+    }
+    assert not graph.get(dg.AssetKey("vendor_connection")).is_materializable  # the vendor itself: observed only
     attendance = graph.get(dg.AssetKey("attendance"))
     assert isinstance(attendance.partitions_def, dg.MultiPartitionsDefinition)
     assert {d.name for d in attendance.partitions_def.partitions_defs} == {"company", "week"}
@@ -34,3 +38,14 @@ def test_assets_partitions_and_jobs():
     # Descriptions are the docstrings the data engineer reads in the lineage graph.
     assert "ISO week" in (attendance.description or "")
     assert dg.AssetCheckKey(dg.AssetKey("attendance"), "counts_reconcile") in graph.asset_check_keys
+    assert dg.AssetCheckKey(dg.AssetKey("vendor_connection"), "connection_healthy") in graph.asset_check_keys
+
+
+def test_automation_is_on_by_default():
+    assert {s.name for s in defs.sensors} == {"new_connections", "company_syncs", "connection_status", "follow_upstream_changes"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+    [schedule] = defs.schedules
+    assert (schedule.name, schedule.cron_schedule) == ("refresh_every_two_hours", "0 */2 * * *")
+    graph = defs.resolve_asset_graph()
+    for key in ("attendance", "propay_opportunities", "propay_worker_bonuses"):
+        assert graph.get(dg.AssetKey(key)).automation_condition is not None, key

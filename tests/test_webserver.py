@@ -45,7 +45,7 @@ NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)  # the automation's clock: just aft
 WEEKS = ["2026-11-02", "2026-11-09", "2026-11-16"]  # the pull date (Nov 6) to today (Nov 20)
 SYNCED, REFUSED = "acme", "birch"
 PROVIDERS = {SYNCED: "quickbooks_time", REFUSED: "aspire"}
-PROPAY = dg.AssetKey("propay_opportunities")
+CONNECTION = dg.AssetKey("vendor_connection")
 CHECK = "connection_healthy"
 
 
@@ -157,7 +157,7 @@ def company_of(partition: str) -> str:
 
 
 def test_the_latest_materialization_of_each_company_partition_names_its_provider(ui):
-    for key in sorted(k.to_user_string() for k in ui.defs.resolve_asset_graph().get_all_asset_keys()):
+    for key in sorted(k.to_user_string() for k in ui.defs.resolve_asset_graph().materializable_asset_keys):
         events = materializations(ui, key)
         if ui.defs.resolve_assets_def(key).partitions_def == company_week_partitions:
             expected = {f"{SYNCED}|{week}" for week in WEEKS}
@@ -171,6 +171,23 @@ def test_the_latest_materialization_of_each_company_partition_names_its_provider
             metadata = {m["label"]: m.get("text") for m in event["metadataEntries"]}
             assert metadata.get("provider") == PROVIDERS[company_of(partition)], (key, partition, metadata)
             assert event["runId"] in ui.runs, (key, partition)
+
+
+OBSERVATIONS = """
+query ($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) { ... on Asset {
+    assetObservations { partition metadataEntries { label ... on TextMetadataEntry { text } } } } }
+}
+"""
+
+
+def test_each_company_vendor_connection_is_observed_with_its_provider(ui):
+    events = ui.server.query(OBSERVATIONS, {"key": {"path": CONNECTION.path}})["assetOrError"]["assetObservations"]
+    latest = {}
+    for event in events:  # newest first
+        latest.setdefault(event["partition"], {m["label"]: m.get("text") for m in event["metadataEntries"]})
+    assert {company: metadata["provider"] for company, metadata in latest.items()} == PROVIDERS
+    assert {company: metadata["status"] for company, metadata in latest.items()} == {SYNCED: "green", REFUSED: "red"}
 
 
 def test_nothing_of_the_refused_company_is_loaded_from_its_vendor(ui):
@@ -243,7 +260,7 @@ query ($key: AssetKeyInput!) {
 
 
 def test_each_company_has_its_connection_health_with_the_reason(ui):
-    data = ui.server.query(HEALTH, {"key": {"path": PROPAY.path}})
+    data = ui.server.query(HEALTH, {"key": {"path": CONNECTION.path}})
     checks = {c["name"]: c for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
     assert [(d["name"], sorted(d["partitionKeys"])) for d in checks[CHECK]["partitionKeysByDimension"]] == [
         ("default", [SYNCED, REFUSED])
@@ -284,16 +301,7 @@ query ($key: AssetKeyInput!) {
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "connection_status reports AssetCheckEvaluation without target_materialization_data, so Dagster "
-        "does not count it as current for a ProPay partition that has a materialization: the check's "
-        "partition statuses (green/red per company on the asset's Checks tab) stay empty"
-    ),
-)
 def test_the_check_shows_each_company_green_or_red_on_its_partition(ui):
-    data = ui.server.query(CHECK_STATUS, {"key": {"path": PROPAY.path}})
+    data = ui.server.query(CHECK_STATUS, {"key": {"path": CONNECTION.path}})
     checks = {c["name"]: c for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
     assert checks[CHECK]["partitionStatuses"] == {"succeededPartitions": [SYNCED], "failedPartitions": [REFUSED]}

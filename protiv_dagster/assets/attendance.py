@@ -18,16 +18,16 @@ from protiv_dagster.assets.common import (
     retry_vendor_outages,
     validate_and_store,
 )
+from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.conditions import ATTENDANCE_FOLLOWS_RAW, TWO_HOUR_PROMISE
-from protiv_dagster.partitions import company_partitions, company_week_partitions, split_company_week
+from protiv_dagster.partitions import BY_COMPANY, company_partitions, company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import Mapped, Source
 from protiv_dagster.tables import ATTENDANCE, JOBS, RAW_TIMESHEETS, WORKERS
 
-BY_COMPANY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="company")
 
 
 def _table_metadata(table) -> dict:
@@ -75,6 +75,7 @@ def _reference_table(
     kinds={"python", "sql"},
     metadata=_table_metadata(WORKERS),
     check_specs=[reconcile_spec("workers")],
+    deps=[vendor_connection],
 )
 def workers(
     context: dg.AssetExecutionContext,
@@ -97,6 +98,7 @@ def workers(
     kinds={"python", "sql"},
     metadata=_table_metadata(JOBS),
     check_specs=[reconcile_spec("jobs")],
+    deps=[vendor_connection],
 )
 def jobs(
     context: dg.AssetExecutionContext,

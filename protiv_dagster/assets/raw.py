@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
-from protiv_dagster.partitions import company_week_partitions, split_company_week
+from protiv_dagster.assets.connection import vendor_connection
+from protiv_dagster.partitions import BY_COMPANY, company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
@@ -19,6 +20,7 @@ from protiv_dagster.tables import RAW_TIMESHEETS
     group_name="raw",
     kinds={"python", "sql"},
     metadata={"dagster/column_schema": column_schema(RAW_TIMESHEETS), "dagster/table_name": "protiv.raw_timesheets"},
+    deps=[dg.AssetDep(vendor_connection, partition_mapping=BY_COMPANY)],
 )
 def raw_timesheets(
     context: dg.AssetExecutionContext,

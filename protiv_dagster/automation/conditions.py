@@ -6,9 +6,9 @@ being written), adjusted to this partitioning:
 - Attendance of a company-week follows its raw partition. It ignores the company's workers and jobs:
   those change every day, and re-cleaning every week of history for each change would be waste; a
   sync that refreshes workers and jobs re-syncs the weeks it needs.
-- The ProPay partition of a company follows any of its weeks, its workers and its jobs. It does not
-  wait for missing upstream partitions: weeks before a company's attendance pull date are never
-  synced.
+- The ProPay partition of a company follows any of its weeks, its workers and its jobs. It waits for
+  the company's workers and jobs (a company whose vendor refused it gets no empty ProPay table), but
+  not for missing weeks: weeks before a company's attendance pull date are never synced.
 - Neither is limited to the latest week: a late edit three weeks back must reach the ProPays.
 """
 
@@ -21,7 +21,9 @@ import dagster as dg
 _EAGER_ANY_WEEK = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 
 ATTENDANCE_FOLLOWS_RAW = _EAGER_ANY_WEEK.ignore(dg.AssetSelection.assets("workers", "jobs"))
-PROPAY_FOLLOWS_ATTENDANCE = _EAGER_ANY_WEEK.without(~dg.AutomationCondition.any_deps_missing())
+PROPAY_FOLLOWS_ATTENDANCE = _EAGER_ANY_WEEK.without(~dg.AutomationCondition.any_deps_missing()) & ~(
+    dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("attendance"))
+)
 
 # The promise: a sync every two hours. Warn at two hours, fail once a refresh cycle has clearly been
 # missed. (A quiet company's partitions are not rewritten; its connection_healthy check says whether

@@ -20,7 +20,7 @@ from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 
 CONNECTION_HEALTHY = "connection_healthy"
-PROPAY_ASSET = dg.AssetKey("propay_opportunities")
+VENDOR_CONNECTION = dg.AssetKey("vendor_connection")
 # A health result is re-reported at least this often even when it did not change, so the check's
 # timestamp in the UI says when it was last evaluated.
 REPORT_UNCHANGED_EVERY = timedelta(minutes=30)
@@ -105,8 +105,8 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
 
 @dg.sensor(name="connection_status", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionRegistryResource):
-    """Reports each connected company's health as the `connection_healthy` check of its ProPay
-    partition: green when the vendor accepts the credentials, answers, and the data is current
+    """Reports each connected company's health as the `connection_healthy` check of its
+    vendor_connection partition (with an observation naming the provider): green when the vendor accepts the credentials, answers, and the data is current
     within the two-hour promise; red with the reason otherwise. Reported when it changes, and at
     least every 30 minutes."""
     now = syncs.utc_now()
@@ -130,14 +130,22 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
             reported[connection.company_id] = last
             continue
         reported[connection.company_id] = {"healthy": health.healthy, "reason": key[1], "at": now.timestamp()}
+        metadata = {"status": health.label, "reason": health.reason, **health.metadata}
+        events.append(
+            dg.AssetObservation(
+                asset_key=VENDOR_CONNECTION, partition=connection.company_id,
+                # The same provider id as on every materialization of the company's partitions.
+                metadata={**metadata, "provider": connection.provider},
+            )
+        )
         events.append(
             dg.AssetCheckEvaluation(
-                asset_key=PROPAY_ASSET,
+                asset_key=VENDOR_CONNECTION,
                 check_name=CONNECTION_HEALTHY,
                 passed=health.healthy,
                 partition=connection.company_id,
                 description=health.reason,
-                metadata={"status": health.label, "reason": health.reason, **health.metadata},
+                metadata=metadata,
             )
         )
     return dg.SensorResult(asset_events=events, cursor=json.dumps(reported, sort_keys=True))

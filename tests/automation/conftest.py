@@ -86,17 +86,21 @@ class Daemon:
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
         self.automation_cursor = result.cursor
         requested = []
-        # The daemon launches one run per asset partition here (a company's partition of each asset).
-        for key in (dg.AssetKey("attendance"), dg.AssetKey("propay_opportunities")):
-            for partition in sorted(result.get_requested_partitions(key), key=str):
-                job = self.defs.resolve_implicit_job_def_def_for_assets([key])
-                result_of_run = job.execute_in_process(
-                    instance=self.instance, partition_key=partition, asset_selection=[key], raise_on_error=False,
-                    run_config=QUIET_CONSOLE,
-                )
-                if not result_of_run.success:
-                    self.failures.append(run_failure_message(self.instance, result_of_run.run_id))
-                requested.append((key.to_user_string(), str(partition)))
+        # The daemon launches one run per partition with every asset requested for it (a multi-asset
+        # such as the ProPay tables runs whole).
+        by_partition: dict[str, list[dg.AssetKey]] = {}
+        for key in self.defs.resolve_asset_graph().get_all_asset_keys():
+            for partition in result.get_requested_partitions(key):
+                by_partition.setdefault(str(partition), []).append(key)
+        for partition, keys in sorted(by_partition.items()):
+            job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
+            run = job.execute_in_process(
+                instance=self.instance, partition_key=partition, asset_selection=keys, raise_on_error=False,
+                run_config=QUIET_CONSOLE,
+            )
+            if not run.success:
+                self.failures.append(run_failure_message(self.instance, run.run_id))
+            requested += [(key.to_user_string(), partition) for key in keys]
         return requested
 
     def settle(self, rounds: int = 6) -> list[tuple[str, str]]:
