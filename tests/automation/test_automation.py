@@ -76,7 +76,7 @@ def test_a_new_connection_gets_its_partition_and_initial_sync_then_propays_follo
     # The health check is green and reported on the company's ProPay partition.
     daemon.tick_sensor("connection_status")
     check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("propay_opportunities"), "connection_healthy")]
+        [dg.AssetCheckKey(dg.AssetKey("vendor_connection"), "connection_healthy")]
     )
     assert [record.status.value for record in check.values()] == ["SUCCEEDED"]
 
@@ -154,7 +154,7 @@ def test_a_failed_sync_keeps_the_cursor_and_the_next_refresh_asks_again(pipeline
 
     daemon.tick_sensor("connection_status")
     check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("propay_opportunities"), "connection_healthy")]
+        [dg.AssetCheckKey(dg.AssetKey("vendor_connection"), "connection_healthy")]
     )
     assert [record.status.value for record in check.values()] == ["FAILED"]
 
