@@ -68,6 +68,9 @@ _ACCEPTED_URLS = (
 
 log = logging.getLogger(__name__)
 
+ANALYST_COMPANIES = "analyst_companies"  # role_name -> company_id: what each analyst role may read
+ANALYST_POLICY = "company_analyst"
+
 
 def _check_identifier(name: str, what: str) -> str:
     if not (isinstance(name, str) and _IDENTIFIER.match(name) and len(name) <= _MAX_IDENTIFIER_LENGTH):
@@ -811,18 +814,35 @@ class Warehouse(dg.ConfigurableResource):
         Views hold no data, so each is dropped and created again: an edited definition always takes
         effect. A view whose columns (names, order, types) differ from its declaration raises
         WarehouseError and nothing changes. The tables they read must exist (``ensure_tables``).
+
+        On PostgreSQL every view is created with ``security_invoker = true``, so it reads the tables
+        as the querying role and their row-level security applies (see ``grant_company_analyst``),
+        and the SELECT grants a view had are given again to the view created in its place.
         """
         views = list(views)
         schema = _quote(self.schema_name)
+        postgres = self.backend == "postgres"
+        options = " WITH (security_invoker = true)" if postgres else ""
         with self._session("creating views") as session:
             session.serialize(f"protiv_dagster.warehouse schema {self.schema_name}")
+            grants = (
+                session.fetch(
+                    "SELECT table_name, grantee FROM information_schema.role_table_grants "
+                    "WHERE table_schema = ? AND privilege_type = 'SELECT' AND grantee <> current_user",
+                    [self.schema_name],
+                )
+                if postgres
+                else pd.DataFrame({"table_name": [], "grantee": []})
+            )
             # Later views may read earlier ones: drop in reverse order so PostgreSQL sees no dependants.
             for view in reversed(views):
                 session.execute(f"DROP VIEW IF EXISTS {schema}.{_quote(view.name)}")
             problems: list[str] = []
             for view in views:
                 qualified = f"{schema}.{_quote(view.name)}"
-                session.execute(f"CREATE VIEW {qualified} AS {self._with_schema(view.select).strip()}")
+                session.execute(f"CREATE VIEW {qualified}{options} AS {self._with_schema(view.select).strip()}")
+                for grantee in grants.loc[grants["table_name"] == view.name, "grantee"]:
+                    session.execute(f"GRANT SELECT ON {qualified} TO {_quote(grantee)}")
                 existing = session.fetch(
                     "SELECT column_name, data_type, numeric_precision, numeric_scale "
                     "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
@@ -940,6 +960,118 @@ class Warehouse(dg.ConfigurableResource):
         """Run one DDL or DML statement in its own transaction, with the placeholder rules of `query`."""
         with self._session("statement") as session:
             session.execute(self._with_schema(sql), params)
+
+    # -- analyst roles: PostgreSQL row-level security -----------------------------------------
+
+    def enable_row_security(self) -> list[str]:
+        """Lay per-company row-level security over every table and view of the schema that has a
+        ``company_id`` column; return their names. Idempotent; PostgreSQL only.
+
+        A role reads the rows of the companies ``analyst_companies`` maps it to (``grant_company_analyst``)
+        and nothing else. Views are switched to ``security_invoker`` so they read as the analyst. The
+        table owner (the pipeline's role) is not subject to the policies and keeps writing every company.
+        """
+        self._require_postgres("row-level security")
+        schema = _quote(self.schema_name)
+        mapping = f"{schema}.{_quote(ANALYST_COMPANIES)}"
+        with self._session("enabling row-level security") as session:
+            session.serialize(f"protiv_dagster.warehouse schema {self.schema_name}")
+            if session.fetch("SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [self.schema_name]).empty:
+                session.execute(f"CREATE SCHEMA {schema}")
+            session.execute(
+                f"CREATE TABLE IF NOT EXISTS {mapping} (role_name TEXT NOT NULL, company_id TEXT NOT NULL, "
+                "PRIMARY KEY (role_name, company_id))"
+            )
+            session.execute(f"COMMENT ON TABLE {mapping} IS 'Which companies each analyst role may read (row-level security).'")
+            # An analyst sees its own grants only: the policies below read this table as the analyst.
+            session.execute(f"ALTER TABLE {mapping} ENABLE ROW LEVEL SECURITY")
+            session.execute(f"DROP POLICY IF EXISTS {ANALYST_POLICY} ON {mapping}")
+            session.execute(f"CREATE POLICY {ANALYST_POLICY} ON {mapping} FOR SELECT USING (role_name = current_user)")
+            scoped = session.fetch(
+                "SELECT c.table_name, t.table_type FROM information_schema.columns c "
+                "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+                "WHERE c.table_schema = ? AND c.column_name = 'company_id' AND c.table_name <> ? ORDER BY c.table_name",
+                [self.schema_name, ANALYST_COMPANIES],
+            )
+            for name, kind in zip(scoped["table_name"], scoped["table_type"]):
+                qualified = f"{schema}.{_quote(name)}"
+                if kind == "VIEW":
+                    session.execute(f"ALTER VIEW {qualified} SET (security_invoker = true)")
+                    continue
+                session.execute(f"ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY")
+                session.execute(f"DROP POLICY IF EXISTS {ANALYST_POLICY} ON {qualified}")
+                session.execute(
+                    f"CREATE POLICY {ANALYST_POLICY} ON {qualified} FOR SELECT USING (company_id IN "
+                    f"(SELECT a.company_id FROM {mapping} a WHERE a.role_name = current_user))"
+                )
+        return list(scoped["table_name"])
+
+    def grant_company_analyst(self, role: str, company_id: str) -> None:
+        """Let the existing PostgreSQL ``role`` read ``company_id``'s rows of every table and view,
+        and no other company's. Idempotent; a role may be granted several companies.
+
+        Refuses a superuser, a BYPASSRLS role or the tables' owner: row-level security does not
+        apply to them, so they could never be limited to one company.
+        """
+        _check_identifier(role, "role")
+        if not isinstance(company_id, str) or not company_id:
+            raise ValueError("company_id must be a non-empty string")
+        self.enable_row_security()
+        schema = _quote(self.schema_name)
+        with self._session(f"granting {role} the rows of one company") as session:
+            found = session.fetch("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ?", [role])
+            if found.empty:
+                raise WarehouseError(
+                    f"role {role!r} does not exist; create it first (CREATE ROLE {role} LOGIN PASSWORD '...')"
+                )
+            owner = session.fetch("SELECT 1 FROM pg_tables WHERE schemaname = ? AND tableowner = ?", [self.schema_name, role])
+            if bool(found["rolsuper"].iloc[0]) or bool(found["rolbypassrls"].iloc[0]) or not owner.empty:
+                raise WarehouseError(
+                    f"role {role!r} is a superuser, has BYPASSRLS or owns the tables: row-level security "
+                    "cannot limit it to one company; use a plain role"
+                )
+            session.execute(f"GRANT USAGE ON SCHEMA {schema} TO {_quote(role)}")
+            # Every table and view of the schema: each one holding company rows has a policy.
+            session.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {_quote(role)}")
+            session.execute(
+                f"INSERT INTO {schema}.{_quote(ANALYST_COMPANIES)} (role_name, company_id) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [role, company_id],
+            )
+
+    def revoke_company_analyst(self, role: str, company_id: str | None = None) -> None:
+        """Take ``company_id`` (every company when None) away from ``role``; a role left with no
+        company loses its SELECT grants on the schema too."""
+        _check_identifier(role, "role")
+        self._require_postgres("row-level security")
+        schema = _quote(self.schema_name)
+        mapping = f"{schema}.{_quote(ANALYST_COMPANIES)}"
+        with self._session(f"revoking {role}'s companies") as session:
+            if company_id is None:
+                session.execute(f"DELETE FROM {mapping} WHERE role_name = ?", [role])
+            else:
+                session.execute(f"DELETE FROM {mapping} WHERE role_name = ? AND company_id = ?", [role, company_id])
+            if session.fetch(f"SELECT 1 FROM {mapping} WHERE role_name = ?", [role]).empty:
+                session.execute(f"REVOKE SELECT ON ALL TABLES IN SCHEMA {schema} FROM {_quote(role)}")
+                session.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {_quote(role)}")
+
+    def company_analysts(self) -> pd.DataFrame:
+        """role_name, company_id of every analyst grant (empty before the first one)."""
+        self._require_postgres("row-level security")
+        with self._session("listing analyst roles") as session:
+            if session.fetch(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [self.schema_name, ANALYST_COMPANIES],
+            ).empty:
+                return pd.DataFrame({"role_name": pd.Series(dtype=str), "company_id": pd.Series(dtype=str)})
+            return session.fetch(
+                f"SELECT role_name, company_id FROM {_quote(self.schema_name)}.{_quote(ANALYST_COMPANIES)} "
+                "ORDER BY role_name, company_id"
+            )
+
+    def _require_postgres(self, what: str) -> None:
+        if self.backend != "postgres":
+            raise WarehouseError(f"{what} needs PostgreSQL: DuckDB has no roles ({self.describe()})")
 
     # -- internals -----------------------------------------------------------------------------
 
