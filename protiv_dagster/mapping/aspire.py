@@ -7,7 +7,7 @@ Field mapping (why in parentheses):
 | workers.worker_id          | Contact ``ContactID`` (employees are Contacts with ``ContactTypeName`` 'Employee') |
 | workers.first/last_name    | ``FirstName`` / ``LastName``                                               |
 | workers.active             | ``Active``                                                                 |
-| workers.hourly_wage        | ``BaseHourlyRate`` of the employee's latest work ticket time (by ``WorkTicketTimeDate``, then id); null without one (the Contact has no wage; ``/PayRates`` is not read yet) |
+| workers.hourly_wage        | ``BaseHourlyRate`` of the employee's latest work ticket time (by ``WorkTicketTimeDate``, then id) with a usable rate (0 to under $1,000,000); null without one (the Contact has no wage; ``/PayRates`` is not read yet) |
 | workers.pay_interval       | ``hour`` when a wage was found (BaseHourlyRate is hourly), else null       |
 | workers.hire_date          | null (the Contact has no hire date)                                        |
 | workers.term_date          | date part of ``TerminationDate``                                           |
@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from protiv_dagster.mapping.common import (
+    MAX_WAGE,
     collect,
     column,
     id_text,
@@ -73,6 +74,8 @@ DRIVE_JOB_NAME = "Drive Time"
 MILESTONE_PREFIX = "WT-"
 CLOCK_ENTRY_PREFIX = "ClockTime-"
 _EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
+_FIRST_WALL_TIME = datetime(1677, 9, 23)  # datetime64[ns] holds 1677-09-21 to 2262-04-11
+_LAST_WALL_TIME = datetime(2262, 4, 9)
 _MIN_DRIVE_HOURS = 1 / 3600  # under a second of unallocated clock time is rounding, not drive time
 
 # Windows zone names (what a .NET service stores) -> IANA (CLDR windowsZones, US and common zones).
@@ -109,7 +112,7 @@ def iana_zone(name: Any) -> str | None:
         return WINDOWS_TO_IANA[name]
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file path
         return None
     return name
 
@@ -152,8 +155,13 @@ def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         except ValueError:
             return None
         if parsed.tzinfo is not None:  # a value with an offset is taken at its word
-            return parsed.astimezone(UTC).replace(tzinfo=None)
-        return parsed
+            try:
+                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+                return None
+        # The cleaned tables hold datetime64[ns]: a year beyond it (a day's margin for the zone
+        # conversion) is a bad value, set aside, not a crash of the whole mapping.
+        return parsed if _FIRST_WALL_TIME <= parsed <= _LAST_WALL_TIME else None
 
     parsed = pd.Series([one(v) for v in values], index=values.index, dtype=object)
     present = values.map(lambda v: isinstance(v, str) and v.strip() != "")
@@ -190,9 +198,13 @@ def latest_wages(work_ticket_times: Iterable[Mapping[str, Any]]) -> dict[str, fl
     latest: dict[str, tuple[str, float, float]] = {}
     for row in work_ticket_times:
         contact, rate = _id(row.get("ContactID")), row.get("BaseHourlyRate")
-        if contact is None or isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+        if contact is None or isinstance(rate, bool) or not isinstance(rate, (int, float)):
             continue
-        key = (str(row.get("WorkTicketTimeDate") or ""), float(row.get("WorkTicketTimeID") or 0), float(rate))
+        if not (0 <= rate < MAX_WAGE) or round(rate, 4) >= MAX_WAGE:  # also NaN, infinity, integers beyond float range
+            continue
+        time_id, _ = numbers(pd.Series([row.get("WorkTicketTimeID")], dtype=object))
+        order = 0.0 if pd.isna(time_id.iloc[0]) else float(time_id.iloc[0])
+        key = (str(row.get("WorkTicketTimeDate") or ""), order, float(rate))
         if contact not in latest or key[:2] > latest[contact][:2]:
             latest[contact] = key
     return {contact: key[2] for contact, key in latest.items()}

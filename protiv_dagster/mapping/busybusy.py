@@ -17,13 +17,13 @@ Field mapping (why in parentheses):
 | (removed_as_deleted)       | ``deletedOn`` set: a soft delete; removed and counted                     |
 | workers.worker_id          | member ``id`` (a UUID)                                                   |
 | workers.first/last_name    | ``firstName`` / ``lastName``                                             |
-| workers.hourly_wage        | the current wage history (latest ``changeDate`` not after the clock, ``deletedOn`` null): ``wage`` per ``wageRate`` 10 hour, 20 week (/40), 30 month (x12/2080), 40 year (/2080) |
+| workers.hourly_wage        | the current wage history (latest ``changeDate`` not after the clock, ``deletedOn`` null): ``wage`` per ``wageRate`` 10 hour, 20 week (/40), 30 month (x12/2080), 40 year (/2080); $1,000,000/h or more is set aside |
 | workers.active/term_date   | ``archivedOn`` null / its local date; BusyBusy has no hire date (null)   |
 | jobs.job_id / name         | project ``id`` / ``title``                                               |
 | jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
 | jobs.short_code            | ``projectInfo.number``                                                   |
 | jobs.budget_hours          | sum of the latest ``budgetHours.budgetSeconds`` of the project / 3600     |
-| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget`` of the project; carried on the mapped rows, not stored (see jobs.budget_amount) |
+| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget`` of the project (a sum of $1e12 or more is set aside); carried on the mapped rows, not stored (see jobs.budget_amount) |
 | jobs.budget_amount         | ``budget_cost`` when the company's ``default_budget_type`` is ``amount`` (the cost budget is then the labor budget in $); else null, so an hours company's ProPays keep their hours budget |
 | jobs.budget_type           | null: BusyBusy has no budget type, the company's ``default_budget_type`` applies |
 | jobs.contract_price/labor_budget_percent/rate/quantity | null: BusyBusy projects carry none of them |
@@ -54,6 +54,8 @@ import pandas as pd
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.common import (
     HOURS_PER_YEAR,
+    MAX_AMOUNT,
+    MAX_WAGE,
     collect,
     column,
     id_text,
@@ -62,6 +64,7 @@ from protiv_dagster.mapping.common import (
     records_frame,
     set_aside_frame,
     split,
+    too_large,
     utc,
 )
 
@@ -141,6 +144,8 @@ def members_to_workers(
         return (round(effective[-1][1], 4), effective[-1][2]) if effective else (None, None)
 
     picked = [current(w[0]) for w in wages]
+    hourly = pd.Series([p[0] for p in picked], index=frame.index, dtype=float)
+    reasons = collect(reasons, too_large(hourly, MAX_WAGE), "the current wage is beyond any hourly wage (at most $999,999.9999)")
     archived, bad_archived = utc(column(frame, "archivedOn"))
     reasons = collect(reasons, bad_archived, "archivedOn is not ISO 8601")
     deleted, bad_deleted = utc(column(frame, "deletedOn"))
@@ -154,7 +159,7 @@ def members_to_workers(
             "first_name": column(frame, "firstName"),
             "last_name": column(frame, "lastName"),
             "active": archived.isna() & deleted.isna(),
-            "hourly_wage": pd.Series([p[0] for p in picked], index=frame.index, dtype=float),
+            "hourly_wage": hourly,
             "pay_interval": pd.Series([p[1] for p in picked], index=frame.index, dtype=object),
             "hire_date": None,
             "term_date": _local_date(archived, timezone),
@@ -249,6 +254,7 @@ def projects_to_jobs(
     top = parent.isna()
     is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
     budget_cost = job_id.map(lambda j: costs.get(j)).astype(float)
+    reasons = collect(reasons, too_large(budget_cost, MAX_AMOUNT), "the budgetCosts costBudget total is beyond any $ amount")
     jobs = pd.DataFrame(
         {
             "company_id": company_id,

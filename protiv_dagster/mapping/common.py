@@ -3,6 +3,10 @@
 Each parser returns the parsed values and a mask of the rows whose value was present but unusable,
 so a mapping can set those rows aside with a reason naming the field instead of dropping them or
 crashing the company's sync.
+
+``split`` also sets aside any row holding text neither warehouse can store (a NUL, which PostgreSQL
+refuses, or a lone surrogate, which is not UTF-8 and which DuckDB refuses): one such record would
+otherwise fail the write of its whole partition.
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from typing import Any
 import pandas as pd
 
 HOURS_PER_YEAR = 2080
+# The largest values the warehouse's NUMERIC columns hold (tables.py): a larger one would fail the
+# write of the whole partition, so the mappings set its record aside instead.
+MAX_WAGE = 1e6  # NUMERIC(10,4): $ per hour
+MAX_AMOUNT = 1e12  # NUMERIC(14,2): $ budgets and prices
+MAX_RATE = 1e10  # NUMERIC(14,4): $ per unit of work
+
+
+def too_large(values: pd.Series, limit: float) -> pd.Series:
+    """Which numbers (NaN = none) are too large in magnitude for a warehouse column holding less than ``limit``."""
+    return values.notna() & (values.abs() >= limit)
 
 
 def no_reasons(frame: pd.DataFrame) -> pd.Series:
@@ -23,8 +37,31 @@ def no_reasons(frame: pd.DataFrame) -> pd.Series:
     return pd.Series([""] * len(frame), index=frame.index, dtype=object)
 
 
+def unstorable(value: Any) -> bool:
+    """Text that cannot be written to the warehouse: it holds NUL or is not valid UTF-8."""
+    if not isinstance(value, str):
+        return False
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def storable_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates escaped (``\\x00``, ``\\ud800``), for ids of set-aside records."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def split(rows: pd.DataFrame, frame: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows without a reason, the other records set aside with their reasons)."""
+    for name in rows.columns:
+        if rows[name].dtype == object or pd.api.types.is_string_dtype(rows[name].dtype):
+            reasons = collect(
+                reasons, rows[name].map(unstorable).astype(bool), f"{name} is text the warehouse cannot store (NUL or invalid Unicode)"
+            )
     bad = reasons != ""
     return rows[~bad], set_aside_frame(frame[bad], ids[bad], reasons[bad])
 
@@ -32,7 +69,7 @@ def split(rows: pd.DataFrame, frame: pd.DataFrame, ids: pd.Series, reasons: pd.S
 def set_aside_frame(records: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "record_id": ids.astype("string").fillna("").values,
+            "record_id": ids.astype("string").fillna("").map(storable_text).values,
             "reason": reasons.values,
             "record": [json.dumps(r, sort_keys=True, default=str) for r in records["_raw"]],
         }

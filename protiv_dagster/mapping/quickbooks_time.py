@@ -16,7 +16,7 @@ Field mapping (why in parentheses):
 | workers.worker_id         | user ``id``                                                               |
 | workers.first/last_name   | ``first_name`` / ``last_name``                                            |
 | workers.active            | ``active``                                                                |
-| workers.hourly_wage       | ``pay_rate``; ``pay_interval=year`` is divided by 2,080 hours              |
+| workers.hourly_wage       | ``pay_rate``; ``pay_interval=year`` is divided by 2,080 hours; $1,000,000/h or more does not fit the warehouse and is set aside |
 | workers.hire/term_date    | ``hire_date``/``term_date``; ``0000-00-00`` means unset                    |
 | jobs.job_id / level       | jobcode ``id``; a top-level jobcode (``parent_id`` 0) is a job, a child jobcode a milestone of its parent |
 | jobs.name / short_code    | ``name`` / ``short_code``                                                 |
@@ -46,6 +46,9 @@ import pandas as pd
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.common import (
     HOURS_PER_YEAR,
+    MAX_AMOUNT,
+    MAX_RATE,
+    MAX_WAGE,
     collect,
     column,
     dates,
@@ -55,6 +58,7 @@ from protiv_dagster.mapping.common import (
     records_frame,
     set_aside_frame,
     split,
+    too_large,
     utc,
 )
 
@@ -84,7 +88,8 @@ def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tup
     pay_rate, bad_rate = numbers(column(frame, "pay_rate"))
     reasons = collect(reasons, bad_rate, "pay_rate is not a number")
     interval = column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
-    hourly = pay_rate.where(interval != "year", pay_rate / HOURS_PER_YEAR)
+    hourly = pay_rate.where(interval != "year", pay_rate / HOURS_PER_YEAR).round(4)
+    reasons = collect(reasons, too_large(hourly, MAX_WAGE), "pay_rate is beyond any hourly wage (at most $999,999.9999)")
     hire, bad_hire = dates(column(frame, "hire_date"))
     term, bad_term = dates(column(frame, "term_date"))
     reasons = collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
@@ -99,7 +104,7 @@ def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tup
             "first_name": column(frame, "first_name"),
             "last_name": column(frame, "last_name"),
             "active": active,
-            "hourly_wage": hourly.round(4),
+            "hourly_wage": hourly,
             "pay_interval": interval,
             "hire_date": hire,
             "term_date": term,
@@ -132,15 +137,17 @@ def jobcodes_to_jobs(
     reasons = collect(reasons, bad_budget, f"custom field {settings.budget_hours_field!r} is not a number of hours")
     budget_type = custom(settings.budget_type_field).map(_budget_type)
     typed_numbers = {}
-    for target, field, unit in (
-        ("budget_amount", settings.budget_amount_field, "$ amount"),
-        ("contract_price", settings.contract_price_field, "$ amount"),
-        ("labor_budget_percent", settings.labor_budget_percent_field, "percentage"),
-        ("rate", settings.rate_field, "$ rate"),
-        ("quantity", settings.quantity_field, "quantity"),
+    for target, field, unit, limit in (
+        ("budget_amount", settings.budget_amount_field, "$ amount", MAX_AMOUNT),
+        ("contract_price", settings.contract_price_field, "$ amount", MAX_AMOUNT),
+        ("labor_budget_percent", settings.labor_budget_percent_field, "percentage", None),
+        ("rate", settings.rate_field, "$ rate", MAX_RATE),
+        ("quantity", settings.quantity_field, "quantity", None),
     ):
         typed_numbers[target], bad = numbers(custom(field).map(_typed_number))
         reasons = collect(reasons, bad, f"custom field {field!r} is not a {unit}")
+        if limit:
+            reasons = collect(reasons, too_large(typed_numbers[target], limit), f"custom field {field!r} is beyond any {unit}")
     service_type = custom(settings.service_type_field).map(lambda v: v.strip() or None if isinstance(v, str) else None)
     status_text = custom(settings.job_status_field)
     status = status_text.map(lambda v: _STATUS_VALUES.get(str(v).strip().casefold()) if v else None)
@@ -153,7 +160,7 @@ def jobcodes_to_jobs(
     recurring_own = custom(settings.recurring_field).map(lambda v: str(v).strip().casefold() in _YES if v else False)
     name = column(frame, "name").map(lambda v: v if isinstance(v, str) else None)
     reasons = collect(reasons, name.isna(), "name is missing")
-    drive_own = name.map(lambda n: settings.is_drive_job(n) if n else False)
+    drive_own = name.map(lambda n: settings.is_drive_job(n) if isinstance(n, str) else False)
     # Milestones inherit their job's recurring and drive flags.
     by_id = pd.DataFrame({"recurring": recurring_own.values, "drive": drive_own.values}, index=job_id.values)
     by_id = by_id[~by_id.index.duplicated()]

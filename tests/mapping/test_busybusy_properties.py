@@ -1,5 +1,9 @@
 """Any BusyBusy records, however broken, are loaded, set aside with a reason, or removed as deleted:
-the mapping never raises and the counts always reconcile."""
+the mapping never raises, the counts always reconcile, and every value that comes out can be written
+to either warehouse (no NUL, which PostgreSQL refuses; no lone surrogate, which is not UTF-8).
+
+The strategies and ``assert_storable`` are shared with the QuickBooks Time and Aspire property tests.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.busybusy import members_to_workers, projects_to_jobs, time_entries_to_attendance
+from protiv_dagster.resources.warehouse import Table, _column_values
 from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
+from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 
 COMPANY = "acme"
 ZONE = "America/Denver"
@@ -40,7 +46,28 @@ WEIRD = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
-OFFSETS = st.sampled_from(["Z", "+00:00", "-07:00", "+05:45", "", "+0530"])
+# Text a vendor's JSON can carry: lone surrogates (what a non-UTF-8 payload decodes to with
+# surrogateescape, or a JSON "\ud800" escape), NUL, bidi and zero-width controls, other digits.
+ODD_TEXT = st.one_of(
+    st.sampled_from(["\ud800", "\udcff\udcfe", "a\x00b", "\x00", "\u202eevil", "\u200b", "\ufeffid", "١٢", "１２", "e\u0301", "🙂"]),
+    st.text(st.characters(categories=["Cs", "Cc", "Cf", "Mn", "Nd", "So", "Zs"]), min_size=1, max_size=4),
+    st.text(alphabet=st.characters(), max_size=6),
+)
+OFFSETS = st.sampled_from(["Z", "+00:00", "-07:00", "+05:45", "", "+0530", "+14:00", "-12:00", "+23:59", "-00:00"])
+ZONES = st.sampled_from(["America/Denver", "UTC", "Pacific/Chatham", "Asia/Kathmandu", "America/St_Johns", "Pacific/Kiritimati"])
+
+
+def assert_storable(frame: pd.DataFrame, table: Table | None = None) -> None:
+    """Every text cell can be written to DuckDB (UTF-8 only) and PostgreSQL (no NUL either); with
+    ``table``, every cell also converts to its column's SQL type the way the warehouse writes it."""
+    for name in frame.columns:
+        for value in frame[name]:
+            if isinstance(value, str):
+                assert "\x00" not in value, f"{name} holds NUL: {value!r}"
+                value.encode("utf-8")  # raises on a lone surrogate
+    if table is not None and len(frame):
+        for column in table.columns:
+            _column_values(table, column, frame[column.name])  # raises ValueError naming the cell
 
 
 @st.composite
@@ -64,8 +91,8 @@ def records(draw: st.DrawFn, plausible: dict[str, st.SearchStrategy]) -> dict[st
 BREAK = records({"id": st.just("b"), "startTime": iso_timestamps(), "endTime": st.one_of(st.none(), iso_timestamps())})
 ENTRY = records(
     {
-        "id": st.sampled_from(["e-1", "e-2", "e-3", "e-4", "e-5", "e-6"]),
-        "memberId": st.sampled_from([*WORKER_IDS, "m-unknown"]),
+        "id": st.one_of(st.sampled_from(["e-1", "e-2", "e-3", "e-4", "e-5", "e-6"]), ODD_TEXT),
+        "memberId": st.one_of(st.sampled_from([*WORKER_IDS, "m-unknown"]), ODD_TEXT),
         "projectId": st.sampled_from([JOB, MILESTONE, DRIVE, "p-unknown"]),
         "costCodeId": st.sampled_from([None, "cc-drive", "cc-labor"]),
         "startTime": iso_timestamps(),
@@ -78,7 +105,7 @@ ENTRY = records(
 )
 WAGE = records(
     {
-        "wage": st.one_of(st.floats(0, 500), st.sampled_from(["25", -1])),
+        "wage": st.one_of(st.floats(0, 500), st.sampled_from(["25", -1, 999_999.99995, 5e8])),
         "wageRate": st.sampled_from([10, 40, 20, 30, 99]),
         "changeDate": iso_timestamps(),
         "deletedOn": st.one_of(st.none(), iso_timestamps()),
@@ -87,9 +114,9 @@ WAGE = records(
 )
 MEMBER = records(
     {
-        "id": st.sampled_from(WORKER_IDS),
-        "firstName": st.text(max_size=5),
-        "lastName": st.text(max_size=5),
+        "id": st.one_of(st.sampled_from(WORKER_IDS), ODD_TEXT),
+        "firstName": st.one_of(st.text(max_size=5), ODD_TEXT),
+        "lastName": st.one_of(st.text(max_size=5), ODD_TEXT),
         "archivedOn": st.one_of(st.none(), iso_timestamps()),
         "updatedOn": iso_timestamps(),
         "wageHistories": st.one_of(st.lists(WAGE, max_size=3), WEIRD),
@@ -97,8 +124,8 @@ MEMBER = records(
 )
 PROJECT = records(
     {
-        "id": st.sampled_from(["a", "b", "c", "d"]),
-        "title": st.sampled_from(["Patio", "Drive Time", ""]),
+        "id": st.one_of(st.sampled_from(["a", "b", "c", "d"]), ODD_TEXT),
+        "title": st.one_of(st.sampled_from(["Patio", "Drive Time", ""]), ODD_TEXT),
         "parentProjectId": st.sampled_from([None, "a", "b"]),
         "depth": st.sampled_from([1, 2, 3]),
         "archivedOn": st.one_of(st.none(), iso_timestamps()),
@@ -117,10 +144,10 @@ def jobs() -> pd.DataFrame:
 
 
 @PROPERTY
-@given(st.lists(ENTRY, max_size=12))
-def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, entries: list[dict[str, Any]]) -> None:
+@given(st.lists(ENTRY, max_size=12), ZONES)
+def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, entries: list[dict[str, Any]], zone: str) -> None:
     received = copy.deepcopy(entries)
-    rows, aside, removed = time_entries_to_attendance(entries, jobs, WORKER_IDS, COMPANY, ZONE, NOW, {"cc-drive"})
+    rows, aside, removed = time_entries_to_attendance(entries, jobs, WORKER_IDS, COMPANY, zone, NOW, {"cc-drive"})
     valid, invalid = split_valid(rows, Attendance, "entry_id") if len(rows) else (rows, aside.iloc[0:0])
     assert entries == received  # the records are not changed
     assert len(entries) == len(valid) + len(aside) + len(invalid) + removed
@@ -128,6 +155,9 @@ def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, en
     assert (reasons.str.len() > 0).all()
     for text in aside["record"]:
         json.loads(text)
+    for frame in (valid, aside, invalid):
+        assert_storable(frame)
+    assert_storable(valid, ATTENDANCE)
     if valid.empty:
         return
     assert valid["entry_id"].is_unique and valid["worker_id"].isin(WORKER_IDS).all()
@@ -146,11 +176,14 @@ def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, en
 
 
 @settings(PROPERTY, max_examples=30)
-@given(st.lists(MEMBER, max_size=6))
-def test_any_members_are_loaded_or_set_aside(members: list[dict[str, Any]]) -> None:
-    rows, aside = members_to_workers(members, COMPANY, ZONE, now=NOW)
+@given(st.lists(MEMBER, max_size=6), ZONES)
+def test_any_members_are_loaded_or_set_aside(members: list[dict[str, Any]], zone: str) -> None:
+    rows, aside = members_to_workers(members, COMPANY, zone, now=NOW)
     valid, invalid = split_valid(rows, Worker, "worker_id") if len(rows) else (rows, aside.iloc[0:0])
     assert len(members) == len(valid) + len(aside) + len(invalid)
+    for frame in (valid, aside, invalid):
+        assert_storable(frame)
+    assert_storable(valid, WORKERS)
     if not valid.empty:
         assert valid["worker_id"].is_unique and (valid["hourly_wage"].dropna() >= 0).all()
 
@@ -158,9 +191,15 @@ def test_any_members_are_loaded_or_set_aside(members: list[dict[str, Any]]) -> N
 @settings(PROPERTY, max_examples=30)
 @given(st.lists(PROJECT, max_size=6))
 def test_any_projects_are_loaded_or_set_aside(projects: list[dict[str, Any]]) -> None:
-    rows, aside = projects_to_jobs(projects, [{"projectId": "a", "budgetSeconds": 3600}], [], SETTINGS, COMPANY)
+    costs = [{"projectId": "a", "costBudget": 9e11}, {"projectId": "a", "costBudget": 9e11}, {"projectId": "b", "costBudget": 10.5}]
+    rows, aside = projects_to_jobs(
+        projects, [{"projectId": "a", "budgetSeconds": 3600}], costs, SETTINGS.model_copy(update={"default_budget_type": "amount"}), COMPANY
+    )
     valid, invalid = split_valid(rows, Job, "job_id") if len(rows) else (rows, aside.iloc[0:0])
     assert len(projects) == len(valid) + len(aside) + len(invalid)
+    for frame in (valid, aside, invalid):
+        assert_storable(frame)
+    assert_storable(valid, JOBS)
     if not valid.empty:
         assert set(valid["level"]) <= {"job", "milestone"}
         assert (valid["level"] == "milestone").eq(valid["parent_job_id"].notna()).all()
