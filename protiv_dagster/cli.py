@@ -399,5 +399,66 @@ def connections() -> None:
     console.print(table)
 
 
+analyst_role = typer.Typer(
+    help="Analyst roles on a PostgreSQL warehouse: each reads its own companies' rows only (row-level security).",
+    no_args_is_help=True,
+)
+app.add_typer(analyst_role, name="analyst-role")
+
+
+def _analyst_warehouse():
+    from protiv_dagster.resources.warehouse import Warehouse
+
+    return Warehouse()
+
+
+@analyst_role.command("grant")
+def analyst_role_grant(
+    role: Annotated[str, typer.Argument(help="An existing PostgreSQL role (plain, not superuser or table owner).")],
+    company_id: Annotated[str, typer.Argument(help="The company whose rows the role may read.")],
+) -> None:
+    """Let ROLE read COMPANY_ID's rows of every warehouse table and view, and nothing else."""
+    from protiv_dagster.resources.warehouse import WarehouseError
+
+    try:
+        _analyst_warehouse().grant_company_analyst(role, company_id)
+    except (WarehouseError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"{role} reads the rows of company {company_id!r} (row-level security on every table and view).")
+
+
+@analyst_role.command("revoke")
+def analyst_role_revoke(
+    role: str,
+    company_id: Annotated[Optional[str], typer.Argument(help="The company to take away; all when omitted.")] = None,
+) -> None:
+    """Take a company (or all) away from ROLE; a role left with none loses its grants on the schema."""
+    from protiv_dagster.resources.warehouse import WarehouseError
+
+    try:
+        _analyst_warehouse().revoke_company_analyst(role, company_id)
+    except (WarehouseError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"Revoked {role}'s {'companies' if company_id is None else repr(company_id)}.")
+
+
+@analyst_role.command("list")
+def analyst_role_list() -> None:
+    """Each analyst role and the companies it reads."""
+    from protiv_dagster.resources.warehouse import WarehouseError
+
+    try:
+        grants = _analyst_warehouse().company_analysts()
+    except WarehouseError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    table = RichTable("role", "company")
+    for row in grants.itertuples():
+        table.add_row(row.role_name, row.company_id)
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -1,7 +1,8 @@
 """The analysts' views: the published ProPay metrics, as SQL over the ProPay tables.
 
 Every view is company-scoped (a ``company_id`` column, never a cross-company total), so per-company
-row security can be laid over them later. One SQL text serves DuckDB and PostgreSQL: only functions
+row security applies to them: on PostgreSQL they are created ``security_invoker = true`` and read the
+tables as the analyst, whose row-level security policies filter them (``Warehouse.grant_company_analyst``). One SQL text serves DuckDB and PostgreSQL: only functions
 both have (``date_trunc``, ``GREATEST``, ``NULLIF``, ``RANK``), and every computed column is cast to
 its declared type, so both backends return the same types and ``Warehouse.ensure_views`` can check
 each view against its declaration.

@@ -149,3 +149,23 @@ def test_a_role_that_bypasses_row_security_is_refused(postgres_url, postgres_sch
 def test_row_security_needs_postgres(tmp_path):
     with pytest.raises(WarehouseError, match="needs PostgreSQL"):
         Warehouse(url=str(tmp_path / "w.duckdb")).grant_company_analyst("analyst", COMPANY)
+
+
+def test_analyst_role_cli_grants_lists_and_revokes(analyst_role, dagster_database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from protiv_dagster.cli import app
+
+    # A database of its own, so the CLI's default schema "protiv" is not shared with other tests.
+    monkeypatch.setenv("PROTIV_WAREHOUSE_URL", dagster_database)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    granted = runner.invoke(app, ["analyst-role", "grant", analyst_role, HOSTILE])
+    assert granted.exit_code == 0, granted.output
+    listed = runner.invoke(app, ["analyst-role", "list"])
+    assert analyst_role in listed.output and "drop table attendance" in listed.output
+    refused = runner.invoke(app, ["analyst-role", "grant", "postgres", COMPANY])
+    assert refused.exit_code == 2 and "superuser" in refused.output
+    revoked = runner.invoke(app, ["analyst-role", "revoke", analyst_role])
+    assert revoked.exit_code == 0, revoked.output
+    assert Warehouse(url=dagster_database).company_analysts().empty
