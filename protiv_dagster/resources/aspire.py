@@ -7,7 +7,8 @@ Protocol facts (Aspire's OpenAPI document and guide, see the project's vendor no
   refused too it authenticates again with the client id and secret.
 - Lists are bare JSON arrays, OData query options. Paging: ``$pageNumber`` (from 1) and ``$limit``
   (up to 1000), always both, always with a stable ``$orderby`` on the entity id, until a page is
-  shorter than ``$limit``; by default as keyset paging (``<id> gt <last id>``, see ``pages``).
+  shorter than ``$limit``; by default as keyset paging (``<id> gt <last id>``, see ``pages``). An
+  empty page after a full one is read once more before it is taken as the end of the listing.
 - Incremental reads filter ``LastModifiedDateTime ge <ts>`` (work tickets, work ticket times) or
   ``ModifiedDate ge <ts>`` (contacts, opportunities). ClockTimes carry no modified stamp: re-read a
   date window. There is no feed of deleted rows.
@@ -133,7 +134,10 @@ class AspireClient(VendorClient):
     def authenticate(self) -> None:
         """Exchange the client id and secret for a token pair (a clear VendorAuthError when refused)."""
         body = self.decode_json(
-            self.request("POST", "Authorization", json_body={"ClientId": self._client_id, "Secret": self._secret}, authenticated=False),
+            self.request(
+                "POST", "Authorization", json_body={"ClientId": self._client_id, "Secret": self._secret},
+                authenticated=False, expect_json=True,
+            ),
             "Authorization",
         )
         self._store_tokens(body, "Authorization")
@@ -159,7 +163,8 @@ class AspireClient(VendorClient):
             try:
                 body = self.decode_json(
                     self.request(
-                        "POST", "Authorization/RefreshToken", json_body={"RefreshToken": self._refresh_token}, authenticated=False
+                        "POST", "Authorization/RefreshToken", json_body={"RefreshToken": self._refresh_token},
+                        authenticated=False, expect_json=True,
                     ),
                     "Authorization/RefreshToken",
                 )
@@ -207,6 +212,11 @@ class AspireClient(VendorClient):
                 query["$filter"] = combined
             query["$pageNumber"] = 1 if self.keyset else page_number
             body = self.get_json(endpoint, query)
+            if body == [] and page_number > 1:
+                # A bare array has no "more" flag or count: an empty page after a full one ends the
+                # listing, or is a glitch that would silently drop every record after it. Asking
+                # once more tells them apart (the listing ends on an exact page boundary rarely).
+                body = self.get_json(endpoint, query)
             if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
                 raise VendorPayloadError(self.vendor, f"/{endpoint} page {page_number} is not a JSON array of objects")
             for record in body:

@@ -9,7 +9,7 @@ Protocol (the project's decision for BusyBusy, see the vendor notes; BusyBusy pu
 - Data: ``POST {graphql}`` with ``{"query", "variables"}`` and the header ``key-authorization: <key>``.
   Root lists take ``(filter, first, after, sort)``, return plain lists with a ``cursor`` per item;
   the client pages with ``first`` = ``page_size`` (500) and ``after`` = the last cursor until a page
-  comes back short. Errors arrive as HTTP 200 with ``errors[].message``: they raise
+  comes back short; an empty page after a full one is read once more before it ends the listing. Errors arrive as HTTP 200 with ``errors[].message``: they raise
   ``VendorRequestError`` (never read as empty data); a missing or malformed ``data`` raises
   ``VendorPayloadError``. 429/5xx/timeouts are retried by the shared ``VendorClient`` base.
 
@@ -207,7 +207,9 @@ class BusyBusyClient(VendorClient):
     def login(self) -> str:
         """Log in through the REST API and keep the session key."""
         try:
-            response = self._rest.request("GET", "member", params={"username": self.username, "_version": REST_VERSION})
+            response = self._rest.request(
+                "GET", "member", params={"username": self.username, "_version": REST_VERSION}, expect_json=True
+            )
         except VendorAuthError as exc:
             raise VendorAuthError(
                 self.vendor,
@@ -255,7 +257,7 @@ class BusyBusyClient(VendorClient):
     # -- GraphQL ----------------------------------------------------------------------------------
     def execute(self, query: str, variables: dict[str, Any] | None = None, *, what: str = "query") -> dict[str, Any]:
         """One GraphQL call; ``errors`` in the answer raise, whatever ``data`` holds."""
-        response = self.request("POST", "", json_body={"query": query, "variables": variables or {}})
+        response = self.request("POST", "", json_body={"query": query, "variables": variables or {}}, expect_json=True)
         date_header = response.headers.get("Date")
         if date_header:
             try:
@@ -284,6 +286,12 @@ class BusyBusyClient(VendorClient):
         while True:
             data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
             records = data.get(root)
+            if records == [] and after is not None:
+                # A plain list cannot say whether more follow: an empty page after a full one ends
+                # the listing, or is a glitch that would silently drop every record after it.
+                # Asking once more tells them apart (a listing rarely ends on a page boundary).
+                data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
+                records = data.get(root)
             if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
                 raise VendorPayloadError(self.vendor, f"{root} page {page_number} is not a list of records with id and cursor")
             yield records

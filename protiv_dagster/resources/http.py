@@ -9,6 +9,8 @@ for transient failures live here once:
 - 401 triggers at most one credential refresh (``VendorClient.refresh_credentials``) before it
   becomes a ``VendorAuthError``.
 - Other 4xx answers are not retried: they are ``VendorRequestError`` with the vendor's own message.
+- A 2xx answer to a call that expects JSON whose body is not JSON (cut off mid-transfer, or a proxy's
+  HTML page) is retried like a 5xx; when every attempt gets one, it is a ``VendorPayloadError``.
 
 Secrets never reach an exception, a log line or metadata: messages are built from the status, the
 path and the vendor's error text, and every registered secret is scrubbed from that text.
@@ -64,10 +66,11 @@ class VendorPayloadError(VendorError):
 class _TransientFailure(Exception):
     """Internal: a retryable failure, carrying how long the vendor asked us to wait."""
 
-    def __init__(self, description: str, retry_after: float | None = None):
+    def __init__(self, description: str, retry_after: float | None = None, final: type[VendorError] | None = None):
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
+        self.final = final or VendorUnavailableError  # what it becomes once the retries are spent
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -160,11 +163,14 @@ class VendorClient:
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
         authenticated: bool = True,
+        expect_json: bool = False,
     ) -> requests.Response:
-        """One logical call: retried on transient failures, refreshed once on 401, raised clearly otherwise."""
+        """One logical call: retried on transient failures, refreshed once on 401, raised clearly otherwise.
+
+        With ``expect_json`` a 2xx answer whose body is not JSON counts as a transient failure."""
         refreshed = False
         while True:
-            response = self._request_with_retries(method, path, params, json_body, form, authenticated)
+            response = self._request_with_retries(method, path, params, json_body, form, authenticated, expect_json)
             if response.status_code == 401 and authenticated and not refreshed and self.refresh_credentials():
                 refreshed = True
                 continue
@@ -172,7 +178,7 @@ class VendorClient:
             return response
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.decode_json(self.request("GET", path, params=params), path)
+        return self.decode_json(self.request("GET", path, params=params, expect_json=True), path)
 
     def decode_json(self, response: requests.Response, path: str) -> Any:
         try:
@@ -182,7 +188,7 @@ class VendorClient:
                 self.vendor, f"{path} answered {response.status_code} with a body that is not JSON ({exc})"
             ) from None
 
-    def _request_with_retries(self, method, path, params, json_body, form, authenticated) -> requests.Response:
+    def _request_with_retries(self, method, path, params, json_body, form, authenticated, expect_json=False) -> requests.Response:
         @retry(
             retry=retry_if_exception_type(_TransientFailure),
             stop=stop_after_attempt(self.max_attempts),
@@ -211,12 +217,21 @@ class VendorClient:
                     f"HTTP {response.status_code} on {path}",
                     _parse_retry_after(response.headers.get("Retry-After")),
                 )
+            if expect_json and 200 <= response.status_code < 300:
+                try:
+                    response.json()
+                except (ValueError, json.JSONDecodeError):
+                    # A body cut off in transit or a proxy's HTML page: the vendor's answer never
+                    # arrived, so ask again rather than fail the run (or, worse, read it as empty).
+                    raise _TransientFailure(
+                        f"{path} answered {response.status_code} with a body that is not JSON", final=VendorPayloadError
+                    ) from None
             return response
 
         try:
             return attempt()
         except _TransientFailure as failure:
-            raise VendorUnavailableError(
+            raise failure.final(
                 self.vendor, f"{failure.description}, still failing after {self.max_attempts} attempts"
             ) from None
 

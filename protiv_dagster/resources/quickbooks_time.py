@@ -6,7 +6,8 @@ Protocol facts (vendor documentation, see the project's vendor notes):
   app's client id and secret. The rotated tokens are handed to ``on_token_refresh`` so the registry
   can store them (encrypted) for the next run.
 - Answers put records under ``results.<name>`` as an object keyed by id; list answers carry ``more``;
-  paging is ``page`` (from 1) and ``limit`` (1..200).
+  paging is ``page`` (from 1) and ``limit`` (1..200). A page without records whose ``more`` is true
+  is read again (its records would otherwise be skipped) and fails the call if it stays empty.
 - ``/timesheets`` requires one of ``ids``, ``start_date``, ``modified_since``, ``modified_before`` and
   leaves running sheets out unless ``on_the_clock=both``: we always ask for both, so an entry still
   on the clock is visible as such.
@@ -37,6 +38,7 @@ from protiv_dagster.resources.http import (
 )
 
 MAX_PAGE_SIZE = 200
+EMPTY_PAGE_REREADS = 2  # times an empty page that announces more is read again before the sync fails
 
 
 @dataclass
@@ -120,6 +122,7 @@ class QuickBooksTimeClient(VendorClient):
                 "refresh_token": creds.refresh_token,
             },
             authenticated=False,
+            expect_json=True,
         )
         body = self.decode_json(response, "grant")
         require_keys(self.vendor, body, ("access_token", "refresh_token"), "the /grant answer")
@@ -152,18 +155,29 @@ class QuickBooksTimeClient(VendorClient):
         query = {k: v for k, v in params.items() if v is not None}
         query["limit"] = self.page_size
         query["supplemental_data"] = "yes" if supplemental else "no"
-        page_number = 1
+        page_number, rereads = 1, 0
         while True:
             query["page"] = page_number
             body = self.get_json(endpoint, query)
             records = self._records(body, endpoint)
-            yield Page(records, (body.get("supplemental_data") or {}) if supplemental else {})
-            more = body.get("more")
+            more = body.get("more") if isinstance(body, dict) else None
             if not isinstance(more, bool):
                 raise VendorPayloadError(self.vendor, f"/{endpoint} page {page_number} has no boolean 'more'")
+            if not records and more:
+                # No records yet more to come: the page's own records went missing between counting
+                # and rendering. Going on to the next page would skip them silently, so read it again.
+                if rereads >= EMPTY_PAGE_REREADS:
+                    raise VendorPayloadError(
+                        self.vendor,
+                        f"/{endpoint} page {page_number} came back empty {rereads + 1} times while saying more "
+                        "records follow; refusing to skip its records",
+                    )
+                rereads += 1
+                continue
+            yield Page(records, (body.get("supplemental_data") or {}) if supplemental else {})
             if not more:
                 return
-            page_number += 1
+            page_number, rereads = page_number + 1, 0
 
     def _records(self, body: Any, endpoint: str) -> list[dict[str, Any]]:
         results = body.get("results") if isinstance(body, dict) else None
