@@ -377,7 +377,7 @@ def opportunities_to_jobs(
             "short_code": number,
             "budget_hours": hours_est,
             "status": t_status,
-            "recurring": ticket_job.map(recurring_of).fillna(False).astype(bool),
+            "recurring": ticket_job.map(recurring_of).eq(True),  # no fillna(False) on floats: pandas 4 refuses it
             "is_drive": False,
             "active": t_status == "open",
             **_NO_DOLLAR_BUDGET,
