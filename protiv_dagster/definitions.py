@@ -10,12 +10,12 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
-from protiv_dagster.assets.connection import connection_healthy, vendor_connection
+from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
-from protiv_dagster.jobs import compute_propay, sync_company_reference, sync_company_week
+from protiv_dagster.jobs import check_connection, compute_propay, sync_company_reference, sync_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
@@ -34,8 +34,7 @@ def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
     return dg.Definitions(
         assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
-        asset_checks=[connection_healthy],
-        jobs=[sync_company_reference, sync_company_week, compute_propay],
+        jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],
         resources={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
+from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 
@@ -23,4 +24,9 @@ compute_propay = dg.define_asset_job(
     "compute_propay",
     selection=[propay_tables],
     description="One company's ProPays, worker bonuses and overtime weeks from its cleaned tables.",
+)
+check_connection = dg.define_asset_job(
+    "check_connection",
+    selection=[vendor_connection],
+    description="Records one company's connection health and its connection_healthy check (launched by the connection_status sensor).",
 )

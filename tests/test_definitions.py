@@ -28,7 +28,7 @@ def test_assets_partitions_and_jobs():
         "vendor_connection", "raw_timesheets", "workers", "jobs", "attendance",
         "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks",
     }
-    assert not graph.get(dg.AssetKey("vendor_connection")).is_materializable  # the vendor itself: observed only
+    assert graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def
     attendance = graph.get(dg.AssetKey("attendance"))
     assert isinstance(attendance.partitions_def, dg.MultiPartitionsDefinition)
     assert {d.name for d in attendance.partitions_def.partitions_defs} == {"company", "week"}

@@ -90,9 +90,9 @@ def ui(tmp_path_factory):
                 daemon.launch(daemon.tick_sensor("new_connections").run_requests)
                 daemon.settle()
                 assert daemon.failures == []
-                daemon.tick_sensor("connection_status")
+                daemon.launch(daemon.tick_sensor("connection_status").run_requests)
                 expected_runs = {run.run_id: run for run in instance.get_runs()}
-            assert {r.job_name for r in daemon.launched} == {"sync_company_reference", "sync_company_week"}
+            assert {r.job_name for r in daemon.launched} == {"sync_company_reference", "sync_company_week", "check_connection"}
         finally:
             for harness in harnesses:
                 harness.stop()  # the webserver never calls a vendor
@@ -216,11 +216,16 @@ def test_every_run_carries_its_company_and_provider_tags(ui):
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert run["status"] == "SUCCESS", run
         company_id = tags["protiv/company"]
+        if run["jobName"] == "check_connection":
+            # The health check calls no vendor: no provider tag, so it never takes a vendor's run slot.
+            assert "protiv/provider" not in tags, tags
+            continue
         assert tags["protiv/provider"] == PROVIDERS[company_id], (run["jobName"], tags)
         by_company.setdefault(company_id, set()).add(run["runId"])
-    # The daemon's sync runs and the ProPay run the automation launched (tagged by the run itself).
+    # The daemon's sync runs, the ProPay run the automation launched (tagged by the run itself) and
+    # the health check run.
     assert {r["jobName"] for r in runs_tagged(ui, company=SYNCED)} == {
-        "sync_company_reference", "sync_company_week", "__ASSET_JOB"
+        "sync_company_reference", "sync_company_week", "__ASSET_JOB", "check_connection"
     }
     # The Runs page filters by provider: exactly each company's runs.
     for company_id, provider in PROVIDERS.items():
@@ -274,10 +279,11 @@ def test_each_company_has_its_connection_health_with_the_reason(ui):
     for company_id, execution in latest.items():
         evaluation = execution["evaluation"]
         metadata = {m["label"]: m.get("text") for m in evaluation["metadataEntries"]}
-        assert execution["runId"] == "", execution  # reported by the connection_status sensor, not a run
+        # Evaluated by a check_connection run the connection_status sensor launched.
+        assert ui.runs[execution["runId"]].job_name == "check_connection", execution
         assert evaluation["partition"] == company_id
         assert evaluation["description"] == metadata["reason"], metadata
-        assert metadata["provider"] == LABELS[PROVIDERS[company_id]], metadata
+        assert metadata["provider"] == PROVIDERS[company_id], metadata  # the id, as on every materialization
         assert metadata["status"] == ("green" if company_id == SYNCED else "red"), metadata
 
     synced = latest[SYNCED]

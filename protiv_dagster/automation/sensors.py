@@ -14,7 +14,8 @@ from protiv_dagster.automation import syncs
 from protiv_dagster.automation.health import company_health
 from protiv_dagster.automation.refresh import plan_initial_syncs
 from protiv_dagster.automation.syncs import phase_outcome, phase_requests
-from protiv_dagster.jobs import sync_company_reference, sync_company_week
+from protiv_dagster.assets.common import COMPANY_TAG
+from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
@@ -103,12 +104,17 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
     return dg.SensorResult(run_requests=runs)
 
 
-@dg.sensor(name="connection_status", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    name="connection_status",
+    minimum_interval_seconds=60,
+    jobs=[check_connection],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionRegistryResource):
-    """Reports each connected company's health as the `connection_healthy` check of its
-    vendor_connection partition (with an observation naming the provider): green when the vendor accepts the credentials, answers, and the data is current
-    within the two-hour promise; red with the reason otherwise. Reported when it changes, and at
-    least every 30 minutes."""
+    """Keeps each connected company's health visible: when it turns green or red, a run records it
+    on the company's vendor_connection partition with its `connection_healthy` check (the status
+    the UI shows per company); in between, an observation at least every 30 minutes keeps the
+    reason and the data's age current. A company still in its initial sync is only observed."""
     now = syncs.utc_now()
     store = registry.sync_state()
     states = store.all_states()
@@ -117,35 +123,37 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         pending.setdefault(batch.company_id, []).append(batch)
     known = set(context.instance.get_dynamic_partitions(company_partitions.name))
     previous = json.loads(context.cursor) if context.cursor else {}
-    reported, events = {}, []
+    reported, events, runs = {}, [], []
     for connection in registry.list():
-        if connection.company_id not in known:
-            continue  # the check needs the partition; new_connections adds it
-        state = states.get(connection.company_id) or store.state(connection.company_id)
-        health = company_health(connection, state, pending.get(connection.company_id, []), now)
-        key = [health.healthy, health.reason.split(" ago")[0] if health.healthy else health.reason]
-        last = previous.get(connection.company_id)
-        unchanged = last and last["healthy"] == health.healthy and (health.healthy or last["reason"] == health.reason)
-        if unchanged and now.timestamp() - last["at"] < REPORT_UNCHANGED_EVERY.total_seconds():
-            reported[connection.company_id] = last
+        company_id = connection.company_id
+        if company_id not in known:
+            continue  # new_connections adds the partition first
+        state = states.get(company_id) or store.state(company_id)
+        health = company_health(connection, state, pending.get(company_id, []), now)
+        last = previous.get(company_id, {})
+        # A green reason says how old the data is; only a change of colour or of a red reason counts.
+        changed = last.get("healthy") != health.healthy or (not health.healthy and last.get("reason") != health.reason)
+        if not changed and now.timestamp() - last.get("at", 0) < REPORT_UNCHANGED_EVERY.total_seconds():
+            reported[company_id] = last
             continue
-        reported[connection.company_id] = {"healthy": health.healthy, "reason": key[1], "at": now.timestamp()}
-        metadata = {"status": health.label, "reason": health.reason, **health.metadata}
+        reported[company_id] = {"healthy": health.healthy, "reason": health.reason, "at": now.timestamp()}
         events.append(
             dg.AssetObservation(
-                asset_key=VENDOR_CONNECTION, partition=connection.company_id,
+                asset_key=VENDOR_CONNECTION, partition=company_id,
                 # The same provider id as on every materialization of the company's partitions.
-                metadata={**metadata, "provider": connection.provider},
+                metadata={"status": health.label, "reason": health.reason, **health.metadata, "provider": connection.provider},
             )
         )
-        events.append(
-            dg.AssetCheckEvaluation(
-                asset_key=VENDOR_CONNECTION,
-                check_name=CONNECTION_HEALTHY,
-                passed=health.healthy,
-                partition=connection.company_id,
-                description=health.reason,
-                metadata=metadata,
+        initial_sync_running = state.current_as_of is None and pending.get(company_id)
+        if changed and not initial_sync_running:
+            # A run, not a run-less check result: Dagster on PostgreSQL keeps one run-less result per
+            # check and partition, ever. Run keys make a repeated request a no-op.
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"health/{company_id}/{health.label}/{int(now.timestamp())}",
+                    job_name=check_connection.name,
+                    partition_key=company_id,
+                    tags={COMPANY_TAG: company_id},
+                )
             )
-        )
-    return dg.SensorResult(asset_events=events, cursor=json.dumps(reported, sort_keys=True))
+    return dg.SensorResult(run_requests=runs, asset_events=events, cursor=json.dumps(reported, sort_keys=True))

@@ -74,7 +74,7 @@ def test_a_new_connection_gets_its_partition_and_initial_sync_then_propays_follo
     assert not daemon.store().pending_batches()
 
     # The health check is green and reported on the company's ProPay partition.
-    daemon.tick_sensor("connection_status")
+    daemon.launch(daemon.tick_sensor("connection_status").run_requests)
     check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("vendor_connection"), "connection_healthy")]
     )
@@ -152,7 +152,7 @@ def test_a_failed_sync_keeps_the_cursor_and_the_next_refresh_asks_again(pipeline
     state = daemon.store().state(COMPANY)
     assert state.cursor == cursor and "HTTP 503" in state.last_error
 
-    daemon.tick_sensor("connection_status")
+    daemon.launch(daemon.tick_sensor("connection_status").run_requests)
     check = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("vendor_connection"), "connection_healthy")]
     )
