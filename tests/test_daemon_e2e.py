@@ -177,6 +177,8 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
         wait_for(refreshed, 240, "the refresh to re-sync the edited week and the ProPays", daemon)
         refresh_runs = instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "refresh", "protiv/company": "acme"}))
         assert refresh_runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in refresh_runs)
-        # Only the edited week and the current one were re-synced.
-        assert len({r.tags["dagster/partition"] for r in refresh_runs}) <= 2
+        # Only the edited week and the current one were re-synced (plus workers and jobs when the
+        # vendor's reference stamps were too recent to trust, see sources/quickbooks_time.py).
+        weeks = {r.tags["dagster/partition"] for r in refresh_runs if "|" in r.tags["dagster/partition"]}
+        assert 1 <= len(weeks) <= 2, weeks
         assert not instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "refresh", "protiv/company": "birch"}))
