@@ -86,3 +86,41 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
     assert no_key.returncode == 2 and "PROTIV_SECRET_KEY is not set" in no_key.stdout
     gone = protiv("disconnect", "acme", cwd=tmp_path, env_extra=env)
     assert gone.returncode == 0 and "stays in the warehouse" in gone.stdout
+
+
+def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.sandbox.generator import generate_company
+    from tests.assets.vendors import host
+
+    key = generate_secret_key()
+    env = {"PROTIV_SECRET_KEY": key, "PROTIV_DATA_DIR": str(tmp_path / "data")}
+    data = generate_company("acme", seed=3, workers=6, days=7, as_of=datetime.now(UTC), timezone="America/Denver")
+    harness = host("quickbooks_time", data)
+    try:
+        monkeypatch.setenv("PROTIV_SECRET_KEY", key)  # for the registry written from this process
+        (tmp_path / "data").mkdir()
+        registry = ConnectionRegistry(f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}")
+        registry.connect("acme", "quickbooks_time", harness.base_url, harness.credentials, settings={"timezone": data.timezone})
+        registry.connect("birch", "aspire", "http://127.0.0.1:9/", {"client_id": "c", "secret": "not-the-secret"})
+
+        synced = protiv("sync", "acme", cwd=tmp_path, env_extra=env)
+        assert synced.returncode == 0, synced.stdout[-3000:] + synced.stderr[-3000:]
+        assert re.search(r"Force sync of acme: \d+ Dagster runs in [\d.]+ s", synced.stdout)
+        assert re.search(r"\d+ ProPays", synced.stdout)
+        again = protiv("sync", "acme", cwd=tmp_path, env_extra=env)  # safe to repeat
+        assert again.returncode == 0 and summary(again.stdout) == summary(synced.stdout)
+
+        status = protiv("status", "--probe", cwd=tmp_path, env_extra=env)
+        assert status.returncode == 1  # one company is red
+        rows = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if line.count("│") > 3}
+        assert "green" in rows["acme"] and "current as of" in rows["acme"]
+        assert "red" in rows["birch"] and "Aspire" in rows["birch"]
+        assert "not-the-secret" not in status.stdout + status.stderr
+
+        unknown = protiv("sync", "ghost", cwd=tmp_path, env_extra=env)
+        assert unknown.returncode == 1 and "company 'ghost' has no connection" in unknown.stdout
+    finally:
+        harness.stop()

@@ -211,3 +211,16 @@ def test_a_company_whose_vendor_fails_never_blocks_the_others(pipeline, daemon):
     pipeline.harness.shorten(pipeline.harness.editable_entries().iloc[0].entry_id, hours=1)
     result = daemon.tick_schedule("refresh_every_two_hours")
     assert {r.tags["protiv/company"] for r in result.run_requests} == {COMPANY}
+
+
+def test_a_manual_materialization_of_a_raw_week_is_followed_by_attendance_and_propays(pipeline, daemon):
+    initial_sync(daemon)
+    pipeline.harness.shorten(pipeline.harness.editable_entries().iloc[0].entry_id, hours=1)
+    # What a data engineer does in the UI: materialize only raw_timesheets of one week.
+    week = dg.MultiPartitionKey({"company": COMPANY, "week": "2026-11-16"})
+    job = pipeline.defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("raw_timesheets")])
+    assert job.execute_in_process(instance=pipeline.instance, partition_key=str(week), asset_selection=[dg.AssetKey("raw_timesheets")]).success
+    followed = daemon.follow_upstream()
+    assert ("attendance", str(week)) in followed
+    assert ("propay_opportunities", COMPANY) in daemon.follow_upstream() + followed
+    assert daemon.failures == []
