@@ -1,0 +1,425 @@
+"""The fault matrix: every fault the emulators can inject, on every vendor, through the real sync.
+
+Each case connects a small generated company, lets the daemon's sensors run its initial sync, edits
+an entry at the vendor (so the refresh has work), lets the schedule plan the refresh, switches the
+fault on and runs what the schedule asked for. The outcome is one of two, and which one is part of
+the matrix:
+
+- ``complete``: the warehouse equals the emulator's ground truth and the sync cursor moved on;
+- ``failed``: the sync failed with an error that names the vendor and holds no secret, the tables
+  are exactly what they were before the refresh, and the sync cursor did not move.
+
+Records inserted or deleted between two pages are guaranteed to be right after the NEXT refresh,
+not necessarily after the one they raced: the batch carries the vendor cursor seen when it was
+planned, so a change made during the sync is newer than the cursor the company advances to, and the
+next check finds it (``complete after next refresh`` in the matrix).
+
+With ``PROTIV_WRITE_FAULT_MATRIX=1`` the test session writes docs/fault-matrix.md from the outcomes;
+``test_the_committed_matrix_lists_every_case`` keeps that page in step with ``FAULTS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protiv_dagster.automation import syncs
+from protiv_dagster.automation.syncs import run_failure_message
+from protiv_dagster.company_sync import QUIET_CONSOLE, SyncFailed, plan_sync
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.partitions import company_partitions
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.aspire import AspireResource
+from protiv_dagster.resources.busybusy import BusyBusyResource
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sandbox.generator import generate_company
+from protiv_dagster.sandbox.server import Answer, Request
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from tests.assets.conftest import COMPANY, SETTINGS, Pipeline, dagster_instance
+from tests.assets.test_pipeline import assert_attendance_matches_vendor, assert_no_secret_in_events, assert_unchanged
+from tests.assets.vendors import LABELS, PROVIDERS, VendorHarness, host
+from tests.automation.conftest import Daemon
+from tests.automation.test_automation import initial_sync
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX_PAGE = ROOT / "docs" / "fault-matrix.md"
+WRITE_VARIABLE = "PROTIV_WRITE_FAULT_MATRIX"
+
+# Small pages, so every weekly listing spans several of them and a fault can land mid-listing;
+# a short read timeout, so the read_timeout fault costs about a second per attempt.
+PAGE_SIZE = 12
+RETRIES = {"max_attempts": 4, "max_wait_seconds": 0.2, "read_timeout_seconds": 1.0}
+# The company's seven days are exactly one ISO week, Monday Nov 16 to Sunday Nov 22 (Denver).
+WEEK, LAST_DAY = date(2026, 11, 16), date(2026, 11, 22)
+MATRIX_AS_OF = datetime(2026, 11, 23, 6, tzinfo=UTC)
+COMPLETE, COMPLETE_NEXT, FAILED = "complete", "complete after next refresh", "failed"
+
+
+# -- faults -----------------------------------------------------------------------------------------
+def arm_after_next_full_page(emulator: Any, action: Callable[[], None]) -> None:
+    """Run ``action`` once, right after the first full page of a time-entry listing is rendered, so
+    the next request (that listing's next page) is the first to see it: a fault strictly mid-listing
+    of the records ProPays are paid from.
+
+    The emulator's own ``between_pages`` counts pages of every listing alike; which page is full
+    depends on the vendor's shape, so the test looks at each answer on its way out."""
+    answer_vendor = emulator._answer_vendor
+    armed = False
+
+    def observed(request: Request) -> Answer:
+        nonlocal armed
+        answer = answer_vendor(request)
+        if not armed and answer.page and answer.status == 200 and _is_full_time_page(request, answer):
+            armed = True
+            emulator.faults.between_pages(action, after_pages=1)
+        return answer
+
+    emulator._answer_vendor = observed
+
+
+def _is_full_time_page(request: Request, answer: Answer) -> bool:
+    body = answer.body
+    if isinstance(body, list):  # Aspire: a bare array, full at $limit; the week's listing, not wages'
+        week = f"WorkTicketTimeDate ge {WEEK.isoformat()}T00:00:00"
+        return request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "") and len(body) == PAGE_SIZE
+    if "more" in body:  # QuickBooks Time: an object keyed by id, and "more"
+        return bool(body["more"]) and len(body["results"].get("timesheets") or {}) > 0
+    return len(body["data"].get("timeEntries") or []) == PAGE_SIZE  # BusyBusy: GraphQL root lists
+
+
+def insert_entry(harness: VendorHarness) -> None:
+    """Another user adds a two-hour entry on the newest work date, cloned from an existing one."""
+    vendor, entries = harness.vendor, harness.editable_entries()
+    newest = entries.iloc[-1].entry_id
+    if harness.provider == "quickbooks_time":
+        sheet = harness._sheet(newest)
+        start = datetime.fromisoformat(sheet["start"]) - timedelta(hours=3)
+        vendor.add_timesheet(sheet["user_id"], sheet["jobcode_id"], start=start, end=start + timedelta(hours=2))
+    elif harness.provider == "aspire":
+        time = harness._time(newest)
+        start = datetime.fromisoformat(time["StartTime"]) - timedelta(hours=3)
+        vendor.add_work_ticket_time(
+            ContactID=time["ContactID"], WorkTicketID=time["WorkTicketID"],
+            StartTime=start.isoformat(), EndTime=(start + timedelta(hours=2)).isoformat(),
+        )
+    else:
+        entry = harness._entry(newest)
+        start = datetime.fromisoformat(entry["startTime"]) - timedelta(hours=3)
+        vendor.add_time_entry(
+            entry["memberId"], entry["projectId"], start.isoformat(), (start + timedelta(hours=2)).isoformat(),
+            costCodeId=entry["costCodeId"],
+        )
+
+
+def delete_read_entries(harness: VendorHarness) -> None:
+    """Another user deletes the two oldest entries (already read): page offsets shift under the client."""
+    for entry_id in harness.entries().sort_values(["work_date", "entry_id"])["entry_id"].iloc[:2]:
+        harness.delete(entry_id)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    inject: Callable[[Any, VendorHarness], None]  # (emulator, harness)
+    outcome: str
+
+
+FAULTS = [
+    Fault("rate_limit_retry_after", "429 with Retry-After, three in a row",
+          lambda e, h: e.faults.rate_limit(times=3, retry_after=1), COMPLETE),
+    Fault("rate_limit_no_retry_after", "429 without Retry-After, three in a row",
+          lambda e, h: e.faults.rate_limit(times=3, retry_after=None), COMPLETE),
+    Fault("server_error_500_burst", "HTTP 500, three in a row",
+          lambda e, h: e.faults.server_error(times=3, status=500), COMPLETE),
+    Fault("server_error_502_burst", "HTTP 502, three in a row",
+          lambda e, h: e.faults.server_error(times=3, status=502), COMPLETE),
+    Fault("server_error_503_burst", "HTTP 503, three in a row",
+          lambda e, h: e.faults.server_error(times=3, status=503), COMPLETE),
+    Fault("outage", "HTTP 503 on every request (longer than every retry)",
+          lambda e, h: e.faults.server_error(times=10_000, status=503), FAILED),
+    Fault("drop_connection", "connection closed without an answer, twice",
+          lambda e, h: e.faults.drop_connection(times=2), COMPLETE),
+    Fault("read_timeout", "no answer within the client's read timeout, twice",
+          lambda e, h: e.faults.read_timeout(times=2, seconds=2.0), COMPLETE),
+    Fault("truncated_json", "200 with the first half of the JSON, twice",
+          lambda e, h: e.faults.truncated_json(times=2), COMPLETE),
+    Fault("invalid_json", "200 with an HTML page instead of JSON, twice",
+          lambda e, h: e.faults.invalid_json(times=2), COMPLETE),
+    Fault("invalid_json_persistent", "200 with an HTML page on every request",
+          lambda e, h: e.faults.invalid_json(times=10_000), FAILED),
+    Fault("empty_page_mid_listing", "an empty page right after a full one, mid-listing",
+          lambda e, h: arm_after_next_full_page(e, lambda: e.faults.empty_page(1)), COMPLETE),
+    Fault("inserted_between_pages", "an entry added by another user between two pages",
+          lambda e, h: arm_after_next_full_page(e, lambda: insert_entry(h)), COMPLETE_NEXT),
+    Fault("deleted_between_pages", "two entries already read deleted between two pages",
+          lambda e, h: arm_after_next_full_page(e, lambda: delete_read_entries(h)), COMPLETE_NEXT),
+    Fault("token_expiry_mid_sync", "the session token dies after the first page",
+          lambda e, h: e.faults.between_pages(h.kill_session, after_pages=1), COMPLETE),
+    Fault("secret_changed", "the password/secret is changed at the vendor",
+          lambda e, h: h.change_secret(), FAILED),
+]
+FAULTS_BY_NAME = {fault.name: fault for fault in FAULTS}
+# What the cases found, for docs/fault-matrix.md: outcomes by (provider, fault), and the cursor
+# after the failing ones (from the daemon-driven test).
+RESULTS: dict[tuple[str, str], dict[str, Any]] = {}
+CURSORS: dict[tuple[str, str], str] = {}
+
+
+# -- the pipeline under faults ------------------------------------------------------------------------
+class MatrixPipeline(Pipeline):
+    """The ``Pipeline`` of the asset tests, syncing one week and leaving ProPays out: the faults hit
+    vendor reads, and two runs per sync (reference data, the week) keep the matrix fast."""
+
+    def sync(self, company_id: str = COMPANY) -> list[str]:
+        if not self.instance.has_dynamic_partition(company_partitions.name, company_id):
+            self.instance.add_dynamic_partitions(company_partitions.name, [company_id])
+        run_ids = []
+        for step in plan_sync(company_id, WEEK, LAST_DAY)[:-1]:
+            result = self.defs.resolve_job_def(step.job_name).execute_in_process(
+                instance=self.instance, partition_key=str(step.partition_key), raise_on_error=False,
+                run_config=QUIET_CONSOLE, tags={"protiv/company": company_id, "protiv/trigger": "refresh"},
+            )
+            run_ids.append(result.run_id)
+            if not result.success:
+                message = run_failure_message(self.instance, result.run_id)
+                raise SyncFailed(f"{step.label} failed for company {company_id!r}: {message}")
+        return run_ids
+
+
+@contextmanager
+def small_company(request, provider: str, tmp_path: Path, instance_kind: str) -> Iterator[MatrixPipeline]:
+    """One vendor's emulator hosting a small company of one week, connected, not yet synced."""
+    data = generate_company(COMPANY, seed=11, workers=6, days=7, as_of=MATRIX_AS_OF, timezone="America/Denver")
+    harness = host(provider, data)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+        registry_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+        try:
+            with dagster_instance(request, instance_kind, tmp_path, monkeypatch) as instance:
+                registry = ConnectionRegistry(registry_url)
+                registry.connect(
+                    COMPANY, provider, harness.base_url, harness.credentials,
+                    attendance_pull_date=WEEK, settings={**SETTINGS, "timezone": data.timezone},
+                )
+                warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+                defs = build_defs(
+                    warehouse=warehouse,
+                    registry=ConnectionRegistryResource(url=registry_url),
+                    vendors=VendorApis(
+                        quickbooks_time=QuickBooksTimeResource(page_size=PAGE_SIZE, **RETRIES),
+                        aspire=AspireResource(page_size=PAGE_SIZE, **RETRIES),
+                        busybusy=BusyBusyResource(page_size=PAGE_SIZE, **RETRIES),
+                        step_retries=1,
+                        step_retry_seconds=0.05,
+                    ),
+                )
+                yield MatrixPipeline(harness, warehouse, defs, instance, registry)
+        finally:
+            harness.stop()
+
+
+@pytest.fixture(scope="module", params=PROVIDERS)
+def matrix_pipeline(request, tmp_path_factory):
+    """Synced once; every fault case of the vendor runs on it in turn (the broken secret last)."""
+    with small_company(request, request.param, tmp_path_factory.mktemp(request.param), "ephemeral") as pipeline:
+        pipeline.sync()
+        assert matches_vendor(pipeline)
+        yield pipeline
+
+
+def matches_vendor(pipeline) -> bool:
+    """Attendance equals the vendor's truth, every worker is loaded and nothing was rejected."""
+    try:
+        assert_attendance_matches_vendor(pipeline)
+        assert len(pipeline.warehouse.read_table("workers")) == len(pipeline.harness.data.workers)
+        assert pipeline.warehouse.read_table("rejected_rows").empty
+    except AssertionError:
+        return False
+    return True
+
+
+def failure_of(pipeline) -> str | None:
+    """None when the sync succeeded, else its error (the step, then the vendor's own error)."""
+    try:
+        pipeline.sync()
+    except SyncFailed as failed:
+        return str(failed)
+    return None
+
+
+@pytest.mark.parametrize("fault_name", [fault.name for fault in FAULTS])
+def test_fault(matrix_pipeline, fault_name):
+    fault, pipeline, harness = FAULTS_BY_NAME[fault_name], matrix_pipeline, matrix_pipeline.harness
+    emulator = pipeline.emulator
+    # A manager corrects an entry to 1.5 hours (breaks dropped) first: a sync that silently read
+    # nothing would keep the old hours. Each case corrects another entry: shortening one entry case
+    # after case would end it inside its own break, which vendors and mapping count differently.
+    harness.move(harness.editable_entries().iloc[0].entry_id, days=0, hours=1.5)
+    before = pipeline.tables()
+    requests_before, log_before = emulator.request_count, len(emulator.request_log)
+    try:
+        fault.inject(emulator, harness)
+        error = failure_of(pipeline)
+    finally:
+        emulator.faults.clear()
+        emulator.__dict__.pop("_answer_vendor", None)  # the mid-listing observer, if one was set
+    assert emulator.request_count > requests_before
+    if error is not None:
+        outcome, detail = FAILED, error.split(": ", 1)[1]
+        # The step's label, the error's class, then the vendor's name and what went wrong.
+        assert f"Error: {harness.label}: " in detail, error
+        detail = detail.split("Error: ", 1)[1]
+        assert not [s for s in harness.secrets() if s in error], f"a credential of {harness.label} is in the error"
+        assert_no_secret_in_events(pipeline)
+        assert_unchanged(before, pipeline.tables())
+    else:
+        outcome, detail = COMPLETE, ""
+        if not matches_vendor(pipeline) and fault.outcome == COMPLETE_NEXT:
+            # A change made while the sync read its pages: the next sync must bring it in.
+            assert failure_of(pipeline) is None
+            outcome = COMPLETE_NEXT
+        assert matches_vendor(pipeline), f"{harness.label} {fault_name}: the warehouse differs from the vendor"
+    statuses = sorted({entry.status for entry in emulator.request_log[log_before:]})
+    RESULTS[(harness.provider, fault_name)] = {
+        "outcome": outcome, "rows": len(harness.entries()), "detail": detail, "statuses": statuses,
+    }
+    expected = {COMPLETE, COMPLETE_NEXT} if fault.outcome == COMPLETE_NEXT else {fault.outcome}
+    assert outcome in expected, f"{harness.label} {fault_name}: expected {fault.outcome}, got {outcome}: {detail}"
+
+
+# -- the sync cursor under failure ---------------------------------------------------------------------
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_failed_refreshes_keep_the_cursor_and_the_data(request, tmp_path, monkeypatch, provider):
+    """The failing faults of the matrix again, this time through the daemon's sensors and schedule:
+    a refresh that fails leaves ``SyncStateStore.state(company).cursor`` where it was."""
+    monkeypatch.setattr(syncs, "utc_now", lambda: MATRIX_AS_OF)
+    with small_company(request, provider, tmp_path, "sqlite") as pipeline:
+        daemon, harness = Daemon(pipeline), pipeline.harness
+        daemon.follow_upstream()
+        initial_sync(daemon)
+        assert daemon.failures == [] and matches_vendor(pipeline)
+        store = daemon.store()
+
+        # A race first: entries deleted while a refresh reads its pages are gone after the next one.
+        cursor, failures_before, live = store.state(COMPANY).cursor, len(daemon.failures), len(harness.entries())
+        harness.move(harness.editable_entries().iloc[0].entry_id, days=0, hours=1.5)  # what the refresh is for
+        refresh(daemon, lambda: FAULTS_BY_NAME["deleted_between_pages"].inject(pipeline.emulator, harness))
+        pipeline.emulator.__dict__.pop("_answer_vendor", None)
+        assert len(harness.entries()) == live - 2, "the deletions did not happen mid-listing"
+        refresh(daemon)
+        assert len(daemon.failures) == failures_before and matches_vendor(pipeline)
+        assert store.state(COMPANY).cursor != cursor
+
+        failing = [fault for fault in FAULTS if fault.outcome == FAILED]
+        assert failing[-1].name == "secret_changed"  # irreversible: last, after a clean refresh
+        for fault in failing:
+            if fault.name == "secret_changed":
+                # A clean refresh first: the cursor must move when nothing fails.
+                cursor, failures_before = store.state(COMPANY).cursor, len(daemon.failures)
+                harness.move(harness.editable_entries().iloc[0].entry_id, days=0, hours=1.5)
+                refresh(daemon)
+                assert len(daemon.failures) == failures_before and matches_vendor(pipeline)
+                assert store.state(COMPANY).cursor != cursor
+            cursor, before = store.state(COMPANY).cursor, pipeline.tables()
+            harness.move(harness.editable_entries().iloc[0].entry_id, days=0, hours=1.5)
+            failures_before = len(daemon.failures)
+            refresh(daemon, lambda: fault.inject(pipeline.emulator, harness))
+            pipeline.emulator.faults.clear()
+            state = store.state(COMPANY)
+            assert len(daemon.failures) > failures_before, f"{fault.name}: the refresh did not fail"
+            assert f"{harness.label}: " in daemon.failures[-1] and f"{harness.label}: " in (state.last_error or "")
+            assert not [s for s in harness.secrets() if s in "\n".join(daemon.failures) + (state.last_error or "")]
+            assert_unchanged(before, pipeline.tables())
+            assert state.cursor == cursor, f"{harness.label} {fault.name}: the cursor moved on a failed sync"
+            CURSORS[(provider, fault.name)] = "unchanged"
+
+
+def refresh(daemon: Daemon, before_launch: Callable[[], None] = lambda: None) -> None:
+    """Plan a refresh with the schedule, switch the fault on, then run what the sensors ask for."""
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    before_launch()
+    daemon.launch(result.run_requests)
+    daemon.settle()
+
+
+# -- the committed page ---------------------------------------------------------------------------------
+def render_matrix() -> str:
+    """docs/fault-matrix.md from RESULTS and CURSORS: vendors and faults in a fixed order."""
+    lines = [
+        "# Fault matrix",
+        "",
+        "Generated by `tests/assets/test_fault_matrix.py` (run it with `PROTIV_WRITE_FAULT_MATRIX=1`;",
+        "`test_the_committed_matrix_lists_every_case` fails when this page and the test disagree).",
+        "",
+        "Every fault is injected by the vendor's emulator (`protiv_dagster/sandbox/`) over real HTTP",
+        "into a sync of a small company (6 workers, one week, pages of "
+        f"{PAGE_SIZE} records so every listing spans several pages),",
+        "after a manager corrected one entry at the vendor. Outcomes:",
+        "",
+        f"- **{COMPLETE}**: the sync succeeded and the warehouse equals the emulator's ground truth",
+        "  (every live entry once, on its work date, with the vendor's hours; every worker; nothing rejected).",
+        f"- **{COMPLETE_NEXT}**: a change made while the sync was reading pages is in the warehouse",
+        "  after the next sync. The refresh that raced it advances the cursor only to the vendor stamp",
+        "  seen when it was planned, so the change is newer and the next check re-reads its week.",
+        f"- **{FAILED}**: the sync failed with an error naming the vendor and holding no credential; every",
+        "  warehouse table is exactly as before, and (driven through the daemon's sensors and schedule)",
+        "  the company's sync cursor did not move.",
+        "",
+        "Rows compared: the vendor's live time entries the warehouse was checked against.",
+        "Cursor: for failed syncs, the company's sync cursor after the same fault hit a refresh planned by",
+        "the schedule and run by the sensors (`test_failed_refreshes_keep_the_cursor_and_the_data`, which",
+        "also checks that a clean refresh and the refresh after a race move it on).",
+        "Statuses: what the emulator answered during the faulted sync (0 = connection dropped).",
+        "",
+        "| Vendor | Fault | Injected | Outcome | Rows compared | Statuses | Cursor | Error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for provider in PROVIDERS:
+        for fault in FAULTS:
+            result = RESULTS[(provider, fault.name)]
+            cursor = CURSORS.get((provider, fault.name), "not checked") if result["outcome"] == FAILED else "-"
+            detail = result["detail"].replace("|", "\\|") or "-"
+            statuses = ", ".join(map(str, result["statuses"]))
+            lines.append(
+                f"| {LABELS[provider]} | `{fault.name}` | {fault.description} | {result['outcome']} | "
+                f"{result['rows']} | {statuses} | {cursor} | {detail} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_matrix_page():
+    """With PROTIV_WRITE_FAULT_MATRIX=1, write the page once every case of the module has run."""
+    yield
+    if os.environ.get(WRITE_VARIABLE) != "1":
+        return
+    cases = {(provider, fault.name) for provider in PROVIDERS for fault in FAULTS}
+    failing = {(provider, fault.name) for provider in PROVIDERS for fault in FAULTS if fault.outcome == FAILED}
+    if cases <= set(RESULTS) and failing <= set(CURSORS):
+        MATRIX_PAGE.write_text(render_matrix())
+    else:
+        raise RuntimeError(f"{WRITE_VARIABLE}=1 needs every case of the matrix in one run (no -k, no -x failures)")
+
+
+def test_the_committed_matrix_lists_every_case():
+    """docs/fault-matrix.md has one row per (vendor, fault) of FAULTS, with the outcome expected."""
+    if os.environ.get(WRITE_VARIABLE) == "1":
+        pytest.skip("the page is being written by this run")
+    rows = [line.split(" | ") for line in MATRIX_PAGE.read_text().splitlines() if line.startswith("| ") and "`" in line]
+    found = {(row[0].removeprefix("| "), row[1].strip("`")): row[3] for row in rows}
+    assert len(found) == len(rows), "a (vendor, fault) pair is listed twice"
+    expected = {(LABELS[provider], fault.name): fault.outcome for provider in PROVIDERS for fault in FAULTS}
+    assert set(found) == set(expected), f"regenerate with {WRITE_VARIABLE}=1"
+    for case, outcome in expected.items():
+        allowed = {COMPLETE, COMPLETE_NEXT} if outcome == COMPLETE_NEXT else {outcome}
+        assert found[case] in allowed, f"{case}: the page says {found[case]}, the test expects {outcome}"
