@@ -376,6 +376,21 @@ def _probe(connections, store, now) -> None:
 
 
 @app.command()
+def settings(
+    company_id: str,
+    file: Annotated[Path, typer.Option(help="JSON file with the company's ProPay settings (replaces them).")],
+) -> None:
+    """Change a company's ProPay settings (admin only); validated before anything is stored. The next
+    ProPay materialization uses them (materialize the company's ProPay partition to apply them now)."""
+    try:
+        connection = ConnectionRegistry().update_settings(company_id, json.loads(file.read_text()))
+    except (RegistryError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"Settings of {company_id} updated: {connection.settings.model_dump_json(exclude_defaults=True)}")
+
+
+@app.command()
 def disconnect(company_id: str) -> None:
     """Remove a company's connection (admin only). Its synced data stays in the warehouse."""
     try:

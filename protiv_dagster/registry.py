@@ -235,6 +235,19 @@ class ConnectionRegistry:
             conn.execute(self.table.insert().values(**row))
         return self.get(company_id)
 
+    def update_settings(self, company_id: str, settings: Mapping[str, object]) -> Connection:
+        """Replace a company's ProPay settings (admin only), validated first; credentials are kept.
+        The next materialization of the company's ProPays uses them."""
+        parsed = _settings(settings, company_id)
+        self.get(company_id)  # an unknown company is a clear error, not a silent no-op
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.table.update()
+                .where(self.table.c.company_id == company_id)
+                .values(settings=parsed.model_dump_json(), updated_at=datetime.now(UTC))
+            )
+        return self.get(company_id)
+
     def disconnect(self, company_id: str) -> None:
         """Remove a connection (admin only); the company's synced data stays in the warehouse."""
         with self.engine.begin() as conn:

@@ -199,3 +199,29 @@ def test_wrong_credentials_name_the_vendor_never_the_secret_and_store_nothing(pi
 def test_unknown_company_fails_with_a_clear_error(pipeline):
     with pytest.raises(SyncFailed, match="company 'ghost' has no connection"):
         pipeline.sync("ghost")
+
+
+def test_a_change_of_settings_is_picked_up_by_the_next_propay_materialization(pipeline):
+    pipeline.sync()
+    before = pipeline.warehouse.read_table("propay_opportunities").set_index("propay_id")
+    settings = {**SETTINGS, "timezone": "America/Denver", "worker_share": 0.8}
+    pipeline.registry.update_settings(COMPANY, settings)
+    result = pipeline.defs.resolve_job_def("compute_propay").execute_in_process(
+        instance=pipeline.instance, partition_key=COMPANY
+    )
+    assert result.success
+    after = pipeline.warehouse.read_table("propay_opportunities").set_index("propay_id")
+    under = before.index[before["saved_amount"] > 0]
+    assert len(under) > 0
+    for propay_id in under:
+        expected = (after.loc[propay_id, "saved_amount"] * Decimal("0.8")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        assert abs(after.loc[propay_id, "bonus_pool"] - expected) <= Decimal("0.01")
+        assert after.loc[propay_id, "bonus_pool"] > before.loc[propay_id, "bonus_pool"]
+
+
+def test_bad_settings_are_refused_with_the_setting_named_and_nothing_changes(pipeline):
+    from protiv_dagster.registry import RegistryError
+
+    with pytest.raises(RegistryError, match=r"invalid settings for company 'acme': worker_share"):
+        pipeline.registry.update_settings(COMPANY, {"worker_share": 1.5})
+    assert pipeline.registry.get(COMPANY).settings.worker_share == 0.5
