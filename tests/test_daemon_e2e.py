@@ -176,7 +176,8 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
 
         wait_for(refreshed, 240, "the refresh to re-sync the edited week and the ProPays", daemon)
         refresh_runs = instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "refresh", "protiv/company": "acme"}))
-        assert refresh_runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in refresh_runs)
+        # (The next minute's refresh may already be running: none failed is what counts.)
+        assert refresh_runs and not [r for r in refresh_runs if r.status == dg.DagsterRunStatus.FAILURE]
         # Only the edited week and the current one were re-synced (plus workers and jobs when the
         # vendor's reference stamps were too recent to trust, see sources/quickbooks_time.py).
         weeks = {r.tags["dagster/partition"] for r in refresh_runs if "|" in r.tags["dagster/partition"]}

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from rich.console import Console
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app
@@ -95,7 +96,8 @@ def test_no_secret_in_instance_logs_warehouse_errors_or_cli(pipeline, provider, 
     # The admin's CLI on the same registry, warehouse and instance.
     monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
     monkeypatch.setenv(WAREHOUSE_URL_VARIABLE, pipeline.warehouse.url)
-    monkeypatch.setenv("COLUMNS", "400")
+    # The CLI's console was sized when another test imported it: give it room for whole cells.
+    monkeypatch.setattr("protiv_dagster.cli.console", Console(width=400))
     runner = CliRunner()
     for args in (["connections"], ["status"], ["sync", COMPANY]):
         result = runner.invoke(app, args)
