@@ -8,6 +8,7 @@ import pandas as pd
 
 from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
 from protiv_dagster.assets.connection import vendor_connection
+from protiv_dagster.mapping.common import storable_text
 from protiv_dagster.partitions import BY_COMPANY, company_week_partitions, split_company_week
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
@@ -37,8 +38,10 @@ def raw_timesheets(
     with retry_vendor_outages(context, vendors):
         feeds = source.time_entry_feeds(monday, sunday)
     def field_text(record: dict, name: str | None) -> str | None:
+        # Vendor ids are stored as received, except NUL and lone surrogates, which neither warehouse
+        # can hold: escaped, so one hostile id cannot fail the whole week's raw write.
         value = record.get(name) if name else None
-        return None if value is None else str(value)
+        return None if value is None else storable_text(str(value))
 
     rows = [
         {

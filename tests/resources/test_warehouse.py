@@ -530,3 +530,20 @@ def test_ensure_views_recreates_views_with_comments_and_checks_their_columns(war
     with pytest.raises(WarehouseError, match="view hours_per_company yields .*BIGINT.*declared"):
         warehouse.ensure_views([wrong])
     assert warehouse.query("select hours from {schema}.hours_per_company")["hours"].dtype == "float64"
+
+
+def test_raw_ids_neither_warehouse_can_hold_are_escaped_not_fatal(warehouse: Warehouse) -> None:
+    from protiv_dagster.mapping.common import storable_text
+    from protiv_dagster.tables import RAW_TIMESHEETS
+
+    hostile = "12\x00\ud800"  # NUL breaks PostgreSQL, a lone surrogate breaks DuckDB
+    assert storable_text(hostile) == "12\\x00\\ud800" and storable_text("plain-id") == "plain-id"
+    warehouse.ensure_tables([RAW_TIMESHEETS])
+    monday = date(2026, 11, 16)
+    row = {
+        "company_id": "acme", "week_start": monday, "provider": "quickbooks_time", "feed": "timesheets",
+        "position": 0, "entry_id": storable_text(hostile), "source_modified": None, "payload": "{}",
+    }
+    frame = pd.DataFrame([row], columns=RAW_TIMESHEETS.column_names)
+    assert warehouse.replace_partition(RAW_TIMESHEETS, frame, {"company_id": "acme", "week_start": monday}) == 1
+    assert list(warehouse.read_table(RAW_TIMESHEETS)["entry_id"]) == ["12\\x00\\ud800"]
