@@ -102,7 +102,7 @@ def vanished_weeks(
 
 def plan_initial_syncs(
     registry: ConnectionRegistryResource, vendors: VendorApis, store: SyncStateStore, now: datetime
-) -> tuple[list[str], list[SyncBatch]]:
+) -> tuple[list[Connection], list[SyncBatch]]:
     """For every connection without an initial sync (new, or reconnected after removal): the company
     partitions to add and the initial sync batches (reference first, then every week)."""
     states = store.all_states()
@@ -118,7 +118,7 @@ def plan_initial_syncs(
             company_id, "initial_sync", result.changes.cursor, all_weeks(result.connection, now), True, now,
             initial_sync_for=result.connection.connected_at,
         ))
-    return [c.company_id for c in due], batches
+    return due, batches
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ class RefreshPlan:
     failed: dict[str, str]
     skipped: int  # companies with a sync in flight or no initial sync yet
     requests: int  # vendor requests the checks made
+    providers: dict[str, str]  # company id -> provider, of every connection
 
 
 def plan_refresh(
@@ -141,12 +142,13 @@ def plan_refresh(
     flight has not moved the cursor, so its changes are asked for again next time)."""
     states = store.all_states()
     busy = {batch.company_id for batch in store.pending_batches()}
+    connections = registry.list()
     ready = [
-        c for c in registry.list()
+        c for c in connections
         if c.company_id not in busy and c.company_id in states and states[c.company_id].cursor is not None
         and states[c.company_id].initial_sync_for == c.connected_at
     ]
-    skipped = len(registry.list()) - len(ready)
+    skipped = len(connections) - len(ready)
     results = check_companies(ready, {c.company_id: states[c.company_id].cursor for c in ready}, registry, vendors, now)
     batches, failed, quiet, requests = [], {}, 0, 0
     for result in results:
@@ -170,4 +172,4 @@ def plan_refresh(
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
         weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
         batches.append(store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now))
-    return RefreshPlan(batches, quiet, failed, skipped, requests)
+    return RefreshPlan(batches, quiet, failed, skipped, requests, {c.company_id: c.provider for c in connections})

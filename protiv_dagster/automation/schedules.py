@@ -40,11 +40,10 @@ def refresh_every_two_hours(
     )
     # Week-only syncs start here; a sync that needs fresh workers and jobs first is started by the
     # company_syncs sensor (a schedule launches one job).
-    providers = {c.company_id: c.provider for c in registry.list()}
     runs = [
         request
         for batch in plan.batches if batch.phase == "weeks"
-        for request in phase_requests(batch, providers[batch.company_id])
+        for request in phase_requests(batch, plan.providers[batch.company_id])
     ]
     if not runs:
         return dg.SkipReason(

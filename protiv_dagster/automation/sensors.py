@@ -18,6 +18,7 @@ from protiv_dagster.assets.common import COMPANY_TAG
 from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.sync_state import CompanySyncState
 from protiv_dagster.resources.vendors import VendorApis
 
 CONNECTION_HEALTHY = "connection_healthy"
@@ -42,8 +43,8 @@ def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionReg
     store = registry.sync_state()
     due, batches = plan_initial_syncs(registry, vendors, store, now)
     known = set(context.instance.get_dynamic_partitions(company_partitions.name))
-    new_partitions = [company_id for company_id in due if company_id not in known]
-    providers = {c.company_id: c.provider for c in registry.list()}
+    new_partitions = [c.company_id for c in due if c.company_id not in known]
+    providers = {c.company_id: c.provider for c in due}
     runs = [request for batch in batches for request in phase_requests(batch, providers[batch.company_id])]
     if not new_partitions and not runs:
         return dg.SkipReason("no new connection")
@@ -128,7 +129,7 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         company_id = connection.company_id
         if company_id not in known:
             continue  # new_connections adds the partition first
-        state = states.get(company_id) or store.state(company_id)
+        state = states.get(company_id) or CompanySyncState(company_id)  # never synced: empty state
         health = company_health(connection, state, pending.get(company_id, []), now)
         last = previous.get(company_id, {})
         # A green reason says how old the data is; only a change of colour or of a red reason counts.

@@ -99,9 +99,10 @@ def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
 def phase_outcome(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime) -> PhaseOutcome:
     """Where the runs of the batch's current phase stand. A partition counts by its latest run, so a
     run retried by Dagster's run retries is judged by the retry."""
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id, PHASE_TAG: batch.phase}))
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id, PHASE_TAG: batch.phase}))
     latest: dict[str, dg.DagsterRun] = {}
-    for run in sorted(runs, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp):  # type: ignore[union-attr]
+    for record in sorted(records, key=lambda r: r.create_timestamp):
+        run = record.dagster_run
         latest[run.tags.get("dagster/partition", run.run_id)] = run
     for run in latest.values():
         if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get("dagster/will_retry") != "true":

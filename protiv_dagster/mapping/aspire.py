@@ -365,7 +365,10 @@ def opportunities_to_jobs(
     )
     job_rows, job_aside = split(jobs, frame, job_id, reasons)
 
-    recurring_of = job_rows.set_index("job_id")["recurring"] if len(job_rows) else pd.Series(dtype=bool)
+    # A duplicated opportunity id is set aside by the schema's uniqueness check; its tickets must not
+    # pick one of the twins' flags (and a non-unique index cannot be mapped at all).
+    unique_jobs = job_rows.drop_duplicates("job_id", keep=False)
+    recurring_of = unique_jobs.set_index("job_id")["recurring"] if len(unique_jobs) else pd.Series(dtype=bool)
     number = id_text(column(tickets, "WorkTicketNumber"))
     milestones = pd.DataFrame(
         {

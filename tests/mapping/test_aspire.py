@@ -314,3 +314,19 @@ def test_property_and_division_of_the_opportunity_reach_the_job(company, cleaned
     rows, aside = opportunities_to_jobs(given, [], zones, COMPANY)
     row = rows.set_index("job_id").loc[str(given[0]["OpportunityID"])]
     assert aside.empty and (row["property_id"], row["service_type"]) == ("4711", "Maintenance")
+
+
+def test_a_duplicated_opportunity_id_is_mapped_without_error(company):
+    zones = branch_zones(company.records("Branches"))
+    opportunities = copy.deepcopy(company.records("Opportunities"))
+    tickets = copy.deepcopy(company.records("WorkTickets"))
+    twin = next(o for o in opportunities if sum(t["OpportunityID"] == o["OpportunityID"] for t in tickets) > 1)
+    opportunities.append(copy.deepcopy(twin))
+    rows, _ = opportunities_to_jobs(opportunities, tickets, zones, COMPANY)
+    twin_id = str(twin["OpportunityID"])
+    # Both twins reach validation, whose uniqueness check sets them aside with the reason.
+    assert (rows["job_id"] == twin_id).sum() == 2
+    assert not rows.loc[rows["parent_job_id"] == twin_id, "recurring"].any()  # no twin's flag picked
+    valid, rejected = split_valid(rows, Job, "job_id")
+    assert twin_id not in set(valid["job_id"])
+    assert rejected.loc[rejected["record_id"] == twin_id, "reason"].str.contains("unique").all()

@@ -77,14 +77,15 @@ def iso_timestamps(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def records(draw: st.DrawFn, plausible: dict[str, st.SearchStrategy]) -> dict[str, Any]:
+def records(draw: st.DrawFn, plausible: dict[str, st.SearchStrategy], weird: st.SearchStrategy = WEIRD) -> dict[str, Any]:
+    """A record whose fields are plausible, except a few that are missing or any ``weird`` value."""
     record = {name: draw(strategy) for name, strategy in plausible.items()}
     broken = draw(st.sets(st.sampled_from(sorted(plausible)), max_size=len(plausible)))
     for name in sorted(broken)[: draw(st.sampled_from([0, 1, 2, 3, len(plausible)]))]:
         if draw(st.booleans()):
             del record[name]
         else:
-            record[name] = draw(WEIRD)
+            record[name] = draw(weird)
     return record
 
 

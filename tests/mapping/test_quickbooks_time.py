@@ -30,6 +30,7 @@ from protiv_dagster.mapping.quickbooks_time import (
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeCompany, QuickBooksTimeEmulator
 from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
+from tests.mapping.test_busybusy_properties import records as broken_records
 
 COMPANY = "acme"
 SETTINGS = CompanySettings(timezone="America/Denver")
@@ -577,17 +578,9 @@ def iso_timestamps(draw: st.DrawFn) -> str:
     return text + draw(OFFSETS)
 
 
-@st.composite
-def records(draw: st.DrawFn, plausible: dict[str, st.SearchStrategy]) -> dict[str, Any]:
-    """A record whose fields are plausible, except a few that are missing or any JSON-ish value."""
-    record = {name: draw(strategy) for name, strategy in plausible.items()}
-    broken = draw(st.sets(st.sampled_from(sorted(plausible)), max_size=len(plausible)))
-    for name in sorted(broken)[: draw(st.sampled_from([0, 1, 2, 3, len(plausible)]))]:
-        if draw(st.booleans()):
-            del record[name]
-        else:
-            record[name] = draw(WEIRD)
-    return record
+def records(plausible: dict[str, st.SearchStrategy]) -> st.SearchStrategy:
+    """The property tests' broken-record strategy, with this module's wider set of weird values."""
+    return broken_records(plausible, weird=WEIRD)
 
 
 TIMESHEET = records(
