@@ -390,6 +390,13 @@ def opportunities_to_jobs(
         },
         index=tickets.index,
     )
+    # An opportunity can still be set aside by the storability check in split(); its tickets follow it
+    # rather than vanish as "merged" into a job that is not there.
+    t_reasons = collect(
+        t_reasons,
+        (t_reasons == "") & ticket_job.notna() & ~ticket_job.isin(set(job_rows["job_id"])),
+        "OpportunityID names an opportunity that was set aside",
+    )
     # Tickets that are their job are not milestones, but a bad one is still set aside with its reason.
     keep = is_milestone | (t_reasons != "")
     ms_rows, ms_aside = split(milestones[keep], tickets[keep], ticket_id[keep], t_reasons[keep])

@@ -330,3 +330,20 @@ def test_a_duplicated_opportunity_id_is_mapped_without_error(company):
     valid, rejected = split_valid(rows, Job, "job_id")
     assert twin_id not in set(valid["job_id"])
     assert rejected.loc[rejected["record_id"] == twin_id, "reason"].str.contains("unique").all()
+
+
+def test_the_single_ticket_of_an_opportunity_set_aside_for_unstorable_text_is_set_aside_too(company):
+    # Found by hypothesis: the ticket was counted as merged into a job that never reached the rows.
+    zones = branch_zones(company.records("Branches"))
+    opportunities = copy.deepcopy(company.records("Opportunities"))
+    tickets = copy.deepcopy(company.records("WorkTickets"))
+    lone = next(o for o in opportunities if sum(t["OpportunityID"] == o["OpportunityID"] for t in tickets) == 1)
+    ticket = next(t for t in tickets if t["OpportunityID"] == lone["OpportunityID"])
+    lone["OpportunityID"] = ticket["OpportunityID"] = "\ud800"
+    rows, aside = opportunities_to_jobs(opportunities, tickets, zones, COMPANY)
+    reasons = dict(zip(aside["record_id"], aside["reason"]))
+    assert "cannot store" in reasons["\\ud800"]
+    assert "opportunity that was set aside" in reasons[str(ticket["WorkTicketID"])]
+    jobs_out = ((rows["level"] == "job") & (rows["job_id"] != DRIVE_JOB_ID)).sum()
+    opportunities_aside = aside["record"].str.contains('"OpportunityName"').sum()
+    assert jobs_out + opportunities_aside == len(opportunities)
