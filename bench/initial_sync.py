@@ -165,6 +165,9 @@ def run_once(args, timers: Timers) -> dict:
                 "select " + ", ".join(f"(select count(*) from {{schema}}.{t} where company_id = ?) as {t}" for t in TABLES),
                 [COMPANY] * len(TABLES),
             ).iloc[0].astype(int).to_dict()
+            raw_counts = Warehouse().query(  # per vendor feed (live, deleted): for the peer baseline
+                "select feed, count(*) as n from {schema}.raw_timesheets where company_id = ? group by feed", [COMPANY]
+            ).set_index("feed")["n"].astype(int).to_dict()
             parent.send(("truth", weeks))
             parent.send(("requests",))
             truth, requests = parent.recv(), parent.recv()
@@ -177,7 +180,9 @@ def run_once(args, timers: Timers) -> dict:
     live = sum(week[0] for week in truth["weeks"].values())
     return {
         "wall": wall, "cpu": cpu, "runs": len(run_ids), "steps": steps, "marks": marks, "events": events,
-        "step_seconds": step_seconds, "spent": timers.spent, "calls": timers.calls, "counts": counts,
+        "step_seconds": step_seconds, "raw_counts": raw_counts,
+        "step_stats": [{s.step_key: s.end_time - s.start_time for s in run if s.end_time} for run in stats],
+        "spent": timers.spent, "calls": timers.calls, "counts": counts,
         "truth": truth, "live": live, "ok": counts["attendance"] == live and counts["rejected_rows"] == 0,
         "requests": requests, "rss_before": rss_before, "rss_after": rss_after, "first_day": first_day,
     }
