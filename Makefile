@@ -27,8 +27,10 @@ ui: $(BIN)/.installed
 emulator: $(BIN)/.installed
 	$(BIN)/protiv emulator
 
+## Benchmarks: our initial sync alone, then against the dlt peer baseline (builds bench/.venv-dlt once).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
+	$(BIN)/python bench/peer_baseline.py --repeat 3
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data bench/.venv-dlt

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,12 @@ def ensure_venv(quiet: bool = False) -> Path:
     return venv_python()
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process (DuckDB's and dlt's threads included) and of any it waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 # -- the source (runs inside the dlt virtualenv) -----------------------------------------------------------
 def quickbooks_time_config(base_url: str, token: str, first_day: date, last_day: date) -> dict:
     """The ``rest_api`` configuration: one resource per endpoint, the filters our sync uses.
@@ -83,7 +90,7 @@ def quickbooks_time_config(base_url: str, token: str, first_day: date, last_day:
     """
     window = {"start_date": first_day.isoformat(), "end_date": last_day.isoformat()}
 
-    def resource(entity: str, params: dict, write_disposition: str = "replace") -> dict:
+    def endpoint_resource(entity: str, params: dict, write_disposition: str = "replace") -> dict:
         return {
             "name": entity,
             "primary_key": "id",
@@ -105,11 +112,11 @@ def quickbooks_time_config(base_url: str, token: str, first_day: date, last_day:
         },
         "resource_defaults": {"endpoint": {"params": {"limit": PAGE, "supplemental_data": "no"}}},
         "resources": [
-            resource("users", {"active": "both"}),
-            resource("jobcodes", {"active": "both", "type": "regular", "customfields": "true"}),
-            resource("customfields", {"active": "both", "applies_to": "jobcode"}),
-            resource("timesheets", {**window, "on_the_clock": "both"}, "merge"),
-            resource("timesheets_deleted", dict(window), "merge"),
+            endpoint_resource("users", {"active": "both"}),
+            endpoint_resource("jobcodes", {"active": "both", "type": "regular", "customfields": "true"}),
+            endpoint_resource("customfields", {"active": "both", "applies_to": "jobcode"}),
+            endpoint_resource("timesheets", {**window, "on_the_clock": "both"}, "merge"),
+            endpoint_resource("timesheets_deleted", dict(window), "merge"),
         ],
     }
 
@@ -134,9 +141,9 @@ def load(base_url: str, token: str, first_day: date, last_day: date, workdir: Pa
         destination=dlt.destinations.duckdb(str(database)),
         dataset_name=DATASET,
     )
-    run_started = time.perf_counter()
+    cpu_started, run_started = cpu_seconds(), time.perf_counter()
     pipeline.run(rest_api_source(quickbooks_time_config(base_url, token, first_day, last_day), name=DATASET))
-    run_wall = time.perf_counter() - run_started
+    run_wall, run_cpu = time.perf_counter() - run_started, cpu_seconds() - cpu_started
     steps = {
         step.step: (step.finished_at - step.started_at).total_seconds()
         for step in pipeline.last_trace.steps
@@ -149,6 +156,7 @@ def load(base_url: str, token: str, first_day: date, last_day: date, workdir: Pa
         rows = {t: connection.execute(f'select count(*) from {DATASET}."{t}"').fetchone()[0] for t in tables}
     return {
         "wall": run_wall,
+        "cpu": run_cpu,
         "import_seconds": imported - started,
         "steps": steps,
         "rows": rows,
