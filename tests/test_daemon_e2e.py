@@ -40,9 +40,8 @@ pytestmark = pytest.mark.postgres
 def instance_config(postgres_url: str) -> dict:
     """deploy/dagster.yaml, with this vendor's limit at one run and a faster queue and monitor."""
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
-    coordinator = config["run_coordinator"]["config"]
-    coordinator["dequeue_interval_seconds"] = 1
-    for limit in coordinator["tag_concurrency_limits"]:
+    config["run_coordinator"]["config"]["dequeue_interval_seconds"] = 1
+    for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]:
         if limit["value"] == "quickbooks_time":
             limit["limit"] = PROVIDER_LIMIT
     config["run_monitoring"]["poll_interval_seconds"] = 5

@@ -76,6 +76,7 @@ def _reference_table(
     metadata=_table_metadata(WORKERS),
     check_specs=[reconcile_spec("workers")],
     deps=[vendor_connection],
+    pool="vendor_api",
 )
 def workers(
     context: dg.AssetExecutionContext,
@@ -99,6 +100,7 @@ def workers(
     metadata=_table_metadata(JOBS),
     check_specs=[reconcile_spec("jobs")],
     deps=[vendor_connection],
+    pool="vendor_api",
 )
 def jobs(
     context: dg.AssetExecutionContext,
@@ -128,6 +130,7 @@ def jobs(
     check_specs=[reconcile_spec("attendance")],
     automation_condition=ATTENDANCE_FOLLOWS_RAW,
     freshness_policy=TWO_HOUR_PROMISE,
+    pool="vendor_api",  # Aspire's mapping reads work tickets, zones and branches from the vendor
 )
 def attendance(
     context: dg.AssetExecutionContext,

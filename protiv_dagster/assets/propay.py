@@ -159,6 +159,7 @@ def overtime_summary(weeks: pd.DataFrame) -> str:
     partitions_def=company_partitions,
     check_specs=[reconcile_spec(table.name) for table in (PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS)],
     can_subset=False,  # one engine run yields all three tables; they are only consistent together
+    pool="propay_engine",  # CPU and memory bound over the company's whole history (docs/scaling.md)
 )
 def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistryResource, warehouse: Warehouse):
     """Every ProPay of the company, each worker's bonus, and the overtime owed on bonuses, from one run

@@ -22,6 +22,7 @@ from protiv_dagster.tables import RAW_TIMESHEETS
     kinds={"python", "sql"},
     metadata={"dagster/column_schema": column_schema(RAW_TIMESHEETS), "dagster/table_name": "protiv.raw_timesheets"},
     deps=[dg.AssetDep(vendor_connection, partition_mapping=BY_COMPANY)],
+    pool="vendor_api",  # runs that call a vendor, however launched (limit: docs/scaling.md)
 )
 def raw_timesheets(
     context: dg.AssetExecutionContext,
