@@ -166,7 +166,7 @@ def report(our: dict, peer: dict) -> None:
         fmt = "{:>10.0f}" if isinstance(mine, int) else "{:>10.2f}"
         print(f"  {label:<48}" + fmt.format(mine) + fmt.format(theirs) + f"{mine / theirs:>10.2f}")
     print(f"  {'CPU of the loading process, s':<48}{our['cpu']:>10.2f}{peer['cpu']:>10.2f}{our['cpu'] / peer['cpu']:>10.2f}")
-    print(f"  {'Dagster runs / dlt steps':<48}{our['runs']:>10}{'3':>10}")
+    print(f"  {'Dagster runs / dlt steps':<48}{our['runs']:>10}{len(steps):>10}")
     print(f"  dlt: extract {steps.get('extract', 0):.2f} s, normalize {steps.get('normalize', 0):.2f} s, "
           f"load {steps.get('load', 0):.2f} s; its process took {peer['process_wall']:.2f} s in all "
           f"(interpreter start and `import dlt` {peer['import_seconds']:.2f} s, not counted above, as our "
