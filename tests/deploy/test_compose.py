@@ -8,6 +8,7 @@
   Dagster's workspace schema, pointing at the user code service and port.
 - Interpolation: every variable has a placeholder in deploy/.env.example, and the secrets reach
   only the services that use them.
+- The one-shot instance_setup script, run for real against a fresh PostgreSQL database.
 
 What this does not do: build the image, resolve the compose file with the compose engine's own
 loader (``docker compose config``), or start the stack.
@@ -193,3 +194,28 @@ def test_every_variable_has_a_placeholder_and_secrets_reach_only_their_services(
 def test_the_real_env_file_is_never_committed():
     result = subprocess.run(["git", "check-ignore", "-q", "deploy/.env"], cwd=ROOT, timeout=30)
     assert result.returncode == 0, "deploy/.env must be git-ignored"
+
+
+@pytest.mark.postgres
+def test_instance_setup_commands_run_on_a_fresh_database_and_store_the_pool_limits(tmp_path, dagster_database, monkeypatch):
+    """The instance_setup service's commands, run as its container would (sh -c, this DAGSTER_HOME),
+    against an empty PostgreSQL database: tables created and the limits stored where the daemon
+    reads them."""
+    import os
+    import shutil
+
+    import dagster as dg
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_database.replace("postgresql://", "postgresql+psycopg2://", 1))
+    # The image's dagster is on PATH; here, the virtualenv's.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    [script] = compose()["services"]["instance_setup"]["command"]
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        limits = {pool.name: pool.limit for pool in instance.event_log_storage.get_pool_limits()}
+    assert limits == {"vendor_api": 10, "propay_engine": 2}
