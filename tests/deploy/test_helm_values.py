@@ -34,7 +34,7 @@ VALUES = ROOT / "deploy" / "helm" / "values.yaml"
 RELEASE_NAMESPACE = "protiv"
 # Set by the chart on every pod that loads the instance.
 CHART_ENV = {
-    "DAGSTER_HOME": "/opt/dagster/dagster_home",
+    "DAGSTER_HOME": "/opt/dagster/home",
     "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "protiv-dagster-instance",
     "DAGSTER_K8S_PG_PASSWORD_SECRET": "protiv-dagster-postgresql",
     "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "protiv-dagster-pipeline-env",
@@ -211,6 +211,14 @@ def test_one_image_everywhere_and_no_secret_in_the_values():
     assert len({(image["repository"], image["tag"]) for image in images}) == 1
     assert v["generatePostgresqlPasswordSecret"] is False and v["global"]["postgresqlSecretName"]
     assert v["postgresql"]["enabled"] is False and v["postgresql"]["postgresqlPassword"] == ""
+
+
+def test_pods_use_the_images_dagster_home():
+    """The chart sets DAGSTER_HOME on every pod; it must be the folder deploy/Dockerfile prepares
+    for the unprivileged user, or Dagster cannot create its storage there."""
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert f"DAGSTER_HOME={values()['global']['dagsterHome']}" in dockerfile
+    assert f"mkdir -p {values()['global']['dagsterHome']}/storage" in dockerfile
 
 
 def test_snake_case_matches_dagsters_own_conversion():
