@@ -30,19 +30,31 @@ follow_upstream_changes = dg.AutomationConditionSensorDefinition(
 )
 
 
-def build_defs(**resources: dg.ConfigurableResource) -> dg.Definitions:
+# Where data is read and written is set in code and the environment only. A ConfigurableResource
+# takes run config from anyone who can open the launchpad, so these two are handed to Dagster as
+# resources without a config schema: a run that tries to point the warehouse or the registry
+# elsewhere fails config validation before it starts. The vendor clients' tuning stays configurable.
+CODE_CONFIGURED = ("registry", "warehouse")
+
+
+def code_configured(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
+    """`resource` exactly as constructed, with no run config a UI user could override."""
+    # An empty config shape, not None: None would accept any config at all.
+    return dg.ResourceDefinition(lambda _: resource, config_schema={}, description=type(resource).__doc__)
+
+
+def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
+    resources = {"registry": ConnectionRegistryResource(), "vendors": VendorApis(), "warehouse": Warehouse(), **resources}
+    for key in CODE_CONFIGURED:
+        if isinstance(resources[key], dg.ConfigurableResource):
+            resources[key] = code_configured(resources[key])
     return dg.Definitions(
         assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],
-        resources={
-            "registry": ConnectionRegistryResource(),
-            "vendors": VendorApis(),
-            "warehouse": Warehouse(),
-            **resources,
-        },
+        resources=resources,
         # Runs here are API-bound and short: one process per run beats one process per step.
         executor=dg.in_process_executor,
     )

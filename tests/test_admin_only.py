@@ -62,7 +62,8 @@ def test_the_registry_resource_can_read_and_rotate_tokens_only():
 
 def test_every_use_of_the_registry_in_the_definitions_is_the_read_resource():
     repository = defs.get_repository_def()
-    registry_resource = defs.resources["registry"]
+    with dg.build_resources({"registry": defs.resources["registry"]}) as built:
+        registry_resource = built.registry
     assert type(registry_resource) is ConnectionRegistryResource
     assert registry_resource.url == ""  # the location comes from the environment, never from config
     users = [
@@ -119,7 +120,8 @@ def test_no_code_location_module_touches_the_admin_registry_api():
 
 def test_no_resource_or_run_config_can_carry_a_credential():
     for key, resource in defs.resources.items():
-        schema = resource.get_resource_definition().config_schema.config_type
+        definition = resource if isinstance(resource, dg.ResourceDefinition) else resource.get_resource_definition()
+        schema = definition.config_schema.config_type
         names = config_field_names(schema)
         assert not [n for n in names if CREDENTIAL_NAME.search(n)], f"resource {key} config: {names}"
     jobs = [defs.resolve_job_def(job.name) for job in defs.get_repository_def().get_all_jobs()]
@@ -138,3 +140,20 @@ def test_a_credential_in_run_config_is_rejected(field):
         config = {"resources": {resource: {"config": {field: "smuggled"}}}}
         with pytest.raises(dg.DagsterInvalidConfigError, match=f'unexpected config entry "{field}"'):
             dg.validate_run_config(job, config)
+
+
+@pytest.mark.parametrize(
+    "resource, field, value",
+    [("warehouse", "url", "postgresql://attacker.example/loot"), ("warehouse", "schema_name", "elsewhere"),
+     ("registry", "url", "sqlite:////tmp/forged-registry.sqlite3")],
+)
+def test_the_launchpad_cannot_point_the_warehouse_or_registry_elsewhere(resource, field, value):
+    # Where ProPay rows go and which connections are read is set in code and the environment only.
+    for job_name in ("sync_company_reference", "sync_company_week", "compute_propay", "check_connection"):
+        job = defs.resolve_job_def(job_name)
+        config = {"resources": {resource: {"config": {field: value}}}}
+        with pytest.raises(dg.DagsterInvalidConfigError, match=f'unexpected config entry "{field}"'):
+            dg.validate_run_config(job, config)
+    # The vendor clients' tuning stays a launchpad setting (a force sync may want more patience).
+    tuned = {"resources": {"vendors": {"config": {"step_retries": 5}}}}
+    assert dg.validate_run_config(defs.resolve_job_def("sync_company_week"), tuned)

@@ -116,7 +116,9 @@ class Daemon:
         return followed
 
     def store(self) -> SyncStateStore:
-        return self.resources["registry"].sync_state()
+        # The registry is a code-configured resource (no run config): build it to reach the object.
+        with dg.build_resources({"registry": self.resources["registry"]}) as built:
+            return built.registry.sync_state()
 
 
 @pytest.fixture
