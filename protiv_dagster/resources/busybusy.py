@@ -365,6 +365,7 @@ class BusyBusyClient(VendorClient):
         found: dict[str, list[dict[str, Any]]] = {root: [] for root in after}
         cursors: dict[str, str | None] = {root: None for root in after}
         pending = list(after)
+        reread: set[str] = set()
         while pending:
             variables: dict[str, Any] = {"first": self.page_size}
             for root in pending:
@@ -376,6 +377,12 @@ class BusyBusyClient(VendorClient):
                 records = data.get(root)
                 if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
                     raise VendorPayloadError(self.vendor, f"{root} changes are not a list of records with id and cursor")
+                if records == [] and cursors[root] is not None and root not in reread:
+                    # As in pages(): an empty page after a full one is asked once more, or a glitch
+                    # would end the root early and its later changes would never be synced.
+                    reread.add(root)
+                    still.append(root)
+                    continue
                 found[root].extend(records)
                 if len(records) == self.page_size:
                     cursors[root] = records[-1]["cursor"]

@@ -249,3 +249,14 @@ def test_newest_stamps_is_one_request(emulator):
     assert stamps["timeEntries"] == max(e["updatedOn"] for e in company.records("timeEntries"))
     assert stamps["budgetHours"] == max(b["createdOn"] for b in company.records("budgetHours"))
     assert client.request_count == 2  # login + one GraphQL request
+
+
+def test_changed_after_asks_again_when_a_page_after_a_full_one_comes_back_empty(emulator):
+    # A glitchy empty page would otherwise end the root and drop every change after it for good.
+    client = make_client(emulator, page_size=50)
+    entries = emulator.company("acme").records("timeEntries")
+    emulator.faults.between_pages(lambda: emulator.faults.empty_page(1), after_pages=1)
+    changes = client.changed_after({"timeEntries": "1970-01-01T00:00:00Z"})
+    assert sorted(e["id"] for e in changes["timeEntries"]) == sorted(e["id"] for e in entries)
+    # Login, the pages of the listing, and the one page asked again.
+    assert client.request_count == 1 + len(entries) // 50 + 1 + 1
