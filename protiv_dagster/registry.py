@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -311,6 +312,24 @@ class ConnectionRegistry:
         )
 
 
+_open_registries: dict[str, ConnectionRegistry] = {}
+_open_registries_lock = threading.Lock()
+
+
+def _shared_registry(url: str | None) -> ConnectionRegistry:
+    """One ConnectionRegistry (one engine and connection pool) per registry URL and process.
+
+    Sensors, the schedule and assets ask the registry many times per tick (a refresh of 1,000
+    companies used to open 1,000 engines and check the table each time); the rows are still read
+    fresh on every call, only the engine is kept."""
+    resolved = url or default_registry_url()
+    with _open_registries_lock:
+        registry = _open_registries.get(resolved)
+        if registry is None:
+            registry = _open_registries[resolved] = ConnectionRegistry(resolved)
+        return registry
+
+
 class ConnectionRegistryResource(dg.ConfigurableResource):
     """Read access to the connection registry for assets, sensors and checks. It can store rotated
     OAuth tokens but cannot create, change or remove a connection: that is the admin CLI's job."""
@@ -318,7 +337,7 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
     url: str = Field(default="", description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.")
 
     def _registry(self) -> ConnectionRegistry:
-        return ConnectionRegistry(self.url or None)
+        return _shared_registry(self.url or None)
 
     def get(self, company_id: str) -> Connection:
         return self._registry().get(company_id)
@@ -331,6 +350,6 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
 
     def sync_state(self):
         """The companies' sync state, kept beside the connections (see ``sync_state.py``)."""
-        from protiv_dagster.sync_state import SyncStateStore
+        from protiv_dagster.sync_state import shared_store
 
-        return SyncStateStore(self.url or None)
+        return shared_store(self.url or None)

@@ -16,8 +16,9 @@ attendance) once it has succeeded.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +59,20 @@ class SyncBatch:
 
 def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+_open_stores: dict[str, "SyncStateStore"] = {}
+_open_stores_lock = threading.Lock()
+
+
+def shared_store(url: str | None = None) -> "SyncStateStore":
+    """One store (one engine) per registry URL and process: the sensors ask for it on every tick."""
+    resolved = url or default_registry_url()
+    with _open_stores_lock:
+        store = _open_stores.get(resolved)
+        if store is None:
+            store = _open_stores[resolved] = SyncStateStore(resolved)
+        return store
 
 
 class SyncStateStore:
@@ -126,6 +141,30 @@ class SyncStateStore:
                 self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at)
             else:
                 self._upsert(conn, company_id, last_checked_at=at, last_error=error)
+
+    def record_quiet_checks(self, company_ids: Iterable[str], at: datetime) -> None:
+        """Change checks that found nothing, for many companies in one transaction (a refresh of
+        1,000 quiet companies would otherwise commit 1,000 times)."""
+        company_ids = list(company_ids)
+        if not company_ids:
+            return
+        values = {"last_checked_at": at, "last_error": None, "current_as_of": at}
+        with self.engine.begin() as conn:
+            known = set()
+            for start in range(0, len(company_ids), 500):
+                chunk = company_ids[start:start + 500]
+                known.update(conn.execute(
+                    sa.select(self.states.c.company_id).where(self.states.c.company_id.in_(chunk))
+                ).scalars())
+            updates = [{"target": company_id, **values} for company_id in company_ids if company_id in known]
+            if updates:
+                conn.execute(
+                    self.states.update().where(self.states.c.company_id == sa.bindparam("target")),
+                    updates,
+                )
+            inserts = [{"company_id": company_id, **values} for company_id in company_ids if company_id not in known]
+            if inserts:
+                conn.execute(self.states.insert(), inserts)
 
     # -- batches ---------------------------------------------------------------------------------------
     def open_batch(

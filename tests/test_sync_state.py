@@ -65,3 +65,16 @@ def test_a_quiet_check_makes_the_data_current_and_a_failed_one_records_why(store
     assert state.current_as_of == T0 and state.last_error == "BusyBusy: login refused"
     store.record_check("acme", T0 + timedelta(hours=4))
     assert store.state("acme").last_error is None and store.all_states()["acme"].current_as_of == T0 + timedelta(hours=4)
+
+
+def test_quiet_checks_of_many_companies_are_recorded_together(store):
+    store.record_check("acme", T0, error="QuickBooks Time: HTTP 503")
+    store.record_check("globex", T0)
+    store.record_quiet_checks(["acme", "globex", "initech"], T0 + timedelta(hours=2))
+    states = store.all_states()
+    assert {name: state.current_as_of for name, state in states.items()} == {
+        "acme": T0 + timedelta(hours=2), "globex": T0 + timedelta(hours=2), "initech": T0 + timedelta(hours=2),
+    }
+    assert all(state.last_error is None and state.last_checked_at == T0 + timedelta(hours=2) for state in states.values())
+    store.record_quiet_checks([], T0 + timedelta(hours=4))  # nothing to record, nothing changes
+    assert store.state("acme").current_as_of == T0 + timedelta(hours=2)

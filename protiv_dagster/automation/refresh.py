@@ -11,8 +11,10 @@ next refresh picks up). A company whose check fails is recorded with the reason 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +26,10 @@ from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import Changes
 from protiv_dagster.sync_state import SyncBatch, SyncStateStore
 
-CHECK_CONCURRENCY = 16
+# Checks in flight per vendor, all vendors at once: each check waits on the network (1-2 requests),
+# so 1,000 companies take seconds instead of minutes, and a vendor that hangs (timeouts, retries)
+# holds up only its own companies' checks, never another vendor's.
+CHECKS_PER_VENDOR = 16
 ID_CHUNK = 500
 
 
@@ -53,12 +58,14 @@ def check_companies(
     registry: ConnectionRegistryResource,
     vendors: VendorApis,
     now: datetime,
+    per_vendor: int = CHECKS_PER_VENDOR,
 ) -> list[CheckResult]:
-    """Ask each company's vendor what changed since its cursor, concurrently."""
+    """Ask each company's vendor what changed since its cursor: at most ``per_vendor`` checks in
+    flight per vendor, the vendors side by side. Results come back in the order of ``connections``."""
 
     def check(connection: Connection) -> CheckResult:
         try:
-            source = vendors.source_for(connection.company_id, registry)
+            source = vendors.source_of(connection, registry)
             first, last = sync_window(connection, now)
             changes = source.changes_since(cursors.get(connection.company_id), first, last)
             return CheckResult(connection, changes, live_feed=source.live_feed)
@@ -66,38 +73,64 @@ def check_companies(
             return CheckResult(connection, error=_error_text(exc))
 
     connections = list(connections)
-    if not connections:
-        return []
-    with ThreadPoolExecutor(max_workers=min(CHECK_CONCURRENCY, len(connections))) as pool:
-        return list(pool.map(check, connections))
+    by_provider: dict[str, list[Connection]] = defaultdict(list)
+    for connection in connections:
+        by_provider[connection.provider].append(connection)
+    with ExitStack() as stack:
+        futures = {}
+        for provider, mine in by_provider.items():
+            pool = stack.enter_context(
+                ThreadPoolExecutor(max_workers=min(per_vendor, len(mine)), thread_name_prefix=f"check-{provider}")
+            )
+            futures.update({id(connection): pool.submit(check, connection) for connection in mine})
+        return [futures[id(connection)].result() for connection in connections]
 
 
-def stored_weeks(warehouse: Warehouse, company_id: str, entry_ids: Iterable[str]) -> set[str]:
-    """The weeks whose raw partition holds these entries now (where a moved entry must be removed)."""
-    ids = sorted(set(entry_ids))
-    weeks: set[str] = set()
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start:start + ID_CHUNK]
-        placeholders = ", ".join("?" for _ in chunk)
+def _chunks(items: list, size: int = ID_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def stored_weeks(warehouse: Warehouse, entry_ids: dict[str, Iterable[str]]) -> dict[str, set[str]]:
+    """Per company, the weeks whose raw partition holds these entries now (where a moved entry must
+    be removed). One query per 500 ids, whatever the number of companies."""
+    pairs = sorted({(company_id, str(entry_id)) for company_id, ids in entry_ids.items() for entry_id in ids})
+    weeks: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(pairs):
+        placeholders = ", ".join("(?, ?)" for _ in chunk)
         frame = warehouse.query(
-            f"select distinct week_start from {{schema}}.raw_timesheets where company_id = ? and entry_id in ({placeholders})",
-            [company_id, *chunk],
+            "select distinct r.company_id, r.week_start from {schema}.raw_timesheets r"
+            f" join (values {placeholders}) as changed(company_id, entry_id)"
+            " on r.company_id = changed.company_id and r.entry_id = changed.entry_id",
+            [value for pair in chunk for value in pair],
         )
-        weeks.update(str(value)[:10] for value in frame["week_start"])
-    return weeks
+        for company_id, week in zip(frame["company_id"], frame["week_start"]):
+            weeks[str(company_id)].add(str(week)[:10])
+    return dict(weeks)
 
 
 def vanished_weeks(
-    warehouse: Warehouse, company_id: str, feed: str, first_week: str, live_ids: frozenset[str]
-) -> set[str]:
-    """Weeks holding stored entries the vendor no longer lists (vendors without a deleted feed
-    report the ids still live; whatever is stored in the window and not among them is gone)."""
-    frame = warehouse.query(
-        "select distinct entry_id, week_start from {schema}.raw_timesheets where company_id = ? and feed = ? and week_start >= ?",
-        [company_id, feed, first_week],
-    )
-    gone = frame[~frame["entry_id"].astype(str).isin(live_ids)]
-    return {str(value)[:10] for value in gone["week_start"]}
+    warehouse: Warehouse, live: dict[str, tuple[str, str, frozenset[str]]]
+) -> dict[str, set[str]]:
+    """Per company, the weeks holding stored entries the vendor no longer lists (vendors without a
+    deleted feed report the ids still live; whatever is stored in the window and not among them is
+    gone). ``live`` maps a company to (its live feed, first week of its window, its live ids); the
+    stored ids of all those companies are read in one query per 500 companies."""
+    weeks: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(live)):
+        placeholders = ", ".join("(?, ?, ?)" for _ in chunk)
+        frame = warehouse.query(
+            "select distinct r.company_id, r.entry_id, r.week_start from {schema}.raw_timesheets r"
+            f" join (values {placeholders}) as checked(company_id, feed, first_week)"
+            " on r.company_id = checked.company_id and r.feed = checked.feed"
+            " and r.week_start >= cast(checked.first_week as date)",
+            [value for company_id in chunk for value in (company_id, live[company_id][0], live[company_id][1])],
+        )
+        for company_id, group in frame.groupby("company_id"):
+            gone = group[~group["entry_id"].astype(str).isin(live[str(company_id)][2])]
+            if len(gone):
+                weeks[str(company_id)].update(str(value)[:10] for value in gone["week_start"])
+    return dict(weeks)
 
 
 def plan_initial_syncs(
@@ -150,7 +183,15 @@ def plan_refresh(
     ]
     skipped = len(connections) - len(ready)
     results = check_companies(ready, {c.company_id: states[c.company_id].cursor for c in ready}, registry, vendors, now)
-    batches, failed, quiet, requests = [], {}, 0, 0
+    checked = [result for result in results if result.error is None]
+    # What the warehouse holds of the changed entries, and what it holds that the vendor no longer
+    # lists, for every company in a few queries (one per company cost a connection each).
+    moved_from = stored_weeks(warehouse, {r.connection.company_id: r.changes.entry_ids for r in checked if r.changes.entry_ids})
+    gone_from = vanished_weeks(warehouse, {
+        r.connection.company_id: (r.live_feed, week_start(sync_window(r.connection, now)[0]).isoformat(), r.changes.live_entry_ids)
+        for r in checked if r.changes.live_entry_ids is not None
+    })
+    batches, failed, quiet, requests = [], {}, [], 0
     for result in results:
         company_id = result.connection.company_id
         if result.error is not None:
@@ -162,14 +203,12 @@ def plan_refresh(
         first, last = sync_window(result.connection, now)
         first_week = week_start(first).isoformat()
         weeks = {w.isoformat() for w in changes.weeks}
-        weeks |= stored_weeks(warehouse, company_id, changes.entry_ids)
-        if changes.live_entry_ids is not None:
-            weeks |= vanished_weeks(warehouse, company_id, result.live_feed, first_week, changes.live_entry_ids)
+        weeks |= moved_from.get(company_id, set()) | gone_from.get(company_id, set())
         if not weeks and not changes.reference_changed:
-            quiet += 1
-            store.record_check(company_id, now)
+            quiet.append(company_id)
             continue
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
         weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
         batches.append(store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now))
-    return RefreshPlan(batches, quiet, failed, skipped, requests, {c.company_id: c.provider for c in connections})
+    store.record_quiet_checks(quiet, now)
+    return RefreshPlan(batches, len(quiet), failed, skipped, requests, {c.company_id: c.provider for c in connections})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from protiv_dagster.registry import ConnectionRegistryResource, RegistryError
+from protiv_dagster.registry import Connection, ConnectionRegistryResource, RegistryError
 from protiv_dagster.resources.aspire import AspireResource
 from protiv_dagster.resources.busybusy import BusyBusyResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
@@ -32,7 +32,11 @@ class VendorApis(dg.ConfigurableResource):
 
     def source_for(self, company_id: str, registry: ConnectionRegistryResource) -> Source:
         """The source that reads this company's vendor; a clear error for a provider not wired yet."""
-        connection = registry.get(company_id)
+        return self.source_of(registry.get(company_id), registry)
+
+    def source_of(self, connection: Connection, registry: ConnectionRegistryResource) -> Source:
+        """The source for a connection already read from the registry (a refresh lists them all once)."""
+        company_id = connection.company_id
         if connection.provider == "quickbooks_time":
             from protiv_dagster.sources.quickbooks_time import QuickBooksTimeSource
 

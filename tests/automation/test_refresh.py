@@ -1,0 +1,159 @@
+"""Change detection over many companies: concurrent per vendor, isolated failures, batched lookups."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from protiv_dagster.automation.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
+from protiv_dagster.automation.syncs import all_weeks
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.busybusy import BusyBusyResource
+from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+from protiv_dagster.sandbox.generator import generate_company
+from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.tables import ALL_TABLES, RAW_TIMESHEETS
+
+AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)
+PULL_DATE = AS_OF.date() - timedelta(days=14)
+FAST_RETRIES = {"max_attempts": 2, "max_wait_seconds": 0.1}
+
+
+class InFlight:
+    """Counts the vendor requests an emulator is answering at the same moment (peak per emulator
+    and across all of them)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: Counter = Counter()
+        self.peak: Counter = Counter()
+        self.peak_total = 0
+
+    def watch(self, name: str, emulator) -> None:
+        serve = emulator._serve_vendor
+
+        def counted(request):
+            with self.lock:
+                self.now[name] += 1
+                self.peak[name] = max(self.peak[name], self.now[name])
+                self.peak_total = max(self.peak_total, sum(self.now.values()))
+            try:
+                return serve(request)
+            finally:
+                with self.lock:
+                    self.now[name] -= 1
+
+        emulator._serve_vendor = counted
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch):
+    """Four QuickBooks Time and four BusyBusy companies, each vendor on its own emulator."""
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    registry = ConnectionRegistry(url)
+    qbt, busybusy = QuickBooksTimeEmulator().start(), BusyBusyEmulator().start()
+    for number in range(4):
+        data = generate_company(f"qbt-{number}", seed=number, workers=5, days=14, as_of=AS_OF)
+        registry.connect(data.company_id, "quickbooks_time", qbt.base_url, {"access_token": qbt.add_company(data)},
+                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
+        data = generate_company(f"bb-{number}", seed=number, workers=5, days=14, as_of=AS_OF)
+        username, password = busybusy.add_company(data)
+        registry.connect(data.company_id, "busybusy", busybusy.rest_url, {"username": username, "password": password},
+                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
+    vendors = VendorApis(quickbooks_time=QuickBooksTimeResource(**FAST_RETRIES), busybusy=BusyBusyResource(**FAST_RETRIES))
+    try:
+        yield registry, ConnectionRegistryResource(url=url), vendors, {"quickbooks_time": qbt, "busybusy": busybusy}
+    finally:
+        qbt.stop()
+        busybusy.stop()
+
+
+def test_checks_run_side_by_side_per_vendor_and_at_most_the_bound_each(fleet):
+    registry, resource, vendors, emulators = fleet
+    in_flight = InFlight()
+    for name, emulator in emulators.items():
+        emulator.faults.latency(0.3)
+        in_flight.watch(name, emulator)
+    results = check_companies(registry.list(), {}, resource, vendors, NOW, per_vendor=2)
+    assert [r.error for r in results] == [None] * 8
+    assert max(in_flight.peak.values()) <= 2
+    assert in_flight.peak_total > 2  # the two vendors were asked at the same time
+
+
+def test_one_failing_company_fails_alone_and_results_keep_the_order_asked(fleet):
+    registry, resource, vendors, emulators = fleet
+    registry.connect("refused", "quickbooks_time", emulators["quickbooks_time"].base_url, {"access_token": "not-a-token"},
+                     attendance_pull_date=PULL_DATE)
+    registry.connect("unreachable", "busybusy", "http://127.0.0.1:9", {"username": "owner", "password": "pw"},
+                     attendance_pull_date=PULL_DATE)
+    connections = registry.list()
+    results = check_companies(connections, {}, resource, vendors, NOW, per_vendor=2)
+    assert [r.connection.company_id for r in results] == [c.company_id for c in connections]
+    failed = {r.connection.company_id: r.error for r in results if r.error}
+    assert set(failed) == {"refused", "unreachable"}
+    assert "QuickBooks Time" in failed["refused"] and "not-a-token" not in failed["refused"]
+    assert all(r.changes.cursor and r.changes.requests <= 2 for r in results if r.error is None)
+
+
+def test_a_quiet_fleet_costs_at_most_two_requests_a_company_and_one_change_plans_one_sync(fleet, tmp_path):
+    registry, resource, vendors, emulators = fleet
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    store = resource.sync_state()
+    for result in check_companies(registry.list(), {}, resource, vendors, NOW):  # as an initial sync leaves them
+        connection = result.connection
+        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
+                                 True, NOW, initial_sync_for=connection.connected_at)
+        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    before = sum(emulator.request_count for emulator in emulators.values())
+
+    later = NOW + timedelta(hours=2)
+    plan = plan_refresh(resource, vendors, warehouse, store, later)
+    made = sum(emulator.request_count for emulator in emulators.values()) - before
+    assert plan.batches == [] and plan.quiet == 8 and plan.failed == {}
+    assert plan.requests == made <= 16
+    assert {state.current_as_of for state in store.all_states().values()} == {later}
+
+    company = emulators["quickbooks_time"].company("qbt-2")
+    sheet = next(s for s in company.timesheets() if s["type"] == "regular" and not s["on_the_clock"])
+    company.edit_timesheet(sheet["id"], notes="moved to the other crew")
+    plan = plan_refresh(resource, vendors, warehouse, store, later + timedelta(hours=2))
+    assert [batch.company_id for batch in plan.batches] == ["qbt-2"] and plan.quiet == 7
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_stored_and_vanished_weeks_are_looked_up_per_company_in_one_go(request, tmp_path, backend):
+    if backend == "duckdb":
+        warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    else:
+        warehouse = Warehouse(url=request.getfixturevalue("postgres_url"), schema_name=request.getfixturevalue("postgres_schema"))
+    warehouse.ensure_tables(ALL_TABLES)
+    import pandas as pd
+
+    stored = [  # the same vendor id in two companies must not be confused
+        ("a", "2026-11-02", "7"), ("b", "2026-11-16", "7"), ("b", "2026-11-09", "8"), ("b", "2026-10-26", "5"),
+    ]
+    frame = pd.DataFrame(
+        [(company, pd.Timestamp(week).date(), "aspire", "WorkTicketTimes", position, entry, None, "{}")
+         for position, (company, week, entry) in enumerate(stored)],
+        columns=RAW_TIMESHEETS.column_names,
+    )
+    warehouse.replace_partition(RAW_TIMESHEETS, frame, {"provider": "aspire"})
+
+    assert stored_weeks(warehouse, {"a": ["7"], "b": ["7", "99"]}) == {"a": {"2026-11-02"}, "b": {"2026-11-16"}}
+    assert stored_weeks(warehouse, {}) == {}
+    live = {
+        "a": ("WorkTicketTimes", "2026-11-02", frozenset({"7"})),
+        # 8 was deleted; 5 lies before the window, where nothing is re-read
+        "b": ("WorkTicketTimes", "2026-11-02", frozenset({"7"})),
+    }
+    assert vanished_weeks(warehouse, live) == {"b": {"2026-11-09"}}
