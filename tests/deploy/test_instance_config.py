@@ -44,8 +44,8 @@ def asset_pools() -> set[str]:
     return {pool for node in defs.resolve_asset_graph().asset_nodes for pool in node.pools}
 
 
-def test_deploy_holds_the_instance_config():
-    assert [path.relative_to(DEPLOY).as_posix() for path in INSTANCE_FILES] == ["dagster.yaml"]
+def test_the_instance_config_is_among_the_files_checked():
+    assert DEPLOY / "dagster.yaml" in INSTANCE_FILES
 
 
 @pytest.mark.parametrize("path", INSTANCE_FILES, ids=lambda p: p.relative_to(DEPLOY).as_posix())
