@@ -2,6 +2,8 @@
 
 
 import json
+from collections import Counter
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -13,6 +15,7 @@ from protiv_dagster.partitions import BY_COMPANY, company_week_partitions, split
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sources import feed_pages
 from protiv_dagster.tables import RAW_TIMESHEETS
 
 
@@ -36,39 +39,46 @@ def raw_timesheets(
     company_id, monday, sunday = split_company_week(context)
     prepare_warehouse(warehouse)
     source = company_source(context, company_id, registry, vendors)
-    with retry_vendor_outages(context, vendors):
-        feeds = source.time_entry_feeds(monday, sunday)
+    per_feed: Counter[str] = Counter()
+
     def field_text(record: dict, name: str | None) -> str | None:
         # Vendor ids are stored as received, except NUL and lone surrogates, which neither warehouse
         # can hold: escaped, so one hostile id cannot fail the whole week's raw write.
         value = record.get(name) if name else None
         return None if value is None else storable_text(str(value))
 
-    rows = [
-        {
-            "company_id": company_id,
-            "week_start": monday,
-            "provider": source.provider,
-            "feed": feed,
-            "position": position,
-            "entry_id": field_text(record, source.feed_fields.get(feed, ("id", None))[0]),
-            "source_modified": field_text(record, source.feed_fields.get(feed, ("id", None))[1]),
-            "payload": json.dumps(record, sort_keys=True),
-        }
-        for feed, records in feeds.items()
-        for position, record in enumerate(records)
-    ]
-    frame = pd.DataFrame(rows, columns=RAW_TIMESHEETS.column_names)
-    written = warehouse.replace_partition(RAW_TIMESHEETS, frame, {"company_id": company_id, "week_start": monday})
-    per_feed = {f"{feed}_records": len(records) for feed, records in feeds.items()}
+    def chunks() -> Iterator[pd.DataFrame]:
+        # Page by page: each page becomes its rows (the payload encoded once) and its records are
+        # let go, so a large week is never held as records and rows at once.
+        for feed, records in feed_pages(source, monday, sunday):
+            id_field, stamp_field = source.feed_fields.get(feed, ("id", None))
+            first = per_feed[feed]
+            per_feed[feed] += len(records)
+            yield pd.DataFrame(
+                {
+                    "company_id": company_id,
+                    "week_start": monday,
+                    "provider": source.provider,
+                    "feed": feed,
+                    "position": range(first, first + len(records)),
+                    "entry_id": [field_text(record, id_field) for record in records],
+                    "source_modified": [field_text(record, stamp_field) for record in records],
+                    "payload": [json.dumps(record, sort_keys=True) for record in records],
+                },
+                columns=RAW_TIMESHEETS.column_names,
+            )
+
+    with retry_vendor_outages(context, vendors):
+        written = warehouse.replace_partition(RAW_TIMESHEETS, chunks(), {"company_id": company_id, "week_start": monday})
+    per_feed_records = {f"{feed}_records": count for feed, count in per_feed.items()}
     context.log.info(
-        "%s: %s for %s..%s in %d requests", company_id, per_feed, monday, sunday, source.request_count
+        "%s: %s for %s..%s in %d requests", company_id, per_feed_records, monday, sunday, source.request_count
     )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,
             "provider": source.provider,
             "vendor_requests": source.request_count,
-            **per_feed,
+            **per_feed_records,
         }
     )

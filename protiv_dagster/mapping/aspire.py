@@ -405,6 +405,14 @@ def opportunities_to_jobs(
 
 
 # -- attendance ------------------------------------------------------------------------------------
+# The fields of work ticket times and clock times the attendance mapping reads.
+_TICKET_TIME_FIELDS = (
+    "WorkTicketTimeID", "ContactID", "WorkTicketID", "BranchTimeZone", "BranchID", "StartTime", "EndTime", "Hours",
+    "BreakTime", "WorkTicketTimeDate", "LastModifiedDateTime",
+)
+_CLOCK_TIME_FIELDS = ("ClockTimeID", "ContactID", "ClockStart", "ClockEnd", "BreakTime")
+
+
 def times_to_attendance(
     work_ticket_times: Iterable[Mapping[str, Any]],
     clock_times: Iterable[Mapping[str, Any]],
@@ -422,7 +430,7 @@ def times_to_attendance(
     """
     known_workers = set(worker_ids)
     known_jobs = set(jobs["job_id"]) if "job_id" in jobs else set()
-    frame = records_frame(work_ticket_times)
+    frame = records_frame(work_ticket_times, _TICKET_TIME_FIELDS)
     reasons = no_reasons(frame)
     entry_id = id_text(column(frame, "WorkTicketTimeID"))
     reasons = collect(reasons, entry_id.isna(), "WorkTicketTimeID is missing")
@@ -513,7 +521,7 @@ def _clock_times_to_drive(
     company_id: str,
     drive_job_known: bool,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    frame = records_frame(clock_times)
+    frame = records_frame(clock_times, _CLOCK_TIME_FIELDS)
     if frame.empty:
         return pd.DataFrame(), _empty_aside(), 0
     reasons = no_reasons(frame)

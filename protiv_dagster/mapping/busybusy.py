@@ -312,6 +312,10 @@ def _epoch_seconds(moments: pd.Series) -> pd.Series:
     return pd.Series(nanos / 1e9, index=moments.index).where(moments.notna())
 
 
+# The fields of a time entry the attendance mapping reads (breaks are read from the record itself).
+_ENTRY_FIELDS = ("id", "memberId", "projectId", "costCodeId", "startTime", "endTime", "actionType", "updatedOn", "deletedOn")
+
+
 def time_entries_to_attendance(
     entries: Iterable[Mapping[str, Any]],
     jobs: pd.DataFrame,
@@ -327,7 +331,7 @@ def time_entries_to_attendance(
     vendor clock that running entries count up to; ``drive_cost_code_ids`` are the cost codes whose
     time is drive time.
     """
-    frame = records_frame(entries)
+    frame = records_frame(entries, _ENTRY_FIELDS)
     if frame.empty:
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
     clock = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now).tz_localize("UTC")

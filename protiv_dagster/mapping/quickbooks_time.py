@@ -193,6 +193,10 @@ def jobcodes_to_jobs(
     return split(jobs, frame, job_id, reasons)
 
 
+# The fields of a timesheet the attendance mapping reads.
+_TIMESHEET_FIELDS = ("id", "user_id", "jobcode_id", "type", "start", "end", "on_the_clock", "date", "duration", "last_modified")
+
+
 def timesheets_to_attendance(
     timesheets: Iterable[Mapping[str, Any]],
     deleted_ids: Iterable[str],
@@ -205,7 +209,7 @@ def timesheets_to_attendance(
     Returns (attendance candidates, set-aside rows, number removed because the deleted feed lists
     them). A timesheet that shows up in both feeds was deleted between the two calls: deleted wins.
     """
-    frame = records_frame(timesheets)
+    frame = records_frame(timesheets, _TIMESHEET_FIELDS)
     if frame.empty:
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
     entry_id = id_text(column(frame, "id"))

@@ -36,6 +36,7 @@ from tenacity import (
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_NOT_DECODED = object()
 
 
 class VendorError(RuntimeError):
@@ -181,6 +182,9 @@ class VendorClient:
         return self.decode_json(self.request("GET", path, params=params, expect_json=True), path)
 
     def decode_json(self, response: requests.Response, path: str) -> Any:
+        body = getattr(response, "_protiv_body", _NOT_DECODED)
+        if body is not _NOT_DECODED:
+            return body
         try:
             return response.json()
         except (ValueError, json.JSONDecodeError) as exc:
@@ -219,7 +223,9 @@ class VendorClient:
                 )
             if expect_json and 200 <= response.status_code < 300:
                 try:
-                    response.json()
+                    # Decoded once here and kept: decode_json hands this body out instead of
+                    # parsing the page a second time.
+                    response._protiv_body = response.json()  # type: ignore[attr-defined]
                 except (ValueError, json.JSONDecodeError):
                     # A body cut off in transit or a proxy's HTML page: the vendor's answer never
                     # arrived, so ask again rather than fail the run (or, worse, read it as empty).

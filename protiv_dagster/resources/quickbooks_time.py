@@ -262,11 +262,25 @@ class QuickBooksTimeClient(VendorClient):
         modified_since: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Timesheets deleted in the account, by work date range and/or deletion time."""
+        return [
+            record
+            for page in self.deleted_timesheet_pages(start_date=start_date, end_date=end_date, modified_since=modified_since)
+            for record in page.records
+        ]
+
+    def deleted_timesheet_pages(
+        self,
+        *,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        modified_since: datetime | None = None,
+    ) -> Iterator[Page]:
+        """The pages of ``deleted_timesheets``, one request each, as they arrive."""
         if (start_date is None) != (end_date is None):
             raise ValueError("QuickBooks Time /timesheets_deleted takes start_date and end_date together")
         if not (start_date or modified_since):
             raise ValueError("QuickBooks Time /timesheets_deleted needs a date range or modified_since")
-        return self._all(
+        return self.pages(
             "timesheets_deleted",
             {
                 "start_date": start_date.isoformat() if start_date else None,

@@ -28,7 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import pickle
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -396,6 +398,57 @@ def _moved_row_deletes(
         chunk = keys[start : start + 500]
         condition = " AND ".join([*fixed_conditions, f"{_quote(free[0])} IN ({', '.join('?' * len(chunk))})"])
         yield f"DELETE FROM {qualified} WHERE {condition}", [*fixed_params, *chunk]
+
+
+def _checked_values(table: Table, owned: _Partition, rows: pd.DataFrame) -> list[list[object]]:
+    """The cells of `rows` converted per declared column, after checking they lie in `owned`."""
+    missing = [name for name in table.column_names if name not in rows.columns]
+    if missing:
+        raise ValueError(f"rows for {table.name} lack columns {missing}")
+    values = [_column_values(table, column, rows[column.name]) for column in table.columns]
+    owned.check(dict(zip(table.column_names, values, strict=True)))
+    return values
+
+
+# Rows per insert when a partition is written in batches (large frames, chunked sources).
+_BATCH_ROWS = 20_000
+
+
+class _Spool:
+    """Converted chunks of a partition, pickled to an anonymous temporary file until the write.
+
+    Small chunks (a vendor page is 200 rows) are gathered into batches of about ``batch_rows``
+    rows, so the write makes one insert per batch rather than one per page."""
+
+    def __init__(self, batch_rows: int = _BATCH_ROWS) -> None:
+        self._file = tempfile.TemporaryFile(prefix="protiv-partition-")
+        self._batch_rows = batch_rows
+        self._pending: list[list[object]] | None = None
+        self._batches = 0
+
+    def add(self, values: list[list[object]]) -> None:
+        if self._pending is None:
+            self._pending = [list(column) for column in values]
+        else:
+            for pending, column in zip(self._pending, values, strict=True):
+                pending.extend(column)
+        if len(self._pending[0]) >= self._batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending is not None and len(self._pending[0]):
+            pickle.dump(self._pending, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._batches += 1
+        self._pending = None
+
+    def __iter__(self) -> Iterator[list[list[object]]]:
+        self._flush()
+        self._file.seek(0)
+        for _ in range(self._batches):
+            yield pickle.load(self._file)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass(frozen=True)
@@ -871,13 +924,18 @@ class Warehouse(dg.ConfigurableResource):
     def replace_partition(
         self,
         table: Table,
-        rows: pd.DataFrame,
+        rows: pd.DataFrame | Iterable[pd.DataFrame],
         partition: Mapping[str, object],
         date_range: tuple[str, dt.date, dt.date] | None = None,
         *,
         move_rows: bool = False,
     ) -> int:
         """Replace one partition of `table` with `rows` in a single transaction; return the row count.
+
+        `rows` is one DataFrame or an iterable of DataFrames (chunks, e.g. one per vendor page). Chunks
+        are converted and checked as they come and spooled to a temporary file, so a large partition
+        is never held in memory whole; the warehouse is touched only once the last chunk has arrived,
+        and an error while producing them (a vendor failing mid-listing) writes nothing.
 
         With `move_rows`, a row whose primary key already lives in another partition (a time entry
         whose work date was edited into another week) is deleted there in the same transaction, so
@@ -891,26 +949,40 @@ class Warehouse(dg.ConfigurableResource):
         ignored. Any failure rolls back, leaving the previous rows of the partition in place.
         """
         owned = _Partition.of(table, partition, date_range)
-        missing = [name for name in table.column_names if name not in rows.columns]
-        if missing:
-            raise ValueError(f"rows for {table.name} lack columns {missing}")
-        values = [_column_values(table, column, rows[column.name]) for column in table.columns]
-        owned.check(dict(zip(table.column_names, values, strict=True)))
-
-        qualified = f"{_quote(self.schema_name)}.{_quote(table.name)}"
-        condition, params = owned.condition()
-        with self._session(f"replacing {owned}") as session:
-            session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{table.name}")
-            session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
-            if move_rows and len(rows):
-                for sql, chunk_params in _moved_row_deletes(qualified, table, partition, values):
-                    session.execute(sql, chunk_params)
-            if len(rows):
-                session.insert(qualified, table.columns, values)
+        if isinstance(rows, pd.DataFrame) and len(rows) > _BATCH_ROWS:
+            # Converted cells take several times the frame's memory: convert a large frame in
+            # slices and spool them, as chunks are.
+            rows = (rows.iloc[start : start + _BATCH_ROWS] for start in range(0, len(rows), _BATCH_ROWS))
+        if isinstance(rows, pd.DataFrame):
+            chunks: Iterable[list[list[object]]] = [_checked_values(table, owned, rows)]
+            spool = None
+        else:
+            spool = _Spool()
+            for chunk in rows:
+                spool.add(_checked_values(table, owned, chunk))
+            chunks = spool
+        try:
+            qualified = f"{_quote(self.schema_name)}.{_quote(table.name)}"
+            condition, params = owned.condition()
+            written = 0
+            with self._session(f"replacing {owned}") as session:
+                session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{table.name}")
+                session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
+                for values in chunks:
+                    count = len(values[0])
+                    if move_rows and count:
+                        for sql, chunk_params in _moved_row_deletes(qualified, table, partition, values):
+                            session.execute(sql, chunk_params)
+                    if count:
+                        session.insert(qualified, table.columns, values)
+                    written += count
+        finally:
+            if spool is not None:
+                spool.close()
         # A plain module logger, not Dagster's: every Dagster log line is a stored event, and row
         # counts already reach the UI as materialization metadata.
-        log.debug("Replaced %s with %d rows in %s", owned, len(rows), self.describe())
-        return len(rows)
+        log.debug("Replaced %s with %d rows in %s", owned, written, self.describe())
+        return written
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         """Run one read query with ? placeholders; `{schema}` in `sql` becomes the quoted schema.

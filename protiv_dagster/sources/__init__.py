@@ -9,7 +9,7 @@ in ``resources/vendors.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -148,6 +148,18 @@ def decode_cursor(provider: str, cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(state, dict) or state.get("provider") != provider or state.get("v") != 1:
         return None
     return state
+
+
+def feed_pages(source: Source, first_day: date, last_day: date) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The source's time-entry feeds of ``first_day``..``last_day`` as (feed, records) pages.
+
+    A source that can hand its records out page by page as they arrive (``time_entry_pages``)
+    does, so a large week is never held whole; the others give each feed as one page."""
+    pages = getattr(source, "time_entry_pages", None)
+    if pages is not None:
+        yield from pages(first_day, last_day)
+        return
+    yield from source.time_entry_feeds(first_day, last_day).items()
 
 
 class Source(Protocol):

@@ -52,6 +52,8 @@ class BusyBusySource:
     cost_code_feed = "costCodes"
     clock_feed = "vendorClock"
     feed_fields = {"timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "vendorClock": ("id", None)}
+    # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
+    maps_records_independently = True
 
     def __init__(self, connection: Any, resource: BusyBusyResource, *, clock: Callable[[], datetime] | None = None):
         self.connection = connection

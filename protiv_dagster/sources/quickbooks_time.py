@@ -20,7 +20,7 @@ was already reported).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -56,6 +56,8 @@ class QuickBooksTimeSource:
     live_feed = "timesheets"
     deleted_feed = "timesheets_deleted"
     feed_fields = {"timesheets": ("id", "last_modified"), "timesheets_deleted": ("id", "last_modified")}
+    # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
+    maps_records_independently = True
 
     def __init__(self, connection: Connection, resource: QuickBooksTimeResource, registry: ConnectionRegistryResource):
         self.connection = connection
@@ -87,6 +89,13 @@ class QuickBooksTimeSource:
             self.live_feed: self.client.timesheets(start_date=first_day, end_date=last_day),
             self.deleted_feed: self.client.deleted_timesheets(start_date=first_day, end_date=last_day),
         }
+
+    def time_entry_pages(self, first_day: date, last_day: date) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The records of ``time_entry_feeds`` page by page, as they arrive: (feed, records)."""
+        for page in self.client.timesheet_pages(start_date=first_day, end_date=last_day):
+            yield self.live_feed, page.records
+        for page in self.client.deleted_timesheet_pages(start_date=first_day, end_date=last_day):
+            yield self.deleted_feed, page.records
 
     def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
         """What changed in QuickBooks Time since ``cursor``: 1 request when nothing did (see the

@@ -547,3 +547,73 @@ def test_raw_ids_neither_warehouse_can_hold_are_escaped_not_fatal(warehouse: War
     frame = pd.DataFrame([row], columns=RAW_TIMESHEETS.column_names)
     assert warehouse.replace_partition(RAW_TIMESHEETS, frame, {"company_id": "acme", "week_start": monday}) == 1
     assert list(warehouse.read_table(RAW_TIMESHEETS)["entry_id"]) == ["12\\x00\\ud800"]
+
+
+def in_chunks(rows: pd.DataFrame, size: int):
+    """`rows` as a generator of chunks of `size` rows, as a paged source produces them."""
+    for start in range(0, len(rows), size):
+        yield rows.iloc[start : start + size]
+
+
+def test_a_partition_written_in_chunks_equals_one_written_whole(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    rows = pd.concat([week_rows("c1", FIRST_WEEK), week_rows("c1", SECOND_WEEK)], ignore_index=True)
+    whole_range = ("work_date", FIRST_WEEK[1], SECOND_WEEK[2])
+    assert warehouse.replace_partition(ATTENDANCE, rows, {"company_id": "c1"}, whole_range) == 12
+    whole = warehouse.read_table(ATTENDANCE)
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK, version=3), {"company_id": "c1"}, whole_range)
+
+    written = warehouse.replace_partition(ATTENDANCE, in_chunks(rows, 5), {"company_id": "c1"}, whole_range)
+
+    assert written == 12
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), whole)
+
+
+def test_no_chunks_empty_the_partition(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    warehouse.replace_partition(ATTENDANCE, week_rows("c2", FIRST_WEEK), {"company_id": "c2"}, FIRST_WEEK)
+
+    assert warehouse.replace_partition(ATTENDANCE, iter([]), {"company_id": "c1"}, FIRST_WEEK) == 0
+
+    assert set(warehouse.read_table(ATTENDANCE)["company_id"]) == {"c2"}
+
+
+def test_a_failure_mid_stream_leaves_the_previous_partition_intact(warehouse: Warehouse) -> None:
+    """A source failing after some pages (a vendor outage on page 3) writes nothing at all."""
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    before = warehouse.read_table(ATTENDANCE)
+
+    def pages_then_outage():
+        yield from in_chunks(week_rows("c1", FIRST_WEEK, version=2), 2)
+        raise ConnectionResetError("the vendor went away on page 4")
+
+    with pytest.raises(ConnectionResetError):
+        warehouse.replace_partition(ATTENDANCE, pages_then_outage(), {"company_id": "c1"}, FIRST_WEEK)
+
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
+
+
+def test_a_chunk_outside_the_partition_is_refused_and_nothing_is_written(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    before = warehouse.read_table(ATTENDANCE)
+    chunks = [week_rows("c1", FIRST_WEEK, version=2).head(3), week_rows("c2", FIRST_WEEK, version=2).tail(3)]
+
+    with pytest.raises(ValueError, match="company_id"):
+        warehouse.replace_partition(ATTENDANCE, iter(chunks), {"company_id": "c1"}, FIRST_WEEK)
+
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
+
+
+def test_a_duplicate_key_across_chunks_rolls_back_the_whole_partition(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    before = warehouse.read_table(ATTENDANCE)
+    again = week_rows("c1", FIRST_WEEK, version=2)
+
+    with pytest.raises(WarehouseError, match="attendance"):
+        warehouse.replace_partition(ATTENDANCE, iter([again, again.tail(1)]), {"company_id": "c1"}, FIRST_WEEK)
+
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
