@@ -343,8 +343,20 @@ def _converter(sql_type: str) -> Callable[[object], object]:
     return _CONVERTERS[sql_type]
 
 
+# numpy dtype kinds whose values are already what the SQL type binds (NaN aside).
+_PLAIN_KINDS = {"DOUBLE PRECISION": "f", "BIGINT": "i", "BOOLEAN": "b"}
+
+
 def _column_values(table: Table, column: Column, series: pd.Series) -> list[object]:
     """The cells of `series` as Python values for `column`; NA, NaN and NaT become None."""
+    # Columns whose dtype already guarantees the type (text, float, integer, boolean arrays) are
+    # converted in one go: the per-cell checks below could not fail on them.
+    if column.sql_type == "TEXT" and series.dtype != object and pd.api.types.is_string_dtype(series.dtype):
+        return series.astype(object).where(series.notna(), None).tolist()
+    kinds = _PLAIN_KINDS.get(column.sql_type)
+    if kinds and isinstance(series.dtype, np.dtype) and series.dtype.kind in kinds:
+        values = series.tolist()
+        return [None if value != value else value for value in values] if series.dtype.kind == "f" else values
     convert = _converter(column.sql_type)
     # One vectorised conversion to Python datetimes instead of a pandas Timestamp per cell.
     if isinstance(series.dtype, pd.DatetimeTZDtype):
@@ -411,7 +423,7 @@ def _checked_values(table: Table, owned: _Partition, rows: pd.DataFrame) -> list
 
 
 # Rows per insert when a partition is written in batches (large frames, chunked sources).
-_BATCH_ROWS = 20_000
+_BATCH_ROWS = 50_000
 
 
 class _Spool:
@@ -420,9 +432,9 @@ class _Spool:
     Small chunks (a vendor page is 200 rows) are gathered into batches of about ``batch_rows``
     rows, so the write makes one insert per batch rather than one per page."""
 
-    def __init__(self, batch_rows: int = _BATCH_ROWS) -> None:
+    def __init__(self, batch_rows: int | None = None) -> None:
         self._file = tempfile.TemporaryFile(prefix="protiv-partition-")
-        self._batch_rows = batch_rows
+        self._batch_rows = batch_rows or _BATCH_ROWS
         self._pending: list[list[object]] | None = None
         self._batches = 0
 
@@ -952,7 +964,8 @@ class Warehouse(dg.ConfigurableResource):
         if isinstance(rows, pd.DataFrame) and len(rows) > _BATCH_ROWS:
             # Converted cells take several times the frame's memory: convert a large frame in
             # slices and spool them, as chunks are.
-            rows = (rows.iloc[start : start + _BATCH_ROWS] for start in range(0, len(rows), _BATCH_ROWS))
+            frame = rows
+            rows = (frame.iloc[start : start + _BATCH_ROWS] for start in range(0, len(frame), _BATCH_ROWS))
         if isinstance(rows, pd.DataFrame):
             chunks: Iterable[list[list[object]]] = [_checked_values(table, owned, rows)]
             spool = None

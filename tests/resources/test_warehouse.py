@@ -617,3 +617,23 @@ def test_a_duplicate_key_across_chunks_rolls_back_the_whole_partition(warehouse:
         warehouse.replace_partition(ATTENDANCE, iter([again, again.tail(1)]), {"company_id": "c1"}, FIRST_WEEK)
 
     pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
+
+
+def test_a_frame_larger_than_a_batch_is_written_whole_or_not_at_all(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protiv_dagster.resources import warehouse as warehouse_module
+
+    monkeypatch.setattr(warehouse_module, "_BATCH_ROWS", 4)  # 12 rows: three batches
+    warehouse.ensure_tables([ATTENDANCE])
+    rows = pd.concat([week_rows("c1", FIRST_WEEK), week_rows("c1", SECOND_WEEK)], ignore_index=True)
+    whole_range = ("work_date", FIRST_WEEK[1], SECOND_WEEK[2])
+
+    assert warehouse.replace_partition(ATTENDANCE, rows, {"company_id": "c1"}, whole_range) == 12
+    written = warehouse.read_table(ATTENDANCE)
+    assert len(written) == 12
+    stray = rows.copy()
+    stray.loc[11, "company_id"] = "c2"  # in the last batch
+    with pytest.raises(ValueError, match="company_id"):
+        warehouse.replace_partition(ATTENDANCE, stray, {"company_id": "c1"}, whole_range)
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), written)
