@@ -67,7 +67,9 @@ def check_companies(
         try:
             source = vendors.source_of(connection, registry)
             first, last = sync_window(connection, now)
-            changes = source.changes_since(cursors.get(connection.company_id), first, last)
+            # From the Monday of the first week: its partitions hold the whole week, days before the
+            # pull date included, so an edit there must be seen too.
+            changes = source.changes_since(cursors.get(connection.company_id), week_start(first), last)
             return CheckResult(connection, changes, live_feed=source.live_feed)
         except Exception as exc:  # noqa: BLE001 - one company's failure must not stop the others
             return CheckResult(connection, error=_error_text(exc))

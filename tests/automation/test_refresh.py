@@ -62,7 +62,8 @@ def fleet(tmp_path, monkeypatch):
     registry = ConnectionRegistry(url)
     qbt, busybusy = QuickBooksTimeEmulator().start(), BusyBusyEmulator().start()
     for number in range(4):
-        data = generate_company(f"qbt-{number}", seed=number, workers=5, days=14, as_of=AS_OF)
+        # From Nov 5: a day before the pull date (Friday Nov 6) in the first synced week.
+        data = generate_company(f"qbt-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver")
         registry.connect(data.company_id, "quickbooks_time", qbt.base_url, {"access_token": qbt.add_company(data)},
                          attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
         data = generate_company(f"bb-{number}", seed=number, workers=5, days=14, as_of=AS_OF)
@@ -128,6 +129,23 @@ def test_a_quiet_fleet_costs_at_most_two_requests_a_company_and_one_change_plans
     company.edit_timesheet(sheet["id"], notes="moved to the other crew")
     plan = plan_refresh(resource, vendors, warehouse, store, later + timedelta(hours=2))
     assert [batch.company_id for batch in plan.batches] == ["qbt-2"] and plan.quiet == 7
+
+
+def test_an_edit_before_the_pull_date_in_the_first_week_resyncs_that_week(fleet, tmp_path):
+    registry, resource, vendors, emulators = fleet
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    store = resource.sync_state()
+    for result in check_companies(registry.list(), {}, resource, vendors, NOW):
+        connection = result.connection
+        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
+                                 True, NOW, initial_sync_for=connection.connected_at)
+        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    company = emulators["quickbooks_time"].company("qbt-1")
+    sheet = next(s for s in company.timesheets() if s["date"] == "2026-11-05")  # the pull date is Nov 6
+    company.edit_timesheet(sheet["id"], notes="approved late")
+    plan = plan_refresh(resource, vendors, warehouse, store, NOW + timedelta(hours=2))
+    assert [(batch.company_id, batch.weeks) for batch in plan.batches] == [("qbt-1", ("2026-11-02", "2026-11-16"))]
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "postgres"])

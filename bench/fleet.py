@@ -1,0 +1,388 @@
+"""A fleet of connected companies for the automation benchmarks (refresh_tick.py, two_hour_cycle.py).
+
+Each vendor's emulator runs in its own process hosting its share of the companies (spread round-robin
+over QuickBooks Time, Aspire and BusyBusy), generated as seen at midnight UTC of the benchmark day.
+The parent talks to each process over a pipe: set the latency, count requests, make a manager's
+edits, read the ground truth.
+
+``seed_synced`` puts the fleet in the state a finished initial sync leaves, without 5 Dagster runs
+per company: connections in the registry (the admin path), company partitions, each company's vendor
+cursor from its vendor's real ``changes_since`` stored through a closed initial-sync batch, the raw
+weeks of Aspire companies (its change check compares the vendor's live ids with them) fetched
+through the real client, and one materialization per partition the sync would have written
+(vendor_connection, workers, jobs, raw and attendance of every week, the three ProPay tables), so the
+declarative automation sees what it would see after real runs. Companies named in ``full_sync`` get a
+real initial sync through Dagster instead (their warehouse tables must be right for a ProPay check).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time as clock, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVIDERS = ("quickbooks_time", "aspire", "busybusy")
+PULL_DAYS = 14
+SETTINGS = {"role_buckets": {"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}}
+
+
+def fleet_ids(companies: int) -> list[tuple[str, str]]:
+    """(company id, provider) of each company, the providers taking turns."""
+    return [(f"co-{n:04d}", PROVIDERS[n % len(PROVIDERS)]) for n in range(companies)]
+
+
+# -- the emulator processes -------------------------------------------------------------------------
+def _harness(provider: str, emulator, data):
+    """The tests' vendor harness (ground truth and manager edits) bound to the shared emulator."""
+    sys.path.insert(0, str(ROOT))
+    from tests.assets.vendors import HARNESSES, VendorHarness
+
+    harness = HARNESSES[provider].__new__(HARNESSES[provider])
+    VendorHarness.__init__(harness, data)
+    harness.emulator = emulator
+    return harness
+
+
+def _credentials(provider: str, emulator, data) -> dict[str, str]:
+    if provider == "quickbooks_time":
+        return {"access_token": emulator.add_company(data)}
+    if provider == "aspire":
+        client_id, secret = emulator.add_company(data)
+        return {"client_id": client_id, "secret": secret}
+    username, password = emulator.add_company(data)
+    return {"username": username, "password": password}
+
+
+def serve_vendor(conn, provider: str, company_ids: list[str], workers: int, days: int, as_of: datetime) -> None:
+    """Child process: host the companies on ``provider``'s emulator and answer the parent's calls."""
+    from protiv_dagster.sandbox.aspire import AspireEmulator
+    from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+    from protiv_dagster.sandbox.generator import generate_company
+    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+
+    emulator = {"quickbooks_time": QuickBooksTimeEmulator, "aspire": AspireEmulator, "busybusy": BusyBusyEmulator}[provider]()
+    harnesses, hosted = {}, {}
+    for number, company_id in enumerate(company_ids):
+        data = generate_company(company_id, seed=number, workers=workers, days=days, as_of=as_of)
+        hosted[company_id] = (_credentials(provider, emulator, data), data.timezone)
+        harnesses[company_id] = _harness(provider, emulator, data)
+    emulator.start()
+    conn.send((emulator.rest_url if provider == "busybusy" else emulator.base_url, hosted))
+    while (message := conn.recv())[0] != "stop":
+        kind, *args = message
+        if kind == "latency":
+            emulator.faults.latency(args[0])
+            conn.send(True)
+        elif kind == "requests":
+            conn.send(emulator.request_count)
+        elif kind == "cpu":  # user + system seconds this emulator process has used
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send(usage.ru_utime + usage.ru_stime)
+        elif kind == "edit":  # a manager's edits after the fact, per company
+            conn.send({company_id: _edit(harnesses[company_id], as_of) for company_id in args[0]})
+        elif kind == "truth":
+            conn.send({company_id: harnesses[company_id].entries() for company_id in args[0]})
+    emulator.stop()
+
+
+def _edit(harness, as_of: datetime) -> dict[str, list[str]]:
+    """Two entries shortened by an hour (one in the current week, one at least a week back, so an
+    older week must be re-synced) and one deleted."""
+    entries = harness.editable_entries()
+    monday = (as_of.date() - timedelta(days=as_of.date().weekday())).isoformat()
+    old = entries[entries["work_date"] < monday]
+    recent = entries[entries["work_date"] >= monday]
+    shortened = [str(old.iloc[0].entry_id), str(recent.iloc[-1].entry_id if len(recent) else entries.iloc[-1].entry_id)]
+    deleted = str(entries[~entries["entry_id"].isin(shortened)].iloc[len(entries) // 2 - 1].entry_id)
+    for entry_id in shortened:
+        harness.shorten(entry_id, hours=1)
+    harness.delete(deleted)
+    return {"shortened": shortened, "deleted": [deleted]}
+
+
+@dataclass
+class Vendor:
+    provider: str
+    process: mp.Process
+    conn: object
+    base_url: str = ""
+    hosted: dict = field(default_factory=dict)  # company id -> (credentials, time zone)
+
+    def call(self, *message):
+        self.conn.send(message)
+        return self.conn.recv()
+
+
+class Fleet:
+    """The emulator processes of a fleet; ``with Fleet(...) as fleet:`` stops them at the end."""
+
+    def __init__(self, companies: int, workers: int, days: int = PULL_DAYS + 1, as_of: datetime | None = None):
+        self.ids = fleet_ids(companies)
+        self.provider_of = dict(self.ids)
+        self.as_of = as_of or datetime.combine(date.today(), clock(0), tzinfo=UTC)
+        spawn = mp.get_context("spawn")
+        self.vendors: dict[str, Vendor] = {}
+        for provider in PROVIDERS:
+            mine = [company_id for company_id, p in self.ids if p == provider]
+            if not mine:
+                continue
+            parent, child = spawn.Pipe()
+            process = spawn.Process(target=serve_vendor, args=(child, provider, mine, workers, days, self.as_of), daemon=True)
+            process.start()
+            self.vendors[provider] = Vendor(provider, process, parent)
+        for vendor in self.vendors.values():  # generated in parallel, one process per vendor
+            vendor.base_url, vendor.hosted = vendor.conn.recv()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for vendor in self.vendors.values():
+            try:
+                vendor.conn.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+            vendor.process.join(timeout=10)
+            if vendor.process.is_alive():
+                vendor.process.terminate()
+
+    def latency(self, seconds: float) -> None:
+        for vendor in self.vendors.values():
+            vendor.call("latency", seconds)
+
+    def requests(self) -> dict[str, int]:
+        """Vendor requests each emulator has answered so far, by provider."""
+        return {provider: vendor.call("requests") for provider, vendor in self.vendors.items()}
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the emulator processes have used so far, all vendors together."""
+        return sum(vendor.call("cpu") for vendor in self.vendors.values())
+
+    def edit(self, company_ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        edited = {}
+        for provider, vendor in self.vendors.items():
+            mine = [c for c in company_ids if self.provider_of[c] == provider]
+            if mine:
+                edited.update(vendor.call("edit", mine))
+        return edited
+
+    def truth(self, company_ids: list[str]) -> dict:
+        truth = {}
+        for provider, vendor in self.vendors.items():
+            mine = [c for c in company_ids if self.provider_of[c] == provider]
+            if mine:
+                truth.update(vendor.call("truth", mine))
+        return truth
+
+
+# -- the pipeline side ------------------------------------------------------------------------------
+def fresh_environment(folder: Path) -> None:
+    """Embedded default in ``folder``: SQLite registry, DuckDB warehouse, SQLite Dagster instance."""
+    from protiv_dagster.registry import generate_secret_key
+
+    (home := folder / "dagster_home").mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
+        os.environ.pop(name, None)
+    os.environ.update(PROTIV_DATA_DIR=str(folder / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key())
+
+
+class RequestsByCompany:
+    """Vendor requests per company, counted in the client (each check runs on its own thread, between
+    ``source_for`` and the next company)."""
+
+    def __init__(self) -> None:
+        from protiv_dagster.resources.http import VendorClient
+        from protiv_dagster.resources.vendors import VendorApis
+
+        self.counts: Counter = Counter()
+        self._current = threading.local()
+        self._lock = threading.Lock()
+        counter = self
+        # The refresh makes each company's source by source_of (from its connection); older code by
+        # source_for (from its id). Whichever runs, the thread is working for that company until
+        # it asks for the next source.
+        if hasattr(VendorApis, "source_of"):
+            source_of = VendorApis.source_of
+
+            def counted_source_of(self, connection, registry):
+                counter._current.company_id = connection.company_id
+                return source_of(self, connection, registry)
+
+            VendorApis.source_of = counted_source_of
+        else:
+            source_for = VendorApis.source_for
+
+            def counted_source_for(self, company_id, registry):
+                counter._current.company_id = company_id
+                return source_for(self, company_id, registry)
+
+            VendorApis.source_for = counted_source_for
+        request = VendorClient.request
+
+        def counted_request(self, *args, **kwargs):
+            company_id = getattr(counter._current, "company_id", None)
+            with counter._lock:
+                counter.counts[company_id] += 1
+            return request(self, *args, **kwargs)
+
+        VendorClient.request = counted_request
+
+    def reset(self) -> None:
+        self.counts = Counter()
+
+
+def code_location():
+    """The code location's definitions with its default resources, and those resources."""
+    from protiv_dagster.definitions import build_defs
+    from protiv_dagster.registry import ConnectionRegistryResource
+    from protiv_dagster.resources.vendors import VendorApis
+    from protiv_dagster.resources.warehouse import Warehouse
+
+    resources = {"registry": ConnectionRegistryResource(), "vendors": VendorApis(), "warehouse": Warehouse()}
+    return build_defs(**resources), resources
+
+
+def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None) -> dict[str, float]:
+    """The fleet as after its initial syncs (see the module docstring); returns seconds per stage."""
+    import dagster as dg
+    import pandas as pd
+
+    from protiv_dagster.assets.common import prepare_warehouse
+    from protiv_dagster.automation.refresh import check_companies
+    from protiv_dagster.automation.syncs import all_weeks, sync_window
+    from protiv_dagster.company_sync import sync_company
+    from protiv_dagster.partitions import company_partitions, company_week_key
+    from protiv_dagster.tables import RAW_TIMESHEETS
+
+    spent, started = {}, time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal started
+        spent[name] = time.perf_counter() - started
+        started = time.perf_counter()
+        if on_step:
+            on_step(name, spent[name])
+
+    pull_date = now.date() - timedelta(days=PULL_DAYS)
+    for company_id, provider in fleet.ids:
+        credentials, zone = fleet.vendors[provider].hosted[company_id]
+        registry.connect(company_id, provider, fleet.vendors[provider].base_url, credentials,
+                         attendance_pull_date=pull_date, settings={**SETTINGS, "timezone": zone})
+    instance.add_dynamic_partitions(company_partitions.name, [company_id for company_id, _ in fleet.ids])
+    stage("connections and partitions")
+
+    resource_registry, vendors, warehouse = (resources[name] for name in ("registry", "vendors", "warehouse"))
+    store = resource_registry.sync_state()
+    connections = registry.list()
+    # Each company's cursor as its initial sync would take it: asked before the sync's runs.
+    results = check_companies(connections, {}, resource_registry, vendors, now)
+    failed = [r.connection.company_id for r in results if r.error]
+    if failed:
+        raise SystemExit(f"seeding: the change check failed for {failed[:5]}: {results[0].error}")
+    stage("cursors (change checks)")
+
+    for company_id in full_sync:  # the real thing, like `protiv sync`
+        connection = registry.get(company_id)
+        sync_company(defs, instance, company_id, *sync_window(connection, now))
+    stage(f"real initial syncs of {len(full_sync)} companies")
+
+    for result in results:
+        connection = result.connection
+        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, now),
+                                 True, now, initial_sync_for=connection.connected_at)
+        store.finish_batch(batch.batch_id, succeeded=True, at=now)
+    others = [c for c in connections if c.company_id not in set(full_sync)]
+    stage("closed initial-sync batches")
+
+    prepare_warehouse(warehouse)
+    rows = []
+    for connection in (c for c in others if c.provider == "aspire"):
+        source = vendors.source_for(connection.company_id, resource_registry)
+        for week in all_weeks(connection, now):
+            monday = date.fromisoformat(week)
+            for feed, records in source.time_entry_feeds(monday, monday + timedelta(days=6)).items():
+                id_field, stamp_field = source.feed_fields.get(feed, ("id", None))
+                rows += [
+                    (connection.company_id, monday, "aspire", feed, position, str(record.get(id_field)),
+                     None if not stamp_field or record.get(stamp_field) is None else str(record[stamp_field]),
+                     json.dumps(record, sort_keys=True))
+                    for position, record in enumerate(records)
+                ]
+    if rows:
+        warehouse.replace_partition(RAW_TIMESHEETS, pd.DataFrame(rows, columns=RAW_TIMESHEETS.column_names), {"provider": "aspire"})
+    stage(f"raw weeks of Aspire companies ({len(rows)} records)")
+
+    events = []
+    for connection in others:
+        company_id = connection.company_id
+        # vendor_connection is left to the connection_status sensor's runs; no condition reads it.
+        events += [dg.AssetMaterialization(asset_key=key, partition=company_id)
+                   for key in ("workers", "jobs", "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks")]
+        for week in all_weeks(connection, now):
+            partition = str(company_week_key(company_id, week))
+            events += [dg.AssetMaterialization(asset_key=key, partition=partition) for key in ("raw_timesheets", "attendance")]
+    record_runless(instance, events)
+    stage(f"{len(events)} materializations recorded")
+    return spent
+
+
+def record_runless(instance, events) -> None:
+    """Record run-less materializations as ``report_runless_asset_event`` does, row for row, but in
+    one transaction per database instead of two connections per event (on SQLite 10-50 ms each,
+    which would make seeding 11,000 partitions take minutes). Only for seeding benchmarks."""
+    from dagster._core.instance.utils import RUNLESS_RUN_ID
+    from dagster._core.storage.sqlalchemy_compat import db_result
+
+    storage = instance.event_log_storage
+    entries = []
+    storage.store_event = entries.append  # the instance builds each entry as usual
+    try:
+        for event in events:
+            instance.report_runless_asset_event(event)
+    finally:
+        del storage.store_event
+    if not entries:
+        return
+    with storage.run_connection(RUNLESS_RUN_ID) as conn:
+        for entry in entries:
+            conn.execute(storage.prepare_insert_event(entry))
+    with storage.index_transaction() as conn:
+        for entry in entries:
+            with db_result(conn, storage.prepare_insert_event(entry)) as result:
+                event_id = result.inserted_primary_key[0]
+            storage._store_asset_event_tags(conn, [entry], [event_id])
+            storage._store_asset_event(conn, entry, event_id)
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor() or "unknown CPU")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = ", ".join(f"{p} {version(p)}" for p in ("dagster", "duckdb", "pandas"))
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    return (f"{model}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {platform.python_version()}, {versions}; "
+            f"code at {commit or 'unknown commit'}")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "unknown"

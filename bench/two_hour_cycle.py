@@ -1,0 +1,269 @@
+"""Benchmark: one full two-hour refresh cycle over a fleet in which 5 % of the companies changed.
+
+A fleet (bench/fleet.py; default 150 companies of 50 workers, the issue's full size is
+``--companies 1000``) is seeded as after its initial syncs; the companies that will change get a real
+initial sync through Dagster, so their warehouse tables are exactly what runs write. Then, at the
+vendors, each changed company gets a manager's edits after the fact: an entry shortened in the
+current week, one shortened at least a week back, one deleted. The emulators answer after 50 ms.
+
+The cycle, timed: the refresh schedule's tick, then what the daemon does until everything settles:
+runs requested by the schedule and the company_syncs sensor are executed, the sensor moves each sync
+along, and the declarative automation (follow_upstream_changes) is evaluated and its runs executed
+(attendance, then the ProPay tables). Runs execute in this process, one after another, on the real
+SQLite instance: the same job code and event storage as the daemon's run workers, without the 2-4 s
+of starting a Python process per run (the daemon's default launcher), which a deployment spends in
+parallel on its run workers, up to the run coordinator's limits.
+
+Checked against the emulators' ground truth (exit status 1 on a mismatch): for every changed company
+the attendance table holds exactly the vendor's live entries with the vendor's hours (the edits in,
+the deletion out), and its ProPay tables equal what the ProPay engine computes from those tables now.
+No run may be started for a company that did not change.
+
+    .venv/bin/python bench/two_hour_cycle.py [--companies 150] [--workers 50] [--changed 0.05] [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fleet import Fleet, code_location, fresh_environment, load, machine, seed_synced  # noqa: E402
+
+DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows derive from clock time, not from a vendor entry
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class Daemon:
+    """What dagster-daemon does in a cycle, in this process: ticks, then runs of what they requested
+    (a run key is launched once), the automation's runs one per partition with every asset
+    requested for it."""
+
+    def __init__(self, defs, resources, instance):
+        self.defs, self.resources, self.instance = defs, resources, instance
+        self.cursors: dict[str, str | None] = {}
+        self.automation_cursor = None
+        self.launched_keys: set[str] = set()
+        self.runs: Counter = Counter()  # job name -> runs
+        self.run_companies: set[str] = set()
+        self.failures: list[str] = []
+        self.seconds = Counter()  # evaluation vs runs
+
+    def _timed(self, kind: str, started: float) -> None:
+        self.seconds[kind] += time.perf_counter() - started
+
+    def schedule(self, name: str):
+        import dagster as dg
+
+        from protiv_dagster.automation import syncs
+
+        started = time.perf_counter()
+        with dg.build_schedule_context(
+            instance=self.instance, instance_ref=self.instance.get_ref(), resources=self.resources,
+            scheduled_execution_time=syncs.utc_now(), repository_def=self.defs.get_repository_def(),
+        ) as context:
+            data = self.defs.get_schedule_def(name).evaluate_tick(context)
+        self._timed("ticks", started)
+        return data.run_requests or []
+
+    def sensor(self, name: str):
+        import dagster as dg
+
+        started = time.perf_counter()
+        with dg.build_sensor_context(
+            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursors.get(name),
+            resources=self.resources, definitions=self.defs,
+        ) as context:
+            data = self.defs.get_sensor_def(name).evaluate_tick(context)
+        self.cursors[name] = data.cursor
+        for event in data.asset_events or []:
+            self.instance.report_runless_asset_event(event)
+        self._timed("ticks", started)
+        return data.run_requests or []
+
+    def launch(self, requests) -> int:
+        from protiv_dagster.automation.syncs import run_failure_message
+
+        launched = 0
+        for request in requests:
+            if request.run_key in self.launched_keys:
+                continue
+            self.launched_keys.add(request.run_key)
+            started = time.perf_counter()
+            result = self.defs.resolve_job_def(request.job_name).execute_in_process(
+                instance=self.instance, partition_key=request.partition_key, run_config=QUIET_CONSOLE,
+                tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=False,
+            )
+            self._timed("runs", started)
+            self.runs[request.job_name] += 1
+            self.run_companies.add(request.tags["protiv/company"])
+            launched += 1
+            if not result.success:
+                self.failures.append(run_failure_message(self.instance, result.run_id))
+        return launched
+
+    def follow_upstream(self) -> int:
+        import dagster as dg
+
+        from protiv_dagster.automation.syncs import run_failure_message
+
+        started = time.perf_counter()
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
+        self.automation_cursor = result.cursor
+        self._timed("automation", started)
+        by_partition: dict[str, list] = {}
+        for key in self.defs.resolve_asset_graph().get_all_asset_keys():
+            for partition in result.get_requested_partitions(key):
+                by_partition.setdefault(str(partition), []).append(key)
+        for partition, keys in sorted(by_partition.items()):
+            started = time.perf_counter()
+            job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
+            run = job.execute_in_process(instance=self.instance, partition_key=partition, asset_selection=keys,
+                                         raise_on_error=False, run_config=QUIET_CONSOLE)
+            self._timed("runs", started)
+            self.runs[f"automation: {', '.join(sorted(k.to_user_string() for k in keys))[:40]}"] += 1
+            self.run_companies.add(partition.split("|")[0])
+            if not run.success:
+                self.failures.append(run_failure_message(self.instance, run.run_id))
+        return len(by_partition)
+
+
+def check_company(warehouse, registry, company_id: str, truth, edits) -> list[str]:
+    """Mismatches between the warehouse and the vendor for one changed company (empty: all right)."""
+    import pandas as pd
+
+    from protiv_dagster.propay import compute_propays
+    from protiv_dagster.tables import ATTENDANCE, JOBS, PROPAY_OPPORTUNITIES, WORKERS
+
+    problems = []
+    where = {"company_id": company_id}
+    attendance = warehouse.read_table(ATTENDANCE, where=where)
+    loaded = attendance[~attendance["entry_id"].str.startswith(DERIVED_DRIVE_PREFIX)].set_index("entry_id").sort_index()
+    truth = truth.set_index("entry_id").sort_index()
+    if list(loaded.index) != list(truth.index):
+        problems.append(f"{company_id}: attendance ids differ from the vendor's "
+                        f"({len(set(loaded.index) - set(truth.index))} extra, {len(set(truth.index) - set(loaded.index))} missing)")
+        return problems
+    if [str(d) for d in loaded["work_date"]] != list(truth["work_date"]):
+        problems.append(f"{company_id}: work dates differ from the vendor's")
+    closed = truth["hours"].notna()
+    differ = loaded.loc[closed, "hours"].astype(float).round(6) != truth.loc[closed, "hours"].round(6)
+    if differ.any():
+        first = differ[differ].index[0]
+        problems.append(f"{company_id}: hours of {int(differ.sum())} entries differ from the vendor's, e.g. {first}: "
+                        f"{float(loaded.loc[first, 'hours']):.4f} loaded, {float(truth.loc[first, 'hours']):.4f} at the vendor "
+                        f"(edited: {edits}, work date {truth.loc[first, 'work_date']})")
+    if any(entry_id in loaded.index for entry_id in edits["deleted"]):
+        problems.append(f"{company_id}: a deleted entry is still in attendance")
+    expected = compute_propays(warehouse.read_table(JOBS, where=where), attendance, warehouse.read_table(WORKERS, where=where),
+                               registry.get(company_id).settings, company_id).opportunities
+    stored = warehouse.read_table(PROPAY_OPPORTUNITIES, where=where)
+    mine = expected.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index()
+    theirs = stored.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index()
+    if not mine.equals(theirs):
+        problems.append(f"{company_id}: ProPay hours are not those of the current attendance "
+                        f"({float(theirs.sum()):.2f} stored, {float(mine.sum()):.2f} expected)")
+    return problems if not pd.isna(mine.sum()) else problems + [f"{company_id}: no ProPay hours"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--companies", type=int, default=150, help="connected companies (the issue's full size: 1000)")
+    parser.add_argument("--workers", type=int, default=50, help="workers per company")
+    parser.add_argument("--changed", type=float, default=0.05, help="share of companies with changes at the vendor")
+    parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
+    args = parser.parse_args()
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*get_(schedule|sensor)_def will return.*")
+    from protiv_dagster.automation import syncs
+    from protiv_dagster.registry import ConnectionRegistry
+
+    print(f"machine: {machine()}")
+    print(f"load average before: {load()}")
+    print(f"command: two_hour_cycle.py --companies {args.companies} --workers {args.workers} --changed {args.changed} "
+          f"--latency {args.latency}")
+    bench_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
+        fresh_environment(Path(folder))
+        started = time.perf_counter()
+        with Fleet(args.companies, args.workers) as fleet:
+            every = max(1, round(1 / args.changed))
+            changed = [company_id for number, (company_id, _) in enumerate(fleet.ids) if number % every == 0]
+            print(f"\nfleet: {args.companies} companies x {args.workers} workers, "
+                  + ", ".join(f"{p} {len(v.hosted)}" for p, v in fleet.vendors.items())
+                  + f"; generated and hosted in {time.perf_counter() - started:.1f} s; {len(changed)} will change ("
+                  + ", ".join(f"{p} {sum(fleet.provider_of[c] == p for c in changed)}" for p in fleet.vendors) + ")")
+            (defs, resources), registry, instance = code_location(), ConnectionRegistry(), dg.DagsterInstance.get()
+            print("seeding (latency 0):")
+            seed_synced(fleet, registry, defs, resources, instance, syncs.utc_now(), full_sync=changed,
+                        on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s", flush=True))
+            daemon = Daemon(defs, resources, instance)
+            # The daemon has been running: its sensor and automation cursors are in steady state.
+            health_runs = len(daemon.sensor("connection_status"))
+            daemon.follow_upstream()
+            before_runs = len(instance.get_run_records())
+            print(f"  steady state: connection_status cursor set ({health_runs} health runs of the initial syncs not "
+                  f"launched), automation cursor set; {before_runs} runs in the instance")
+
+            edits = fleet.edit(changed)
+            fleet.latency(args.latency)
+            requests_before = sum(fleet.requests().values())
+            daemon.seconds.clear()
+            print(f"edited at the vendors: {len(edits)} companies x (2 shortened, 1 deleted); latency "
+                  f"{args.latency * 1000:.0f} ms; load average {load()}")
+
+            cycle_started = time.perf_counter()
+            rounds = 0
+            launched = daemon.launch(daemon.schedule("refresh_every_two_hours"))
+            while True:
+                rounds += 1
+                launched = daemon.launch(daemon.sensor("company_syncs"))
+                launched += daemon.follow_upstream()
+                pending = resources["registry"].sync_state().pending_batches()
+                if not launched and not pending:
+                    break
+                if rounds > 20:
+                    daemon.failures.append(f"not settled after 20 rounds ({len(pending)} syncs pending)")
+                    break
+            cycle = time.perf_counter() - cycle_started
+            requests = sum(fleet.requests().values()) - requests_before
+            print(f"\n=== cycle: {cycle:.1f} s wall ({rounds} daemon rounds after the schedule tick) ===")
+            print(f"  ticks (schedule, sensors) {daemon.seconds['ticks']:.1f} s, automation evaluations "
+                  f"{daemon.seconds['automation']:.1f} s, runs {daemon.seconds['runs']:.1f} s")
+            total_runs = sum(daemon.runs.values())
+            print(f"  runs: {total_runs} for {len(daemon.run_companies)} companies "
+                  f"({total_runs / max(len(daemon.run_companies), 1):.1f} per company, "
+                  f"{daemon.seconds['runs'] / max(total_runs, 1):.2f} s per run)")
+            for job, count in sorted(daemon.runs.items()):
+                print(f"    {job:<50}{count:>5}")
+            print(f"  vendor requests: {requests} ({requests / args.companies:.2f} per company)")
+            print(f"  load average after: {load()}")
+
+            truth = fleet.truth(changed)
+            problems = list(daemon.failures)
+            strays = daemon.run_companies - set(changed)
+            if strays:
+                problems.append(f"runs for companies that did not change: {sorted(strays)[:5]}")
+            for company_id in changed:
+                problems += check_company(resources["warehouse"], registry, company_id, truth[company_id], edits[company_id])
+            instance.dispose()
+    print(f"\nbenchmark wall time {time.perf_counter() - bench_started:.0f} s")
+    if problems:
+        print("MISMATCH:\n  " + "\n  ".join(problems[:20]))
+        raise SystemExit(1)
+    print(f"OK: {len(changed)} changed companies: attendance equals the vendor's entries (edits in, deletions out) "
+          "and the ProPay tables equal the engine's result on them; no run for a quiet company")
+
+
+if __name__ == "__main__":
+    main()
