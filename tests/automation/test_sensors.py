@@ -1,0 +1,67 @@
+"""The sensors at fleet scale: what one tick reports when many companies are connected."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from protiv_dagster.automation import syncs
+from protiv_dagster.automation.sensors import REPORT_UNCHANGED_PER_TICK
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.partitions import company_partitions
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+COMPANIES = [f"co-{n:03d}" for n in range(REPORT_UNCHANGED_PER_TICK + 50)]
+
+
+@pytest.fixture
+def fleet(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    registry = ConnectionRegistry(url)
+    for company_id in COMPANIES:  # no vendor is asked: health comes from the sync state
+        registry.connect(company_id, "busybusy", "http://127.0.0.1:9", {"username": EnvReference("BB_USER"), "password": EnvReference("BB_PW")},
+                         attendance_pull_date=date(2026, 11, 6))
+    resource = ConnectionRegistryResource(url=url)
+    resource.sync_state().record_quiet_checks(COMPANIES, NOW)
+    (tmp_path / "dagster_home").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        instance.add_dynamic_partitions(company_partitions.name, COMPANIES)
+        yield build_defs(registry=resource), resource, instance
+
+
+def tick(defs, resource, instance, cursor, at, monkeypatch):
+    monkeypatch.setattr(syncs, "utc_now", lambda: at)
+    with dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources={"registry": resource}, definitions=defs,
+    ) as context:
+        return defs.get_sensor_def("connection_status").evaluate_tick(context)
+
+
+def test_unchanged_health_is_re_reported_oldest_first_a_bounded_number_per_tick(fleet, monkeypatch):
+    defs, resource, instance = fleet
+    first = tick(defs, resource, instance, None, NOW, monkeypatch)
+    assert len(first.asset_events) == len(COMPANIES) and len(first.run_requests) == len(COMPANIES)  # all new: all reported
+
+    quiet = tick(defs, resource, instance, first.cursor, NOW + timedelta(minutes=10), monkeypatch)
+    assert quiet.asset_events == [] and quiet.run_requests == []
+
+    # Every result is 30 minutes old now: the oldest go first, at most the bound per tick, no run.
+    resource.sync_state().record_quiet_checks(COMPANIES, NOW + timedelta(minutes=25))
+    later = NOW + timedelta(minutes=31)
+    slice_one = tick(defs, resource, instance, quiet.cursor, later, monkeypatch)
+    assert len(slice_one.asset_events) == REPORT_UNCHANGED_PER_TICK and slice_one.run_requests == []
+    slice_two = tick(defs, resource, instance, slice_one.cursor, later + timedelta(minutes=1), monkeypatch)
+    assert len(slice_two.asset_events) == len(COMPANIES) - REPORT_UNCHANGED_PER_TICK
+    reported = {event.partition for event in slice_one.asset_events + slice_two.asset_events}
+    assert reported == set(COMPANIES)
+    assert all(entry["at"] >= later.timestamp() for entry in json.loads(slice_two.cursor).values())
+
+    # A change of colour is reported at once, whatever the bound.
+    resource.sync_state().record_check("co-007", later, error="BusyBusy: login refused")
+    changed = tick(defs, resource, instance, slice_two.cursor, later + timedelta(minutes=2), monkeypatch)
+    assert [event.partition for event in changed.asset_events] == ["co-007"]
+    assert [request.partition_key for request in changed.run_requests] == ["co-007"]
