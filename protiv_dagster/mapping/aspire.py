@@ -55,6 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 
 from protiv_dagster.mapping.common import (
@@ -163,6 +164,18 @@ def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         # conversion) is a bad value, set aside, not a crash of the whole mapping.
         return parsed if _FIRST_WALL_TIME <= parsed <= _LAST_WALL_TIME else None
 
+    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+        # A column of text: the plain "YYYY-MM-DDTHH:MM:SS" values Aspire sends are parsed at once;
+        # any other shape (an offset, fractions, a bare date) goes through ``one``.
+        text = values.str.strip()
+        present = values.notna() & (text != "")
+        plain = pd.to_datetime(text.where(present), format="%Y-%m-%dT%H:%M:%S", errors="coerce")
+        plain = plain.where((plain >= _FIRST_WALL_TIME) & (plain <= _LAST_WALL_TIME))
+        parsed = pd.Series(plain.dt.to_pydatetime(), index=values.index, dtype=object).where(plain.notna(), None)
+        others = present & plain.isna()
+        if others.any():
+            parsed[others] = [one(v) for v in values[others]]
+        return parsed, present & parsed.isna()
     parsed = pd.Series([one(v) for v in values], index=values.index, dtype=object)
     present = values.map(lambda v: isinstance(v, str) and v.strip() != "")
     return parsed, present & parsed.isna()
@@ -175,7 +188,54 @@ def _to_utc(local: datetime | None, zone: str | None, fold: int = 0) -> pd.Times
 
 
 def _utc_series(locals_: pd.Series, zones: pd.Series) -> pd.Series:
-    return _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_, zones)], locals_.index)
+    """``_to_utc`` (fold 0) of every wall time in its row's zone, localised zone by zone at once;
+    wall times a zone skips or repeats (daylight saving changes) go through ``_to_utc`` itself."""
+    result = pd.Series(pd.NaT, index=locals_.index, dtype="datetime64[ns, UTC]")
+    present = locals_.notna() & zones.map(lambda z: isinstance(z, str))
+    if not present.any():
+        return result
+    wall = pd.to_datetime(locals_[present].astype(object)).astype("datetime64[ns]")
+    zone_of = zones[present]
+    for zone in zone_of.unique():
+        in_zone = zone_of == zone
+        localised = wall[in_zone].dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        result[localised.index] = localised.astype("datetime64[ns, UTC]")
+    changes = present & result.isna()
+    if changes.any():
+        result[changes] = _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_[changes], zones[changes])], locals_[changes].index)
+    return result
+
+
+def _resolved_zones(zones: Zones, row_zones: Iterable[Any], branch_ids: Iterable[Any]) -> list[str | None]:
+    """``zones.resolve`` of each row, worked out once per distinct (zone, branch) pair."""
+    resolved: dict[tuple[Any, ...], str | None] = {}
+    result = []
+    for row_zone, branch in zip(row_zones, branch_ids):
+        key = (type(row_zone), row_zone, type(branch), branch)  # True and 1 are equal keys otherwise
+        try:
+            result.append(resolved[key])
+        except KeyError:
+            resolved[key] = zones.resolve(row_zone, branch)
+            result.append(resolved[key])
+        except TypeError:  # an unhashable value (a list or object where text was expected)
+            result.append(zones.resolve(row_zone, branch))
+    return result
+
+
+def _repeated(locals_: pd.Series, zones: pd.Series) -> pd.Series:
+    """Which wall times fall where their zone's clock jumps (daylight saving changes: an hour that
+    comes twice or never): there fold 0 and fold 1 name different instants."""
+    repeated = pd.Series(False, index=locals_.index)
+    present = locals_.notna() & zones.map(lambda z: isinstance(z, str))
+    if not present.any():
+        return repeated
+    wall = pd.to_datetime(locals_[present].astype(object)).astype("datetime64[ns]")
+    zone_of = zones[present]
+    for zone in zone_of.unique():
+        in_zone = zone_of == zone
+        localised = wall[in_zone].dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        repeated[localised.index] = localised.isna()
+    return repeated
 
 
 def _utc_frame_series(values: list[Any], index: pd.Index) -> pd.Series:
@@ -448,8 +508,7 @@ def times_to_attendance(
         "the work ticket's job or milestone was set aside or is unknown",
     )
     zone = pd.Series(
-        [zones.resolve(z, b) for z, b in zip(column(frame, "BranchTimeZone"), column(frame, "BranchID"))],
-        index=frame.index, dtype=object,
+        _resolved_zones(zones, column(frame, "BranchTimeZone"), column(frame, "BranchID")), index=frame.index, dtype=object
     )
     reasons = collect(reasons, zone.isna(), "BranchTimeZone is not a known time zone and no branch or company zone applies")
     start_local, bad_start = _wall_times(column(frame, "StartTime"))
@@ -470,21 +529,20 @@ def times_to_attendance(
     modified_local, bad_modified = _wall_times(column(frame, "LastModifiedDateTime"))
     reasons = collect(reasons, bad_modified | modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
 
-    starts, ends = [], []
-    for s, e, z, h, b in zip(start_local, end_local, zone, hours, breaks):
-        start = _to_utc(s, z)
-        end = None
-        if e is not None and z is not None and start is not None:
+    # Localised zone by zone; an end in a repeated wall hour is settled below, row by row.
+    start_at = _utc_series(start_local, zone)
+    end_at = _utc_series(end_local, zone)
+    repeated_end = end_local.notna() & zone.notna() & start_at.notna() & _repeated(end_local, zone)
+    if repeated_end.any():
+        ends = []
+        for s, e, z, h, b in zip(start_local[repeated_end], end_local[repeated_end], zone[repeated_end],
+                                 hours[repeated_end], breaks[repeated_end]):
+            start = _to_utc(s, z)
             # A repeated wall hour: keep the fold whose elapsed time matches Hours + BreakTime.
             options = [_to_utc(e, z, fold) for fold in (0, 1)]
             expected = (h + b) if not pd.isna(h) else None
-            end = min(options, key=lambda o: abs((o - start).total_seconds() / 3600 - expected)) if expected is not None else options[0]
-        elif e is not None:
-            end = _to_utc(e, z)
-        starts.append(start)
-        ends.append(end)
-    start_at = _utc_frame_series(starts, frame.index)
-    end_at = _utc_frame_series(ends, frame.index)
+            ends.append(min(options, key=lambda o: abs((o - start).total_seconds() / 3600 - expected)) if expected is not None else options[0])
+        end_at[repeated_end] = _utc_frame_series(ends, end_local[repeated_end].index)
     manual = start_local.isna() & end_local.isna()
     attendance = pd.DataFrame(
         {
@@ -510,6 +568,48 @@ def times_to_attendance(
     )
     rows = pd.concat([ticket_rows, drive_rows], ignore_index=True) if len(drive_rows) else ticket_rows.reset_index(drop=True)
     return rows, pd.concat([ticket_aside, drive_aside], ignore_index=True), no_row
+
+
+def _unallocated_hours(
+    ticket_rows: pd.DataFrame, worker_id: pd.Series, start_at: pd.Series, end_at: pd.Series, breaks: pd.Series
+) -> np.ndarray:
+    """Per clock time: its hours (end - start - breaks) minus the hours of the same employee's
+    ticket times that start inside it (start <= ticket start < end); NaN without a start, an end
+    or an employee.
+
+    Ticket starts are sorted per employee and each clock time's tickets found by binary search;
+    the hours found are added in the tickets' own order, as a plain sum over them would."""
+    clock_start = start_at.to_numpy(dtype="datetime64[ns]").astype("int64")
+    clock_end = end_at.to_numpy(dtype="datetime64[ns]").astype("int64")
+    usable = (start_at.notna() & end_at.notna() & worker_id.notna()).to_numpy()
+    elapsed = (clock_end - clock_start).astype(float) / 1e9 / 3600
+    allocated = np.zeros(len(worker_id))
+    timed = ticket_rows[ticket_rows["start_at"].notna()] if len(ticket_rows) else ticket_rows
+    if len(timed):
+        ticket_worker = timed["worker_id"].to_numpy(dtype=object)
+        ticket_start = timed["start_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        ticket_hours = timed["hours"].astype(float).to_numpy()
+        by_worker: dict[Any, list[int]] = defaultdict(list)
+        for position, worker in enumerate(ticket_worker):
+            by_worker[worker].append(position)
+        clocks_of: dict[Any, list[int]] = defaultdict(list)
+        for clock in np.flatnonzero(usable):
+            clocks_of[worker_id.iat[clock]].append(clock)
+        for worker, clock_list in clocks_of.items():
+            if worker not in by_worker:
+                continue
+            clocks = np.asarray(clock_list)
+            positions = np.asarray(by_worker[worker])
+            order = positions[np.argsort(ticket_start[positions], kind="stable")]
+            starts = ticket_start[order]
+            first = np.searchsorted(starts, clock_start[clocks], side="left")
+            last = np.searchsorted(starts, clock_end[clocks], side="left")
+            for clock, low, high in zip(clocks, first, last):
+                if low < high:
+                    allocated[clock] = sum(float(ticket_hours[i]) for i in np.sort(order[low:high]))
+    result = elapsed - breaks.to_numpy(dtype=float) - allocated
+    result[~usable] = np.nan
+    return result
 
 
 def _clock_times_to_drive(
@@ -544,19 +644,9 @@ def _clock_times_to_drive(
     end_at = _utc_series(end_local, zone)
     reasons = collect(reasons, end_at.notna() & start_at.notna() & (end_at < start_at), "ClockEnd is before ClockStart")
 
-    # Ticket hours by worker, with their UTC start, to allocate against each clock time.
-    by_worker: dict[str, list[tuple[pd.Timestamp, float]]] = defaultdict(list)
-    timed = ticket_rows[ticket_rows["start_at"].notna()] if len(ticket_rows) else ticket_rows
-    for w, s, h in zip(timed.get("worker_id", []), timed.get("start_at", []), timed.get("hours", [])):
-        by_worker[w].append((s, float(h)))
-    unallocated = []
-    for w, s, e, b in zip(worker_id, start_at, end_at, breaks):
-        if pd.isna(s) or pd.isna(e) or w is None:
-            unallocated.append(float("nan"))
-            continue
-        allocated = sum(h for ts, h in by_worker.get(w, ()) if s <= ts < e)
-        unallocated.append((e - s).total_seconds() / 3600 - b - allocated)
-    unallocated_hours = pd.Series(unallocated, index=frame.index, dtype=float)
+    unallocated_hours = pd.Series(
+        _unallocated_hours(ticket_rows, worker_id, start_at, end_at, breaks), index=frame.index, dtype=float
+    )
     has_row = (reasons == "") & unallocated_hours.notna() & (unallocated_hours >= _MIN_DRIVE_HOURS)
     no_row = int(((reasons == "") & ~has_row).sum())
     drive = pd.DataFrame(
