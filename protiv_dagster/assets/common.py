@@ -11,7 +11,7 @@ import pandas as pd
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.http import VendorUnavailableError
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import Table, Warehouse
+from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.schemas import split_valid
 from protiv_dagster.sources import Source
 from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
@@ -90,18 +90,28 @@ def prepare_warehouse(warehouse: Warehouse) -> None:
         _prepared_warehouses.add(key)
 
 
+def set_aside_write(company_id: str, asset: str, partition_key: str, set_aside: pd.DataFrame) -> PartitionWrite:
+    """The replace of the records this asset set aside for this partition, in `rejected_rows`."""
+    rows = set_aside.reset_index(drop=True).assign(company_id=company_id, asset=asset, partition_key=partition_key)
+    rows["position"] = range(len(rows))
+    return PartitionWrite(REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key})
+
+
 def store_set_aside(
     warehouse: Warehouse, company_id: str, asset: str, partition_key: str, set_aside: pd.DataFrame
 ) -> int:
     """Replace the records this asset set aside for this partition; returns how many."""
-    rows = set_aside.reset_index(drop=True).assign(
-        company_id=company_id, asset=asset, partition_key=partition_key
-    )
-    rows["position"] = range(len(rows))
-    warehouse.replace_partition(
-        REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key}
-    )
-    return len(rows)
+    return warehouse.replace_partitions([set_aside_write(company_id, asset, partition_key, set_aside)])[0]
+
+
+def validated(
+    table: Table, model, record_id: str, candidates: pd.DataFrame, set_aside: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows the pandera model accepts, every record set aside: by the mapping, then by the model)."""
+    if candidates.empty:
+        return candidates.reindex(columns=table.column_names), set_aside
+    valid, invalid = split_valid(candidates, model, record_id)
+    return valid, pd.concat([set_aside, invalid], ignore_index=True)
 
 
 def validate_and_store(
@@ -119,19 +129,19 @@ def validate_and_store(
     date_range=None,
     move_rows: bool = False,
 ) -> tuple[pd.DataFrame, int]:
-    """Enforce the pandera model, write the valid rows as one partition replace, store the rest aside.
+    """Enforce the pandera model, then replace the partition's valid rows and its set-aside records
+    in one transaction.
 
     Returns (rows written, number set aside: by the mapping plus by the model).
     """
-    if candidates.empty:
-        valid = candidates.reindex(columns=table.column_names)
-        invalid = set_aside.iloc[0:0]
-    else:
-        valid, invalid = split_valid(candidates, model, record_id)
-    all_set_aside = pd.concat([set_aside, invalid], ignore_index=True)
-    warehouse.replace_partition(table, valid, partition, date_range=date_range, move_rows=move_rows)
-    set_aside_count = store_set_aside(warehouse, company_id, asset, partition_key, all_set_aside)
-    return valid, set_aside_count
+    valid, all_set_aside = validated(table, model, record_id, candidates, set_aside)
+    warehouse.replace_partitions(
+        [
+            PartitionWrite(table, valid, partition, date_range, move_rows),
+            set_aside_write(company_id, asset, partition_key, all_set_aside),
+        ]
+    )
+    return valid, len(all_set_aside)
 
 
 def reconcile(asset_key: str, fetched: int, loaded: int, set_aside: int, removed: int = 0) -> dg.AssetCheckResult:

@@ -14,13 +14,14 @@ from protiv_dagster.assets.common import (
     prepare_warehouse,
     reconcile,
     reconcile_spec,
-    validate_and_store,
+    set_aside_write,
+    validated,
 )
 from protiv_dagster.automation.conditions import PROPAY_FOLLOWS_ATTENDANCE, TWO_HOUR_PROMISE
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.propay import compute_propays
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.warehouse import Table, Warehouse
+from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.tables import (
     ATTENDANCE,
     JOBS,
@@ -176,22 +177,34 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
         connection.settings,
         company_id,
     )
-    store = dict(company_id=company_id, partition_key=company_id, partition=where)
-
-    opportunities, opportunities_aside = validate_and_store(
-        warehouse, PROPAY_OPPORTUNITIES, schemas.PropayOpportunity, "propay_id", result.opportunities,
-        schemas.no_rejects(), asset=PROPAY_OPPORTUNITIES.name, **store,
+    opportunities, opportunities_rejected = validated(
+        PROPAY_OPPORTUNITIES, schemas.PropayOpportunity, "propay_id", result.opportunities, schemas.no_rejects()
     )
     # A worker's bonus row names its ProPay: without the ProPay (set aside above) it is removed too.
     bonus_candidates = result.worker_bonuses[result.worker_bonuses["propay_id"].isin(set(opportunities["propay_id"]))]
-    bonuses, bonuses_aside = validate_and_store(
-        warehouse, PROPAY_WORKER_BONUSES, schemas.PropayWorkerBonus, "propay_id", bonus_candidates,
-        schemas.no_rejects(), asset=PROPAY_WORKER_BONUSES.name, **store,
+    bonuses, bonuses_rejected = validated(
+        PROPAY_WORKER_BONUSES, schemas.PropayWorkerBonus, "propay_id", bonus_candidates, schemas.no_rejects()
     )
-    weeks, weeks_aside = validate_and_store(
-        warehouse, PROPAY_OVERTIME_WEEKS, schemas.PropayOvertimeWeek, "worker_id", result.overtime_weeks,
-        schemas.no_rejects(), asset=PROPAY_OVERTIME_WEEKS.name, **store,
+    weeks, weeks_rejected = validated(
+        PROPAY_OVERTIME_WEEKS, schemas.PropayOvertimeWeek, "worker_id", result.overtime_weeks, schemas.no_rejects()
     )
+    # The three tables and their set-aside records in ONE transaction: an analyst never sees
+    # ProPays of this run beside bonuses of the previous one, and a failure leaves all as they were.
+    warehouse.replace_partitions(
+        [
+            write
+            for table, rows, rejected in (
+                (PROPAY_OPPORTUNITIES, opportunities, opportunities_rejected),
+                (PROPAY_WORKER_BONUSES, bonuses, bonuses_rejected),
+                (PROPAY_OVERTIME_WEEKS, weeks, weeks_rejected),
+            )
+            for write in (
+                PartitionWrite(table, rows, where),
+                set_aside_write(company_id, table.name, company_id, rejected),
+            )
+        ]
+    )
+    opportunities_aside, bonuses_aside, weeks_aside = len(opportunities_rejected), len(bonuses_rejected), len(weeks_rejected)
 
     common = {"provider": connection.provider}
     yield dg.MaterializeResult(

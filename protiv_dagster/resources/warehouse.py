@@ -759,6 +759,17 @@ def _database_errors(action: str, warehouse: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PartitionWrite:
+    """One partition replace for `Warehouse.replace_partitions` (arguments as in `replace_partition`)."""
+
+    table: Table
+    rows: pd.DataFrame | Iterable[pd.DataFrame]
+    partition: Mapping[str, object]
+    date_range: tuple[str, dt.date, dt.date] | None = None
+    move_rows: bool = False
+
+
 class Warehouse(dg.ConfigurableResource):
     """The analytics warehouse where ProPay tables live, in DuckDB or PostgreSQL.
 
@@ -960,41 +971,63 @@ class Warehouse(dg.ConfigurableResource):
         database is touched). Only `table.column_names` are written; extra DataFrame columns are
         ignored. Any failure rolls back, leaving the previous rows of the partition in place.
         """
-        owned = _Partition.of(table, partition, date_range)
-        if isinstance(rows, pd.DataFrame) and len(rows) > _BATCH_ROWS:
-            # Converted cells take several times the frame's memory: convert a large frame in
-            # slices and spool them, as chunks are.
-            frame = rows
-            rows = (frame.iloc[start : start + _BATCH_ROWS] for start in range(0, len(frame), _BATCH_ROWS))
-        if isinstance(rows, pd.DataFrame):
-            chunks: Iterable[list[list[object]]] = [_checked_values(table, owned, rows)]
-            spool = None
-        else:
-            spool = _Spool()
-            for chunk in rows:
-                spool.add(_checked_values(table, owned, chunk))
-            chunks = spool
+        return self.replace_partitions([PartitionWrite(table, rows, partition, date_range, move_rows)])[0]
+
+    def replace_partitions(self, writes: Sequence[PartitionWrite]) -> list[int]:
+        """Replace several partitions, possibly of several tables, in ONE transaction; return the row
+        counts in the order given. Each write behaves as in `replace_partition`; rows that must be
+        consistent with each other (a ProPay and its workers' bonuses) are either all replaced or
+        none is."""
+        prepared: list[tuple[PartitionWrite, _Partition, Iterable[list[list[object]]]]] = []
+        spools: list[_Spool] = []
         try:
-            qualified = f"{_quote(self.schema_name)}.{_quote(table.name)}"
-            condition, params = owned.condition()
-            written = 0
-            with self._session(f"replacing {owned}") as session:
-                session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{table.name}")
-                session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
-                for values in chunks:
-                    count = len(values[0])
-                    if move_rows and count:
-                        for sql, chunk_params in _moved_row_deletes(qualified, table, partition, values):
-                            session.execute(sql, chunk_params)
-                    if count:
-                        session.insert(qualified, table.columns, values)
-                    written += count
+            for write in writes:
+                owned = _Partition.of(write.table, write.partition, write.date_range)
+                rows = write.rows
+                if isinstance(rows, pd.DataFrame) and len(rows) > _BATCH_ROWS:
+                    # Converted cells take several times the frame's memory: convert a large frame in
+                    # slices and spool them, as chunks are.
+                    frame = rows
+                    rows = (frame.iloc[start : start + _BATCH_ROWS] for start in range(0, len(frame), _BATCH_ROWS))
+                if isinstance(rows, pd.DataFrame):
+                    chunks: Iterable[list[list[object]]] = [_checked_values(write.table, owned, rows)]
+                else:
+                    spool = _Spool()
+                    spools.append(spool)
+                    for chunk in rows:
+                        spool.add(_checked_values(write.table, owned, chunk))
+                    chunks = spool
+                prepared.append((write, owned, chunks))
+            if not prepared:
+                return []
+            written = [0] * len(prepared)
+            action = f"replacing {prepared[0][1]}" + (f" and {len(prepared) - 1} more partitions" if len(prepared) > 1 else "")
+            with self._session(action) as session:
+                # Locks in one order (by table) whatever the order of the writes: two runs writing
+                # the same tables never wait on each other crosswise.
+                for name in sorted({write.table.name for write, _, _ in prepared}):
+                    session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{name}")
+                for position, (write, owned, chunks) in enumerate(prepared):
+                    # The error names the partition whose write failed, not only the first one.
+                    with _database_errors(f"replacing {owned}", self.describe()):
+                        qualified = f"{_quote(self.schema_name)}.{_quote(write.table.name)}"
+                        condition, params = owned.condition()
+                        session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
+                        for values in chunks:
+                            count = len(values[0])
+                            if write.move_rows and count:
+                                for sql, chunk_params in _moved_row_deletes(qualified, write.table, write.partition, values):
+                                    session.execute(sql, chunk_params)
+                            if count:
+                                session.insert(qualified, write.table.columns, values)
+                            written[position] += count
         finally:
-            if spool is not None:
+            for spool in spools:
                 spool.close()
         # A plain module logger, not Dagster's: every Dagster log line is a stored event, and row
         # counts already reach the UI as materialization metadata.
-        log.debug("Replaced %s with %d rows in %s", owned, written, self.describe())
+        for (_, owned, _), count in zip(prepared, written):
+            log.debug("Replaced %s with %d rows in %s", owned, count, self.describe())
         return written
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protiv_dagster.resources.warehouse import Column, Table, View, Warehouse, WarehouseError, redact_url
+from protiv_dagster.resources.warehouse import Column, PartitionWrite, Table, View, Warehouse, WarehouseError, redact_url
 from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE
 
 ATTENDANCE = Table(
@@ -637,3 +637,34 @@ def test_a_frame_larger_than_a_batch_is_written_whole_or_not_at_all(
     with pytest.raises(ValueError, match="company_id"):
         warehouse.replace_partition(ATTENDANCE, stray, {"company_id": "c1"}, whole_range)
     pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), written)
+
+
+def test_several_partitions_of_several_tables_are_replaced_together_or_not_at_all(warehouse: Warehouse) -> None:
+    # The ProPay tables are written this way: a failure in the last write keeps every earlier one out.
+    workers = Table(
+        name="workers_on_call",
+        primary_key=("company_id", "worker_id"),
+        columns=(Column("company_id", "TEXT", nullable=False), Column("worker_id", "BIGINT", nullable=False)),
+    )
+    warehouse.ensure_tables([ATTENDANCE, workers])
+    roster = pd.DataFrame({"company_id": ["c1", "c1"], "worker_id": [1, 2]})
+    counts = warehouse.replace_partitions(
+        [
+            PartitionWrite(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK),
+            PartitionWrite(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK),
+            PartitionWrite(workers, roster, {"company_id": "c1"}),
+        ]
+    )
+    assert counts == [6, 6, 2]
+    before = (warehouse.read_table(ATTENDANCE), warehouse.read_table(workers))
+
+    duplicated = pd.DataFrame({"company_id": ["c1", "c1"], "worker_id": [3, 3]})  # breaks the primary key
+    with pytest.raises(WarehouseError, match="workers_on_call"):
+        warehouse.replace_partitions(
+            [
+                PartitionWrite(ATTENDANCE, week_rows("c1", FIRST_WEEK, version=2), {"company_id": "c1"}, FIRST_WEEK),
+                PartitionWrite(workers, duplicated, {"company_id": "c1"}),
+            ]
+        )
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before[0])
+    pd.testing.assert_frame_equal(warehouse.read_table(workers), before[1])
