@@ -367,10 +367,13 @@ def time_entries_to_attendance(
     running = end.isna() & ~bad_end
     reasons = collect(reasons, running & start.notna() & (start > clock), "a running entry starts after the vendor clock")
     until = end.where(~running, clock)
-    breaks = [
-        _break_seconds(raw.get("breaks"), s, u) if pd.notna(s) and pd.notna(u) else 0.0
-        for raw, s, u in zip(frame["_raw"], start, until)
-    ]
+    # No breaks (None or []) is 0 s, as _break_seconds says: only entries listing breaks are read one by one.
+    listed = [raw.get("breaks") for raw in frame["_raw"]]
+    timed = (start.notna() & until.notna()).to_numpy()
+    breaks = [0.0] * len(listed)
+    for position, (value, has_times) in enumerate(zip(listed, timed)):
+        if has_times and value is not None and value != []:
+            breaks[position] = _break_seconds(value, start.iat[position], until.iat[position])
     break_seconds = pd.Series(breaks, index=frame.index, dtype=object)
     reasons = collect(reasons, break_seconds.isna(), "breaks are malformed (a break without a valid startTime, or ending before it starts)")
     worked = _epoch_seconds(until) - _epoch_seconds(start) - break_seconds.fillna(0).astype(float)

@@ -135,6 +135,10 @@ def id_text(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
         # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``one``.
         return values.astype(str).astype(object).where(values != 0, None)
+    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+        # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
+        text = values.str.strip()
+        return text.astype(object).where(values.notna() & ~text.isin(["", "0"]), None)
     return values.map(one).astype(object)
 
 
