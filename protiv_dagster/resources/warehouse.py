@@ -548,13 +548,37 @@ _SERIES_DTYPES: dict[_ResultKind, str] = {
 def _result_frame(
     names: Sequence[str], kinds: Sequence[_ResultKind], rows: Sequence[Sequence[object]]
 ) -> pd.DataFrame:
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    frame = _positional_frame(kinds, rows)
+    # Positions first, names after: a query may return two columns with the same name.
+    frame.columns = list(names)
+    return frame
+
+
+def _positional_frame(kinds: Sequence[_ResultKind], rows: Sequence[Sequence[object]]) -> pd.DataFrame:
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
     series = {
         position: pd.Series(list(values), dtype=_SERIES_DTYPES[kind])
         for position, (kind, values) in enumerate(zip(kinds, columns, strict=True))
     }
-    frame = pd.DataFrame(series, index=pd.RangeIndex(len(rows)))
-    # Positions first, names after: a query may return two columns with the same name.
+    return pd.DataFrame(series, index=pd.RangeIndex(len(rows)))
+
+
+# Rows fetched and turned into typed columns at a time: a large result is never held as one
+# Python tuple per row (several times the memory of its columns).
+_FETCH_ROWS = 50_000
+
+
+def _fetched_frame(names: Sequence[str], kinds: Sequence[_ResultKind], cursor: Any) -> pd.DataFrame:
+    """`_result_frame` of every row of `cursor`, read ``_FETCH_ROWS`` rows at a time."""
+    parts = []
+    while True:
+        rows = cursor.fetchmany(_FETCH_ROWS)
+        if not rows and parts:
+            break
+        parts.append(_positional_frame(kinds, rows))
+        if len(rows) < _FETCH_ROWS:
+            break
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     frame.columns = list(names)
     return frame
 
@@ -663,10 +687,8 @@ class _DuckDBSession:
     def fetch(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         cursor = self._connection.execute(sql, [_plain(param) for param in params])
         description = cursor.description or []
-        return _result_frame(
-            [item[0] for item in description],
-            [_duckdb_kind(str(item[1])) for item in description],
-            cursor.fetchall(),
+        return _fetched_frame(
+            [item[0] for item in description], [_duckdb_kind(str(item[1])) for item in description], cursor
         )
 
     def literal(self, text: str | None) -> str:
@@ -720,11 +742,8 @@ class _PostgresSession:
     def fetch(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
         cursor = self._connection.execute(_psycopg_sql(sql), [_plain(param) for param in params])
         description = cursor.description or []
-        return _result_frame(
-            [item.name for item in description],
-            [_postgres_kind(item.type_code) for item in description],
-            cursor.fetchall() if description else [],
-        )
+        names, kinds = [item.name for item in description], [_postgres_kind(item.type_code) for item in description]
+        return _fetched_frame(names, kinds, cursor) if description else _result_frame(names, kinds, [])
 
     def literal(self, text: str | None) -> str:
         # psycopg quotes for this connection's settings (standard_conforming_strings included).
