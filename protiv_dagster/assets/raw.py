@@ -2,8 +2,9 @@
 
 
 import json
+import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -17,6 +18,36 @@ from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import feed_pages
 from protiv_dagster.tables import RAW_TIMESHEETS
+
+
+def week_pages(
+    source, monday, sunday, stored_live_entries: Callable[[], int], log: logging.Logger
+) -> Iterator[tuple[str, list[dict]]]:
+    """The week's feed pages, read a second time when the live feed comes back empty although the
+    warehouse holds live entries of that week.
+
+    Aspire and BusyBusy answer lists without a count or a "more" flag, so an empty first page reads
+    exactly like a week without entries; taken at its word, a vendor glitch would replace a week of
+    paid hours with nothing. A week that really emptied (every entry deleted) reads empty twice and
+    is then replaced; the second read costs requests only in that rare case. Pages of the other
+    feeds are held back until a live record arrives (the live feed comes first, so that is at once).
+    """
+    held: list[tuple[str, list[dict]]] = []
+    pages = feed_pages(source, monday, sunday)
+    for feed, records in pages:
+        if feed == source.live_feed and records:
+            yield from held
+            yield feed, records
+            yield from pages
+            return
+        held.append((feed, records))
+    if stored_live_entries() > 0:
+        log.warning(
+            "%s came back without any %s for %s..%s although the warehouse holds some: reading the week again",
+            source.provider, source.live_feed, monday, sunday,
+        )
+        held = list(feed_pages(source, monday, sunday))
+    yield from held
 
 
 @dg.asset(
@@ -47,10 +78,17 @@ def raw_timesheets(
         value = record.get(name) if name else None
         return None if value is None else storable_text(str(value))
 
+    def stored_live_entries() -> int:
+        counted = warehouse.query(
+            "SELECT count(*) AS n FROM {schema}.raw_timesheets WHERE company_id = ? AND week_start = ? AND feed = ?",
+            [company_id, monday, source.live_feed],
+        )
+        return int(counted["n"].iloc[0])
+
     def chunks() -> Iterator[pd.DataFrame]:
         # Page by page: each page becomes its rows (the payload encoded once) and its records are
         # let go, so a large week is never held as records and rows at once.
-        for feed, records in feed_pages(source, monday, sunday):
+        for feed, records in week_pages(source, monday, sunday, stored_live_entries, context.log):
             id_field, stamp_field = source.feed_fields.get(feed, ("id", None))
             first = per_feed[feed]
             per_feed[feed] += len(records)

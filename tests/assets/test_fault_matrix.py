@@ -21,6 +21,7 @@ docs/fault-matrix.md from the outcomes;
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,6 +98,41 @@ def _is_full_time_page(request: Request, answer: Answer) -> bool:
     return len(body["data"].get("timeEntries") or []) == PAGE_SIZE  # BusyBusy: GraphQL root lists
 
 
+def empty_first_time_page(emulator: Any) -> None:
+    """The first page of the week's time-entry listing comes back as an empty listing, once: no
+    records and, on QuickBooks Time, ``more`` false. Aspire and BusyBusy lists carry no count, so
+    only the warehouse's own memory of the week can tell this from a week without entries."""
+    answer_vendor = emulator._answer_vendor
+    done = False
+
+    def observed(request: Request) -> Answer:
+        nonlocal done
+        answer = answer_vendor(request)
+        if done or not (answer.page and answer.status == 200) or not _is_first_time_page(request, answer):
+            return answer
+        done = True
+        body = answer.body
+        if isinstance(body, list):
+            return Answer(200, [], page=True)
+        if "more" in body:
+            return Answer(200, {**body, "results": {"timesheets": {}}, "more": False}, page=True, clock=answer.clock)
+        return Answer(200, {"data": {name: [] for name in body["data"]}}, page=True, clock=answer.clock)
+
+    emulator._answer_vendor = observed
+
+
+def _is_first_time_page(request: Request, answer: Answer) -> bool:
+    body = answer.body
+    if isinstance(body, list):  # Aspire: the week's listing, first page
+        week = f"WorkTicketTimeDate ge {WEEK.isoformat()}T00:00:00"
+        return request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "") and request.query.get("$pageNumber", "1") == "1"
+    if "more" in body:  # QuickBooks Time: the week's timesheets, page 1
+        return "timesheets" in body["results"] and request.query.get("page", "1") == "1" and "start_date" in request.query
+    timeEntries = body["data"].get("timeEntries")  # BusyBusy: the first page of a start-time window
+    variables = json.loads(request.body or b"{}").get("variables") or {}
+    return bool(timeEntries) and variables.get("after") is None and "startTime" in (variables.get("filter") or {})
+
+
 def insert_entry(harness: VendorHarness) -> None:
     """Another user adds a two-hour entry on the newest work date, cloned from an existing one."""
     vendor, entries = harness.vendor, harness.editable_entries()
@@ -160,6 +196,8 @@ FAULTS = [
           lambda e, h: e.faults.invalid_json(times=10_000), FAILED),
     Fault("empty_page_mid_listing", "an empty page right after a full one, mid-listing",
           lambda e, h: arm_after_next_full_page(e, lambda: e.faults.empty_page(1)), COMPLETE),
+    Fault("empty_first_page", "the week's first time-entry page comes back as an empty listing, once",
+          lambda e, h: empty_first_time_page(e), COMPLETE),
     Fault("inserted_between_pages", "an entry added by another user between two pages",
           lambda e, h: arm_after_next_full_page(e, lambda: insert_entry(h)), COMPLETE_NEXT),
     Fault("deleted_between_pages", "two entries already read deleted between two pages",
