@@ -186,7 +186,7 @@ def attendance(
 
 
 # Live records decoded and mapped at a time by a source whose records map independently.
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 25_000
 
 
 def stored_raw_week(

@@ -133,8 +133,11 @@ def id_text(values: pd.Series) -> pd.Series:
         return None if text in ("", "0") else text
 
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
-        # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``one``.
-        return values.astype(str).astype(object).where(values != 0, None)
+        # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``one``,
+        # one text per distinct id (a worker's id is one string object in all their entries).
+        codes, uniques = pd.factorize(values)
+        texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
+        return pd.Series(texts[codes], index=values.index, dtype=object).where(values != 0, None)
     if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
         # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
         text = values.str.strip()

@@ -554,12 +554,22 @@ def _result_frame(
     return frame
 
 
-def _positional_frame(kinds: Sequence[_ResultKind], rows: Sequence[Sequence[object]]) -> pd.DataFrame:
+def _positional_frame(
+    kinds: Sequence[_ResultKind], rows: Sequence[Sequence[object]], texts: list[dict[str, str] | None] | None = None
+) -> pd.DataFrame:
+    """Typed columns of `rows`. With `texts` (one dict per column, kept across batches), equal
+    texts of a column share one string object: a company id or a worker id repeated in a million
+    rows is stored once, not once per row as the driver hands it out. A column whose texts are
+    mostly distinct (ids of entries, payloads) stops being shared: its dict is dropped (None)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
-    series = {
-        position: pd.Series(list(values), dtype=_SERIES_DTYPES[kind])
-        for position, (kind, values) in enumerate(zip(kinds, columns, strict=True))
-    }
+    series = {}
+    for position, (kind, values) in enumerate(zip(kinds, columns, strict=True)):
+        seen = texts[position] if texts is not None and kind == "text" else None
+        if seen is not None:
+            values = [value if value is None else seen.setdefault(value, value) for value in values]
+            if len(seen) > 0.9 * len(values):  # nearly all distinct already: sharing saves nothing
+                texts[position] = None  # type: ignore[index]
+        series[position] = pd.Series(list(values), dtype=_SERIES_DTYPES[kind])
     return pd.DataFrame(series, index=pd.RangeIndex(len(rows)))
 
 
@@ -571,11 +581,12 @@ _FETCH_ROWS = 50_000
 def _fetched_frame(names: Sequence[str], kinds: Sequence[_ResultKind], cursor: Any) -> pd.DataFrame:
     """`_result_frame` of every row of `cursor`, read ``_FETCH_ROWS`` rows at a time."""
     parts = []
+    texts: list[dict[str, str] | None] = [{} for _ in kinds]
     while True:
         rows = cursor.fetchmany(_FETCH_ROWS)
         if not rows and parts:
             break
-        parts.append(_positional_frame(kinds, rows))
+        parts.append(_positional_frame(kinds, rows, texts))
         if len(rows) < _FETCH_ROWS:
             break
     frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
