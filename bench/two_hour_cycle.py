@@ -54,6 +54,7 @@ class Daemon:
         self.run_companies: set[str] = set()
         self.failures: list[str] = []
         self.seconds = Counter()  # evaluation vs runs
+        self.verbose = False
 
     def _timed(self, kind: str, started: float) -> None:
         self.seconds[kind] += time.perf_counter() - started
@@ -95,6 +96,8 @@ class Daemon:
             if request.run_key in self.launched_keys:
                 continue
             self.launched_keys.add(request.run_key)
+            if self.verbose:
+                print(f"    run {request.job_name} {request.partition_key}", flush=True)
             started = time.perf_counter()
             result = self.defs.resolve_job_def(request.job_name).execute_in_process(
                 instance=self.instance, partition_key=request.partition_key, run_config=QUIET_CONSOLE,
@@ -122,6 +125,8 @@ class Daemon:
             for partition in result.get_requested_partitions(key):
                 by_partition.setdefault(str(partition), []).append(key)
         for partition, keys in sorted(by_partition.items()):
+            if self.verbose:
+                print(f"    automation requests {partition}: {', '.join(k.to_user_string() for k in keys)}", flush=True)
             started = time.perf_counter()
             job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
             run = job.execute_in_process(instance=self.instance, partition_key=partition, asset_selection=keys,
@@ -178,6 +183,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=50, help="workers per company")
     parser.add_argument("--changed", type=float, default=0.05, help="share of companies with changes at the vendor")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
+    parser.add_argument("--verbose", action="store_true", help="print every run as it starts")
     args = parser.parse_args()
 
     import dagster as dg
@@ -219,6 +225,7 @@ def main() -> None:
             fleet.latency(args.latency)
             requests_before = sum(fleet.requests().values())
             daemon.seconds.clear()
+            daemon.verbose = args.verbose
             print(f"edited at the vendors: {len(edits)} companies x (2 shortened, 1 deleted); latency "
                   f"{args.latency * 1000:.0f} ms; load average {load()}")
 
@@ -227,6 +234,8 @@ def main() -> None:
             launched = daemon.launch(daemon.schedule("refresh_every_two_hours"))
             while True:
                 rounds += 1
+                if args.verbose:
+                    print(f"  round {rounds}", flush=True)
                 launched = daemon.launch(daemon.sensor("company_syncs"))
                 launched += daemon.follow_upstream()
                 pending = resources["registry"].sync_state().pending_batches()

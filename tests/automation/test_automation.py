@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from protiv_dagster.propay import compute_propays
 from tests.assets.conftest import COMPANY, PULL_DATE
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.assets.vendors import PROVIDERS
@@ -224,3 +225,30 @@ def test_a_manual_materialization_of_a_raw_week_is_followed_by_attendance_and_pr
     assert ("attendance", str(week)) in followed
     assert ("propay_opportunities", COMPANY) in daemon.follow_upstream() + followed
     assert daemon.failures == []
+
+
+def test_a_refresh_with_new_workers_first_ends_with_propays_of_the_new_attendance(pipeline, daemon):
+    initial_sync(daemon)
+    vendor = pipeline.harness.vendor
+    vendor.edit_user(vendor.users()[0]["id"], last_name="Renamed")  # workers and jobs are synced first
+    entries = pipeline.harness.editable_entries()
+    edited = next(row for row in entries.itertuples() if propay_of(pipeline, row.entry_id) is not None)
+    pipeline.harness.shorten(edited.entry_id, hours=1)
+
+    result = daemon.tick_schedule("refresh_every_two_hours")
+    assert result.run_requests == []  # the company_syncs sensor starts a sync that needs workers first
+    followed = daemon.settle()
+    # Once, after the weeks: not after the reference run, with the old attendance.
+    assert followed.count(("propay_opportunities", COMPANY)) == 1
+    assert daemon.failures == []
+    loaded = assert_attendance_matches_vendor(pipeline)
+    assert loaded.loc[edited.entry_id, "hours"] == pytest.approx(edited.hours - 1)
+    attendance = pipeline.attendance()
+    expected = compute_propays(
+        pipeline.warehouse.read_table("jobs"), attendance, pipeline.warehouse.read_table("workers"),
+        pipeline.registry.get(COMPANY).settings, COMPANY,
+    ).opportunities
+    stored = pipeline.warehouse.read_table("propay_opportunities")
+    assert stored.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index().to_dict() == (
+        expected.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index().to_dict()
+    )
