@@ -160,7 +160,8 @@ class PeakTracker:
             try:
                 return original(*args, **kwargs)
             finally:
-                self.peaks.append((rss_mib(), f"{self.step}: {label}"))
+                table = getattr(args[1], "name", None) if len(args) > 1 and label == "warehouse write" else None
+                self.peaks.append((rss_mib(), f"{self.step}: {label}" + (f" of {table}" if table else "")))
 
         setattr(owner, name, tracked)
 
