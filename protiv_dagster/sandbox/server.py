@@ -521,6 +521,9 @@ class VendorEmulator(LoopbackEmulator):
 # -- the HTTP plumbing ------------------------------------------------------------------------------
 class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True  # a fixed port (the demo's) can be bound again right after a restart
+    # socketserver listens with a backlog of 5: dozens of clients connecting at once (a refresh checks
+    # 16 companies per vendor side by side) saw connect timeouts no vendor's servers would cause.
+    request_queue_size = 128
     daemon_threads = True
     emulator: VendorEmulator
 
