@@ -31,6 +31,8 @@ emulator: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
+	$(BIN)/python bench/refresh_tick.py
+	$(BIN)/python bench/two_hour_cycle.py
 
 clean:
 	rm -rf $(VENV) data bench/.venv-dlt
