@@ -314,6 +314,7 @@ class ConnectionRegistry:
 
 _open_registries: dict[str, ConnectionRegistry] = {}
 _open_registries_lock = threading.Lock()
+_OPEN_AT_MOST = 8  # a deployment uses one registry URL
 
 
 def _shared_registry(url: str | None) -> ConnectionRegistry:
@@ -327,6 +328,8 @@ def _shared_registry(url: str | None) -> ConnectionRegistry:
         registry = _open_registries.get(resolved)
         if registry is None:
             registry = _open_registries[resolved] = ConnectionRegistry(resolved)
+            if len(_open_registries) > _OPEN_AT_MOST:  # a test session opens many: close the oldest pool
+                _open_registries.pop(next(iter(_open_registries))).engine.dispose()
         return registry
 
 

@@ -72,6 +72,8 @@ def shared_store(url: str | None = None) -> "SyncStateStore":
         store = _open_stores.get(resolved)
         if store is None:
             store = _open_stores[resolved] = SyncStateStore(resolved)
+            if len(_open_stores) > 8:  # a test session opens many: close the oldest pool (a deployment has one)
+                _open_stores.pop(next(iter(_open_stores))).engine.dispose()
         return store
 
 

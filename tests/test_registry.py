@@ -116,3 +116,19 @@ def test_disconnect(registry):
     assert registry.list() == []
     with pytest.raises(UnknownCompanyError):
         registry.disconnect("acme")
+
+
+def test_the_code_location_keeps_one_registry_per_url_and_reads_fresh_rows(tmp_path, monkeypatch):
+    from protiv_dagster.registry import ConnectionRegistryResource, EnvReference
+
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    first, second = ConnectionRegistryResource(url=url), ConnectionRegistryResource(url=url)
+    assert first._registry() is second._registry() and first.sync_state() is second.sync_state()
+    assert first.list() == []
+    ConnectionRegistry(url).connect("acme", "busybusy", "http://127.0.0.1:9", {
+        "username": EnvReference("BB_USER"), "password": EnvReference("BB_PASSWORD"),
+    })
+    assert [c.company_id for c in second.list()] == ["acme"]  # the admin's write is seen at once
+    for number in range(10):  # other URLs (a test session's): older pools are closed, still usable
+        ConnectionRegistryResource(url=f"sqlite:///{tmp_path / f'other-{number}.sqlite3'}").list()
+    assert [c.company_id for c in first.list()] == ["acme"]
