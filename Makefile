@@ -27,7 +27,8 @@ ui: $(BIN)/.installed
 emulator: $(BIN)/.installed
 	$(BIN)/protiv emulator
 
-## Benchmarks: our initial sync alone, then against the dlt peer baseline (builds bench/.venv-dlt once).
+## Benchmarks: our initial sync alone, then against the dlt peer baseline (builds bench/.venv-dlt once),
+## then the refresh tick over 1,000 companies and a two-hour cycle over 150 (bench/README.md).
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
