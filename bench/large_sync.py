@@ -148,7 +148,7 @@ class PeakTracker:
 
         self.step = "before the sync"
         self.peaks: list[tuple[float, str]] = []  # (peak MiB after the call, where)
-        self.wrap(Warehouse, "replace_partition", "warehouse write")
+        self.wrap(Warehouse, "replace_partitions", "warehouse write")  # replace_partition goes through it
         self.wrap(Warehouse, "query", "warehouse read")
         self.wrap(attendance, "map_raw_week", "decode and map")
         self.wrap(common, "split_valid", "pandera")
@@ -160,8 +160,9 @@ class PeakTracker:
             try:
                 return original(*args, **kwargs)
             finally:
-                table = getattr(args[1], "name", None) if len(args) > 1 and label == "warehouse write" else None
-                self.peaks.append((rss_mib(), f"{self.step}: {label}" + (f" of {table}" if table else "")))
+                writes = args[1] if len(args) > 1 and label == "warehouse write" else []
+                tables = ", ".join(sorted({write.table.name for write in writes}))
+                self.peaks.append((rss_mib(), f"{self.step}: {label}" + (f" of {tables}" if tables else "")))
 
         setattr(owner, name, tracked)
 
