@@ -27,13 +27,16 @@ ui: $(BIN)/.installed
 emulator: $(BIN)/.installed
 	$(BIN)/protiv emulator
 
-## Benchmarks: our initial sync alone, then against the dlt peer baseline (builds bench/.venv-dlt once),
-## then the refresh tick over 1,000 companies and a two-hour cycle over 150 (bench/README.md).
+## Benchmarks (bench/README.md, figures in bench/RESULTS.md): our initial sync alone, then against the
+## dlt peer baseline (builds bench/.venv-dlt once), the refresh tick over 1,000 companies, a two-hour
+## cycle over 150, cleaning throughput (~250,000 rows per vendor) and a 1,000,000-row sync's memory.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
 	$(BIN)/python bench/refresh_tick.py
 	$(BIN)/python bench/two_hour_cycle.py
+	$(BIN)/python bench/cleaning_throughput.py --days 230
+	$(BIN)/python bench/large_sync.py
 
 clean:
 	rm -rf $(VENV) data bench/.venv-dlt
