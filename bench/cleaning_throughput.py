@@ -27,16 +27,15 @@ import cProfile
 import gc
 import json
 import os
-import platform
 import pstats
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
+
+from machine import describe
 
 COMPANY = "bench-cleaning"
 SEED = 5
@@ -45,15 +44,7 @@ VENDORS = ("quickbooks_time", "aspire", "busybusy")
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown CPU")
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = ", ".join(f"{p} {version(p)}" for p in ("pandas", "pandera", "numpy"))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    return (f"{model}, {os.cpu_count()} cores, {ram:.1f} GiB RAM (load average {load}); "
-            f"Python {platform.python_version()}, {versions}; code at {commit or 'unknown commit'}")
+    return describe(('pandas', 'pandera', 'numpy'))
 
 
 class Hosted:

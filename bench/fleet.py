@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time as clock, timedelta
-from importlib.metadata import version
 from pathlib import Path
+
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDERS = ("quickbooks_time", "aspire", "busybusy")
@@ -368,14 +367,7 @@ def record_runless(instance, events) -> None:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown CPU")
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = ", ".join(f"{p} {version(p)}" for p in ("dagster", "duckdb", "pandas"))
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    return (f"{model}, {os.cpu_count()} cores, {ram:.1f} GiB RAM; Python {platform.python_version()}, {versions}; "
-            f"code at {commit or 'unknown commit'}")
+    return describe()
 
 
 def cpu_seconds() -> float:

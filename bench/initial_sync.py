@@ -16,18 +16,17 @@ import functools
 import math
 import multiprocessing as mp
 import os
-import platform
 import resource
 import secrets
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
 from datetime import date, timedelta
-from importlib.metadata import version
 from pathlib import Path
+
+from machine import describe
 
 COMPANY = "bench-company"
 SEED = 11
@@ -189,15 +188,7 @@ def run_once(args, timers: Timers) -> dict:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown CPU")
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = ", ".join(f"{p} {version(p)}" for p in ("dagster", "duckdb", "pandas"))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    return (f"{model}, {os.cpu_count()} cores, {ram:.1f} GiB RAM (load average {load}); "
-            f"Python {platform.python_version()}, {versions}; code at {commit or 'unknown commit'}")
+    return describe()
 
 
 def minimum_requests(truth: dict) -> tuple[list[tuple[str, int, int]], int]:
