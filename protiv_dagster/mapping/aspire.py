@@ -187,19 +187,26 @@ def _to_utc(local: datetime | None, zone: str | None, fold: int = 0) -> pd.Times
     return pd.Timestamp(local.replace(tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC))
 
 
-def _utc_series(locals_: pd.Series, zones: pd.Series) -> pd.Series:
-    """``_to_utc`` (fold 0) of every wall time in its row's zone, localised zone by zone at once;
-    wall times a zone skips or repeats (daylight saving changes) go through ``_to_utc`` itself."""
+def _localised(locals_: pd.Series, zones: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(rows with a wall time and a zone name, those wall times localised zone by zone at once in
+    UTC): NaT where the zone's clock skips or repeats the time (daylight saving changes)."""
     result = pd.Series(pd.NaT, index=locals_.index, dtype="datetime64[ns, UTC]")
     present = locals_.notna() & zones.map(lambda z: isinstance(z, str))
     if not present.any():
-        return result
+        return present, result
     wall = pd.to_datetime(locals_[present].astype(object)).astype("datetime64[ns]")
     zone_of = zones[present]
     for zone in zone_of.unique():
         in_zone = zone_of == zone
         localised = wall[in_zone].dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
         result[localised.index] = localised.astype("datetime64[ns, UTC]")
+    return present, result
+
+
+def _utc_series(locals_: pd.Series, zones: pd.Series) -> pd.Series:
+    """``_to_utc`` (fold 0) of every wall time in its row's zone, localised zone by zone at once;
+    wall times a zone skips or repeats (daylight saving changes) go through ``_to_utc`` itself."""
+    present, result = _localised(locals_, zones)
     changes = present & result.isna()
     if changes.any():
         result[changes] = _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_[changes], zones[changes])], locals_[changes].index)
@@ -225,17 +232,8 @@ def _resolved_zones(zones: Zones, row_zones: Iterable[Any], branch_ids: Iterable
 def _repeated(locals_: pd.Series, zones: pd.Series) -> pd.Series:
     """Which wall times fall where their zone's clock jumps (daylight saving changes: an hour that
     comes twice or never): there fold 0 and fold 1 name different instants."""
-    repeated = pd.Series(False, index=locals_.index)
-    present = locals_.notna() & zones.map(lambda z: isinstance(z, str))
-    if not present.any():
-        return repeated
-    wall = pd.to_datetime(locals_[present].astype(object)).astype("datetime64[ns]")
-    zone_of = zones[present]
-    for zone in zone_of.unique():
-        in_zone = zone_of == zone
-        localised = wall[in_zone].dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-        repeated[localised.index] = localised.isna()
-    return repeated
+    present, localised = _localised(locals_, zones)
+    return present & localised.isna()
 
 
 def _utc_frame_series(values: list[Any], index: pd.Index) -> pd.Series:
