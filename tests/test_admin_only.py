@@ -145,7 +145,7 @@ def test_a_credential_in_run_config_is_rejected(field):
 @pytest.mark.parametrize(
     "resource, field, value",
     [("warehouse", "url", "postgresql://attacker.example/loot"), ("warehouse", "schema_name", "elsewhere"),
-     ("registry", "url", "sqlite:////tmp/forged-registry.sqlite3")],
+     ("registry", "url", "sqlite:///forged-registry.sqlite3")],
 )
 def test_the_launchpad_cannot_point_the_warehouse_or_registry_elsewhere(resource, field, value):
     # Where ProPay rows go and which connections are read is set in code and the environment only.
