@@ -312,25 +312,31 @@ class ConnectionRegistry:
         )
 
 
-_open_registries: dict[str, ConnectionRegistry] = {}
-_open_registries_lock = threading.Lock()
-_OPEN_AT_MOST = 8  # a deployment uses one registry URL
+class OnePerUrl:
+    """One object holding an engine and its connection pool per registry URL and process.
+
+    Sensors, the schedule and assets ask for the registry and the sync state many times per tick (a
+    refresh of 1,000 companies used to open 1,000 engines and check the tables each time); rows are
+    still read fresh on every call, only the engine is kept. A deployment uses one URL; a test
+    session opens many, so past ``limit`` URLs the oldest pool is closed."""
+
+    def __init__(self, factory, limit: int = 8) -> None:
+        self._factory, self._limit = factory, limit
+        self._open: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str | None):
+        resolved = url or default_registry_url()
+        with self._lock:
+            held = self._open.get(resolved)
+            if held is None:
+                held = self._open[resolved] = self._factory(resolved)
+                if len(self._open) > self._limit:
+                    self._open.pop(next(iter(self._open))).engine.dispose()
+            return held
 
 
-def _shared_registry(url: str | None) -> ConnectionRegistry:
-    """One ConnectionRegistry (one engine and connection pool) per registry URL and process.
-
-    Sensors, the schedule and assets ask the registry many times per tick (a refresh of 1,000
-    companies used to open 1,000 engines and check the table each time); the rows are still read
-    fresh on every call, only the engine is kept."""
-    resolved = url or default_registry_url()
-    with _open_registries_lock:
-        registry = _open_registries.get(resolved)
-        if registry is None:
-            registry = _open_registries[resolved] = ConnectionRegistry(resolved)
-            if len(_open_registries) > _OPEN_AT_MOST:  # a test session opens many: close the oldest pool
-                _open_registries.pop(next(iter(_open_registries))).engine.dispose()
-        return registry
+_registries = OnePerUrl(ConnectionRegistry)
 
 
 class ConnectionRegistryResource(dg.ConfigurableResource):
@@ -340,7 +346,7 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
     url: str = Field(default="", description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.")
 
     def _registry(self) -> ConnectionRegistry:
-        return _shared_registry(self.url or None)
+        return _registries.get(self.url or None)
 
     def get(self, company_id: str) -> Connection:
         return self._registry().get(company_id)

@@ -16,7 +16,6 @@ attendance) once it has succeeded.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from protiv_dagster.registry import default_registry_url
+from protiv_dagster.registry import OnePerUrl, default_registry_url
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 
@@ -59,22 +58,6 @@ class SyncBatch:
 
 def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
-
-
-_open_stores: dict[str, "SyncStateStore"] = {}
-_open_stores_lock = threading.Lock()
-
-
-def shared_store(url: str | None = None) -> "SyncStateStore":
-    """One store (one engine) per registry URL and process: the sensors ask for it on every tick."""
-    resolved = url or default_registry_url()
-    with _open_stores_lock:
-        store = _open_stores.get(resolved)
-        if store is None:
-            store = _open_stores[resolved] = SyncStateStore(resolved)
-            if len(_open_stores) > 8:  # a test session opens many: close the oldest pool (a deployment has one)
-                _open_stores.pop(next(iter(_open_stores))).engine.dispose()
-        return store
 
 
 class SyncStateStore:
@@ -241,3 +224,11 @@ class SyncStateStore:
                 if batch.cursor is not None:
                     values["cursor"] = batch.cursor
             self._upsert(conn, batch.company_id, **values)
+
+
+_stores = OnePerUrl(SyncStateStore)
+
+
+def shared_store(url: str | None = None) -> SyncStateStore:
+    """One store (one engine) per registry URL and process: the sensors ask for it on every tick."""
+    return _stores.get(url)

@@ -97,13 +97,6 @@ def set_aside_write(company_id: str, asset: str, partition_key: str, set_aside: 
     return PartitionWrite(REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key})
 
 
-def store_set_aside(
-    warehouse: Warehouse, company_id: str, asset: str, partition_key: str, set_aside: pd.DataFrame
-) -> int:
-    """Replace the records this asset set aside for this partition; returns how many."""
-    return warehouse.replace_partitions([set_aside_write(company_id, asset, partition_key, set_aside)])[0]
-
-
 def validated(
     table: Table, model, record_id: str, candidates: pd.DataFrame, set_aside: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
