@@ -122,6 +122,7 @@ def run_once(args, timers: Timers) -> dict:
     import dagster as dg
 
     from protiv_dagster.company_sync import plan_sync, sync_company
+    from protiv_dagster.partitions import week_keys
     from protiv_dagster.definitions import build_defs
     from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
     from protiv_dagster.resources.warehouse import Warehouse
@@ -145,7 +146,7 @@ def run_once(args, timers: Timers) -> dict:
             )
             first_day = connection.attendance_pull_date
             steps = plan_sync(COMPANY, first_day, today)
-            weeks = [str(s.partition_key.keys_by_dimension["week"]) for s in steps if s.job_name == "sync_company_week"]
+            weeks = week_keys(first_day, today)
             defs, instance = build_defs(), dg.DagsterInstance.get()
             marks: dict[str, list[float]] = defaultdict(list)
 

@@ -1,4 +1,4 @@
-"""Run a company's sync through Dagster: reference data, each week of attendance, then ProPays.
+"""Run a company's sync through Dagster: reference data, its weeks of attendance, then ProPays.
 
 Every step is a real run of a job of the code location, recorded in the instance (so it shows in
 the UI), with the company's dynamic partition added first. Used by the CLI and the benchmarks.
@@ -7,20 +7,21 @@ the UI), with the company's dynamic partition added first. Used by the CLI and t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
 
 from protiv_dagster.automation.syncs import run_failure_message
-from protiv_dagster.partitions import company_partitions, company_week_key, week_keys
+from protiv_dagster.partitions import company_partitions, company_week_range_tags, week_keys
 
 
 @dataclass(frozen=True)
 class SyncStep:
     job_name: str
-    partition_key: str | dg.MultiPartitionKey
+    partition_key: str | None  # None for a run over a partition range (given by ``tags``)
     label: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 # The run's events go to the instance (and the UI); the terminal only needs warnings and errors.
@@ -32,14 +33,18 @@ class SyncFailed(RuntimeError):
 
 
 def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep]:
-    """The runs that bring a company's tables up to date for ``first_day``..``last_day``."""
-    steps = [SyncStep("sync_company_reference", company_id, "workers and jobs")]
-    steps += [
-        SyncStep("sync_company_week", company_week_key(company_id, week), f"attendance, week of {week}")
-        for week in week_keys(first_day, last_day)
+    """The runs that bring a company's tables up to date for ``first_day``..``last_day``: workers and
+    jobs, every week in one run (one vendor query for the window), then ProPays."""
+    weeks = week_keys(first_day, last_day)
+    return [
+        SyncStep("sync_company_reference", company_id, "workers and jobs"),
+        SyncStep(
+            "sync_company_week", None,
+            f"attendance, week of {weeks[0]}" if len(weeks) == 1 else f"attendance, {len(weeks)} weeks from {weeks[0]}",
+            tags=company_week_range_tags(company_id, weeks[0], weeks[-1]),
+        ),
+        SyncStep("compute_propay", company_id, "ProPay opportunities"),
     ]
-    steps.append(SyncStep("compute_propay", company_id, "ProPay opportunities"))
-    return steps
 
 
 def sync_company(
@@ -60,11 +65,11 @@ def sync_company(
             on_step(step, "started")
         result = defs.resolve_job_def(step.job_name).execute_in_process(
             instance=instance,
-            partition_key=str(step.partition_key),
+            partition_key=step.partition_key,
             raise_on_error=False,
             run_config=QUIET_CONSOLE,
             # The run adds its provider tag itself (assets/common.py), as UI-launched runs do.
-            tags={"protiv/company": company_id, "protiv/trigger": trigger},
+            tags={"protiv/company": company_id, "protiv/trigger": trigger, **step.tags},
         )
         run_ids.append(result.run_id)
         if not result.success:

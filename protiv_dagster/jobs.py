@@ -9,7 +9,7 @@ from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 
-# The three steps of a company sync, in order: reference data, each week of attendance, ProPays.
+# The three steps of a company sync, in order: reference data, its weeks of attendance, ProPays.
 sync_company_reference = dg.define_asset_job(
     "sync_company_reference",
     selection=[workers, jobs],
@@ -18,7 +18,8 @@ sync_company_reference = dg.define_asset_job(
 sync_company_week = dg.define_asset_job(
     "sync_company_week",
     selection=[raw_timesheets, attendance],
-    description="One company's time entries of one ISO week: raw, then cleaned attendance.",
+    description="One company's time entries of one ISO week, or of consecutive weeks in one run (one "
+    "vendor query for all of them): raw, then cleaned attendance.",
 )
 compute_propay = dg.define_asset_job(
     "compute_propay",

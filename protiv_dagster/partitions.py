@@ -8,6 +8,7 @@ Reference data (workers, jobs) and ProPays span many weeks and are cut by compan
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, timedelta
 
 import dagster as dg
@@ -41,8 +42,41 @@ def company_week_key(company_id: str, week: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"company": company_id, "week": week})
 
 
-def split_company_week(context: dg.AssetExecutionContext) -> tuple[str, date, date]:
-    """(company id, Monday, Sunday) of the partition a company x week asset is materializing."""
-    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-    monday = date.fromisoformat(keys["week"])
-    return keys["company"], monday, monday + timedelta(days=6)
+def weeks_by_company(context: dg.AssetExecutionContext) -> dict[str, list[date]]:
+    """The Mondays of each company a company x week asset is materializing, oldest first.
+
+    One partition, or a range (the week assets run a backfill as one run: a sync of many weeks is
+    one run asking the vendor once for all of them). A range picked in the UI may even span several
+    companies."""
+    mondays: dict[str, list[date]] = defaultdict(list)
+    for key in context.partition_keys:
+        # A range's keys come as text "<company>|<week>" (dimensions in name order; the week is last).
+        company_id, week = (
+            (key.keys_by_dimension["company"], key.keys_by_dimension["week"])
+            if isinstance(key, dg.MultiPartitionKey) else key.rsplit("|", 1)
+        )
+        mondays[company_id].append(date.fromisoformat(week))
+    return {company_id: sorted(set(weeks)) for company_id, weeks in mondays.items()}
+
+
+def consecutive_runs(mondays: list[date]) -> list[list[date]]:
+    """Mondays grouped into runs of consecutive weeks: each run is one window to ask a vendor for."""
+    groups: list[list[date]] = []
+    for monday in sorted(set(mondays)):
+        if groups and monday - groups[-1][-1] == timedelta(days=7):
+            groups[-1].append(monday)
+        else:
+            groups.append([monday])
+    return groups
+
+
+# Dagster's tags for a run over a partition range (a run over one company's consecutive weeks).
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def company_week_range_tags(company_id: str, first_week: str, last_week: str) -> dict[str, str]:
+    """The tags making a run of the week job cover ``first_week``..``last_week`` of one company."""
+    return {
+        RANGE_START_TAG: str(company_week_key(company_id, first_week)),
+        RANGE_END_TAG: str(company_week_key(company_id, last_week)),
+    }

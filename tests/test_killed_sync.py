@@ -1,4 +1,4 @@
-"""A whole force sync (`protiv sync`, five Dagster runs) SIGKILLed at arbitrary moments.
+"""A whole force sync (`protiv sync`, three Dagster runs) SIGKILLed at arbitrary moments.
 
 tests/resources/test_crash_consistency.py kills a warehouse write at chosen moments; this kills the
 real thing, the CLI's process with its Dagster runs, vendor reads and warehouse writes, at moments
@@ -30,7 +30,7 @@ from tests.assets.vendors import host
 pytestmark = pytest.mark.slow
 
 # Seconds after the CLI starts, each kill on the same warehouse as before the sync: spread over its
-# start-up (about 3 s), the reference run, the three week runs and the ProPay run (2-6 s more here).
+# start-up (about 3 s), the reference run, the run of the three weeks and the ProPay run (2-6 s more here).
 KILL_AFTER = (3.5, 4.25, 5.0, 5.75, 6.5, 8.0)
 # How each table is cut into the partitions one write replaces as a whole.
 PARTITIONS = {

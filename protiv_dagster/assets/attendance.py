@@ -3,10 +3,10 @@
 
 import gc
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import orjson
@@ -25,7 +25,13 @@ from protiv_dagster.assets.common import (
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.conditions import ATTENDANCE_FOLLOWS_RAW, TWO_HOUR_PROMISE
-from protiv_dagster.partitions import BY_COMPANY, company_partitions, company_week_partitions, split_company_week
+from protiv_dagster.partitions import (
+    BY_COMPANY,
+    company_partitions,
+    company_week_key,
+    company_week_partitions,
+    weeks_by_company,
+)
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
@@ -145,6 +151,7 @@ def jobs(
     automation_condition=ATTENDANCE_FOLLOWS_RAW,
     freshness_policy=TWO_HOUR_PROMISE,
     pool="vendor_api",  # Aspire's mapping reads work tickets, zones and branches from the vendor
+    backfill_policy=dg.BackfillPolicy.single_run(),  # the weeks of a sync in one run, as raw_timesheets
 )
 def attendance(
     context: dg.AssetExecutionContext,
@@ -155,34 +162,46 @@ def attendance(
     """Worked time of one company and ISO week in the one schema every vendor maps to: worker, job,
     milestone, local work date, start and end in UTC, hours, drive and on-the-clock flags, source
     modification time. Entries the vendor lists as deleted are removed; entries that fail the schema
-    or reference an unknown worker or job are set aside in rejected_rows with their reason."""
-    company_id, monday, sunday = split_company_week(context)
+    or reference an unknown worker or job are set aside in rejected_rows with their reason. A run
+    over several weeks cleans them one by one, each in its own transaction; its counts check adds
+    up all of them."""
     prepare_warehouse(warehouse)
-    source = company_source(context, company_id, registry, vendors)
-    company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
-    company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
-    lookups, live_chunks = stored_raw_week(warehouse, company_id, monday, source)
-    mapped, rows, set_aside = map_raw_week(source, lookups, live_chunks, company_jobs, company_workers["worker_id"], monday, sunday)
-    valid, set_aside_count = validate_and_store(
-        warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
-        company_id=company_id, asset="attendance", partition_key=str(context.partition_key),
-        partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
-    )
-    hours = float(valid["hours"].sum()) if len(valid) else 0.0
-    yield dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(valid),
-            "provider": source.provider,
-            "set_aside": set_aside_count,
-            "removed_as_deleted": mapped.removed_as_deleted,
-            "hours": round(hours, 2),
-            "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
-            "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
-        }
-    )
-    yield reconcile(
-        "attendance", mapped.fetched_count, len(valid), set_aside_count, mapped.removed_as_deleted + mapped.without_row
-    )
+    totals = Counter()
+    for company_id, mondays in weeks_by_company(context).items():
+        source = company_source(context, company_id, registry, vendors)
+        company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
+        company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
+        for monday in mondays:
+            sunday = monday + timedelta(days=6)
+            partition_key = str(company_week_key(company_id, monday.isoformat()))
+            lookups, live_chunks = stored_raw_week(warehouse, company_id, monday, source)
+            mapped, rows, set_aside = map_raw_week(
+                source, lookups, live_chunks, company_jobs, company_workers["worker_id"], monday, sunday
+            )
+            valid, set_aside_count = validate_and_store(
+                warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
+                company_id=company_id, asset="attendance", partition_key=partition_key,
+                partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
+            )
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": len(valid),
+                    "provider": source.provider,
+                    "set_aside": set_aside_count,
+                    "removed_as_deleted": mapped.removed_as_deleted,
+                    "hours": round(float(valid["hours"].sum()), 2) if len(valid) else 0.0,
+                    "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
+                    "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
+                },
+                partition_key=partition_key,
+            )
+            totals.update(
+                fetched=mapped.fetched_count, loaded=len(valid), set_aside=set_aside_count,
+                removed=mapped.removed_as_deleted + mapped.without_row,
+            )
+    # Metadata went to each week's materialization above; the result only ends the step.
+    yield dg.MaterializeResult()
+    yield reconcile("attendance", totals["fetched"], totals["loaded"], totals["set_aside"], totals["removed"])
 
 
 # Live records decoded and mapped at a time by a source whose records map independently.

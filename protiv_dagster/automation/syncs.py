@@ -15,7 +15,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from protiv_dagster.assets.common import COMPANY_TAG, PROVIDER_TAG
-from protiv_dagster.partitions import HISTORY_START, company_week_key, week_keys
+from protiv_dagster.partitions import (
+    HISTORY_START,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    company_week_key,
+    company_week_range_tags,
+    consecutive_runs,
+    week_keys,
+)
 from protiv_dagster.registry import Connection
 from protiv_dagster.sync_state import SyncBatch
 
@@ -49,8 +57,16 @@ def all_weeks(connection: Connection, now: datetime) -> list[str]:
     return week_keys(*sync_window(connection, now))
 
 
+def week_runs(weeks: list[str]) -> list[tuple[str, str]]:
+    """(first, last) week of each run of a sync's weeks: one run per stretch of consecutive weeks,
+    which asks the vendor once for the stretch (an initial sync is one run, whatever its length)."""
+    groups = consecutive_runs([date.fromisoformat(week) for week in weeks])
+    return [(group[0].isoformat(), group[-1].isoformat()) for group in groups]
+
+
 def phase_requests(batch: SyncBatch, provider: str) -> list[dg.RunRequest]:
-    """The runs of the batch's current phase: one reference run, or one run per week."""
+    """The runs of the batch's current phase: one reference run, or one run per stretch of
+    consecutive weeks."""
     tags = {
         COMPANY_TAG: batch.company_id, BATCH_TAG: batch.batch_id, TRIGGER_TAG: batch.trigger, PHASE_TAG: batch.phase,
         PROVIDER_TAG: provider,
@@ -64,16 +80,24 @@ def phase_requests(batch: SyncBatch, provider: str) -> list[dg.RunRequest]:
     if batch.phase == "weeks":
         return [
             dg.RunRequest(
-                run_key=f"{batch.batch_id}/{week}", job_name=WEEK_JOB,
-                partition_key=str(company_week_key(batch.company_id, week)), tags=tags,
+                run_key=f"{batch.batch_id}/{first}" + ("" if first == last else f"..{last}"), job_name=WEEK_JOB,
+                partition_key=str(company_week_key(batch.company_id, first)) if first == last else None,
+                tags={**tags, **({} if first == last else company_week_range_tags(batch.company_id, first, last))},
             )
-            for week in batch.weeks
+            for first, last in week_runs(batch.weeks)
         ]
     return []
 
 
 def expected_runs(batch: SyncBatch) -> int:
-    return 1 if batch.phase == "reference" else len(batch.weeks)
+    return 1 if batch.phase == "reference" else len(week_runs(batch.weeks))
+
+
+def _partitions_of(run: dg.DagsterRun) -> str:
+    """What a run covers: its partition, its partition range, or (neither) the run itself."""
+    if RANGE_START_TAG in run.tags:
+        return f"{run.tags[RANGE_START_TAG]}..{run.tags.get(RANGE_END_TAG)}"
+    return run.tags.get("dagster/partition", run.run_id)
 
 
 @dataclass(frozen=True)
@@ -97,13 +121,13 @@ def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
 
 
 def phase_outcome(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime) -> PhaseOutcome:
-    """Where the runs of the batch's current phase stand. A partition counts by its latest run, so a
-    run retried by Dagster's run retries is judged by the retry."""
+    """Where the runs of the batch's current phase stand. A partition (or range) counts by its latest
+    run, so a run retried by Dagster's run retries is judged by the retry."""
     records = instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id, PHASE_TAG: batch.phase}))
     latest: dict[str, dg.DagsterRun] = {}
     for record in sorted(records, key=lambda r: r.create_timestamp):
         run = record.dagster_run
-        latest[run.tags.get("dagster/partition", run.run_id)] = run
+        latest[_partitions_of(run)] = run
     for run in latest.values():
         if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get("dagster/will_retry") != "true":
             return PhaseOutcome("failed", f"run {run.run_id} failed: {run_failure_message(instance, run.run_id)}")

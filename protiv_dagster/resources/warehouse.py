@@ -789,12 +789,49 @@ def _database_errors(action: str, warehouse: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+class PartitionSpool:
+    """Rows of one partition, converted and checked as they are added and kept in a temporary file
+    until `Warehouse.replace_partitions` writes them (pass the spool as a `PartitionWrite`'s rows).
+
+    For a caller filling several partitions at once: the records of three weeks arrive interleaved
+    from one vendor query, and none of the weeks is held in memory whole. A row outside the
+    partition is refused when added (ValueError), before anything is written. Close it (or use it
+    as a context manager) once written or given up."""
+
+    def __init__(
+        self, table: Table, partition: Mapping[str, object], date_range: tuple[str, dt.date, dt.date] | None = None
+    ) -> None:
+        self.table, self.partition, self.date_range = table, dict(partition), date_range
+        self._owned = _Partition.of(table, partition, date_range)
+        self._spool = _Spool()
+        self.rows = 0
+
+    def add(self, rows: pd.DataFrame) -> None:
+        if len(rows):
+            self._spool.add(_checked_values(self.table, self._owned, rows))
+            self.rows += len(rows)
+
+    def write(self, move_rows: bool = False) -> PartitionWrite:
+        """The replace of the partition with the rows added."""
+        return PartitionWrite(self.table, self, self.partition, self.date_range, move_rows)
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def __enter__(self) -> PartitionSpool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class PartitionWrite:
-    """One partition replace for `Warehouse.replace_partitions` (arguments as in `replace_partition`)."""
+    """One partition replace for `Warehouse.replace_partitions` (arguments as in `replace_partition`;
+    `rows` may also be a filled `PartitionSpool`)."""
 
     table: Table
-    rows: pd.DataFrame | Iterable[pd.DataFrame]
+    rows: pd.DataFrame | Iterable[pd.DataFrame] | PartitionSpool
     partition: Mapping[str, object]
     date_range: tuple[str, dt.date, dt.date] | None = None
     move_rows: bool = False
@@ -1027,8 +1064,11 @@ class Warehouse(dg.ConfigurableResource):
                     # slices and spool them, as chunks are.
                     frame = rows
                     rows = (frame.iloc[start : start + _BATCH_ROWS] for start in range(0, len(frame), _BATCH_ROWS))
-                if isinstance(rows, pd.DataFrame):
-                    chunks: Iterable[list[list[object]]] = [_checked_values(write.table, owned, rows)]
+                if isinstance(rows, PartitionSpool):
+                    # Checked as it was filled; its owner closes it.
+                    chunks: Iterable[list[list[object]]] = rows._spool
+                elif isinstance(rows, pd.DataFrame):
+                    chunks = [_checked_values(write.table, owned, rows)]
                 else:
                     spool = _Spool()
                     spools.append(spool)

@@ -54,9 +54,10 @@ class Changes:
       of the reported changes succeeded; passing an older cursor again re-reports, never skips.
     - ``requests``: vendor HTTP requests the check made (a login or token request counts).
     - ``live_entry_ids``: for vendors without a deleted feed (Aspire), the ids of every live entry
-      dated in the whole weeks covering ``first_day``..``last_day``: stored ids of those weeks
-      missing here were deleted at the vendor (or moved out of the window). ``None`` when the
-      vendor reports deletions itself.
+      dated in ``listed_weeks``: stored ids of those weeks missing here were deleted at the vendor
+      (or moved out of them). ``None`` when the vendor reports deletions itself.
+    - ``listed_weeks``: the Monday week starts whose live ids ``live_entry_ids`` holds in full (a
+      check may list only some weeks of the window); ``None`` with ``live_entry_ids`` ``None``.
     """
 
     weeks: frozenset[date]
@@ -65,6 +66,7 @@ class Changes:
     cursor: str
     requests: int
     live_entry_ids: frozenset[str] | None = None
+    listed_weeks: frozenset[date] | None = None
 
     @property
     def quiet(self) -> bool:
@@ -162,12 +164,54 @@ def feed_pages(source: Source, first_day: date, last_day: date) -> Iterator[tupl
     yield from source.time_entry_feeds(first_day, last_day).items()
 
 
+def day_of_text(text: object) -> date | None:
+    """The date an ISO 8601 date or date-time text starts with (None when it has none)."""
+    try:
+        return date.fromisoformat(str(text)[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def pages_by_week(
+    source: Source, mondays: list[date]
+) -> Iterator[tuple[date, str, list[dict[str, Any]]]]:
+    """The time-entry feeds of consecutive weeks, asked for once for the whole window and handed out
+    as (Monday, feed, records) as the pages arrive.
+
+    One query over three weeks costs the requests of the records, where three weekly queries each
+    end on a part-filled page (and a small feed such as deleted sheets costs one request per week).
+    A record goes to the week of the date the vendor filtered on (``source.work_day``), so every
+    week holds exactly what a query for that week alone would have returned. A record of a lookup
+    feed (not in ``source.weekly_feeds``) goes to every week; one whose date cannot be read, or that
+    the vendor sent although it lies outside the window, goes to the first week, where the
+    attendance mapping sets it aside with its reason instead of dropping it."""
+    first, last = mondays[0], mondays[-1] + timedelta(days=6)
+    for feed, records in feed_pages(source, first, last):
+        if feed not in source.weekly_feeds:
+            for monday in mondays:
+                yield monday, feed, records
+            continue
+        by_week: dict[date, list[dict[str, Any]]] = {}
+        for record in records:
+            day = source.work_day(feed, record)
+            monday = week_start(day) if day is not None and first <= day <= last else first
+            by_week.setdefault(monday, []).append(record)
+        for monday, part in by_week.items():
+            yield monday, feed, part
+
+
 class Source(Protocol):
     provider: str
     live_feed: str
     # Per raw feed: the record's id field and its modification-time field (None when it has none),
     # stored beside each raw record so analysts can find it without parsing the payload.
     feed_fields: Mapping[str, tuple[str, str | None]]
+    # The feeds whose records each belong to one week (by ``work_day``); the others are lookups.
+    weekly_feeds: frozenset[str]
+
+    def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
+        """The local work date ``feed`` is filtered on at the vendor (None when unreadable)."""
+        ...
 
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]: ...
     def workers(self) -> Mapped: ...

@@ -52,6 +52,9 @@ class BusyBusySource:
     cost_code_feed = "costCodes"
     clock_feed = "vendorClock"
     feed_fields = {"timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "vendorClock": ("id", None)}
+    # Entries are filtered by start time, in the company's local days; cost codes and the vendor's
+    # clock are lookups every week gets a copy of.
+    weekly_feeds = frozenset({"timeEntries"})
     # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
     maps_records_independently = True
 
@@ -90,6 +93,14 @@ class BusyBusySource:
             self.cost_code_feed: self.client.cost_codes(),
             self.clock_feed: [{"id": self.clock_feed, "now": iso(self.now())}],
         }
+
+    def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
+        """The company-local date of the entry's start, which the vendor filters on (None when unreadable)."""
+        try:
+            start = datetime.fromisoformat(str(record["startTime"]).replace("Z", "+00:00"))
+            return start.astimezone(ZoneInfo(self.timezone)).date() if start.tzinfo else None
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
         """What changed in BusyBusy since ``cursor``: login + one GraphQL request when nothing did

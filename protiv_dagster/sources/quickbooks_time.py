@@ -30,6 +30,7 @@ from protiv_dagster.mapping import quickbooks_time as qbt_mapping
 from protiv_dagster.registry import Connection, ConnectionRegistryResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeCredentials, QuickBooksTimeResource
 from protiv_dagster.sources import (
+    day_of_text,
     ChangeLog,
     Changes,
     Mapped,
@@ -56,6 +57,8 @@ class QuickBooksTimeSource:
     live_feed = "timesheets"
     deleted_feed = "timesheets_deleted"
     feed_fields = {"timesheets": ("id", "last_modified"), "timesheets_deleted": ("id", "last_modified")}
+    # Both feeds are filtered by the sheet's local work date: a window of weeks is split by it.
+    weekly_feeds = frozenset({"timesheets", "timesheets_deleted"})
     # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
     maps_records_independently = True
 
@@ -96,6 +99,10 @@ class QuickBooksTimeSource:
             yield self.live_feed, page.records
         for page in self.client.deleted_timesheet_pages(start_date=first_day, end_date=last_day):
             yield self.deleted_feed, page.records
+
+    def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
+        """The local work date the vendor filters ``feed`` on (None when unreadable)."""
+        return day_of_text(record.get("date"))
 
     def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
         """What changed in QuickBooks Time since ``cursor``: 1 request when nothing did (see the

@@ -225,8 +225,8 @@ class MatrixPipeline(Pipeline):
         run_ids = []
         for step in plan_sync(company_id, WEEK, LAST_DAY)[:-1]:
             result = self.defs.resolve_job_def(step.job_name).execute_in_process(
-                instance=self.instance, partition_key=str(step.partition_key), raise_on_error=False,
-                run_config=QUIET_CONSOLE, tags={"protiv/company": company_id, "protiv/trigger": "refresh"},
+                instance=self.instance, partition_key=step.partition_key, raise_on_error=False,
+                run_config=QUIET_CONSOLE, tags={"protiv/company": company_id, "protiv/trigger": "refresh", **step.tags},
             )
             run_ids.append(result.run_id)
             if not result.success:

@@ -1,66 +1,174 @@
-"""The raw layer's guard against a vendor glitch that reads like an empty week (assets/raw.py).
+"""The raw layer's window of weeks (assets/raw.py): one vendor read split into weeks by work date,
+written as one partition per week, and the guard against a vendor glitch that reads like an empty
+week.
 
-Over real HTTP the guard is exercised on every vendor by the fault matrix (``empty_first_page``);
-these tests pin down its decisions: when it reads again, and that a week which really emptied is
-still replaced."""
+Over real HTTP the split is exercised on every vendor by the pipeline tests (a sync's weeks run as
+one run) and the guard by the fault matrix (``empty_first_page``); these tests pin down the
+decisions on a scripted source and a real DuckDB warehouse."""
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any
 
-from protiv_dagster.assets.raw import week_pages
+import pandas as pd
+import pytest
 
-MONDAY, SUNDAY = date(2026, 11, 16), date(2026, 11, 22)
+from protiv_dagster.assets.raw import RawWeeks, read_again_where_emptied
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sources import day_of_text
+from protiv_dagster.tables import RAW_TIMESHEETS
+
+WEEK_1, WEEK_2, WEEK_3 = date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)
 LOG = logging.getLogger("test_raw")
 
 
 class ScriptedSource:
-    """A source whose answers for the week are given in turn, one dict of feeds per read."""
+    """A source whose answers are given in turn, one dict of feeds per read, each read recorded."""
 
     provider = "aspire"
     live_feed = "WorkTicketTimes"
+    feed_fields = {"WorkTicketTimes": ("WorkTicketTimeID", None), "ClockTimes": ("ClockTimeID", None), "Lookup": ("id", None)}
+    weekly_feeds = frozenset({"WorkTicketTimes", "ClockTimes"})
 
     def __init__(self, *reads: dict[str, list[dict[str, Any]]]) -> None:
         self.reads = list(reads)
-        self.read_count = 0
+        self.windows: list[tuple[date, date]] = []
 
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
-        assert (first_day, last_day) == (MONDAY, SUNDAY)
-        answer = self.reads[self.read_count]
-        self.read_count += 1
-        return answer
+        self.windows.append((first_day, last_day))
+        return self.reads[len(self.windows) - 1]
+
+    def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
+        return day_of_text(record.get("day"))
 
 
-ENTRY = {"WorkTicketTimeID": 1}
-CLOCK = {"ClockTimeID": 7}
+def entry(entry_id: int, day: str) -> dict[str, Any]:
+    return {"WorkTicketTimeID": entry_id, "day": day}
 
 
-def test_a_week_with_entries_is_read_once_and_the_store_is_not_asked():
-    source = ScriptedSource({"WorkTicketTimes": [ENTRY], "ClockTimes": [CLOCK]})
-    asked = []
-    pages = list(week_pages(source, MONDAY, SUNDAY, lambda: asked.append(1) or 5, LOG))
-    assert pages == [("WorkTicketTimes", [ENTRY]), ("ClockTimes", [CLOCK])]
-    assert source.read_count == 1 and asked == []
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    store = Warehouse(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    store.ensure_tables([RAW_TIMESHEETS])
+    return store
 
 
-def test_an_empty_answer_for_a_week_the_warehouse_holds_entries_of_is_read_again(caplog):
-    source = ScriptedSource({"WorkTicketTimes": [], "ClockTimes": []}, {"WorkTicketTimes": [ENTRY], "ClockTimes": [CLOCK]})
+def stored(warehouse: Warehouse) -> dict[tuple[str, str], list[str]]:
+    """Entry ids per (week, feed), in position order."""
+    frame = warehouse.query(
+        "SELECT week_start, feed, entry_id FROM {schema}.raw_timesheets ORDER BY week_start, feed, position"
+    )
+    result: dict[tuple[str, str], list[str]] = {}
+    for week, feed, entry_id in zip(frame["week_start"], frame["feed"], frame["entry_id"]):
+        result.setdefault((str(week)[:10], feed), []).append(entry_id)
+    return result
+
+
+def sync(
+    warehouse: Warehouse, source: ScriptedSource, mondays: list[date], stored_live: dict[date, int]
+) -> tuple[list[date], list[list[date]]]:
+    """(weeks read again, the weeks the warehouse was asked about) of one raw sync of ``mondays``."""
+    asked: list[list[date]] = []
+
+    def stored_live_entries(empty: list[date]) -> dict[date, int]:
+        asked.append(empty)
+        return {monday: stored_live.get(monday, 0) for monday in empty}
+
+    weeks = RawWeeks("acme", mondays, source)
+    try:
+        weeks.read(mondays)
+        again = read_again_where_emptied(weeks, stored_live_entries, LOG)
+        warehouse.replace_partitions(weeks.writes())
+    finally:
+        weeks.close()
+    return again, asked
+
+
+def test_one_read_of_the_window_is_split_into_its_weeks_by_work_date(warehouse):
+    source = ScriptedSource(
+        {
+            "WorkTicketTimes": [entry(1, "2026-11-10"), entry(2, "2026-11-24T07:00:00"), entry(3, "2026-11-16")],
+            "ClockTimes": [{"ClockTimeID": 7, "day": "2026-11-22"}],
+            "Lookup": [{"id": "branch-1"}],
+        }
+    )
+    assert sync(warehouse, source, [WEEK_1, WEEK_2, WEEK_3], {})[0] == []
+    assert source.windows == [(WEEK_1, WEEK_3 + timedelta(days=6))]  # asked once, for all three weeks
+    assert stored(warehouse) == {
+        ("2026-11-09", "Lookup"): ["branch-1"],  # a lookup feed goes to every week
+        ("2026-11-09", "WorkTicketTimes"): ["1"],
+        ("2026-11-16", "ClockTimes"): ["7"],
+        ("2026-11-16", "Lookup"): ["branch-1"],
+        ("2026-11-16", "WorkTicketTimes"): ["3"],
+        ("2026-11-23", "Lookup"): ["branch-1"],
+        ("2026-11-23", "WorkTicketTimes"): ["2"],
+    }
+
+
+def test_a_record_without_a_readable_date_or_outside_the_window_is_kept_in_the_first_week(warehouse):
+    # Kept, not dropped: the attendance mapping sets it aside with its reason, and counts reconcile.
+    source = ScriptedSource(
+        {"WorkTicketTimes": [entry(1, "yesterday"), entry(2, "2026-12-01"), entry(3, "2026-11-17")], "ClockTimes": []}
+    )
+    sync(warehouse, source, [WEEK_1, WEEK_2], {})
+    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["1", "2"], ("2026-11-16", "WorkTicketTimes"): ["3"]}
+
+
+def test_weeks_with_entries_are_read_once_and_the_store_is_not_asked(warehouse):
+    source = ScriptedSource({"WorkTicketTimes": [entry(1, "2026-11-10"), entry(2, "2026-11-17")], "ClockTimes": []})
+    assert sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_1: 5, WEEK_2: 5}) == ([], [])
+    assert len(source.windows) == 1
+
+
+def test_an_empty_answer_for_weeks_the_warehouse_holds_entries_of_is_read_again(warehouse, caplog):
+    # The whole window came back empty (a glitch): the two weeks that hold entries are read again as
+    # one window, the week that held none is not; the first answer for them is dropped whole.
+    source = ScriptedSource(
+        {"WorkTicketTimes": [], "ClockTimes": [{"ClockTimeID": 7, "day": "2026-11-18"}]},
+        {"WorkTicketTimes": [entry(2, "2026-11-17"), entry(3, "2026-11-25")], "ClockTimes": [{"ClockTimeID": 8, "day": "2026-11-18"}]},
+    )
     with caplog.at_level(logging.WARNING):
-        pages = list(week_pages(source, MONDAY, SUNDAY, lambda: 3, LOG))
-    assert pages == [("WorkTicketTimes", [ENTRY]), ("ClockTimes", [CLOCK])]  # the first answer is dropped whole
-    assert source.read_count == 2
-    assert "reading the week again" in caplog.text
+        again, asked = sync(warehouse, source, [WEEK_1, WEEK_2, WEEK_3], {WEEK_2: 3, WEEK_3: 4})
+    assert again == [WEEK_2, WEEK_3]
+    assert asked == [[WEEK_1, WEEK_2, WEEK_3]]
+    assert source.windows == [(WEEK_1, WEEK_3 + timedelta(days=6)), (WEEK_2, WEEK_3 + timedelta(days=6))]
+    assert stored(warehouse) == {
+        ("2026-11-16", "ClockTimes"): ["8"],
+        ("2026-11-16", "WorkTicketTimes"): ["2"],
+        ("2026-11-23", "WorkTicketTimes"): ["3"],
+    }
+    assert "reading those 2 weeks again" in caplog.text
 
 
-def test_a_week_that_really_emptied_reads_empty_twice_and_is_replaced():
-    source = ScriptedSource({"WorkTicketTimes": [], "ClockTimes": [CLOCK]}, {"WorkTicketTimes": [], "ClockTimes": [CLOCK]})
-    assert list(week_pages(source, MONDAY, SUNDAY, lambda: 3, LOG)) == [("WorkTicketTimes", []), ("ClockTimes", [CLOCK])]
-    assert source.read_count == 2
+def test_a_week_that_really_emptied_reads_empty_twice_and_is_replaced(warehouse):
+    warehouse.replace_partition(
+        RAW_TIMESHEETS,
+        raw_frame(WEEK_2, ["old-1", "old-2"]),
+        {"company_id": "acme", "week_start": WEEK_2},
+    )
+    source = ScriptedSource(
+        {"WorkTicketTimes": [entry(1, "2026-11-10")], "ClockTimes": []},
+        {"WorkTicketTimes": [], "ClockTimes": []},
+    )
+    assert sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_2: 2})[0] == [WEEK_2]
+    assert source.windows[1] == (WEEK_2, WEEK_2 + timedelta(days=6))  # the suspicious week alone
+    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["1"]}  # the old entries are gone
 
 
-def test_a_week_that_was_empty_and_still_is_costs_no_second_read():
-    source = ScriptedSource({"WorkTicketTimes": [], "ClockTimes": []})
-    assert list(week_pages(source, MONDAY, SUNDAY, lambda: 0, LOG)) == [("WorkTicketTimes", []), ("ClockTimes", [])]
-    assert source.read_count == 1
+def test_a_week_that_was_empty_and_still_is_costs_no_second_read(warehouse):
+    source = ScriptedSource({"WorkTicketTimes": [entry(1, "2026-11-10")], "ClockTimes": []})
+    assert sync(warehouse, source, [WEEK_1, WEEK_2], {}) == ([], [[WEEK_2]])
+    assert len(source.windows) == 1
+
+
+def raw_frame(monday: date, entry_ids: list[str]) -> pd.DataFrame:
+    """Stored raw rows of the live feed (payloads do not matter here)."""
+    return pd.DataFrame(
+        {
+            "company_id": "acme", "week_start": monday, "provider": "aspire", "feed": "WorkTicketTimes",
+            "position": range(len(entry_ids)), "entry_id": entry_ids, "source_modified": None, "payload": "{}",
+        }
+    )

@@ -6,12 +6,13 @@ the schedule and the declarative automation, and launches exactly the runs they 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
 import pytest
 
+from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
 from protiv_dagster.propay import compute_propays
 from tests.assets.conftest import COMPANY, PULL_DATE
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
@@ -21,8 +22,17 @@ on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
 WEEKS = ["2026-11-02", "2026-11-09", "2026-11-16"]
 
 
-def week_of(request: dg.RunRequest) -> str:
-    return request.partition_key.split("|")[-1]  # company|week: Dagster orders dimensions by name
+def weeks_of(request: dg.RunRequest) -> list[str]:
+    """The weeks a week run covers: its partition, or every week of its partition range."""
+    if request.partition_key is not None:
+        return [request.partition_key.split("|")[-1]]  # company|week: Dagster orders dimensions by name
+    first = date.fromisoformat(request.tags[RANGE_START_TAG].split("|")[-1])
+    last = date.fromisoformat(request.tags[RANGE_END_TAG].split("|")[-1])
+    return [(first + timedelta(days=7 * n)).isoformat() for n in range((last - first).days // 7 + 1)]
+
+
+def weeks_requested(requests) -> list[str]:
+    return sorted(week for request in requests for week in weeks_of(request))
 
 
 def initial_sync(daemon) -> None:
@@ -63,8 +73,9 @@ def test_a_new_connection_gets_its_partition_and_initial_sync_then_propays_follo
     assert daemon.tick_sensor("new_connections").run_requests == []  # asked once per connection
 
     followed = daemon.settle()
-    weeks = sorted(week_of(r) for r in daemon.launched if r.job_name == "sync_company_week")
-    assert weeks == WEEKS  # one run per week from the pull date (Nov 6) to today (Nov 20)
+    week_runs = [r for r in daemon.launched if r.job_name == "sync_company_week"]
+    # One run over every week from the pull date (Nov 6) to today (Nov 20): one vendor query.
+    assert len(week_runs) == 1 and weeks_requested(week_runs) == WEEKS
     assert ("propay_opportunities", COMPANY) in followed
     assert daemon.failures == []
     assert_attendance_matches_vendor(pipeline)
@@ -103,7 +114,8 @@ def test_an_edit_three_weeks_back_resyncs_exactly_that_week_and_the_current_one(
     harness.shorten(edited.entry_id, hours=1)
 
     result = daemon.tick_schedule("refresh_every_two_hours")
-    assert sorted(week_of(r) for r in result.run_requests) == ["2026-11-02", "2026-11-16"]
+    assert weeks_requested(result.run_requests) == ["2026-11-02", "2026-11-16"]
+    assert len(result.run_requests) == 2  # the two weeks are not consecutive: a run each
     assert all(r.tags["protiv/trigger"] == "refresh" for r in result.run_requests)
     daemon.launch(result.run_requests)
     before = propay_hours(pipeline)
@@ -130,7 +142,7 @@ def test_a_deletion_and_a_move_between_weeks_are_propagated(pipeline, daemon, pr
     harness.move(moved.entry_id, days=7)
 
     result = daemon.tick_schedule("refresh_every_two_hours")
-    weeks = {week_of(r) for r in result.run_requests}
+    weeks = set(weeks_requested(result.run_requests))
     moved_to = (pd.Timestamp(moved.work_date) + pd.Timedelta(days=7)).date()
     assert {"2026-11-02", "2026-11-16", (moved_to - timedelta(days=moved_to.weekday())).isoformat()} <= weeks
     daemon.launch(result.run_requests)
@@ -161,7 +173,7 @@ def test_a_failed_sync_keeps_the_cursor_and_the_next_refresh_asks_again(pipeline
 
     pipeline.emulator.faults.clear()
     again = daemon.tick_schedule("refresh_every_two_hours")
-    assert sorted(week_of(r) for r in again.run_requests) == sorted(week_of(r) for r in result.run_requests)
+    assert weeks_requested(again.run_requests) == weeks_requested(result.run_requests)
     daemon.launch(again.run_requests)
     daemon.settle()
     assert_attendance_matches_vendor(pipeline)
