@@ -4,7 +4,9 @@ One row per company: provider, base URL, attendance pull date, company settings 
 Credentials are stored either encrypted with Fernet (the key comes from ``PROTIV_SECRET_KEY``, which
 only admins and the run workers hold) or as a reference to an environment variable; never in clear
 text. Writing a connection is the admin path (the ``protiv connect`` command); the Dagster code
-location only reads connections, and writes back nothing but rotated OAuth tokens, encrypted.
+location only reads connections, and writes back nothing but the tokens a vendor issued to it
+(``ROTATED_CREDENTIALS``: QuickBooks Time's rotated OAuth pair, Aspire's access token kept between
+change checks), encrypted like the rest.
 
 Storage is any SQLAlchemy URL: SQLite under the data folder by default, PostgreSQL in production
 (``PROTIV_REGISTRY_URL=postgresql+psycopg://...``).
@@ -39,6 +41,13 @@ CREDENTIAL_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "quickbooks_time": (frozenset({"access_token"}), frozenset({"refresh_token", "client_id", "client_secret"})),
     "aspire": (frozenset({"client_id", "secret"}), frozenset()),
     "busybusy": (frozenset({"username", "password"}), frozenset()),
+}
+# The credentials the code location may write back, per provider: tokens the vendor issued, never
+# the admin's own (client id, secret, password).
+ROTATED_CREDENTIALS: dict[str, frozenset[str]] = {
+    "quickbooks_time": frozenset({"access_token", "refresh_token"}),
+    "aspire": frozenset({"token", "refresh_token", "token_expires_at"}),
+    "busybusy": frozenset(),
 }
 DEFAULT_PULL_DAYS = 14
 # Dagster multi-partition keys may not contain these; control characters would break logs and UI.
@@ -281,17 +290,46 @@ class ConnectionRegistry:
             rows = conn.execute(sa.select(self.table).order_by(self.table.c.company_id)).mappings().all()
         return [self._connection(row) for row in rows]
 
-    def rotate_credentials(self, company_id: str, values: Mapping[str, str]) -> None:
-        """Store tokens a vendor rotated (OAuth refresh), encrypted; other credentials are kept."""
+    def rotate_credentials(
+        self, company_id: str, values: Mapping[str, str], issued_for: Connection | None = None
+    ) -> bool:
+        """Store tokens a vendor issued (``ROTATED_CREDENTIALS`` of the provider), encrypted; other
+        credentials are kept. With ``issued_for`` (the connection the tokens were obtained with) they
+        are stored only while the company is still connected the same way (same base URL, same
+        admin credentials): a token of an API user an admin replaced meanwhile is dropped, never
+        mixed into the new connection. Returns whether they were stored."""
         connection = self.get(company_id)
-        stored = dict(connection.stored_credentials)
-        stored.update({name: self._store(value) for name, value in values.items() if value})
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.table.update()
-                .where(self.table.c.company_id == company_id)
-                .values(credentials=json.dumps(stored, sort_keys=True), updated_at=datetime.now(UTC))
+        allowed = ROTATED_CREDENTIALS[connection.provider]
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise RegistryError(
+                f"{connection.provider_label} credentials of company {company_id!r} cannot be rotated: "
+                f"{', '.join(unknown)} (rotatable: {', '.join(sorted(allowed)) or 'none'})"
             )
+
+        def admin_part(credentials: Mapping[str, object]) -> dict[str, object]:
+            return {name: value for name, value in credentials.items() if name not in allowed}
+
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(self.table.c.credentials, self.table.c.base_url).where(self.table.c.company_id == company_id)
+            ).first()
+            if row is None:
+                raise UnknownCompanyError(f"no connection for company {company_id!r}")
+            current, base_url = str(row[0]), str(row[1])
+            stored = json.loads(current)
+            if issued_for is not None and (
+                base_url != issued_for.base_url or admin_part(stored) != admin_part(issued_for.stored_credentials)
+            ):
+                return False
+            stored.update({name: self._store(value) for name, value in values.items() if value})
+            # Over the row as read: a reconnect committed in between wins.
+            written = conn.execute(
+                self.table.update()
+                .where(self.table.c.company_id == company_id, self.table.c.credentials == current)
+                .values(credentials=json.dumps(stored, sort_keys=True), updated_at=datetime.now(UTC))
+            ).rowcount
+        return bool(written)
 
     def _connection(self, row: Mapping[str, object]) -> Connection:
         company_id = str(row["company_id"])
@@ -340,8 +378,9 @@ _registries = OnePerUrl(ConnectionRegistry)
 
 
 class ConnectionRegistryResource(dg.ConfigurableResource):
-    """Read access to the connection registry for assets, sensors and checks. It can store rotated
-    OAuth tokens but cannot create, change or remove a connection: that is the admin CLI's job."""
+    """Read access to the connection registry for assets, sensors and checks. It can store the tokens
+    a vendor issued (``ROTATED_CREDENTIALS``) but cannot create, change or remove a connection: that
+    is the admin CLI's job."""
 
     url: str = Field(default="", description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.")
 
@@ -354,8 +393,10 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
     def list(self) -> list[Connection]:
         return self._registry().list()
 
-    def rotate_credentials(self, company_id: str, values: Mapping[str, str]) -> None:
-        self._registry().rotate_credentials(company_id, values)
+    def rotate_credentials(
+        self, company_id: str, values: Mapping[str, str], issued_for: Connection | None = None
+    ) -> bool:
+        return self._registry().rotate_credentials(company_id, values, issued_for)
 
     def sync_state(self):
         """The companies' sync state, kept beside the connections (see ``sync_state.py``)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -127,13 +127,20 @@ class SyncStateStore:
             else:
                 self._upsert(conn, company_id, last_checked_at=at, last_error=error)
 
-    def record_quiet_checks(self, company_ids: Iterable[str], at: datetime) -> None:
+    def record_quiet_checks(
+        self, company_ids: Iterable[str], at: datetime, cursors: Mapping[str, str] | None = None
+    ) -> None:
         """Change checks that found nothing, for many companies in one transaction (a refresh of
-        1,000 quiet companies would otherwise commit 1,000 times)."""
+        1,000 quiet companies would otherwise commit 1,000 times). ``cursors`` (one per company)
+        are the checks' new cursors: with nothing to sync they may be kept at once."""
         company_ids = list(company_ids)
         if not company_ids:
             return
         values = {"last_checked_at": at, "last_error": None, "current_as_of": at}
+        if cursors is not None:
+            missing = [company_id for company_id in company_ids if company_id not in cursors]
+            if missing:
+                raise ValueError(f"quiet checks without a cursor: {', '.join(missing[:5])}")
         with self.engine.begin() as conn:
             known = set()
             for start in range(0, len(company_ids), 500):
@@ -141,13 +148,14 @@ class SyncStateStore:
                 known.update(conn.execute(
                     sa.select(self.states.c.company_id).where(self.states.c.company_id.in_(chunk))
                 ).scalars())
-            updates = [{"target": company_id, **values} for company_id in company_ids if company_id in known]
+            per_company = {c: {**values, "cursor": cursors[c]} if cursors is not None else values for c in company_ids}
+            updates = [{"target": company_id, **per_company[company_id]} for company_id in company_ids if company_id in known]
             if updates:
                 conn.execute(
                     self.states.update().where(self.states.c.company_id == sa.bindparam("target")),
                     updates,
                 )
-            inserts = [{"company_id": company_id, **values} for company_id in company_ids if company_id not in known]
+            inserts = [{"company_id": company_id, **per_company[company_id]} for company_id in company_ids if company_id not in known]
             if inserts:
                 conn.execute(self.states.insert(), inserts)
 

@@ -102,6 +102,42 @@ def test_rotated_tokens_are_stored_encrypted_and_reconnect_keeps_connected_at(re
     assert again.connected_at == first.connected_at
 
 
+def test_aspire_tokens_are_kept_encrypted_and_only_issued_tokens_can_be_written_back(registry):
+    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": "the-api-secret"})
+    issued_for = registry.get("acme")
+    assert registry.rotate_credentials(
+        "acme", {"token": TOKEN, "refresh_token": "refresh-value", "token_expires_at": "2026-11-28T12:00:00+00:00"},
+        issued_for=issued_for,
+    )
+    assert registry.get("acme").credentials() == {
+        "client_id": "id-1", "secret": "the-api-secret", "token": TOKEN, "refresh_token": "refresh-value",
+        "token_expires_at": "2026-11-28T12:00:00+00:00",
+    }
+    assert TOKEN not in stored_text(registry) and "refresh-value" not in stored_text(registry)
+    # The code location may write back what the vendor issued, never the admin's own credentials.
+    with pytest.raises(RegistryError, match=r"cannot be rotated: secret \(rotatable: refresh_token, token, token_expires_at\)"):
+        registry.rotate_credentials("acme", {"secret": "taken-over"})
+    with pytest.raises(RegistryError, match="BusyBusy .* cannot be rotated: password"):
+        registry.connect("bee", "busybusy", "https://x.example", {"username": "u", "password": "p"})
+        registry.rotate_credentials("bee", {"password": "p2"})
+    assert registry.get("acme").credentials()["secret"] == "the-api-secret"
+
+
+def test_a_token_issued_before_a_reconnect_is_dropped_not_mixed_into_the_new_connection(registry):
+    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": "old-secret"})
+    before_reconnect = registry.get("acme")
+    registry.connect("acme", "aspire", "https://other.example", {"client_id": "id-2", "secret": "new-secret"})
+    assert not registry.rotate_credentials("acme", {"token": TOKEN}, issued_for=before_reconnect)
+    assert "token" not in registry.get("acme").credentials()
+    # Same base URL, same API user re-entered: still another connection (the admin's credentials were
+    # written again), so a token of the old one is not kept either.
+    again = registry.get("acme")
+    registry.connect("acme", "aspire", "https://other.example", {"client_id": "id-2", "secret": "new-secret"})
+    assert not registry.rotate_credentials("acme", {"token": TOKEN}, issued_for=again)
+    assert registry.rotate_credentials("acme", {"token": TOKEN}, issued_for=registry.get("acme"))
+    assert registry.get("acme").credentials()["token"] == TOKEN
+
+
 def test_company_ids_are_plain_strings_but_not_partition_breakers(registry):
     hostile = "x'; drop table attendance; --"
     registry.connect(hostile, "quickbooks_time", "https://x.example", {"access_token": TOKEN})

@@ -7,6 +7,8 @@ now, the weeks where the warehouse held them before (an entry moved from one wee
 leave the old one), and the current week. A company with no change gets no run (an entry still on
 the clock keeps the hours it had at the last sync until the worker clocks out, which is a change the
 next refresh picks up). A company whose check fails is recorded with the reason (its health check turns red) and never holds up the others.
+A quiet check's cursor is stored at once (there is nothing to sync first), so a vendor check that
+works through its data in rotation (Aspire's older days and reference endpoints) moves on.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from protiv_dagster.automation.syncs import all_weeks, company_today, sync_window
 from protiv_dagster.partitions import week_start
@@ -112,21 +114,25 @@ def stored_weeks(warehouse: Warehouse, entry_ids: dict[str, Iterable[str]]) -> d
 
 
 def vanished_weeks(
-    warehouse: Warehouse, live: dict[str, tuple[str, str, frozenset[str]]]
+    warehouse: Warehouse, live: dict[str, tuple[str, frozenset[date], frozenset[str]]]
 ) -> dict[str, set[str]]:
     """Per company, the weeks holding stored entries the vendor no longer lists (vendors without a
-    deleted feed report the ids still live; whatever is stored in the window and not among them is
-    gone). ``live`` maps a company to (its live feed, first week of its window, its live ids); the
-    stored ids of all those companies are read in one query per 500 companies."""
+    deleted feed report the ids still live in the weeks they listed; whatever is stored in those
+    weeks and not among them is gone). ``live`` maps a company to (its live feed, the weeks listed
+    whole, their live ids); only those weeks are compared, never a week the check did not list. The
+    stored ids of all those companies are read in one query per 500 company weeks."""
     weeks: dict[str, set[str]] = defaultdict(set)
-    for chunk in _chunks(sorted(live)):
+    listed = sorted(
+        (company_id, feed, week.isoformat()) for company_id, (feed, mondays, _) in live.items() for week in mondays
+    )
+    for chunk in _chunks(listed):
         placeholders = ", ".join("(?, ?, ?)" for _ in chunk)
         frame = warehouse.query(
             "select distinct r.company_id, r.entry_id, r.week_start from {schema}.raw_timesheets r"
-            f" join (values {placeholders}) as checked(company_id, feed, first_week)"
-            " on r.company_id = checked.company_id and r.feed = checked.feed"
-            " and r.week_start >= cast(checked.first_week as date)",
-            [value for company_id in chunk for value in (company_id, live[company_id][0], live[company_id][1])],
+            f" join (values {placeholders}) as listed(company_id, feed, week)"
+            " on r.company_id = listed.company_id and r.feed = listed.feed"
+            " and r.week_start = cast(listed.week as date)",
+            [value for row in chunk for value in row],
         )
         for company_id, group in frame.groupby("company_id"):
             gone = group[~group["entry_id"].astype(str).isin(live[str(company_id)][2])]
@@ -190,10 +196,10 @@ def plan_refresh(
     # lists, for every company in a few queries (one per company cost a connection each).
     moved_from = stored_weeks(warehouse, {r.connection.company_id: r.changes.entry_ids for r in checked if r.changes.entry_ids})
     gone_from = vanished_weeks(warehouse, {
-        r.connection.company_id: (r.live_feed, week_start(sync_window(r.connection, now)[0]).isoformat(), r.changes.live_entry_ids)
+        r.connection.company_id: (r.live_feed, r.changes.listed_weeks or frozenset(), r.changes.live_entry_ids)
         for r in checked if r.changes.live_entry_ids is not None
     })
-    batches, failed, quiet, requests = [], {}, [], 0
+    batches, failed, quiet, requests = [], {}, {}, 0
     for result in results:
         company_id = result.connection.company_id
         if result.error is not None:
@@ -207,10 +213,12 @@ def plan_refresh(
         weeks = {w.isoformat() for w in changes.weeks}
         weeks |= moved_from.get(company_id, set()) | gone_from.get(company_id, set())
         if not weeks and not changes.reference_changed:
-            quiet.append(company_id)
+            quiet[company_id] = changes.cursor
             continue
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
         weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
         batches.append(store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now))
-    store.record_quiet_checks(quiet, now)
+    # A quiet check's cursor is kept at once (nothing to sync first): the Aspire check moves its
+    # rotations (older days listed, reference endpoint asked) forward with it.
+    store.record_quiet_checks(list(quiet), now, cursors=quiet)
     return RefreshPlan(batches, len(quiet), failed, skipped, requests, {c.company_id: c.provider for c in connections})

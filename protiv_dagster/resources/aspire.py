@@ -5,6 +5,13 @@ Protocol facts (Aspire's OpenAPI document and guide, see the project's vendor no
   calls carry ``Authorization: Bearer <Token>``. ``POST /Authorization/RefreshToken`` with
   ``{"RefreshToken"}`` renews the pair. On a 401 the client refreshes once; when the refresh token is
   refused too it authenticates again with the client id and secret.
+- The token is a JWT living about 24 hours. A client can start from a pair obtained earlier
+  (``AspireTokens``, kept encrypted in the registry by the source) and hands every new pair to
+  ``on_new_tokens``, so a refresh check every two hours asks for a token about once a day instead of
+  every time. The expiry is the token's own ``exp`` claim; when that cannot be read, the token is
+  assumed to live ``ASSUMED_TOKEN_LIFETIME``. A stored token within ``TOKEN_RENEWAL_MARGIN`` of its
+  expiry is not used: the client authenticates with the client id and secret at its first call (one
+  request, where trying the stored refresh token first could cost two).
 - Lists are bare JSON arrays, OData query options. Paging: ``$pageNumber`` (from 1) and ``$limit``
   (up to 1000), always both, always with a stable ``$orderby`` on the entity id, until a page is
   shorter than ``$limit``; by default as keyset paging (``<id> gt <last id>``, see ``pages``). An
@@ -23,7 +30,11 @@ then written without an offset. ``ge`` is inclusive, so an incremental pull may 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +47,43 @@ from protiv_dagster.resources.http import VendorAuthError, VendorClient, VendorP
 MAX_PAGE_SIZE = 1000
 
 EMPLOYEE_FILTER = "ContactTypeName eq 'Employee'"
+# Aspire tokens live about 24 hours (vendor notes); the assumed lifetime of one whose expiry cannot
+# be read from the token itself stays below that.
+ASSUMED_TOKEN_LIFETIME = timedelta(hours=23)
+# A stored token this close to its expiry is renewed before use rather than risked mid-sync (clock
+# skew between the vendor and us is covered too).
+TOKEN_RENEWAL_MARGIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, repr=False)
+class AspireTokens:
+    """An Aspire token pair and when the access token expires (aware UTC). Secrets: never log them;
+    the repr shows the expiry only."""
+
+    token: str
+    refresh_token: str | None
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"AspireTokens(token=***, refresh_token=***, expires_at={self.expires_at.isoformat()})"
+
+    def usable(self, now: datetime | None = None) -> bool:
+        """Still worth sending: not within ``TOKEN_RENEWAL_MARGIN`` of its expiry."""
+        return (now or datetime.now(UTC)) < self.expires_at - TOKEN_RENEWAL_MARGIN
+
+
+def token_expiry(token: str, received_at: datetime) -> datetime:
+    """When ``token`` expires: its JWT ``exp`` claim, else ``received_at + ASSUMED_TOKEN_LIFETIME``.
+    The claim is read without verifying the signature: it only decides when to ask for a new token,
+    and a token refused earlier than that is renewed on its 401 anyway."""
+    parts = token.split(".")
+    if len(parts) == 3:
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+            return datetime.fromtimestamp(float(claims["exp"]), UTC)
+        except (ValueError, TypeError, KeyError, binascii.Error, OverflowError):
+            pass
+    return received_at + ASSUMED_TOKEN_LIFETIME
 
 
 # -- OData literals and filters --------------------------------------------------------------------
@@ -110,6 +158,8 @@ class AspireClient(VendorClient):
         page_size: int = MAX_PAGE_SIZE,
         timezone: str | None = None,
         keyset: bool = True,
+        tokens: AspireTokens | None = None,
+        on_new_tokens: Callable[[AspireTokens], None] | None = None,
         **http_options: Any,
     ):
         super().__init__(base_url, **http_options)
@@ -124,8 +174,13 @@ class AspireClient(VendorClient):
         self._secret = secret
         self._token: str | None = None
         self._refresh_token: str | None = None
+        self._on_new_tokens = on_new_tokens
         self.authentication_count = 0
+        self.token_request_count = 0  # /Authorization and /Authorization/RefreshToken requests
         self.register_secret(secret)
+        if tokens is not None and tokens.usable():
+            self._token, self._refresh_token = tokens.token, tokens.refresh_token
+            self.register_secret(tokens.token, tokens.refresh_token)
 
     def __repr__(self) -> str:
         return f"AspireClient({self.base_url!r}, client_id={self._client_id!r}, secret=***)"
@@ -133,6 +188,7 @@ class AspireClient(VendorClient):
     # -- authentication ----------------------------------------------------------------------------
     def authenticate(self) -> None:
         """Exchange the client id and secret for a token pair (a clear VendorAuthError when refused)."""
+        self.token_request_count += 1
         body = self.decode_json(
             self.request(
                 "POST", "Authorization", json_body={"ClientId": self._client_id, "Secret": self._secret},
@@ -151,6 +207,8 @@ class AspireClient(VendorClient):
             raise VendorPayloadError(self.vendor, f"the /{where} answer has no Token")
         self._token, self._refresh_token = body["Token"], body.get("RefreshToken") or None
         self.register_secret(self._token, self._refresh_token)
+        if self._on_new_tokens is not None:
+            self._on_new_tokens(AspireTokens(self._token, self._refresh_token, token_expiry(self._token, datetime.now(UTC))))
 
     def auth_headers(self) -> dict[str, str]:
         if self._token is None:
@@ -160,6 +218,7 @@ class AspireClient(VendorClient):
     def refresh_credentials(self) -> bool:
         """After a 401: renew through the refresh token, else authenticate again with the secret."""
         if self._refresh_token:
+            self.token_request_count += 1
             try:
                 body = self.decode_json(
                     self.request(
@@ -293,18 +352,25 @@ class AspireClient(VendorClient):
         )
 
     def work_ticket_time_changes(
-        self, *, first_day: date, last_day: date, modified_after: datetime | None
+        self, *, days: Sequence[tuple[date, date]], modified_after: datetime | None
     ) -> list[dict[str, Any]]:
-        """Id, work date and modification stamp of every work ticket time dated ``first_day``..
-        ``last_day`` OR modified after ``modified_after`` (wherever it is dated now), in one paged
-        listing: the live ids of the window (deletions show as missing ids) and the changes since
-        the last check (an entry moved out of the window included) come from the same requests."""
-        window = self._filter(
-            ("WorkTicketTimeDate", "ge", first_day), ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1))
-        )
-        condition = f"({window})"
+        """Id, work date and modification stamp of every work ticket time dated in one of the
+        inclusive ``days`` ranges OR modified after ``modified_after`` (wherever it is dated now), in
+        one paged listing: the live ids of those days (deletions show as missing ids) and the changes
+        since the last check (an entry moved out of them included) come from the same requests."""
+        if not days and modified_after is None:
+            raise ValueError("Aspire work ticket time changes need a date range or modified_after")
+        conditions = []
+        for first_day, last_day in days:
+            if last_day < first_day:
+                raise ValueError(f"Aspire: date range {first_day}..{last_day} ends before it starts")
+            window = self._filter(
+                ("WorkTicketTimeDate", "ge", first_day), ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1))
+            )
+            conditions.append(f"({window})")
         if modified_after is not None:
-            condition += f" or LastModifiedDateTime gt {odata_datetime(modified_after, self.timezone)}"
+            conditions.append(f"LastModifiedDateTime gt {odata_datetime(modified_after, self.timezone)}")
+        condition = " or ".join(conditions)
         return self.list(
             "WorkTicketTimes",
             "WorkTicketTimeID",
@@ -358,14 +424,24 @@ class AspireResource(dg.ConfigurableResource):
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
     keyset_paging: bool = Field(default=True, description="Page as '<id> gt <last id>' (robust to concurrent edits).")
     wage_lookback_days: int = Field(default=120, ge=1, description="Days of work ticket times read for BaseHourlyRate.")
-    reference_check_every: int = Field(
-        default=12,
+    open_weeks: int = Field(
+        default=2,
         ge=1,
-        description="Change detection reads employees, opportunities and work tickets (3 extra requests) "
-        "whenever time changed, else on every Nth check (12 = daily with a 2-hour refresh).",
+        description="Change detection lists the ids of the current week and the weeks before it, this "
+        "many in all, at every check (a deletion there shows at the next check); older weeks are listed "
+        "a slice per check in rotation (see sources/aspire.py).",
     )
 
-    def client(self, base_url: str, client_id: str, secret: str, timezone: str | None = None) -> AspireClient:
+    def client(
+        self,
+        base_url: str,
+        client_id: str,
+        secret: str,
+        timezone: str | None = None,
+        *,
+        tokens: AspireTokens | None = None,
+        on_new_tokens: Callable[[AspireTokens], None] | None = None,
+    ) -> AspireClient:
         return AspireClient(
             base_url,
             client_id,
@@ -373,6 +449,8 @@ class AspireResource(dg.ConfigurableResource):
             page_size=self.page_size,
             timezone=timezone,
             keyset=self.keyset_paging,
+            tokens=tokens,
+            on_new_tokens=on_new_tokens,
             connect_timeout_seconds=self.connect_timeout_seconds,
             read_timeout_seconds=self.read_timeout_seconds,
             max_attempts=self.max_attempts,
@@ -380,4 +458,4 @@ class AspireResource(dg.ConfigurableResource):
         )
 
 
-__all__ = ["AspireClient", "AspireResource", "VendorAuthError", "any_of", "odata_datetime", "odata_filter", "odata_string"]
+__all__ = ["AspireClient", "AspireResource", "AspireTokens", "VendorAuthError", "token_expiry", "any_of", "odata_datetime", "odata_filter", "odata_string"]

@@ -44,7 +44,7 @@ class VendorApis(dg.ConfigurableResource):
         if connection.provider == "aspire":
             from protiv_dagster.sources.aspire import AspireSource
 
-            return AspireSource(connection, self.aspire)
+            return AspireSource(connection, self.aspire, registry)  # keeps its token between checks
         if connection.provider == "busybusy":
             from protiv_dagster.sources.busybusy import BusyBusySource
 

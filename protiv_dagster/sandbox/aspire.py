@@ -69,6 +69,8 @@ The control API (not the vendor's; no authentication; loopback clients only)
   ``EndTime`` local wall time, optional ``BreakTime`` hours)
 - ``POST /_emulator/work_ticket_times/<id>/edit`` (``StartTime``, ``EndTime``, ``BreakTime``,
   ``WorkTicketID``, ``ContactID``) and ``POST /_emulator/work_ticket_times/<id>/delete``
+- ``POST /_emulator/work_tickets/<id>/edit`` (``HoursEst``, ``WorkTicketStatusName``): reference
+  data that changes without any time row changing (a budget raised, a ticket completed)
 Every mutation stamps ``LastModifiedDateTime`` with a strictly increasing time. Control calls are not
 in ``request_log`` and faults never apply to them.
 """
@@ -551,6 +553,22 @@ class AspireCompany:
             self.times[time_id] = self._complete_time(row)
             return dict(self.times[time_id])
 
+    def edit_work_ticket(self, ticket_id: int, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            if ticket_id not in self.tickets:
+                raise KeyError(f"no work ticket {ticket_id}")
+            unknown = set(changes) - {"HoursEst", "WorkTicketStatusName"}
+            if unknown:
+                raise ValueError(f"cannot set {sorted(unknown)} on a work ticket")
+            if "HoursEst" in changes and changes["HoursEst"] is not None and (
+                isinstance(changes["HoursEst"], bool) or not isinstance(changes["HoursEst"], (int, float))
+            ):
+                raise ValueError("HoursEst must be a number of hours or null")
+            ticket = dict(self.tickets[ticket_id], **changes)
+            ticket["LastModifiedDateTime"] = self._tick()
+            self.tickets[ticket_id] = ticket
+            return dict(ticket)
+
     def delete_work_ticket_time(self, time_id: int) -> dict[str, Any]:
         with self._lock:
             if time_id not in self.times:
@@ -707,6 +725,10 @@ class AspireEmulator(VendorEmulator):
                 return Answer(200, company.delete_work_ticket_time(time_id))
             if action == "edit":
                 return Answer(200, company.edit_work_ticket_time(time_id, **payload))
+        if len(parts) == 3 and parts[0] == "work_tickets" and parts[2] == "edit" and method == "POST":
+            ticket_id = int(parts[1])
+            company = self._control_company(company_id, lambda c: ticket_id in c.tickets, f"work ticket {ticket_id}")
+            return Answer(200, company.edit_work_ticket(ticket_id, **payload))
         return None
 
 __all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]

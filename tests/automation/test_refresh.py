@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from protiv_dagster.automation.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
 from protiv_dagster.automation.syncs import all_weeks
 from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.aspire import AspireResource
 from protiv_dagster.resources.busybusy import BusyBusyResource
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sandbox.aspire import AspireEmulator
 from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
@@ -169,9 +172,122 @@ def test_stored_and_vanished_weeks_are_looked_up_per_company_in_one_go(request, 
 
     assert stored_weeks(warehouse, {"a": ["7"], "b": ["7", "99"]}) == {"a": {"2026-11-02"}, "b": {"2026-11-16"}}
     assert stored_weeks(warehouse, {}) == {}
+    listed = frozenset({date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16)})
     live = {
-        "a": ("WorkTicketTimes", "2026-11-02", frozenset({"7"})),
-        # 8 was deleted; 5 lies before the window, where nothing is re-read
-        "b": ("WorkTicketTimes", "2026-11-02", frozenset({"7"})),
+        "a": ("WorkTicketTimes", listed, frozenset({"7"})),
+        # 8 was deleted; 5 lies in a week the check did not list, where nothing is compared
+        "b": ("WorkTicketTimes", listed, frozenset({"7"})),
     }
     assert vanished_weeks(warehouse, live) == {"b": {"2026-11-09"}}
+    # Only the weeks listed are compared: a check that listed the week of 16 November alone says
+    # nothing of 8 (stored in the week of 9 November).
+    assert vanished_weeks(warehouse, {"b": ("WorkTicketTimes", frozenset({date(2026, 11, 16)}), frozenset({"7"}))}) == {}
+    assert vanished_weeks(warehouse, {"b": ("WorkTicketTimes", frozenset(), frozenset())}) == {}
+
+
+# -- Aspire: the token kept between checks --------------------------------------------------------
+@pytest.fixture
+def aspire_fleet(tmp_path, monkeypatch):
+    """Two Aspire companies on one emulator, connected in a real registry and initially synced as far
+    as the sync state goes (their first check's cursor stored)."""
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    registry = ConnectionRegistry(url)
+    emulator = AspireEmulator().start()
+    secrets = []
+    for number in range(2):
+        data = generate_company(f"aspire-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver")
+        client_id, secret = emulator.add_company(data)
+        secrets.append(secret)
+        registry.connect(data.company_id, "aspire", emulator.base_url, {"client_id": client_id, "secret": secret},
+                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
+    resource = ConnectionRegistryResource(url=url)
+    vendors = VendorApis(aspire=AspireResource(**FAST_RETRIES))
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    store = resource.sync_state()
+    for result in check_companies(registry.list(), {}, resource, vendors, NOW):
+        connection = result.connection
+        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
+                                 True, NOW, initial_sync_for=connection.connected_at)
+        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    try:
+        yield registry, resource, vendors, warehouse, store, emulator, secrets
+    finally:
+        emulator.stop()
+
+
+def stored_token(registry: ConnectionRegistry, company_id: str) -> str | None:
+    return registry.get(company_id).credentials().get("token")
+
+
+def test_a_quiet_aspire_company_costs_two_requests_with_its_kept_token_and_a_renewed_token_is_kept(aspire_fleet):
+    registry, resource, vendors, warehouse, store, emulator, _ = aspire_fleet
+    for company_id in ("aspire-0", "aspire-1"):  # the first check's token was kept
+        assert stored_token(registry, company_id) == emulator.company(company_id).token
+    cursors = {company_id: state.cursor for company_id, state in store.all_states().items()}
+
+    def refresh(at: datetime) -> tuple[object, list[tuple[str, int]]]:
+        before = len(emulator.request_log)
+        plan = plan_refresh(resource, vendors, warehouse, store, at)
+        served = [(entry.path, entry.status) for entry in emulator.request_log[before:]]
+        assert plan.requests == len(served)  # what the client counted is what the vendor served
+        return plan, served
+
+    plan, served = refresh(NOW + timedelta(hours=2))
+    assert plan.quiet == 2 and plan.batches == [] and plan.failed == {}
+    assert len(served) == 4 and not any(path.startswith("/Authorization") for path, _ in served)
+    assert sorted(served) == sorted([("/WorkTicketTimes", 200), ("/Contacts", 200)] * 2)
+    # The quiet checks' cursors are kept, so the next check asks the next reference endpoint.
+    assert all(state.cursor != cursors[c] for c, state in store.all_states().items())
+    plan, served = refresh(NOW + timedelta(hours=4))
+    assert sorted(served) == sorted([("/WorkTicketTimes", 200), ("/Opportunities", 200)] * 2)
+
+    # The vendor ends a token early (401): renewed once through the refresh token, kept, and that
+    # check makes no reference request.
+    old_token = emulator.company("aspire-0").token
+    emulator.expire_token("aspire-0")
+    plan, served = refresh(NOW + timedelta(hours=6))
+    assert plan.quiet == 2 and plan.failed == {}
+    assert served.count(("/WorkTicketTimes", 401)) == 1 and served.count(("/Authorization/RefreshToken", 200)) == 1
+    assert len(served) == 3 + 2  # 401, renewal, listing; the other company listing + WorkTickets
+    assert stored_token(registry, "aspire-0") == emulator.company("aspire-0").token != old_token
+    plan, served = refresh(NOW + timedelta(hours=8))
+    assert len(served) == 4 and not any(path.startswith("/Authorization") for path, _ in served)
+
+    # A kept token known to have expired is replaced before use: one token request, no 401.
+    registry.rotate_credentials("aspire-1", {"token_expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()})
+    plan, served = refresh(NOW + timedelta(hours=10))
+    assert plan.quiet == 2 and len(served) == 2 + 2
+    assert ("/Authorization", 200) in served and not any(status == 401 for _, status in served)
+    assert stored_token(registry, "aspire-1") == emulator.company("aspire-1").token
+
+
+def test_an_aspire_token_never_shows_in_the_registry_columns_logs_or_a_failed_check(aspire_fleet, caplog):
+    registry, resource, vendors, warehouse, store, emulator, secrets = aspire_fleet
+    caplog.set_level(logging.DEBUG)
+    emulator.expire_token("aspire-0")  # a renewal during the refresh, so a refresh token is issued too
+    plan_refresh(resource, vendors, warehouse, store, NOW + timedelta(hours=2))
+    # The admin changes the API user's secret at Aspire: the kept token and refresh token die.
+    tokens = {company_id: (emulator.company(company_id).token, emulator.company(company_id).refresh_token)
+              for company_id in ("aspire-0", "aspire-1")}
+    company = emulator.company("aspire-1")
+    company.secret, company.refresh_token = "rotated-by-the-admin", "revoked"
+    emulator.expire_token("aspire-1")
+    plan = plan_refresh(resource, vendors, warehouse, store, NOW + timedelta(hours=4))
+    assert list(plan.failed) == ["aspire-1"] and plan.failed["aspire-1"].startswith("Aspire:")
+
+    import sqlalchemy as sa
+
+    with registry.engine.connect() as conn:
+        rows = repr(conn.execute(sa.select(registry.table)).all())
+    places = {
+        "registry rows": rows,
+        "logs": caplog.text,
+        "failed check": plan.failed["aspire-1"] + repr(store.state("aspire-1")),
+        "cursors": repr(store.all_states()),
+    }
+    values = {value for pair in tokens.values() for value in pair if value} | set(secrets)
+    assert len(values) >= 5
+    assert [(place, value[:6]) for place, text in places.items() for value in values if value in text] == []
+    assert stored_token(registry, "aspire-0") == tokens["aspire-0"][0]  # kept, but only encrypted

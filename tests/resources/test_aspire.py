@@ -7,7 +7,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import requests
 
-from protiv_dagster.resources.aspire import AspireClient, AspireResource, any_of, odata_filter, odata_string
+from protiv_dagster.resources.aspire import (
+    ASSUMED_TOKEN_LIFETIME,
+    AspireClient,
+    AspireResource,
+    AspireTokens,
+    any_of,
+    odata_filter,
+    odata_string,
+    token_expiry,
+)
 from protiv_dagster.resources.http import VendorAuthError, VendorRequestError, VendorUnavailableError
 from protiv_dagster.sandbox.aspire import AspireEmulator
 from protiv_dagster.sandbox.generator import generate_company
@@ -99,6 +108,56 @@ def test_secret_changed_after_connecting_is_an_auth_error(hosted, company):
     emulator.expire_token(company.company_id)
     with pytest.raises(VendorAuthError, match="^Aspire:"):
         client.branches()
+
+
+def test_a_kept_token_is_used_without_a_token_request_and_new_ones_are_handed_out(hosted, company):
+    emulator = hosted[0]
+    issued: list[AspireTokens] = []
+    first = make_client(hosted, on_new_tokens=issued.append)
+    first.branches()
+    assert len(issued) == 1 and issued[0].token == emulator.company(company.company_id).token
+    # The emulator's token is a JWT whose exp claim says 24 hours.
+    assert abs((issued[0].expires_at - datetime.now(UTC)) - timedelta(hours=24)) < timedelta(minutes=1)
+    assert issued[0].token not in repr(issued[0]) and issued[0].refresh_token not in repr(issued[0])
+
+    before = len(emulator.request_log)
+    second = make_client(hosted, tokens=issued[0], on_new_tokens=issued.append)
+    assert second.branches()
+    assert [r.path for r in emulator.request_log[before:]] == ["/Branches"]
+    assert second.token_request_count == 0 and len(issued) == 1
+
+    # Renewed after a 401 through the refresh token: the new pair is handed out too.
+    emulator.expire_token(company.company_id)
+    assert second.branches()
+    assert second.token_request_count == 1 and len(issued) == 2
+    assert issued[1].token == emulator.company(company.company_id).token != issued[0].token
+
+
+def test_a_kept_token_near_its_expiry_is_replaced_before_use_in_one_request(hosted):
+    emulator = hosted[0]
+    issued: list[AspireTokens] = []
+    make_client(hosted, on_new_tokens=issued.append).branches()
+    nearly = AspireTokens(issued[0].token, issued[0].refresh_token, datetime.now(UTC) + timedelta(minutes=5))
+    before = len(emulator.request_log)
+    client = make_client(hosted, tokens=nearly, on_new_tokens=issued.append)
+    assert client.branches()
+    assert [(r.path, r.status) for r in emulator.request_log[before:]] == [("/Authorization", 200), ("/Branches", 200)]
+    assert len(issued) == 2
+
+
+def test_token_expiry_reads_the_jwt_claim_or_assumes_the_documented_lifetime():
+    import base64
+    import json
+
+    def jwt(claims) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        return f"eyJhbGciOiJIUzI1NiJ9.{body}.c2lnbmF0dXJl"
+
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    assert token_expiry(jwt({"exp": 1_800_000_000}), now) == datetime.fromtimestamp(1_800_000_000, UTC)
+    assert token_expiry(jwt({"sub": "no exp"}), now) == now + ASSUMED_TOKEN_LIFETIME
+    assert token_expiry("opaque-token", now) == now + ASSUMED_TOKEN_LIFETIME
+    assert token_expiry("a.!!!.c", now) == now + ASSUMED_TOKEN_LIFETIME
 
 
 # -- paging -------------------------------------------------------------------------------------------
@@ -237,10 +296,18 @@ def test_work_ticket_time_changes_lists_the_window_or_the_modified_rows_with_key
     tenant.edit_work_ticket_time(outside["WorkTicketTimeID"], BreakTime=0.0)
 
     client = make_client(hosted, page_size=20)
-    found = client.work_ticket_time_changes(first_day=first, last_day=last, modified_after=datetime.fromisoformat(newest))
+    found = client.work_ticket_time_changes(days=[(first, last)], modified_after=datetime.fromisoformat(newest))
     assert {r["WorkTicketTimeID"] for r in found} == in_window | {outside["WorkTicketTimeID"]}
     assert set(found[0]) == {"WorkTicketTimeID", "WorkTicketTimeDate", "LastModifiedDateTime"}
     assert client.request_count == 1 + len(found) // 20 + 1  # token + pages until a short one
+
+    # Two date ranges in one listing (the open weeks and a slice of older days), nothing modified.
+    older = date.fromisoformat(days[0])
+    both = client.work_ticket_time_changes(days=[(older, older), (first, last)], modified_after=None)
+    on_older = {r["WorkTicketTimeID"] for r in rows if r["WorkTicketTimeDate"][:10] == days[0]}
+    assert {r["WorkTicketTimeID"] for r in both} == in_window | on_older
+    with pytest.raises(ValueError, match="ends before it starts"):
+        client.work_ticket_time_changes(days=[(last, first)], modified_after=None)
 
 
 def test_latest_modification_is_one_request(hosted, company):

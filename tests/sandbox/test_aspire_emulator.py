@@ -267,6 +267,19 @@ def test_control_api_adds_edits_and_deletes_work_ticket_times(hosted, api, compa
     assert status["company_ids"] == [company.company_id] and status["request_count"] == emulator.request_count
 
 
+def test_control_api_edits_a_work_ticket_stamping_it(hosted, api):
+    control = hosted[0].control_url
+    ticket = api("WorkTickets").json()[0]
+    edited = requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"HoursEst": 99.5}).json()
+    assert edited["HoursEst"] == 99.5 and edited["LastModifiedDateTime"] > ticket["LastModifiedDateTime"]
+    changed = api("WorkTickets", filter=f"LastModifiedDateTime ge {edited['LastModifiedDateTime']}").json()
+    assert [(t["WorkTicketID"], t["HoursEst"]) for t in changed] == [(ticket["WorkTicketID"], 99.5)]
+    refused = requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"OpportunityID": 1})
+    assert refused.status_code == 400 and "OpportunityID" in refused.text
+    assert requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"HoursEst": "many"}).status_code == 400
+    assert requests.post(f"{control}/work_tickets/1/edit", json={"HoursEst": 1}).status_code == 404
+
+
 # -- the contract ----------------------------------------------------------------------------------
 def _check_type(value: Any, prop: dict[str, Any], where: str) -> None:
     if value is None:

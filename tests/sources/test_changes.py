@@ -1,7 +1,8 @@
 """Change detection (``Source.changes_since``) on all three vendors, over real HTTP to the emulators.
 
 Every check builds a fresh source, as the two-hour refresh does, so a login or token request is
-counted in ``Changes.requests``.
+counted in ``Changes.requests``. As in the refresh, an Aspire source keeps its token in a real
+registry (SQLite) between checks.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from types import SimpleNamespace
 import pytest
 
 from protiv_dagster.partitions import week_start
+from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.aspire import AspireResource
 from protiv_dagster.resources.busybusy import BusyBusyResource, iso
 from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
 from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sources import Changes, weeks_between
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sources import Changes, decode_cursor, weeks_between
 from tests.assets.vendors import PROVIDERS, VendorHarness, host
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
@@ -30,10 +33,28 @@ def company_data():
 
 
 @pytest.fixture(params=PROVIDERS)
-def harness(request, company_data):
+def harness(request, company_data, tmp_path, monkeypatch):
     hosted = host(request.param, company_data)
+    if request.param == "aspire":
+        keep_tokens(hosted, tmp_path, monkeypatch)
     yield hosted
     hosted.stop()
+
+
+@pytest.fixture
+def aspire(company_data, tmp_path, monkeypatch):
+    hosted = host("aspire", company_data)
+    keep_tokens(hosted, tmp_path, monkeypatch)
+    yield hosted
+    hosted.stop()
+
+
+def keep_tokens(harness: VendorHarness, folder, monkeypatch) -> None:
+    """Connect the Aspire harness's company in a real registry, where its sources keep the token."""
+    monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
+    url = f"sqlite:///{folder / 'registry.sqlite3'}"
+    ConnectionRegistry(url).connect(harness.company_id, "aspire", harness.base_url, harness.credentials)
+    harness.registry = ConnectionRegistryResource(url=url)
 
 
 @pytest.fixture
@@ -62,17 +83,25 @@ def make_source(harness: VendorHarness, **resource_options):
     if harness.provider == "aspire":
         from protiv_dagster.sources.aspire import AspireSource
 
-        return AspireSource(connection, AspireResource(**FAST, **resource_options))
+        registry = getattr(harness, "registry", None)
+        if registry is not None:
+            connection = registry.get(harness.company_id)
+        return AspireSource(connection, AspireResource(**FAST, **resource_options), registry)
     from protiv_dagster.sources.busybusy import BusyBusySource
 
     return BusyBusySource(connection, BusyBusyResource(**FAST))
 
 
-def check(harness, cursor, window, **options) -> Changes:
+def check(harness, cursor, window, resource_options=None, **options) -> Changes:
     before = len(harness.emulator.request_log)
-    changes = make_source(harness).changes_since(cursor, *window, **options)
+    changes = make_source(harness, **(resource_options or {})).changes_since(cursor, *window, **options)
     assert changes.requests == len(harness.emulator.request_log) - before  # what the vendor saw
     return changes
+
+
+def served(harness, since: int) -> list[str]:
+    """The paths of the vendor requests the emulator served after the first ``since``."""
+    return [entry.path for entry in harness.emulator.request_log[since:]]
 
 
 def entry_on(harness, wanted_week: date) -> tuple[str, date]:
@@ -132,8 +161,9 @@ def test_never_synced_reports_every_week_and_the_reference_data(harness, window)
     assert len(changes.weeks) == 5  # 28 days ending on a Thursday span five ISO weeks
     assert changes.reference_changed
     assert changes.entry_ids == frozenset()
-    # One request for the vendor's newest stamps (+ login/token; Aspire also lists the window).
-    assert changes.requests <= {"quickbooks_time": 1, "aspire": 3, "busybusy": 2}[harness.provider]
+    # One request for the vendor's newest stamps (+ login/token; Aspire lists the window and asks
+    # the newest stamp of its four endpoints one by one).
+    assert changes.requests <= {"quickbooks_time": 1, "aspire": 6, "busybusy": 2}[harness.provider]
 
 
 def test_a_quiet_company_costs_at_most_two_requests_and_reports_nothing(harness, window):
@@ -254,19 +284,95 @@ def test_an_old_cursor_re_reports_rather_than_skips(harness, window):
     assert entry_id in check(harness, cursor, window).entry_ids
 
 
-def test_an_aspire_reference_check_runs_on_every_nth_quiet_check(company_data, window):
-    harness = host("aspire", company_data)
-    try:
-        cursor = check(harness, None, window).cursor
-        counts = []
-        for _ in range(3):
-            source = make_source(harness, reference_check_every=3)
-            changes = source.changes_since(cursor, *window)
-            counts.append(changes.requests)
-            cursor = changes.cursor
-        assert counts == [2, 2, 5]  # token + listing; the third adds contacts, opportunities, tickets
-    finally:
-        harness.stop()
+def test_an_aspire_quiet_check_reuses_the_kept_token_and_asks_one_reference_endpoint_in_turn(aspire, window):
+    cursor = check(aspire, None, window).cursor
+    paths = []
+    for _ in range(4):
+        before = len(aspire.emulator.request_log)
+        changes = check(aspire, cursor, window)
+        assert changes.quiet and changes.requests == 2
+        paths.append(served(aspire, before))
+        cursor = changes.cursor
+    # No token request: the one from the first check is still good.
+    assert paths == [
+        ["/WorkTicketTimes", "/Contacts"], ["/WorkTicketTimes", "/Opportunities"],
+        ["/WorkTicketTimes", "/WorkTickets"], ["/WorkTicketTimes", "/Contacts"],
+    ]
+
+
+def test_an_aspire_reference_only_change_shows_within_three_quiet_checks(aspire, window):
+    cursor = check(aspire, None, window).cursor
+    cursor = check(aspire, cursor, window, check_reference=True).cursor  # settles the first reference marks
+    ticket = aspire.vendor.records("WorkTickets")[0]
+    aspire.vendor.edit_work_ticket(ticket["WorkTicketID"], HoursEst=(ticket["HoursEst"] or 0) + 40)
+    seen = []
+    for _ in range(3):
+        changes = check(aspire, cursor, window)
+        assert changes.requests <= 2 and not changes.weeks and not changes.entry_ids
+        seen.append(changes.reference_changed)
+        if changes.reference_changed:
+            break
+        cursor = changes.cursor
+    assert seen[-1], seen
+    # Reported once: the checks after it (from its cursor) see nothing new.
+    for _ in range(3):
+        changes = check(aspire, changes.cursor, window)
+        assert changes.quiet, changes
+
+
+def test_an_aspire_deletion_in_an_old_week_shows_within_one_rotation_at_one_page_a_check(aspire, window):
+    # 254 time rows in the window: a page of 200 holds the two open weeks (85 rows) and about a
+    # week of older days, so the older weeks take several checks to list.
+    small_pages = {"page_size": 200}
+    first = check(aspire, None, window, small_pages)
+    assert first.listed_weeks == weeks_between(*window)  # the first check lists the whole window
+    window_first = week_start(window[0])
+    checks, cursor, marks = [], first.cursor, []
+    while True:  # one rotation: until the slice of older days starts from the beginning again
+        before = len(aspire.emulator.request_log)
+        changes = check(aspire, cursor, window, small_pages)
+        assert changes.quiet and changes.requests <= 2
+        assert served(aspire, before).count("/WorkTicketTimes") == 1  # one listing page
+        checks.append(changes)
+        cursor = changes.cursor
+        marks.append(date.fromisoformat(decode_cursor("aspire", cursor)["scan"]))
+        if marks[-1] == window_first:
+            break
+    rotation = len(checks)
+    assert rotation >= 2
+    # The open weeks are listed at every check, whole.
+    open_weeks = {week_start(window[1]), week_start(window[1]) - timedelta(days=7)}
+    assert all(open_weeks <= c.listed_weeks for c in checks)
+
+    # An entry deleted on a day the first slice of this rotation has just passed: only the next
+    # rotation lists that day again (the worst case).
+    cursor = check(aspire, cursor, window, small_pages).cursor
+    passed = date.fromisoformat(decode_cursor("aspire", cursor)["scan"]) - timedelta(days=1)
+    entries = aspire.entries()
+    victim = entries[(entries["work_date"] >= window_first.isoformat()) & (entries["work_date"] <= passed.isoformat())].iloc[-1]
+    aspire.delete(victim.entry_id)
+    found_after = None
+    for number in range(1, rotation + 1):
+        before = len(aspire.emulator.request_log)
+        changes = check(aspire, cursor, window, small_pages)
+        assert served(aspire, before).count("/WorkTicketTimes") == 1
+        if changes.weeks:
+            found_after = number
+            break
+        assert changes.quiet and changes.requests <= 2
+        cursor = changes.cursor
+    assert found_after is not None and found_after > 1, "found at once: the deleted day was not behind the slice"
+    assert changes.weeks == {week_start(date.fromisoformat(victim.work_date))}
+
+
+def test_an_aspire_deletion_in_the_open_weeks_shows_at_the_next_check_on_small_pages(aspire, window):
+    small_pages = {"page_size": 200}
+    cursor = check(aspire, None, window, small_pages).cursor
+    cursor = check(aspire, cursor, window, small_pages).cursor
+    entry_id, day = entry_on(aspire, week_start(window[1]) - timedelta(days=7))
+    aspire.delete(entry_id)
+    changes = check(aspire, cursor, window, small_pages)
+    assert changes.weeks == {week_start(day)} and entry_id not in changes.live_entry_ids
 
 
 def test_a_cursor_of_another_vendor_counts_as_never_synced(harness, window):
