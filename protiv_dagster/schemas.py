@@ -11,14 +11,52 @@ reconcile (fetched = loaded + set aside).
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+from pandera.engines import pandas_engine
 from pandera.typing import Series
 
 SQL_TYPE = "sql_type"  # Field metadata key: the portable SQL type of the column
+
+# The calendar days a date column can hold: pandera's Date coerces through datetime64[ns].
+_FIRST_DAY = (pd.Timestamp.min + pd.Timedelta(days=1)).date()
+_LAST_DAY = pd.Timestamp.max.date()
+
+
+class Date(pandas_engine.Date):
+    """pandera's ``Date`` (a column of ``datetime.date`` objects), checked on the whole column at once.
+
+    pandera checks and coerces a date column value by value in Python, the largest share of
+    validating a week of attendance. A column whose values are all ``datetime.date`` (the type
+    itself, not ``datetime``) within the days datetime64[ns] holds is already what the check and
+    the coercion demand: it passes and is kept as is. Any other column goes through pandera's
+    own check and coercion, so a bad value fails exactly as before."""
+
+    @staticmethod
+    def _already_dates(values: Any, *, nulls: bool) -> bool:
+        if not isinstance(values, pd.Series) or values.dtype != object or not len(values):
+            return False
+        present = values.to_numpy()
+        types = set(map(type, present))  # at C speed: one type object per value
+        if nulls and type(None) in types:
+            types.discard(type(None))
+            present = present[values.notna().to_numpy()]
+        return types == {datetime.date} and _FIRST_DAY <= min(present) and max(present) <= _LAST_DAY
+
+    def check(self, pandera_dtype: Any, data_container: pd.Series | None = None) -> Any:
+        if self._already_dates(data_container, nulls=True) and pandas_engine.DataType.check(self, pandera_dtype, data_container):
+            return pd.Series(True, index=data_container.index, name=data_container.name)
+        return super().check(pandera_dtype, data_container)
+
+    def coerce(self, data_container: Any) -> Any:
+        # Coercion turns None into NaT (a not_nullable failure, or NaT kept): only all-date columns skip it.
+        if self._already_dates(data_container, nulls=False):
+            return data_container
+        return super().coerce(data_container)
 
 
 def _field(description: str, *, sql_type: str, nullable: bool = False, **checks: Any) -> Any:
@@ -40,7 +78,7 @@ class Attendance(CompanyScoped):
     worker_id: Series[str] = _field("Worker who clocked the time (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
     job_id: Series[str] = _field("Top-level job the time is on (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
     milestone_id: Series[str] = _field("Milestone of the job, when the time is on one.", sql_type="TEXT", nullable=True)
-    work_date: Series[pa.Date] = _field("Work date in the company's local time.", sql_type="DATE")
+    work_date: Series[Date] = _field("Work date in the company's local time.", sql_type="DATE")
     start_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
         "Start in UTC; null for manual entries.", sql_type="TIMESTAMPTZ", nullable=True
     )
@@ -77,8 +115,8 @@ class Worker(CompanyScoped):
         "Hourly wage in $; a yearly salary is divided by 2,080 hours.", sql_type="NUMERIC(10,4)", nullable=True, ge=0
     )
     pay_interval: Series[str] = _field("How the vendor states pay: hour or year.", sql_type="TEXT", nullable=True)
-    hire_date: Series[pa.Date] = _field("Hire date, when known.", sql_type="DATE", nullable=True)
-    term_date: Series[pa.Date] = _field("Termination date, when known.", sql_type="DATE", nullable=True)
+    hire_date: Series[Date] = _field("Hire date, when known.", sql_type="DATE", nullable=True)
+    term_date: Series[Date] = _field("Termination date, when known.", sql_type="DATE", nullable=True)
     source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
         "When the vendor last changed the worker, UTC.", sql_type="TIMESTAMPTZ"
     )
@@ -201,8 +239,8 @@ class PropayOpportunity(CompanyScoped):
         sql_type="TEXT", isin=PROPAY_STATUSES,
     )
     worker_count: Series[int] = _field("Number of workers with counted time on the ProPay.", sql_type="BIGINT", ge=0)
-    first_work_date: Series[pa.Date] = _field("First day with counted time; null with none.", sql_type="DATE", nullable=True)
-    last_work_date: Series[pa.Date] = _field("Last day with counted time; null with none.", sql_type="DATE", nullable=True)
+    first_work_date: Series[Date] = _field("First day with counted time; null with none.", sql_type="DATE", nullable=True)
+    last_work_date: Series[Date] = _field("Last day with counted time; null with none.", sql_type="DATE", nullable=True)
     exclusion_reason: Series[str] = _field(
         "Why the job gets no bonus (an exclusion rule, or all work before the launch date); null for an eligible ProPay.",
         sql_type="TEXT", nullable=True,
@@ -245,7 +283,7 @@ class PropayOvertimeWeek(CompanyScoped):
     """One worker's workweek that carries a ProPay bonus, with the overtime adjustment owed on it."""
 
     worker_id: Series[str] = _field("The worker (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
-    week_start: Series[pa.Date] = _field("First day of the workweek (the company's workweek_start).", sql_type="DATE")
+    week_start: Series[Date] = _field("First day of the workweek (the company's workweek_start).", sql_type="DATE")
     hours_worked: Series[float] = _field("Every hour the worker worked in the week on any job, drive time included, in hours.", sql_type="DOUBLE PRECISION", ge=0)
     overtime_hours: Series[float] = _field("Overtime hours of the week under the company's weekly (and daily) thresholds.", sql_type="DOUBLE PRECISION", ge=0)
     bonus_in_week: Series[float] = _field("ProPay bonus in $ allocated to the week, in proportion to the worker's counted hours on each ProPay.", sql_type="NUMERIC(14,2)", ge=0)

@@ -4,7 +4,7 @@ model, every other row comes back set aside with all of its reasons, and a malfo
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -138,6 +138,43 @@ def test_coercion_of_the_other_models() -> None:
     assert rejected.empty
     assert list(jobs["job_id"]) == ["10", "11"] and jobs["parent_job_id"].iloc[1] == "10"
     assert jobs["budget_hours"].dtype == "float64" and jobs["budget_hours"].iloc[0] == 40.0
+
+
+@pytest.mark.parametrize(
+    ("work_dates", "kept", "set_aside"),
+    [
+        # Already dates (the mappings' output): checked on the whole column and kept as they are.
+        ([date(2026, 11, 2), date(2026, 11, 3)], [date(2026, 11, 2), date(2026, 11, 3)], []),
+        ([date(1677, 9, 22), date(2262, 4, 11)], [date(1677, 9, 22), date(2262, 4, 11)], []),  # the ends datetime64[ns] holds
+        # Anything else goes through pandera's own coercion and check, value by value.
+        ([date(2026, 11, 2), datetime(2026, 11, 3, 15, 30)], [date(2026, 11, 2), date(2026, 11, 3)], []),
+        ([date(2026, 11, 2), "2026-11-04"], [date(2026, 11, 2), date(2026, 11, 4)], []),
+        ([date(2026, 11, 2), pd.Timestamp("2026-11-05")], [date(2026, 11, 2), date(2026, 11, 5)], []),
+        ([date(2026, 11, 2), None], [date(2026, 11, 2)], [("1", "work_date: not_nullable")]),
+        ([date(2026, 11, 2), float("nan")], [date(2026, 11, 2)], [("1", "work_date: not_nullable")]),
+    ],
+)
+def test_date_columns(work_dates: list[Any], kept: list[date], set_aside: list[tuple[str, str]]) -> None:
+    frame = pd.DataFrame([attendance_row(entry_id=str(i), work_date=day) for i, day in enumerate(work_dates)])
+
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+
+    assert list(valid["work_date"]) == kept and {type(day) for day in valid["work_date"]} == {date}
+    assert list(zip(rejected["record_id"], rejected["reason"])) == set_aside
+
+
+def test_a_date_beyond_datetime64_ns_fails_coercion_for_the_whole_column() -> None:
+    frame = pd.DataFrame([attendance_row(entry_id="1"), attendance_row(entry_id="2", work_date=date(1677, 9, 21))])
+    with pytest.raises(ValueError, match=r"work_date coerce_dtype\('date'\)"):
+        split_valid(frame, Attendance, "entry_id")
+
+
+def test_a_nullable_date_column_keeps_null_as_nat() -> None:
+    frame = pd.DataFrame([worker_row(worker_id="7", term_date=date(2026, 11, 2)), worker_row(worker_id="8", term_date=None)])
+
+    workers, rejected = split_valid(frame, Worker, "worker_id")
+
+    assert rejected.empty and workers["term_date"].iloc[0] == date(2026, 11, 2) and workers["term_date"].iloc[1] is pd.NaT
 
 
 @pytest.mark.parametrize(
