@@ -193,11 +193,16 @@ def machine() -> str:
 
 
 def minimum_requests(truth: dict) -> tuple[list[tuple[str, int, int]], int]:
-    """(query, records, minimum requests) per distinct query, and the naive bound total/200."""
+    """(query, records, minimum requests) per distinct query, and the naive bound total/200.
+
+    The sync's weeks are one run asking once for the whole window (from its first Monday), so the
+    minimum is the pages of each endpoint's records in the window."""
     pages = lambda n: max(1, math.ceil(n / PAGE))  # noqa: E731
     rows = [(name, truth[name], pages(truth[name])) for name in ("users", "jobcodes", "customfields")]
-    for monday, (live, deleted) in truth["weeks"].items():
-        rows += [(f"timesheets {monday}", live, pages(live)), (f"timesheets_deleted {monday}", deleted, pages(deleted))]
+    first = min(truth["weeks"])
+    live = sum(week[0] for week in truth["weeks"].values())
+    deleted = sum(week[1] for week in truth["weeks"].values())
+    rows += [(f"timesheets {first}", live, pages(live)), (f"timesheets_deleted {first}", deleted, pages(deleted))]
     return rows, math.ceil(sum(r[1] for r in rows) / PAGE)
 
 

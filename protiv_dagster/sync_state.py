@@ -10,7 +10,7 @@ slip past the cursor: the next check asks the vendor again from the old cursor.
 
 Runs are sequenced in two phases because attendance is mapped against the company's workers and
 jobs: the reference run (workers, jobs) goes first when the batch needs one, the week runs (raw and
-attendance) once it has succeeded.
+attendance; one run per stretch of consecutive weeks) once it has succeeded.
 """
 
 from __future__ import annotations
