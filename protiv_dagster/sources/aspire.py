@@ -30,10 +30,11 @@ listed days hold up to a page (1,000 rows), however old its connection. From tha
   of every day of the window holding entries; a listed day whose digest changed lost an entry (or
   gained one already reported by its stamp: that week is re-synced once more, never missed), and
   its week is reported. A deletion in the open weeks shows at the next check, an older one within
-  one rotation: the window's older rows over what a slice holds, e.g. about 50 checks (four days at
-  a two-hour refresh) for a 50-worker company with a year of history. While the open weeks hold more
-  than two thirds of a page they shrink, down to the current week, so a quiet check stays at one
-  page up to about 650 rows a week; beyond that a check lists one more page per 1,000 rows.
+  one rotation: the window's older rows over what a slice holds, e.g. 39 checks (three and a quarter
+  days at a two-hour refresh) for a 50-worker company with a year of history (22,000 rows); the
+  cursor then holds about 9.5 kB of day digests. While the open weeks hold more than two thirds of
+  a page they shrink, down to the current week, so a quiet check stays at one page up to about 650
+  rows a week; beyond that a check lists one more page per 1,000 rows.
   ``listed_weeks`` names the weeks listed whole and ``live_entry_ids`` their live ids, so the caller
   can find which stored ids disappeared (and their stored weeks); the days of a week listed in part
   rely on their digests.
