@@ -63,6 +63,20 @@ def _field(description: str, *, sql_type: str, nullable: bool = False, **checks:
     return pa.Field(description=description, nullable=nullable, metadata={SQL_TYPE: sql_type}, **checks)
 
 
+def _unique(df: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Rows whose ``keys`` no other row repeats.
+
+    A row whose every value is missing passes, as pandera's ``ignore_na`` makes a dataframe check
+    do. The checks test for such rows themselves (``ignore_na=False``): pandera would look for
+    missing values in every column of every row, where a row with its first key present cannot be
+    one of them."""
+    unique = ~df.duplicated(keys, keep=False)
+    key_missing = df[keys[0]].isna()
+    if key_missing.any():
+        unique |= df[key_missing].isna().all(axis="columns").reindex(df.index, fill_value=False)
+    return unique
+
+
 class CompanyScoped(pa.DataFrameModel):
     company_id: Series[str] = _field("Protiv company the row belongs to.", sql_type="TEXT", str_length={"min_value": 1})
 
@@ -95,13 +109,14 @@ class Attendance(CompanyScoped):
         "When the vendor last changed the entry, UTC.", sql_type="TIMESTAMPTZ"
     )
 
-    @pa.dataframe_check(description="end is not before start")
+    # A row with no start and no end passes already: pandera need not look for rows of missing values.
+    @pa.dataframe_check(description="end is not before start", ignore_na=False)
     def end_after_start(cls, df: pd.DataFrame) -> Series[bool]:
         return df["end_at"].isna() | df["start_at"].isna() | (df["end_at"] >= df["start_at"])
 
-    @pa.dataframe_check(description="entry id is unique within the company")
+    @pa.dataframe_check(description="entry id is unique within the company", ignore_na=False)
     def unique_entry(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "entry_id"], keep=False)
+        return _unique(df, ["company_id", "entry_id"])
 
 
 class Worker(CompanyScoped):
@@ -121,9 +136,9 @@ class Worker(CompanyScoped):
         "When the vendor last changed the worker, UTC.", sql_type="TIMESTAMPTZ"
     )
 
-    @pa.dataframe_check(description="worker id is unique within the company")
+    @pa.dataframe_check(description="worker id is unique within the company", ignore_na=False)
     def unique_worker(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "worker_id"], keep=False)
+        return _unique(df, ["company_id", "worker_id"])
 
 
 class Job(CompanyScoped):
@@ -162,9 +177,9 @@ class Job(CompanyScoped):
         "When the vendor last changed the job, UTC.", sql_type="TIMESTAMPTZ"
     )
 
-    @pa.dataframe_check(description="job id is unique within the company")
+    @pa.dataframe_check(description="job id is unique within the company", ignore_na=False)
     def unique_job(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "job_id"], keep=False)
+        return _unique(df, ["company_id", "job_id"])
 
     @pa.dataframe_check(description="a milestone names its job and a job has no parent")
     def parent_matches_level(cls, df: pd.DataFrame) -> Series[bool]:
@@ -246,9 +261,9 @@ class PropayOpportunity(CompanyScoped):
         sql_type="TEXT", nullable=True,
     )
 
-    @pa.dataframe_check(description="ProPay id is unique within the company")
+    @pa.dataframe_check(description="ProPay id is unique within the company", ignore_na=False)
     def unique_propay(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "propay_id"], keep=False)
+        return _unique(df, ["company_id", "propay_id"])
 
 
 class PropayWorkerBonus(CompanyScoped):
@@ -274,9 +289,9 @@ class PropayWorkerBonus(CompanyScoped):
         sql_type="NUMERIC(14,2)", ge=0,
     )
 
-    @pa.dataframe_check(description="one row per ProPay and worker")
+    @pa.dataframe_check(description="one row per ProPay and worker", ignore_na=False)
     def unique_worker_per_propay(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "propay_id", "worker_id"], keep=False)
+        return _unique(df, ["company_id", "propay_id", "worker_id"])
 
 
 class PropayOvertimeWeek(CompanyScoped):
@@ -292,9 +307,9 @@ class PropayOvertimeWeek(CompanyScoped):
         sql_type="NUMERIC(14,2)", ge=0,
     )
 
-    @pa.dataframe_check(description="one row per worker and week")
+    @pa.dataframe_check(description="one row per worker and week", ignore_na=False)
     def unique_week(cls, df: pd.DataFrame) -> Series[bool]:
-        return ~df.duplicated(["company_id", "worker_id", "week_start"], keep=False)
+        return _unique(df, ["company_id", "worker_id", "week_start"])
 
 
 def _record_text(row: pd.Series) -> str:
