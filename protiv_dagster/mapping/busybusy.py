@@ -49,11 +49,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.common import (
     HOURS_PER_YEAR,
+    calendar_days,
     MAX_AMOUNT,
     MAX_WAGE,
     collect,
@@ -79,8 +81,7 @@ WAGE_RATES: dict[int, tuple[str, float]] = {
 
 
 def _local_date(moments: pd.Series, timezone: str) -> pd.Series:
-    local = moments.dt.tz_convert(timezone)
-    return local.dt.date.where(moments.notna(), None).astype(object)
+    return calendar_days(moments.dt.tz_convert(timezone))
 
 
 def _timestamp(value: Any) -> pd.Timestamp | None:
@@ -305,6 +306,73 @@ def _break_seconds(breaks: Any, start: pd.Timestamp, end: pd.Timestamp) -> float
     return total
 
 
+_NANOS_PER_SECOND = 1_000_000_000
+
+
+def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) -> pd.Series:
+    """``_break_seconds`` of every entry (NaN where malformed; 0 for an entry without both times or
+    without breaks), the breaks of all entries worked out at once.
+
+    Breaks in the usual shape (a list of objects whose startTime, and endTime when given, are ISO
+    8601 texts of whole seconds, like every other stamp BusyBusy sends) are parsed column-wise and
+    clipped to their entry with integer nanoseconds: whole seconds are exact as floats, so the sums
+    are the ones ``_break_seconds`` gives. An entry with a break in any other shape (text pandas
+    cannot read as ISO 8601, fractions of a second, not a list of objects) goes through
+    ``_break_seconds`` itself."""
+    seconds = np.zeros(len(listed))
+    timed = (start.notna() & until.notna()).to_numpy()
+    start_ns, until_ns = _nanoseconds(start), _nanoseconds(until)
+    entries, break_starts, break_ends, one_by_one = [], [], [], []
+    for position, value in enumerate(listed):
+        if not timed[position] or value is None or value == _NO_BREAKS:
+            continue
+        plain = type(value) is list and all(
+            type(item) is dict and type(item.get("startTime")) is str
+            and (type(item.get("endTime")) is str or not item.get("endTime"))
+            for item in value
+        )
+        if not plain:
+            one_by_one.append(position)
+            continue
+        for item in value:
+            entries.append(position)
+            break_starts.append(item["startTime"])
+            break_ends.append(item.get("endTime") or None)  # none given: the break runs to the entry's end
+    if entries:
+        entry = np.asarray(entries)
+        break_start = _nanoseconds(utc(pd.Series(break_starts, dtype=object))[0])
+        given = np.asarray([end is not None for end in break_ends])
+        break_end = np.where(given, _nanoseconds(utc(pd.Series(break_ends, dtype=object))[0]), until_ns[entry])
+        readable = (break_start != _NAT) & (break_end != _NAT)
+        whole = (
+            (break_start % _NANOS_PER_SECOND == 0) & (break_end % _NANOS_PER_SECOND == 0)
+            & (start_ns[entry] % _NANOS_PER_SECOND == 0) & (until_ns[entry] % _NANOS_PER_SECOND == 0)
+        )
+        by_hand = np.zeros(len(listed), dtype=bool)
+        np.logical_or.at(by_hand, entry, ~(readable & whole))
+        one_by_one.extend(np.unique(entry[by_hand[entry]]).tolist())
+        fast = ~by_hand[entry]
+        entry, break_start, break_end = entry[fast], break_start[fast], break_end[fast]
+        inside = np.maximum(0, np.minimum(break_end, until_ns[entry]) - np.maximum(break_start, start_ns[entry]))
+        seconds += np.bincount(entry, weights=(inside // _NANOS_PER_SECOND).astype(float), minlength=len(listed))
+        malformed = np.zeros(len(listed), dtype=bool)
+        np.logical_or.at(malformed, entry, break_end < break_start)
+        seconds[malformed] = np.nan
+    for position in one_by_one:
+        found = _break_seconds(listed[position], start.iat[position], until.iat[position])
+        seconds[position] = np.nan if found is None else found
+    return pd.Series(seconds, index=start.index, dtype=float)
+
+
+_NO_BREAKS: list[Any] = []
+_NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+
+
+def _nanoseconds(moments: pd.Series) -> np.ndarray:
+    """UTC datetime64[ns] values as int64 nanoseconds since the epoch (NaT -> ``_NAT``)."""
+    return moments.dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype("int64")
+
+
 def _epoch_seconds(moments: pd.Series) -> pd.Series:
     """Seconds since the epoch as floats (NaN for NaT): differences of far-apart instants cannot
     overflow the way nanosecond timedeltas do."""
@@ -367,14 +435,7 @@ def time_entries_to_attendance(
     running = end.isna() & ~bad_end
     reasons = collect(reasons, running & start.notna() & (start > clock), "a running entry starts after the vendor clock")
     until = end.where(~running, clock)
-    # No breaks (None or []) is 0 s, as _break_seconds says: only entries listing breaks are read one by one.
-    listed = [raw.get("breaks") for raw in frame["_raw"]]
-    timed = (start.notna() & until.notna()).to_numpy()
-    breaks = [0.0] * len(listed)
-    for position, (value, has_times) in enumerate(zip(listed, timed)):
-        if has_times and value is not None and value != []:
-            breaks[position] = _break_seconds(value, start.iat[position], until.iat[position])
-    break_seconds = pd.Series(breaks, index=frame.index, dtype=object)
+    break_seconds = _breaks_of_entries([raw.get("breaks") for raw in frame["_raw"]], start, until)
     reasons = collect(reasons, break_seconds.isna(), "breaks are malformed (a break without a valid startTime, or ending before it starts)")
     worked = _epoch_seconds(until) - _epoch_seconds(start) - break_seconds.fillna(0).astype(float)
     reasons = collect(reasons, worked.notna() & (worked < 0), "endTime is before startTime, or breaks exceed the entry")

@@ -15,6 +15,7 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,11 +55,13 @@ def unstorable(value: Any) -> bool:
 def unstorable_rows(values: pd.Series) -> pd.Series:
     """Which values are ``unstorable``. The texts of the column are checked joined first, at C
     speed: only a column holding a bad text at all is checked value by value."""
-    texts = [value for value in values.tolist() if isinstance(value, str)]
-    if texts:
+    texts = values.tolist()
+    try:
         joined = "".join(texts)
-        if "\x00" in joined or not (joined.isascii() or _encodes(joined)):
-            return values.map(unstorable).astype(bool)
+    except TypeError:  # not all text: the strings among the values
+        joined = "".join([value for value in texts if isinstance(value, str)])
+    if "\x00" in joined or not (joined.isascii() or _encodes(joined)):
+        return values.map(unstorable).astype(bool)
     return pd.Series(False, index=values.index)
 
 
@@ -105,11 +108,25 @@ def records_frame(records: Iterable[Mapping[str, Any]], fields: Iterable[str] | 
     if fields is None:
         frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     elif records:
-        frame = pd.DataFrame({name: _field_values(records, name) for name in fields})
+        frame = _fields_frame(records, list(fields))
     else:
         frame = pd.DataFrame()
     frame["_raw"] = records
     return frame
+
+
+def _fields_frame(records: list[Mapping[str, Any]], fields: list[str]) -> pd.DataFrame:
+    """The ``fields`` of the records, one column each, with the values and dtypes ``from_records`` gives."""
+    if len(fields) > 1:
+        # The usual case, every record holding every field (vendors send them all, null or not): the
+        # fields of a record are read in one call at C speed, and the frame built from the rows at once.
+        try:
+            rows = list(map(itemgetter(*fields), records))
+        except (KeyError, TypeError):  # a record without one of the fields (or not a mapping)
+            pass
+        else:
+            return pd.DataFrame(rows, columns=fields)
+    return pd.DataFrame({name: _field_values(records, name) for name in fields})
 
 
 def _field_values(records: list[Mapping[str, Any]], name: str) -> pd.Series:
@@ -138,37 +155,78 @@ def id_text(values: pd.Series) -> pd.Series:
         codes, uniques = pd.factorize(values)
         texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
         return pd.Series(texts[codes], index=values.index, dtype=object).where(values != 0, None)
-    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+    if _is_text_column(values):
         # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
-        text = values.str.strip()
+        text = stripped(values)
         return text.astype(object).where(values.notna() & ~text.isin(["", "0"]), None)
     return values.map(one).astype(object)
 
 
+def _is_text_column(values: pd.Series) -> bool:
+    """A column pandas holds as text (str dtype): every value is a string or missing."""
+    return values.dtype != object and pd.api.types.is_string_dtype(values.dtype)
+
+
+def stripped(values: pd.Series) -> pd.Series:
+    """``values.str.strip()`` of a text column. Ids and stamps from an API are seldom padded: the
+    strings are stripped at C speed first (``str.strip`` hands back the very string when there is
+    nothing to strip, so the comparison is by identity), and only a column that changes is
+    stripped by pandas."""
+    texts = values.tolist()
+    try:
+        unchanged = list(map(str.strip, texts)) == texts
+    except TypeError:  # a missing value (NaN) among the strings
+        unchanged = False
+    return values if unchanged else values.str.strip()
+
+
 def _nonblank_text(values: pd.Series) -> pd.Series:
     """Which values are text that is not blank (vectorised for a column that is all text)."""
-    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
-        return values.notna() & (values.str.strip() != "")
+    if _is_text_column(values):
+        return values.notna() & (stripped(values) != "")
     return values.map(lambda v: isinstance(v, str) and v.strip() != "").astype(bool)
 
 
 def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
+    if _is_text_column(values):
+        # Blank text parses to NaT like missing: the whole column is parsed as it is, and only the
+        # values that did not parse are told apart (blank means missing, anything else is bad).
+        parsed = _utc_in_range(pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"))
+        failed = parsed.isna() & values.notna()
+        if failed.any():
+            failed[failed] = _nonblank_text(values[failed])
+        return parsed, failed
     text = values.where(_nonblank_text(values), None)
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    parsed = _utc_in_range(pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601"))
+    return parsed, text.notna() & parsed.isna()
+
+
+def _utc_in_range(parsed: pd.Series) -> pd.Series:
     # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
     parsed = parsed.where((parsed >= pd.Timestamp.min.tz_localize("UTC")) & (parsed <= pd.Timestamp.max.tz_localize("UTC")))
-    return parsed.astype("datetime64[ns, UTC]"), text.notna() & parsed.isna()
+    return parsed.astype("datetime64[ns, UTC]")
 
 
 def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+    if _is_text_column(values):
         text = values.where(values.notna() & ~values.isin(["", "0000-00-00"]), None)
     else:
         text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
     parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
     parsed = parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
-    return parsed.dt.date.where(parsed.notna(), None).astype(object), text.notna() & parsed.isna()
+    return calendar_days(parsed), text.notna() & parsed.isna()
+
+
+def calendar_days(moments: pd.Series) -> pd.Series:
+    """The calendar day (``datetime.date``) of each naive or zoned datetime64 value, None for NaT.
+
+    A week of entries spans a few distinct days: each distinct value becomes a date object once
+    (what ``.dt.date`` does value by value, in the values' own zone), and the rows take theirs."""
+    wall_time = moments.dt.tz_localize(None) if moments.dt.tz is not None else moments
+    codes, uniques = pd.factorize(wall_time.dt.floor("D"))
+    days = np.array(list(pd.Series(uniques).dt.date) + [None], dtype=object)
+    return pd.Series(days[codes], index=moments.index, dtype=object)
 
 
 def numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
