@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protiv_dagster.resources.warehouse import Column, PartitionWrite, Table, View, Warehouse, WarehouseError, redact_url
+from protiv_dagster.resources.warehouse import (
+    Column,
+    PartitionSpool,
+    PartitionWrite,
+    Table,
+    View,
+    Warehouse,
+    WarehouseError,
+    redact_url,
+)
 from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE
 
 ATTENDANCE = Table(
@@ -668,3 +677,40 @@ def test_several_partitions_of_several_tables_are_replaced_together_or_not_at_al
         )
     pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before[0])
     pd.testing.assert_frame_equal(warehouse.read_table(workers), before[1])
+
+
+def test_spooled_partitions_filled_interleaved_are_written_like_frames(warehouse: Warehouse) -> None:
+    # The raw layer fills several weeks at once from one vendor query, rows of each arriving in turn.
+    warehouse.ensure_tables([ATTENDANCE])
+    first, second = week_rows("c1", FIRST_WEEK), week_rows("c1", SECOND_WEEK)
+    with (
+        PartitionSpool(ATTENDANCE, {"company_id": "c1"}, FIRST_WEEK) as week_1,
+        PartitionSpool(ATTENDANCE, {"company_id": "c1"}, SECOND_WEEK) as week_2,
+    ):
+        for start in range(0, 6, 2):
+            week_1.add(first.iloc[start : start + 2])
+            week_2.add(second.iloc[start : start + 2])
+        week_2.add(second.iloc[0:0])  # an empty page adds nothing
+        assert (week_1.rows, week_2.rows) == (6, 6)
+        assert warehouse.replace_partitions([week_1.write(), week_2.write()]) == [6, 6]
+
+    spooled = warehouse.read_table(ATTENDANCE)
+    warehouse.replace_partitions(
+        [
+            PartitionWrite(ATTENDANCE, first, {"company_id": "c1"}, FIRST_WEEK),
+            PartitionWrite(ATTENDANCE, second, {"company_id": "c1"}, SECOND_WEEK),
+        ]
+    )
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), spooled)
+    assert len(spooled) == 12
+
+
+def test_a_spooled_row_outside_its_partition_is_refused_when_added_and_nothing_is_written(warehouse: Warehouse) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    before = warehouse.read_table(ATTENDANCE)
+    with PartitionSpool(ATTENDANCE, {"company_id": "c1"}, FIRST_WEEK) as spool:
+        spool.add(week_rows("c1", FIRST_WEEK, version=2))
+        with pytest.raises(ValueError, match=r"work_date must lie in 2024-01-01..2024-01-07"):
+            spool.add(week_rows("c1", SECOND_WEEK, version=2))
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
