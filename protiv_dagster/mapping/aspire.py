@@ -60,14 +60,17 @@ import pandas as pd
 
 from protiv_dagster.mapping.common import (
     MAX_WAGE,
+    calendar_days,
     collect,
     column,
     id_text,
+    is_text_column,
     no_reasons,
     numbers,
     records_frame,
     set_aside_frame,
     split,
+    stripped,
 )
 
 DRIVE_JOB_ID = "aspire-unallocated-clock-time"
@@ -147,7 +150,8 @@ def _id(value: Any) -> str | None:
 
 
 def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Offset-less local datetimes; also which non-empty values failed."""
+    """Offset-less local date-times as datetime64[ns] (NaT when missing or bad); also which
+    non-empty values failed."""
     def one(value: Any) -> datetime | None:
         if not isinstance(value, str) or not value.strip():
             return None
@@ -164,37 +168,43 @@ def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         # conversion) is a bad value, set aside, not a crash of the whole mapping.
         return parsed if _FIRST_WALL_TIME <= parsed <= _LAST_WALL_TIME else None
 
-    if values.dtype != object and pd.api.types.is_string_dtype(values.dtype):
+    def wall_times(found: list[datetime | None], index: pd.Index) -> pd.Series:
+        return pd.to_datetime(pd.Series(found, index=index, dtype=object)).astype("datetime64[ns]")
+
+    if is_text_column(values):
         # A column of text: the plain "YYYY-MM-DDTHH:MM:SS" values Aspire sends are parsed at once;
         # any other shape (an offset, fractions, a bare date) goes through ``one``.
-        text = values.str.strip()
+        text = stripped(values)
         present = values.notna() & (text != "")
         plain = pd.to_datetime(text.where(present), format="%Y-%m-%dT%H:%M:%S", errors="coerce")
-        plain = plain.where((plain >= _FIRST_WALL_TIME) & (plain <= _LAST_WALL_TIME))
-        parsed = pd.Series(plain.dt.to_pydatetime(), index=values.index, dtype=object).where(plain.notna(), None)
-        others = present & plain.isna()
+        parsed = plain.where((plain >= _FIRST_WALL_TIME) & (plain <= _LAST_WALL_TIME)).astype("datetime64[ns]")
+        others = present & parsed.isna()
         if others.any():
-            parsed[others] = [one(v) for v in values[others]]
+            parsed[others] = wall_times([one(v) for v in values[others]], values.index[others])
         return parsed, present & parsed.isna()
-    parsed = pd.Series([one(v) for v in values], index=values.index, dtype=object)
+    parsed = wall_times([one(v) for v in values], values.index)
     present = values.map(lambda v: isinstance(v, str) and v.strip() != "")
     return parsed, present & parsed.isna()
 
 
-def _to_utc(local: datetime | None, zone: str | None, fold: int = 0) -> pd.Timestamp | None:
+def _to_utc(local: datetime | pd.Timestamp | None, zone: str | None, fold: int = 0) -> pd.Timestamp | None:
     if local is None or not isinstance(zone, str) or pd.isna(local):
         return None
+    if isinstance(local, pd.Timestamp):  # a wall time of ``_wall_times``: whole microseconds
+        local = local.to_pydatetime()
     return pd.Timestamp(local.replace(tzinfo=ZoneInfo(zone), fold=fold).astimezone(UTC))
 
 
 def _localised(locals_: pd.Series, zones: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(rows with a wall time and a zone name, those wall times localised zone by zone at once in
-    UTC): NaT where the zone's clock skips or repeats the time (daylight saving changes)."""
+    UTC): NaT where the zone's clock skips or repeats the time (daylight saving changes).
+
+    ``locals_`` are datetime64[ns] wall times; ``zones`` IANA names or missing."""
     result = pd.Series(pd.NaT, index=locals_.index, dtype="datetime64[ns, UTC]")
-    present = locals_.notna() & zones.map(lambda z: isinstance(z, str))
+    present = locals_.notna() & zones.notna()
     if not present.any():
         return present, result
-    wall = pd.to_datetime(locals_[present].astype(object)).astype("datetime64[ns]")
+    wall = locals_[present]
     zone_of = zones[present]
     for zone in zone_of.unique():
         in_zone = zone_of == zone
@@ -206,15 +216,32 @@ def _localised(locals_: pd.Series, zones: pd.Series) -> tuple[pd.Series, pd.Seri
 def _utc_series(locals_: pd.Series, zones: pd.Series) -> pd.Series:
     """``_to_utc`` (fold 0) of every wall time in its row's zone, localised zone by zone at once;
     wall times a zone skips or repeats (daylight saving changes) go through ``_to_utc`` itself."""
+    return _utc_and_clock_changes(locals_, zones)[0]
+
+
+def _utc_and_clock_changes(locals_: pd.Series, zones: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(``_utc_series``, which wall times fall where their zone's clock jumps). At a daylight
+    saving change an hour comes twice or never: there fold 0 and fold 1 name different instants."""
     present, result = _localised(locals_, zones)
     changes = present & result.isna()
     if changes.any():
         result[changes] = _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_[changes], zones[changes])], locals_[changes].index)
-    return result
+    return result, changes
 
 
-def _resolved_zones(zones: Zones, row_zones: Iterable[Any], branch_ids: Iterable[Any]) -> list[str | None]:
+def _resolved_zones(zones: Zones, row_zones: pd.Series, branch_ids: pd.Series) -> pd.Series:
     """``zones.resolve`` of each row, worked out once per distinct (zone, branch) pair."""
+    if row_zones.dtype != object and branch_ids.dtype != object:
+        # Columns of text or numbers (what Aspire sends): the pairs are told apart by their codes.
+        zone_codes, zone_names = pd.factorize(row_zones)
+        branch_codes, branches = pd.factorize(branch_ids)
+        # A code of -1 is a missing value: NaN (last in the lists), as the column itself gives it.
+        zone_names, branches = [*zone_names.tolist(), float("nan")], [*branches.tolist(), float("nan")]
+        pairs, row_pair = np.unique((zone_codes.astype(np.int64) + 1) * len(branches) + branch_codes + 1, return_inverse=True)
+        zone_of_pair = [
+            zones.resolve(zone_names[pair // len(branches) - 1], branches[pair % len(branches) - 1]) for pair in pairs.tolist()
+        ]
+        return pd.Series(np.array(zone_of_pair, dtype=object)[row_pair.ravel()], index=row_zones.index, dtype=object)
     resolved: dict[tuple[Any, ...], str | None] = {}
     result = []
     for row_zone, branch in zip(row_zones, branch_ids):
@@ -226,14 +253,7 @@ def _resolved_zones(zones: Zones, row_zones: Iterable[Any], branch_ids: Iterable
             result.append(resolved[key])
         except TypeError:  # an unhashable value (a list or object where text was expected)
             result.append(zones.resolve(row_zone, branch))
-    return result
-
-
-def _repeated(locals_: pd.Series, zones: pd.Series) -> pd.Series:
-    """Which wall times fall where their zone's clock jumps (daylight saving changes: an hour that
-    comes twice or never): there fold 0 and fold 1 name different instants."""
-    present, localised = _localised(locals_, zones)
-    return present & localised.isna()
+    return pd.Series(result, index=row_zones.index, dtype=object)
 
 
 def _utc_frame_series(values: list[Any], index: pd.Index) -> pd.Series:
@@ -296,7 +316,7 @@ def employees_to_workers(
             "hourly_wage": wage.round(4),
             "pay_interval": wage.map(lambda w: None if pd.isna(w) else "hour").astype(object),
             "hire_date": None,
-            "term_date": term_local.map(lambda t: t.date() if t is not None else None).astype(object),
+            "term_date": calendar_days(term_local),
             "source_modified_at": _utc_series(modified_local, zone),
         },
         index=frame.index,
@@ -463,6 +483,32 @@ def opportunities_to_jobs(
 
 
 # -- attendance ------------------------------------------------------------------------------------
+def _ticket_targets_of(ticket: pd.Series, targets: Mapping[str, tuple[str, str | None]]) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(which rows name a known work ticket, its job id, its milestone id), looked up once per
+    distinct ticket. The ids come as a column of the rows' ``targets`` values would: text with NaN
+    where there is none (None only when no row has one)."""
+    codes, tickets = pd.factorize(ticket)
+    found = [targets.get(t) if t else None for t in tickets.tolist()] + [None]  # code -1: no ticket
+
+    def take(values: list[Any]) -> pd.Series:
+        return pd.Series(np.array(values, dtype=object)[codes], index=ticket.index).astype(object)
+
+    return (
+        pd.Series(np.array([t is not None for t in found])[codes], index=ticket.index),
+        take([t[0] if t else None for t in found]),
+        take([t[1] if t else None for t in found]),
+    )
+
+
+def _zones_of_employees(worker_id: pd.Series, zones: Zones, contact_branches: Mapping[str, str]) -> pd.Series:
+    """The zone of each row's employee (their branch's, else the company's), once per employee."""
+    codes, workers = pd.factorize(worker_id)
+    resolved = [zones.resolve(None, contact_branches.get(w) if w else None) for w in workers.tolist()]
+    resolved.append(zones.resolve(None, None))  # code -1: no employee
+    return pd.Series(np.array(resolved, dtype=object)[codes], index=worker_id.index, dtype=object)
+
+
+
 # The fields of work ticket times and clock times the attendance mapping reads.
 _TICKET_TIME_FIELDS = (
     "WorkTicketTimeID", "ContactID", "WorkTicketID", "BranchTimeZone", "BranchID", "StartTime", "EndTime", "Hours",
@@ -496,18 +542,14 @@ def times_to_attendance(
     reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
     reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "ContactID is not a known employee")
     ticket = id_text(column(frame, "WorkTicketID"))
-    target = ticket.map(lambda t: targets.get(t) if t else None)
+    has_target, job_id, milestone_id = _ticket_targets_of(ticket, targets)
     reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
-    reasons = collect(reasons, ticket.notna() & target.isna(), "WorkTicketID is not a known work ticket")
-    job_id = target.map(lambda t: t[0] if t else None).astype(object)
-    milestone_id = target.map(lambda t: t[1] if t else None).astype(object)
+    reasons = collect(reasons, ticket.notna() & ~has_target, "WorkTicketID is not a known work ticket")
     reasons = collect(
-        reasons, target.notna() & ~(job_id.isin(known_jobs) & (milestone_id.isna() | milestone_id.isin(known_jobs))),
+        reasons, has_target & ~(job_id.isin(known_jobs) & (milestone_id.isna() | milestone_id.isin(known_jobs))),
         "the work ticket's job or milestone was set aside or is unknown",
     )
-    zone = pd.Series(
-        _resolved_zones(zones, column(frame, "BranchTimeZone"), column(frame, "BranchID")), index=frame.index, dtype=object
-    )
+    zone = _resolved_zones(zones, column(frame, "BranchTimeZone"), column(frame, "BranchID"))
     reasons = collect(reasons, zone.isna(), "BranchTimeZone is not a known time zone and no branch or company zone applies")
     start_local, bad_start = _wall_times(column(frame, "StartTime"))
     end_local, bad_end = _wall_times(column(frame, "EndTime"))
@@ -520,17 +562,15 @@ def times_to_attendance(
     reasons = collect(reasons, bad_hours | hours.isna() | (hours < 0), "Hours is missing or not a number of hours")
     reasons = collect(reasons, bad_breaks | (breaks < 0), "BreakTime is not a number of hours")
     day_local, bad_day = _wall_times(column(frame, "WorkTicketTimeDate"))
-    work_date = day_local.map(lambda d: d.date() if d is not None else None).where(
-        day_local.notna(), start_local.map(lambda d: d.date() if d is not None else None)
-    ).astype(object)
+    work_date = calendar_days(day_local).where(day_local.notna(), calendar_days(start_local)).astype(object)
     reasons = collect(reasons, bad_day | work_date.isna(), "WorkTicketTimeDate is missing or not ISO 8601")
     modified_local, bad_modified = _wall_times(column(frame, "LastModifiedDateTime"))
     reasons = collect(reasons, bad_modified | modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
 
     # Localised zone by zone; an end in a repeated wall hour is settled below, row by row.
     start_at = _utc_series(start_local, zone)
-    end_at = _utc_series(end_local, zone)
-    repeated_end = end_local.notna() & zone.notna() & start_at.notna() & _repeated(end_local, zone)
+    end_at, end_at_clock_change = _utc_and_clock_changes(end_local, zone)
+    repeated_end = end_local.notna() & zone.notna() & start_at.notna() & end_at_clock_change
     if repeated_end.any():
         ends = []
         for s, e, z, h, b in zip(start_local[repeated_end], end_local[repeated_end], zone[repeated_end],
@@ -575,39 +615,57 @@ def _unallocated_hours(
     ticket times that start inside it (start <= ticket start < end); NaN without a start, an end
     or an employee.
 
-    Ticket starts are sorted per employee and each clock time's tickets found by binary search;
-    the hours found are added in the tickets' own order, as a plain sum over them would."""
+    Tickets are sorted by employee and start, and each clock time's tickets found by binary search
+    on (employee, start) for all clock times at once. The hours found are added in the tickets' own
+    order, as a plain sum over them would (floating-point sums depend on the order)."""
     clock_start = start_at.to_numpy(dtype="datetime64[ns]").astype("int64")
     clock_end = end_at.to_numpy(dtype="datetime64[ns]").astype("int64")
     usable = (start_at.notna() & end_at.notna() & worker_id.notna()).to_numpy()
     elapsed = (clock_end - clock_start).astype(float) / 1e9 / 3600
     allocated = np.zeros(len(worker_id))
     timed = ticket_rows[ticket_rows["start_at"].notna()] if len(ticket_rows) else ticket_rows
-    if len(timed):
-        ticket_worker = timed["worker_id"].to_numpy(dtype=object)
+    clocks = np.flatnonzero(usable)
+    if len(timed) and len(clocks):
         ticket_start = timed["start_at"].to_numpy(dtype="datetime64[ns]").astype("int64")
         ticket_hours = timed["hours"].astype(float).to_numpy()
-        by_worker: dict[Any, list[int]] = defaultdict(list)
-        for position, worker in enumerate(ticket_worker):
-            by_worker[worker].append(position)
-        clocks_of: dict[Any, list[int]] = defaultdict(list)
-        for clock in np.flatnonzero(usable):
-            clocks_of[worker_id.iat[clock]].append(clock)
-        for worker, clock_list in clocks_of.items():
-            if worker not in by_worker:
-                continue
-            clocks = np.asarray(clock_list)
-            positions = np.asarray(by_worker[worker])
-            order = positions[np.argsort(ticket_start[positions], kind="stable")]
-            starts = ticket_start[order]
-            first = np.searchsorted(starts, clock_start[clocks], side="left")
-            last = np.searchsorted(starts, clock_end[clocks], side="left")
-            for clock, low, high in zip(clocks, first, last):
-                if low < high:
-                    allocated[clock] = sum(float(ticket_hours[i]) for i in np.sort(order[low:high]))
+        # One code per employee and one rank per instant, shared by tickets and clock times, make
+        # (employee, start) a single sortable integer.
+        employee, _ = pd.factorize(np.concatenate([timed["worker_id"].to_numpy(dtype=object), worker_id.to_numpy(dtype=object)[clocks]]))
+        instants, rank = np.unique(np.concatenate([ticket_start, clock_start[clocks], clock_end[clocks]]), return_inverse=True)
+        rank = rank.ravel()
+        tickets = len(ticket_start)
+
+        def key(codes: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+            return codes.astype(np.int64) * len(instants) + ranks
+
+        ticket_key = key(employee[:tickets], rank[:tickets])
+        order = np.argsort(ticket_key, kind="stable")  # ties keep the tickets' own order
+        sorted_keys = ticket_key[order]
+        first = np.searchsorted(sorted_keys, key(employee[tickets:], rank[tickets:tickets + len(clocks)]), side="left")
+        last = np.searchsorted(sorted_keys, key(employee[tickets:], rank[tickets + len(clocks):]), side="left")
+        found = np.maximum(last - first, 0)  # none for a clock time that ends before it starts
+        if found.sum():
+            # Each clock time's tickets, in the tickets' own order, one after the other.
+            clock_of = np.repeat(clocks, found)
+            within = np.arange(found.sum()) - np.repeat(np.cumsum(found) - found, found)
+            ticket_of = order[np.repeat(first, found) + within]
+            in_order = np.lexsort((ticket_of, clock_of))
+            clock_of, ticket_of = clock_of[in_order], ticket_of[in_order]
+            # The n-th ticket of every clock time is added in the n-th pass, so each sum runs from
+            # 0.0 through its tickets in order, exactly as Python's sum() does.
+            for nth in _nth_of_each_group(within):
+                allocated[clock_of[nth]] += ticket_hours[ticket_of[nth]]
     result = elapsed - breaks.to_numpy(dtype=float) - allocated
     result[~usable] = np.nan
     return result
+
+
+def _nth_of_each_group(within: np.ndarray) -> list[np.ndarray]:
+    """For positions numbered 0, 1, ... within their group: the positions of the first members,
+    then of the second members, and so on."""
+    by_rank = np.argsort(within, kind="stable")
+    sizes = np.bincount(within)
+    return np.split(by_rank, np.cumsum(sizes)[:-1])
 
 
 def _clock_times_to_drive(
@@ -629,7 +687,7 @@ def _clock_times_to_drive(
     reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
     reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "ContactID is not a known employee")
     reasons = collect(reasons, pd.Series(not drive_job_known, index=frame.index), "the drive job is missing from the jobs")
-    zone = worker_id.map(lambda w: zones.resolve(None, contact_branches.get(w) if w else None)).astype(object)
+    zone = _zones_of_employees(worker_id, zones, contact_branches)
     reasons = collect(reasons, zone.isna(), "no time zone for the employee's branch and the company sets none")
     start_local, bad_start = _wall_times(column(frame, "ClockStart"))
     end_local, bad_end = _wall_times(column(frame, "ClockEnd"))
@@ -654,7 +712,7 @@ def _clock_times_to_drive(
             "worker_id": worker_id,
             "job_id": DRIVE_JOB_ID,
             "milestone_id": None,
-            "work_date": start_local.map(lambda d: d.date() if d is not None else None).astype(object),
+            "work_date": calendar_days(start_local),
             "start_at": start_at,
             "end_at": end_at,
             "hours": unallocated_hours.round(6),

@@ -52,6 +52,10 @@ def unstorable(value: Any) -> bool:
     return False
 
 
+# What pandas infers for a column holding no string at all (dates, numbers, flags, nothing).
+_KINDS_WITHOUT_TEXT = frozenset({"empty", "date", "datetime", "datetime64", "integer", "floating", "mixed-integer-float", "boolean"})
+
+
 def unstorable_rows(values: pd.Series) -> pd.Series:
     """Which values are ``unstorable``. The texts of the column are checked joined first, at C
     speed: only a column holding a bad text at all is checked value by value."""
@@ -59,7 +63,13 @@ def unstorable_rows(values: pd.Series) -> pd.Series:
     try:
         joined = "".join(texts)
     except TypeError:  # not all text: the strings among the values
-        joined = "".join([value for value in texts if isinstance(value, str)])
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in _KINDS_WITHOUT_TEXT:
+            joined = ""
+        elif kind == "string":  # text and missing values
+            joined = "".join(values.dropna().tolist())
+        else:
+            joined = "".join([value for value in texts if isinstance(value, str)])
     if "\x00" in joined or not (joined.isascii() or _encodes(joined)):
         return values.map(unstorable).astype(bool)
     return pd.Series(False, index=values.index)
@@ -155,14 +165,14 @@ def id_text(values: pd.Series) -> pd.Series:
         codes, uniques = pd.factorize(values)
         texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
         return pd.Series(texts[codes], index=values.index, dtype=object).where(values != 0, None)
-    if _is_text_column(values):
+    if is_text_column(values):
         # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
         text = stripped(values)
         return text.astype(object).where(values.notna() & ~text.isin(["", "0"]), None)
     return values.map(one).astype(object)
 
 
-def _is_text_column(values: pd.Series) -> bool:
+def is_text_column(values: pd.Series) -> bool:
     """A column pandas holds as text (str dtype): every value is a string or missing."""
     return values.dtype != object and pd.api.types.is_string_dtype(values.dtype)
 
@@ -175,21 +185,24 @@ def stripped(values: pd.Series) -> pd.Series:
     texts = values.tolist()
     try:
         unchanged = list(map(str.strip, texts)) == texts
-    except TypeError:  # a missing value (NaN) among the strings
-        unchanged = False
+    except TypeError:  # missing values (NaN) among the strings
+        texts = [text for text in texts if type(text) is str]
+        unchanged = list(map(str.strip, texts)) == texts
     return values if unchanged else values.str.strip()
 
 
 def _nonblank_text(values: pd.Series) -> pd.Series:
     """Which values are text that is not blank (vectorised for a column that is all text)."""
-    if _is_text_column(values):
+    if is_text_column(values):
         return values.notna() & (stripped(values) != "")
     return values.map(lambda v: isinstance(v, str) and v.strip() != "").astype(bool)
 
 
 def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse ISO 8601 with offsets to UTC; also return which non-empty values failed to parse."""
-    if _is_text_column(values):
+    if values.dtype == object and not values.notna().any():  # nothing given (deletedOn of live records)
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]"), pd.Series(False, index=values.index)
+    if is_text_column(values):
         # Blank text parses to NaT like missing: the whole column is parsed as it is, and only the
         # values that did not parse are told apart (blank means missing, anything else is bad).
         parsed = _utc_in_range(pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"))
@@ -209,7 +222,7 @@ def _utc_in_range(parsed: pd.Series) -> pd.Series:
 
 
 def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if _is_text_column(values):
+    if is_text_column(values):
         text = values.where(values.notna() & ~values.isin(["", "0000-00-00"]), None)
     else:
         text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
