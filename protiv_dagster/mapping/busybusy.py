@@ -330,22 +330,25 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
     timed = (start.notna() & until.notna()).to_numpy()
     start_ns, until_ns = _nanoseconds(start), _nanoseconds(until)
     entries, break_starts, break_ends, one_by_one = [], [], [], []
-    for position in _listing_breaks(listed):
+    for position in _listing_breaks(listed).tolist():
         if not timed[position]:
             continue
         value = listed[position]
-        plain = type(value) is list and all(
-            type(item) is dict and type(item.get("startTime")) is str
-            and (type(item.get("endTime")) is str or not item.get("endTime"))
-            for item in value
-        )
-        if not plain:
-            one_by_one.append(position)
-            continue
-        for item in value:
-            entries.append(position)
-            break_starts.append(item["startTime"])
-            break_ends.append(item.get("endTime") or None)  # none given: the break runs to the entry's end
+        if type(value) is list:
+            listed_before = len(entries)
+            for item in value:
+                if type(item) is not dict:
+                    break
+                break_start, break_end = item.get("startTime"), item.get("endTime")
+                if type(break_start) is not str or not (type(break_end) is str or not break_end):
+                    break
+                entries.append(position)
+                break_starts.append(break_start)
+                break_ends.append(break_end or None)  # none given: the break runs to the entry's end
+            else:
+                continue
+            del entries[listed_before:], break_starts[listed_before:], break_ends[listed_before:]
+        one_by_one.append(position)
     if entries:
         entry = np.asarray(entries)
         break_start = _nanoseconds(utc(pd.Series(break_starts, dtype="str"))[0])
@@ -424,7 +427,7 @@ def time_entries_to_attendance(
     clock = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now).tz_localize("UTC")
     deleted_on, bad_deleted = utc(column(frame, "deletedOn"))
     deleted = deleted_on.notna()
-    frame, bad_deleted = frame[~deleted], bad_deleted[~deleted]
+    # Deleted entries are mapped with the rest (no copy of the records) and dropped by split().
     reasons = no_reasons(frame)
     reasons = collect(reasons, bad_deleted, "deletedOn is not ISO 8601")
     entry_id = id_text(column(frame, "id"))
@@ -482,8 +485,9 @@ def time_entries_to_attendance(
             "source_modified_at": modified,
         },
         index=frame.index,
+        copy=False,
     )
-    return (*split(attendance, frame, entry_id, reasons), int(deleted.sum()))
+    return (*split(attendance, frame, entry_id, reasons, live=~deleted), int(deleted.sum()))
 
 
 def drive_cost_code_ids(cost_codes: Iterable[Mapping[str, Any]], settings: CompanySettings) -> set[str]:

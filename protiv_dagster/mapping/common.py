@@ -88,15 +88,26 @@ def storable_text(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
-def split(rows: pd.DataFrame, frame: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows without a reason, the other records set aside with their reasons)."""
+def split(
+    rows: pd.DataFrame, frame: pd.DataFrame, ids: pd.Series, reasons: pd.Series, live: pd.Series | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows without a reason, the other records set aside with their reasons).
+
+    Rows outside ``live`` (records the vendor deleted) are neither: a mapping works on every
+    record and drops those here, in the one copy of the rows it makes anyway."""
     for name in rows.columns:
         if rows[name].dtype == object or pd.api.types.is_string_dtype(rows[name].dtype):
             reasons = collect(
                 reasons, unstorable_rows(rows[name]), f"{name} is text the warehouse cannot store (NUL or invalid Unicode)"
             )
     bad = reasons != ""
-    return rows[~bad], set_aside_frame(frame[bad], ids[bad], reasons[bad])
+    if live is not None:
+        bad &= live
+        keep = live & ~bad
+    else:
+        keep = ~bad
+    aside = set_aside_frame(frame[bad], ids[bad], reasons[bad])
+    return (rows if keep.all() else rows[keep]), aside  # the usual chunk keeps every row: no copy
 
 
 def set_aside_frame(records: pd.DataFrame, ids: pd.Series, reasons: pd.Series) -> pd.DataFrame:
@@ -167,9 +178,26 @@ def id_text(values: pd.Series) -> pd.Series:
         return pd.Series(texts[codes], index=values.index, dtype=object).where(values != 0, None)
     if is_text_column(values):
         # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
+        if _plain_ids(values):
+            return values.astype(object)
         text = stripped(values)
-        return text.astype(object).where(values.notna() & ~text.isin(["", "0"]), None)
+        texts = text.tolist()
+        given = values.notna()
+        if "" in texts or "0" in texts:  # a plain scan of the strings, cheaper than hashing them
+            given &= ~text.isin(["", "0"])
+        return text.astype(object) if given.all() else text.astype(object).where(given, None)
     return values.map(one).astype(object)
+
+
+def _plain_ids(values: pd.Series) -> bool:
+    """A text column whose every value is an id as it stands: present, nothing to strip, neither
+    empty nor "0" (the usual UUID column, told in two passes over the strings at C speed)."""
+    texts = values.tolist()
+    try:
+        unchanged = list(map(str.strip, texts)) == texts  # str.strip hands back the very string: compared by identity
+    except TypeError:  # a missing value (NaN)
+        return False
+    return unchanged and min(map(len, texts), default=2) > 1  # "" and "0" are the only ids this short
 
 
 def is_text_column(values: pd.Series) -> bool:
@@ -215,9 +243,13 @@ def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed, text.notna() & parsed.isna()
 
 
+_FIRST_UTC, _LAST_UTC = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
 def _utc_in_range(parsed: pd.Series) -> pd.Series:
     # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
-    parsed = parsed.where((parsed >= pd.Timestamp.min.tz_localize("UTC")) & (parsed <= pd.Timestamp.max.tz_localize("UTC")))
+    if parsed.notna().any() and not (_FIRST_UTC <= parsed.min() and parsed.max() <= _LAST_UTC):
+        parsed = parsed.where((parsed >= _FIRST_UTC) & (parsed <= _LAST_UTC))
     return parsed.astype("datetime64[ns, UTC]")
 
 

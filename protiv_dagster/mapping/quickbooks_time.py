@@ -214,7 +214,8 @@ def timesheets_to_attendance(
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
     entry_id = id_text(column(frame, "id"))
     deleted = entry_id.isin(set(deleted_ids))
-    frame, entry_id = frame[~deleted], entry_id[~deleted]
+    if deleted.any():
+        frame, entry_id = frame[~deleted], entry_id[~deleted]
     reasons = no_reasons(frame)
     reasons = collect(reasons, entry_id.isna(), "id is missing")
 
