@@ -12,13 +12,11 @@ from protiv_dagster.resources.http import VendorUnavailableError, read_ahead
 
 def test_pages_come_in_order_and_are_fetched_ahead_of_the_consumer():
     fetched: list[int] = []
-    first_page_handed = threading.Event()
 
     def pages():
         for number in range(5):
             fetched.append(number)
             yield number
-            first_page_handed.set()
 
     consumer = read_ahead(pages(), depth=2)
     assert next(consumer) == 0
