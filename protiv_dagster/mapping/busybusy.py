@@ -61,6 +61,7 @@ from protiv_dagster.mapping.common import (
     collect,
     column,
     id_text,
+    jobs_of_entries,
     no_reasons,
     numbers,
     records_frame,
@@ -434,21 +435,19 @@ def time_entries_to_attendance(
     reasons = collect(reasons, entry_id.isna(), "id is missing")
 
     worker_id = id_text(column(frame, "memberId"))
-    reasons = collect(reasons, worker_id.isna(), "memberId is missing")
-    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(set(worker_ids)), "memberId is not a known worker")
+    no_worker = worker_id.isna()
+    reasons = collect(reasons, no_worker, "memberId is missing")
+    reasons = collect(reasons, ~no_worker & ~worker_id.isin(set(worker_ids)), "memberId is not a known worker")
 
     project = id_text(column(frame, "projectId"))
     jobs_by_id = jobs.set_index("job_id") if len(jobs) else pd.DataFrame(columns=["parent_job_id", "is_drive"])
-    known = project.isin(jobs_by_id.index)
-    reasons = collect(reasons, project.isna(), "projectId is missing")
-    reasons = collect(reasons, project.notna() & ~known, "projectId is not a known job or milestone")
-    parent = project.map(jobs_by_id["parent_job_id"]).where(known, None)
-    is_milestone = parent.notna()
-    job_id = parent.where(is_milestone, project)
-    milestone_id = project.where(is_milestone, None)
+    job = jobs_of_entries(project, jobs_by_id)
+    no_project = project.isna()
+    reasons = collect(reasons, no_project, "projectId is missing")
+    reasons = collect(reasons, ~no_project & ~job["known"], "projectId is not a known job or milestone")
     drive_codes = set(drive_cost_code_ids)
     cost_code = id_text(column(frame, "costCodeId"))
-    is_drive = (project.map(jobs_by_id["is_drive"]).where(known, False).astype(bool)) | cost_code.isin(drive_codes)
+    is_drive = job["is_drive"] | cost_code.isin(drive_codes)
 
     start, bad_start = utc(column(frame, "startTime"))
     end, bad_end = utc(column(frame, "endTime"))
@@ -473,8 +472,8 @@ def time_entries_to_attendance(
             "company_id": company_id,
             "entry_id": entry_id,
             "worker_id": worker_id,
-            "job_id": job_id,
-            "milestone_id": milestone_id,
+            "job_id": job["job_id"],
+            "milestone_id": job["milestone_id"],
             "work_date": _local_date(start, timezone),
             "start_at": start,
             "end_at": end,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -155,6 +155,35 @@ def _field_values(records: list[Mapping[str, Any]], name: str) -> pd.Series:
     return pd.Series([record.get(name) for record in records])
 
 
+def per_distinct(values: pd.Series, work_out: Callable[[pd.Series], dict[str, pd.Series]]) -> dict[str, pd.Series]:
+    """``work_out(values)``, worked out once per distinct value and spread over the rows.
+
+    A week of entries names a few hundred workers or jobs in a quarter of a million rows. The
+    distinct values are handed to ``work_out`` as a series of ``values``' dtype, missing last;
+    ``work_out`` must answer for each value on its own (no sums or counts over the rows)."""
+    codes, uniques = pd.factorize(values)
+    distinct = pd.Series([*uniques.tolist(), None], dtype=values.dtype)  # code -1 (missing) takes the last
+    return {name: found.take(codes).set_axis(values.index) for name, found in work_out(distinct).items()}
+
+
+def jobs_of_entries(job_or_milestone: pd.Series, jobs_by_id: pd.DataFrame) -> dict[str, pd.Series]:
+    """For the job or milestone id of each entry: ``known`` (a job or milestone of ``jobs_by_id``),
+    the entry's ``job_id`` (the milestone's job for a milestone) and ``milestone_id``, and whether
+    the job or milestone ``is_drive``."""
+    def work_out(ids: pd.Series) -> dict[str, pd.Series]:
+        known = ids.isin(jobs_by_id.index)
+        parent = ids.map(jobs_by_id["parent_job_id"]).where(known, None)
+        is_milestone = parent.notna()
+        return {
+            "known": known,
+            "job_id": parent.where(is_milestone, ids),
+            "milestone_id": ids.where(is_milestone, None),
+            "is_drive": ids.map(jobs_by_id["is_drive"]).where(known, False).astype(bool),
+        }
+
+    return per_distinct(job_or_milestone, work_out)
+
+
 def column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
@@ -175,7 +204,9 @@ def id_text(values: pd.Series) -> pd.Series:
         # one text per distinct id (a worker's id is one string object in all their entries).
         codes, uniques = pd.factorize(values)
         texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
-        return pd.Series(texts[codes], index=values.index, dtype=object).where(values != 0, None)
+        ids = pd.Series(texts[codes], index=values.index, dtype=object)
+        zero = values == 0
+        return ids.where(~zero, None) if zero.any() else ids
     if is_text_column(values):
         # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
         if _plain_ids(values):
@@ -234,7 +265,7 @@ def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         # Blank text parses to NaT like missing: the whole column is parsed as it is, and only the
         # values that did not parse are told apart (blank means missing, anything else is bad).
         parsed = _utc_in_range(pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"))
-        failed = parsed.isna() & values.notna()
+        failed = parsed.isna()
         if failed.any():
             failed[failed] = _nonblank_text(values[failed])
         return parsed, failed
@@ -254,13 +285,23 @@ def _utc_in_range(parsed: pd.Series) -> pd.Series:
 
 
 def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse YYYY-MM-DD dates; "" and 0000-00-00 mean unset. Also return which set values failed."""
     if is_text_column(values):
-        text = values.where(values.notna() & ~values.isin(["", "0000-00-00"]), None)
-    else:
-        text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
-    parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
-    parsed = parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
+        # Unset text does not parse either: the whole column is parsed as it is, and only the values
+        # that did not parse are told apart (unset, or bad).
+        parsed = _dates_in_range(pd.to_datetime(values, errors="coerce", format="%Y-%m-%d"))
+        failed = parsed.isna()
+        if failed.any():
+            unparsed = values[failed]
+            failed[failed] = unparsed.notna() & ~unparsed.isin(["", "0000-00-00"])
+        return calendar_days(parsed), failed
+    text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
+    parsed = _dates_in_range(pd.to_datetime(text, errors="coerce", format="%Y-%m-%d"))
     return calendar_days(parsed), text.notna() & parsed.isna()
+
+
+def _dates_in_range(parsed: pd.Series) -> pd.Series:
+    return parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
 
 
 def calendar_days(moments: pd.Series) -> pd.Series:

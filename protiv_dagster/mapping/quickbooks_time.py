@@ -53,6 +53,7 @@ from protiv_dagster.mapping.common import (
     column,
     dates,
     id_text,
+    jobs_of_entries,
     no_reasons,
     numbers,
     records_frame,
@@ -193,6 +194,11 @@ def jobcodes_to_jobs(
     return split(jobs, frame, job_id, reasons)
 
 
+def _booleans(values: pd.Series) -> pd.Series:
+    """The JSON booleans of a column, None for anything else (a column of booleans as it is)."""
+    return values if values.dtype == bool else values.map(lambda v: v if isinstance(v, bool) else None)
+
+
 # The fields of a timesheet the attendance mapping reads.
 _TIMESHEET_FIELDS = ("id", "user_id", "jobcode_id", "type", "start", "end", "on_the_clock", "date", "duration", "last_modified")
 
@@ -214,26 +220,21 @@ def timesheets_to_attendance(
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
     entry_id = id_text(column(frame, "id"))
     deleted = entry_id.isin(set(deleted_ids))
-    if deleted.any():
-        frame, entry_id = frame[~deleted], entry_id[~deleted]
+    # Deleted timesheets are mapped with the rest (no copy of the records) and dropped by split().
     reasons = no_reasons(frame)
     reasons = collect(reasons, entry_id.isna(), "id is missing")
 
     worker_id = id_text(column(frame, "user_id"))
     known_workers = set(worker_ids)
-    reasons = collect(reasons, worker_id.isna(), "user_id is missing")
-    reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known_workers), "user_id is not a known worker")
+    no_worker = worker_id.isna()
+    reasons = collect(reasons, no_worker, "user_id is missing")
+    reasons = collect(reasons, ~no_worker & ~worker_id.isin(known_workers), "user_id is not a known worker")
 
     jobcode = id_text(column(frame, "jobcode_id"))
-    jobs_by_id = jobs.set_index("job_id")
-    known = jobcode.isin(jobs_by_id.index)
-    reasons = collect(reasons, jobcode.isna(), "jobcode_id is missing")
-    reasons = collect(reasons, jobcode.notna() & ~known, "jobcode_id is not a known job or milestone")
-    parent = jobcode.map(jobs_by_id["parent_job_id"]).where(known, None)
-    is_milestone = parent.notna()
-    job_id = parent.where(is_milestone, jobcode)
-    milestone_id = jobcode.where(is_milestone, None)
-    is_drive = jobcode.map(jobs_by_id["is_drive"]).where(known, False).astype(bool)
+    job = jobs_of_entries(jobcode, jobs.set_index("job_id"))
+    no_jobcode = jobcode.isna()
+    reasons = collect(reasons, no_jobcode, "jobcode_id is missing")
+    reasons = collect(reasons, ~no_jobcode & ~job["known"], "jobcode_id is not a known job or milestone")
 
     entry_type = column(frame, "type")
     reasons = collect(reasons, ~entry_type.isin(["regular", "manual"]), "type is not regular or manual")
@@ -241,7 +242,7 @@ def timesheets_to_attendance(
     end, bad_end = utc(column(frame, "end"))
     reasons = collect(reasons, bad_start, "start is not an ISO 8601 timestamp")
     reasons = collect(reasons, bad_end, "end is not an ISO 8601 timestamp")
-    on_the_clock = column(frame, "on_the_clock").map(lambda v: v if isinstance(v, bool) else None)
+    on_the_clock = _booleans(column(frame, "on_the_clock"))
     reasons = collect(reasons, on_the_clock.isna(), "on_the_clock is missing or not a boolean")
     regular = entry_type == "regular"
     reasons = collect(reasons, regular & start.isna() & ~bad_start, "a regular timesheet has no start")
@@ -260,17 +261,18 @@ def timesheets_to_attendance(
             "company_id": company_id,
             "entry_id": entry_id,
             "worker_id": worker_id,
-            "job_id": job_id,
-            "milestone_id": milestone_id,
+            "job_id": job["job_id"],
+            "milestone_id": job["milestone_id"],
             "work_date": work_date,
             "start_at": start,
             "end_at": end,
             "hours": seconds / 3600.0,
-            "is_drive": is_drive,
+            "is_drive": job["is_drive"],
             "on_the_clock": on_the_clock.fillna(False).astype(bool),
             "entry_type": entry_type,
             "source_modified_at": modified,
         },
         index=frame.index,
+        copy=False,
     )
-    return (*split(attendance, frame, entry_id, reasons), int(deleted.sum()))
+    return (*split(attendance, frame, entry_id, reasons, live=~deleted), int(deleted.sum()))
