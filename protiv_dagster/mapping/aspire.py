@@ -63,6 +63,7 @@ from protiv_dagster.mapping.common import (
     calendar_days,
     collect,
     column,
+    id_of,
     id_text,
     is_text_column,
     no_reasons,
@@ -146,45 +147,67 @@ def branch_zones(branches: Iterable[Mapping[str, Any]], override: str | None = N
 
 
 def _id(value: Any) -> str | None:
-    return id_text(pd.Series([value], dtype=object)).iloc[0]
+    return id_of(value)
+
+
+def _wall_time(value: Any) -> datetime | None:
+    """One offset-less local date-time from ISO 8601 text; None when missing, blank or bad."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:  # a value with an offset is taken at its word
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+            return None
+    # The cleaned tables hold datetime64[ns]: a year beyond it (a day's margin for the zone
+    # conversion) is a bad value, set aside, not a crash of the whole mapping.
+    return parsed if _FIRST_WALL_TIME <= parsed <= _LAST_WALL_TIME else None
 
 
 def _wall_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Offset-less local date-times as datetime64[ns] (NaT when missing or bad); also which
     non-empty values failed."""
-    def one(value: Any) -> datetime | None:
-        if not isinstance(value, str) or not value.strip():
-            return None
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-        if parsed.tzinfo is not None:  # a value with an offset is taken at its word
-            try:
-                parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-            except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
-                return None
-        # The cleaned tables hold datetime64[ns]: a year beyond it (a day's margin for the zone
-        # conversion) is a bad value, set aside, not a crash of the whole mapping.
-        return parsed if _FIRST_WALL_TIME <= parsed <= _LAST_WALL_TIME else None
-
-    def wall_times(found: list[datetime | None], index: pd.Index) -> pd.Series:
-        return pd.to_datetime(pd.Series(found, index=index, dtype=object)).astype("datetime64[ns]")
-
     if is_text_column(values):
         # A column of text: the plain "YYYY-MM-DDTHH:MM:SS" values Aspire sends are parsed at once;
-        # any other shape (an offset, fractions, a bare date) goes through ``one``.
-        text = stripped(values)
-        present = values.notna() & (text != "")
-        plain = pd.to_datetime(text.where(present), format="%Y-%m-%dT%H:%M:%S", errors="coerce")
-        parsed = plain.where((plain >= _FIRST_WALL_TIME) & (plain <= _LAST_WALL_TIME)).astype("datetime64[ns]")
-        others = present & parsed.isna()
-        if others.any():
-            parsed[others] = wall_times([one(v) for v in values[others]], values.index[others])
-        return parsed, present & parsed.isna()
-    parsed = wall_times([one(v) for v in values], values.index)
+        # the values that do not parse as they stand are told apart by ``_wall_times_of_text``.
+        parsed = _in_wall_range(pd.to_datetime(values, format=_PLAIN_WALL_TIME, errors="coerce"))
+        failed = parsed.isna()
+        if failed.any():
+            parsed[failed], failed[failed] = _wall_times_of_text(values[failed])
+        return parsed, failed
+    parsed = _as_wall_times([_wall_time(v) for v in values], values.index)
     present = values.map(lambda v: isinstance(v, str) and v.strip() != "")
     return parsed, present & parsed.isna()
+
+
+_PLAIN_WALL_TIME = "%Y-%m-%dT%H:%M:%S"
+
+
+def _wall_times_of_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``_wall_times`` of a text column value by value: missing or blank text is no wall time (and
+    not bad), padded text is stripped, other ISO 8601 shapes (an offset, fractions, a bare date)
+    go through ``_wall_time``."""
+    text = stripped(values)
+    present = values.notna() & (text != "")
+    parsed = _in_wall_range(pd.to_datetime(text.where(present), format=_PLAIN_WALL_TIME, errors="coerce"))
+    others = present & parsed.isna()
+    if others.any():
+        parsed[others] = _as_wall_times([_wall_time(v) for v in values[others]], values.index[others])
+    return parsed, present & parsed.isna()
+
+
+def _in_wall_range(found: pd.Series) -> pd.Series:
+    if found.notna().any() and not (_FIRST_WALL_TIME <= found.min() and found.max() <= _LAST_WALL_TIME):
+        found = found.where((found >= _FIRST_WALL_TIME) & (found <= _LAST_WALL_TIME))
+    return found.astype("datetime64[ns]")
+
+
+def _as_wall_times(found: list[datetime | None], index: pd.Index) -> pd.Series:
+    return pd.to_datetime(pd.Series(found, index=index, dtype=object)).astype("datetime64[ns]")
 
 
 def _to_utc(local: datetime | pd.Timestamp | None, zone: str | None, fold: int = 0) -> pd.Timestamp | None:

@@ -82,7 +82,7 @@ WAGE_RATES: dict[int, tuple[str, float]] = {
 
 
 def _local_date(moments: pd.Series, timezone: str) -> pd.Series:
-    return calendar_days(moments.dt.tz_convert(timezone))
+    return calendar_days(moments.dt.tz_convert(timezone), as_dt_date=True)
 
 
 def _timestamp(value: Any) -> pd.Timestamp | None:

@@ -188,19 +188,21 @@ def column(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name] if name in frame else pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+def id_of(value: Any) -> str | None:
+    """One vendor id as text (``id_text`` of a single value); 0, empty and missing mean 'none'."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        text = str(value)  # exactly: float() of a huge JSON integer overflows
+    else:
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+    return None if text in ("", "0") else text
+
+
 def id_text(values: pd.Series) -> pd.Series:
     """Vendor ids as text; 0, empty and missing mean 'none'."""
-    def one(value: Any) -> str | None:
-        if value is None or (isinstance(value, float) and pd.isna(value)) or isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            text = str(value)  # exactly: float() of a huge JSON integer overflows
-        else:
-            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-        return None if text in ("", "0") else text
-
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
-        # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``one``,
+        # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``id_of``,
         # one text per distinct id (a worker's id is one string object in all their entries).
         codes, uniques = pd.factorize(values)
         texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
@@ -208,7 +210,7 @@ def id_text(values: pd.Series) -> pd.Series:
         zero = values == 0
         return ids.where(~zero, None) if zero.any() else ids
     if is_text_column(values):
-        # Whole columns of text (UUIDs): stripped at once, same texts as ``one``.
+        # Whole columns of text (UUIDs): stripped at once, same texts as ``id_of``.
         if _plain_ids(values):
             return values.astype(object)
         text = stripped(values)
@@ -217,7 +219,7 @@ def id_text(values: pd.Series) -> pd.Series:
         if "" in texts or "0" in texts:  # a plain scan of the strings, cheaper than hashing them
             given &= ~text.isin(["", "0"])
         return text.astype(object) if given.all() else text.astype(object).where(given, None)
-    return values.map(one).astype(object)
+    return values.map(id_of).astype(object)
 
 
 def _plain_ids(values: pd.Series) -> bool:
@@ -294,21 +296,25 @@ def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         if failed.any():
             unparsed = values[failed]
             failed[failed] = unparsed.notna() & ~unparsed.isin(["", "0000-00-00"])
-        return calendar_days(parsed), failed
+        return calendar_days(parsed, as_dt_date=True), failed
     text = values.where(values.map(lambda v: isinstance(v, str) and v not in ("", "0000-00-00")), None)
     parsed = _dates_in_range(pd.to_datetime(text, errors="coerce", format="%Y-%m-%d"))
-    return calendar_days(parsed), text.notna() & parsed.isna()
+    return calendar_days(parsed, as_dt_date=True), text.notna() & parsed.isna()
 
 
 def _dates_in_range(parsed: pd.Series) -> pd.Series:
     return parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
 
 
-def calendar_days(moments: pd.Series) -> pd.Series:
+def calendar_days(moments: pd.Series, *, as_dt_date: bool = False) -> pd.Series:
     """The calendar day (``datetime.date``) of each naive or zoned datetime64 value, None for NaT.
 
     A week of entries spans a few distinct days: each distinct value becomes a date object once
-    (what ``.dt.date`` does value by value, in the values' own zone), and the rows take theirs."""
+    (what ``.dt.date`` does value by value, in the values' own zone), and the rows take theirs.
+    ``as_dt_date``: missing days as ``.dt.date.where(notna, None)`` leaves them, which is NaT when
+    no value has a day at all."""
+    if as_dt_date and len(moments) and not moments.notna().any():
+        return pd.Series(pd.NaT, index=moments.index, dtype=object)
     wall_time = moments.dt.tz_localize(None) if moments.dt.tz is not None else moments
     codes, uniques = pd.factorize(wall_time.dt.floor("D"))
     days = np.array(list(pd.Series(uniques).dt.date) + [None], dtype=object)
