@@ -163,6 +163,26 @@ def test_date_columns(work_dates: list[Any], kept: list[date], set_aside: list[t
     assert list(zip(rejected["record_id"], rejected["reason"])) == set_aside
 
 
+def test_rows_of_missing_values_and_repeated_ids_are_set_aside_with_every_reason() -> None:
+    # The uniqueness check passes a row only when every one of its values is missing, as pandera's
+    # ignore_na would; flags coerced to False make such rows duplicates like any other.
+    empty = {name: None for name in attendance_row()}
+    no_company = attendance_row(company_id=None)
+    frame = pd.DataFrame([attendance_row(entry_id="7"), empty, empty, no_company, no_company])
+
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+
+    assert list(valid["entry_id"]) == ["7"]
+    missing = "; ".join(
+        f"{name}: not_nullable"
+        for name in ("company_id", "entry_id", "entry_type", "hours", "job_id", "source_modified_at")
+    )
+    duplicate = "unique_entry (entry id is unique within the company)"
+    assert rejected["reason"].tolist() == [
+        f"{missing}; {duplicate}; work_date: not_nullable; worker_id: not_nullable",
+    ] * 2 + [f"company_id: not_nullable; {duplicate}"] * 2
+
+
 def test_a_date_beyond_datetime64_ns_fails_coercion_for_the_whole_column() -> None:
     frame = pd.DataFrame([attendance_row(entry_id="1"), attendance_row(entry_id="2", work_date=date(1677, 9, 21))])
     with pytest.raises(ValueError, match=r"work_date coerce_dtype\('date'\)"):

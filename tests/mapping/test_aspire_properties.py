@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from protiv_dagster.mapping.aspire import (
     DRIVE_JOB_ID,
     Zones,
+    _unallocated_hours,
     branch_zones,
     employees_to_workers,
     latest_wages,
@@ -215,3 +217,39 @@ def test_any_contacts_wages_and_branches_are_loaded_or_set_aside(
     assert len(contacts) == len(valid) + len(aside) + len(invalid)
     check_aside(aside, invalid)
     assert_storable(valid, WORKERS)
+
+
+MINUTES = st.integers(0, 24 * 60)
+
+
+@PROPERTY
+@given(
+    st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.one_of(st.none(), MINUTES), st.floats(0, 12)), max_size=25),
+    st.lists(st.tuples(st.sampled_from(["1", "2", "4", None]), st.one_of(st.none(), MINUTES), st.one_of(st.none(), MINUTES), st.floats(0, 2)), max_size=10),
+)
+def test_clock_hours_left_after_ticket_times_equal_a_plain_sum_per_clock_time(
+    tickets: list[tuple[str, int | None, float]], clocks: list[tuple[str | None, int | None, int | None, float]]
+) -> None:
+    """All clock times at once give, bit for bit, what a plain loop gives: a clock time's hours less the
+    hours of its employee's ticket times starting inside it, summed in the tickets' order."""
+    day = pd.Timestamp("2026-11-01", tz="UTC")
+
+    def moments(minutes: list[int | None]) -> pd.Series:
+        return pd.Series([day + pd.Timedelta(minutes=m) if m is not None else pd.NaT for m in minutes], dtype="datetime64[ns, UTC]")
+
+    ticket_rows = pd.DataFrame(
+        {"worker_id": [t[0] for t in tickets], "start_at": moments([t[1] for t in tickets]), "hours": [t[2] for t in tickets]}
+    ).set_axis(range(100, 100 + len(tickets)))  # ticket rows keep their frame's index
+    worker_id = pd.Series([c[0] for c in clocks], dtype=object)
+    start_at, end_at = moments([c[1] for c in clocks]), moments([c[2] for c in clocks])
+    breaks = pd.Series([c[3] for c in clocks], dtype=float)
+
+    at_once = _unallocated_hours(ticket_rows, worker_id, start_at, end_at, breaks)
+
+    for clock, (worker, start, end, break_hours) in enumerate(clocks):
+        if worker is None or start is None or end is None:
+            assert np.isnan(at_once[clock])
+            continue
+        inside = sum(hours for who, begin, hours in tickets if who == worker and begin is not None and start <= begin < end)
+        elapsed = (end - start) * 60 * 1e9 / 1e9 / 3600
+        assert at_once[clock] == elapsed - break_hours - inside, (clock, at_once[clock], elapsed - break_hours - inside)

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
-from protiv_dagster.mapping.busybusy import members_to_workers, projects_to_jobs, time_entries_to_attendance
+from protiv_dagster.mapping.busybusy import (
+    _break_seconds,
+    _breaks_of_entries,
+    members_to_workers,
+    projects_to_jobs,
+    time_entries_to_attendance,
+)
+from protiv_dagster.mapping.common import utc
 from protiv_dagster.resources.warehouse import Table, _column_values
 from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
 from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
@@ -204,3 +211,38 @@ def test_any_projects_are_loaded_or_set_aside(projects: list[dict[str, Any]]) ->
     if not valid.empty:
         assert set(valid["level"]) <= {"job", "milestone"}
         assert (valid["level"] == "milestone").eq(valid["parent_job_id"].notna()).all()
+
+
+WHOLE_SECONDS = st.datetimes(min_value=datetime(2026, 10, 31), max_value=datetime(2026, 11, 3)).map(
+    lambda moment: moment.replace(microsecond=0).isoformat() + "Z"
+)
+STAMP = st.one_of(WHOLE_SECONDS, WHOLE_SECONDS, iso_timestamps())
+LISTED_BREAKS = st.one_of(
+    st.none(),
+    st.just([]),
+    WEIRD,
+    st.lists(
+        records({"id": st.just("b"), "startTime": STAMP, "endTime": st.one_of(st.none(), st.just(""), STAMP)}), min_size=1, max_size=3
+    ),
+    st.lists(st.one_of(WEIRD, st.just({"startTime": "2026-11-01T10:00:00Z"})), min_size=1, max_size=2),
+)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(LISTED_BREAKS, st.one_of(st.none(), STAMP), st.one_of(st.none(), STAMP)), max_size=8))
+def test_the_breaks_of_all_entries_at_once_are_the_breaks_of_each_entry(entries: list[tuple[Any, Any, Any]]) -> None:
+    """The column-wise break clipping gives, bit for bit, what ``_break_seconds`` gives entry by entry
+    (NaN where it finds the breaks malformed; 0 for an entry without breaks or without both times)."""
+    listed = [listed_breaks for listed_breaks, _, _ in entries]
+    start = utc(pd.Series([start for _, start, _ in entries], dtype=object))[0]
+    until = utc(pd.Series([until for _, _, until in entries], dtype=object))[0]
+
+    at_once = _breaks_of_entries(listed, start, until)
+
+    for position, listed_breaks in enumerate(listed):
+        timed = pd.notna(start.iat[position]) and pd.notna(until.iat[position])
+        one = _break_seconds(listed_breaks, start.iat[position], until.iat[position]) if timed and listed_breaks not in (None, []) else 0.0
+        if one is None:
+            assert pd.isna(at_once.iat[position]), (position, listed_breaks)
+        else:
+            assert at_once.iat[position] == one, (position, listed_breaks, at_once.iat[position], one)
