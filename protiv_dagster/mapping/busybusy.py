@@ -55,9 +55,9 @@ import pandas as pd
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.common import (
     HOURS_PER_YEAR,
-    calendar_days,
     MAX_AMOUNT,
     MAX_WAGE,
+    calendar_days,
     collect,
     column,
     id_text,
@@ -330,6 +330,8 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
     seconds = np.zeros(len(listed))
     timed = (start.notna() & until.notna()).to_numpy()
     start_ns, until_ns = _nanoseconds(start), _nanoseconds(until)
+    # The breaks of entries in the usual shape, flattened (entry, start text, end text or None);
+    # any other entry is worked out by _break_seconds.
     entries, break_starts, break_ends, one_by_one = [], [], [], []
     for position in _listing_breaks(listed).tolist():
         if not timed[position]:
@@ -360,6 +362,7 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
             (break_start % _NANOS_PER_SECOND == 0) & (break_end % _NANOS_PER_SECOND == 0)
             & (start_ns[entry] % _NANOS_PER_SECOND == 0) & (until_ns[entry] % _NANOS_PER_SECOND == 0)
         )
+        # An entry with any break unread or not in whole seconds is worked out by _break_seconds.
         by_hand = np.zeros(len(listed), dtype=bool)
         np.logical_or.at(by_hand, entry, ~(readable & whole))
         one_by_one.extend(np.unique(entry[by_hand[entry]]).tolist())

@@ -315,8 +315,11 @@ def calendar_days(moments: pd.Series, *, as_dt_date: bool = False) -> pd.Series:
     no value has a day at all."""
     if as_dt_date and len(moments) and not moments.notna().any():
         return pd.Series(pd.NaT, index=moments.index, dtype=object)
-    wall_time = moments.dt.tz_localize(None) if moments.dt.tz is not None else moments
-    codes, uniques = pd.factorize(wall_time.dt.floor("D"))
+    try:
+        wall_time = moments.dt.tz_localize(None) if moments.dt.tz is not None else moments
+        codes, uniques = pd.factorize(wall_time.dt.floor("D"))
+    except ValueError:  # a local day beyond what datetime64[ns] holds (OutOfBoundsDatetime): value by value
+        return moments.dt.date.where(moments.notna(), None).astype(object)
     days = np.array(list(pd.Series(uniques).dt.date) + [None], dtype=object)
     return pd.Series(days[codes], index=moments.index, dtype=object)
 
