@@ -228,7 +228,8 @@ def bench_vendor(provider: str, args, folder: Path) -> bool:
               f"best decode {min(r['decode'] for r in runs):.2f} s, map {min(r['map'] for r in runs):.2f} s, "
               f"validate {min(r['validate'] for r in runs):.2f} s; target {TARGET_ROWS_PER_SECOND:,}/s (map + validate, "
               f"median): {'met' if median_clean >= TARGET_ROWS_PER_SECOND else 'NOT met'}; "
-              f"counts reconcile, nothing set aside: {'OK' if ok else 'MISMATCH'}")
+              f"counts reconcile, nothing set aside: {'OK' if ok else 'MISMATCH'}; "
+              f"load average now {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
         return ok
     finally:
         hosted.stop()

@@ -64,6 +64,7 @@ from protiv_dagster.mapping.common import (
     jobs_of_entries,
     no_reasons,
     numbers,
+    per_distinct,
     records_frame,
     set_aside_frame,
     split,
@@ -404,6 +405,12 @@ def _epoch_seconds(moments: pd.Series) -> pd.Series:
     return pd.Series(nanos / 1e9, index=moments.index).where(moments.notna())
 
 
+def _known_ids(values: pd.Series, known: set[str]) -> dict[str, pd.Series]:
+    """The ids of ``values`` as text, which are missing, and which are among ``known``."""
+    ids = id_text(values)
+    return {"id": ids, "missing": ids.isna(), "known": ids.isin(known)}
+
+
 # The fields of a time entry the attendance mapping reads.
 _ENTRY_FIELDS = (
     "id", "memberId", "projectId", "costCodeId", "startTime", "endTime", "breaks", "actionType", "updatedOn", "deletedOn",
@@ -437,10 +444,12 @@ def time_entries_to_attendance(
     entry_id = id_text(column(frame, "id"))
     reasons = collect(reasons, entry_id.isna(), "id is missing")
 
-    worker_id = id_text(column(frame, "memberId"))
-    no_worker = worker_id.isna()
-    reasons = collect(reasons, no_worker, "memberId is missing")
-    reasons = collect(reasons, ~no_worker & ~worker_id.isin(set(worker_ids)), "memberId is not a known worker")
+    # Members and cost codes are a few hundred UUIDs over all entries: each is read once.
+    known_workers = set(worker_ids)
+    worker = per_distinct(column(frame, "memberId"), lambda members: _known_ids(members, known_workers))
+    worker_id = worker["id"]
+    reasons = collect(reasons, worker["missing"], "memberId is missing")
+    reasons = collect(reasons, ~worker["missing"] & ~worker["known"], "memberId is not a known worker")
 
     project = id_text(column(frame, "projectId"))
     jobs_by_id = jobs.set_index("job_id") if len(jobs) else pd.DataFrame(columns=["parent_job_id", "is_drive"])
@@ -449,8 +458,8 @@ def time_entries_to_attendance(
     reasons = collect(reasons, no_project, "projectId is missing")
     reasons = collect(reasons, ~no_project & ~job["known"], "projectId is not a known job or milestone")
     drive_codes = set(drive_cost_code_ids)
-    cost_code = id_text(column(frame, "costCodeId"))
-    is_drive = job["is_drive"] | cost_code.isin(drive_codes)
+    on_drive_code = per_distinct(column(frame, "costCodeId"), lambda codes: _known_ids(codes, drive_codes))["known"]
+    is_drive = job["is_drive"] | on_drive_code
 
     start, bad_start = utc(column(frame, "startTime"))
     end, bad_end = utc(column(frame, "endTime"))

@@ -158,11 +158,18 @@ def _field_values(records: list[Mapping[str, Any]], name: str) -> pd.Series:
 def per_distinct(values: pd.Series, work_out: Callable[[pd.Series], dict[str, pd.Series]]) -> dict[str, pd.Series]:
     """``work_out(values)``, worked out once per distinct value and spread over the rows.
 
-    A week of entries names a few hundred workers or jobs in a quarter of a million rows. The
-    distinct values are handed to ``work_out`` as a series of ``values``' dtype, missing last;
-    ``work_out`` must answer for each value on its own (no sums or counts over the rows)."""
-    codes, uniques = pd.factorize(values)
-    distinct = pd.Series([*uniques.tolist(), None], dtype=values.dtype)  # code -1 (missing) takes the last
+    A week of entries names a few hundred workers or jobs in a quarter of a million rows. The first
+    row of each distinct value is handed to ``work_out`` (the same dtype and values; missing values
+    count as one), which must answer for each value on its own (no sums or counts over the rows).
+    Values that cannot be told apart by hashing (a list where an id was expected) are worked out
+    row by row."""
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:
+        return work_out(values)
+    first = np.empty(len(uniques), dtype=np.intp)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write, the first row, wins
+    distinct = values.take(first).reset_index(drop=True)
     return {name: found.take(codes).set_axis(values.index) for name, found in work_out(distinct).items()}
 
 

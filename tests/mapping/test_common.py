@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protiv_dagster.mapping.common import calendar_days, jobs_of_entries, records_frame
+from protiv_dagster.mapping.common import calendar_days, id_text, jobs_of_entries, per_distinct, records_frame
 from tests.mapping.test_busybusy_properties import ODD_TEXT, PROPERTY, WEIRD, iso_timestamps
 
 FIELDS = ["id", "start", "count", "flag"]
@@ -76,3 +76,21 @@ def test_calendar_days_are_the_days_dt_date_gives(moments: list[Any], zone: str 
 
     assert calendar_days(values, as_dt_date=True).tolist() == expected.tolist()
     assert calendar_days(values).tolist() == [None if pd.isna(v) else v for v in expected]
+
+
+@PROPERTY
+@given(st.one_of(st.lists(VALUE, max_size=10), st.lists(st.integers(-2, 3), max_size=10), st.lists(st.sampled_from(["a", " b", "0"]), max_size=10)))
+def test_per_distinct_is_the_work_over_every_row(values: list[Any]) -> None:
+    """Any column (numbers, text, None and NaN, lists that cannot be hashed) gives what the work over
+    every row gives."""
+    column = pd.Series(values)
+
+    def work_out(ids: pd.Series) -> dict[str, pd.Series]:
+        text = id_text(ids)
+        return {"id": text, "missing": text.isna(), "known": text.isin({"1", "a"})}
+
+    found, expected = per_distinct(column, work_out), work_out(column)
+
+    for name in expected:
+        pd.testing.assert_series_equal(found[name], expected[name], check_names=False)
+        assert [type(v) for v in found[name]] == [type(v) for v in expected[name]], name
