@@ -506,7 +506,9 @@ def opportunities_to_jobs(
 
 
 # -- attendance ------------------------------------------------------------------------------------
-def _ticket_targets_of(ticket: pd.Series, targets: Mapping[str, tuple[str, str | None]]) -> tuple[pd.Series, pd.Series, pd.Series]:
+def _ticket_targets_of(
+    ticket: pd.Series, targets: Mapping[str, tuple[str, str | None]]
+) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(which rows name a known work ticket, its job id, its milestone id), looked up once per
     distinct ticket. The ids come as a column of the rows' ``targets`` values would: text with NaN
     where there is none (None only when no row has one)."""
@@ -529,7 +531,6 @@ def _zones_of_employees(worker_id: pd.Series, zones: Zones, contact_branches: Ma
     resolved = [zones.resolve(None, contact_branches.get(w) if w else None) for w in workers.tolist()]
     resolved.append(zones.resolve(None, None))  # code -1: no employee
     return pd.Series(np.array(resolved, dtype=object)[codes], index=worker_id.index, dtype=object)
-
 
 
 # The fields of work ticket times and clock times the attendance mapping reads.
@@ -654,7 +655,9 @@ def _unallocated_hours(
         ticket_hours = timed["hours"].astype(float).to_numpy()
         # One code per employee and one rank per instant, shared by tickets and clock times, make
         # (employee, start) a single sortable integer.
-        employee, _ = pd.factorize(np.concatenate([timed["worker_id"].to_numpy(dtype=object), worker_id.to_numpy(dtype=object)[clocks]]))
+        employee, _ = pd.factorize(
+            np.concatenate([timed["worker_id"].to_numpy(dtype=object), worker_id.to_numpy(dtype=object)[clocks]])
+        )
         instants, rank = np.unique(np.concatenate([ticket_start, clock_start[clocks], clock_end[clocks]]), return_inverse=True)
         rank = rank.ravel()
         tickets = len(ticket_start)

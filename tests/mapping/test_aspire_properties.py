@@ -225,7 +225,10 @@ MINUTES = st.integers(0, 24 * 60)
 @PROPERTY
 @given(
     st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.one_of(st.none(), MINUTES), st.floats(0, 12)), max_size=25),
-    st.lists(st.tuples(st.sampled_from(["1", "2", "4", None]), st.one_of(st.none(), MINUTES), st.one_of(st.none(), MINUTES), st.floats(0, 2)), max_size=10),
+    st.lists(
+        st.tuples(st.sampled_from(["1", "2", "4", None]), st.one_of(st.none(), MINUTES), st.one_of(st.none(), MINUTES), st.floats(0, 2)),
+        max_size=10,
+    ),
 )
 def test_clock_hours_left_after_ticket_times_equal_a_plain_sum_per_clock_time(
     tickets: list[tuple[str, int | None, float]], clocks: list[tuple[str | None, int | None, int | None, float]]

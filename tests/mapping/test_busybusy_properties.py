@@ -241,7 +241,8 @@ def test_the_breaks_of_all_entries_at_once_are_the_breaks_of_each_entry(entries:
 
     for position, listed_breaks in enumerate(listed):
         timed = pd.notna(start.iat[position]) and pd.notna(until.iat[position])
-        one = _break_seconds(listed_breaks, start.iat[position], until.iat[position]) if timed and listed_breaks not in (None, []) else 0.0
+        listing = listed_breaks is not None and listed_breaks != []
+        one = _break_seconds(listed_breaks, start.iat[position], until.iat[position]) if timed and listing else 0.0
         if one is None:
             assert pd.isna(at_once.iat[position]), (position, listed_breaks)
         else:

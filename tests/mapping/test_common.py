@@ -66,7 +66,10 @@ def test_jobs_of_entries_are_looked_up_as_row_by_row(ids: list[str | None]) -> N
 
 
 @PROPERTY
-@given(st.lists(st.one_of(st.none(), st.datetimes(datetime(1700, 1, 1), datetime(2200, 1, 1))), max_size=10), st.sampled_from([None, "UTC", "America/Denver", "Asia/Kathmandu"]))
+@given(
+    st.lists(st.one_of(st.none(), st.datetimes(datetime(1700, 1, 1), datetime(2200, 1, 1))), max_size=10),
+    st.sampled_from([None, "UTC", "America/Denver", "Asia/Kathmandu"]),
+)
 def test_calendar_days_are_the_days_dt_date_gives(moments: list[Any], zone: str | None) -> None:
     values = pd.Series(pd.to_datetime(pd.Series(moments, dtype=object), errors="coerce")).astype("datetime64[ns]")
     if zone:
@@ -79,7 +82,11 @@ def test_calendar_days_are_the_days_dt_date_gives(moments: list[Any], zone: str 
 
 
 @PROPERTY
-@given(st.one_of(st.lists(VALUE, max_size=10), st.lists(st.integers(-2, 3), max_size=10), st.lists(st.sampled_from(["a", " b", "0"]), max_size=10)))
+@given(
+    st.one_of(
+        st.lists(VALUE, max_size=10), st.lists(st.integers(-2, 3), max_size=10), st.lists(st.sampled_from(["a", " b", "0"]), max_size=10)
+    )
+)
 def test_per_distinct_is_the_work_over_every_row(values: list[Any]) -> None:
     """Any column (numbers, text, None and NaN, lists that cannot be hashed) gives what the work over
     every row gives."""
