@@ -48,7 +48,7 @@ class Date(pandas_engine.Date):
         return types == {datetime.date} and _FIRST_DAY <= min(present) and max(present) <= _LAST_DAY
 
     def check(self, pandera_dtype: Any, data_container: pd.Series | None = None) -> Any:
-        if self._already_dates(data_container, nulls=True) and pandas_engine.DataType.check(self, pandera_dtype, data_container):
+        if pandas_engine.DataType.check(self, pandera_dtype, data_container) and self._already_dates(data_container, nulls=True):
             return pd.Series(True, index=data_container.index, name=data_container.name)
         return super().check(pandera_dtype, data_container)
 
