@@ -172,36 +172,52 @@ def attendance(
         company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
         company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
         for monday in mondays:
-            sunday = monday + timedelta(days=6)
             partition_key = str(company_week_key(company_id, monday.isoformat()))
-            lookups, live_chunks = stored_raw_week(warehouse, company_id, monday, source)
-            mapped, rows, set_aside = map_raw_week(
-                source, lookups, live_chunks, company_jobs, company_workers["worker_id"], monday, sunday
-            )
-            valid, set_aside_count = validate_and_store(
-                warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
-                company_id=company_id, asset="attendance", partition_key=partition_key,
-                partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
-            )
-            context.add_asset_metadata(
-                {
-                    "dagster/row_count": len(valid),
-                    "provider": source.provider,
-                    "set_aside": set_aside_count,
-                    "removed_as_deleted": mapped.removed_as_deleted,
-                    "hours": round(float(valid["hours"].sum()), 2) if len(valid) else 0.0,
-                    "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
-                    "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
-                },
-                partition_key=partition_key,
-            )
-            totals.update(
-                fetched=mapped.fetched_count, loaded=len(valid), set_aside=set_aside_count,
-                removed=mapped.removed_as_deleted + mapped.without_row,
-            )
+            metadata, counts = clean_week(warehouse, source, company_id, monday, company_jobs, company_workers)
+            context.add_asset_metadata(metadata, partition_key=partition_key)
+            totals.update(counts)
     # Metadata went to each week's materialization above; the result only ends the step.
     yield dg.MaterializeResult()
     yield reconcile("attendance", totals["fetched"], totals["loaded"], totals["set_aside"], totals["removed"])
+
+
+def clean_week(
+    warehouse: Warehouse,
+    source: Source,
+    company_id: str,
+    monday: date,
+    company_jobs: pd.DataFrame,
+    company_workers: pd.DataFrame,
+) -> tuple[dict, dict[str, int]]:
+    """Map one stored raw week to attendance, enforce the model, replace the week's rows and its
+    set-aside records in one transaction; returns (the week's materialization metadata, its counts).
+
+    A function of its own so that a week's frames are let go before the next week of a run is
+    mapped (a run over large weeks would otherwise hold two weeks at once)."""
+    sunday = monday + timedelta(days=6)
+    lookups, live_chunks = stored_raw_week(warehouse, company_id, monday, source)
+    mapped, rows, set_aside = map_raw_week(
+        source, lookups, live_chunks, company_jobs, company_workers["worker_id"], monday, sunday
+    )
+    valid, set_aside_count = validate_and_store(
+        warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
+        company_id=company_id, asset="attendance", partition_key=str(company_week_key(company_id, monday.isoformat())),
+        partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
+    )
+    metadata = {
+        "dagster/row_count": len(valid),
+        "provider": source.provider,
+        "set_aside": set_aside_count,
+        "removed_as_deleted": mapped.removed_as_deleted,
+        "hours": round(float(valid["hours"].sum()), 2) if len(valid) else 0.0,
+        "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
+        "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
+    }
+    counts = {
+        "fetched": mapped.fetched_count, "loaded": len(valid), "set_aside": set_aside_count,
+        "removed": mapped.removed_as_deleted + mapped.without_row,
+    }
+    return metadata, counts
 
 
 # Live records decoded and mapped at a time by a source whose records map independently.

@@ -55,8 +55,7 @@ def raw_rows(
 
 
 class RawWeeks:
-    """The raw partitions of one company's consecutive weeks, filled from one vendor query and
-    written in one transaction.
+    """The raw partitions of one company's consecutive weeks, filled from one vendor query.
 
     Each week is spooled to disk as its records arrive (``PartitionSpool``), so a window of large
     weeks is never held in memory. Counts per week and feed are kept for the materialization."""
@@ -154,11 +153,11 @@ def raw_timesheets(
             window = f"{group[0]}..{group[-1] + timedelta(days=6)}"
             requests = source.request_count - requests_before
             context.log.info("%s: raw weeks %s in %d vendor requests", company_id, window, requests)
-            for monday, written in weeks.items():
-                per_feed = {f"{feed}_records": count for feed, count in written.items() if feed != "_rows"}
+            for monday, (records, rows) in weeks.items():
+                per_feed = {f"{feed}_records": count for feed, count in records.items()}
                 context.add_asset_metadata(
                     {
-                        "dagster/row_count": written["_rows"],
+                        "dagster/row_count": rows,
                         "provider": source.provider,
                         # Requests are made for the window, not per week.
                         "vendor_requests": requests,
@@ -171,9 +170,10 @@ def raw_timesheets(
 
 def _sync_raw_weeks(
     context: dg.AssetExecutionContext, warehouse: Warehouse, source: Source, company_id: str, mondays: list[date]
-) -> dict[date, Counter[str]]:
-    """Read consecutive weeks from the vendor and replace their raw partitions in one transaction;
-    returns each week's records per feed (and its rows under ``_rows``)."""
+) -> dict[date, tuple[Counter[str], int]]:
+    """Read consecutive weeks from the vendor, then replace their raw partitions, each in its own
+    transaction (a vendor failing mid-window writes nothing); returns each week's records per feed
+    and its rows written."""
 
     def stored_live_entries(empty: list[date]) -> dict[date, int]:
         placeholders = ", ".join("?" for _ in empty)
@@ -188,7 +188,9 @@ def _sync_raw_weeks(
     try:
         weeks.read(mondays)
         read_again_where_emptied(weeks, stored_live_entries, context.log)
-        written = warehouse.replace_partitions(weeks.writes())
-        return {monday: Counter({**weeks.counts[monday], "_rows": rows}) for monday, rows in zip(mondays, written)}
+        # A transaction per week, as a run of one week: one transaction over a window of large weeks
+        # held them all uncommitted at once (a 1 M-row window peaked at 1.2 GiB against 0.8 GiB).
+        written = [warehouse.replace_partitions([write])[0] for write in weeks.writes()]
+        return {monday: (weeks.counts[monday], rows) for monday, rows in zip(mondays, written)}
     finally:
         weeks.close()
