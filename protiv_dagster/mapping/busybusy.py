@@ -405,6 +405,12 @@ def _epoch_seconds(moments: pd.Series) -> pd.Series:
     return pd.Series(nanos / 1e9, index=moments.index).where(moments.notna())
 
 
+def _jobs_of_projects(projects: pd.Series, jobs_by_id: pd.DataFrame) -> dict[str, pd.Series]:
+    """The ``project`` ids as text, and their entries' jobs (``jobs_of_entries``)."""
+    ids = id_text(projects)
+    return {"project": ids, **jobs_of_entries(ids, jobs_by_id)}
+
+
 def _known_ids(values: pd.Series, known: set[str]) -> dict[str, pd.Series]:
     """The ids of ``values`` as text, which are missing, and which are among ``known``."""
     ids = id_text(values)
@@ -444,17 +450,16 @@ def time_entries_to_attendance(
     entry_id = id_text(column(frame, "id"))
     reasons = collect(reasons, entry_id.isna(), "id is missing")
 
-    # Members and cost codes are a few hundred UUIDs over all entries: each is read once.
+    # Members, projects and cost codes are a few hundred UUIDs over all entries: each is read once.
     known_workers = set(worker_ids)
     worker = per_distinct(column(frame, "memberId"), lambda members: _known_ids(members, known_workers))
     worker_id = worker["id"]
     reasons = collect(reasons, worker["missing"], "memberId is missing")
     reasons = collect(reasons, ~worker["missing"] & ~worker["known"], "memberId is not a known worker")
 
-    project = id_text(column(frame, "projectId"))
     jobs_by_id = jobs.set_index("job_id") if len(jobs) else pd.DataFrame(columns=["parent_job_id", "is_drive"])
-    job = jobs_of_entries(project, jobs_by_id)
-    no_project = project.isna()
+    job = per_distinct(column(frame, "projectId"), lambda projects: _jobs_of_projects(projects, jobs_by_id))
+    no_project = job["project"].isna()
     reasons = collect(reasons, no_project, "projectId is missing")
     reasons = collect(reasons, ~no_project & ~job["known"], "projectId is not a known job or milestone")
     drive_codes = set(drive_cost_code_ids)

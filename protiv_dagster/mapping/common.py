@@ -276,7 +276,9 @@ def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = _utc_in_range(pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601"))
         failed = parsed.isna()
         if failed.any():
-            failed[failed] = _nonblank_text(values[failed])
+            failed &= values.notna()  # a column of mostly nulls (deletedOn) leaves few to tell apart
+            if failed.any():
+                failed[failed] = _nonblank_text(values[failed])
         return parsed, failed
     text = values.where(_nonblank_text(values), None)
     parsed = _utc_in_range(pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601"))
