@@ -183,6 +183,25 @@ def test_rows_of_missing_values_and_repeated_ids_are_set_aside_with_every_reason
     ] * 2 + [f"company_id: not_nullable; {duplicate}"] * 2
 
 
+@pytest.mark.parametrize(
+    ("entry_ids", "kept", "duplicated"),
+    [
+        (["a", "b", "c"], ["a", "b", "c"], []),
+        (["1", "1", "2"], ["2"], ["1", "1"]),
+        ([1, "1", 1.0], ["1.0"], ["1", "1"]),  # ids are compared as the text they are coerced to
+        ([None, float("nan"), "3"], ["3"], ["", ""]),  # two missing ids are the same id too
+    ],
+)
+def test_entry_ids_repeated_in_any_form_are_set_aside(entry_ids: list[Any], kept: list[str], duplicated: list[str]) -> None:
+    frame = pd.DataFrame([attendance_row(entry_id=entry_id) for entry_id in entry_ids])
+
+    valid, rejected = split_valid(frame, Attendance, "entry_id")
+
+    assert list(valid["entry_id"]) == kept
+    assert list(rejected["record_id"]) == duplicated
+    assert all("unique_entry (entry id is unique within the company)" in reason for reason in rejected["reason"])
+
+
 def test_a_date_beyond_datetime64_ns_fails_coercion_for_the_whole_column() -> None:
     frame = pd.DataFrame([attendance_row(entry_id="1"), attendance_row(entry_id="2", work_date=date(1677, 9, 21))])
     with pytest.raises(ValueError, match=r"work_date coerce_dtype\('date'\)"):
