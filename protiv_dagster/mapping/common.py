@@ -161,12 +161,12 @@ def per_distinct(values: pd.Series, work_out: Callable[[pd.Series], dict[str, pd
     A week of entries names a few hundred workers or jobs in a quarter of a million rows. The first
     row of each distinct value is handed to ``work_out`` (the same dtype and values; missing values
     count as one), which must answer for each value on its own (no sums or counts over the rows).
-    Values that cannot be told apart by hashing (a list where an id was expected) are worked out
-    row by row."""
-    try:
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    except TypeError:
+
+    A column of mixed Python objects is worked out row by row: hashing takes 1, 1.0 and True for
+    one value (and lists cannot be hashed), where an id mapping tells them apart."""
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
         return work_out(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
     first = np.empty(len(uniques), dtype=np.intp)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # the last write, the first row, wins
     distinct = values.take(first).reset_index(drop=True)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from protiv_dagster.mapping.common import calendar_days, id_text, jobs_of_entries, per_distinct, records_frame
@@ -87,6 +87,8 @@ def test_calendar_days_are_the_days_dt_date_gives(moments: list[Any], zone: str 
         st.lists(VALUE, max_size=10), st.lists(st.integers(-2, 3), max_size=10), st.lists(st.sampled_from(["a", " b", "0"]), max_size=10)
     )
 )
+@example([1, True, 1.0, "1", 0, False, None, float("nan")])
+@example([[1], "a", [1]])
 def test_per_distinct_is_the_work_over_every_row(values: list[Any]) -> None:
     """Any column (numbers, text, None and NaN, lists that cannot be hashed) gives what the work over
     every row gives."""
