@@ -169,8 +169,9 @@ def attendance(
     totals = Counter()
     for company_id, mondays in weeks_by_company(context).items():
         source = company_source(context, company_id, registry, vendors)
-        company_jobs = warehouse.read_table(JOBS, where={"company_id": company_id})
-        company_workers = warehouse.read_table(WORKERS, where={"company_id": company_id})
+        with warehouse.reading() as read:
+            company_jobs = read.read_table(JOBS, where={"company_id": company_id})
+            company_workers = read.read_table(WORKERS, where={"company_id": company_id})
         for monday in mondays:
             partition_key = str(company_week_key(company_id, monday.isoformat()))
             metadata, counts = clean_week(warehouse, source, company_id, monday, company_jobs, company_workers)
@@ -232,24 +233,29 @@ def stored_raw_week(
     records do not map independently). Only ``feed`` and ``payload`` are read: the ids and stamps
     stored beside each payload are for analysts."""
     where = "company_id = ? AND week_start = ?"
-    lookups = warehouse.query(
-        f"SELECT feed, payload FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed <> ? ORDER BY feed, position",
-        [company_id, monday, source.live_feed],
+    live_sql = (
+        f"SELECT feed, payload FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed = ? "
+        "AND position >= ? AND position < ? ORDER BY position"
     )
-    positions = warehouse.query(
-        f"SELECT max(position) AS last FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed = ?",
-        [company_id, monday, source.live_feed],
-    )["last"].iloc[0]
-    end = 0 if pd.isna(positions) else int(positions) + 1
-    step = chunk_rows if getattr(source, "maps_records_independently", False) else max(end, 1)
+    with warehouse.reading() as read:
+        lookups = read.query(
+            f"SELECT feed, payload FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed <> ? ORDER BY feed, position",
+            [company_id, monday, source.live_feed],
+        )
+        positions = read.query(
+            f"SELECT max(position) AS last FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed = ?",
+            [company_id, monday, source.live_feed],
+        )["last"].iloc[0]
+        end = 0 if pd.isna(positions) else int(positions) + 1
+        step = chunk_rows if getattr(source, "maps_records_independently", False) else max(end, 1)
+        if end <= step:  # the usual week: its live rows in one chunk, on the same connection
+            whole = [read.query(live_sql, [company_id, monday, source.live_feed, 0, step])] if end else []
+            return lookups, iter(whole)
 
     def live_chunks() -> Iterator[pd.DataFrame]:
+        # A large week: one connection per chunk, let go while the chunk before is being mapped.
         for start in range(0, end, step):
-            yield warehouse.query(
-                f"SELECT feed, payload FROM {{schema}}.{RAW_TIMESHEETS.name} WHERE {where} AND feed = ? "
-                "AND position >= ? AND position < ? ORDER BY position",
-                [company_id, monday, source.live_feed, start, start + step],
-            )
+            yield warehouse.query(live_sql, [company_id, monday, source.live_feed, start, start + step])
 
     return lookups, live_chunks()
 

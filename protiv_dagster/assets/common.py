@@ -63,14 +63,23 @@ def company_source(
     return source
 
 
+# The run this process labelled last and its labels: a run's steps follow each other in its process,
+# so the second step of a run need not write the tags again.
+_last_labelled: tuple[str, dict[str, str]] | None = None
+
+
 def label_run(context: dg.AssetExecutionContext, company_id: str, provider: str) -> None:
     """Tag the run with the company and its provider. Done from inside the run so that every run
     carries them, including a force sync launched from the UI, and the Runs page can filter by
     ``protiv/provider``."""
     wanted = {COMPANY_TAG: company_id, PROVIDER_TAG: provider}
+    global _last_labelled
+    if _last_labelled == (context.run.run_id, wanted):
+        return  # an earlier step of this run did (context.run still holds the tags it was launched with)
     missing = {key: value for key, value in wanted.items() if context.run.tags.get(key) != value}
     if missing:
         context.instance.add_run_tags(context.run.run_id, missing)
+    _last_labelled = (context.run.run_id, wanted)
 
 
 _prepared_warehouses: set[str] = set()

@@ -170,13 +170,11 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
     connection = registry.get(company_id)
     label_run(context, company_id, connection.provider)
     where = {"company_id": company_id}
-    result = compute_propays(
-        warehouse.read_table(JOBS, where=where),
-        warehouse.read_table(ATTENDANCE, where=where),
-        warehouse.read_table(WORKERS, where=where),
-        connection.settings,
-        company_id,
-    )
+    with warehouse.reading() as read:  # one consistent view of the three tables
+        company_jobs = read.read_table(JOBS, where=where)
+        company_attendance = read.read_table(ATTENDANCE, where=where)
+        company_workers = read.read_table(WORKERS, where=where)
+    result = compute_propays(company_jobs, company_attendance, company_workers, connection.settings, company_id)
     opportunities, opportunities_rejected = validated(
         PROPAY_OPPORTUNITIES, schemas.PropayOpportunity, "propay_id", result.opportunities, schemas.no_rejects()
     )

@@ -837,6 +837,22 @@ class PartitionWrite:
     move_rows: bool = False
 
 
+class WarehouseReader:
+    """The reads of `Warehouse.reading()`: `query` and `read_table` as on the warehouse, all on
+    one connection."""
+
+    def __init__(self, warehouse: Warehouse, session: _Session) -> None:
+        self._warehouse, self._session = warehouse, session
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        return self._session.fetch(self._warehouse._with_schema(sql), params)
+
+    def read_table(
+        self, table: Table | str, where: Mapping[str, object] | None = None, order_by: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        return self.query(*self._warehouse._read_table_sql(table, where, order_by))
+
+
 class Warehouse(dg.ConfigurableResource):
     """The analytics warehouse where ProPay tables live, in DuckDB or PostgreSQL.
 
@@ -1130,6 +1146,19 @@ class Warehouse(dg.ConfigurableResource):
         primary key unless `order_by` names other columns (ascending), and `where` values are
         converted like written cells (a datetime64 for a DATE column, say).
         """
+        return self.query(*self._read_table_sql(table, where, order_by))
+
+    @contextmanager
+    def reading(self) -> Iterator[WarehouseReader]:
+        """Several reads on one connection and in one transaction: one consistent view of the
+        tables, and one connection opened instead of one per read (a DuckDB open costs ~15 ms).
+        Keep the block short: on DuckDB it holds the file for this process."""
+        with self._session("reading") as session:
+            yield WarehouseReader(self, session)
+
+    def _read_table_sql(
+        self, table: Table | str, where: Mapping[str, object] | None, order_by: Sequence[str] | None
+    ) -> tuple[str, list[object]]:
         if isinstance(table, Table):
             name, columns = table.name, ", ".join(_quote(column) for column in table.column_names)
             order_by = table.primary_key if order_by is None else order_by
@@ -1150,7 +1179,7 @@ class Warehouse(dg.ConfigurableResource):
         if order_by:
             ordering = (_quote(_check_identifier(column, "column name")) for column in order_by)
             sql += " ORDER BY " + ", ".join(ordering)
-        return self.query(sql, params)
+        return sql, params
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run one DDL or DML statement in its own transaction, with the placeholder rules of `query`."""

@@ -714,3 +714,17 @@ def test_a_spooled_row_outside_its_partition_is_refused_when_added_and_nothing_i
         with pytest.raises(ValueError, match=r"work_date must lie in 2024-01-01..2024-01-07"):
             spool.add(week_rows("c1", SECOND_WEEK, version=2))
     pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
+
+
+def test_reads_on_one_connection_give_what_separate_reads_give(warehouse: Warehouse) -> None:
+    # The attendance and ProPay assets read several tables at once this way.
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    warehouse.replace_partition(ATTENDANCE, week_rows("c2", SECOND_WEEK), {"company_id": "c2"}, SECOND_WEEK)
+    with warehouse.reading() as read:
+        first = read.read_table(ATTENDANCE, where={"company_id": "c1"})
+        second = read.query("SELECT count(*) AS n FROM {schema}.attendance WHERE company_id = ?", ["c2"])
+    pd.testing.assert_frame_equal(first, warehouse.read_table(ATTENDANCE, where={"company_id": "c1"}))
+    assert len(first) == 6 and int(second["n"].iloc[0]) == 6
+    with pytest.raises(WarehouseError, match="reading"), warehouse.reading() as read:
+        read.query("SELECT nothing FROM {schema}.attendance")
