@@ -84,14 +84,15 @@ class Timers:
         from dagster import DagsterInstance
 
         from protiv_dagster.resources.http import VendorClient
-        from protiv_dagster.resources.warehouse import Warehouse
+        from protiv_dagster.resources.warehouse import Warehouse, WarehouseReader
 
         self.reset()
         self.wrap(VendorClient, "request", "http")
         self.wrap(Warehouse, "ensure_tables", "tables")
-        self.wrap(Warehouse, "replace_partition", "writes")
+        self.wrap(Warehouse, "replace_partitions", "writes")  # replace_partition goes through it
         self.wrap(Warehouse, "query", "reads")  # read_table goes through query
-        self.wrap(Warehouse, "_open_duckdb", "open")  # inside the three above: one per transaction
+        self.wrap(WarehouseReader, "query", "reads")  # reads sharing one connection (Warehouse.reading)
+        self.wrap(Warehouse, "_open_duckdb", "open")  # inside the ones above: one per transaction
         self.wrap(DagsterInstance, "handle_new_event", "event log")  # storing each event of a run
 
     def reset(self) -> None:
