@@ -20,7 +20,6 @@ from protiv_dagster.partitions import (
     weeks_by_company,
 )
 from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.http import read_ahead
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import PartitionSpool, PartitionWrite, Warehouse
 from protiv_dagster.sources import Source, pages_by_week
@@ -80,8 +79,7 @@ class RawWeeks:
         counts[feed] += len(records)
 
     def read(self, mondays: list[date]) -> None:
-        # The next page is requested while this one is spooled.
-        for monday, feed, records in read_ahead(pages_by_week(self.source, mondays)):
+        for monday, feed, records in pages_by_week(self.source, mondays):
             self.add(monday, feed, records)
 
     def live_entries(self, monday: date) -> int:

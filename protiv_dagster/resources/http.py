@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import requests
 from tenacity import (
@@ -265,50 +264,3 @@ def require_keys(vendor: str, record: Mapping[str, Any], keys: Iterable[str], wh
     for key in keys:
         if key not in record:
             raise VendorPayloadError(vendor, f"{where} lacks the documented key {key!r}")
-
-
-_Page = TypeVar("_Page")
-_END = object()
-
-
-def read_ahead(pages: Iterator[_Page], depth: int = 2) -> Iterator[_Page]:
-    """``pages`` as they are, fetched by a background thread up to ``depth`` pages ahead.
-
-    A listing's next request waits on the network while the page before it is being stored, instead
-    of after: the same requests in the same order, less wall time. An error of the listing is raised
-    here, in the consumer, as if it had read the pages itself. A consumer that stops early (its own
-    error) stops the thread after the page in flight."""
-    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    stopped = threading.Event()
-
-    def hand_over(item: tuple[bool, Any]) -> bool:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                if not hand_over((True, page)):
-                    return
-            hand_over((True, _END))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            hand_over((False, exc))
-
-    worker = threading.Thread(target=produce, name="vendor-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            ok, item = handoff.get()
-            if not ok:
-                raise item
-            if item is _END:
-                return
-            yield item
-    finally:
-        stopped.set()
-        worker.join()
