@@ -83,7 +83,11 @@ def memoize_listings() -> None:
     def page(self, name, records, query, render, supplemental=lambda _: {}):
         if name not in ("timesheets", "timesheets_deleted"):
             return original_page(self, name, records, query, render, supplemental)
-        listing = listings.setdefault(key(self, name, query), sorted(records, key=lambda r: r.id))
+        # Sorted once per query: setdefault would sort its argument again on every page, a pass over
+        # the whole listing per page (a window of a million sheets then costs the emulator minutes).
+        listing = listings.get(key(self, name, query))
+        if listing is None:
+            listing = listings[key(self, name, query)] = sorted(records, key=lambda r: r.id)
         page_number, limit = query.paging()
         chosen = listing[(page_number - 1) * limit : page_number * limit]
         body = {"results": {name: {str(r["id"]): r for r in map(render, chosen)}}, "more": page_number * limit < len(listing)}
