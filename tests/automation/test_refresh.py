@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync_state import SyncStateStore
 from protiv_dagster.tables import ALL_TABLES, RAW_TIMESHEETS
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
@@ -81,6 +83,20 @@ def fleet(tmp_path, monkeypatch):
         busybusy.stop()
 
 
+def synced_once(registry, resource, vendors, tmp_path: Path) -> tuple[Warehouse, SyncStateStore]:
+    """An empty warehouse and a sync state where every connection's initial sync finished at NOW,
+    with the cursor of its first check."""
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    store = resource.sync_state()
+    for result in check_companies(registry.list(), {}, resource, vendors, NOW):
+        connection = result.connection
+        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
+                                 True, NOW, initial_sync_for=connection.connected_at)
+        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    return warehouse, store
+
+
 def test_checks_run_side_by_side_per_vendor_and_at_most_the_bound_each(fleet):
     registry, resource, vendors, emulators = fleet
     in_flight = InFlight()
@@ -136,14 +152,7 @@ def test_a_quiet_fleet_costs_at_most_two_requests_a_company_and_one_change_plans
 
 def test_an_edit_before_the_pull_date_in_the_first_week_resyncs_that_week(fleet, tmp_path):
     registry, resource, vendors, emulators = fleet
-    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
-    warehouse.ensure_tables(ALL_TABLES)
-    store = resource.sync_state()
-    for result in check_companies(registry.list(), {}, resource, vendors, NOW):
-        connection = result.connection
-        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
-                                 True, NOW, initial_sync_for=connection.connected_at)
-        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    warehouse, store = synced_once(registry, resource, vendors, tmp_path)
     company = emulators["quickbooks_time"].company("qbt-1")
     sheet = next(s for s in company.timesheets() if s["date"] == "2026-11-05")  # the pull date is Nov 6
     company.edit_timesheet(sheet["id"], notes="approved late")
@@ -203,14 +212,7 @@ def aspire_fleet(tmp_path, monkeypatch):
                          attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
     resource = ConnectionRegistryResource(url=url)
     vendors = VendorApis(aspire=AspireResource(**FAST_RETRIES))
-    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
-    warehouse.ensure_tables(ALL_TABLES)
-    store = resource.sync_state()
-    for result in check_companies(registry.list(), {}, resource, vendors, NOW):
-        connection = result.connection
-        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
-                                 True, NOW, initial_sync_for=connection.connected_at)
-        store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
+    warehouse, store = synced_once(registry, resource, vendors, tmp_path)
     try:
         yield registry, resource, vendors, warehouse, store, emulator, secrets
     finally:
