@@ -69,10 +69,10 @@ from protiv_dagster.mapping import aspire as aspire_mapping
 from protiv_dagster.resources.aspire import EMPLOYEE_FILTER, AspireResource, AspireTokens
 from protiv_dagster.partitions import week_start
 from protiv_dagster.sources import (
-    day_of_text,
     ChangeLog,
     Changes,
     Mapped,
+    day_of_text,
     decode_cursor,
     encode_cursor,
     weeks_between,
