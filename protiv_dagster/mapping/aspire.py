@@ -65,6 +65,7 @@ from protiv_dagster.mapping.common import (
     column,
     id_of,
     id_text,
+    in_range,
     is_text_column,
     no_reasons,
     numbers,
@@ -201,9 +202,7 @@ def _wall_times_of_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _in_wall_range(found: pd.Series) -> pd.Series:
-    if found.notna().any() and not (_FIRST_WALL_TIME <= found.min() and found.max() <= _LAST_WALL_TIME):
-        found = found.where((found >= _FIRST_WALL_TIME) & (found <= _LAST_WALL_TIME))
-    return found.astype("datetime64[ns]")
+    return in_range(found, _FIRST_WALL_TIME, _LAST_WALL_TIME).astype("datetime64[ns]")
 
 
 def _as_wall_times(found: list[datetime | None], index: pd.Index) -> pd.Series:

@@ -232,12 +232,9 @@ def id_text(values: pd.Series) -> pd.Series:
 def _plain_ids(values: pd.Series) -> bool:
     """A text column whose every value is an id as it stands: present, nothing to strip, neither
     empty nor "0" (the usual UUID column, told in two passes over the strings at C speed)."""
-    texts = values.tolist()
-    try:
-        unchanged = list(map(str.strip, texts)) == texts  # str.strip hands back the very string: compared by identity
-    except TypeError:  # a missing value (NaN)
+    if values.hasnans or stripped(values) is not values:
         return False
-    return unchanged and min(map(len, texts), default=2) > 1  # "" and "0" are the only ids this short
+    return min(map(len, values.tolist()), default=2) > 1  # "" and "0" are the only ids this short
 
 
 def is_text_column(values: pd.Series) -> bool:
@@ -288,11 +285,17 @@ def utc(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _FIRST_UTC, _LAST_UTC = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
+def in_range(parsed: pd.Series, first: Any, last: Any) -> pd.Series:
+    """``parsed`` with the moments outside ``first``..``last`` missing. pandas 3 parses years like
+    0001 or 2300 that datetime64[ns] cannot hold: those are bad values too. The usual column lies
+    inside, told by its min and max, and is kept as it is."""
+    if parsed.notna().any() and not (first <= parsed.min() and parsed.max() <= last):
+        parsed = parsed.where((parsed >= first) & (parsed <= last))
+    return parsed
+
+
 def _utc_in_range(parsed: pd.Series) -> pd.Series:
-    # pandas 3 parses years like 0001 or 2300 that datetime64[ns] cannot hold: those are bad values too.
-    if parsed.notna().any() and not (_FIRST_UTC <= parsed.min() and parsed.max() <= _LAST_UTC):
-        parsed = parsed.where((parsed >= _FIRST_UTC) & (parsed <= _LAST_UTC))
-    return parsed.astype("datetime64[ns, UTC]")
+    return in_range(parsed, _FIRST_UTC, _LAST_UTC).astype("datetime64[ns, UTC]")
 
 
 def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -312,7 +315,7 @@ def dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _dates_in_range(parsed: pd.Series) -> pd.Series:
-    return parsed.where((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))  # the models' Date needs datetime64[ns]
+    return in_range(parsed, pd.Timestamp.min, pd.Timestamp.max)  # the models' Date needs datetime64[ns]
 
 
 def calendar_days(moments: pd.Series, *, as_dt_date: bool = False) -> pd.Series:
