@@ -432,15 +432,37 @@ def analyst_role_grant(
     role: Annotated[str, typer.Argument(help="An existing PostgreSQL role (plain, not superuser or table owner).")],
     company_id: Annotated[str, typer.Argument(help="The company whose rows the role may read.")],
 ) -> None:
-    """Let ROLE read COMPANY_ID's rows of every warehouse table and view, and nothing else."""
+    """Let ROLE read COMPANY_ID's rows of every warehouse table and view, and nothing else.
+
+    The grant is bound to the role that has this name now (its OID): if the role is dropped and
+    created again, the new role reads nothing until it is granted again.
+    """
     from protiv_dagster.resources.warehouse import WarehouseError
 
     try:
-        _analyst_warehouse().grant_company_analyst(role, company_id)
+        granted = _analyst_warehouse().grant_company_analyst(role, company_id)
     except (WarehouseError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"{role} reads the rows of company {company_id!r} (row-level security on every table and view).")
+    console.print(
+        f"{role} (OID {granted.role_oid}) reads the rows of company {company_id!r} "
+        "(row-level security on every table and view).",
+        markup=False,
+    )
+    if granted.replaced:
+        console.print(
+            f"Replaced a stale grant of {company_id!r} under the name {role} ({'; '.join(granted.replaced)}): "
+            f"it belonged to an earlier role of that name. By granting again you bound the company to the "
+            f"role {role} that exists now (OID {granted.role_oid}); make sure it is the person meant to read it.",
+            markup=False, style="yellow",
+        )
+    if granted.stale_companies:
+        console.print(
+            f"{role} also has stale grants, which give no rows, of {', '.join(map(repr, granted.stale_companies))} "
+            f"from an earlier role of that name: remove them with `protiv analyst-role revoke {role} <company>`, "
+            "or grant them again to bind them to the role that exists now.",
+            markup=False, style="yellow",
+        )
 
 
 @analyst_role.command("revoke")
@@ -448,20 +470,29 @@ def analyst_role_revoke(
     role: str,
     company_id: Annotated[Optional[str], typer.Argument(help="The company to take away; all when omitted.")] = None,
 ) -> None:
-    """Take a company (or all) away from ROLE; a role left with none loses its grants on the schema."""
+    """Take a company (or all) away from ROLE; a role left with none loses its grants on the schema.
+
+    Also removes stale grants left under the name ROLE by a role that was dropped (and maybe
+    created again) outside this command, even when no role of that name exists any more.
+    """
     from protiv_dagster.resources.warehouse import WarehouseError
 
     try:
-        _analyst_warehouse().revoke_company_analyst(role, company_id)
+        removed = _analyst_warehouse().revoke_company_analyst(role, company_id)
     except (WarehouseError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"Revoked {role}'s {'companies' if company_id is None else repr(company_id)}.")
+    stale = int(removed["state"].str.startswith("stale").sum())
+    note = f", {stale} of them stale (an earlier role of that name)" if stale else ""
+    what = "companies" if company_id is None else repr(company_id)
+    console.print(f"Revoked {role}'s {what}: {len(removed)} grant(s) removed{note}.", markup=False)
 
 
 @analyst_role.command("list")
 def analyst_role_list() -> None:
-    """Each analyst role and the companies it reads."""
+    """Each analyst grant: role, company, the role's OID it is bound to, and whether it is stale."""
+    import pandas as pd
+
     from protiv_dagster.resources.warehouse import WarehouseError
 
     try:
@@ -469,10 +500,20 @@ def analyst_role_list() -> None:
     except WarehouseError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    table = RichTable("role", "company")
+    table = RichTable("role", "company", "role OID", "state")
     for row in grants.itertuples():
-        table.add_row(row.role_name, row.company_id)
+        oid = "" if pd.isna(row.role_oid) else str(row.role_oid)
+        table.add_row(row.role_name, row.company_id, oid, row.state, style="yellow" if row.state.startswith("stale") else None)
     console.print(table)
+    stale = sorted(set(grants.loc[grants["state"].str.startswith("stale"), "role_name"]))
+    if stale:
+        console.print(
+            f"Stale grants (of {', '.join(stale)}) give no rows: their role was dropped, or dropped and created "
+            "again (a new role with a new OID), outside `protiv analyst-role revoke`. Clean up with "
+            "`protiv analyst-role revoke <role>` (or `revoke <role> <company>`); to let a re-created role read "
+            "a company, grant it again explicitly with `protiv analyst-role grant <role> <company>`.",
+            markup=False, style="yellow",
+        )
 
 
 if __name__ == "__main__":
