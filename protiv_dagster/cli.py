@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +23,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+from rich.text import Text
 
+from protiv_dagster.company_settings import SettingsError, parse_settings
 from protiv_dagster.registry import (
     CREDENTIAL_FIELDS,
     PROVIDER_LABELS,
@@ -29,12 +33,65 @@ from protiv_dagster.registry import (
     ConnectionRegistry,
     EnvReference,
     RegistryError,
+    check_credential,
     generate_secret_key,
+    latest_pull_date,
+    redacted_url,
+    require_secret_key,
+    typed_credential,
+    validate_base_url,
+    validate_company_id,
+    validate_credential_variable,
+    validate_provider,
+    validate_pull_date,
 )
-from protiv_dagster.settings import SECRET_KEY_VARIABLE, data_dir
+from protiv_dagster.settings import CREDENTIAL_VARIABLE_PREFIX, SECRET_KEY_VARIABLE, data_dir
 
-app = typer.Typer(help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False)
+# A crash's traceback must not print local variables: they hold the credentials typed at connect.
+app = typer.Typer(
+    help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
+
+
+# -- showing outside text -------------------------------------------------------------------------
+# Everything shown that this module did not write itself (vendor error texts, exception messages,
+# company ids, URLs, reasons kept in the sync state, settings, paths) goes through `literal`: rich
+# would read "[/]" in it as markup and crash, or "[green]...[/green]" as this module's own output,
+# and a terminal would obey an escape sequence or a carriage return in it.
+_TERMINAL_CONTROLS = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def visible(text: str, *, keep_line_breaks: bool = True) -> str:
+    """``text`` with every character that could move the cursor, recolour or rewrite the terminal
+    (ANSI escape sequences, carriage returns, backspaces, other control, bidirectional and
+    invisible formatting characters) written as its escape, e.g. ``\\x1b[2J`` or ``\\u202e``.
+    Line breaks and tabs stay in messages (``keep_line_breaks``); in a table cell they are escaped
+    too, so that a row stays one row."""
+    return "".join(
+        character
+        if (keep_line_breaks and character in "\n\t") or unicodedata.category(character) not in _TERMINAL_CONTROLS
+        else character.encode("unicode_escape").decode("ascii")
+        for character in text
+    )
+
+
+def literal(value: object, style: str = "", *, cell: bool = False) -> Text:
+    """Outside text, shown exactly as it is: no markup, no emoji codes, terminal controls visible."""
+    return Text(visible(str(value), keep_line_breaks=not cell), style=style)
+
+
+def say(*parts: str | Text, style: str = "") -> None:
+    """Print one message: ``str`` parts are this module's own markup, ``Text`` parts (``literal``)
+    are outside text."""
+    console.print(
+        Text.assemble(*(Text.from_markup(part) if isinstance(part, str) else part for part in parts), style=style)
+    )
+
+
+def say_error(error: object) -> None:
+    say(literal(error), style="red")
 
 DEMO_PORT = 8765
 DEMO_SEED = 7
@@ -94,8 +151,8 @@ def print_propay_summary(company_id: str) -> None:
         "from {schema}.propay_opportunities where company_id = ? order by bonus_pool desc, name limit 5",
         [company_id],
     )
-    console.print(
-        f"\n[bold]{company_id}[/bold]: {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
+    say(
+        "\n", literal(company_id, "bold"), f": {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
         f"{int(counts.jobs)} jobs and milestones, {int(counts.set_aside)} records set aside"
     )
     console.print(
@@ -107,8 +164,8 @@ def print_propay_summary(company_id: str) -> None:
         table.add_column(column, justify="left" if column in ("ProPay", "status") else "right")
     for row in top.itertuples():
         table.add_row(
-            row.name, f"{float(row.budget_hours):,.1f}", f"{float(row.actual_hours):,.1f}",
-            f"{float(row.saved_amount):,.2f}", f"{float(row.bonus_pool):,.2f}", row.status,
+            literal(row.name, cell=True), f"{float(row.budget_hours):,.1f}", f"{float(row.actual_hours):,.1f}",
+            f"{float(row.saved_amount):,.2f}", f"{float(row.bonus_pool):,.2f}", literal(row.status, cell=True),
         )
     console.print(table)
 
@@ -158,7 +215,7 @@ def _sync_with_progress(connection, today: date, label: str) -> tuple[list[str],
     steps = plan_sync(connection.company_id, connection.attendance_pull_date, today)
     started_at, started = datetime.now(UTC), time.perf_counter()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
         TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
     ) as progress:
         task = progress.add_task(label, total=len(steps))
@@ -203,9 +260,9 @@ def demo(
                 demo_vendor.company_id, demo_vendor.provider, demo_vendor.base_url, demo_vendor.credentials,
                 settings=demo_vendor.settings, today=today,
             )
-            console.print(
-                f"Connected [bold]{connection.company_id}[/bold] to {demo_vendor.label} at {connection.base_url} "
-                f"({workers} workers), pulling attendance from {connection.attendance_pull_date}"
+            say(
+                "Connected ", literal(connection.company_id, "bold"), f" to {demo_vendor.label} at ",
+                literal(connection.base_url), f" ({workers} workers), pulling attendance from {connection.attendance_pull_date}",
             )
             run_ids, seconds = _sync_with_progress(connection, today, "initial sync")
             console.print(
@@ -214,16 +271,16 @@ def demo(
             )
             print_propay_summary(connection.company_id)
     except (SyncFailed, RegistryError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(1) from None
     finally:
         for demo_vendor in vendors:
             demo_vendor.stop()
-    console.print(
-        f"\nRuns and materializations are in the Dagster instance at {home}.\n"
-        "Open the UI on the same instance and data with [bold]make ui[/bold] "
-        f"(DAGSTER_HOME={home} dagster dev -w workspace.yaml); run [bold]make emulator[/bold] beside it "
-        "to materialize the demo companies' partitions again (a force sync)."
+    say(
+        "\nRuns and materializations are in the Dagster instance at ", literal(home), ".\n"
+        "Open the UI on the same instance and data with [bold]make ui[/bold] (",
+        literal(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml"), "); run [bold]make emulator[/bold] beside it "
+        "to materialize the demo companies' partitions again (a force sync).",
     )
 
 
@@ -241,7 +298,7 @@ def emulator() -> None:
         reuse_credentials=True,
     )
     for demo_vendor in vendors:
-        console.print(f"{demo_vendor.label} emulator for {demo_vendor.company_id} at {demo_vendor.base_url}")
+        say(literal(f"{demo_vendor.label} emulator for {demo_vendor.company_id} at {demo_vendor.base_url}"))
     console.print("Ctrl-C stops them.")
     try:
         while True:
@@ -267,44 +324,104 @@ def keygen() -> None:
     typer.echo(generate_secret_key())
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _pull_date_option(text: str, timezone: str | None) -> date:
+    """``--pull-date`` as a date a sync can start from, or a RegistryError naming the option."""
+    if not _ISO_DATE.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise RegistryError(f"--pull-date must be a date in the form YYYY-MM-DD (e.g. 2026-01-05), not {shown!r}")
+    try:
+        pull_date = date.fromisoformat(text)
+    except ValueError:
+        raise RegistryError(f"--pull-date {text} is not a calendar date (YYYY-MM-DD)") from None
+    return validate_pull_date(pull_date, latest_pull_date(timezone), field="--pull-date")
+
+
+def _settings_option(settings_file: Path | None, option: str = "--settings-file") -> dict | None:
+    """The company settings in a JSON file, or a RegistryError naming ``option``."""
+    if settings_file is None:
+        return None
+    try:
+        loaded = json.loads(settings_file.read_text())
+    except OSError as exc:
+        raise RegistryError(f"{option} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except ValueError as exc:  # invalid JSON or text encoding; the position helps, the content is not quoted
+        raise RegistryError(f"{option} is not valid JSON ({type(exc).__name__} at {getattr(exc, 'pos', '?')})") from None
+    if not isinstance(loaded, dict):
+        raise RegistryError(f"{option} must hold one JSON object of settings, e.g. {{\"timezone\": \"America/Denver\"}}")
+    return loaded
+
+
+def _credential_references(items: list[str], provider: str) -> dict[str, EnvReference]:
+    """``--credential-env NAME=VARIABLE`` options, each a credential of the provider kept in an
+    environment variable ``PROTIV_CREDENTIAL_...`` of the run workers."""
+    required, optional = CREDENTIAL_FIELDS[provider]
+    label = PROVIDER_LABELS[provider]
+    references: dict[str, EnvReference] = {}
+    for item in items:
+        name, equals, variable = item.partition("=")
+        if not equals or not name or not variable:
+            raise RegistryError(f"--credential-env takes NAME=VARIABLE, e.g. access_token={CREDENTIAL_VARIABLE_PREFIX}ACME_TOKEN")
+        if name not in required | optional:
+            raise RegistryError(
+                f"--credential-env: {label} has no credential {name!r}; its credentials: {', '.join(sorted(required | optional))}"
+            )
+        if name in references:
+            raise RegistryError(f"--credential-env gives {name} twice")
+        validate_credential_variable(variable, what=f"--credential-env {name}=...: that variable")
+        references[name] = EnvReference(variable)
+    return references
+
+
 @app.command()
 def connect(
     company_id: Annotated[str, typer.Argument(help="Protiv company id.")],
     provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")],
-    base_url: Annotated[str, typer.Option(help="The vendor API base URL for this company.")],
-    pull_date: Annotated[Optional[str], typer.Option(help="Attendance pull date YYYY-MM-DD (default: 14 days ago).")] = None,
+    base_url: Annotated[str, typer.Option(help="The vendor API base URL for this company (http or https, no user:password@, query or fragment).")],
+    pull_date: Annotated[Optional[str], typer.Option(help="Attendance pull date YYYY-MM-DD, not after today (default: 14 days ago).")] = None,
     settings_file: Annotated[Optional[Path], typer.Option(help="JSON file with the company's ProPay settings.")] = None,
     credential_env: Annotated[
         Optional[list[str]],
-        typer.Option(help="NAME=VARIABLE: keep credential NAME in environment variable VARIABLE instead of encrypted."),
+        typer.Option(
+            help=f"NAME=VARIABLE: keep credential NAME in the run workers' environment variable VARIABLE "
+            f"(named {CREDENTIAL_VARIABLE_PREFIX}...) instead of encrypted."
+        ),
     ] = None,
 ) -> None:
     """Connect (or reconnect) a company's integration. Admin only: needs PROTIV_SECRET_KEY.
 
-    Credentials not given as environment references are asked for at a hidden prompt and stored
-    encrypted."""
+    Every option is checked before a secret is asked for. Credentials not given as environment
+    references are asked for at a hidden prompt and stored encrypted."""
     try:
-        if provider not in PROVIDERS:
-            raise RegistryError(f"unknown provider {provider!r}; known providers: {', '.join(PROVIDERS)}")
-        references = dict(item.split("=", 1) for item in (credential_env or []))
-        required, optional = CREDENTIAL_FIELDS[provider]
-        credentials: dict[str, str | EnvReference] = {name: EnvReference(var) for name, var in references.items()}
-        for name in sorted(required - set(references)):
-            credentials[name] = typer.prompt(f"{PROVIDER_LABELS[provider]} {name}", hide_input=True)
-        settings = json.loads(settings_file.read_text()) if settings_file else None
-        connection = ConnectionRegistry().connect(
-            company_id, provider, base_url, credentials,
-            attendance_pull_date=date.fromisoformat(pull_date) if pull_date else None,
-            settings=settings,
+        validate_company_id(company_id)
+        validate_provider(provider)
+        validate_base_url(base_url, field="--base-url")
+        settings = _settings_option(settings_file)
+        timezone = parse_settings(settings, company_id=company_id).timezone
+        attendance_pull_date = _pull_date_option(pull_date, timezone) if pull_date is not None else None
+        references = _credential_references(credential_env or [], provider)
+        registry = ConnectionRegistry()
+        required, _ = CREDENTIAL_FIELDS[provider]
+        to_ask = sorted(required - set(references))
+        if to_ask:
+            require_secret_key()  # before anyone types a secret that could not be stored
+        credentials: dict[str, str | EnvReference] = dict(references)
+        for name in to_ask:
+            typed = typed_credential(typer.prompt(f"{PROVIDER_LABELS[provider]} {name}", hide_input=True))
+            credentials[name] = check_credential(provider, name, typed)
+        connection = registry.connect(
+            company_id, provider, base_url, credentials, attendance_pull_date=attendance_pull_date, settings=settings,
         )
-    except (RegistryError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+    except SettingsError as exc:  # RegistryError included
+        say_error(exc)
         raise typer.Exit(2) from None
-    console.print(
-        f"Connected {connection.company_id} to {connection.provider_label} at {connection.base_url}; "
+    say(literal(
+        f"Connected {connection.company_id} to {connection.provider_label} at {redacted_url(connection.base_url)}; "
         f"attendance from {connection.attendance_pull_date}; credentials: "
         + ", ".join(f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})" for n, s in connection.stored_credentials.items())
-    )
+    ))
 
 
 @app.command()
@@ -319,9 +436,9 @@ def sync(company_id: str) -> None:
         connection = ConnectionRegistry().get(company_id)
         run_ids, seconds = _sync_with_progress(connection, date.today(), "force sync")
     except (SyncFailed, RegistryError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(1) from None
-    console.print(f"Force sync of {company_id}: {len(run_ids)} Dagster runs in {seconds:.1f} s")
+    say("Force sync of ", literal(company_id), f": {len(run_ids)} Dagster runs in {seconds:.1f} s")
     print_propay_summary(company_id)
 
 
@@ -349,7 +466,8 @@ def status(
         red += not health.healthy
         colour = "green" if health.healthy else "red"
         table.add_row(
-            connection.company_id, connection.provider_label, f"[{colour}]{health.label}[/{colour}]", health.reason,
+            literal(connection.company_id, cell=True), connection.provider_label, Text(health.label, style=colour),
+            literal(health.reason, cell=True),
             state.current_as_of.strftime("%Y-%m-%d %H:%M UTC") if state.current_as_of else "never", str(len(pending)),
         )
     console.print(table)
@@ -372,7 +490,7 @@ def _probe(connections, store, now) -> None:
         elif result.changes.quiet and cursors[company_id] is not None:
             store.record_check(company_id, now)
         else:
-            console.print(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)")
+            say(literal(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)"))
 
 
 @app.command()
@@ -383,11 +501,11 @@ def settings(
     """Change a company's ProPay settings (admin only); validated before anything is stored. The next
     ProPay materialization uses them (materialize the company's ProPay partition to apply them now)."""
     try:
-        connection = ConnectionRegistry().update_settings(company_id, json.loads(file.read_text()))
-    except (RegistryError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        connection = ConnectionRegistry().update_settings(company_id, _settings_option(file, "--file") or {})
+    except SettingsError as exc:  # RegistryError included
+        say_error(exc)
         raise typer.Exit(2) from None
-    console.print(f"Settings of {company_id} updated: {connection.settings.model_dump_json(exclude_defaults=True)}")
+    say(literal(f"Settings of {company_id} updated: {connection.settings.model_dump_json(exclude_defaults=True)}"))
 
 
 @app.command()
@@ -396,9 +514,9 @@ def disconnect(company_id: str) -> None:
     try:
         ConnectionRegistry().disconnect(company_id)
     except RegistryError as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(2) from None
-    console.print(f"Disconnected {company_id}; its data stays in the warehouse.")
+    say("Disconnected ", literal(company_id), "; its data stays in the warehouse.")
 
 
 @app.command()
@@ -407,9 +525,10 @@ def connections() -> None:
     table = RichTable("company", "provider", "base URL", "pull date", "connected", "credentials")
     for c in ConnectionRegistry().list():
         table.add_row(
-            c.company_id, c.provider_label, c.base_url, str(c.attendance_pull_date),
-            c.connected_at.strftime("%Y-%m-%d %H:%M"),
-            ", ".join(f"{n}:{'env' if 'env' in s else 'encrypted'}" for n, s in c.stored_credentials.items()),
+            # A connection made before base URLs were checked may carry a password in its URL.
+            literal(c.company_id, cell=True), c.provider_label, literal(redacted_url(c.base_url), cell=True),
+            str(c.attendance_pull_date), c.connected_at.strftime("%Y-%m-%d %H:%M"),
+            literal(", ".join(f"{n}:{'env' if 'env' in s else 'encrypted'}" for n, s in c.stored_credentials.items()), cell=True),
         )
     console.print(table)
 

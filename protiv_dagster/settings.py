@@ -13,6 +13,10 @@ DATA_DIR_VARIABLE = "PROTIV_DATA_DIR"
 WAREHOUSE_URL_VARIABLE = "PROTIV_WAREHOUSE_URL"
 REGISTRY_URL_VARIABLE = "PROTIV_REGISTRY_URL"
 SECRET_KEY_VARIABLE = "PROTIV_SECRET_KEY"
+# Only environment variables named with this prefix may hold a credential (`protiv connect
+# --credential-env NAME=PROTIV_CREDENTIAL_...`): an operator marks what may be sent to a vendor, so
+# no other variable of the run workers (the encryption key, database URLs) ever can be.
+CREDENTIAL_VARIABLE_PREFIX = "PROTIV_CREDENTIAL_"
 # The refresh's cron; the promise is every two hours. Read when the code location loads.
 REFRESH_CRON_VARIABLE = "PROTIV_REFRESH_CRON"
 DEFAULT_REFRESH_CRON = "0 */2 * * *"

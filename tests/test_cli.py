@@ -124,3 +124,46 @@ def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tm
         assert unknown.returncode == 1 and "company 'ghost' has no connection" in unknown.stdout
     finally:
         harness.stop()
+
+
+def test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name(tmp_path, monkeypatch):
+    # Through the real hidden prompt (getpass): it drops the "\n", the CLI the "\r" of a "\r\n".
+    from protiv_dagster.registry import ConnectionRegistry
+
+    key = protiv("keygen", cwd=tmp_path).stdout.strip()
+    env = {"PROTIV_SECRET_KEY": key}
+    args = ("connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1")
+    done = protiv(*args, cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\r\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("PROTIV_SECRET_KEY", key)
+    registry = ConnectionRegistry(f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}")
+    assert registry.get("acme").credentials() == {"access_token": "tok-very-secret-123"}
+
+    refused = protiv(*args, cwd=tmp_path, env_extra=env, stdin="tok-very-secret-456\r\r\n")
+    assert refused.returncode == 2
+    assert (
+        "QuickBooks Time access_token contains a carriage return (position 20): paste it again without it"
+        in refused.stdout
+    )
+    assert "tok-very" not in refused.stdout + refused.stderr
+    assert registry.get("acme").credentials() == {"access_token": "tok-very-secret-123"}  # kept
+
+
+def test_status_prints_a_stored_vendor_error_literally(tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.sync_state import SyncStateStore
+
+    key = generate_secret_key()
+    monkeypatch.setenv("PROTIV_SECRET_KEY", key)
+    (tmp_path / "data").mkdir()
+    url = f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}"
+    ConnectionRegistry(url).connect("acme", "quickbooks_time", "http://127.0.0.1:9", {"access_token": "t0ken"})
+    vendor_text = "QuickBooks Time: [/] [green]3 Dagster runs, 0 problems[/green] [bold red]ALERT\x1b[2J\rdone"
+    SyncStateStore(url).record_check("acme", datetime.now(UTC), error=vendor_text)
+
+    status = protiv("status", cwd=tmp_path, env_extra={"PROTIV_SECRET_KEY": key, "COLUMNS": "400"})
+    assert status.returncode == 1, status.stdout + status.stderr  # red, not a crash
+    assert "QuickBooks Time: [/] [green]3 Dagster runs, 0 problems[/green] [bold red]ALERT\\x1b[2J\\rdone" in status.stdout
+    assert "\x1b" not in status.stdout and "\r" not in status.stdout and "Traceback" not in status.stderr

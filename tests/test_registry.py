@@ -51,11 +51,11 @@ def test_connect_encrypts_credentials_and_reads_them_back(registry):
 
 
 def test_credentials_by_environment_reference(registry, monkeypatch):
-    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": EnvReference("ACME_ASPIRE_SECRET")})
-    assert "ACME_ASPIRE_SECRET" in stored_text(registry)
-    with pytest.raises(RegistryError, match="ACME_ASPIRE_SECRET which is not set"):
+    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": EnvReference("PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET")})
+    assert "PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET" in stored_text(registry)
+    with pytest.raises(RegistryError, match="PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET which is not set"):
         registry.get("acme").credentials()
-    monkeypatch.setenv("ACME_ASPIRE_SECRET", "from-env")
+    monkeypatch.setenv("PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET", "from-env")
     assert registry.get("acme").credentials()["secret"] == "from-env"
 
 
@@ -162,7 +162,7 @@ def test_the_code_location_keeps_one_registry_per_url_and_reads_fresh_rows(tmp_p
     assert first._registry() is second._registry() and first.sync_state() is second.sync_state()
     assert first.list() == []
     ConnectionRegistry(url).connect("acme", "busybusy", "http://127.0.0.1:9", {
-        "username": EnvReference("BB_USER"), "password": EnvReference("BB_PASSWORD"),
+        "username": EnvReference("PROTIV_CREDENTIAL_BB_USER"), "password": EnvReference("PROTIV_CREDENTIAL_BB_PASSWORD"),
     })
     assert [c.company_id for c in second.list()] == ["acme"]  # the admin's write is seen at once
     for number in range(10):  # other URLs (a test session's): older pools are closed, still usable

@@ -23,7 +23,7 @@ def fleet(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     registry = ConnectionRegistry(url)
     for company_id in COMPANIES:  # no vendor is asked: health comes from the sync state
-        registry.connect(company_id, "busybusy", "http://127.0.0.1:9", {"username": EnvReference("BB_USER"), "password": EnvReference("BB_PW")},
+        registry.connect(company_id, "busybusy", "http://127.0.0.1:9", {"username": EnvReference("PROTIV_CREDENTIAL_BB_USER"), "password": EnvReference("PROTIV_CREDENTIAL_BB_PW")},
                          attendance_pull_date=date(2026, 11, 6))
     resource = ConnectionRegistryResource(url=url)
     resource.sync_state().record_quiet_checks(COMPANIES, NOW)
