@@ -216,6 +216,7 @@ def test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_r
         ("https://rest.tsheets.com/api/v1#hunter2", "must not have a query"),
         ("https://rest.tsheets.com/api/v1?", "must not have a query"),
     ],
+    ids=["user-and-password", "user", "query", "fragment", "empty-query"],
 )
 def test_a_base_url_carrying_credentials_is_refused_without_quoting_it(registry, url, said):
     with pytest.raises(RegistryError) as raised:
@@ -298,6 +299,9 @@ def test_a_pull_date_option_in_another_form_names_the_option_and_the_form(regist
         ("https://rest..tsheets.com/api", "host name with characters other than"),
         ("https://rest.tsheets.com\\evil.example/api", "host name with characters other than"),
     ],
+    ids=["unbalanced-bracket", "closing-bracket-only", "bracketed-non-address", "newline", "space", "escape-sequence",
+         "100-KB", "ftp", "no-scheme", "no-host", "port-99999", "port-0", "empty-port", "port-not-a-number",
+         "text-after-bracket", "empty-label", "backslash-in-host"],
 )
 def test_a_base_url_that_cannot_be_used_is_refused_with_the_rule(registry, url, said):
     with pytest.raises(RegistryError) as raised:
@@ -345,6 +349,9 @@ def test_usable_base_urls_are_kept(url, stored):
         ("x" * 101, "is 101 characters long"),
         ("", "is empty"),
     ],
+    ids=["zero-width-space", "bidi-override", "bidi-isolate", "byte-order-mark", "not-NFC", "tab", "no-break-space",
+         "ideographic-space", "line-separator", "escape-sequence", "private-use", "unassigned", "hangul-filler",
+         "leading-space", "double-space", "pipe", "comma", "brackets", "101-characters", "empty"],
 )
 def test_a_company_id_that_could_be_mistaken_for_another_is_refused(registry, company_id, said):
     with pytest.raises(RegistryError) as raised:
