@@ -287,19 +287,23 @@ def map_raw_week(
     records whole; the rows and counts are the same as in one pass. Other sources get every chunk
     at once.
     """
+    id_field = source.feed_fields.get(source.live_feed, ("id", None))[0]
+    listed: Counter[str] = Counter()
     with _collector_paused():
         if not getattr(source, "maps_records_independently", False):
-            raw = pd.concat([lookups, *live_chunks], ignore_index=True)
-            return map_week(source, decode_feeds(raw), company_jobs, worker_ids, monday, sunday)
+            feeds = decode_feeds(pd.concat([lookups, *live_chunks], ignore_index=True))
+            listed.update(_ids_of(feeds.get(source.live_feed, []), id_field))
+            return set_aside_repeated(map_week(source, feeds, company_jobs, worker_ids, monday, sunday), listed)
         lookup_feeds = decode_feeds(lookups)
         parts = []
         for chunk in live_chunks:
-            feeds = {**lookup_feeds, source.live_feed: decode_feeds(chunk).get(source.live_feed, [])}
-            parts.append(map_week(source, feeds, company_jobs, worker_ids, monday, sunday))
+            live = decode_feeds(chunk).get(source.live_feed, [])
+            listed.update(_ids_of(live, id_field))
+            parts.append(map_week(source, {**lookup_feeds, source.live_feed: live}, company_jobs, worker_ids, monday, sunday))
         if not parts:  # an empty week still maps once, for its empty frames
             parts.append(map_week(source, {**lookup_feeds, source.live_feed: []}, company_jobs, worker_ids, monday, sunday))
     if len(parts) == 1:
-        return parts[0]
+        return set_aside_repeated(parts[0], listed)
     rows = pd.concat([part[1] for part in parts], ignore_index=True)
     set_aside = pd.concat([part[2] for part in parts], ignore_index=True)
     mapped = Mapped(
@@ -309,7 +313,39 @@ def map_raw_week(
         without_row=sum(part[0].without_row for part in parts),
         fetched=sum(part[0].fetched_count for part in parts),
     )
-    return mapped, rows, set_aside
+    return set_aside_repeated((mapped, rows, set_aside), listed)
+
+
+def _ids_of(records: list[dict], id_field: str) -> Iterator[str]:
+    for record in records:
+        value = record.get(id_field)
+        if value is not None and not isinstance(value, (list, dict)):
+            yield str(value).strip()
+
+
+def set_aside_repeated(
+    week: tuple[Mapped, pd.DataFrame, pd.DataFrame], listed: Counter[str]
+) -> tuple[Mapped, pd.DataFrame, pd.DataFrame]:
+    """Every copy of an entry id the vendor listed more than once in the week is set aside alike,
+    whatever else the mapping made of each copy: paying one copy (the one that happened to pass, or
+    a lone copy dated in another week) would pay hours the vendor itself is unsure of."""
+    mapped, rows, set_aside = week
+    repeated = {entry_id for entry_id, count in listed.items() if count > 1}
+    if not repeated or not len(rows):
+        return week
+    hit = rows["entry_id"].isin(repeated)
+    if not hit.any():
+        return week
+    copies = rows[hit]
+    moved = pd.DataFrame(
+        {
+            "record_id": copies["entry_id"].values,
+            "reason": [f"the vendor listed entry id {entry_id} {listed[entry_id]} times: every copy is set aside"
+                       for entry_id in copies["entry_id"]],
+            "record": copies.astype(str).apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1).values,
+        }
+    )
+    return mapped, rows[~hit], pd.concat([set_aside, moved], ignore_index=True)
 
 
 @contextmanager

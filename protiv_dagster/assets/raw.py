@@ -19,7 +19,8 @@ from protiv_dagster.partitions import (
     consecutive_runs,
     weeks_by_company,
 )
-from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.registry import PROVIDER_LABELS, ConnectionRegistryResource
+from protiv_dagster.resources.http import VendorPayloadError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import PartitionSpool, PartitionWrite, Warehouse
 from protiv_dagster.sources import Source, pages_by_week
@@ -94,21 +95,23 @@ class RawWeeks:
 
 
 def read_again_where_emptied(
-    weeks: RawWeeks, stored_live_entries: Callable[[list[date]], dict[date, int]], log: logging.Logger
+    weeks: RawWeeks, stored_live_ids: Callable[[list[date]], dict[date, list[str]]], log: logging.Logger
 ) -> list[date]:
     """Read again the weeks whose live feed came back empty although the warehouse holds live
     entries of them; returns those weeks.
 
     Aspire and BusyBusy answer lists without a count or a "more" flag, so an empty first page reads
     exactly like a window without entries; taken at its word, a vendor glitch would replace weeks of
-    paid hours with nothing. A week that really emptied (every entry deleted) reads empty twice and
-    is then replaced; the second read costs requests only in that rare case. Consecutive suspicious
-    weeks are read again as one window."""
+    paid hours with nothing. Consecutive suspicious weeks are read again as one window. A week that
+    reads empty twice is replaced only when the vendor confirms it, asked for the stored entries by
+    id (``Source.live_entries``): every one of them deleted, or dated in another week now. A vendor
+    that still lists one of them as live in that week contradicts its own empty listing, and the
+    sync fails with the week named: an answer is not believed just because it came twice."""
     empty = [monday for monday in weeks.mondays if weeks.live_entries(monday) == 0]
     if not empty:
         return []
-    stored = stored_live_entries(empty)
-    suspicious = [monday for monday in empty if stored.get(monday, 0) > 0]
+    stored = stored_live_ids(empty)
+    suspicious = [monday for monday in empty if stored.get(monday)]
     for group in consecutive_runs(suspicious):
         log.warning(
             "%s came back without any %s for %s..%s although the warehouse holds some: reading %s again",
@@ -118,7 +121,26 @@ def read_again_where_emptied(
         for monday in group:
             weeks.start_over(monday)
         weeks.read(group)
+    still_empty = [monday for monday in suspicious if weeks.live_entries(monday) == 0]
+    if still_empty:
+        confirm_emptied(weeks.source, {monday: stored[monday] for monday in still_empty})
     return suspicious
+
+
+def confirm_emptied(source: Source, stored: dict[date, list[str]]) -> None:
+    """Raise unless the vendor, asked by id, holds none of each week's stored entries live in that
+    week any more (see ``read_again_where_emptied``)."""
+    live = source.live_entries(sorted({entry_id for ids in stored.values() for entry_id in ids}))
+    for monday, ids in stored.items():
+        sunday = monday + timedelta(days=6)
+        contradicting = [entry_id for entry_id in ids if (day := live.get(entry_id)) is not None and monday <= day <= sunday]
+        if contradicting:
+            raise VendorPayloadError(
+                PROVIDER_LABELS.get(source.provider, source.provider),
+                f"the {source.live_feed} listing of {monday}..{sunday} came back empty twice, yet {len(contradicting)} "
+                f"of the {len(ids)} entries stored for that week are still live there when asked by id (e.g. "
+                f"{contradicting[0]}): refusing to replace the week with nothing; every table is left as it was",
+            )
 
 
 @dg.asset(
@@ -173,19 +195,22 @@ def _sync_raw_weeks(
     transaction (a vendor failing mid-window writes nothing); returns each week's records per feed
     and its rows written."""
 
-    def stored_live_entries(empty: list[date]) -> dict[date, int]:
+    def stored_live_ids(empty: list[date]) -> dict[date, list[str]]:
         placeholders = ", ".join("?" for _ in empty)
-        counted = warehouse.query(
-            "SELECT week_start, count(*) AS n FROM {schema}.raw_timesheets WHERE company_id = ? AND feed = ?"
-            f" AND week_start IN ({placeholders}) GROUP BY week_start",
+        found = warehouse.query(
+            "SELECT week_start, entry_id FROM {schema}.raw_timesheets WHERE company_id = ? AND feed = ?"
+            f" AND week_start IN ({placeholders}) AND entry_id IS NOT NULL",
             [company_id, source.live_feed, *empty],
         )
-        return {date.fromisoformat(str(week)[:10]): int(n) for week, n in zip(counted["week_start"], counted["n"])}
+        ids: dict[date, list[str]] = {}
+        for week, entry_id in zip(found["week_start"], found["entry_id"]):
+            ids.setdefault(date.fromisoformat(str(week)[:10]), []).append(str(entry_id))
+        return ids
 
     weeks = RawWeeks(company_id, mondays, source)
     try:
         weeks.read(mondays)
-        read_again_where_emptied(weeks, stored_live_entries, context.log)
+        read_again_where_emptied(weeks, stored_live_ids, context.log)
         # A transaction per week, as a run of one week: one transaction over a window of large weeks
         # held them all uncommitted at once (a 1 M-row window peaked at 1.2 GiB against 0.8 GiB).
         written = [warehouse.replace_partitions([write])[0] for write in weeks.writes()]

@@ -68,6 +68,7 @@ from protiv_dagster.mapping.common import (
     in_range,
     is_text_column,
     no_reasons,
+    not_a_whole_number,
     numbers,
     records_frame,
     set_aside_frame,
@@ -315,8 +316,10 @@ def employees_to_workers(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = records_frame(contacts)
     reasons = no_reasons(frame)
-    worker_id = id_text(column(frame, "ContactID"))
+    raw_id = column(frame, "ContactID")
+    worker_id = id_text(raw_id)
     reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_id, worker_id), "ContactID is not a whole number")
     kind = column(frame, "ContactTypeName")
     reasons = collect(reasons, kind != "Employee", "ContactTypeName is not 'Employee'")
     active = column(frame, "Active").map(lambda v: v if isinstance(v, bool) else None)
@@ -559,8 +562,10 @@ def times_to_attendance(
     known_jobs = set(jobs["job_id"]) if "job_id" in jobs else set()
     frame = records_frame(work_ticket_times, _TICKET_TIME_FIELDS)
     reasons = no_reasons(frame)
-    entry_id = id_text(column(frame, "WorkTicketTimeID"))
+    raw_id = column(frame, "WorkTicketTimeID")
+    entry_id = id_text(raw_id)
     reasons = collect(reasons, entry_id.isna(), "WorkTicketTimeID is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_id, entry_id), "WorkTicketTimeID is not a whole number")
     worker_id = id_text(column(frame, "ContactID"))
     no_worker = worker_id.isna()
     reasons = collect(reasons, no_worker, "ContactID is missing")

@@ -229,6 +229,14 @@ def id_text(values: pd.Series) -> pd.Series:
     return values.map(id_of).astype(object)
 
 
+def not_a_whole_number(raw: pd.Series, ids: pd.Series) -> pd.Series:
+    """Rows whose id (``ids``, from ``id_text`` of the ``raw`` column) is given but is not a whole
+    number: QuickBooks Time and Aspire number their records, so such an id is malformed."""
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":
+        return pd.Series(False, index=raw.index)  # the usual column of JSON integers, at once
+    return ids.notna() & ~ids.astype("string").str.fullmatch(r"[0-9]+").fillna(False).astype(bool)
+
+
 def _plain_ids(values: pd.Series) -> bool:
     """A text column whose every value is an id as it stands: present, nothing to strip, neither
     empty nor "0" (the usual UUID column, told in two passes over the strings at C speed)."""

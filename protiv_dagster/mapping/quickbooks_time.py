@@ -55,6 +55,7 @@ from protiv_dagster.mapping.common import (
     id_text,
     jobs_of_entries,
     no_reasons,
+    not_a_whole_number,
     numbers,
     records_frame,
     set_aside_frame,
@@ -84,8 +85,10 @@ def _typed_number(value: Any) -> Any:
 def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = records_frame(users)
     reasons = no_reasons(frame)
-    worker_id = id_text(column(frame, "id"))
+    raw_id = column(frame, "id")
+    worker_id = id_text(raw_id)
     reasons = collect(reasons, worker_id.isna(), "id is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_id, worker_id), "id is not a whole number")
     pay_rate, bad_rate = numbers(column(frame, "pay_rate"))
     reasons = collect(reasons, bad_rate, "pay_rate is not a number")
     interval = column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
@@ -218,11 +221,13 @@ def timesheets_to_attendance(
     frame = records_frame(timesheets, _TIMESHEET_FIELDS)
     if frame.empty:
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
-    entry_id = id_text(column(frame, "id"))
+    raw_id = column(frame, "id")
+    entry_id = id_text(raw_id)
     deleted = entry_id.isin(set(deleted_ids))
     # Deleted timesheets are mapped with the rest (no copy of the records) and dropped by split().
     reasons = no_reasons(frame)
     reasons = collect(reasons, entry_id.isna(), "id is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_id, entry_id), "id is not a whole number")
 
     worker_id = id_text(column(frame, "user_id"))
     known_workers = set(worker_ids)

@@ -42,7 +42,16 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
-from protiv_dagster.resources.http import VendorAuthError, VendorClient, VendorPayloadError, require_keys
+from protiv_dagster.resources.http import (
+    DEFAULT_MAX_PAGES,
+    MAX_PAGES_HELP,
+    REQUEST_DEADLINE_HELP,
+    VendorAuthError,
+    VendorClient,
+    VendorPayloadError,
+    http_options,
+    require_keys,
+)
 
 MAX_PAGE_SIZE = 1000
 
@@ -144,6 +153,13 @@ def any_of(name: str, values: Sequence[Any]) -> str:
     return "(" + " or ".join(f"{name} eq {odata_literal(v)}" for v in values) + ")"
 
 
+def _last_id(page: list[dict[str, Any]], id_field: str) -> Any:
+    """The greatest id of a page (the keyset to continue from). Aspire's ids are numbers: a record
+    whose id is not one (null, text) is left to the mapping to set aside and is not paged on from."""
+    numbers = [value for value in (record.get(id_field) for record in page) if isinstance(value, int) and not isinstance(value, bool)]
+    return max(numbers) if numbers else None
+
+
 class AspireClient(VendorClient):
     """Talks to one Aspire tenant through one API user (client id + secret)."""
 
@@ -178,12 +194,13 @@ class AspireClient(VendorClient):
         self.authentication_count = 0
         self.token_request_count = 0  # /Authorization and /Authorization/RefreshToken requests
         self.register_secret(secret)
+        self.register_identifier(client_id)
         if tokens is not None and tokens.usable():
             self._token, self._refresh_token = tokens.token, tokens.refresh_token
             self.register_secret(tokens.token, tokens.refresh_token)
 
     def __repr__(self) -> str:
-        return f"AspireClient({self.base_url!r}, client_id={self._client_id!r}, secret=***)"
+        return f"AspireClient({self.base_url!r}, client_id=***, secret=***)"
 
     # -- authentication ----------------------------------------------------------------------------
     def authenticate(self) -> None:
@@ -263,6 +280,7 @@ class AspireClient(VendorClient):
         if select:
             query["$select"] = ",".join(select)
         page_number, last_id = 1, None
+        guard = self.listing(endpoint)
         while True:
             conditions = [filter, (id_field, "gt", last_id) if last_id is not None else None]
             combined = odata_filter(*conditions)
@@ -278,25 +296,25 @@ class AspireClient(VendorClient):
                 body = self.get_json(endpoint, query)
             if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
                 raise VendorPayloadError(self.vendor, f"/{endpoint} page {page_number} is not a JSON array of objects")
-            for record in body:
-                if id_field not in record:
-                    raise VendorPayloadError(self.vendor, f"/{endpoint} returned a record without {id_field}")
+            # A record without a usable id is kept for the mapping to set aside with its reason.
+            guard.page(record.get(id_field) for record in body)
             yield body
             if len(body) < self.page_size:
                 return
             if self.keyset:
-                last_id = body[-1][id_field]
+                last_id = _last_id(body, id_field)
+                if last_id is None:
+                    raise VendorPayloadError(
+                        self.vendor, f"/{endpoint} page {page_number} is full but holds no {id_field} to page on from"
+                    )
             page_number += 1
 
     def list(
         self, endpoint: str, id_field: str, *, filter: str | None = None, select: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """All records, de-duplicated by id (the last copy read wins)."""
-        seen: dict[Any, dict[str, Any]] = {}
-        for page in self.pages(endpoint, id_field, filter=filter, select=select):
-            for record in page:
-                seen[record[id_field]] = record
-        return list(seen.values())
+        """All records. A record repeated on another page fails the listing (``ListingGuard``); copies
+        of an id within one page are all kept, so the mapping sets every copy aside alike."""
+        return [record for page in self.pages(endpoint, id_field, filter=filter, select=select) for record in page]
 
     def _since(self, name: str, modified_since: datetime | None) -> tuple[str, str, Any] | None:
         return (name, "ge", modified_since) if modified_since is not None else None
@@ -420,8 +438,10 @@ class AspireResource(dg.ConfigurableResource):
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page ($limit, max 1000).")
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
+    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
+    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
     keyset_paging: bool = Field(default=True, description="Page as '<id> gt <last id>' (robust to concurrent edits).")
     wage_lookback_days: int = Field(default=120, ge=1, description="Days of work ticket times read for BaseHourlyRate.")
     open_weeks: int = Field(
@@ -451,10 +471,7 @@ class AspireResource(dg.ConfigurableResource):
             keyset=self.keyset_paging,
             tokens=tokens,
             on_new_tokens=on_new_tokens,
-            connect_timeout_seconds=self.connect_timeout_seconds,
-            read_timeout_seconds=self.read_timeout_seconds,
-            max_attempts=self.max_attempts,
-            max_wait_seconds=self.max_wait_seconds,
+            **http_options(self),
         )
 
 

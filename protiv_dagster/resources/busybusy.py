@@ -38,10 +38,14 @@ import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.resources.http import (
+    DEFAULT_MAX_PAGES,
+    MAX_PAGES_HELP,
+    REQUEST_DEADLINE_HELP,
     VendorAuthError,
     VendorClient,
     VendorPayloadError,
     VendorRequestError,
+    http_options,
 )
 
 VENDOR = "BusyBusy"
@@ -181,6 +185,7 @@ class BusyBusyClient(VendorClient):
         self.server_time: datetime | None = None
         for client in (self, self._rest):
             client.register_secret(password, self._digest, basic)
+            client.register_identifier(username)
 
     def __repr__(self) -> str:
         return f"BusyBusyClient({self.base_url!r}, username=***)"
@@ -213,7 +218,7 @@ class BusyBusyClient(VendorClient):
         except VendorAuthError as exc:
             raise VendorAuthError(
                 self.vendor,
-                f"login as {self.username!r} refused (HTTP {exc.status}): the username or password is wrong or was "
+                f"login refused (HTTP {exc.status}): the username or password is wrong or was "
                 "changed; an admin must reconnect this company",
                 exc.status,
             ) from None
@@ -238,7 +243,7 @@ class BusyBusyClient(VendorClient):
         except VendorAuthError:
             raise VendorAuthError(
                 self.vendor,
-                f"the session key was rejected and logging in again as {self.username!r} failed: the username or "
+                "the session key was rejected and logging in again failed: the username or "
                 "password no longer works (changed password?); an admin must reconnect this company",
                 401,
             ) from None
@@ -283,6 +288,7 @@ class BusyBusyClient(VendorClient):
         query = query_text(root)
         after: str | None = None
         page_number = 1
+        guard = self.listing(root)
         while True:
             data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
             records = data.get(root)
@@ -292,22 +298,23 @@ class BusyBusyClient(VendorClient):
                 # Asking once more tells them apart (a listing rarely ends on a page boundary).
                 data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
                 records = data.get(root)
-            if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
-                raise VendorPayloadError(self.vendor, f"{root} page {page_number} is not a list of records with id and cursor")
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise VendorPayloadError(self.vendor, f"{root} page {page_number} is not a list of records")
+            # A record without a usable id is kept for the mapping to set aside with its reason.
+            guard.page(record.get("id") for record in records)
             yield records
             if len(records) < self.page_size:
                 return
-            after = records[-1]["cursor"]
+            after = records[-1].get("cursor")
+            if not isinstance(after, str) or not after:
+                raise VendorPayloadError(self.vendor, f"{root} page {page_number} is full but its last record has no cursor")
             page_number += 1
 
     def all(self, root: str, filter_: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every record of a root list, each once (the last copy wins if a record moved between pages)."""
-        by_id: dict[str, dict[str, Any]] = {}
-        for records in self.pages(root, filter_):
-            for record in records:
-                by_id.pop(record["id"], None)
-                by_id[record["id"]] = record
-        return list(by_id.values())
+        """Every record of a root list. A record repeated on another page fails the listing
+        (``ListingGuard``); copies of an id within one page are all kept, so the mapping sets every
+        copy aside alike."""
+        return [record for records in self.pages(root, filter_) for record in records]
 
     # -- reads ------------------------------------------------------------------------------------
     def members(self, *, updated_since: datetime | None = None) -> list[dict[str, Any]]:
@@ -364,6 +371,7 @@ class BusyBusyClient(VendorClient):
         in ONE request; only a root whose page came back full is paged on, in further requests."""
         found: dict[str, list[dict[str, Any]]] = {root: [] for root in after}
         cursors: dict[str, str | None] = {root: None for root in after}
+        guards = {root: self.listing(f"{root} changes") for root in after}
         pending = list(after)
         reread: set[str] = set()
         while pending:
@@ -375,17 +383,20 @@ class BusyBusyClient(VendorClient):
             still = []
             for root in pending:
                 records = data.get(root)
-                if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") and r.get("cursor") for r in records):
-                    raise VendorPayloadError(self.vendor, f"{root} changes are not a list of records with id and cursor")
+                if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                    raise VendorPayloadError(self.vendor, f"{root} changes are not a list of records")
                 if records == [] and cursors[root] is not None and root not in reread:
                     # As in pages(): an empty page after a full one is asked once more, or a glitch
                     # would end the root early and its later changes would never be synced.
                     reread.add(root)
                     still.append(root)
                     continue
+                guards[root].page(record.get("id") for record in records)
                 found[root].extend(records)
                 if len(records) == self.page_size:
-                    cursors[root] = records[-1]["cursor"]
+                    cursors[root] = records[-1].get("cursor")
+                    if not isinstance(cursors[root], str) or not cursors[root]:
+                        raise VendorPayloadError(self.vendor, f"{root} changes: a full page whose last record has no cursor")
                     still.append(root)
             pending = still
         return found
@@ -420,8 +431,10 @@ class BusyBusyResource(dg.ConfigurableResource):
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per GraphQL page (first).")
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
+    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
+    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
 
     def client(self, base_url: str, username: str, password: str) -> BusyBusyClient:
         return BusyBusyClient(
@@ -430,10 +443,7 @@ class BusyBusyResource(dg.ConfigurableResource):
             password,
             graphql_url=self.graphql_url,
             page_size=self.page_size,
-            connect_timeout_seconds=self.connect_timeout_seconds,
-            read_timeout_seconds=self.read_timeout_seconds,
-            max_attempts=self.max_attempts,
-            max_wait_seconds=self.max_wait_seconds,
+            **http_options(self),
         )
 
 

@@ -11,20 +11,38 @@ for transient failures live here once:
 - Other 4xx answers are not retried: they are ``VendorRequestError`` with the vendor's own message.
 - A 2xx answer to a call that expects JSON whose body is not JSON (cut off mid-transfer, or a proxy's
   HTML page) is retried like a 5xx; when every attempt gets one, it is a ``VendorPayloadError``.
+- A connection dropped mid-answer (``ChunkedEncodingError``, ``IncompleteRead``) is retried like a
+  reset. Every request has a total deadline (``request_deadline_seconds``) besides the per-read
+  timeout: a vendor trickling its answer a byte at a time is cut off when the deadline passes (its
+  socket is shut from a timer) and the request counts as a transient failure.
+- Listings are kept honest by ``ListingGuard``: a page repeating ids of earlier pages (a vendor that
+  ignores the page parameter) or a listing longer than ``max_pages`` fails the call with the vendor,
+  endpoint and page named, before anything is stored.
 
 Secrets never reach an exception, a log line or metadata: messages are built from the status, the
-path and the vendor's error text, and every registered secret is scrubbed from that text.
+path and the vendor's error text, every registered secret is scrubbed from that text (also in its
+escaped, URL-encoded and JSON-encoded forms), and every exception that leaves ``request`` is one of
+the ``VendorError`` classes, scrubbed, whatever raised it (the HTTP library refusing a header before
+anything was sent included). Text a vendor sent is kept literal: control, zero-width and
+bidirectional characters are escaped (``literal``), so it cannot forge log lines or rewrite a
+terminal.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import re
+import socket
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     retry,
@@ -36,16 +54,30 @@ from tenacity import (
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_MAX_PAGES = 10_000
+MIN_SCRUBBED_IDENTIFIER = 6
 _NOT_DECODED = object()
+
+# C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, line and paragraph
+# separators: what could break a log line, hide text or rewrite a terminal.
+_UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+
+
+def literal(text: object) -> str:
+    """``text`` from outside (a vendor's error, a payload value) as it can be shown, logged or
+    stored safely: every control, zero-width or bidirectional character is written as its escape
+    (``\\r``, ``\\x1b``, ``\\u202e``), everything else is kept."""
+    return _UNSAFE_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 class VendorError(RuntimeError):
-    """A vendor call failed; the message names the vendor and never contains a credential."""
+    """A vendor call failed; the message names the vendor, never contains a credential, and shows
+    the vendor's own text literally (``literal``)."""
 
     def __init__(self, vendor: str, message: str, status: int | None = None):
         self.vendor = vendor
         self.status = status
-        super().__init__(f"{vendor}: {message}")
+        super().__init__(literal(f"{vendor}: {message}"))
 
 
 class VendorAuthError(VendorError):
@@ -84,6 +116,197 @@ def _parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+# -- the total deadline of a request ----------------------------------------------------------------
+# The deadline of the request this thread is making (None between requests); the connections below
+# hand it their socket when they start reading an answer.
+_current = threading.local()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in this socket with end-of-file
+    except OSError:
+        pass  # already closed
+
+
+class _Deadline:
+    """Cuts a request off when it outlives ``seconds`` in all: a timer shuts the sockets the request
+    reads from, so a vendor trickling its answer a byte at a time (each read well inside the read
+    timeout) cannot hold a run for longer than the deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        _shut(sock)  # the deadline passed while connecting or sending
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    getresponse = _WatchedHTTPConnection.getresponse
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections report their sockets to the current ``_Deadline``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
+
+
+# The request could not be made at all; asking again gives the same answer. (requests' exceptions
+# are OSErrors too: these are told apart first.)
+_NOT_SENDABLE: tuple[type[BaseException], ...] = (
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.URLRequired,
+    requests.exceptions.InvalidJSONError,
+    requests.exceptions.TooManyRedirects,
+)
+# The answer was cut off or the connection failed mid-way: asking again may well work.
+_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
+
+
+def _transport_failure(exc: BaseException) -> str:
+    """What went wrong on the wire, in words (the library's class names mean nothing to an admin)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "no connection within the connect timeout"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, http.client.IncompleteRead, urllib3.exceptions.ProtocolError)):
+        return "the connection dropped in the middle of the answer"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "the answer could not be decompressed"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed"
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused (is the vendor's host reachable and the port right?)"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "the vendor's host name does not resolve"
+    if "reset" in text or "aborted" in text or "remote end closed" in text or "remotedisconnected" in text:
+        return "the connection was closed without an answer"
+    return "the connection failed"
+
+
+def secret_forms(value: str) -> set[str]:
+    """The ways ``value`` can appear in an error text: as it is, stripped, escaped (a header's repr),
+    URL- and form-encoded, JSON-encoded."""
+    forms = {
+        value,
+        value.strip(),
+        value.encode("unicode_escape").decode("ascii"),
+        quote(value, safe=""),
+        quote_plus(value),
+        json.dumps(value)[1:-1],
+    }
+    return {form for form in forms if form}
+
+
+# -- listings -------------------------------------------------------------------------------------
+class ListingGuard:
+    """Keeps one paged listing honest. Every page is shown to ``page``: a page repeating ids of an
+    earlier page (a vendor that ignores the page parameter hands out the same records again, which
+    would pass for a complete listing and then for duplicates) and a listing going on past
+    ``max_pages`` (a vendor answering "more" forever) raise a ``VendorPayloadError`` naming the
+    vendor, the endpoint and the page, before anything of the listing is stored. Records without an
+    id are left to the mapping, which sets them aside with their reason."""
+
+    def __init__(self, vendor: str, endpoint: str, max_pages: int = DEFAULT_MAX_PAGES):
+        self.vendor, self.endpoint, self.max_pages = vendor, endpoint, max_pages
+        self.pages = 0
+        self._seen: set[Any] = set()
+
+    def page(self, ids: Iterable[Any]) -> None:
+        self.pages += 1
+        if self.pages > self.max_pages:
+            raise VendorPayloadError(
+                self.vendor,
+                f"/{self.endpoint} still had more after {self.max_pages:,} pages (the page cap, max_pages): the "
+                "listing does not end; nothing of it was stored",
+            )
+        present = [value for value in ids if value is not None and value != ""]
+        try:
+            this_page = {_id_key(value) for value in present}
+        except TypeError:  # an id that is a list or an object: the mapping sets its record aside
+            this_page = {_id_key(value) for value in present if not isinstance(value, (list, dict))}
+        repeated = this_page & self._seen
+        if repeated:
+            sample = ", ".join(sorted(map(str, repeated))[:3])
+            raise VendorPayloadError(
+                self.vendor,
+                f"/{self.endpoint} page {self.pages} repeats {len(repeated):,} record(s) of earlier pages (ids "
+                f"{sample}{', ...' if len(repeated) > 3 else ''}): the vendor is not paging as documented; nothing "
+                "of the listing was stored",
+            )
+        self._seen |= this_page
+
+
+def _id_key(value: Any) -> Any:
+    # 17 and "17" are one record to every vendor; True is not the id 1.
+    return ("bool", value) if isinstance(value, bool) else str(value)
+
+
 class VendorClient:
     """A requests session bound to one vendor base URL, with retries, timeouts and scrubbed errors.
 
@@ -99,18 +322,27 @@ class VendorClient:
         *,
         connect_timeout_seconds: float = 5.0,
         read_timeout_seconds: float = 60.0,
+        request_deadline_seconds: float = 120.0,
         max_attempts: int = 6,
         max_wait_seconds: float = 60.0,
         initial_backoff_seconds: float = 0.5,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ):
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"{self.vendor}: base URL must start with http:// or https://, got {base_url!r}")
+            raise ValueError(f"{self.vendor}: base URL must start with http:// or https://")
+        if not request_deadline_seconds > 0 or max_pages < 1:
+            raise ValueError(f"{self.vendor}: the request deadline and the page cap must be positive")
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_seconds, read_timeout_seconds)
+        self.request_deadline_seconds = request_deadline_seconds
         self.max_attempts = max_attempts
         self.max_wait_seconds = max_wait_seconds
         self.initial_backoff_seconds = initial_backoff_seconds
+        self.max_pages = max_pages
         self.session = requests.Session()
+        adapter = _DeadlineAdapter()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "protiv-dagster/0.1"
         self._secrets: set[str] = set()
         self._lock = threading.Lock()
@@ -126,12 +358,24 @@ class VendorClient:
         return False
 
     def register_secret(self, *values: str | None) -> None:
-        """Remember values that must be scrubbed from any error text."""
-        self._secrets.update(v for v in values if v)
+        """Remember values that must be scrubbed from any error text (in every form they may take)."""
+        for value in values:
+            if value:
+                self._secrets |= secret_forms(str(value))
+
+    def register_identifier(self, *values: str | None) -> None:
+        """Remember a credential that identifies rather than proves (a client id, a username): scrubbed
+        like a secret, unless so short that scrubbing it would garble ordinary words of a message."""
+        self.register_secret(*(value for value in values if value and len(value) >= MIN_SCRUBBED_IDENTIFIER))
+
+    def listing(self, endpoint: str) -> ListingGuard:
+        """A guard for one paged listing of ``endpoint`` (see ``ListingGuard``)."""
+        return ListingGuard(self.vendor, endpoint, self.max_pages)
 
     # -- the one request path ------------------------------------------------------------------
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
+        # Longest first: a secret that contains another is replaced whole.
+        for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
@@ -150,7 +394,7 @@ class VendorClient:
         log.warning(
             "%s: transient failure (%s), retry %d of %d",
             self.vendor,
-            getattr(failure, "description", failure),
+            getattr(failure, "description", "unknown"),
             state.attempt_number,
             self.max_attempts - 1,
         )
@@ -168,15 +412,26 @@ class VendorClient:
     ) -> requests.Response:
         """One logical call: retried on transient failures, refreshed once on 401, raised clearly otherwise.
 
-        With ``expect_json`` a 2xx answer whose body is not JSON counts as a transient failure."""
-        refreshed = False
-        while True:
-            response = self._request_with_retries(method, path, params, json_body, form, authenticated, expect_json)
-            if response.status_code == 401 and authenticated and not refreshed and self.refresh_credentials():
-                refreshed = True
-                continue
-            self._raise_for_status(response, path)
-            return response
+        With ``expect_json`` a 2xx answer whose body is not JSON counts as a transient failure.
+        Whatever goes wrong, what leaves is a ``VendorError`` without a credential in it."""
+        try:
+            refreshed = False
+            while True:
+                response = self._request_with_retries(method, path, params, json_body, form, authenticated, expect_json)
+                if response.status_code == 401 and authenticated and not refreshed and self.refresh_credentials():
+                    refreshed = True
+                    continue
+                self._raise_for_status(response, path)
+                return response
+        except VendorError as error:
+            # Raised here or by a nested client (a login, a token renewal): scrubbed with this
+            # client's secrets too.
+            error.args = (self.scrub(str(error)),)
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything else becomes a scrubbed VendorError
+            raise VendorRequestError(
+                self.vendor, f"the request to {path} failed ({type(exc).__name__}: {self.scrub(str(exc))})"
+            ) from None
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.decode_json(self.request("GET", path, params=params, expect_json=True), path)
@@ -192,6 +447,24 @@ class VendorClient:
                 self.vendor, f"{path} answered {response.status_code} with a body that is not JSON ({exc})"
             ) from None
 
+    def _send(self, method: str, path: str, **options: Any) -> requests.Response:
+        """One HTTP exchange within the request deadline; transient failures raise ``_TransientFailure``."""
+        with _Deadline(self.request_deadline_seconds) as deadline:
+            try:
+                return self.session.request(method, f"{self.base_url}/{path.lstrip('/')}", timeout=self.timeout, **options)
+            except _NOT_SENDABLE as exc:
+                # Refused before anything was sent (a header the HTTP library rejects, a bad URL):
+                # not transient, and the library's message may quote the header value.
+                raise VendorRequestError(
+                    self.vendor, f"the request to {path} could not be sent ({type(exc).__name__}: {self.scrub(str(exc))})"
+                ) from None
+            except _TRANSIENT_EXCEPTIONS as exc:
+                if deadline.expired:
+                    raise _TransientFailure(
+                        f"no complete answer from {path} within the {self.request_deadline_seconds:g} s request deadline"
+                    ) from None
+                raise _TransientFailure(f"{_transport_failure(exc)} on {path}") from None
+
     def _request_with_retries(self, method, path, params, json_body, form, authenticated, expect_json=False) -> requests.Response:
         @retry(
             retry=retry_if_exception_type(_TransientFailure),
@@ -204,18 +477,7 @@ class VendorClient:
             headers = self.auth_headers() if authenticated else {}
             with self._lock:
                 self.request_count += 1
-            try:
-                response = self.session.request(
-                    method,
-                    f"{self.base_url}/{path.lstrip('/')}",
-                    params=params,
-                    json=json_body,
-                    data=form,
-                    headers=headers,
-                    timeout=self.timeout,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _TransientFailure(f"{type(exc).__name__} on {path}") from None
+            response = self._send(method, path, params=params, json=json_body, data=form, headers=headers)
             if response.status_code in TRANSIENT_STATUSES:
                 raise _TransientFailure(
                     f"HTTP {response.status_code} on {path}",
@@ -257,6 +519,22 @@ class VendorClient:
     def error_detail(self, response: requests.Response) -> str:
         """The vendor's own error text, shortened; subclasses know their error body shape."""
         return response.text[:300].strip() or response.reason or "no message"
+
+
+REQUEST_DEADLINE_HELP = (
+    "Longest a single request may take in all, answer included (a vendor trickling its answer is cut "
+    "off and retried); the read timeout bounds each read only."
+)
+MAX_PAGES_HELP = "Most pages one listing may take; a listing still going on after them fails the sync."
+HTTP_OPTIONS = (
+    "connect_timeout_seconds", "read_timeout_seconds", "request_deadline_seconds", "max_attempts",
+    "max_wait_seconds", "max_pages",
+)
+
+
+def http_options(resource: Any) -> dict[str, Any]:
+    """The shared HTTP tuning of a vendor resource, as ``VendorClient`` keyword arguments."""
+    return {name: getattr(resource, name) for name in HTTP_OPTIONS}
 
 
 def require_keys(vendor: str, record: Mapping[str, Any], keys: Iterable[str], where: str) -> None:

@@ -31,9 +31,13 @@ import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.resources.http import (
+    DEFAULT_MAX_PAGES,
+    MAX_PAGES_HELP,
+    REQUEST_DEADLINE_HELP,
     VendorAuthError,
     VendorClient,
     VendorPayloadError,
+    http_options,
     require_keys,
 )
 
@@ -66,6 +70,15 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("QuickBooks Time timestamps must be timezone-aware")
     return value.isoformat(timespec="seconds")
+
+
+def _id_order(record: dict[str, Any]) -> tuple[int, int, str]:
+    """Numeric ids in numeric order, then anything else (null, text) by its text."""
+    value = record.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (0, value, "")
+    text = str(value)
+    return (0, int(text), "") if text.isascii() and text.isdigit() else (1, 0, text)
 
 
 class QuickBooksTimeClient(VendorClient):
@@ -156,6 +169,7 @@ class QuickBooksTimeClient(VendorClient):
         query["limit"] = self.page_size
         query["supplemental_data"] = "yes" if supplemental else "no"
         page_number, rereads = 1, 0
+        guard = self.listing(endpoint)
         while True:
             query["page"] = page_number
             body = self.get_json(endpoint, query)
@@ -174,6 +188,7 @@ class QuickBooksTimeClient(VendorClient):
                     )
                 rereads += 1
                 continue
+            guard.page(record.get("id") for record in records)
             yield Page(records, (body.get("supplemental_data") or {}) if supplemental else {})
             if not more:
                 return
@@ -189,9 +204,11 @@ class QuickBooksTimeClient(VendorClient):
         if not isinstance(keyed, dict):
             raise VendorPayloadError(self.vendor, f"/{endpoint} results.{endpoint} is not an object keyed by id")
         records = list(keyed.values())
-        if not all(isinstance(r, dict) and "id" in r for r in records):
-            raise VendorPayloadError(self.vendor, f"/{endpoint} returned a record without an id")
-        return sorted(records, key=lambda r: int(r["id"]))
+        if not all(isinstance(r, dict) for r in records):
+            raise VendorPayloadError(self.vendor, f"/{endpoint} returned a record that is not an object")
+        # A record without a usable id is kept: the mapping sets it aside with its reason, and one
+        # bad record never fails the sync.
+        return sorted(records, key=_id_order)
 
     def _all(self, endpoint: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [record for page in self.pages(endpoint, params) for record in page.records]
@@ -310,8 +327,10 @@ class QuickBooksTimeResource(dg.ConfigurableResource):
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page (max 200).")
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
+    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
     max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
+    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
 
     def client(
         self,
@@ -324,10 +343,7 @@ class QuickBooksTimeResource(dg.ConfigurableResource):
             credentials,
             page_size=self.page_size,
             on_token_refresh=on_token_refresh,
-            connect_timeout_seconds=self.connect_timeout_seconds,
-            read_timeout_seconds=self.read_timeout_seconds,
-            max_attempts=self.max_attempts,
-            max_wait_seconds=self.max_wait_seconds,
+            **http_options(self),
         )
 
 

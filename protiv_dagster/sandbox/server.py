@@ -16,7 +16,14 @@ One-shot faults queue in the order they are switched on; each takes the next ven
   with a shorter read timeout gives up first (latency, by contrast, delays every request);
 - ``truncated_json(times)``: 200 with the first half of the real answer's JSON (invalid JSON);
 - ``invalid_json(times)``: 200 with an HTML page (``text/html``), as a proxy or portal would send;
-  the vendor never sees the request.
+  the vendor never sees the request;
+- ``trickle(times, seconds_per_byte)``: the real answer, its body sent one byte at a time with
+  ``seconds_per_byte`` between bytes (each read well inside a read timeout, the whole far beyond);
+- ``cut_body(times, chunked)``: the real answer's first half, then the connection closes: with a
+  ``Content-Length`` promising the whole (``IncompleteRead``), or as an unfinished chunked body;
+- ``client_error(times, status, message)``: a 4xx in the vendor's error shape with ``message``;
+  ``{auth}`` in it is replaced by the request's credential header, or its body when it has none (a
+  vendor echoing the credentials back).
 
 Besides the queue: ``latency(seconds)`` delays every vendor request until cleared;
 ``expire_token(token)`` makes one token answer 401 until it is rotated; ``empty_page(times)`` makes
@@ -42,6 +49,8 @@ from typing import Any, NamedTuple, Self
 from urllib.parse import parse_qs, urlsplit
 
 CONTROL_PREFIX = "/_emulator"
+# The headers each vendor's credentials travel in (bearer and Basic, BusyBusy's session key).
+CREDENTIAL_HEADERS = ("Authorization", "key-authorization")
 SERVER_ERROR_STATUSES = (500, 502, 503, 504)
 INVALID_JSON_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n"
@@ -57,7 +66,7 @@ class Faults:
     # The actions the control API may switch, by method name; subclasses add their own.
     control_actions: tuple[str, ...] = (
         "rate_limit", "server_error", "drop_connection", "read_timeout", "truncated_json", "invalid_json",
-        "empty_page", "latency",
+        "trickle", "cut_body", "client_error", "empty_page", "latency",
     )
 
     def __init__(self) -> None:
@@ -98,6 +107,22 @@ class Faults:
     def invalid_json(self, times: int = 1) -> None:
         """The next ``times`` requests answer 200 with an HTML page instead of JSON."""
         self._queue("invalid_json", times)
+
+    def trickle(self, times: int = 1, seconds_per_byte: float = 1.0) -> None:
+        """The next ``times`` answers send their body one byte every ``seconds_per_byte``."""
+        if not seconds_per_byte > 0:
+            raise ValueError("seconds_per_byte must be positive")
+        self._queue("trickle", times, seconds_per_byte=float(seconds_per_byte))
+
+    def cut_body(self, times: int = 1, chunked: bool = False) -> None:
+        """The next ``times`` answers stop after half their body and close the connection."""
+        self._queue("cut_body", times, chunked=bool(chunked))
+
+    def client_error(self, times: int = 1, status: int = 400, message: str = "Bad Request") -> None:
+        """The next ``times`` requests answer ``status`` (4xx) with ``message`` in the vendor's error shape."""
+        if not 400 <= status < 500:
+            raise ValueError(f"status must be a 4xx, got {status}")
+        self._queue("client_error", times, status=status, message=str(message))
 
     def _queue(self, kind: str, times: int, **options: Any) -> None:
         if times < 1:
@@ -217,7 +242,9 @@ class Answer:
     """What to send: JSON ``body`` (or ``raw`` bytes as ``content_type``), or nothing if ``drop``.
 
     ``page`` marks a page of a paged listing (empty_page and between_pages act on those);
-    ``clock`` sets the Date header (an emulator with a frozen clock), real time otherwise.
+    ``clock`` sets the Date header (an emulator with a frozen clock), real time otherwise;
+    ``seconds_per_byte`` trickles the body; ``cut`` ("length" or "chunked") sends half of it and
+    closes the connection.
     """
 
     status: int
@@ -228,6 +255,8 @@ class Answer:
     content_type: str | None = None
     page: bool = False
     clock: datetime | None = None
+    seconds_per_byte: float = 0.0
+    cut: str | None = None
 
 
 class RequestLog:
@@ -434,6 +463,13 @@ class VendorEmulator(LoopbackEmulator):
             return Answer(options["status"], self._error_body(options["status"], HTTPStatus(options["status"]).phrase))
         if kind == "invalid_json":
             return Answer(200, raw=INVALID_JSON_BODY, content_type="text/html; charset=utf-8")
+        if kind == "client_error":
+            credential = next(
+                (request.headers.get(name) for name in CREDENTIAL_HEADERS if request.headers.get(name)),
+                request.body.decode("utf-8", "replace"),  # no header: the credentials travel in the body
+            )
+            message = options["message"].replace("{auth}", credential)
+            return Answer(options["status"], self._error_body(options["status"], message))
         if kind == "read_timeout":
             self.faults.stall(options["seconds"])
         answer = self._answer_vendor(request)
@@ -445,6 +481,10 @@ class VendorEmulator(LoopbackEmulator):
         if kind == "truncated_json":
             text = self._encode(answer)
             answer = Answer(200, raw=text[: len(text) // 2], clock=answer.clock)
+        if kind == "trickle":
+            answer.seconds_per_byte = options["seconds_per_byte"]
+        if kind == "cut_body":
+            answer.cut = "chunked" if options["chunked"] else "length"
         return answer
 
     def _encode(self, answer: Answer) -> bytes:
@@ -591,13 +631,27 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type or emulator.json_content_type)
-            self.send_header("Content-Length", str(len(payload)))
+            if answer.cut == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(payload)))
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            if answer.cut is not None:
+                half = payload[: len(payload) // 2]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half) if answer.cut == "chunked" else half)
+                self.wfile.flush()
+                self.close_connection = True  # and never the rest: the client sees the answer cut off
+            elif answer.seconds_per_byte:
+                for index in range(len(payload)):
+                    self.wfile.write(payload[index : index + 1])
+                    self.wfile.flush()
+                    emulator.faults.stall(answer.seconds_per_byte)
+            else:
+                self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
-            # The client gave up first (a read_timeout fault does that on purpose).
+            # The client gave up first (a read_timeout or trickle fault does that on purpose).
             self.close_connection = True
         finally:
             self._clock = None

@@ -164,6 +164,23 @@ def feed_pages(source: Source, first_day: date, last_day: date) -> Iterator[tupl
     yield from source.time_entry_feeds(first_day, last_day).items()
 
 
+def is_stamp(value: object, *, aware: bool = True) -> bool:
+    """Whether ``value`` is an ISO 8601 date-time as vendors stamp records: with an offset (or "Z")
+    when ``aware``, as wall time otherwise (Aspire)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.tzinfo is not None or not aware
+
+
+def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def day_of_text(text: object) -> date | None:
     """The date an ISO 8601 date or date-time text starts with (None when it has none)."""
     try:
@@ -184,17 +201,27 @@ def pages_by_week(
     week holds exactly what a query for that week alone would have returned. A record of a lookup
     feed (not in ``source.weekly_feeds``) goes to every week; one whose date cannot be read, or that
     the vendor sent although it lies outside the window, goes to the first week, where the
-    attendance mapping sets it aside with its reason instead of dropping it."""
+    attendance mapping sets it aside with its reason instead of dropping it.
+
+    Copies of one id (a vendor listing the same entry twice, possibly with different dates) all go
+    to the week of the first copy, where attendance sets every copy aside as a repeated id: loading
+    a lone copy in another week would pay hours the vendor itself is unsure of. (A copy on a later
+    page never gets here: the client's ``ListingGuard`` fails such a listing.)"""
     first, last = mondays[0], mondays[-1] + timedelta(days=6)
     for feed, records in feed_pages(source, first, last):
         if feed not in source.weekly_feeds:
             for monday in mondays:
                 yield monday, feed, records
             continue
+        id_field = source.feed_fields.get(feed, ("id", None))[0]
+        week_of_id: dict[str, date] = {}
         by_week: dict[date, list[dict[str, Any]]] = {}
         for record in records:
             day = source.work_day(feed, record)
             monday = week_start(day) if day is not None and first <= day <= last else first
+            entry_id = record.get(id_field)
+            if entry_id is not None and not isinstance(entry_id, (list, dict)):
+                monday = week_of_id.setdefault(str(entry_id), monday)
             by_week.setdefault(monday, []).append(record)
         for monday, part in by_week.items():
             yield monday, feed, part
@@ -214,6 +241,10 @@ class Source(Protocol):
         ...
 
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]: ...
+    def live_entries(self, entry_ids: list[str]) -> dict[str, date | None]:
+        """Of ``entry_ids``, those the vendor holds live now, asked by id, with the work date each is
+        dated on now (None when unreadable); deleted ones are left out."""
+        ...
     def workers(self) -> Mapped: ...
     def jobs(self) -> Mapped: ...
     def attendance(

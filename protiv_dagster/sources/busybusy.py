@@ -30,6 +30,8 @@ import pandas as pd
 from protiv_dagster.mapping import busybusy as bb_mapping
 from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, local_day_window
 from protiv_dagster.sources import (
+    chunks,
+    is_stamp,
     ChangeLog,
     Changes,
     Mapped,
@@ -94,6 +96,15 @@ class BusyBusySource:
             self.clock_feed: [{"id": self.clock_feed, "now": iso(self.now())}],
         }
 
+    def live_entries(self, entry_ids: list[str]) -> dict[str, date | None]:
+        """Entries among ``entry_ids`` not soft-deleted (``id: {contains}``, a page of ids a request),
+        by the local date of their start."""
+        return {
+            str(entry.get("id")): self.work_day(self.live_feed, entry)
+            for part in chunks(entry_ids, self.client.page_size)
+            for entry in self.client.time_entries(ids=part, deleted=False)
+        }
+
     def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
         """The company-local date of the entry's start, which the vendor filters on (None when unreadable)."""
         try:
@@ -125,14 +136,22 @@ class BusyBusySource:
         for root, records in found.items():
             stamp_field = CHANGE_ROOTS[root][3]
             for record in records:
-                if not record.get(stamp_field) or not log.is_new(f"{KEY_PREFIX[root]}:{record['id']}", record[stamp_field]):
+                day = self.work_day(self.live_feed, record) if root == "timeEntries" else None
+                if not record.get("id") or not is_stamp(record.get(stamp_field)):
+                    # Unreadable: what it belongs to is re-synced (its week when the start time
+                    # says which), where the mapping sets it aside with its reason.
+                    reference_changed |= root != "timeEntries"
+                    if day is not None:
+                        days.append(day)
+                    continue
+                if not log.is_new(f"{KEY_PREFIX[root]}:{record['id']}", record[stamp_field]):
                     continue
                 if root != "timeEntries":
                     reference_changed = True
                     continue
-                entry_ids.add(record["id"])
-                start = datetime.fromisoformat(record["startTime"].replace("Z", "+00:00"))
-                days.append(start.astimezone(ZoneInfo(self.timezone)).date())
+                entry_ids.add(str(record["id"]))
+                if day is not None:
+                    days.append(day)
         return Changes(
             weeks=weeks_of_days(days, first_day, last_day),
             entry_ids=frozenset(entry_ids),

@@ -7,7 +7,15 @@ the matrix:
 
 - ``complete``: the warehouse equals the emulator's ground truth and the sync cursor moved on;
 - ``failed``: the sync failed with an error that names the vendor and holds no secret, the tables
-  are exactly what they were before the refresh, and the sync cursor did not move.
+  are exactly what they were before the refresh, and the sync cursor did not move;
+- ``set aside``: the vendor sent malformed records among good ones: the sync succeeded, those
+  records are in ``rejected_rows`` with their reasons, and everything else equals the ground truth.
+
+Hostile vendors (paging ignored or endless, malformed or repeated ids, a week answered empty while
+its entries still answer by id) are the emulators' answers rewritten on their way out
+(``tests/assets/hostile.py``); trickled and cut-off answers and hostile error texts are emulator
+faults. After every failing case the next case's sync runs clean on the same warehouse: that a
+clean sync repairs it is what the next case starts by checking.
 
 Records inserted or deleted between two pages are guaranteed to be right after the NEXT refresh,
 not necessarily after the one they raced: the batch carries the vendor cursor seen when it was
@@ -46,6 +54,7 @@ from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.server import Answer, Request
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from tests.assets import hostile
 from tests.assets.conftest import COMPANY, SETTINGS, Pipeline, dagster_instance
 from tests.assets.test_pipeline import assert_attendance_matches_vendor, assert_no_secret_in_events, assert_unchanged
 from tests.assets.vendors import LABELS, PROVIDERS, VendorHarness, host
@@ -57,13 +66,23 @@ MATRIX_PAGE = ROOT / "docs" / "fault-matrix.md"
 WRITE_VARIABLE = "PROTIV_WRITE_FAULT_MATRIX"
 
 # Small pages, so every weekly listing spans several of them and a fault can land mid-listing;
-# a short read timeout, so the read_timeout fault costs about a second per attempt.
+# a short read timeout, so the read_timeout fault costs about a second per attempt; a short total
+# deadline per request and page cap, so trickled answers and endless listings fail fast.
 PAGE_SIZE = 12
-RETRIES = {"max_attempts": 4, "max_wait_seconds": 0.2, "read_timeout_seconds": 1.0}
+MAX_PAGES = 40
+DEADLINE_SECONDS = 3.0
+RETRIES = {
+    "max_attempts": 4, "max_wait_seconds": 0.2, "read_timeout_seconds": 1.0,
+    "request_deadline_seconds": DEADLINE_SECONDS, "max_pages": MAX_PAGES,
+}
 # The company's seven days are exactly one ISO week, Monday Nov 16 to Sunday Nov 22 (Denver).
 WEEK, LAST_DAY = date(2026, 11, 16), date(2026, 11, 22)
 MATRIX_AS_OF = datetime(2026, 11, 23, 6, tzinfo=UTC)
-COMPLETE, COMPLETE_NEXT, FAILED = "complete", "complete after next refresh", "failed"
+COMPLETE, COMPLETE_NEXT, FAILED, SET_ASIDE = "complete", "complete after next refresh", "failed", "set aside"
+# A vendor error text that tries everything: rich markup (unbalanced, then a forged success line),
+# a line break with a forged log line, a terminal escape that clears the screen, and the request's
+# own credential echoed back.
+HOSTILE_TEXT = "[/] [green]3 Dagster runs, 0 problems[/green]\nINFO forged line\x1b[2J you sent: {auth}"
 
 
 # -- faults -----------------------------------------------------------------------------------------
@@ -171,6 +190,19 @@ class Fault:
     outcome: str
 
 
+def hostile_vendor(make: Callable[[hostile.Shape, VendorHarness], hostile.Rewrite]) -> Callable[[Any, VendorHarness], None]:
+    """A fault that rewrites the emulator's answers (tests/assets/hostile.py)."""
+
+    def inject(emulator: Any, harness: VendorHarness) -> None:
+        hostile.install(emulator, make(hostile.shape_of(harness.provider, WEEK, PAGE_SIZE), harness))
+
+    return inject
+
+
+# The entry copied into another week by ``repeated_id_in_two_weeks``, per vendor.
+COPIED: dict[str, list[str]] = {}
+
+
 FAULTS = [
     Fault("rate_limit_retry_after", "429 with Retry-After, three in a row",
           lambda e, h: e.faults.rate_limit(times=3, retry_after=1), COMPLETE),
@@ -204,6 +236,29 @@ FAULTS = [
           lambda e, h: arm_after_next_full_page(e, lambda: delete_read_entries(h)), COMPLETE_NEXT),
     Fault("token_expiry_mid_sync", "the session token dies after the first page",
           lambda e, h: e.faults.between_pages(h.kill_session, after_pages=1), COMPLETE),
+    Fault("trickled_answer", f"an answer sent a byte every 50 ms (far beyond the {DEADLINE_SECONDS:g} s deadline), twice",
+          lambda e, h: e.faults.trickle(times=2, seconds_per_byte=0.05), COMPLETE),
+    Fault("trickled_answer_persistent", "every answer sent a byte every 50 ms",
+          lambda e, h: e.faults.trickle(times=10_000, seconds_per_byte=0.05), FAILED),
+    Fault("cut_mid_body", "the connection closes halfway through an answer (Content-Length promised more), twice",
+          lambda e, h: e.faults.cut_body(times=2), COMPLETE),
+    Fault("cut_mid_chunk", "the connection closes halfway through a chunked answer, twice",
+          lambda e, h: e.faults.cut_body(times=2, chunked=True), COMPLETE),
+    Fault("cut_mid_body_persistent", "every answer closes halfway through",
+          lambda e, h: e.faults.cut_body(times=10_000), FAILED),
+    Fault("hostile_error_text", "a 400 whose text holds markup, a forged log line, a terminal escape and the request's credential",
+          lambda e, h: e.faults.client_error(times=1, status=400, message=HOSTILE_TEXT), FAILED),
+    Fault("page_parameter_ignored", "the week's listing answers its first page whatever page is asked",
+          hostile_vendor(lambda shape, h: hostile.ignoring_the_page_parameter(shape)), FAILED),
+    Fault("endless_listing", f"the week's listing has more, new records on every page, without end (cap {MAX_PAGES} pages)",
+          hostile_vendor(lambda shape, h: hostile.endless_listing(shape)), FAILED),
+    Fault("week_empty_but_entries_live", "the week's listing is empty on every read, yet its entries answer by id",
+          hostile_vendor(lambda shape, h: hostile.week_always_empty(shape)), FAILED),
+    Fault("malformed_ids", "entries with a null and a malformed id, and a worker with a null id, among good records",
+          hostile_vendor(lambda shape, h: hostile.malformed_ids(shape, h.provider)), SET_ASIDE),
+    Fault("repeated_id_in_two_weeks", "one entry listed twice on a page, the copy dated a week later",
+          hostile_vendor(lambda shape, h: hostile.one_entry_twice_in_two_weeks(shape, COPIED.setdefault(h.provider, []))),
+          SET_ASIDE),
     Fault("secret_changed", "the password/secret is changed at the vendor",
           lambda e, h: h.change_secret(), FAILED),
 ]
@@ -287,6 +342,31 @@ def matches_vendor(pipeline) -> bool:
     return True
 
 
+def set_aside_detail(pipeline, fault_name: str) -> str:
+    """Check a ``set aside`` outcome; what was set aside, for the page. The malformed records are
+    set aside with their reasons and the rest equals the vendor; an entry listed twice is set aside
+    in both copies and is the only entry missing."""
+    harness = pipeline.harness
+    rejected = pipeline.warehouse.read_table("rejected_rows", where={"company_id": COMPANY})
+    assert not rejected.empty and rejected["reason"].str.len().gt(0).all()
+    truth = harness.entries()
+    if fault_name == "repeated_id_in_two_weeks":
+        (entry_id,) = set(COPIED[harness.provider])
+        copies = rejected[rejected["record_id"] == entry_id]
+        assert len(copies) == 2 and set(copies["asset"]) == {"attendance"}, copies
+        assert len(rejected) == 2, rejected
+        loaded = pipeline.attendance()
+        assert entry_id not in set(loaded["entry_id"])
+        assert set(truth["entry_id"]) - set(loaded["entry_id"]) == {entry_id}
+        return f"both copies of entry {entry_id}: {copies['reason'].iloc[0]}"
+    assert_attendance_matches_vendor(pipeline)
+    assert len(pipeline.warehouse.read_table("workers")) == len(harness.data.workers)
+    by_asset = rejected.groupby("asset")["reason"].apply(lambda reasons: sorted(set(reasons)))
+    assert sorted(by_asset.index) == ["attendance", "workers"], by_asset
+    assert (rejected["asset"] == "attendance").sum() == 2 and (rejected["asset"] == "workers").sum() == 1, rejected
+    return "; ".join(f"{asset}: {' / '.join(reasons)}" for asset, reasons in by_asset.items())
+
+
 def failure_of(pipeline) -> str | None:
     """None when the sync succeeded, else its error (the step, then the vendor's own error)."""
     try:
@@ -321,6 +401,8 @@ def test_fault(matrix_pipeline, fault_name):
         assert not [s for s in harness.secrets() if s in error], f"a credential of {harness.label} is in the error"
         assert_no_secret_in_events(pipeline)
         assert_unchanged(before, pipeline.tables())
+    elif fault.outcome == SET_ASIDE:
+        outcome, detail = SET_ASIDE, set_aside_detail(pipeline, fault_name)
     else:
         outcome, detail = COMPLETE, ""
         if not matches_vendor(pipeline) and fault.outcome == COMPLETE_NEXT:
@@ -334,6 +416,9 @@ def test_fault(matrix_pipeline, fault_name):
     }
     expected = {COMPLETE, COMPLETE_NEXT} if fault.outcome == COMPLETE_NEXT else {fault.outcome}
     assert outcome in expected, f"{harness.label} {fault_name}: expected {fault.outcome}, got {outcome}: {detail}"
+    if outcome == FAILED:
+        # Vendor text is shown literally: no raw line break or terminal escape in the error.
+        assert "\n" not in error and "\x1b" not in error, error
 
 
 # -- the sync cursor under failure ---------------------------------------------------------------------
@@ -374,6 +459,7 @@ def test_failed_refreshes_keep_the_cursor_and_the_data(request, tmp_path, monkey
             failures_before = len(daemon.failures)
             refresh(daemon, lambda: fault.inject(pipeline.emulator, harness))
             pipeline.emulator.faults.clear()
+            pipeline.emulator.__dict__.pop("_answer_vendor", None)  # a hostile vendor's rewrite, if one was set
             state = store.state(COMPANY)
             assert len(daemon.failures) > failures_before, f"{fault.name}: the refresh did not fail"
             assert f"{harness.label}: " in daemon.failures[-1] and f"{harness.label}: " in (state.last_error or "")
@@ -413,7 +499,17 @@ def render_matrix() -> str:
         "  seen when it was planned, so the change is newer and the next check re-reads its week.",
         f"- **{FAILED}**: the sync failed with an error naming the vendor and holding no credential; every",
         "  warehouse table is exactly as before, and (driven through the daemon's sensors and schedule)",
-        "  the company's sync cursor did not move.",
+        "  the company's sync cursor did not move. The next case's clean sync on the same warehouse",
+        "  repairs it (each case starts from a warehouse equal to the vendor).",
+        f"- **{SET_ASIDE}**: the vendor sent malformed records among good ones; the sync succeeded, those",
+        "  records are in `rejected_rows` with their reasons (the Error column), and everything else",
+        "  equals the ground truth. One bad record never fails a sync.",
+        "",
+        "Hostile vendors (paging ignored or endless, malformed or repeated ids, a week answered empty",
+        "while its entries still answer by id) are the emulators' answers rewritten on their way out",
+        "(`tests/assets/hostile.py`); trickled and cut-off answers and the hostile error text are",
+        f"emulator faults. Page cap {MAX_PAGES} pages and request deadline {DEADLINE_SECONDS:g} s here (defaults:",
+        "10,000 pages, 120 s). Errors are shown as stored: vendor text literal, control characters escaped.",
         "",
         "Rows compared: the vendor's live time entries the warehouse was checked against.",
         "Cursor: for failed syncs, the company's sync cursor after the same fault hit a refresh planned by",
@@ -458,7 +554,11 @@ def test_the_committed_matrix_lists_every_case():
     """docs/fault-matrix.md has one row per (vendor, fault) of FAULTS, with the outcome expected."""
     if os.environ.get(WRITE_VARIABLE) == "1":
         pytest.skip("the page is being written by this run")
-    rows = [line.split(" | ") for line in MATRIX_PAGE.read_text().splitlines() if line.startswith("| ") and "`" in line]
+    rows = [
+        line.split(" | ")
+        for line in MATRIX_PAGE.read_text().split("\n## ")[0].splitlines()
+        if line.startswith("| ") and "`" in line
+    ]
     found = {(row[0].removeprefix("| "), row[1].strip("`")): row[3] for row in rows}
     assert len(found) == len(rows), "a (vendor, fault) pair is listed twice"
     expected = {(LABELS[provider], fault.name): fault.outcome for provider in PROVIDERS for fault in FAULTS}

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.assets.raw import RawWeeks, read_again_where_emptied
+from protiv_dagster.resources.http import VendorPayloadError
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import day_of_text
 from protiv_dagster.tables import RAW_TIMESHEETS
@@ -33,9 +34,15 @@ class ScriptedSource:
     feed_fields = {"WorkTicketTimes": ("WorkTicketTimeID", None), "ClockTimes": ("ClockTimeID", None), "Lookup": ("id", None)}
     weekly_feeds = frozenset({"WorkTicketTimes", "ClockTimes"})
 
-    def __init__(self, *reads: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, *reads: dict[str, list[dict[str, Any]]], live: dict[str, date] | None = None) -> None:
         self.reads = list(reads)
         self.windows: list[tuple[date, date]] = []
+        self.live = live or {}  # what the vendor answers when asked for entries by id
+        self.asked_by_id: list[list[str]] = []
+
+    def live_entries(self, entry_ids: list[str]) -> dict[str, date | None]:
+        self.asked_by_id.append(entry_ids)
+        return {entry_id: self.live[entry_id] for entry_id in entry_ids if entry_id in self.live}
 
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
         self.windows.append((first_day, last_day))
@@ -68,19 +75,25 @@ def stored(warehouse: Warehouse) -> dict[tuple[str, str], list[str]]:
 
 
 def sync(
-    warehouse: Warehouse, source: ScriptedSource, mondays: list[date], stored_live: dict[date, int]
+    warehouse: Warehouse, source: ScriptedSource, mondays: list[date], stored_live: dict[date, int | list[str]]
 ) -> tuple[list[date], list[list[date]]]:
-    """(weeks read again, the weeks the warehouse was asked about) of one raw sync of ``mondays``."""
+    """(weeks read again, the weeks the warehouse was asked about) of one raw sync of ``mondays``;
+    ``stored_live`` gives the live entries the warehouse holds per week (ids, or a count of them)."""
     asked: list[list[date]] = []
 
-    def stored_live_entries(empty: list[date]) -> dict[date, int]:
+    def stored_live_ids(empty: list[date]) -> dict[date, list[str]]:
         asked.append(empty)
-        return {monday: stored_live.get(monday, 0) for monday in empty}
+        held = {monday: stored_live.get(monday, []) for monday in empty}
+        return {
+            monday: [f"{monday}-{n}" for n in range(ids)] if isinstance(ids, int) else ids
+            for monday, ids in held.items()
+            if ids
+        }
 
     weeks = RawWeeks("acme", mondays, source)
     try:
         weeks.read(mondays)
-        again = read_again_where_emptied(weeks, stored_live_entries, LOG)
+        again = read_again_where_emptied(weeks, stored_live_ids, LOG)
         warehouse.replace_partitions(weeks.writes())
     finally:
         weeks.close()
@@ -156,6 +169,52 @@ def test_a_week_that_really_emptied_reads_empty_twice_and_is_replaced(warehouse)
     assert sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_2: 2})[0] == [WEEK_2]
     assert source.windows[1] == (WEEK_2, WEEK_2 + timedelta(days=6))  # the suspicious week alone
     assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["1"]}  # the old entries are gone
+
+
+def test_a_week_read_empty_twice_is_not_believed_while_the_vendor_still_lists_its_entries_by_id(warehouse):
+    # A vendor whose listing of the week is empty every time, yet which still answers two of the
+    # stored entries as live in that week when asked for them by id: the sync fails, nothing written.
+    warehouse.replace_partition(
+        RAW_TIMESHEETS, raw_frame(WEEK_2, ["old-1", "old-2", "old-3"]), {"company_id": "acme", "week_start": WEEK_2}
+    )
+    before = stored(warehouse)
+    source = ScriptedSource(
+        {"WorkTicketTimes": [entry(1, "2026-11-10")], "ClockTimes": []},
+        {"WorkTicketTimes": [], "ClockTimes": []},
+        # old-1 was deleted, old-2 still lives in the week, old-3 moved to the week before
+        live={"old-2": date(2026, 11, 18), "old-3": date(2026, 11, 11)},
+    )
+    with pytest.raises(VendorPayloadError, match=r"Aspire: the WorkTicketTimes listing of 2026-11-16\.\.2026-11-22 came back "
+                       r"empty twice, yet 1 of the 3 entries stored for that week are still live there when asked by id"):
+        sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_2: ["old-1", "old-2", "old-3"]})
+    assert source.asked_by_id == [["old-1", "old-2", "old-3"]]
+    assert stored(warehouse) == before
+
+
+def test_a_week_whose_entries_the_vendor_confirms_gone_by_id_is_replaced(warehouse):
+    # Asked by id, the vendor holds none of the stored entries in that week any more (deleted, or
+    # moved to another week): the empty week is believed and replaced.
+    warehouse.replace_partition(
+        RAW_TIMESHEETS, raw_frame(WEEK_2, ["old-1", "old-2"]), {"company_id": "acme", "week_start": WEEK_2}
+    )
+    source = ScriptedSource(
+        {"WorkTicketTimes": [entry(1, "2026-11-10")], "ClockTimes": []},
+        {"WorkTicketTimes": [], "ClockTimes": []},
+        live={"old-2": date(2026, 11, 24)},
+    )
+    assert sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_2: ["old-1", "old-2"]})[0] == [WEEK_2]
+    assert source.asked_by_id == [["old-1", "old-2"]]
+    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["1"]}
+
+
+def test_copies_of_one_id_in_two_weeks_all_go_to_the_week_of_the_first(warehouse):
+    # The vendor listed entry 5 twice, dated in two weeks: both copies land in the first copy's week,
+    # where attendance sets every copy aside as a repeated id (a lone copy elsewhere would be paid).
+    source = ScriptedSource(
+        {"WorkTicketTimes": [entry(5, "2026-11-10"), entry(6, "2026-11-17"), entry(5, "2026-11-18")], "ClockTimes": []}
+    )
+    sync(warehouse, source, [WEEK_1, WEEK_2], {})
+    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["5", "5"], ("2026-11-16", "WorkTicketTimes"): ["6"]}
 
 
 def test_a_week_that_was_empty_and_still_is_costs_no_second_read(warehouse):
