@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Optional
@@ -46,6 +45,7 @@ from protiv_dagster.registry import (
     validate_pull_date,
 )
 from protiv_dagster.settings import CREDENTIAL_VARIABLE_PREFIX, SECRET_KEY_VARIABLE, data_dir
+from protiv_dagster.text import visible
 
 # A crash's traceback must not print local variables: they hold the credentials typed at connect.
 app = typer.Typer(
@@ -60,23 +60,6 @@ console = Console()
 # company ids, URLs, reasons kept in the sync state, settings, paths) goes through `literal`: rich
 # would read "[/]" in it as markup and crash, or "[green]...[/green]" as this module's own output,
 # and a terminal would obey an escape sequence or a carriage return in it.
-_TERMINAL_CONTROLS = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def visible(text: str, *, keep_line_breaks: bool = True) -> str:
-    """``text`` with every character that could move the cursor, recolour or rewrite the terminal
-    (ANSI escape sequences, carriage returns, backspaces, other control, bidirectional and
-    invisible formatting characters) written as its escape, e.g. ``\\x1b[2J`` or ``\\u202e``.
-    Line breaks and tabs stay in messages (``keep_line_breaks``); in a table cell they are escaped
-    too, so that a row stays one row."""
-    return "".join(
-        character
-        if (keep_line_breaks and character in "\n\t") or unicodedata.category(character) not in _TERMINAL_CONTROLS
-        else character.encode("unicode_escape").decode("ascii")
-        for character in text
-    )
-
-
 def literal(value: object, style: str = "", *, cell: bool = False) -> Text:
     """Outside text, shown exactly as it is: no markup, no emoji codes, terminal controls visible."""
     return Text(visible(str(value), keep_line_breaks=not cell), style=style)
@@ -561,7 +544,7 @@ def analyst_role_grant(
     try:
         granted = _analyst_warehouse().grant_company_analyst(role, company_id)
     except (WarehouseError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(2) from None
     console.print(
         f"{role} (OID {granted.role_oid}) reads the rows of company {company_id!r} "
@@ -599,7 +582,7 @@ def analyst_role_revoke(
     try:
         removed = _analyst_warehouse().revoke_company_analyst(role, company_id)
     except (WarehouseError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(2) from None
     stale = int(removed["state"].str.startswith("stale").sum())
     note = f", {stale} of them stale (an earlier role of that name)" if stale else ""
@@ -617,12 +600,15 @@ def analyst_role_list() -> None:
     try:
         grants = _analyst_warehouse().company_analysts()
     except WarehouseError as exc:
-        console.print(f"[red]{exc}[/red]")
+        say_error(exc)
         raise typer.Exit(2) from None
     table = RichTable("role", "company", "role OID", "state")
     for row in grants.itertuples():
         oid = "" if pd.isna(row.role_oid) else str(row.role_oid)
-        table.add_row(row.role_name, row.company_id, oid, row.state, style="yellow" if row.state.startswith("stale") else None)
+        table.add_row(
+            literal(row.role_name, cell=True), literal(row.company_id, cell=True), oid, literal(row.state, cell=True),
+            style="yellow" if row.state.startswith("stale") else None,
+        )
     console.print(table)
     stale = sorted(set(grants.loc[grants["state"].str.startswith("stale"), "role_name"]))
     if stale:

@@ -12,8 +12,12 @@ API; here a sync without the key must fail with the same clear message.
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
 import traceback
 import zlib
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -127,3 +131,85 @@ def test_no_secret_in_instance_logs_warehouse_errors_or_cli(pipeline, provider, 
 
     assert leaks(secrets, places) == []
     assert_no_secret_in_events(pipeline)
+
+
+def sqlite_databases_text(home: Path) -> dict[str, str]:
+    """Every row of every table of every SQLite database under ``home`` (Dagster's default instance
+    keeps runs, the event log and schedules in separate files), as text, compressed cells expanded."""
+    texts: dict[str, str] = {}
+    for path in home.rglob("*.db"):
+        with closing(sqlite3.connect(path)) as conn:
+            tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
+            for table in tables:
+                rows = conn.execute(f'select * from "{table}"').fetchall()
+                texts[f"{path.relative_to(home)}:{table}"] = "\n".join(" | ".join(cell_text(v) for v in row) for row in rows)
+    return texts
+
+
+@pytest.mark.parametrize("instance_kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_canary_credential_through_every_error_path_is_found_nowhere(
+    request, tmp_path, monkeypatch, capfd, caplog, provider, instance_kind
+):
+    """The company's credentials (random canaries, plus every token and key the vendor issues along
+    the way) go through every failing fault of the fault matrix, one sync each: outages, trickled and
+    cut answers, a vendor echoing the credential in its error text, paging a vendor ignores or never
+    ends, a week answered empty while its entries live, and at last a changed secret. Then the
+    Dagster instance (SQLite files or the PostgreSQL database, every table with compressed cells
+    expanded, and every file of its home), the warehouse, the registry, the exceptions, the log
+    records and everything printed are searched: not one canary."""
+    from tests.assets.test_fault_matrix import FAILED, FAULTS, failure_of, small_company
+
+    caplog.set_level(logging.DEBUG)
+    with small_company(request, provider, tmp_path, instance_kind) as pipeline:
+        harness = pipeline.harness
+        secrets: set[str] = set(harness.secrets())
+        pipeline.sync()
+        failing = [fault for fault in FAULTS if fault.outcome == FAILED]
+        assert failing[-1].name == "secret_changed"
+        errors = []
+        for fault in failing:
+            secrets |= set(harness.secrets())
+            try:
+                fault.inject(pipeline.emulator, harness)
+                errors.append(failure_of(pipeline))
+            finally:
+                pipeline.emulator.faults.clear()
+                pipeline.emulator.__dict__.pop("_answer_vendor", None)
+            assert errors[-1] is not None, f"{fault.name} did not fail"
+        secrets |= set(harness.secrets())
+        secrets.add(os.environ[SECRET_KEY_VARIABLE])
+        secrets = {s for s in secrets if s and len(s) >= 6}
+
+        # The CLI over the same registry and instance: the stored last error, and a failing sync.
+        monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
+        monkeypatch.setenv(WAREHOUSE_URL_VARIABLE, pipeline.warehouse.url)
+        if instance_kind == "sqlite":
+            monkeypatch.setenv("DAGSTER_HOME", pipeline.instance.root_directory)
+        monkeypatch.setattr("protiv_dagster.cli.console", Console(width=400))
+        places: dict[str, str] = {"sync errors": "\n".join(errors)}
+        for args in (["status", "--probe"], ["sync", COMPANY], ["connections"]):
+            result = CliRunner().invoke(app, args)
+            places["protiv " + " ".join(args)] = result.output + (
+                "".join(traceback.format_exception(result.exception)) if result.exception else ""
+            )
+
+        home = Path(os.environ["DAGSTER_HOME"] if instance_kind == "postgres" else pipeline.instance.root_directory)
+        if instance_kind == "postgres":
+            database = instance_database_text(request.getfixturevalue("dagster_database"))
+        else:
+            database = sqlite_databases_text(home)
+        assert any("STEP_FAILURE" in text for text in database.values())
+        places.update({f"instance {name}": text for name, text in database.items()})
+        places.update({f"instance file {name}": text for name, text in files_text(home).items()})
+        places.update({f"warehouse table {name}": frame.to_csv() for name, frame in pipeline.tables().items()})
+        places["registry file"] = Path(pipeline.registry.url.removeprefix("sqlite:///")).read_bytes().decode("latin-1")
+        places["log records"] = "\n".join(
+            record.getMessage() + "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else record.getMessage()
+            for record in caplog.records
+        )
+        captured = capfd.readouterr()
+        places["stdout"], places["stderr"] = captured.out, captured.err
+
+        assert leaks(secrets, places) == []
+        assert_no_secret_in_events(pipeline)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import re
 import socket
 import threading
 from collections.abc import Iterable, Mapping
@@ -51,6 +50,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from protiv_dagster.text import visible
+
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -58,16 +59,11 @@ DEFAULT_MAX_PAGES = 10_000
 MIN_SCRUBBED_IDENTIFIER = 6
 _NOT_DECODED = object()
 
-# C0 and C1 controls, DEL, zero-width and bidirectional formatting characters, line and paragraph
-# separators: what could break a log line, hide text or rewrite a terminal.
-_UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
-
-
 def literal(text: object) -> str:
     """``text`` from outside (a vendor's error, a payload value) as it can be shown, logged or
     stored safely: every control, zero-width or bidirectional character is written as its escape
-    (``\\r``, ``\\x1b``, ``\\u202e``), everything else is kept."""
-    return _UNSAFE_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), str(text))
+    (``\\r``, ``\\n``, ``\\x1b``, ``\\u202e``), everything else is kept."""
+    return visible(str(text), keep_line_breaks=False)
 
 
 class VendorError(RuntimeError):
@@ -250,12 +246,13 @@ def _transport_failure(exc: BaseException) -> str:
 
 
 def secret_forms(value: str) -> set[str]:
-    """The ways ``value`` can appear in an error text: as it is, stripped, escaped (a header's repr),
-    URL- and form-encoded, JSON-encoded."""
+    """The ways ``value`` can appear in an error text: as it is, stripped, escaped (a header's repr,
+    or ``literal``), URL- and form-encoded, JSON-encoded."""
     forms = {
         value,
         value.strip(),
         value.encode("unicode_escape").decode("ascii"),
+        literal(value),
         quote(value, safe=""),
         quote_plus(value),
         json.dumps(value)[1:-1],

@@ -238,8 +238,6 @@ FAULTS = [
           lambda e, h: e.faults.between_pages(h.kill_session, after_pages=1), COMPLETE),
     Fault("trickled_answer", f"an answer sent a byte every 50 ms (far beyond the {DEADLINE_SECONDS:g} s deadline), twice",
           lambda e, h: e.faults.trickle(times=2, seconds_per_byte=0.05), COMPLETE),
-    Fault("trickled_answer_persistent", "every answer sent a byte every 50 ms",
-          lambda e, h: e.faults.trickle(times=10_000, seconds_per_byte=0.05), FAILED),
     Fault("cut_mid_body", "the connection closes halfway through an answer (Content-Length promised more), twice",
           lambda e, h: e.faults.cut_body(times=2), COMPLETE),
     Fault("cut_mid_chunk", "the connection closes halfway through a chunked answer, twice",
