@@ -36,6 +36,13 @@ def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep
     """The runs that bring a company's tables up to date for ``first_day``..``last_day``: workers and
     jobs, every week in one run (one vendor query for the window), then ProPays."""
     weeks = week_keys(first_day, last_day)
+    if not weeks:
+        # A connection stored by an older version may hold a pull date after today (connect refuses
+        # one now): nothing can be synced from it until an admin sets a pull date in the past.
+        raise SyncFailed(
+            f"company {company_id!r} has nothing to sync: its attendance pull date {first_day} is after {last_day}; "
+            "an admin must reconnect it with a pull date that is not in the future"
+        )
     return [
         SyncStep("sync_company_reference", company_id, "workers and jobs"),
         SyncStep(

@@ -423,3 +423,9 @@ def test_ids_urls_and_errors_kept_by_an_older_version_are_shown_literally(regist
     assert gone.exit_code == 0 and "Disconnected [bold red]acme[/] [/]\\x1b]0;owned\\x07;" in gone.output, gone.output
     missing = cli("sync", "[/]")
     assert missing.exit_code == 1 and "company '[/]' has no connection" in missing.output, missing.output
+
+
+def test_a_stored_pull_date_after_today_is_a_clear_sync_error_not_an_index_error():
+    # A registry written by an older version may hold such a date: connect refuses it now.
+    with pytest.raises(SyncFailed, match=r"company 'acme' has nothing to sync: its attendance pull date 9999-12-31 is after"):
+        plan_sync("acme", date(9999, 12, 31), date(2026, 12, 2))
