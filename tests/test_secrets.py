@@ -31,7 +31,7 @@ from protiv_dagster.company_sync import SyncFailed
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE, SECRET_KEY_VARIABLE, WAREHOUSE_URL_VARIABLE
 from tests.assets.conftest import COMPANY, pipeline, provider, warehouse_backend  # noqa: F401
 from tests.assets.test_pipeline import assert_no_secret_in_events
-from tests.assets.vendors import PROVIDERS
+from tests.assets.vendors import PROVIDERS, leaked
 
 
 @pytest.fixture
@@ -73,9 +73,7 @@ def leaks(secrets: set[str], places: dict[str, str]) -> list[str]:
     found = []
     for place, text in places.items():
         squeezed = "".join(text.split())
-        for secret in secrets:
-            if secret in text or secret in squeezed:
-                found.append(f"{secret[:4]}... in {place}")
+        found += [f"{secret} in {place}" for secret in sorted(set(leaked(secrets, text) + leaked(secrets, squeezed)))]
     return found
 
 

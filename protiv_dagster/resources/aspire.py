@@ -260,7 +260,7 @@ class AspireClient(VendorClient):
         if isinstance(body, dict):
             for key in ("Message", "message", "error_description", "error", "title"):
                 if isinstance(body.get(key), str):
-                    return body[key][:300]
+                    return body[key]
         return super().error_detail(response)
 
     # -- paging ---------------------------------------------------------------------------------------

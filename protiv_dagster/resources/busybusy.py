@@ -148,7 +148,7 @@ class _RestLogin(VendorClient):
             body = response.json()
             errors = body.get("debug", {}).get("errors") or body.get("code")
             if errors:
-                return "; ".join(map(str, errors))[:300]
+                return "; ".join(map(str, errors))
         except (ValueError, AttributeError):
             pass
         return super().error_detail(response)
@@ -254,7 +254,7 @@ class BusyBusyClient(VendorClient):
             body = response.json()
             messages = [str(e.get("message")) for e in body.get("errors", []) if isinstance(e, dict)]
             if messages:
-                return "; ".join(messages)[:300]
+                return "; ".join(messages)
         except (ValueError, AttributeError):
             pass
         return super().error_detail(response)

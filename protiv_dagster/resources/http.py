@@ -504,7 +504,9 @@ class VendorClient:
         status = response.status_code
         if status < 400:
             return
-        detail = self.scrub(self.error_detail(response))
+        # Scrubbed whole, then shortened: a credential cut in half by the shortening would no longer
+        # be recognised.
+        detail = _shortened(self.scrub(self.error_detail(response)))
         if status in (401, 403):
             raise VendorAuthError(
                 self.vendor,
@@ -514,8 +516,13 @@ class VendorClient:
         raise VendorRequestError(self.vendor, f"{path} refused the request (HTTP {status}: {detail})", status)
 
     def error_detail(self, response: requests.Response) -> str:
-        """The vendor's own error text, shortened; subclasses know their error body shape."""
-        return response.text[:300].strip() or response.reason or "no message"
+        """The vendor's own error text, whole (it is scrubbed, then shortened); subclasses know their
+        error body shape."""
+        return response.text.strip() or response.reason or "no message"
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 REQUEST_DEADLINE_HELP = (

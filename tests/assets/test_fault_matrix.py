@@ -57,7 +57,7 @@ from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets import hostile
 from tests.assets.conftest import COMPANY, SETTINGS, Pipeline, dagster_instance
 from tests.assets.test_pipeline import assert_attendance_matches_vendor, assert_no_secret_in_events, assert_unchanged
-from tests.assets.vendors import LABELS, PROVIDERS, VendorHarness, host
+from tests.assets.vendors import LABELS, PROVIDERS, VendorHarness, host, leaked
 from tests.automation.conftest import Daemon
 from tests.automation.test_automation import initial_sync
 
@@ -199,6 +199,8 @@ def hostile_vendor(make: Callable[[hostile.Shape, VendorHarness], hostile.Rewrit
     return inject
 
 
+# The daemon end-to-end test that kills a run worker (docs/fault-matrix.md, second table).
+DEAD_WORKER_TEST = "tests/test_daemon_e2e.py::test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried"
 # The entry copied into another week by ``repeated_id_in_two_weeks``, per vendor.
 COPIED: dict[str, list[str]] = {}
 
@@ -396,7 +398,7 @@ def test_fault(matrix_pipeline, fault_name):
         # The step's label, the error's class, then the vendor's name and what went wrong.
         assert f"Error: {harness.label}: " in detail, error
         detail = detail.split("Error: ", 1)[1]
-        assert not [s for s in harness.secrets() if s in error], f"a credential of {harness.label} is in the error"
+        assert not leaked(harness.secrets(), error), f"a credential of {harness.label} is in the error"
         assert_no_secret_in_events(pipeline)
         assert_unchanged(before, pipeline.tables())
     elif fault.outcome == SET_ASIDE:
@@ -461,7 +463,7 @@ def test_failed_refreshes_keep_the_cursor_and_the_data(request, tmp_path, monkey
             state = store.state(COMPANY)
             assert len(daemon.failures) > failures_before, f"{fault.name}: the refresh did not fail"
             assert f"{harness.label}: " in daemon.failures[-1] and f"{harness.label}: " in (state.last_error or "")
-            assert not [s for s in harness.secrets() if s in "\n".join(daemon.failures) + (state.last_error or "")]
+            assert not leaked(harness.secrets(), "\n".join(daemon.failures) + (state.last_error or ""))
             assert_unchanged(before, pipeline.tables())
             assert state.cursor == cursor, f"{harness.label} {fault.name}: the cursor moved on a failed sync"
             CURSORS[(provider, fault.name)] = "unchanged"
@@ -473,6 +475,70 @@ def refresh(daemon: Daemon, before_launch: Callable[[], None] = lambda: None) ->
     before_launch()
     daemon.launch(result.run_requests)
     daemon.settle()
+
+
+# -- faults outside a vendor's answers (the page's second table) -----------------------------------------
+@dataclass(frozen=True)
+class OtherFault:
+    point: str
+    fault: str
+    outcome: str
+    test: str  # pytest node id that shows it
+
+
+OTHER_FAULTS = [
+    OtherFault("credentials", "a credential with a trailing CR or LF (a paste at the hidden prompt)",
+               "refused at connect naming the field, never the value; one trailing line ending typed at the prompt is dropped",
+               "tests/test_cli.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name"),
+    OtherFault("credentials", "any other control or whitespace character in a credential",
+               "refused at connect naming the field and the position",
+               "tests/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value"),
+    OtherFault("credentials", "an environment variable holding a credential with a trailing line ending",
+               "the sync fails naming the credential and the variable, not the value",
+               "tests/test_connect_validation.py::test_an_environment_credential_with_a_trailing_newline_is_a_clear_error_at_run_time"),
+    OtherFault("credentials", "a header the HTTP library refuses before sending (bearer, Basic, key header, token bodies)",
+               "a VendorRequestError with every form of the credential scrubbed, on all three vendors",
+               "tests/resources/test_http.py::test_qbt_bearer_token_with_a_line_ending_never_reaches_an_error"),
+    OtherFault("credentials", "a canary credential driven through every failing fault of the table above",
+               "found nowhere: instance (SQLite and PostgreSQL), its files, logs, output, warehouse, registry",
+               "tests/test_secrets.py::test_a_canary_credential_through_every_error_path_is_found_nowhere"),
+    OtherFault("credential sources", "`--credential-env access_token=PROTIV_SECRET_KEY` (any worker variable)",
+               "refused before any prompt: only PROTIV_CREDENTIAL_* variables, never the encryption key",
+               "tests/test_connect_validation.py::test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt"),
+    OtherFault("credential sources", "a registry of an older version referring to any variable",
+               "the sync fails: an admin must reconnect",
+               "tests/test_connect_validation.py::test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_run_time"),
+    OtherFault("credential sources", "a base URL with `user:pass@`",
+               "refused without quoting it; nothing stored",
+               "tests/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it"),
+    OtherFault("vendor text", "a stored last error holding `[/]`, balanced markup and a terminal escape",
+               "`protiv status` shows it literally, for every company",
+               "tests/test_cli.py::test_status_prints_a_stored_vendor_error_literally"),
+    OtherFault("vendor text", "a failing sync whose vendor error holds markup",
+               "`protiv sync` prints it literally and exits 1",
+               "tests/test_connect_validation.py::test_sync_shows_a_failure_message_literally"),
+    OtherFault("dead run worker", "a run worker killed by SIGKILL under the daemon (deploy/dagster.yaml)",
+               "the run is failed within 2 minutes, its slot freed, and the company's sync completed",
+               DEAD_WORKER_TEST),
+    OtherFault("analyst roles", "a role dropped outside `protiv analyst-role revoke` and re-created with the same name",
+               "sees no row; `analyst-role list` flags the grant stale",
+               "tests/test_tenant_isolation.py::test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing"),
+    OtherFault("connect", "a pull date in the future or 9999-12-31",
+               "refused at connect; a stored one is a clear sync error",
+               "tests/test_connect_validation.py::test_a_pull_date_a_sync_cannot_start_from_is_refused"),
+    OtherFault("connect", "an unparseable base URL (`http://[::1`, a newline, spaces, 100 KB)",
+               "refused naming the option and the rule",
+               "tests/test_connect_validation.py::test_a_base_url_that_cannot_be_used_is_refused_with_the_rule"),
+    OtherFault("connect", "a company id with invisible or bidirectional characters (U+200B)",
+               "refused naming the rule",
+               "tests/test_connect_validation.py::test_a_company_id_that_could_be_mistaken_for_another_is_refused"),
+]
+
+
+def test_every_other_fault_names_a_test_that_exists():
+    for other in OTHER_FAULTS:
+        path, name = other.test.split("::")
+        assert f"def {name.split('[')[0]}(" in (ROOT / path).read_text(), f"{other.test} does not exist"
 
 
 # -- the committed page ---------------------------------------------------------------------------------
@@ -528,6 +594,17 @@ def render_matrix() -> str:
                 f"| {LABELS[provider]} | `{fault.name}` | {fault.description} | {result['outcome']} | "
                 f"{result['rows']} | {statuses} | {cursor} | {detail} |"
             )
+    lines += [
+        "",
+        "## Faults outside a vendor's answers",
+        "",
+        "Admins' mistakes, hostile input at connect, dead run workers and analyst roles, each with the test",
+        "that shows it (`test_every_other_fault_names_a_test_that_exists` keeps the names real).",
+        "",
+        "| Point | Fault | Outcome | Test |",
+        "|---|---|---|---|",
+        *(f"| {o.point} | {o.fault} | {o.outcome} | `{o.test}` |" for o in OTHER_FAULTS),
+    ]
     return "\n".join(lines) + "\n"
 
 

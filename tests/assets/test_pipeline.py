@@ -15,7 +15,7 @@ from pandas.testing import assert_frame_equal
 
 from protiv_dagster.company_sync import SyncFailed
 from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS
-from tests.assets.vendors import PROVIDERS
+from tests.assets.vendors import PROVIDERS, leaked
 
 on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
 DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows are derived from clock time, not vendor entries
@@ -46,8 +46,7 @@ def assert_no_secret_in_events(pipeline) -> None:
     for record in pipeline.instance.get_run_records():
         text = "\n".join(repr(event) for event in pipeline.instance.all_logs(record.dagster_run.run_id))
         text += repr(record.dagster_run.run_config) + repr(record.dagster_run.tags)
-        for secret in secrets:
-            assert secret not in text, f"a credential of {pipeline.harness.label} leaked into run {record.dagster_run.run_id}"
+        assert not leaked(secrets, text), f"a credential of {pipeline.harness.label} leaked into run {record.dagster_run.run_id}"
 
 
 @on_every_vendor

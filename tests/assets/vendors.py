@@ -22,6 +22,17 @@ PROVIDERS = ["quickbooks_time", "aspire", "busybusy"]
 LABELS = {"quickbooks_time": "QuickBooks Time", "aspire": "Aspire", "busybusy": "BusyBusy"}
 
 
+def secret_fragments(secret: str) -> set[str]:
+    """A secret, and for a long one its first and last 16 characters: a credential cut short (an error
+    text shortened to its first 300 characters) still leaks."""
+    return {secret, secret[:16], secret[-16:]} if len(secret) >= 24 else {secret}
+
+
+def leaked(secrets, text: str) -> list[str]:
+    """The secrets of which ``text`` holds the whole or a fragment (first four characters each)."""
+    return [secret[:4] + "..." for secret in secrets if any(part in text for part in secret_fragments(secret))]
+
+
 class VendorHarness:
     """A running emulator hosting one company; subclasses speak each vendor's records."""
 
