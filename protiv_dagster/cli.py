@@ -312,14 +312,7 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 def _pull_date_option(text: str, timezone: str | None) -> date:
     """``--pull-date`` as a date a sync can start from, or a RegistryError naming the option."""
-    if not _ISO_DATE.fullmatch(text):
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise RegistryError(f"--pull-date must be a date in the form YYYY-MM-DD (e.g. 2026-01-05), not {shown!r}")
-    try:
-        pull_date = date.fromisoformat(text)
-    except ValueError:
-        raise RegistryError(f"--pull-date {text} is not a calendar date (YYYY-MM-DD)") from None
-    return validate_pull_date(pull_date, latest_pull_date(timezone), field="--pull-date")
+    return validate_pull_date(_date_option(text, "--pull-date"), latest_pull_date(timezone), field="--pull-date")
 
 
 def _settings_option(settings_file: Path | None, option: str = "--settings-file") -> dict | None:
@@ -476,19 +469,87 @@ def _probe(connections, store, now) -> None:
             say(literal(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)"))
 
 
-@app.command()
-def settings(
-    company_id: str,
-    file: Annotated[Path, typer.Option(help="JSON file with the company's ProPay settings (replaces them).")],
-) -> None:
-    """Change a company's ProPay settings (admin only); validated before anything is stored. The next
-    ProPay materialization uses them (materialize the company's ProPay partition to apply them now)."""
+settings_app = typer.Typer(
+    help="A company's ProPay settings: show the ones in force, set a new version, list every version. "
+    "Each version takes effect from a date; a ProPay is computed with the version in force when its work "
+    "began, and names it (propay_opportunities.settings_version). The format: docs/settings.md.",
+    no_args_is_help=True,
+)
+app.add_typer(settings_app, name="settings")
+
+
+def _company_settings_versions(company_id: str):
     try:
-        connection = ConnectionRegistry().update_settings(company_id, _settings_option(file, "--file") or {})
+        return ConnectionRegistry().get(company_id)
     except SettingsError as exc:  # RegistryError included
         say_error(exc)
         raise typer.Exit(2) from None
-    say(literal(f"Settings of {company_id} updated: {connection.settings.model_dump_json(exclude_defaults=True)}"))
+
+
+@settings_app.command("show")
+def settings_show(
+    company_id: str,
+    all_fields: Annotated[bool, typer.Option("--all", help="Every setting, defaults included.")] = False,
+) -> None:
+    """The settings in force now (the newest version), as JSON: what differs from the defaults, or
+    every setting with --all. Save it, edit it, and `protiv settings set` it."""
+    connection = _company_settings_versions(company_id)
+    newest = connection.settings_in_force()[-1]
+    since = newest.effective_from.isoformat() if newest.effective_from else "the start"
+    say(literal(f"{company_id}: settings version {newest.version}, in force from {since}"), style="dim")
+    typer.echo(newest.settings.model_dump_json(indent=2, exclude_defaults=not all_fields))
+
+
+@settings_app.command("set")
+def settings_set(
+    company_id: str,
+    file: Annotated[Path, typer.Option(help="JSON file with the company's ProPay settings (the whole set).")],
+    effective_from: Annotated[
+        Optional[str], typer.Option(help="First day the new version applies to, YYYY-MM-DD (default: today, not earlier).")
+    ] = None,
+) -> None:
+    """Record a new version of a company's ProPay settings (admin only), validated before anything is
+    stored. ProPays whose work began before it keep their version; the next ProPay materialization
+    applies it to the others (materialize the company's ProPay partition to apply it now)."""
+    try:
+        start = _date_option(effective_from, "--effective-from") if effective_from is not None else None
+        connection = ConnectionRegistry().update_settings(company_id, _settings_option(file, "--file") or {}, effective_from=start)
+    except SettingsError as exc:  # RegistryError included
+        say_error(exc)
+        raise typer.Exit(2) from None
+    newest = connection.settings_versions[-1]
+    say(literal(
+        f"Settings of {company_id}: version {newest.version} recorded, in force from {newest.effective_from}: "
+        f"{newest.settings.model_dump_json(exclude_defaults=True)}"
+    ))
+
+
+@settings_app.command("versions")
+def settings_versions(company_id: str) -> None:
+    """Every version of a company's settings: number, in force from, recorded at, and what differs
+    from the defaults; a version superseded by a same-day correction is marked."""
+    connection = _company_settings_versions(company_id)
+    in_force = {stored.version for stored in connection.settings_in_force()}
+    table = RichTable("version", "in force from", "recorded", "settings (differences from the defaults)", "note")
+    for stored in connection.settings_versions:
+        table.add_row(
+            str(stored.version),
+            stored.effective_from.isoformat() if stored.effective_from else "the start",
+            stored.recorded_at.strftime("%Y-%m-%d %H:%M UTC"),
+            literal(stored.settings.model_dump_json(exclude_defaults=True), cell=True),
+            "" if stored.version in in_force else "superseded by a later version of the same date",
+        )
+    console.print(table)
+
+
+def _date_option(text: str, option: str) -> date:
+    if not _ISO_DATE.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise RegistryError(f"{option} must be a date in the form YYYY-MM-DD (e.g. 2026-01-05), not {shown!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise RegistryError(f"{option} {text} is not a calendar date (YYYY-MM-DD)") from None
 
 
 @app.command()

@@ -373,8 +373,22 @@ def generate_secret_key() -> str:
 
 
 @dataclass(frozen=True)
+class StoredSettingsVersion:
+    """One version of a company's ProPay settings as the registry keeps it: in force from
+    ``effective_from`` (None: from the start) until the next version's date. Versions are never
+    changed or removed; a version recorded for the same date as an earlier one supersedes it."""
+
+    version: int
+    effective_from: date | None
+    settings: CompanySettings
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
 class Connection:
-    """A company's integration. ``stored_credentials`` holds ciphertexts or variable names only."""
+    """A company's integration. ``stored_credentials`` holds ciphertexts or variable names only.
+    ``settings`` are the company's current ProPay settings (its newest version); ``settings_versions``
+    all of them, oldest first."""
 
     company_id: str
     provider: str
@@ -384,6 +398,15 @@ class Connection:
     stored_credentials: Mapping[str, Mapping[str, str]]
     connected_at: datetime
     updated_at: datetime
+    settings_versions: tuple[StoredSettingsVersion, ...] = ()
+
+    def settings_in_force(self) -> list[StoredSettingsVersion]:
+        """The versions that apply to some date, oldest first: of several recorded for the same date,
+        the last one (a same-day correction supersedes what it corrects)."""
+        latest: dict[date | None, StoredSettingsVersion] = {}
+        for stored in self.settings_versions:
+            latest[stored.effective_from] = stored
+        return sorted(latest.values(), key=lambda v: (v.effective_from or date.min, v.version))
 
     @property
     def provider_label(self) -> str:
@@ -454,6 +477,18 @@ def _metadata_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+def _settings_versions_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "protiv_settings_versions",
+        metadata,
+        sa.Column("company_id", sa.Text, primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("effective_from", sa.Date, nullable=True),
+        sa.Column("settings", sa.Text, nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 def default_registry_url() -> str:
     return os.environ.get(REGISTRY_URL_VARIABLE) or f"sqlite:///{data_dir() / 'registry.sqlite3'}"
 
@@ -472,8 +507,10 @@ class ConnectionRegistry:
             self.engine = sa.create_engine(self.url, future=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise RegistryError(f"registry URL is not usable ({type(exc).__name__})") from None
-        self.table = _metadata_table(sa.MetaData())
-        self.table.metadata.create_all(self.engine)
+        metadata = sa.MetaData()
+        self.table = _metadata_table(metadata)
+        self.versions = _settings_versions_table(metadata)
+        metadata.create_all(self.engine)
 
     # -- admin path -------------------------------------------------------------------------------
     def connect(
@@ -542,21 +579,85 @@ class ConnectionRegistry:
             }
             conn.execute(self.table.delete().where(self.table.c.company_id == company_id))
             conn.execute(self.table.insert().values(**row))
+            # The first connect records version 1, in force from the start. A reconnect with other
+            # settings records them as a new version from today: the ProPays already under way keep
+            # the settings they began with.
+            versions = self._versions(conn, company_id)
+            if not versions:
+                self._record_version(conn, company_id, 1, None, parsed_settings, now)
+            elif settings is not None and versions[-1].settings != parsed_settings:
+                today_there = latest_pull_date(parsed_settings.timezone, today)
+                self._record_version(conn, company_id, versions[-1].version + 1, today_there, parsed_settings, now)
         return self.get(company_id)
 
-    def update_settings(self, company_id: str, settings: Mapping[str, object]) -> Connection:
-        """Replace a company's ProPay settings (admin only), validated first; credentials are kept.
-        The next materialization of the company's ProPays uses them."""
+    def update_settings(
+        self, company_id: str, settings: Mapping[str, object], *, effective_from: date | None = None,
+        today: date | None = None,
+    ) -> Connection:
+        """Record a new version of a company's ProPay settings (admin only), validated first, in force
+        from ``effective_from`` (default: today, the company's date); credentials are kept.
+
+        A version never rewrites ProPays already under way: each ProPay is computed with the version
+        in force when its work began, so ``effective_from`` may not be before today, nor before the
+        newest version's date (history is only ever added to). A version for the same date as the
+        newest one supersedes it (a same-day correction); both stay listed. The next materialization
+        of the company's ProPays uses it."""
         validate_company_id(company_id)
         parsed = _settings(settings, company_id)
-        self.get(company_id)  # an unknown company is a clear error, not a silent no-op
+        connection = self.get(company_id)  # an unknown company is a clear error, not a silent no-op
+        today_there = latest_pull_date(parsed.timezone or connection.settings.timezone, today)
+        effective_from = today_there if effective_from is None else effective_from
+        if not isinstance(effective_from, date) or isinstance(effective_from, datetime):
+            raise RegistryError("the date settings take effect from must be a calendar date (YYYY-MM-DD)")
+        if effective_from < today_there:
+            raise RegistryError(
+                f"settings of company {company_id!r} cannot take effect from {effective_from.isoformat()}, before today "
+                f"({today_there.isoformat()}): ProPays already under way keep the settings they began with"
+            )
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
+            versions = self._versions(conn, company_id)
+            if not versions:  # a connection made before versions were kept: its settings are version 1
+                self._record_version(conn, company_id, 1, None, connection.settings, connection.connected_at)
+                versions = list(connection.settings_versions)
+            newest = versions[-1]
+            if newest.effective_from is not None and effective_from < newest.effective_from:
+                raise RegistryError(
+                    f"settings of company {company_id!r} cannot take effect from {effective_from.isoformat()}, before "
+                    f"version {newest.version} (in force from {newest.effective_from.isoformat()})"
+                )
+            self._record_version(conn, company_id, newest.version + 1, effective_from, parsed, now)
             conn.execute(
                 self.table.update()
                 .where(self.table.c.company_id == company_id)
-                .values(settings=parsed.model_dump_json(), updated_at=datetime.now(UTC))
+                .values(settings=parsed.model_dump_json(), updated_at=now)
             )
         return self.get(company_id)
+
+    def _record_version(
+        self, conn: sa.Connection, company_id: str, version: int, effective_from: date | None,
+        settings: CompanySettings, recorded_at: datetime,
+    ) -> None:
+        conn.execute(
+            self.versions.insert().values(
+                company_id=company_id, version=version, effective_from=effective_from,
+                settings=settings.model_dump_json(), recorded_at=recorded_at,
+            )
+        )
+
+    def _versions(self, conn: sa.Connection, company_id: str) -> list[StoredSettingsVersion]:
+        rows = conn.execute(
+            sa.select(self.versions).where(self.versions.c.company_id == company_id).order_by(self.versions.c.version)
+        ).mappings().all()
+        return [
+            StoredSettingsVersion(
+                version=int(row["version"]),
+                effective_from=row["effective_from"],
+                settings=_settings(json.loads(str(row["settings"])), company_id),
+                recorded_at=_aware(row["recorded_at"]),
+            )
+            for row in rows
+        ]
 
     def disconnect(self, company_id: str) -> None:
         """Remove a connection (admin only); the company's synced data stays in the warehouse.
@@ -567,6 +668,7 @@ class ConnectionRegistry:
         if not isinstance(company_id, str):
             raise RegistryError(f"company id must be text, not {type(company_id).__name__}")
         with self.engine.begin() as conn:
+            # The settings versions stay: the company's ProPays in the warehouse name them.
             deleted = conn.execute(self.table.delete().where(self.table.c.company_id == company_id)).rowcount
         if not deleted:
             problem = company_id_problem(company_id)
@@ -587,16 +689,28 @@ class ConnectionRegistry:
     def get(self, company_id: str) -> Connection:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(self.table).where(self.table.c.company_id == company_id)).mappings().first()
+            versions = self._versions(conn, company_id) if row is not None else []
         if row is None:
             raise UnknownCompanyError(
                 f"company {company_id!r} has no connection; an admin connects it with `protiv connect`"
             )
-        return self._connection(row)
+        return self._connection(row, versions)
 
     def list(self) -> list[Connection]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(self.table).order_by(self.table.c.company_id)).mappings().all()
-        return [self._connection(row) for row in rows]
+            versions: dict[str, list[StoredSettingsVersion]] = {}
+            for row in conn.execute(
+                sa.select(self.versions).order_by(self.versions.c.company_id, self.versions.c.version)
+            ).mappings():
+                versions.setdefault(str(row["company_id"]), []).append(
+                    StoredSettingsVersion(
+                        version=int(row["version"]), effective_from=row["effective_from"],
+                        settings=_settings(json.loads(str(row["settings"])), str(row["company_id"])),
+                        recorded_at=_aware(row["recorded_at"]),
+                    )
+                )
+        return [self._connection(row, versions.get(str(row["company_id"]), [])) for row in rows]
 
     def rotate_credentials(
         self, company_id: str, values: Mapping[str, str], issued_for: Connection | None = None
@@ -648,22 +762,26 @@ class ConnectionRegistry:
             ).rowcount
         return bool(written)
 
-    def _connection(self, row: Mapping[str, object]) -> Connection:
+    def _connection(self, row: Mapping[str, object], versions: list[StoredSettingsVersion]) -> Connection:
         company_id = str(row["company_id"])
         provider = str(row["provider"])
         if provider not in PROVIDERS:
             raise RegistryError(
                 f"company {company_id!r} is connected to unknown provider {provider!r}; known: {', '.join(PROVIDERS)}"
             )
+        settings = _settings(json.loads(str(row["settings"])), company_id)
+        connected_at = _aware(row["connected_at"])  # type: ignore[arg-type]
         return Connection(
             company_id=company_id,
             provider=provider,
             base_url=str(row["base_url"]),
             attendance_pull_date=row["attendance_pull_date"],  # type: ignore[arg-type]
-            settings=_settings(json.loads(str(row["settings"])), company_id),
+            settings=settings,
             stored_credentials=json.loads(str(row["credentials"])),
-            connected_at=_aware(row["connected_at"]),  # type: ignore[arg-type]
+            connected_at=connected_at,
             updated_at=_aware(row["updated_at"]),  # type: ignore[arg-type]
+            # A connection made before versions were kept: its settings are version 1, from the start.
+            settings_versions=tuple(versions) or (StoredSettingsVersion(1, None, settings, connected_at),),
         )
 
 

@@ -167,3 +167,39 @@ def test_status_prints_a_stored_vendor_error_literally(tmp_path, monkeypatch):
     assert status.returncode == 1, status.stdout + status.stderr  # red, not a crash
     assert "QuickBooks Time: [/] [green]3 Dagster runs, 0 problems[/green] [bold red]ALERT\\x1b[2J\\rdone" in status.stdout
     assert "\x1b" not in status.stdout and "\r" not in status.stdout and "Traceback" not in status.stderr
+
+
+def test_settings_show_set_and_list_their_versions(tmp_path):
+    key = protiv("keygen", cwd=tmp_path).stdout.strip()
+    env = {"PROTIV_SECRET_KEY": key}
+    connected = protiv(
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1",
+        cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
+    )
+    assert connected.returncode == 0, connected.stdout + connected.stderr
+    shown = protiv("settings", "show", "acme", cwd=tmp_path, env_extra=env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert shown.stdout.splitlines()[0] == "acme: settings version 1, in force from the start"
+    assert shown.stdout.splitlines()[1:] == ["{}"]  # nothing differs from the defaults
+    every = protiv("settings", "show", "acme", "--all", cwd=tmp_path, env_extra=env)
+    assert '"worker_share": 0.5' in every.stdout and '"distribution_method": "hours"' in every.stdout
+
+    new = tmp_path / "settings.json"
+    new.write_text('{"worker_share": 0.6, "role_buckets": {"crew": 0.8, "crew_lead": 0.2}}')
+    done = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "2099-01-04", cwd=tmp_path, env_extra=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("Settings of acme: version 2 recorded, in force from 2099-01-04: ")
+    listed = protiv("settings", "versions", "acme", cwd=tmp_path, env_extra=env)
+    rows = [line for line in listed.stdout.splitlines() if re.match(r"│ [12] ", line)]
+    assert len(rows) == 2 and "the start" in rows[0] and "2099-01-04" in rows[1] and '"worker_share":0.6' in rows[1]
+
+    past = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "2001-01-01", cwd=tmp_path, env_extra=env)
+    assert past.returncode == 2 and "cannot take effect from 2001-01-01, before today" in past.stdout
+    bad_date = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "next week", cwd=tmp_path, env_extra=env)
+    assert bad_date.returncode == 2
+    assert "--effective-from must be a date in the form YYYY-MM-DD" in bad_date.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"worker_share": 2}')
+    refused = protiv("settings", "set", "acme", "--file", str(bad), cwd=tmp_path, env_extra=env)
+    assert refused.returncode == 2 and "worker_share" in refused.stdout
+    assert protiv("settings", "versions", "acme", cwd=tmp_path, env_extra=env).stdout.count("│ 2 ") == 1

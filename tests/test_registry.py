@@ -168,3 +168,51 @@ def test_the_code_location_keeps_one_registry_per_url_and_reads_fresh_rows(tmp_p
     for number in range(10):  # other URLs (a test session's): older pools are closed, still usable
         ConnectionRegistryResource(url=f"sqlite:///{tmp_path / f'other-{number}.sqlite3'}").list()
     assert [c.company_id for c in first.list()] == ["acme"]
+
+
+# -- settings versions -------------------------------------------------------------------------------
+URL = "https://rest.tsheets.com/api/v1"
+
+
+def test_settings_are_versioned_from_a_date_and_never_rewritten(registry):
+    first = registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.5})
+    assert [(v.version, v.effective_from) for v in first.settings_versions] == [(1, None)]
+    later = registry.update_settings("acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2))
+    assert [(v.version, v.effective_from, v.settings.worker_share) for v in later.settings_versions] == [
+        (1, None, 0.5), (2, date(2026, 12, 14), 0.6),
+    ]
+    assert later.settings.worker_share == 0.6  # the newest version is the company's current settings
+    # Not before today (ProPays under way keep their settings), not before the newest version.
+    with pytest.raises(RegistryError, match=r"cannot take effect from 2026-12-01, before today \(2026-12-02\)"):
+        registry.update_settings("acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 1), today=date(2026, 12, 2))
+    with pytest.raises(RegistryError, match=r"before version 2 \(in force from 2026-12-14\)"):
+        registry.update_settings("acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 10), today=date(2026, 12, 2))
+    # A same-day correction supersedes the version it corrects; both stay recorded.
+    fixed = registry.update_settings("acme", {"worker_share": 0.65}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2))
+    assert [v.version for v in fixed.settings_versions] == [1, 2, 3]
+    assert [(v.version, v.settings.worker_share) for v in fixed.settings_in_force()] == [(1, 0.5), (3, 0.65)]
+    # Invalid settings store nothing.
+    with pytest.raises(RegistryError, match="worker_share"):
+        registry.update_settings("acme", {"worker_share": 7}, effective_from=date(2026, 12, 20), today=date(2026, 12, 2))
+    assert [v.version for v in registry.get("acme").settings_versions] == [1, 2, 3]
+
+
+def test_a_reconnect_with_other_settings_records_a_version_from_today(registry):
+    registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.5})
+    registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.5})
+    assert [v.version for v in registry.get("acme").settings_versions] == [1]  # same settings: nothing new
+    registry.connect(
+        "acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.4}, today=date(2026, 12, 2)
+    )
+    assert [(v.version, v.effective_from) for v in registry.get("acme").settings_versions] == [(1, None), (2, date(2026, 12, 2))]
+    assert [c.settings.worker_share for c in registry.list()] == [0.4]
+
+
+def test_a_connection_of_a_registry_without_versions_reads_as_version_one(registry):
+    registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.5})
+    with registry.engine.begin() as conn:  # as a registry written before versions were kept
+        conn.execute(registry.versions.delete())
+    connection = registry.get("acme")
+    assert [(v.version, v.effective_from, v.settings.worker_share) for v in connection.settings_versions] == [(1, None, 0.5)]
+    updated = registry.update_settings("acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 9), today=date(2026, 12, 2))
+    assert [(v.version, v.settings.worker_share) for v in updated.settings_versions] == [(1, 0.5), (2, 0.6)]
