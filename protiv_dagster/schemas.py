@@ -101,6 +101,11 @@ class Attendance(CompanyScoped):
     worker_id: Series[str] = _field("Worker who clocked the time (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
     job_id: Series[str] = _field("Top-level job the time is on (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
     milestone_id: Series[str] = _field("Milestone of the job, when the time is on one.", sql_type="TEXT", nullable=True)
+    task_id: Series[str] = _field(
+        "Line item of the job the time is booked to (task_lines.task_id): the BusyBusy entry's cost code, the "
+        "opportunity service of the Aspire work ticket; null when the vendor names none (always for QuickBooks Time).",
+        sql_type="TEXT", nullable=True,
+    )
     work_date: Series[Date] = _field("Work date in the company's local time.", sql_type="DATE")
     start_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
         "Start in UTC; null for manual entries.", sql_type="TIMESTAMPTZ", nullable=True
@@ -182,6 +187,11 @@ class Job(CompanyScoped):
     service_type: Series[str] = _field("Service type of the job in the vendor (used by exclusion rules).", sql_type="TEXT", nullable=True)
     property_id: Series[str] = _field("The client site (property) the job is for (used by exclusion rules).", sql_type="TEXT", nullable=True)
     active: Series[bool] = _field("Active in the vendor.", sql_type="BOOLEAN")
+    created_date: Series[Date] = _field(
+        "Date the vendor created the job or milestone, in the company's local time; null when the vendor does not "
+        "say. Work on a job created before the company's attendance pull date may never have been synced.",
+        sql_type="DATE", nullable=True,
+    )
     source_modified_at: Series[pd.DatetimeTZDtype("ns", "UTC")] = _field(  # type: ignore[valid-type]
         "When the vendor last changed the job, UTC.", sql_type="TIMESTAMPTZ"
     )
@@ -193,6 +203,72 @@ class Job(CompanyScoped):
     @pa.dataframe_check(description="a milestone names its job and a job has no parent")
     def parent_matches_level(cls, df: pd.DataFrame) -> Series[bool]:
         return (df["level"] == "milestone") == df["parent_job_id"].notna()
+
+
+class TaskLine(CompanyScoped):
+    """A line item of a job's labor budget (a BusyBusy cost code budget, an Aspire opportunity service):
+    the budget of the task_hours and task_amount budget types, held against the time booked to it."""
+
+    job_id: Series[str] = _field("Job or milestone the line item belongs to (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
+    task_id: Series[str] = _field(
+        "The vendor's id of the line item (a BusyBusy cost code, an Aspire opportunity service); time booked to it "
+        "carries the same attendance.task_id.",
+        sql_type="TEXT", str_length={"min_value": 1},
+    )
+    name: Series[str] = _field("Name of the line item in the vendor (cost code title, service name).", sql_type="TEXT", nullable=True)
+    budget_hours: Series[float] = _field(
+        "Budget of the line item in worker-hours; null when the vendor states none.", sql_type="DOUBLE PRECISION", nullable=True, ge=0
+    )
+    budget_amount: Series[float] = _field(
+        "Labor budget of the line item in $; null when the vendor states none.", sql_type="NUMERIC(14,2)", nullable=True, ge=0
+    )
+
+    @pa.dataframe_check(description="one line item per job and task", ignore_na=False)
+    def unique_task_line(cls, df: pd.DataFrame) -> Series[bool]:
+        return _unique(df, ["company_id", "job_id", "task_id"])
+
+
+class WorkerWage(CompanyScoped):
+    """One wage of a worker's wage history: the hourly wage paid from effective_date until the worker's
+    next effective_date. A worker without rows has only the wage of the workers table."""
+
+    worker_id: Series[str] = _field("The worker (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
+    effective_date: Series[Date] = _field(
+        "First local work date paid at this wage; it stays in force until the worker's next effective_date "
+        "(a date after the sync is a change already entered but not yet in force).",
+        sql_type="DATE",
+    )
+    hourly_wage: Series[float] = _field(
+        "Hourly wage in $ from effective_date on; a weekly, monthly or yearly wage is converted at 40 h a week, "
+        "2,080 h a year.",
+        sql_type="NUMERIC(10,4)", ge=0,
+    )
+    pay_interval: Series[str] = _field("How the vendor states this wage: hour, week, month or year.", sql_type="TEXT", nullable=True)
+    burden_percent: Series[float] = _field(
+        "Burden on top of the wage in % as the vendor states it with this wage (BusyBusy overburden, Aspire "
+        "BurdenPercent; 12.5 = 12.5 %); null when the vendor states none.",
+        sql_type="DOUBLE PRECISION", nullable=True, ge=0,
+    )
+
+    @pa.dataframe_check(description="one wage per worker and effective date", ignore_na=False)
+    def unique_wage(cls, df: pd.DataFrame) -> Series[bool]:
+        return _unique(df, ["company_id", "worker_id", "effective_date"])
+
+
+ASSIGNMENT_ROLES = ["crew_lead", "manager"]
+
+
+class JobAssignment(CompanyScoped):
+    """A person the vendor assigns to a job or milestone: its crew lead(s) or manager(s), who hold the
+    ProPay's crew-lead and manager buckets."""
+
+    job_id: Series[str] = _field("Job or milestone the person is assigned to (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
+    worker_id: Series[str] = _field("The person assigned (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
+    role: Series[str] = _field("crew_lead or manager of the job or milestone.", sql_type="TEXT", isin=ASSIGNMENT_ROLES)
+
+    @pa.dataframe_check(description="one row per job, worker and role", ignore_na=False)
+    def unique_assignment(cls, df: pd.DataFrame) -> Series[bool]:
+        return _unique(df, ["company_id", "job_id", "worker_id", "role"])
 
 
 BUDGET_TYPES = ["hours", "amount", "contract_price", "rate", "task_hours", "task_amount"]

@@ -40,6 +40,28 @@ WORKERS = table_from_model(
 JOBS = table_from_model(
     schemas.Job, "jobs", ("company_id", "job_id"), "Jobs and their milestones with labor budgets and status."
 )
+TASK_LINES = table_from_model(
+    schemas.TaskLine,
+    "task_lines",
+    ("company_id", "job_id", "task_id"),
+    "Line items of the jobs' labor budgets (BusyBusy cost code budgets, Aspire opportunity services), with their "
+    "hours and $ budgets; attendance.task_id books time to them. Written with jobs, per company.",
+)
+WORKER_WAGES = table_from_model(
+    schemas.WorkerWage,
+    "worker_wages",
+    ("company_id", "worker_id", "effective_date"),
+    "Wage histories (BusyBusy wage histories, Aspire pay rates): the wage in force on a work date is the row with "
+    "the latest effective_date on or before it. QuickBooks Time keeps none: its workers have only workers.hourly_wage. "
+    "Written with workers, per company.",
+)
+JOB_ASSIGNMENTS = table_from_model(
+    schemas.JobAssignment,
+    "job_assignments",
+    ("company_id", "job_id", "worker_id", "role"),
+    "Crew leads and managers the vendor assigns to a job or milestone (Aspire: the crew leader of the work tickets "
+    "and of their time); QuickBooks Time and BusyBusy assign none. Written with jobs, per company.",
+)
 PROPAY_OPPORTUNITIES = table_from_model(
     schemas.PropayOpportunity,
     "propay_opportunities",
@@ -85,7 +107,11 @@ REJECTED_ROWS = Table(
     primary_key=("company_id", "asset", "partition_key", "position"),
     columns=(
         Column("company_id", "TEXT", False, "Protiv company."),
-        Column("asset", "TEXT", False, "The asset that set the record aside (attendance, workers, jobs)."),
+        Column(
+            "asset", "TEXT", False,
+            "The asset that set the record aside (attendance, workers, jobs), or the table it writes beside its own "
+            "(worker_wages with workers, task_lines and job_assignments with jobs).",
+        ),
         Column("partition_key", "TEXT", False, "The partition materialized when it was set aside."),
         Column("position", "BIGINT", False, "Order within that materialization."),
         Column("record_id", "TEXT", True, "The vendor id of the record, when it has one."),
@@ -96,5 +122,5 @@ REJECTED_ROWS = Table(
 
 ALL_TABLES = (
     RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS,
-    REJECTED_ROWS,
+    REJECTED_ROWS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS,
 )

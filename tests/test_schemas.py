@@ -33,6 +33,7 @@ def attendance_row(**changes: Any) -> dict[str, Any]:
         "worker_id": "7",
         "job_id": "10",
         "milestone_id": None,
+        "task_id": None,
         "work_date": date(2026, 11, 1),
         "start_at": pd.Timestamp("2026-11-01T07:00:00Z"),
         "end_at": pd.Timestamp("2026-11-01T10:00:00Z"),
@@ -84,6 +85,7 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "quantity": None,
         "service_type": None,
         "property_id": None,
+        "created_date": None,
         "source_modified_at": pd.Timestamp("2026-11-02T00:00:00Z"),
     }
     row.update(changes)

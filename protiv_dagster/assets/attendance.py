@@ -1,4 +1,8 @@
-"""Cleaned layer: workers, jobs and attendance in one shape for every vendor, enforced by pandera."""
+"""Cleaned layer: workers, jobs and attendance in one shape for every vendor, enforced by pandera.
+
+The workers asset also writes the workers' wage histories (worker_wages), and the jobs asset the
+jobs' line items (task_lines) and the people assigned to them (job_assignments): each table beside
+its asset's own, in the same transaction, with its own counts check."""
 
 
 import gc
@@ -6,6 +10,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -20,7 +25,9 @@ from protiv_dagster.assets.common import (
     reconcile,
     reconcile_spec,
     retry_vendor_outages,
+    set_aside_write,
     validate_and_store,
+    validated,
 )
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.raw import raw_timesheets
@@ -34,9 +41,9 @@ from protiv_dagster.partitions import (
 )
 from protiv_dagster.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.sources import Mapped, Source
-from protiv_dagster.tables import ATTENDANCE, JOBS, RAW_TIMESHEETS, WORKERS
+from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
 
 
 # orjson reads an integer beyond 64 bits (20 digits or more) as a float. Digit runs are found by
@@ -54,6 +61,40 @@ def _table_metadata(table) -> dict:
     return {"dagster/column_schema": column_schema(table), "dagster/table_name": f"protiv.{table.name}"}
 
 
+@dataclass(frozen=True)
+class Beside:
+    """A table a reference asset writes beside its own: ``fetch`` maps it from the same source, given
+    the asset's valid rows (a line item of a job that was set aside is set aside too)."""
+
+    table: Table
+    model: type
+    record_id: str
+    fetch: Callable[[Source, pd.DataFrame], Mapped]
+
+    @property
+    def check_name(self) -> str:
+        return f"{self.table.name}_counts_reconcile"
+
+    def check_spec(self, asset_name: str) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(
+            self.check_name,
+            asset=asset_name,
+            description=f"{self.table.name}, written with {asset_name}: fetched = loaded + set aside "
+            "(+ removed because the vendor lists them as deleted or a later record replaced them)",
+        )
+
+
+WORKER_WAGES_BESIDE = Beside(
+    WORKER_WAGES, schemas.WorkerWage, "worker_id", lambda source, workers: source.worker_wages(workers["worker_id"])
+)
+TASK_LINES_BESIDE = Beside(
+    TASK_LINES, schemas.TaskLine, "task_id", lambda source, jobs: source.task_lines(jobs["job_id"])
+)
+JOB_ASSIGNMENTS_BESIDE = Beside(
+    JOB_ASSIGNMENTS, schemas.JobAssignment, "worker_id", lambda source, jobs: source.job_assignments(jobs["job_id"])
+)
+
+
 def _reference_table(
     context: dg.AssetExecutionContext,
     registry: ConnectionRegistryResource,
@@ -64,29 +105,52 @@ def _reference_table(
     model,
     record_id: str,
     fetch: Callable[[Source], Mapped],
+    beside: tuple[Beside, ...] = (),
     describe: Callable[[pd.DataFrame], dict] = lambda valid: {},
 ):
-    """Read one company's reference records from its vendor, enforce the model, replace the table's
-    company partition, and report counts plus the reconciliation check."""
+    """Read one company's reference records from its vendor, enforce the model, and replace the
+    table's company partition together with the tables ``beside`` it and every record set aside, in
+    ONE transaction; report counts plus a reconciliation check per table."""
     company_id = context.partition_key
     prepare_warehouse(warehouse)
     source = company_source(context, company_id, registry, vendors)
     with retry_vendor_outages(context, vendors):
         mapped = fetch(source)
-    valid, set_aside = validate_and_store(
-        warehouse, table, model, record_id, mapped.rows, mapped.set_aside,
-        company_id=company_id, asset=table.name, partition_key=company_id, partition={"company_id": company_id},
-    )
+    valid, set_aside = validated(table, model, record_id, mapped.rows, mapped.set_aside)
+    written = [(table, mapped, valid, set_aside)]
+    for other in beside:
+        with retry_vendor_outages(context, vendors):
+            other_mapped = other.fetch(source, valid)
+        written.append((other.table, other_mapped, *validated(
+            other.table, other.model, other.record_id, other_mapped.rows, other_mapped.set_aside
+        )))
+    partition = {"company_id": company_id}
+    warehouse.replace_partitions([
+        write
+        for written_table, _, rows, aside in written
+        for write in (PartitionWrite(written_table, rows, partition), set_aside_write(company_id, written_table.name, company_id, aside))
+    ])
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(valid),
-            "set_aside": set_aside,
+            "set_aside": len(set_aside),
             "provider": source.provider,
             "vendor_requests": source.request_count,
             **describe(valid),
+            **{
+                key: value
+                for other_table, _, rows, aside in written[1:]
+                for key, value in ((other_table.name, len(rows)), (f"{other_table.name}_set_aside", len(aside)))
+            },
         }
     )
-    yield reconcile(table.name, mapped.fetched_count, len(valid), set_aside)
+    for (written_table, counted, rows, aside), other in zip(written, (None, *beside)):
+        check = reconcile(table.name, counted.fetched_count, len(rows), len(aside), counted.removed_as_deleted + counted.without_row)
+        if other is not None:
+            check = dg.AssetCheckResult(
+                check_name=other.check_name, asset_key=table.name, passed=check.passed, metadata=check.metadata
+            )
+        yield check
 
 
 @dg.asset(
@@ -94,7 +158,7 @@ def _reference_table(
     group_name="cleaned",
     kinds={"python", "sql"},
     metadata=_table_metadata(WORKERS),
-    check_specs=[reconcile_spec("workers")],
+    check_specs=[reconcile_spec("workers"), WORKER_WAGES_BESIDE.check_spec("workers")],
     deps=[vendor_connection],
     pool="vendor_api",
 )
@@ -104,12 +168,15 @@ def workers(
     vendors: VendorApis,
     warehouse: Warehouse,
 ):
-    """Every worker of the company, active or not, with the hourly wage labor cost is computed from.
+    """Every worker of the company, active or not, with today's hourly wage; written together with
+    worker_wages, the wage histories the vendor keeps (BusyBusy wage histories, Aspire pay rates;
+    none for QuickBooks Time), from which labor is costed at the wage in force on each work date.
     Read from the vendor on each materialization; rows that fail the schema are set aside in
     rejected_rows with their reason."""
     yield from _reference_table(
         context, registry, vendors, warehouse,
         table=WORKERS, model=schemas.Worker, record_id="worker_id", fetch=lambda source: source.workers(),
+        beside=(WORKER_WAGES_BESIDE,),
     )
 
 
@@ -118,7 +185,7 @@ def workers(
     group_name="cleaned",
     kinds={"python", "sql"},
     metadata=_table_metadata(JOBS),
-    check_specs=[reconcile_spec("jobs")],
+    check_specs=[reconcile_spec("jobs"), TASK_LINES_BESIDE.check_spec("jobs"), JOB_ASSIGNMENTS_BESIDE.check_spec("jobs")],
     deps=[vendor_connection],
     pool="vendor_api",
 )
@@ -129,10 +196,14 @@ def jobs(
     warehouse: Warehouse,
 ):
     """Jobs and their milestones with labor budget (worker-hours), status (open, completed,
-    canceled), recurring and drive flags, mapped from the vendor as the company's settings say."""
+    canceled), recurring and drive flags and the date the vendor created them, mapped from the
+    vendor as the company's settings say; written together with task_lines (the line items of the
+    jobs' budgets: BusyBusy cost code budgets, Aspire opportunity services) and job_assignments (the
+    crew leads Aspire names on work tickets), in the same transaction."""
     yield from _reference_table(
         context, registry, vendors, warehouse,
         table=JOBS, model=schemas.Job, record_id="job_id", fetch=lambda source: source.jobs(),
+        beside=(TASK_LINES_BESIDE, JOB_ASSIGNMENTS_BESIDE),
         describe=lambda valid: {"with_budget": int(valid["budget_hours"].notna().sum()) if len(valid) else 0},
     )
 

@@ -7,8 +7,9 @@ Field mapping (why in parentheses):
 | workers.worker_id          | Contact ``ContactID`` (employees are Contacts with ``ContactTypeName`` 'Employee') |
 | workers.first/last_name    | ``FirstName`` / ``LastName``                                               |
 | workers.active             | ``Active``                                                                 |
-| workers.hourly_wage        | ``BaseHourlyRate`` of the employee's latest work ticket time (by ``WorkTicketTimeDate``, then id) with a usable rate (0 to under $1,000,000); null without one (the Contact has no wage; ``/PayRates`` is not read yet) |
-| workers.pay_interval       | ``hour`` when a wage was found (BaseHourlyRate is hourly), else null       |
+| workers.hourly_wage        | the employee's pay rate in force today: of the ``/PayRates`` worker_wages keeps, the latest ``EffectiveDate`` on or before today (a future-dated rate is not yet in force). Fallback for an employee with none: ``BaseHourlyRate`` of their latest work ticket time (by ``WorkTicketTimeDate``, then id) with a usable rate (0 to under $1,000,000); null without either |
+| workers.pay_interval       | ``hour`` when a wage was found (both are hourly), else null                |
+| worker_wages               | one row per ``/PayRates`` record of a mapped employee (``ContactID``): effective_date = date of ``EffectiveDate`` (branch-local wall time), hourly_wage = ``HourlyBasePay``, pay_interval ``hour``, burden_percent = ``BurdenPercent``. Future-dated rates are kept (in force from their date). Two rates of one employee effective the same date are both set aside: which one is paid is unknown. Time rows' ``BaseHourlyRate`` gives no history rows (it is the workers.hourly_wage fallback only) |
 | workers.hire_date          | null (the Contact has no hire date)                                        |
 | workers.term_date          | date part of ``TerminationDate``                                           |
 | jobs.job_id (job)          | Opportunity ``OpportunityID`` (an opportunity is a job)                    |
@@ -22,10 +23,14 @@ Field mapping (why in parentheses):
 | jobs.property_id           | ``PropertyID`` of the opportunity when Aspire sends it, else its ``PropertyName`` (the client site, for exclusion by property); milestones take their job's in the ProPay engine |
 | jobs.service_type          | ``DivisionName`` of the opportunity when sent (Aspire's service lines, e.g. Maintenance, Enhancements; for exclusion by service type); null otherwise |
 | jobs.budget_type and $ budget columns | null: the budget is ``EstimatedLaborHours``/``HoursEst`` hours, the company's ``default_budget_type`` applies (a $ labor budget is not read yet) |
+| jobs.created_date          | date of the opportunity's ``CreatedDateTime`` (branch-local wall time, Aspire's only creation field of an opportunity); milestones: their ticket's ``CreatedDateTime``; the drive job: null |
+| task_lines                 | ``/OpportunityServices`` (Opportunity -> services -> work tickets): job_id = ``OpportunityID``, task_id = ``OpportunityServiceID``, name = ``DisplayName``, budget_hours = ``ExtendedHours`` (the service's estimated hours over all its occurrences), budget_amount = ``LaborExtendedCost`` (its estimated labor $). A service of an opportunity that is not a mapped job is set aside |
+| job_assignments            | crew_lead: ``CrewLeaderContactID`` of each work ticket, and of each work ticket time read by the jobs asset (the ``wage_lookback_days`` before today), on the ticket's job or milestone (see jobs.level); one row per job or milestone and lead. Aspire has no manager per ticket in this mapping. A ticket unknown or set aside is set aside with the row |
 | jobs (drive job)           | one synthetic job ``DRIVE_JOB_ID`` named "Drive Time", ``is_drive`` true: Aspire has no drive job, drive/shop time is clock time not allocated to work tickets |
 | attendance.entry_id        | ``WorkTicketTimeID``; drive rows ``ClockTime-<ClockTimeID>``               |
 | attendance.worker_id       | ``ContactID``                                                              |
 | attendance.job_id/milestone_id | the ticket's opportunity / ``WT-<WorkTicketID>`` (see jobs.level)     |
+| attendance.task_id         | the ticket's ``OpportunityServiceID`` (the service is the line item); null on drive rows and for a ticket without one |
 | attendance.work_date       | date part of ``WorkTicketTimeDate`` (branch-local); drive rows: local date of ``ClockStart`` |
 | attendance.start_at/end_at | ``StartTime``/``EndTime``: branch-local wall time without offset, localised in the row's zone and converted to UTC; for a repeated (fall-back) hour the fold that makes end - start agree with ``Hours + BreakTime`` wins, so the real elapsed time is kept |
 | attendance.hours           | ``Hours`` (the vendor's worked hours, breaks excluded); drive rows: ``ClockEnd - ClockStart - BreakTime`` minus the ``Hours`` of the employee's ticket times that start inside the clock time |
@@ -59,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from protiv_dagster.mapping.common import (
+    MAX_AMOUNT,
     MAX_WAGE,
     calendar_days,
     collect,
@@ -74,6 +80,7 @@ from protiv_dagster.mapping.common import (
     set_aside_frame,
     split,
     stripped,
+    too_large,
 )
 
 DRIVE_JOB_ID = "aspire-unallocated-clock-time"
@@ -311,6 +318,55 @@ def latest_wages(work_ticket_times: Iterable[Mapping[str, Any]]) -> dict[str, fl
     return {contact: key[2] for contact, key in latest.items()}
 
 
+def pay_rates_to_wages(
+    pay_rates: Iterable[Mapping[str, Any]], worker_ids: Iterable[str] | None, company_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The worker_wages rows of ``/PayRates`` (module docstring); ``worker_ids`` None takes every
+    contact (for the wage in force, before the workers are known)."""
+    frame = records_frame(pay_rates)
+    reasons = no_reasons(frame)
+    rate_id = id_text(column(frame, "PayRateID"))
+    reasons = collect(reasons, rate_id.isna(), "PayRateID is missing")
+    raw_contact = column(frame, "ContactID")
+    worker_id = id_text(raw_contact)
+    reasons = collect(reasons, worker_id.isna(), "ContactID is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_contact, worker_id), "ContactID is not a whole number")
+    if worker_ids is not None:
+        known = set(worker_ids)
+        reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known), "ContactID is not a mapped employee (set aside, or not listed)")
+    effective_local, bad_effective = _wall_times(column(frame, "EffectiveDate"))
+    reasons = collect(reasons, bad_effective | effective_local.isna(), "EffectiveDate is missing or not ISO 8601")
+    pay, bad_pay = numbers(column(frame, "HourlyBasePay"))
+    reasons = collect(reasons, bad_pay | pay.isna() | (pay < 0), "HourlyBasePay is missing or not a number of $")
+    reasons = collect(reasons, pay.notna() & (pay.round(4) >= MAX_WAGE), "HourlyBasePay is beyond any hourly wage (at most $999,999.9999)")
+    burden, bad_burden = numbers(column(frame, "BurdenPercent"))
+    reasons = collect(reasons, bad_burden | (burden < 0), "BurdenPercent is not a percentage")
+    effective = calendar_days(effective_local)
+    both = pd.DataFrame({"worker": worker_id, "day": effective})
+    clash = both["worker"].notna() & both["day"].notna() & both.duplicated(["worker", "day"], keep=False)
+    reasons = collect(reasons, clash, "another pay rate of the employee is effective the same date: which one is paid is unknown")
+    wages = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "worker_id": worker_id,
+            "effective_date": effective,
+            "hourly_wage": pay.round(4),
+            "pay_interval": "hour",
+            "burden_percent": burden,
+        },
+        index=frame.index,
+    )
+    return split(wages, frame, rate_id.where(rate_id.notna(), worker_id), reasons)
+
+
+def wages_in_force(wages: pd.DataFrame, today: Any) -> dict[str, float]:
+    """worker_id -> the hourly wage of the latest ``effective_date`` on or before ``today`` (worker_wages rows)."""
+    if not len(wages):
+        return {}
+    current = wages[wages["effective_date"] <= today].sort_values(["worker_id", "effective_date"])
+    return dict(zip(current["worker_id"], current["hourly_wage"].astype(float)))
+
+
 def employees_to_workers(
     contacts: Iterable[Mapping[str, Any]], wages: Mapping[str, float], zones: Zones, company_id: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -364,6 +420,92 @@ def ticket_targets(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, tuple
     return targets
 
 
+def ticket_services(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """WorkTicketID -> the ``OpportunityServiceID`` the ticket is an occurrence of (tickets naming one)."""
+    services = {}
+    for ticket in work_tickets:
+        ticket_id, service = _id(ticket.get("WorkTicketID")), _id(ticket.get("OpportunityServiceID"))
+        if ticket_id and service:
+            services[ticket_id] = service
+    return services
+
+
+def services_to_task_lines(
+    services: Iterable[Mapping[str, Any]], job_ids: Iterable[str], company_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The task_lines rows of ``/OpportunityServices`` of the opportunities among ``job_ids``."""
+    frame = records_frame(services)
+    reasons = no_reasons(frame)
+    raw_id = column(frame, "OpportunityServiceID")
+    task_id = id_text(raw_id)
+    reasons = collect(reasons, task_id.isna(), "OpportunityServiceID is missing")
+    reasons = collect(reasons, not_a_whole_number(raw_id, task_id), "OpportunityServiceID is not a whole number")
+    job_id = id_text(column(frame, "OpportunityID"))
+    reasons = collect(reasons, job_id.isna(), "OpportunityID is missing")
+    reasons = collect(reasons, job_id.notna() & ~job_id.isin(set(job_ids)), "OpportunityID is not a mapped job (set aside, or not listed)")
+    hours, bad_hours = numbers(column(frame, "ExtendedHours"))
+    reasons = collect(reasons, bad_hours | (hours < 0), "ExtendedHours is not a number of hours")
+    amount, bad_amount = numbers(column(frame, "LaborExtendedCost"))
+    reasons = collect(reasons, bad_amount | (amount < 0), "LaborExtendedCost is not a $ amount")
+    reasons = collect(reasons, too_large(amount, MAX_AMOUNT), "LaborExtendedCost is beyond any $ amount")
+    lines = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": job_id,
+            "task_id": task_id,
+            "name": column(frame, "DisplayName").map(_text),
+            "budget_hours": hours,
+            "budget_amount": amount.round(2),
+        },
+        index=frame.index,
+    )
+    return split(lines, frame, task_id, reasons)
+
+
+def crew_leaders_to_assignments(
+    work_tickets: Iterable[Mapping[str, Any]],
+    ticket_times: Iterable[Mapping[str, Any]],
+    job_ids: Iterable[str],
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The job_assignments rows: each ``CrewLeaderContactID`` of a work ticket or of a work ticket time is
+    a crew lead of the ticket's job or milestone (``ticket_targets``). A record is one (ticket, lead)
+    pair, however many times the ticket and its times name it."""
+    work_tickets = list(work_tickets)
+    targets = ticket_targets(work_tickets)
+    known = set(job_ids)
+    pairs: dict[tuple[str | None, Any], dict[str, Any]] = {}
+    for source, records in (("WorkTickets", work_tickets), ("WorkTicketTimes", ticket_times)):
+        for record in records:
+            lead = record.get("CrewLeaderContactID")
+            if lead is None:
+                continue
+            key = (_id(record.get("WorkTicketID")), _json_key(lead))
+            pairs.setdefault(key, {"WorkTicketID": record.get("WorkTicketID"), "CrewLeaderContactID": lead, "from": []})
+            if source not in pairs[key]["from"]:
+                pairs[key]["from"].append(source)
+    frame = records_frame(list(pairs.values()))
+    reasons = no_reasons(frame)
+    ticket = id_text(column(frame, "WorkTicketID"))
+    raw_lead = column(frame, "CrewLeaderContactID")
+    lead = id_text(raw_lead)
+    reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
+    reasons = collect(reasons, lead.isna() | not_a_whole_number(raw_lead, lead), "CrewLeaderContactID is not an id")
+    target = ticket.map(lambda t: targets.get(t) if isinstance(t, str) else None)
+    unit = target.map(lambda t: (t[1] or t[0]) if t else None)
+    reasons = collect(reasons, ticket.notna() & target.isna(), "WorkTicketID is not a known work ticket")
+    reasons = collect(reasons, unit.notna() & ~unit.isin(known), "the work ticket's job or milestone was set aside or is unknown")
+    rows = pd.DataFrame({"company_id": company_id, "job_id": unit, "worker_id": lead, "role": "crew_lead"}, index=frame.index)
+    # A job's or milestone's tickets are its own (one ticket is its job, each of several a milestone):
+    # no two pairs land on the same row.
+    return split(rows, frame, ticket, reasons)
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable stand-in of a JSON value (lists and objects as their text)."""
+    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
 # Aspire budgets are hours; these Job columns stay null until a $ labor budget is read.
 _NO_DOLLAR_BUDGET = {
     "budget_type": None, "budget_amount": float("nan"), "contract_price": float("nan"),
@@ -383,7 +525,7 @@ def drive_job_frame(company_id: str, name: str = DRIVE_JOB_NAME) -> pd.DataFrame
             "name": [name], "short_code": [None], "budget_hours": [float("nan")], "status": ["open"],
             "recurring": [False], "is_drive": [True], "active": [True],
             **{name: [value] for name, value in _NO_DOLLAR_BUDGET.items()}, "service_type": [None], "property_id": [None],
-            "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
+            "created_date": [None], "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
         }
     )
 
@@ -414,6 +556,8 @@ def opportunities_to_jobs(
     modified_local, bad_modified = _wall_times(column(frame, "ModifiedDate"))
     reasons = collect(reasons, bad_modified | modified_local.isna(), "ModifiedDate is missing or not ISO 8601")
     modified = _utc_series(modified_local, zone)
+    created_local, bad_created = _wall_times(column(frame, "CreatedDateTime"))
+    reasons = collect(reasons, bad_created, "CreatedDateTime is not ISO 8601")
 
     tickets = records_frame(work_tickets)
     t_reasons = no_reasons(tickets)
@@ -434,6 +578,8 @@ def opportunities_to_jobs(
     t_modified_local, bad_t_modified = _wall_times(column(tickets, "LastModifiedDateTime"))
     t_reasons = collect(t_reasons, bad_t_modified | t_modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
     t_modified = _utc_series(t_modified_local, t_zone)
+    t_created_local, bad_t_created = _wall_times(column(tickets, "CreatedDateTime"))
+    t_reasons = collect(t_reasons, bad_t_created, "CreatedDateTime is not ISO 8601")
 
     # A job whose only ticket is the job itself takes that ticket's estimate and latest change.
     single = (~is_milestone) & (t_reasons == "")
@@ -462,6 +608,7 @@ def opportunities_to_jobs(
             "property_id": id_text(column(frame, "PropertyID")).where(
                 lambda ids: ids.notna(), column(frame, "PropertyName").map(_text)
             ),
+            "created_date": calendar_days(created_local),
             "source_modified_at": latest.astype("datetime64[ns, UTC]"),
         },
         index=frame.index,
@@ -489,6 +636,7 @@ def opportunities_to_jobs(
             **_NO_DOLLAR_BUDGET,
             "service_type": None,
             "property_id": None,
+            "created_date": calendar_days(t_created_local),
             "source_modified_at": t_modified,
         },
         index=tickets.index,
@@ -527,6 +675,13 @@ def _ticket_targets_of(
     )
 
 
+def _services_of(ticket: pd.Series, services: Mapping[str, str]) -> pd.Series:
+    """The service of each row's ticket (None without one), looked up once per distinct ticket."""
+    codes, tickets = pd.factorize(ticket)
+    found = [services.get(t) for t in tickets.tolist()] + [None]  # code -1: no ticket
+    return pd.Series(np.array(found, dtype=object)[codes], index=ticket.index, dtype=object)
+
+
 def _zones_of_employees(worker_id: pd.Series, zones: Zones, contact_branches: Mapping[str, str]) -> pd.Series:
     """The zone of each row's employee (their branch's, else the company's), once per employee."""
     codes, workers = pd.factorize(worker_id)
@@ -552,8 +707,10 @@ def times_to_attendance(
     zones: Zones,
     contact_branches: Mapping[str, str],
     company_id: str,
+    services: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Work ticket times and drive rows from clock times.
+    """Work ticket times and drive rows from clock times; ``services`` (``ticket_services``) books
+    each ticket's time to its opportunity service.
 
     Returns (attendance candidates, set-aside rows, clock times that yield no row because work
     ticket times cover them fully or they are still running).
@@ -618,6 +775,7 @@ def times_to_attendance(
             "worker_id": worker_id,
             "job_id": job_id,
             "milestone_id": milestone_id,
+            "task_id": _services_of(ticket, services or {}),
             "work_date": work_date,
             "start_at": start_at,
             "end_at": end_at,
@@ -744,6 +902,7 @@ def _clock_times_to_drive(
             "worker_id": worker_id,
             "job_id": DRIVE_JOB_ID,
             "milestone_id": None,
+            "task_id": None,
             "work_date": calendar_days(start_local),
             "start_at": start_at,
             "end_at": end_at,
@@ -762,6 +921,11 @@ def _clock_times_to_drive(
 
 __all__ = [
     "CLOCK_ENTRY_PREFIX",
+    "crew_leaders_to_assignments",
+    "pay_rates_to_wages",
+    "services_to_task_lines",
+    "ticket_services",
+    "wages_in_force",
     "DRIVE_JOB_ID",
     "MILESTONE_PREFIX",
     "WINDOWS_TO_IANA",

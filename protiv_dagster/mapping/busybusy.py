@@ -8,6 +8,7 @@ Field mapping (why in parentheses):
 | attendance.worker_id       | ``memberId``                                                             |
 | attendance.job_id          | the project's top project: ``projectId`` itself at depth 1, its ``parentProjectId`` at depth 2 (a sub-project is a milestone) |
 | attendance.milestone_id    | ``projectId`` when it is a depth-2 sub-project                            |
+| attendance.task_id         | ``costCodeId``: the entry's cost code is its line item (task_lines.task_id); null without one |
 | attendance.work_date       | the local date of ``startTime`` in the company zone (settings.timezone): BusyBusy sends UTC only |
 | attendance.start_at/end_at | ``startTime``/``endTime`` (UTC); ``endTime`` is null while running        |
 | attendance.hours           | (``endTime`` or the vendor clock) - ``startTime`` - the ``breaks`` (each break clipped to the entry; a break still open ends at the vendor clock). UTC instants, so a DST change counts real elapsed time |
@@ -22,18 +23,25 @@ Field mapping (why in parentheses):
 | jobs.job_id / name         | project ``id`` / ``title``                                               |
 | jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
 | jobs.short_code            | ``projectInfo.number``                                                   |
-| jobs.budget_hours          | sum of the latest ``budgetHours.budgetSeconds`` of the project / 3600     |
-| jobs.budget_cost (extra)   | sum of the latest ``budgetCosts.costBudget`` of the project (a sum of $1e12 or more is set aside); carried on the mapped rows, not stored (see jobs.budget_amount) |
+| jobs.budget_hours          | the project's own latest ``budgetHours`` row (``isLatest``; no ``costCodeId``, ``memberId`` or ``equipmentId``): ``budgetSeconds`` / 3600. A row with a cost code is that cost code's budget (a task line), never added to the project's; member and equipment budgets are not labor budgets of the job and are not read. Several latest rows of one kind (a vendor inconsistency): the smallest counts, so a ProPay never pays on the larger |
+| jobs.budget_cost (extra)   | the project's own latest ``budgetCosts`` row's ``costBudget``, by the same rule ($1e12 or more is set aside: the warehouse holds less); carried on the mapped rows, not stored (see jobs.budget_amount) |
 | jobs.budget_amount         | ``budget_cost`` when the company's ``default_budget_type`` is ``amount`` (the cost budget is then the labor budget in $); else null, so an hours company's ProPays keep their hours budget |
 | jobs.budget_type           | null: BusyBusy has no budget type, the company's ``default_budget_type`` applies |
 | jobs.contract_price/labor_budget_percent/rate/quantity | null: BusyBusy projects carry none of them |
 | jobs.service_type/property_id | null: BusyBusy projects have no service type or client site field     |
 | jobs.status/active         | ``archivedOn`` set -> completed / inactive, else open (BusyBusy has no canceled state) |
 | jobs.recurring             | always false: BusyBusy has no such flag                                  |
+| jobs.created_date          | ``createdOn`` of the project as a local date (settings.timezone; UTC without it) |
+| task_lines.job_id/task_id  | ``budgetHours``/``budgetCosts`` rows with a ``costCodeId`` (and no ``memberId``/``equipmentId``): ``projectId`` (a job or a sub-project) / ``costCodeId``. One line per project and cost code; a row of a project that is not a mapped job or milestone is set aside |
+| task_lines.name            | the cost code's ``title`` (else its ``costCode``); null for a cost code not in ``costCodes`` |
+| task_lines.budget_hours    | that row's ``budgetSeconds`` / 3600 (the smallest of several latest rows); null with only a cost row |
+| task_lines.budget_amount   | the ``budgetCosts`` row's ``costBudget`` for the same project and cost code; null without one |
+| worker_wages               | one row per live wage history of a mapped member (``deletedOn`` set: removed and counted): effective_date = local date of ``changeDate``; hourly_wage = ``wage`` per ``wageRate`` as for workers.hourly_wage; pay_interval from ``wageRate``; burden_percent = ``overburden``. Several live histories effective the same local date: the latest ``changeDate`` is the wage of that day (the others count as superseded); two with the very same ``changeDate`` are both set aside |
+| job_assignments            | none: BusyBusy assigns no crew lead or manager to a project (the ProPay engine uses the company's worker_roles setting) |
 
-Wages by date: ``wage_histories`` returns one row per live wage history (worker, local effective date,
-hourly wage, overburden, effective rate) and ``wages_on`` looks up the wage effective on each work
-date, so the ProPay engine can cost attendance with the wage of the day instead of today's.
+Wages by date: ``members_to_wages`` gives the worker_wages rows and ``wages_on`` looks up the wage in
+force on each work date (the latest effective_date on or before it), so labor is costed with the wage
+of the day, not today's.
 
 Running entries: BusyBusy has no duration field. Hours of a running entry are counted up to the
 vendor's clock, which the source takes from the HTTP ``Date`` header of the timeEntries answer and
@@ -45,6 +53,7 @@ as received, never dropped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -57,13 +66,13 @@ from protiv_dagster.mapping.common import (
     HOURS_PER_YEAR,
     MAX_AMOUNT,
     MAX_WAGE,
-    calendar_days,
     collect,
     column,
+    id_of,
     id_text,
     jobs_of_entries,
+    local_dates,
     no_reasons,
-    numbers,
     per_distinct,
     records_frame,
     set_aside_frame,
@@ -82,8 +91,7 @@ WAGE_RATES: dict[int, tuple[str, float]] = {
 }
 
 
-def _local_date(moments: pd.Series, timezone: str) -> pd.Series:
-    return calendar_days(moments.dt.tz_convert(timezone), as_dt_date=True)
+_local_date = local_dates
 
 
 def _timestamp(value: Any) -> pd.Timestamp | None:
@@ -98,8 +106,35 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
 
-def _live_wages(member: Mapping[str, Any]) -> tuple[list[tuple[pd.Timestamp, float, str, float, float]], str | None]:
-    """(effective moment, hourly wage, pay interval, overburden, effective rate) of live histories, or a reason."""
+_Wage = tuple[pd.Timestamp, float, str, float | None]  # (changeDate, hourly wage, pay interval, overburden %)
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == value  # NaN is no number
+
+
+def _wage_of(item: Any) -> _Wage | str | None:
+    """One wage history record: None when deleted, else its wage or the reason it cannot be read."""
+    if not isinstance(item, dict):
+        return "a wage history is not an object"
+    if item.get("deletedOn"):
+        return None
+    changed = _timestamp(item.get("changeDate"))
+    wage, rate, overburden = item.get("wage"), item.get("wageRate"), item.get("overburden")
+    if changed is None:
+        return "a wage history's changeDate is missing or not ISO 8601"
+    if not _number(wage) or not 0 <= wage < 1e9:
+        return "a wage history's wage is not a number"
+    if rate not in WAGE_RATES:
+        return f"a wage history's wageRate {rate!r} is not one of {sorted(WAGE_RATES)}"
+    if overburden is not None and (not _number(overburden) or overburden < 0):
+        return "a wage history's overburden is not a percentage"
+    interval, factor = WAGE_RATES[rate]
+    return changed, float(wage) * factor, interval, None if overburden is None else float(overburden)
+
+
+def _live_wages(member: Mapping[str, Any]) -> tuple[list[_Wage], str | None]:
+    """The live wage histories of a member, oldest first, or the reason one of them cannot be read."""
     histories = member.get("wageHistories")
     if histories is None:
         return [], None
@@ -107,23 +142,11 @@ def _live_wages(member: Mapping[str, Any]) -> tuple[list[tuple[pd.Timestamp, flo
         return [], "wageHistories is not a list"
     wages = []
     for item in histories:
-        if not isinstance(item, dict):
-            return [], "a wage history is not an object"
-        if item.get("deletedOn"):
-            continue
-        changed = _timestamp(item.get("changeDate"))
-        wage = item.get("wage")
-        rate = item.get("wageRate")
-        if changed is None:
-            return [], "a wage history's changeDate is missing or not ISO 8601"
-        if isinstance(wage, bool) or not isinstance(wage, (int, float)) or not 0 <= wage < 1e9:
-            return [], "a wage history's wage is not a number"
-        if rate not in WAGE_RATES:
-            return [], f"a wage history's wageRate {rate!r} is not one of {sorted(WAGE_RATES)}"
-        interval, factor = WAGE_RATES[rate]
-        overburden = item.get("overburden") if isinstance(item.get("overburden"), (int, float)) else 0.0
-        effective = item.get("effectiveRate") if isinstance(item.get("effectiveRate"), (int, float)) else None
-        wages.append((changed, float(wage) * factor, interval, float(overburden), effective))
+        wage = _wage_of(item)
+        if isinstance(wage, str):
+            return [], wage
+        if wage is not None:
+            wages.append(wage)
     return sorted(wages, key=lambda w: w[0]), None
 
 
@@ -141,7 +164,7 @@ def members_to_workers(
     for message in sorted(set(wage_reason) - {""}):
         reasons = collect(reasons, wage_reason == message, message)
 
-    def current(live: list[tuple[pd.Timestamp, float, str, float, float]]) -> tuple[float | None, str | None]:
+    def current(live: list[_Wage]) -> tuple[float | None, str | None]:
         """The wage of the latest change not after the clock (the first one if all are later)."""
         effective = [w for w in live if w[0] <= clock] or live[:1]
         return (round(effective[-1][1], 4), effective[-1][2]) if effective else (None, None)
@@ -173,28 +196,77 @@ def members_to_workers(
     return split(workers, frame, worker_id, reasons)
 
 
-def wage_histories(members: Iterable[Mapping[str, Any]], company_id: str, timezone: str) -> pd.DataFrame:
-    """One row per live wage history: worker_id, effective_date (local), hourly_wage, pay_interval,
-    overburden (%), effective_rate. Members whose histories are malformed contribute no rows (the
-    worker mapping sets them aside)."""
-    rows = []
+_WAGE_COLUMNS = ["company_id", "worker_id", "effective_date", "hourly_wage", "pay_interval", "burden_percent"]
+
+
+def members_to_wages(
+    members: Iterable[Mapping[str, Any]], worker_ids: Iterable[str], company_id: str, timezone: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
+    """The worker_wages rows: one per live wage history of a member among ``worker_ids`` (module docstring).
+
+    Returns (rows, set-aside records with their reasons, histories removed as deleted, live histories
+    superseded by a later change the same local day): every wage history read is counted once."""
+    known = set(worker_ids)
+    records: list[dict[str, Any]] = []
+    ids: list[str | None] = []
+    reasons: list[str] = []
+    rows: list[dict[str, Any]] = []
+    deleted = 0
     for member in members:
-        live, reason = _live_wages(member)
-        member_id = member.get("id")
-        if reason or not member_id:
+        member_id = id_of(member.get("id")) if isinstance(member, Mapping) else None
+        histories = member.get("wageHistories") if isinstance(member, Mapping) else None
+        if histories is None:
             continue
-        for changed, hourly, interval, overburden, effective in live:
+        if not isinstance(histories, list):
+            records.append({"memberId": member_id, "wageHistories": histories})
+            ids.append(member_id)
+            reasons.append("wageHistories is not a list")
+            continue
+        for item in histories:
+            wage = _wage_of(item)
+            if wage is None:
+                deleted += 1
+                continue
+            problems = []
+            if member_id is None:
+                problems.append("the member's id is missing")
+            elif member_id not in known:
+                problems.append("the member is not a mapped worker (set aside, or not listed)")
+            if isinstance(wage, str):
+                problems.append(wage)
+            elif wage[1] >= MAX_WAGE or round(wage[1], 4) >= MAX_WAGE:
+                problems.append("the wage is beyond any hourly wage (at most $999,999.9999)")
+            if problems:
+                records.append({"memberId": member_id, "wageHistory": item})
+                ids.append(member_id)
+                reasons.append("; ".join(problems))
+                continue
+            changed, hourly, interval, overburden = wage
             rows.append({
-                "company_id": company_id, "worker_id": str(member_id),
+                "company_id": company_id, "worker_id": member_id, "changed": changed,
                 "effective_date": changed.tz_convert(timezone).date(), "hourly_wage": round(hourly, 4),
-                "pay_interval": interval, "overburden": overburden, "effective_rate": effective,
+                "pay_interval": interval, "burden_percent": overburden, "_raw": {"memberId": member_id, "wageHistory": item},
             })
-    columns = ["company_id", "worker_id", "effective_date", "hourly_wage", "pay_interval", "overburden", "effective_rate"]
-    return pd.DataFrame(rows, columns=columns).sort_values(["worker_id", "effective_date"], ignore_index=True)
+    frame = pd.DataFrame(rows, columns=[*_WAGE_COLUMNS, "changed", "_raw"])
+    superseded = 0
+    if len(frame):
+        frame = frame.sort_values(["worker_id", "effective_date", "changed"], kind="stable", ignore_index=True)
+        latest = frame.groupby(["worker_id", "effective_date"])["changed"].transform("max")
+        tied = frame.duplicated(["worker_id", "changed"], keep=False)
+        for raw, member_id in zip(frame.loc[tied, "_raw"], frame.loc[tied, "worker_id"]):
+            records.append(raw)
+            ids.append(member_id)
+            reasons.append("another live wage history of the member changes at the same moment: which one is paid is unknown")
+        in_force = (frame["changed"] == latest) & ~tied
+        superseded = int((~in_force & ~tied).sum())
+        frame = frame[in_force]
+    aside = set_aside_frame(records_frame(records), pd.Series(ids, dtype=object), pd.Series(reasons, dtype=object))
+    return frame[_WAGE_COLUMNS].reset_index(drop=True), aside, deleted, superseded
 
 
 def wages_on(histories: pd.DataFrame, worker_ids: pd.Series, work_dates: pd.Series) -> pd.Series:
-    """The hourly wage effective on each (worker, work date); before the first change, the first wage."""
+    """The hourly wage in force on each (worker, work date) by the worker_wages rows ``histories``: the
+    latest effective_date on or before the date; before the first one, the first wage."""
     result = pd.Series([float("nan")] * len(worker_ids), index=worker_ids.index, dtype=float)
     by_worker = {w: g for w, g in histories.groupby("worker_id")}
     for index, (worker, day) in enumerate(zip(worker_ids, work_dates)):
@@ -207,21 +279,28 @@ def wages_on(histories: pd.DataFrame, worker_ids: pd.Series, work_dates: pd.Seri
     return result
 
 
-def _budget_totals(records: Iterable[Mapping[str, Any]], value_key: str) -> tuple[dict[str, float], set[str]]:
-    totals: dict[str, float] = {}
-    bad: set[str] = set()
+_PROJECT = "project"  # the key of a project's own budget rows (no cost code) in _latest_budgets
+
+
+def _latest_budgets(records: Iterable[Mapping[str, Any]], value_key: str) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
+    """The latest budget per (project, cost code or ``_PROJECT``) of budget rows, and the keys whose
+    value is not a number. Rows marked ``isLatest`` false are old versions; member and equipment
+    budgets are no labor budget of a job or line item. Several rows of one key: the smallest."""
+    values: dict[tuple[str, str], float] = {}
+    bad: set[tuple[str, str]] = set()
     for record in records:
-        project = record.get("projectId")
-        if not project:
+        project = id_of(record.get("projectId"))
+        if project is None or record.get("isLatest") is False:
             continue
-        if record.get("isLatest") is False:
+        if id_of(record.get("memberId")) or id_of(record.get("equipmentId")):
             continue
+        key = (project, id_of(record.get("costCodeId")) or _PROJECT)
         value = record.get(value_key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
-            bad.add(str(project))
+        if not _number(value) or not 0 <= value < math.inf:
+            bad.add(key)
             continue
-        totals[str(project)] = totals.get(str(project), 0.0) + float(value)
-    return totals, bad
+        values[key] = min(values.get(key, float(value)), float(value))
+    return values, bad
 
 
 def projects_to_jobs(
@@ -243,10 +322,12 @@ def projects_to_jobs(
     reasons = collect(reasons, (depth == 1) & parent.notna(), "a depth-1 project has a parentProjectId")
     title = column(frame, "title").map(lambda v: v if isinstance(v, str) and v.strip() else None)
     reasons = collect(reasons, title.isna(), "title is missing")
-    seconds, bad_seconds = _budget_totals(budget_hours, "budgetSeconds")
-    costs, bad_costs = _budget_totals(budget_costs, "costBudget")
-    reasons = collect(reasons, job_id.isin(bad_seconds), "a budgetHours budgetSeconds is not a number")
-    reasons = collect(reasons, job_id.isin(bad_costs), "a budgetCosts costBudget is not a number")
+    seconds, bad_seconds = _latest_budgets(budget_hours, "budgetSeconds")
+    costs, bad_costs = _latest_budgets(budget_costs, "costBudget")
+    reasons = collect(reasons, job_id.isin({p for p, c in bad_seconds if c == _PROJECT}), "a budgetHours budgetSeconds is not a number of seconds")
+    reasons = collect(reasons, job_id.isin({p for p, c in bad_costs if c == _PROJECT}), "a budgetCosts costBudget is not a $ amount")
+    created, bad_created = utc(column(frame, "createdOn"))
+    reasons = collect(reasons, bad_created, "createdOn is not ISO 8601")
     archived, bad_archived = utc(column(frame, "archivedOn"))
     reasons = collect(reasons, bad_archived, "archivedOn is not ISO 8601")
     modified, bad_modified = utc(column(frame, "updatedOn"))
@@ -256,7 +337,7 @@ def projects_to_jobs(
     drive_by_id = dict(zip(job_id, drive_own))
     top = parent.isna()
     is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
-    budget_cost = job_id.map(lambda j: costs.get(j)).astype(float)
+    budget_cost = job_id.map(lambda j: costs.get((j, _PROJECT))).astype(float)
     reasons = collect(reasons, too_large(budget_cost, MAX_AMOUNT), "the budgetCosts costBudget total is beyond any $ amount")
     jobs = pd.DataFrame(
         {
@@ -266,7 +347,7 @@ def projects_to_jobs(
             "level": top.map({True: "job", False: "milestone"}),
             "name": title,
             "short_code": info.map(lambda i: i.get("number") or None),
-            "budget_hours": job_id.map(lambda j: seconds[j] / 3600 if j in seconds else None).astype(float),
+            "budget_hours": job_id.map(lambda j: seconds[(j, _PROJECT)] / 3600 if (j, _PROJECT) in seconds else None).astype(float),
             "budget_cost": budget_cost,
             "budget_type": None,
             "budget_amount": budget_cost if settings.default_budget_type == "amount" else float("nan"),
@@ -280,11 +361,62 @@ def projects_to_jobs(
             "recurring": False,
             "is_drive": is_drive,
             "active": archived.isna(),
+            "created_date": _local_date(created, settings.timezone or "UTC"),
             "source_modified_at": modified,
         },
         index=frame.index,
     )
     return split(jobs, frame, job_id, reasons)
+
+
+def budgets_to_task_lines(
+    budget_hours: Iterable[Mapping[str, Any]],
+    budget_costs: Iterable[Mapping[str, Any]],
+    cost_codes: Iterable[Mapping[str, Any]],
+    job_ids: Iterable[str],
+    company_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The task_lines rows: the latest cost-code budgets (hours and $) of each project among
+    ``job_ids`` (module docstring). A record is one (project, cost code) with its budget rows."""
+    budget_hours, budget_costs = list(budget_hours), list(budget_costs)
+    seconds, bad_seconds = _latest_budgets(budget_hours, "budgetSeconds")
+    costs, bad_costs = _latest_budgets(budget_costs, "costBudget")
+    keys = sorted({k for k in [*seconds, *bad_seconds, *costs, *bad_costs] if k[1] != _PROJECT})
+    names = {
+        code_id: (c.get("title") if isinstance(c.get("title"), str) and c["title"].strip() else c.get("costCode"))
+        for c in cost_codes if (code_id := id_of(c.get("id")))
+    }
+    known = set(job_ids)
+    raw = [
+        {
+            "projectId": project, "costCodeId": code,
+            "budgetHours": [r for r in budget_hours if (id_of(r.get("projectId")), id_of(r.get("costCodeId"))) == (project, code)],
+            "budgetCosts": [r for r in budget_costs if (id_of(r.get("projectId")), id_of(r.get("costCodeId"))) == (project, code)],
+        }
+        for project, code in keys
+    ]
+    frame = records_frame(raw)
+    reasons = no_reasons(frame)
+    project = pd.Series([k[0] for k in keys], index=frame.index, dtype=object)
+    reasons = collect(reasons, ~project.isin(known), "projectId is not a mapped job or milestone (set aside, or not listed)")
+    reasons = collect(reasons, pd.Series([k in bad_seconds for k in keys], index=frame.index, dtype=bool),
+                      "a budgetHours budgetSeconds is not a number of seconds")
+    reasons = collect(reasons, pd.Series([k in bad_costs for k in keys], index=frame.index, dtype=bool),
+                      "a budgetCosts costBudget is not a $ amount")
+    amount = pd.Series([costs.get(k) for k in keys], index=frame.index, dtype=float)
+    reasons = collect(reasons, too_large(amount, MAX_AMOUNT), "the costBudget is beyond any $ amount")
+    lines = pd.DataFrame(
+        {
+            "company_id": company_id,
+            "job_id": project,
+            "task_id": pd.Series([k[1] for k in keys], index=frame.index, dtype=object),
+            "name": pd.Series([names.get(k[1]) for k in keys], index=frame.index, dtype=object),
+            "budget_hours": pd.Series([seconds[k] / 3600 if k in seconds else None for k in keys], index=frame.index, dtype=float),
+            "budget_amount": amount,
+        },
+        index=frame.index,
+    )
+    return split(lines, frame, pd.Series([f"{p}/{c}" for p, c in keys], index=frame.index, dtype=object), reasons)
 
 
 def _break_seconds(breaks: Any, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
@@ -463,8 +595,8 @@ def time_entries_to_attendance(
     reasons = collect(reasons, no_project, "projectId is missing")
     reasons = collect(reasons, ~no_project & ~job["known"], "projectId is not a known job or milestone")
     drive_codes = set(drive_cost_code_ids)
-    on_drive_code = per_distinct(column(frame, "costCodeId"), lambda codes: _known_ids(codes, drive_codes))["known"]
-    is_drive = job["is_drive"] | on_drive_code
+    cost_code = per_distinct(column(frame, "costCodeId"), lambda codes: _known_ids(codes, drive_codes))
+    is_drive = job["is_drive"] | cost_code["known"]
 
     start, bad_start = utc(column(frame, "startTime"))
     end, bad_end = utc(column(frame, "endTime"))
@@ -491,6 +623,7 @@ def time_entries_to_attendance(
             "worker_id": worker_id,
             "job_id": job["job_id"],
             "milestone_id": job["milestone_id"],
+            "task_id": cost_code["id"],
             "work_date": _local_date(start, timezone),
             "start_at": start,
             "end_at": end,

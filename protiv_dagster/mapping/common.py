@@ -326,6 +326,11 @@ def _dates_in_range(parsed: pd.Series) -> pd.Series:
     return in_range(parsed, pd.Timestamp.min, pd.Timestamp.max)  # the models' Date needs datetime64[ns]
 
 
+def local_dates(moments: pd.Series, timezone: str) -> pd.Series:
+    """The local calendar day in ``timezone`` of each UTC moment (None for NaT)."""
+    return calendar_days(moments.dt.tz_convert(timezone), as_dt_date=True)
+
+
 def calendar_days(moments: pd.Series, *, as_dt_date: bool = False) -> pd.Series:
     """The calendar day (``datetime.date``) of each naive or zoned datetime64 value, None for NaT.
 

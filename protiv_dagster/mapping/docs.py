@@ -17,8 +17,11 @@ VENDORS = (("QuickBooks Time", quickbooks_time), ("Aspire", aspire), ("BusyBusy"
 INTRODUCTION = """\
 # How each vendor's records become the shared tables
 
-Every vendor's records are mapped into the same cleaned tables (`workers`, `jobs` with milestones
-and budgets, `attendance`), validated by the same pandera models (`protiv_dagster/schemas.py`).
+Every vendor's records are mapped into the same cleaned tables (`workers` with their wage histories
+in `worker_wages`, `jobs` with milestones and budgets, their line items in `task_lines` and the
+people assigned to them in `job_assignments`, `attendance`), validated by the same pandera models
+(`protiv_dagster/schemas.py`). A vendor that keeps no such data (QuickBooks Time has no wage
+history, line items or assignments) leaves those tables empty for its companies.
 Records that cannot be mapped are set aside in `rejected_rows` with the reason, never dropped.
 Every start and end is stored in UTC and every work date in the company's local time.
 

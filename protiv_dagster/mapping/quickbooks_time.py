@@ -8,6 +8,7 @@ Field mapping (why in parentheses):
 | attendance.worker_id      | timesheet ``user_id``                                                     |
 | attendance.job_id         | the top-level jobcode: ``jobcode_id`` itself, or its ``parent_id`` when the jobcode is a child (a child jobcode is a milestone) |
 | attendance.milestone_id   | ``jobcode_id`` when it is a child jobcode                                 |
+| attendance.task_id        | null: QuickBooks Time has no line items (task lines) on jobcodes          |
 | attendance.work_date      | ``date`` (the vendor's local work date)                                   |
 | attendance.start_at/end_at| ``start``/``end`` (ISO 8601 with the user's offset) converted to UTC; ``""`` for manual sheets and for ``end`` while on the clock |
 | attendance.hours          | ``duration`` / 3600 (the vendor's own count, up to the request for running sheets) |
@@ -31,6 +32,10 @@ Field mapping (why in parentheses):
 | jobs.rate / quantity      | the custom fields ``rate_field`` ($ per unit) / ``quantity_field`` (units) |
 | jobs.service_type         | the custom field ``service_type_field`` (e.g. Warranty, for exclusions); a milestone without one takes its job's in the ProPay engine |
 | jobs.property_id          | null: QuickBooks Time has no property (client site) on jobcodes           |
+| jobs.created_date         | ``created`` (the jobcode's creation, ISO 8601, UTC in practice) as a date in the company's ``timezone`` setting; without the setting, the date ``created`` is written in |
+| task_lines                | none: QuickBooks Time has no line items                                   |
+| worker_wages              | none: QuickBooks Time keeps only today's ``pay_rate`` (workers.hourly_wage), no history |
+| job_assignments           | none: QuickBooks Time assigns no crew lead or manager to a jobcode (the ProPay engine uses the company's worker_roles setting) |
 
 Every record that cannot be mapped is returned in the set-aside frame with its reason and the record
 as received, never dropped.
@@ -39,6 +44,7 @@ as received, never dropped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -54,6 +60,7 @@ from protiv_dagster.mapping.common import (
     dates,
     id_text,
     jobs_of_entries,
+    local_dates,
     no_reasons,
     not_a_whole_number,
     numbers,
@@ -173,6 +180,8 @@ def jobcodes_to_jobs(
     is_drive = drive_own.where(top, parent.map(by_id["drive"]).fillna(False)).astype(bool)
     modified, bad_modified = utc(column(frame, "last_modified"))
     reasons = collect(reasons, bad_modified | modified.isna(), "last_modified is missing or not ISO 8601")
+    created, bad_created = utc(column(frame, "created"))
+    reasons = collect(reasons, bad_created, "created is not ISO 8601")
     jobs = pd.DataFrame(
         {
             "company_id": company_id,
@@ -190,11 +199,24 @@ def jobcodes_to_jobs(
             **typed_numbers,
             "service_type": service_type,
             "property_id": None,
+            "created_date": local_dates(created, settings.timezone) if settings.timezone else _written_dates(column(frame, "created"), created),
             "source_modified_at": modified,
         },
         index=frame.index,
     )
     return split(jobs, frame, job_id, reasons)
+
+
+def _written_dates(texts: pd.Series, parsed: pd.Series) -> pd.Series:
+    """The date an ISO 8601 stamp is written in (its own offset's date), None where it did not parse."""
+    return texts.map(lambda t: _date_part(t)).where(parsed.notna(), None).astype(object)
+
+
+def _date_part(text: Any) -> Any:
+    try:
+        return date.fromisoformat(text.strip()[:10]) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _booleans(values: pd.Series) -> pd.Series:
@@ -268,6 +290,7 @@ def timesheets_to_attendance(
             "worker_id": worker_id,
             "job_id": job["job_id"],
             "milestone_id": job["milestone_id"],
+            "task_id": None,
             "work_date": work_date,
             "start_at": start,
             "end_at": end,

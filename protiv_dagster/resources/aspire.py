@@ -345,6 +345,33 @@ class AspireClient(VendorClient):
             ),
         )
 
+    def opportunity_services(self) -> list[dict[str, Any]]:
+        """Every opportunity service (an opportunity's line items; its work tickets name them)."""
+        return self.list(
+            "OpportunityServices",
+            "OpportunityServiceID",
+            select=["OpportunityServiceID", "OpportunityID", "DisplayName", "ExtendedHours", "LaborExtendedCost"],
+        )
+
+    def pay_rates(self) -> list[dict[str, Any]]:
+        """Every pay rate of every employee: their wage histories."""
+        return self.list(
+            "PayRates", "PayRateID", select=["PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent"]
+        )
+
+    def crew_leader_times(self, *, first_day: date, last_day: date) -> list[dict[str, Any]]:
+        """Id, ticket and crew leader of the work ticket times dated ``first_day``..``last_day`` that name one."""
+        return self.list(
+            "WorkTicketTimes",
+            "WorkTicketTimeID",
+            filter=self._filter(
+                ("WorkTicketTimeDate", "ge", first_day),
+                ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1)),
+                ("CrewLeaderContactID", "ne", None),
+            ),
+            select=["WorkTicketTimeID", "WorkTicketID", "CrewLeaderContactID"],
+        )
+
     def work_ticket_times(
         self,
         *,
@@ -443,7 +470,12 @@ class AspireResource(dg.ConfigurableResource):
     max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
     max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
     keyset_paging: bool = Field(default=True, description="Page as '<id> gt <last id>' (robust to concurrent edits).")
-    wage_lookback_days: int = Field(default=120, ge=1, description="Days of work ticket times read for BaseHourlyRate.")
+    wage_lookback_days: int = Field(
+        default=120,
+        ge=1,
+        description="Days of work ticket times read for the crew leaders of the work tickets and, for employees "
+        "without a pay rate, their BaseHourlyRate.",
+    )
     open_weeks: int = Field(
         default=2,
         ge=1,

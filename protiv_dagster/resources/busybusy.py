@@ -19,15 +19,19 @@ derived by ``graphql_url_for``: ``https://api.<host>`` -> ``https://graphql.<hos
 production naming), and a base ending in ``/rest`` -> the same root + ``/graphql`` (the emulator, which
 serves both on one host). Any other base needs ``graphql_url``.
 
-Inferred names (``timeEntries``, the filter operators, ``isLatest``) live only in ``QUERIES`` and the
-filter builders below, so a real introspection can correct them here.
+Names: the queries select only fields that BusyBusy's own or its integrators' client code names (the
+project's vendor notes). Every name that is inferred instead (the ``timeEntries`` root, the filter
+and sort type names, the comparison operators beyond ``equal``/``contains``/``isNull``, ``isLatest``
+as a filter) lives in the block "inferred names" below and in ``QUERIES``/``CHANGE_ROOTS`` built
+from it, nowhere else, so that a real introspection corrects them in one place.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -52,31 +56,71 @@ VENDOR = "BusyBusy"
 MAX_PAGE_SIZE = 500
 REST_VERSION = "3.2"
 
-_WAGES = "wageHistories { id wage wageRate overburden effectiveRate changeDate createdOn updatedOn deletedOn }"
-# Every query text in one place. Each takes $filter, $first, $after (and $sort where used).
+# -- inferred names (correct them here after a real introspection) ---------------------------------
+TIME_ENTRIES = "timeEntries"  # the root, by analogy with the confirmed ones
+AT_LEAST, AFTER, BEFORE = "greaterThanOrEqual", "greaterThan", "lessThan"  # comparison operators
+EQUAL, IN, IS_NULL = "equal", "contains", "isNull"  # seen in integrators' code
+LATEST_ONLY = {"isLatest": {EQUAL: True}}  # the budgets' filter (named by integrators as a filter only)
+NOT_DELETED = {"deletedOn": {IS_NULL: True}}
+DELETED = {"deletedOn": {IS_NULL: False}}
+# Filter and sort types follow the <Type>Filter / [<Type>Sort!] pattern of the confirmed roots.
+FILTER_TYPES = {
+    "members": "MemberFilter", "projects": "ProjectFilter", "costCodes": "CostCodeFilter",
+    "budgetHours": "BudgetHoursFilter", "budgetCosts": "BudgetCostFilter", TIME_ENTRIES: "TimeEntryFilter",
+}
+SORT_TYPES = {
+    "members": "MemberSort", "projects": "ProjectSort", "budgetHours": "BudgetHoursSort",
+    "budgetCosts": "BudgetCostSort", TIME_ENTRIES: "TimeEntrySort",
+}
+
+# -- the selections: named fields only ----------------------------------------------------------------
+_WAGES = "wageHistories { wage wageRate overburden effectiveRate changeDate createdOn updatedOn deletedOn }"
+# Every query text in one place. Each takes $filter, $first, $after.
 QUERIES: dict[str, tuple[str, str]] = {
     # root -> (filter type, selection)
-    "members": ("MemberFilter", f"id cursor firstName lastName username email memberNumber archivedOn createdOn updatedOn deletedOn {_WAGES}"),
-    "projects": ("ProjectFilter", "id cursor title parentProjectId rootProjectId depth archivedOn createdOn updatedOn projectInfo { projectId number customer }"),
-    "costCodes": ("CostCodeFilter", "id cursor costCode title archivedOn createdOn updatedOn"),
-    "budgetHours": ("BudgetHoursFilter", "id cursor projectId memberId costCodeId equipmentId budgetSeconds isLatest createdOn"),
-    "budgetCosts": ("BudgetCostFilter", "id cursor projectId memberId costCodeId equipmentId costBudget isLatest createdOn"),
-    "timeEntries": ("TimeEntryFilter", "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn"),
+    "members": (FILTER_TYPES["members"], f"id cursor firstName lastName username email memberNumber archivedOn createdOn updatedOn deletedOn {_WAGES}"),
+    "projects": (FILTER_TYPES["projects"], "id cursor title parentProjectId depth archivedOn createdOn updatedOn projectInfo { projectId number customer }"),
+    "costCodes": (FILTER_TYPES["costCodes"], "id cursor costCode title archivedOn createdOn updatedOn"),
+    "budgetHours": (FILTER_TYPES["budgetHours"], "id cursor projectId memberId costCodeId equipmentId budgetSeconds createdOn"),
+    "budgetCosts": (FILTER_TYPES["budgetCosts"], "id cursor projectId memberId costCodeId equipmentId costBudget"),
+    TIME_ENTRIES: (FILTER_TYPES[TIME_ENTRIES], "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn"),
 }
-# Change detection: per root, (filter type, sort type, selection, stamp field). Time entries are
-# soft-deleted (deletedOn and updatedOn stamped), so updatedOn catches edits, moves and deletions.
-# Budgets are versioned (a new record per change), so createdOn is their stamp. Cost codes are left
-# out: their sort type has no stamp, and each time sync re-reads them anyway.
-CHANGE_ROOTS: dict[str, tuple[str, str, str, str]] = {
-    "timeEntries": ("TimeEntryFilter", "TimeEntrySort", "id cursor startTime updatedOn deletedOn", "updatedOn"),
-    "members": ("MemberFilter", "MemberSort", "id cursor updatedOn", "updatedOn"),
-    "projects": ("ProjectFilter", "ProjectSort", "id cursor updatedOn", "updatedOn"),
-    "budgetHours": ("BudgetHoursFilter", "BudgetHoursSort", "id cursor createdOn", "createdOn"),
-    "budgetCosts": ("BudgetCostFilter", "BudgetCostSort", "id cursor createdOn", "createdOn"),
+
+
+@dataclass(frozen=True)
+class ChangeRoot:
+    """How change detection reads a root: the records whose ``stamp`` is newer than the last check,
+    or, for a root that names no stamp, its whole ``listing`` (compared by ``listing_digest``)."""
+
+    root: str
+    selection: str
+    stamp: str | None
+    listing: dict[str, Any] | None = None
+
+    @property
+    def filter_type(self) -> str:
+        return FILTER_TYPES[self.root]
+
+
+# Change detection, per root. Time entries are soft-deleted (deletedOn and updatedOn stamped), so
+# updatedOn catches edits, moves and deletions. A wage change is taken to stamp its member's
+# updatedOn (inferred: wage histories have no root of their own). Budget hours are versioned (a new
+# record per change), so createdOn is their stamp. Budget costs name no stamp: their latest records'
+# ids are listed whole (a new version is a new id). Cost codes are left out: each time sync re-reads
+# them anyway (a renamed cost code's line item keeps its old name until the next reference sync).
+CHANGE_ROOTS: dict[str, ChangeRoot] = {
+    TIME_ENTRIES: ChangeRoot(TIME_ENTRIES, "id cursor startTime updatedOn deletedOn", "updatedOn"),
+    "members": ChangeRoot("members", "id cursor updatedOn", "updatedOn"),
+    "projects": ChangeRoot("projects", "id cursor updatedOn", "updatedOn"),
+    "budgetHours": ChangeRoot("budgetHours", "id cursor createdOn", "createdOn"),
+    "budgetCosts": ChangeRoot("budgetCosts", "id cursor", None, LATEST_ONLY),
 }
-LATEST_ONLY = {"isLatest": {"equal": True}}
-NOT_DELETED = {"deletedOn": {"isNull": True}}
-DELETED = {"deletedOn": {"isNull": False}}
+
+
+def listing_digest(records: Iterable[Mapping[str, Any]]) -> str:
+    """Count and short hash of the ids of a root listed whole: changes when a record comes or goes."""
+    ids = sorted(str(record.get("id")) for record in records)
+    return f"{len(ids)}:{hashlib.sha1(','.join(ids).encode()).hexdigest()[:12]}"
 
 
 def query_text(root: str) -> str:
@@ -88,17 +132,17 @@ def query_text(root: str) -> str:
 
 
 def multi_root_query(roots: list[str], *, sorted_: bool = False) -> str:
-    """One GraphQL query reading several change roots at once; variables ``f_<root>``,
-    ``a_<root>`` (after) and, with ``sorted_``, ``s_<root>``, plus a shared ``first``."""
-    declarations, fields = ["$first: Int"], []
+    """One GraphQL query reading several change roots at once; variables ``f_<root>`` (filter),
+    ``n_<root>`` (first), ``a_<root>`` (after) and, with ``sorted_``, ``s_<root>`` (sort)."""
+    declarations, fields = [], []
     for root in roots:
-        filter_type, sort_type, selection, _ = CHANGE_ROOTS[root]
-        declarations += [f"$f_{root}: {filter_type}", f"$a_{root}: String"]
-        arguments = f"filter: $f_{root}, first: $first, after: $a_{root}"
+        spec = CHANGE_ROOTS[root]
+        declarations += [f"$f_{root}: {spec.filter_type}", f"$n_{root}: Int", f"$a_{root}: String"]
+        arguments = f"filter: $f_{root}, first: $n_{root}, after: $a_{root}"
         if sorted_:
-            declarations.append(f"$s_{root}: [{sort_type}!]")
+            declarations.append(f"$s_{root}: [{SORT_TYPES[root]}!]")
             arguments += f", sort: $s_{root}"
-        fields.append(f"{root}({arguments}) {{ {selection} }}")
+        fields.append(f"{root}({arguments}) {{ {spec.selection} }}")
     return f"query Changes({', '.join(declarations)}) {{ {' '.join(fields)} }}"
 
 
@@ -109,7 +153,7 @@ def iso(moment: datetime) -> str:
 
 
 def since(field_name: str, moment: datetime) -> dict[str, Any]:
-    return {field_name: {"greaterThanOrEqual": iso(moment)}}
+    return {field_name: {AT_LEAST: iso(moment)}}
 
 
 def local_day_window(first_day: date, last_day: date, timezone: str) -> tuple[datetime, datetime]:
@@ -348,26 +392,27 @@ class BusyBusyClient(VendorClient):
         filter_: dict[str, Any] = {}
         window: dict[str, str] = {}
         if start_from is not None:
-            window["greaterThanOrEqual"] = iso(start_from)
+            window[AT_LEAST] = iso(start_from)
         if start_before is not None:
-            window["lessThan"] = iso(start_before)
+            window[BEFORE] = iso(start_before)
         if window:
             filter_["startTime"] = window
         if updated_since is not None:
             filter_.update(since("updatedOn", updated_since))
         if ids is not None:
-            filter_["id"] = {"contains": list(ids)}
+            filter_["id"] = {IN: list(ids)}
         if deleted is not None:
             filter_.update(DELETED if deleted else NOT_DELETED)
         if not filter_:
-            raise ValueError(f"{VENDOR} timeEntries needs a start window, updated_since, ids or a deletion state")
-        return self.all("timeEntries", filter_)
+            raise ValueError(f"{VENDOR} time entries need a start window, updated_since, ids or a deletion state")
+        return self.all(TIME_ENTRIES, filter_)
 
 
     # -- change detection -------------------------------------------------------------------------
-    def changed_after(self, after: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    def changed_after(self, after: dict[str, str | None]) -> dict[str, list[dict[str, Any]]]:
         """Per root of ``after`` (root -> ISO UTC stamp), the records whose stamp (``updatedOn``, or
-        ``createdOn`` for budgets) is after it, soft-deleted time entries included. All roots travel
+        ``createdOn`` for budget hours) is after it, soft-deleted time entries included; a root
+        without a stamp (``CHANGE_ROOTS``) is listed whole, whatever ``after`` says. All roots travel
         in ONE request; only a root whose page came back full is paged on, in further requests."""
         found: dict[str, list[dict[str, Any]]] = {root: [] for root in after}
         cursors: dict[str, str | None] = {root: None for root in after}
@@ -375,9 +420,11 @@ class BusyBusyClient(VendorClient):
         pending = list(after)
         reread: set[str] = set()
         while pending:
-            variables: dict[str, Any] = {"first": self.page_size}
+            variables: dict[str, Any] = {}
             for root in pending:
-                variables[f"f_{root}"] = {CHANGE_ROOTS[root][3]: {"greaterThan": after[root]}}
+                spec = CHANGE_ROOTS[root]
+                variables[f"f_{root}"] = {spec.stamp: {AFTER: after[root]}} if spec.stamp else spec.listing
+                variables[f"n_{root}"] = self.page_size
                 variables[f"a_{root}"] = cursors[root]
             data = self.execute(multi_root_query(pending), variables, what="changes")
             still = []
@@ -402,20 +449,29 @@ class BusyBusyClient(VendorClient):
         return found
 
     def newest_stamps(self) -> dict[str, str | None]:
-        """The newest stamp of every change root, in one request (``None`` for an empty root)."""
+        """The newest stamp of every change root (``None`` for an empty root) and, for a root
+        without a stamp, the ``listing_digest`` of its listing: one request, more only when such a
+        listing fills a page."""
         roots = list(CHANGE_ROOTS)
-        variables: dict[str, Any] = {"first": 1}
+        variables: dict[str, Any] = {}
         for root in roots:
-            variables[f"f_{root}"] = None
+            spec = CHANGE_ROOTS[root]
+            variables[f"f_{root}"] = None if spec.stamp else spec.listing
+            variables[f"n_{root}"] = 1 if spec.stamp else self.page_size
             variables[f"a_{root}"] = None
-            variables[f"s_{root}"] = [{CHANGE_ROOTS[root][3]: "desc"}]
+            variables[f"s_{root}"] = [{spec.stamp: "desc"}] if spec.stamp else None
         data = self.execute(multi_root_query(roots, sorted_=True), variables, what="newest stamps")
         newest: dict[str, str | None] = {}
         for root in roots:
-            records = data.get(root)
-            if not isinstance(records, list):
-                raise VendorPayloadError(self.vendor, f"{root} is not a list")
-            newest[root] = records[0].get(CHANGE_ROOTS[root][3]) if records else None
+            spec, records = CHANGE_ROOTS[root], data.get(root)
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise VendorPayloadError(self.vendor, f"{root} is not a list of records")
+            if spec.stamp:
+                newest[root] = records[0].get(spec.stamp) if records else None
+                continue
+            if len(records) == self.page_size:  # more than a page: the listing is read again, paged
+                records = self.changed_after({root: None})[root]
+            newest[root] = listing_digest(records)
         return newest
 
 
@@ -450,6 +506,8 @@ class BusyBusyResource(dg.ConfigurableResource):
 __all__ = [
     "CHANGE_ROOTS",
     "QUERIES",
+    "TIME_ENTRIES",
+    "listing_digest",
     "BusyBusyClient",
     "BusyBusyResource",
     "VendorAuthError",

@@ -41,14 +41,30 @@ How generated companies are shown
   open -> 'Won', completed -> 'Complete', canceled -> 'Canceled'. Recurring jobs are
   ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts), the others
   'Work Order'. ``EstimatedLaborHours`` is the job's budget, or the sum of its milestones' budgets.
+- ``CreatedDateTime`` of opportunities and tickets is the job's or milestone's creation (local wall time).
 - ``/WorkTickets``: one per milestone (``WorkTicketID`` = milestone id; status Open/Scheduled ->
   open, Complete, Cancelled; ``HoursEst`` = the milestone budget). A job without milestones gets ONE
   implicit work ticket (``WorkTicketID`` = 1,000,000,000 + job id, ``HoursEst`` = the job budget),
   because every Aspire time row needs a ticket. The drive job has no opportunity and no ticket.
+  ``CrewLeaderContactID`` is the crew lead the milestone (or job) names; ``OpportunityServiceID``
+  the service the ticket is an occurrence of (below).
+- ``/OpportunityServices``: every ticket belongs to one service of its opportunity (Opportunity ->
+  OpportunityServices -> WorkTickets). A job with line items (``CompanyData.task_lines``) has one
+  service per line item (``OpportunityServiceID`` = the line item's id, ``DisplayName`` its name,
+  ``ExtendedHours`` its budget, ``Occur`` its number of tickets, ``PerHours`` = ExtendedHours /
+  Occur, ``LaborExtendedCost`` = ExtendedHours x ``LABOR_COST_PER_HOUR``), each of its milestones'
+  tickets naming its line item's service. Any other opportunity has ONE service
+  (``OpportunityServiceID`` = ``IMPLICIT_SERVICE_BASE`` + job id, ``DisplayName`` the service part of
+  the job's name, ``ExtendedHours`` = ``EstimatedLaborHours``) that all its tickets name.
+- ``/PayRates``: each worker's wage history (``PayRateID`` from ``PAY_RATE_BASE``, ``EffectiveDate``
+  local midnight of the change, ``HourlyBasePay`` the hourly wage, a salary / 2,080;
+  ``BurdenPercent`` 12.5 for every fourth worker by id, else 0).
 - ``/WorkTicketTimes``: every non-drive shift (``WorkTicketTimeID`` = shift id) on its milestone's
   ticket or its job's implicit ticket. ``StartTime``/``EndTime`` local wall time; ``Hours`` = worked
   hours (breaks excluded, 6 decimals), ``BreakTime`` = unpaid break hours; ``EndTime`` null and
   ``Hours`` counted up to ``as_of`` while on the clock; manual shifts have null Start/EndTime.
+  ``BaseHourlyRate`` is the worker's pay rate in force on the work date; ``CrewLeaderContactID`` the
+  lead of the worker's crew (null for managers), who may differ from the ticket's.
 - ``/ClockTimes``: each worker's clocked (non-manual) shifts, drive included, merged into blocks of
   back-to-back shifts; one ClockTime per block (``ClockEnd`` null while on the clock, ``BreakTime``
   = the block's break hours). Drive time is therefore clock time not allocated to any work ticket
@@ -69,8 +85,14 @@ The control API (not the vendor's; no authentication; loopback clients only)
   ``EndTime`` local wall time, optional ``BreakTime`` hours)
 - ``POST /_emulator/work_ticket_times/<id>/edit`` (``StartTime``, ``EndTime``, ``BreakTime``,
   ``WorkTicketID``, ``ContactID``) and ``POST /_emulator/work_ticket_times/<id>/delete``
-- ``POST /_emulator/work_tickets/<id>/edit`` (``HoursEst``, ``WorkTicketStatusName``): reference
-  data that changes without any time row changing (a budget raised, a ticket completed)
+- ``POST /_emulator/work_tickets/<id>/edit`` (``HoursEst``, ``WorkTicketStatusName``,
+  ``CrewLeaderContactID``): reference data that changes without any time row changing (a budget
+  raised, a ticket completed)
+- ``POST /_emulator/opportunity_services/<id>/edit`` (``ExtendedHours``, ``LaborExtendedCost``,
+  ``DisplayName``): a service's estimate changed (its ``LastModifiedDateTime`` is stamped)
+- ``POST /_emulator/pay_rates`` (add: ``ContactID``, ``EffectiveDate`` local date or date-time,
+  ``HourlyBasePay``, optional ``BurdenPercent``) and ``POST /_emulator/pay_rates/<id>/delete``.
+  Pay rates carry no modification stamp (their OpenAPI model has none).
 Every mutation stamps ``LastModifiedDateTime`` with a strictly increasing time. Control calls are not
 in ``request_log`` and faults never apply to them.
 """
@@ -102,7 +124,10 @@ TOKEN_LIFETIME_SECONDS = 86_400
 RATE_LIMIT_WINDOW_SECONDS = 60
 BRANCH_ID = 1
 IMPLICIT_TICKET_BASE = 1_000_000_000
+IMPLICIT_SERVICE_BASE = 2_000_000_000
 CLOCK_TIME_BASE = 700_000
+PAY_RATE_BASE = 300_000
+LABOR_COST_PER_HOUR = 32
 
 # IANA -> Windows zone names (CLDR windowsZones), for the zones companies are generated in.
 WINDOWS_ZONES = {
@@ -136,16 +161,25 @@ FIELDS: dict[str, dict[str, str]] = {
         "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
     },
     "WorkTickets": {
-        "WorkTicketID": "int", "OpportunityID": "int", "WorkTicketNumber": "int", "WorkTicketStatusName": "string",
-        "HoursEst": "number", "BranchID": "int", "BranchName": "string", "CreatedDateTime": "datetime",
-        "LastModifiedDateTime": "datetime",
+        "WorkTicketID": "int", "OpportunityID": "int", "OpportunityServiceID": "int", "WorkTicketNumber": "int",
+        "WorkTicketStatusName": "string", "HoursEst": "number", "CrewLeaderContactID": "int", "BranchID": "int",
+        "BranchName": "string", "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
+    },
+    "OpportunityServices": {
+        "OpportunityServiceID": "int", "OpportunityID": "int", "DisplayName": "string", "Occur": "int",
+        "PerHours": "number", "ExtendedHours": "number", "LaborExtendedCost": "number", "BranchID": "int",
+        "BranchName": "string", "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
+    },
+    "PayRates": {
+        "PayRateID": "int", "ContactID": "int", "ContactName": "string", "EffectiveDate": "datetime",
+        "HourlyBasePay": "number", "BurdenPercent": "number",
     },
     "WorkTicketTimes": {
         "WorkTicketTimeID": "int", "WorkTicketID": "int", "WorkTicketNumber": "int", "ContactID": "int",
         "ContactName": "string", "WorkTicketTimeDate": "datetime", "StartTime": "datetime", "EndTime": "datetime",
         "Hours": "number", "BreakTime": "number", "HasBreakTime": "bool", "BaseHourlyRate": "number",
-        "BranchID": "int", "BranchName": "string", "BranchTimeZone": "string", "CreatedDateTime": "datetime",
-        "LastModifiedDateTime": "datetime",
+        "CrewLeaderContactID": "int", "BranchID": "int", "BranchName": "string", "BranchTimeZone": "string",
+        "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
     },
     "ClockTimes": {
         "ClockTimeID": "int", "ContactID": "int", "ContactName": "string", "ClockStart": "datetime",
@@ -381,14 +415,23 @@ class AspireCompany:
         self._last_tick = data.as_of
         workers = {w.id: w for w in data.workers}
         self._contact_names = {w.id: f"{w.first_name} {w.last_name}" for w in data.workers}
-        self._wages = {w.id: float(w.hourly_wage) for w in data.workers}
         self.contacts = [self._contact(w) for w in data.workers] + self._customers()
+        self.pay_rates: dict[int, dict[str, Any]] = {}
+        for index, worker in enumerate(sorted(data.workers, key=lambda w: w.id)):
+            for change in worker.wage_history or ():
+                rate_id = PAY_RATE_BASE + len(self.pay_rates)
+                self.pay_rates[rate_id] = {
+                    "PayRateID": rate_id, "ContactID": worker.id, "ContactName": self._contact_names[worker.id],
+                    "EffectiveDate": _midnight(change.effective_date), "HourlyBasePay": float(change.hourly_wage),
+                    "BurdenPercent": 12.5 if index % 4 == 0 else 0.0,
+                }
         self.branches = [{
             "BranchID": BRANCH_ID, "BranchName": self.branch_name, "Active": True, "BranchCode": "MAIN",
             "TimeZone": self.zone_name,
         }]
         self.opportunities: list[dict[str, Any]] = []
         self.tickets: dict[int, dict[str, Any]] = {}
+        self.services: dict[int, dict[str, Any]] = {}
         self.implicit_ticket_of_job: dict[int, int] = {}
         number = 1000
         for job in data.jobs:
@@ -407,16 +450,23 @@ class AspireCompany:
                 "EstimatedLaborHours": estimate, "CreatedDateTime": _wall(job.created_at, self.zone),
                 "ModifiedDate": _wall(job.modified_at, self.zone),
             })
-            phases = [(m.id, m.status, m.budget_hours, m.created_at, m.modified_at) for m in milestones]
+            phases = [(m.id, m.status, m.budget_hours, m.created_at, m.modified_at, m.crew_lead_id, m.task_id) for m in milestones]
             if not phases:
                 ticket_id = IMPLICIT_TICKET_BASE + job.id
                 self.implicit_ticket_of_job[job.id] = ticket_id
-                phases = [(ticket_id, job.status, job.budget_hours, job.created_at, job.modified_at)]
-            for sequence, (ticket_id, status, budget, created, modified) in enumerate(phases, start=1):
+                phases = [(ticket_id, job.status, job.budget_hours, job.created_at, job.modified_at, job.crew_lead_id, None)]
+            lines = data.task_lines_of(job.id)
+            for line in lines:
+                self._add_service(line.id, job, line.name, line.budget_hours, len(line.milestone_ids))
+            if not lines:
+                self._add_service(IMPLICIT_SERVICE_BASE + job.id, job, job.name.split(" – ")[0], estimate, len(phases))
+            for sequence, (ticket_id, status, budget, created, modified, lead, task) in enumerate(phases, start=1):
                 self.tickets[ticket_id] = {
-                    "WorkTicketID": ticket_id, "OpportunityID": job.id, "WorkTicketNumber": number * 100 + sequence,
+                    "WorkTicketID": ticket_id, "OpportunityID": job.id,
+                    "OpportunityServiceID": task if task is not None and lines else IMPLICIT_SERVICE_BASE + job.id,
+                    "WorkTicketNumber": number * 100 + sequence,
                     "WorkTicketStatusName": TICKET_STATUS.get(status, "Scheduled" if ticket_id % 2 else "Open"),
-                    "HoursEst": budget, "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+                    "HoursEst": budget, "CrewLeaderContactID": lead, "BranchID": BRANCH_ID, "BranchName": self.branch_name,
                     "CreatedDateTime": _wall(created, self.zone), "LastModifiedDateTime": _wall(modified, self.zone),
                 }
         self.times: dict[int, dict[str, Any]] = {}
@@ -426,6 +476,24 @@ class AspireCompany:
         self.clock_times = self._clock_times(data.shifts)
 
     # -- rendering ------------------------------------------------------------------------------
+    def _add_service(self, service_id: int, job: Any, name: str, hours: float | None, occurrences: int) -> None:
+        self.services[service_id] = {
+            "OpportunityServiceID": service_id, "OpportunityID": job.id, "DisplayName": name, "Occur": occurrences,
+            "PerHours": round(hours / occurrences, 4) if hours is not None and occurrences else None,
+            "ExtendedHours": hours,
+            "LaborExtendedCost": round(hours * LABOR_COST_PER_HOUR, 2) if hours is not None else None,
+            "BranchID": BRANCH_ID, "BranchName": self.branch_name,
+            "CreatedDateTime": _wall(job.created_at, self.zone), "LastModifiedDateTime": _wall(job.created_at, self.zone),
+        }
+
+    def wage_on(self, contact_id: int, day: date) -> float | None:
+        """The contact's pay rate in force on ``day``: the latest ``EffectiveDate`` on or before it."""
+        in_force = [
+            (rate["EffectiveDate"], rate["PayRateID"], rate["HourlyBasePay"]) for rate in self.pay_rates.values()
+            if rate["ContactID"] == contact_id and rate["EffectiveDate"][:10] <= day.isoformat()
+        ]
+        return max(in_force)[2] if in_force else None
+
     def _contact(self, worker: Any) -> dict[str, Any]:
         return {
             "ContactID": worker.id, "ContactTypeName": "Employee", "FirstName": worker.first_name,
@@ -458,7 +526,8 @@ class AspireCompany:
             "StartTime": _wall(shift.start, self.zone) if shift.start else None,
             "EndTime": _wall(shift.end, self.zone) if shift.end else None,
             "Hours": round(shift.duration_seconds / 3600, 6), "BreakTime": round(break_seconds / 3600, 6),
-            "BaseHourlyRate": self._wages[contact_id],
+            "BaseHourlyRate": self.wage_on(contact_id, shift.local_date),
+            "CrewLeaderContactID": self.data.crew_lead_of(contact_id),
             "CreatedDateTime": _wall(shift.created_at, self.zone),
             "LastModifiedDateTime": _wall(shift.modified_at, self.zone),
         }
@@ -500,7 +569,8 @@ class AspireCompany:
         with self._lock:
             source = {
                 "Contacts": self.contacts, "Branches": self.branches, "Opportunities": self.opportunities,
-                "WorkTickets": list(self.tickets.values()), "WorkTicketTimes": list(self.times.values()),
+                "WorkTickets": list(self.tickets.values()), "OpportunityServices": list(self.services.values()),
+                "PayRates": list(self.pay_rates.values()), "WorkTicketTimes": list(self.times.values()),
                 "ClockTimes": self.clock_times,
             }[endpoint]
             return [dict(r) for r in source]
@@ -530,7 +600,8 @@ class AspireCompany:
             "WorkTicketID": int(row["WorkTicketID"]), "ContactID": int(row["ContactID"]),
             "StartTime": start.isoformat(timespec="seconds"), "EndTime": end.isoformat(timespec="seconds"),
             "WorkTicketTimeDate": _midnight(start.date()), "Hours": round(elapsed - break_hours, 6),
-            "BreakTime": break_hours, "BaseHourlyRate": self._wages.get(int(row["ContactID"])),
+            "BreakTime": break_hours, "BaseHourlyRate": self.wage_on(int(row["ContactID"]), start.date()),
+            "CrewLeaderContactID": self.data.crew_lead_of(int(row["ContactID"])),
         })
         return row
 
@@ -557,7 +628,7 @@ class AspireCompany:
         with self._lock:
             if ticket_id not in self.tickets:
                 raise KeyError(f"no work ticket {ticket_id}")
-            unknown = set(changes) - {"HoursEst", "WorkTicketStatusName"}
+            unknown = set(changes) - {"HoursEst", "WorkTicketStatusName", "CrewLeaderContactID"}
             if unknown:
                 raise ValueError(f"cannot set {sorted(unknown)} on a work ticket")
             if "HoursEst" in changes and changes["HoursEst"] is not None and (
@@ -575,6 +646,50 @@ class AspireCompany:
                 raise KeyError(f"no work ticket time {time_id}")
             self._tick()
             return self.times.pop(time_id)
+
+    def edit_opportunity_service(self, service_id: int, **changes: Any) -> dict[str, Any]:
+        with self._lock:
+            if service_id not in self.services:
+                raise KeyError(f"no opportunity service {service_id}")
+            unknown = set(changes) - {"ExtendedHours", "LaborExtendedCost", "DisplayName"}
+            if unknown:
+                raise ValueError(f"cannot set {sorted(unknown)} on an opportunity service")
+            for name in ("ExtendedHours", "LaborExtendedCost"):
+                value = changes.get(name)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    raise ValueError(f"{name} must be a number or null")
+            service = dict(self.services[service_id], **changes)
+            service["LastModifiedDateTime"] = self._tick()
+            self.services[service_id] = service
+            return dict(service)
+
+    def add_pay_rate(
+        self, ContactID: int, EffectiveDate: str, HourlyBasePay: float, BurdenPercent: float = 0.0
+    ) -> dict[str, Any]:
+        """A new pay rate of an employee, effective at local midnight of ``EffectiveDate``."""
+        with self._lock:
+            contact = int(ContactID)
+            if not any(c["ContactID"] == contact and c["ContactTypeName"] == "Employee" for c in self.contacts):
+                raise KeyError(f"no employee contact {contact}")
+            for name, value in (("HourlyBasePay", HourlyBasePay), ("BurdenPercent", BurdenPercent)):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"{name} must be a number of at least 0")
+            effective = _parse_wall(EffectiveDate if "T" in str(EffectiveDate) else f"{EffectiveDate}T00:00:00", "EffectiveDate")
+            self._tick()
+            rate_id = max([*self.pay_rates, PAY_RATE_BASE - 1]) + 1
+            self.pay_rates[rate_id] = {
+                "PayRateID": rate_id, "ContactID": contact, "ContactName": self._contact_names.get(contact),
+                "EffectiveDate": effective.isoformat(timespec="seconds"), "HourlyBasePay": float(HourlyBasePay),
+                "BurdenPercent": float(BurdenPercent),
+            }
+            return dict(self.pay_rates[rate_id])
+
+    def delete_pay_rate(self, rate_id: int) -> dict[str, Any]:
+        with self._lock:
+            if rate_id not in self.pay_rates:
+                raise KeyError(f"no pay rate {rate_id}")
+            self._tick()
+            return self.pay_rates.pop(rate_id)
 
 
 # -- faults ---------------------------------------------------------------------------------------------
@@ -725,11 +840,21 @@ class AspireEmulator(VendorEmulator):
                 return Answer(200, company.delete_work_ticket_time(time_id))
             if action == "edit":
                 return Answer(200, company.edit_work_ticket_time(time_id, **payload))
+        if len(parts) == 3 and parts[0] == "opportunity_services" and parts[2] == "edit" and method == "POST":
+            service_id = int(parts[1])
+            company = self._control_company(company_id, lambda c: service_id in c.services, f"opportunity service {service_id}")
+            return Answer(200, company.edit_opportunity_service(service_id, **payload))
+        if parts == ["pay_rates"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_pay_rate(**payload))
+        if len(parts) == 3 and parts[0] == "pay_rates" and parts[2] == "delete" and method == "POST":
+            rate_id = int(parts[1])
+            company = self._control_company(company_id, lambda c: rate_id in c.pay_rates, f"pay rate {rate_id}")
+            return Answer(200, company.delete_pay_rate(rate_id))
         if len(parts) == 3 and parts[0] == "work_tickets" and parts[2] == "edit" and method == "POST":
             ticket_id = int(parts[1])
             company = self._control_company(company_id, lambda c: ticket_id in c.tickets, f"work ticket {ticket_id}")
             return Answer(200, company.edit_work_ticket(ticket_id, **payload))
         return None
 
-__all__ = ["FIELDS", "IMPLICIT_TICKET_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
+__all__ = ["FIELDS", "IMPLICIT_SERVICE_BASE", "IMPLICIT_TICKET_BASE", "LABOR_COST_PER_HOUR", "PAY_RATE_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
 

@@ -40,18 +40,25 @@ What is inferred (not confirmed; all of it is in ``SDL`` and the constants below
 How generated companies are shown
 ---------------------------------
 - Members: every worker; ``archivedOn`` is set for inactive workers (17:00 local on the term date,
-  or on the last modification). ``wageHistories`` holds the wage: ``wage`` per hour (``wageRate`` 10)
-  or per year for salaried staff (``wageRate`` 40). Deterministic wage changes: every third hourly
-  worker (by id) earned ``WAGE_RAISE`` $ less an hour until a raise effective at local midnight of the
-  middle day of the window; every seventh worker (from the second) also has a *deleted* wrong record.
+  or on the last modification). ``wageHistories`` is the worker's wage history (the generator's
+  ``wage_history``: the hire-date wage and, for some, a raise a few days ago), each record effective
+  (``changeDate``) at local midnight of its date: ``wage`` per hour (``wageRate`` 10) or per year for
+  salaried staff (``wageRate`` 40). Every seventh worker (from the second) also has a *deleted*
+  wrong record of $99.99, which is no wage.
 - Projects: jobs are top-level projects (``depth`` 1, ``parentProjectId`` null), milestones are
   sub-projects (``depth`` 2). Completed and canceled ones have ``archivedOn``. ``projectInfo.number``
   is the job's short code. The drive job is the top-level project titled ``Drive Time``.
+- Cost codes: ``COST_CODES`` plus one per line-item name of the generator (``TASK_COST_CODES``, the
+  organization-wide list of ``generator.TASK_NAMES``).
 - Drive convention: drive shifts are on the ``Drive Time`` project AND carry the cost code ``Drive``
-  (``DRIVE_COST_CODE``); work shifts carry ``Labor``; manual entries carry none.
+  (``DRIVE_COST_CODE``); work shifts carry ``Labor``; manual entries carry none. A shift on a
+  milestone booked to a line item (``Shift.task_id``) carries that line item's cost code instead,
+  manual or not.
 - Budgets: ``budgetHours`` (``budgetSeconds`` = hours x 3600, ``costCodeId`` null, ``isLatest`` true)
   for every job or milestone with a budget, plus one superseded (``isLatest`` false) record on the
-  first budgeted project; ``budgetCosts`` at ``COST_PER_BUDGET_HOUR`` $ per budgeted hour.
+  first budgeted project; ``budgetCosts`` at ``COST_PER_BUDGET_HOUR`` $ per budgeted hour. Each
+  line item of a job is a budget row of the job's project WITH the line item's ``costCodeId``
+  (hours and cost alike): a cost code's budget, not part of the project's own.
 - Time entries: every shift, the deleted duplicates with ``deletedOn`` set. Manual shifts become
   entries from 07:00 local on their date lasting their duration (``actionType`` manual). The running
   shift has ``endTime`` null. A lunch break is a ``breaks`` item. ``submittedOn`` is set for entries
@@ -74,6 +81,11 @@ The control API (not the vendor's; no authentication; loopback clients only)
 - ``POST /_emulator/timeEntries/<id>/edit`` (``startTime``, ``endTime``, ``projectId``,
   ``costCodeId``, ``memberId``, ``description``, ``breaks``) and ``POST /_emulator/timeEntries/<id>/delete``
   (soft delete: ``deletedOn`` and ``updatedOn`` are stamped).
+- ``POST /_emulator/members/<id>/wages`` (``wage``, ``changeDate``, optional ``wageRate``, default 10
+  hourly, and ``overburden``): a new wage history record; the member's ``updatedOn`` is stamped.
+- ``POST /_emulator/budgets`` (``projectId``, optional ``costCodeId``, ``hours``, ``cost``): a new
+  version of the project's own budget, or of a cost code's budget on it: the record it supersedes
+  keeps ``isLatest`` false, the new one is stamped ``createdOn`` now.
 
 Each answers with the entry as GraphQL now serves it (without ``cursor``). Control calls are not in
 ``request_log``, and faults never apply to them.
@@ -100,7 +112,17 @@ from zoneinfo import ZoneInfo
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from protiv_dagster.sandbox.generator import PAY_SALARIED, ROLE_MANAGER, STATUS_OPEN, CompanyData, Shift, Worker
+from protiv_dagster.sandbox.generator import (
+    HOURS_PER_WORK_YEAR,
+    PAY_SALARIED,
+    ROLE_MANAGER,
+    STATUS_OPEN,
+    TASK_NAMES,
+    CompanyData,
+    Shift,
+    WageChange,
+    Worker,
+)
 from protiv_dagster.sandbox.server import Answer, Faults, Request, VendorEmulator
 
 REST_PREFIX = "/rest"
@@ -109,11 +131,11 @@ REST_VERSION = "3.2"
 MAX_PAGE_SIZE = 500  # inferred: the integrators use 500
 WAGE_RATE_CODES = {"hour": 10, "week": 20, "month": 30, "year": 40}  # inferred
 ACTION_TYPES = {"clock": 10, "manual": 30}  # inferred
-WAGE_RAISE = Decimal("1.50")
 COST_PER_BUDGET_HOUR = 32
 DRIVE_PROJECT_TITLE = "Drive Time"
 DRIVE_COST_CODE = "Drive"
 COST_CODES = (("01-100", "Labor"), ("02-200", "Equipment operation"), ("99-900", DRIVE_COST_CODE))
+TASK_COST_CODES = tuple((f"20-{100 * (index + 1)}", name) for index, name in enumerate(TASK_NAMES))
 
 # The inferred schema, in one place. Field and type names of confirmed roots follow BusyBusy's
 # integrators; timeEntries and the operator names are inferred by analogy.
@@ -375,8 +397,10 @@ class BusyBusyCompany:
         self._cost_codes = {
             code: {"id": self._uuid("costcode", code), "costCode": code, "title": title, "archivedOn": None,
                    "createdOn": iso(data.created_at), "updatedOn": iso(data.created_at)}
-            for code, title in COST_CODES
+            for code, title in (*COST_CODES, *TASK_COST_CODES)
         }
+        self._task_codes = {task.id: self._cost_codes[dict((t, c) for c, t in TASK_COST_CODES)[task.name]]["id"]
+                            for task in data.task_lines}
         self._projects = self._project_records()
         self._budget_hours, self._budget_costs = self._budget_records()
         everything = sorted([*data.shifts, *data.deleted_shifts], key=lambda s: s.id)
@@ -399,6 +423,14 @@ class BusyBusyCompany:
     @property
     def drive_cost_code_id(self) -> str:
         return self._cost_codes["99-900"]["id"]
+
+    def cost_code_id(self, code: str) -> str:
+        """The id of a cost code by its code ("01-100")."""
+        return self._cost_codes[code]["id"]
+
+    def task_cost_code_id(self, task_id: int) -> str:
+        """The cost code of a generated line item (``TaskLine.id``)."""
+        return self._task_codes[task_id]
 
     # -- building records -------------------------------------------------------------------------
     def _local_midnight(self, day) -> datetime:
@@ -426,14 +458,15 @@ class BusyBusyCompany:
                 "deletedOn": iso(deleted),
             }
 
-        current = worker.annual_salary if salaried else worker.hourly_wage
-        raise_day = self._local_midnight(data.first_local_date + timedelta(days=data.days // 2))
-        histories = []
-        if not salaried and index % 3 == 0 and hired < raise_day:
-            histories.append(wage("start", worker.hourly_wage - WAGE_RAISE, hired))
-            histories.append(wage("raise", current, raise_day))
-        else:
-            histories.append(wage("start", current, hired))
+        changes = worker.wage_history or (WageChange(worker.hire_date, worker.hourly_wage),)
+        histories = [
+            wage(
+                "start" if position == 0 else f"change-{position}",
+                change.hourly_wage * HOURS_PER_WORK_YEAR if salaried else change.hourly_wage,
+                hired if position == 0 else self._local_midnight(change.effective_date),
+            )
+            for position, change in enumerate(changes)
+        ]
         if index % 7 == 1:
             start = self._local_midnight(data.first_local_date)
             histories.append(wage("mistake", Decimal("99.99"), start, deleted=start + timedelta(hours=9)))
@@ -478,6 +511,14 @@ class BusyBusyCompany:
                           "equipmentBudgetSeconds": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
             costs.append({**common, "id": self._uuid("budgetcost", plan_id), "costBudget": round(budget * COST_PER_BUDGET_HOUR, 2),
                           "equipmentCostBudget": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
+        for task in self.data.task_lines:
+            created = self.data.job_by_id(task.job_id).created_at + timedelta(hours=1)
+            common = {"projectId": self.project_id(task.job_id), "memberId": None,
+                      "costCodeId": self._task_codes[task.id], "equipmentId": None, "isLatest": True, "createdOn": iso(created)}
+            hours.append({**common, "id": self._uuid("budgethours-task", task.id), "budgetSeconds": int(round(task.budget_hours * 3600)),
+                          "equipmentBudgetSeconds": None})
+            costs.append({**common, "id": self._uuid("budgetcost-task", task.id),
+                          "costBudget": round(task.budget_hours * COST_PER_BUDGET_HOUR, 2), "equipmentCostBudget": None})
         return hours, costs
 
     def _entry_state(self, shift: Shift) -> _Entry:
@@ -489,6 +530,8 @@ class BusyBusyCompany:
         else:
             start, end = shift.start, shift.end
             cost_code = self._cost_codes["99-900" if shift.is_drive else "01-100"]["id"]
+        if shift.task_id is not None:
+            cost_code = self._task_codes[shift.task_id]
         breaks = [(self._uuid("break", f"{shift.id}/{i}"), s, e) for i, (s, e) in enumerate(shift.breaks)]
         submitted = end + timedelta(hours=2) if end is not None and end < self.frozen_now - timedelta(days=2) else None
         return _Entry(
@@ -634,6 +677,67 @@ class BusyBusyCompany:
             if entry.deleted is None:
                 entry.deleted = entry.updated = self._tick()
             return self.render_entry(entry)
+
+    def has_member(self, member_id: str) -> bool:
+        return any(m["id"] == member_id for m in self._members.values())
+
+    def add_wage_change(
+        self, member_id: str, wage: float, changeDate: Any, wageRate: int = WAGE_RATE_CODES["hour"], overburden: float = 0.0
+    ) -> dict[str, Any]:
+        """An office change of a member's wage: a new wage history record effective ``changeDate``
+        (the member's ``updatedOn`` is stamped, as an edit of the member). Returns the member."""
+        hours_per_unit = {WAGE_RATE_CODES["hour"]: 1, WAGE_RATE_CODES["week"]: 40, WAGE_RATE_CODES["month"]: 2080 / 12,
+                          WAGE_RATE_CODES["year"]: 2080}
+        if wageRate not in hours_per_unit:
+            raise ValueError(f"wageRate must be one of {sorted(hours_per_unit)}")
+        for name, value in (("wage", wage), ("overburden", overburden)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number of $ (or %) of at least 0")
+        with self._lock:
+            member = next((m for m in self._members.values() if m["id"] == member_id), None)
+            if member is None:
+                raise KeyError(f"company {self.company_id!r} has no member {member_id}")
+            changed = _parse_time(changeDate, "changeDate")
+            now = iso(self._tick())
+            member["wageHistories"].append({
+                "id": str(uuid.uuid4()), "memberId": member_id, "wage": float(wage), "wageRate": wageRate,
+                "overburden": float(overburden),
+                "effectiveRate": round(wage / hours_per_unit[wageRate] * (1 + overburden / 100), 4),
+                "changeDate": iso(changed), "createdOn": now, "updatedOn": now, "deletedOn": None,
+            })
+            member["updatedOn"] = now
+            return copy.deepcopy(member)
+
+    def set_budget(
+        self, projectId: str, costCodeId: str | None = None, hours: float | None = None, cost: float | None = None
+    ) -> dict[str, Any]:
+        """A new version of a project's own budget (no ``costCodeId``) or of a cost code's budget on
+        it: the latest record of the same kind stops being latest. Returns ``{"hours": ..., "cost": ...}``
+        with the records added."""
+        if hours is None and cost is None:
+            raise ValueError("give hours, cost or both")
+        for name, value in (("hours", hours), ("cost", cost)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"{name} must be a number of at least 0")
+        with self._lock:
+            self._check_refs(None, projectId, costCodeId)
+            now = iso(self._tick())
+            added: dict[str, Any] = {}
+            for kind, store, field_name, value in (
+                ("hours", self._budget_hours, "budgetSeconds", None if hours is None else int(round(hours * 3600))),
+                ("cost", self._budget_costs, "costBudget", None if cost is None else round(float(cost), 2)),
+            ):
+                if value is None:
+                    continue
+                for row in store:
+                    if (row["projectId"], row["costCodeId"], row["memberId"], row["equipmentId"]) == (projectId, costCodeId, None, None):
+                        row["isLatest"] = False
+                record = {"id": str(uuid.uuid4()), "projectId": projectId, "memberId": None, "costCodeId": costCodeId,
+                          "equipmentId": None, field_name: value, f"equipment{'BudgetSeconds' if kind == 'hours' else 'CostBudget'}": None,
+                          "isLatest": True, "createdOn": now}
+                store.append(record)
+                added[kind] = dict(record)
+            return added
 
 
 # -- faults ---------------------------------------------------------------------------------------------
@@ -818,6 +922,11 @@ class BusyBusyEmulator(VendorEmulator):
             return Answer(200, {"ok": True})
         if parts == ["timeEntries"] and method == "POST":
             return Answer(200, self._control_company(company_id).add_time_entry(**payload))
+        if len(parts) == 3 and parts[0] == "members" and parts[2] == "wages" and method == "POST":
+            company = self._control_company(company_id, lambda c: c.has_member(parts[1]), f"member {parts[1]}")
+            return Answer(200, company.add_wage_change(parts[1], **payload))
+        if parts == ["budgets"] and method == "POST":
+            return Answer(200, self._control_company(company_id).set_budget(**payload))
         if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
             company = self._control_company(company_id, lambda c: c.has_entry(parts[1]), f"time entry {parts[1]}")
             if parts[2] == "delete":
@@ -834,6 +943,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "ROOTS",
     "SDL",
+    "TASK_COST_CODES",
     "WAGE_RATE_CODES",
     "BusyBusyCompany",
     "BusyBusyEmulator",

@@ -25,13 +25,31 @@ What a generated company looks like (each point holds for every company, because
   about 5 % of entries are manual (duration only); some entries were edited days later (their
   duration changed, ``original_duration_seconds`` keeps the value before the edit); some duplicate
   entries were deleted days later (``deleted_shifts``).
+
+Drawn after all of the above from a second random stream (``<company>|<seed>|extras``), so that
+everything listed so far is the same as before these were added:
+
+- Wage histories: every worker's ``wage_history`` starts at the hire date; about a quarter of the
+  active hourly workers (at least one) got a raise of $1-$4 effective 2-6 days before ``as_of``'s
+  local date, so time before it was paid at the old wage. ``hourly_wage`` is today's wage.
+- Creation dates: about a quarter of the customer jobs (at least one, when there are two) were
+  created months before the window; the others on a local date from the window's first day (a
+  typical attendance pull date) until their first time entry, and before it. Milestones are
+  created a few seconds (or minutes, for the old jobs) after their job.
+- Task lines: line items of a job's labor budget, each holding one or more of the job's milestones
+  (whose time is booked to it: ``Milestone.task_id``, ``Shift.task_id``). One job with milestones
+  has them (one with time, non-recurring when there is such a job), and about a third of the other
+  jobs with milestones; names come from
+  ``TASK_NAMES``, the same for every job, like a vendor's cost code list.
+- Crew leads: every milestone (and every job without milestones) names the lead of the crew that
+  works on it (``crew_lead_id``); ``crews`` lists each crew, lead first.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +68,9 @@ DEFAULT_TIMEZONES = (
 HOURS_PER_WORK_YEAR = 2080
 
 ROLE_CREW, ROLE_CREW_LEAD, ROLE_MANAGER = "crew", "crew_lead", "manager"
+# Names of a job's line items by how many it has: one organization-wide list (BusyBusy cost codes).
+TASK_NAMES = ("Site prep", "Installation", "Finish & cleanup")
+_TASK_NAMES_BY_COUNT = {1: ("Installation",), 2: ("Site prep", "Installation"), 3: TASK_NAMES}
 STATUS_OPEN, STATUS_COMPLETED, STATUS_CANCELED = "open", "completed", "canceled"
 PAY_HOURLY, PAY_SALARIED = "hour", "year"
 
@@ -57,6 +78,14 @@ _CENT = Decimal("0.01")
 
 
 # -- the data model ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WageChange:
+    """An hourly wage in force from ``effective_date`` (company-local) until the worker's next change."""
+
+    effective_date: date
+    hourly_wage: Decimal
+
+
 @dataclass(frozen=True)
 class Worker:
     """A person who can clock time. ``hourly_wage`` is also set for salaried staff (salary / 2080)."""
@@ -75,6 +104,16 @@ class Worker:
     term_date: date | None
     created_at: datetime
     modified_at: datetime
+    # Oldest first, the first at the hire date; the last one's wage is ``hourly_wage``.
+    wage_history: tuple[WageChange, ...] = ()
+
+    def wage_on(self, day: date) -> Decimal:
+        """The hourly wage in force on ``day`` (the first one before the first change)."""
+        wage = self.wage_history[0].hourly_wage if self.wage_history else self.hourly_wage
+        for change in self.wage_history:
+            if change.effective_date <= day:
+                wage = change.hourly_wage
+        return wage
 
 
 @dataclass(frozen=True)
@@ -91,6 +130,7 @@ class Job:
     is_drive: bool
     created_at: datetime
     modified_at: datetime
+    crew_lead_id: int | None = None  # a job without milestones: the lead of the crew doing it
 
 
 @dataclass(frozen=True)
@@ -104,6 +144,20 @@ class Milestone:
     status: str
     created_at: datetime
     modified_at: datetime
+    crew_lead_id: int | None = None  # the lead of the crew doing it
+    task_id: int | None = None  # the line item (TaskLine) its time is booked to
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """A line item of a job's labor budget (a BusyBusy cost code budget, an Aspire opportunity
+    service), holding one or more of the job's milestones. Ids are a number space of their own."""
+
+    id: int
+    job_id: int
+    name: str
+    budget_hours: float
+    milestone_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -132,6 +186,7 @@ class Shift:
     modified_at: datetime
     deleted_at: datetime | None
     original_duration_seconds: int | None  # before an after-the-fact edit; None when never edited
+    task_id: int | None = None  # the line item of its milestone, when the milestone has one
 
 
 @dataclass(frozen=True)
@@ -150,14 +205,18 @@ class CompanyData:
     milestones: list[Milestone]
     shifts: list[Shift]
     deleted_shifts: list[Shift]
+    task_lines: list[TaskLine] = field(default_factory=list)
+    crews: list[tuple[int, ...]] = field(default_factory=list)  # worker ids of each crew, lead first
     _workers_by_id: dict[int, Worker] = field(init=False, repr=False, compare=False)
     _jobs_by_id: dict[int, Job] = field(init=False, repr=False, compare=False)
     _milestones_by_id: dict[int, Milestone] = field(init=False, repr=False, compare=False)
+    _lead_of_worker: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_workers_by_id", {w.id: w for w in self.workers})
         object.__setattr__(self, "_jobs_by_id", {j.id: j for j in self.jobs})
         object.__setattr__(self, "_milestones_by_id", {m.id: m for m in self.milestones})
+        object.__setattr__(self, "_lead_of_worker", {w: crew[0] for crew in self.crews for w in crew})
 
     @property
     def zone(self) -> ZoneInfo:
@@ -191,6 +250,26 @@ class CompanyData:
 
     def milestones_of(self, job_id: int) -> list[Milestone]:
         return [m for m in self.milestones if m.job_id == job_id]
+
+    def task_lines_of(self, job_id: int) -> list[TaskLine]:
+        return [t for t in self.task_lines if t.job_id == job_id]
+
+    def crew_lead_of(self, worker_id: int) -> int | None:
+        """The lead of the worker's crew (a lead is their own); None for managers and for workers
+        who left before the window."""
+        return self._lead_of_worker.get(worker_id)
+
+    def crew_leads_of(self, unit_id: int) -> set[int]:
+        """The crew leads of a work unit (a milestone, or a job without milestones): the one it names,
+        and the leads of the crews whose members clocked live time on it."""
+        record = self._milestones_by_id.get(unit_id) or self._jobs_by_id.get(unit_id)
+        leads = {record.crew_lead_id} if record is not None and record.crew_lead_id is not None else set()
+        for shift in self.shifts:
+            if (shift.milestone_id or shift.job_id) == unit_id and not shift.is_drive:
+                lead = self.crew_lead_of(shift.worker_id)
+                if lead is not None:
+                    leads.add(lead)
+        return leads
 
 
 # -- vocabulary -------------------------------------------------------------------------------------
@@ -415,6 +494,15 @@ class _CompanyBuilder:
         deleted = self._deleted_duplicates(drafts)
         shifts, deleted_shifts = self._assign_shift_ids(drafts, deleted)
         job_records, milestone_records = self._finish_jobs(jobs, shifts)
+
+        # Drawn from a stream of their own, so that everything above stays as it was before them.
+        extras = random.Random(f"{self.company_id}|{self.seed}|extras")
+        workers = self._wage_histories(extras, workers)
+        job_records, milestone_records = self._crew_leads(extras, crews, job_records, milestone_records)
+        job_records, milestone_records = self._creation_dates(extras, job_records, milestone_records, shifts + deleted_shifts)
+        task_lines, milestone_records, shifts, deleted_shifts = self._task_lines(
+            extras, job_records, milestone_records, shifts, deleted_shifts
+        )
         return CompanyData(
             company_id=self.company_id,
             seed=self.seed,
@@ -428,6 +516,8 @@ class _CompanyBuilder:
             milestones=milestone_records,
             shifts=shifts,
             deleted_shifts=deleted_shifts,
+            task_lines=task_lines,
+            crews=[tuple(w.id for w in crew) for crew in crews],
         )
 
     # -- people -------------------------------------------------------------------------------
@@ -880,3 +970,131 @@ class _CompanyBuilder:
                     modified_at=modified(phase.id, phase.status, phase.created_at),
                 ))
         return jobs, milestones
+
+    # -- additions, drawn from their own random stream (see the module docstring) -----------------
+    def _wage_histories(self, rng: random.Random, workers: list[Worker]) -> list[Worker]:
+        """Every worker's wage since the hire date; some active hourly workers got a raise a few days ago."""
+        eligible = [w for w in workers if w.pay_interval == PAY_HOURLY and w.active]
+        raised = {w.id for w in eligible if rng.random() < 0.25}
+        if not raised and eligible:
+            raised.add(rng.choice(eligible).id)
+        result = []
+        for worker in workers:
+            history: tuple[WageChange, ...] = (WageChange(worker.hire_date, worker.hourly_wage),)
+            if worker.id in raised:
+                effective = self.last_date - timedelta(days=rng.randint(2, 6))
+                raise_by = Decimal(rng.randint(4, 16) * 25) / 100  # $1.00-$4.00
+                history = (
+                    WageChange(worker.hire_date, (worker.hourly_wage - raise_by).quantize(_CENT)),
+                    WageChange(effective, worker.hourly_wage),
+                )
+            result.append(replace(worker, wage_history=history))
+        return result
+
+    def _crew_leads(
+        self, rng: random.Random, crews: list[list[Worker]], jobs: list[Job], milestones: list[Milestone]
+    ) -> tuple[list[Job], list[Milestone]]:
+        """Each work unit (a milestone, or a job without milestones) names the lead of the first crew
+        whose jobs include it; a job no crew works on gets a lead drawn at random."""
+        lead_of_job: dict[int, int] = {}
+        for crew, pool in zip(crews, self.crew_pools):
+            for plan in pool:
+                lead_of_job.setdefault(plan.id, crew[0].id)
+        leads = [crew[0].id for crew in crews]
+        for job in jobs:
+            if not job.is_drive and job.id not in lead_of_job:
+                lead_of_job[job.id] = rng.choice(leads)
+        with_milestones = {m.job_id for m in milestones}
+        jobs = [
+            replace(j, crew_lead_id=lead_of_job[j.id]) if not j.is_drive and j.id not in with_milestones else j
+            for j in jobs
+        ]
+        return jobs, [replace(m, crew_lead_id=lead_of_job[m.job_id]) for m in milestones]
+
+    def _creation_dates(
+        self, rng: random.Random, jobs: list[Job], milestones: list[Milestone], shifts: list[Shift]
+    ) -> tuple[list[Job], list[Milestone]]:
+        """Most customer jobs were created inside the window, before their first time entry; about a
+        quarter (at least one of two or more) months before it, as planned."""
+        first_work: dict[int, datetime] = {}
+        for shift in shifts:
+            # A manual entry has no start: 06:00 of its work date stands for it (day crews clock in
+            # from 06:28; BusyBusy shows manual entries from 07:00).
+            moment = shift.start if shift.start is not None else self.local(shift.local_date, 6 * 60)
+            first_work[shift.job_id] = min(first_work.get(shift.job_id, moment), moment)
+        customer = [j for j in jobs if not j.is_drive]
+        before = {j.id for j in customer if rng.random() < 0.25}
+        if len(customer) >= 2:
+            if not before:
+                before.add(rng.choice(customer).id)
+            elif len(before) == len(customer):
+                before.discard(rng.choice(customer).id)
+        latest = self.as_of - timedelta(hours=2)  # a job without time: created before as_of, budgets an hour later
+        created: dict[int, datetime] = {}
+        for job in customer:
+            if job.id in before:
+                continue
+            work = first_work.get(job.id)
+            last_day = (work or latest).astimezone(self.zone).date()
+            day = self.first_date + timedelta(days=rng.randint(0, max(0, (last_day - self.first_date).days)))
+            midnight = self.local(day, 0)
+            if work is not None and day == last_day:
+                # The morning of the first work: ten minutes before it at the latest, so that the
+                # milestones (seconds after the job) are created before their first time too.
+                moment = midnight + timedelta(seconds=rng.randint(0, max(0, int((work - midnight).total_seconds()) - 600)))
+            else:
+                moment = min(midnight + timedelta(seconds=rng.randint(8 * 3600, 17 * 3600)), latest)
+            created[job.id] = moment
+        jobs = [
+            replace(j, created_at=created[j.id], modified_at=max(j.modified_at, created[j.id])) if j.id in created else j
+            for j in jobs
+        ]
+        position: dict[int, int] = defaultdict(int)
+        adjusted = []
+        for milestone in milestones:
+            position[milestone.job_id] += 1
+            if milestone.job_id in created:
+                moment = created[milestone.job_id] + timedelta(seconds=position[milestone.job_id])
+                milestone = replace(milestone, created_at=moment, modified_at=max(milestone.modified_at, moment))
+            adjusted.append(milestone)
+        return jobs, adjusted
+
+    def _task_lines(
+        self, rng: random.Random, jobs: list[Job], milestones: list[Milestone], shifts: list[Shift], deleted: list[Shift]
+    ) -> tuple[list[TaskLine], list[Milestone], list[Shift], list[Shift]]:
+        """Line items for one job with milestones (with time and non-recurring when there is such a
+        job) and about a third of the others: its milestones in 1-3 consecutive groups, each group one
+        line with its own hours budget."""
+        by_job: dict[int, list[Milestone]] = defaultdict(list)
+        for milestone in milestones:
+            by_job[milestone.job_id].append(milestone)
+        worked: dict[int, int] = defaultdict(int)
+        for shift in shifts:
+            if shift.milestone_id is not None:
+                worked[shift.milestone_id] += shift.duration_seconds
+                worked[shift.job_id] += shift.duration_seconds
+        # The first one always has lines: a job with time if any has, non-recurring if possible.
+        candidates = sorted((j for j in jobs if by_job[j.id]), key=lambda j: (worked[j.id] == 0, j.recurring))
+        next_id = rng.randint(500_000, 900_000)
+        lines: list[TaskLine] = []
+        task_of: dict[int, int] = {}
+        for index, job in enumerate(candidates):
+            if index > 0 and rng.random() >= 0.35:
+                continue
+            phases = by_job[job.id]
+            count = rng.randint(1, min(3, len(phases)))
+            cuts = sorted(rng.sample(range(1, len(phases)), count - 1))
+            for name, start, end in zip(_TASK_NAMES_BY_COUNT[count], [0, *cuts], [*cuts, len(phases)]):
+                group = phases[start:end]
+                next_id += rng.randint(1, 7)
+                hours = sum(worked[m.id] for m in group) / 3600
+                budget = rng.randint(8, 160) / 2 if hours == 0 else max(0.25, round(hours * rng.uniform(0.8, 1.3) * 4) / 4)
+                lines.append(TaskLine(next_id, job.id, name, budget, tuple(m.id for m in group)))
+                task_of.update((m.id, next_id) for m in group)
+
+        def booked(entries: list[Shift]) -> list[Shift]:
+            return [replace(s, task_id=task_of[s.milestone_id]) if s.milestone_id in task_of else s for s in entries]
+
+        milestones = [replace(m, task_id=task_of[m.id]) if m.id in task_of else m for m in milestones]
+        return lines, milestones, booked(shifts), booked(deleted)
+

@@ -1,8 +1,10 @@
 """A company's source of attendance: the vendor client for its provider plus that vendor's mapping.
 
 Assets ask a ``Source`` for records and cleaned frames without knowing which vendor answers. Each
-provider supplies the same four things: the raw time-entry feeds of a date range, workers, jobs, and
-the mapping of raw feeds to attendance. Adding a vendor means adding one module here and wiring it
+provider supplies the same things: the raw time-entry feeds of a date range, workers with their wage
+histories, jobs with their task lines (line items) and the people assigned to them, and the mapping
+of raw feeds to attendance; a provider that keeps no wage history, line items or assignments
+answers those with no rows (``nothing``). Adding a vendor means adding one module here and wiring it
 in ``resources/vendors.py``.
 """
 
@@ -36,6 +38,13 @@ class Mapped:
         if self.fetched is not None:
             return self.fetched
         return len(self.rows) + len(self.set_aside) + self.removed_as_deleted + self.without_row
+
+
+def nothing() -> Mapped:
+    """No record: what a vendor without such data (QuickBooks Time's wage history, say) answers."""
+    from protiv_dagster.schemas import no_rejects
+
+    return Mapped(pd.DataFrame(), no_rejects())
 
 
 @dataclass(frozen=True)
@@ -246,7 +255,17 @@ class Source(Protocol):
         dated on now (None when unreadable); deleted ones are left out."""
         ...
     def workers(self) -> Mapped: ...
+    def worker_wages(self, worker_ids: Iterable[str]) -> Mapped:
+        """The wage histories (worker_wages rows) of the workers among ``worker_ids`` (the valid
+        workers); a wage of any other worker is set aside."""
+        ...
     def jobs(self) -> Mapped: ...
+    def task_lines(self, job_ids: Iterable[str]) -> Mapped:
+        """The line items (task_lines rows) of the jobs and milestones among ``job_ids``."""
+        ...
+    def job_assignments(self, job_ids: Iterable[str]) -> Mapped:
+        """The crew leads and managers (job_assignments rows) of the jobs and milestones among ``job_ids``."""
+        ...
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]
     ) -> Mapped: ...

@@ -219,6 +219,7 @@ class AspireSource:
         self._zones: aspire_mapping.Zones | None = None
         self._contact_branches: dict[str, str] | None = None
         self._tickets: list[dict[str, Any]] | None = None
+        self._pay_rates: list[dict[str, Any]] | None = None
         self.clock_times_without_row = 0
 
     @property
@@ -263,6 +264,11 @@ class AspireSource:
         if self._tickets is None:
             self._tickets = self.client.work_tickets()
         return self._tickets
+
+    def pay_rates(self) -> list[dict[str, Any]]:
+        if self._pay_rates is None:
+            self._pay_rates = self.client.pay_rates()
+        return self._pay_rates
 
     # -- the Source protocol ---------------------------------------------------------------------
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
@@ -434,23 +440,59 @@ class AspireSource:
         }
 
     def workers(self) -> Mapped:
+        """Employees with the pay rate in force today; an employee without one takes the rate of their
+        latest recent work ticket time, read only for such employees (none: no request)."""
         zones = self.zones()
         employees = self._employees()
         today = date.today()
-        recent = self.client.work_ticket_times(
-            first_day=today - timedelta(days=self.wage_lookback_days),
-            last_day=today + timedelta(days=1),
-            select=["ContactID", "WorkTicketTimeDate", "BaseHourlyRate"],
-        )
+        rates, _ = aspire_mapping.pay_rates_to_wages(self.pay_rates(), None, self.connection.company_id)
+        wages = aspire_mapping.wages_in_force(rates, today)
+        without = sorted({
+            int(contact["ContactID"]) for contact in employees
+            if isinstance(contact.get("ContactID"), int) and not isinstance(contact.get("ContactID"), bool)
+            and str(contact["ContactID"]) not in wages
+        })
+        recent = [
+            row
+            for part in chunks(without, 50)
+            for row in self.client.work_ticket_times(
+                first_day=today - timedelta(days=self.wage_lookback_days),
+                last_day=today + timedelta(days=1),
+                contact_ids=part,
+                select=["ContactID", "WorkTicketTimeDate", "BaseHourlyRate"],
+            )
+        ]
         rows, set_aside = aspire_mapping.employees_to_workers(
-            employees, aspire_mapping.latest_wages(recent), zones, self.connection.company_id
+            employees, {**aspire_mapping.latest_wages(recent), **wages}, zones, self.connection.company_id
         )
+        return Mapped(rows, set_aside)
+
+    def worker_wages(self, worker_ids: Iterable[str]) -> Mapped:
+        """The pay rates (read once with ``workers``) of the employees among ``worker_ids``."""
+        rows, set_aside = aspire_mapping.pay_rates_to_wages(self.pay_rates(), worker_ids, self.connection.company_id)
         return Mapped(rows, set_aside)
 
     def jobs(self) -> Mapped:
         rows, set_aside = aspire_mapping.opportunities_to_jobs(
             self.client.opportunities(), self.work_tickets(), self.zones(), self.connection.company_id,
             drive_job_name=self.drive_job_name,
+        )
+        return Mapped(rows, set_aside)
+
+    def task_lines(self, job_ids: Iterable[str]) -> Mapped:
+        """The opportunity services (one more listing)."""
+        rows, set_aside = aspire_mapping.services_to_task_lines(
+            self.client.opportunity_services(), job_ids, self.connection.company_id
+        )
+        return Mapped(rows, set_aside)
+
+    def job_assignments(self, job_ids: Iterable[str]) -> Mapped:
+        """The crew leaders of the work tickets (read once with ``jobs``) and of the work ticket times
+        of the ``wage_lookback_days`` before today (one more listing, of three fields)."""
+        today = date.today()
+        times = self.client.crew_leader_times(first_day=today - timedelta(days=self.wage_lookback_days), last_day=today + timedelta(days=1))
+        rows, set_aside = aspire_mapping.crew_leaders_to_assignments(
+            self.work_tickets(), times, job_ids, self.connection.company_id
         )
         return Mapped(rows, set_aside)
 
@@ -466,6 +508,7 @@ class AspireSource:
             self.zones(),
             self.contact_branches(),
             self.connection.company_id,
+            aspire_mapping.ticket_services(self.work_tickets()),
         )
         self.clock_times_without_row = without_row
         fetched = len(feeds.get(self.live_feed, [])) + len(feeds.get(self.clock_feed, []))

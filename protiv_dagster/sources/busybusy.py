@@ -12,10 +12,13 @@ The connection's ``base_url`` is the REST base; see ``resources/busybusy.py`` fo
 
 Change detection (``changes_since``): the REST login plus ONE GraphQL request whose roots are
 ``timeEntries`` (``updatedOn`` after the cursor: soft deletes stamp ``updatedOn`` and ``deletedOn``,
-so edits, moves and deletions all show), ``members``, ``projects`` (``updatedOn``) and
-``budgetHours``/``budgetCosts`` (``createdOn``: budgets are versioned). 2 requests when nothing
-changed; a root with more than one page of changes adds requests for that root only. The cursor
-is a ``ChangeLog`` over those vendor stamps (UTC), 10 minutes of overlap.
+so edits, moves and deletions all show), ``members`` (``updatedOn``; a wage change is taken to stamp
+it), ``projects`` (``updatedOn``), ``budgetHours`` (``createdOn``: budgets are versioned, a cost
+code's budget too) and ``budgetCosts`` (which names no stamp: the ids of its latest records are
+listed whole and their ``listing_digest`` compared with the cursor's). 2 requests when nothing
+changed, while the latest cost budgets fit a page (500); a root with more than one page adds requests
+for that root only. The cursor is a ``ChangeLog`` over those vendor stamps (UTC), 10 minutes of
+overlap, plus the cost budgets' digest.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from protiv_dagster.mapping import busybusy as bb_mapping
-from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, local_day_window
+from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, listing_digest, local_day_window
 from protiv_dagster.sources import (
     chunks,
     is_stamp,
@@ -37,6 +40,7 @@ from protiv_dagster.sources import (
     Mapped,
     decode_cursor,
     encode_cursor,
+    nothing,
     weeks_between,
     weeks_of_days,
 )
@@ -45,7 +49,7 @@ from protiv_dagster.sources import (
 OVERLAP = timedelta(minutes=10)
 # The mark of an organization without any record yet: everything added later is newer.
 EMPTY_ORGANIZATION_MARK = "1970-01-01T00:00:00Z"
-KEY_PREFIX = {"timeEntries": "e", "members": "m", "projects": "p", "budgetHours": "bh", "budgetCosts": "bc"}
+KEY_PREFIX = {"timeEntries": "e", "members": "m", "projects": "p", "budgetHours": "bh"}
 
 
 class BusyBusySource:
@@ -65,6 +69,10 @@ class BusyBusySource:
         credentials = connection.credentials()
         self.client = resource.client(connection.base_url, credentials["username"], credentials["password"])
         self._clock = clock
+        # Read once per source: workers and their wages share the members, jobs and their task lines
+        # the budgets.
+        self._members: list[dict[str, Any]] | None = None
+        self._budgets: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     @property
     def timezone(self) -> str:
@@ -119,13 +127,15 @@ class BusyBusySource:
         requests_before = self.client.request_count
         state = decode_cursor(self.provider, cursor)
         if state is None:
-            stamps = [text for text in self.client.newest_stamps().values() if text]
+            newest = self.client.newest_stamps()
+            stamps = [text for root, text in newest.items() if text and CHANGE_ROOTS[root].stamp]
             mark = iso(max(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps)) if stamps else EMPTY_ORGANIZATION_MARK
+            listed = {root: digest for root, digest in newest.items() if not CHANGE_ROOTS[root].stamp}
             return Changes(
                 weeks=weeks_between(first_day, last_day),
                 entry_ids=frozenset(),
                 reference_changed=True,
-                cursor=encode_cursor(self.provider, ChangeLog(mark).state()),
+                cursor=encode_cursor(self.provider, {**ChangeLog(mark).state(), "listed": listed}),
                 requests=self.client.request_count - requests_before,
             )
         log = ChangeLog(state["since"], dict(state.get("seen") or {}))
@@ -133,8 +143,14 @@ class BusyBusySource:
         entry_ids: set[str] = set()
         days: list[date] = []
         reference_changed = False
+        listed: dict[str, str] = {}
         for root, records in found.items():
-            stamp_field = CHANGE_ROOTS[root][3]
+            stamp_field = CHANGE_ROOTS[root].stamp
+            if stamp_field is None:
+                # Listed whole: a cursor without its digest (an earlier format) counts as changed.
+                listed[root] = listing_digest(records)
+                reference_changed |= listed[root] != (state.get("listed") or {}).get(root)
+                continue
             for record in records:
                 day = self.work_day(self.live_feed, record) if root == "timeEntries" else None
                 if not record.get("id") or not is_stamp(record.get(stamp_field)):
@@ -156,29 +172,51 @@ class BusyBusySource:
             weeks=weeks_of_days(days, first_day, last_day),
             entry_ids=frozenset(entry_ids),
             reference_changed=reference_changed,
-            cursor=encode_cursor(self.provider, log.advanced(OVERLAP, iso).state()),
+            cursor=encode_cursor(self.provider, {**log.advanced(OVERLAP, iso).state(), "listed": listed}),
             requests=self.client.request_count - requests_before,
         )
 
+    def members(self) -> list[dict[str, Any]]:
+        if self._members is None:
+            self._members = self.client.members()
+        return self._members
+
+    def budgets(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The latest budgetHours and budgetCosts rows."""
+        if self._budgets is None:
+            self._budgets = (self.client.budget_hours(), self.client.budget_costs())
+        return self._budgets
+
     def workers(self) -> Mapped:
         rows, set_aside = bb_mapping.members_to_workers(
-            self.client.members(), self.connection.company_id, self.timezone, now=self.now()
+            self.members(), self.connection.company_id, self.timezone, now=self.now()
         )
         return Mapped(rows, set_aside)
 
-    def wage_history(self) -> pd.DataFrame:
-        """Every live wage history (for costing attendance with the wage of the work date)."""
-        return bb_mapping.wage_histories(self.client.members(), self.connection.company_id, self.timezone)
+    def worker_wages(self, worker_ids: Iterable[str]) -> Mapped:
+        """Every wage history of the members (the members are read once with ``workers``)."""
+        rows, set_aside, deleted, superseded = bb_mapping.members_to_wages(
+            self.members(), worker_ids, self.connection.company_id, self.timezone
+        )
+        return Mapped(rows, set_aside, removed_as_deleted=deleted, without_row=superseded)
 
     def jobs(self) -> Mapped:
         rows, set_aside = bb_mapping.projects_to_jobs(
-            self.client.projects(),
-            self.client.budget_hours(),
-            self.client.budget_costs(),
-            self.connection.settings,
-            self.connection.company_id,
+            self.client.projects(), *self.budgets(), self.connection.settings, self.connection.company_id
         )
         return Mapped(rows, set_aside)
+
+    def task_lines(self, job_ids: Iterable[str]) -> Mapped:
+        """The cost-code budgets of the projects (the budgets are read once with ``jobs``; the cost
+        codes, for the line items' names, in one more request)."""
+        rows, set_aside = bb_mapping.budgets_to_task_lines(
+            *self.budgets(), self.client.cost_codes(), job_ids, self.connection.company_id
+        )
+        return Mapped(rows, set_aside)
+
+    def job_assignments(self, job_ids: Iterable[str]) -> Mapped:
+        """None: BusyBusy assigns nobody to a project."""
+        return nothing()
 
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]

@@ -38,6 +38,7 @@ from protiv_dagster.sources import (
     Mapped,
     decode_cursor,
     encode_cursor,
+    nothing,
     weeks_between,
     weeks_of_days,
 )
@@ -179,6 +180,10 @@ class QuickBooksTimeSource:
         rows, set_aside = qbt_mapping.users_to_workers(self.client.users(), self.connection.company_id)
         return Mapped(rows, set_aside)
 
+    def worker_wages(self, worker_ids: Iterable[str]) -> Mapped:
+        """None: QuickBooks Time keeps only today's pay rate (workers.hourly_wage)."""
+        return nothing()
+
     def jobs(self) -> Mapped:
         rows, set_aside = qbt_mapping.jobcodes_to_jobs(
             self.client.jobcodes(),
@@ -187,6 +192,14 @@ class QuickBooksTimeSource:
             self.connection.company_id,
         )
         return Mapped(rows, set_aside)
+
+    def task_lines(self, job_ids: Iterable[str]) -> Mapped:
+        """None: QuickBooks Time has no line items on jobcodes."""
+        return nothing()
+
+    def job_assignments(self, job_ids: Iterable[str]) -> Mapped:
+        """None: QuickBooks Time assigns nobody to a jobcode."""
+        return nothing()
 
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,17 +23,22 @@ from protiv_dagster.mapping.aspire import (
     MILESTONE_PREFIX,
     Zones,
     branch_zones,
+    crew_leaders_to_assignments,
     employees_to_workers,
     iana_zone,
     latest_wages,
     opportunities_to_jobs,
+    pay_rates_to_wages,
+    services_to_task_lines,
+    ticket_services,
     ticket_targets,
     times_to_attendance,
+    wages_in_force,
 )
 from protiv_dagster.resources.aspire import AspireResource
-from protiv_dagster.sandbox.aspire import AspireCompany, AspireEmulator
+from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR, AspireCompany, AspireEmulator
 from protiv_dagster.sandbox.generator import CompanyData, generate_company
-from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
+from protiv_dagster.schemas import Attendance, Job, JobAssignment, TaskLine, Worker, WorkerWage, no_rejects, split_valid
 from protiv_dagster.sources.aspire import AspireSource
 
 COMPANY = "acme"
@@ -75,7 +80,8 @@ def clean(company: AspireCompany, times: list[dict[str, Any]] | None = None, clo
     jobs, _ = validate(jobs, Job, "job_id")
     branches = {str(c["ContactID"]): str(c["BranchID"]) for c in contacts}
     rows, aside, without_row = times_to_attendance(
-        times, clocks, ticket_targets(tickets), jobs, set(workers["worker_id"]), zones, branches, COMPANY
+        times, clocks, ticket_targets(tickets), jobs, set(workers["worker_id"]), zones, branches, COMPANY,
+        ticket_services(tickets),
     )
     valid, rejected = validate(rows, Attendance, "entry_id")
     return Cleaned(workers, jobs, valid, aside, rejected, without_row)
@@ -347,3 +353,133 @@ def test_the_single_ticket_of_an_opportunity_set_aside_for_unstorable_text_is_se
     jobs_out = ((rows["level"] == "job") & (rows["job_id"] != DRIVE_JOB_ID)).sum()
     opportunities_aside = aside["record"].str.contains('"OpportunityName"').sum()
     assert jobs_out + opportunities_aside == len(opportunities)
+
+
+# -- pay rates, services, crew leaders and creation dates -------------------------------------------------
+def unit_key(data: CompanyData, unit_id: int) -> str:
+    """The Aspire job id of a generated job or milestone (jobs.level)."""
+    return MILESTONE_PREFIX + str(unit_id) if unit_id in {m.id for m in data.milestones} else str(unit_id)
+
+
+def test_pay_rates_are_the_wage_history_and_the_rate_in_force_is_the_wage(data, company):
+    rows, aside = pay_rates_to_wages(company.records("PayRates"), [str(w.id) for w in data.workers], COMPANY)
+    rows, invalid = split_valid(rows, WorkerWage, "worker_id")
+    assert aside.empty and invalid.empty
+    got = sorted((r.worker_id, r.effective_date, float(r.hourly_wage)) for r in rows.itertuples())
+    assert got == sorted((str(w.id), c.effective_date, float(c.hourly_wage)) for w in data.workers for c in w.wage_history)
+    assert any(len(w.wage_history) == 2 for w in data.workers)
+    in_force = wages_in_force(rows, data.last_local_date)
+    assert in_force == {str(w.id): float(w.hourly_wage) for w in data.workers}
+    raised = next(w for w in data.workers if len(w.wage_history) == 2)
+    day_before = raised.wage_history[1].effective_date - timedelta(days=1)
+    assert wages_in_force(rows, day_before)[str(raised.id)] == float(raised.wage_history[0].hourly_wage)
+    # A rate entered for a future date is kept in the history but is not yet in force.
+    future = dict(company.records("PayRates")[0], PayRateID=1, ContactID=raised.id, EffectiveDate="2099-01-01T00:00:00", HourlyBasePay=99.0)
+    rows, _ = pay_rates_to_wages([*company.records("PayRates"), future], None, COMPANY)
+    assert date(2099, 1, 1) in set(rows["effective_date"])
+    assert wages_in_force(rows, data.last_local_date)[str(raised.id)] == float(raised.hourly_wage)
+
+
+def test_bad_pay_rates_are_set_aside_with_reasons():
+    rate = {"PayRateID": 1, "ContactID": 7, "EffectiveDate": "2026-11-01T00:00:00", "HourlyBasePay": 30.0, "BurdenPercent": 10.0}
+    rates = [
+        rate,
+        dict(rate, PayRateID=2, ContactID=None),
+        dict(rate, PayRateID=3, EffectiveDate="someday"),
+        dict(rate, PayRateID=4, HourlyBasePay="thirty", EffectiveDate="2026-11-02T00:00:00"),
+        dict(rate, PayRateID=5, ContactID=8, EffectiveDate="2026-11-03T00:00:00"),  # not a mapped employee
+        dict(rate, PayRateID=6, EffectiveDate="2026-11-05T00:00:00"), dict(rate, PayRateID=7, EffectiveDate="2026-11-05T00:00:00", HourlyBasePay=31.0),
+        dict(rate, PayRateID=8, HourlyBasePay=2e6, EffectiveDate="2026-11-06T00:00:00"),
+        dict(rate, PayRateID=9, BurdenPercent=-3, EffectiveDate="2026-11-07T00:00:00"),
+    ]
+    rows, aside = pay_rates_to_wages(rates, ["7"], COMPANY)
+    assert rows["effective_date"].tolist() == [date(2026, 11, 1)] and rows["burden_percent"].tolist() == [10.0]
+    reasons = dict(zip(aside["record_id"], aside["reason"]))
+    assert "ContactID is missing" in reasons["2"]
+    assert "EffectiveDate" in reasons["3"]
+    assert "HourlyBasePay is missing or not a number" in reasons["4"]
+    assert "not a mapped employee" in reasons["5"]
+    assert "same date" in reasons["6"] and "same date" in reasons["7"]
+    assert "beyond any hourly wage" in reasons["8"]
+    assert "BurdenPercent" in reasons["9"]
+    assert len(rows) + len(aside) == len(rates)
+    # Rates set aside are no wage in force either: employee 7's two rates of Nov 5 are unknown.
+    valid, _ = pay_rates_to_wages(rates, None, COMPANY)
+    assert wages_in_force(valid, date(2026, 11, 30)) == {"7": 30.0, "8": 30.0}
+
+
+def test_services_are_the_task_lines_and_book_their_tickets_time(data, company, cleaned):
+    lines, aside = services_to_task_lines(company.records("OpportunityServices"), cleaned.jobs["job_id"], COMPANY)
+    lines, invalid = split_valid(lines, TaskLine, "task_id")
+    assert aside.empty and invalid.empty and data.task_lines
+    got = {(r.job_id, r.task_id): (r.name, r.budget_hours, None if pd.isna(r.budget_amount) else float(r.budget_amount))
+           for r in lines.itertuples()}
+    expected = {(str(t.job_id), str(t.id)): (t.name, t.budget_hours, round(t.budget_hours * LABOR_COST_PER_HOUR, 2)) for t in data.task_lines}
+    # Every other opportunity has one service that all its tickets name, its estimate as its budget.
+    estimates = {o["OpportunityID"]: o["EstimatedLaborHours"] for o in company.records("Opportunities")}
+    for job in data.jobs:
+        if not job.is_drive and not data.task_lines_of(job.id):
+            hours = estimates[job.id]
+            expected[(str(job.id), str(IMPLICIT_SERVICE_BASE + job.id))] = (
+                job.name.split(" – ")[0], hours if hours is not None else float("nan"),
+                None if hours is None else round(hours * LABOR_COST_PER_HOUR, 2),
+            )
+    assert got.keys() == expected.keys()
+    for key, (name, hours, amount) in expected.items():
+        assert got[key][0] == name and got[key][2] == amount
+        assert got[key][1] == pytest.approx(hours, nan_ok=True)
+    tasks = cleaned.attendance.set_index("entry_id")["task_id"]
+    for shift in data.shifts:
+        if shift.is_drive:
+            continue
+        service = shift.task_id if shift.task_id is not None else IMPLICIT_SERVICE_BASE + shift.job_id
+        assert tasks[str(shift.id)] == str(service)
+    assert cleaned.attendance.loc[cleaned.attendance["is_drive"], "task_id"].isna().all()
+
+
+def test_crew_leaders_of_tickets_and_their_times_are_the_assignments(data, company, cleaned):
+    rows, aside = crew_leaders_to_assignments(
+        company.records("WorkTickets"), company.records("WorkTicketTimes"), cleaned.jobs["job_id"], COMPANY
+    )
+    rows, invalid = split_valid(rows, JobAssignment, "worker_id")
+    assert aside.empty and invalid.empty
+    units = [m.id for m in data.milestones] + [j.id for j in data.jobs if not j.is_drive and not data.milestones_of(j.id)]
+    expected = {(unit_key(data, u), str(lead), "crew_lead") for u in units for lead in data.crew_leads_of(u)}
+    assert set(zip(rows["job_id"], rows["worker_id"], rows["role"])) == expected
+    assert len(rows) == len(expected)
+    # Some work units have two crew leads: the one the ticket names, and another crew's who clocked time on it.
+    assert any(len(data.crew_leads_of(u)) > 1 for u in units)
+
+
+def test_bad_services_and_crew_leaders_are_set_aside(company, cleaned):
+    services = copy.deepcopy(company.records("OpportunityServices")[:4])
+    services[0]["OpportunityID"] = 424242
+    services[1]["ExtendedHours"] = "many"
+    services[2]["OpportunityServiceID"] = None
+    rows, aside = services_to_task_lines(services, cleaned.jobs["job_id"], COMPANY)
+    reasons = aside["reason"].tolist()
+    assert len(rows) == 1 and len(aside) == 3
+    assert "not a mapped job" in reasons[0] and "ExtendedHours" in reasons[1] and "OpportunityServiceID is missing" in reasons[2]
+    tickets = copy.deepcopy(company.records("WorkTickets")[:2])
+    times = [{"WorkTicketTimeID": 1, "WorkTicketID": 99, "CrewLeaderContactID": 5},  # an unknown ticket
+             {"WorkTicketTimeID": 2, "WorkTicketID": tickets[0]["WorkTicketID"], "CrewLeaderContactID": "boss"},
+             {"WorkTicketTimeID": 3, "WorkTicketID": tickets[0]["WorkTicketID"], "CrewLeaderContactID": tickets[0]["CrewLeaderContactID"]}]
+    rows, aside = crew_leaders_to_assignments(tickets, times, cleaned.jobs["job_id"], COMPANY)
+    reasons = dict(zip(aside["record_id"], aside["reason"]))
+    assert "not a known work ticket" in reasons["99"]
+    assert "CrewLeaderContactID is not an id" in reasons[str(tickets[0]["WorkTicketID"])]
+    # The ticket and its time naming the same lead are one record: the two tickets' leads plus the two bad pairs.
+    assert len(rows) == 2 and len(aside) == 2
+
+
+def test_created_dates_are_the_local_dates_of_creation(data, cleaned):
+    created = cleaned.jobs.set_index("job_id")["created_date"]
+    for record in [*data.jobs, *data.milestones]:
+        if record is data.drive_job:
+            continue
+        assert created[unit_key(data, record.id)] == record.created_at.astimezone(data.zone).date()
+    assert pd.isna(created[DRIVE_JOB_ID])
+    pull_date = data.first_local_date
+    customer = [j for j in data.jobs if not j.is_drive]
+    before = [j for j in customer if created[str(j.id)] < pull_date]
+    assert before and len(before) < len(customer) / 2  # some jobs began before a pull date, most after

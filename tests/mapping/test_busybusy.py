@@ -18,17 +18,18 @@ import pytest
 
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.mapping.busybusy import (
+    budgets_to_task_lines,
     drive_cost_code_ids,
+    members_to_wages,
     members_to_workers,
     projects_to_jobs,
     time_entries_to_attendance,
-    wage_histories,
     wages_on,
 )
 from protiv_dagster.resources.busybusy import BusyBusyResource
-from protiv_dagster.sandbox.busybusy import WAGE_RAISE, BusyBusyCompany, BusyBusyEmulator
+from protiv_dagster.sandbox.busybusy import COST_PER_BUDGET_HOUR, BusyBusyCompany, BusyBusyEmulator
 from protiv_dagster.sandbox.generator import PAY_SALARIED, STATUS_OPEN, CompanyData, generate_company
-from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
+from protiv_dagster.schemas import Attendance, Job, TaskLine, Worker, WorkerWage, split_valid
 from protiv_dagster.sources.busybusy import BusyBusySource
 
 COMPANY = "acme"
@@ -168,19 +169,28 @@ def test_workers_equal_the_ground_truth(cleaned, data, company):
             assert row["term_date"] == worker.term_date
 
 
-def test_wage_effective_on_the_work_date(company, data, cleaned):
-    histories = wage_histories(company.records("members"), COMPANY, ZONE)
-    assert histories["hourly_wage"].lt(99).all()  # the deleted 99.99 mistakes are not wages
-    raised = histories.groupby("worker_id").filter(lambda g: len(g) == 2)
-    assert len(raised)
-    raise_day = data.first_local_date + timedelta(days=data.days // 2)
-    rows = cleaned.attendance[cleaned.attendance["worker_id"].isin(raised["worker_id"])]
+def test_wage_histories_equal_the_ground_truth_and_give_the_wage_of_each_work_date(company, data, cleaned):
+    histories, aside, deleted, superseded = members_to_wages(company.records("members"), cleaned.workers["worker_id"], COMPANY, ZONE)
+    histories, invalid = split_valid(histories, WorkerWage, "worker_id")
+    assert aside.empty and invalid.empty and superseded == 0
+    assert deleted == sum(1 for m in company.records("members") for w in m["wageHistories"] if w["deletedOn"])
+    assert deleted > 0 and histories["hourly_wage"].lt(99).all()  # the deleted 99.99 mistakes are not wages
+    expected = sorted(
+        (company.member_id(w.id), change.effective_date, float(change.hourly_wage)) for w in data.workers for change in w.wage_history
+    )
+    got = sorted(zip(histories["worker_id"], histories["effective_date"], histories["hourly_wage"].astype(float)))
+    assert [(w, d) for w, d, _ in got] == [(w, d) for w, d, _ in expected]
+    assert [h for _, _, h in got] == pytest.approx([h for _, _, h in expected])
+    raised = [w for w in data.workers if len(w.wage_history) == 2]
+    assert raised, "some workers got a raise a few days ago"
+    rows = cleaned.attendance[cleaned.attendance["worker_id"].isin({company.member_id(w.id) for w in raised})]
     wages = wages_on(histories, rows["worker_id"], rows["work_date"])
-    current = cleaned.workers.set_index("worker_id")["hourly_wage"]
+    by_member = {company.member_id(w.id): w for w in raised}
     for worker_id, day, wage in zip(rows["worker_id"], rows["work_date"], wages):
-        expected = current[worker_id] - (float(WAGE_RAISE) if day < raise_day else 0)
-        assert wage == pytest.approx(expected), (worker_id, day)
-    assert (rows["work_date"] < raise_day).any() and (rows["work_date"] >= raise_day).any()
+        assert wage == pytest.approx(float(by_member[worker_id].wage_on(day))), (worker_id, day)
+    raise_days = {company.member_id(w.id): w.wage_history[1].effective_date for w in raised}
+    before = [day < raise_days[w] for w, day in zip(rows["worker_id"], rows["work_date"])]
+    assert any(before) and not all(before)  # time at the old wage and at the new one
 
 
 def test_jobs_equal_the_ground_truth(cleaned, data, company):
@@ -297,7 +307,14 @@ def test_source_end_to_end(data):
         assert len(mapped.set_aside) == 0 and mapped.removed_as_deleted == len(data.deleted_shifts)
         assert mapped.rows["hours"].sum() == pytest.approx(sum(s.duration_seconds for s in data.shifts) / 3600)
         assert source.request_count == emulator.request_count
-        assert len(source.wage_history()) >= len(data.workers)
+        wages = source.worker_wages(valid_workers["worker_id"])
+        assert len(wages.rows) == sum(len(w.wage_history) for w in data.workers)
+        assert wages.fetched_count == len(wages.rows) + wages.removed_as_deleted and wages.removed_as_deleted > 0
+        lines = source.task_lines(valid_jobs["job_id"])
+        assert len(lines.rows) == len(data.task_lines) and lines.set_aside.empty
+        assert source.job_assignments(valid_jobs["job_id"]).fetched_count == 0
+        # Members and budgets are read once for both tables; cost codes for the line items' names.
+        assert [r.operation for r in emulator.request_log].count("members") == 1
 
 
 def test_source_needs_a_timezone(data):
@@ -322,3 +339,122 @@ def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):
     assert amount_company.loc[with_cost, "budget_amount"].tolist() == amount_company.loc[with_cost, "budget_cost"].tolist()
     for column in ("contract_price", "labor_budget_percent", "rate", "quantity", "service_type", "property_id"):
         assert jobs[column].isna().all(), column
+
+
+# -- line items, creation dates and wage histories ------------------------------------------------------
+def test_task_lines_created_dates_and_entry_cost_codes_equal_the_ground_truth(company, data, cleaned):
+    lines, aside = budgets_to_task_lines(
+        company.records("budgetHours"), company.records("budgetCosts"), company.records("costCodes"), cleaned.jobs["job_id"], COMPANY
+    )
+    lines, invalid = split_valid(lines, TaskLine, "task_id")
+    assert aside.empty and invalid.empty and data.task_lines
+    got = {(r.job_id, r.task_id): (r.name, r.budget_hours, float(r.budget_amount)) for r in lines.itertuples()}
+    assert got == {
+        (company.project_id(t.job_id), company.task_cost_code_id(t.id)): (t.name, t.budget_hours, round(t.budget_hours * COST_PER_BUDGET_HOUR, 2))
+        for t in data.task_lines
+    }
+    # A job whose line items are its only own budget rows has no budget of its own (they are not added up).
+    for task in data.task_lines:
+        assert pd.isna(cleaned.jobs.set_index("job_id").loc[company.project_id(task.job_id), "budget_hours"])
+    created = cleaned.jobs.set_index("job_id")["created_date"]
+    for record in [*data.jobs, *data.milestones]:
+        assert created[company.project_id(record.id)] == record.created_at.astimezone(data.zone).date()
+    by_id = cleaned.attendance.set_index("entry_id")["task_id"]
+    booked = [s for s in data.shifts if s.task_id is not None]
+    assert booked
+    for shift in data.shifts:
+        task = by_id[company.entry_id(shift.id)]
+        if shift.task_id is not None:
+            assert task == company.task_cost_code_id(shift.task_id)
+        elif shift.manual:
+            assert pd.isna(task)
+        else:
+            assert task == company.cost_code_id("99-900" if shift.is_drive else "01-100")
+
+
+def _project(project_id: str, **changes: Any) -> dict[str, Any]:
+    return {"id": project_id, "title": f"Project {project_id}", "parentProjectId": None, "depth": 1, "archivedOn": None,
+            "createdOn": "2026-11-06T15:00:00Z", "updatedOn": "2026-11-07T15:00:00Z", "projectInfo": None, **changes}
+
+
+def _budget(budget_id: str, project: str, seconds: Any = None, cost: Any = None, **ids: Any) -> dict[str, Any]:
+    row = {"id": budget_id, "projectId": project, "costCodeId": None, "memberId": None, "equipmentId": None, **ids}
+    return {**row, "budgetSeconds": seconds} if cost is None else {**row, "costBudget": cost}
+
+
+def test_a_cost_code_budget_is_a_task_line_never_part_of_the_project_budget():
+    projects = [_project("p1"), _project("p2", createdOn="not a date")]
+    hours = [
+        _budget("h1", "p1", 60 * 3600),
+        _budget("h2", "p1", 20 * 3600, costCodeId="c1"),
+        _budget("h3", "p1", 5 * 3600, memberId="m1"),  # a member's budget: no labor budget of the job
+        _budget("h4", "p1", 7 * 3600, equipmentId="e1"),  # an equipment budget: neither
+        _budget("h5", "p1", 99 * 3600, costCodeId="c1", isLatest=False),  # an old version
+        _budget("h6", "p1", "lots", costCodeId="c2"),
+        _budget("h7", "p9", 3600, costCodeId="c1"),  # a project that is not a job
+        _budget("h8", "p1", 30 * 3600, costCodeId="c3"),
+        _budget("h9", "p1", 25 * 3600, costCodeId="c3"),  # two latest versions: the smaller counts
+    ]
+    costs = [_budget("b1", "p1", cost=1920.0), _budget("b2", "p1", cost=640.0, costCodeId="c1"), _budget("b3", "p1", cost=1e13, costCodeId="c4")]
+    cost_codes = [{"id": "c1", "costCode": "20-100", "title": "Demolition"}, {"id": "c3", "costCode": "20-300", "title": "  "}]
+    jobs, aside = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
+    assert jobs.set_index("job_id").loc["p1", "budget_hours"] == 60.0
+    assert jobs.set_index("job_id").loc["p1", "budget_cost"] == 1920.0
+    assert jobs.set_index("job_id").loc["p1", "created_date"] == date(2026, 11, 6)  # 08:00 in Denver
+    assert aside["record_id"].tolist() == ["p2"] and "createdOn" in aside["reason"].iloc[0]
+    lines, aside = budgets_to_task_lines(hours, costs, cost_codes, jobs["job_id"], COMPANY)
+    lines = split_valid(lines, TaskLine, "task_id")[0].set_index("task_id")
+    assert lines.loc["c1", ["job_id", "name", "budget_hours"]].tolist() == ["p1", "Demolition", 20.0]
+    assert float(lines.loc["c1", "budget_amount"]) == 640.0
+    assert lines.loc["c3", ["name", "budget_hours"]].tolist() == ["20-300", 25.0]  # a blank title: the code
+    assert pd.isna(lines.loc["c3", "budget_amount"])
+    reasons = aside.set_index("record_id")["reason"]
+    assert "budgetSeconds is not a number of seconds" in reasons["p1/c2"]
+    assert "projectId is not a mapped job" in reasons["p9/c1"]
+    assert "beyond any $ amount" in reasons["p1/c4"]
+    assert len(lines) + len(aside) == 5  # every (project, cost code) is loaded or set aside
+
+
+def _history(wage: Any, change: str, rate: Any = 10, **changes: Any) -> dict[str, Any]:
+    return {"wage": wage, "wageRate": rate, "overburden": 0.0, "effectiveRate": wage, "changeDate": change,
+            "createdOn": change, "updatedOn": change, "deletedOn": None, **changes}
+
+
+def test_wage_histories_are_dated_converted_and_set_aside_with_reasons():
+    members = [
+        {"id": "m1", "wageHistories": [
+            _history(30.0, "2026-10-01T06:00:00Z"),
+            _history(36.0, "2026-11-15T07:00:00Z", overburden=12.5),
+            _history(99.99, "2026-11-06T07:00:00Z", deletedOn="2026-11-06T16:00:00Z"),  # deleted: no wage
+            _history(1600.0, "2026-11-17T07:00:00Z", rate=20),  # weekly: $40 an hour
+            _history(41.0, "2026-11-17T22:00:00Z"),  # later the same local day: this one is the day's wage
+        ]},
+        {"id": "m2", "wageHistories": [
+            _history(20.0, "later"),
+            _history(20.0, "2026-11-01T06:00:00Z", rate=99),
+            _history(25.0, "2026-11-02T06:00:00Z"), _history(26.0, "2026-11-02T06:00:00Z"),  # same moment: unknown
+            _history(52000.0, "2026-11-03T07:00:00Z", rate=40),  # yearly: $25 an hour
+        ]},
+        {"id": "m3", "wageHistories": [_history(30.0, "2026-10-01T06:00:00Z")]},  # not a mapped worker
+        {"id": "m4", "wageHistories": "none"},
+    ]
+    rows, aside, deleted, superseded = members_to_wages(members, ["m1", "m2", "m4"], COMPANY, ZONE)
+    rows, invalid = split_valid(rows, WorkerWage, "worker_id")
+    assert invalid.empty
+    got = [(r.worker_id, r.effective_date, float(r.hourly_wage), r.pay_interval) for r in rows.itertuples()]
+    assert got == [
+        ("m1", date(2026, 10, 1), 30.0, "hour"), ("m1", date(2026, 11, 15), 36.0, "hour"),
+        ("m1", date(2026, 11, 17), 41.0, "hour"), ("m2", date(2026, 11, 3), 25.0, "year"),
+    ]
+    assert rows.set_index("effective_date").loc[date(2026, 11, 15), "burden_percent"] == 12.5
+    assert (deleted, superseded) == (1, 1)
+    reasons = aside["reason"].tolist()
+    assert sum("changeDate is missing or not ISO 8601" in r for r in reasons) == 1
+    assert sum("wageRate 99" in r for r in reasons) == 1
+    assert sum("same moment" in r for r in reasons) == 2
+    assert sum("not a mapped worker" in r for r in reasons) == 1
+    assert sum("wageHistories is not a list" in r for r in reasons) == 1
+    read = sum(len(m["wageHistories"]) if isinstance(m["wageHistories"], list) else 1 for m in members)
+    assert read == len(rows) + len(aside) + deleted + superseded
+    wages = wages_on(rows, pd.Series(["m1"] * 4), pd.Series([date(2026, 9, 1), date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 19)]))
+    assert wages.tolist() == [30.0, 30.0, 36.0, 41.0]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from protiv_dagster.resources.busybusy import (
+    CHANGE_ROOTS,
+    QUERIES,
     BusyBusyClient,
     BusyBusyResource,
     graphql_url_for,
@@ -19,7 +22,7 @@ from protiv_dagster.resources.http import (
     VendorRequestError,
     VendorUnavailableError,
 )
-from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+from protiv_dagster.sandbox.busybusy import COST_CODES, TASK_COST_CODES, BusyBusyEmulator
 from protiv_dagster.sandbox.generator import generate_company
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
@@ -107,7 +110,7 @@ def test_a_dead_key_is_renewed_by_logging_in_again(emulator):
     client = make_client(emulator)
     client.cost_codes()
     client.key = "a-key-that-died"
-    assert len(client.cost_codes()) == 3
+    assert len(client.cost_codes()) == len(COST_CODES) + len(TASK_COST_CODES)
     assert client.key != "a-key-that-died"
     assert [r.status for r in emulator.request_log] == [200, 200, 401, 200, 200]
 
@@ -190,7 +193,7 @@ def test_rate_limits_and_server_errors_are_retried(emulator):
     assert client.retry_count == 5
     emulator.faults.rate_limit(times=1, retry_after=0)
     emulator.faults.server_error(times=1, status=500)
-    assert len(client.cost_codes()) == 3  # and so does a GraphQL query
+    assert len(client.cost_codes()) == len(COST_CODES) + len(TASK_COST_CODES)  # and so does a GraphQL query
     assert client.retry_count == 7
     assert [r.status for r in emulator.request_log][-3:] == [429, 500, 200]
 
@@ -204,10 +207,46 @@ def test_persistent_outage_is_unavailable(emulator):
 
 def test_budgets_read_latest_only(emulator):
     client = make_client(emulator)
+    company = emulator.company("acme")
+    latest = {b["id"] for b in company.records("budgetHours") if b["isLatest"]}
+    assert len(latest) < len(company.records("budgetHours"))  # the emulator keeps a superseded version
     hours = client.budget_hours()
-    assert hours and all(h["isLatest"] for h in hours)
-    assert len({h["projectId"] for h in hours}) == len(hours)
-    assert len(client.budget_costs()) == len(hours)
+    assert {h["id"] for h in hours} == latest
+    # One latest row per project and cost code: the project's own (no cost code) and its cost codes'.
+    assert len({(h["projectId"], h["costCodeId"]) for h in hours}) == len(hours)
+    assert any(h["costCodeId"] for h in hours) and any(not h["costCodeId"] for h in hours)
+    assert {c["id"] for c in client.budget_costs()} == {b["id"] for b in company.records("budgetCosts") if b["isLatest"]}
+
+
+# The fields BusyBusy's own or its integrators' client code names (the project's vendor notes): the
+# queries select nothing else. Not named anywhere: Project.rootProjectId, BudgetCost.createdOn, the
+# budgets' isLatest as a field (it is a filter), a wage history's id.
+NAMED_FIELDS = {
+    "members": {"id", "cursor", "firstName", "lastName", "username", "email", "phone", "memberNumber", "createdOn",
+                "updatedOn", "archivedOn", "deletedOn", "wageHistories", "wage", "wageRate", "overburden",
+                "effectiveRate", "changeDate"},
+    "projects": {"id", "cursor", "title", "archivedOn", "depth", "createdOn", "updatedOn", "parentProjectId",
+                 "projectInfo", "projectId", "number", "customer"},
+    "costCodes": {"id", "cursor", "costCode", "title", "unitTitle", "createdOn", "updatedOn", "archivedOn"},
+    "budgetHours": {"id", "cursor", "projectId", "memberId", "budgetSeconds", "costCodeId", "equipmentId", "createdOn",
+                    "equipmentBudgetSeconds"},
+    "budgetCosts": {"id", "cursor", "projectId", "memberId", "costBudget", "costCodeId", "equipmentId", "equipmentCostBudget"},
+    "timeEntries": {"id", "cursor", "memberId", "projectId", "costCodeId", "equipmentId", "startTime", "endTime", "breaks",
+                    "actionType", "description", "createdOn", "updatedOn", "deletedOn", "submittedOn"},
+}
+
+
+def _selected(selection: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", selection))
+
+
+def test_the_queries_select_only_fields_a_source_names():
+    for root, (_, selection) in QUERIES.items():
+        assert _selected(selection) <= NAMED_FIELDS[root], (root, _selected(selection) - NAMED_FIELDS[root])
+    for root, spec in CHANGE_ROOTS.items():
+        assert _selected(spec.selection) <= NAMED_FIELDS[root], root
+    assert "rootProjectId" not in QUERIES["projects"][1] and "createdOn" not in QUERIES["budgetCosts"][1]
+    assert all("isLatest" not in selection for _, selection in QUERIES.values())
 
 
 def test_query_texts_name_only_the_schema_fields(emulator):

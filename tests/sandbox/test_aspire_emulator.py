@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from protiv_dagster.sandbox.aspire import FIELDS, IMPLICIT_TICKET_BASE, AspireEmulator
+from protiv_dagster.sandbox.aspire import FIELDS, IMPLICIT_SERVICE_BASE, IMPLICIT_TICKET_BASE, AspireEmulator
 from protiv_dagster.sandbox.generator import generate_company
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "vendor_specs" / "aspire" / "aspire_external_api_swagger.json"
@@ -26,6 +26,8 @@ SCHEMA_SUFFIX = {
     "WorkTickets": "WorkTickets.ODataModel.WorkTicket",
     "WorkTicketTimes": "WorkTicketTimes.ODataModel.WorkTicketTime",
     "ClockTimes": "ClockTimes.ODataModel.ClockTime",
+    "OpportunityServices": "OpportunityServices.ODataModel.OpportunityService",
+    "PayRates": "PayRates.ODataModel.PayRate",
 }
 
 
@@ -278,6 +280,65 @@ def test_control_api_edits_a_work_ticket_stamping_it(hosted, api):
     assert refused.status_code == 400 and "OpportunityID" in refused.text
     assert requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"HoursEst": "many"}).status_code == 400
     assert requests.post(f"{control}/work_tickets/1/edit", json={"HoursEst": 1}).status_code == 404
+
+
+def test_every_ticket_is_an_occurrence_of_a_service_with_a_crew_leader(api, company):
+    services = {s["OpportunityServiceID"]: s for s in api("OpportunityServices").json()}
+    tickets = api("WorkTickets").json()
+    assert company.task_lines
+    for ticket in tickets:
+        service = services[ticket["OpportunityServiceID"]]
+        assert service["OpportunityID"] == ticket["OpportunityID"]
+        unit = ticket["WorkTicketID"] if ticket["WorkTicketID"] < IMPLICIT_TICKET_BASE else ticket["WorkTicketID"] - IMPLICIT_TICKET_BASE
+        record = company.milestone_by_id(unit) if ticket["WorkTicketID"] in {m.id for m in company.milestones} else company.job_by_id(unit)
+        assert ticket["CrewLeaderContactID"] == record.crew_lead_id is not None
+    for line in company.task_lines:
+        service = services[line.id]
+        assert (service["OpportunityID"], service["DisplayName"], service["ExtendedHours"]) == (line.job_id, line.name, line.budget_hours)
+        assert service["Occur"] == len(line.milestone_ids)
+        assert {t["WorkTicketID"] for t in tickets if t["OpportunityServiceID"] == line.id} == set(line.milestone_ids)
+    lined = {line.job_id for line in company.task_lines}
+    for job in company.jobs:
+        if not job.is_drive and job.id not in lined:
+            assert services[IMPLICIT_SERVICE_BASE + job.id]["OpportunityID"] == job.id
+    # A time row names the lead of the worker's crew; a manager's none.
+    times = api("WorkTicketTimes").json()
+    assert all(t["CrewLeaderContactID"] == company.crew_lead_of(t["ContactID"]) for t in times)
+    managers = {w.id for w in company.workers if w.role == "manager"}
+    assert any(t["ContactID"] in managers and t["CrewLeaderContactID"] is None for t in times)
+
+
+def test_pay_rates_are_the_wage_histories_and_time_rows_carry_the_rate_of_their_date(api, company):
+    rates = api("PayRates").json()
+    assert sorted((r["ContactID"], r["EffectiveDate"], r["HourlyBasePay"]) for r in rates) == sorted(
+        (w.id, f"{c.effective_date.isoformat()}T00:00:00", float(c.hourly_wage)) for w in company.workers for c in w.wage_history
+    )
+    raised = {w.id: w for w in company.workers if len(w.wage_history) == 2}
+    times = [t for t in api("WorkTicketTimes").json() if t["ContactID"] in raised]
+    assert times
+    for row in times:
+        day = datetime.fromisoformat(row["WorkTicketTimeDate"]).date()
+        assert row["BaseHourlyRate"] == float(raised[row["ContactID"]].wage_on(day))
+    # Time before a raise carries the old rate, time after it the new one.
+    assert any(row["BaseHourlyRate"] != float(raised[row["ContactID"]].hourly_wage) for row in times)
+    assert any(row["BaseHourlyRate"] == float(raised[row["ContactID"]].hourly_wage) for row in times)
+
+
+def test_control_api_adds_and_deletes_pay_rates_and_edits_a_service(hosted, api, company):
+    control = hosted[0].control_url
+    worker = company.workers[0]
+    added = requests.post(f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": 36.0}).json()
+    assert added["EffectiveDate"] == "2026-12-01T00:00:00" and added["BurdenPercent"] == 0.0
+    listed = api("PayRates", filter=f"ContactID eq {worker.id}").json()
+    assert added in listed and len(listed) == len(worker.wage_history) + 1
+    assert requests.post(f"{control}/pay_rates/{added['PayRateID']}/delete").status_code == 200
+    assert added not in api("PayRates", filter=f"ContactID eq {worker.id}").json()
+    assert requests.post(f"{control}/pay_rates", json={"ContactID": 1, "EffectiveDate": "2026-12-01", "HourlyBasePay": 1}).status_code == 404
+    assert requests.post(f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": "x"}).status_code == 400
+    service = api("OpportunityServices", filter=f"OpportunityServiceID ge {IMPLICIT_SERVICE_BASE}").json()[0]
+    edited = requests.post(f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"ExtendedHours": 12.5}).json()
+    assert edited["ExtendedHours"] == 12.5 and edited["LastModifiedDateTime"] > service["LastModifiedDateTime"]
+    assert requests.post(f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"Occur": 3}).status_code == 400
 
 
 # -- the contract ----------------------------------------------------------------------------------

@@ -259,3 +259,42 @@ def test_control_api_adds_entries_and_checks_references(emulator, key, company_d
     assert bad.status_code == 400 and "no project" in bad.json()["error"]
     missing = requests.post(emulator.control_url + "/timeEntries/not-an-id/delete", timeout=5)
     assert missing.status_code == 404
+
+
+def test_line_items_are_cost_code_budgets_of_their_job_and_their_time_carries_the_cost_code(emulator, key, company_data):
+    company = emulator.company(company_data.company_id)
+    codes = {c["id"]: c for c in gql(emulator, key, "{ costCodes { id costCode title } }").json()["data"]["costCodes"]}
+    hours = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { projectId costCodeId budgetSeconds } }").json()["data"]["budgetHours"]
+    costs = gql(emulator, key, "{ budgetCosts(filter: {isLatest: {equal: true}}) { projectId costCodeId costBudget } }").json()["data"]["budgetCosts"]
+    assert company_data.task_lines
+    for line in company_data.task_lines:
+        key_ = (company.project_id(line.job_id), company.task_cost_code_id(line.id))
+        assert codes[key_[1]]["title"] == line.name
+        assert [h["budgetSeconds"] for h in hours if (h["projectId"], h["costCodeId"]) == key_] == [round(line.budget_hours * 3600)]
+        assert len([c for c in costs if (c["projectId"], c["costCodeId"]) == key_]) == 1
+    entries = {e["id"]: e for e in company.records("timeEntries")}
+    for shift in company_data.shifts:
+        if shift.task_id is not None:
+            assert entries[company.entry_id(shift.id)]["costCodeId"] == company.task_cost_code_id(shift.task_id)
+
+
+def test_control_api_adds_a_wage_change_and_a_new_budget_version(emulator, key, company_data):
+    company = emulator.company(company_data.company_id)
+    control = emulator.control_url
+    member = company.member_id(company_data.workers[0].id)
+    before = next(m for m in company.records("members") if m["id"] == member)
+    answer = requests.post(f"{control}/members/{member}/wages", json={"wage": 36.0, "changeDate": "2026-11-15T07:00:00Z"})
+    assert answer.status_code == 200
+    after = next(m for m in gql(emulator, key, "{ members { id updatedOn wageHistories { wage wageRate changeDate deletedOn } } }").json()["data"]["members"] if m["id"] == member)
+    assert after["updatedOn"] > before["updatedOn"]
+    assert after["wageHistories"][-1] == {"wage": 36.0, "wageRate": 10, "changeDate": "2026-11-15T07:00:00Z", "deletedOn": None}
+    assert requests.post(f"{control}/members/{member}/wages", json={"wage": -1, "changeDate": "2026-11-15T07:00:00Z"}).status_code == 400
+    project = company.project_id(company_data.jobs[1].id)
+    code = company.cost_code_id("01-100")
+    first = requests.post(f"{control}/budgets", json={"projectId": project, "costCodeId": code, "hours": 20}).json()
+    second = requests.post(f"{control}/budgets", json={"projectId": project, "costCodeId": code, "hours": 25, "cost": 800}).json()
+    latest = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { id projectId costCodeId budgetSeconds createdOn } }").json()["data"]["budgetHours"]
+    mine = [h for h in latest if (h["projectId"], h["costCodeId"]) == (project, code)]
+    assert [h["id"] for h in mine] == [second["hours"]["id"]] and mine[0]["budgetSeconds"] == 25 * 3600
+    assert first["hours"]["id"] not in {h["id"] for h in latest}
+    assert requests.post(f"{control}/budgets", json={"projectId": project}).status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time as clock
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -13,6 +14,7 @@ import pytest
 
 from protiv_dagster.sandbox.generator import (
     DRIVE_JOB_NAME,
+    TASK_NAMES,
     CompanyData,
     Shift,
     generate_company,
@@ -327,3 +329,95 @@ def test_local_wall_clock_times_follow_the_end_of_daylight_saving_time():
     assert set(first_utc_hours[friday]) == {6} and set(first_utc_hours[monday]) == {7}
     for shift in _clocked(company):
         assert shift.start.tzinfo is UTC and shift.end.tzinfo is UTC
+
+
+# -- wage histories, creation dates, line items and crew leads ---------------------------------------------
+def _fingerprint(company: CompanyData) -> str:
+    """What the generator drew before wage histories, creation dates, line items and crew leads were
+    added (their values included, so any change to the first random stream shows)."""
+    parts = [
+        repr([(w.id, w.first_name, w.last_name, w.role, str(w.hourly_wage), w.hire_date, w.term_date, w.created_at, w.modified_at)
+              for w in company.workers]),
+        repr([(s.id, s.worker_id, s.job_id, s.milestone_id, s.local_date, s.start, s.end, s.duration_seconds, s.breaks, s.manual,
+               s.notes, s.created_at, s.modified_at, s.deleted_at) for s in company.shifts + company.deleted_shifts]),
+        repr([(j.id, j.name, j.budget_hours, j.status, j.recurring) for j in company.jobs]),
+        repr([(m.id, m.job_id, m.name, m.budget_hours, m.status) for m in company.milestones]),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fingerprint"),
+    [(("acme", 7, 30), "699620cd3c04e11d"), (("company-0", 0, 5), "e93445947693e3f4"), (("budgets", 11, 120), "1ba38524507fac2e")],
+)
+def test_the_additions_leave_what_was_generated_before_them_unchanged(arguments, fingerprint):
+    company_id, seed, workers = arguments
+    assert _fingerprint(generate_company(company_id, seed=seed, workers=workers, days=14, as_of=AS_OF)) == fingerprint
+
+
+def test_wage_histories_start_at_hire_and_some_workers_got_a_raise_days_ago(company: CompanyData):
+    raised = [w for w in company.workers if len(w.wage_history) == 2]
+    assert raised, "at least one raise"
+    for worker in company.workers:
+        first, *later = worker.wage_history
+        assert first.effective_date == worker.hire_date
+        assert worker.wage_history[-1].hourly_wage == worker.hourly_wage
+        assert worker.wage_on(company.last_local_date) == worker.hourly_wage
+    for worker in raised:
+        old, new = worker.wage_history
+        assert worker.active and worker.pay_interval == "hour"
+        assert timedelta(days=2) <= company.last_local_date - new.effective_date <= timedelta(days=6)
+        assert Decimal("1.00") <= new.hourly_wage - old.hourly_wage <= Decimal("4.00")
+        assert worker.wage_on(new.effective_date - timedelta(days=1)) == old.hourly_wage
+        assert worker.wage_on(new.effective_date) == new.hourly_wage
+
+
+def test_most_jobs_were_created_in_the_window_before_their_first_time(company: CompanyData):
+    pull_date = company.first_local_date
+    customer = [j for j in company.jobs if not j.is_drive]
+    created = {j.id: j.created_at.astimezone(company.zone).date() for j in customer}
+    before = [j for j in customer if created[j.id] < pull_date]
+    assert before and len(before) < len(customer), "some jobs began before a typical pull date, most after"
+    assert sum(created[j.id] >= pull_date for j in customer) >= len(customer) / 2
+    for shift in company.shifts + company.deleted_shifts:
+        job = company.job_by_id(shift.job_id)
+        unit = company.milestone_by_id(shift.milestone_id) if shift.milestone_id else job
+        moment = shift.start or datetime.combine(shift.local_date, time(6), tzinfo=company.zone)
+        assert job.created_at <= unit.created_at <= moment, shift
+    for milestone in company.milestones:
+        assert company.job_by_id(milestone.job_id).created_at < milestone.created_at <= milestone.modified_at <= company.as_of
+
+
+def test_line_items_group_a_jobs_milestones_and_book_their_time(company: CompanyData):
+    assert company.task_lines, "the first non-recurring job with milestones has line items"
+    assert len({t.id for t in company.task_lines}) == len(company.task_lines)
+    booked = set()
+    for line in company.task_lines:
+        milestones = company.milestones_of(line.job_id)
+        assert line.milestone_ids and set(line.milestone_ids) <= {m.id for m in milestones}
+        assert line.name in TASK_NAMES and line.budget_hours > 0
+        assert all(company.milestone_by_id(m).task_id == line.id for m in line.milestone_ids)
+        booked |= set(line.milestone_ids)
+    for job_id in {line.job_id for line in company.task_lines}:
+        assert {m.id for m in company.milestones_of(job_id)} <= booked, "every milestone of such a job is on one line"
+        assert len({line.name for line in company.task_lines_of(job_id)}) == len(company.task_lines_of(job_id))
+    for shift in company.shifts + company.deleted_shifts:
+        assert shift.task_id == (company.milestone_by_id(shift.milestone_id).task_id if shift.milestone_id else None)
+    assert any(s.task_id is not None for s in company.shifts)
+
+
+def test_work_units_name_the_lead_of_the_crew_doing_them(company: CompanyData):
+    leads = {crew[0] for crew in company.crews}
+    assert all(company.worker_by_id(lead).role == "crew_lead" for lead in leads)
+    crew_members = {w for crew in company.crews for w in crew}
+    assert all(company.worker_by_id(w).role in ("crew", "crew_lead") for w in crew_members)
+    for milestone in company.milestones:
+        assert milestone.crew_lead_id in leads and milestone.crew_lead_id in company.crew_leads_of(milestone.id)
+    for job in company.jobs:
+        if job.is_drive or company.milestones_of(job.id):
+            assert job.crew_lead_id is None
+        else:
+            assert job.crew_lead_id in leads
+    for worker in company.workers:
+        lead = company.crew_lead_of(worker.id)
+        assert (lead is None) == (worker.id not in crew_members)
