@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -90,7 +90,7 @@ QUERIES: dict[str, tuple[str, str]] = {
 @dataclass(frozen=True)
 class ChangeRoot:
     """How change detection reads a root: the records whose ``stamp`` is newer than the last check,
-    or, for a root that names no stamp, its whole ``listing`` (compared by ``listing_digest``)."""
+    or, for a root that names no stamp, its whole ``listing`` (the source compares its ids)."""
 
     root: str
     selection: str
@@ -115,12 +115,6 @@ CHANGE_ROOTS: dict[str, ChangeRoot] = {
     "budgetHours": ChangeRoot("budgetHours", "id cursor createdOn", "createdOn"),
     "budgetCosts": ChangeRoot("budgetCosts", "id cursor", None, LATEST_ONLY),
 }
-
-
-def listing_digest(records: Iterable[Mapping[str, Any]]) -> str:
-    """Count and short hash of the ids of a root listed whole: changes when a record comes or goes."""
-    ids = sorted(str(record.get("id")) for record in records)
-    return f"{len(ids)}:{hashlib.sha1(','.join(ids).encode()).hexdigest()[:12]}"
 
 
 def query_text(root: str) -> str:
@@ -448,10 +442,9 @@ class BusyBusyClient(VendorClient):
             pending = still
         return found
 
-    def newest_stamps(self) -> dict[str, str | None]:
-        """The newest stamp of every change root (``None`` for an empty root) and, for a root
-        without a stamp, the ``listing_digest`` of its listing: one request, more only when such a
-        listing fills a page."""
+    def newest_stamps(self) -> tuple[dict[str, str | None], dict[str, list[dict[str, Any]]]]:
+        """The newest stamp of every change root with a stamp (``None`` for an empty root), and the
+        listing of every root without one: one request, more only when such a listing fills a page."""
         roots = list(CHANGE_ROOTS)
         variables: dict[str, Any] = {}
         for root in roots:
@@ -462,17 +455,18 @@ class BusyBusyClient(VendorClient):
             variables[f"s_{root}"] = [{spec.stamp: "desc"}] if spec.stamp else None
         data = self.execute(multi_root_query(roots, sorted_=True), variables, what="newest stamps")
         newest: dict[str, str | None] = {}
+        listed: dict[str, list[dict[str, Any]]] = {}
         for root in roots:
             spec, records = CHANGE_ROOTS[root], data.get(root)
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise VendorPayloadError(self.vendor, f"{root} is not a list of records")
             if spec.stamp:
                 newest[root] = records[0].get(spec.stamp) if records else None
-                continue
-            if len(records) == self.page_size:  # more than a page: the listing is read again, paged
-                records = self.changed_after({root: None})[root]
-            newest[root] = listing_digest(records)
-        return newest
+            elif len(records) == self.page_size:  # more than a page: the listing is read again, paged
+                listed[root] = self.changed_after({root: None})[root]
+            else:
+                listed[root] = records
+        return newest, listed
 
 
 class BusyBusyResource(dg.ConfigurableResource):
@@ -507,7 +501,6 @@ __all__ = [
     "CHANGE_ROOTS",
     "QUERIES",
     "TIME_ENTRIES",
-    "listing_digest",
     "BusyBusyClient",
     "BusyBusyResource",
     "VendorAuthError",

@@ -10,6 +10,7 @@ in ``resources/vendors.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -171,6 +172,15 @@ def feed_pages(source: Source, first_day: date, last_day: date) -> Iterator[tupl
         yield from pages(first_day, last_day)
         return
     yield from source.time_entry_feeds(first_day, last_day).items()
+
+
+def records_digest(records: Iterable[Mapping[str, Any]], fields: Iterable[str] = ("id",)) -> str:
+    """Count and short hash of the ``fields`` of records listed whole, in any order: it changes when
+    a record comes, goes or (with more fields than the id) is edited. For what a vendor lists
+    without any modification stamp to track changes by."""
+    fields = list(fields)
+    rows = sorted(json.dumps([record.get(name) for name in fields], sort_keys=True, default=str) for record in records)
+    return f"{len(rows)}:{hashlib.sha1(chr(10).join(rows).encode()).hexdigest()[:12]}"
 
 
 def is_stamp(value: object, *, aware: bool = True) -> bool:

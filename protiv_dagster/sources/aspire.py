@@ -39,13 +39,17 @@ listed days hold up to a page (1,000 rows), however old its connection. From tha
   can find which stored ids disappeared (and their stored weeks); the days of a week listed in part
   rely on their digests.
 - reference data (Contacts of type Employee by ``ModifiedDate``, Opportunities by ``ModifiedDate``,
-  WorkTickets by ``LastModifiedDateTime``) is read all three when time changed (a sync runs anyway,
-  and a new entry may sit on a new work ticket), else ONE endpoint per check in rotation, skipped on
-  a check that needed a token request (but never on two checks running): a reference-only change (a
-  work ticket's hours budget) shows within 3 checks, 4 when the daily token renewal falls among them.
+  WorkTickets and OpportunityServices by ``LastModifiedDateTime``, and PayRates, which carry no
+  modification stamp: listed whole (up to 1,000 a request) and compared by a digest of their ids,
+  employees, dates and rates, so a new, edited or deleted pay rate shows) is read all five when time
+  changed (a sync runs anyway, and a new entry may sit on a new work ticket), else ONE endpoint per
+  check in rotation, skipped on a check that needed a token request (but never on two checks
+  running): a reference-only change (a work ticket's hours budget, a service's estimate, a pay rate)
+  shows within 5 checks, 6 when the daily token renewal falls among them.
 
-The first check (no cursor; an initial sync follows) lists the whole window and asks each of the
-four endpoints for its newest stamp: a token, one page per 1,000 rows of the window and 4 requests. A cursor of the earlier format (per-week digests, no
+The first check (no cursor; an initial sync follows) lists the whole window, asks each of the five
+stamped endpoints for its newest stamp and lists the pay rates: a token, one page per 1,000 rows of
+the window and 6 requests (more with over 1,000 pay rates). A cursor of the earlier format (per-week digests, no
 day digests) is taken as one whose digests are unknown: that check lists the whole window once and
 reports ``listed_weeks`` = every week, so the caller compares them all with the warehouse.
 
@@ -77,6 +81,7 @@ from protiv_dagster.sources import (
     day_of_text,
     decode_cursor,
     encode_cursor,
+    records_digest,
     weeks_between,
     weeks_of_days,
 )
@@ -88,11 +93,15 @@ OVERLAP = timedelta(hours=2)
 # The mark of a tenant without any time row yet: every row added later is newer.
 EMPTY_TENANT_MARK = "1900-01-01T00:00:00"
 REFERENCE_FEEDS = (
-    # (key prefix, endpoint, id field, stamp field, extra filter)
+    # (key prefix, endpoint, id field, stamp field (None: listed whole, compared by digest), extra filter)
     ("c", "Contacts", "ContactID", "ModifiedDate", EMPLOYEE_FILTER),
     ("o", "Opportunities", "OpportunityID", "ModifiedDate", None),
     ("w", "WorkTickets", "WorkTicketID", "LastModifiedDateTime", None),
+    ("s", "OpportunityServices", "OpportunityServiceID", "LastModifiedDateTime", None),
+    ("p", "PayRates", "PayRateID", None, None),
 )
+# The fields of a pay rate whose change is a change of wages.
+PAY_RATE_FIELDS = ("PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent")
 # Share of a listing page kept free for rows outside the listed days (stamped since the cursor) and
 # for the days that grew since their count was stored.
 PAGE_HEADROOM = 0.1
@@ -300,7 +309,7 @@ class AspireSource:
     ) -> Changes:
         """What changed in Aspire since ``cursor`` (see the module docstring): at most 2 requests
         when nothing did. ``cursor=None`` lists the whole window and asks for the newest stamps.
-        ``check_reference`` forces (True: all three endpoints) or skips (False) the reference data."""
+        ``check_reference`` forces (True: all five endpoints) or skips (False) the reference data."""
         requests_before, tokens_before = self.client.request_count, self.client.token_request_count
         window_first, window_last = week_start(first_day), week_start(last_day) + timedelta(days=6)
         state = decode_cursor(self.provider, cursor)
@@ -344,10 +353,13 @@ class AspireSource:
                 prefix: self._newest_mark(endpoint, id_field, stamp_field)
                 for prefix, endpoint, id_field, stamp_field, _ in (("t", "WorkTicketTimes", "WorkTicketTimeID",
                                                                     "LastModifiedDateTime", None), *REFERENCE_FEEDS)
+                if stamp_field
             }
             cursor_state = {
                 **ChangeLog(marks.pop("t")).state(), **scan_state,
                 "reference": {prefix: ChangeLog(mark).state() for prefix, mark in marks.items()}, "next_reference": 0,
+                "listed": {prefix: self._listing_digest(endpoint, id_field) for prefix, endpoint, id_field, stamp_field, _
+                           in REFERENCE_FEEDS if not stamp_field},
             }
             return Changes(
                 weeks=weeks_between(first_day, last_day),
@@ -394,6 +406,10 @@ class AspireSource:
             listed_weeks=listed_weeks,
         )
 
+    def _listing_digest(self, endpoint: str, id_field: str) -> str:
+        """The ``records_digest`` of an endpoint without modification stamps, listed whole."""
+        return records_digest(self.client.list(endpoint, id_field, select=list(PAY_RATE_FIELDS)), PAY_RATE_FIELDS)
+
     def _newest_mark(self, endpoint: str, id_field: str, stamp_field: str) -> str:
         newest = self.client.latest_modification(endpoint, id_field, stamp_field)
         return _wall_text(datetime.fromisoformat(newest)) if newest else EMPTY_TENANT_MARK
@@ -410,8 +426,9 @@ class AspireSource:
             prefix: ChangeLog(
                 (stored.get(prefix) or {}).get("since") or state["since"], dict((stored.get(prefix) or {}).get("seen") or {})
             )
-            for prefix, *_ in REFERENCE_FEEDS
+            for prefix, _, _, stamp_field, _ in REFERENCE_FEEDS if stamp_field
         }
+        listed = dict(state.get("listed") or {})
         turn = int(state.get("next_reference") or 0) % len(REFERENCE_FEEDS)
         waited = bool(state.get("reference_waited"))
         if force is True or (force is None and time_changed):
@@ -424,6 +441,12 @@ class AspireSource:
             due, turn, waited = [REFERENCE_FEEDS[turn]], (turn + 1) % len(REFERENCE_FEEDS), False
         changed = False
         for prefix, endpoint, id_field, stamp_field, extra in due:
+            if not stamp_field:
+                # A cursor without this digest (an earlier format) counts as changed, once.
+                digest = self._listing_digest(endpoint, id_field)
+                changed |= digest != listed.get(prefix)
+                listed[prefix] = digest
+                continue
             reference = logs[prefix]
             after = datetime.fromisoformat(reference.since)
             for record in self.client.modified_after(endpoint, id_field, stamp_field, after, filter=extra):
@@ -435,6 +458,7 @@ class AspireSource:
             logs[prefix] = reference.advanced(OVERLAP, _wall_text)
         return changed, {
             "reference": {prefix: reference.state() for prefix, reference in logs.items()},
+            "listed": listed,
             "next_reference": turn,
             "reference_waited": waited,
         }

@@ -15,7 +15,7 @@ Change detection (``changes_since``): the REST login plus ONE GraphQL request wh
 so edits, moves and deletions all show), ``members`` (``updatedOn``; a wage change is taken to stamp
 it), ``projects`` (``updatedOn``), ``budgetHours`` (``createdOn``: budgets are versioned, a cost
 code's budget too) and ``budgetCosts`` (which names no stamp: the ids of its latest records are
-listed whole and their ``listing_digest`` compared with the cursor's). 2 requests when nothing
+listed whole and their ``records_digest`` compared with the cursor's). 2 requests when nothing
 changed, while the latest cost budgets fit a page (500); a root with more than one page adds requests
 for that root only. The cursor is a ``ChangeLog`` over those vendor stamps (UTC), 10 minutes of
 overlap, plus the cost budgets' digest.
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from protiv_dagster.mapping import busybusy as bb_mapping
-from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, listing_digest, local_day_window
+from protiv_dagster.resources.busybusy import CHANGE_ROOTS, BusyBusyResource, iso, local_day_window
 from protiv_dagster.sources import (
     chunks,
     is_stamp,
@@ -41,6 +41,7 @@ from protiv_dagster.sources import (
     decode_cursor,
     encode_cursor,
     nothing,
+    records_digest,
     weeks_between,
     weeks_of_days,
 )
@@ -127,10 +128,10 @@ class BusyBusySource:
         requests_before = self.client.request_count
         state = decode_cursor(self.provider, cursor)
         if state is None:
-            newest = self.client.newest_stamps()
-            stamps = [text for root, text in newest.items() if text and CHANGE_ROOTS[root].stamp]
+            newest, listings = self.client.newest_stamps()
+            stamps = [text for text in newest.values() if text]
             mark = iso(max(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps)) if stamps else EMPTY_ORGANIZATION_MARK
-            listed = {root: digest for root, digest in newest.items() if not CHANGE_ROOTS[root].stamp}
+            listed = {root: records_digest(records) for root, records in listings.items()}
             return Changes(
                 weeks=weeks_between(first_day, last_day),
                 entry_ids=frozenset(),
@@ -148,7 +149,7 @@ class BusyBusySource:
             stamp_field = CHANGE_ROOTS[root].stamp
             if stamp_field is None:
                 # Listed whole: a cursor without its digest (an earlier format) counts as changed.
-                listed[root] = listing_digest(records)
+                listed[root] = records_digest(records)
                 reference_changed |= listed[root] != (state.get("listed") or {}).get(root)
                 continue
             for record in records:

@@ -283,10 +283,13 @@ def test_changed_after_is_exclusive_and_sees_soft_deletes(emulator):
 
 def test_newest_stamps_is_one_request(emulator):
     client = make_client(emulator)
-    stamps = client.newest_stamps()
+    stamps, listed = client.newest_stamps()
     company = emulator.company("acme")
     assert stamps["timeEntries"] == max(e["updatedOn"] for e in company.records("timeEntries"))
     assert stamps["budgetHours"] == max(b["createdOn"] for b in company.records("budgetHours"))
+    # The cost budgets name no stamp: their latest records are listed in the same request.
+    assert "budgetCosts" not in stamps
+    assert {b["id"] for b in listed["budgetCosts"]} == {b["id"] for b in company.records("budgetCosts") if b["isLatest"]}
     assert client.request_count == 2  # login + one GraphQL request
 
 

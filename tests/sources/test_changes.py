@@ -161,9 +161,9 @@ def test_never_synced_reports_every_week_and_the_reference_data(harness, window)
     assert len(changes.weeks) == 5  # 28 days ending on a Thursday span five ISO weeks
     assert changes.reference_changed
     assert changes.entry_ids == frozenset()
-    # One request for the vendor's newest stamps (+ login/token; Aspire lists the window and asks
-    # the newest stamp of its four endpoints one by one).
-    assert changes.requests <= {"quickbooks_time": 1, "aspire": 6, "busybusy": 2}[harness.provider]
+    # One request for the vendor's newest stamps (+ login/token; Aspire lists the window, asks the
+    # newest stamp of its five stamped endpoints one by one and lists the pay rates).
+    assert changes.requests <= {"quickbooks_time": 1, "aspire": 8, "busybusy": 2}[harness.provider]
 
 
 def test_a_quiet_company_costs_at_most_two_requests_and_reports_nothing(harness, window):
@@ -287,7 +287,7 @@ def test_an_old_cursor_re_reports_rather_than_skips(harness, window):
 def test_an_aspire_quiet_check_reuses_the_kept_token_and_asks_one_reference_endpoint_in_turn(aspire, window):
     cursor = check(aspire, None, window).cursor
     paths = []
-    for _ in range(4):
+    for _ in range(6):
         before = len(aspire.emulator.request_log)
         changes = check(aspire, cursor, window)
         assert changes.quiet and changes.requests == 2
@@ -296,7 +296,8 @@ def test_an_aspire_quiet_check_reuses_the_kept_token_and_asks_one_reference_endp
     # No token request: the one from the first check is still good.
     assert paths == [
         ["/WorkTicketTimes", "/Contacts"], ["/WorkTicketTimes", "/Opportunities"],
-        ["/WorkTicketTimes", "/WorkTickets"], ["/WorkTicketTimes", "/Contacts"],
+        ["/WorkTicketTimes", "/WorkTickets"], ["/WorkTicketTimes", "/OpportunityServices"],
+        ["/WorkTicketTimes", "/PayRates"], ["/WorkTicketTimes", "/Contacts"],
     ]
 
 
@@ -318,6 +319,57 @@ def test_an_aspire_reference_only_change_shows_within_three_quiet_checks(aspire,
     for _ in range(3):
         changes = check(aspire, changes.cursor, window)
         assert changes.quiet, changes
+
+
+@pytest.mark.parametrize("change", ["a new pay rate", "an edited pay rate", "a service's estimate"])
+def test_an_aspire_pay_rate_or_service_change_shows_within_five_quiet_checks_once(aspire, window, change):
+    cursor = check(aspire, None, window).cursor
+    cursor = check(aspire, cursor, window, check_reference=True).cursor  # settles the first reference marks
+    vendor = aspire.vendor
+    if change == "a new pay rate":
+        vendor.add_pay_rate(ContactID=vendor.records("PayRates")[0]["ContactID"], EffectiveDate="2026-11-18", HourlyBasePay=41.5)
+    elif change == "an edited pay rate":
+        # Pay rates carry no modification stamp: an edit in place is seen by the digest of the listing.
+        vendor.pay_rates[next(iter(vendor.pay_rates))]["HourlyBasePay"] += 1.0
+    else:
+        service = vendor.records("OpportunityServices")[0]
+        vendor.edit_opportunity_service(service["OpportunityServiceID"], ExtendedHours=(service["ExtendedHours"] or 0) + 10)
+    seen = []
+    for _ in range(5):
+        changes = check(aspire, cursor, window)
+        assert changes.requests <= 2 and not changes.weeks and not changes.entry_ids
+        seen.append(changes.reference_changed)
+        cursor = changes.cursor
+        if changes.reference_changed:
+            break
+    assert seen[-1], seen
+    for _ in range(5):  # reported once: a whole rotation after it sees nothing new
+        changes = check(aspire, changes.cursor, window)
+        assert changes.quiet, changes
+
+
+def test_busybusy_budget_and_wage_changes_are_reference_changes(window, company_data):
+    harness = host("busybusy", company_data)
+    try:
+        vendor = harness.vendor
+        cursor = check(harness, None, window).cursor
+        project = vendor.project_id(company_data.jobs[1].id)
+        code = vendor.cost_code_id("01-100")
+        for change in (
+            lambda: vendor.set_budget(project, costCodeId=code, hours=20.0),  # a new cost code budget: a task line
+            lambda: vendor.set_budget(project, cost=640.0),  # a cost budget only: no stamp, seen by its listing
+            lambda: vendor.add_wage_change(vendor.member_id(company_data.workers[0].id), 36.0, "2026-11-15T07:00:00Z"),
+        ):
+            quiet = check(harness, cursor, window)
+            assert quiet.quiet, quiet
+            change()
+            changes = check(harness, quiet.cursor, window)
+            assert changes.reference_changed and not changes.weeks and not changes.entry_ids
+            assert changes.requests == 2
+            cursor = changes.cursor
+        assert check(harness, cursor, window).quiet
+    finally:
+        harness.stop()
 
 
 def test_an_aspire_deletion_in_an_old_week_shows_within_one_rotation_at_one_page_a_check(aspire, window):
