@@ -1,15 +1,24 @@
-"""A company's ProPay settings, validated with clear errors. Pure pydantic: the engine imports it.
+"""A company's ProPay settings, validated with clear errors, and their history. Pure pydantic: the
+engine imports it.
 
 Units: ``worker_share`` and ``role_buckets`` are fractions (0.5 = 50 %), as they always were; every
 setting whose name ends in ``_percent`` is a percentage (35 = 35 %). Money is in dollars.
 Unknown keys are errors, everywhere (also inside ``exclusions``), so a typo never goes unnoticed.
+The engine reads every number as the decimal it was written as (0.1 is one tenth, not the binary
+float nearest to it): ``exact`` gives that value as a ``Fraction``.
+
+Settings have history (rules §9): ``SettingsHistory`` is the company's versions, each in force from
+its ``effective_from`` until the next one; a ProPay is computed with the version in force on the day
+its work began, so a later change never rewrites a ProPay already under way.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
+from decimal import Decimal
+from fractions import Fraction
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +36,16 @@ WorkerRole = Literal["crew", "crew_lead", "manager", "other"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 Dollars = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(gt=0, le=100)]
+
+
+def exact(value: float | int | str | Decimal | Fraction) -> Fraction:
+    """A number as the decimal it was written as: ``exact(0.1) == Fraction(1, 10)``, ``exact(18.5) ==
+    Fraction(37, 2)``. Floats go through their shortest repr (what a JSON file or a NUMERIC column held)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, (Fraction, int, Decimal)):
+        return Fraction(value)
+    return Fraction(repr(float(value)) if isinstance(value, float) else str(value))
 
 
 class SettingsError(ValueError):
@@ -92,6 +111,11 @@ class CompanySettings(BaseModel):
     launch_date: date | None = Field(default=None, description="Time before this day never counts towards a ProPay.")
     exclusions: ExclusionRules = Field(default_factory=ExclusionRules, description="Jobs that get no ProPay.")
     include_drive_time: bool = Field(default=False, description="Count drive time in ProPay actuals.")
+    count_jobs_before_pull_date: bool = Field(
+        default=False,
+        description="Count jobs and milestones the source created before the attendance pull date (their earlier "
+        "work was never synced). Off: they get no ProPay, with the reason; on: they are counted and flagged.",
+    )
     drive_job_patterns: tuple[str, ...] = Field(
         default=("Drive Time", "Drive"), description="Job names (wildcards allowed) whose time is drive time."
     )
@@ -138,6 +162,14 @@ class CompanySettings(BaseModel):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("overtime_weekly_hours", "overtime_daily_hours")
+    @classmethod
+    def _whole_seconds(cls, value: float | None) -> float | None:
+        # Hours are counted in whole seconds; a threshold between two seconds would need a rule of its own.
+        if value is not None and (exact(value) * 3600).denominator != 1:
+            raise ValueError(f"must be a whole number of seconds ({value:g} h x 3600 is not)")
         return value
 
     @field_validator("role_buckets")
@@ -188,3 +220,77 @@ def parse_settings(raw: Mapping[str, object] | None, *, company_id: str = "") ->
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise SettingsError(f"invalid settings for company {company_id!r}: {problems}") from None
+
+
+class SettingsVersion(BaseModel):
+    """One version of a company's settings: ``settings`` in force from ``effective_from`` (None: from
+    the start) until the next version's date. ``version`` is the number ProPays name
+    (``propay_opportunities.settings_version``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1, description="Version number, 1 for the company's first settings.")
+    effective_from: date | None = Field(default=None, description="First day the version applies to; None: from the start.")
+    settings: CompanySettings = Field(default_factory=CompanySettings, description="The settings of this version.")
+
+
+class SettingsHistory(BaseModel):
+    """A company's settings versions, oldest first. Version numbers are positive and increase;
+    ``effective_from`` strictly increases (only the first may be None). The first version applies to
+    any date before the second one's, however early: a day always has exactly one version in force.
+
+    The registry numbers every version it records and lets a same-day correction supersede a
+    version, so the versions in force may skip numbers (1, 3); they keep their numbers here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    versions: tuple[SettingsVersion, ...] = Field(min_length=1, description="The versions, oldest first.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SettingsHistory:
+        numbers = [v.version for v in self.versions]
+        if any(b <= a for a, b in zip(numbers, numbers[1:])):
+            raise ValueError(f"version numbers must increase, oldest first: {numbers}")
+        later = [v.effective_from for v in self.versions[1:]]
+        if any(day is None for day in later):
+            raise ValueError("only the first version may apply from the start (effective_from None)")
+        days = [d for d in (self.versions[0].effective_from, *later) if d is not None]
+        if any(b <= a for a, b in zip(days, days[1:])):
+            raise ValueError(f"effective_from must strictly increase: {[d.isoformat() for d in days]}")
+        return self
+
+    @classmethod
+    def single(cls, settings: CompanySettings) -> SettingsHistory:
+        """Settings without history: version 1, in force on every date."""
+        return cls(versions=(SettingsVersion(version=1, settings=settings),))
+
+    @classmethod
+    def of(cls, settings: CompanySettings | SettingsHistory | Iterable[object]) -> SettingsHistory:
+        """A history from plain settings (one version 1), a history, or versions in any form with
+        ``version``, ``effective_from`` and ``settings`` attributes (the registry's stored versions)."""
+        if isinstance(settings, SettingsHistory):
+            return settings
+        if isinstance(settings, CompanySettings):
+            return cls.single(settings)
+        return cls(versions=tuple(
+            v if isinstance(v, SettingsVersion)
+            else SettingsVersion(version=v.version, effective_from=v.effective_from, settings=v.settings)  # type: ignore[attr-defined]
+            for v in settings
+        ))
+
+    @property
+    def latest(self) -> SettingsVersion:
+        return self.versions[-1]
+
+    def in_force(self, day: date | None) -> SettingsVersion:
+        """The version in force on ``day``: the last one whose effective_from is on or before it (the
+        first version before any of them); the latest version for None (no work yet)."""
+        if day is None:
+            return self.latest
+        current = self.versions[0]
+        for candidate in self.versions[1:]:
+            if candidate.effective_from is not None and candidate.effective_from <= day:
+                current = candidate
+            else:
+                break
+        return current

@@ -9,11 +9,18 @@ weeks owe an extra half rate on it, per worker per workweek:
   before the launch date included: the law counts all hours worked, whatever ProPay counts.
 - Overtime hours = hours over ``overtime_weekly_hours`` (40) in the workweek. With a daily threshold
   (``overtime_daily_hours``, e.g. 8) the hours over it each day are overtime too, and the weekly rule
-  then counts only the remaining straight-time hours: daily OT + max(week - daily OT - weekly, 0).
-- **Decision:** a ProPay bonus is allocated to weeks in proportion to the worker's counted hours on
-  that ProPay in each week. The workweek starts on ``workweek_start`` (Monday by default).
-- Each ProPay-worker adjustment is rounded half up to the cent; the weekly figures are rounded on
-  their own, so a week may differ from the sum of its ProPays' rounded adjustments by a cent.
+  then counts only the remaining straight-time hours: daily OT + max(week - daily OT - weekly, 0)
+  (5 days of 10 h at 8 h a day: 10 h of overtime, not 20).
+- Settings versions: a day belongs to the workweek that starts on the ``workweek_start`` of the
+  version in force that day; the week's thresholds are those of the version in force on the week's
+  first day (``settings_version`` of the week).
+- **Decision:** a worker's bonus on a ProPay is allocated to workweeks in proportion to their counted
+  seconds on it in each week; a worker paid without time on the ProPay (a crew lead or manager the
+  source assigns) in proportion to the ProPay's counted seconds in each week.
+- Exact: the bonus in a week is the exact sum of those parts; each stored amount is rounded half up
+  to the cent once, from exact values: a week's bonus and adjustment (``overtime_weeks``), and each
+  ProPay-worker adjustment (the exact sum over its weeks of its part of the week's adjustment). So a
+  week may differ by a cent from the sum of its ProPays' rounded adjustments.
 """
 
 from __future__ import annotations
@@ -23,93 +30,136 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from protiv_dagster.company_settings import WEEKDAYS, CompanySettings
-from protiv_dagster.propay.money import half_up_cents
+from protiv_dagster.company_settings import WEEKDAYS, SettingsHistory, exact
+from protiv_dagster.propay.exact import Rational, int_sum_by, objects, rational_sum_by, round_half_up
 
-MICRO = 1_000_000  # hours are carried as integer micro-hours so sums are exact in any row order
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
-def week_start(day: np.ndarray, settings: CompanySettings) -> np.ndarray:
-    """First day of the workweek of each day (days since 1970-01-01)."""
-    start = WEEKDAYS.index(settings.workweek_start)
+def version_index(history: SettingsHistory, day: np.ndarray) -> np.ndarray:
+    """Per day (days since 1970-01-01) the index of the version in force."""
+    starts = np.array(
+        [np.datetime64(v.effective_from, "D").astype(np.int64) for v in history.versions[1:] if v.effective_from],
+        dtype=np.int64,
+    )
+    return np.searchsorted(starts, np.asarray(day, dtype=np.int64), side="right")
+
+
+def week_start(day: np.ndarray, history: SettingsHistory) -> np.ndarray:
+    """First day of the workweek of each day, under the version in force that day."""
+    day = np.asarray(day, dtype=np.int64)
+    starts = np.array([WEEKDAYS.index(v.settings.workweek_start) for v in history.versions], dtype=np.int64)
+    start = starts[version_index(history, day)]
     return day - (day + EPOCH_WEEKDAY - start) % 7
 
 
 @dataclass(frozen=True)
 class Overtime:
     pair_adjustment_cents: np.ndarray
-    weeks: pd.DataFrame  # worker (code), week_start (days), hours_worked, overtime_hours, bonus_in_week, overtime_adjustment (cents)
+    weeks: pd.DataFrame  # worker (code), week_start (days), settings_version, seconds_worked, overtime_seconds, bonus_in_week (cents), overtime_adjustment (cents)
+
+
+def _threshold_seconds(hours: float | None) -> int:
+    return -1 if hours is None else int(exact(hours) * 3600)
+
+
+DENSE_CELLS = 50_000_000  # worker x day cells summed with one bincount; beyond, hashed
+
+
+def _seconds_per_worker_day(worker, day, seconds, base: int, span: int):
+    """(worker, day, seconds) per worker and day with time: integer sums."""
+    key = worker.astype(np.int64) * span + (day - base)
+    cells = (int(worker.max()) + 1) * span if len(worker) else 0
+    if cells <= DENSE_CELLS:
+        dense = int_sum_by(key, seconds, cells)
+        found = np.flatnonzero(dense)
+        return found // span, found % span + base, dense[found]
+    code, keys = pd.factorize(key)
+    keys = np.asarray(keys, dtype=np.int64)
+    return keys // span, keys % span + base, int_sum_by(code, seconds, len(keys))
 
 
 def overtime_adjustments(
+    history: SettingsHistory,
     all_worker: np.ndarray,
     all_day: np.ndarray,
-    all_hours_micro: np.ndarray,
-    counted_pair: np.ndarray,
-    counted_day: np.ndarray,
-    counted_hours_micro: np.ndarray,
-    pair_worker: np.ndarray,
-    pair_hours_micro: np.ndarray,
+    all_seconds: np.ndarray,
+    alloc_pair: np.ndarray,
+    alloc_worker: np.ndarray,
+    alloc_day: np.ndarray,
+    alloc_seconds: np.ndarray,
+    alloc_basis_seconds: np.ndarray,
     pair_bonus_cents: np.ndarray,
-    settings: CompanySettings,
 ) -> Overtime:
-    """The adjustment per ProPay-worker pair, and per worker-week with a bonus."""
-    empty_weeks = pd.DataFrame(
-        {c: pd.Series(dtype=t) for c, t in (("worker", "int64"), ("week_start", "int64"), ("hours_worked", float),
-                                             ("overtime_hours", float), ("bonus_in_week", float), ("overtime_adjustment", "int64"))}
-    )
-    adjustment = np.zeros(len(pair_worker), dtype=np.int64)
-    with_bonus = pair_bonus_cents[counted_pair] > 0
-    if not with_bonus.any():
-        return Overtime(adjustment, empty_weeks)
-    all_week = week_start(all_day, settings)
-    first_week = int(all_week.min())
-    span = int((all_week.max() - first_week) // 7) + 1
-    worker_week_key = all_worker * span + (all_week - first_week) // 7
-    worker_week_code, worker_weeks = pd.factorize(worker_week_key, sort=True)
-    worker_weeks = np.asarray(worker_weeks)
-    week_hours = np.bincount(worker_week_code, weights=all_hours_micro, minlength=len(worker_weeks)) / MICRO
-    overtime_hours = np.zeros(len(worker_weeks))
-    if settings.overtime_daily_hours is not None:
-        first_day = int(all_day.min())
-        days_span = int(all_day.max()) - first_day + 1
-        day_code, worker_days = pd.factorize(all_worker * days_span + (all_day - first_day), sort=True)
-        day_hours = np.bincount(day_code, weights=all_hours_micro) / MICRO
-        worker_days = np.asarray(worker_days)
-        day_worker, day = worker_days // days_span, worker_days % days_span + first_day
-        day_ww = np.searchsorted(worker_weeks, day_worker * span + (week_start(day, settings) - first_week) // 7)
-        overtime_hours = np.bincount(
-            day_ww, weights=np.maximum(day_hours - settings.overtime_daily_hours, 0), minlength=len(worker_weeks)
-        )
-    overtime_hours = overtime_hours + np.maximum(week_hours - overtime_hours - settings.overtime_weekly_hours, 0)
+    """The adjustment per ProPay-worker pair, and per worker-week that carries a bonus.
 
-    # The bonus of each pair, spread over its weeks by the pair's hours per week.
-    pair = counted_pair[with_bonus]
-    week_index = (week_start(counted_day[with_bonus], settings) - first_week) // 7
-    pair_week_code, pair_weeks = pd.factorize(pair * span + week_index, sort=True)
-    pair_weeks = np.asarray(pair_weeks)
-    hours_in_week = np.bincount(pair_week_code, weights=counted_hours_micro[with_bonus])
-    pw_pair, pw_week = pair_weeks // span, pair_weeks % span
-    bonus_in_week = pair_bonus_cents[pw_pair] / 100 * np.divide(
-        hours_in_week, pair_hours_micro[pw_pair], out=np.zeros_like(hours_in_week), where=pair_hours_micro[pw_pair] > 0
-    )
-    ww = np.searchsorted(worker_weeks, pair_worker[pw_pair] * span + pw_week)
-    premium = np.divide(bonus_in_week, week_hours[ww], out=np.zeros_like(bonus_in_week), where=week_hours[ww] > 0)
-    owed = premium * 0.5 * overtime_hours[ww]
-    adjustment = half_up_cents(np.bincount(pw_pair, weights=owed, minlength=len(pair_worker)))
+    ``all_*``: every attendance row with time (worker code, day, seconds). ``alloc_*``: the rows a
+    pair's bonus is allocated over: the pair, the worker, the day, the seconds of the row and the
+    pair's total of such seconds (``alloc_basis_seconds``); ``pair_bonus_cents`` per pair.
+    """
+    n_pairs = len(pair_bonus_cents)
+    empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in (
+        "worker", "week_start", "settings_version", "seconds_worked", "overtime_seconds", "bonus_in_week", "overtime_adjustment")})
+    bonus = np.asarray(pair_bonus_cents, dtype=np.int64)
+    use = bonus[alloc_pair] > 0
+    if not use.any():
+        return Overtime(np.zeros(n_pairs, dtype=np.int64), empty)
+    alloc_pair, alloc_worker, alloc_day = alloc_pair[use], alloc_worker[use], alloc_day[use]
+    alloc_seconds, alloc_basis_seconds = alloc_seconds[use], alloc_basis_seconds[use]
 
-    week_bonus = np.bincount(ww, weights=bonus_in_week, minlength=len(worker_weeks))
-    week_owed = np.bincount(ww, weights=owed, minlength=len(worker_weeks))
-    has = np.unique(ww)
-    weeks = pd.DataFrame(
-        {
-            "worker": worker_weeks[has] // span,
-            "week_start": first_week + (worker_weeks[has] % span) * 7,
-            "hours_worked": week_hours[has],
-            "overtime_hours": overtime_hours[has],
-            "bonus_in_week": week_bonus[has],
-            "overtime_adjustment": half_up_cents(week_owed[has]),
-        }
-    )
-    return Overtime(adjustment, weeks)
+    alloc_week = week_start(alloc_day, history)
+    # One allocation row per pair and week: its seconds that week (integer sums).
+    week_span = int(alloc_week.max() - alloc_week.min()) + 1
+    key_code, keys = pd.factorize(alloc_pair.astype(np.int64) * week_span + (alloc_week - alloc_week.min()))
+    first_row = np.zeros(len(keys), dtype=np.int64)
+    first_row[key_code[::-1]] = np.arange(len(key_code))[::-1]
+    alloc_seconds = int_sum_by(key_code, alloc_seconds, len(keys))
+    alloc_pair, alloc_worker = alloc_pair[first_row], alloc_worker[first_row]
+    alloc_week, alloc_basis_seconds = alloc_week[first_row], alloc_basis_seconds[first_row]
+
+    # The worker-weeks that carry a bonus, and every second worked in them (per worker and day first).
+    base = int(min(all_day.min(), alloc_week.min()))
+    span = int(max(all_day.max(), alloc_week.max())) - base + 1
+    alloc_key = alloc_worker.astype(np.int64) * span + (alloc_week - base)
+    alloc_ww, week_keys = pd.factorize(alloc_key)
+    week_keys = np.asarray(week_keys, dtype=np.int64)
+    n_weeks = len(week_keys)
+    day_worker, day, day_seconds = _seconds_per_worker_day(all_worker, all_day, all_seconds, base, span)
+    day_key = day_worker * span + (week_start(day, history) - base)
+    day_ww = pd.Index(week_keys).get_indexer(day_key)
+    carries = day_ww >= 0
+    day_ww, day_seconds = day_ww[carries], day_seconds[carries]
+    week_first_day = week_keys % span + base
+    week_version = version_index(history, week_first_day)
+    worked = int_sum_by(day_ww, day_seconds, n_weeks)
+
+    weekly = np.array([_threshold_seconds(v.settings.overtime_weekly_hours) for v in history.versions], dtype=np.int64)
+    daily = np.array([_threshold_seconds(v.settings.overtime_daily_hours) for v in history.versions], dtype=np.int64)
+    threshold = daily[week_version[day_ww]]
+    over = np.where(threshold >= 0, np.maximum(day_seconds - threshold, 0), 0)
+    daily_overtime = int_sum_by(day_ww, over, n_weeks)
+    overtime = daily_overtime + np.maximum(worked - daily_overtime - weekly[week_version], 0)
+
+    # The bonus parts: pair bonus x row seconds / pair basis seconds (exact), per worker-week and per pair.
+    parts = Rational(objects(bonus[alloc_pair]) * objects(alloc_seconds), objects(alloc_basis_seconds))
+    week_bonus = rational_sum_by(alloc_ww, parts, n_weeks)
+    has = np.flatnonzero(week_bonus.num > 0)
+    factor_num = objects(np.where(worked > 0, overtime, 0))
+    factor_den = objects(2 * np.maximum(worked, 1))
+    week_owed = week_bonus.take(has).scale(factor_num[has], factor_den[has])
+    with_overtime = (overtime[alloc_ww] > 0) & (worked[alloc_ww] > 0)
+    owed_parts = parts.take(with_overtime).scale(factor_num[alloc_ww[with_overtime]], factor_den[alloc_ww[with_overtime]])
+    pair_owed = rational_sum_by(alloc_pair[with_overtime], owed_parts, n_pairs)
+
+    order = np.argsort(week_keys[has], kind="stable")  # by worker, then week
+    has = has[order]
+    weeks = pd.DataFrame({
+        "worker": week_keys[has] // span,
+        "week_start": week_first_day[has],
+        "settings_version": np.array([v.version for v in history.versions], dtype=np.int64)[week_version[has]],
+        "seconds_worked": worked[has],
+        "overtime_seconds": overtime[has],
+        "bonus_in_week": round_half_up(week_bonus.num[has], week_bonus.den[has]).astype(np.int64),
+        "overtime_adjustment": round_half_up(week_owed.num, week_owed.den).astype(np.int64)[order],
+    })
+    return Overtime(round_half_up(pair_owed.num, pair_owed.den).astype(np.int64), weeks)

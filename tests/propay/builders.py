@@ -32,3 +32,20 @@ def frames(jobs, entries, wages):
         attendance,
         pd.DataFrame({"worker_id": list(wages), "hourly_wage": list(wages.values())}),
     )
+
+
+def lines(*rows, amounts=False):
+    """Task lines (job_id, task_id, budget): budget hours, or budget $ with ``amounts``."""
+    column = "budget_amount" if amounts else "budget_hours"
+    return pd.DataFrame([{"job_id": j, "task_id": t, "name": t, column: b} for j, t, b in rows],
+                        columns=["job_id", "task_id", "name", column])
+
+
+def assigned(*rows):
+    """Assignments (job or milestone id, worker id, role)."""
+    return pd.DataFrame(rows, columns=["job_id", "worker_id", "role"])
+
+
+def wage_history(*rows):
+    """Wage history (worker id, effective date, hourly wage)."""
+    return pd.DataFrame(rows, columns=["worker_id", "effective_date", "hourly_wage"])
