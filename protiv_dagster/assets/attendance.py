@@ -144,7 +144,7 @@ def _reference_table(
             },
         }
     )
-    for (written_table, counted, rows, aside), other in zip(written, (None, *beside)):
+    for (_, counted, rows, aside), other in zip(written, (None, *beside)):
         check = reconcile(table.name, counted.fetched_count, len(rows), len(aside), counted.removed_as_deleted + counted.without_row)
         if other is not None:
             check = dg.AssetCheckResult(

@@ -100,8 +100,8 @@ REFERENCE_FEEDS = (
     ("s", "OpportunityServices", "OpportunityServiceID", "LastModifiedDateTime", None),
     ("p", "PayRates", "PayRateID", None, None),
 )
-# The fields of a pay rate whose change is a change of wages.
-PAY_RATE_FIELDS = ("PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent")
+# Per endpoint listed whole: the fields whose change is a change of reference data.
+LISTED_FIELDS = {"PayRates": ("PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent")}
 # Share of a listing page kept free for rows outside the listed days (stamped since the cursor) and
 # for the days that grew since their count was stored.
 PAGE_HEADROOM = 0.1
@@ -407,8 +407,9 @@ class AspireSource:
         )
 
     def _listing_digest(self, endpoint: str, id_field: str) -> str:
-        """The ``records_digest`` of an endpoint without modification stamps, listed whole."""
-        return records_digest(self.client.list(endpoint, id_field, select=list(PAY_RATE_FIELDS)), PAY_RATE_FIELDS)
+        """The ``records_digest`` of an endpoint without modification stamps (``LISTED_FIELDS``), listed whole."""
+        fields = LISTED_FIELDS[endpoint]
+        return records_digest(self.client.list(endpoint, id_field, select=list(fields)), fields)
 
     def _newest_mark(self, endpoint: str, id_field: str, stamp_field: str) -> str:
         newest = self.client.latest_modification(endpoint, id_field, stamp_field)

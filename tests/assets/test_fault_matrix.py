@@ -362,8 +362,12 @@ def set_aside_detail(pipeline, fault_name: str) -> str:
     assert_attendance_matches_vendor(pipeline)
     assert len(pipeline.warehouse.read_table("workers")) == len(harness.data.workers)
     by_asset = rejected.groupby("asset")["reason"].apply(lambda reasons: sorted(set(reasons)))
-    assert sorted(by_asset.index) == ["attendance", "workers"], by_asset
+    # A BusyBusy member carries its wage histories: those of the member without an id follow it.
+    wages_follow = ["worker_wages"] if harness.provider == "busybusy" else []
+    assert sorted(by_asset.index) == ["attendance", *wages_follow, "workers"], by_asset
     assert (rejected["asset"] == "attendance").sum() == 2 and (rejected["asset"] == "workers").sum() == 1, rejected
+    if wages_follow:
+        assert by_asset["worker_wages"] == ["the member's id is missing"], by_asset
     return "; ".join(f"{asset}: {' / '.join(reasons)}" for asset, reasons in by_asset.items())
 
 

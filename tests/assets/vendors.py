@@ -93,6 +93,42 @@ class VendorHarness:
     def statuses(self) -> list[int]:
         return [entry.status for entry in self.emulator.request_log]
 
+    # -- ground truth of the reference tables, from the generator in the vendor's ids ------------------
+    def job_key(self, unit_id: int) -> str:
+        """The vendor's job_id of a generated job or milestone."""
+        return str(unit_id)
+
+    def worker_key(self, worker_id: int) -> str:
+        return str(worker_id)
+
+    def expected_created_dates(self) -> dict[str, Any]:
+        """jobs.created_date of every job and milestone: the local date the generator created it."""
+        return {
+            self.job_key(record.id): record.created_at.astimezone(self.zone).date()
+            for record in [*self.data.jobs, *self.data.milestones]
+        }
+
+    def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
+        """(job_id, task_id, name, budget_hours, budget_amount) of every task line."""
+        return set()
+
+    def expected_wages(self) -> set[tuple[str, Any, float]]:
+        """(worker_id, effective_date, hourly_wage) of every worker_wages row."""
+        return set()
+
+    def expected_assignments(self) -> set[tuple[str, str, str]]:
+        return set()
+
+    def expected_task_ids(self) -> dict[str, str | None]:
+        """attendance.task_id of every live entry that is an attendance row with the vendor's own id."""
+        return {str(shift.id): None for shift in self.data.shifts}
+
+    def _histories(self) -> set[tuple[str, Any, float]]:
+        return {
+            (self.worker_key(worker.id), change.effective_date, float(change.hourly_wage))
+            for worker in self.data.workers for change in worker.wage_history
+        }
+
 
 class QuickBooksTimeHarness(VendorHarness):
     provider = "quickbooks_time"
@@ -215,6 +251,52 @@ class AspireHarness(VendorHarness):
     def secrets(self) -> list[str]:
         return [*super().secrets(), self.vendor.token, self.vendor.refresh_token]
 
+    def job_key(self, unit_id: int) -> str:
+        from protiv_dagster.mapping.aspire import MILESTONE_PREFIX
+
+        milestones = {m.id for m in self.data.milestones}
+        return MILESTONE_PREFIX + str(unit_id) if unit_id in milestones else str(unit_id)
+
+    def expected_created_dates(self) -> dict[str, Any]:
+        from protiv_dagster.mapping.aspire import DRIVE_JOB_ID
+
+        truth = super().expected_created_dates()
+        del truth[self.job_key(self.data.drive_job.id)]  # Aspire has no drive job: a synthetic one without a date
+        return {**truth, DRIVE_JOB_ID: None}
+
+    def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
+        """The generator's line items as services, and one service of every other opportunity."""
+        from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR
+
+        def amount(hours: float | None) -> float | None:
+            return None if hours is None else round(hours * LABOR_COST_PER_HOUR, 2)
+
+        truth = {(str(t.job_id), str(t.id), t.name, t.budget_hours, amount(t.budget_hours)) for t in self.data.task_lines}
+        for job in self.data.jobs:
+            if job.is_drive or self.data.task_lines_of(job.id):
+                continue
+            budgets = [m.budget_hours for m in self.data.milestones_of(job.id) if m.budget_hours is not None]
+            hours = job.budget_hours if not self.data.milestones_of(job.id) else (round(sum(budgets), 2) if budgets else None)
+            truth.add((str(job.id), str(IMPLICIT_SERVICE_BASE + job.id), job.name.split(" – ")[0], hours, amount(hours)))
+        return truth
+
+    def expected_wages(self) -> set[tuple[str, Any, float]]:
+        return self._histories()
+
+    def expected_assignments(self) -> set[tuple[str, str, str]]:
+        """The crew lead each work unit names, and the leads of the crews that clocked time on it."""
+        units = [m.id for m in self.data.milestones]
+        units += [j.id for j in self.data.jobs if not j.is_drive and not self.data.milestones_of(j.id)]
+        return {(self.job_key(u), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)}
+
+    def expected_task_ids(self) -> dict[str, str | None]:
+        from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE
+
+        return {
+            str(s.id): str(s.task_id if s.task_id is not None else IMPLICIT_SERVICE_BASE + s.job_id)
+            for s in self.data.shifts if not s.is_drive
+        }
+
 
 class BusyBusyHarness(VendorHarness):
     provider = "busybusy"
@@ -277,6 +359,36 @@ class BusyBusyHarness(VendorHarness):
     def secrets(self) -> list[str]:
         password = self.credentials["password"]  # the username is not a secret: errors may name it
         return [password, hashlib.sha256(password.encode()).hexdigest(), *self.vendor._keys]
+
+    def job_key(self, unit_id: int) -> str:
+        return self.vendor.project_id(unit_id)
+
+    def worker_key(self, worker_id: int) -> str:
+        return self.vendor.member_id(worker_id)
+
+    def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
+        """The generator's line items as cost code budgets of their job's project."""
+        from protiv_dagster.sandbox.busybusy import COST_PER_BUDGET_HOUR
+
+        return {
+            (self.job_key(t.job_id), self.vendor.task_cost_code_id(t.id), t.name, t.budget_hours,
+             round(t.budget_hours * COST_PER_BUDGET_HOUR, 2))
+            for t in self.data.task_lines
+        }
+
+    def expected_wages(self) -> set[tuple[str, Any, float]]:
+        return self._histories()
+
+    def expected_task_ids(self) -> dict[str, str | None]:
+        """The entry's cost code: its line item's, else Drive or Labor; a manual entry outside a line item none."""
+        vendor = self.vendor
+
+        def code(shift) -> str | None:
+            if shift.task_id is not None:
+                return vendor.task_cost_code_id(shift.task_id)
+            return None if shift.manual else vendor.cost_code_id("99-900" if shift.is_drive else "01-100")
+
+        return {vendor.entry_id(s.id): code(s) for s in self.data.shifts}
 
 
 HARNESSES: dict[str, type[VendorHarness]] = {
