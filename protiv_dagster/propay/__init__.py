@@ -1,9 +1,13 @@
 """The ProPay engine: pure functions over DataFrames, no Dagster, HTTP or SQL.
 
-``compute_propays`` is the engine; ``compute_hours_budget`` keeps today's hours-only table.
+``compute_propays`` is the engine (rules in the docstrings of ``engine``, ``units``, ``wages``,
+``distribution`` and ``overtime``; exact arithmetic in ``exact``); ``compute_hours_budget`` keeps
+today's hours-only table.
 """
 
 from protiv_dagster.propay.engine import (
+    COLUMN_DESCRIPTIONS,
+    JOBS_WITHOUT_PROPAY_COLUMNS,
     OPPORTUNITY_OUTPUT_COLUMNS,
     OVERTIME_WEEK_COLUMNS,
     WORKER_BONUS_COLUMNS,
@@ -15,6 +19,8 @@ from protiv_dagster.propay.money import allocate, allocate_cents_by_group, half_
 from protiv_dagster.propay.units import select_opportunities
 
 __all__ = [
+    "COLUMN_DESCRIPTIONS",
+    "JOBS_WITHOUT_PROPAY_COLUMNS",
     "OPPORTUNITY_COLUMNS",
     "OPPORTUNITY_OUTPUT_COLUMNS",
     "OVERTIME_WEEK_COLUMNS",

@@ -280,9 +280,6 @@ def compute_propays(
         rule_reason[subset] = exclusion_reasons(candidates, stored.settings, subset)[subset]
     is_propay = np.array([b is not None for b in budget], dtype=bool) & np.array([r is None for r in no_propay_reason], dtype=bool)
 
-    def per_version(values) -> np.ndarray:
-        return np.asarray(values)[version]
-
     include_drive = np.array([v.settings.include_drive_time for v in versions], dtype=bool)
     counted = on_candidate & synced & is_propay[safe_target] & (include_drive[version[safe_target]] | ~is_drive)
 
@@ -309,11 +306,13 @@ def compute_propays(
     pair_seconds = int_sum_by(pair_code, c_seconds, n_pairs)
     pair_cost = int_sum_by(pair_code, c_seconds * entry.units, n_pairs)  # seconds x wage units, unburdened
     pair_missing = np.bincount(pair_code[~entry.known], minlength=n_pairs) > 0
-    if wages is not None and len(wages) and len(c_unit):
-        wage_pairs = pd.unique(pair_code.astype(np.int64) * (int(entry.units.max()) + 2) + np.where(entry.known, entry.units, -1) + 1)
-        pair_wage_count = np.bincount(np.asarray(wage_pairs) // (int(entry.units.max()) + 2), minlength=n_pairs)
-    else:
-        pair_wage_count = np.ones(n_pairs, dtype=np.int64)
+    if wages is not None and len(wages) and entry.known.any():
+        # Distinct wages per pair: distinct (pair, wage units) among the entries with a wage.
+        stride = int(entry.units.max()) + 1
+        distinct = pd.unique(pair_code[entry.known].astype(np.int64) * stride + entry.units[entry.known])
+        pair_wage_count = np.bincount(np.asarray(distinct, dtype=np.int64) // stride, minlength=n_pairs)
+    else:  # one wage per worker: today's
+        pair_wage_count = (~pair_missing).astype(np.int64)
 
     actual_seconds = int_sum_by(pair_unit, pair_seconds, n)
     cost_units = int_sum_by(pair_unit, pair_cost, n)
@@ -473,7 +472,7 @@ def compute_propays(
             "wage": np.where(row_known & (row_seconds > 0), np.round(wage_display.floats(), 4), np.nan),
             "labor_cost": np.where(row_known, _dollars(round_half_up(row_labor.num * 100, row_labor.den).astype(np.int64)), np.nan),
             "weight": _display_weight(rows["weight"].to_numpy(dtype=np.int64), versions, version[row_unit], row_seconds,
-                                      row_labor, row_known),
+                                      row_labor, row_known, worker_ids[row_worker]),
             "bonus": _dollars(row_bonus),
             "overtime_adjustment": _dollars(overtime.pair_adjustment_cents),
             "settings_version": version_number[row_unit],
@@ -556,28 +555,26 @@ def _role_holders(candidates, assigned, worker_index, is_propay, pair_unit, pair
     return chosen.sort_values(["unit", "role", "worker"], ignore_index=True)[["unit", "worker", "role"]].astype(np.int64)
 
 
-def _display_weight(weight, versions, row_version, row_seconds, row_labor, row_known) -> np.ndarray:
-    """The crew weight in the unit analysts know: hours, labor $ (wage), lead-weighted hours, 1, or the manual %."""
+def _display_weight(weight, versions, row_version, row_seconds, row_labor, row_known, row_worker_ids) -> np.ndarray:
+    """The crew weight in the unit analysts know: hours, labor $ (wage), lead-weighted hours, 1, or the
+    worker's manual %; 0 for a worker who shares nothing."""
     out = np.zeros(len(weight), dtype=float)
-    methods = np.array([v.settings.distribution_method for v in versions], dtype=object)[row_version] if len(weight) else np.array([], dtype=object)
     hours = row_seconds / SECONDS_PER_HOUR
     for v, stored in enumerate(versions):
         mine = (row_version == v) & (weight > 0)
-        method = stored.settings.distribution_method
         if not mine.any():
             continue
+        method = stored.settings.distribution_method
         if method == "hours":
             out[mine] = hours[mine]
         elif method == "wage":
             out[mine] = np.where(row_known[mine], row_labor.take(mine).floats(), 0.0)
         elif method == "crew_lead_weighted":
-            m = exact(stored.settings.lead_multiplier)
-            out[mine] = weight[mine] / m.denominator / SECONDS_PER_HOUR
+            out[mine] = weight[mine] / exact(stored.settings.lead_multiplier).denominator / SECONDS_PER_HOUR
         elif method == "equal":
             out[mine] = 1.0
         else:
-            out[mine] = weight[mine] / weight[mine].sum() * 100 if weight[mine].sum() else 0.0
-    del methods
+            out[mine] = [stored.settings.manual_distribution[w] for w in row_worker_ids[mine]]
     return np.round(out, 6)
 
 

@@ -1,9 +1,9 @@
 """Compatibility: today's hours-only ProPay table, now computed by the full engine.
 
-``compute_hours_budget`` returns exactly the columns the ``propay_opportunities`` table has today
-(``OPPORTUNITY_COLUMNS``), for ProPays with an hours budget that no rule excludes (the table has no
-column for an exclusion reason). The rules themselves are documented in ``engine``, ``units`` and
-``distribution``.
+``compute_hours_budget`` returns exactly the columns the ``propay_opportunities`` table had first
+(``OPPORTUNITY_COLUMNS``), for ProPays with an hours budget that no rule excludes (those columns
+have no exclusion reason). The rules themselves are documented in ``engine``, ``units``, ``wages``,
+``distribution`` and ``overtime``.
 """
 
 from __future__ import annotations

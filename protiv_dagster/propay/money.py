@@ -1,4 +1,8 @@
-"""Money in cents: rounding and the largest-remainder split that makes parts add up to the whole."""
+"""Money in cents: rounding and the largest-remainder split that makes parts add up to the whole.
+
+These Decimal and float helpers are kept for small, one-off uses and for callers outside the engine;
+the engine itself computes with integers and exact fractions (``exact``: ``allocate_exact``,
+``round_half_up``), so no amount it pays depends on float rounding."""
 
 from __future__ import annotations
 
@@ -42,9 +46,7 @@ def allocate(total: Decimal, weights: Sequence[float | Decimal]) -> list[Decimal
     return floored
 
 
-# --- Vectorized money: integer cents in numpy arrays -------------------------------------------------
-# The engine keeps every amount as int64 cents so sums are exact and independent of row order; the
-# Decimal helpers above stay for small, one-off uses.
+# --- Vectorized money: integer cents in numpy arrays (float weights) -----------------------------------
 
 
 def half_up_cents(dollars: np.ndarray | pd.Series) -> np.ndarray:

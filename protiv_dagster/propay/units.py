@@ -290,7 +290,6 @@ def candidate_budgets(
     raw, kind, known, budget = _row_budgets(members, settings, task_lines)
     cand = members["candidate"].to_numpy()
     is_unit = members["is_unit"].to_numpy(dtype=bool)
-    is_milestone = members["is_milestone"].to_numpy(dtype=bool)
     has = np.array([b is not None for b in budget], dtype=bool)
 
     unit = is_unit
@@ -318,7 +317,6 @@ def candidate_budgets(
         else:
             out_type[c] = kind[budgeted[0]]
             out_budget[c] = sum((budget[i] for i in budgeted), Fraction(0))
-    del is_milestone
     return Budgets(out_type, out_budget, out_reason)
 
 
