@@ -387,14 +387,15 @@ def budgets_to_task_lines(
         for c in cost_codes if (code_id := id_of(c.get("id")))
     }
     known = set(job_ids)
-    raw = [
-        {
-            "projectId": project, "costCodeId": code,
-            "budgetHours": [r for r in budget_hours if (id_of(r.get("projectId")), id_of(r.get("costCodeId"))) == (project, code)],
-            "budgetCosts": [r for r in budget_costs if (id_of(r.get("projectId")), id_of(r.get("costCodeId"))) == (project, code)],
-        }
-        for project, code in keys
-    ]
+    rows_of: dict[tuple[str, str], dict[str, list[Mapping[str, Any]]]] = {
+        key: {"budgetHours": [], "budgetCosts": []} for key in keys
+    }
+    for name, records in (("budgetHours", budget_hours), ("budgetCosts", budget_costs)):
+        for record in records:
+            key = (id_of(record.get("projectId")), id_of(record.get("costCodeId")))
+            if key in rows_of:
+                rows_of[key][name].append(record)
+    raw = [{"projectId": project, "costCodeId": code, **rows_of[(project, code)]} for project, code in keys]
     frame = records_frame(raw)
     reasons = no_reasons(frame)
     project = pd.Series([k[0] for k in keys], index=frame.index, dtype=object)

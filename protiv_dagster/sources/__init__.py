@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from protiv_dagster.partitions import week_start
+from protiv_dagster.schemas import no_rejects
 
 
 @dataclass
@@ -43,8 +44,6 @@ class Mapped:
 
 def nothing() -> Mapped:
     """No record: what a vendor without such data (QuickBooks Time's wage history, say) answers."""
-    from protiv_dagster.schemas import no_rejects
-
     return Mapped(pd.DataFrame(), no_rejects())
 
 
