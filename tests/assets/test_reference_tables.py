@@ -14,7 +14,6 @@ import pytest
 
 from protiv_dagster.company_sync import SyncFailed
 from protiv_dagster.sandbox.server import Answer
-from tests.assets.conftest import COMPANY
 from tests.assets.hostile import install
 from tests.assets.vendors import PROVIDERS
 
@@ -25,7 +24,7 @@ def _float(value) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def _checks(pipeline, asset: str, names: list[str]) -> dict[str, dg.AssetCheckEvaluation]:
+def _checks(pipeline, asset: str, names: list[str]) -> dict:
     keys = [dg.AssetCheckKey(dg.AssetKey(asset), name) for name in names]
     records = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     return {key.name: record for key, record in records.items()}

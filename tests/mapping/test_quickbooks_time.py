@@ -273,6 +273,22 @@ def test_jobs_levels_budgets_status_and_flags(acme: Account) -> None:
     assert list(drive["name"]) == ["Drive Time"]
 
 
+def test_created_dates_and_no_task_ids(acme: Account) -> None:
+    created = by_id(acme.jobs.valid, "job_id")
+    for record in [*acme.company.data.jobs, *acme.company.data.milestones]:
+        assert created[str(record.id)]["created_date"] == record.created_at.astimezone(acme.company.data.zone).date()
+    assert acme.attendance.valid["task_id"].isna().all()  # QuickBooks Time has no line items
+    # Without the company's time zone, the date the stamp is written in; a bad stamp is set aside.
+    jobcodes = copy.deepcopy(acme.jobcodes[:2])
+    jobcodes[0]["created"] = "2026-11-06T02:30:00+00:00"  # the evening of Nov 5 in Denver
+    jobcodes[1]["created"] = "last week"
+    rows, aside = jobcodes_to_jobs(jobcodes, acme.customfields, CompanySettings(), COMPANY)
+    assert rows["created_date"].tolist() == [date(2026, 11, 6)]
+    assert "created is not ISO 8601" in aside["reason"].iloc[0]
+    rows, _ = jobcodes_to_jobs(jobcodes[:1], acme.customfields, SETTINGS, COMPANY)
+    assert rows["created_date"].tolist() == [date(2026, 11, 5)]
+
+
 # -- 2. daylight saving ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fall_back() -> QuickBooksTimeCompany:
