@@ -14,7 +14,7 @@ import argparse
 import resource
 import time
 import tracemalloc
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -119,6 +119,7 @@ def main() -> None:
     print(f"ProPays: {len(opportunities):,} ({opportunities['exclusion_reason'].notna().sum():,} excluded, "
           f"{(opportunities['bonus_pool'] > 0).sum():,} with a pool); worker rows: {len(result.worker_bonuses):,}; "
           f"overtime weeks: {len(result.overtime_weeks):,}")
+    print(f"jobs without a ProPay (rows with the reason): {len(result.jobs_without_propay):,}")
     print(f"bonus pool ${opportunities['bonus_pool'].sum():,.2f}, paid ${result.worker_bonuses['bonus'].sum():,.2f}, "
           f"overtime adjustment ${result.worker_bonuses['overtime_adjustment'].sum():,.2f}")
     print(f"engine wall time: {wall:.2f} s with tracemalloc, {wall_untraced:.2f} s without")

@@ -24,6 +24,9 @@ of each ProPay and each worker is then computed with exact fractions and rounded
   may have work that was never synced: excluded, reason "began before the attendance pull date",
   unless the version's ``count_jobs_before_pull_date`` counts it; either way
   ``began_before_pull_date`` is true.
+- **Exclusion reason**: the first that applies, in this order: an exclusion rule (``units``), the
+  pull date, the launch date, a missing wage. An excluded ProPay keeps its row (and one in
+  ``jobs_without_propay``) and pays nothing.
 - **Labor cost** = sum over entries of seconds / 3600 x the wage in force on the work date
   (``wages``), x (1 + burden_percent / 100) when ``budgets_include_burden``. A counted entry without
   a wage makes the labor cost unknown: the ProPay is excluded, the reason naming the worker(s), and
@@ -32,8 +35,8 @@ of each ProPay and each worker is then computed with exact fractions and rounded
   saved $ = (budget h - actual h) x blended wage; ``amount``, ``contract_price``, ``rate``,
   ``task_amount``: saved $ = budget $ - labor $. Task types net their lines: the sum over lines of
   (budget - actual), time on no budgeted line counting as a line with no budget, which is the
-  total budget of the lines minus the total actual (so the lines' budgets are all the engine needs;
-  ``task_id`` on attendance names the line for analysts). Over budget: no bonus, the overage reported.
+  total budget of the lines minus the total actual (so the lines' budgets are all the netted total
+  needs; an entry's ``task_id`` does not change it). Over budget: no bonus, the overage reported.
 - **No hours, no bonus**: a ProPay without counted time pays nothing; its saved hours are null (not
   the whole budget) and its saved $ 0, ``no_bonus_reason`` says why. Status: ``canceled`` or
   ``completed`` from the source; otherwise ``started`` once a minute is counted, else ``pending``.

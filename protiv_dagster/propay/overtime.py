@@ -118,7 +118,7 @@ def overtime_adjustments(
     alloc_week, alloc_basis_seconds = alloc_week[first_row], alloc_basis_seconds[first_row]
 
     # The worker-weeks that carry a bonus, and every second worked in them (per worker and day first).
-    base = int(min(all_day.min(), alloc_week.min()))
+    base = int(min(all_day.min(), alloc_week.min())) - 6  # a week starts at most 6 days before its days
     span = int(max(all_day.max(), alloc_week.max())) - base + 1
     alloc_key = alloc_worker.astype(np.int64) * span + (alloc_week - base)
     alloc_ww, week_keys = pd.factorize(alloc_key)

@@ -283,3 +283,12 @@ def test_dates_as_strings_or_timestamps_give_the_same_result():
         other = compute_propays(jobs, attendance.assign(work_date=dates), workers, CompanySettings(), "acme")
         pd.testing.assert_frame_equal(other.opportunities, base.opportunities)
     assert base.opportunities.iloc[0].last_work_date == date(2026, 11, 2)
+
+
+def test_a_week_that_starts_before_the_first_work_date_stays_with_its_worker():
+    # b's only day is a Thursday: its workweek starts three days before the earliest date of the
+    # company's attendance. Its hours must not land in another worker's week (they did, in a's).
+    thursday = MONDAY - timedelta(days=4)
+    entries = [entry("a", "P", 10), entry("a", "P", 2, day=MONDAY + timedelta(days=2)), entry("b", "O", 2, day=thursday)]
+    weeks = run(frames([job("P", budget=20), job("O")], entries, {"a": 20.0, "b": 20.0}), worker_share=1.0).overtime_weeks
+    assert weeks.set_index("worker_id")["hours_worked"].to_dict() == {"a": 12}
