@@ -6,6 +6,11 @@ a time for that vendor here), the automation computes their ProPays, and each tu
 manager edits a time entry at the vendor; the next refresh tick re-syncs that week and the ProPay
 table changes. Everything the daemon does is read back from the PostgreSQL instance and the
 warehouse; this test only connects, edits and waits.
+
+The second test SIGKILLs run workers mid-run, first alone, then together with the code server that
+started them (a container or process group killed, out of memory): each run is failed within two
+minutes, the vendor's run slot goes to a queued run, run retries re-execute it, the company's sync
+completes and the warehouse ends equal to a clean sync.
 """
 
 from __future__ import annotations
@@ -15,19 +20,31 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from pandas.testing import assert_frame_equal
 
+from protiv_dagster.automation.health import company_health
+from protiv_dagster.automation.syncs import sync_window, utc_now
+from protiv_dagster.company_sync import sync_company
+from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
 from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.run_launcher import WORKER_GONE
 from protiv_dagster.sandbox.generator import generate_company
 from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+from protiv_dagster.sync_state import SUCCEEDED, SyncStateStore
+from protiv_dagster.tables import ALL_TABLES
+from tests.run_workers import code_server_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPANIES = ("acme", "birch")
@@ -215,3 +232,166 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
         weeks = set().union(*(weeks_of(r) for r in refresh_runs if r.job_name == "sync_company_week"))
         assert 1 <= len(weeks) <= 2, weeks
         assert not instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "refresh", "protiv/company": "birch"}))
+
+
+# -- a run worker killed mid-run ------------------------------------------------------------------------
+DEAD_RUN_FAILED_WITHIN = 120  # seconds from the kill to the run marked failed (deploy/dagster.yaml)
+HOLD_SECONDS = 45  # under the vendor client's 60 s read timeout: a held read is never retried meanwhile
+SYNC_JOBS = ("sync_company_reference", "sync_company_week")
+
+
+class HeldPage:
+    """The next listing page the emulator serves waits until released (at most HOLD_SECONDS): the
+    run worker that asked for it is then mid-run, in a vendor read, for as long as the test needs.
+    No sensor or schedule reads a listing page before a company's initial sync is done (the initial
+    change check reads one unpaged endpoint), so the page held is a sync run's."""
+
+    def __init__(self, emulator: QuickBooksTimeEmulator):
+        self.reached, self.released = threading.Event(), threading.Event()
+        emulator.faults.between_pages(self._hold, after_pages=1)
+
+    def _hold(self) -> None:
+        self.reached.set()
+        self.released.wait(HOLD_SECONDS)
+
+
+@pytest.fixture
+def held_pages(deployment):
+    """Holds the first sync run's first page: armed before the daemon starts (request this fixture
+    before `daemon`); ``arm()`` holds the next page served."""
+    emulator = deployment[1]
+    held: list[HeldPage] = []
+
+    def arm() -> HeldPage:
+        held.append(HeldPage(emulator))
+        return held[-1]
+
+    arm()
+    yield arm, held[0]
+    for page in held:
+        page.released.set()
+
+
+def held_sync_run(instance: dg.DagsterInstance, page: HeldPage, daemon_log: Path) -> dg.DagsterRun:
+    """The sync run whose worker waits on the held page: the only one in progress (one run at a time
+    on this vendor)."""
+    wait_for(page.reached.is_set, 240, "a sync run to read its first vendor page", daemon_log, step=0.5)
+    runs = [r for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) if r.job_name in SYNC_JOBS]
+    assert len(runs) == 1, [(r.run_id, r.job_name) for r in runs]
+    return runs[0]
+
+
+def failed_after_kill(instance: dg.DagsterInstance, run_id: str, killed_at: float, daemon_log: Path) -> float:
+    """Seconds from the kill until the run was marked failed."""
+    wait_for(
+        lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE,
+        DEAD_RUN_FAILED_WITHIN + 30, f"run {run_id} to be marked failed", daemon_log, step=0.5,
+    )
+    seconds = time.monotonic() - killed_at
+    assert seconds < DEAD_RUN_FAILED_WITHIN, f"run {run_id} was marked failed {seconds:.0f} s after its worker died"
+    return seconds
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    [record] = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    return record.dagster_event.message or ""
+
+
+def warehouse_tables(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
+    return {
+        table.name: warehouse.read_table(table, order_by=list(table.primary_key)).reset_index(drop=True)
+        for table in ALL_TABLES
+    }
+
+
+def clean_sync(tmp_path: Path, company_ids) -> dict[str, pd.DataFrame]:
+    """The tables a clean sync of the same vendor data writes: each company synced once, in process
+    (as `protiv sync` does), into a fresh warehouse."""
+    warehouse = Warehouse(url=str(tmp_path / "clean.duckdb"))
+    defs = build_defs(warehouse=warehouse)
+    connections = {c.company_id: c for c in ConnectionRegistry().list()}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for company_id in company_ids:
+            sync_company(defs, instance, company_id, *sync_window(connections[company_id], utc_now()))
+    return warehouse_tables(warehouse)
+
+
+def test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried(deployment, held_pages, daemon, tmp_path):
+    env, _ = deployment
+    store = SyncStateStore(env["PROTIV_REGISTRY_URL"])
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
+
+        # 1. The first sync run's worker, killed alone (the out-of-memory killer's pick): its code
+        # server, which watches its children, reports it at once.
+        arm, first_page = held_pages
+        alone = held_sync_run(instance, first_page, daemon)
+        worker, server = code_server_worker(instance, alone.run_id)
+        next_page = arm()
+        os.kill(worker, signal.SIGKILL)
+        killed_at = time.monotonic()
+        first_page.released.set()
+        seconds_alone = failed_after_kill(instance, alone.run_id, killed_at, daemon)
+
+        # 2. The next sync run (the other company's, queued behind the limit of one run on this
+        # vendor, or the retry) is killed with its code server, as a container out of memory would
+        # be: nobody reports it; run monitoring fails it once the code server has not answered for
+        # the grace period (the daemon meanwhile starts a new code server for new runs).
+        together = held_sync_run(instance, next_page, daemon)
+        # Dagster's run retries have created the first run's retry meanwhile (with its code server
+        # up: a retry Dagster cannot plan is given up, and the automation then plans the initial sync
+        # again half an hour later, tests/automation/test_retried_runs.py).
+        wait_for(lambda: instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": alone.run_id})),
+                 60, "the killed run's retry", daemon)
+        worker, server = code_server_worker(instance, together.run_id)
+        os.kill(worker, signal.SIGKILL)
+        os.kill(server, signal.SIGKILL)
+        killed_at = time.monotonic()
+        next_page.released.set()
+        seconds_together = failed_after_kill(instance, together.run_id, killed_at, daemon)
+        assert WORKER_GONE in failure_message(instance, together.run_id)
+        print(f"run marked failed {seconds_alone:.1f} s after its worker was killed alone, "
+              f"{seconds_together:.1f} s after it was killed with its code server")
+
+        # Its queue slot is free: a run queued on the same vendor starts.
+        failed_at = instance.get_run_record_by_id(together.run_id).end_time
+        wait_for(
+            lambda: [r for r in instance.get_run_records(dg.RunsFilter(tags={"protiv/provider": "quickbooks_time"}))
+                     if r.start_time and r.start_time >= failed_at],
+            120, "a queued run of the same vendor to start", daemon,
+        )
+        # No pool slot is left with a dead run (with `run` granularity pools count running runs).
+        assert not {alone.run_id, together.run_id} & set(instance.event_log_storage.get_concurrency_run_ids())
+
+        # Run retries re-execute both, the syncs complete and both companies' ProPays are computed.
+        wait_for(lambda: propay_partitions(instance) >= set(COMPANIES), 300, "both companies' ProPays", daemon)
+        wait_for(lambda: not store.pending_batches(), 120, "every sync to finish", daemon)
+        batches = [store.batch(run.tags["protiv/batch"]) for run in (alone, together)]
+        assert all(batch.status == SUCCEEDED for batch in batches), batches
+
+        runs = instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "initial_sync"}))
+        for killed in (alone, together):
+            [retry] = [r for r in runs if r.tags.get("dagster/parent_run_id") == killed.run_id]
+            assert retry.tags["protiv/batch"] == killed.tags["protiv/batch"]
+            assert instance.get_run_by_id(killed.run_id).tags["dagster/will_retry"] == "true"
+        # No double work: each company's initial sync succeeded once per job, and only the killed runs failed.
+        for company_id in COMPANIES:
+            mine = [r for r in runs if r.tags.get("protiv/company") == company_id and r.job_name in SYNC_JOBS]
+            assert sorted(r.job_name for r in mine if r.status == dg.DagsterRunStatus.SUCCESS) == sorted(SYNC_JOBS)
+        failed = {r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS}
+        assert failed == {alone.run_id, together.run_id}
+
+        # Nothing left to run (the automation's ProPay runs included) before the tables are compared.
+        busy = [dg.DagsterRunStatus.QUEUED, *IN_PROGRESS_RUN_STATUSES]
+        wait_for(lambda: not instance.get_runs(dg.RunsFilter(statuses=busy)), 120, "every run to end", daemon)
+
+        # `protiv status` shows both green: nothing failed for good.
+        connections = {c.company_id: c for c in ConnectionRegistry().list()}
+        for company_id in COMPANIES:
+            health = company_health(connections[company_id], store.state(company_id), [], utc_now())
+            assert health.healthy, health.reason
+
+    # The warehouse holds exactly what a clean sync of the same vendor data writes.
+    synced = warehouse_tables(Warehouse(url=env["PROTIV_WAREHOUSE_URL"]))
+    for name, frame in clean_sync(tmp_path, COMPANIES).items():
+        assert_frame_equal(synced[name], frame, obj=name)

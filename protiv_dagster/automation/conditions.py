@@ -17,6 +17,11 @@ being written), adjusted to this partitioning:
   between two evaluations, Dagster counts the week's update as handled by that ProPay run: the
   ProPays would stay stale until the next change (bench/two_hour_cycle.py found it). After
   materializing only workers or jobs by hand, materialize the ProPays too.
+- For the same reason the ProPay partition is not started by being new either: ``eager`` also runs a
+  partition that became missing, and keeps that trigger until its dependencies are in, so a new
+  company's ProPays ran right after its reference run, from no attendance, and stayed so when that
+  run and the week run ended between two evaluations (tests/automation/test_new_company_propays.py;
+  tests/test_daemon_e2e.py found it). Its first week's attendance starts it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ import dagster as dg
 _EAGER_ANY_WEEK = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 
 ATTENDANCE_FOLLOWS_RAW = _EAGER_ANY_WEEK.ignore(dg.AssetSelection.assets("workers", "jobs"))
-PROPAY_FOLLOWS_ATTENDANCE = _EAGER_ANY_WEEK.without(~dg.AutomationCondition.any_deps_missing()).ignore(
+# eager() without its latest-time-window limit and without its newly-missing trigger.
+_EAGER_ON_UPDATES_ANY_WEEK = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("eager on updates, any week")
+PROPAY_FOLLOWS_ATTENDANCE = _EAGER_ON_UPDATES_ANY_WEEK.ignore(
     dg.AssetSelection.assets("workers", "jobs")
 ) & ~(dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("attendance")))
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from protiv_dagster.automation.syncs import all_weeks, company_today, sync_window
 from protiv_dagster.partitions import week_start
@@ -26,13 +26,17 @@ from protiv_dagster.registry import Connection, ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import Changes
-from protiv_dagster.sync_state import SyncBatch, SyncStateStore
+from protiv_dagster.sync_state import CompanySyncState, SyncBatch, SyncStateStore
 
 # Checks in flight per vendor, all vendors at once: each check waits on the network (1-2 requests),
 # so 1,000 companies take seconds instead of minutes, and a vendor that hangs (timeouts, retries)
 # holds up only its own companies' checks, never another vendor's.
 CHECKS_PER_VENDOR = 16
 ID_CHUNK = 500
+# An initial sync that failed (its runs failed beyond Dagster's run retries, or Dagster could not
+# create a retry because the code server was down at that moment) is planned again this long after
+# its last attempt: without a cursor the refresh never checks the company, so nothing else would.
+RETRY_FAILED_INITIAL_SYNC_AFTER = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -141,13 +145,26 @@ def vanished_weeks(
     return dict(weeks)
 
 
+def _initial_sync_due(connection: Connection, state: CompanySyncState | None, busy: set[str], now: datetime) -> bool:
+    """Never asked for this connection, or asked and failed: no cursor yet (the refresh only checks
+    companies with one), none in flight, last attempt RETRY_FAILED_INITIAL_SYNC_AFTER ago."""
+    if state is None or state.initial_sync_for != connection.connected_at:
+        return True
+    return (
+        state.cursor is None and connection.company_id not in busy
+        and (state.last_checked_at is None or now - state.last_checked_at >= RETRY_FAILED_INITIAL_SYNC_AFTER)
+    )
+
+
 def plan_initial_syncs(
     registry: ConnectionRegistryResource, vendors: VendorApis, store: SyncStateStore, now: datetime
 ) -> tuple[list[Connection], list[SyncBatch]]:
-    """For every connection without an initial sync (new, or reconnected after removal): the company
-    partitions to add and the initial sync batches (reference first, then every week)."""
+    """For every connection without an initial sync (new, or reconnected after removal), or whose
+    initial sync failed: the company partitions to add and the initial sync batches (reference
+    first, then every week)."""
     states = store.all_states()
-    due = [c for c in registry.list() if states.get(c.company_id) is None or states[c.company_id].initial_sync_for != c.connected_at]
+    busy = {batch.company_id for batch in store.pending_batches()}
+    due = [c for c in registry.list() if _initial_sync_due(c, states.get(c.company_id), busy, now)]
     results = check_companies(due, {}, registry, vendors, now)
     batches = []
     for result in results:

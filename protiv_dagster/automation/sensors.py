@@ -41,7 +41,8 @@ REPORT_UNCHANGED_PER_TICK = 100
 def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionRegistryResource, vendors: VendorApis):
     """A company an admin has just connected (or reconnected after removing it) gets its company
     partition and its initial sync: workers and jobs, then every week from the attendance pull date
-    to today; ProPays follow by automation. A removed connection is simply no longer synced: its
+    to today; ProPays follow by automation. An initial sync that failed is asked again 30 minutes
+    after its last attempt (refresh.py). A removed connection is simply no longer synced: its
     partition and its data stay."""
     now = syncs.utc_now()
     store = registry.sync_state()

@@ -34,6 +34,11 @@ REFERENCE_JOB, WEEK_JOB = "sync_company_reference", "sync_company_week"
 # A phase whose runs never appeared (a tick that died after planning) is given up after this long;
 # the cursor has not moved, so the next check asks the vendor for the same changes again.
 NEVER_LAUNCHED_AFTER = timedelta(hours=1)
+# A failed run of a sync is waited for while Dagster's run retries may still re-execute it (a run
+# whose worker died, failed by run monitoring): until it is tagged whether it will be retried, and
+# then until its retry appears (see _retry_coming).
+RETRY_DECISION_WITHIN = timedelta(minutes=5)
+RETRY_START_WITHIN = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
@@ -120,20 +125,35 @@ def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
     return "see the run's event log"
 
 
+def _retry_coming(instance: dg.DagsterInstance, record: dg.RunRecord, now: datetime) -> bool:
+    """Whether Dagster's run retries will still re-execute this failed run, the latest of its
+    partitions. Dagster tags a failed run ``dagster/will_retry`` just after storing its failure (a run
+    read in between has no tag yet) and creates the retry moments later. A retry that has not appeared
+    RETRY_START_WITHIN after the failure will not come (Dagster gives up on a job renamed by a deploy
+    without untagging the run), so the sync ends instead of waiting forever."""
+    waited = now.timestamp() - (record.end_time or record.update_timestamp.timestamp())
+    tag = record.dagster_run.tags.get("dagster/will_retry")
+    if tag is None:
+        return instance.run_retries_enabled and waited < RETRY_DECISION_WITHIN.total_seconds()
+    return tag == "true" and waited < RETRY_START_WITHIN.total_seconds()
+
+
 def phase_outcome(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime) -> PhaseOutcome:
     """Where the runs of the batch's current phase stand. A partition (or range) counts by its latest
-    run, so a run retried by Dagster's run retries is judged by the retry."""
+    run, so a run retried by Dagster's run retries (a new run with the same tags, among them the
+    batch's, and ``dagster/parent_run_id``) is judged by the retry: a run whose worker was killed,
+    failed by run monitoring and retried, ends its phase when the retry succeeds."""
     records = instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id, PHASE_TAG: batch.phase}))
-    latest: dict[str, dg.DagsterRun] = {}
+    latest: dict[str, dg.RunRecord] = {}
     for record in sorted(records, key=lambda r: r.create_timestamp):
+        latest[_partitions_of(record.dagster_run)] = record
+    for record in latest.values():
         run = record.dagster_run
-        latest[_partitions_of(run)] = run
-    for run in latest.values():
-        if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get("dagster/will_retry") != "true":
+        if run.status == dg.DagsterRunStatus.FAILURE and not _retry_coming(instance, record, now):
             return PhaseOutcome("failed", f"run {run.run_id} failed: {run_failure_message(instance, run.run_id)}")
         if run.status == dg.DagsterRunStatus.CANCELED:
             return PhaseOutcome("failed", f"run {run.run_id} was canceled")
-    succeeded = sum(1 for run in latest.values() if run.status == dg.DagsterRunStatus.SUCCESS)
+    succeeded = sum(1 for record in latest.values() if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS)
     if succeeded >= expected_runs(batch):
         return PhaseOutcome("done")
     if not latest and now - batch.requested_at > NEVER_LAUNCHED_AFTER:

@@ -170,6 +170,16 @@ def test_kubernetes_has_the_same_limits_pools_and_retries_as_one_machine():
     assert additional["run_retries"] == deploy["run_retries"]
 
 
+def test_kubernetes_fails_a_run_whose_pod_died_within_two_minutes():
+    """The K8sRunLauncher checks each run's Job; a killed or out-of-memory pod fails its Job at once
+    (no restarts), so one poll bounds the time to the run failed, as on one machine."""
+    monitoring = values()["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"] and monitoring["maxResumeRunAttempts"] == 0
+    assert monitoring["pollIntervalSeconds"] <= 30
+    assert monitoring["freeSlotsAfterRunEndSeconds"] + monitoring["pollIntervalSeconds"] <= 120
+    assert K8sRunLauncher.supports_check_run_worker_health.fget(None)
+
+
 @pytest.mark.parametrize(
     "break_it, field",
     [

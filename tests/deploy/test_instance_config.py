@@ -16,9 +16,11 @@ import pytest
 import yaml
 from dagster._core.errors import DagsterInvalidConfigError
 from dagster._core.instance.config import ConcurrencyConfig, PoolGranularity, dagster_instance_config
+from dagster._core.launcher import RunLauncher
 from dagster._serdes import ConfigurableClassData
 
 from protiv_dagster.definitions import defs
+from protiv_dagster.run_launcher import MonitoredRunLauncher
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 INSTANCE_FILES = sorted(DEPLOY.rglob("dagster.yaml"))
@@ -81,6 +83,26 @@ def test_every_asset_that_calls_a_vendor_is_in_the_vendor_pool():
         assert pools[name] == {"vendor_api"}, name
     for name in ("propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks"):
         assert pools[name] == {"propay_engine"}, name
+
+
+def test_a_run_whose_worker_died_is_failed_within_two_minutes():
+    """The launcher of deploy/dagster.yaml lets run monitoring check run workers (Dagster's
+    DefaultRunLauncher cannot), and the settings bound the time from a worker's death to its run
+    failed: a poll finds it gone, or its code server unreachable for the grace period and then a
+    poll; a worker dead before its run started waits for the start timeout and a poll."""
+    config = load(DEPLOY)
+    # Rehydrated as the daemon does, through the launcher's own config schema.
+    launcher = ConfigurableClassData(
+        config["run_launcher"]["module"], config["run_launcher"]["class"], yaml.safe_dump(config["run_launcher"]["config"])
+    ).rehydrate(as_type=RunLauncher)
+    assert isinstance(launcher, MonitoredRunLauncher) and launcher.supports_check_run_worker_health
+    monitoring = config["run_monitoring"]
+    poll = monitoring["poll_interval_seconds"]
+    assert poll + launcher.unreachable_grace_seconds + poll <= 120
+    assert monitoring["start_timeout_seconds"] + poll <= 120
+    # Resuming in a new worker is not supported by this launcher: run retries re-execute the run.
+    assert monitoring["max_resume_run_attempts"] == 0 and not launcher.supports_resume_run
+    assert config["run_retries"]["max_retries"] >= 1
 
 
 @pytest.mark.parametrize(
