@@ -116,8 +116,19 @@ OVERTIME_WEEK_COLUMNS = [
 ]
 JOBS_WITHOUT_PROPAY_COLUMNS = ["company_id", "job_id", "milestone_id", "name", "reason"]
 
+# Descriptions of the columns added for rules §9 and of the existing columns whose meaning changed
+# (for the warehouse's column comments; the other columns keep theirs).
 COLUMN_DESCRIPTIONS = {
     "opportunities": {
+        "budget_hours": "Budget in worker-hours after the company's budget modification; for a $ budget it is the budget $ divided by the blended wage, and null without counted time or without a known labor cost.",
+        "labor_cost": "Actual labor cost in $, rounded to the cent: the sum over entries of seconds / 3600 x the wage in force on the work date (burdened when budgets include burden); null when a worker has no wage (the ProPay is then excluded).",
+        "saved_hours": "Hours saved: budget_hours minus actual_hours, negative when over budget; null without counted time (not the whole budget) or without an hours equivalent.",
+        "saved_amount": "Saved labor in $ (what the bonus pool is taken from), rounded once from the exact saving; 0 when over budget or without counted time; null when a wage is missing.",
+        "overage_amount": "Labor $ over budget; 0 when on or under budget; null when a wage is missing.",
+        "pool_before_penalty": "Workers' share of the exact saved labor in $, rounded half up to the cent; 0 when the ProPay pays nothing (excluded, disqualified, canceled, pending, no hours).",
+        "unclaimed_amount": "Role buckets in $ nobody holds (moved into the crew bucket) plus a crew bucket nobody can share (kept by the company).",
+        "kept_by_company": "Part of the pool in $ not paid to workers: the company bucket plus a crew bucket nobody can share.",
+        "exclusion_reason": "Why the ProPay pays nothing although it has a budget: an exclusion rule, began before the attendance pull date, work before the launch date, or a worker without a wage; null for an eligible ProPay.",
         "settings_version": "Number of the company's settings version the ProPay was computed with: the one in force on its first work date (the latest while it has no time).",
         "pay_state": "final (a completed ProPay that pays), provisional (a started ProPay that pays: may still change) or none (pays nothing).",
         "no_bonus_reason": "Why the bonus pool is $0: excluded, disqualified, canceled, pending, no hours, over budget, on budget, no worker share, penalty, under a cent; null when it pays.",
@@ -130,6 +141,12 @@ COLUMN_DESCRIPTIONS = {
         "labor_cost_denominator": "Denominator of the exact labor cost (see labor_cost_numerator).",
     },
     "worker_bonuses": {
+        "role": "The worker's role in the company settings (the ProPay's settings version): crew, crew_lead, manager or other.",
+        "bucket": "The role bucket the worker holds on this ProPay (crew_lead, manager or other: the first when several), else crew; everyone with counted time also shares the crew bucket.",
+        "wage": "Hourly wage used for labor cost in $ per hour (burdened when budgets include burden); with several wages over the ProPay's dates their average (labor_cost / hours); null without counted time or without a wage.",
+        "labor_cost": "The worker's exact labor cost in $, rounded to the cent; null when a wage is missing.",
+        "weight": "The worker's weight in the crew bucket under the distribution method (hours, labor $, lead-weighted hours, 1, or the manual %); 0 when they share none of it.",
+        "bonus": "The worker's ProPay bonus in $: crew_share + role_bucket_share; the bonuses of a ProPay sum to its paid_to_workers.",
         "settings_version": "The ProPay's settings version.",
         "seconds": "The worker's counted seconds on the ProPay (hours = seconds / 3600 exactly); 0 for a lead or manager paid without time on it.",
         "wage_count": "Number of different wages the worker had on the ProPay's work dates; with more than one, wage is their average (labor cost / hours).",
@@ -140,9 +157,16 @@ COLUMN_DESCRIPTIONS = {
         "role_buckets_held": "The role buckets the worker holds on this ProPay (crew_lead, manager, other; comma-separated), null when none.",
     },
     "overtime_weeks": {
+        "bonus_in_week": "ProPay bonus in $ allocated to the week (in proportion to the worker's counted seconds on each ProPay per week; a lead or manager without time on it, the ProPay's), the exact sum rounded once.",
         "settings_version": "Settings version in force on the week's first day (its thresholds apply).",
         "seconds_worked": "Every second the worker worked in the week (hours_worked = seconds_worked / 3600).",
         "overtime_seconds": "Overtime seconds of the week (overtime_hours = overtime_seconds / 3600).",
+    },
+    "jobs_without_propay": {
+        "job_id": "The top-level job (jobs.job_id).",
+        "milestone_id": "The milestone, for a row about a milestone; null for a row about a whole job.",
+        "name": "Name of the job or milestone in the vendor.",
+        "reason": "Why it pays no ProPay: drive job, recurring job (its milestones are the ProPays), no budget, unknown budget type, milestones' budgets of different types, counted in a job that has no ProPay, or the exclusion reason of an excluded ProPay.",
     },
 }
 
