@@ -222,13 +222,20 @@ def _task_lines(task_lines: pd.DataFrame | None, task_budgets: pd.DataFrame | No
     return task_lines.assign(**missing) if missing else task_lines
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, -1 where missing; the distinct values as text): each distinct id is handled once."""
+    codes, uniques = pd.factorize(values)
+    return codes, np.array([str(u) for u in uniques], dtype=object)
+
+
 def _target(attendance: pd.DataFrame, candidates) -> np.ndarray:
     """The candidate code each entry counts to: its milestone's when the milestone is known, else its job's; -1 for none."""
-    milestone = attendance["milestone_id"]
-    has_milestone = milestone.notna().to_numpy()
-    via_milestone = np.full(len(attendance), np.nan)
-    via_milestone[has_milestone] = candidates.milestone_target.reindex(milestone[has_milestone].astype(str).to_numpy()).to_numpy()
-    via_job = candidates.job_target.reindex(attendance["job_id"].astype(str).to_numpy()).to_numpy()
+    milestone_code, milestones = _codes(attendance["milestone_id"])
+    job_code, job_ids = _codes(attendance["job_id"])
+    by_milestone = np.append(candidates.milestone_target.reindex(milestones).to_numpy(), np.nan)
+    by_job = np.append(candidates.job_target.reindex(job_ids).to_numpy(), np.nan)
+    via_milestone = by_milestone[milestone_code]  # code -1 picks the appended NaN
+    via_job = by_job[job_code]
     target = np.where(~np.isnan(via_milestone), via_milestone, np.where(np.isnan(via_job), -1, via_job))
     return target.astype(np.int64)
 
@@ -268,12 +275,11 @@ def compute_propays(
 
     # --- Time entries as integer codes ----------------------------------------------------------------
     assigned = assignments if assignments is not None and len(assignments) else None
-    entry_worker_text = attendance["worker_id"].astype(str).to_numpy(dtype=object)
-    extra_ids = assigned["worker_id"].astype(str).to_numpy(dtype=object) if assigned is not None else np.array([], dtype=object)
-    worker_ids = np.asarray(pd.unique(np.concatenate([entry_worker_text, extra_ids])), dtype=object)
-    worker_ids = np.sort(worker_ids)
+    entry_worker_code, entry_worker_ids = _codes(attendance["worker_id"].astype(str))
+    extra_ids = assigned["worker_id"].astype(str).tolist() if assigned is not None else []
+    worker_ids = np.array(sorted(set(entry_worker_ids.tolist()) | set(extra_ids)), dtype=object)  # codes in id order
     worker_index = pd.Index(worker_ids)
-    worker_code = worker_index.get_indexer(entry_worker_text).astype(np.int64)
+    worker_code = worker_index.get_indexer(entry_worker_ids).astype(np.int64)[entry_worker_code]
     n_workers = max(len(worker_ids), 1)
     seconds = np.rint(attendance["hours"].to_numpy(dtype=float) * SECONDS_PER_HOUR).astype(np.int64)
     day = epoch_days(attendance["work_date"])
@@ -325,8 +331,10 @@ def compute_propays(
 
     # --- Wages and the per ProPay-worker sums ------------------------------------------------------------
     c_worker, c_day, c_seconds, c_unit = worker_code[counted], day[counted], seconds[counted], target[counted]
+    del target, safe_target, on_candidate, synced, began, counted, before_launch_rows, is_drive  # memory: 5M-entry companies
     entry = entry_wages(c_worker, c_day, worker_ids, workers, wages)
-    pair_code, pair_keys = pd.factorize(c_unit * n_workers + c_worker, sort=True)
+    pair_key_of_entry = c_unit * n_workers + c_worker
+    pair_code, pair_keys = pd.factorize(pair_key_of_entry, sort=True)
     pair_keys = np.asarray(pair_keys, dtype=np.int64)
     n_pairs = len(pair_keys)
     pair_unit, pair_worker = pair_keys // n_workers, pair_keys % n_workers
@@ -340,6 +348,8 @@ def compute_propays(
         pair_wage_count = np.bincount(np.asarray(distinct, dtype=np.int64) // stride, minlength=n_pairs)
     else:  # one wage per worker: today's
         pair_wage_count = (~pair_missing).astype(np.int64)
+    wage_scale = entry.scale
+    del entry
 
     actual_seconds = int_sum_by(pair_unit, pair_seconds, n)
     cost_units = int_sum_by(pair_unit, pair_cost, n)
@@ -378,7 +388,7 @@ def compute_propays(
         np.array([m.numerator for m in modification], dtype=object)[version],
         np.array([m.denominator for m in modification], dtype=object)[version],
     ).reduced()
-    labor_factor = Rational.from_fractions(np.array([b / (SECONDS_PER_HOUR * entry.scale) for b in burden], dtype=object)).take(version)
+    labor_factor = Rational.from_fractions(np.array([b / (SECONDS_PER_HOUR * wage_scale) for b in burden], dtype=object)).take(version)
     labor = (Rational(objects(cost_units), np.ones(n, dtype=object)) * labor_factor).reduced()  # dollars, exact
     known_labor = ~missing_wage
     hours_type = np.isin(budget_type.astype(str), HOURS_TYPES)
@@ -460,7 +470,8 @@ def compute_propays(
 
     # --- Overtime --------------------------------------------------------------------------------------------------
     # A pair's bonus is spread over its own counted seconds; a holder without time over the ProPay's.
-    row_of_pair = pd.Index(row_unit * n_workers + row_worker).get_indexer(c_unit * n_workers + c_worker)
+    row_of_pair = pd.Index(row_unit * n_workers + row_worker).get_indexer(pair_key_of_entry)
+    del pair_key_of_entry, pair_code
     own = row_bonus[row_of_pair] > 0 if len(c_unit) else np.zeros(0, dtype=bool)
     holder_rows = np.flatnonzero((row_seconds == 0) & (row_bonus > 0))
     alloc = [(row_of_pair[own], c_worker[own], c_day[own], c_seconds[own], row_seconds[row_of_pair[own]])]
@@ -471,8 +482,11 @@ def compute_propays(
         r = expanded["row"].to_numpy(dtype=np.int64)
         alloc.append((r, row_worker[r], c_day[i], c_seconds[i], actual_seconds[row_unit[r]]))
     parts = [np.concatenate([a[k] for a in alloc]).astype(np.int64) for k in range(5)]
+    del alloc, row_of_pair, own
     all_rows = seconds > 0
-    overtime = overtime_adjustments(history, worker_code[all_rows], day[all_rows], seconds[all_rows], *parts, row_bonus)
+    if not all_rows.all():
+        worker_code, day, seconds = worker_code[all_rows], day[all_rows], seconds[all_rows]
+    overtime = overtime_adjustments(history, worker_code, day, seconds, *parts, row_bonus)
     overtime_per_propay = np.bincount(row_unit, weights=overtime.pair_adjustment_cents, minlength=n).astype(np.int64)
 
     # --- Outputs --------------------------------------------------------------------------------------------------

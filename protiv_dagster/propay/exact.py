@@ -159,7 +159,14 @@ def rational_sum_by(group: np.ndarray, values: Rational, n: int) -> Rational:
     neighbours in the same group, log2(largest group) rounds of vectorized Python-int arithmetic."""
     group = np.asarray(group, dtype=np.int64)
     order = np.argsort(group, kind="stable")
-    g, num, den = group[order], objects(values.num)[order], objects(values.den)[order]
+    g, num, den = group[order], values.num[order], values.den[order]
+    if num.dtype != object and len(num):
+        # The first round on int64 when no product can pass 2**62 (then Python ints): half the objects.
+        top_num, top_den = int(np.abs(num).max()), int(den.max())
+        if not (2 * top_num * top_den < 2**62 and top_den * top_den < 2**62):
+            num, den = objects(num), objects(den)
+    else:
+        num, den = objects(num), objects(den)
     while len(g):
         same_next = np.r_[g[1:] == g[:-1], False]
         if not same_next.any():
@@ -174,6 +181,9 @@ def rational_sum_by(group: np.ndarray, values: Rational, n: int) -> Rational:
         merged_num = num[merge] * b_den + num[merge + 1] * a_den
         merged_den = a_den * b_den
         g, num, den = g[keep], num[keep], den[keep]
+        if num.dtype != object:  # after an int64 round: Python ints from here on
+            num, den = objects(num), objects(den)
+            merged_num, merged_den = objects(merged_num), objects(merged_den)
         at = np.searchsorted(keep, merge)
         num[at], den[at] = merged_num, merged_den
     out_num = np.zeros(n, dtype=object)

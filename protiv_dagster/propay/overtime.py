@@ -139,9 +139,13 @@ def overtime_adjustments(
     over = np.where(threshold >= 0, np.maximum(day_seconds - threshold, 0), 0)
     daily_overtime = int_sum_by(day_ww, over, n_weeks)
     overtime = daily_overtime + np.maximum(worked - daily_overtime - weekly[week_version], 0)
+    del day_worker, day, day_seconds, day_key, day_ww, carries, threshold, over
 
     # The bonus parts: pair bonus x row seconds / pair basis seconds (exact), per worker-week and per pair.
-    parts = Rational(objects(bonus[alloc_pair]) * objects(alloc_seconds), objects(alloc_basis_seconds))
+    part_bonus = bonus[alloc_pair]
+    if int(part_bonus.max()) * int(alloc_seconds.max()) >= 2**62:
+        part_bonus = objects(part_bonus)
+    parts = Rational(part_bonus * alloc_seconds, alloc_basis_seconds)
     week_bonus = rational_sum_by(alloc_ww, parts, n_weeks)
     has = np.flatnonzero(week_bonus.num > 0)
     factor_num = objects(np.where(worked > 0, overtime, 0))
