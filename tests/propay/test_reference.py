@@ -32,7 +32,9 @@ def money(draw, low=0, high=500_000):
 
 
 @st.composite
-def settings_of(draw):
+def settings_of(draw, plain=False):
+    """Settings; ``plain`` ones exclude nothing and disqualify nothing (so that many ProPays pay)."""
+    rare = (lambda: False) if plain else (lambda: draw(st.integers(0, 3)) == 0)
     shares = draw(st.lists(st.integers(0, 10), min_size=5, max_size=5).filter(lambda s: sum(s[:4]) > 0))
     method = draw(st.sampled_from(["hours", "wage", "crew_lead_weighted", "equal", "manual"]))
     return CompanySettings(
@@ -44,9 +46,9 @@ def settings_of(draw):
         manual_distribution={w: draw(st.integers(1, 100)) / draw(st.sampled_from([1, 3, 10])) for w in WORKERS[:4]},
         include_drive_time=draw(st.booleans()),
         penalties={"P0": draw(money(0, 5_000))} if draw(st.booleans()) else {},
-        disqualifications={"P1": "safety"} if draw(st.booleans()) else {},
-        launch_date=START + timedelta(days=draw(st.integers(-3, 4))) if draw(st.booleans()) else None,
-        budget_modification_percent=draw(st.sampled_from([100.0, 90.0, 33.33, 150.0, 1.0])),
+        disqualifications={"P1": "safety"} if rare() else {},
+        launch_date=START + timedelta(days=draw(st.integers(-6, 3))) if rare() else None,
+        budget_modification_percent=draw(st.sampled_from([100.0, 100.0, 90.0, 33.33, 150.0, 1.0])),
         budgets_include_burden=draw(st.booleans()),
         burden_percent=draw(st.sampled_from([0.0, 18.0, 12.5, 33.3])),
         labor_budget_percent=draw(st.sampled_from([None, 35.0, 27.5])),
@@ -55,7 +57,7 @@ def settings_of(draw):
         overtime_weekly_hours=draw(st.sampled_from([40.0, 10.0, 20.25])),
         workweek_start=draw(st.sampled_from(["monday", "wednesday", "sunday"])),
         count_jobs_before_pull_date=draw(st.booleans()),
-        exclusions={"name_patterns": ["TEST*"]} if draw(st.booleans()) else {},
+        exclusions={"name_patterns": ["TEST*"]} if rare() else {},
     )
 
 
@@ -81,8 +83,12 @@ KINDS = ["hours", "hours", "amount", "contract_price", "rate", "task_hours", "ta
 
 @st.composite
 def companies(draw):
+    """A company; half of them ``plain`` (no launch or pull date, exclusions, disqualifications,
+    canceled jobs or missing wages), so that many of their ProPays pay."""
     jobs, task_lines = [], []
-    statuses = ["open", "open", "completed", "canceled"]
+    plain = draw(st.booleans())
+    rare = (lambda: False) if plain else (lambda: draw(st.integers(0, 3)) == 0)
+    statuses = ["open", "completed"] if plain else ["open", "open", "open", "completed", "completed", "canceled"]
 
     def row(job_id, parent=None, **extra):
         kind = draw(st.sampled_from(KINDS))
@@ -92,7 +98,7 @@ def companies(draw):
             for t in range(draw(st.integers(0, 3))):
                 task_lines.append({"job_id": job_id, "task_id": f"t{t}", "name": f"t{t}",
                                    column: draw(st.one_of(st.none(), st.integers(0, 4000).map(lambda x: x / 4)))})
-        created = START + timedelta(days=draw(st.integers(-5, 3))) if draw(st.booleans()) else None
+        created = START + timedelta(days=draw(st.integers(-5, 3))) if rare() else None
         return {"job_id": job_id, "parent_job_id": parent, "level": "milestone" if parent else "job",
                 "name": draw(st.sampled_from(["Fence", "TEST pit", "Deck", "Mow"])) + f" {job_id}",
                 "status": draw(st.sampled_from(statuses)), "recurring": False, "is_drive": False,
@@ -108,28 +114,28 @@ def companies(draw):
     targets = [(j["parent_job_id"] or j["job_id"], j["job_id"] if j["parent_job_id"] else None) for j in jobs]
     targets.append(("P0", "UNKNOWN-M"))
     entries = []
-    for _ in range(draw(st.integers(0, 30))):
+    for _ in range(draw(st.integers(0, 40))):
         job_id, milestone = draw(st.sampled_from(targets))
         seconds = draw(st.sampled_from([0, 30, 60, 240, 900, 3600, 5400, 7200, 36_000]))
         entries.append({"worker_id": draw(st.sampled_from(WORKERS)), "job_id": job_id, "milestone_id": milestone,
                         "hours": seconds / 3600, "work_date": START + timedelta(days=draw(st.integers(-4, 16))),
                         "is_drive": draw(st.integers(0, 5)) == 0, "task_id": draw(st.sampled_from([None, "t0", "t1", "t9"]))})
-    wages = {w: (None if draw(st.integers(0, 15)) == 0 else draw(st.integers(1500, 4500)) / draw(st.sampled_from([100, 1, 10])))
+    wages = {w: (None if not plain and draw(st.integers(0, 20)) == 0 else draw(st.integers(1500, 4500)) / draw(st.sampled_from([100, 100, 100, 1000])))
              for w in WORKERS}
     history = [{"worker_id": draw(st.sampled_from(WORKERS)), "effective_date": START + timedelta(days=draw(st.integers(-2, 12))),
                 "hourly_wage": draw(st.integers(1500, 4500)) / 100} for _ in range(draw(st.integers(0, 4)))]
     ids = [j["job_id"] for j in jobs]
     assignments = [{"job_id": draw(st.sampled_from(ids)), "worker_id": draw(st.sampled_from(WORKERS + ["boss"])),
                     "role": draw(st.sampled_from(["crew_lead", "manager"]))} for _ in range(draw(st.integers(0, 3)))]
-    first = draw(settings_of())
+    first = draw(settings_of(plain))
     if draw(st.booleans()):
         history_of_settings = SettingsHistory(versions=(
             SettingsVersion(version=1, effective_from=None, settings=first),
-            SettingsVersion(version=3, effective_from=START + timedelta(days=draw(st.integers(-2, 10))), settings=draw(settings_of())),
+            SettingsVersion(version=3, effective_from=START + timedelta(days=draw(st.integers(-2, 10))), settings=draw(settings_of(plain))),
         ))
     else:
         history_of_settings = first
-    pull_date = START + timedelta(days=draw(st.integers(-3, 2))) if draw(st.booleans()) else None
+    pull_date = START + timedelta(days=draw(st.integers(-6, 2))) if rare() else None
     return {"jobs": jobs, "entries": entries, "wages": wages, "history": history, "assignments": assignments,
             "task_lines": task_lines, "settings": history_of_settings, "pull_date": pull_date}
 
