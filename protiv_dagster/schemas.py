@@ -273,6 +273,7 @@ class JobAssignment(CompanyScoped):
 
 BUDGET_TYPES = ["hours", "amount", "contract_price", "rate", "task_hours", "task_amount"]
 PROPAY_STATUSES = ["pending", "started", "completed", "canceled"]
+PAY_STATES = ["final", "provisional", "none"]
 WORKER_ROLES = ["crew", "crew_lead", "manager", "other"]
 
 
@@ -301,20 +302,36 @@ class PropayOpportunity(CompanyScoped):
         "Worker-hours counted on the ProPay, in hours: drive time and time before the launch date are left out unless the company counts them.",
         sql_type="DOUBLE PRECISION", ge=0,
     )
-    labor_cost: Series[float] = _field("Actual labor cost in $: the sum over workers of hours times wage (burdened when budgets include burden).", sql_type="NUMERIC(14,2)", ge=0)
+    labor_cost: Series[float] = _field(
+        "Actual labor cost in $, rounded once to the cent: the exact sum over entries of seconds / 3600 x the wage in "
+        "force on the work date (burdened when budgets include burden); null when a worker has no wage (the ProPay is "
+        "then excluded).",
+        sql_type="NUMERIC(14,2)", nullable=True, ge=0,
+    )
     blended_wage: Series[float] = _field("The crew's blended wage in $ per hour: labor_cost divided by actual_hours; null with no hours.", sql_type="NUMERIC(10,4)", nullable=True, ge=0)
     saved_hours: Series[float] = _field(
-        "Hours saved: budget_hours minus actual_hours, negative when over budget; null when the budget has no hours equivalent.",
+        "Hours saved: budget_hours minus actual_hours, negative when over budget; null without counted time (never the "
+        "whole budget) or without an hours equivalent.",
         sql_type="DOUBLE PRECISION", nullable=True,
     )
-    saved_amount: Series[float] = _field("Saved labor in $ (what the bonus pool is taken from); 0 when over budget.", sql_type="NUMERIC(14,2)", ge=0)
+    saved_amount: Series[float] = _field(
+        "Saved labor in $ (what the bonus pool is taken from), rounded once from the exact saving; 0 when over budget "
+        "or without counted time; null when a wage is missing.",
+        sql_type="NUMERIC(14,2)", nullable=True, ge=0,
+    )
     overage_hours: Series[float] = _field("Hours over budget: actual_hours minus budget_hours when positive, else 0; null when saved_hours is null.", sql_type="DOUBLE PRECISION", nullable=True, ge=0)
-    overage_amount: Series[float] = _field("Labor $ over budget; 0 when on or under budget.", sql_type="NUMERIC(14,2)", ge=0)
+    overage_amount: Series[float] = _field(
+        "Labor $ over budget; 0 when on or under budget; null when a wage is missing.", sql_type="NUMERIC(14,2)", nullable=True, ge=0
+    )
     efficiency: Series[float] = _field(
         "Budget divided by actual in the budget's own unit (1.0 = on budget, 1.1 = 10 % under); null with no actuals.",
         sql_type="DOUBLE PRECISION", nullable=True, ge=0,
     )
-    pool_before_penalty: Series[float] = _field("Workers' share of the saved labor in $ before the penalty; 0 when excluded or disqualified.", sql_type="NUMERIC(14,2)", ge=0)
+    pool_before_penalty: Series[float] = _field(
+        "Workers' share of the exact saved labor in $, rounded half up to the cent; 0 when the ProPay pays nothing "
+        "(excluded, disqualified, canceled, pending, no hours).",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
     penalty_amount: Series[float] = _field("Penalty in $ deducted from the pool, never more than the pool.", sql_type="NUMERIC(14,2)", ge=0)
     bonus_pool: Series[float] = _field("Bonus pool in $: pool_before_penalty minus penalty_amount, split into the role buckets.", sql_type="NUMERIC(14,2)", ge=0)
     crew_bucket: Series[float] = _field("Part of the pool for the crew, in $.", sql_type="NUMERIC(14,2)", ge=0)
@@ -323,11 +340,15 @@ class PropayOpportunity(CompanyScoped):
     other_bucket: Series[float] = _field("Part of the pool for other roles, in $.", sql_type="NUMERIC(14,2)", ge=0)
     company_bucket: Series[float] = _field("Part of the pool the company's role buckets keep for the company, in $.", sql_type="NUMERIC(14,2)", ge=0)
     unclaimed_amount: Series[float] = _field(
-        "Buckets in $ that no eligible worker could claim (moved to another bucket or kept by the company).",
+        "Role buckets in $ nobody holds (moved into the crew bucket) plus a crew bucket nobody can share (kept by the "
+        "company).",
         sql_type="NUMERIC(14,2)", ge=0,
     )
     paid_to_workers: Series[float] = _field("Sum of the worker bonuses in $ (propay_worker_bonuses.bonus); paid_to_workers + kept_by_company = bonus_pool.", sql_type="NUMERIC(14,2)", ge=0)
-    kept_by_company: Series[float] = _field("Part of the pool in $ not paid to workers: the company bucket plus what nobody could claim.", sql_type="NUMERIC(14,2)", ge=0)
+    kept_by_company: Series[float] = _field(
+        "Part of the pool in $ not paid to workers: the company bucket plus a crew bucket nobody can share.",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
     overtime_adjustment: Series[float] = _field(
         "FLSA regular-rate overtime owed on this ProPay's bonuses in $, on top of them (sum over its workers).",
         sql_type="NUMERIC(14,2)", ge=0,
@@ -342,8 +363,49 @@ class PropayOpportunity(CompanyScoped):
     first_work_date: Series[Date] = _field("First day with counted time; null with none.", sql_type="DATE", nullable=True)
     last_work_date: Series[Date] = _field("Last day with counted time; null with none.", sql_type="DATE", nullable=True)
     exclusion_reason: Series[str] = _field(
-        "Why the job gets no bonus (an exclusion rule, or all work before the launch date); null for an eligible ProPay.",
+        "Why the ProPay pays nothing although it has a budget: an exclusion rule, began before the attendance pull "
+        "date, work before the launch date, or a worker without a wage; null for an eligible ProPay.",
         sql_type="TEXT", nullable=True,
+    )
+    settings_version: Series[int] = _field(
+        "The company's settings version the ProPay was computed with (propay_settings_versions.version): the one in "
+        "force on its first work date, the latest while it has no time.",
+        sql_type="BIGINT", ge=1,
+    )
+    pay_state: Series[str] = _field(
+        "final (a completed ProPay that pays: the money will not change), provisional (a started ProPay that pays: "
+        "its money may still change) or none (pays nothing; no_bonus_reason says why).",
+        sql_type="TEXT", isin=PAY_STATES,
+    )
+    no_bonus_reason: Series[str] = _field(
+        "Why the bonus pool is $0: excluded, disqualified, canceled, pending, no hours, over budget, on budget, no "
+        "worker share, penalty or under a cent; null when it pays.",
+        sql_type="TEXT", nullable=True,
+    )
+    began_before_pull_date: Series[bool] = _field(
+        "The job or a milestone of it began before the company's attendance pull date (created before it, or time "
+        "before it): excluded unless the company counts such jobs.",
+        sql_type="BOOLEAN",
+    )
+    actual_seconds: Series[int] = _field(
+        "Counted worker-seconds on the ProPay (actual_hours = actual_seconds / 3600 exactly).", sql_type="BIGINT", ge=0
+    )
+    budget_unit: Series[str] = _field(
+        "Unit of the exact budget budget_numerator / budget_denominator: hours (hours and task_hours budgets) or dollars.",
+        sql_type="TEXT", isin=["hours", "dollars"],
+    )
+    budget_numerator: Series[object] = _field(
+        "Exact budget after the budget modification, in budget_unit: budget_numerator / budget_denominator.",
+        sql_type="NUMERIC(38,0)",
+    )
+    budget_denominator: Series[object] = _field("Denominator of the exact budget (see budget_numerator).", sql_type="NUMERIC(38,0)", gt=0)
+    labor_cost_numerator: Series[object] = _field(
+        "Exact labor cost in dollars: labor_cost_numerator / labor_cost_denominator (labor_cost is it rounded to the "
+        "cent); null when a wage is missing.",
+        sql_type="NUMERIC(38,0)", nullable=True,
+    )
+    labor_cost_denominator: Series[object] = _field(
+        "Denominator of the exact labor cost (see labor_cost_numerator).", sql_type="NUMERIC(38,0)", nullable=True, gt=0
     )
 
     @pa.dataframe_check(description="ProPay id is unique within the company", ignore_na=False)
@@ -356,22 +418,64 @@ class PropayWorkerBonus(CompanyScoped):
 
     propay_id: Series[str] = _field("The ProPay (propay_opportunities.propay_id).", sql_type="TEXT", str_length={"min_value": 1})
     worker_id: Series[str] = _field("Worker with counted time on the ProPay (workers.worker_id).", sql_type="TEXT", str_length={"min_value": 1})
-    role: Series[str] = _field("The worker's role from the company settings: crew, crew_lead, manager or other.", sql_type="TEXT", isin=WORKER_ROLES)
+    role: Series[str] = _field(
+        "The worker's role in the company settings (the ProPay's settings version): crew, crew_lead, manager or other.",
+        sql_type="TEXT", isin=WORKER_ROLES,
+    )
     bucket: Series[str] = _field(
-        "Role bucket the worker is paid from (their role's, or the crew's when their role's bucket has no share).",
+        "The role bucket the worker holds on this ProPay (crew_lead, manager or other: the first when several), else "
+        "crew; everyone with counted time also shares the crew bucket.",
         sql_type="TEXT", isin=WORKER_ROLES,
     )
     hours: Series[float] = _field("The worker's counted hours on the ProPay, in hours.", sql_type="DOUBLE PRECISION", ge=0)
-    wage: Series[float] = _field("Hourly wage used for labor cost in $ per hour (burdened when budgets include burden; 0 when unknown).", sql_type="NUMERIC(10,4)", ge=0)
+    wage: Series[float] = _field(
+        "Hourly wage used for labor cost in $ per hour (burdened when budgets include burden); with several wages over "
+        "the ProPay's dates their average (labor_cost / hours); null without counted time or without a wage.",
+        sql_type="NUMERIC(10,4)", nullable=True, ge=0,
+    )
     weight: Series[float] = _field(
-        "The worker's weight within their bucket under the company's distribution method (hours, hours x wage, lead-weighted hours, 1, or a manual %).",
+        "The worker's weight in the crew bucket under the distribution method (hours, labor $, lead-weighted hours, 1, "
+        "or the manual %); 0 when they share none of it.",
         sql_type="DOUBLE PRECISION", ge=0,
     )
-    labor_cost: Series[float] = _field("The worker's hours times wage, in $.", sql_type="NUMERIC(14,2)", ge=0)
-    bonus: Series[float] = _field("The worker's ProPay bonus in $; the bonuses of a ProPay sum to its paid_to_workers.", sql_type="NUMERIC(14,2)", ge=0)
+    labor_cost: Series[float] = _field(
+        "The worker's exact labor cost in $, rounded to the cent; null when a wage is missing.",
+        sql_type="NUMERIC(14,2)", nullable=True, ge=0,
+    )
+    bonus: Series[float] = _field(
+        "The worker's ProPay bonus in $: crew_share + role_bucket_share; the bonuses of a ProPay sum to its paid_to_workers.",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
     overtime_adjustment: Series[float] = _field(
         "Overtime owed on this bonus in $ (FLSA regular rate: bonus per hour worked in the week x 0.5 x overtime hours).",
         sql_type="NUMERIC(14,2)", ge=0,
+    )
+    settings_version: Series[int] = _field("The ProPay's settings version (propay_settings_versions.version).", sql_type="BIGINT", ge=1)
+    seconds: Series[int] = _field(
+        "The worker's counted seconds on the ProPay (hours = seconds / 3600 exactly); 0 for a lead or manager paid "
+        "without time on it.",
+        sql_type="BIGINT", ge=0,
+    )
+    wage_count: Series[int] = _field(
+        "Number of different wages the worker had on the ProPay's work dates; with more than one, wage is their "
+        "average (labor_cost / hours).",
+        sql_type="BIGINT", ge=0,
+    )
+    labor_cost_numerator: Series[object] = _field(
+        "The worker's exact labor cost in dollars: labor_cost_numerator / labor_cost_denominator; null when a wage is missing.",
+        sql_type="NUMERIC(38,0)", nullable=True,
+    )
+    labor_cost_denominator: Series[object] = _field(
+        "Denominator of the worker's exact labor cost.", sql_type="NUMERIC(38,0)", nullable=True, gt=0
+    )
+    crew_share: Series[float] = _field("The worker's share of the crew bucket in $ (by the distribution method).", sql_type="NUMERIC(14,2)", ge=0)
+    role_bucket_share: Series[float] = _field(
+        "The worker's share in $ of the crew-lead, manager or other bucket they hold (split equally between holders).",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
+    role_buckets_held: Series[str] = _field(
+        "The role buckets the worker holds on this ProPay (crew_lead, manager, other; comma-separated); null when none.",
+        sql_type="TEXT", nullable=True,
     )
 
     @pa.dataframe_check(description="one row per ProPay and worker", ignore_na=False)
@@ -386,15 +490,72 @@ class PropayOvertimeWeek(CompanyScoped):
     week_start: Series[Date] = _field("First day of the workweek (the company's workweek_start).", sql_type="DATE")
     hours_worked: Series[float] = _field("Every hour the worker worked in the week on any job, drive time included, in hours.", sql_type="DOUBLE PRECISION", ge=0)
     overtime_hours: Series[float] = _field("Overtime hours of the week under the company's weekly (and daily) thresholds.", sql_type="DOUBLE PRECISION", ge=0)
-    bonus_in_week: Series[float] = _field("ProPay bonus in $ allocated to the week, in proportion to the worker's counted hours on each ProPay.", sql_type="NUMERIC(14,2)", ge=0)
+    bonus_in_week: Series[float] = _field(
+        "ProPay bonus in $ allocated to the week (in proportion to the worker's counted seconds on each ProPay per "
+        "week; a lead or manager without time on it, the ProPay's), the exact sum rounded once.",
+        sql_type="NUMERIC(14,2)", ge=0,
+    )
     overtime_adjustment: Series[float] = _field(
         "Overtime owed in $: bonus_in_week / hours_worked x 0.5 x overtime_hours, rounded to the cent.",
         sql_type="NUMERIC(14,2)", ge=0,
     )
+    settings_version: Series[int] = _field(
+        "Settings version in force on the week's first day (its overtime thresholds apply).", sql_type="BIGINT", ge=1
+    )
+    seconds_worked: Series[int] = _field("Every second the worker worked in the week (hours_worked = seconds_worked / 3600).", sql_type="BIGINT", ge=0)
+    overtime_seconds: Series[int] = _field("Overtime seconds of the week (overtime_hours = overtime_seconds / 3600).", sql_type="BIGINT", ge=0)
 
     @pa.dataframe_check(description="one row per worker and week", ignore_na=False)
     def unique_week(cls, df: pd.DataFrame) -> Series[bool]:
         return _unique(df, ["company_id", "worker_id", "week_start"])
+
+
+class JobWithoutPropay(CompanyScoped):
+    """A job or milestone that pays no ProPay of its own and is not counted in one, or an excluded ProPay,
+    with the reason: where an analyst looks when a job they expected to pay has no bonus."""
+
+    item_id: Series[str] = _field(
+        "The jobs.job_id of what the row is about: the milestone's id for a milestone, else the job's.",
+        sql_type="TEXT", str_length={"min_value": 1},
+    )
+    job_id: Series[str] = _field("The top-level job (jobs.job_id).", sql_type="TEXT", str_length={"min_value": 1})
+    milestone_id: Series[str] = _field(
+        "The milestone, for a row about a milestone; null for a row about a whole job.", sql_type="TEXT", nullable=True
+    )
+    name: Series[str] = _field("Name of the job or milestone in the vendor.", sql_type="TEXT", nullable=True)
+    reason: Series[str] = _field(
+        "Why it pays no ProPay: drive job, recurring job (its milestones are the ProPays), no budget, unknown budget "
+        "type, milestones' budgets of different types, counted in a job that has no ProPay, or the exclusion reason "
+        "of an excluded ProPay.",
+        sql_type="TEXT", str_length={"min_value": 1},
+    )
+
+    @pa.dataframe_check(description="one row per job or milestone", ignore_na=False)
+    def unique_item(cls, df: pd.DataFrame) -> Series[bool]:
+        return _unique(df, ["company_id", "item_id"])
+
+
+class PropaySettingsVersion(CompanyScoped):
+    """One version of a company's ProPay settings as the ProPays were computed with it: the settings an
+    auditor needs to recompute a ProPay (its settings_version) from the warehouse alone."""
+
+    version: Series[int] = _field("Version number, 1 for the settings the company connected with.", sql_type="BIGINT", ge=1)
+    effective_from: Series[Date] = _field(
+        "First work date the version applies to: a ProPay takes the version in force on its first work date, an "
+        "overtime week the one in force on its first day. Null for version 1 (in force from the start).",
+        sql_type="DATE", nullable=True,
+    )
+    recorded_at: Series[pd.DatetimeTZDtype(tz="UTC")] = _field(  # type: ignore[valid-type]
+        "When an admin recorded the version.", sql_type="TIMESTAMPTZ"
+    )
+    settings: Series[str] = _field(
+        "The whole settings of the version as JSON, in the format of docs/settings.md (every field, defaults included).",
+        sql_type="TEXT",
+    )
+
+    @pa.dataframe_check(description="one row per version", ignore_na=False)
+    def unique_version(cls, df: pd.DataFrame) -> Series[bool]:
+        return _unique(df, ["company_id", "version"])
 
 
 def _record_text(row: pd.Series) -> str:

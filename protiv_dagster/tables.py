@@ -84,6 +84,21 @@ PROPAY_OVERTIME_WEEKS = table_from_model(
     "One row per worker and workweek carrying a ProPay bonus: hours worked, overtime hours, the bonus "
     "allocated to the week and the FLSA regular-rate overtime adjustment owed on it.",
 )
+JOBS_WITHOUT_PROPAY = table_from_model(
+    schemas.JobWithoutPropay,
+    "jobs_without_propay",
+    ("company_id", "item_id"),
+    "Every job or milestone that pays no ProPay of its own and is not counted in one, and every excluded ProPay, "
+    "with the reason. Written with the ProPay tables, per company.",
+)
+PROPAY_SETTINGS_VERSIONS = table_from_model(
+    schemas.PropaySettingsVersion,
+    "propay_settings_versions",
+    ("company_id", "version"),
+    "The company's ProPay settings versions in force, each with the first work date it applies to: "
+    "propay_opportunities.settings_version names the one a ProPay was computed with. Written with the ProPay "
+    "tables, per company.",
+)
 
 RAW_TIMESHEETS = Table(
     name="raw_timesheets",
@@ -122,5 +137,5 @@ REJECTED_ROWS = Table(
 
 ALL_TABLES = (
     RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS,
-    REJECTED_ROWS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS,
+    REJECTED_ROWS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS, JOBS_WITHOUT_PROPAY, PROPAY_SETTINGS_VERSIONS,
 )

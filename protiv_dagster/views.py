@@ -10,8 +10,13 @@ each view against its declaration.
 Metric definitions (help centre, section 7 of the ProPay rules), and the decisions taken here:
 
 - Saved hours = budget - actual hours of under-budget ProPays (0 for an over-budget one); net saved
-  hours counts over-budget ProPays too (negative). Company totals count completed ProPays that no rule
-  excludes: an unfinished ProPay's "saved" hours are only budget not yet used.
+  hours counts over-budget ProPays too (negative). Company hour figures count completed ProPays that
+  no rule excludes and that have counted time: an unfinished ProPay's "saved" hours are only budget
+  not yet used, and a ProPay without counted time saved nothing (rules §9).
+- Money is final or provisional, never summed together (rules §9): a completed ProPay that pays
+  (``pay_state = 'final'``) will not change; a started one (``'provisional'``) may. Every money
+  total comes in a ``final_`` and a ``provisional_`` column; canceled, pending, empty, excluded and
+  disqualified ProPays pay $0 and ``no_bonus_reason`` says why.
 - Efficiency = budget / actual (1.0 = on budget, 1.1 = 10 % under); the company's is total budget
   hours / total actual hours of its completed ProPays.
 - Hours gained = the net saved hours of completed ProPays, by ISO week (Monday) and calendar month of
@@ -29,8 +34,13 @@ from __future__ import annotations
 
 from protiv_dagster.resources.warehouse import Column, View
 
-# Only ProPays whose savings are final and that no rule excludes count in company figures.
-_FINAL = "status = 'completed' AND exclusion_reason IS NULL"
+# Hour figures count ProPays whose savings are final: completed, no rule excludes them, time counted.
+_FINAL = "status = 'completed' AND exclusion_reason IS NULL AND actual_seconds > 0"
+
+
+def _by_state(expression: str, state: str, alias: str, table: str = "") -> str:
+    """The sum of ``expression`` over ProPays of one pay_state, 0 when there are none."""
+    return f"CAST(COALESCE(SUM(CASE WHEN {table}pay_state = '{state}' THEN {expression} END), 0) AS NUMERIC(14,2)) AS {alias}"
 
 
 def _c(name: str, sql_type: str, description: str) -> Column:
@@ -44,8 +54,8 @@ PROPAY_SAVINGS = View(
     description="Saved hours, net saved hours and efficiency of every ProPay, with its budget, actuals and bonus pool.",
     select="""
 SELECT
-    company_id, propay_id, job_id, milestone_id, name, status, budget_type,
-    exclusion_reason IS NOT NULL AS excluded,
+    company_id, propay_id, job_id, milestone_id, name, status, pay_state, no_bonus_reason, settings_version,
+    budget_type, exclusion_reason IS NOT NULL AS excluded,
     budget_hours, actual_hours,
     CAST(GREATEST(COALESCE(saved_hours, 0), 0) AS DOUBLE PRECISION) AS saved_hours,
     CAST(COALESCE(saved_hours, 0) AS DOUBLE PRECISION) AS net_saved_hours,
@@ -62,18 +72,21 @@ FROM {schema}.propay_opportunities
         _c("milestone_id", "TEXT", "Milestone of a ProPay per milestone; null for a whole job."),
         _c("name", "TEXT", "Job name, and the milestone name for a ProPay per milestone."),
         _c("status", "TEXT", "pending, started, completed or canceled."),
+        _c("pay_state", "TEXT", "final (completed and pays), provisional (started and pays: may change) or none."),
+        _c("no_bonus_reason", "TEXT", "Why the ProPay pays $0 (excluded, canceled, no hours, over budget, ...); null when it pays."),
+        _c("settings_version", "BIGINT", "The company's settings version the ProPay was computed with."),
         _c("budget_type", "TEXT", "How the budget is stated (hours, amount, contract_price, rate, task_hours, task_amount)."),
         _c("excluded", "BOOLEAN", "An exclusion rule matched: the ProPay pays no bonus (propay_opportunities.exclusion_reason says why)."),
         _c("budget_hours", "DOUBLE PRECISION", "Budget in worker-hours (for a $ budget: budget $ / blended wage)."),
         _c("actual_hours", "DOUBLE PRECISION", "Worker-hours counted on the ProPay."),
-        _c("saved_hours", "DOUBLE PRECISION", "Hours saved: budget - actual when under budget, else 0 (and 0 when unknown)."),
-        _c("net_saved_hours", "DOUBLE PRECISION", "Budget - actual hours, negative when over budget (0 when unknown)."),
+        _c("saved_hours", "DOUBLE PRECISION", "Hours saved: budget - actual when under budget, else 0 (and 0 when unknown or without counted time)."),
+        _c("net_saved_hours", "DOUBLE PRECISION", "Budget - actual hours, negative when over budget (0 when unknown or without counted time)."),
         _c("efficiency", "DOUBLE PRECISION", "Budget / actual in the budget's unit: 1.0 on budget, 1.1 = 10 % under; null without actuals."),
         _c("efficiency_percent", "DOUBLE PRECISION", "Efficiency in %: 100 = on budget, 110 = 10 % under budget."),
         _c("budget_amount", "NUMERIC(14,2)", "Labor budget in $ (for an hours budget: budget hours x blended wage)."),
-        _c("labor_cost", "NUMERIC(14,2)", "Actual labor cost in $."),
-        _c("saved_amount", "NUMERIC(14,2)", "Saved labor in $; 0 when over budget."),
-        _c("overage_amount", "NUMERIC(14,2)", "Labor $ over budget; 0 when under."),
+        _c("labor_cost", "NUMERIC(14,2)", "Actual labor cost in $; null when a worker has no wage."),
+        _c("saved_amount", "NUMERIC(14,2)", "Saved labor in $; 0 when over budget or without counted time; null when a wage is missing."),
+        _c("overage_amount", "NUMERIC(14,2)", "Labor $ over budget; 0 when under; null when a wage is missing."),
         _c("bonus_pool", "NUMERIC(14,2)", "Bonus pool in $ after the penalty."),
         _c("paid_to_workers", "NUMERIC(14,2)", "Bonuses paid to workers in $."),
         _c("first_work_date", "DATE", "First day with counted time."),
@@ -85,7 +98,7 @@ COMPANY_PROPAY_SUMMARY = View(
     name="company_propay_summary",
     description=(
         "One row per company: ProPay counts, saved and net saved hours and efficiency of its completed "
-        "ProPays, and the bonus money of all its ProPays."
+        "ProPays, and the bonus money of its ProPays, final (completed) and provisional (started) apart."
     ),
     select=f"""
 SELECT
@@ -99,11 +112,17 @@ SELECT
     CAST(SUM(CASE WHEN {_FINAL} AND budget_hours IS NOT NULL AND actual_hours > 0 THEN budget_hours END)
          / NULLIF(SUM(CASE WHEN {_FINAL} AND budget_hours IS NOT NULL AND actual_hours > 0 THEN actual_hours END), 0)
          AS DOUBLE PRECISION) AS efficiency,
-    CAST(SUM(bonus_pool) AS NUMERIC(14,2)) AS bonus_pool,
-    CAST(SUM(paid_to_workers) AS NUMERIC(14,2)) AS paid_to_workers,
-    CAST(SUM(kept_by_company) AS NUMERIC(14,2)) AS kept_by_company,
-    CAST(SUM(overtime_adjustment) AS NUMERIC(14,2)) AS overtime_adjustment,
-    CAST(SUM(overage_amount) AS NUMERIC(14,2)) AS overage_amount
+    CAST(SUM(CASE WHEN pay_state = 'final' THEN 1 ELSE 0 END) AS BIGINT) AS final_propays,
+    CAST(SUM(CASE WHEN pay_state = 'provisional' THEN 1 ELSE 0 END) AS BIGINT) AS provisional_propays,
+    {_by_state("bonus_pool", "final", "final_bonus_pool")},
+    {_by_state("paid_to_workers", "final", "final_paid_to_workers")},
+    {_by_state("kept_by_company", "final", "final_kept_by_company")},
+    {_by_state("overtime_adjustment", "final", "final_overtime_adjustment")},
+    {_by_state("bonus_pool", "provisional", "provisional_bonus_pool")},
+    {_by_state("paid_to_workers", "provisional", "provisional_paid_to_workers")},
+    {_by_state("kept_by_company", "provisional", "provisional_kept_by_company")},
+    {_by_state("overtime_adjustment", "provisional", "provisional_overtime_adjustment")},
+    CAST(COALESCE(SUM(CASE WHEN {_FINAL} THEN overage_amount END), 0) AS NUMERIC(14,2)) AS overage_amount
 FROM {{schema}}.propay_opportunities
 GROUP BY company_id
 """,
@@ -116,11 +135,17 @@ GROUP BY company_id
         _c("saved_hours", "DOUBLE PRECISION", "Sum of saved hours (under-budget ProPays only) of the completed ProPays."),
         _c("net_saved_hours", "DOUBLE PRECISION", "Sum of budget - actual hours of the completed ProPays, over-budget ones subtracting."),
         _c("efficiency", "DOUBLE PRECISION", "Total budget hours / total actual hours of the completed ProPays (1.0 = on budget)."),
-        _c("bonus_pool", "NUMERIC(14,2)", "Sum of the bonus pools in $, every status."),
-        _c("paid_to_workers", "NUMERIC(14,2)", "Sum of the worker bonuses in $, every status."),
-        _c("kept_by_company", "NUMERIC(14,2)", "Sum of the pool $ kept by the company (company bucket and unclaimed buckets)."),
-        _c("overtime_adjustment", "NUMERIC(14,2)", "Overtime owed on the bonuses in $."),
-        _c("overage_amount", "NUMERIC(14,2)", "Labor $ over budget, summed over over-budget ProPays."),
+        _c("final_propays", "BIGINT", "Completed ProPays that pay (pay_state final)."),
+        _c("provisional_propays", "BIGINT", "Started ProPays that pay a provisional bonus (pay_state provisional)."),
+        _c("final_bonus_pool", "NUMERIC(14,2)", "Bonus pools in $ of the completed ProPays (will not change)."),
+        _c("final_paid_to_workers", "NUMERIC(14,2)", "Worker bonuses in $ of the completed ProPays (will not change)."),
+        _c("final_kept_by_company", "NUMERIC(14,2)", "Pool $ kept by the company on the completed ProPays (will not change)."),
+        _c("final_overtime_adjustment", "NUMERIC(14,2)", "Overtime owed in $ on the bonuses of the completed ProPays (will not change)."),
+        _c("provisional_bonus_pool", "NUMERIC(14,2)", "Bonus pools in $ of the started ProPays (may still change)."),
+        _c("provisional_paid_to_workers", "NUMERIC(14,2)", "Worker bonuses in $ of the started ProPays (may still change)."),
+        _c("provisional_kept_by_company", "NUMERIC(14,2)", "Pool $ kept by the company on the started ProPays (may still change)."),
+        _c("provisional_overtime_adjustment", "NUMERIC(14,2)", "Overtime owed in $ on the bonuses of the started ProPays (may still change)."),
+        _c("overage_amount", "NUMERIC(14,2)", "Labor $ over budget of the completed ProPays the hour figures count."),
     ),
 )
 
@@ -187,24 +212,33 @@ GROUP BY company_id, CAST(date_trunc('month', CAST(last_work_date AS TIMESTAMP))
     ),
 )
 
-_PROPAY_MONEY = "b.bonus + b.overtime_adjustment"
+# The bonus wage is taken from final money only: a provisional bonus may still change.
+_FINAL_MONEY = "CASE WHEN p.pay_state = 'final' THEN b.bonus + b.overtime_adjustment END"
+_FINAL_HOURS = "CASE WHEN p.pay_state = 'final' THEN b.hours END"
 WORKER_BONUS_WAGES = View(
     name="worker_bonus_wages",
-    description="Each worker's bonus wage (effective hourly wage including ProPay bonuses) and wage increase in $ and %.",
+    description=(
+        "Each worker's bonus wage (effective hourly wage including final ProPay bonuses) and wage increase in $ "
+        "and %, with provisional bonuses beside them."
+    ),
     select=f"""
 SELECT
     b.company_id, b.worker_id, w.first_name, w.last_name,
     CAST(COUNT(*) AS BIGINT) AS propays,
     CAST(SUM(b.hours) AS DOUBLE PRECISION) AS propay_hours,
     CAST(SUM(b.labor_cost) AS NUMERIC(14,2)) AS labor_cost,
-    CAST(SUM(b.bonus) AS NUMERIC(14,2)) AS bonus,
-    CAST(SUM(b.overtime_adjustment) AS NUMERIC(14,2)) AS overtime_adjustment,
+    CAST(COALESCE(SUM({_FINAL_HOURS}), 0) AS DOUBLE PRECISION) AS final_hours,
+    CAST(COALESCE(SUM(CASE WHEN p.pay_state = 'final' THEN b.bonus END), 0) AS NUMERIC(14,2)) AS final_bonus,
+    CAST(COALESCE(SUM(CASE WHEN p.pay_state = 'final' THEN b.overtime_adjustment END), 0) AS NUMERIC(14,2))
+        AS final_overtime_adjustment,
+    CAST(COALESCE(SUM(CASE WHEN p.pay_state = 'provisional' THEN b.bonus END), 0) AS NUMERIC(14,2)) AS provisional_bonus,
     w.hourly_wage AS base_wage,
-    CAST(SUM({_PROPAY_MONEY}) / NULLIF(SUM(b.hours), 0) AS DOUBLE PRECISION) AS wage_increase,
-    CAST(w.hourly_wage + SUM({_PROPAY_MONEY}) / NULLIF(SUM(b.hours), 0) AS DOUBLE PRECISION) AS bonus_wage,
-    CAST(100 * (SUM({_PROPAY_MONEY}) / NULLIF(SUM(b.hours), 0)) / NULLIF(w.hourly_wage, 0) AS DOUBLE PRECISION)
+    CAST(SUM({_FINAL_MONEY}) / NULLIF(SUM({_FINAL_HOURS}), 0) AS DOUBLE PRECISION) AS wage_increase,
+    CAST(w.hourly_wage + SUM({_FINAL_MONEY}) / NULLIF(SUM({_FINAL_HOURS}), 0) AS DOUBLE PRECISION) AS bonus_wage,
+    CAST(100 * (SUM({_FINAL_MONEY}) / NULLIF(SUM({_FINAL_HOURS}), 0)) / NULLIF(w.hourly_wage, 0) AS DOUBLE PRECISION)
         AS wage_increase_percent
 FROM {{schema}}.propay_worker_bonuses b
+JOIN {{schema}}.propay_opportunities p ON p.company_id = b.company_id AND p.propay_id = b.propay_id
 LEFT JOIN {{schema}}.workers w ON w.company_id = b.company_id AND w.worker_id = b.worker_id
 GROUP BY b.company_id, b.worker_id, w.first_name, w.last_name, w.hourly_wage
 """,
@@ -213,13 +247,15 @@ GROUP BY b.company_id, b.worker_id, w.first_name, w.last_name, w.hourly_wage
         _c("worker_id", "TEXT", "The worker (workers.worker_id)."),
         _c("first_name", "TEXT", "First name."),
         _c("last_name", "TEXT", "Last name."),
-        _c("propays", "BIGINT", "ProPays the worker has counted time on."),
+        _c("propays", "BIGINT", "ProPays the worker has counted time on or holds a role bucket of."),
         _c("propay_hours", "DOUBLE PRECISION", "The worker's counted hours on ProPays."),
-        _c("labor_cost", "NUMERIC(14,2)", "The worker's labor cost on ProPays in $."),
-        _c("bonus", "NUMERIC(14,2)", "Sum of the worker's ProPay bonuses in $, every ProPay status."),
-        _c("overtime_adjustment", "NUMERIC(14,2)", "Overtime owed on those bonuses in $."),
+        _c("labor_cost", "NUMERIC(14,2)", "The worker's labor cost on ProPays in $ (where the wage is known)."),
+        _c("final_hours", "DOUBLE PRECISION", "The worker's counted hours on ProPays whose money is final."),
+        _c("final_bonus", "NUMERIC(14,2)", "The worker's bonuses in $ on completed ProPays (final)."),
+        _c("final_overtime_adjustment", "NUMERIC(14,2)", "Overtime owed on those final bonuses in $."),
+        _c("provisional_bonus", "NUMERIC(14,2)", "The worker's bonuses in $ on started ProPays (provisional: may still change)."),
         _c("base_wage", "NUMERIC(10,4)", "The worker's hourly wage in $ (workers.hourly_wage); null when unknown."),
-        _c("wage_increase", "DOUBLE PRECISION", "Wage increase in $ per hour: (bonus + overtime_adjustment) / propay_hours."),
+        _c("wage_increase", "DOUBLE PRECISION", "Wage increase in $ per hour: (final_bonus + final_overtime_adjustment) / final_hours."),
         _c("bonus_wage", "DOUBLE PRECISION", "Bonus wage in $ per hour: base_wage + wage_increase."),
         _c("wage_increase_percent", "DOUBLE PRECISION", "Wage increase in % of the base wage."),
     ),
@@ -228,13 +264,13 @@ GROUP BY b.company_id, b.worker_id, w.first_name, w.last_name, w.hourly_wage
 LEADERBOARD = View(
     name="propay_leaderboard",
     description=(
-        "Leaderboards per company: every worker ranked by ProPay bonus (board 'worker'), crew leads and "
+        "Leaderboards per company: every worker ranked by final ProPay bonus (board 'worker'), crew leads and "
         "managers ranked by the net saved hours of the ProPays they worked on (boards 'crew_lead', 'manager')."
     ),
     select="""
 SELECT
     s.company_id, s.board, s.worker_id, w.first_name, w.last_name,
-    s.propays, s.hours, s.net_saved_hours, s.bonus_pool, s.bonus,
+    s.propays, s.hours, s.net_saved_hours, s.bonus_pool, s.bonus, s.provisional_bonus,
     RANK() OVER (
         PARTITION BY s.company_id, s.board
         ORDER BY CASE WHEN s.board = 'worker' THEN CAST(s.bonus AS DOUBLE PRECISION) ELSE s.net_saved_hours END DESC
@@ -246,7 +282,8 @@ FROM (
         CAST(SUM(b.hours) AS DOUBLE PRECISION) AS hours,
         CAST(SUM(COALESCE(p.saved_hours, 0)) AS DOUBLE PRECISION) AS net_saved_hours,
         CAST(SUM(p.bonus_pool) AS NUMERIC(14,2)) AS bonus_pool,
-        CAST(SUM(b.bonus) AS NUMERIC(14,2)) AS bonus
+        CAST(COALESCE(SUM(CASE WHEN p.pay_state = 'final' THEN b.bonus END), 0) AS NUMERIC(14,2)) AS bonus,
+        CAST(COALESCE(SUM(CASE WHEN p.pay_state = 'provisional' THEN b.bonus END), 0) AS NUMERIC(14,2)) AS provisional_bonus
     FROM {schema}.propay_worker_bonuses b
     JOIN {schema}.propay_opportunities p ON p.company_id = b.company_id AND p.propay_id = b.propay_id
     CROSS JOIN (
@@ -269,8 +306,9 @@ LEFT JOIN {schema}.workers w ON w.company_id = s.company_id AND w.worker_id = s.
         _c("hours", "DOUBLE PRECISION", "The person's own counted hours on them."),
         _c("net_saved_hours", "DOUBLE PRECISION", "Budget - actual hours of those ProPays, summed (the whole crew's result)."),
         _c("bonus_pool", "NUMERIC(14,2)", "Bonus pools of those ProPays in $, summed."),
-        _c("bonus", "NUMERIC(14,2)", "The person's own bonus in $."),
-        _c("rank", "BIGINT", "1 = best on the board: by bonus for workers, by net saved hours for crew leads and managers."),
+        _c("bonus", "NUMERIC(14,2)", "The person's own final bonus in $ (completed ProPays)."),
+        _c("provisional_bonus", "NUMERIC(14,2)", "The person's own provisional bonus in $ (started ProPays: may still change)."),
+        _c("rank", "BIGINT", "1 = best on the board: by final bonus for workers, by net saved hours for crew leads and managers."),
     ),
 )
 

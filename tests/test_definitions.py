@@ -26,7 +26,8 @@ def test_assets_partitions_and_jobs():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
         "vendor_connection", "raw_timesheets", "workers", "jobs", "attendance",
-        "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks",
+        "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks", "jobs_without_propay",
+        "propay_settings_versions",
     }
     assert graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def
     attendance = graph.get(dg.AssetKey("attendance"))

@@ -19,15 +19,21 @@ from protiv_dagster.assets.common import (
 )
 from protiv_dagster.automation.conditions import PROPAY_FOLLOWS_ATTENDANCE, TWO_HOUR_PROMISE
 from protiv_dagster.partitions import company_partitions
+from protiv_dagster.company_settings import SettingsHistory
 from protiv_dagster.propay import compute_propays
-from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.registry import Connection, ConnectionRegistryResource, StoredSettingsVersion
 from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.tables import (
     ATTENDANCE,
+    JOB_ASSIGNMENTS,
     JOBS,
+    JOBS_WITHOUT_PROPAY,
     PROPAY_OPPORTUNITIES,
     PROPAY_OVERTIME_WEEKS,
+    PROPAY_SETTINGS_VERSIONS,
     PROPAY_WORKER_BONUSES,
+    TASK_LINES,
+    WORKER_WAGES,
     WORKERS,
 )
 
@@ -36,27 +42,50 @@ from protiv_dagster.tables import (
 propay_opportunities = dg.AssetKey(PROPAY_OPPORTUNITIES.name)
 propay_worker_bonuses = dg.AssetKey(PROPAY_WORKER_BONUSES.name)
 propay_overtime_weeks = dg.AssetKey(PROPAY_OVERTIME_WEEKS.name)
+jobs_without_propay = dg.AssetKey(JOBS_WITHOUT_PROPAY.name)
+propay_settings_versions = dg.AssetKey(PROPAY_SETTINGS_VERSIONS.name)
 
 _DESCRIPTIONS = {
     PROPAY_OPPORTUNITIES.name: (
-        "One row per ProPay of the company (a budgeted job, or each budgeted milestone of a recurring job), "
-        "excluded ones included with the reason: budget (hours and $), actual worker-hours and labor cost, saved "
-        "or over-budget hours and $, efficiency, bonus pool after penalty split into role buckets, what was paid "
-        "to workers and kept by the company, overtime owed, disqualification, status and work dates. Computed by "
-        "the pure ProPay engine from jobs, workers and every week of attendance; the company's settings are read "
-        "at each materialization."
+        "One row per ProPay of the company (a budgeted non-recurring job, or each budgeted milestone of a recurring "
+        "job), excluded ones included with the reason: budget (hours and $, and exactly as a fraction), actual "
+        "worker-seconds and labor cost, saved or over-budget hours and $, efficiency, bonus pool after penalty split "
+        "into role buckets, what was paid to workers and kept by the company, overtime owed, pay_state (final, "
+        "provisional or none) with the reason a ProPay pays $0, and the settings version it was computed with. "
+        "Computed by the pure ProPay engine from jobs, task lines, workers, wage histories, assignments and every "
+        "week of attendance under the company's settings history (docs/data-dictionary.md walks a paycheck back)."
     ),
     PROPAY_WORKER_BONUSES.name: (
-        "One row per ProPay and worker with counted time on it: role, the bucket they are paid from, hours, wage, "
-        "labor cost, weight under the company's distribution method, bonus (cents settle by the largest "
-        "remainder, so a ProPay's bonuses sum to its paid_to_workers) and the overtime owed on the bonus."
+        "One row per ProPay and worker with counted time on it or holding one of its role buckets: role, bucket, "
+        "seconds and hours, wage (with wage histories, the average), exact labor cost, weight under the company's "
+        "distribution method, crew share plus role-bucket share = bonus (cents settle by the largest remainder, so "
+        "a ProPay's bonuses sum to its paid_to_workers) and the overtime owed on the bonus."
     ),
     PROPAY_OVERTIME_WEEKS.name: (
         "One row per worker and workweek that carries a ProPay bonus: every hour worked that week, overtime hours, "
         "the bonus allocated to the week and the FLSA regular-rate adjustment owed on it "
         "(bonus / hours worked x 0.5 x overtime hours)."
     ),
+    JOBS_WITHOUT_PROPAY.name: (
+        "Every job or milestone that pays no ProPay of its own and is not counted in one (drive jobs, recurring jobs "
+        "whose milestones are the ProPays, no budget, ...) and every excluded ProPay, with the reason: where to look "
+        "when a job expected to pay has no bonus."
+    ),
+    PROPAY_SETTINGS_VERSIONS.name: (
+        "The company's ProPay settings versions in force when the ProPays were computed, each with the first work "
+        "date it applies to, as JSON: with propay_opportunities.settings_version, what an auditor needs to "
+        "recompute any ProPay from the warehouse alone."
+    ),
 }
+
+# The engine's tables with the pandera model and the id column rejected rows are reported by.
+_ENGINE_TABLES = (
+    (PROPAY_OPPORTUNITIES, schemas.PropayOpportunity, "propay_id"),
+    (PROPAY_WORKER_BONUSES, schemas.PropayWorkerBonus, "propay_id"),
+    (PROPAY_OVERTIME_WEEKS, schemas.PropayOvertimeWeek, "worker_id"),
+    (JOBS_WITHOUT_PROPAY, schemas.JobWithoutPropay, "item_id"),
+    (PROPAY_SETTINGS_VERSIONS, schemas.PropaySettingsVersion, "version"),
+)
 
 
 def _spec(table: Table) -> dg.AssetSpec:
@@ -75,6 +104,25 @@ def _spec(table: Table) -> dg.AssetSpec:
     )
 
 
+def settings_history(connection: Connection) -> tuple[SettingsHistory, pd.DataFrame]:
+    """The company's settings versions in force, for the engine and as the rows of
+    ``propay_settings_versions``. A connection recorded before versions were kept has only its
+    current settings: version 1, in force from the start."""
+    stored = connection.settings_in_force() or [
+        StoredSettingsVersion(version=1, effective_from=None, settings=connection.settings, recorded_at=connection.connected_at)
+    ]
+    rows = pd.DataFrame(
+        {
+            "company_id": connection.company_id,
+            "version": [v.version for v in stored],
+            "effective_from": [v.effective_from for v in stored],
+            "recorded_at": pd.to_datetime([v.recorded_at for v in stored], utc=True),
+            "settings": [v.settings.model_dump_json() for v in stored],
+        }
+    )
+    return SettingsHistory.of(stored), rows
+
+
 def _money(value: float) -> str:
     return f"${value:,.2f}"
 
@@ -87,6 +135,8 @@ def summary_markdown(opportunities: pd.DataFrame) -> str:
     by_status = opportunities["status"].value_counts().sort_index()
     excluded = int(opportunities["exclusion_reason"].notna().sum())
     disqualified = int(opportunities["disqualified"].astype(bool).sum())
+    final = opportunities["pay_state"] == "final"
+    provisional = opportunities["pay_state"] == "provisional"
     savings = opportunities[opportunities["saved_amount"] > 0].nlargest(5, "saved_amount")
     overages = opportunities[opportunities["overage_amount"] > 0].nlargest(5, "overage_amount")
 
@@ -98,6 +148,9 @@ def summary_markdown(opportunities: pd.DataFrame) -> str:
         f"(paid to workers {_money(opportunities['paid_to_workers'].sum())}, kept by the company "
         f"{_money(opportunities['kept_by_company'].sum())}), overtime owed {_money(opportunities['overtime_adjustment'].sum())}, "
         f"overage {_money(opportunities['overage_amount'].sum())}.",
+        f"Final (completed) pools {_money(opportunities.loc[final, 'bonus_pool'].sum())} on {int(final.sum())} ProPays; "
+        f"provisional (started, may change) {_money(opportunities.loc[provisional, 'bonus_pool'].sum())} on "
+        f"{int(provisional.sum())}; {int((~final & ~provisional).sum())} pay nothing.",
         f"Excluded: **{excluded}**, disqualified: **{disqualified}**.",
         "",
         "| status | ProPays |",
@@ -142,6 +195,22 @@ def worker_bonus_summary(bonuses: pd.DataFrame) -> str:
     )
 
 
+def reasons_markdown(unpaid: pd.DataFrame) -> str:
+    """Jobs and milestones without a ProPay, counted by reason."""
+    if unpaid.empty:
+        return "Every job with a budget has a ProPay that can pay."
+    by_reason = unpaid["reason"].value_counts()
+    return "\n".join(["| reason | jobs or milestones |", "|---|---|", *(f"| {reason} | {count} |" for reason, count in by_reason.items())])
+
+
+def versions_markdown(versions: pd.DataFrame) -> str:
+    """The settings versions the ProPays were computed with, and the date each applies from."""
+    return "\n".join([
+        "| version | applies from | recorded at |", "|---|---|---|",
+        *(f"| {r.version} | {r.effective_from or 'the start'} | {r.recorded_at:%Y-%m-%d %H:%M} UTC |" for r in versions.itertuples()),
+    ])
+
+
 def overtime_summary(weeks: pd.DataFrame) -> str:
     """Overtime owed on bonuses at a glance."""
     if weeks.empty:
@@ -156,62 +225,82 @@ def overtime_summary(weeks: pd.DataFrame) -> str:
 
 @dg.multi_asset(
     name="propay",
-    specs=[_spec(PROPAY_OPPORTUNITIES), _spec(PROPAY_WORKER_BONUSES), _spec(PROPAY_OVERTIME_WEEKS)],
+    specs=[_spec(table) for table, _, _ in _ENGINE_TABLES],
     partitions_def=company_partitions,
-    check_specs=[reconcile_spec(table.name) for table in (PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS)],
-    can_subset=False,  # one engine run yields all three tables; they are only consistent together
+    check_specs=[reconcile_spec(table.name) for table, _, _ in _ENGINE_TABLES],
+    can_subset=False,  # one engine run yields every table; they are only consistent together
     pool="propay_engine",  # CPU and memory bound over the company's whole history (docs/scaling.md)
 )
 def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistryResource, warehouse: Warehouse):
-    """Every ProPay of the company, each worker's bonus, and the overtime owed on bonuses, from one run
-    of the ProPay engine over the company's cleaned jobs, workers and attendance."""
+    """Every ProPay of the company, each worker's bonus, the overtime owed on bonuses, the jobs without
+    a ProPay and the settings versions used, from one run of the ProPay engine over the company's
+    cleaned jobs, task lines, workers, wages, assignments and attendance."""
     company_id = context.partition_key
     prepare_warehouse(warehouse)
     connection = registry.get(company_id)
     label_run(context, company_id, connection.provider)
     where = {"company_id": company_id}
-    with warehouse.reading() as read:  # one consistent view of the three tables
-        company_jobs = read.read_table(JOBS, where=where)
-        company_attendance = read.read_table(ATTENDANCE, where=where)
-        company_workers = read.read_table(WORKERS, where=where)
-    result = compute_propays(company_jobs, company_attendance, company_workers, connection.settings, company_id)
-    opportunities, opportunities_rejected = validated(
-        PROPAY_OPPORTUNITIES, schemas.PropayOpportunity, "propay_id", result.opportunities, schemas.no_rejects()
+    with warehouse.reading() as read:  # one consistent view of the inputs
+        inputs = {table.name: read.read_table(table, where=where) for table in (
+            JOBS, ATTENDANCE, WORKERS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS)}
+    history, settings_rows = settings_history(connection)
+    result = compute_propays(
+        inputs[JOBS.name], inputs[ATTENDANCE.name], inputs[WORKERS.name], history, company_id,
+        task_lines=inputs[TASK_LINES.name], wages=inputs[WORKER_WAGES.name],
+        assignments=inputs[JOB_ASSIGNMENTS.name], pull_date=connection.attendance_pull_date,
     )
-    # A worker's bonus row names its ProPay: without the ProPay (set aside above) it is removed too.
-    bonus_candidates = result.worker_bonuses[result.worker_bonuses["propay_id"].isin(set(opportunities["propay_id"]))]
-    bonuses, bonuses_rejected = validated(
-        PROPAY_WORKER_BONUSES, schemas.PropayWorkerBonus, "propay_id", bonus_candidates, schemas.no_rejects()
-    )
-    weeks, weeks_rejected = validated(
-        PROPAY_OVERTIME_WEEKS, schemas.PropayOvertimeWeek, "worker_id", result.overtime_weeks, schemas.no_rejects()
-    )
-    # The three tables and their set-aside records in ONE transaction: an analyst never sees
-    # ProPays of this run beside bonuses of the previous one, and a failure leaves all as they were.
+    without = result.jobs_without_propay
+    computed = {
+        PROPAY_OPPORTUNITIES.name: result.opportunities,
+        PROPAY_WORKER_BONUSES.name: result.worker_bonuses,
+        PROPAY_OVERTIME_WEEKS.name: result.overtime_weeks,
+        JOBS_WITHOUT_PROPAY.name: without.assign(item_id=without["milestone_id"].fillna(without["job_id"])),
+        PROPAY_SETTINGS_VERSIONS.name: settings_rows,
+    }
+    stored: dict[str, pd.DataFrame] = {}
+    rejected: dict[str, pd.DataFrame] = {}
+    removed: dict[str, int] = {}
+    for table, model, record_id in _ENGINE_TABLES:
+        candidates = computed[table.name]
+        if table is PROPAY_WORKER_BONUSES:
+            # A worker's bonus row names its ProPay: without the ProPay (set aside above) it is removed too.
+            candidates = candidates[candidates["propay_id"].isin(set(stored[PROPAY_OPPORTUNITIES.name]["propay_id"]))]
+            removed[table.name] = len(computed[table.name]) - len(candidates)
+        stored[table.name], rejected[table.name] = validated(table, model, record_id, candidates, schemas.no_rejects())
+    # Every table and its set-aside records in ONE transaction: an analyst never sees ProPays of
+    # this run beside bonuses of the previous one, and a failure leaves all as they were.
     warehouse.replace_partitions(
         [
             write
-            for table, rows, rejected in (
-                (PROPAY_OPPORTUNITIES, opportunities, opportunities_rejected),
-                (PROPAY_WORKER_BONUSES, bonuses, bonuses_rejected),
-                (PROPAY_OVERTIME_WEEKS, weeks, weeks_rejected),
-            )
+            for table, _, _ in _ENGINE_TABLES
             for write in (
-                PartitionWrite(table, rows, where),
-                set_aside_write(company_id, table.name, company_id, rejected),
+                PartitionWrite(table, stored[table.name], where),
+                set_aside_write(company_id, table.name, company_id, rejected[table.name]),
             )
         ]
     )
-    opportunities_aside, bonuses_aside, weeks_aside = len(opportunities_rejected), len(bonuses_rejected), len(weeks_rejected)
-
+    opportunities = stored[PROPAY_OPPORTUNITIES.name]
+    bonuses = stored[PROPAY_WORKER_BONUSES.name]
+    weeks = stored[PROPAY_OVERTIME_WEEKS.name]
     common = {"provider": connection.provider}
+
+    def aside(table: Table) -> int:
+        return len(rejected[table.name])
+
+    def total(frame: pd.DataFrame, column: str, where_rows: pd.Series | None = None) -> float:
+        values = frame[column] if where_rows is None else frame.loc[where_rows, column]
+        return float(values.fillna(0).astype(float).sum()) if len(values) else 0.0
+
+    pay_state = opportunities["pay_state"] if len(opportunities) else pd.Series(dtype=object)
     yield dg.MaterializeResult(
         asset_key=propay_opportunities,
         metadata={
             **common,
             "dagster/row_count": len(opportunities),
-            "set_aside": opportunities_aside,
-            "bonus_pool_total": float(opportunities["bonus_pool"].sum()) if len(opportunities) else 0.0,
+            "set_aside": aside(PROPAY_OPPORTUNITIES),
+            "bonus_pool_total": total(opportunities, "bonus_pool"),
+            "final_bonus_pool": total(opportunities, "bonus_pool", pay_state == "final"),
+            "provisional_bonus_pool": total(opportunities, "bonus_pool", pay_state == "provisional"),
             "excluded": int(opportunities["exclusion_reason"].notna().sum()) if len(opportunities) else 0,
             "disqualified": int(opportunities["disqualified"].astype(bool).sum()) if len(opportunities) else 0,
             "summary": dg.MetadataValue.md(summary_markdown(opportunities)),
@@ -222,8 +311,8 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
         metadata={
             **common,
             "dagster/row_count": len(bonuses),
-            "set_aside": bonuses_aside,
-            "bonus_total": float(bonuses["bonus"].sum()) if len(bonuses) else 0.0,
+            "set_aside": aside(PROPAY_WORKER_BONUSES),
+            "bonus_total": total(bonuses, "bonus"),
             "summary": dg.MetadataValue.md(worker_bonus_summary(bonuses)),
         },
     )
@@ -232,14 +321,34 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
         metadata={
             **common,
             "dagster/row_count": len(weeks),
-            "set_aside": weeks_aside,
-            "overtime_adjustment_total": float(weeks["overtime_adjustment"].sum()) if len(weeks) else 0.0,
+            "set_aside": aside(PROPAY_OVERTIME_WEEKS),
+            "overtime_adjustment_total": total(weeks, "overtime_adjustment"),
             "summary": dg.MetadataValue.md(overtime_summary(weeks)),
         },
     )
-    yield reconcile(PROPAY_OPPORTUNITIES.name, len(result.opportunities), len(opportunities), opportunities_aside)
-    yield reconcile(
-        PROPAY_WORKER_BONUSES.name, len(result.worker_bonuses), len(bonuses), bonuses_aside,
-        removed=len(result.worker_bonuses) - len(bonus_candidates),
+    unpaid = stored[JOBS_WITHOUT_PROPAY.name]
+    yield dg.MaterializeResult(
+        asset_key=jobs_without_propay,
+        metadata={
+            **common,
+            "dagster/row_count": len(unpaid),
+            "set_aside": aside(JOBS_WITHOUT_PROPAY),
+            "summary": dg.MetadataValue.md(reasons_markdown(unpaid)),
+        },
     )
-    yield reconcile(PROPAY_OVERTIME_WEEKS.name, len(result.overtime_weeks), len(weeks), weeks_aside)
+    versions = stored[PROPAY_SETTINGS_VERSIONS.name]
+    yield dg.MaterializeResult(
+        asset_key=propay_settings_versions,
+        metadata={
+            **common,
+            "dagster/row_count": len(versions),
+            "set_aside": aside(PROPAY_SETTINGS_VERSIONS),
+            "latest_version": int(versions["version"].max()) if len(versions) else 0,
+            "summary": dg.MetadataValue.md(versions_markdown(versions)),
+        },
+    )
+    for table, _, _ in _ENGINE_TABLES:
+        yield reconcile(
+            table.name, len(computed[table.name]), len(stored[table.name]), aside(table),
+            **({"removed": removed[table.name]} if table.name in removed else {}),
+        )

@@ -12,7 +12,11 @@ of each ProPay and each worker is then computed with exact fractions and rounded
   ``SettingsHistory``. A ProPay is computed with the version in force on the day its work began: its
   first work date, from any time on its job or milestones on or after the pull date (drive time
   included, so the version never depends on a setting of its own); a ProPay without time yet uses the
-  latest version. Every row names its version (``settings_version``).
+  latest version. Every row names its version (``settings_version``). **Decision:** manual
+  exclusions, disqualifications and penalties are an admin's decisions about one ProPay, taken while
+  or after it runs, so they are read from the newest version whatever version prices the ProPay
+  (a version never starts before the day it is recorded: read from the version in force, a ProPay
+  already under way could never be disqualified).
 - **Counted time**: attendance on the ProPay's job or milestones (``units``), from whole seconds
   (``round(hours x 3600)`` per entry, summed as integers); drive time left out unless
   ``include_drive_time``; nothing before the attendance ``pull_date``.
@@ -267,6 +271,14 @@ def compute_propays(
     """
     history = SettingsHistory.of(settings)
     versions = history.versions
+    # Manual exclusions, disqualifications and penalties are an admin's decisions about one ProPay,
+    # taken while or after it runs: the newest version holds them, whichever version prices the ProPay.
+    decisions = history.latest.settings
+
+    def with_latest_decisions(version_settings: CompanySettings) -> CompanySettings:
+        manual = decisions.exclusions.manual
+        return version_settings.model_copy(update={"exclusions": version_settings.exclusions.model_copy(update={"manual": manual})})
+
     n_versions = len(versions)
     task_lines = _task_lines(task_lines, task_budgets)
     candidates = build_candidates(jobs)
@@ -310,7 +322,7 @@ def compute_propays(
         found = candidate_budgets(candidates, stored.settings, task_lines, subset)
         budget_type[subset], budget[subset], no_propay_reason[subset] = (
             found.budget_type[subset], found.budget[subset], found.reason[subset])
-        rule_reason[subset] = exclusion_reasons(candidates, stored.settings, subset)[subset]
+        rule_reason[subset] = exclusion_reasons(candidates, with_latest_decisions(stored.settings), subset)[subset]
     is_propay = np.array([b is not None for b in budget], dtype=bool) & np.array([r is None for r in no_propay_reason], dtype=bool)
 
     include_drive = np.array([v.settings.include_drive_time for v in versions], dtype=bool)
@@ -408,14 +420,14 @@ def compute_propays(
     status = np.where(np.isin(source_status, ["canceled", "completed"]), source_status,
                       np.where(actual_seconds >= ONE_MINUTE, "started", "pending")).astype(object)
     propay_ids = table["propay_id"].to_numpy(dtype=object)
-    disqualification = np.array([versions[v].settings.disqualifications.get(pid) for pid, v in zip(propay_ids, version)], dtype=object)
+    disqualification = np.array([decisions.disqualifications.get(pid) for pid in propay_ids], dtype=object)
     disqualified = np.array([d is not None for d in disqualification], dtype=bool)
     pays = eligible & ~disqualified & np.isin(status, ["started", "completed"]) & measurable
     share_q = Rational.from_fractions(np.array(share, dtype=object)).take(version)
     gross_q = saved.positive_part() * share_q
     gross = np.where(pays, round_half_up(gross_q.num * 100, gross_q.den), 0).astype(np.int64)
-    penalty = np.array([_cents_half_up(exact(versions[v].settings.penalties[pid])) if pid in versions[v].settings.penalties else 0
-                        for pid, v in zip(propay_ids, version)], dtype=np.int64)
+    penalty = np.array([_cents_half_up(exact(decisions.penalties[pid])) if pid in decisions.penalties else 0
+                        for pid in propay_ids], dtype=np.int64)
     penalty_applied = np.where(pays, np.minimum(penalty, gross), 0)
     pool = gross - penalty_applied
 

@@ -6,7 +6,9 @@ and compares the warehouse with the vendor's own ground truth, never with what t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 import dagster as dg
 import pandas as pd
@@ -14,8 +16,25 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from protiv_dagster.company_sync import SyncFailed
-from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS
+from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS, TODAY
 from tests.assets.vendors import PROVIDERS, leaked
+
+
+def exact_saving(row) -> Fraction:
+    """A ProPay's saved labor in $, exactly, from its stored exact budget, seconds and labor cost:
+    hours budgets (budget h - actual h) x labor $ / actual h, $ budgets budget $ - labor $."""
+    budget = Fraction(int(row.budget_numerator), int(row.budget_denominator))
+    labor = Fraction(int(row.labor_cost_numerator), int(row.labor_cost_denominator))
+    if row.budget_unit == "hours":
+        hours = Fraction(int(row.actual_seconds), 3600)
+        return (budget - hours) * labor / hours
+    return budget - labor
+
+
+def pool_of(row, share: str) -> Decimal:
+    """The pool: the positive exact saving times the worker share, rounded once, half up, to the cent."""
+    cents = max(exact_saving(row), Fraction(0)) * Fraction(share) * 100
+    return Decimal((2 * cents.numerator + cents.denominator) // (2 * cents.denominator)) / 100
 
 on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
 DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows are derived from clock time, not vendor entries
@@ -68,9 +87,10 @@ def test_initial_sync_loads_the_vendor_ground_truth_and_reruns_identically(pipel
     assert len(propay) > 0 and (propay["status"] == "started").any()
     buckets = propay[["crew_bucket", "crew_lead_bucket", "manager_bucket", "other_bucket", "company_bucket"]]
     assert (buckets.sum(axis=1) == propay["bonus_pool"]).all()  # cents add up exactly
-    under = propay[propay["saved_hours"] > 0]
+    under = propay[(propay["saved_hours"] > 0) & (propay["pay_state"] != "none")]
     assert len(under) > 0
-    assert (under["bonus_pool"] == (under["saved_amount"] * Decimal("0.5")).map(lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))).all()
+    assert (propay.loc[propay["pay_state"] == "none", "bonus_pool"] == 0).all()
+    assert all(row.bonus_pool == pool_of(row, "0.5") for row in under.itertuples())
     expected_crew = (under["bonus_pool"] * Decimal(str(SETTINGS["role_buckets"]["crew"]))).map(lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))
     assert ((under["crew_bucket"] - expected_crew).abs() <= Decimal("0.01")).all()
 
@@ -201,21 +221,36 @@ def test_unknown_company_fails_with_a_clear_error(pipeline):
 
 
 def test_a_change_of_settings_is_picked_up_by_the_next_propay_materialization(pipeline):
+    """A new version prices ProPays whose work begins on or after its date; those already under way
+    keep theirs (rules §9)."""
     pipeline.sync()
     before = pipeline.warehouse.read_table("propay_opportunities").set_index("propay_id")
+    compute = pipeline.defs.resolve_job_def("compute_propay")
+    started = before["first_work_date"].notna()
+
+    # Recorded on the pull date: it prices every ProPay of the window.
     settings = {**SETTINGS, "timezone": "America/Denver", "worker_share": 0.8}
-    pipeline.registry.update_settings(COMPANY, settings)
-    result = pipeline.defs.resolve_job_def("compute_propay").execute_in_process(
-        instance=pipeline.instance, partition_key=COMPANY
-    )
-    assert result.success
+    pipeline.registry.update_settings(COMPANY, settings, effective_from=PULL_DATE, today=PULL_DATE)
+    assert compute.execute_in_process(instance=pipeline.instance, partition_key=COMPANY).success
     after = pipeline.warehouse.read_table("propay_opportunities").set_index("propay_id")
-    under = before.index[before["saved_amount"] > 0]
+    assert (after.loc[started, "settings_version"] == 2).all()
+    under = before.index[(before["saved_amount"] > 0) & (before["pay_state"] != "none")]
     assert len(under) > 0
-    for propay_id in under:
-        expected = (after.loc[propay_id, "saved_amount"] * Decimal("0.8")).quantize(Decimal("0.01"), ROUND_HALF_UP)
-        assert abs(after.loc[propay_id, "bonus_pool"] - expected) <= Decimal("0.01")
-        assert after.loc[propay_id, "bonus_pool"] > before.loc[propay_id, "bonus_pool"]
+    for row in after.loc[under].itertuples():
+        assert row.bonus_pool == pool_of(row, "0.8")
+        assert row.bonus_pool > before.loc[row.Index, "bonus_pool"]
+
+    # Recorded today for next month: ProPays under way keep version 2 and their money.
+    later_settings = {**settings, "worker_share": 0.3}
+    pipeline.registry.update_settings(COMPANY, later_settings, effective_from=TODAY + timedelta(days=30), today=TODAY)
+    assert compute.execute_in_process(instance=pipeline.instance, partition_key=COMPANY).success
+    later = pipeline.warehouse.read_table("propay_opportunities").set_index("propay_id")
+    assert (later.loc[started, "settings_version"] == 2).all()
+    assert (later.loc[started, "bonus_pool"] == after.loc[started, "bonus_pool"]).all()
+    versions = pipeline.warehouse.read_table("propay_settings_versions", order_by=["version"])
+    assert versions["version"].tolist() == [1, 2, 3]
+    assert [None if pd.isna(d) else str(d) for d in versions["effective_from"]] == [
+        None, PULL_DATE.isoformat(), (TODAY + timedelta(days=30)).isoformat()]
 
 
 def test_bad_settings_are_refused_with_the_setting_named_and_nothing_changes(pipeline):

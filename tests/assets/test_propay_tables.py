@@ -17,12 +17,20 @@ from protiv_dagster.company_sync import sync_company
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.tables import PROPAY_OPPORTUNITIES, PROPAY_OVERTIME_WEEKS, PROPAY_WORKER_BONUSES
+from protiv_dagster.tables import (
+    JOBS_WITHOUT_PROPAY,
+    PROPAY_OPPORTUNITIES,
+    PROPAY_OVERTIME_WEEKS,
+    PROPAY_SETTINGS_VERSIONS,
+    PROPAY_WORKER_BONUSES,
+)
 from protiv_dagster.views import ALL_VIEWS
 from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS, TODAY
 from tests.assets.vendors import PROVIDERS
 
-PROPAY_TABLES = (PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS)
+PROPAY_TABLES = (
+    PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS, JOBS_WITHOUT_PROPAY, PROPAY_SETTINGS_VERSIONS,
+)
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +43,8 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def snapshot(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
-    frames = {table.name: warehouse.read_table(table) for table in PROPAY_TABLES}
+    # When a version was recorded differs between the two registries; what it holds must not.
+    frames = {table.name: warehouse.read_table(table).drop(columns=["recorded_at"], errors="ignore") for table in PROPAY_TABLES}
     for view in ALL_VIEWS:
         frames[view.name] = warehouse.query(f"select * from {{schema}}.{view.name}")
     return {name: comparable(frame) for name, frame in frames.items()}
@@ -46,18 +55,20 @@ def settings_for(warehouse: Warehouse, timezone: str) -> dict:
     penalised ProPay, chosen from what the first sync loaded (vendor ids differ per vendor)."""
     workers = warehouse.read_table("workers", where={"company_id": COMPANY}, order_by=["worker_id"])
     propays = warehouse.query(
-        "select propay_id, job_id, status, saved_amount from {schema}.propay_opportunities "
-        "where company_id = ? and saved_amount > 0 order by propay_id",
+        "select propay_id, saved_amount from {schema}.propay_opportunities "
+        "where company_id = ? and exclusion_reason is null order by propay_id",
         [COMPANY],
     )
-    assert len(propays) >= 3 and len(workers) >= 2
+    saving = propays[propays["saved_amount"].fillna(0) > 0]["propay_id"].tolist()
+    others = [p for p in propays["propay_id"] if p not in saving[:2]]
+    assert len(saving) >= 2 and others and len(workers) >= 2
     return {
         **SETTINGS,
         "timezone": timezone,
         "worker_roles": {workers["worker_id"].iloc[0]: "crew_lead", workers["worker_id"].iloc[1]: "manager"},
-        "exclusions": {"manual": {propays["propay_id"].iloc[0]: "warranty work"}},
-        "disqualifications": {propays["propay_id"].iloc[1]: "safety incident"},
-        "penalties": {propays["propay_id"].iloc[2]: 5.0},
+        "exclusions": {"manual": {others[0]: "warranty work"}},
+        "disqualifications": {saving[0]: "safety incident"},
+        "penalties": {saving[1]: 5.0},
     }
 
 
@@ -68,18 +79,21 @@ def test_propay_tables_and_views_are_the_same_on_duckdb_and_postgres(
     pipeline.sync()
     connection = pipeline.registry.get(COMPANY)
     settings = settings_for(pipeline.warehouse, connection.settings.timezone)
-    pipeline.registry.update_settings(COMPANY, settings)
+    # Recorded on the pull date, so that the version prices every ProPay of the window.
+    pipeline.registry.update_settings(COMPANY, settings, effective_from=PULL_DATE, today=PULL_DATE)
     pipeline.sync()
     on_duckdb = snapshot(pipeline.warehouse)
 
     # The same company into PostgreSQL: its own registry (sync state) and Dagster instance.
     postgres = Warehouse(url=postgres_url, schema_name=postgres_schema)
     registry_url = f"sqlite:///{tmp_path / 'registry_postgres.sqlite3'}"
-    ConnectionRegistry(registry_url).connect(
+    second = ConnectionRegistry(registry_url)
+    second.connect(
         # The admin's credentials, as connected (the first registry also holds tokens the vendor issued).
         COMPANY, provider, pipeline.harness.base_url, pipeline.harness.credentials,
-        attendance_pull_date=PULL_DATE, settings=settings,
+        attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": connection.settings.timezone},
     )
+    second.update_settings(COMPANY, settings, effective_from=PULL_DATE, today=PULL_DATE)  # the same history
     defs = build_defs(
         warehouse=postgres, registry=ConnectionRegistryResource(url=registry_url), vendors=pipeline.defs.resources["vendors"]
     )
@@ -92,7 +106,7 @@ def test_propay_tables_and_views_are_the_same_on_duckdb_and_postgres(
         pd.testing.assert_frame_equal(on_postgres[name], frame, obj=f"{name} on PostgreSQL vs DuckDB")
 
     opportunities = on_duckdb["propay_opportunities"]
-    assert opportunities["exclusion_reason"].notna().sum() == 1
+    assert (opportunities["exclusion_reason"] == "excluded manually: warranty work").sum() == 1
     assert opportunities["disqualified"].sum() == 1
     assert (opportunities["penalty_amount"] > 0).sum() == 1
     assert_views_add_up(on_duckdb)
@@ -112,19 +126,29 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
     assert abs(weeks["overtime_adjustment"].sum() - bonuses["overtime_adjustment"].sum()) <= Decimal("0.01") * len(weeks)
     assert bonuses["bonus"].sum() > 0
 
-    # Per ProPay and per company: the company figures are sums over its completed, eligible ProPays.
+    # Per ProPay and per company: hour figures are sums over the completed, eligible ProPays with time;
+    # money is final (completed) or provisional (started), never summed together.
     savings = frames["propay_savings"]
     assert len(savings) == len(propays)
-    final = savings[(savings["status"] == "completed") & ~savings["excluded"].astype(bool)]
+    final = savings[(savings["status"] == "completed") & ~savings["excluded"].astype(bool) & (savings["actual_hours"] > 0)]
     summary = frames["company_propay_summary"].set_index("company_id").loc[COMPANY]
     assert summary["propays"] == len(propays) and summary["completed_propays"] == len(final)
     assert summary["saved_hours"] == pytest.approx(final["saved_hours"].sum(), abs=1e-6)
     assert summary["net_saved_hours"] == pytest.approx(final["net_saved_hours"].sum(), abs=1e-6)
     assert summary["saved_hours"] >= summary["net_saved_hours"]
     assert (savings["saved_hours"] >= 0).all()
-    assert summary["paid_to_workers"] == bonuses["bonus"].sum()
-    assert summary["bonus_pool"] == propays["bonus_pool"].sum()
-    assert (summary["excluded_propays"], summary["disqualified_propays"]) == (1, 1)
+    for state in ("final", "provisional"):
+        paying = propays[propays["pay_state"] == state]
+        assert summary[f"{state}_propays"] == len(paying)
+        assert summary[f"{state}_bonus_pool"] == paying["bonus_pool"].sum()
+        assert summary[f"{state}_paid_to_workers"] == bonuses[bonuses["propay_id"].isin(paying.index)]["bonus"].sum()
+    assert summary["final_bonus_pool"] + summary["provisional_bonus_pool"] == propays["bonus_pool"].sum()
+    assert (propays.loc[propays["pay_state"] == "none", "bonus_pool"] == 0).all()
+    assert propays.loc[propays["pay_state"] == "none", "no_bonus_reason"].notna().all()
+    assert propays.loc[propays["pay_state"] != "none", "no_bonus_reason"].isna().all()
+    assert (propays.loc[propays["status"].isin(["canceled", "pending"]), "pay_state"] == "none").all()
+    assert (summary["excluded_propays"], summary["disqualified_propays"]) == (
+        propays["exclusion_reason"].notna().sum(), 1)
     efficient = final[final["budget_hours"].notna() & (final["actual_hours"] > 0)]
     assert summary["efficiency"] == pytest.approx(efficient["budget_hours"].sum() / efficient["actual_hours"].sum())
     per_propay = savings.dropna(subset=["efficiency"])
@@ -143,26 +167,33 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
     assert len(revenue) > 0
     assert (revenue["revenue_per_hour"] - revenue["budget_revenue"].astype(float) / revenue["hours_worked"]).abs().max() < 1e-6
 
-    # Bonus wage: the bonus money per hour on top of the base wage.
+    # Bonus wage: the final bonus money per hour on final ProPays, on top of the base wage.
     wages = frames["worker_bonus_wages"]
-    assert wages["bonus"].sum() == bonuses["bonus"].sum() and len(wages) == bonuses["worker_id"].nunique()
-    known = wages.dropna(subset=["base_wage"])
+    state = bonuses["propay_id"].map(propays["pay_state"])
+    assert wages["final_bonus"].sum() == bonuses.loc[state == "final", "bonus"].sum()
+    assert wages["provisional_bonus"].sum() == bonuses.loc[state == "provisional", "bonus"].sum()
+    assert len(wages) == bonuses["worker_id"].nunique()
+    known = wages.dropna(subset=["base_wage", "wage_increase"])
     assert (known["bonus_wage"] >= known["base_wage"].astype(float) - 1e-9).all()
-    increase = (known["bonus"] + known["overtime_adjustment"]).astype(float) / known["propay_hours"]
+    increase = (known["final_bonus"] + known["final_overtime_adjustment"]).astype(float) / known["final_hours"]
     assert (known["wage_increase"] - increase).abs().max() < 1e-6
 
-    # Leaderboards: the worker board holds every bonus; lead and manager boards their roles' bonuses.
+    # Leaderboards: the worker board holds every bonus of ProPays no rule excludes, final and
+    # provisional apart; lead and manager boards their roles' bonuses.
     board = frames["propay_leaderboard"]
     eligible = bonuses[bonuses["propay_id"].isin(propays.index[propays["exclusion_reason"].isna()])]
+    eligible_state = eligible["propay_id"].map(propays["pay_state"])
     workers = board[board["board"] == "worker"]
-    assert workers["bonus"].sum() == bonuses["bonus"].sum() == eligible["bonus"].sum()
+    assert workers["bonus"].sum() == eligible.loc[eligible_state == "final", "bonus"].sum()
+    assert workers["provisional_bonus"].sum() == eligible.loc[eligible_state == "provisional", "bonus"].sum()
     assert len(workers) == eligible["worker_id"].nunique() and workers["rank"].min() == 1
     top = workers.sort_values("rank").iloc[0]
     assert top["bonus"] == workers["bonus"].max()
     for role in ("crew_lead", "manager"):
         rows = board[board["board"] == role]
-        assert rows["bonus"].sum() == eligible.loc[eligible["role"] == role, "bonus"].sum()
-        assert len(rows) == eligible.loc[eligible["role"] == role, "worker_id"].nunique() == 1
+        mine = eligible["role"] == role
+        assert rows["bonus"].sum() == eligible.loc[mine & (eligible_state == "final"), "bonus"].sum()
+        assert len(rows) == eligible.loc[mine, "worker_id"].nunique() == 1
 
 
 def test_each_propay_asset_shows_its_schema_row_count_and_summary(pipeline):

@@ -78,25 +78,41 @@ def test_attendance_hours_per_worker_and_day_equal_the_ground_truth_on_every_ven
         assert warehouse.query("select count(*) as n from {schema}.rejected_rows").iloc[0, 0] == 0, provider
 
 
-def test_propay_results_are_the_same_on_every_vendor(synced):
-    _, warehouses = synced
+def test_propay_results_agree_wherever_the_vendors_say_the_same(synced):
+    """The time on every ProPay is the same everywhere; money differs only where the vendors do.
+
+    QuickBooks Time keeps only today's wage, Aspire and BusyBusy a wage history (rules §9), so a
+    ProPay with a worker who got a raise during the window costs less on Aspire than on QuickBooks
+    Time, never more. BusyBusy has no recurring projects: each project is one ProPay, so its
+    ProPays are compared on the time they count in all."""
+    data, warehouses = synced
 
     def results(warehouse: Warehouse) -> pd.DataFrame:
         frame = warehouse.query(
-            "select budget_hours, actual_hours, labor_cost, saved_amount, bonus_pool, status, worker_count "
-            "from {schema}.propay_opportunities"
+            "select budget_hours, actual_seconds, worker_count, status, labor_cost, saved_amount, bonus_pool "
+            "from {schema}.propay_opportunities where exclusion_reason is null"
         )
         frame = frame.assign(
             budget_hours=frame["budget_hours"].astype(float).round(4),
-            actual_hours=frame["actual_hours"].astype(float).round(4),
+            actual_seconds=frame["actual_seconds"].astype(int),
+            worker_count=frame["worker_count"].astype(int),
             labor_cost=frame["labor_cost"].astype(float),
             saved_amount=frame["saved_amount"].astype(float),
             bonus_pool=frame["bonus_pool"].astype(float),
-            worker_count=frame["worker_count"].astype(int),
         )
-        return frame.sort_values(list(frame.columns), ignore_index=True)
+        return frame.sort_values(["budget_hours", "actual_seconds", "worker_count", "status"], ignore_index=True)
 
-    reference = results(warehouses["quickbooks_time"])
+    reference, aspire = results(warehouses["quickbooks_time"]), results(warehouses["aspire"])
     assert len(reference) > 0 and reference["bonus_pool"].sum() > 0
-    for provider in ("aspire", "busybusy"):
-        pd.testing.assert_frame_equal(results(warehouses[provider]), reference, obj=provider)
+    time = ["budget_hours", "actual_seconds", "worker_count", "status"]
+    pd.testing.assert_frame_equal(aspire[time], reference[time], obj="aspire")
+    assert (aspire["labor_cost"] <= reference["labor_cost"]).all()
+    assert (aspire["saved_amount"] >= reference["saved_amount"]).all()
+    assert (aspire["labor_cost"] < reference["labor_cost"]).any() == any(
+        len({change.hourly_wage for change in worker.wage_history}) > 1 for worker in data.workers
+    )
+
+    def counted_seconds(warehouse: Warehouse) -> int:
+        return int(warehouse.query("select sum(actual_seconds) as s from {schema}.propay_opportunities").iloc[0, 0])
+
+    assert counted_seconds(warehouses["busybusy"]) == counted_seconds(warehouses["quickbooks_time"])

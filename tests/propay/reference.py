@@ -141,9 +141,9 @@ def unit_budget(unit: Unit, jobs_by_id, settings, task_lines):
     return None, "no budget"
 
 
-def excluded_by_rule(unit: Unit, jobs_by_id, settings) -> bool:
+def excluded_by_rule(unit: Unit, jobs_by_id, settings, latest) -> bool:
     rules = settings.exclusions
-    if unit.propay_id in rules.manual:
+    if unit.propay_id in latest.exclusions.manual:  # a decision about this ProPay: the newest settings hold it
         return True
     ids = {unit.job_id} | {r["job_id"] for r in unit.rows if r["level"] == "milestone"}
     if ids & set(rules.job_ids):
@@ -222,7 +222,8 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
             cost[e["worker_id"]] = cost.get(e["worker_id"], Fraction(0)) + Fraction(e["seconds"], 3600) * wage * burden
         labor = None if missing else sum(cost.values(), Fraction(0))
 
-        excluded = excluded_by_rule(unit, jobs_by_id, s)
+        latest = history.latest.settings
+        excluded = excluded_by_rule(unit, jobs_by_id, s, latest)
         created_early = pull_date is not None and any(
             r.get("created_date") is not None and r["created_date"] < pull_date for r in unit.rows)
         began_early = created_early or any(pull_date is not None and e["work_date"] < pull_date for e in unit.entries)
@@ -241,10 +242,10 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
             saved = (budget - hours) * labor / hours if hours_type else budget - labor
         else:
             saved = Fraction(0)
-        disqualified = unit.propay_id in s.disqualifications
+        disqualified = unit.propay_id in latest.disqualifications
         pays = not excluded and not disqualified and status in ("started", "completed") and actual > 0 and labor is not None
         gross = half_up(max(saved, 0) * exact(s.worker_share) * 100) if pays else 0
-        penalty = half_up(exact(s.penalties[unit.propay_id]) * 100) if unit.propay_id in s.penalties else 0
+        penalty = half_up(exact(latest.penalties[unit.propay_id]) * 100) if unit.propay_id in latest.penalties else 0
         pool = gross - min(gross, penalty) if pays else 0
         shares = {role: exact(s.role_buckets.get(role, 0.0)) for role in ROLES}
         buckets = largest_remainder(pool, shares, order_key=ROLES.index)

@@ -332,6 +332,29 @@ def test_a_settings_change_never_rewrites_a_propay_already_under_way():
     assert (table.loc["EARLY", "bonus_pool"], table.loc["LATE", "bonus_pool"]) == (200.00, 600.00)
 
 
+def test_decisions_about_a_propay_under_way_come_from_the_newest_version():
+    # Priced by version 1 (its work began before version 2), yet the admin's later decisions hold.
+    change = MONDAY + timedelta(days=3)
+    later = CompanySettings(
+        worker_share=1.0,
+        disqualifications={"D": "safety incident"},
+        penalties={"P": 50.0},
+        exclusions={"manual": {"X": "warranty work"}},
+    )
+    history = SettingsHistory(versions=(
+        SettingsVersion(version=1, settings=CompanySettings(worker_share=0.5)),
+        SettingsVersion(version=2, effective_from=change, settings=later),
+    ))
+    jobs = [job(name, budget=40) for name in ("D", "P", "X", "K")]
+    inputs = frames(jobs, [entry("w1", name, 10) for name in ("D", "P", "X", "K")], {"w1": 20.0})
+    table = by_id(compute_propays(*inputs, history, "acme"))
+    assert table["settings_version"].to_dict() == {"D": 1, "K": 1, "P": 1, "X": 1}
+    assert table.loc["K", "bonus_pool"] == 300.00  # version 1's worker share: 50 % of (40 - 10) h x $20 / h
+    assert table.loc["D", "disqualified"] and table.loc["D", "bonus_pool"] == 0
+    assert (table.loc["P", "penalty_amount"], table.loc["P", "bonus_pool"]) == (50.00, 250.00)
+    assert table.loc["X", "exclusion_reason"] == "excluded manually: warranty work"
+
+
 def test_overtime_uses_the_version_in_force_on_the_week_start():
     second = MONDAY + timedelta(days=7)
     history = SettingsHistory(versions=(
