@@ -552,6 +552,11 @@ class PropaySettingsVersion(CompanyScoped):
         "The whole settings of the version as JSON, in the format of docs/settings.md (every field, defaults included).",
         sql_type="TEXT",
     )
+    attendance_pull_date: Series[Date] = _field(
+        "The company's attendance pull date when the ProPays were computed: no time before it is counted, and a job "
+        "begun before it is excluded unless the version counts such jobs. The same on every version's row.",
+        sql_type="DATE",
+    )
 
     @pa.dataframe_check(description="one row per version", ignore_na=False)
     def unique_version(cls, df: pd.DataFrame) -> Series[bool]:

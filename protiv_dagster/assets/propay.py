@@ -118,6 +118,7 @@ def settings_history(connection: Connection) -> tuple[SettingsHistory, pd.DataFr
             "effective_from": [v.effective_from for v in stored],
             "recorded_at": pd.to_datetime([v.recorded_at for v in stored], utc=True),
             "settings": [v.settings.model_dump_json() for v in stored],
+            "attendance_pull_date": connection.attendance_pull_date,
         }
     )
     return SettingsHistory.of(stored), rows
