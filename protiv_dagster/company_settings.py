@@ -84,21 +84,27 @@ class CompanySettings(BaseModel):
     # From savings to people
     worker_share: float = Field(default=0.5, ge=0, le=1, description="Share of saved labor $ paid to workers (split job savings); the company keeps the rest.")
     role_buckets: dict[str, float] = Field(
-        default_factory=lambda: {"crew": 1.0}, description="Share of the bonus pool per role; sums to 1."
+        default_factory=lambda: {"crew": 1.0},
+        description="Share of the bonus pool per bucket (crew, crew_lead, manager, other, company); sums to 1. Everyone "
+        "with time shares the crew bucket; the crew_lead and manager buckets go to the ProPay's lead(s) and manager(s), "
+        "other to workers with that role; a bucket nobody holds goes into the crew bucket; the company bucket is kept.",
     )
     distribution_method: DistributionMethod = Field(
         default="hours",
-        description="How a role bucket is shared among its workers: hours (per hour worked), wage (hours x wage), "
-        "crew_lead_weighted (the crew lead's hours count lead_multiplier times), equal, manual (manual_distribution).",
+        description="How the crew bucket is shared among everyone with time on the ProPay: hours (per second worked), "
+        "wage (seconds x the wage in force), crew_lead_weighted (the crew lead's time counts lead_multiplier times), "
+        "equal, manual (manual_distribution). Largest remainder to the cent, ties to the smaller worker id.",
     )
     lead_multiplier: float = Field(default=1.5, gt=0, le=10, description="Weight of a crew lead's hour under crew_lead_weighted.")
     worker_roles: dict[str, WorkerRole] = Field(
-        default_factory=dict, description="Worker id -> role (crew, crew_lead, manager, other); unlisted workers are crew."
+        default_factory=dict,
+        description="Worker id -> role (crew, crew_lead, manager, other); unlisted workers are crew. A role holds its "
+        "bucket on ProPays the worker has time on, unless the source assigns the job's lead or manager itself.",
     )
     manual_distribution: dict[str, Percent] = Field(
         default_factory=dict,
-        description="Worker id -> fixed percentage of their bucket under the manual method; rescaled over the workers "
-        "of the bucket who have time on the ProPay. A worker without a percentage gets nothing.",
+        description="Worker id -> fixed percentage of the crew bucket under the manual method; rescaled over the workers "
+        "with time on the ProPay. A worker without a percentage gets no crew share.",
     )
     penalties: dict[str, Dollars] = Field(
         default_factory=dict, description="ProPay id -> $ deducted from its bonus pool before distribution (never below 0)."
