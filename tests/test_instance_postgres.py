@@ -40,5 +40,5 @@ def test_deploy_dagster_yaml_stores_runs_and_events_in_postgres(pipeline, dagste
         ).fetchone()[0]
         partitions = conn.execute("select partition from dynamic_partitions where partitions_def_name = 'company'").fetchall()
     assert stored_runs == len(run_ids) == 3  # reference data, the three weeks in one run, ProPays
-    assert materializations == 2 + 3 * 2 + 3  # workers, jobs; raw + attendance per week; three ProPay tables
+    assert materializations == 2 + 3 * 2 + 5  # workers, jobs; raw + attendance per week; the five ProPay tables
     assert partitions == [(COMPANY,)]

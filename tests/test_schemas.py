@@ -340,14 +340,16 @@ def test_propay_opportunity_model() -> None:
         "unclaimed_amount": 0.0, "paid_to_workers": 125.0, "kept_by_company": 0.0, "overtime_adjustment": 0.0,
         "disqualified": False, "disqualification_reason": None,
         "status": "completed", "worker_count": 3, "first_work_date": date(2026, 11, 1), "last_work_date": date(2026, 11, 3),
-        "exclusion_reason": None,
+        "exclusion_reason": None, "settings_version": 1, "pay_state": "final", "no_bonus_reason": None,
+        "began_before_pull_date": False, "actual_seconds": 108_000, "budget_unit": "hours", "budget_numerator": 40,
+        "budget_denominator": 1, "labor_cost_numerator": 750, "labor_cost_denominator": 1,
     }
     over = row | {"propay_id": "11", "saved_hours": -5.0, "saved_amount": -1.0, "status": "done"}
     amount = row | {"propay_id": "12", "budget_type": "amount", "budget_hours": None, "saved_hours": None,
                     "overage_hours": None, "efficiency": None}
     valid, rejected = split_valid(pd.DataFrame([row, over, amount]), PropayOpportunity, "propay_id")
     assert list(valid["propay_id"]) == ["10", "12"] and valid["worker_count"].dtype == "int64"
-    assert valid["disqualified"].dtype == bool
+    assert valid["disqualified"].dtype == bool and valid["budget_numerator"].tolist() == [40, 40]
     assert rejected["reason"].iloc[0] == (
         "saved_amount: greater_than_or_equal_to(0); status: isin(['pending', 'started', 'completed', 'canceled'])"
     )
