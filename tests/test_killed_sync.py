@@ -57,8 +57,10 @@ def synced(data: Path, key: str) -> None:
 
 def tables(data: Path) -> dict[str, pd.DataFrame]:
     warehouse = Warehouse(url=str(data / "warehouse.duckdb"))
+    # Each data folder has its own registry: when it recorded the settings differs, nothing else.
     return {
-        table.name: warehouse.read_table(table, order_by=list(table.primary_key)).reset_index(drop=True)
+        table.name: warehouse.read_table(table, order_by=list(table.primary_key))
+        .drop(columns=["recorded_at"], errors="ignore").reset_index(drop=True)
         for table in ALL_TABLES
     }
 
