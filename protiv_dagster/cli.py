@@ -112,13 +112,17 @@ def _local_secret_key() -> None:
 
 
 def print_propay_summary(company_id: str) -> None:
+    import pandas as pd
+
     from protiv_dagster.resources.warehouse import Warehouse
 
     warehouse = Warehouse()
     totals = warehouse.query(
-        "select count(*) as propays, coalesce(sum(bonus_pool), 0) as pool, "
-        "coalesce(sum(actual_hours), 0) as hours, "
-        "sum(case when status = 'started' then 1 else 0 end) as started "
+        "select count(*) as propays, coalesce(sum(actual_hours), 0) as hours, "
+        "sum(case when status = 'started' then 1 else 0 end) as started, "
+        "coalesce(sum(case when pay_state = 'final' then bonus_pool end), 0) as final_pool, "
+        "coalesce(sum(case when pay_state = 'provisional' then bonus_pool end), 0) as provisional_pool, "
+        "sum(case when pay_state = 'none' then 1 else 0 end) as unpaid "
         "from {schema}.propay_opportunities where company_id = ?",
         [company_id],
     ).iloc[0]
@@ -130,7 +134,7 @@ def print_propay_summary(company_id: str) -> None:
         [company_id] * 4,
     ).iloc[0]
     top = warehouse.query(
-        "select name, budget_hours, actual_hours, saved_amount, bonus_pool, status "
+        "select name, budget_hours, actual_hours, saved_amount, bonus_pool, pay_state "
         "from {schema}.propay_opportunities where company_id = ? order by bonus_pool desc, name limit 5",
         [company_id],
     )
@@ -138,17 +142,24 @@ def print_propay_summary(company_id: str) -> None:
         "\n", literal(company_id, "bold"), f": {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
         f"{int(counts.jobs)} jobs and milestones, {int(counts.set_aside)} records set aside"
     )
+    # Final (completed) and provisional (started) money are never added together (rules §9).
     console.print(
-        f"[bold]{int(totals.propays)} ProPays[/bold] ({int(totals.started)} started), "
-        f"{float(totals.hours):,.1f} worker-hours, total bonus pool [bold green]${float(totals.pool):,.2f}[/bold green]"
+        f"[bold]{int(totals.propays)} ProPays[/bold] ({int(totals.started or 0)} started), "
+        f"{float(totals.hours):,.1f} worker-hours; bonus pools final [bold green]${float(totals.final_pool):,.2f}"
+        f"[/bold green], provisional ${float(totals.provisional_pool):,.2f}; {int(totals.unpaid or 0)} pay nothing "
+        "(see jobs_without_propay and no_bonus_reason)"
     )
+
+    def number(value: object, places: int) -> str:
+        return "-" if value is None or pd.isna(value) else f"{float(value):,.{places}f}"
+
     table = RichTable(title="Top jobs by bonus pool")
-    for column in ("ProPay", "budget h", "actual h", "saved $", "pool $", "status"):
-        table.add_column(column, justify="left" if column in ("ProPay", "status") else "right")
+    for column in ("ProPay", "budget h", "actual h", "saved $", "pool $", "money"):
+        table.add_column(column, justify="left" if column in ("ProPay", "money") else "right")
     for row in top.itertuples():
         table.add_row(
-            literal(row.name, cell=True), f"{float(row.budget_hours):,.1f}", f"{float(row.actual_hours):,.1f}",
-            f"{float(row.saved_amount):,.2f}", f"{float(row.bonus_pool):,.2f}", literal(row.status, cell=True),
+            literal(row.name, cell=True), number(row.budget_hours, 1), number(row.actual_hours, 1),
+            number(row.saved_amount, 2), number(row.bonus_pool, 2), literal(row.pay_state, cell=True),
         )
     console.print(table)
 
@@ -184,19 +195,21 @@ def _providers(vendor: str) -> list[str]:
     return [vendor]
 
 
-def _sync_with_progress(connection, today: date, label: str) -> tuple[list[str], float]:
-    """Run a company's sync through Dagster on the configured instance, with a progress bar; on
-    success the company's data counts as current from the moment the sync started."""
-    from datetime import UTC, datetime
-
+def _sync_with_progress(connection, label: str) -> tuple[list[str], float]:
+    """Run a company's sync through Dagster on the configured instance, with a progress bar, and
+    record it in the sync state with the vendor's cursor (``company_sync.force_sync``): the daemon
+    refreshes the company from there, and its data counts as current from the moment the sync
+    started. The window ends at the company's own today (its time zone), not this machine's."""
     import dagster as dg
 
-    from protiv_dagster.company_sync import plan_sync, sync_company
+    from protiv_dagster.automation import syncs
+    from protiv_dagster.automation.syncs import sync_window
+    from protiv_dagster.company_sync import force_sync, plan_sync
     from protiv_dagster.definitions import defs
-    from protiv_dagster.sync_state import SyncStateStore
 
-    steps = plan_sync(connection.company_id, connection.attendance_pull_date, today)
-    started_at, started = datetime.now(UTC), time.perf_counter()
+    now = syncs.utc_now()
+    steps = plan_sync(connection.company_id, *sync_window(connection, now))
+    started = time.perf_counter()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
         TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=console,
@@ -209,11 +222,10 @@ def _sync_with_progress(connection, today: date, label: str) -> tuple[list[str],
             else:
                 progress.advance(task)
 
-        run_ids = sync_company(
-            defs, dg.DagsterInstance.get(), connection.company_id, connection.attendance_pull_date, today, on_step,
+        run_ids = force_sync(
+            defs, dg.DagsterInstance.get(), connection, now, on_step,
             trigger="force_sync" if label == "force sync" else "initial_sync",
         )
-    SyncStateStore().record_check(connection.company_id, started_at)
     return run_ids, time.perf_counter() - started
 
 
@@ -247,7 +259,7 @@ def demo(
                 "Connected ", literal(connection.company_id, "bold"), f" to {demo_vendor.label} at ",
                 literal(connection.base_url), f" ({workers} workers), pulling attendance from {connection.attendance_pull_date}",
             )
-            run_ids, seconds = _sync_with_progress(connection, today, "initial sync")
+            run_ids, seconds = _sync_with_progress(connection, "initial sync")
             console.print(
                 f"Initial sync: {len(run_ids)} Dagster runs in {seconds:.1f} s, "
                 f"{demo_vendor.emulator.request_count} vendor requests"
@@ -403,14 +415,16 @@ def connect(
 @app.command()
 def sync(company_id: str) -> None:
     """Force sync one company now: workers and jobs, every week from its attendance pull date to
-    today, then its ProPays; shows progress until the ProPay tables are current. Safe to repeat and
-    safe while a scheduled sync runs (every partition write replaces the partition atomically)."""
+    its own today (its time zone), then its ProPays; shows progress until the ProPay tables are
+    current. Recorded as a sync with the vendor's cursor, as the daemon's are: the daemon goes on
+    from there with its refreshes. Safe to repeat and safe while a scheduled sync runs (every
+    partition write replaces the partition atomically)."""
     from protiv_dagster.company_sync import SyncFailed
 
     _dagster_home()
     try:
         connection = ConnectionRegistry().get(company_id)
-        run_ids, seconds = _sync_with_progress(connection, date.today(), "force sync")
+        run_ids, seconds = _sync_with_progress(connection, "force sync")
     except (SyncFailed, RegistryError) as exc:
         say_error(exc)
         raise typer.Exit(1) from None
@@ -424,12 +438,11 @@ def status(
 ) -> None:
     """Each connected company's health: green when its vendor accepts the credentials, answers, and
     the data is current within the two-hour promise; red with the reason otherwise."""
-    from datetime import UTC, datetime
-
+    from protiv_dagster.automation import syncs
     from protiv_dagster.automation.health import company_health
     from protiv_dagster.sync_state import SyncStateStore
 
-    registry, store, now = ConnectionRegistry(), SyncStateStore(), datetime.now(UTC)
+    registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
     connected = registry.list()
     if probe:
         _probe(connected, store, now)

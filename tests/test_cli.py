@@ -43,7 +43,7 @@ def test_demo_runs_the_initial_sync_through_dagster_and_is_safe_to_repeat(tmp_pa
     first = protiv("demo", "--port", port, "--workers", "12", cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Initial sync: 3 Dagster runs" in first.stdout
-    assert re.search(r"\d+ ProPays \(\d+ started\), [\d,.]+ worker-hours, total bonus pool \$[\d,.]+", first.stdout)
+    assert re.search(r"\d+ ProPays \(\d+ started\), [\d,.]+ worker-hours; bonus pools final \$[\d,.]+, provisional \$[\d,.]+; \d+ pay nothing", first.stdout)
     assert "make ui" in first.stdout and "dagster dev -w workspace.yaml" in first.stdout
     warehouse = Warehouse(url=str(tmp_path / "data" / "warehouse.duckdb"))
     tables = {t.name: warehouse.read_table(t) for t in ALL_TABLES}
