@@ -357,14 +357,17 @@ def _fernet() -> Fernet:
     key = os.environ.get(SECRET_KEY_VARIABLE)
     if not key:
         raise MissingSecretKeyError(
-            f"{SECRET_KEY_VARIABLE} is not set: credentials are encrypted with it. "
-            "Generate one with `protiv keygen` and give it to the admin and the run workers."
+            f"{SECRET_KEY_VARIABLE} is not set: stored credentials are encrypted with the key they were connected "
+            f"with. Use that key: `protiv` reads it from .env in the folder you run it from (where `protiv demo` wrote "
+            f"it), or export it. Only a new installation without connections generates one, with `protiv keygen` "
+            f"(a new key cannot read credentials stored under the old one)."
         )
     try:
         return Fernet(key.encode())
     except ValueError:
         raise MissingSecretKeyError(
-            f"{SECRET_KEY_VARIABLE} is not a valid key (32 url-safe base64-encoded bytes); generate one with `protiv keygen`"
+            f"{SECRET_KEY_VARIABLE} is not a valid key (32 url-safe base64-encoded bytes): use the key the credentials "
+            f"were connected with (a new installation generates one with `protiv keygen`)"
         ) from None
 
 
