@@ -125,6 +125,11 @@ class CompanySettings(BaseModel):
     drive_job_patterns: tuple[str, ...] = Field(
         default=("Drive Time", "Drive"), description="Job names (wildcards allowed) whose time is drive time."
     )
+    busybusy_milestone_depth: int = Field(
+        default=2, ge=2, le=7,
+        description="BusyBusy only: the sub-project depth that is a milestone (projects nest 7 levels; depth 1 is the "
+        "job). Time on a deeper sub-project counts to its ancestor at this depth; time on a shallower one to the job.",
+    )
 
     # Budgets and labor cost
     default_budget_type: BudgetType = Field(

@@ -6,8 +6,8 @@ Field mapping (why in parentheses):
 |----------------------------|--------------------------------------------------------------------------|
 | attendance.entry_id        | timeEntries ``id`` (a UUID)                                              |
 | attendance.worker_id       | ``memberId``                                                             |
-| attendance.job_id          | the project's top project: ``projectId`` itself at depth 1, its ``parentProjectId`` at depth 2 (a sub-project is a milestone) |
-| attendance.milestone_id    | ``projectId`` when it is a depth-2 sub-project                            |
+| attendance.job_id          | the top-level project of ``projectId``, found by walking ``parentProjectId`` (no root-project field is documented): time on any descendant, down to depth 7, belongs to its top-level project |
+| attendance.milestone_id    | the ancestor of ``projectId`` at the company's milestone depth (settings.busybusy_milestone_depth, 2 by default), or ``projectId`` itself at that depth: time on a depth-3..7 project counts to its depth-2 ancestor. Null for time on the top-level project or on a sub-project above the milestone depth (its job's time). The week's raw feeds carry the projects' ``id``/``parentProjectId``/``depth`` (feed ``projects``) for this |
 | attendance.task_id         | ``costCodeId``: the entry's cost code is its line item (task_lines.task_id); null without one |
 | attendance.work_date       | the local date of ``startTime`` in the company zone (settings.timezone): BusyBusy sends UTC only |
 | attendance.start_at/end_at | ``startTime``/``endTime`` (UTC); ``endTime`` is null while running        |
@@ -21,7 +21,7 @@ Field mapping (why in parentheses):
 | workers.hourly_wage        | the current wage history (latest ``changeDate`` not after the clock, ``deletedOn`` null): ``wage`` per ``wageRate`` 10 hour, 20 week (/40), 30 month (x12/2080), 40 year (/2080); $1,000,000/h or more is set aside |
 | workers.active/term_date   | ``archivedOn`` null / its local date; BusyBusy has no hire date (null)   |
 | jobs.job_id / name         | project ``id`` / ``title``                                               |
-| jobs.level/parent_job_id   | ``depth`` 1 job, 2 milestone (``parentProjectId``); deeper sub-projects are set aside |
+| jobs.level/parent_job_id   | ``depth`` 1: job; ``depth`` = the milestone depth: milestone, its parent_job_id the top-level project. Sub-projects at other depths (up to 7) have no row of their own and are not set aside: their time counts to an ancestor (counted as without_row); their own budgets are not read (a cost-code budget on one is set aside by task_lines). A project whose ``parentProjectId`` chain names an unlisted project, loops, runs past 7 levels or disagrees with its ``depth`` is set aside, and so is the time on it |
 | jobs.short_code            | ``projectInfo.number``                                                   |
 | jobs.budget_hours          | the project's own latest ``budgetHours`` row (``isLatest``; no ``costCodeId``, ``memberId`` or ``equipmentId``): ``budgetSeconds`` / 3600. A row with a cost code is that cost code's budget (a task line), never added to the project's; member and equipment budgets are not labor budgets of the job and are not read. Several latest rows of one kind (a vendor inconsistency): the smallest counts, so a ProPay never pays on the larger |
 | jobs.budget_cost (extra)   | the project's own latest ``budgetCosts`` row's ``costBudget``, by the same rule ($1e12 or more is set aside: the warehouse holds less); carried on the mapped rows, not stored (see jobs.budget_amount) |
@@ -36,12 +36,21 @@ Field mapping (why in parentheses):
 | task_lines.name            | the cost code's ``title`` (else its ``costCode``); null for a cost code not in ``costCodes`` |
 | task_lines.budget_hours    | that row's ``budgetSeconds`` / 3600 (the smallest of several latest rows); null with only a cost row |
 | task_lines.budget_amount   | the ``budgetCosts`` row's ``costBudget`` for the same project and cost code; null without one |
-| worker_wages               | one row per live wage history of a mapped member (``deletedOn`` set: removed and counted): effective_date = local date of ``changeDate``; hourly_wage = ``wage`` per ``wageRate`` as for workers.hourly_wage; pay_interval from ``wageRate``; burden_percent = ``overburden``. Several live histories effective the same local date: the latest ``changeDate`` is the wage of that day (the others count as superseded); two with the very same ``changeDate`` are both set aside |
+| worker_wages               | one row per live wage history of a mapped member (``deletedOn`` set: removed and counted): effective_date = the local date of ``changeDate`` in the company zone (a ``changeDate`` without an offset, such as a bare date, is local time, not UTC); hourly_wage = ``wage`` per ``wageRate`` as for workers.hourly_wage; pay_interval from ``wageRate``; burden_percent = ``overburden``. Several live histories effective the same local date: the latest ``changeDate`` is the wage of that day (the others count as superseded); two with the very same ``changeDate`` are both set aside |
 | job_assignments            | none: BusyBusy assigns no crew lead or manager to a project (the ProPay engine uses the company's worker_roles setting) |
 
 Wages by date: ``members_to_wages`` gives the worker_wages rows and ``wages_on`` looks up the wage in
 force on each work date (the latest effective_date on or before it), so labor is costed with the wage
-of the day, not today's.
+of the day, not today's (rules §9): the ProPay engine prices each entry's seconds at the wage in force
+on its local work date, so a raise effective on the 15th costs the 14th's hours (even those after
+17:00 in Denver, already the 15th in UTC) at the old wage.
+
+What the client asks (``resources/busybusy.py``): only fields the vendor notes name and only the
+operators ``equal``, ``contains``, ``isNull`` and ``greaterThanOrEqual``. A week's entries are those
+with ``startTime`` at or after its local Monday's midnight, read sorted by ``startTime`` until the
+first one at or after the next Monday's (no "less than" exists); change checks ask for stamps at or
+after the mark. Inferred names (the ``timeEntries`` root, filter and sort types, operators, the
+budgets' ``isLatest`` filter) are in one block of that module.
 
 Running entries: BusyBusy has no duration field. Hours of a running entry are counted up to the
 vendor's clock, which the source takes from the HTTP ``Date`` header of the timeEntries answer and
@@ -113,13 +122,32 @@ def _number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and value == value  # NaN is no number
 
 
-def _wage_of(item: Any) -> _Wage | str | None:
+def _change_moment(value: Any, timezone: str) -> pd.Timestamp | None:
+    """A wage history's ``changeDate`` as a UTC instant. BusyBusy stamps UTC (``...Z``); a value
+    without an offset (a bare date, or wall time) is the company's local time, never UTC: read as
+    UTC, a raise effective on the 15th would start in the evening of the 14th west of Greenwich."""
+    moment = _timestamp(value)
+    if moment is None or not isinstance(value, str):
+        return moment
+    try:
+        given = pd.Timestamp(value)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if given.tzinfo is not None:
+        return moment
+    try:
+        return given.tz_localize(timezone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def _wage_of(item: Any, timezone: str = "UTC") -> _Wage | str | None:
     """One wage history record: None when deleted, else its wage or the reason it cannot be read."""
     if not isinstance(item, dict):
         return "a wage history is not an object"
     if item.get("deletedOn"):
         return None
-    changed = _timestamp(item.get("changeDate"))
+    changed = _change_moment(item.get("changeDate"), timezone)
     wage, rate, overburden = item.get("wage"), item.get("wageRate"), item.get("overburden")
     if changed is None:
         return "a wage history's changeDate is missing or not ISO 8601"
@@ -133,7 +161,7 @@ def _wage_of(item: Any) -> _Wage | str | None:
     return changed, float(wage) * factor, interval, None if overburden is None else float(overburden)
 
 
-def _live_wages(member: Mapping[str, Any]) -> tuple[list[_Wage], str | None]:
+def _live_wages(member: Mapping[str, Any], timezone: str = "UTC") -> tuple[list[_Wage], str | None]:
     """The live wage histories of a member, oldest first, or the reason one of them cannot be read."""
     histories = member.get("wageHistories")
     if histories is None:
@@ -142,7 +170,7 @@ def _live_wages(member: Mapping[str, Any]) -> tuple[list[_Wage], str | None]:
         return [], "wageHistories is not a list"
     wages = []
     for item in histories:
-        wage = _wage_of(item)
+        wage = _wage_of(item, timezone)
         if isinstance(wage, str):
             return [], wage
         if wage is not None:
@@ -159,7 +187,7 @@ def members_to_workers(
     reasons = no_reasons(frame)
     worker_id = id_text(column(frame, "id"))
     reasons = collect(reasons, worker_id.isna(), "id is missing")
-    wages = [_live_wages(raw) for raw in frame["_raw"]]
+    wages = [_live_wages(raw, timezone) for raw in frame["_raw"]]
     wage_reason = pd.Series([w[1] or "" for w in wages], index=frame.index, dtype=object)
     for message in sorted(set(wage_reason) - {""}):
         reasons = collect(reasons, wage_reason == message, message)
@@ -223,7 +251,7 @@ def members_to_wages(
             reasons.append("wageHistories is not a list")
             continue
         for item in histories:
-            wage = _wage_of(item)
+            wage = _wage_of(item, timezone)
             if wage is None:
                 deleted += 1
                 continue
@@ -303,23 +331,94 @@ def _latest_budgets(records: Iterable[Mapping[str, Any]], value_key: str) -> tup
     return values, bad
 
 
+MAX_DEPTH = 7  # BusyBusy nests projects up to 7 levels (depth 1 = top level)
+
+
+def _depth_of(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def project_tree(projects: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, ...] | str]:
+    """Per project id, its chain of ancestors from itself up to its top-level project (walking
+    ``parentProjectId``), or the reason the chain cannot be followed. The chain's length is the
+    project's depth; a ``depth`` field that disagrees with it is a reason too."""
+    listed: dict[str, Mapping[str, Any]] = {}
+    for record in projects:
+        project_id = id_of(record.get("id")) if isinstance(record, Mapping) else None
+        if project_id is not None:
+            listed.setdefault(project_id, record)
+    tree: dict[str, tuple[str, ...] | str] = {}
+    for project_id, record in listed.items():
+        chain, current = [project_id], record
+        reason = None
+        while (parent := id_of(current.get("parentProjectId"))) is not None:
+            if parent in chain:
+                reason = "parentProjectId makes a cycle"
+                break
+            if parent not in listed:
+                reason = "parentProjectId (its own or an ancestor's) names no listed project"
+                break
+            chain.append(parent)
+            current = listed[parent]
+            if len(chain) > MAX_DEPTH:
+                reason = f"more than {MAX_DEPTH} levels of parentProjectId"
+                break
+        depth = _depth_of(record.get("depth"))
+        if reason is None and depth is not None and depth != len(chain):
+            reason = f"depth {depth} disagrees with its parentProjectId chain ({len(chain)} levels)"
+        tree[project_id] = reason or tuple(chain)
+    return tree
+
+
+def project_units(projects: Iterable[Mapping[str, Any]], milestone_depth: int = 2) -> dict[str, str]:
+    """Where the time of each sub-project that is no job or milestone row goes: a project deeper
+    than ``milestone_depth`` -> its ancestor at that depth (the milestone); a sub-project above it
+    (depth 2..milestone_depth-1) -> its top-level project (the job). Projects whose chain cannot be
+    followed are left out (their time is set aside as on an unknown project)."""
+    units: dict[str, str] = {}
+    for project_id, chain in project_tree(projects).items():
+        if isinstance(chain, str) or len(chain) in (1, milestone_depth):
+            continue
+        units[project_id] = chain[-1] if len(chain) < milestone_depth else chain[len(chain) - milestone_depth]
+    return units
+
+
 def projects_to_jobs(
     projects: Iterable[Mapping[str, Any]],
     budget_hours: Iterable[Mapping[str, Any]],
     budget_costs: Iterable[Mapping[str, Any]],
     settings: CompanySettings,
     company_id: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The jobs rows: top-level projects are jobs, sub-projects at the company's milestone depth
+    (``settings.busybusy_milestone_depth``, 2 by default) milestones of their top-level project.
+
+    Returns (rows, set-aside records, sub-projects at any other depth): those yield no row by
+    design, their time counts to an ancestor (``project_units``)."""
+    projects = list(projects)
+    milestone_depth = settings.busybusy_milestone_depth
+    tree = project_tree(projects)
     frame = records_frame(projects)
     reasons = no_reasons(frame)
     job_id = id_text(column(frame, "id"))
     reasons = collect(reasons, job_id.isna(), "id is missing")
-    depth = column(frame, "depth").map(lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None)
+    # As floats (NaN: none): an integer too large for a float is just beyond any depth.
+    depth = column(frame, "depth").map(
+        lambda v: math.nan if _depth_of(v) is None else float(v) if abs(v) < 2**53 else math.inf
+    ).astype(float)
     reasons = collect(reasons, depth.isna(), "depth is missing or not an integer")
-    reasons = collect(reasons, depth.notna() & ~depth.isin([1, 2]), "depth is not 1 (job) or 2 (milestone): deeper sub-projects are not mapped")
+    reasons = collect(reasons, depth.notna() & ~depth.between(1, MAX_DEPTH), f"depth is not 1..{MAX_DEPTH}")
     parent = id_text(column(frame, "parentProjectId"))
-    reasons = collect(reasons, (depth == 2) & parent.isna(), "a depth-2 sub-project has no parentProjectId")
+    reasons = collect(reasons, (depth >= 2) & parent.isna(), "a sub-project (depth 2 or more) has no parentProjectId")
     reasons = collect(reasons, (depth == 1) & parent.notna(), "a depth-1 project has a parentProjectId")
+    chain = job_id.map(lambda j: tree.get(j) if isinstance(j, str) else None)
+    broken = chain.map(lambda c: c if isinstance(c, str) else "")
+    checked = depth.between(1, MAX_DEPTH) & ~((depth >= 2) & parent.isna()) & ~((depth == 1) & parent.notna())
+    for message in sorted(set(broken[checked]) - {""}):
+        reasons = collect(reasons, checked & (broken == message), message)
+    # The job of a milestone is its top-level project (the end of its chain), whatever the depth.
+    root = chain.map(lambda c: c[-1] if isinstance(c, tuple) else None)
+    folded = (reasons == "") & job_id.notna() & depth.notna() & (depth != 1) & (depth != milestone_depth)
     title = column(frame, "title").map(lambda v: v if isinstance(v, str) and v.strip() else None)
     reasons = collect(reasons, title.isna(), "title is missing")
     seconds, bad_seconds = _latest_budgets(budget_hours, "budgetSeconds")
@@ -336,6 +435,7 @@ def projects_to_jobs(
     drive_own = title.map(lambda t: settings.is_drive_job(t) if isinstance(t, str) else False)
     drive_by_id = dict(zip(job_id, drive_own))
     top = parent.isna()
+    parent = root.where(~top, None)
     is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
     budget_cost = job_id.map(lambda j: costs.get((j, _PROJECT))).astype(float)
     reasons = collect(reasons, too_large(budget_cost, MAX_AMOUNT), "the budgetCosts costBudget total is beyond any $ amount")
@@ -366,7 +466,9 @@ def projects_to_jobs(
         },
         index=frame.index,
     )
-    return split(jobs, frame, job_id, reasons)
+    keep = ~folded
+    rows, aside = split(jobs[keep], frame[keep], job_id[keep], reasons[keep])
+    return rows, aside, int(folded.sum())
 
 
 def budgets_to_task_lines(
@@ -538,10 +640,12 @@ def _epoch_seconds(moments: pd.Series) -> pd.Series:
     return pd.Series(nanos / 1e9, index=moments.index).where(moments.notna())
 
 
-def _jobs_of_projects(projects: pd.Series, jobs_by_id: pd.DataFrame) -> dict[str, pd.Series]:
-    """The ``project`` ids as text, and their entries' jobs (``jobs_of_entries``)."""
+def _jobs_of_projects(projects: pd.Series, jobs_by_id: pd.DataFrame, units: Mapping[str, str]) -> dict[str, pd.Series]:
+    """The ``project`` ids as text, and their entries' jobs (``jobs_of_entries``): a sub-project
+    without a row of its own counts as the job or milestone ``units`` names for it."""
     ids = id_text(projects)
-    return {"project": ids, **jobs_of_entries(ids, jobs_by_id)}
+    unit = ids.map(lambda i: units.get(i, i) if isinstance(i, str) else i) if units else ids
+    return {"project": ids, **jobs_of_entries(unit, jobs_by_id)}
 
 
 def _known_ids(values: pd.Series, known: set[str]) -> dict[str, pd.Series]:
@@ -564,13 +668,16 @@ def time_entries_to_attendance(
     timezone: str,
     now: datetime,
     drive_cost_code_ids: Iterable[str] = (),
+    project_units: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Map time entries to attendance rows.
 
     Returns (attendance candidates, set-aside rows, number removed as soft-deleted). ``now`` is the
     vendor clock that running entries count up to; ``drive_cost_code_ids`` are the cost codes whose
-    time is drive time.
+    time is drive time; ``project_units`` (``project_units()``) says which job or milestone the time
+    on a sub-project without a row of its own counts to.
     """
+    units = dict(project_units or {})
     frame = records_frame(entries, _ENTRY_FIELDS)
     if frame.empty:
         return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
@@ -591,7 +698,7 @@ def time_entries_to_attendance(
     reasons = collect(reasons, ~worker["missing"] & ~worker["known"], "memberId is not a known worker")
 
     jobs_by_id = jobs.set_index("job_id") if len(jobs) else pd.DataFrame(columns=["parent_job_id", "is_drive"])
-    job = per_distinct(column(frame, "projectId"), lambda projects: _jobs_of_projects(projects, jobs_by_id))
+    job = per_distinct(column(frame, "projectId"), lambda projects: _jobs_of_projects(projects, jobs_by_id, units))
     no_project = job["project"].isna()
     reasons = collect(reasons, no_project, "projectId is missing")
     reasons = collect(reasons, ~no_project & ~job["known"], "projectId is not a known job or milestone")

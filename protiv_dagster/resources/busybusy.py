@@ -20,10 +20,16 @@ production naming), and a base ending in ``/rest`` -> the same root + ``/graphql
 serves both on one host). Any other base needs ``graphql_url``.
 
 Names: the queries select only fields that BusyBusy's own or its integrators' client code names (the
-project's vendor notes). Every name that is inferred instead (the ``timeEntries`` root, the filter
-and sort type names, the comparison operators beyond ``equal``/``contains``/``isNull``, ``isLatest``
-as a filter) lives in the block "inferred names" below and in ``QUERIES``/``CHANGE_ROOTS`` built
-from it, nowhere else, so that a real introspection corrects them in one place.
+project's vendor notes), and filter only with the operators named there: ``equal``, ``contains``
+(an IN list), ``isNull`` and ``greaterThanOrEqual``. There is no "less than" and no strict "greater
+than": a start-time window [start, end) asks for ``startTime >= start`` sorted by ``startTime`` and
+stops paging at the first page that ends at or after ``end`` (the sorted tail past it is dropped);
+change detection asks for stamps ``>=`` the mark (``ChangeLog`` drops what it already saw). Nothing
+undocumented is selected either: the root project of a sub-project is found by walking
+``parentProjectId`` (the mapping), not by a root-project field. Every name that is inferred (the
+``timeEntries`` root, the filter and sort type names, the operator names, ``isLatest`` as a filter,
+sorting by a field) lives in the block "inferred names" below and in ``QUERIES``/``CHANGE_ROOTS``
+built from it, nowhere else, so that a real introspection corrects them in one place.
 """
 
 from __future__ import annotations
@@ -57,10 +63,13 @@ MAX_PAGE_SIZE = 500
 REST_VERSION = "3.2"
 
 # -- inferred names (correct them here after a real introspection) ---------------------------------
+# Not confirmed by any source: BusyBusy publishes no schema. Every inferred name the client sends is
+# in this block (and in QUERIES/CHANGE_ROOTS below, built from it); nothing else may be undocumented.
 TIME_ENTRIES = "timeEntries"  # the root, by analogy with the confirmed ones
-AT_LEAST, AFTER, BEFORE = "greaterThanOrEqual", "greaterThan", "lessThan"  # comparison operators
+AT_LEAST = "greaterThanOrEqual"  # the one range operator (the vendor notes); no lessThan/greaterThan
 EQUAL, IN, IS_NULL = "equal", "contains", "isNull"  # seen in integrators' code
 LATEST_ONLY = {"isLatest": {EQUAL: True}}  # the budgets' filter (named by integrators as a filter only)
+BY_START = [{"startTime": "asc"}]  # sorting entries by a field, as integrators sort other roots
 NOT_DELETED = {"deletedOn": {IS_NULL: True}}
 DELETED = {"deletedOn": {IS_NULL: False}}
 # Filter and sort types follow the <Type>Filter / [<Type>Sort!] pattern of the confirmed roots.
@@ -117,12 +126,15 @@ CHANGE_ROOTS: dict[str, ChangeRoot] = {
 }
 
 
-def query_text(root: str) -> str:
+def query_text(root: str, *, sorted_: bool = False) -> str:
+    """The query of one root list: variables ``filter``, ``first``, ``after`` (and ``sort`` when ``sorted_``)."""
     filter_type, selection = QUERIES[root]
-    return (
-        f"query {root[0].upper()}{root[1:]}($filter: {filter_type}, $first: Int, $after: String) "
-        f"{{ {root}(filter: $filter, first: $first, after: $after) {{ {selection} }} }}"
-    )
+    declarations = f"$filter: {filter_type}, $first: Int, $after: String"
+    arguments = "filter: $filter, first: $first, after: $after"
+    if sorted_:
+        declarations += f", $sort: [{SORT_TYPES[root]}!]"
+        arguments += ", sort: $sort"
+    return f"query {root[0].upper()}{root[1:]}({declarations}) {{ {root}({arguments}) {{ {selection} }} }}"
 
 
 def multi_root_query(roots: list[str], *, sorted_: bool = False) -> str:
@@ -148,6 +160,15 @@ def iso(moment: datetime) -> str:
 
 def since(field_name: str, moment: datetime) -> dict[str, Any]:
     return {field_name: {AT_LEAST: iso(moment)}}
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp with its offset (or Z) as an aware datetime; None when unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def local_day_window(first_day: date, last_day: date, timezone: str) -> tuple[datetime, datetime]:
@@ -321,20 +342,27 @@ class BusyBusyClient(VendorClient):
             raise VendorPayloadError(self.vendor, f"the GraphQL answer to {what} has no data object")
         return data
 
-    def pages(self, root: str, filter_: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+    def pages(
+        self, root: str, filter_: dict[str, Any] | None = None, sort: list[dict[str, str]] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a root list: ``first`` = page size, ``after`` = the last cursor, until short."""
-        query = query_text(root)
+        query = query_text(root, sorted_=sort is not None)
         after: str | None = None
         page_number = 1
         guard = self.listing(root)
+
+        def variables() -> dict[str, Any]:
+            given = {"filter": filter_, "first": self.page_size, "after": after}
+            return given if sort is None else {**given, "sort": sort}
+
         while True:
-            data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
+            data = self.execute(query, variables(), what=f"{root} page {page_number}")
             records = data.get(root)
             if records == [] and after is not None:
                 # A plain list cannot say whether more follow: an empty page after a full one ends
                 # the listing, or is a glitch that would silently drop every record after it.
                 # Asking once more tells them apart (a listing rarely ends on a page boundary).
-                data = self.execute(query, {"filter": filter_, "first": self.page_size, "after": after}, what=f"{root} page {page_number}")
+                data = self.execute(query, variables(), what=f"{root} page {page_number}")
                 records = data.get(root)
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise VendorPayloadError(self.vendor, f"{root} page {page_number} is not a list of records")
@@ -382,30 +410,46 @@ class BusyBusyClient(VendorClient):
     ) -> list[dict[str, Any]]:
         """Time entries by start-time window [start_from, start_before), by ``updatedOn`` (incremental;
         inclusive, so a record may come twice across runs), by ids, and/or by deletion state
-        (``deleted=None`` returns live and soft-deleted entries alike)."""
+        (``deleted=None`` returns live and soft-deleted entries alike).
+
+        The vendor is asked for ``startTime >= start_from`` only (no "less than" is documented):
+        with ``start_before``, the entries come sorted by ``startTime``, paging stops at the first
+        page whose last entry starts at or after ``start_before``, and that sorted tail is left out."""
         filter_: dict[str, Any] = {}
-        window: dict[str, str] = {}
         if start_from is not None:
-            window[AT_LEAST] = iso(start_from)
-        if start_before is not None:
-            window[BEFORE] = iso(start_before)
-        if window:
-            filter_["startTime"] = window
+            filter_.update(since("startTime", start_from))
         if updated_since is not None:
             filter_.update(since("updatedOn", updated_since))
         if ids is not None:
             filter_["id"] = {IN: list(ids)}
         if deleted is not None:
             filter_.update(DELETED if deleted else NOT_DELETED)
-        if not filter_:
+        if not filter_ and start_before is None:
             raise ValueError(f"{VENDOR} time entries need a start window, updated_since, ids or a deletion state")
-        return self.all(TIME_ENTRIES, filter_)
+        if start_before is None:
+            return self.all(TIME_ENTRIES, filter_)
+        found: list[dict[str, Any]] = []
+        for records in self.pages(TIME_ENTRIES, filter_ or None, BY_START):
+            found += records
+            if records and self._starts_at_or_after(records[-1], start_before):
+                break  # sorted by start: every later page starts later still
+        # The sorted tail from the end on belongs to later weeks. Anything else is kept, an entry
+        # out of order past the end too (an unreadable start as well): the mapping sets such
+        # records aside with their reason instead of this listing hiding them.
+        while found and self._starts_at_or_after(found[-1], start_before):
+            found.pop()
+        return found
+
+    @staticmethod
+    def _starts_at_or_after(record: dict[str, Any], moment: datetime) -> bool:
+        start = _instant(record.get("startTime"))
+        return start is not None and start >= moment
 
 
     # -- change detection -------------------------------------------------------------------------
     def changed_after(self, after: dict[str, str | None]) -> dict[str, list[dict[str, Any]]]:
         """Per root of ``after`` (root -> ISO UTC stamp), the records whose stamp (``updatedOn``, or
-        ``createdOn`` for budget hours) is after it, soft-deleted time entries included; a root
+        ``createdOn`` for budget hours) is at or after it, soft-deleted time entries included; a root
         without a stamp (``CHANGE_ROOTS``) is listed whole, whatever ``after`` says. All roots travel
         in ONE request; only a root whose page came back full is paged on, in further requests."""
         found: dict[str, list[dict[str, Any]]] = {root: [] for root in after}
@@ -417,7 +461,9 @@ class BusyBusyClient(VendorClient):
             variables: dict[str, Any] = {}
             for root in pending:
                 spec = CHANGE_ROOTS[root]
-                variables[f"f_{root}"] = {spec.stamp: {AFTER: after[root]}} if spec.stamp else spec.listing
+                # At or after the mark (no strict operator is documented): the ChangeLog drops the
+                # records stamped exactly at it, which an earlier check already reported.
+                variables[f"f_{root}"] = {spec.stamp: {AT_LEAST: after[root]}} if spec.stamp else spec.listing
                 variables[f"n_{root}"] = self.page_size
                 variables[f"a_{root}"] = cursors[root]
             data = self.execute(multi_root_query(pending), variables, what="changes")

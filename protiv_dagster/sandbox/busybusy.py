@@ -28,9 +28,11 @@ What is emulated (seen in BusyBusy's own or third-party client code)
 
 What is inferred (not confirmed; all of it is in ``SDL`` and the constants below)
 --------------------------------------------------------------------------------
-- The ``timeEntries`` root, its filter/sort type names and fields, and the filter operator names
-  (``equal``, ``notEqual``, ``contains`` as an IN list, ``doesNotContain``, ``greaterThan``,
-  ``greaterThanOrEqual``, ``lessThan``, ``lessThanOrEqual``, ``isNull``). Real introspection decides.
+- The ``timeEntries`` root, its filter/sort type names and fields, and the filter operator names,
+  which are only the ones the vendor notes name: ``equal``, ``contains`` (an IN list), ``isNull`` and
+  ``greaterThanOrEqual``. A ``lessThan`` or strict ``greaterThan`` is a validation error, as is any
+  field no source names (a root-project field, a cost budget's ``createdOn``, ``isLatest`` as a
+  field): the record stores may hold more than the schema serves. Real introspection decides.
 - ``first`` is capped at ``MAX_PAGE_SIZE`` (500); without ``first`` a root returns every match.
   The default order is ``id`` ascending; ``sort`` is a list of single-key objects (``asc``/``desc``).
 - ``wageRate`` codes (``WAGE_RATE_CODES``) and ``actionType`` codes (``ACTION_TYPES``).
@@ -83,6 +85,10 @@ The control API (not the vendor's; no authentication; loopback clients only)
   (soft delete: ``deletedOn`` and ``updatedOn`` are stamped).
 - ``POST /_emulator/members/<id>/wages`` (``wage``, ``changeDate``, optional ``wageRate``, default 10
   hourly, and ``overburden``): a new wage history record; the member's ``updatedOn`` is stamped.
+- ``POST /_emulator/projects`` (``title``, optional ``parentProjectId`` and ``number``): a new
+  project, top level or a sub-project one level below its parent, down to depth 7 (``depth`` 3..7
+  sub-projects are what the generator never makes: time on them belongs to the top-level project
+  and counts to the milestone-level ancestor).
 - ``POST /_emulator/budgets`` (``projectId``, optional ``costCodeId``, ``hours``, ``cost``): a new
   version of the project's own budget, or of a cost code's budget on it: the record it supersedes
   keeps ``isLatest`` false, the new one is stamped ``createdOn`` now.
@@ -129,6 +135,7 @@ REST_PREFIX = "/rest"
 GRAPHQL_PATH = "/graphql"
 REST_VERSION = "3.2"
 MAX_PAGE_SIZE = 500  # inferred: the integrators use 500
+MAX_PROJECT_DEPTH = 7  # BusyBusy nests projects up to 7 levels (depth 1 = top level)
 WAGE_RATE_CODES = {"hour": 10, "week": 20, "month": 30, "year": 40}  # inferred
 ACTION_TYPES = {"clock": 10, "manual": 30}  # inferred
 COST_PER_BUDGET_HOUR = 32
@@ -137,29 +144,27 @@ DRIVE_COST_CODE = "Drive"
 COST_CODES = (("01-100", "Labor"), ("02-200", "Equipment operation"), ("99-900", DRIVE_COST_CODE))
 TASK_COST_CODES = tuple((f"20-{100 * (index + 1)}", name) for index, name in enumerate(TASK_NAMES))
 
-# The inferred schema, in one place. Field and type names of confirmed roots follow BusyBusy's
-# integrators; timeEntries and the operator names are inferred by analogy.
+# The schema, in one place. Types hold only the fields BusyBusy's own or its integrators' client code
+# names (the project's vendor notes), so a query selecting anything else (a root-project field, a
+# cost budget's createdOn, the budgets' isLatest as a field, a wage history's id) fails here as it
+# would at BusyBusy. Inferred, as the client's "inferred names" block: the timeEntries root, the
+# filter and sort types and their fields, and the operators, which are only those the notes name
+# (equal, contains as an IN list, isNull, greaterThanOrEqual): no lessThan or strict greaterThan.
 SDL = """
 enum SortOrder { asc desc }
 
-input IdFilter { equal: ID notEqual: ID contains: [ID!] doesNotContain: [ID!] isNull: Boolean }
-input StringFilter { equal: String notEqual: String contains: [String!] doesNotContain: [String!] isNull: Boolean }
-input IntFilter {
-  equal: Int notEqual: Int contains: [Int!] greaterThan: Int greaterThanOrEqual: Int
-  lessThan: Int lessThanOrEqual: Int isNull: Boolean
-}
-input TimestampFilter {
-  equal: String notEqual: String greaterThan: String greaterThanOrEqual: String
-  lessThan: String lessThanOrEqual: String isNull: Boolean
-}
+input IdFilter { equal: ID contains: [ID!] isNull: Boolean }
+input StringFilter { equal: String contains: [String!] isNull: Boolean }
+input IntFilter { equal: Int contains: [Int!] greaterThanOrEqual: Int isNull: Boolean }
+input TimestampFilter { equal: String greaterThanOrEqual: String isNull: Boolean }
 input BooleanFilter { equal: Boolean }
 
 type WageHistory {
-  id: ID! memberId: ID! wage: Float! wageRate: Int! overburden: Float! effectiveRate: Float!
+  wage: Float! wageRate: Int! overburden: Float! effectiveRate: Float!
   changeDate: String! createdOn: String! updatedOn: String! deletedOn: String
 }
 type Member {
-  id: ID! cursor: String! firstName: String lastName: String username: String! email: String
+  id: ID! cursor: String! firstName: String lastName: String username: String! email: String phone: String
   memberNumber: String archivedOn: String createdOn: String! updatedOn: String! deletedOn: String
   wageHistories: [WageHistory!]!
 }
@@ -171,32 +176,32 @@ input MemberSort { id: SortOrder firstName: SortOrder lastName: SortOrder create
 
 type ProjectInfo { projectId: ID! number: String customer: String }
 type Project {
-  id: ID! cursor: String! title: String! parentProjectId: ID rootProjectId: ID! depth: Int!
+  id: ID! cursor: String! title: String! parentProjectId: ID depth: Int!
   archivedOn: String createdOn: String! updatedOn: String! projectInfo: ProjectInfo
 }
 input ProjectFilter {
-  id: IdFilter parentProjectId: IdFilter rootProjectId: IdFilter depth: IntFilter title: StringFilter
+  id: IdFilter parentProjectId: IdFilter depth: IntFilter title: StringFilter
   archivedOn: TimestampFilter createdOn: TimestampFilter updatedOn: TimestampFilter
 }
 input ProjectSort { id: SortOrder title: SortOrder depth: SortOrder createdOn: SortOrder updatedOn: SortOrder }
 
-type CostCode { id: ID! cursor: String! costCode: String! title: String archivedOn: String createdOn: String! updatedOn: String! }
+type CostCode { id: ID! cursor: String! costCode: String! title: String unitTitle: String archivedOn: String createdOn: String! updatedOn: String! }
 input CostCodeFilter { id: IdFilter costCode: StringFilter archivedOn: TimestampFilter updatedOn: TimestampFilter }
 input CostCodeSort { id: SortOrder costCode: SortOrder title: SortOrder }
 
 type BudgetHours {
   id: ID! cursor: String! projectId: ID! memberId: ID costCodeId: ID equipmentId: ID budgetSeconds: Int!
-  equipmentBudgetSeconds: Int isLatest: Boolean! createdOn: String!
+  equipmentBudgetSeconds: Int createdOn: String!
 }
 input BudgetHoursFilter { id: IdFilter projectId: IdFilter costCodeId: IdFilter isLatest: BooleanFilter createdOn: TimestampFilter }
 input BudgetHoursSort { id: SortOrder createdOn: SortOrder }
 
 type BudgetCost {
   id: ID! cursor: String! projectId: ID! memberId: ID costCodeId: ID equipmentId: ID costBudget: Float!
-  equipmentCostBudget: Float isLatest: Boolean! createdOn: String!
+  equipmentCostBudget: Float
 }
-input BudgetCostFilter { id: IdFilter projectId: IdFilter costCodeId: IdFilter isLatest: BooleanFilter createdOn: TimestampFilter }
-input BudgetCostSort { id: SortOrder createdOn: SortOrder }
+input BudgetCostFilter { id: IdFilter projectId: IdFilter costCodeId: IdFilter isLatest: BooleanFilter }
+input BudgetCostSort { id: SortOrder }
 
 type TimeEntryBreak { id: ID! startTime: String! endTime: String }
 type TimeEntry {
@@ -276,24 +281,16 @@ def _matches(record: Mapping[str, Any], filter_: Mapping[str, Any] | None) -> bo
                 continue
             if operator == "isNull":
                 ok = (value is None) == bool(wanted)
-            elif operator in ("contains", "doesNotContain"):
-                listed = value in {_comparable(field_name, w) for w in wanted}
-                ok = listed if operator == "contains" else not listed
+            elif operator == "contains":
+                ok = value in {_comparable(field_name, w) for w in wanted}
             else:
                 target = _comparable(field_name, wanted)
                 if operator == "equal":
                     ok = value == target
-                elif operator == "notEqual":
-                    ok = value != target
                 elif value is None:
                     ok = False
                 else:
-                    ok = {
-                        "greaterThan": value > target,
-                        "greaterThanOrEqual": value >= target,
-                        "lessThan": value < target,
-                        "lessThanOrEqual": value <= target,
-                    }[operator]
+                    ok = {"greaterThanOrEqual": value >= target}[operator]
             if not ok:
                 return False
     return True
@@ -483,7 +480,7 @@ class BusyBusyCompany:
         for job in self.data.jobs:
             job_uuid = self.project_id(job.id)
             records[job_uuid] = {
-                "id": job_uuid, "title": job.name, "parentProjectId": None, "rootProjectId": job_uuid, "depth": 1,
+                "id": job_uuid, "title": job.name, "parentProjectId": None, "depth": 1,
                 "archivedOn": None if job.status == STATUS_OPEN else iso(job.modified_at),
                 "createdOn": iso(job.created_at), "updatedOn": iso(job.modified_at),
                 "projectInfo": {"projectId": job_uuid, "number": "DRIVE" if job.is_drive else job.short_code, "customer": job.customer or None},
@@ -491,7 +488,7 @@ class BusyBusyCompany:
             for milestone in self.data.milestones_of(job.id):
                 mid = self.project_id(milestone.id)
                 records[mid] = {
-                    "id": mid, "title": milestone.name, "parentProjectId": job_uuid, "rootProjectId": job_uuid, "depth": 2,
+                    "id": mid, "title": milestone.name, "parentProjectId": job_uuid, "depth": 2,
                     "archivedOn": None if milestone.status == STATUS_OPEN else iso(milestone.modified_at),
                     "createdOn": iso(milestone.created_at), "updatedOn": iso(milestone.modified_at),
                     "projectInfo": {"projectId": mid, "number": None, "customer": job.customer or None},
@@ -707,6 +704,29 @@ class BusyBusyCompany:
             })
             member["updatedOn"] = now
             return copy.deepcopy(member)
+
+    def add_project(self, title: str, parentProjectId: str | None = None, number: str | None = None) -> dict[str, Any]:
+        """A new project: top level without ``parentProjectId``, else a sub-project one level below
+        its parent (BusyBusy nests projects up to ``MAX_PROJECT_DEPTH`` levels). Returns the project."""
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError("title must be a non-empty text")
+        with self._lock:
+            parent = None
+            if parentProjectId is not None:
+                parent = self._projects.get(parentProjectId)
+                if parent is None:
+                    raise ValueError(f"company {self.company_id!r} has no project {parentProjectId}")
+                if parent["depth"] >= MAX_PROJECT_DEPTH:
+                    raise ValueError(f"projects nest at most {MAX_PROJECT_DEPTH} levels")
+            now = iso(self._tick())
+            project_id = str(uuid.uuid4())
+            self._projects[project_id] = {
+                "id": project_id, "title": title, "parentProjectId": parentProjectId,
+                "depth": 1 if parent is None else parent["depth"] + 1, "archivedOn": None, "createdOn": now, "updatedOn": now,
+                "projectInfo": {"projectId": project_id, "number": number,
+                                "customer": None if parent is None else parent["projectInfo"]["customer"]},
+            }
+            return copy.deepcopy(self._projects[project_id])
 
     def set_budget(
         self, projectId: str, costCodeId: str | None = None, hours: float | None = None, cost: float | None = None
@@ -925,6 +945,8 @@ class BusyBusyEmulator(VendorEmulator):
         if len(parts) == 3 and parts[0] == "members" and parts[2] == "wages" and method == "POST":
             company = self._control_company(company_id, lambda c: c.has_member(parts[1]), f"member {parts[1]}")
             return Answer(200, company.add_wage_change(parts[1], **payload))
+        if parts == ["projects"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_project(**payload))
         if parts == ["budgets"] and method == "POST":
             return Answer(200, self._control_company(company_id).set_budget(**payload))
         if len(parts) == 3 and parts[0] == "timeEntries" and method == "POST" and parts[2] in ("edit", "delete"):
@@ -941,6 +963,7 @@ __all__ = [
     "DRIVE_COST_CODE",
     "DRIVE_PROJECT_TITLE",
     "MAX_PAGE_SIZE",
+    "MAX_PROJECT_DEPTH",
     "ROOTS",
     "SDL",
     "TASK_COST_CODES",

@@ -5,13 +5,17 @@ Feeds of a date range (stored raw, re-mapped later, so everything the mapping ne
 - ``timeEntries``: every entry whose ``startTime`` falls in the company-local days, soft-deleted ones
   included (the mapping removes and counts them, so fetched = loaded + set aside + removed);
 - ``costCodes``: to recognise the drive cost code;
+- ``projects``: every project's ``id``, ``parentProjectId`` and ``depth``, to count the time on a
+  sub-project deeper than the company's milestone depth to its ancestor at that depth (BusyBusy
+  nests 7 levels; the jobs table holds only the top-level projects and the milestones);
 - ``vendorClock``: one record ``{"id": "vendorClock", "now": <ISO UTC>}``, the vendor's clock (HTTP
   ``Date`` of the timeEntries answer) that running entries count up to.
 
 The connection's ``base_url`` is the REST base; see ``resources/busybusy.py`` for the GraphQL URL.
 
 Change detection (``changes_since``): the REST login plus ONE GraphQL request whose roots are
-``timeEntries`` (``updatedOn`` after the cursor: soft deletes stamp ``updatedOn`` and ``deletedOn``,
+``timeEntries`` (``updatedOn`` at or after the cursor, the only range operator documented; the
+``ChangeLog`` drops what it already reported: soft deletes stamp ``updatedOn`` and ``deletedOn``,
 so edits, moves and deletions all show), ``members`` (``updatedOn``; a wage change is taken to stamp
 it), ``projects`` (``updatedOn``), ``budgetHours`` (``createdOn``: budgets are versioned, a cost
 code's budget too) and ``budgetCosts`` (which names no stamp: the ids of its latest records are
@@ -58,9 +62,12 @@ class BusyBusySource:
     live_feed = "timeEntries"
     cost_code_feed = "costCodes"
     clock_feed = "vendorClock"
-    feed_fields = {"timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "vendorClock": ("id", None)}
-    # Entries are filtered by start time, in the company's local days; cost codes and the vendor's
-    # clock are lookups every week gets a copy of.
+    project_feed = "projects"
+    feed_fields = {
+        "timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "projects": ("id", None), "vendorClock": ("id", None),
+    }
+    # Entries are filtered by start time, in the company's local days; cost codes, the projects'
+    # tree and the vendor's clock are lookups every week gets a copy of.
     weekly_feeds = frozenset({"timeEntries"})
     # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
     maps_records_independently = True
@@ -73,6 +80,7 @@ class BusyBusySource:
         # Read once per source: workers and their wages share the members, jobs and their task lines
         # the budgets.
         self._members: list[dict[str, Any]] | None = None
+        self._projects: list[dict[str, Any]] | None = None
         self._budgets: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
 
     @property
@@ -102,6 +110,9 @@ class BusyBusySource:
         return {
             self.live_feed: entries,
             self.cost_code_feed: self.client.cost_codes(),
+            self.project_feed: [
+                {name: project.get(name) for name in ("id", "parentProjectId", "depth")} for project in self.projects()
+            ],
             self.clock_feed: [{"id": self.clock_feed, "now": iso(self.now())}],
         }
 
@@ -182,6 +193,11 @@ class BusyBusySource:
             self._members = self.client.members()
         return self._members
 
+    def projects(self) -> list[dict[str, Any]]:
+        if self._projects is None:
+            self._projects = self.client.projects()
+        return self._projects
+
     def budgets(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The latest budgetHours and budgetCosts rows."""
         if self._budgets is None:
@@ -202,10 +218,12 @@ class BusyBusySource:
         return Mapped(rows, set_aside, removed_as_deleted=deleted, without_row=superseded)
 
     def jobs(self) -> Mapped:
-        rows, set_aside = bb_mapping.projects_to_jobs(
-            self.client.projects(), *self.budgets(), self.connection.settings, self.connection.company_id
+        rows, set_aside, folded = bb_mapping.projects_to_jobs(
+            self.projects(), *self.budgets(), self.connection.settings, self.connection.company_id
         )
-        return Mapped(rows, set_aside)
+        # Sub-projects at depths other than the job's and the milestone's: no row, their time
+        # counts to an ancestor.
+        return Mapped(rows, set_aside, without_row=folded)
 
     def task_lines(self, job_ids: Iterable[str]) -> Mapped:
         """The cost-code budgets of the projects (the budgets are read once with ``jobs``; the cost
@@ -234,6 +252,7 @@ class BusyBusySource:
             self.timezone,
             now or self.now(),
             bb_mapping.drive_cost_code_ids(feeds.get(self.cost_code_feed, []), self.connection.settings),
+            bb_mapping.project_units(feeds.get(self.project_feed, []), self.connection.settings.busybusy_milestone_depth),
         )
-        # Only time entries are counted: cost codes and the vendor clock are lookups, not records to load.
+        # Only time entries are counted: cost codes, projects and the vendor clock are lookups, not records to load.
         return Mapped(rows, set_aside, removed, fetched=len(feeds.get(self.live_feed, [])))

@@ -22,6 +22,7 @@ from protiv_dagster.mapping.busybusy import (
     drive_cost_code_ids,
     members_to_wages,
     members_to_workers,
+    project_units,
     projects_to_jobs,
     time_entries_to_attendance,
     wages_on,
@@ -68,7 +69,7 @@ def clean(company: BusyBusyCompany, entries: list[dict[str, Any]] | None = None)
     members = company.records("members")
     workers, workers_aside = members_to_workers(members, COMPANY, ZONE, now=company.frozen_now)
     workers, workers_invalid = split_valid(workers, Worker, "worker_id")
-    jobs, jobs_aside = projects_to_jobs(
+    jobs, jobs_aside, _ = projects_to_jobs(
         company.records("projects"),
         [b for b in company.records("budgetHours") if b["isLatest"]],
         company.records("budgetCosts"),
@@ -268,7 +269,7 @@ def test_bad_members_and_projects_are_set_aside(company):
     projects = copy.deepcopy(company.records("projects")[:3])
     projects[0]["depth"] = 3
     projects[1]["title"] = ""
-    jobs, aside = projects_to_jobs(projects, [], [], SETTINGS, COMPANY)
+    jobs, aside, _ = projects_to_jobs(projects, [], [], SETTINGS, COMPANY)
     assert len(jobs) == 1 and len(aside) == 2
     assert "depth" in aside["reason"].iloc[0] and "title" in aside["reason"].iloc[1]
 
@@ -327,10 +328,10 @@ def test_source_needs_a_timezone(data):
 
 def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):
     projects, hours, costs = company.records("projects"), company.records("budgetHours"), company.records("budgetCosts")
-    hours_company, _ = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
+    hours_company, _, _ = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
     assert hours_company["budget_amount"].isna().all() and hours_company["budget_type"].isna().all()
     amount_settings = CompanySettings(timezone=ZONE, default_budget_type="amount")
-    amount_company, _ = projects_to_jobs(projects, hours, costs, amount_settings, COMPANY)
+    amount_company, _, _ = projects_to_jobs(projects, hours, costs, amount_settings, COMPANY)
     jobs, rejected = split_valid(amount_company, Job, "job_id")
     assert rejected.empty
     with_cost = amount_company["budget_cost"].notna()
@@ -397,7 +398,7 @@ def test_a_cost_code_budget_is_a_task_line_never_part_of_the_project_budget():
     ]
     costs = [_budget("b1", "p1", cost=1920.0), _budget("b2", "p1", cost=640.0, costCodeId="c1"), _budget("b3", "p1", cost=1e13, costCodeId="c4")]
     cost_codes = [{"id": "c1", "costCode": "20-100", "title": "Demolition"}, {"id": "c3", "costCode": "20-300", "title": "  "}]
-    jobs, aside = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
+    jobs, aside, _ = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
     assert jobs.set_index("job_id").loc["p1", "budget_hours"] == 60.0
     assert jobs.set_index("job_id").loc["p1", "budget_cost"] == 1920.0
     assert jobs.set_index("job_id").loc["p1", "created_date"] == date(2026, 11, 6)  # 08:00 in Denver
@@ -458,3 +459,96 @@ def test_wage_histories_are_dated_converted_and_set_aside_with_reasons():
     assert read == len(rows) + len(aside) + deleted + superseded
     wages = wages_on(rows, pd.Series(["m1"] * 4), pd.Series([date(2026, 9, 1), date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 19)]))
     assert wages.tolist() == [30.0, 30.0, 36.0, 41.0]
+
+
+# -- sub-projects nest up to 7 levels ---------------------------------------------------------------
+# Patio (depth 1) > Base (2) > Gravel (3) > Layer 1 (4) > Compaction (5); Patio > Walls (2); a depth-3
+# project whose parent is not listed; one whose depth disagrees with its parent chain.
+NESTED = [
+    _project("patio", title="Patio"),
+    _project("base", title="Base", parentProjectId="patio", depth=2),
+    _project("gravel", title="Gravel", parentProjectId="base", depth=3),
+    _project("layer1", title="Layer 1", parentProjectId="gravel", depth=4),
+    _project("compaction", title="Compaction", parentProjectId="layer1", depth=5),
+    _project("walls", title="Walls", parentProjectId="patio", depth=2),
+    _project("orphan", title="Orphan", parentProjectId="gone", depth=3),
+    _project("liar", title="Liar", parentProjectId="base", depth=4),
+]
+
+
+def _entry(entry_id: str, project: str, start: str, end: str, breaks: list | None = None) -> dict[str, Any]:
+    return {"id": entry_id, "memberId": "m1", "projectId": project, "costCodeId": None, "startTime": start, "endTime": end,
+            "breaks": breaks or [], "updatedOn": "2026-11-18T01:00:00Z", "deletedOn": None}
+
+
+# Denver is UTC-7 in November: 15:00Z is 08:00 local.
+NESTED_ENTRIES = [
+    _entry("e-base", "base", "2026-11-16T15:00:00Z", "2026-11-16T19:00:00Z"),  # 4 h on the milestone itself
+    # 08:00-16:30 with a 30-minute lunch on a depth-5 project: 8 h
+    _entry("e-compaction", "compaction", "2026-11-17T15:00:00Z", "2026-11-17T23:30:00Z",
+           [{"startTime": "2026-11-17T19:00:00Z", "endTime": "2026-11-17T19:30:00Z"}]),
+    _entry("e-gravel", "gravel", "2026-11-18T15:00:00Z", "2026-11-18T17:15:00Z"),  # 2.25 h on depth 3
+    _entry("e-patio", "patio", "2026-11-18T18:00:00Z", "2026-11-18T19:00:00Z"),  # 1 h on the job
+    _entry("e-orphan", "orphan", "2026-11-19T15:00:00Z", "2026-11-19T16:00:00Z"),
+]
+
+
+def _nested(depth: int) -> tuple[pd.DataFrame, pd.DataFrame, int, pd.DataFrame, pd.DataFrame]:
+    settings = SETTINGS.model_copy(update={"busybusy_milestone_depth": depth})
+    jobs, aside, folded = projects_to_jobs(NESTED, [], [], settings, COMPANY)
+    jobs = split_valid(jobs, Job, "job_id")[0]
+    rows, entries_aside, _ = time_entries_to_attendance(
+        NESTED_ENTRIES, jobs, ["m1"], COMPANY, ZONE, AS_OF, (), project_units(NESTED, depth)
+    )
+    return jobs.set_index("job_id"), aside.set_index("record_id"), folded, rows.set_index("entry_id"), entries_aside
+
+
+def test_time_on_deep_sub_projects_counts_to_the_job_and_the_depth_2_milestone():
+    jobs, aside, folded, rows, entries_aside = _nested(2)
+    # Rows: the job and its two depth-2 milestones; gravel, layer1 and compaction have no row of their own.
+    assert jobs["level"].to_dict() == {"patio": "job", "base": "milestone", "walls": "milestone"}
+    assert jobs.loc[["base", "walls"], "parent_job_id"].tolist() == ["patio", "patio"]
+    assert folded == 3
+    assert "names no listed project" in aside.loc["orphan", "reason"]
+    assert "depth 4 disagrees" in aside.loc["liar", "reason"]
+    assert len(jobs) + len(aside) + folded == len(NESTED)  # every project counted once
+    # Every hour belongs to the top-level project; depth 3..5 counts to the depth-2 ancestor.
+    assert rows.loc[["e-base", "e-compaction", "e-gravel", "e-patio"], "job_id"].tolist() == ["patio"] * 4
+    assert rows.loc[["e-base", "e-compaction", "e-gravel"], "milestone_id"].tolist() == ["base"] * 3
+    assert pd.isna(rows.loc["e-patio", "milestone_id"])
+    assert rows["hours"].to_dict() == {"e-base": 4.0, "e-compaction": 8.0, "e-gravel": 2.25, "e-patio": 1.0}
+    # The milestone Base holds 4 + 8 + 2.25 = 14.25 hours, the job 15.25.
+    assert rows.groupby("milestone_id")["hours"].sum().to_dict() == {"base": 14.25}
+    assert rows["hours"].sum() == 15.25
+    # Time on a project whose parent chain is broken is set aside, never counted elsewhere.
+    assert entries_aside["record_id"].tolist() == ["e-orphan"]
+    assert "not a known job or milestone" in entries_aside["reason"].iloc[0]
+
+
+def test_the_milestone_depth_is_a_company_setting():
+    jobs, aside, folded, rows, _ = _nested(3)
+    # Depth 3 is the milestone: Gravel is one (of Patio, its top-level project); Base and Walls
+    # (depth 2) and the depth-4 and -5 projects have no row.
+    assert jobs["level"].to_dict() == {"patio": "job", "gravel": "milestone"}
+    assert jobs.loc["gravel", "parent_job_id"] == "patio"
+    assert folded == 4
+    assert rows["job_id"].eq("patio").all()
+    # Depth 5 counts to its depth-3 ancestor; time on Base (depth 2, above the milestones) is the job's.
+    assert rows.loc[["e-compaction", "e-gravel"], "milestone_id"].tolist() == ["gravel", "gravel"]
+    assert rows.loc[["e-base", "e-patio"], "milestone_id"].isna().all()
+    assert rows.groupby("milestone_id")["hours"].sum().to_dict() == {"gravel": 10.25}
+    with pytest.raises(ValueError):
+        CompanySettings(busybusy_milestone_depth=8)
+    with pytest.raises(ValueError):
+        CompanySettings(busybusy_milestone_depth=1)
+
+
+def test_a_wage_change_date_without_an_offset_is_a_company_local_date():
+    # BusyBusy stamps UTC; a bare date (or wall time) is read in the company zone, not as UTC midnight
+    # (which is the evening before in Denver).
+    members = [{"id": "m1", "wageHistories": [_history(30.0, "2026-10-01T06:00:00Z"), _history(36.0, "2026-11-15")]}]
+    rows, aside, _, _ = members_to_wages(members, ["m1"], COMPANY, ZONE)
+    assert len(aside) == 0
+    assert list(zip(rows["effective_date"], rows["hourly_wage"])) == [(date(2026, 10, 1), 30.0), (date(2026, 11, 15), 36.0)]
+    days = pd.Series([date(2026, 11, 14), date(2026, 11, 15)])
+    assert wages_on(rows, pd.Series(["m1", "m1"]), days).tolist() == [30.0, 36.0]

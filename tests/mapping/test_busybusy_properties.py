@@ -146,7 +146,7 @@ PROPERTY = settings(max_examples=60, deadline=None, database=None, suppress_heal
 
 @pytest.fixture(scope="module")
 def jobs() -> pd.DataFrame:
-    rows, aside = projects_to_jobs(PROJECTS, [], [], SETTINGS, COMPANY)
+    rows, aside, _ = projects_to_jobs(PROJECTS, [], [], SETTINGS, COMPANY)
     assert len(aside) == 0
     return split_valid(rows, Job, "job_id")[0]
 
@@ -200,11 +200,11 @@ def test_any_members_are_loaded_or_set_aside(members: list[dict[str, Any]], zone
 @given(st.lists(PROJECT, max_size=6))
 def test_any_projects_are_loaded_or_set_aside(projects: list[dict[str, Any]]) -> None:
     costs = [{"projectId": "a", "costBudget": 9e11}, {"projectId": "a", "costBudget": 9e11}, {"projectId": "b", "costBudget": 10.5}]
-    rows, aside = projects_to_jobs(
+    rows, aside, folded = projects_to_jobs(
         projects, [{"projectId": "a", "budgetSeconds": 3600}], costs, SETTINGS.model_copy(update={"default_budget_type": "amount"}), COMPANY
     )
     valid, invalid = split_valid(rows, Job, "job_id") if len(rows) else (rows, aside.iloc[0:0])
-    assert len(projects) == len(valid) + len(aside) + len(invalid)
+    assert len(projects) == len(valid) + len(aside) + len(invalid) + folded
     for frame in (valid, aside, invalid):
         assert_storable(frame)
     assert_storable(valid, JOBS)

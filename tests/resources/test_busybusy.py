@@ -132,7 +132,7 @@ def test_paging_with_entries_inserted_and_deleted_between_pages(emulator, compan
     client = make_client(emulator, page_size=40)
     start, end = local_day_window(FIRST_DAY, LAST_DAY, ZONE)
     before = set(window_truth(emulator))
-    pages = client.pages("timeEntries", {"startTime": {"greaterThanOrEqual": start.isoformat(), "lessThan": end.isoformat()}})
+    pages = client.pages("timeEntries", {"startTime": {"greaterThanOrEqual": start.isoformat()}})
     seen = [e["id"] for e in next(pages)]
     shift = company_data.shifts[10]
     added = [
@@ -205,6 +205,22 @@ def test_persistent_outage_is_unavailable(emulator):
         client.cost_codes()
 
 
+def test_a_window_in_the_middle_asks_only_at_least_and_stops_paging_at_its_end(emulator):
+    # No "less than" is documented: the client asks startTime >= the window's start, sorted by start,
+    # and stops at the first page that passes the window's end (not reading the weeks after it).
+    client = make_client(emulator, page_size=50)
+    start, end = local_day_window(date(2026, 11, 9), date(2026, 11, 15), ZONE)
+    got = client.time_entries(start_from=start, start_before=end)
+    lo, hi = (moment.strftime("%Y-%m-%dT%H:%M:%SZ") for moment in (start, end))
+    every = emulator.company("acme").records("timeEntries")
+    truth = sorted(e["id"] for e in every if lo <= e["startTime"] < hi)
+    later = sum(e["startTime"] >= hi for e in every)
+    assert len(truth) > 100 and later > 100
+    assert sorted(e["id"] for e in got) == truth
+    graphql_calls = [r for r in emulator.request_log if r.path == "/graphql"]
+    assert len(graphql_calls) == len(truth) // 50 + 1  # the page that crosses the end is the last read
+
+
 def test_budgets_read_latest_only(emulator):
     client = make_client(emulator)
     company = emulator.company("acme")
@@ -270,14 +286,17 @@ def test_changed_after_reads_every_root_in_one_request_and_pages_only_full_roots
     assert client.request_count == 1 + len(entries) // 50 + 1
 
 
-def test_changed_after_is_exclusive_and_sees_soft_deletes(emulator):
+def test_changed_after_is_inclusive_and_sees_soft_deletes(emulator):
+    # At or after the mark: greaterThanOrEqual is the only range operator the vendor notes name (the
+    # source's ChangeLog drops the records stamped exactly at the mark, which it already reported).
     client = make_client(emulator)
     company = emulator.company("acme")
     newest = max(e["updatedOn"] for e in company.records("timeEntries"))
-    assert client.changed_after({"timeEntries": newest}) == {"timeEntries": []}
+    at_mark = {e["id"] for e in company.records("timeEntries") if e["updatedOn"] == newest}
+    assert {e["id"] for e in client.changed_after({"timeEntries": newest})["timeEntries"]} == at_mark
     victim = next(e for e in company.records("timeEntries") if e["deletedOn"] is None)
     company.delete_time_entry(victim["id"])
-    found = client.changed_after({"timeEntries": newest})["timeEntries"]
+    found = [e for e in client.changed_after({"timeEntries": newest})["timeEntries"] if e["id"] not in at_mark]
     assert [(e["id"], e["deletedOn"] is not None) for e in found] == [(victim["id"], True)]
 
 

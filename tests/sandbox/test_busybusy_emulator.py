@@ -130,8 +130,8 @@ def test_paging_is_stable_under_inserts_and_deletes_between_pages(emulator, key,
 
 def test_filters(emulator, key, company_data):
     since = AS_OF - timedelta(days=3)
-    recent = entries(emulator, key, {"startTime": {"greaterThanOrEqual": since.isoformat(), "lessThan": "2026-11-19T00:00:00Z"}})
-    assert recent and all("2026-11-17T00:00:00Z" <= e["startTime"] < "2026-11-19T00:00:00Z" for e in recent)
+    recent = entries(emulator, key, {"startTime": {"greaterThanOrEqual": since.isoformat()}})
+    assert recent and all("2026-11-17T00:00:00Z" <= e["startTime"] for e in recent)
     deleted = entries(emulator, key, {"deletedOn": {"isNull": False}})
     assert len(deleted) == len(company_data.deleted_shifts) and all(e["deletedOn"] for e in deleted)
     running = entries(emulator, key, {"endTime": {"isNull": True}})
@@ -152,7 +152,7 @@ def test_filters(emulator, key, company_data):
 def test_updated_on_moves_on_edits_and_soft_deletes(emulator, key):
     company = emulator.company("acme")
     newest = max(e["updatedOn"] for e in entries(emulator, key))
-    assert entries(emulator, key, {"updatedOn": {"greaterThan": newest}}) == []
+    assert {e["updatedOn"] for e in entries(emulator, key, {"updatedOn": {"greaterThanOrEqual": newest}})} == {newest}
     live = entries(emulator, key, {"deletedOn": {"isNull": True}, "endTime": {"isNull": False}}, first=2)
     edited = requests.post(
         f"{emulator.control_url}/timeEntries/{live[0]['id']}/edit",
@@ -161,7 +161,7 @@ def test_updated_on_moves_on_edits_and_soft_deletes(emulator, key):
     assert edited.status_code == 200, edited.text
     deleted = requests.post(f"{emulator.control_url}/timeEntries/{live[1]['id']}/delete", timeout=5).json()
     assert deleted["deletedOn"]
-    changed = entries(emulator, key, {"updatedOn": {"greaterThan": newest}})
+    changed = [e for e in entries(emulator, key, {"updatedOn": {"greaterThanOrEqual": newest}}) if e["updatedOn"] > newest]
     assert {e["id"] for e in changed} == {live[0]["id"], live[1]["id"]}
     assert company.records("timeEntries")  # the Python view agrees with the served one
 
@@ -298,3 +298,41 @@ def test_control_api_adds_a_wage_change_and_a_new_budget_version(emulator, key, 
     assert [h["id"] for h in mine] == [second["hours"]["id"]] and mine[0]["budgetSeconds"] == 25 * 3600
     assert first["hours"]["id"] not in {h["id"] for h in latest}
     assert requests.post(f"{control}/budgets", json={"projectId": project}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ projects { id rootProjectId } }",  # no source names a root-project field: walk parentProjectId
+        "{ budgetCosts { projectId createdOn } }",  # cost budgets name no stamp
+        "{ budgetHours { projectId isLatest } }",  # isLatest is a filter, not a field
+        "{ members { id wageHistories { id } } }",  # wage histories have no id of their own
+    ],
+)
+def test_a_query_selecting_an_undocumented_field_fails(emulator, key, query):
+    response = gql(emulator, key, query)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None and "Cannot query field" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("operator", ["lessThan", "greaterThan", "lessThanOrEqual", "notEqual", "doesNotContain"])
+def test_a_filter_with_an_undocumented_operator_fails(emulator, key, operator):
+    query = "query($f: TimeEntryFilter) { timeEntries(filter: $f, first: 1) { id } }"
+    value = ["x"] if operator == "doesNotContain" else "2026-11-19T00:00:00Z"
+    body = gql(emulator, key, query, {"f": {"startTime": {operator: value}}}).json()
+    assert body["data"] is None and f"'{operator}' is not defined" in body["errors"][0]["message"]
+
+
+def test_projects_nest_down_to_depth_7(emulator, key):
+    company = emulator.company("acme")
+    parent = requests.post(f"{emulator.control_url}/projects", json={"title": "Deck"}, timeout=5).json()
+    for depth in range(2, 8):
+        parent = requests.post(
+            f"{emulator.control_url}/projects", json={"title": f"Level {depth}", "parentProjectId": parent["id"]}, timeout=5
+        ).json()
+        assert parent["depth"] == depth
+    too_deep = requests.post(f"{emulator.control_url}/projects", json={"title": "8", "parentProjectId": parent["id"]}, timeout=5)
+    assert too_deep.status_code == 400 and "7 levels" in too_deep.text
+    served = gql(emulator, key, "{ projects(filter: {depth: {equal: 7}}) { id parentProjectId depth } }").json()
+    assert served["data"]["projects"] == [{"id": parent["id"], "parentProjectId": company.records("projects")[-1]["parentProjectId"], "depth": 7}]
