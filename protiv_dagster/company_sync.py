@@ -1,19 +1,24 @@
 """Run a company's sync through Dagster: reference data, its weeks of attendance, then ProPays.
 
 Every step is a real run of a job of the code location, recorded in the instance (so it shows in
-the UI), with the company's dynamic partition added first. Used by the CLI and the benchmarks.
+the UI), with the company's dynamic partition added first. ``force_sync`` (the CLI's ``protiv sync``
+and the demo) is a sync like the automation's: it asks the vendor for its cursor before the runs
+and records the sync with that cursor in the sync state, so the daemon refreshes the company from
+there instead of syncing it all over again. ``sync_company`` alone (the benchmarks) records nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
 
-from protiv_dagster.automation.syncs import run_failure_message
+from protiv_dagster.automation import syncs
+from protiv_dagster.automation.syncs import run_failure_message, sync_window
 from protiv_dagster.partitions import company_partitions, company_week_range_tags, week_keys
+from protiv_dagster.registry import Connection
 
 
 @dataclass(frozen=True)
@@ -84,4 +89,42 @@ def sync_company(
             raise SyncFailed(f"{step.label} failed for company {company_id!r} (run {result.run_id}): {message}")
         if on_step:
             on_step(step, "done")
+    return run_ids
+
+
+def force_sync(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    connection: Connection,
+    now: datetime,
+    on_step: Callable[[SyncStep, str], None] | None = None,
+    trigger: str = "force_sync",
+) -> list[str]:
+    """Sync a company now, as the automation would, and record it: the window runs from its
+    attendance pull date to its own today (its settings' time zone, not this machine's date); the
+    vendor's cursor is read before the first run (a change made during the sync is seen by the next
+    refresh); once every run has succeeded the sync is recorded with that cursor (the company counts
+    as synced for its connection, current as of ``now``), and a failed one with its reason."""
+    from protiv_dagster.automation.refresh import check_companies
+
+    company_id = connection.company_id
+    first, last = sync_window(connection, now)
+    weeks = week_keys(first, last)
+    # The code location's own resources, as its runs use them.
+    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+        store = built.registry.sync_state()
+        [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
+    if checked.error is not None:
+        store.record_check(company_id, now, error=checked.error)
+        raise SyncFailed(f"the vendor check before the sync of company {company_id!r} failed: {checked.error}")
+    try:
+        run_ids = sync_company(defs, instance, company_id, first, last, on_step, trigger)
+    except SyncFailed as exc:
+        batch = store.open_batch(company_id, trigger, None, weeks, True, now)
+        store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
+        raise
+    batch = store.open_batch(
+        company_id, trigger, checked.changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
+    )
+    store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now())
     return run_ids

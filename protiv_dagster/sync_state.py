@@ -19,13 +19,19 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from protiv_dagster.registry import OnePerUrl, default_registry_url
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+# An initial sync that failed is tried again after a backoff that doubles with each failure in a
+# row, from RETRY_INITIAL_SYNC_AFTER up to RETRY_INITIAL_SYNC_AT_MOST: without a cursor the refresh
+# never checks a company, so nothing else would sync it. A vendor blip is over by the first retry; a
+# company whose vendor refuses it for days costs a few checks a day, not one every tick.
+RETRY_INITIAL_SYNC_AFTER = timedelta(minutes=30)
+RETRY_INITIAL_SYNC_AT_MOST = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,21 @@ class CompanySyncState:
     last_success_at: datetime | None = None  # when the last sync's runs all succeeded
     last_checked_at: datetime | None = None  # when the vendor was last asked what changed
     last_error: str | None = None  # why the last check or sync failed; None once one succeeds
+    failures: int = 0  # checks and syncs failed in a row (the initial sync's backoff); 0 once one succeeds
+
+    @property
+    def initial_sync_failed(self) -> bool:
+        """The company has never synced for its connection, and its last attempt failed."""
+        return self.cursor is None and self.last_error is not None
+
+    def initial_sync_retry_at(self) -> datetime | None:
+        """When a failed initial sync is tried again (None when it has not failed): the last attempt
+        plus RETRY_INITIAL_SYNC_AFTER, doubled for each further failure in a row, at most
+        RETRY_INITIAL_SYNC_AT_MOST."""
+        if not self.initial_sync_failed or self.last_checked_at is None:
+            return None
+        doublings = min(max(self.failures, 1) - 1, 16)
+        return self.last_checked_at + min(RETRY_INITIAL_SYNC_AFTER * 2**doublings, RETRY_INITIAL_SYNC_AT_MOST)
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,7 @@ class SyncStateStore:
             sa.Column("last_success_at", sa.DateTime(timezone=True)),
             sa.Column("last_checked_at", sa.DateTime(timezone=True)),
             sa.Column("last_error", sa.Text),
+            sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
         )
         self.batches = sa.Table(
             "protiv_sync_batches", metadata,
@@ -92,6 +114,15 @@ class SyncStateStore:
             sa.Column("error", sa.Text),
         )
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a registry was created (``failures``): added in place, with their
+        defaults, so a registry of an older version keeps working."""
+        present = {column["name"] for column in sa.inspect(self.engine).get_columns(self.states.name)}
+        if "failures" not in present:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {self.states.name} ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"))
 
     # -- company state -----------------------------------------------------------------------------
     def state(self, company_id: str) -> CompanySyncState:
@@ -109,7 +140,7 @@ class SyncStateStore:
         return CompanySyncState(
             company_id=row["company_id"], cursor=row["cursor"], initial_sync_for=_aware(row["initial_sync_for"]),
             current_as_of=_aware(row["current_as_of"]), last_success_at=_aware(row["last_success_at"]), last_checked_at=_aware(row["last_checked_at"]),
-            last_error=row["last_error"],
+            last_error=row["last_error"], failures=row["failures"] or 0,
         )
 
     def _upsert(self, conn, company_id: str, **values) -> None:
@@ -119,13 +150,36 @@ class SyncStateStore:
         if not updated:
             conn.execute(self.states.insert().values(company_id=company_id, **values))
 
-    def record_check(self, company_id: str, at: datetime, error: str | None = None) -> None:
-        """A change check found nothing (the warehouse is current as of ``at``) or failed with ``error``."""
+    def record_check(
+        self, company_id: str, at: datetime, error: str | None = None, initial_sync_for: datetime | None = None
+    ) -> None:
+        """A change check found nothing (the warehouse is current as of ``at``) or failed with ``error``.
+        ``initial_sync_for``: the check was the start of that connection's initial sync (its failure
+        is an attempt of the initial sync, retried with its backoff)."""
         with self.engine.begin() as conn:
+            initial = self._initial_sync_values(conn, company_id, initial_sync_for)
             if error is None:
-                self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at)
+                self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at, failures=0, **initial)
             else:
-                self._upsert(conn, company_id, last_checked_at=at, last_error=error)
+                self._upsert(
+                    conn, company_id, last_checked_at=at, last_error=error, failures=self._failures(conn, company_id) + 1,
+                    **initial,
+                )
+
+    def _initial_sync_values(self, conn, company_id: str, initial_sync_for: datetime | None) -> dict:
+        """The state an initial sync attempt for the connection of ``initial_sync_for`` records: the
+        connection, and no cursor when it is another connection's (see ``open_batch``)."""
+        if initial_sync_for is None:
+            return {}
+        stored = conn.execute(
+            sa.select(self.states.c.initial_sync_for).where(self.states.c.company_id == company_id)
+        ).scalar_one_or_none()
+        return {"initial_sync_for": initial_sync_for, **({} if _aware(stored) == initial_sync_for else {"cursor": None})}
+
+    def _failures(self, conn, company_id: str) -> int:
+        return conn.execute(
+            sa.select(self.states.c.failures).where(self.states.c.company_id == company_id)
+        ).scalar_one_or_none() or 0
 
     def record_quiet_checks(
         self, company_ids: Iterable[str], at: datetime, cursors: Mapping[str, str] | None = None
@@ -136,7 +190,7 @@ class SyncStateStore:
         company_ids = list(company_ids)
         if not company_ids:
             return
-        values = {"last_checked_at": at, "last_error": None, "current_as_of": at}
+        values = {"last_checked_at": at, "last_error": None, "current_as_of": at, "failures": 0}
         if cursors is not None:
             missing = [company_id for company_id in company_ids if company_id not in cursors]
             if missing:
@@ -164,7 +218,10 @@ class SyncStateStore:
         self, company_id: str, trigger: str, cursor: str | None, weeks: Sequence[str], with_reference: bool,
         at: datetime, initial_sync_for: datetime | None = None,
     ) -> SyncBatch:
-        """Record a planned sync; an initial sync also remembers which connection it was for."""
+        """Record a planned sync; an initial sync also remembers which connection it was for. The
+        first initial sync of a connection (new, or reconnected) drops the cursor of an earlier one:
+        until it succeeds the company counts as never synced, so a failure is retried as an initial
+        sync, not refreshed from a cursor that belongs to another connection."""
         batch = SyncBatch(
             batch_id=uuid.uuid4().hex[:12], company_id=company_id, trigger=trigger, cursor=cursor,
             weeks=tuple(sorted(weeks)), with_reference=with_reference,
@@ -176,16 +233,19 @@ class SyncStateStore:
                 weeks=json.dumps(list(batch.weeks)), with_reference=with_reference, phase=batch.phase,
                 status=PENDING, requested_at=at,
             ))
-            values: dict = {"last_checked_at": at}
-            if initial_sync_for is not None:
-                values["initial_sync_for"] = initial_sync_for
-            self._upsert(conn, company_id, **values)
+            self._upsert(conn, company_id, last_checked_at=at, **self._initial_sync_values(conn, company_id, initial_sync_for))
         return batch
 
     def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
         query = sa.select(self.batches).where(self.batches.c.status == PENDING).order_by(self.batches.c.requested_at)
         if company_id is not None:
             query = query.where(self.batches.c.company_id == company_id)
+        with self.engine.connect() as conn:
+            return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def batches_of(self, company_id: str) -> list[SyncBatch]:
+        """A company's sync history: every sync asked for it, oldest first."""
+        query = sa.select(self.batches).where(self.batches.c.company_id == company_id).order_by(self.batches.c.requested_at)
         with self.engine.connect() as conn:
             return [self._batch(row) for row in conn.execute(query).mappings().all()]
 
@@ -217,7 +277,7 @@ class SyncStateStore:
                 status=SUCCEEDED if succeeded else FAILED, phase="done", finished_at=at, error=error,
             ))
             if not succeeded:
-                self._upsert(conn, batch.company_id, last_error=error)
+                self._upsert(conn, batch.company_id, last_error=error, failures=self._failures(conn, batch.company_id) + 1)
                 return
             newer_done = conn.execute(
                 sa.select(sa.func.count()).select_from(self.batches).where(
@@ -226,7 +286,7 @@ class SyncStateStore:
                     self.batches.c.requested_at > batch.requested_at,
                 )
             ).scalar_one()
-            values = {"last_success_at": at, "last_error": None}
+            values = {"last_success_at": at, "last_error": None, "failures": 0}
             if not newer_done:
                 values["current_as_of"] = batch.requested_at
                 if batch.cursor is not None:

@@ -89,7 +89,7 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
 
 
 def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tmp_path, monkeypatch):
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
     from protiv_dagster.sandbox.generator import generate_company
@@ -97,7 +97,9 @@ def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tm
 
     key = generate_secret_key()
     env = {"PROTIV_SECRET_KEY": key, "PROTIV_DATA_DIR": str(tmp_path / "data")}
-    data = generate_company("acme", seed=3, workers=6, days=7, as_of=datetime.now(UTC), timezone="America/Denver")
+    # As seen 30 minutes ago: nothing changed at the vendor since (a stamp of the last minutes would
+    # rightly count as a change still settling).
+    data = generate_company("acme", seed=3, workers=6, days=7, as_of=datetime.now(UTC) - timedelta(minutes=30), timezone="America/Denver")
     harness = host("quickbooks_time", data)
     try:
         monkeypatch.setenv("PROTIV_SECRET_KEY", key)  # for the registry written from this process
@@ -115,6 +117,8 @@ def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tm
 
         status = protiv("status", "--probe", cwd=tmp_path, env_extra=env)
         assert status.returncode == 1  # one company is red
+        # The force sync recorded the vendor's cursor, as a sync of the daemon does: nothing waits.
+        assert "changes waiting" not in status.stdout, status.stdout
         rows = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if line.count("│") > 3}
         assert "green" in rows["acme"] and "current as of" in rows["acme"]
         assert "red" in rows["birch"] and "Aspire" in rows["birch"]

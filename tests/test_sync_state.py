@@ -78,3 +78,55 @@ def test_quiet_checks_of_many_companies_are_recorded_together(store):
     assert all(state.last_error is None and state.last_checked_at == T0 + timedelta(hours=2) for state in states.values())
     store.record_quiet_checks([], T0 + timedelta(hours=4))  # nothing to record, nothing changes
     assert store.state("acme").current_as_of == T0 + timedelta(hours=2)
+
+
+def test_a_failing_initial_sync_backs_off_doubling_until_one_succeeds(store):
+    connected = T0 - timedelta(minutes=1)
+    first = store.open_batch("acme", "initial_sync", "c1", ["2026-11-16"], True, T0, initial_sync_for=connected)
+    store.finish_batch(first.batch_id, succeeded=False, at=T0 + timedelta(minutes=3), error="BusyBusy: failed to obtain lock")
+    state = store.state("acme")
+    assert state.initial_sync_failed and state.failures == 1
+    assert state.initial_sync_retry_at() == T0 + timedelta(minutes=30)  # from the attempt's start
+    store.record_check("acme", T0 + timedelta(minutes=30), error="BusyBusy: HTTP 503", initial_sync_for=connected)
+    assert store.state("acme").initial_sync_retry_at() == T0 + timedelta(minutes=90)
+    for attempt in range(8):  # never more than 6 hours apart
+        store.record_check("acme", T0 + timedelta(days=attempt + 1), error="BusyBusy: HTTP 503", initial_sync_for=connected)
+    state = store.state("acme")
+    assert state.failures == 10 and state.initial_sync_retry_at() == T0 + timedelta(days=8, hours=6)
+
+    again = store.open_batch("acme", "initial_sync", "c2", ["2026-11-16"], True, T0 + timedelta(days=9), initial_sync_for=connected)
+    store.finish_batch(again.batch_id, succeeded=True, at=T0 + timedelta(days=9, minutes=3))
+    state = store.state("acme")
+    assert state.cursor == "c2" and state.failures == 0 and not state.initial_sync_failed
+    assert state.initial_sync_retry_at() is None
+    assert [batch.status for batch in store.batches_of("acme")] == [FAILED, SUCCEEDED]
+
+
+def test_the_initial_sync_of_another_connection_drops_the_old_cursor(store):
+    old, new = T0 - timedelta(days=30), T0
+    batch = store.open_batch("acme", "initial_sync", "c1", ["2026-11-16"], True, old, initial_sync_for=old)
+    store.finish_batch(batch.batch_id, succeeded=True, at=old)
+    store.open_batch("acme", "initial_sync", "c2", ["2026-11-16"], True, new, initial_sync_for=new)
+    state = store.state("acme")
+    # Until the reconnected company's initial sync succeeds, it is not synced (a failure is retried
+    # as an initial sync, never refreshed from the old connection's cursor).
+    assert state.cursor is None and state.initial_sync_for == new
+    store.open_batch("acme", "refresh", "c3", ["2026-11-16"], False, new + timedelta(hours=2))
+    assert store.state("acme").initial_sync_for == new
+
+
+def test_a_registry_made_before_the_failures_column_gets_it(tmp_path):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE protiv_sync_state (company_id TEXT PRIMARY KEY, cursor TEXT, initial_sync_for TIMESTAMP,"
+            " current_as_of TIMESTAMP, last_success_at TIMESTAMP, last_checked_at TIMESTAMP, last_error TEXT)"
+        ))
+        conn.execute(sa.text("INSERT INTO protiv_sync_state (company_id, cursor) VALUES ('acme', 'c1')"))
+    store = SyncStateStore(url)
+    assert store.state("acme").cursor == "c1" and store.state("acme").failures == 0
+    store.record_check("acme", T0, error="QuickBooks Time: HTTP 503")
+    assert store.state("acme").failures == 1

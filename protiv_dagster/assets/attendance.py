@@ -232,10 +232,11 @@ def attendance(
 ):
     """Worked time of one company and ISO week in the one schema every vendor maps to: worker, job,
     milestone, local work date, start and end in UTC, hours, drive and on-the-clock flags, source
-    modification time. Entries the vendor lists as deleted are removed; entries that fail the schema
-    or reference an unknown worker or job are set aside in rejected_rows with their reason. A run
-    over several weeks cleans them one by one, each in its own transaction; its counts check adds
-    up all of them."""
+    modification time. Nothing dated before the company's attendance pull date (the pull date's
+    week holds its days from the pull date on). Entries the vendor lists as deleted are removed;
+    entries that fail the schema or reference an unknown worker or job are set aside in
+    rejected_rows with their reason. A run over several weeks cleans them one by one, each in its
+    own transaction; its counts check adds up all of them."""
     prepare_warehouse(warehouse)
     totals = Counter()
     for company_id, mondays in weeks_by_company(context).items():
@@ -243,9 +244,12 @@ def attendance(
         with warehouse.reading() as read:
             company_jobs = read.read_table(JOBS, where={"company_id": company_id})
             company_workers = read.read_table(WORKERS, where={"company_id": company_id})
+        pull_date = registry.get(company_id).attendance_pull_date
         for monday in mondays:
             partition_key = str(company_week_key(company_id, monday.isoformat()))
-            metadata, counts = clean_week(warehouse, source, company_id, monday, company_jobs, company_workers)
+            metadata, counts = clean_week(
+                warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
+            )
             context.add_asset_metadata(metadata, partition_key=partition_key)
             totals.update(counts)
     # Metadata went to each week's materialization above; the result only ends the step.
@@ -260,17 +264,28 @@ def clean_week(
     monday: date,
     company_jobs: pd.DataFrame,
     company_workers: pd.DataFrame,
+    pull_date: date | None = None,
 ) -> tuple[dict, dict[str, int]]:
     """Map one stored raw week to attendance, enforce the model, replace the week's rows and its
     set-aside records in one transaction; returns (the week's materialization metadata, its counts).
 
     A function of its own so that a week's frames are let go before the next week of a run is
-    mapped (a run over large weeks would otherwise hold two weeks at once)."""
+    mapped (a run over large weeks would otherwise hold two weeks at once).
+
+    Rows dated before ``pull_date`` are not synced: the raw layer no longer stores them, and a raw
+    week stored by an older version (which kept the pull date's whole week) loses them here, neither
+    set aside nor counted as deleted (``before_pull_date`` in the metadata; the counts check takes
+    them out of the fetched records)."""
     sunday = monday + timedelta(days=6)
     lookups, live_chunks = stored_raw_week(warehouse, company_id, monday, source)
     mapped, rows, set_aside = map_raw_week(
         source, lookups, live_chunks, company_jobs, company_workers["worker_id"], monday, sunday
     )
+    before_pull_date = 0
+    if pull_date is not None and monday <= pull_date and len(rows):
+        early = rows["work_date"].lt(pull_date).to_numpy()
+        before_pull_date = int(early.sum())
+        rows = rows[~early]
     valid, set_aside_count = validate_and_store(
         warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
         company_id=company_id, asset="attendance", partition_key=str(company_week_key(company_id, monday.isoformat())),
@@ -281,12 +296,13 @@ def clean_week(
         "provider": source.provider,
         "set_aside": set_aside_count,
         "removed_as_deleted": mapped.removed_as_deleted,
+        "before_pull_date": before_pull_date,
         "hours": round(float(valid["hours"].sum()), 2) if len(valid) else 0.0,
         "drive_hours": round(float(valid.loc[valid["is_drive"], "hours"].sum()), 2) if len(valid) else 0.0,
         "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
     }
     counts = {
-        "fetched": mapped.fetched_count, "loaded": len(valid), "set_aside": set_aside_count,
+        "fetched": mapped.fetched_count - before_pull_date, "loaded": len(valid), "set_aside": set_aside_count,
         "removed": mapped.removed_as_deleted + mapped.without_row,
     }
     return metadata, counts

@@ -60,8 +60,8 @@ class RawWeeks:
     Each week is spooled to disk as its records arrive (``PartitionSpool``), so a window of large
     weeks is never held in memory. Counts per week and feed are kept for the materialization."""
 
-    def __init__(self, company_id: str, mondays: list[date], source: Source) -> None:
-        self.company_id, self.mondays, self.source = company_id, mondays, source
+    def __init__(self, company_id: str, mondays: list[date], source: Source, pull_date: date | None = None) -> None:
+        self.company_id, self.mondays, self.source, self.pull_date = company_id, mondays, source, pull_date
         self.spools: dict[date, PartitionSpool] = {}
         self.counts: dict[date, Counter[str]] = {}
         for monday in mondays:
@@ -80,7 +80,7 @@ class RawWeeks:
         counts[feed] += len(records)
 
     def read(self, mondays: list[date]) -> None:
-        for monday, feed, records in pages_by_week(self.source, mondays):
+        for monday, feed, records in pages_by_week(self.source, mondays, self.pull_date):
             self.add(monday, feed, records)
 
     def live_entries(self, monday: date) -> int:
@@ -123,17 +123,19 @@ def read_again_where_emptied(
         weeks.read(group)
     still_empty = [monday for monday in suspicious if weeks.live_entries(monday) == 0]
     if still_empty:
-        confirm_emptied(weeks.source, {monday: stored[monday] for monday in still_empty})
+        confirm_emptied(weeks.source, {monday: stored[monday] for monday in still_empty}, weeks.pull_date)
     return suspicious
 
 
-def confirm_emptied(source: Source, stored: dict[date, list[str]]) -> None:
+def confirm_emptied(source: Source, stored: dict[date, list[str]], pull_date: date | None = None) -> None:
     """Raise unless the vendor, asked by id, holds none of each week's stored entries live in that
-    week any more (see ``read_again_where_emptied``)."""
+    week any more (see ``read_again_where_emptied``); an entry dated before the pull date (stored by
+    an older version, which kept the pull date's whole week) is not synced, so it contradicts nothing."""
     live = source.live_entries(sorted({entry_id for ids in stored.values() for entry_id in ids}))
     for monday, ids in stored.items():
         sunday = monday + timedelta(days=6)
-        contradicting = [entry_id for entry_id in ids if (day := live.get(entry_id)) is not None and monday <= day <= sunday]
+        first = max(monday, pull_date) if pull_date is not None else monday
+        contradicting = [entry_id for entry_id in ids if (day := live.get(entry_id)) is not None and first <= day <= sunday]
         if contradicting:
             raise VendorPayloadError(
                 PROVIDER_LABELS.get(source.provider, source.provider),
@@ -161,15 +163,18 @@ def raw_timesheets(
 ) -> None:
     """Every time entry of one company whose work date falls in one ISO week, as received from the
     company's vendor (live entries and the vendor's deleted-entries feed), with ids and modification
-    times. Replaced as a whole on every materialization, so re-running is safe. A run over several
-    weeks asks the vendor once for all of them and splits the records by work date."""
+    times. Nothing dated before the company's attendance pull date: the pull date's week holds only
+    its days from the pull date on. Replaced as a whole on every materialization, so re-running is
+    safe. A run over several weeks asks the vendor once for all of them and splits the records by
+    work date."""
     prepare_warehouse(warehouse)
     for company_id, mondays in weeks_by_company(context).items():
         source = company_source(context, company_id, registry, vendors)
+        pull_date = registry.get(company_id).attendance_pull_date
         for group in consecutive_runs(mondays):
             requests_before = source.request_count
             with retry_vendor_outages(context, vendors):
-                weeks = _sync_raw_weeks(context, warehouse, source, company_id, group)
+                weeks = _sync_raw_weeks(context, warehouse, source, company_id, group, pull_date)
             window = f"{group[0]}..{group[-1] + timedelta(days=6)}"
             requests = source.request_count - requests_before
             context.log.info("%s: raw weeks %s in %d vendor requests", company_id, window, requests)
@@ -189,7 +194,8 @@ def raw_timesheets(
 
 
 def _sync_raw_weeks(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, source: Source, company_id: str, mondays: list[date]
+    context: dg.AssetExecutionContext, warehouse: Warehouse, source: Source, company_id: str, mondays: list[date],
+    pull_date: date | None = None,
 ) -> dict[date, tuple[Counter[str], int]]:
     """Read consecutive weeks from the vendor, then replace their raw partitions, each in its own
     transaction (a vendor failing mid-window writes nothing); returns each week's records per feed
@@ -207,7 +213,7 @@ def _sync_raw_weeks(
             ids.setdefault(date.fromisoformat(str(week)[:10]), []).append(str(entry_id))
         return ids
 
-    weeks = RawWeeks(company_id, mondays, source)
+    weeks = RawWeeks(company_id, mondays, source, pull_date)
     try:
         weeks.read(mondays)
         read_again_where_emptied(weeks, stored_live_ids, context.log)

@@ -6,9 +6,10 @@ being written), adjusted to this partitioning:
 - Attendance of a company-week follows its raw partition. It ignores the company's workers and jobs:
   those change every day, and re-cleaning every week of history for each change would be waste; a
   sync that refreshes workers and jobs re-syncs the weeks it needs.
-- The ProPay partition of a company follows any of its weeks, its workers and its jobs. It waits for
-  the company's workers and jobs (a company whose vendor refused it gets no empty ProPay table), but
-  not for missing weeks: weeks before a company's attendance pull date are never synced.
+- The ProPay partition of a company follows every update of any of its weeks, whenever it lands
+  (see PROPAY_FOLLOWS_ATTENDANCE). It waits for the company's workers and jobs (a company whose
+  vendor refused it gets no empty ProPay table), but not for missing weeks: weeks before a
+  company's attendance pull date are never synced.
 - Neither is limited to the latest week: a late edit three weeks back must reach the ProPays.
 - The ProPay partition is started by updated weeks only; it waits for workers and jobs but is not
   started by them. Every sync that refreshes workers and jobs re-syncs at least the current week
@@ -33,15 +34,29 @@ import dagster as dg
 _EAGER_ANY_WEEK = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 
 ATTENDANCE_FOLLOWS_RAW = _EAGER_ANY_WEEK.ignore(dg.AssetSelection.assets("workers", "jobs"))
-# eager() without its latest-time-window limit and without its newly-missing trigger.
-_EAGER_ON_UPDATES_ANY_WEEK = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
+
+# A week of attendance written since the last evaluation, stamped with the time it was written.
+# Bare ``newly_updated`` inside ``any_deps_match`` keeps those stamps (Dagster drops them through
+# ``&`` and ``|``, so ``any_deps_updated()`` carries none), which is what lets ``since`` below tell
+# an attendance update after the ProPays' request from one before it.
+_ATTENDANCE_UPDATED = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).ignore(
+    dg.AssetSelection.assets("workers", "jobs")
+).with_label("attendance updated")
+# Handled only by a request of the ProPays, stamped with the evaluation that made it. ``eager``
+# also counts a ProPay materialization as handling, and when one and a later attendance update
+# both land between two evaluations the materialization wins, whatever their order: a ProPay run
+# that read the attendance before a refresh's week run (or a second refresh batch) rewrote it left
+# the ProPays stale until the next change. Here an attendance update written after the request
+# (while the run was queued, running or done) keeps the trigger, and the ProPays run again once
+# that run has ended. A ProPay run started by hand or by ``protiv sync`` handles nothing: the
+# attendance it followed is recomputed once more by the automation (idempotent; the evaluation
+# cannot know whether that run read the attendance before or after the update).
+PROPAY_FOLLOWS_ATTENDANCE = (
+    _ATTENDANCE_UPDATED.since(dg.AutomationCondition.newly_requested())
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("eager on updates, any week")
-PROPAY_FOLLOWS_ATTENDANCE = _EAGER_ON_UPDATES_ANY_WEEK.ignore(
-    dg.AssetSelection.assets("workers", "jobs")
-) & ~(dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("attendance")))
+    & ~(dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("attendance")))
+).with_label("after every attendance update, any week")
 
 # The promise: a sync every two hours. Warn at two hours, fail once a refresh cycle has clearly been
 # missed. (A quiet company's partitions are not rewritten; its connection_healthy check says whether

@@ -49,8 +49,13 @@ def company_health(
     def red(reason: str) -> Health:
         return Health(connection.company_id, False, reason, metadata)
 
-    if state.last_error:
+    retry_at = state.initial_sync_retry_at()
+    if retry_at is not None and state.initial_sync_for == connection.connected_at:
         # Errors from the vendor clients name the vendor and never a secret (resources/http.py).
+        times = "once" if state.failures <= 1 else f"{state.failures} times in a row"
+        again = "in flight again" if pending else f"next attempt at {retry_at.strftime('%Y-%m-%d %H:%M UTC')}"
+        return red(f"initial sync failing (failed {times}; {again}): {state.last_error}")
+    if state.last_error:
         return red(state.last_error)
     if state.current_as_of is None:
         if pending:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from protiv_dagster.automation.syncs import all_weeks, company_today, sync_window
 from protiv_dagster.partitions import week_start
@@ -26,17 +26,19 @@ from protiv_dagster.registry import Connection, ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sources import Changes
-from protiv_dagster.sync_state import CompanySyncState, SyncBatch, SyncStateStore
+from protiv_dagster.sync_state import RETRY_INITIAL_SYNC_AFTER, CompanySyncState, SyncBatch, SyncStateStore
 
 # Checks in flight per vendor, all vendors at once: each check waits on the network (1-2 requests),
 # so 1,000 companies take seconds instead of minutes, and a vendor that hangs (timeouts, retries)
 # holds up only its own companies' checks, never another vendor's.
 CHECKS_PER_VENDOR = 16
 ID_CHUNK = 500
-# An initial sync that failed (its runs failed beyond Dagster's run retries, or Dagster could not
-# create a retry because the code server was down at that moment) is planned again this long after
-# its last attempt: without a cursor the refresh never checks the company, so nothing else would.
-RETRY_FAILED_INITIAL_SYNC_AFTER = timedelta(minutes=30)
+# An initial sync that failed (its check or its runs failed beyond the client's and Dagster's run
+# retries, or Dagster could not create a retry because the code server was down at that moment) is
+# planned again after a backoff: 30 minutes after its first failure, doubling up to 6 hours
+# (CompanySyncState.initial_sync_retry_at). Without a cursor the refresh never checks the company,
+# so nothing else would.
+RETRY_FAILED_INITIAL_SYNC_AFTER = RETRY_INITIAL_SYNC_AFTER
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,17 @@ def vanished_weeks(
 
 def _initial_sync_due(connection: Connection, state: CompanySyncState | None, busy: set[str], now: datetime) -> bool:
     """Never asked for this connection, or asked and failed: no cursor yet (the refresh only checks
-    companies with one), none in flight, last attempt RETRY_FAILED_INITIAL_SYNC_AFTER ago."""
+    companies with one), none in flight, and its backoff over (``initial_sync_retry_at``)."""
     if state is None or state.initial_sync_for != connection.connected_at:
         return True
-    return (
-        state.cursor is None and connection.company_id not in busy
-        and (state.last_checked_at is None or now - state.last_checked_at >= RETRY_FAILED_INITIAL_SYNC_AFTER)
-    )
+    if state.cursor is not None or connection.company_id in busy:
+        return False
+    retry_at = state.initial_sync_retry_at()
+    if retry_at is None:
+        # Asked, never finished, nothing in flight, no error: a tick that died between planning
+        # and recording; try again after the first backoff.
+        return state.last_checked_at is None or now - state.last_checked_at >= RETRY_FAILED_INITIAL_SYNC_AFTER
+    return now >= retry_at
 
 
 def plan_initial_syncs(
@@ -170,7 +176,7 @@ def plan_initial_syncs(
     for result in results:
         company_id = result.connection.company_id
         if result.error is not None:
-            store.record_check(company_id, now, error=result.error)
+            store.record_check(company_id, now, error=result.error, initial_sync_for=result.connection.connected_at)
             continue
         batches.append(store.open_batch(
             company_id, "initial_sync", result.changes.cursor, all_weeks(result.connection, now), True, now,

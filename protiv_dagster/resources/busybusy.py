@@ -11,7 +11,10 @@ Protocol (the project's decision for BusyBusy, see the vendor notes; BusyBusy pu
   the client pages with ``first`` = ``page_size`` (500) and ``after`` = the last cursor until a page
   comes back short; an empty page after a full one is read once more before it ends the listing. Errors arrive as HTTP 200 with ``errors[].message``: they raise
   ``VendorRequestError`` (never read as empty data); a missing or malformed ``data`` raises
-  ``VendorPayloadError``. 429/5xx/timeouts are retried by the shared ``VendorClient`` base.
+  ``VendorPayloadError``. 429/5xx/timeouts are retried by the shared ``VendorClient`` base, and so
+  are answers whose every error is transient (``transient_graphql_errors``: a lock, a deadlock, a
+  timeout, an internal or unavailable server, by message or ``extensions.code``); a validation,
+  authorization or input error is not retried, as asking again would get the same answer.
 
 URL layout (one base URL per connection): the connection stores the REST base
 (``https://api.busybusy.io``). The GraphQL URL is the resource's ``graphql_url`` when set, else
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -180,6 +184,54 @@ def local_day_window(first_day: date, last_day: date, timezone: str) -> tuple[da
     return start, end
 
 
+# GraphQL errors that say the server could not answer this time, not that the query is wrong: by the
+# error's ``extensions.code`` where the server gives one, else by its message.
+TRANSIENT_ERROR_CODES = frozenset({
+    "INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "GATEWAY_TIMEOUT",
+    "DEADLINE_EXCEEDED", "TOO_MANY_REQUESTS", "RATE_LIMITED", "LOCKED", "UNAVAILABLE",
+})
+PERMANENT_ERROR_CODES = frozenset({
+    "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "UNAUTHENTICATED",
+    "FORBIDDEN", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "NOT_FOUND",
+})
+_TRANSIENT_MESSAGE = re.compile(
+    r"\b(?:(?:dead)?lock(?:ed)?|lock wait|time[ds]? ?out|timeout|internal (?:server )?error|temporar(?:y|ily)"
+    r"|(?:service )?unavailable|try again|overloaded|too many requests|rate limit(?:ed)?|connection (?:reset|refused|lost))\b",
+    re.IGNORECASE,
+)
+
+# What graphql-core and servers say of a wrong query or a refused caller: never transient, whatever
+# else the message says (a field named "locked" is not a lock).
+_PERMANENT_MESSAGE = re.compile(
+    r"cannot query field|is not defined|unknown (?:argument|type|field|operation)|got invalid value|expected (?:type|value)"
+    r"|syntax error|selection|not authori[sz]ed|unauthori[sz]ed|unauthenticated|forbidden|permission|invalid",
+    re.IGNORECASE,
+)
+
+
+def transient_graphql_errors(body: Any) -> list[str] | None:
+    """The messages of a GraphQL answer's ``errors`` when every one of them is transient (a lock, a
+    deadlock, a timeout, an internal or unavailable server: asking again may succeed); None when it
+    has no errors or any of them is permanent (validation, parse, input, authorization: asking again
+    gets the same answer)."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not errors:
+        return None
+    messages = []
+    for error in errors if isinstance(errors, list) else [errors]:
+        message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
+        extensions = error.get("extensions") if isinstance(error, dict) else None
+        code = str(extensions.get("code", "")).upper() if isinstance(extensions, dict) else ""
+        if code in PERMANENT_ERROR_CODES:
+            return None
+        if _PERMANENT_MESSAGE.search(message) or (
+            code not in TRANSIENT_ERROR_CODES and not _TRANSIENT_MESSAGE.search(message)
+        ):
+            return None
+        messages.append(message or code)
+    return messages
+
+
 def graphql_url_for(rest_base: str) -> str:
     """The GraphQL URL that goes with a REST base (see the module docstring)."""
     parts = urlsplit(rest_base.rstrip("/"))
@@ -307,6 +359,11 @@ class BusyBusyClient(VendorClient):
                 401,
             ) from None
         return True
+
+    def transient_error_in(self, body: Any) -> str | None:
+        """An answer whose ``errors`` are all transient is retried like a 5xx (``transient_graphql_errors``)."""
+        messages = transient_graphql_errors(body)
+        return None if messages is None else f"GraphQL error ({'; '.join(messages)[:300]})"
 
     def error_detail(self, response) -> str:
         try:

@@ -11,6 +11,9 @@ for transient failures live here once:
 - Other 4xx answers are not retried: they are ``VendorRequestError`` with the vendor's own message.
 - A 2xx answer to a call that expects JSON whose body is not JSON (cut off mid-transfer, or a proxy's
   HTML page) is retried like a 5xx; when every attempt gets one, it is a ``VendorPayloadError``.
+  A vendor whose 2xx body can itself report a transient failure (BusyBusy's GraphQL ``errors``: a
+  lock, a timeout, an internal error) says so in ``VendorClient.transient_error_in``; such an
+  answer is retried like a 5xx too, and is a ``VendorUnavailableError`` once the retries are spent.
 - A connection dropped mid-answer (``ChunkedEncodingError``, ``IncompleteRead``) is retried like a
   reset. Every request has a total deadline (``request_deadline_seconds``) besides the per-read
   timeout: a vendor trickling its answer a byte at a time is cut off when the deadline passes (its
@@ -354,6 +357,12 @@ class VendorClient:
         """Renew credentials after a 401; return True when a retry with new credentials makes sense."""
         return False
 
+    def transient_error_in(self, body: Any) -> str | None:
+        """A 2xx JSON answer that reports a transient failure in its body (BusyBusy's GraphQL
+        ``errors`` such as a lock or a timeout): its description, so the call is retried like a 5xx;
+        None for an answer to take as it is."""
+        return None
+
     def register_secret(self, *values: str | None) -> None:
         """Remember values that must be scrubbed from any error text (in every form they may take)."""
         for value in values:
@@ -491,6 +500,9 @@ class VendorClient:
                     raise _TransientFailure(
                         f"{path} answered {response.status_code} with a body that is not JSON", final=VendorPayloadError
                     ) from None
+                transient = self.transient_error_in(response._protiv_body)  # type: ignore[attr-defined]
+                if transient is not None:
+                    raise _TransientFailure(self.scrub(transient))
             return response
 
         try:

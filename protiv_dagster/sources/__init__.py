@@ -208,7 +208,7 @@ def day_of_text(text: object) -> date | None:
 
 
 def pages_by_week(
-    source: Source, mondays: list[date]
+    source: Source, mondays: list[date], pull_date: date | None = None
 ) -> Iterator[tuple[date, str, list[dict[str, Any]]]]:
     """The time-entry feeds of consecutive weeks, asked for once for the whole window and handed out
     as (Monday, feed, records) as the pages arrive.
@@ -224,8 +224,13 @@ def pages_by_week(
     Copies of one id (a vendor listing the same entry twice, possibly with different dates) all go
     to the week of the first copy, where attendance sets every copy aside as a repeated id: loading
     a lone copy in another week would pay hours the vendor itself is unsure of. (A copy on a later
-    page never gets here: the client's ``ListingGuard`` fails such a listing.)"""
-    first, last = mondays[0], mondays[-1] + timedelta(days=6)
+    page never gets here: the client's ``ListingGuard`` fails such a listing.)
+
+    Nothing before the company's attendance ``pull_date`` is synced, even in the pull date's own
+    week: the vendor is asked from the pull date when it falls in the window, and a record dated
+    before it is dropped here (never stored, so never set aside nor counted as deleted)."""
+    start, last = mondays[0], mondays[-1] + timedelta(days=6)
+    first = max(pull_date or start, start)
     for feed, records in feed_pages(source, first, last):
         if feed not in source.weekly_feeds:
             for monday in mondays:
@@ -236,7 +241,9 @@ def pages_by_week(
         by_week: dict[date, list[dict[str, Any]]] = {}
         for record in records:
             day = source.work_day(feed, record)
-            monday = week_start(day) if day is not None and first <= day <= last else first
+            if day is not None and pull_date is not None and day < pull_date:
+                continue
+            monday = week_start(day) if day is not None and first <= day <= last else start
             entry_id = record.get(id_field)
             if entry_id is not None and not isinstance(entry_id, (list, dict)):
                 monday = week_of_id.setdefault(str(entry_id), monday)

@@ -41,11 +41,13 @@ DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows are derived from clock 
 
 
 def assert_attendance_matches_vendor(pipeline) -> pd.DataFrame:
-    """Every live vendor entry is loaded once, on its local work date, with the vendor's hours."""
+    """Every live vendor entry from the company's attendance pull date on is loaded once, on its
+    local work date, with the vendor's hours; nothing before the pull date is (rules §9)."""
     loaded = pipeline.attendance()
     assert not loaded["entry_id"].duplicated().any()
     loaded = loaded[~loaded["entry_id"].str.startswith(DERIVED_DRIVE_PREFIX)].set_index("entry_id").sort_index()
     truth = pipeline.harness.entries().set_index("entry_id").sort_index()
+    truth = truth[truth["work_date"] >= pipeline.registry.get(COMPANY).attendance_pull_date.isoformat()]
     assert list(loaded.index) == list(truth.index)
     assert [str(d) for d in loaded["work_date"]] == list(truth["work_date"])
     closed = truth["hours"].notna()

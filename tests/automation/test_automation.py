@@ -47,14 +47,16 @@ def propay_hours(pipeline) -> float:
 
 
 def propay_of(pipeline, entry_id: str):
-    """The ProPay an attendance entry counts towards, or None (drive time, a job without budget)."""
+    """The ProPay whose actual hours an attendance entry counts in, or None (drive time, a job
+    without a ProPay). An excluded ProPay (e.g. a job begun before the pull date) still counts its
+    hours; it pays nothing."""
     row = pipeline.attendance().set_index("entry_id").loc[entry_id]
     propays = pipeline.warehouse.read_table("propay_opportunities")
     if row["is_drive"]:
         return None
     for key in (row["milestone_id"], row["job_id"]):
         if key is not None and key in set(propays["propay_id"]):
-            return key if pd.isna(propays.set_index("propay_id").loc[key, "exclusion_reason"]) else None
+            return key
     return None
 
 
