@@ -14,10 +14,10 @@ Field mapping (why in parentheses):
 | workers.term_date          | date part of ``TerminationDate``                                           |
 | jobs.job_id (job)          | Opportunity ``OpportunityID`` (an opportunity is a job)                    |
 | jobs.job_id (milestone)    | ``WT-<WorkTicketID>``: work tickets are milestones; prefixed because ticket and opportunity ids are separate number spaces in Aspire |
-| jobs.level                 | An opportunity with two or more work tickets has milestones; with ONE ticket the ticket is the job itself (every Aspire time row needs a ticket, so a job without phases still has one: no milestone row, its time lands on the job) |
+| jobs.level                 | An opportunity with two or more work tickets has milestones; with ONE ticket the ticket is the job itself (every Aspire time row needs a ticket, so a job without phases still has one: no milestone row, its time lands on the job), except on a recurring opportunity: its one ticket is its milestone, so that (rules §9) a recurring job whose only work unit is one ticket gets one ProPay for that ticket (its time and crew leaders land on the milestone; a ticket is a milestone when its ``WT-`` row is in the jobs table) |
 | jobs.name / short_code     | ``OpportunityName`` / ``OpportunityNumber``; milestone: "Work ticket #<WorkTicketNumber>" (ProPay names prefix the job) / ``WorkTicketNumber`` (a ticket has no name of its own) |
-| jobs.budget_hours          | milestone: ``HoursEst``; job with one ticket: that ticket's ``HoursEst``, else ``EstimatedLaborHours``; job without tickets: ``EstimatedLaborHours``; job with milestones: null (the budget is on the milestones) |
-| jobs.status                | ``OpportunityStatusName`` / ``WorkTicketStatusName``: Won/Open/Scheduled/Pending Approval/In Progress -> open, Complete(d)/Closed -> completed, Cancelled/Canceled/Lost -> canceled; anything else is set aside |
+| jobs.budget_hours          | milestone: ``HoursEst``; job with one ticket: that ticket's ``HoursEst``, else ``EstimatedLaborHours``; job without tickets: ``EstimatedLaborHours``; job with milestones: null (the budget is on the milestones), except a recurring job with one ticket: ``EstimatedLaborHours``, which its milestone's ProPay takes when the ticket has no ``HoursEst`` |
+| jobs.status                | ``OpportunityStatusName`` / ``WorkTicketStatusName`` (else ``WorkTicketStatus``): Won/Open/Scheduled/Pending Approval/In Progress -> open, Complete(d)/Closed -> completed, Cancelled/Canceled/Lost -> canceled; anything else is set aside. "Won" is a sale, not finished work, so the work's own state settles it: a job takes its opportunity's ``JobStatusName`` and ``CompleteDate`` and, when its one ticket is the job, that ticket's status and ``CompleteDate``; a milestone its ticket's status and ``CompleteDate``. Any of them canceled (Cancelled ticket, Lost opportunity, Cancelled job status) makes it canceled (a canceled ProPay pays nothing, so canceled wins); else any completed one or a ``CompleteDate`` makes it completed; else the status above. An unknown ``JobStatusName`` is ignored |
 | jobs.recurring             | ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts; 'Work Order' = one-off); milestones inherit it |
 | jobs.active                | status is open                                                             |
 | jobs.property_id           | ``PropertyID`` of the opportunity when Aspire sends it, else its ``PropertyName`` (the client site, for exclusion by property); milestones take their job's in the ProPay engine |
@@ -33,8 +33,8 @@ Field mapping (why in parentheses):
 | attendance.task_id         | the ticket's ``OpportunityServiceID`` (the service is the line item); null on drive rows and for a ticket without one |
 | attendance.work_date       | date part of ``WorkTicketTimeDate`` (branch-local); drive rows: local date of ``ClockStart`` |
 | attendance.start_at/end_at | ``StartTime``/``EndTime``: branch-local wall time without offset, localised in the row's zone and converted to UTC; for a repeated (fall-back) hour the fold that makes end - start agree with ``Hours + BreakTime`` wins, so the real elapsed time is kept |
-| attendance.hours           | ``Hours`` (the vendor's worked hours, breaks excluded); drive rows: ``ClockEnd - ClockStart - BreakTime`` minus the ``Hours`` of the employee's ticket times that start inside the clock time |
-| attendance.on_the_clock    | ``StartTime`` set and ``EndTime`` null                                     |
+| attendance.hours           | ``Hours`` (the vendor's worked hours, breaks excluded); a running time (``StartTime`` set, ``EndTime`` null; Aspire leaves ``Hours`` null until clock-out): the time from ``StartTime`` up to the sync time (the vendor's clock, below) less ``BreakTime``; one that starts after the sync time is set aside. Drive rows: ``ClockEnd - ClockStart - BreakTime`` minus the ``Hours`` of the employee's ticket times that start inside the clock time, minus the employee's distributed time of that day (below) |
+| attendance.on_the_clock    | ``StartTime`` set and ``EndTime`` null: a running time is an on-the-clock row, as with the other vendors |
 | attendance.entry_type      | manual when ``StartTime`` and ``EndTime`` are both null, else regular      |
 | attendance.source_modified_at | ``LastModifiedDateTime`` (local -> UTC); drive rows: ``ClockEnd`` (ClockTimes carry no modified stamp) |
 
@@ -42,6 +42,16 @@ Time zones: the row's ``BranchTimeZone`` (a Windows zone name such as "Central S
 IANA name), else the zone of its branch (``Branch.TimeZone``), else the company default; the
 company setting ``timezone`` (when set) overrides them all. The same zone turns ``ModifiedDate`` and
 ``LastModifiedDateTime`` into UTC.
+
+Running times count up to the vendor's clock: the source takes it from the HTTP ``Date`` header of
+the WorkTicketTimes answer and stores it in the raw feeds (``vendorClock``), so a later re-mapping of
+the same feeds gives the same hours.
+
+Distributed time: a ticket time with ``Hours`` and neither ``StartTime`` nor ``EndTime`` is clock time
+the crew leader spread over tickets by hours. It is ticket time (a ``manual`` row) AND lies inside
+the day's clock time, so its hours are taken out of the unallocated remainder of the employee's clock
+times that start on its work date (the latest clock time first, each down to zero at most), just like
+timed rows: the day totals the clock time. Without clock time that day it stands alone.
 
 Clock times still running (no ``ClockEnd``) give no drive row: the running ticket time carries the
 time. A clock time whose ticket times cover it fully gives no row either; ``times_to_attendance``
@@ -295,6 +305,26 @@ def _status(values: pd.Series) -> pd.Series:
     return values.map(lambda v: _STATUS.get(v.strip().casefold()) if isinstance(v, str) else None).astype(object)
 
 
+def _ticket_status(tickets: pd.DataFrame) -> pd.Series:
+    """``WorkTicketStatusName``, else the short ``WorkTicketStatus`` (both name the same status)."""
+    return _status(column(tickets, "WorkTicketStatusName")).where(
+        lambda found: found.notna(), _status(column(tickets, "WorkTicketStatus"))
+    )
+
+
+def _settled(status: pd.Series, *others: pd.Series, completed: pd.Series | None = None) -> pd.Series:
+    """``status`` unless another source settles it: any canceled one cancels (canceled pays
+    nothing: never overpay), else any completed one (or a ``completed`` flag, a CompleteDate)
+    completes. Unknown statuses among ``others`` are ignored."""
+    canceled = status.eq("canceled")
+    done = pd.Series(False, index=status.index) if completed is None else completed.fillna(False).astype(bool)
+    for other in others:
+        canceled |= other.eq("canceled")
+        done |= other.eq("completed")
+    settled = status.where(~done | status.isna(), "completed")
+    return settled.where(~canceled | status.isna(), "canceled").astype(object)
+
+
 def _empty_aside() -> pd.DataFrame:
     frame = records_frame([])
     return set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object))
@@ -420,6 +450,18 @@ def ticket_targets(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, tuple
     return targets
 
 
+def milestone_target(
+    target: tuple[str, str | None] | None, ticket_id: str, known_jobs: set[str] | None
+) -> tuple[str, str | None] | None:
+    """A ticket's (job, milestone) target, where the only ticket of a recurring opportunity is its
+    milestone: ``ticket_targets`` knows tickets only, so a lone ticket whose ``WT-`` row is among
+    ``known_jobs`` (the jobs table, which ``opportunities_to_jobs`` gives that row) lands on it."""
+    if target is None or target[1] is not None or not known_jobs:
+        return target
+    milestone = MILESTONE_PREFIX + ticket_id
+    return (target[0], milestone) if milestone in known_jobs else target
+
+
 def ticket_services(work_tickets: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """WorkTicketID -> the ``OpportunityServiceID`` the ticket is an occurrence of (tickets naming one)."""
     services = {}
@@ -491,7 +533,7 @@ def crew_leaders_to_assignments(
     lead = id_text(raw_lead)
     reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
     reasons = collect(reasons, lead.isna() | not_a_whole_number(raw_lead, lead), "CrewLeaderContactID is not an id")
-    target = ticket.map(lambda t: targets.get(t) if isinstance(t, str) else None)
+    target = ticket.map(lambda t: milestone_target(targets.get(t), t, known) if isinstance(t, str) else None)
     unit = target.map(lambda t: (t[1] or t[0]) if t else None)
     reasons = collect(reasons, ticket.notna() & target.isna(), "WorkTicketID is not a known work ticket")
     reasons = collect(reasons, unit.notna() & ~unit.isin(known), "the work ticket's job or milestone was set aside or is unknown")
@@ -548,6 +590,11 @@ def opportunities_to_jobs(
     status_text = column(frame, "OpportunityStatusName")
     status = _status(status_text)
     reasons = collect(reasons, status.isna(), "OpportunityStatusName is not a known open, complete or canceled status")
+    # "Won" is a sale, not a finished job: the work's state is JobStatusName and CompleteDate (and,
+    # for a job that is one ticket, that ticket's status, below).
+    complete_local, bad_complete = _wall_times(column(frame, "CompleteDate"))
+    reasons = collect(reasons, bad_complete, "CompleteDate is not ISO 8601")
+    status = _settled(status, _status(column(frame, "JobStatusName")), completed=complete_local.notna())
     recurring = column(frame, "OpportunityType").map(lambda v: isinstance(v, str) and v.strip().casefold() == "contract")
     estimate, bad_estimate = numbers(column(frame, "EstimatedLaborHours"))
     reasons = collect(reasons, bad_estimate | (estimate < 0), "EstimatedLaborHours is not a number of hours")
@@ -568,9 +615,15 @@ def opportunities_to_jobs(
     t_reasons = collect(t_reasons, ticket_job.isna(), "OpportunityID is missing")
     t_reasons = collect(t_reasons, ticket_job.notna() & ~ticket_job.isin(good_jobs), "OpportunityID is not a known opportunity")
     per_job = ticket_job[ticket_id.notna()].value_counts()
-    is_milestone = ticket_job.map(per_job).fillna(0) > 1
-    t_status = _status(column(tickets, "WorkTicketStatusName"))
+    # A recurring opportunity's tickets are its milestones even when there is one (rules §9: its only
+    # work unit gets the ProPay); a one-off opportunity's lone ticket is the job itself.
+    recurring_jobs = set(job_id[recurring.astype(bool) & job_id.notna()])
+    is_milestone = (ticket_job.map(per_job).fillna(0) > 1) | (ticket_job.isin(recurring_jobs) & ticket_id.notna())
+    t_status = _ticket_status(tickets)
     t_reasons = collect(t_reasons, t_status.isna(), "WorkTicketStatusName is not a known open, complete or cancelled status")
+    t_complete_local, bad_t_complete = _wall_times(column(tickets, "CompleteDate"))
+    t_reasons = collect(t_reasons, bad_t_complete, "CompleteDate is not ISO 8601")
+    t_status = _settled(t_status, completed=t_complete_local.notna())
     hours_est, bad_est = numbers(column(tickets, "HoursEst"))
     t_reasons = collect(t_reasons, bad_est | (hours_est < 0), "HoursEst is not a number of hours")
     t_zone = column(tickets, "BranchID").map(lambda b: zones.resolve(None, b))
@@ -583,11 +636,19 @@ def opportunities_to_jobs(
 
     # A job whose only ticket is the job itself takes that ticket's estimate and latest change.
     single = (~is_milestone) & (t_reasons == "")
-    own_ticket = pd.DataFrame({"job": ticket_job[single], "hours": hours_est[single], "modified": t_modified[single]}).drop_duplicates("job")
+    own_ticket = pd.DataFrame({
+        "job": ticket_job[single], "hours": hours_est[single], "modified": t_modified[single], "status": t_status[single],
+    }).drop_duplicates("job")
     own_hours = job_id.map(own_ticket.set_index("job")["hours"]) if len(own_ticket) else pd.Series(float("nan"), index=frame.index)
     own_modified = job_id.map(own_ticket.set_index("job")["modified"]) if len(own_ticket) else pd.Series(pd.NaT, index=frame.index)
+    # ... and that ticket's status: a Complete (or completed) ticket completes the job, a Cancelled one cancels it.
+    own_status = job_id.map(own_ticket.set_index("job")["status"]) if len(own_ticket) else pd.Series(None, index=frame.index)
+    status = _settled(status, own_status.astype(object))
     has_milestones = job_id.isin(set(ticket_job[is_milestone]))
-    budget = own_hours.astype(float).where(own_hours.notna(), estimate).where(~has_milestones, float("nan"))
+    # A recurring job whose one ticket is its milestone keeps its estimate: the ProPay of that
+    # milestone falls back on it when the ticket has no HoursEst (propay.units).
+    lone = job_id.isin(set(ticket_job[is_milestone & ticket_job.map(per_job).eq(1)]))
+    budget = own_hours.astype(float).where(own_hours.notna(), estimate).where(~has_milestones | lone, float("nan"))
     latest = pd.concat([modified, pd.to_datetime(own_modified, utc=True).astype("datetime64[ns, UTC]")], axis=1).max(axis=1)
 
     jobs = pd.DataFrame(
@@ -657,13 +718,13 @@ def opportunities_to_jobs(
 
 # -- attendance ------------------------------------------------------------------------------------
 def _ticket_targets_of(
-    ticket: pd.Series, targets: Mapping[str, tuple[str, str | None]]
+    ticket: pd.Series, targets: Mapping[str, tuple[str, str | None]], known_jobs: set[str] | None = None
 ) -> tuple[pd.Series, pd.Series, pd.Series]:
     """(which rows name a known work ticket, its job id, its milestone id), looked up once per
     distinct ticket. The ids come as a column of the rows' ``targets`` values would: text with NaN
-    where there is none (None only when no row has one)."""
+    where there is none (None only when no row has one). ``known_jobs``: see ``milestone_target``."""
     codes, tickets = pd.factorize(ticket)
-    found = [targets.get(t) if t else None for t in tickets.tolist()] + [None]  # code -1: no ticket
+    found = [milestone_target(targets.get(t), t, known_jobs) if t else None for t in tickets.tolist()] + [None]
 
     def take(values: list[Any]) -> pd.Series:
         return pd.Series(np.array(values, dtype=object)[codes], index=ticket.index).astype(object)
@@ -708,9 +769,11 @@ def times_to_attendance(
     contact_branches: Mapping[str, str],
     company_id: str,
     services: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Work ticket times and drive rows from clock times; ``services`` (``ticket_services``) books
-    each ticket's time to its opportunity service.
+    each ticket's time to its opportunity service. ``now`` (aware; the vendor's clock at the sync,
+    the current time when not given) is what a running ticket time's hours count up to.
 
     Returns (attendance candidates, set-aside rows, clock times that yield no row because work
     ticket times cover them fully or they are still running).
@@ -728,7 +791,7 @@ def times_to_attendance(
     reasons = collect(reasons, no_worker, "ContactID is missing")
     reasons = collect(reasons, ~no_worker & ~worker_id.isin(known_workers), "ContactID is not a known employee")
     ticket = id_text(column(frame, "WorkTicketID"))
-    has_target, job_id, milestone_id = _ticket_targets_of(ticket, targets)
+    has_target, job_id, milestone_id = _ticket_targets_of(ticket, targets, known_jobs)
     reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
     reasons = collect(reasons, ticket.notna() & ~has_target, "WorkTicketID is not a known work ticket")
     reasons = collect(
@@ -745,7 +808,9 @@ def times_to_attendance(
     hours, bad_hours = numbers(column(frame, "Hours"))
     breaks, bad_breaks = numbers(column(frame, "BreakTime"))
     breaks = breaks.fillna(0.0)
-    reasons = collect(reasons, bad_hours | hours.isna() | (hours < 0), "Hours is missing or not a number of hours")
+    # A running time (a start, no end) has no Hours yet: it is counted up to the sync (below).
+    running = start_local.notna() & end_local.isna() & ~bad_end
+    reasons = collect(reasons, bad_hours | ((hours.isna() | (hours < 0)) & ~running), "Hours is missing or not a number of hours")
     reasons = collect(reasons, bad_breaks | (breaks < 0), "BreakTime is not a number of hours")
     day_local, bad_day = _wall_times(column(frame, "WorkTicketTimeDate"))
     work_date = calendar_days(day_local).where(day_local.notna(), calendar_days(start_local)).astype(object)
@@ -767,6 +832,11 @@ def times_to_attendance(
             expected = (h + b) if not pd.isna(h) else None
             ends.append(min(options, key=lambda o: abs((o - start).total_seconds() / 3600 - expected)) if expected is not None else options[0])
         end_at[repeated_end] = _utc_frame_series(ends, end_local[repeated_end].index)
+    if running.any():
+        clock = pd.Timestamp(now if now is not None else datetime.now(UTC)).tz_convert("UTC")
+        reasons = collect(reasons, running & start_at.notna() & (start_at > clock), "a running ticket time starts after the sync time")
+        so_far = ((clock - start_at[running]).dt.total_seconds() / 3600 - breaks[running]).clip(lower=0).round(6)
+        hours = hours.astype(float).where(~running, so_far)
     manual = start_local.isna() & end_local.isna()
     attendance = pd.DataFrame(
         {
@@ -781,7 +851,7 @@ def times_to_attendance(
             "end_at": end_at,
             "hours": hours,
             "is_drive": False,
-            "on_the_clock": start_local.notna() & end_local.isna(),
+            "on_the_clock": running,
             "entry_type": manual.map({True: "manual", False: "regular"}),
             "source_modified_at": _utc_series(modified_local, zone),
         },
@@ -849,6 +919,37 @@ def _unallocated_hours(
     return result
 
 
+def _without_distributed_time(
+    unallocated: pd.Series, ticket_rows: pd.DataFrame, worker_id: pd.Series, clock_day: pd.Series, start_at: pd.Series
+) -> pd.Series:
+    """The clock times' unallocated hours less the employee's distributed ticket hours of that day.
+
+    A ticket time with ``Hours`` and neither ``StartTime`` nor ``EndTime`` is distributed time: clock
+    time the crew leader spread over tickets by hours. It lies inside the day's clock time as much
+    as a timed row, so it is taken out of the remainder of the employee's clock times that start on
+    its work date, the latest clock time first (distributed time is entered at the day's end), each
+    down to zero at most. Without clock time that day it stands alone."""
+    if not len(ticket_rows) or not len(unallocated):
+        return unallocated
+    distributed = ticket_rows[ticket_rows["start_at"].isna() & ticket_rows["end_at"].isna() & ticket_rows["hours"].notna()]
+    if not len(distributed):
+        return unallocated
+    owed = distributed.groupby(["worker_id", "work_date"], sort=False)["hours"].sum()
+    clocks = pd.DataFrame({"worker": worker_id, "day": clock_day, "start": start_at, "left": unallocated})
+    clocks = clocks[clocks["worker"].notna() & clocks["day"].notna() & clocks["left"].notna()]
+    clocks = clocks[pd.MultiIndex.from_frame(clocks[["worker", "day"]]).isin(owed.index)]
+    result = unallocated.copy()
+    for (worker, day), group in clocks.sort_values("start", ascending=False, kind="stable").groupby(["worker", "day"], sort=False):
+        remaining = float(owed[(worker, day)])
+        for index, left in group["left"].items():
+            if remaining <= 0:
+                break
+            taken = min(remaining, max(float(left), 0.0))
+            result[index] = left - taken
+            remaining -= taken
+    return result
+
+
 def _nth_of_each_group(within: np.ndarray) -> list[np.ndarray]:
     """For positions numbered 0, 1, ... within their group: the positions of the first members,
     then of the second members, and so on."""
@@ -892,6 +993,9 @@ def _clock_times_to_drive(
 
     unallocated_hours = pd.Series(
         _unallocated_hours(ticket_rows, worker_id, start_at, end_at, breaks), index=frame.index, dtype=float
+    )
+    unallocated_hours = _without_distributed_time(
+        unallocated_hours, ticket_rows, worker_id.where(reasons == ""), calendar_days(start_local), start_at
     )
     has_row = (reasons == "") & unallocated_hours.notna() & (unallocated_hours >= _MIN_DRIVE_HOURS)
     no_row = int(((reasons == "") & ~has_row).sum())

@@ -37,13 +37,14 @@ How generated companies are shown
 - One branch (``BranchID`` 1) in the company's zone; every employee and opportunity belongs to it.
 - ``/Contacts``: every worker as ``ContactTypeName`` 'Employee' (``ContactID`` = worker id), plus a
   couple of 'Customer' contacts, so the employee filter matters. ``TerminationDate`` at midnight.
-- ``/Opportunities``: every non-drive job (``OpportunityID`` = job id). ``OpportunityStatusName``:
-  open -> 'Won', completed -> 'Complete', canceled -> 'Canceled'. Recurring jobs are
+- ``/Opportunities``: every non-drive job (``OpportunityID`` = job id). ``OpportunityStatusName`` is
+  'Won' (a sold job) whatever the work's state, which is ``JobStatusName`` (open -> 'In Progress',
+  completed -> 'Complete', canceled -> 'Cancelled') and ``CompleteDate`` (set when completed). Recurring jobs are
   ``OpportunityType`` 'Contract' (Aspire's recurring maintenance contracts), the others
   'Work Order'. ``EstimatedLaborHours`` is the job's budget, or the sum of its milestones' budgets.
 - ``CreatedDateTime`` of opportunities and tickets is the job's or milestone's creation (local wall time).
 - ``/WorkTickets``: one per milestone (``WorkTicketID`` = milestone id; status Open/Scheduled ->
-  open, Complete, Cancelled; ``HoursEst`` = the milestone budget). A job without milestones gets ONE
+  open, Complete (with ``CompleteDate``), Cancelled; ``HoursEst`` = the milestone budget). A job without milestones gets ONE
   implicit work ticket (``WorkTicketID`` = 1,000,000,000 + job id, ``HoursEst`` = the job budget),
   because every Aspire time row needs a ticket. The drive job has no opportunity and no ticket.
   ``CrewLeaderContactID`` is the crew lead the milestone (or job) names; ``OpportunityServiceID``
@@ -62,13 +63,17 @@ How generated companies are shown
 - ``/WorkTicketTimes``: every non-drive shift (``WorkTicketTimeID`` = shift id) on its milestone's
   ticket or its job's implicit ticket. ``StartTime``/``EndTime`` local wall time; ``Hours`` = worked
   hours (breaks excluded, 6 decimals), ``BreakTime`` = unpaid break hours; ``EndTime`` null and
-  ``Hours`` counted up to ``as_of`` while on the clock; manual shifts have null Start/EndTime.
+  ``Hours`` null while on the clock (Aspire fills it at clock-out; the client counts a running time
+  up to the answer's ``Date``, which is the company's ``as_of``); manual shifts have null
+  Start/EndTime and ``DistributedTime`` true (hours spread over tickets from the day's clock time).
   ``BaseHourlyRate`` is the worker's pay rate in force on the work date; ``CrewLeaderContactID`` the
   lead of the worker's crew (null for managers), who may differ from the ticket's.
 - ``/ClockTimes``: each worker's clocked (non-manual) shifts, drive included, merged into blocks of
   back-to-back shifts; one ClockTime per block (``ClockEnd`` null while on the clock, ``BreakTime``
-  = the block's break hours). Drive time is therefore clock time not allocated to any work ticket
-  time: ``ClockEnd - ClockStart - BreakTime - sum(Hours of the block's ticket times)``.
+  = the block's break hours). A worker's distributed (manual) hours of a day lengthen their last
+  ClockTime of that day by as much (or make one from 06:00 when they have none that day). Drive time
+  is therefore clock time not allocated to any work ticket time: ``ClockEnd - ClockStart - BreakTime
+  - sum(Hours of the block's ticket times) - the day's distributed Hours``.
 - Deleted shifts simply disappear (Aspire has no deleted feed).
 
 The control API (not the vendor's; no authentication; loopback clients only)
@@ -85,7 +90,12 @@ The control API (not the vendor's; no authentication; loopback clients only)
   ``EndTime`` local wall time, optional ``BreakTime`` hours)
 - ``POST /_emulator/work_ticket_times/<id>/edit`` (``StartTime``, ``EndTime``, ``BreakTime``,
   ``WorkTicketID``, ``ContactID``) and ``POST /_emulator/work_ticket_times/<id>/delete``
-- ``POST /_emulator/work_tickets/<id>/edit`` (``HoursEst``, ``WorkTicketStatusName``,
+- ``POST /_emulator/distributed_times`` (add: ``ContactID``, ``WorkTicketID``, ``WorkTicketTimeDate``,
+  ``Hours``; no start or end) and ``POST /_emulator/clock_times`` (add: ``ContactID``,
+  ``ClockStart``, ``ClockEnd`` local wall time or null, optional ``BreakTime`` hours)
+- ``POST /_emulator/opportunities/<id>/edit`` (``OpportunityType``, ``OpportunityStatusName``,
+  ``JobStatusName``, ``CompleteDate``, ``EstimatedLaborHours``)
+- ``POST /_emulator/work_tickets/<id>/edit`` (``HoursEst``, ``WorkTicketStatusName``, ``CompleteDate``,
   ``CrewLeaderContactID``): reference data that changes without any time row changing (a budget
   raised, a ticket completed)
 - ``POST /_emulator/opportunity_services/<id>/edit`` (``ExtendedHours``, ``LaborExtendedCost``,
@@ -140,7 +150,8 @@ WINDOWS_ZONES = {
     "Pacific/Honolulu": "Hawaiian Standard Time",
     "UTC": "UTC",
 }
-OPPORTUNITY_STATUS = {"open": "Won", STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Canceled"}
+# A sold job is "Won" whatever its work's state; that state is JobStatusName (and CompleteDate).
+JOB_STATUS = {"open": "In Progress", STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Cancelled"}
 TICKET_STATUS = {STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Cancelled"}
 
 # The fields served per endpoint, with their OpenAPI types: int, number, string, bool, datetime.
@@ -156,13 +167,15 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "Opportunities": {
         "OpportunityID": "int", "OpportunityNumber": "int", "OpportunityName": "string",
-        "OpportunityStatusName": "string", "OpportunityType": "string", "InvoiceType": "string",
+        "OpportunityStatusName": "string", "JobStatusName": "string", "CompleteDate": "datetime",
+        "OpportunityType": "string", "InvoiceType": "string",
         "PropertyName": "string", "BranchID": "int", "BranchName": "string", "EstimatedLaborHours": "number",
         "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
     },
     "WorkTickets": {
         "WorkTicketID": "int", "OpportunityID": "int", "OpportunityServiceID": "int", "WorkTicketNumber": "int",
-        "WorkTicketStatusName": "string", "HoursEst": "number", "CrewLeaderContactID": "int", "BranchID": "int",
+        "WorkTicketStatusName": "string", "CompleteDate": "datetime", "HoursEst": "number",
+        "CrewLeaderContactID": "int", "BranchID": "int",
         "BranchName": "string", "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
     },
     "OpportunityServices": {
@@ -177,7 +190,8 @@ FIELDS: dict[str, dict[str, str]] = {
     "WorkTicketTimes": {
         "WorkTicketTimeID": "int", "WorkTicketID": "int", "WorkTicketNumber": "int", "ContactID": "int",
         "ContactName": "string", "WorkTicketTimeDate": "datetime", "StartTime": "datetime", "EndTime": "datetime",
-        "Hours": "number", "BreakTime": "number", "HasBreakTime": "bool", "BaseHourlyRate": "number",
+        "Hours": "number", "BreakTime": "number", "HasBreakTime": "bool", "DistributedTime": "bool",
+        "BaseHourlyRate": "number",
         "CrewLeaderContactID": "int", "BranchID": "int", "BranchName": "string", "BranchTimeZone": "string",
         "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
     },
@@ -443,7 +457,8 @@ class AspireCompany:
             number += 1
             self.opportunities.append({
                 "OpportunityID": job.id, "OpportunityNumber": number, "OpportunityName": job.name,
-                "OpportunityStatusName": OPPORTUNITY_STATUS[job.status],
+                "OpportunityStatusName": "Won", "JobStatusName": JOB_STATUS[job.status],
+                "CompleteDate": _wall(job.modified_at, self.zone) if job.status == STATUS_COMPLETED else None,
                 "OpportunityType": "Contract" if job.recurring else "Work Order",
                 "InvoiceType": "Fixed Payment" if job.recurring else "Fixed Price on Completion",
                 "PropertyName": job.customer[:100], "BranchID": BRANCH_ID, "BranchName": self.branch_name,
@@ -466,6 +481,7 @@ class AspireCompany:
                     "OpportunityServiceID": task if task is not None and lines else IMPLICIT_SERVICE_BASE + job.id,
                     "WorkTicketNumber": number * 100 + sequence,
                     "WorkTicketStatusName": TICKET_STATUS.get(status, "Scheduled" if ticket_id % 2 else "Open"),
+                    "CompleteDate": _wall(modified, self.zone) if status == STATUS_COMPLETED else None,
                     "HoursEst": budget, "CrewLeaderContactID": lead, "BranchID": BRANCH_ID, "BranchName": self.branch_name,
                     "CreatedDateTime": _wall(created, self.zone), "LastModifiedDateTime": _wall(modified, self.zone),
                 }
@@ -525,7 +541,10 @@ class AspireCompany:
             "WorkTicketTimeDate": _midnight(shift.local_date),
             "StartTime": _wall(shift.start, self.zone) if shift.start else None,
             "EndTime": _wall(shift.end, self.zone) if shift.end else None,
-            "Hours": round(shift.duration_seconds / 3600, 6), "BreakTime": round(break_seconds / 3600, 6),
+            # A running time has no Hours yet (Aspire fills it at clock-out); a manual one is
+            # distributed time: hours spread over tickets, inside the day's clock time.
+            "Hours": None if shift.on_the_clock else round(shift.duration_seconds / 3600, 6),
+            "BreakTime": round(break_seconds / 3600, 6), "DistributedTime": shift.start is None and shift.end is None,
             "BaseHourlyRate": self.wage_on(contact_id, shift.local_date),
             "CrewLeaderContactID": self.data.crew_lead_of(contact_id),
             "CreatedDateTime": _wall(shift.created_at, self.zone),
@@ -551,15 +570,32 @@ class AspireCompany:
                 blocks[-1].append(shift)
             else:
                 blocks.append([shift])
-        blocks.sort(key=lambda b: (b[0].start, b[0].worker_id))
+        # Distributed (manual) time is clock time too: the crew stayed on the clock and the leader
+        # spread those hours over tickets. It lengthens the worker's last clock time of that day, or
+        # is a clock time of its own from 06:00 when the worker has no other that day.
+        distributed: dict[tuple[int, date], float] = {}
+        for shift in shifts:
+            if shift.start is None and shift.end is None and not shift.is_drive:
+                key = (shift.worker_id, shift.local_date)
+                distributed[key] = distributed.get(key, 0) + shift.duration_seconds
+        spans = [[b[0].start, b[-1].end, b[0].worker_id, b] for b in blocks]
+        for (worker_id, day), seconds in sorted(distributed.items()):
+            same_day = [span for span in spans if span[2] == worker_id and span[0].astimezone(self.zone).date() == day]
+            last = max(same_day, key=lambda span: span[0], default=None)
+            if last is not None and last[1] is not None:
+                last[1] = last[1] + timedelta(seconds=seconds)
+            else:
+                start = datetime.combine(day, datetime.min.time(), tzinfo=self.zone) + timedelta(hours=6)
+                spans.append([start.astimezone(UTC), start.astimezone(UTC) + timedelta(seconds=seconds), worker_id, []])
+        spans.sort(key=lambda span: (span[0], span[2]))
         rows = []
-        for index, block in enumerate(blocks):
+        for index, (start, end, worker_id, block) in enumerate(spans):
             breaks = sum((e - s).total_seconds() for shift in block for s, e in shift.breaks)
             rows.append({
-                "ClockTimeID": CLOCK_TIME_BASE + index, "ContactID": block[0].worker_id,
-                "ContactName": self._contact_names.get(block[0].worker_id),
-                "ClockStart": _wall(block[0].start, self.zone),
-                "ClockEnd": _wall(block[-1].end, self.zone) if block[-1].end else None,
+                "ClockTimeID": CLOCK_TIME_BASE + index, "ContactID": worker_id,
+                "ContactName": self._contact_names.get(worker_id),
+                "ClockStart": _wall(start, self.zone),
+                "ClockEnd": _wall(end, self.zone) if end else None,
                 "BreakTime": round(breaks / 3600, 6),
             })
         return rows
@@ -599,11 +635,65 @@ class AspireCompany:
         row.update({
             "WorkTicketID": int(row["WorkTicketID"]), "ContactID": int(row["ContactID"]),
             "StartTime": start.isoformat(timespec="seconds"), "EndTime": end.isoformat(timespec="seconds"),
-            "WorkTicketTimeDate": _midnight(start.date()), "Hours": round(elapsed - break_hours, 6),
+            "WorkTicketTimeDate": _midnight(start.date()), "Hours": round(elapsed - break_hours, 6), "DistributedTime": False,
             "BreakTime": break_hours, "BaseHourlyRate": self.wage_on(int(row["ContactID"]), start.date()),
             "CrewLeaderContactID": self.data.crew_lead_of(int(row["ContactID"])),
         })
         return row
+
+    def add_distributed_time(self, ContactID: int, WorkTicketID: int, WorkTicketTimeDate: str, Hours: float) -> dict[str, Any]:
+        """Distributed time: ``Hours`` spread onto a ticket without a start or an end (it lies inside
+        the employee's clock time of ``WorkTicketTimeDate``: add that with ``add_clock_time``)."""
+        with self._lock:
+            if int(WorkTicketID) not in self.tickets:
+                raise KeyError(f"no work ticket {WorkTicketID}")
+            if not any(c["ContactID"] == int(ContactID) and c["ContactTypeName"] == "Employee" for c in self.contacts):
+                raise KeyError(f"no employee contact {ContactID}")
+            if isinstance(Hours, bool) or not isinstance(Hours, (int, float)) or Hours < 0:
+                raise ValueError("Hours must be a number of hours of at least 0")
+            day = _parse_wall(WorkTicketTimeDate if "T" in str(WorkTicketTimeDate) else f"{WorkTicketTimeDate}T00:00:00",
+                              "WorkTicketTimeDate").date()
+            now = self._tick()
+            row = {
+                "WorkTicketTimeID": max([*self.times, 800_000_000]) + 1, "WorkTicketID": int(WorkTicketID),
+                "ContactID": int(ContactID), "WorkTicketTimeDate": _midnight(day), "StartTime": None, "EndTime": None,
+                "Hours": float(Hours), "BreakTime": 0.0, "DistributedTime": True,
+                "BaseHourlyRate": self.wage_on(int(ContactID), day), "CrewLeaderContactID": self.data.crew_lead_of(int(ContactID)),
+                "CreatedDateTime": now, "LastModifiedDateTime": now,
+            }
+            row = self._complete_time(row)
+            self.times[row["WorkTicketTimeID"]] = row
+            return dict(row)
+
+    def add_clock_time(self, ContactID: int, ClockStart: str, ClockEnd: str | None, BreakTime: float = 0.0) -> dict[str, Any]:
+        """A clock time of an employee (local wall times; ``ClockEnd`` null while on the clock)."""
+        with self._lock:
+            start = _parse_wall(ClockStart, "ClockStart")
+            end = _parse_wall(ClockEnd, "ClockEnd") if ClockEnd is not None else None
+            if end is not None and end < start:
+                raise ValueError("ClockEnd must not be before ClockStart")
+            self._tick()
+            row = {
+                "ClockTimeID": max([c["ClockTimeID"] for c in self.clock_times] + [CLOCK_TIME_BASE - 1]) + 1,
+                "ContactID": int(ContactID), "ContactName": self._contact_names.get(int(ContactID)),
+                "ClockStart": start.isoformat(timespec="seconds"),
+                "ClockEnd": end.isoformat(timespec="seconds") if end is not None else None, "BreakTime": float(BreakTime),
+            }
+            self.clock_times.append(row)
+            return dict(row)
+
+    def edit_opportunity(self, opportunity_id: int, **changes: Any) -> dict[str, Any]:
+        """Reference data of an opportunity changed (its ``ModifiedDate`` is stamped)."""
+        with self._lock:
+            found = next((o for o in self.opportunities if o["OpportunityID"] == opportunity_id), None)
+            if found is None:
+                raise KeyError(f"no opportunity {opportunity_id}")
+            unknown = set(changes) - {"OpportunityType", "OpportunityStatusName", "JobStatusName", "CompleteDate", "EstimatedLaborHours"}
+            if unknown:
+                raise ValueError(f"cannot set {sorted(unknown)} on an opportunity")
+            found.update(changes)
+            found["ModifiedDate"] = self._tick()
+            return dict(found)
 
     def add_work_ticket_time(self, **fields: Any) -> dict[str, Any]:
         with self._lock:
@@ -628,7 +718,7 @@ class AspireCompany:
         with self._lock:
             if ticket_id not in self.tickets:
                 raise KeyError(f"no work ticket {ticket_id}")
-            unknown = set(changes) - {"HoursEst", "WorkTicketStatusName", "CrewLeaderContactID"}
+            unknown = set(changes) - {"HoursEst", "WorkTicketStatusName", "CompleteDate", "CrewLeaderContactID"}
             if unknown:
                 raise ValueError(f"cannot set {sorted(unknown)} on a work ticket")
             if "HoursEst" in changes and changes["HoursEst"] is not None and (
@@ -770,7 +860,8 @@ class AspireEmulator(VendorEmulator):
             company = self._authenticate(headers)
             if method != "GET":
                 raise _ApiError(405, f"the emulator serves only GET on {path}")
-            return Answer(200, _apply_query(company.records(endpoint), endpoint, query), page=True)
+            # The Date header is the company's clock (``as_of``): running times count up to it.
+            return Answer(200, _apply_query(company.records(endpoint), endpoint, query), page=True, clock=company.data.as_of)
         except _ApiError as error:
             return Answer(error.status, error.body)
 
@@ -844,6 +935,16 @@ class AspireEmulator(VendorEmulator):
             service_id = int(parts[1])
             company = self._control_company(company_id, lambda c: service_id in c.services, f"opportunity service {service_id}")
             return Answer(200, company.edit_opportunity_service(service_id, **payload))
+        if parts == ["distributed_times"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_distributed_time(**payload))
+        if parts == ["clock_times"] and method == "POST":
+            return Answer(200, self._control_company(company_id).add_clock_time(**payload))
+        if len(parts) == 3 and parts[0] == "opportunities" and parts[2] == "edit" and method == "POST":
+            opportunity_id = int(parts[1])
+            company = self._control_company(
+                company_id, lambda c: any(o["OpportunityID"] == opportunity_id for o in c.opportunities), f"opportunity {opportunity_id}"
+            )
+            return Answer(200, company.edit_opportunity(opportunity_id, **payload))
         if parts == ["pay_rates"] and method == "POST":
             return Answer(200, self._control_company(company_id).add_pay_rate(**payload))
         if len(parts) == 3 and parts[0] == "pay_rates" and parts[2] == "delete" and method == "POST":

@@ -1,7 +1,10 @@
 """A company on Aspire: the External API client plus the Aspire mapping.
 
 ``time_entry_feeds`` returns two raw feeds, ``WorkTicketTimes`` (the live feed: time on work
-tickets) and ``ClockTimes`` (whose time not allocated to tickets becomes drive rows). Aspire has no
+tickets) and ``ClockTimes`` (whose time not allocated to tickets becomes drive rows), plus
+``vendorClock``: one record ``{"id": "vendorClock", "now": <ISO UTC>}``, the vendor's clock (HTTP
+``Date`` of the WorkTicketTimes answer) that a running ticket time (``Hours`` still null) counts up
+to, stored so a later re-mapping of the same raw feeds gives the same hours. Aspire has no
 deleted feed: a deleted time row simply is not in the re-read window, so ``removed_as_deleted`` is 0.
 
 Counting: the drive rows come from ``ClockTimes``, not from the live feed, and a clock time fully
@@ -200,7 +203,11 @@ class AspireSource:
     provider = "aspire"
     live_feed = "WorkTicketTimes"
     clock_feed = "ClockTimes"
-    feed_fields = {"WorkTicketTimes": ("WorkTicketTimeID", "LastModifiedDateTime"), "ClockTimes": ("ClockTimeID", None)}
+    vendor_clock_feed = "vendorClock"
+    feed_fields = {
+        "WorkTicketTimes": ("WorkTicketTimeID", "LastModifiedDateTime"), "ClockTimes": ("ClockTimeID", None),
+        "vendorClock": ("id", None),
+    }
     # Both feeds are filtered by a branch-local date (the ticket time's work date, the clock's start).
     weekly_feeds = frozenset({"WorkTicketTimes", "ClockTimes"})
     _work_day_fields = {"WorkTicketTimes": "WorkTicketTimeDate", "ClockTimes": "ClockStart"}
@@ -282,9 +289,12 @@ class AspireSource:
     # -- the Source protocol ---------------------------------------------------------------------
     def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
         self.zones()
+        times = self.client.work_ticket_times(first_day=first_day, last_day=last_day)
+        now = self.client.server_time or datetime.now(UTC)  # the Date of the times' answer
         return {
-            self.live_feed: self.client.work_ticket_times(first_day=first_day, last_day=last_day),
+            self.live_feed: times,
             self.clock_feed: self.client.clock_times(first_day=first_day, last_day=last_day),
+            self.vendor_clock_feed: [{"id": self.vendor_clock_feed, "now": now.isoformat()}],
         }
 
     def live_entries(self, entry_ids: list[str]) -> dict[str, date | None]:
@@ -521,6 +531,17 @@ class AspireSource:
         )
         return Mapped(rows, set_aside)
 
+    def _vendor_clock(self, feeds: Mapping[str, list[dict[str, Any]]]) -> datetime:
+        """The vendor's clock stored with the feeds (so a re-mapping of them counts a running time to
+        the same hours), else the client's last answer's, else the local one."""
+        for record in feeds.get(self.vendor_clock_feed) or []:
+            try:
+                moment = datetime.fromisoformat(str(record.get("now")).replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return self.client.server_time or datetime.now(UTC)
+
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]
     ) -> Mapped:
@@ -534,6 +555,7 @@ class AspireSource:
             self.contact_branches(),
             self.connection.company_id,
             aspire_mapping.ticket_services(self.work_tickets()),
+            now=self._vendor_clock(feeds),
         )
         self.clock_times_without_row = without_row
         fetched = len(feeds.get(self.live_feed, [])) + len(feeds.get(self.clock_feed, []))

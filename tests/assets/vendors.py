@@ -262,7 +262,20 @@ class AspireHarness(VendorHarness):
 
         truth = super().expected_created_dates()
         del truth[self.job_key(self.data.drive_job.id)]  # Aspire has no drive job: a synthetic one without a date
+        # The one (implicit) ticket of a recurring opportunity is its milestone, created with the job.
+        for job in self._recurring_without_milestones():
+            truth[self.lone_ticket_key(job.id)] = job.created_at.astimezone(self.zone).date()
         return {**truth, DRIVE_JOB_ID: None}
+
+    def _recurring_without_milestones(self) -> list:
+        return [j for j in self.data.jobs if j.recurring and not j.is_drive and not self.data.milestones_of(j.id)]
+
+    def lone_ticket_key(self, job_id: int) -> str:
+        """The milestone id of a recurring job's one implicit work ticket."""
+        from protiv_dagster.mapping.aspire import MILESTONE_PREFIX
+        from protiv_dagster.sandbox.aspire import IMPLICIT_TICKET_BASE
+
+        return MILESTONE_PREFIX + str(IMPLICIT_TICKET_BASE + job_id)
 
     def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
         """The generator's line items as services, and one service of every other opportunity."""
@@ -287,7 +300,9 @@ class AspireHarness(VendorHarness):
         """The crew lead each work unit names, and the leads of the crews that clocked time on it."""
         units = [m.id for m in self.data.milestones]
         units += [j.id for j in self.data.jobs if not j.is_drive and not self.data.milestones_of(j.id)]
-        return {(self.job_key(u), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)}
+        # A recurring job's one ticket is its milestone: its leads are the milestone's.
+        lone = {j.id: self.lone_ticket_key(j.id) for j in self._recurring_without_milestones()}
+        return {(lone.get(u, self.job_key(u)), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)}
 
     def expected_task_ids(self) -> dict[str, str | None]:
         from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE

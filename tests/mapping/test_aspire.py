@@ -81,7 +81,7 @@ def clean(company: AspireCompany, times: list[dict[str, Any]] | None = None, clo
     branches = {str(c["ContactID"]): str(c["BranchID"]) for c in contacts}
     rows, aside, without_row = times_to_attendance(
         times, clocks, ticket_targets(tickets), jobs, set(workers["worker_id"]), zones, branches, COMPANY,
-        ticket_services(tickets),
+        ticket_services(tickets), now=company.data.as_of,  # the emulator's Date header: running times count up to it
     )
     valid, rejected = validate(rows, Attendance, "entry_id")
     return Cleaned(workers, jobs, valid, aside, rejected, without_row)
@@ -289,7 +289,7 @@ def test_source_end_to_end_over_http(data):
         workers, jobs = source.workers(), source.jobs()
         assert workers.set_aside.empty and jobs.set_aside.empty
         feeds = source.time_entry_feeds(data.first_local_date, data.last_local_date)
-        assert set(feeds) == {"WorkTicketTimes", "ClockTimes"}
+        assert set(feeds) == {"WorkTicketTimes", "ClockTimes", "vendorClock"}
         mapped = source.attendance(feeds, jobs.rows, workers.rows["worker_id"])
         assert mapped.set_aside.empty and mapped.removed_as_deleted == 0
         assert mapped.rows["hours"].sum() == pytest.approx(sum(s.duration_seconds for s in data.shifts) / 3600, abs=1e-3)

@@ -124,9 +124,13 @@ def test_clock_times_cover_every_clocked_shift_and_drive_is_unallocated_clock_ti
             elapsed = (datetime.fromisoformat(clock["ClockEnd"]) - datetime.fromisoformat(clock["ClockStart"])).total_seconds() / 3600
             clock_hours += elapsed - clock["BreakTime"]
     timed = [t for t in times if t["StartTime"] and t["EndTime"]]
+    distributed = [t for t in times if not t["StartTime"] and not t["EndTime"]]
+    assert distributed and all(t["DistributedTime"] for t in distributed) and not any(t["DistributedTime"] for t in timed)
     drive = sum(s.duration_seconds for s in company.shifts if s.is_drive) / 3600
-    # Wall-time differences equal real time unless a DST change falls inside a block.
-    assert clock_hours == pytest.approx(sum(t["Hours"] for t in timed) + drive, abs=0.01 * len(clocks) + 1.01)
+    # Wall-time differences equal real time unless a DST change falls inside a block; distributed
+    # hours are clock time spread over tickets, inside the day's clock time.
+    expected = sum(t["Hours"] for t in timed) + sum(t["Hours"] for t in distributed) + drive
+    assert clock_hours == pytest.approx(expected, abs=0.01 * len(clocks) + 1.01)
 
 
 # -- OData -----------------------------------------------------------------------------------------
