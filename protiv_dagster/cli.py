@@ -48,11 +48,59 @@ from protiv_dagster.settings import CREDENTIAL_VARIABLE_PREFIX, SECRET_KEY_VARIA
 from protiv_dagster.text import visible
 
 # A crash's traceback must not print local variables: they hold the credentials typed at connect.
+# Plain help (click's): it rewraps docstrings at the terminal's width and names option values by
+# their metavar (DATE, FILE), where rich help would print <str> and <bool> and keep source line breaks.
 app = typer.Typer(
     help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_show_locals=False, rich_markup_mode=None,
 )
 console = Console()
+
+
+@app.callback()
+def _every_command(
+    verbose: Annotated[bool, typer.Option("--verbose", metavar="", help="Show Dagster's warnings and full error traces.")] = False,
+) -> None:
+    """Before every command: read .env from the current folder (as the demo writes it and `dagster dev`
+    reads it; variables already set win), and keep Dagster's beta and supersession warnings, meant for
+    the code's authors, out of the admin's terminal unless --verbose."""
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+    global VERBOSE
+    VERBOSE = verbose
+    if not verbose:
+        import warnings
+
+        import dagster as dg
+
+        for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+            warnings.filterwarnings("ignore", category=category)
+
+
+VERBOSE = False
+CompanyId = Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")]
+
+
+def table(*headers: str, **options) -> RichTable:
+    """A table whose cells fold instead of being cut: ids, URLs and reasons are read whole at 80 columns."""
+    from rich import box
+
+    # No vertical rules: at 80 columns every character goes to the values.
+    shown = RichTable(*headers, **{"box": box.SIMPLE_HEAD, "pad_edge": False, **options})
+    for column in shown.columns:
+        column.overflow = "fold"
+    return shown
+
+
+def print_table(rows: RichTable, whole: tuple[int, ...] = (0,)) -> None:
+    """Print ``rows`` with the ``whole`` columns (ids) never broken inside a value: the other
+    columns give way first."""
+    for index in whole:
+        column = rows.columns[index]
+        widest = max((len(str(cell)) for cell in column._cells), default=0)
+        column.min_width = min(max(widest, len(str(column.header))), 40)
+    console.print(rows)
 
 
 # -- showing outside text -------------------------------------------------------------------------
@@ -153,15 +201,26 @@ def print_propay_summary(company_id: str) -> None:
     def number(value: object, places: int) -> str:
         return "-" if value is None or pd.isna(value) else f"{float(value):,.{places}f}"
 
-    table = RichTable(title="Top jobs by bonus pool")
+    top_table = table(title="Top jobs by bonus pool")
     for column in ("ProPay", "budget h", "actual h", "saved $", "pool $", "money"):
-        table.add_column(column, justify="left" if column in ("ProPay", "money") else "right")
+        top_table.add_column(column, overflow="fold", justify="left" if column in ("ProPay", "money") else "right")
     for row in top.itertuples():
-        table.add_row(
+        top_table.add_row(
             literal(row.name, cell=True), number(row.budget_hours, 1), number(row.actual_hours, 1),
             number(row.saved_amount, 2), number(row.bonus_pool, 2), literal(row.pay_state, cell=True),
         )
-    console.print(table)
+    console.print(top_table)
+
+
+def _demo_options() -> dict[str, dict]:
+    """Per vendor, the seed, crew size and first port of its last demo (an older file held one set)."""
+    options_file = data_dir() / DEMO_OPTIONS_FILE
+    if not options_file.exists():
+        return {}
+    stored = json.loads(options_file.read_text())
+    if "demos" in stored:
+        return stored["demos"]
+    return {provider: {k: stored[k] for k in ("seed", "workers", "port")} for provider in stored.get("vendors", [])}
 
 
 def _start_vendors(providers: list[str], *, port: int, seed: int, workers: int, reuse_credentials: bool) -> list:
@@ -231,10 +290,10 @@ def _sync_with_progress(connection, label: str) -> tuple[list[str], float]:
 
 @app.command()
 def demo(
-    vendor: Annotated[str, typer.Option(help=f"Demo company's vendor: {', '.join(PROVIDERS)} or all.")] = "quickbooks_time",
-    port: Annotated[int, typer.Option(help="Port of the first emulator; the others take the next ports.")] = DEMO_PORT,
-    workers: Annotated[int, typer.Option(min=5, max=500, help="Crew size of each demo company.")] = DEMO_WORKERS,
-    seed: Annotated[int, typer.Option(help="Seed of the demo companies' data.")] = DEMO_SEED,
+    vendor: Annotated[str, typer.Option(metavar="VENDOR", help=f"Demo company's vendor: {', '.join(PROVIDERS)} or all.")] = "quickbooks_time",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port of the first emulator; the others take the next ports.")] = DEMO_PORT,
+    workers: Annotated[int, typer.Option(min=5, max=500, metavar="COUNT", help="Crew size of each demo company.")] = DEMO_WORKERS,
+    seed: Annotated[int, typer.Option(metavar="NUMBER", help="Seed of the demo companies' data.")] = DEMO_SEED,
 ) -> None:
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
     import dagster as dg
@@ -246,9 +305,10 @@ def demo(
     home = _dagster_home()
     today = date.today()
     vendors = _start_vendors(providers, port=port, seed=seed, workers=workers, reuse_credentials=False)
-    (data_dir() / DEMO_OPTIONS_FILE).write_text(
-        json.dumps({"seed": seed, "workers": workers, "vendors": providers, "port": port})
-    )
+    # Per vendor, so that `protiv emulator` serves every demo company run so far, each with its data.
+    demos = _demo_options()
+    demos.update({provider: {"seed": seed, "workers": workers, "port": port} for provider in providers})
+    (data_dir() / DEMO_OPTIONS_FILE).write_text(json.dumps({"demos": demos}, indent=2, sort_keys=True))
     try:
         for demo_vendor in vendors:
             connection = ConnectionRegistry().connect(
@@ -283,17 +343,26 @@ def demo(
 def emulator() -> None:
     """Serve the emulators of the last demo's companies until interrupted (for the UI's force sync)."""
     _local_secret_key()
-    options_file = data_dir() / DEMO_OPTIONS_FILE
-    if not options_file.exists():
+    demos = _demo_options()
+    if not demos:
         console.print("[red]No demo has run in this data folder yet: run `protiv demo` first.[/red]")
         raise typer.Exit(2)
-    options = json.loads(options_file.read_text())
-    vendors = _start_vendors(
-        options["vendors"], port=options["port"], seed=options["seed"], workers=options["workers"],
-        reuse_credentials=True,
-    )
+    vendors = []
+    try:
+        for provider in PROVIDERS:  # every demo company run so far, each with the data it was made with
+            if provider in demos:
+                options = demos[provider]
+                vendors += _start_vendors([provider], port=options["port"], seed=options["seed"],
+                                          workers=options["workers"], reuse_credentials=True)
+    except BaseException:
+        for vendor in vendors:
+            vendor.stop()
+        raise
     for demo_vendor in vendors:
         say(literal(f"{demo_vendor.label} emulator for {demo_vendor.company_id} at {demo_vendor.base_url}"))
+        # Emulator credentials, made on this machine for the demo: what `protiv connect` asks for.
+        say(literal("  connect with " + ", ".join(f"{name} {value}" for name, value in demo_vendor.credentials.items())),
+            style="dim")
     console.print("Ctrl-C stops them.")
     try:
         while True:
@@ -365,14 +434,15 @@ def _credential_references(items: list[str], provider: str) -> dict[str, EnvRefe
 
 @app.command()
 def connect(
-    company_id: Annotated[str, typer.Argument(help="Protiv company id.")],
-    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PROVIDERS)}.")],
-    base_url: Annotated[str, typer.Option(help="The vendor API base URL for this company (http or https, no user:password@, query or fragment).")],
-    pull_date: Annotated[Optional[str], typer.Option(help="Attendance pull date YYYY-MM-DD, not after today (default: 14 days ago).")] = None,
-    settings_file: Annotated[Optional[Path], typer.Option(help="JSON file with the company's ProPay settings.")] = None,
+    company_id: Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")],
+    provider: Annotated[str, typer.Option(metavar="PROVIDER", help=f"One of: {', '.join(PROVIDERS)}.")],
+    base_url: Annotated[str, typer.Option(metavar="URL", help="The vendor API base URL for this company (http or https, no user:password@, query or fragment).")],
+    pull_date: Annotated[Optional[str], typer.Option(metavar="DATE", help="Attendance pull date YYYY-MM-DD, not after today (default: 14 days ago).")] = None,
+    settings_file: Annotated[Optional[Path], typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings.")] = None,
     credential_env: Annotated[
         Optional[list[str]],
         typer.Option(
+            metavar="NAME=VARIABLE",
             help=f"NAME=VARIABLE: keep credential NAME in the run workers' environment variable VARIABLE "
             f"(named {CREDENTIAL_VARIABLE_PREFIX}...) instead of encrypted."
         ),
@@ -412,8 +482,25 @@ def connect(
     ))
 
 
+def _sync_failure_hint(connection, message: str) -> None:
+    """The next step after a failed sync: where the vendor is, and what to try."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(connection.base_url).netloc.rpartition("@")[2]
+    local = host.split(":")[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
+    hints = [f"Vendor host: {host}."]
+    if "connection refused" in message and local:
+        hints.append("It is on this machine: is `protiv emulator` running (it serves the demo companies)?")
+    elif "connection refused" in message or "timed out" in message:
+        hints.append("Is the vendor reachable from here, and is the base URL right (`protiv connections`)?")
+    if "credential" in message or "401" in message or "403" in message or "refused the credentials" in message:
+        hints.append(f"An admin can reconnect the company: `protiv connect {connection.company_id} ...`.")
+    hints.append("`protiv sync --verbose` shows Dagster's own messages; the run's events are in the Dagster UI.")
+    say(literal(" ".join(hints)), style="dim")
+
+
 @app.command()
-def sync(company_id: str) -> None:
+def sync(company_id: CompanyId) -> None:
     """Force sync one company now: workers and jobs, every week from its attendance pull date to
     its own today (its time zone), then its ProPays; shows progress until the ProPay tables are
     current. Recorded as a sync with the vendor's cursor, as the daemon's are: the daemon goes on
@@ -422,11 +509,14 @@ def sync(company_id: str) -> None:
     from protiv_dagster.company_sync import SyncFailed
 
     _dagster_home()
+    connection = None
     try:
         connection = ConnectionRegistry().get(company_id)
         run_ids, seconds = _sync_with_progress(connection, "force sync")
     except (SyncFailed, RegistryError) as exc:
         say_error(exc)
+        if connection is not None:
+            _sync_failure_hint(connection, str(exc))
         raise typer.Exit(1) from None
     say("Force sync of ", literal(company_id), f": {len(run_ids)} Dagster runs in {seconds:.1f} s")
     print_propay_summary(company_id)
@@ -434,7 +524,7 @@ def sync(company_id: str) -> None:
 
 @app.command()
 def status(
-    probe: Annotated[bool, typer.Option(help="Ask each vendor now whether it accepts the credentials and what changed.")] = False,
+    probe: Annotated[bool, typer.Option(metavar="", help="Ask each vendor now whether it accepts the credentials and what changed.")] = False,
 ) -> None:
     """Each connected company's health: green when its vendor accepts the credentials, answers, and
     the data is current within the two-hour promise; red with the reason otherwise."""
@@ -446,21 +536,25 @@ def status(
     connected = registry.list()
     if probe:
         _probe(connected, store, now)
-    table = RichTable("company", "provider", "status", "reason", "current as of", "syncs in flight")
-    red = 0
+    # The reasons go under the table, one line each: in a column at 80 characters they would be cut
+    # into a word per line.
+    rows = table("company", "provider", "status", "as of (UTC)", "syncs")
+    reasons: list[Text] = []
     for connection in connected:
         pending = store.pending_batches(connection.company_id)
         state = store.state(connection.company_id)
         health = company_health(connection, state, pending, now)
-        red += not health.healthy
         colour = "green" if health.healthy else "red"
-        table.add_row(
+        rows.add_row(
             literal(connection.company_id, cell=True), connection.provider_label, Text(health.label, style=colour),
-            literal(health.reason, cell=True),
-            state.current_as_of.strftime("%Y-%m-%d %H:%M UTC") if state.current_as_of else "never", str(len(pending)),
+            state.current_as_of.strftime("%Y-%m-%d %H:%M") if state.current_as_of else "never", str(len(pending)),
         )
-    console.print(table)
-    if red:
+        if not health.healthy:
+            reasons.append(Text.assemble(literal(connection.company_id, "bold"), ": ", literal(health.reason)))
+    print_table(rows)
+    for reason in reasons:
+        console.print(reason, style="red")
+    if reasons:
         raise typer.Exit(1)
 
 
@@ -501,8 +595,8 @@ def _company_settings_versions(company_id: str):
 
 @settings_app.command("show")
 def settings_show(
-    company_id: str,
-    all_fields: Annotated[bool, typer.Option("--all", help="Every setting, defaults included.")] = False,
+    company_id: CompanyId,
+    all_fields: Annotated[bool, typer.Option("--all", metavar="", help="Every setting, defaults included.")] = False,
 ) -> None:
     """The settings in force now (the newest version), as JSON: what differs from the defaults, or
     every setting with --all. Save it, edit it, and `protiv settings set` it."""
@@ -515,10 +609,10 @@ def settings_show(
 
 @settings_app.command("set")
 def settings_set(
-    company_id: str,
-    file: Annotated[Path, typer.Option(help="JSON file with the company's ProPay settings (the whole set).")],
+    company_id: CompanyId,
+    file: Annotated[Path, typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings (the whole set).")],
     effective_from: Annotated[
-        Optional[str], typer.Option(help="First day the new version applies to, YYYY-MM-DD (default: today, not earlier).")
+        Optional[str], typer.Option(metavar="DATE", help="First day the new version applies to, YYYY-MM-DD (default: today, not earlier).")
     ] = None,
 ) -> None:
     """Record a new version of a company's ProPay settings (admin only), validated before anything is
@@ -538,21 +632,17 @@ def settings_set(
 
 
 @settings_app.command("versions")
-def settings_versions(company_id: str) -> None:
+def settings_versions(company_id: CompanyId) -> None:
     """Every version of a company's settings: number, in force from, recorded at, and what differs
     from the defaults; a version superseded by a same-day correction is marked."""
     connection = _company_settings_versions(company_id)
     in_force = {stored.version for stored in connection.settings_in_force()}
-    table = RichTable("version", "in force from", "recorded", "settings (differences from the defaults)", "note")
+    # One block per version: the settings are read whole, not folded into a narrow column.
     for stored in connection.settings_versions:
-        table.add_row(
-            str(stored.version),
-            stored.effective_from.isoformat() if stored.effective_from else "the start",
-            stored.recorded_at.strftime("%Y-%m-%d %H:%M UTC"),
-            literal(stored.settings.model_dump_json(exclude_defaults=True), cell=True),
-            "" if stored.version in in_force else "superseded by a later version of the same date",
-        )
-    console.print(table)
+        start = stored.effective_from.isoformat() if stored.effective_from else "the start"
+        note = "" if stored.version in in_force else " (superseded by a later version of the same date)"
+        say(f"[bold]version {stored.version}[/bold], in force from {start}, recorded {stored.recorded_at:%Y-%m-%d %H:%M} UTC{note}")
+        say("  differs from the defaults: ", literal(stored.settings.model_dump_json(exclude_defaults=True)))
 
 
 def _date_option(text: str, option: str) -> date:
@@ -566,7 +656,7 @@ def _date_option(text: str, option: str) -> date:
 
 
 @app.command()
-def disconnect(company_id: str) -> None:
+def disconnect(company_id: CompanyId) -> None:
     """Remove a company's connection (admin only). Its synced data stays in the warehouse."""
     try:
         ConnectionRegistry().disconnect(company_id)
@@ -579,15 +669,14 @@ def disconnect(company_id: str) -> None:
 @app.command()
 def connections() -> None:
     """List connected companies (never their credentials)."""
-    table = RichTable("company", "provider", "base URL", "pull date", "connected", "credentials")
+    # One block per company: a base URL and the credential list do not fit beside the rest at 80 columns.
     for c in ConnectionRegistry().list():
-        table.add_row(
-            # A connection made before base URLs were checked may carry a password in its URL.
-            literal(c.company_id, cell=True), c.provider_label, literal(redacted_url(c.base_url), cell=True),
-            str(c.attendance_pull_date), c.connected_at.strftime("%Y-%m-%d %H:%M"),
-            literal(", ".join(f"{n}:{'env' if 'env' in s else 'encrypted'}" for n, s in c.stored_credentials.items()), cell=True),
-        )
-    console.print(table)
+        say(literal(c.company_id, "bold"), f" ({c.provider_label})")
+        # A connection made before base URLs were checked may carry a password in its URL.
+        say("  base URL ", literal(redacted_url(c.base_url)))
+        say(f"  attendance from {c.attendance_pull_date}, connected {c.connected_at:%Y-%m-%d %H:%M} UTC")
+        say("  credentials ", literal(", ".join(
+            f"{n} ({'from $' + s['env'] if 'env' in s else 'encrypted'})" for n, s in c.stored_credentials.items())))
 
 
 analyst_role = typer.Typer(
@@ -605,8 +694,8 @@ def _analyst_warehouse():
 
 @analyst_role.command("grant")
 def analyst_role_grant(
-    role: Annotated[str, typer.Argument(help="An existing PostgreSQL role (plain, not superuser or table owner).")],
-    company_id: Annotated[str, typer.Argument(help="The company whose rows the role may read.")],
+    role: Annotated[str, typer.Argument(metavar="ROLE", help="An existing PostgreSQL role (plain, not superuser or table owner).")],
+    company_id: Annotated[str, typer.Argument(metavar="COMPANY_ID", help="The company whose rows the role may read.")],
 ) -> None:
     """Let ROLE read COMPANY_ID's rows of every warehouse table and view, and nothing else.
 
@@ -644,7 +733,7 @@ def analyst_role_grant(
 @analyst_role.command("revoke")
 def analyst_role_revoke(
     role: str,
-    company_id: Annotated[Optional[str], typer.Argument(help="The company to take away; all when omitted.")] = None,
+    company_id: Annotated[Optional[str], typer.Argument(metavar="[COMPANY_ID]", help="The company to take away; all when omitted.")] = None,
 ) -> None:
     """Take a company (or all) away from ROLE; a role left with none loses its grants on the schema.
 
@@ -676,14 +765,14 @@ def analyst_role_list() -> None:
     except WarehouseError as exc:
         say_error(exc)
         raise typer.Exit(2) from None
-    table = RichTable("role", "company", "role OID", "state")
+    rows = table("role", "company", "role OID", "state")
     for row in grants.itertuples():
         oid = "" if pd.isna(row.role_oid) else str(row.role_oid)
-        table.add_row(
+        rows.add_row(
             literal(row.role_name, cell=True), literal(row.company_id, cell=True), oid, literal(row.state, cell=True),
             style="yellow" if row.state.startswith("stale") else None,
         )
-    console.print(table)
+    print_table(rows, whole=(0, 1))
     stale = sorted(set(grants.loc[grants["state"].str.startswith("stale"), "role_name"]))
     if stale:
         console.print(

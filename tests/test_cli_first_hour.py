@@ -1,0 +1,99 @@
+"""A newcomer's first commands after `protiv demo`, in a terminal 80 columns wide, with nothing in
+the environment but what the README says: every command reads the .env the demo wrote, no Dagster
+warning reaches the terminal, ids and URLs are shown whole, and a failed sync is one paragraph with
+the next step, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import free_port
+
+pytestmark = pytest.mark.slow
+COMPANY = "demo-landscaping"
+
+
+def newcomer(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`protiv ...` as typed in a fresh terminal: no PROTIV_ or DAGSTER_ variable, 80 columns."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
+    env["COLUMNS"] = "80"
+    return subprocess.run(
+        [sys.executable, "-m", "protiv_dagster.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def after_demo(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("first_hour")
+    demo = newcomer("demo", "--workers", "5", "--port", str(free_port()), cwd=folder)
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert (folder / ".env").read_text().startswith("PROTIV_SECRET_KEY=")
+    return folder
+
+
+def test_status_reads_the_demo_key_from_env_and_shows_ids_whole_without_warnings(after_demo):
+    status = newcomer("status", cwd=after_demo)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Warning" not in status.stderr and "Traceback" not in status.stderr, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.split()[:1] == [COMPANY])
+    assert row.split()[1:4] == ["QuickBooks", "Time", "green"]
+    assert max(len(line) for line in status.stdout.splitlines()) <= 80
+
+
+def test_connections_show_each_base_url_whole(after_demo):
+    listed = newcomer("connections", cwd=after_demo)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == f"{COMPANY} (QuickBooks Time)"
+    assert lines[1].startswith("  base URL http://127.0.0.1:") and lines[1].endswith("/api/v1")
+    assert lines[2].startswith("  attendance from ") and lines[3] == "  credentials access_token (encrypted)"
+
+
+def test_a_sync_with_the_emulator_stopped_is_one_paragraph_with_the_next_step(after_demo):
+    failed = newcomer("sync", COMPANY, cwd=after_demo)
+    assert failed.returncode == 1
+    output = failed.stdout
+    assert "Traceback" not in output + failed.stderr and "Warning" not in failed.stderr
+    lines = [line for line in output.splitlines() if line.strip() and "force sync" not in line]
+    assert lines[0] == f"the vendor check before the sync of company '{COMPANY}' failed: ", output
+    assert "connection refused" in output and "PROTIV_SECRET_KEY" not in output
+    paragraph = " ".join(line.strip() for line in lines)
+    assert "Vendor host: 127.0.0.1:" in paragraph and "is `protiv emulator` running" in paragraph
+    assert len(lines) <= 8, output
+
+    status = newcomer("status", cwd=after_demo)
+    assert status.returncode == 1  # the failed force sync turned the company red, with its reason below
+    assert any(line.startswith(f"{COMPANY}: QuickBooks Time: connection refused") for line in status.stdout.splitlines())
+
+
+def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_connect(after_demo):
+    aspire = newcomer("demo", "--vendor", "aspire", "--workers", "5", "--port", str(free_port()), cwd=after_demo)
+    assert aspire.returncode == 0, aspire.stdout[-2000:] + aspire.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
+    env["COLUMNS"] = "200"
+    served = subprocess.Popen(
+        [sys.executable, "-m", "protiv_dagster.cli", "emulator"], cwd=after_demo, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        while not lines or "Ctrl-C stops them." not in lines[-1]:
+            line = served.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        text = "".join(lines)
+        assert f"QuickBooks Time emulator for {COMPANY} at http://127.0.0.1:" in text
+        assert "Aspire emulator for demo-aspire-grounds at http://127.0.0.1:" in text
+        assert "connect with access_token " in text and "connect with client_id " in text
+        # Both demo companies answer their stored credentials: green on a probe, the QuickBooks Time one too.
+        probed = newcomer("status", "--probe", cwd=after_demo)
+        rows = {line.split()[0]: line for line in probed.stdout.splitlines() if line.split()[:1] in ([COMPANY], ["demo-aspire-grounds"])}
+        assert "green" in rows[COMPANY] and "green" in rows["demo-aspire-grounds"], probed.stdout
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
