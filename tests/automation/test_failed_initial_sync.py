@@ -27,13 +27,15 @@ LOCK = "failed to obtain lock"
 pytestmark = pytest.mark.parametrize("provider", ["busybusy"])
 
 
-def status(pipeline, monkeypatch) -> tuple[int, str]:
-    """``protiv status`` on the pipeline's registry, as the admin runs it."""
+def status(pipeline, monkeypatch) -> tuple[int, str, str]:
+    """``protiv status`` on the pipeline's registry, as the admin runs it: its exit code, the
+    company's row and the whole output with its white space folded (the reason may be shown in the
+    row or below the table)."""
     monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
     monkeypatch.setattr(cli.console, "width", 400)  # one line per row
     result = CliRunner().invoke(cli.app, ["status"])
     row = next(line for line in result.output.splitlines() if COMPANY in line)
-    return result.exit_code, row
+    return result.exit_code, row, " ".join(result.output.split())
 
 
 def test_a_lock_error_on_one_page_is_retried_and_the_initial_sync_succeeds(pipeline, daemon: Daemon, provider):
@@ -72,9 +74,9 @@ def test_a_failed_initial_sync_is_retried_with_backoff_until_it_succeeds(pipelin
     assert state.cursor is None and LOCK in state.last_error and state.failures == 1
 
     # Meanwhile: red, failing, with the vendor's reason and the next attempt.
-    code, row = status(pipeline, monkeypatch)
+    code, row, shown = status(pipeline, monkeypatch)
     assert code == 1 and "red" in row
-    assert "initial sync failing (failed once; next attempt at 2026-11-20 18:30 UTC)" in row and LOCK in row
+    assert "initial sync failing (failed once; next attempt at 2026-11-20 18:30 UTC)" in shown and LOCK in shown
 
     # The refresh skips a company that never synced; the initial sync waits for its backoff.
     assert daemon.tick_schedule("refresh_every_two_hours").run_requests == []
@@ -87,7 +89,7 @@ def test_a_failed_initial_sync_is_retried_with_backoff_until_it_succeeds(pipelin
     state = daemon.store().state(COMPANY)
     assert state.failures == 2 and LOCK in state.last_error
     assert state.initial_sync_retry_at() == NOW + timedelta(minutes=90)
-    assert "failed 2 times in a row; next attempt at 2026-11-20 19:30 UTC" in status(pipeline, monkeypatch)[1]
+    assert "failed 2 times in a row; next attempt at 2026-11-20 19:30 UTC" in status(pipeline, monkeypatch)[2]
     clock["now"] = NOW + timedelta(minutes=89)
     assert daemon.tick_sensor("new_connections").run_requests == []
 
@@ -103,7 +105,7 @@ def test_a_failed_initial_sync_is_retried_with_backoff_until_it_succeeds(pipelin
     assert_attendance_matches_vendor(pipeline)
     state = daemon.store().state(COMPANY)
     assert state.cursor is not None and state.last_error is None and state.failures == 0
-    code, row = status(pipeline, monkeypatch)
+    code, row, _ = status(pipeline, monkeypatch)
     assert code == 0 and "green" in row
     # Synced: from now on the refresh checks it, and the initial sync is never asked again.
     assert daemon.tick_sensor("new_connections").run_requests == []
