@@ -397,7 +397,7 @@ def test_status_shows_a_stored_vendor_error_literally(registry):
 def test_sync_shows_a_failure_message_literally(registry, monkeypatch):
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN})
 
-    def failing(connection, today, label):
+    def failing(connection, label):
         raise SyncFailed(f"workers and jobs failed for company 'acme' (run 1): {VENDOR_TEXT}")
 
     monkeypatch.setattr("protiv_dagster.cli._sync_with_progress", failing)

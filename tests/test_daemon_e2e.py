@@ -35,6 +35,7 @@ from pandas.testing import assert_frame_equal
 from protiv_dagster.automation.health import company_health
 from protiv_dagster.automation.syncs import sync_window, utc_now
 from protiv_dagster.company_sync import sync_company
+from protiv_dagster.data_dictionary import AUDIT_SQL
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
 from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
@@ -224,6 +225,16 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
             return abs(float(hours[str(sheet["id"])]) - (sheet["duration"] / 3600 - 1)) < 1e-6
 
         wait_for(refreshed, 240, "the refresh to re-sync the edited week and the ProPays", daemon)
+
+        # Every attendance change is followed by a ProPay recompute, whatever the timing of the runs:
+        # once the daemon settles, each ProPay counts exactly the seconds attendance holds for it
+        # (the analysts' audit query recomputes them from the tables).
+        def propays_follow_attendance() -> bool:
+            rows = warehouse.query(AUDIT_SQL.replace("protiv.", "{schema}."))
+            mine = rows[rows["company_id"] == "acme"].drop_duplicates("propay_id")
+            return len(mine) > 0 and bool((mine["stored_actual_seconds"] == mine["audit_actual_seconds"]).all())
+
+        wait_for(propays_follow_attendance, 180, "the ProPays to count the edited attendance", daemon)
         refresh_runs = instance.get_runs(dg.RunsFilter(tags={"protiv/trigger": "refresh", "protiv/company": "acme"}))
         # (The next minute's refresh may already be running: none failed is what counts.)
         assert refresh_runs and not [r for r in refresh_runs if r.status == dg.DagsterRunStatus.FAILURE]
