@@ -16,6 +16,7 @@ attendance; one run per stretch of consecutive weeks) once it has succeeded.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 # row, from RETRY_INITIAL_SYNC_AFTER up to RETRY_INITIAL_SYNC_AT_MOST: without a cursor the refresh
 # never checks a company, so nothing else would sync it. A vendor blip is over by the first retry; a
 # company whose vendor refuses it for days costs a few checks a day, not one every tick.
-RETRY_INITIAL_SYNC_AFTER = timedelta(minutes=30)
+# PROTIV_INITIAL_SYNC_RETRY_SECONDS sets the first wait (tests of the real daemon make it seconds).
+RETRY_INITIAL_SYNC_AFTER = timedelta(seconds=float(os.environ.get("PROTIV_INITIAL_SYNC_RETRY_SECONDS") or 1800))
 RETRY_INITIAL_SYNC_AT_MOST = timedelta(hours=6)
 
 

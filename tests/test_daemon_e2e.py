@@ -115,6 +115,7 @@ def deployment(tmp_path, dagster_database, monkeypatch):
         "PROTIV_WAREHOUSE_URL": str(tmp_path / "warehouse.duckdb"),
         "PROTIV_SECRET_KEY": key,
         "PROTIV_REFRESH_CRON": "* * * * *",  # a refresh every minute instead of every two hours
+        "PROTIV_INITIAL_SYNC_RETRY_SECONDS": "3",  # a failed initial sync is tried again after 3 s, 6 s, ...
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -177,9 +178,23 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
 
+        # A third company whose vendor refuses its token at first (not issued yet): its initial sync
+        # fails, and the automation tries again with backoff, never leaving it stranded.
+        late_token = "issued-later-" + "x" * 16
+        ConnectionRegistry().connect("cedar", "quickbooks_time", emulator.base_url, {"access_token": late_token},
+                                     settings=SETTINGS)
+        store = SyncStateStore()
+        wait_for(lambda: store.state("cedar").failures >= 1, 120, "cedar's first initial sync to fail", daemon)
+        health = company_health(ConnectionRegistry().get("cedar"), store.state("cedar"), [], utc_now())
+        assert not health.healthy and health.reason.startswith("initial sync failing"), health.reason
+        # The vendor issues the token now: a later attempt of the initial sync goes through.
+        now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        emulator.add_company(generate_company("cedar", seed=9, workers=5, days=14, as_of=now, timezone=SETTINGS["timezone"]),
+                             access_token=late_token)
+
         # Connect -> partitions -> initial syncs -> ProPays, with nothing but the daemon running.
         wait_for(lambda: propay_partitions(instance) >= set(COMPANIES), 300, "both companies' ProPays", daemon)
-        assert set(instance.get_dynamic_partitions("company")) == set(COMPANIES)
+        assert set(instance.get_dynamic_partitions("company")) >= set(COMPANIES)
         for company_id in COMPANIES:
             truth = emulator.company(company_id).timesheets()
             loaded = warehouse.read_table("attendance", where={"company_id": company_id})
@@ -207,6 +222,9 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
             return all(latest.get(company_id) == "SUCCEEDED" for company_id in COMPANIES)
 
         wait_for(healthy, 120, "both connections green", daemon)
+
+        wait_for(lambda: "cedar" in propay_partitions(instance), 240, "cedar's initial sync on a later attempt", daemon)
+        assert store.state("cedar").failures == 0 and store.state("cedar").cursor is not None
 
         # A manager shortens an entry two weeks back; the next refresh re-syncs it.
         vendor = emulator.company("acme")
