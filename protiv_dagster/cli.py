@@ -447,11 +447,16 @@ def connect(
             f"(named {CREDENTIAL_VARIABLE_PREFIX}...) instead of encrypted."
         ),
     ] = None,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Ask the vendor whether it accepts the credentials (skip offline).")
+    ] = True,
 ) -> None:
     """Connect (or reconnect) a company's integration. Admin only: needs PROTIV_SECRET_KEY.
 
     Every option is checked before a secret is asked for. Credentials not given as environment
-    references are asked for at a hidden prompt and stored encrypted."""
+    references are asked for at a hidden prompt and stored encrypted. Then the vendor is asked
+    whether it accepts them: green (the daemon starts the initial sync) or red with the vendor's
+    reason (exit 1; fix and connect again)."""
     try:
         validate_company_id(company_id)
         validate_provider(provider)
@@ -480,9 +485,37 @@ def connect(
         f"attendance from {connection.attendance_pull_date}; credentials: "
         + ", ".join(f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})" for n, s in connection.stored_credentials.items())
     ))
+    if not check:
+        say("Not checked with the vendor (--no-check): `protiv status --probe` checks it later.", style="dim")
+        return
+    error = _verify_connection(connection)
+    if error is None:
+        say(f"[green]green[/green]: {PROVIDER_LABELS[provider]} accepted the credentials; the daemon starts the "
+            "initial sync (or run `protiv sync ", literal(company_id), " now).")
+        return
+    say("[red]red[/red]: ", literal(error))
+    _sync_failure_hint(connection, error, after_sync=False)
+    raise typer.Exit(1)
 
 
-def _sync_failure_hint(connection, message: str) -> None:
+def _verify_connection(connection) -> str | None:
+    """Ask the company's vendor what changed (as the refresh does): None when it answers, else why
+    not, also recorded so `protiv status` shows the company red with that reason."""
+    import dagster as dg
+
+    from protiv_dagster.automation import syncs
+    from protiv_dagster.automation.refresh import check_companies
+    from protiv_dagster.definitions import defs
+
+    now = syncs.utc_now()
+    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+        [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
+        if checked.error is not None:
+            built.registry.sync_state().record_check(connection.company_id, now, error=checked.error)
+    return checked.error
+
+
+def _sync_failure_hint(connection, message: str, *, after_sync: bool = True) -> None:
     """The next step after a failed sync: where the vendor is, and what to try."""
     from urllib.parse import urlsplit
 
@@ -495,7 +528,8 @@ def _sync_failure_hint(connection, message: str) -> None:
         hints.append("Is the vendor reachable from here, and is the base URL right (`protiv connections`)?")
     if "credential" in message or "401" in message or "403" in message or "refused the credentials" in message:
         hints.append(f"An admin can reconnect the company: `protiv connect {connection.company_id} ...`.")
-    hints.append("`protiv sync --verbose` shows Dagster's own messages; the run's events are in the Dagster UI.")
+    if after_sync:
+        hints.append("`protiv sync --verbose` shows Dagster's own messages; the run's events are in the Dagster UI.")
     say(literal(" ".join(hints)), style="dim")
 
 

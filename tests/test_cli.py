@@ -71,7 +71,7 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
     done = protiv(
-        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1",
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check",
         cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
     )
     assert done.returncode == 0, done.stderr
@@ -138,7 +138,7 @@ def test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name(tm
 
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
-    args = ("connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1")
+    args = ("connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check")
     done = protiv(*args, cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\r\n")
     assert done.returncode == 0, done.stdout + done.stderr
     monkeypatch.setenv("PROTIV_SECRET_KEY", key)
@@ -179,7 +179,7 @@ def test_settings_show_set_and_list_their_versions(tmp_path):
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
     connected = protiv(
-        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1",
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check",
         cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
     )
     assert connected.returncode == 0, connected.stdout + connected.stderr

@@ -97,3 +97,42 @@ def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_con
     finally:
         served.terminate()
         served.wait(timeout=30)
+
+
+def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_demo):
+    from datetime import UTC, datetime
+
+    from protiv_dagster.sandbox.generator import generate_company
+    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+
+    emulator = QuickBooksTimeEmulator().start()
+    try:
+        token = emulator.add_company(generate_company("oak", seed=3, workers=5, days=7, as_of=datetime.now(UTC)))
+        url = f"{emulator.base_url}"
+
+        def connect(company: str, typed: str, *extra: str) -> subprocess.CompletedProcess:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
+            env["COLUMNS"] = "80"
+            return subprocess.run(
+                [sys.executable, "-m", "protiv_dagster.cli", "connect", company, "--provider", "quickbooks_time",
+                 "--base-url", url, *extra], cwd=after_demo, env=env, input=typed + "\n", capture_output=True,
+                text=True, timeout=120,
+            )
+
+        good = connect("oak", token)
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "green: QuickBooks Time accepted the credentials" in good.stdout and token not in good.stdout
+
+        wrong = connect("elm", "not-the-token-" + "x" * 10)
+        assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+        red = [line for line in wrong.stdout.splitlines() if line.startswith("red: ")]
+        assert red and "QuickBooks Time" in red[0] and "not-the-token" not in wrong.stdout + wrong.stderr
+        status = newcomer("status", cwd=after_demo)
+        assert any(line.startswith("elm: QuickBooks Time") for line in status.stdout.splitlines()), status.stdout
+
+        asked = len(emulator.request_log)
+        offline = connect("ash", "not-the-token-" + "y" * 10, "--no-check")
+        assert offline.returncode == 0 and "Not checked with the vendor (--no-check)" in offline.stdout
+        assert len(emulator.request_log) == asked  # nothing was sent to the vendor
+    finally:
+        emulator.stop()

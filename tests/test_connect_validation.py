@@ -56,7 +56,10 @@ def registry(tmp_path, monkeypatch) -> ConnectionRegistry:
 
 
 def cli(*args: str, input: str | None = None):
-    return CliRunner().invoke(app, list(args), input=input)
+    # These tests are about what connect refuses and stores: no vendor is asked (a connect's vendor
+    # check has its own test in tests/test_cli_first_hour.py).
+    extra = ["--no-check"] if args[:1] == ("connect",) else []
+    return CliRunner().invoke(app, [*args, *extra], input=input)
 
 
 def stored_text(registry) -> str:
