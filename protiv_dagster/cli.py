@@ -59,7 +59,7 @@ console = Console()
 
 @app.callback()
 def _every_command(
-    verbose: Annotated[bool, typer.Option("--verbose", metavar="", help="Show Dagster's warnings and full error traces.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", metavar="", help="Show Dagster's beta and supersession warnings.")] = False,
 ) -> None:
     """Before every command: read .env from the current folder (as the demo writes it and `dagster dev`
     reads it; variables already set win), and keep Dagster's beta and supersession warnings, meant for
@@ -67,8 +67,6 @@ def _every_command(
     from dotenv import load_dotenv
 
     load_dotenv(Path.cwd() / ".env", override=False)
-    global VERBOSE
-    VERBOSE = verbose
     if not verbose:
         import warnings
 
@@ -78,7 +76,6 @@ def _every_command(
             warnings.filterwarnings("ignore", category=category)
 
 
-VERBOSE = False
 CompanyId = Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")]
 
 
@@ -296,8 +293,6 @@ def demo(
     seed: Annotated[int, typer.Option(metavar="NUMBER", help="Seed of the demo companies' data.")] = DEMO_SEED,
 ) -> None:
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
-    import dagster as dg
-
     from protiv_dagster.company_sync import SyncFailed
 
     providers = _providers(vendor)
@@ -529,7 +524,7 @@ def _sync_failure_hint(connection, message: str, *, after_sync: bool = True) -> 
     if "credential" in message or "401" in message or "403" in message or "refused the credentials" in message:
         hints.append(f"An admin can reconnect the company: `protiv connect {connection.company_id} ...`.")
     if after_sync:
-        hints.append("`protiv sync --verbose` shows Dagster's own messages; the run's events are in the Dagster UI.")
+        hints.append("The run's events and error traces are in the Dagster UI (`make ui`).")
     say(literal(" ".join(hints)), style="dim")
 
 

@@ -38,9 +38,9 @@ from protiv_dagster.resources.warehouse import Column, View
 _FINAL = "status = 'completed' AND exclusion_reason IS NULL AND actual_seconds > 0"
 
 
-def _by_state(expression: str, state: str, alias: str, table: str = "") -> str:
+def _by_state(expression: str, state: str, alias: str) -> str:
     """The sum of ``expression`` over ProPays of one pay_state, 0 when there are none."""
-    return f"CAST(COALESCE(SUM(CASE WHEN {table}pay_state = '{state}' THEN {expression} END), 0) AS NUMERIC(14,2)) AS {alias}"
+    return f"CAST(COALESCE(SUM(CASE WHEN pay_state = '{state}' THEN {expression} END), 0) AS NUMERIC(14,2)) AS {alias}"
 
 
 def _c(name: str, sql_type: str, description: str) -> Column:

@@ -37,13 +37,6 @@ from protiv_dagster.tables import (
     WORKERS,
 )
 
-# The connection health check (assets/checks.py) and the sensors address the ProPay partition of a
-# company by this key; the other two ProPay assets are materialized with it, never alone.
-propay_opportunities = dg.AssetKey(PROPAY_OPPORTUNITIES.name)
-propay_worker_bonuses = dg.AssetKey(PROPAY_WORKER_BONUSES.name)
-propay_overtime_weeks = dg.AssetKey(PROPAY_OVERTIME_WEEKS.name)
-jobs_without_propay = dg.AssetKey(JOBS_WITHOUT_PROPAY.name)
-propay_settings_versions = dg.AssetKey(PROPAY_SETTINGS_VERSIONS.name)
 
 _DESCRIPTIONS = {
     PROPAY_OPPORTUNITIES.name: (
@@ -283,73 +276,42 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
     opportunities = stored[PROPAY_OPPORTUNITIES.name]
     bonuses = stored[PROPAY_WORKER_BONUSES.name]
     weeks = stored[PROPAY_OVERTIME_WEEKS.name]
-    common = {"provider": connection.provider}
-
-    def aside(table: Table) -> int:
-        return len(rejected[table.name])
+    versions = stored[PROPAY_SETTINGS_VERSIONS.name]
 
     def total(frame: pd.DataFrame, column: str, where_rows: pd.Series | None = None) -> float:
         values = frame[column] if where_rows is None else frame.loc[where_rows, column]
         return float(values.fillna(0).astype(float).sum()) if len(values) else 0.0
 
-    pay_state = opportunities["pay_state"] if len(opportunities) else pd.Series(dtype=object)
-    yield dg.MaterializeResult(
-        asset_key=propay_opportunities,
-        metadata={
-            **common,
-            "dagster/row_count": len(opportunities),
-            "set_aside": aside(PROPAY_OPPORTUNITIES),
+    pay_state = opportunities["pay_state"]
+    figures = {  # per table: its own figures and its summary, beside the ones every table shows
+        PROPAY_OPPORTUNITIES.name: ({
             "bonus_pool_total": total(opportunities, "bonus_pool"),
             "final_bonus_pool": total(opportunities, "bonus_pool", pay_state == "final"),
             "provisional_bonus_pool": total(opportunities, "bonus_pool", pay_state == "provisional"),
-            "excluded": int(opportunities["exclusion_reason"].notna().sum()) if len(opportunities) else 0,
-            "disqualified": int(opportunities["disqualified"].astype(bool).sum()) if len(opportunities) else 0,
-            "summary": dg.MetadataValue.md(summary_markdown(opportunities)),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=propay_worker_bonuses,
-        metadata={
-            **common,
-            "dagster/row_count": len(bonuses),
-            "set_aside": aside(PROPAY_WORKER_BONUSES),
-            "bonus_total": total(bonuses, "bonus"),
-            "summary": dg.MetadataValue.md(worker_bonus_summary(bonuses)),
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=propay_overtime_weeks,
-        metadata={
-            **common,
-            "dagster/row_count": len(weeks),
-            "set_aside": aside(PROPAY_OVERTIME_WEEKS),
-            "overtime_adjustment_total": total(weeks, "overtime_adjustment"),
-            "summary": dg.MetadataValue.md(overtime_summary(weeks)),
-        },
-    )
-    unpaid = stored[JOBS_WITHOUT_PROPAY.name]
-    yield dg.MaterializeResult(
-        asset_key=jobs_without_propay,
-        metadata={
-            **common,
-            "dagster/row_count": len(unpaid),
-            "set_aside": aside(JOBS_WITHOUT_PROPAY),
-            "summary": dg.MetadataValue.md(reasons_markdown(unpaid)),
-        },
-    )
-    versions = stored[PROPAY_SETTINGS_VERSIONS.name]
-    yield dg.MaterializeResult(
-        asset_key=propay_settings_versions,
-        metadata={
-            **common,
-            "dagster/row_count": len(versions),
-            "set_aside": aside(PROPAY_SETTINGS_VERSIONS),
-            "latest_version": int(versions["version"].max()) if len(versions) else 0,
-            "summary": dg.MetadataValue.md(versions_markdown(versions)),
-        },
-    )
+            "excluded": int(opportunities["exclusion_reason"].notna().sum()),
+            "disqualified": int(opportunities["disqualified"].astype(bool).sum()),
+        }, summary_markdown(opportunities)),
+        PROPAY_WORKER_BONUSES.name: ({"bonus_total": total(bonuses, "bonus")}, worker_bonus_summary(bonuses)),
+        PROPAY_OVERTIME_WEEKS.name: (
+            {"overtime_adjustment_total": total(weeks, "overtime_adjustment")}, overtime_summary(weeks)),
+        JOBS_WITHOUT_PROPAY.name: ({}, reasons_markdown(stored[JOBS_WITHOUT_PROPAY.name])),
+        PROPAY_SETTINGS_VERSIONS.name: (
+            {"latest_version": int(versions["version"].max()) if len(versions) else 0}, versions_markdown(versions)),
+    }
+    for table, _, _ in _ENGINE_TABLES:
+        own, summary = figures[table.name]
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(table.name),
+            metadata={
+                "provider": connection.provider,
+                "dagster/row_count": len(stored[table.name]),
+                "set_aside": len(rejected[table.name]),
+                **own,
+                "summary": dg.MetadataValue.md(summary),
+            },
+        )
     for table, _, _ in _ENGINE_TABLES:
         yield reconcile(
-            table.name, len(computed[table.name]), len(stored[table.name]), aside(table),
+            table.name, len(computed[table.name]), len(stored[table.name]), len(rejected[table.name]),
             **({"removed": removed[table.name]} if table.name in removed else {}),
         )

@@ -33,10 +33,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -194,7 +193,6 @@ class AspireClient(VendorClient):
         self._on_new_tokens = on_new_tokens
         self.authentication_count = 0
         self.token_request_count = 0  # /Authorization and /Authorization/RefreshToken requests
-        self.server_time: datetime | None = None  # the HTTP Date of the last answer read (UTC)
         self.register_secret(secret)
         self.register_identifier(client_id)
         if tokens is not None and tokens.usable():
@@ -203,18 +201,6 @@ class AspireClient(VendorClient):
 
     def __repr__(self) -> str:
         return f"AspireClient({self.base_url!r}, client_id=***, secret=***)"
-
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """``VendorClient.get_json``, keeping the answer's HTTP ``Date``: the vendor's clock, which a
-        running work ticket time (``Hours`` still null) is counted up to."""
-        response = self.request("GET", path, params=params, expect_json=True)
-        date_header = response.headers.get("Date")
-        if date_header:
-            try:
-                self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass
-        return self.decode_json(response, path)
 
     # -- authentication ----------------------------------------------------------------------------
     def authenticate(self) -> None:

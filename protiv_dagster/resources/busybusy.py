@@ -43,7 +43,6 @@ import re
 from dataclasses import dataclass
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
@@ -293,7 +292,6 @@ class BusyBusyClient(VendorClient):
         basic = base64.b64encode(f"{username}:{self._digest}".encode()).decode()
         self._rest.basic_authorization = f"Basic {basic}"
         self.key: str | None = None
-        self.server_time: datetime | None = None
         for client in (self, self._rest):
             client.register_secret(password, self._digest, basic)
             client.register_identifier(username)
@@ -379,12 +377,6 @@ class BusyBusyClient(VendorClient):
     def execute(self, query: str, variables: dict[str, Any] | None = None, *, what: str = "query") -> dict[str, Any]:
         """One GraphQL call; ``errors`` in the answer raise, whatever ``data`` holds."""
         response = self.request("POST", "", json_body={"query": query, "variables": variables or {}}, expect_json=True)
-        date_header = response.headers.get("Date")
-        if date_header:
-            try:
-                self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass
         body = self.decode_json(response, "graphql")
         if not isinstance(body, dict):
             raise VendorPayloadError(self.vendor, f"the GraphQL answer to {what} is not a JSON object")

@@ -39,6 +39,8 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -348,6 +350,9 @@ class VendorClient:
         self._lock = threading.Lock()
         self.request_count = 0
         self.retry_count = 0
+        # The vendor's clock: the HTTP Date of the last answer (UTC). QuickBooks Time's change check
+        # tells settled stamps by it; a running Aspire ticket time or BusyBusy entry counts up to it.
+        self.server_time: datetime | None = None
 
     # -- for subclasses -----------------------------------------------------------------------
     def auth_headers(self) -> dict[str, str]:
@@ -428,6 +433,7 @@ class VendorClient:
                     refreshed = True
                     continue
                 self._raise_for_status(response, path)
+                self._note_server_time(response)
                 return response
         except VendorError as error:
             # Raised here or by a nested client (a login, a token renewal): scrubbed with this
@@ -438,6 +444,14 @@ class VendorClient:
             raise VendorRequestError(
                 self.vendor, f"the request to {path} failed ({type(exc).__name__}: {self.scrub(str(exc))})"
             ) from None
+
+    def _note_server_time(self, response: requests.Response) -> None:
+        date_header = response.headers.get("Date")
+        if date_header:
+            try:
+                self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
+            except (TypeError, ValueError):
+                pass  # a malformed Date only costs the vendor clock; the machine's stands in
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.decode_json(self.request("GET", path, params=params, expect_json=True), path)

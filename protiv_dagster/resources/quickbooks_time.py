@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
+from datetime import date, datetime
 from typing import Any
 
 import dagster as dg
@@ -101,25 +100,12 @@ class QuickBooksTimeClient(VendorClient):
         self.page_size = page_size
         self.credentials = credentials
         self.on_token_refresh = on_token_refresh
-        # The vendor's clock (HTTP Date of the last answer): tells whether a stamp is too recent to
-        # trust as settled (see sources/quickbooks_time.py, changes_since).
-        self.server_time: datetime | None = None
         self.register_secret(
             credentials.access_token, credentials.refresh_token, credentials.client_secret
         )
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credentials.access_token}"}
-
-    def request(self, method: str, path: str, **options: Any):  # type: ignore[override]
-        response = super().request(method, path, **options)
-        date_header = response.headers.get("Date")
-        if date_header:
-            try:
-                self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass  # a malformed Date only costs the recent-stamp guard its vendor clock
-        return response
 
     def refresh_credentials(self) -> bool:
         creds = self.credentials
