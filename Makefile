@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test ui emulator bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml emulators/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The emulators (emulators/, a package of their own) serve the demo and the tests; the production
+	# image installs protiv_dagster alone.
+	$(BIN)/pip install --quiet -e ./emulators -e '.[dev]'
 	touch $@
 
 ## Set up and run the main job: emulator, demo company, initial sync through Dagster, ProPay summary.

@@ -51,10 +51,10 @@ class Hosted:
     """One vendor's emulator hosting the company, its connection, and the raw rows of its time feeds."""
 
     def __init__(self, provider: str, workers: int, days: int, folder: Path):
-        from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource
-        from protiv_dagster.resources.aspire import AspireResource
+        from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
+        from protiv_dagster.vendors.aspire.client import AspireResource
         from protiv_dagster.resources.vendors import VendorApis
-        from protiv_dagster.sandbox.generator import generate_company
+        from protiv_emulators.generator import generate_company
 
         self.provider = provider
         started = time.perf_counter()
@@ -77,20 +77,20 @@ class Hosted:
     def _host(self) -> tuple[str, dict, dict]:
         settings = {"timezone": self.data.timezone}
         if self.provider == "quickbooks_time":
-            from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+            from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
             self.emulator = QuickBooksTimeEmulator(port=0)
             token = self.emulator.add_company(self.data)
             self.emulator.start()
             return self.emulator.base_url, {"access_token": token}, settings
         if self.provider == "aspire":
-            from protiv_dagster.sandbox.aspire import AspireEmulator
+            from protiv_emulators.aspire import AspireEmulator
 
             self.emulator = AspireEmulator(port=0)
             client_id, secret = self.emulator.add_company(self.data)
             self.emulator.start()
             return self.emulator.base_url, {"client_id": client_id, "secret": secret}, settings
-        from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+        from protiv_emulators.busybusy import BusyBusyEmulator
 
         self.emulator = BusyBusyEmulator(port=0)
         username, password = self.emulator.add_company(self.data)
@@ -104,7 +104,7 @@ class Hosted:
             return {"timesheets": company.timesheets(), "timesheets_deleted": company.deleted_timesheets()}
         if self.provider == "aspire":
             return {"WorkTicketTimes": company.records("WorkTicketTimes"), "ClockTimes": company.records("ClockTimes")}
-        from protiv_dagster.resources.busybusy import iso
+        from protiv_dagster.vendors.busybusy.client import iso
 
         return {
             "timeEntries": company.records("timeEntries"),
@@ -247,7 +247,7 @@ def main() -> None:
     import dagster
 
     warnings.filterwarnings("ignore", category=dagster.BetaWarning)
-    from protiv_dagster.registry import generate_secret_key
+    from protiv_dagster.connections.registry import generate_secret_key
 
     print(f"machine: {machine()}")
     print(f"command: cleaning_throughput.py --vendors {args.vendors} --workers {args.workers} --days {args.days} "

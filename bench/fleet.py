@@ -66,10 +66,10 @@ def _credentials(provider: str, emulator, data) -> dict[str, str]:
 
 def serve_vendor(conn, provider: str, company_ids: list[str], workers: int, days: int, as_of: datetime) -> None:
     """Child process: host the companies on ``provider``'s emulator and answer the parent's calls."""
-    from protiv_dagster.sandbox.aspire import AspireEmulator
-    from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
-    from protiv_dagster.sandbox.generator import generate_company
-    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+    from protiv_emulators.aspire import AspireEmulator
+    from protiv_emulators.busybusy import BusyBusyEmulator
+    from protiv_emulators.generator import generate_company
+    from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
     emulator = {"quickbooks_time": QuickBooksTimeEmulator, "aspire": AspireEmulator, "busybusy": BusyBusyEmulator}[provider]()
     harnesses, hosted = {}, {}
@@ -189,7 +189,7 @@ class Fleet:
 # -- the pipeline side ------------------------------------------------------------------------------
 def fresh_environment(folder: Path) -> None:
     """Embedded default in ``folder``: SQLite registry, DuckDB warehouse, SQLite Dagster instance."""
-    from protiv_dagster.registry import generate_secret_key
+    from protiv_dagster.connections.registry import generate_secret_key
 
     (home := folder / "dagster_home").mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -203,7 +203,7 @@ class RequestsByCompany:
     ``source_for`` and the next company)."""
 
     def __init__(self) -> None:
-        from protiv_dagster.resources.http import VendorClient
+        from protiv_dagster.vendors.http import VendorClient
         from protiv_dagster.resources.vendors import VendorApis
 
         self.counts: Counter = Counter()
@@ -246,7 +246,7 @@ class RequestsByCompany:
 def code_location():
     """The code location's definitions with its default resources, and those resources."""
     from protiv_dagster.definitions import build_defs
-    from protiv_dagster.registry import ConnectionRegistryResource
+    from protiv_dagster.connections.registry import ConnectionRegistryResource
     from protiv_dagster.resources.vendors import VendorApis
     from protiv_dagster.resources.warehouse import Warehouse
 
@@ -260,9 +260,9 @@ def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime
     import pandas as pd
 
     from protiv_dagster.assets.common import prepare_warehouse
-    from protiv_dagster.automation.refresh import check_companies
-    from protiv_dagster.automation.syncs import all_weeks, sync_window
-    from protiv_dagster.company_sync import sync_company
+    from protiv_dagster.sync.refresh import check_companies
+    from protiv_dagster.sync.runs import all_weeks, sync_window
+    from protiv_dagster.sync.company import sync_company
     from protiv_dagster.partitions import company_partitions, company_week_key
     from protiv_dagster.tables import RAW_TIMESHEETS
 

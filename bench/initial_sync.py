@@ -48,8 +48,8 @@ def cpu_seconds() -> float:
 
 def serve_emulator(conn, token: str, workers: int, days: int, latency: float) -> None:
     """Child process: generate the company, serve it, answer "truth" and "requests" until "stop"."""
-    from protiv_dagster.sandbox.generator import generate_company
-    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+    from protiv_emulators.generator import generate_company
+    from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
     emulator = QuickBooksTimeEmulator(port=0)
     emulator.add_company(generate_company(COMPANY, seed=SEED, workers=workers, days=days), access_token=token)
@@ -83,7 +83,7 @@ class Timers:
     def __init__(self) -> None:
         from dagster import DagsterInstance
 
-        from protiv_dagster.resources.http import VendorClient
+        from protiv_dagster.vendors.http import VendorClient
         from protiv_dagster.resources.warehouse import Warehouse, WarehouseReader
 
         self.reset()
@@ -122,10 +122,10 @@ def run_once(args, timers: Timers) -> dict:
     """A fresh data folder, Dagster home and emulator; the sync; counts and the emulator's truth."""
     import dagster as dg
 
-    from protiv_dagster.company_sync import plan_sync, sync_company
+    from protiv_dagster.sync.company import plan_sync, sync_company
     from protiv_dagster.partitions import week_keys
     from protiv_dagster.definitions import build_defs
-    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
     from protiv_dagster.resources.warehouse import Warehouse
 
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:

@@ -48,7 +48,7 @@ TARGET_PEAK_MIB = 1024
 def repeated_company(crews: int, days: int):
     """A generated company whose workers and their timesheets are repeated ``crews`` times, with
     new ids (and a copy number in the last name), on the same jobs."""
-    from protiv_dagster.sandbox.generator import generate_company
+    from protiv_emulators.generator import generate_company
 
     base = generate_company(COMPANY, seed=SEED, workers=WORKERS, days=days)
     worker_step = 10 ** len(str(max(w.id for w in base.workers)))
@@ -71,7 +71,7 @@ def repeated_company(crews: int, days: int):
 
 def memoize_listings() -> None:
     """Serve each /timesheets and /timesheets_deleted query from one filtered, sorted listing."""
-    from protiv_dagster.sandbox import quickbooks_time as emulated
+    from protiv_emulators import quickbooks_time as emulated
 
     company_class = emulated.QuickBooksTimeCompany
     listings: dict[tuple, list] = {}
@@ -113,7 +113,7 @@ def memoize_listings() -> None:
 
 def serve_emulator(conn, token: str, crews: int, days: int, latency: float) -> None:
     """Child process: build the company, serve it, answer "truth" and "requests" until "stop"."""
-    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+    from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
     memoize_listings()
     started = time.perf_counter()
@@ -185,10 +185,10 @@ def main() -> None:
     import dagster as dg
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    from protiv_dagster.company_sync import plan_sync, sync_company
+    from protiv_dagster.sync.company import plan_sync, sync_company
     from protiv_dagster.partitions import week_keys
     from protiv_dagster.definitions import build_defs
-    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
     from protiv_dagster.resources.warehouse import Warehouse
 
     baseline_rss = rss_mib()

@@ -56,7 +56,7 @@ class Ticker:
         """(seconds evaluating, seconds applying sensor results, runs requested, skip message)."""
         import dagster as dg
 
-        from protiv_dagster.automation import syncs
+        from protiv_dagster.sync import runs as syncs
 
         started = time.perf_counter()
         if name == SCHEDULE:
@@ -97,8 +97,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", message=".*get_(schedule|sensor)_def will return.*")  # evaluated like the daemon
-    from protiv_dagster.automation import syncs
-    from protiv_dagster.registry import ConnectionRegistry
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.connections.registry import ConnectionRegistry
 
     print(f"machine: {machine()}")
     print(f"load average before: {load()}")

@@ -62,7 +62,7 @@ class Daemon:
     def schedule(self, name: str):
         import dagster as dg
 
-        from protiv_dagster.automation import syncs
+        from protiv_dagster.sync import runs as syncs
 
         started = time.perf_counter()
         with dg.build_schedule_context(
@@ -89,7 +89,7 @@ class Daemon:
         return data.run_requests or []
 
     def launch(self, requests) -> int:
-        from protiv_dagster.automation.syncs import run_failure_message
+        from protiv_dagster.sync.runs import run_failure_message
 
         launched = 0
         for request in requests:
@@ -114,7 +114,7 @@ class Daemon:
     def follow_upstream(self) -> int:
         import dagster as dg
 
-        from protiv_dagster.automation.syncs import run_failure_message
+        from protiv_dagster.sync.runs import run_failure_message
 
         started = time.perf_counter()
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
@@ -191,8 +191,8 @@ def main() -> None:
     for category in (dg.BetaWarning, dg.PreviewWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*get_(schedule|sensor)_def will return.*")
-    from protiv_dagster.automation import syncs
-    from protiv_dagster.registry import ConnectionRegistry
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.connections.registry import ConnectionRegistry
 
     print(f"machine: {machine()}")
     print(f"load average before: {load()}")

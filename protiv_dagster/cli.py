@@ -25,7 +25,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from protiv_dagster.company_settings import SettingsError, parse_settings
-from protiv_dagster.registry import (
+from protiv_dagster.connections.registry import (
     CREDENTIAL_FIELDS,
     PROVIDER_LABELS,
     PROVIDERS,
@@ -222,7 +222,13 @@ def _demo_options() -> dict[str, dict]:
 
 def _start_vendors(providers: list[str], *, port: int, seed: int, workers: int, reuse_credentials: bool) -> list:
     """Start each provider's demo emulator, on ``port``, ``port + 1``, ... in the order of PROVIDERS."""
-    from protiv_dagster.sandbox.demo import DEMO_COMPANIES, start_demo_vendor
+    try:
+        from protiv_emulators.demo import DEMO_COMPANIES, start_demo_vendor
+    except ModuleNotFoundError:  # a production install: the emulators are a development package
+        raise typer.BadParameter(
+            "the vendor emulators are not installed here; install them with `pip install -e ./emulators` "
+            "from the repository (make does this), or connect a real company with `protiv connect`"
+        ) from None
 
     registry = ConnectionRegistry()
     started = []
@@ -258,9 +264,9 @@ def _sync_with_progress(connection, label: str) -> tuple[list[str], float]:
     started. The window ends at the company's own today (its time zone), not this machine's."""
     import dagster as dg
 
-    from protiv_dagster.automation import syncs
-    from protiv_dagster.automation.syncs import sync_window
-    from protiv_dagster.company_sync import force_sync, plan_sync
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.runs import sync_window
+    from protiv_dagster.sync.company import force_sync, plan_sync
     from protiv_dagster.definitions import defs
 
     now = syncs.utc_now()
@@ -293,7 +299,7 @@ def demo(
     seed: Annotated[int, typer.Option(metavar="NUMBER", help="Seed of the demo companies' data.")] = DEMO_SEED,
 ) -> None:
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
-    from protiv_dagster.company_sync import SyncFailed
+    from protiv_dagster.sync.company import SyncFailed
 
     providers = _providers(vendor)
     _local_secret_key()
@@ -498,8 +504,8 @@ def _verify_connection(connection) -> str | None:
     not, also recorded so `protiv status` shows the company red with that reason."""
     import dagster as dg
 
-    from protiv_dagster.automation import syncs
-    from protiv_dagster.automation.refresh import check_companies
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.refresh import check_companies
     from protiv_dagster.definitions import defs
 
     now = syncs.utc_now()
@@ -535,7 +541,7 @@ def sync(company_id: CompanyId) -> None:
     current. Recorded as a sync with the vendor's cursor, as the daemon's are: the daemon goes on
     from there with its refreshes. Safe to repeat and safe while a scheduled sync runs (every
     partition write replaces the partition atomically)."""
-    from protiv_dagster.company_sync import SyncFailed
+    from protiv_dagster.sync.company import SyncFailed
 
     _dagster_home()
     connection = None
@@ -557,9 +563,9 @@ def status(
 ) -> None:
     """Each connected company's health: green when its vendor accepts the credentials, answers, and
     the data is current within the two-hour promise; red with the reason otherwise."""
-    from protiv_dagster.automation import syncs
-    from protiv_dagster.automation.health import company_health
-    from protiv_dagster.sync_state import SyncStateStore
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.health import company_health
+    from protiv_dagster.sync.state import SyncStateStore
 
     registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
     connected = registry.list()
@@ -589,8 +595,8 @@ def status(
 
 def _probe(connections, store, now) -> None:
     """Ask each vendor what changed since the company's cursor: proves credentials and reachability."""
-    from protiv_dagster.automation.refresh import check_companies
-    from protiv_dagster.registry import ConnectionRegistryResource
+    from protiv_dagster.sync.refresh import check_companies
+    from protiv_dagster.connections.registry import ConnectionRegistryResource
     from protiv_dagster.resources.vendors import VendorApis
 
     states = store.all_states()

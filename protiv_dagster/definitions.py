@@ -16,7 +16,7 @@ from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
 from protiv_dagster.jobs import check_connection, compute_propay, sync_company_reference, sync_company_week
-from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 

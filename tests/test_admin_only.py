@@ -5,7 +5,7 @@ asset checks) reaches the registry only through ``ConnectionRegistryResource``, 
 connections and stores rotated OAuth tokens but has no way to connect, disconnect or change
 settings; no resource's config and no job's run config has a field that could carry a credential.
 Connecting and disconnecting are ``protiv connect/disconnect`` with the encryption key (see
-tests/test_cli.py and tests/test_registry.py for the key being required).
+tests/test_cli.py and tests/connections/test_registry.py for the key being required).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 
 from protiv_dagster.definitions import defs
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
 
 ROOT = Path(__file__).resolve().parents[1]
 # Names a credential could hide behind in config (a URL could carry a password too).
@@ -98,7 +98,7 @@ def test_no_code_location_module_touches_the_admin_registry_api():
     assert "protiv_dagster.cli" not in modules
     offenders = []
     for name in modules:
-        if name in ("protiv_dagster.registry",):
+        if name in ("protiv_dagster.connections.registry",):
             continue
         module = sys.modules.get(name) or __import__(name, fromlist=["_"])
         try:
@@ -111,7 +111,7 @@ def test_no_code_location_module_touches_the_admin_registry_api():
                 offenders.append(f"{name}: {node.id}")
             if isinstance(node, ast.Attribute) and node.attr in ("ConnectionRegistry", "_registry", "disconnect", "_store"):
                 offenders.append(f"{name}: .{node.attr}")
-            if isinstance(node, ast.ImportFrom) and node.module == "protiv_dagster.registry":
+            if isinstance(node, ast.ImportFrom) and node.module == "protiv_dagster.connections.registry":
                 imported = {alias.name for alias in node.names}
                 if imported & {"ConnectionRegistry", "EnvReference", "generate_secret_key"}:
                     offenders.append(f"{name}: imports {sorted(imported)}")

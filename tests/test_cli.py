@@ -91,8 +91,8 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
 def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tmp_path, monkeypatch):
     from datetime import UTC, datetime, timedelta
 
-    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
-    from protiv_dagster.sandbox.generator import generate_company
+    from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
+    from protiv_emulators.generator import generate_company
     from tests.assets.vendors import host
 
     key = generate_secret_key()
@@ -134,7 +134,7 @@ def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tm
 
 def test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name(tmp_path, monkeypatch):
     # Through the real hidden prompt (getpass): it drops the "\n", the CLI the "\r" of a "\r\n".
-    from protiv_dagster.registry import ConnectionRegistry
+    from protiv_dagster.connections.registry import ConnectionRegistry
 
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
@@ -158,8 +158,8 @@ def test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name(tm
 def test_status_prints_a_stored_vendor_error_literally(tmp_path, monkeypatch):
     from datetime import UTC, datetime
 
-    from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
-    from protiv_dagster.sync_state import SyncStateStore
+    from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.sync.state import SyncStateStore
 
     key = generate_secret_key()
     monkeypatch.setenv("PROTIV_SECRET_KEY", key)

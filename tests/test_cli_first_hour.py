@@ -102,8 +102,8 @@ def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_con
 def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_demo):
     from datetime import UTC, datetime
 
-    from protiv_dagster.sandbox.generator import generate_company
-    from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+    from protiv_emulators.generator import generate_company
+    from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
     emulator = QuickBooksTimeEmulator().start()
     try:

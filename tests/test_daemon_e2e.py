@@ -32,18 +32,18 @@ import yaml
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from pandas.testing import assert_frame_equal
 
-from protiv_dagster.automation.health import company_health
-from protiv_dagster.automation.syncs import sync_window, utc_now
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.health import company_health
+from protiv_dagster.sync.runs import sync_window, utc_now
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.data_dictionary import AUDIT_SQL
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
-from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.run_launcher import WORKER_GONE
-from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
-from protiv_dagster.sync_state import SUCCEEDED, SyncStateStore
+from protiv_emulators.generator import generate_company
+from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
+from protiv_dagster.sync.state import SUCCEEDED, SyncStateStore
 from protiv_dagster.tables import ALL_TABLES
 from tests.run_workers import code_server_worker
 

@@ -12,7 +12,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.company import sync_company
 from tests.assets.conftest import (  # noqa: F401 (fixtures)
     COMPANY,
     PULL_DATE,

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
+from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_emulators.generator import generate_company
 from protiv_dagster.tables import ALL_TABLES
 from tests.assets.vendors import host
 

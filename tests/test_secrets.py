@@ -6,7 +6,7 @@ errors, runs with their run config, run tags, ...), every file under the instanc
 logs), every warehouse table, the exception texts, the registry's stored rows, and the output of
 ``protiv connections``, ``protiv status`` and a failing ``protiv sync``. The secrets are every value
 the harness lists (rotated OAuth tokens, BusyBusy's sha256 digest and session keys included) plus
-the encryption key itself. tests/test_registry.py covers encryption and key errors of the registry
+the encryption key itself. tests/connections/test_registry.py covers encryption and key errors of the registry
 API; here a sync without the key must fail with the same clear message.
 """
 
@@ -27,7 +27,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app
-from protiv_dagster.company_sync import SyncFailed
+from protiv_dagster.sync.company import SyncFailed
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE, SECRET_KEY_VARIABLE, WAREHOUSE_URL_VARIABLE
 from tests.assets.conftest import COMPANY, pipeline, provider, warehouse_backend  # noqa: F401
 from tests.assets.test_pipeline import assert_no_secret_in_events

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from protiv_dagster.registry import validate_company_id
+from protiv_dagster.connections.registry import validate_company_id
 from protiv_dagster.resources.warehouse import (
     ANALYST_COMPANIES,
     GRANT_DROPPED,
@@ -23,7 +23,7 @@ from protiv_dagster.resources.warehouse import (
     Warehouse,
     WarehouseError,
 )
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_emulators.generator import generate_company
 from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.views import ALL_VIEWS
 from tests.assets.conftest import AS_OF, COMPANY, PULL_DATE, SETTINGS, instance_kind, pipeline, provider  # noqa: F401

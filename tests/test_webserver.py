@@ -21,11 +21,11 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from protiv_dagster.automation import syncs
+from protiv_dagster.sync import runs as syncs
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_week_partitions
-from protiv_dagster.registry import ConnectionRegistry, generate_secret_key
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
+from protiv_emulators.generator import generate_company
 from protiv_dagster.settings import (
     DATA_DIR_VARIABLE,
     REFRESH_CRON_VARIABLE,

@@ -39,10 +39,10 @@ from protiv_dagster.partitions import (
     company_week_partitions,
     weeks_by_company,
 )
-from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
-from protiv_dagster.sources import Mapped, Source
+from protiv_dagster.vendors.base import Mapped, Source
 from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
 
 

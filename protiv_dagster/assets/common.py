@@ -8,12 +8,12 @@ from contextlib import contextmanager
 import dagster as dg
 import pandas as pd
 
-from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.resources.http import VendorUnavailableError
+from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.vendors.http import VendorUnavailableError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.schemas import split_valid
-from protiv_dagster.sources import Source
+from protiv_dagster.vendors.base import Source
 from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
 from protiv_dagster.views import ALL_VIEWS
 

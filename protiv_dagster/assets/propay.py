@@ -21,7 +21,7 @@ from protiv_dagster.automation.conditions import PROPAY_FOLLOWS_ATTENDANCE, TWO_
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.company_settings import SettingsHistory
 from protiv_dagster.propay import compute_propays
-from protiv_dagster.registry import Connection, ConnectionRegistryResource, StoredSettingsVersion
+from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource, StoredSettingsVersion
 from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
 from protiv_dagster.tables import (
     ATTENDANCE,

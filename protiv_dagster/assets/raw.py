@@ -11,7 +11,7 @@ import pandas as pd
 
 from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
 from protiv_dagster.assets.connection import vendor_connection
-from protiv_dagster.mapping.common import storable_text
+from protiv_dagster.vendors.mapping import storable_text
 from protiv_dagster.partitions import (
     BY_COMPANY,
     company_week_key,
@@ -19,11 +19,11 @@ from protiv_dagster.partitions import (
     consecutive_runs,
     weeks_by_company,
 )
-from protiv_dagster.registry import PROVIDER_LABELS, ConnectionRegistryResource
-from protiv_dagster.resources.http import VendorPayloadError
+from protiv_dagster.connections.registry import PROVIDER_LABELS, ConnectionRegistryResource
+from protiv_dagster.vendors.http import VendorPayloadError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import PartitionSpool, PartitionWrite, Warehouse
-from protiv_dagster.sources import Source, pages_by_week
+from protiv_dagster.vendors.base import Source, pages_by_week
 from protiv_dagster.tables import RAW_TIMESHEETS
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from protiv_dagster.automation import syncs
+from protiv_dagster.sync import runs as syncs
 
-from protiv_dagster.automation.refresh import plan_refresh
-from protiv_dagster.automation.syncs import phase_requests
+from protiv_dagster.sync.refresh import plan_refresh
+from protiv_dagster.sync.runs import phase_requests
 from protiv_dagster.jobs import sync_company_week
-from protiv_dagster.registry import ConnectionRegistryResource
+from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.settings import refresh_cron

@@ -9,16 +9,16 @@ from datetime import timedelta
 
 import dagster as dg
 
-from protiv_dagster.automation import syncs
+from protiv_dagster.sync import runs as syncs
 
-from protiv_dagster.automation.health import company_health
-from protiv_dagster.automation.refresh import plan_initial_syncs
-from protiv_dagster.automation.syncs import phase_outcome, phase_requests
+from protiv_dagster.sync.health import company_health
+from protiv_dagster.sync.refresh import plan_initial_syncs
+from protiv_dagster.sync.runs import phase_outcome, phase_requests
 from protiv_dagster.assets.common import COMPANY_TAG
 from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
 from protiv_dagster.partitions import company_partitions
-from protiv_dagster.registry import ConnectionRegistryResource
-from protiv_dagster.sync_state import CompanySyncState
+from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.sync.state import CompanySyncState
 from protiv_dagster.resources.vendors import VendorApis
 
 CONNECTION_HEALTHY = "connection_healthy"

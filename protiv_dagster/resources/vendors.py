@@ -9,11 +9,11 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from protiv_dagster.registry import Connection, ConnectionRegistryResource, RegistryError
-from protiv_dagster.resources.aspire import AspireResource
-from protiv_dagster.resources.busybusy import BusyBusyResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
-from protiv_dagster.sources import Source
+from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource, RegistryError
+from protiv_dagster.vendors.aspire.client import AspireResource
+from protiv_dagster.vendors.busybusy.client import BusyBusyResource
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
+from protiv_dagster.vendors.base import Source
 
 
 class VendorApis(dg.ConfigurableResource):
@@ -38,15 +38,15 @@ class VendorApis(dg.ConfigurableResource):
         """The source for a connection already read from the registry (a refresh lists them all once)."""
         company_id = connection.company_id
         if connection.provider == "quickbooks_time":
-            from protiv_dagster.sources.quickbooks_time import QuickBooksTimeSource
+            from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
 
             return QuickBooksTimeSource(connection, self.quickbooks_time, registry)
         if connection.provider == "aspire":
-            from protiv_dagster.sources.aspire import AspireSource
+            from protiv_dagster.vendors.aspire.source import AspireSource
 
             return AspireSource(connection, self.aspire, registry)  # keeps its token between checks
         if connection.provider == "busybusy":
-            from protiv_dagster.sources.busybusy import BusyBusySource
+            from protiv_dagster.vendors.busybusy.source import BusyBusySource
 
             return BusyBusySource(connection, self.busybusy)
         raise RegistryError(

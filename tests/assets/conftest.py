@@ -17,15 +17,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.definitions import build_defs
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.resources.aspire import AspireResource
-from protiv_dagster.resources.busybusy import BusyBusyResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.vendors.aspire.client import AspireResource
+from protiv_dagster.vendors.busybusy.client import BusyBusyResource
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_emulators.generator import generate_company
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.tables import ALL_TABLES
 from tests.assets.vendors import VendorHarness, host

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from protiv_dagster.sandbox.server import Answer, Request
+from protiv_emulators.server import Answer, Request
 
 Rewrite = Callable[[Request, Callable[[Request], Answer]], Answer]
 

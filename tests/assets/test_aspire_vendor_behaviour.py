@@ -11,8 +11,8 @@ from fractions import Fraction
 import pandas as pd
 import pytest
 
-from protiv_dagster.mapping.aspire import CLOCK_ENTRY_PREFIX, MILESTONE_PREFIX
-from protiv_dagster.sandbox.aspire import IMPLICIT_TICKET_BASE
+from protiv_dagster.vendors.aspire.mapping import CLOCK_ENTRY_PREFIX, MILESTONE_PREFIX
+from protiv_emulators.aspire import IMPLICIT_TICKET_BASE
 from tests.assets.conftest import AS_OF, COMPANY, PULL_DATE
 
 pytestmark = pytest.mark.parametrize("provider", ["aspire"])

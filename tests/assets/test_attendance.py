@@ -11,9 +11,9 @@ import pytest
 from protiv_dagster import schemas
 from protiv_dagster.assets.attendance import decode_feeds, map_raw_week, raw_week_in_chunks
 from protiv_dagster.company_settings import CompanySettings
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_emulators.generator import generate_company
 from tests.assets.vendors import host
-from tests.sources.test_changes import make_source
+from tests.vendors.test_changes import make_source
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 

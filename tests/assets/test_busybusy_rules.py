@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import requests
 
-from protiv_dagster.sandbox.generator import PAY_SALARIED
+from protiv_emulators.generator import PAY_SALARIED
 from tests.assets.conftest import COMPANY, SETTINGS
 
 pytestmark = pytest.mark.parametrize("provider", ["busybusy"])

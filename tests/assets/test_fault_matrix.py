@@ -40,19 +40,19 @@ from typing import Any
 
 import pytest
 
-from protiv_dagster.automation import syncs
-from protiv_dagster.automation.syncs import run_failure_message
-from protiv_dagster.company_sync import QUIET_CONSOLE, SyncFailed, plan_sync
+from protiv_dagster.sync import runs as syncs
+from protiv_dagster.sync.runs import run_failure_message
+from protiv_dagster.sync.company import QUIET_CONSOLE, SyncFailed, plan_sync
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.resources.aspire import AspireResource
-from protiv_dagster.resources.busybusy import BusyBusyResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.vendors.aspire.client import AspireResource
+from protiv_dagster.vendors.busybusy.client import BusyBusyResource
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sandbox.server import Answer, Request
+from protiv_emulators.generator import generate_company
+from protiv_emulators.server import Answer, Request
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets import hostile
 from tests.assets.conftest import COMPANY, SETTINGS, Pipeline, dagster_instance
@@ -496,31 +496,31 @@ OTHER_FAULTS = [
                "tests/test_cli.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name"),
     OtherFault("credentials", "any other control or whitespace character in a credential",
                "refused at connect naming the field and the position",
-               "tests/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value"),
+               "tests/connections/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value"),
     OtherFault("credentials", "an environment variable holding a credential with a trailing line ending",
                "the sync fails naming the credential and the variable, not the value",
-               "tests/test_connect_validation.py::test_an_environment_credential_with_a_trailing_newline_is_a_clear_error_at_run_time"),
+               "tests/connections/test_connect_validation.py::test_an_environment_credential_with_a_trailing_newline_is_a_clear_error_at_run_time"),
     OtherFault("credentials", "a header the HTTP library refuses before sending (bearer, Basic, key header, token bodies)",
                "a VendorRequestError with every form of the credential scrubbed, on all three vendors",
-               "tests/resources/test_http.py::test_qbt_bearer_token_with_a_line_ending_never_reaches_an_error"),
+               "tests/vendors/test_http.py::test_qbt_bearer_token_with_a_line_ending_never_reaches_an_error"),
     OtherFault("credentials", "a canary credential driven through every failing fault of the table above",
                "found nowhere: instance (SQLite and PostgreSQL), its files, logs, output, warehouse, registry",
                "tests/test_secrets.py::test_a_canary_credential_through_every_error_path_is_found_nowhere"),
     OtherFault("credential sources", "`--credential-env access_token=PROTIV_SECRET_KEY` (any worker variable)",
                "refused before any prompt: only PROTIV_CREDENTIAL_* variables, never the encryption key",
-               "tests/test_connect_validation.py::test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt"),
+               "tests/connections/test_connect_validation.py::test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt"),
     OtherFault("credential sources", "a registry of an older version referring to any variable",
                "the sync fails: an admin must reconnect",
-               "tests/test_connect_validation.py::test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_run_time"),
+               "tests/connections/test_connect_validation.py::test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_run_time"),
     OtherFault("credential sources", "a base URL with `user:pass@`",
                "refused without quoting it; nothing stored",
-               "tests/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it"),
+               "tests/connections/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it"),
     OtherFault("vendor text", "a stored last error holding `[/]`, balanced markup and a terminal escape",
                "`protiv status` shows it literally, for every company",
                "tests/test_cli.py::test_status_prints_a_stored_vendor_error_literally"),
     OtherFault("vendor text", "a failing sync whose vendor error holds markup",
                "`protiv sync` prints it literally and exits 1",
-               "tests/test_connect_validation.py::test_sync_shows_a_failure_message_literally"),
+               "tests/connections/test_connect_validation.py::test_sync_shows_a_failure_message_literally"),
     OtherFault("dead run worker", "a run worker killed by SIGKILL under the daemon (deploy/dagster.yaml)",
                "the run is failed within 2 minutes, its slot freed, and the company's sync completed",
                DEAD_WORKER_TEST),
@@ -529,13 +529,13 @@ OTHER_FAULTS = [
                "tests/test_tenant_isolation.py::test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing"),
     OtherFault("connect", "a pull date in the future or 9999-12-31",
                "refused at connect; a stored one is a clear sync error",
-               "tests/test_connect_validation.py::test_a_pull_date_a_sync_cannot_start_from_is_refused"),
+               "tests/connections/test_connect_validation.py::test_a_pull_date_a_sync_cannot_start_from_is_refused"),
     OtherFault("connect", "an unparseable base URL (`http://[::1`, a newline, spaces, 100 KB)",
                "refused naming the option and the rule",
-               "tests/test_connect_validation.py::test_a_base_url_that_cannot_be_used_is_refused_with_the_rule"),
+               "tests/connections/test_connect_validation.py::test_a_base_url_that_cannot_be_used_is_refused_with_the_rule"),
     OtherFault("connect", "a company id with invisible or bidirectional characters (U+200B)",
                "refused naming the rule",
-               "tests/test_connect_validation.py::test_a_company_id_that_could_be_mistaken_for_another_is_refused"),
+               "tests/connections/test_connect_validation.py::test_a_company_id_that_could_be_mistaken_for_another_is_refused"),
 ]
 
 
@@ -555,7 +555,7 @@ def render_matrix() -> str:
         "tests/assets/test_fault_matrix.py` rewrites it, and `test_the_committed_matrix_lists_every_case`",
         "fails when this page and the test's cases disagree.",
         "",
-        "Every fault is injected by the vendor's emulator (`protiv_dagster/sandbox/`) over real HTTP",
+        "Every fault is injected by the vendor's emulator (`emulators/protiv_emulators/`) over real HTTP",
         "into a sync of a small company (6 workers, one week, pages of "
         f"{PAGE_SIZE} records so every listing spans several pages),",
         "after a manager corrected one entry at the vendor. Outcomes:",

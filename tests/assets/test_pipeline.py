@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from protiv_dagster.company_sync import SyncFailed
+from protiv_dagster.sync.company import SyncFailed
 from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS, TODAY
 from tests.assets.vendors import PROVIDERS, leaked
 
@@ -256,7 +256,7 @@ def test_a_change_of_settings_is_picked_up_by_the_next_propay_materialization(pi
 
 
 def test_bad_settings_are_refused_with_the_setting_named_and_nothing_changes(pipeline):
-    from protiv_dagster.registry import RegistryError
+    from protiv_dagster.connections.registry import RegistryError
 
     with pytest.raises(RegistryError, match=r"invalid settings for company 'acme': worker_share"):
         pipeline.registry.update_settings(COMPANY, {"worker_share": 1.5})

@@ -13,9 +13,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.definitions import build_defs
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.tables import (
     JOBS_WITHOUT_PROPAY,

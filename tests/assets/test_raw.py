@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.assets.raw import RawWeeks, read_again_where_emptied
-from protiv_dagster.resources.http import VendorPayloadError
+from protiv_dagster.vendors.http import VendorPayloadError
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sources import day_of_text
+from protiv_dagster.vendors.base import day_of_text
 from protiv_dagster.tables import RAW_TIMESHEETS
 
 WEEK_1, WEEK_2, WEEK_3 = date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)

@@ -12,8 +12,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.company_sync import SyncFailed
-from protiv_dagster.sandbox.server import Answer
+from protiv_dagster.sync.company import SyncFailed
+from protiv_emulators.server import Answer
 from tests.assets.hostile import install
 from tests.assets.vendors import PROVIDERS
 

@@ -9,12 +9,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.definitions import build_defs
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.demo import DEMO_SETTINGS
-from protiv_dagster.sandbox.generator import generate_company
+from protiv_emulators.demo import DEMO_SETTINGS
+from protiv_emulators.generator import generate_company
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets.vendors import PROVIDERS, host
 

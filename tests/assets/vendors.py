@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from protiv_dagster.sandbox.generator import CompanyData
+from protiv_emulators.generator import CompanyData
 
 PROVIDERS = ["quickbooks_time", "aspire", "busybusy"]
 LABELS = {"quickbooks_time": "QuickBooks Time", "aspire": "Aspire", "busybusy": "BusyBusy"}
@@ -134,7 +134,7 @@ class QuickBooksTimeHarness(VendorHarness):
     provider = "quickbooks_time"
 
     def __init__(self, data: CompanyData):
-        from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+        from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
         super().__init__(data)
         self.emulator = QuickBooksTimeEmulator()
@@ -198,7 +198,7 @@ class AspireHarness(VendorHarness):
     provider = "aspire"
 
     def __init__(self, data: CompanyData):
-        from protiv_dagster.sandbox.aspire import AspireEmulator
+        from protiv_emulators.aspire import AspireEmulator
 
         super().__init__(data)
         self.emulator = AspireEmulator()
@@ -252,13 +252,13 @@ class AspireHarness(VendorHarness):
         return [*super().secrets(), self.vendor.token, self.vendor.refresh_token]
 
     def job_key(self, unit_id: int) -> str:
-        from protiv_dagster.mapping.aspire import MILESTONE_PREFIX
+        from protiv_dagster.vendors.aspire.mapping import MILESTONE_PREFIX
 
         milestones = {m.id for m in self.data.milestones}
         return MILESTONE_PREFIX + str(unit_id) if unit_id in milestones else str(unit_id)
 
     def expected_created_dates(self) -> dict[str, Any]:
-        from protiv_dagster.mapping.aspire import DRIVE_JOB_ID
+        from protiv_dagster.vendors.aspire.mapping import DRIVE_JOB_ID
 
         truth = super().expected_created_dates()
         del truth[self.job_key(self.data.drive_job.id)]  # Aspire has no drive job: a synthetic one without a date
@@ -272,14 +272,14 @@ class AspireHarness(VendorHarness):
 
     def lone_ticket_key(self, job_id: int) -> str:
         """The milestone id of a recurring job's one implicit work ticket."""
-        from protiv_dagster.mapping.aspire import MILESTONE_PREFIX
-        from protiv_dagster.sandbox.aspire import IMPLICIT_TICKET_BASE
+        from protiv_dagster.vendors.aspire.mapping import MILESTONE_PREFIX
+        from protiv_emulators.aspire import IMPLICIT_TICKET_BASE
 
         return MILESTONE_PREFIX + str(IMPLICIT_TICKET_BASE + job_id)
 
     def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
         """The generator's line items as services, and one service of every other opportunity."""
-        from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR
+        from protiv_emulators.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR
 
         def amount(hours: float | None) -> float | None:
             return None if hours is None else round(hours * LABOR_COST_PER_HOUR, 2)
@@ -305,7 +305,7 @@ class AspireHarness(VendorHarness):
         return {(lone.get(u, self.job_key(u)), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)}
 
     def expected_task_ids(self) -> dict[str, str | None]:
-        from protiv_dagster.sandbox.aspire import IMPLICIT_SERVICE_BASE
+        from protiv_emulators.aspire import IMPLICIT_SERVICE_BASE
 
         return {
             str(s.id): str(s.task_id if s.task_id is not None else IMPLICIT_SERVICE_BASE + s.job_id)
@@ -317,7 +317,7 @@ class BusyBusyHarness(VendorHarness):
     provider = "busybusy"
 
     def __init__(self, data: CompanyData):
-        from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
+        from protiv_emulators.busybusy import BusyBusyEmulator
 
         super().__init__(data)
         self.emulator = BusyBusyEmulator()
@@ -383,7 +383,7 @@ class BusyBusyHarness(VendorHarness):
 
     def expected_task_lines(self) -> set[tuple[str, str, str | None, float | None, float | None]]:
         """The generator's line items as cost code budgets of their job's project."""
-        from protiv_dagster.sandbox.busybusy import COST_PER_BUDGET_HOUR
+        from protiv_emulators.busybusy import COST_PER_BUDGET_HOUR
 
         return {
             (self.job_key(t.job_id), self.vendor.task_cost_code_id(t.id), t.name, t.budget_hours,

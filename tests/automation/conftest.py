@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from protiv_dagster.automation import syncs
-from protiv_dagster.company_sync import QUIET_CONSOLE
-from protiv_dagster.automation.syncs import run_failure_message
-from protiv_dagster.sync_state import SyncStateStore
+from protiv_dagster.sync import runs as syncs
+from protiv_dagster.sync.company import QUIET_CONSOLE
+from protiv_dagster.sync.runs import run_failure_message
+from protiv_dagster.sync.state import SyncStateStore
 from tests.assets.conftest import (  # noqa: F401 (fixtures)
     pipeline,
     provider,

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from protiv_dagster import cli
-from protiv_dagster.automation import syncs
+from protiv_dagster.sync import runs as syncs
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
 from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from protiv_dagster import cli
-from protiv_dagster.company_sync import force_sync
+from protiv_dagster.sync.company import force_sync
 from protiv_dagster.partitions import RANGE_END_TAG
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
 from tests.assets.conftest import COMPANY

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from protiv_dagster.automation.health import company_health
+from protiv_dagster.sync.health import company_health
 from protiv_dagster.company_settings import CompanySettings
-from protiv_dagster.registry import Connection
-from protiv_dagster.sync_state import PENDING, CompanySyncState, SyncBatch
+from protiv_dagster.connections.registry import Connection
+from protiv_dagster.sync.state import PENDING, CompanySyncState, SyncBatch
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CONNECTION = Connection(

@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from protiv_dagster.automation.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
-from protiv_dagster.automation.syncs import all_weeks
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.resources.aspire import AspireResource
-from protiv_dagster.resources.busybusy import BusyBusyResource
-from protiv_dagster.resources.quickbooks_time import QuickBooksTimeResource
+from protiv_dagster.sync.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
+from protiv_dagster.sync.runs import all_weeks
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.vendors.aspire.client import AspireResource
+from protiv_dagster.vendors.busybusy.client import BusyBusyResource
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.aspire import AspireEmulator
-from protiv_dagster.sandbox.busybusy import BusyBusyEmulator
-from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+from protiv_emulators.aspire import AspireEmulator
+from protiv_emulators.busybusy import BusyBusyEmulator
+from protiv_emulators.generator import generate_company
+from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.sync_state import SyncStateStore
+from protiv_dagster.sync.state import SyncStateStore
 from protiv_dagster.tables import ALL_TABLES, RAW_TIMESHEETS
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)

@@ -13,15 +13,15 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from protiv_dagster.automation.health import company_health
-from protiv_dagster.automation.refresh import RETRY_FAILED_INITIAL_SYNC_AFTER, plan_initial_syncs
-from protiv_dagster.automation.syncs import BATCH_TAG, PHASE_TAG, phase_outcome
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.sync.health import company_health
+from protiv_dagster.sync.refresh import RETRY_FAILED_INITIAL_SYNC_AFTER, plan_initial_syncs
+from protiv_dagster.sync.runs import BATCH_TAG, PHASE_TAG, phase_outcome
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.sandbox.generator import generate_company
-from protiv_dagster.sandbox.quickbooks_time import QuickBooksTimeEmulator
+from protiv_emulators.generator import generate_company
+from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.sync_state import PENDING, SyncBatch
+from protiv_dagster.sync.state import PENDING, SyncBatch
 
 BATCH = SyncBatch(
     batch_id="b1", company_id="acme", trigger="initial_sync", cursor=None, weeks=("2026-11-16",),

@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from protiv_dagster.automation import syncs
+from protiv_dagster.sync import runs as syncs
 from protiv_dagster.automation.sensors import REPORT_UNCHANGED_PER_TICK
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 COMPANIES = [f"co-{n:03d}" for n in range(REPORT_UNCHANGED_PER_TICK + 50)]

@@ -542,7 +542,7 @@ def test_ensure_views_recreates_views_with_comments_and_checks_their_columns(war
 
 
 def test_raw_ids_neither_warehouse_can_hold_are_escaped_not_fatal(warehouse: Warehouse) -> None:
-    from protiv_dagster.mapping.common import storable_text
+    from protiv_dagster.vendors.mapping import storable_text
     from protiv_dagster.tables import RAW_TIMESHEETS
 
     hostile = "12\x00\ud800"  # NUL breaks PostgreSQL, a lone surrogate breaks DuckDB

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.cli import DEMO_SEED, DEMO_WORKERS
-from protiv_dagster.company_sync import sync_company
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.data_dictionary import AUDIT_SQL, dictionary_page
 from protiv_dagster.definitions import build_defs
-from protiv_dagster.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.sandbox.demo import start_demo_vendor
+from protiv_emulators.demo import start_demo_vendor
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets.vendors import PROVIDERS
 

@@ -1,0 +1,130 @@
+"""Run a company's sync through Dagster: reference data, its weeks of attendance, then ProPays.
+
+Every step is a real run of a job of the code location, recorded in the instance (so it shows in
+the UI), with the company's dynamic partition added first. ``force_sync`` (the CLI's ``protiv sync``
+and the demo) is a sync like the automation's: it asks the vendor for its cursor before the runs
+and records the sync with that cursor in the sync state, so the daemon refreshes the company from
+there instead of syncing it all over again. ``sync_company`` alone (the benchmarks) records nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import dagster as dg
+
+from protiv_dagster.sync import runs as syncs
+from protiv_dagster.sync.runs import run_failure_message, sync_window
+from protiv_dagster.partitions import company_partitions, company_week_range_tags, week_keys
+from protiv_dagster.connections.registry import Connection
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    job_name: str
+    partition_key: str | None  # None for a run over a partition range (given by ``tags``)
+    label: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# The run's events go to the instance (and the UI); the terminal only needs warnings and errors.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class SyncFailed(RuntimeError):
+    pass
+
+
+def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep]:
+    """The runs that bring a company's tables up to date for ``first_day``..``last_day``: workers and
+    jobs, every week in one run (one vendor query for the window), then ProPays."""
+    weeks = week_keys(first_day, last_day)
+    if not weeks:
+        # A connection stored by an older version may hold a pull date after today (connect refuses
+        # one now): nothing can be synced from it until an admin sets a pull date in the past.
+        raise SyncFailed(
+            f"company {company_id!r} has nothing to sync: its attendance pull date {first_day} is after {last_day}; "
+            "an admin must reconnect it with a pull date that is not in the future"
+        )
+    return [
+        SyncStep("sync_company_reference", company_id, "workers and jobs"),
+        SyncStep(
+            "sync_company_week", None,
+            f"attendance, week of {weeks[0]}" if len(weeks) == 1 else f"attendance, {len(weeks)} weeks from {weeks[0]}",
+            tags=company_week_range_tags(company_id, weeks[0], weeks[-1]),
+        ),
+        SyncStep("compute_propay", company_id, "ProPay opportunities"),
+    ]
+
+
+def sync_company(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    company_id: str,
+    first_day: date,
+    last_day: date,
+    on_step: Callable[[SyncStep, str], None] | None = None,
+    trigger: str = "initial_sync",
+) -> list[str]:
+    """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
+    if not instance.has_dynamic_partition(company_partitions.name, company_id):
+        instance.add_dynamic_partitions(company_partitions.name, [company_id])
+    run_ids = []
+    for step in plan_sync(company_id, first_day, last_day):
+        if on_step:
+            on_step(step, "started")
+        result = defs.resolve_job_def(step.job_name).execute_in_process(
+            instance=instance,
+            partition_key=step.partition_key,
+            raise_on_error=False,
+            run_config=QUIET_CONSOLE,
+            # The run adds its provider tag itself (assets/common.py), as UI-launched runs do.
+            tags={"protiv/company": company_id, "protiv/trigger": trigger, **step.tags},
+        )
+        run_ids.append(result.run_id)
+        if not result.success:
+            message = run_failure_message(instance, result.run_id)
+            raise SyncFailed(f"{step.label} failed for company {company_id!r} (run {result.run_id}): {message}")
+        if on_step:
+            on_step(step, "done")
+    return run_ids
+
+
+def force_sync(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    connection: Connection,
+    now: datetime,
+    on_step: Callable[[SyncStep, str], None] | None = None,
+    trigger: str = "force_sync",
+) -> list[str]:
+    """Sync a company now, as the automation would, and record it: the window runs from its
+    attendance pull date to its own today (its settings' time zone, not this machine's date); the
+    vendor's cursor is read before the first run (a change made during the sync is seen by the next
+    refresh); once every run has succeeded the sync is recorded with that cursor (the company counts
+    as synced for its connection, current as of ``now``), and a failed one with its reason."""
+    from protiv_dagster.sync.refresh import check_companies
+
+    company_id = connection.company_id
+    first, last = sync_window(connection, now)
+    weeks = week_keys(first, last)
+    # The code location's own resources, as its runs use them.
+    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+        store = built.registry.sync_state()
+        [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
+    if checked.error is not None:
+        store.record_check(company_id, now, error=checked.error)
+        raise SyncFailed(f"the vendor check before the sync of company {company_id!r} failed: {checked.error}")
+    try:
+        run_ids = sync_company(defs, instance, company_id, first, last, on_step, trigger)
+    except SyncFailed as exc:
+        batch = store.open_batch(company_id, trigger, None, weeks, True, now)
+        store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
+        raise
+    batch = store.open_batch(
+        company_id, trigger, checked.changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
+    )
+    store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now())
+    return run_ids

@@ -1,0 +1,304 @@
+"""Where each company's sync stands: the vendor cursor, the last success, and the syncs in flight.
+
+Kept in the registry database (same URL, own tables) because it belongs to the connection, must
+survive daemon restarts, and is written by the automation only, never by admins.
+
+A *sync* is a batch of Dagster runs asked for together (an initial sync, or a refresh that found
+changes). It carries the vendor cursor observed when it was planned; the company's cursor advances
+to it only once every run of the batch has succeeded, so a failed or killed run never lets a change
+slip past the cursor: the next check asks the vendor again from the old cursor.
+
+Runs are sequenced in two phases because attendance is mapped against the company's workers and
+jobs: the reference run (workers, jobs) goes first when the batch needs one, the week runs (raw and
+attendance; one run per stretch of consecutive weeks) once it has succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from protiv_dagster.connections.registry import OnePerUrl, default_registry_url
+
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+# An initial sync that failed is tried again after a backoff that doubles with each failure in a
+# row, from RETRY_INITIAL_SYNC_AFTER up to RETRY_INITIAL_SYNC_AT_MOST: without a cursor the refresh
+# never checks a company, so nothing else would sync it. A vendor blip is over by the first retry; a
+# company whose vendor refuses it for days costs a few checks a day, not one every tick.
+# PROTIV_INITIAL_SYNC_RETRY_SECONDS sets the first wait (tests of the real daemon make it seconds).
+RETRY_INITIAL_SYNC_AFTER = timedelta(seconds=float(os.environ.get("PROTIV_INITIAL_SYNC_RETRY_SECONDS") or 1800))
+RETRY_INITIAL_SYNC_AT_MOST = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class CompanySyncState:
+    company_id: str
+    cursor: str | None = None  # vendor high-water mark of the last fully successful sync
+    initial_sync_for: datetime | None = None  # connected_at of the connection whose initial sync was asked
+    # When the warehouse was last known to hold everything the vendor had: the planning time of the
+    # last successful sync, or the time of a check that found no change.
+    current_as_of: datetime | None = None
+    last_success_at: datetime | None = None  # when the last sync's runs all succeeded
+    last_checked_at: datetime | None = None  # when the vendor was last asked what changed
+    last_error: str | None = None  # why the last check or sync failed; None once one succeeds
+    failures: int = 0  # checks and syncs failed in a row (the initial sync's backoff); 0 once one succeeds
+
+    @property
+    def initial_sync_failed(self) -> bool:
+        """The company has never synced for its connection, and its last attempt failed."""
+        return self.cursor is None and self.last_error is not None
+
+    def initial_sync_retry_at(self) -> datetime | None:
+        """When a failed initial sync is tried again (None when it has not failed): the last attempt
+        plus RETRY_INITIAL_SYNC_AFTER, doubled for each further failure in a row, at most
+        RETRY_INITIAL_SYNC_AT_MOST."""
+        if not self.initial_sync_failed or self.last_checked_at is None:
+            return None
+        doublings = min(max(self.failures, 1) - 1, 16)
+        return self.last_checked_at + min(RETRY_INITIAL_SYNC_AFTER * 2**doublings, RETRY_INITIAL_SYNC_AT_MOST)
+
+
+@dataclass(frozen=True)
+class SyncBatch:
+    batch_id: str
+    company_id: str
+    trigger: str  # initial_sync | refresh
+    cursor: str | None
+    weeks: tuple[str, ...]
+    with_reference: bool
+    phase: str  # reference | weeks | done
+    status: str
+    requested_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+class SyncStateStore:
+    """Reads and writes the sync state tables (``protiv_sync_state``, ``protiv_sync_batches``)."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or default_registry_url()
+        self.engine = sa.create_engine(self.url, future=True)
+        metadata = sa.MetaData()
+        self.states = sa.Table(
+            "protiv_sync_state", metadata,
+            sa.Column("company_id", sa.Text, primary_key=True),
+            sa.Column("cursor", sa.Text),
+            sa.Column("initial_sync_for", sa.DateTime(timezone=True)),
+            sa.Column("current_as_of", sa.DateTime(timezone=True)),
+            sa.Column("last_success_at", sa.DateTime(timezone=True)),
+            sa.Column("last_checked_at", sa.DateTime(timezone=True)),
+            sa.Column("last_error", sa.Text),
+            sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+        )
+        self.batches = sa.Table(
+            "protiv_sync_batches", metadata,
+            sa.Column("batch_id", sa.Text, primary_key=True),
+            sa.Column("company_id", sa.Text, nullable=False, index=True),
+            sa.Column("trigger", sa.Text, nullable=False),
+            sa.Column("cursor", sa.Text),
+            sa.Column("weeks", sa.Text, nullable=False),
+            sa.Column("with_reference", sa.Boolean, nullable=False),
+            sa.Column("phase", sa.Text, nullable=False),
+            sa.Column("status", sa.Text, nullable=False, index=True),
+            sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("finished_at", sa.DateTime(timezone=True)),
+            sa.Column("error", sa.Text),
+        )
+        metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a registry was created (``failures``): added in place, with their
+        defaults, so a registry of an older version keeps working."""
+        present = {column["name"] for column in sa.inspect(self.engine).get_columns(self.states.name)}
+        if "failures" not in present:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {self.states.name} ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"))
+
+    # -- company state -----------------------------------------------------------------------------
+    def state(self, company_id: str) -> CompanySyncState:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.states).where(self.states.c.company_id == company_id)).mappings().first()
+        return self._state(row) if row else CompanySyncState(company_id)
+
+    def all_states(self) -> dict[str, CompanySyncState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.states)).mappings().all()
+        return {row["company_id"]: self._state(row) for row in rows}
+
+    @staticmethod
+    def _state(row) -> CompanySyncState:
+        return CompanySyncState(
+            company_id=row["company_id"], cursor=row["cursor"], initial_sync_for=_aware(row["initial_sync_for"]),
+            current_as_of=_aware(row["current_as_of"]), last_success_at=_aware(row["last_success_at"]), last_checked_at=_aware(row["last_checked_at"]),
+            last_error=row["last_error"], failures=row["failures"] or 0,
+        )
+
+    def _upsert(self, conn, company_id: str, **values) -> None:
+        updated = conn.execute(
+            self.states.update().where(self.states.c.company_id == company_id).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(self.states.insert().values(company_id=company_id, **values))
+
+    def record_check(
+        self, company_id: str, at: datetime, error: str | None = None, initial_sync_for: datetime | None = None
+    ) -> None:
+        """A change check found nothing (the warehouse is current as of ``at``) or failed with ``error``.
+        ``initial_sync_for``: the check was the start of that connection's initial sync (its failure
+        is an attempt of the initial sync, retried with its backoff)."""
+        with self.engine.begin() as conn:
+            initial = self._initial_sync_values(conn, company_id, initial_sync_for)
+            if error is None:
+                self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at, failures=0, **initial)
+            else:
+                self._upsert(
+                    conn, company_id, last_checked_at=at, last_error=error, failures=self._failures(conn, company_id) + 1,
+                    **initial,
+                )
+
+    def _initial_sync_values(self, conn, company_id: str, initial_sync_for: datetime | None) -> dict:
+        """The state an initial sync attempt for the connection of ``initial_sync_for`` records: the
+        connection, and no cursor when it is another connection's (see ``open_batch``)."""
+        if initial_sync_for is None:
+            return {}
+        stored = conn.execute(
+            sa.select(self.states.c.initial_sync_for).where(self.states.c.company_id == company_id)
+        ).scalar_one_or_none()
+        return {"initial_sync_for": initial_sync_for, **({} if _aware(stored) == initial_sync_for else {"cursor": None})}
+
+    def _failures(self, conn, company_id: str) -> int:
+        return conn.execute(
+            sa.select(self.states.c.failures).where(self.states.c.company_id == company_id)
+        ).scalar_one_or_none() or 0
+
+    def record_quiet_checks(
+        self, company_ids: Iterable[str], at: datetime, cursors: Mapping[str, str] | None = None
+    ) -> None:
+        """Change checks that found nothing, for many companies in one transaction (a refresh of
+        1,000 quiet companies would otherwise commit 1,000 times). ``cursors`` (one per company)
+        are the checks' new cursors: with nothing to sync they may be kept at once."""
+        company_ids = list(company_ids)
+        if not company_ids:
+            return
+        values = {"last_checked_at": at, "last_error": None, "current_as_of": at, "failures": 0}
+        if cursors is not None:
+            missing = [company_id for company_id in company_ids if company_id not in cursors]
+            if missing:
+                raise ValueError(f"quiet checks without a cursor: {', '.join(missing[:5])}")
+        with self.engine.begin() as conn:
+            known = set()
+            for start in range(0, len(company_ids), 500):
+                chunk = company_ids[start:start + 500]
+                known.update(conn.execute(
+                    sa.select(self.states.c.company_id).where(self.states.c.company_id.in_(chunk))
+                ).scalars())
+            per_company = {c: {**values, "cursor": cursors[c]} if cursors is not None else values for c in company_ids}
+            updates = [{"target": company_id, **per_company[company_id]} for company_id in company_ids if company_id in known]
+            if updates:
+                conn.execute(
+                    self.states.update().where(self.states.c.company_id == sa.bindparam("target")),
+                    updates,
+                )
+            inserts = [{"company_id": company_id, **per_company[company_id]} for company_id in company_ids if company_id not in known]
+            if inserts:
+                conn.execute(self.states.insert(), inserts)
+
+    # -- batches ---------------------------------------------------------------------------------------
+    def open_batch(
+        self, company_id: str, trigger: str, cursor: str | None, weeks: Sequence[str], with_reference: bool,
+        at: datetime, initial_sync_for: datetime | None = None,
+    ) -> SyncBatch:
+        """Record a planned sync; an initial sync also remembers which connection it was for. The
+        first initial sync of a connection (new, or reconnected) drops the cursor of an earlier one:
+        until it succeeds the company counts as never synced, so a failure is retried as an initial
+        sync, not refreshed from a cursor that belongs to another connection."""
+        batch = SyncBatch(
+            batch_id=uuid.uuid4().hex[:12], company_id=company_id, trigger=trigger, cursor=cursor,
+            weeks=tuple(sorted(weeks)), with_reference=with_reference,
+            phase="reference" if with_reference else "weeks", status=PENDING, requested_at=at,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(self.batches.insert().values(
+                batch_id=batch.batch_id, company_id=company_id, trigger=trigger, cursor=cursor,
+                weeks=json.dumps(list(batch.weeks)), with_reference=with_reference, phase=batch.phase,
+                status=PENDING, requested_at=at,
+            ))
+            self._upsert(conn, company_id, last_checked_at=at, **self._initial_sync_values(conn, company_id, initial_sync_for))
+        return batch
+
+    def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
+        query = sa.select(self.batches).where(self.batches.c.status == PENDING).order_by(self.batches.c.requested_at)
+        if company_id is not None:
+            query = query.where(self.batches.c.company_id == company_id)
+        with self.engine.connect() as conn:
+            return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def batches_of(self, company_id: str) -> list[SyncBatch]:
+        """A company's sync history: every sync asked for it, oldest first."""
+        query = sa.select(self.batches).where(self.batches.c.company_id == company_id).order_by(self.batches.c.requested_at)
+        with self.engine.connect() as conn:
+            return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def batch(self, batch_id: str) -> SyncBatch:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
+        return self._batch(row)
+
+    @staticmethod
+    def _batch(row) -> SyncBatch:
+        return SyncBatch(
+            batch_id=row["batch_id"], company_id=row["company_id"], trigger=row["trigger"], cursor=row["cursor"],
+            weeks=tuple(json.loads(row["weeks"])), with_reference=bool(row["with_reference"]), phase=row["phase"],
+            status=row["status"], requested_at=_aware(row["requested_at"]), finished_at=_aware(row["finished_at"]),
+            error=row["error"],
+        )
+
+    def set_phase(self, batch_id: str, phase: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(phase=phase))
+
+    def finish_batch(self, batch_id: str, *, succeeded: bool, at: datetime, error: str | None = None) -> None:
+        """Close a batch. On success the company's cursor moves to the batch's, unless a batch asked
+        for later has already moved it further (batches may finish out of order)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
+            batch = self._batch(row)
+            conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(
+                status=SUCCEEDED if succeeded else FAILED, phase="done", finished_at=at, error=error,
+            ))
+            if not succeeded:
+                self._upsert(conn, batch.company_id, last_error=error, failures=self._failures(conn, batch.company_id) + 1)
+                return
+            newer_done = conn.execute(
+                sa.select(sa.func.count()).select_from(self.batches).where(
+                    self.batches.c.company_id == batch.company_id,
+                    self.batches.c.status == SUCCEEDED,
+                    self.batches.c.requested_at > batch.requested_at,
+                )
+            ).scalar_one()
+            values = {"last_success_at": at, "last_error": None, "failures": 0}
+            if not newer_done:
+                values["current_as_of"] = batch.requested_at
+                if batch.cursor is not None:
+                    values["cursor"] = batch.cursor
+            self._upsert(conn, batch.company_id, **values)
+
+
+_stores = OnePerUrl(SyncStateStore)
+
+
+def shared_store(url: str | None = None) -> SyncStateStore:
+    """One store (one engine) per registry URL and process: the sensors ask for it on every tick."""
+    return _stores.get(url)
