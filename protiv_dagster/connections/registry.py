@@ -513,7 +513,11 @@ class ConnectionRegistry:
         metadata = sa.MetaData()
         self.table = _metadata_table(metadata)
         self.versions = _settings_versions_table(metadata)
-        metadata.create_all(self.engine)
+        # Created at the newest schema revision on a new database; an older one is refused with
+        # "run protiv upgrade" (see connections/migrations).
+        from protiv_dagster.connections.migrations import prepare_registry
+
+        prepare_registry(self.engine, self.url)
 
     # -- admin path -------------------------------------------------------------------------------
     def connect(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from protiv_dagster.connections.migrations import prepare_registry
 from protiv_dagster.connections.registry import OnePerUrl, default_registry_url
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
@@ -83,48 +84,46 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
+def sync_state_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    """The sync state's tables in the registry database: each company's state, and the syncs asked for."""
+    states = sa.Table(
+        "protiv_sync_state", metadata,
+        sa.Column("company_id", sa.Text, primary_key=True),
+        sa.Column("cursor", sa.Text),
+        sa.Column("initial_sync_for", sa.DateTime(timezone=True)),
+        sa.Column("current_as_of", sa.DateTime(timezone=True)),
+        sa.Column("last_success_at", sa.DateTime(timezone=True)),
+        sa.Column("last_checked_at", sa.DateTime(timezone=True)),
+        sa.Column("last_error", sa.Text),
+        sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    )
+    batches = sa.Table(
+        "protiv_sync_batches", metadata,
+        sa.Column("batch_id", sa.Text, primary_key=True),
+        sa.Column("company_id", sa.Text, nullable=False, index=True),
+        sa.Column("trigger", sa.Text, nullable=False),
+        sa.Column("cursor", sa.Text),
+        sa.Column("weeks", sa.Text, nullable=False),
+        sa.Column("with_reference", sa.Boolean, nullable=False),
+        sa.Column("phase", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, index=True),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("error", sa.Text),
+    )
+    return states, batches
+
+
 class SyncStateStore:
     """Reads and writes the sync state tables (``protiv_sync_state``, ``protiv_sync_batches``)."""
 
     def __init__(self, url: str | None = None):
         self.url = url or default_registry_url()
         self.engine = sa.create_engine(self.url, future=True)
-        metadata = sa.MetaData()
-        self.states = sa.Table(
-            "protiv_sync_state", metadata,
-            sa.Column("company_id", sa.Text, primary_key=True),
-            sa.Column("cursor", sa.Text),
-            sa.Column("initial_sync_for", sa.DateTime(timezone=True)),
-            sa.Column("current_as_of", sa.DateTime(timezone=True)),
-            sa.Column("last_success_at", sa.DateTime(timezone=True)),
-            sa.Column("last_checked_at", sa.DateTime(timezone=True)),
-            sa.Column("last_error", sa.Text),
-            sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
-        )
-        self.batches = sa.Table(
-            "protiv_sync_batches", metadata,
-            sa.Column("batch_id", sa.Text, primary_key=True),
-            sa.Column("company_id", sa.Text, nullable=False, index=True),
-            sa.Column("trigger", sa.Text, nullable=False),
-            sa.Column("cursor", sa.Text),
-            sa.Column("weeks", sa.Text, nullable=False),
-            sa.Column("with_reference", sa.Boolean, nullable=False),
-            sa.Column("phase", sa.Text, nullable=False),
-            sa.Column("status", sa.Text, nullable=False, index=True),
-            sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Column("finished_at", sa.DateTime(timezone=True)),
-            sa.Column("error", sa.Text),
-        )
-        metadata.create_all(self.engine)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Columns added after a registry was created (``failures``): added in place, with their
-        defaults, so a registry of an older version keeps working."""
-        present = {column["name"] for column in sa.inspect(self.engine).get_columns(self.states.name)}
-        if "failures" not in present:
-            with self.engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE {self.states.name} ADD COLUMN failures INTEGER NOT NULL DEFAULT 0"))
+        self.states, self.batches = sync_state_tables(sa.MetaData())
+        # The registry's schema revision: created at the newest on a new database, refused with
+        # "run protiv upgrade" on an older one (see connections/migrations).
+        prepare_registry(self.engine, self.url)
 
     # -- company state -----------------------------------------------------------------------------
     def state(self, company_id: str) -> CompanySyncState:

@@ -115,8 +115,10 @@ def test_the_initial_sync_of_another_connection_drops_the_old_cursor(store):
     assert store.state("acme").initial_sync_for == new
 
 
-def test_a_registry_made_before_the_failures_column_gets_it(tmp_path):
+def test_a_registry_made_before_the_failures_column_is_upgraded_by_protiv_upgrade(tmp_path):
     import sqlalchemy as sa
+
+    from protiv_dagster.connections.migrations import RegistryUpgradeRequired, upgrade_registry
 
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     engine = sa.create_engine(url)
@@ -126,6 +128,9 @@ def test_a_registry_made_before_the_failures_column_gets_it(tmp_path):
             " current_as_of TIMESTAMP, last_success_at TIMESTAMP, last_checked_at TIMESTAMP, last_error TEXT)"
         ))
         conn.execute(sa.text("INSERT INTO protiv_sync_state (company_id, cursor) VALUES ('acme', 'c1')"))
+    with pytest.raises(RegistryUpgradeRequired, match="run `protiv upgrade`"):
+        SyncStateStore(url)
+    upgrade_registry(url)
     store = SyncStateStore(url)
     assert store.state("acme").cursor == "c1" and store.state("acme").failures == 0
     store.record_check("acme", T0, error="QuickBooks Time: HTTP 503")
