@@ -7,11 +7,11 @@ registry holds, so a connection made by one `protiv demo` keeps working under `p
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protiv_emulators.generator import generate_company
+from protiv_emulators.generator import CompanyData, generate_company
 
 VENDOR_LABELS = {"quickbooks_time": "QuickBooks Time", "aspire": "Aspire", "busybusy": "BusyBusy"}
 DEMO_COMPANIES = {
@@ -41,33 +41,49 @@ class DemoVendor:
         self.emulator.stop()
 
 
+def _quickbooks_time(data: CompanyData, port: int, known: Mapping[str, str]) -> tuple[Any, str, dict[str, str]]:
+    from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
+
+    emulator = QuickBooksTimeEmulator(port=port)
+    token = emulator.add_company(data, access_token=known.get("access_token") or secrets.token_urlsafe(24))
+    emulator.start()
+    return emulator, emulator.base_url, {"access_token": token}
+
+
+def _aspire(data: CompanyData, port: int, known: Mapping[str, str]) -> tuple[Any, str, dict[str, str]]:
+    from protiv_emulators.aspire import AspireEmulator
+
+    emulator = AspireEmulator(port=port)
+    client_id, secret = emulator.add_company(data, client_id=known.get("client_id"), secret=known.get("secret"))
+    emulator.start()
+    return emulator, emulator.base_url, {"client_id": client_id, "secret": secret}
+
+
+def _busybusy(data: CompanyData, port: int, known: Mapping[str, str]) -> tuple[Any, str, dict[str, str]]:
+    from protiv_emulators.busybusy import BusyBusyEmulator
+
+    emulator = BusyBusyEmulator(port=port)
+    username, password = emulator.add_company(data, username=known.get("username"), password=known.get("password"))
+    emulator.start()
+    return emulator, emulator.rest_url, {"username": username, "password": password}
+
+
+# Per vendor: host a generated company on a new emulator at a port, reusing known credentials;
+# returns the running emulator, the base URL an admin connects to, and the credentials.
+EMULATED: dict[str, Callable[[CompanyData, int, Mapping[str, str]], tuple[Any, str, dict[str, str]]]] = {
+    "quickbooks_time": _quickbooks_time,
+    "aspire": _aspire,
+    "busybusy": _busybusy,
+}
+
+
 def start_demo_vendor(
     provider: str, *, port: int, seed: int, workers: int, credentials: Mapping[str, str] | None = None
 ) -> DemoVendor:
     """Start ``provider``'s emulator on ``port`` with its demo company; reuse ``credentials`` if given."""
+    if provider not in EMULATED:
+        raise ValueError(f"no demo emulator for provider {provider!r}")
     company_id = DEMO_COMPANIES[provider]
     data = generate_company(company_id, seed=seed, workers=workers)
-    known = dict(credentials or {})
-    settings = {**DEMO_SETTINGS, "timezone": data.timezone}
-    if provider == "quickbooks_time":
-        from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
-
-        emulator = QuickBooksTimeEmulator(port=port)
-        token = emulator.add_company(data, access_token=known.get("access_token") or secrets.token_urlsafe(24))
-        emulator.start()
-        return DemoVendor(provider, company_id, emulator, emulator.base_url, {"access_token": token}, settings)
-    if provider == "aspire":
-        from protiv_emulators.aspire import AspireEmulator
-
-        emulator = AspireEmulator(port=port)
-        client_id, secret = emulator.add_company(data, client_id=known.get("client_id"), secret=known.get("secret"))
-        emulator.start()
-        return DemoVendor(provider, company_id, emulator, emulator.base_url, {"client_id": client_id, "secret": secret}, settings)
-    if provider == "busybusy":
-        from protiv_emulators.busybusy import BusyBusyEmulator
-
-        emulator = BusyBusyEmulator(port=port)
-        username, password = emulator.add_company(data, username=known.get("username"), password=known.get("password"))
-        emulator.start()
-        return DemoVendor(provider, company_id, emulator, emulator.rest_url, {"username": username, "password": password}, settings)
-    raise ValueError(f"no demo emulator for provider {provider!r}")
+    emulator, base_url, connect_with = EMULATED[provider](data, port, dict(credentials or {}))
+    return DemoVendor(provider, company_id, emulator, base_url, connect_with, {**DEMO_SETTINGS, "timezone": data.timezone})

@@ -5,7 +5,7 @@ Credentials are stored either encrypted with Fernet (the key comes from ``PROTIV
 only admins and the run workers hold) or as a reference to an environment variable; never in clear
 text. Writing a connection is the admin path (the ``protiv connect`` command); the Dagster code
 location only reads connections, and writes back nothing but the tokens a vendor issued to it
-(``ROTATED_CREDENTIALS``: QuickBooks Time's rotated OAuth pair, Aspire's access token kept between
+(the credentials model's ``written_by_vendor`` fields: QuickBooks Time's rotated OAuth pair, Aspire's access token kept between
 change checks), encrypted like the rest.
 
 Storage is any SQLAlchemy URL: SQLite under the data folder by default, PostgreSQL in production
@@ -23,7 +23,6 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -34,6 +33,7 @@ from pydantic import Field
 
 from protiv_dagster.company_settings import CompanySettings, SettingsError, parse_settings
 
+from protiv_dagster.vendors.registry import VENDORS, label as vendor_label, vendor
 from protiv_dagster.settings import (
     CREDENTIAL_VARIABLE_PREFIX,
     REGISTRY_URL_VARIABLE,
@@ -41,32 +41,11 @@ from protiv_dagster.settings import (
     data_dir,
 )
 
-Provider = Literal["quickbooks_time", "aspire", "busybusy"]
-PROVIDERS: tuple[str, ...] = ("quickbooks_time", "aspire", "busybusy")
-PROVIDER_LABELS = {"quickbooks_time": "QuickBooks Time", "aspire": "Aspire", "busybusy": "BusyBusy"}
-
-# Which credential names each provider needs (required) or may hold (optional).
-CREDENTIAL_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "quickbooks_time": (frozenset({"access_token"}), frozenset({"refresh_token", "client_id", "client_secret"})),
-    "aspire": (frozenset({"client_id", "secret"}), frozenset()),
-    "busybusy": (frozenset({"username", "password"}), frozenset()),
-}
-# The credentials the code location may write back, per provider: tokens the vendor issued, never
-# the admin's own (client id, secret, password).
-ROTATED_CREDENTIALS: dict[str, frozenset[str]] = {
-    "quickbooks_time": frozenset({"access_token", "refresh_token"}),
-    "aspire": frozenset({"token", "refresh_token", "token_expires_at"}),
-    "busybusy": frozenset(),
-}
 DEFAULT_PULL_DAYS = 14
 # A pull date before this is a typo (a year of 0202 or 1026), not a history anyone has to sync.
 EARLIEST_PULL_DATE = date(2000, 1, 1)
 COMPANY_ID_MAX_LENGTH = 100
 BASE_URL_MAX_LENGTH = 2048
-# Credentials that are hashed before they leave (BusyBusy's password), never sent in a header: a
-# space inside them is part of the secret. Every other credential is a token, id, secret or user
-# name, where any whitespace is a paste accident.
-CREDENTIALS_WITH_INNER_SPACES = frozenset({"password"})
 # Dagster multi-partition keys and partition ranges use these as separators.
 _PARTITION_SEPARATORS = frozenset("|,[]")
 # Control, invisible formatting (zero-width, bidirectional), surrogate, private-use and unassigned
@@ -169,9 +148,9 @@ def validate_company_id(company_id: str) -> str:
 
 
 def validate_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
+    if provider not in VENDORS:
         shown = _shown(provider) if isinstance(provider, str) else type(provider).__name__
-        raise RegistryError(f"unknown provider {shown}; known providers: {', '.join(PROVIDERS)}")
+        raise RegistryError(f"unknown provider {shown}; known providers: {', '.join(VENDORS)}")
     return provider
 
 
@@ -267,14 +246,15 @@ def validate_pull_date(pull_date: object, latest: date, *, field: str = "attenda
     return pull_date
 
 
-def credential_problem(name: str, value: object) -> str | None:
+def credential_problem(name: str, value: object, *, inner_spaces: bool = False) -> str | None:
     """What makes ``value`` unusable as credential ``name``, or None. Never contains the value:
-    only the kind of character and its position (counted from 1)."""
+    only the kind of character and its position (counted from 1). ``inner_spaces``: a space inside
+    the value is part of it (a password, hashed before it leaves and never sent in a header); in a
+    token, id or user name any whitespace is a paste accident."""
     if not isinstance(value, str):
         return "is not text"
     if not value:
         return "is empty"
-    inner_spaces = name in CREDENTIALS_WITH_INNER_SPACES
     for position, character in enumerate(value, start=1):
         if character == " " and inner_spaces:
             if position == 1:
@@ -287,17 +267,23 @@ def credential_problem(name: str, value: object) -> str | None:
     return None
 
 
+def provider_credential_problem(provider: str, name: str, value: object) -> str | None:
+    """``credential_problem`` under the rules of ``provider``'s credentials model."""
+    spec = VENDORS.get(provider)
+    return credential_problem(name, value, inner_spaces=spec is not None and spec.credentials.keeps_inner_spaces(name))
+
+
 def check_credential(provider: str, name: str, value: object) -> str:
     """``value`` as an admin gave credential ``name`` (typed, pasted or passed to ``connect``), or a
     RegistryError naming the field and the character that makes it unusable, never the value."""
-    problem = credential_problem(name, value)
+    problem = provider_credential_problem(provider, name, value)
     if problem:
         remedy = "paste it again without it" if isinstance(value, str) and value else "give it"
-        raise RegistryError(f"{PROVIDER_LABELS.get(provider, provider)} {name} {problem}: {remedy}")
+        raise RegistryError(f"{vendor_label(provider)} {name} {problem}: {remedy}")
     key = os.environ.get(SECRET_KEY_VARIABLE)
     if key and value == key:
         raise RegistryError(
-            f"{PROVIDER_LABELS.get(provider, provider)} {name} is the encryption key ({SECRET_KEY_VARIABLE}), "
+            f"{vendor_label(provider)} {name} is the encryption key ({SECRET_KEY_VARIABLE}), "
             "which is never sent to a vendor"
         )
     return value  # type: ignore[return-value]
@@ -413,7 +399,7 @@ class Connection:
 
     @property
     def provider_label(self) -> str:
-        return PROVIDER_LABELS[self.provider]
+        return vendor_label(self.provider)
 
     def credentials(self) -> dict[str, str]:
         """The clear-text credentials, resolved now, for the vendor client only; never log them.
@@ -438,7 +424,7 @@ class Connection:
                     raise RegistryError(
                         f"{whose} refers to environment variable {variable} which is not set in this process"
                     )
-                problem = credential_problem(name, value)
+                problem = provider_credential_problem(self.provider, name, value)
                 if problem:
                     raise RegistryError(
                         f"{whose}: environment variable {variable} {problem}; set it to the credential alone "
@@ -458,7 +444,7 @@ class Connection:
                         f"{whose} cannot be decrypted with the "
                         f"current {SECRET_KEY_VARIABLE} (was the key changed?); an admin must reconnect"
                     ) from None
-                problem = credential_problem(name, value)
+                problem = provider_credential_problem(self.provider, name, value)
                 if problem:  # stored before connect checked credentials
                     raise RegistryError(f"{whose} {problem}; an admin must reconnect the company")
                 resolved[name] = value
@@ -543,12 +529,12 @@ class ConnectionRegistry:
         parsed_settings = _settings(settings, company_id)
         if attendance_pull_date is not None:
             validate_pull_date(attendance_pull_date, latest_pull_date(parsed_settings.timezone, today))
-        required, optional = CREDENTIAL_FIELDS[provider]
+        required, optional = vendor(provider).credentials.given_by_admin()
         missing = required - set(credentials)
         unknown = set(credentials) - required - optional
         if missing or unknown:
             raise RegistryError(
-                f"{PROVIDER_LABELS[provider]} credentials for company {company_id!r}: "
+                f"{vendor_label(provider)} credentials for company {company_id!r}: "
                 + "; ".join(
                     part
                     for part in (
@@ -561,7 +547,7 @@ class ConnectionRegistry:
         for name, value in credentials.items():
             if isinstance(value, EnvReference):
                 validate_credential_variable(
-                    value.variable, what=f"the environment variable given for {PROVIDER_LABELS[provider]} {name}"
+                    value.variable, what=f"the environment variable given for {vendor_label(provider)} {name}"
                 )
             else:
                 check_credential(provider, name, value)
@@ -722,13 +708,13 @@ class ConnectionRegistry:
     def rotate_credentials(
         self, company_id: str, values: Mapping[str, str], issued_for: Connection | None = None
     ) -> bool:
-        """Store tokens a vendor issued (``ROTATED_CREDENTIALS`` of the provider), encrypted; other
+        """Store tokens a vendor issued (its credentials model's ``written_by_vendor`` fields), encrypted; other
         credentials are kept. With ``issued_for`` (the connection the tokens were obtained with) they
         are stored only while the company is still connected the same way (same base URL, same
         admin credentials): a token of an API user an admin replaced meanwhile is dropped, never
         mixed into the new connection. Returns whether they were stored."""
         connection = self.get(company_id)
-        allowed = ROTATED_CREDENTIALS[connection.provider]
+        allowed = vendor(connection.provider).credentials.written_by_vendor()
         unknown = sorted(set(values) - allowed)
         if unknown:
             raise RegistryError(
@@ -738,7 +724,7 @@ class ConnectionRegistry:
         for name, value in values.items():
             # A token the vendor issued is sent in a header next time: refuse it now, by name, rather
             # than have the HTTP library quote it in an error later.
-            problem = credential_problem(name, value) if value else None
+            problem = provider_credential_problem(connection.provider, name, value) if value else None
             if problem:
                 raise RegistryError(
                     f"{connection.provider_label} issued a new {name} for company {company_id!r} that {problem}; "
@@ -772,9 +758,9 @@ class ConnectionRegistry:
     def _connection(self, row: Mapping[str, object], versions: list[StoredSettingsVersion]) -> Connection:
         company_id = str(row["company_id"])
         provider = str(row["provider"])
-        if provider not in PROVIDERS:
+        if provider not in VENDORS:
             raise RegistryError(
-                f"company {company_id!r} is connected to unknown provider {provider!r}; known: {', '.join(PROVIDERS)}"
+                f"company {company_id!r} is connected to unknown provider {provider!r}; known: {', '.join(VENDORS)}"
             )
         settings = _settings(json.loads(str(row["settings"])), company_id)
         connected_at = _aware(row["connected_at"])  # type: ignore[arg-type]
@@ -796,7 +782,7 @@ class OnePerUrl:
     """One object holding an engine and its connection pool per registry URL and process.
 
     Sensors, the schedule and assets ask for the registry and the sync state many times per tick (a
-    refresh of 1,000 companies used to open 1,000 engines and check the tables each time); rows are
+    refresh of 1,000 companies would otherwise open 1,000 engines and check the tables each time); rows are
     still read fresh on every call, only the engine is kept. A deployment uses one URL; a test
     session opens many, so past ``limit`` URLs the oldest pool is closed."""
 
@@ -821,7 +807,7 @@ _registries = OnePerUrl(ConnectionRegistry)
 
 class ConnectionRegistryResource(dg.ConfigurableResource):
     """Read access to the connection registry for assets, sensors and checks. It can store the tokens
-    a vendor issued (``ROTATED_CREDENTIALS``) but cannot create, change or remove a connection: that
+    a vendor issued (``written_by_vendor``) but cannot create, change or remove a connection: that
     is the admin CLI's job."""
 
     url: str = Field(default="", description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.")

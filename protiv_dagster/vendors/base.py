@@ -4,8 +4,8 @@ Assets ask a ``Source`` for records and cleaned frames without knowing which ven
 provider supplies the same things: the raw time-entry feeds of a date range, workers with their wage
 histories, jobs with their task lines (line items) and the people assigned to them, and the mapping
 of raw feeds to attendance; a provider that keeps no wage history, line items or assignments
-answers those with no rows (``nothing``). Adding a vendor means adding one module here and wiring it
-in ``resources/vendors.py``.
+answers those with no rows (``nothing``). A vendor package's ``source.py`` subclasses ``Source``;
+``vendors/spec.py`` says what else a vendor package holds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
@@ -161,16 +161,6 @@ def decode_cursor(provider: str, cursor: str | None) -> dict[str, Any] | None:
     return state
 
 
-def feed_pages(source: Source, first_day: date, last_day: date) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """The source's time-entry feeds of ``first_day``..``last_day`` as (feed, records) pages.
-
-    A source that can hand its records out page by page as they arrive (``time_entry_pages``)
-    does, so a large week is never held whole; the others give each feed as one page."""
-    pages = getattr(source, "time_entry_pages", None)
-    if pages is not None:
-        yield from pages(first_day, last_day)
-        return
-    yield from source.time_entry_feeds(first_day, last_day).items()
 
 
 def records_digest(records: Iterable[Mapping[str, Any]], fields: Iterable[str] = ("id",)) -> str:
@@ -231,7 +221,7 @@ def pages_by_week(
     before it is dropped here (never stored, so never set aside nor counted as deleted)."""
     start, last = mondays[0], mondays[-1] + timedelta(days=6)
     first = max(pull_date or start, start)
-    for feed, records in feed_pages(source, first, last):
+    for feed, records in source.time_entry_pages(first, last):
         if feed not in source.weekly_feeds:
             for monday in mondays:
                 yield monday, feed, records
@@ -252,7 +242,17 @@ def pages_by_week(
             yield monday, feed, part
 
 
-class Source(Protocol):
+class Source:
+    """A company's source of attendance: the vendor client for its provider plus that vendor's
+    mapping. Each vendor's ``source.py`` subclasses it and sets the class attributes; assets ask a
+    source for records and cleaned frames without knowing which vendor answers.
+
+    Capabilities a vendor may have are declared here with the behaviour of a vendor without them:
+    a vendor that keeps no wage history, line items or assignments inherits the methods answering
+    no rows; one that cannot hand out time entries page by page inherits ``time_entry_pages`` giving
+    each feed as one page; ``maps_records_independently`` is False unless its mapping reads each
+    live record on its own."""
+
     provider: str
     live_feed: str
     # Per raw feed: the record's id field and its modification-time field (None when it has none),
@@ -260,34 +260,61 @@ class Source(Protocol):
     feed_fields: Mapping[str, tuple[str, str | None]]
     # The feeds whose records each belong to one week (by ``work_day``); the others are lookups.
     weekly_feeds: frozenset[str]
+    # Each live record maps on its own (the other feeds are lookups), so a large week may be mapped
+    # in chunks; False when the mapping needs every record of the window at once.
+    maps_records_independently: bool = False
+
+    def _missing(self, what: str) -> NotImplementedError:
+        return NotImplementedError(f"the {self.provider} source does not implement {what}")
 
     def work_day(self, feed: str, record: Mapping[str, Any]) -> date | None:
         """The local work date ``feed`` is filtered on at the vendor (None when unreadable)."""
-        ...
+        raise self._missing("work_day")
 
-    def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]: ...
+    def time_entry_feeds(self, first_day: date, last_day: date) -> dict[str, list[dict[str, Any]]]:
+        """The raw time-entry feeds of ``first_day``..``last_day``, each whole."""
+        raise self._missing("time_entry_feeds")
+
+    def time_entry_pages(self, first_day: date, last_day: date) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The records of ``time_entry_feeds`` as (feed, records) pages as they arrive, so a large
+        week is never held whole; without paging, each feed is one page."""
+        yield from self.time_entry_feeds(first_day, last_day).items()
+
     def live_entries(self, entry_ids: list[str]) -> dict[str, date | None]:
         """Of ``entry_ids``, those the vendor holds live now, asked by id, with the work date each is
         dated on now (None when unreadable); deleted ones are left out."""
-        ...
-    def workers(self) -> Mapped: ...
+        raise self._missing("live_entries")
+
+    def workers(self) -> Mapped:
+        raise self._missing("workers")
+
     def worker_wages(self, worker_ids: Iterable[str]) -> Mapped:
         """The wage histories (worker_wages rows) of the workers among ``worker_ids`` (the valid
-        workers); a wage of any other worker is set aside."""
-        ...
-    def jobs(self) -> Mapped: ...
+        workers); a wage of any other worker is set aside. None kept by the vendor: no rows."""
+        return nothing()
+
+    def jobs(self) -> Mapped:
+        raise self._missing("jobs")
+
     def task_lines(self, job_ids: Iterable[str]) -> Mapped:
         """The line items (task_lines rows) of the jobs and milestones among ``job_ids``."""
-        ...
+        return nothing()
+
     def job_assignments(self, job_ids: Iterable[str]) -> Mapped:
         """The crew leads and managers (job_assignments rows) of the jobs and milestones among ``job_ids``."""
-        ...
+        return nothing()
+
     def attendance(
         self, feeds: Mapping[str, list[dict[str, Any]]], jobs: pd.DataFrame, worker_ids: Iterable[str]
-    ) -> Mapped: ...
+    ) -> Mapped:
+        raise self._missing("attendance")
+
     def changes_since(self, cursor: str | None, first_day: date, last_day: date) -> Changes:
         """What changed at the vendor since ``cursor`` (``None``: never synced, every week of
         ``first_day``..``last_day`` and the reference data are reported)."""
-        ...
+        raise self._missing("changes_since")
+
     @property
-    def request_count(self) -> int: ...
+    def request_count(self) -> int:
+        """Vendor HTTP requests this source has made."""
+        raise self._missing("request_count")

@@ -10,12 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from protiv_dagster.vendors.aspire import mapping as aspire
-from protiv_dagster.vendors.busybusy import mapping as busybusy
-from protiv_dagster.vendors.quickbooks_time import mapping as quickbooks_time
+from protiv_dagster.vendors.registry import VENDORS
 
 PAGE = Path("docs") / "vendor-mapping.md"
-VENDORS = (("QuickBooks Time", quickbooks_time), ("Aspire", aspire), ("BusyBusy", busybusy))
 INTRODUCTION = """\
 # How each vendor's records become the shared tables
 
@@ -34,7 +31,8 @@ This page is generated from the docstrings of `protiv_dagster/vendors/*/mapping.
 
 def mapping_page() -> str:
     sections = [INTRODUCTION]
-    for label, module in VENDORS:
+    for spec in VENDORS.values():
+        label, module = spec.label, spec.mapping()
         body = (module.__doc__ or "").strip()
         _, _, rest = body.partition("\n")  # the first line restates the module's purpose
         sections.append(f"## {label}\n\nModule `{module.__name__}`.\n\n{rest.strip()}\n")

@@ -20,9 +20,9 @@ import pytest
 from protiv_dagster.sync.company import sync_company
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.vendors.aspire.client import AspireResource
-from protiv_dagster.vendors.busybusy.client import BusyBusyResource
-from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
+from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_emulators.generator import generate_company
@@ -126,9 +126,9 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider, instan
                 warehouse=warehouse,
                 registry=ConnectionRegistryResource(url=registry_url),
                 vendors=VendorApis(
-                    quickbooks_time=QuickBooksTimeResource(**FAST_RETRIES),
-                    aspire=AspireResource(**FAST_RETRIES),
-                    busybusy=BusyBusyResource(**FAST_RETRIES),
+                    quickbooks_time=QuickBooksTimeTuning(**FAST_RETRIES),
+                    aspire=AspireTuning(**FAST_RETRIES),
+                    busybusy=BusyBusyTuning(**FAST_RETRIES),
                     step_retries=1,
                     step_retry_seconds=0.05,
                 ),

@@ -14,9 +14,9 @@ import pytest
 
 from protiv_dagster.partitions import week_start
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.vendors.aspire.client import AspireResource
-from protiv_dagster.vendors.busybusy.client import BusyBusyResource, iso
-from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
+from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning, iso
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_emulators.generator import generate_company
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.vendors.base import Changes, decode_cursor, weeks_between
@@ -79,17 +79,17 @@ def make_source(harness: VendorHarness, **resource_options):
     if harness.provider == "quickbooks_time":
         from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
 
-        return QuickBooksTimeSource(connection, QuickBooksTimeResource(**FAST), _Registry())
+        return QuickBooksTimeSource(connection, QuickBooksTimeTuning(**FAST), _Registry())
     if harness.provider == "aspire":
         from protiv_dagster.vendors.aspire.source import AspireSource
 
         registry = getattr(harness, "registry", None)
         if registry is not None:
             connection = registry.get(harness.company_id)
-        return AspireSource(connection, AspireResource(**FAST, **resource_options), registry)
+        return AspireSource(connection, AspireTuning(**FAST, **resource_options), registry)
     from protiv_dagster.vendors.busybusy.source import BusyBusySource
 
-    return BusyBusySource(connection, BusyBusyResource(**FAST))
+    return BusyBusySource(connection, BusyBusyTuning(**FAST))
 
 
 def check(harness, cursor, window, resource_options=None, **options) -> Changes:

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_emulators.generator import generate_company
-from protiv_dagster.vendors.base import feed_pages
 from tests.assets.vendors import PROVIDERS, host
 from tests.vendors.test_changes import FAST, _Registry, make_source
 
@@ -29,12 +28,12 @@ def test_pages_hold_exactly_the_records_of_the_feeds(provider, company_data):
         if provider == "quickbooks_time":  # small pages, so the week spans many requests
             from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
 
-            source = QuickBooksTimeSource(source.connection, QuickBooksTimeResource(**FAST, page_size=7), _Registry())
+            source = QuickBooksTimeSource(source.connection, QuickBooksTimeTuning(**FAST, page_size=7), _Registry())
         last_day = company_data.last_local_date
         first_day = last_day - timedelta(days=6)
         paged: dict[str, list[dict]] = defaultdict(list)
         page_count = 0
-        for feed, records in feed_pages(source, first_day, last_day):
+        for feed, records in source.time_entry_pages(first_day, last_day):
             paged[feed].extend(records)
             page_count += 1
         whole = source.time_entry_feeds(first_day, last_day)

@@ -458,7 +458,7 @@ class AspireClient(VendorClient):
         )
 
 
-class AspireResource(dg.ConfigurableResource):
+class AspireTuning(dg.Config):
     """Aspire External API. Holds only tuning; the base URL and the API user's client id and secret
     come from the company's connection at run time, so no secret ever travels in run config."""
 
@@ -507,4 +507,4 @@ class AspireResource(dg.ConfigurableResource):
         )
 
 
-__all__ = ["AspireClient", "AspireResource", "AspireTokens", "VendorAuthError", "token_expiry", "any_of", "odata_datetime", "odata_filter", "odata_string"]
+__all__ = ["AspireClient", "AspireTuning", "AspireTokens", "VendorAuthError", "token_expiry", "any_of", "odata_datetime", "odata_filter", "odata_string"]

@@ -25,7 +25,7 @@ listed days hold up to a page (1,000 rows), however old its connection. From tha
 - changes: rows stamped after the cursor (wherever they are dated now, so a move out of the window
   is seen too) give ``entry_ids`` and, for days in the window, ``weeks``: every add, edit or move,
   in any week, shows at the next check.
-- deletions: the listed days are the newest ``open_weeks`` weeks of the window (``AspireResource``;
+- deletions: the listed days are the newest ``open_weeks`` weeks of the window (``AspireTuning``;
   the current and the previous week by default, where edits and deletions are frequent) at every
   check, plus ONE slice of older days in rotation: from where the last slice ended (the first day of
   the window after the open weeks were reached), as many days as their stored row counts fit in
@@ -73,9 +73,11 @@ from typing import Any
 import pandas as pd
 
 from protiv_dagster.vendors.aspire import mapping as aspire_mapping
-from protiv_dagster.vendors.aspire.client import EMPLOYEE_FILTER, AspireResource, AspireTokens, any_of
+from protiv_dagster.vendors.aspire.client import EMPLOYEE_FILTER, AspireTuning, AspireTokens, any_of
 from protiv_dagster.partitions import week_start
+from protiv_dagster.vendors.aspire.credentials import AspireCredentials
 from protiv_dagster.vendors.base import (
+    Source,
     chunks,
     is_stamp,
     ChangeLog,
@@ -186,20 +188,20 @@ def plan_deletion_scan(
     return DeletionScan(open_first, window_last, (first, last), next_slice)
 
 
-def stored_tokens(credentials: Mapping[str, str]) -> AspireTokens | None:
+def stored_tokens(credentials: AspireCredentials) -> AspireTokens | None:
     """The token pair kept with the connection, None when there is none (or it cannot be read)."""
-    if not credentials.get("token") or not credentials.get("token_expires_at"):
+    if not credentials.token or not credentials.token_expires_at:
         return None
     try:
-        expires_at = datetime.fromisoformat(credentials["token_expires_at"])
+        expires_at = datetime.fromisoformat(credentials.token_expires_at)
     except ValueError:
         return None
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
-    return AspireTokens(credentials["token"], credentials.get("refresh_token") or None, expires_at)
+    return AspireTokens(credentials.token, credentials.refresh_token or None, expires_at)
 
 
-class AspireSource:
+class AspireSource(Source):
     provider = "aspire"
     live_feed = "WorkTicketTimes"
     clock_feed = "ClockTimes"
@@ -212,12 +214,12 @@ class AspireSource:
     weekly_feeds = frozenset({"WorkTicketTimes", "ClockTimes"})
     _work_day_fields = {"WorkTicketTimes": "WorkTicketTimeDate", "ClockTimes": "ClockStart"}
 
-    def __init__(self, connection: Any, resource: AspireResource, registry: Any = None):
+    def __init__(self, connection: Any, resource: AspireTuning, registry: Any = None):
         """``registry`` (a ``ConnectionRegistryResource``) keeps the access token between checks;
         without it every source asks for a new token."""
         self.connection = connection
         self.registry = registry
-        credentials = connection.credentials()
+        credentials = AspireCredentials.stored(connection.credentials())
         settings = getattr(connection, "settings", None)
         self.timezone_override: str | None = getattr(settings, "timezone", None)
         self.drive_job_name = next(
@@ -228,7 +230,7 @@ class AspireSource:
         self.open_weeks = resource.open_weeks
         self.page_size = resource.page_size
         self.client = resource.client(
-            connection.base_url, credentials["client_id"], credentials["secret"], timezone=self.timezone_override,
+            connection.base_url, credentials.client_id, credentials.secret, timezone=self.timezone_override,
             tokens=stored_tokens(credentials) if registry is not None else None,
             on_new_tokens=self._keep_tokens if registry is not None else None,
         )

@@ -564,7 +564,7 @@ class BusyBusyClient(VendorClient):
         return newest, listed
 
 
-class BusyBusyResource(dg.ConfigurableResource):
+class BusyBusyTuning(dg.Config):
     """BusyBusy REST login + GraphQL API. Holds only tuning; the REST base URL and the username and
     password come from the company's connection at run time, so no secret travels in run config."""
 
@@ -597,7 +597,7 @@ __all__ = [
     "QUERIES",
     "TIME_ENTRIES",
     "BusyBusyClient",
-    "BusyBusyResource",
+    "BusyBusyTuning",
     "VendorAuthError",
     "graphql_url_for",
     "local_day_window",

@@ -35,8 +35,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from protiv_dagster.vendors.busybusy import mapping as bb_mapping
-from protiv_dagster.vendors.busybusy.client import CHANGE_ROOTS, BusyBusyResource, iso, local_day_window
+from protiv_dagster.vendors.busybusy.client import CHANGE_ROOTS, BusyBusyTuning, iso, local_day_window
+from protiv_dagster.vendors.busybusy.credentials import BusyBusyCredentials
 from protiv_dagster.vendors.base import (
+    Source,
     chunks,
     is_stamp,
     ChangeLog,
@@ -57,7 +59,7 @@ EMPTY_ORGANIZATION_MARK = "1970-01-01T00:00:00Z"
 KEY_PREFIX = {"timeEntries": "e", "members": "m", "projects": "p", "budgetHours": "bh"}
 
 
-class BusyBusySource:
+class BusyBusySource(Source):
     provider = "busybusy"
     live_feed = "timeEntries"
     cost_code_feed = "costCodes"
@@ -72,10 +74,14 @@ class BusyBusySource:
     # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
     maps_records_independently = True
 
-    def __init__(self, connection: Any, resource: BusyBusyResource, *, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self, connection: Any, resource: BusyBusyTuning, registry: Any = None, *,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.connection = connection
-        credentials = connection.credentials()
-        self.client = resource.client(connection.base_url, credentials["username"], credentials["password"])
+        # ``registry`` is unused: BusyBusy issues no token worth keeping between checks.
+        credentials = BusyBusyCredentials.stored(connection.credentials())
+        self.client = resource.client(connection.base_url, credentials.username, credentials.password)
         self._clock = clock
         # Read once per source: workers and their wages share the members, jobs and their task lines
         # the budgets.

@@ -29,6 +29,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 from protiv_dagster.vendors.http import (
     DEFAULT_MAX_PAGES,
     MAX_PAGES_HELP,
@@ -42,19 +43,6 @@ from protiv_dagster.vendors.http import (
 
 MAX_PAGE_SIZE = 200
 EMPTY_PAGE_REREADS = 2  # times an empty page that announces more is read again before the sync fails
-
-
-@dataclass
-class QuickBooksTimeCredentials:
-    """What a QuickBooks Time connection authenticates with; repr never shows the values."""
-
-    access_token: str
-    refresh_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-
-    def __repr__(self) -> str:
-        return "QuickBooksTimeCredentials(***)"
 
 
 @dataclass
@@ -306,7 +294,7 @@ class QuickBooksTimeClient(VendorClient):
             raise VendorPayloadError(self.vendor, f"/last_modified_timestamps is malformed ({exc})") from None
 
 
-class QuickBooksTimeResource(dg.ConfigurableResource):
+class QuickBooksTimeTuning(dg.Config):
     """QuickBooks Time REST API v1. Holds only tuning; the base URL and credentials come from the
     company's connection at run time, so no secret ever travels in run config."""
 
@@ -336,6 +324,6 @@ class QuickBooksTimeResource(dg.ConfigurableResource):
 __all__ = [
     "QuickBooksTimeClient",
     "QuickBooksTimeCredentials",
-    "QuickBooksTimeResource",
+    "QuickBooksTimeTuning",
     "VendorAuthError",
 ]

@@ -28,8 +28,10 @@ import pandas as pd
 
 from protiv_dagster.vendors.quickbooks_time import mapping as qbt_mapping
 from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource
-from protiv_dagster.vendors.quickbooks_time.client import MAX_PAGE_SIZE, QuickBooksTimeCredentials, QuickBooksTimeResource
+from protiv_dagster.vendors.quickbooks_time.client import MAX_PAGE_SIZE, QuickBooksTimeTuning
+from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 from protiv_dagster.vendors.base import (
+    Source,
     chunks,
     is_stamp,
     day_of_text,
@@ -55,7 +57,7 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-class QuickBooksTimeSource:
+class QuickBooksTimeSource(Source):
     provider = "quickbooks_time"
     live_feed = "timesheets"
     deleted_feed = "timesheets_deleted"
@@ -65,9 +67,8 @@ class QuickBooksTimeSource:
     # Each live record maps on its own (the other feeds are lookups): a large week is mapped in chunks.
     maps_records_independently = True
 
-    def __init__(self, connection: Connection, resource: QuickBooksTimeResource, registry: ConnectionRegistryResource):
+    def __init__(self, connection: Connection, resource: QuickBooksTimeTuning, registry: ConnectionRegistryResource):
         self.connection = connection
-        credentials = connection.credentials()
         company_id = connection.company_id
 
         def store_rotated(new: QuickBooksTimeCredentials) -> None:
@@ -77,12 +78,7 @@ class QuickBooksTimeSource:
 
         self.client = resource.client(
             connection.base_url,
-            QuickBooksTimeCredentials(
-                access_token=credentials["access_token"],
-                refresh_token=credentials.get("refresh_token"),
-                client_id=credentials.get("client_id"),
-                client_secret=credentials.get("client_secret"),
-            ),
+            QuickBooksTimeCredentials.stored(connection.credentials()),
             on_token_refresh=store_rotated,
         )
 

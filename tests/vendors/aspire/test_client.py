@@ -10,7 +10,7 @@ import requests
 from protiv_dagster.vendors.aspire.client import (
     ASSUMED_TOKEN_LIFETIME,
     AspireClient,
-    AspireResource,
+    AspireTuning,
     AspireTokens,
     any_of,
     odata_filter,
@@ -276,8 +276,8 @@ def test_a_refused_query_surfaces_the_vendor_message(hosted):
 
 def test_resource_holds_only_tuning(hosted):
     emulator, client_id, secret = hosted
-    resource = AspireResource(page_size=10, max_attempts=2)
-    assert "secret" not in " ".join(AspireResource.model_fields)
+    resource = AspireTuning(page_size=10, max_attempts=2)
+    assert "secret" not in " ".join(AspireTuning.model_fields)
     client = resource.client(emulator.base_url, client_id, secret, timezone="America/Denver")
     assert client.page_size == 10 and client.max_attempts == 2 and client.timezone == "America/Denver"
     assert client.branches()[0]["BranchID"] == 1

@@ -35,7 +35,7 @@ from protiv_dagster.vendors.aspire.mapping import (
     times_to_attendance,
     wages_in_force,
 )
-from protiv_dagster.vendors.aspire.client import AspireResource
+from protiv_dagster.vendors.aspire.client import AspireTuning
 from protiv_emulators.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR, AspireCompany, AspireEmulator
 from protiv_emulators.generator import CompanyData, generate_company
 from protiv_dagster.schemas import Attendance, Job, JobAssignment, TaskLine, Worker, WorkerWage, no_rejects, split_valid
@@ -284,7 +284,7 @@ def test_source_end_to_end_over_http(data):
             company_id=COMPANY, base_url=emulator.base_url, settings=CompanySettings(timezone=None),
             credentials=lambda: {"client_id": client_id, "secret": secret},
         )
-        source = AspireSource(connection, AspireResource(page_size=200))
+        source = AspireSource(connection, AspireTuning(page_size=200))
         assert source.provider == "aspire" and source.live_feed == "WorkTicketTimes"
         workers, jobs = source.workers(), source.jobs()
         assert workers.set_aside.empty and jobs.set_aside.empty
@@ -297,7 +297,7 @@ def test_source_end_to_end_over_http(data):
         assert source.request_count == emulator.request_count
         # The company's own zone setting overrides the branch zone.
         connection.settings = CompanySettings(timezone="America/New_York")
-        eastern = AspireSource(connection, AspireResource())
+        eastern = AspireSource(connection, AspireTuning())
         shifted = eastern.attendance(feeds, jobs.rows, workers.rows["worker_id"]).rows.set_index("entry_id")
         central = mapped.rows.set_index("entry_id")
         timed = central["start_at"].notna()

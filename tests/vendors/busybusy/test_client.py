@@ -12,7 +12,7 @@ from protiv_dagster.vendors.busybusy.client import (
     CHANGE_ROOTS,
     QUERIES,
     BusyBusyClient,
-    BusyBusyResource,
+    BusyBusyTuning,
     graphql_url_for,
     local_day_window,
     query_text,
@@ -68,7 +68,7 @@ def test_url_layout():
     assert graphql_url_for("http://127.0.0.1:8080/rest") == "http://127.0.0.1:8080/graphql"
     with pytest.raises(ValueError, match="graphql_url"):
         graphql_url_for("https://example.com/api")
-    client = BusyBusyResource(graphql_url="https://gql.example/").client("https://example.com/api", "u", "p")
+    client = BusyBusyTuning(graphql_url="https://gql.example/").client("https://example.com/api", "u", "p")
     assert client.base_url == "https://gql.example"
 
 

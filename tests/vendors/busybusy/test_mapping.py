@@ -27,7 +27,7 @@ from protiv_dagster.vendors.busybusy.mapping import (
     time_entries_to_attendance,
     wages_on,
 )
-from protiv_dagster.vendors.busybusy.client import BusyBusyResource
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
 from protiv_emulators.busybusy import COST_PER_BUDGET_HOUR, BusyBusyCompany, BusyBusyEmulator
 from protiv_emulators.generator import PAY_SALARIED, STATUS_OPEN, CompanyData, generate_company
 from protiv_dagster.schemas import Attendance, Job, TaskLine, Worker, WorkerWage, split_valid
@@ -295,7 +295,7 @@ def test_source_end_to_end(data):
     with BusyBusyEmulator() as emulator:
         username, password = emulator.add_company(data)
         connection = FakeConnection(COMPANY, emulator.rest_url, SETTINGS, {"username": username, "password": password})
-        source = BusyBusySource(connection, BusyBusyResource(page_size=200))
+        source = BusyBusySource(connection, BusyBusyTuning(page_size=200))
         assert source.provider == "busybusy" and source.live_feed == "timeEntries"
         workers = source.workers()
         jobs = source.jobs()
@@ -323,7 +323,7 @@ def test_source_needs_a_timezone(data):
         username, password = emulator.add_company(data)
         connection = FakeConnection(COMPANY, emulator.rest_url, CompanySettings(), {"username": username, "password": password})
         with pytest.raises(ValueError, match="timezone"):
-            BusyBusySource(connection, BusyBusyResource()).time_entry_feeds(date(2026, 11, 1), date(2026, 11, 7))
+            BusyBusySource(connection, BusyBusyTuning()).time_entry_feeds(date(2026, 11, 1), date(2026, 11, 7))
 
 
 def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):

@@ -1,0 +1,12 @@
+"""Tiny Clock lists people, jobs and entries in the shapes of QuickBooks Time's users, jobcodes and
+timesheets, so its mapping is QuickBooks Time's under other names."""
+
+from __future__ import annotations
+
+from protiv_dagster.vendors.quickbooks_time.mapping import (
+    jobcodes_to_jobs as jobs_to_jobs,
+    timesheets_to_attendance as entries_to_attendance,
+    users_to_workers as people_to_workers,
+)
+
+__all__ = ["entries_to_attendance", "jobs_to_jobs", "people_to_workers"]
