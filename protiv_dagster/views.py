@@ -97,16 +97,18 @@ FROM {schema}.propay_opportunities
 COMPANY_PROPAY_SUMMARY = View(
     name="company_propay_summary",
     description=(
-        "One row per company: ProPay counts, saved and net saved hours and efficiency of its completed "
-        "ProPays, and the bonus money of its ProPays, final (completed) and provisional (started) apart."
+        "One row per company: ProPay counts, worker-hours, saved and net saved hours and efficiency of its "
+        "completed ProPays, and the bonus money of its ProPays, final (completed) and provisional (started) apart."
     ),
     select=f"""
 SELECT
     company_id,
     CAST(COUNT(*) AS BIGINT) AS propays,
+    CAST(SUM(CASE WHEN status = 'started' THEN 1 ELSE 0 END) AS BIGINT) AS started_propays,
     CAST(SUM(CASE WHEN {_FINAL} THEN 1 ELSE 0 END) AS BIGINT) AS completed_propays,
     CAST(SUM(CASE WHEN exclusion_reason IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS excluded_propays,
     CAST(SUM(CASE WHEN disqualified THEN 1 ELSE 0 END) AS BIGINT) AS disqualified_propays,
+    CAST(COALESCE(SUM(actual_hours), 0) AS DOUBLE PRECISION) AS actual_hours,
     CAST(COALESCE(SUM(CASE WHEN {_FINAL} THEN GREATEST(COALESCE(saved_hours, 0), 0) END), 0) AS DOUBLE PRECISION) AS saved_hours,
     CAST(COALESCE(SUM(CASE WHEN {_FINAL} THEN COALESCE(saved_hours, 0) END), 0) AS DOUBLE PRECISION) AS net_saved_hours,
     CAST(SUM(CASE WHEN {_FINAL} AND budget_hours IS NOT NULL AND actual_hours > 0 THEN budget_hours END)
@@ -114,6 +116,7 @@ SELECT
          AS DOUBLE PRECISION) AS efficiency,
     CAST(SUM(CASE WHEN pay_state = 'final' THEN 1 ELSE 0 END) AS BIGINT) AS final_propays,
     CAST(SUM(CASE WHEN pay_state = 'provisional' THEN 1 ELSE 0 END) AS BIGINT) AS provisional_propays,
+    CAST(SUM(CASE WHEN pay_state = 'none' THEN 1 ELSE 0 END) AS BIGINT) AS unpaid_propays,
     {_by_state("bonus_pool", "final", "final_bonus_pool")},
     {_by_state("paid_to_workers", "final", "final_paid_to_workers")},
     {_by_state("kept_by_company", "final", "final_kept_by_company")},
@@ -129,14 +132,17 @@ GROUP BY company_id
     columns=(
         COMPANY,
         _c("propays", "BIGINT", "ProPays of the company, every status, excluded ones included."),
+        _c("started_propays", "BIGINT", "ProPays with work under way (status started): their money is provisional."),
         _c("completed_propays", "BIGINT", "Completed ProPays that no rule excludes (the ones the hour figures count)."),
         _c("excluded_propays", "BIGINT", "ProPays an exclusion rule keeps from paying a bonus."),
         _c("disqualified_propays", "BIGINT", "ProPays the company disqualified."),
+        _c("actual_hours", "DOUBLE PRECISION", "Worker-hours counted on all its ProPays, every status (the hour figures below count completed ones only)."),
         _c("saved_hours", "DOUBLE PRECISION", "Sum of saved hours (under-budget ProPays only) of the completed ProPays."),
         _c("net_saved_hours", "DOUBLE PRECISION", "Sum of budget - actual hours of the completed ProPays, over-budget ones subtracting."),
         _c("efficiency", "DOUBLE PRECISION", "Total budget hours / total actual hours of the completed ProPays (1.0 = on budget)."),
         _c("final_propays", "BIGINT", "Completed ProPays that pay (pay_state final)."),
         _c("provisional_propays", "BIGINT", "Started ProPays that pay a provisional bonus (pay_state provisional)."),
+        _c("unpaid_propays", "BIGINT", "ProPays that pay nothing (pay_state none; propay_opportunities.no_bonus_reason says why)."),
         _c("final_bonus_pool", "NUMERIC(14,2)", "Bonus pools in $ of the completed ProPays (will not change)."),
         _c("final_paid_to_workers", "NUMERIC(14,2)", "Worker bonuses in $ of the completed ProPays (will not change)."),
         _c("final_kept_by_company", "NUMERIC(14,2)", "Pool $ kept by the company on the completed ProPays (will not change)."),

@@ -99,7 +99,7 @@ def test_no_secret_in_instance_logs_warehouse_errors_or_cli(pipeline, provider, 
     monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
     monkeypatch.setenv(WAREHOUSE_URL_VARIABLE, pipeline.warehouse.url)
     # The CLI's console was sized when another test imported it: give it room for whole cells.
-    monkeypatch.setattr("protiv_dagster.cli.console", Console(width=400))
+    monkeypatch.setattr("protiv_dagster.cli.output.console", Console(width=400))
     runner = CliRunner()
     for args in (["connections"], ["status"], ["sync", COMPANY]):
         result = runner.invoke(app, args)
@@ -184,7 +184,7 @@ def test_a_canary_credential_through_every_error_path_is_found_nowhere(
         monkeypatch.setenv(WAREHOUSE_URL_VARIABLE, pipeline.warehouse.url)
         if instance_kind == "sqlite":
             monkeypatch.setenv("DAGSTER_HOME", pipeline.instance.root_directory)
-        monkeypatch.setattr("protiv_dagster.cli.console", Console(width=400))
+        monkeypatch.setattr("protiv_dagster.cli.output.console", Console(width=400))
         places: dict[str, str] = {"sync errors": "\n".join(errors)}
         for args in (["status", "--probe"], ["sync", COMPANY], ["connections"]):
             result = CliRunner().invoke(app, args)

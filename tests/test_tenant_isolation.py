@@ -203,12 +203,11 @@ def test_row_security_needs_postgres(tmp_path):
 def test_analyst_role_cli_grants_lists_and_revokes(analyst_role, dagster_database, monkeypatch):
     from typer.testing import CliRunner
 
-    from protiv_dagster import cli
-    from protiv_dagster.cli import app
+    from protiv_dagster.cli import app, output
 
     # A database of its own, so the CLI's default schema "protiv" is not shared with other tests.
     monkeypatch.setenv("PROTIV_WAREHOUSE_URL", dagster_database)
-    monkeypatch.setattr(cli.console, "width", 200)  # COLUMNS is read once, when the console is made
+    monkeypatch.setattr(output.console, "width", 200)  # COLUMNS is read once, when the console is made
     runner = CliRunner()
     granted = runner.invoke(app, ["analyst-role", "grant", analyst_role, HOSTILE])
     assert granted.exit_code == 0, granted.output
@@ -282,13 +281,12 @@ def test_analyst_role_cli_lists_stale_grants_rebinds_on_an_explicit_grant_and_re
 ):
     from typer.testing import CliRunner
 
-    from protiv_dagster import cli
-    from protiv_dagster.cli import app
+    from protiv_dagster.cli import app, output
 
     monkeypatch.setenv("PROTIV_WAREHOUSE_URL", dagster_database)
     # Wide enough for one row per grant: the CLI's console read COLUMNS when it was made, which may
     # be before this test (another test of the same worker imported the CLI first).
-    monkeypatch.setattr(cli.console, "width", 200)
+    monkeypatch.setattr(output.console, "width", 200)
     runner = CliRunner()
     warehouse = Warehouse(url=dagster_database)
     gone = f"analyst_{uuid.uuid4().hex[:10]}"

@@ -493,7 +493,7 @@ class OtherFault:
 OTHER_FAULTS = [
     OtherFault("credentials", "a credential with a trailing CR or LF (a paste at the hidden prompt)",
                "refused at connect naming the field, never the value; one trailing line ending typed at the prompt is dropped",
-               "tests/test_cli.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name"),
+               "tests/cli/test_admin.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name"),
     OtherFault("credentials", "any other control or whitespace character in a credential",
                "refused at connect naming the field and the position",
                "tests/connections/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value"),
@@ -517,7 +517,7 @@ OTHER_FAULTS = [
                "tests/connections/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it"),
     OtherFault("vendor text", "a stored last error holding `[/]`, balanced markup and a terminal escape",
                "`protiv status` shows it literally, for every company",
-               "tests/test_cli.py::test_status_prints_a_stored_vendor_error_literally"),
+               "tests/cli/test_operations.py::test_status_prints_a_stored_vendor_error_literally"),
     OtherFault("vendor text", "a failing sync whose vendor error holds markup",
                "`protiv sync` prints it literally and exits 1",
                "tests/connections/test_connect_validation.py::test_sync_shows_a_failure_message_literally"),

@@ -133,6 +133,9 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
     final = savings[(savings["status"] == "completed") & ~savings["excluded"].astype(bool) & (savings["actual_hours"] > 0)]
     summary = frames["company_propay_summary"].set_index("company_id").loc[COMPANY]
     assert summary["propays"] == len(propays) and summary["completed_propays"] == len(final)
+    assert summary["started_propays"] == (propays["status"] == "started").sum()
+    assert summary["unpaid_propays"] == (propays["pay_state"] == "none").sum()
+    assert summary["actual_hours"] == pytest.approx(propays["actual_hours"].sum(), abs=1e-6)
     assert summary["saved_hours"] == pytest.approx(final["saved_hours"].sum(), abs=1e-6)
     assert summary["net_saved_hours"] == pytest.approx(final["net_saved_hours"].sum(), abs=1e-6)
     assert summary["saved_hours"] >= summary["net_saved_hours"]

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from protiv_dagster import cli
+from protiv_dagster.cli import app, output
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
 from tests.assets.conftest import COMPANY
@@ -32,8 +32,8 @@ def status(pipeline, monkeypatch) -> tuple[int, str, str]:
     company's row and the whole output with its white space folded (the reason may be shown in the
     row or below the table)."""
     monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
-    monkeypatch.setattr(cli.console, "width", 400)  # one line per row
-    result = CliRunner().invoke(cli.app, ["status"])
+    monkeypatch.setattr(output.console, "width", 400)  # one line per row
+    result = CliRunner().invoke(app, ["status"])
     row = next(line for line in result.output.splitlines() if COMPANY in line)
     return result.exit_code, row, " ".join(result.output.split())
 

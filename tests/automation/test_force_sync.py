@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from protiv_dagster import cli
+from protiv_dagster.cli import app, output
 from protiv_dagster.sync.company import force_sync
 from protiv_dagster.partitions import RANGE_END_TAG
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
@@ -49,8 +49,8 @@ def test_a_force_sync_records_the_cursor_so_the_daemon_only_refreshes(pipeline, 
 
     # And the admin's probe agrees: nothing waiting, green.
     monkeypatch.setenv(REGISTRY_URL_VARIABLE, pipeline.registry.url)
-    monkeypatch.setattr(cli.console, "width", 400)
-    probed = CliRunner().invoke(cli.app, ["status", "--probe"])
+    monkeypatch.setattr(output.console, "width", 400)
+    probed = CliRunner().invoke(app, ["status", "--probe"])
     assert "changes waiting" not in probed.output
     assert probed.exit_code == 0, probed.output
     assert "green" in next(line for line in probed.output.splitlines() if COMPANY in line)

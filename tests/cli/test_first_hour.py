@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import free_port
+from tests.cli.commands import free_port
 
 pytestmark = pytest.mark.slow
 COMPANY = "demo-landscaping"

@@ -51,13 +51,13 @@ def registry(tmp_path, monkeypatch) -> ConnectionRegistry:
     monkeypatch.setenv("PROTIV_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # restored after the test
     # Wide enough that no cell or message is wrapped; a terminal, so styles and controls are real.
-    monkeypatch.setattr("protiv_dagster.cli.console", Console(width=400, force_terminal=True, color_system="standard"))
+    monkeypatch.setattr("protiv_dagster.cli.output.console", Console(width=400, force_terminal=True, color_system="standard"))
     return ConnectionRegistry(url)
 
 
 def cli(*args: str, input: str | None = None):
     # These tests are about what connect refuses and stores: no vendor is asked (a connect's vendor
-    # check has its own test in tests/test_cli_first_hour.py).
+    # check has its own test in tests/cli/test_first_hour.py).
     extra = ["--no-check"] if args[:1] == ("connect",) else []
     return CliRunner().invoke(app, [*args, *extra], input=input)
 
@@ -403,7 +403,7 @@ def test_sync_shows_a_failure_message_literally(registry, monkeypatch):
     def failing(connection, label):
         raise SyncFailed(f"workers and jobs failed for company 'acme' (run 1): {VENDOR_TEXT}")
 
-    monkeypatch.setattr("protiv_dagster.cli._sync_with_progress", failing)
+    monkeypatch.setattr("protiv_dagster.cli.operations.sync_with_progress", failing)
     result = cli("sync", "acme")
     assert result.exit_code == 1, result.output
     assert f"workers and jobs failed for company 'acme' (run 1): {SHOWN_AS}" in result.output

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.cli import DEMO_SEED, DEMO_WORKERS
+from protiv_dagster.cli.demo import DEMO_SEED, DEMO_WORKERS
 from protiv_dagster.sync.company import sync_company
 from protiv_dagster.data_dictionary import AUDIT_SQL, dictionary_page
 from protiv_dagster.definitions import build_defs

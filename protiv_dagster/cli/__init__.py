@@ -1,0 +1,63 @@
+"""`protiv`: the command line of the data platform, one module per audience.
+
+- ``demo``: the demo (the README's main command) and the vendor emulators it runs on;
+- ``operations``: what operators run (force sync, status, the Dagster UI);
+- ``admin``: a company's integration (connect, disconnect, connections, settings, keygen);
+- ``analysts``: the ProPay summary a sync prints and the analyst roles of the warehouse;
+- ``output``: the console and how outside text is shown; ``common``: what several audiences share.
+
+A command is a plain function of its audience's module, registered below in the order ``protiv
+--help`` lists it. Dagster is imported inside the commands that need it, so ``protiv --help`` and
+the admin commands start quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from protiv_dagster.cli import admin, analysts, demo, operations
+
+__all__ = ["app"]
+
+# A crash's traceback must not print local variables: they hold the credentials typed at connect.
+# Plain help (click's): it rewraps docstrings at the terminal's width and names option values by
+# their metavar (DATE, FILE), where rich help would print <str> and <bool> and keep source line breaks.
+app = typer.Typer(
+    help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_show_locals=False, rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _every_command(
+    verbose: Annotated[bool, typer.Option("--verbose", metavar="", help="Show Dagster's beta and supersession warnings.")] = False,
+) -> None:
+    """Before every command: read .env from the current folder (as the demo writes it and `dagster dev`
+    reads it; variables already set win), and keep Dagster's beta and supersession warnings, meant for
+    the code's authors, out of the admin's terminal unless --verbose."""
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+    if not verbose:
+        import warnings
+
+        import dagster as dg
+
+        for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+            warnings.filterwarnings("ignore", category=category)
+
+
+app.command()(demo.demo)
+app.command()(demo.emulator)
+app.command()(operations.ui)
+app.command()(admin.keygen)
+app.command()(admin.connect)
+app.command()(operations.sync)
+app.command()(operations.status)
+app.command()(admin.disconnect)
+app.command()(admin.connections)
+app.add_typer(admin.settings_app, name="settings")
+app.add_typer(analysts.analyst_role, name="analyst-role")

@@ -1,0 +1,152 @@
+"""What operators run: force a company's sync, see every company's health, open the Dagster UI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from protiv_dagster.cli import output
+from protiv_dagster.cli.analysts import print_propay_summary
+from protiv_dagster.cli.common import CompanyId, dagster_home, local_secret_key
+from protiv_dagster.cli.output import literal, print_table, say, say_error, table
+from protiv_dagster.connections.registry import ConnectionRegistry, RegistryError
+
+
+def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
+    """Run a company's sync through Dagster on the configured instance, with a progress bar, and
+    record it in the sync state with the vendor's cursor (``company_sync.force_sync``): the daemon
+    refreshes the company from there, and its data counts as current from the moment the sync
+    started. The window ends at the company's own today (its time zone), not this machine's."""
+    import dagster as dg
+
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.runs import sync_window
+    from protiv_dagster.sync.company import force_sync, plan_sync
+    from protiv_dagster.definitions import defs
+
+    now = syncs.utc_now()
+    steps = plan_sync(connection.company_id, *sync_window(connection, now))
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=output.console,
+    ) as progress:
+        task = progress.add_task(label, total=len(steps))
+
+        def on_step(step, state):
+            if state == "started":
+                progress.update(task, description=f"{label}: {step.label}")
+            else:
+                progress.advance(task)
+
+        run_ids = force_sync(
+            defs, dg.DagsterInstance.get(), connection, now, on_step,
+            trigger="force_sync" if label == "force sync" else "initial_sync",
+        )
+    return run_ids, time.perf_counter() - started
+
+
+def sync_failure_hint(connection, message: str, *, after_sync: bool = True) -> None:
+    """The next step after a failed sync: where the vendor is, and what to try."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(connection.base_url).netloc.rpartition("@")[2]
+    local = host.split(":")[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
+    hints = [f"Vendor host: {host}."]
+    if "connection refused" in message and local:
+        hints.append("It is on this machine: is `protiv emulator` running (it serves the demo companies)?")
+    elif "connection refused" in message or "timed out" in message:
+        hints.append("Is the vendor reachable from here, and is the base URL right (`protiv connections`)?")
+    if "credential" in message or "401" in message or "403" in message or "refused the credentials" in message:
+        hints.append(f"An admin can reconnect the company: `protiv connect {connection.company_id} ...`.")
+    if after_sync:
+        hints.append("The run's events and error traces are in the Dagster UI (`make ui`).")
+    say(literal(" ".join(hints)), style="dim")
+
+
+def ui() -> None:
+    """Start `dagster dev` on workspace.yaml with the demo's instance and data."""
+    local_secret_key()
+    dagster_home()
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]))
+
+
+def sync(company_id: CompanyId) -> None:
+    """Force sync one company now: workers and jobs, every week from its attendance pull date to
+    its own today (its time zone), then its ProPays; shows progress until the ProPay tables are
+    current. Recorded as a sync with the vendor's cursor, as the daemon's are: the daemon goes on
+    from there with its refreshes. Safe to repeat and safe while a scheduled sync runs (every
+    partition write replaces the partition atomically)."""
+    from protiv_dagster.sync.company import SyncFailed
+
+    dagster_home()
+    connection = None
+    try:
+        connection = ConnectionRegistry().get(company_id)
+        run_ids, seconds = sync_with_progress(connection, "force sync")
+    except (SyncFailed, RegistryError) as exc:
+        say_error(exc)
+        if connection is not None:
+            sync_failure_hint(connection, str(exc))
+        raise typer.Exit(1) from None
+    say("Force sync of ", literal(company_id), f": {len(run_ids)} Dagster runs in {seconds:.1f} s")
+    print_propay_summary(company_id)
+
+
+def status(
+    probe: Annotated[bool, typer.Option(metavar="", help="Ask each vendor now whether it accepts the credentials and what changed.")] = False,
+) -> None:
+    """Each connected company's health: green when its vendor accepts the credentials, answers, and
+    the data is current within the two-hour promise; red with the reason otherwise."""
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.health import company_health
+    from protiv_dagster.sync.state import SyncStateStore
+
+    registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
+    connected = registry.list()
+    if probe:
+        _probe(connected, store, now)
+    # The reasons go under the table, one line each: in a column at 80 characters they would be cut
+    # into a word per line.
+    rows = table("company", "provider", "status", "as of (UTC)", "syncs")
+    reasons: list[Text] = []
+    for connection in connected:
+        pending = store.pending_batches(connection.company_id)
+        state = store.state(connection.company_id)
+        health = company_health(connection, state, pending, now)
+        colour = "green" if health.healthy else "red"
+        rows.add_row(
+            literal(connection.company_id, cell=True), connection.provider_label, Text(health.label, style=colour),
+            state.current_as_of.strftime("%Y-%m-%d %H:%M") if state.current_as_of else "never", str(len(pending)),
+        )
+        if not health.healthy:
+            reasons.append(Text.assemble(literal(connection.company_id, "bold"), ": ", literal(health.reason)))
+    print_table(rows)
+    for reason in reasons:
+        output.console.print(reason, style="red")
+    if reasons:
+        raise typer.Exit(1)
+
+
+def _probe(connections, store, now) -> None:
+    """Ask each vendor what changed since the company's cursor: proves credentials and reachability."""
+    from protiv_dagster.sync.refresh import check_companies
+    from protiv_dagster.connections.registry import ConnectionRegistryResource
+    from protiv_dagster.resources.vendors import VendorApis
+
+    states = store.all_states()
+    cursors = {c.company_id: states[c.company_id].cursor if c.company_id in states else None for c in connections}
+    for result in check_companies(connections, cursors, ConnectionRegistryResource(), VendorApis(), now):
+        company_id = result.connection.company_id
+        if result.error is not None:
+            store.record_check(company_id, now, error=result.error)
+        elif result.changes.quiet and cursors[company_id] is not None:
+            store.record_check(company_id, now)
+        else:
+            say(literal(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)"))
