@@ -84,15 +84,16 @@ class Timers:
         from dagster import DagsterInstance
 
         from protiv_dagster.vendors.http import VendorClient
-        from protiv_dagster.resources.warehouse import Warehouse, WarehouseReader
+        from protiv_dagster.warehouse import schema
+        from protiv_dagster.warehouse.store import WarehouseReader, WarehouseStore
 
         self.reset()
         self.wrap(VendorClient, "request", "http")
-        self.wrap(Warehouse, "ensure_tables", "tables")
-        self.wrap(Warehouse, "replace_partitions", "writes")  # replace_partition goes through it
-        self.wrap(Warehouse, "query", "reads")  # read_table goes through query
-        self.wrap(WarehouseReader, "query", "reads")  # reads sharing one connection (Warehouse.reading)
-        self.wrap(Warehouse, "_open_duckdb", "open")  # inside the ones above: one per transaction
+        self.wrap(schema, "ensure_tables", "tables")  # the Warehouse resource calls it as schema.ensure_tables
+        self.wrap(WarehouseStore, "replace_partitions", "writes")  # replace_partition goes through it
+        self.wrap(WarehouseStore, "query", "reads")  # read_table goes through query
+        self.wrap(WarehouseReader, "query", "reads")  # reads sharing one connection (reading())
+        self.wrap(WarehouseStore, "_open_duckdb", "open")  # inside the ones above: one per transaction
         self.wrap(DagsterInstance, "handle_new_event", "event log")  # storing each event of a run
 
     def reset(self) -> None:
@@ -100,7 +101,7 @@ class Timers:
         self.spent: dict[str, Counter] = defaultdict(Counter)  # step -> kind -> seconds
         self.calls: dict[str, Counter] = defaultdict(Counter)  # step -> kind -> calls
 
-    def wrap(self, owner: type, name: str, kind: str) -> None:
+    def wrap(self, owner: object, name: str, kind: str) -> None:
         original = getattr(owner, name, None)
         if original is None:  # renamed or gone after a refactor: that column stays at zero
             return

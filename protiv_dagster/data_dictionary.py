@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from protiv_dagster import views
-from protiv_dagster.resources.warehouse import Column
+from protiv_dagster.warehouse.declarations import Column
 from protiv_dagster.tables import ALL_TABLES
 
 PAGE = Path("docs") / "data-dictionary.md"

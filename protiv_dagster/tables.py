@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandera.pandas as pa
 
 from protiv_dagster import schemas
-from protiv_dagster.resources.warehouse import Column, Table
+from protiv_dagster.warehouse.declarations import Column, Table
 
 
 def table_from_model(

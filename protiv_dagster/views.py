@@ -32,7 +32,7 @@ Metric definitions (help centre, section 7 of the ProPay rules), and the decisio
 
 from __future__ import annotations
 
-from protiv_dagster.resources.warehouse import Column, View
+from protiv_dagster.warehouse.declarations import Column, View
 
 # Hour figures count ProPays whose savings are final: completed, no rule excludes them, time counted.
 _FINAL = "status = 'completed' AND exclusion_reason IS NULL AND actual_seconds > 0"

@@ -15,14 +15,9 @@ import pytest
 from psycopg import sql
 
 from protiv_dagster.connections.registry import validate_company_id
-from protiv_dagster.resources.warehouse import (
-    ANALYST_COMPANIES,
-    GRANT_DROPPED,
-    GRANT_OK,
-    GRANT_RECREATED,
-    Warehouse,
-    WarehouseError,
-)
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.security import ANALYST_COMPANIES, GRANT_DROPPED, GRANT_OK, GRANT_RECREATED
+from protiv_dagster.warehouse.session import WarehouseError
 from protiv_emulators.generator import generate_company
 from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.views import ALL_VIEWS

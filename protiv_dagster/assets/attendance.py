@@ -41,7 +41,9 @@ from protiv_dagster.partitions import (
 )
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.declarations import Table
+from protiv_dagster.warehouse.spool import PartitionWrite
 from protiv_dagster.vendors.base import Mapped, Source
 from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
 

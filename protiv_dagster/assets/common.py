@@ -11,7 +11,9 @@ import pandas as pd
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.vendors.http import VendorUnavailableError
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.declarations import Table
+from protiv_dagster.warehouse.spool import PartitionWrite
 from protiv_dagster.schemas import split_valid
 from protiv_dagster.vendors.base import Source
 from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS

@@ -22,7 +22,9 @@ from protiv_dagster.partitions import company_partitions
 from protiv_dagster.company_settings import SettingsHistory
 from protiv_dagster.propay import compute_propays
 from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource, StoredSettingsVersion
-from protiv_dagster.resources.warehouse import PartitionWrite, Table, Warehouse
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.declarations import Table
+from protiv_dagster.warehouse.spool import PartitionWrite
 from protiv_dagster.tables import (
     ATTENDANCE,
     JOB_ASSIGNMENTS,

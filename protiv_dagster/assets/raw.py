@@ -22,7 +22,8 @@ from protiv_dagster.partitions import (
 from protiv_dagster.connections.registry import PROVIDER_LABELS, ConnectionRegistryResource
 from protiv_dagster.vendors.http import VendorPayloadError
 from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import PartitionSpool, PartitionWrite, Warehouse
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.spool import PartitionSpool, PartitionWrite
 from protiv_dagster.vendors.base import Source, pages_by_week
 from protiv_dagster.tables import RAW_TIMESHEETS
 
@@ -218,7 +219,7 @@ def _sync_raw_weeks(
         weeks.read(mondays)
         read_again_where_emptied(weeks, stored_live_ids, context.log)
         # A transaction per week, as a run of one week: one transaction over a window of large weeks
-        # held them all uncommitted at once (a 1 M-row window peaked at 1.2 GiB against 0.8 GiB).
+        # would hold them all uncommitted at once, in memory until the commit.
         written = [warehouse.replace_partitions([write])[0] for write in weeks.writes()]
         return {monday: (weeks.counts[monday], rows) for monday, rows in zip(mondays, written)}
     finally:

@@ -32,8 +32,10 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from protiv_dagster.resources import warehouse as warehouse_module
-from protiv_dagster.resources.warehouse import Column, Table, Warehouse
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.declarations import Column, Table
+from protiv_dagster.warehouse.duckdb import DuckDBSession
+from protiv_dagster.warehouse.postgres import PostgresSession
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 50_000  # big enough that the insert outlasts MID_INSERT_DELAY_SECONDS on both backends
@@ -69,14 +71,16 @@ def _rows(company: str, version: int, count: int) -> pd.DataFrame:
     days = [FIRST_DAY + timedelta(days=day) for day in range(7)]
     workers = [f"worker {w} v{version}" for w in range(40)]
     amounts = [Decimal(cents * version) / 100 for cents in range(1000)]
-    return pd.DataFrame({
-        "company_id": company,
-        "work_date": [days[i] for i in ids % 7],
-        "entry_id": ids,
-        "worker": [workers[i] for i in ids % 40],
-        "hours": (ids % 9 + version) / 2.0,
-        "pay": [amounts[i] for i in ids % 1000],
-    })
+    return pd.DataFrame(
+        {
+            "company_id": company,
+            "work_date": [days[i] for i in ids % 7],
+            "entry_id": ids,
+            "worker": [workers[i] for i in ids % 40],
+            "hours": (ids % 9 + version) / 2.0,
+            "pay": [amounts[i] for i in ids % 1000],
+        }
+    )
 
 
 # -- the child: a write that is killed --------------------------------------------------------------
@@ -91,7 +95,7 @@ def _stall_if(phase: str, moment: str) -> None:
 
 def child(url: str, schema: str, phase: str) -> None:
     """Replace the partition of ``acme`` with version 2, reporting (and stalling at) each moment."""
-    for session_class in (warehouse_module._DuckDBSession, warehouse_module._PostgresSession):
+    for session_class in (DuckDBSession, PostgresSession):
         original = session_class.insert
 
         def insert(self, qualified_table, columns, values, _original=original):
@@ -142,13 +146,21 @@ def read(warehouse: Warehouse, company: str) -> pd.DataFrame:
 def kill_during_write(target: dict[str, str], phase: str) -> list[str]:
     """Run the child until ``phase``, SIGKILL it, and return the moments it reported."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.resources.test_crash_consistency", json.dumps({**target, "phase": phase})],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "tests.warehouse.test_crash_consistency", json.dumps({**target, "phase": phase})],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert process.stdout is not None
     seen = []
-    wanted = {"before_insert": "deleted", "mid_insert": "deleted", "before_commit": "inserted", "after_commit": "committed"}[phase]
+    wanted = {
+        "before_insert": "deleted",
+        "mid_insert": "deleted",
+        "before_commit": "inserted",
+        "after_commit": "committed",
+    }[phase]
     try:
         for line in process.stdout:
             seen.append(line.strip())
@@ -156,7 +168,9 @@ def kill_during_write(target: dict[str, str], phase: str) -> list[str]:
                 break
         else:
             process.wait(timeout=30)
-            pytest.fail(f"the writer ended before {wanted!r} (saw {seen}): {process.stderr.read() if process.stderr else ''}")
+            pytest.fail(
+                f"the writer ended before {wanted!r} (saw {seen}): {process.stderr.read() if process.stderr else ''}"
+            )
         if phase == "mid_insert":
             time.sleep(MID_INSERT_DELAY_SECONDS)
         process.send_signal(signal.SIGKILL)

@@ -26,7 +26,8 @@ from protiv_dagster.vendors.busybusy.mapping import (
     time_entries_to_attendance,
 )
 from protiv_dagster.vendors.mapping import utc
-from protiv_dagster.resources.warehouse import Table, _column_values
+from protiv_dagster.warehouse.conversion import column_values
+from protiv_dagster.warehouse.declarations import Table
 from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
 from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 
@@ -74,7 +75,7 @@ def assert_storable(frame: pd.DataFrame, table: Table | None = None) -> None:
                 value.encode("utf-8")  # raises on a lone surrogate
     if table is not None and len(frame):
         for column in table.columns:
-            _column_values(table, column, frame[column.name])  # raises ValueError naming the cell
+            column_values(table, column, frame[column.name])  # raises ValueError naming the cell
 
 
 @st.composite

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.vendors.quickbooks_time.mapping import jobcodes_to_jobs, timesheets_to_attendance, users_to_workers
-from protiv_dagster.resources.warehouse import Table
+from protiv_dagster.warehouse.declarations import Table
 from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
 from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 from tests.vendors.busybusy.test_mapping_properties import ODD_TEXT, PROPERTY, WEIRD, assert_storable, iso_timestamps, records

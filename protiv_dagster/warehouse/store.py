@@ -1,0 +1,315 @@
+"""The warehouse store: ProPay tables in DuckDB (embedded default) or PostgreSQL, without Dagster.
+
+Tables are declared as plain data (`Table`, `Column`) by the modules that own them and written
+partition by partition with `WarehouseStore.replace_partition`, which deletes and re-inserts one
+partition in a single transaction, so a re-run is idempotent and a failed run leaves the previous
+rows in place. Results come back as the same pandas types on both backends (`results`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import psycopg
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE, default_duckdb_path
+from protiv_dagster.warehouse.conversion import key_value
+from protiv_dagster.warehouse.declarations import Table, check_identifier, quote
+from protiv_dagster.warehouse.duckdb import DuckDBSession, is_lock_conflict
+from protiv_dagster.warehouse.postgres import PostgresSession
+from protiv_dagster.warehouse.session import Session, WarehouseError, database_errors
+from protiv_dagster.warehouse.spool import Partition, PartitionWrite, Spool, converted_chunks
+from protiv_dagster.warehouse.urls import Backend, Target, parse_url, redact_url
+
+log = logging.getLogger(__name__)
+
+# What `duckdb_memory_limit` may say: it is spelled into a SET statement.
+MEMORY_LIMIT_PATTERN = r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$"
+
+
+@dataclass(frozen=True)
+class WarehouseStore:
+    """The analytics warehouse where ProPay tables live, in DuckDB or PostgreSQL.
+
+    `url` picks the backend: `postgresql://user:password@host:port/database` for PostgreSQL, or a
+    `duckdb:///path.duckdb` URL or a path ending in `.duckdb` for a DuckDB file. Left empty, it is
+    read from the PROTIV_WAREHOUSE_URL environment variable whenever an operation runs, falling back
+    to the DuckDB file in the project data folder. Messages, reprs and logs show URLs with the
+    password masked.
+
+    Tables live in the schema `schema_name`, where analysts query them with SQL. Every operation
+    opens its own connection (DuckDB lets one process hold the file at a time) and runs in one
+    transaction. `schema.ensure_tables` creates the tables; `security` manages analyst roles.
+    """
+
+    url: str = ""
+    schema_name: str = "protiv"
+    # How long to wait for another process to release the DuckDB file before failing.
+    lock_timeout_seconds: float = 30.0
+    # Memory DuckDB may hold per connection (its buffers; beyond it, it spills to disk).
+    duckdb_memory_limit: str = "512MB"
+
+    def __post_init__(self) -> None:
+        check_identifier(self.schema_name, "schema_name")
+        if not re.fullmatch(MEMORY_LIMIT_PATTERN, self.duckdb_memory_limit):
+            raise ValueError(f"duckdb_memory_limit {self.duckdb_memory_limit!r} must match {MEMORY_LIMIT_PATTERN}")
+
+    def __repr__(self) -> str:
+        # A repr must not raise, even when PROTIV_WAREHOUSE_URL holds something unusable.
+        try:
+            return f"WarehouseStore({self.describe()})"
+        except ValueError as exc:
+            return f"WarehouseStore(invalid: {exc})"
+
+    @property
+    def backend(self) -> Backend:
+        """'duckdb' or 'postgres'."""
+        return self._target().backend
+
+    def describe(self) -> str:
+        """Where the tables live, password masked, for logs and asset metadata."""
+        target = self._target()
+        if target.backend == "duckdb":
+            return f"DuckDB {self._duckdb_path()}, schema {self.schema_name}"
+        return f"PostgreSQL {redact_url(target.location or '')}, schema {self.schema_name}"
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def replace_partition(
+        self,
+        table: Table,
+        rows: pd.DataFrame | Iterable[pd.DataFrame],
+        partition: Mapping[str, object],
+        date_range: tuple[str, dt.date, dt.date] | None = None,
+        *,
+        move_rows: bool = False,
+    ) -> int:
+        """Replace one partition of `table` with `rows` in a single transaction; return the row count.
+
+        `rows` is one DataFrame or an iterable of DataFrames (chunks, e.g. one per vendor page). Chunks
+        are converted and checked as they come and spooled to a temporary file, so a large partition
+        is never held in memory whole; the warehouse is touched only once the last chunk has arrived,
+        and an error while producing them (a vendor failing mid-listing) writes nothing.
+
+        With `move_rows`, a row whose primary key already lives in another partition (a time entry
+        whose work date was edited into another week) is deleted there in the same transaction, so
+        it moves instead of colliding. The partition columns must cover all of the primary key but
+        one column.
+
+        The partition is the rows where every `partition` column equals its value and, with
+        `date_range=(column, first, last)`, the DATE column lies between first and last inclusive.
+        Every row of `rows` must belong to that partition (ValueError otherwise, before the
+        database is touched). Only `table.column_names` are written; extra DataFrame columns are
+        ignored. Any failure rolls back, leaving the previous rows of the partition in place.
+        """
+        return self.replace_partitions([PartitionWrite(table, rows, partition, date_range, move_rows)])[0]
+
+    def replace_partitions(self, writes: Sequence[PartitionWrite]) -> list[int]:
+        """Replace several partitions, possibly of several tables, in ONE transaction; return the row
+        counts in the order given. Each write behaves as in `replace_partition`; rows that must be
+        consistent with each other (a ProPay and its workers' bonuses) are either all replaced or
+        none is."""
+        prepared: list[tuple[PartitionWrite, Partition, Iterable[list[list[object]]]]] = []
+        spools: list[Spool] = []
+        try:
+            for write in writes:
+                owned = Partition.of(write.table, write.partition, write.date_range)
+                chunks = converted_chunks(write, owned, spools)
+                prepared.append((write, owned, chunks))
+            if not prepared:
+                return []
+            written = [0] * len(prepared)
+            action = f"replacing {prepared[0][1]}" + (
+                f" and {len(prepared) - 1} more partitions" if len(prepared) > 1 else ""
+            )
+            with self.session(action) as session:
+                # Locks in one order (by table) whatever the order of the writes: two runs writing
+                # the same tables never wait on each other crosswise.
+                for name in sorted({write.table.name for write, _, _ in prepared}):
+                    session.serialize(f"protiv_dagster.warehouse table {self.schema_name}.{name}")
+                for position, (write, owned, chunks) in enumerate(prepared):
+                    # The error names the partition whose write failed, not only the first one.
+                    with database_errors(f"replacing {owned}", self.describe()):
+                        qualified = f"{quote(self.schema_name)}.{quote(write.table.name)}"
+                        condition, params = owned.condition()
+                        session.execute(f"DELETE FROM {qualified} WHERE {condition}", params)
+                        for values in chunks:
+                            count = len(values[0])
+                            if write.move_rows and count:
+                                for sql, chunk_params in _moved_row_deletes(
+                                    qualified, write.table, write.partition, values
+                                ):
+                                    session.execute(sql, chunk_params)
+                            if count:
+                                session.insert(qualified, write.table.columns, values)
+                            written[position] += count
+        finally:
+            for spool in spools:
+                spool.close()
+        # A plain module logger, not Dagster's: every Dagster log line is a stored event, and row
+        # counts already reach the UI as materialization metadata.
+        for (_, owned, _), count in zip(prepared, written):
+            log.debug("Replaced %s with %d rows in %s", owned, count, self.describe())
+        return written
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        """Run one read query with ? placeholders; `{schema}` in `sql` becomes the quoted schema.
+
+        Values always go in `params`, never into `sql`. On PostgreSQL the ? in string literals,
+        quoted identifiers and comments stay as they are; the jsonb ? operators are therefore not
+        available (use jsonb_exists instead).
+        """
+        with self.session("query") as session:
+            return session.fetch(self.with_schema(sql), params)
+
+    def read_table(
+        self,
+        table: Table | str,
+        where: Mapping[str, object] | None = None,
+        order_by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """The rows of `table` where each `where` column equals its value (None matches NULL).
+
+        With a `Table`, only its declared columns are read, in declaration order, sorted by the
+        primary key unless `order_by` names other columns (ascending), and `where` values are
+        converted like written cells (a datetime64 for a DATE column, say).
+        """
+        return self.query(*self._read_table_sql(table, where, order_by))
+
+    @contextmanager
+    def reading(self) -> Iterator[WarehouseReader]:
+        """Several reads on one connection and in one transaction: one consistent view of the
+        tables, and one connection opened instead of one per read (a DuckDB open costs ~15 ms).
+        Keep the block short: on DuckDB it holds the file for this process."""
+        with self.session("reading") as session:
+            yield WarehouseReader(self, session)
+
+    def _read_table_sql(
+        self, table: Table | str, where: Mapping[str, object] | None, order_by: Sequence[str] | None
+    ) -> tuple[str, list[object]]:
+        if isinstance(table, Table):
+            name, columns = table.name, ", ".join(quote(column) for column in table.column_names)
+            order_by = table.primary_key if order_by is None else order_by
+            for column in [*(where or {}), *order_by]:
+                table.column(column)
+        else:
+            name, columns = check_identifier(table, "table name"), "*"
+        conditions, params = [], []
+        for column, value in (where or {}).items():
+            if value is None:
+                conditions.append(f"{quote(check_identifier(column, 'column name'))} IS NULL")
+            else:
+                conditions.append(f"{quote(check_identifier(column, 'column name'))} = ?")
+                params.append(key_value(table, column, value) if isinstance(table, Table) else value)
+        sql = f"SELECT {columns} FROM {quote(self.schema_name)}.{quote(name)}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        if order_by:
+            ordering = (quote(check_identifier(column, "column name")) for column in order_by)
+            sql += " ORDER BY " + ", ".join(ordering)
+        return sql, params
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> None:
+        """Run one DDL or DML statement in its own transaction, with the placeholder rules of `query`."""
+        with self.session("statement") as session:
+            session.execute(self.with_schema(sql), params)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _target(self) -> Target:
+        # Read at use time, so a password in the environment never enters Dagster's config or UI.
+        return parse_url(self.url or os.environ.get(WAREHOUSE_URL_VARIABLE, ""))
+
+    def with_schema(self, sql: str) -> str:
+        """`sql` with `{schema}` replaced by the quoted schema."""
+        return sql.replace("{schema}", quote(self.schema_name))
+
+    def _duckdb_path(self) -> Path:
+        location = self._target().location
+        return default_duckdb_path() if location is None else Path(location).expanduser()
+
+    @contextmanager
+    def session(self, action: str) -> Iterator[Session]:
+        """A fresh connection and one transaction: committed on success, rolled back on any error."""
+        with database_errors(action, self.describe()):
+            if self.backend == "postgres":
+                with psycopg.connect(self._target().location or "", autocommit=True) as connection:
+                    # UTC everywhere, so TIMESTAMPTZ values come back the same as from DuckDB.
+                    connection.execute("SET TIME ZONE 'UTC'")
+                    with connection.transaction():
+                        yield PostgresSession(connection)
+                return
+            connection = self._open_duckdb()
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                connection.execute(f"SET memory_limit = '{self.duckdb_memory_limit}'")  # checked in __post_init__
+                connection.begin()
+                try:
+                    yield DuckDBSession(connection)
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            finally:
+                # Closing releases the file lock at once for the next process.
+                connection.close()
+
+    def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
+        """Open the DuckDB file, waiting with backoff while another process holds its lock."""
+        path = self._duckdb_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        retrying = Retrying(
+            retry=retry_if_exception(is_lock_conflict),
+            wait=wait_exponential(multiplier=0.05, max=2.0),
+            stop=stop_after_delay(self.lock_timeout_seconds),
+        )
+        try:
+            return retrying(duckdb.connect, str(path))
+        except RetryError as exc:
+            raise WarehouseError(
+                f"{self.describe()} stayed locked by another process for {self.lock_timeout_seconds:g} s "
+                f"(DuckDB allows one writing process per file): {exc.last_attempt.exception()}"
+            ) from exc.last_attempt.exception()
+
+
+class WarehouseReader:
+    """The reads of `WarehouseStore.reading()`: `query` and `read_table` as on the store, all on
+    one connection."""
+
+    def __init__(self, store: WarehouseStore, session: Session) -> None:
+        self._store, self._session = store, session
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        return self._session.fetch(self._store.with_schema(sql), params)
+
+    def read_table(
+        self, table: Table | str, where: Mapping[str, object] | None = None, order_by: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        return self.query(*self._store._read_table_sql(table, where, order_by))
+
+
+def _moved_row_deletes(
+    qualified: str, table: Table, partition: Mapping[str, object], values: Sequence[list[object]]
+) -> Iterator[tuple[str, list[object]]]:
+    """DELETE statements (chunked, parameterised) for incoming keys that live in other partitions."""
+    free = [name for name in table.primary_key if name not in partition]
+    if len(free) != 1:
+        raise ValueError(f"move_rows on {table.name} needs a partition covering its primary key but one column")
+    fixed = [name for name in table.primary_key if name in partition]
+    keys = values[table.column_names.index(free[0])]
+    fixed_conditions = [f"{quote(name)} = ?" for name in fixed]
+    fixed_params = [key_value(table, name, partition[name]) for name in fixed]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        condition = " AND ".join([*fixed_conditions, f"{quote(free[0])} IN ({', '.join('?' * len(chunk))})"])
+        yield f"DELETE FROM {qualified} WHERE {condition}", [*fixed_params, *chunk]
