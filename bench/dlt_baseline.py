@@ -150,9 +150,14 @@ def load(base_url: str, token: str, first_day: date, last_day: date, workdir: Pa
         if step.step in ("extract", "normalize", "load")
     }
     with duckdb.connect(str(database), read_only=True) as connection:
-        tables = [row[0] for row in connection.execute(
-            "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' "
-            "order by table_name", [DATASET]).fetchall()]
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = ? and table_name not like '_dlt%' "
+                "order by table_name",
+                [DATASET],
+            ).fetchall()
+        ]
         rows = {t: connection.execute(f'select count(*) from {DATASET}."{t}"').fetchone()[0] for t in tables}
     return {
         "wall": run_wall,
@@ -178,8 +183,10 @@ def main() -> None:
         return
     missing = [n for n in ("base_url", "first_day", "last_day", "workdir") if getattr(args, n) is None]
     if missing or not os.environ.get(TOKEN_VARIABLE):
-        parser.error(f"needs --base-url, --first-day, --last-day, --workdir and {TOKEN_VARIABLE} in the environment"
-                     + (f" (missing: {', '.join(missing)})" if missing else ""))
+        parser.error(
+            f"needs --base-url, --first-day, --last-day, --workdir and {TOKEN_VARIABLE} in the environment"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+        )
     args.workdir.mkdir(parents=True, exist_ok=True)
     result = load(args.base_url, os.environ[TOKEN_VARIABLE], args.first_day, args.last_day, args.workdir)
     print(json.dumps(result))

@@ -17,6 +17,7 @@ real initial sync through Dagster instead (their warehouse tables must be right 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -26,7 +27,8 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as clock, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 
 from machine import describe
@@ -71,7 +73,9 @@ def serve_vendor(conn, provider: str, company_ids: list[str], workers: int, days
     from protiv_emulators.generator import generate_company
     from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
-    emulator = {"quickbooks_time": QuickBooksTimeEmulator, "aspire": AspireEmulator, "busybusy": BusyBusyEmulator}[provider]()
+    emulator = {"quickbooks_time": QuickBooksTimeEmulator, "aspire": AspireEmulator, "busybusy": BusyBusyEmulator}[
+        provider
+    ]()
     harnesses, hosted = {}, {}
     for number, company_id in enumerate(company_ids):
         data = generate_company(company_id, seed=number, workers=workers, days=days, as_of=as_of)
@@ -138,7 +142,9 @@ class Fleet:
             if not mine:
                 continue
             parent, child = spawn.Pipe()
-            process = spawn.Process(target=serve_vendor, args=(child, provider, mine, workers, days, self.as_of), daemon=True)
+            process = spawn.Process(
+                target=serve_vendor, args=(child, provider, mine, workers, days, self.as_of), daemon=True
+            )
             process.start()
             self.vendors[provider] = Vendor(provider, process, parent)
         for vendor in self.vendors.values():  # generated in parallel, one process per vendor
@@ -149,10 +155,8 @@ class Fleet:
 
     def __exit__(self, *exc_info) -> None:
         for vendor in self.vendors.values():
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 vendor.conn.send(("stop",))
-            except (BrokenPipeError, OSError):
-                pass
             vendor.process.join(timeout=10)
             if vendor.process.is_alive():
                 vendor.process.terminate()
@@ -195,7 +199,9 @@ def fresh_environment(folder: Path) -> None:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
         os.environ.pop(name, None)
-    os.environ.update(PROTIV_DATA_DIR=str(folder / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key())
+    os.environ.update(
+        PROTIV_DATA_DIR=str(folder / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key()
+    )
 
 
 class RequestsByCompany:
@@ -203,8 +209,8 @@ class RequestsByCompany:
     ``source_for`` and the next company)."""
 
     def __init__(self) -> None:
-        from protiv_dagster.vendors.http import VendorClient
         from protiv_dagster.resources.vendors import VendorApis
+        from protiv_dagster.vendors.http import VendorClient
 
         self.counts: Counter = Counter()
         self._current = threading.local()
@@ -245,8 +251,8 @@ class RequestsByCompany:
 
 def code_location():
     """The code location's definitions with its default resources, and those resources."""
-    from protiv_dagster.definitions import build_defs
     from protiv_dagster.connections.registry import ConnectionRegistryResource
+    from protiv_dagster.definitions import build_defs
     from protiv_dagster.resources.vendors import VendorApis
     from protiv_dagster.resources.warehouse import Warehouse
 
@@ -254,16 +260,18 @@ def code_location():
     return build_defs(**resources), resources
 
 
-def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None) -> dict[str, float]:
+def seed_synced(
+    fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None
+) -> dict[str, float]:
     """The fleet as after its initial syncs (see the module docstring); returns seconds per stage."""
     import dagster as dg
     import pandas as pd
 
     from protiv_dagster.assets.common import prepare_warehouse
+    from protiv_dagster.partitions import company_partitions, company_week_key
+    from protiv_dagster.sync.company import sync_company
     from protiv_dagster.sync.refresh import check_companies
     from protiv_dagster.sync.runs import all_weeks, sync_window
-    from protiv_dagster.sync.company import sync_company
-    from protiv_dagster.partitions import company_partitions, company_week_key
     from protiv_dagster.tables import RAW_TIMESHEETS
 
     spent, started = {}, time.perf_counter()
@@ -278,8 +286,14 @@ def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime
     pull_date = now.date() - timedelta(days=PULL_DAYS)
     for company_id, provider in fleet.ids:
         credentials, zone = fleet.vendors[provider].hosted[company_id]
-        registry.connect(company_id, provider, fleet.vendors[provider].base_url, credentials,
-                         attendance_pull_date=pull_date, settings={**SETTINGS, "timezone": zone})
+        registry.connect(
+            company_id,
+            provider,
+            fleet.vendors[provider].base_url,
+            credentials,
+            attendance_pull_date=pull_date,
+            settings={**SETTINGS, "timezone": zone},
+        )
     instance.add_dynamic_partitions(company_partitions.name, [company_id for company_id, _ in fleet.ids])
     stage("connections and partitions")
 
@@ -300,8 +314,15 @@ def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime
 
     for result in results:
         connection = result.connection
-        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, now),
-                                 True, now, initial_sync_for=connection.connected_at)
+        batch = store.open_batch(
+            connection.company_id,
+            "initial_sync",
+            result.changes.cursor,
+            all_weeks(connection, now),
+            True,
+            now,
+            initial_sync_for=connection.connected_at,
+        )
         store.finish_batch(batch.batch_id, succeeded=True, at=now)
     others = [c for c in connections if c.company_id not in set(full_sync)]
     stage("closed initial-sync batches")
@@ -315,24 +336,37 @@ def seed_synced(fleet: Fleet, registry, defs, resources, instance, now: datetime
             for feed, records in source.time_entry_feeds(monday, monday + timedelta(days=6)).items():
                 id_field, stamp_field = source.feed_fields.get(feed, ("id", None))
                 rows += [
-                    (connection.company_id, monday, "aspire", feed, position, str(record.get(id_field)),
-                     None if not stamp_field or record.get(stamp_field) is None else str(record[stamp_field]),
-                     json.dumps(record, sort_keys=True))
+                    (
+                        connection.company_id,
+                        monday,
+                        "aspire",
+                        feed,
+                        position,
+                        str(record.get(id_field)),
+                        None if not stamp_field or record.get(stamp_field) is None else str(record[stamp_field]),
+                        json.dumps(record, sort_keys=True),
+                    )
                     for position, record in enumerate(records)
                 ]
     if rows:
-        warehouse.replace_partition(RAW_TIMESHEETS, pd.DataFrame(rows, columns=RAW_TIMESHEETS.column_names), {"provider": "aspire"})
+        warehouse.replace_partition(
+            RAW_TIMESHEETS, pd.DataFrame(rows, columns=RAW_TIMESHEETS.column_names), {"provider": "aspire"}
+        )
     stage(f"raw weeks of Aspire companies ({len(rows)} records)")
 
     events = []
     for connection in others:
         company_id = connection.company_id
         # vendor_connection is left to the connection_status sensor's runs; no condition reads it.
-        events += [dg.AssetMaterialization(asset_key=key, partition=company_id)
-                   for key in ("workers", "jobs", "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks")]
+        events += [
+            dg.AssetMaterialization(asset_key=key, partition=company_id)
+            for key in ("workers", "jobs", "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks")
+        ]
         for week in all_weeks(connection, now):
             partition = str(company_week_key(company_id, week))
-            events += [dg.AssetMaterialization(asset_key=key, partition=partition) for key in ("raw_timesheets", "attendance")]
+            events += [
+                dg.AssetMaterialization(asset_key=key, partition=partition) for key in ("raw_timesheets", "attendance")
+            ]
     record_runless(instance, events)
     stage(f"{len(events)} materializations recorded")
     return spent

@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import multiprocessing as mp
 import os
-import resource
 import secrets
 import sys
 import tempfile
@@ -56,7 +55,9 @@ def repeated_company(crews: int, days: int):
     workers, shifts, deleted = [], [], []
     for copy in range(crews):
         workers += [
-            dataclasses.replace(w, id=w.id + copy * worker_step, last_name=f"{w.last_name} {copy + 1}" if copy else w.last_name)
+            dataclasses.replace(
+                w, id=w.id + copy * worker_step, last_name=f"{w.last_name} {copy + 1}" if copy else w.last_name
+            )
             for w in base.workers
         ]
         for source, target in ((base.shifts, shifts), (base.deleted_shifts, deleted)):
@@ -90,7 +91,10 @@ def memoize_listings() -> None:
             listing = listings[key(self, name, query)] = sorted(records, key=lambda r: r.id)
         page_number, limit = query.paging()
         chosen = listing[(page_number - 1) * limit : page_number * limit]
-        body = {"results": {name: {str(r["id"]): r for r in map(render, chosen)}}, "more": page_number * limit < len(listing)}
+        body = {
+            "results": {name: {str(r["id"]): r for r in map(render, chosen)}},
+            "more": page_number * limit < len(listing),
+        }
         if query.choice("supplemental_data", ("yes", "no"), "yes") == "yes":
             body["supplemental_data"] = supplemental(chosen)
         return body
@@ -101,14 +105,18 @@ def memoize_listings() -> None:
             if known is None:
                 return serve(self, query)  # validates the query, filters, and lands in page() above
             return page(self, name, known, query, render(self), self._supplemental_for_sheets)
+
         return serve_memoized
 
     company_class._page = page
     company_class._serve_timesheets = memoized(
-        company_class._serve_timesheets, "timesheets", lambda self: self._render_timesheet)
+        company_class._serve_timesheets, "timesheets", lambda self: self._render_timesheet
+    )
     company_class._serve_timesheets_deleted = memoized(
-        company_class._serve_timesheets_deleted, "timesheets_deleted",
-        lambda self: (lambda t: self._render_timesheet(t, deleted=True)))
+        company_class._serve_timesheets_deleted,
+        "timesheets_deleted",
+        lambda self: lambda t: self._render_timesheet(t, deleted=True),
+    )
 
 
 def serve_emulator(conn, token: str, crews: int, days: int, latency: float) -> None:
@@ -132,11 +140,13 @@ def serve_emulator(conn, token: str, crews: int, days: int, latency: float) -> N
                 monday -= timedelta(days=monday.weekday())
                 if monday in weeks:
                     weeks[monday]["live"] += 1
-            conn.send({
-                "users": len(company.users()),
-                "weeks": {m.isoformat(): c["live"] for m, c in weeks.items()},
-                "deleted_total": len(company.deleted_timesheets()),
-            })
+            conn.send(
+                {
+                    "users": len(company.users()),
+                    "weeks": {m.isoformat(): c["live"] for m, c in weeks.items()},
+                    "deleted_total": len(company.deleted_timesheets()),
+                }
+            )
         else:
             conn.send(Counter(r.path.rsplit("/", 1)[-1] for r in emulator.request_log))
     emulator.stop()
@@ -185,11 +195,11 @@ def main() -> None:
     import dagster as dg
 
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    from protiv_dagster.sync.company import plan_sync, sync_company
-    from protiv_dagster.partitions import week_keys
-    from protiv_dagster.definitions import build_defs
     from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.definitions import build_defs
+    from protiv_dagster.partitions import week_keys
     from protiv_dagster.resources.warehouse import Warehouse
+    from protiv_dagster.sync.company import plan_sync, sync_company
 
     baseline_rss = rss_mib()
     print(f"machine: {machine()}")
@@ -199,8 +209,9 @@ def main() -> None:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
             os.environ.pop(name, None)
-        os.environ.update(PROTIV_DATA_DIR=str(Path(folder) / "data"), DAGSTER_HOME=str(home),
-                          PROTIV_SECRET_KEY=generate_secret_key())
+        os.environ.update(
+            PROTIV_DATA_DIR=str(Path(folder) / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key()
+        )
         token, spawn = secrets.token_urlsafe(24), mp.get_context("spawn")
         parent, child = spawn.Pipe()
         emulator = spawn.Process(target=serve_emulator, args=(child, token, args.crews, args.days, args.latency))
@@ -210,8 +221,12 @@ def main() -> None:
             print(f"emulator: company built and hosted in {build_seconds:.1f} s (own process, not counted)")
             today = date.today()
             connection = ConnectionRegistry().connect(
-                COMPANY, "quickbooks_time", base_url, {"access_token": token},
-                attendance_pull_date=today - timedelta(days=args.days), today=today,
+                COMPANY,
+                "quickbooks_time",
+                base_url,
+                {"access_token": token},
+                attendance_pull_date=today - timedelta(days=args.days),
+                today=today,
             )
             first_day = connection.attendance_pull_date
             steps = plan_sync(COMPANY, first_day, today)
@@ -227,20 +242,29 @@ def main() -> None:
                     marks[step.label] = (now, now)
                 else:
                     marks[step.label] = (marks[step.label][0], now)
-                    print(f"  {step.label:<32}{now - marks[step.label][0]:>8.1f} s   peak RSS so far {rss_mib():>6.0f} MiB",
-                          flush=True)
+                    print(
+                        f"  {step.label:<32}{now - marks[step.label][0]:>8.1f} s   peak RSS so far {rss_mib():>6.0f} MiB",
+                        flush=True,
+                    )
 
             rss_before, cpu_before, started = rss_mib(), cpu_seconds(), time.perf_counter()
             sync_company(defs, instance, COMPANY, first_day, today, on_step)
             wall, cpu, peak = time.perf_counter() - started, cpu_seconds() - cpu_before, rss_mib()
             warehouse = Warehouse()
-            counts = warehouse.query(
-                "select " + ", ".join(f"(select count(*) from {{schema}}.{t} where company_id = ?) as {t}" for t in TABLES),
-                [COMPANY] * len(TABLES),
-            ).iloc[0].astype(int).to_dict()
+            counts = (
+                warehouse.query(
+                    "select "
+                    + ", ".join(f"(select count(*) from {{schema}}.{t} where company_id = ?) as {t}" for t in TABLES),
+                    [COMPANY] * len(TABLES),
+                )
+                .iloc[0]
+                .astype(int)
+                .to_dict()
+            )
             per_week = warehouse.query(
                 "select strftime(work_date - cast(isodow(work_date) - 1 as integer), '%Y-%m-%d') as monday, count(*) as n "
-                "from {schema}.attendance where company_id = ? group by 1", [COMPANY],
+                "from {schema}.attendance where company_id = ? group by 1",
+                [COMPANY],
             )
             loaded = dict(zip(per_week["monday"], per_week["n"].astype(int)))
             parent.send(("truth", weeks))
@@ -253,22 +277,30 @@ def main() -> None:
             if emulator.is_alive():
                 emulator.terminate()
     live = sum(truth["weeks"].values())
-    print(f"\ncompany: {truth['users']} users, {live} live timesheets in the window {first_day}..{today} "
-          f"({', '.join(f'{m}: {n}' for m, n in truth['weeks'].items())}), {truth['deleted_total']} deleted")
-    print(f"sync: {len(steps)} Dagster runs, {wall:.1f} s wall, {cpu:.1f} s CPU in the pipeline process; "
-          f"HTTP requests {sum(requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(requests.items()))})")
+    print(
+        f"\ncompany: {truth['users']} users, {live} live timesheets in the window {first_day}..{today} "
+        f"({', '.join(f'{m}: {n}' for m, n in truth['weeks'].items())}), {truth['deleted_total']} deleted"
+    )
+    print(
+        f"sync: {len(steps)} Dagster runs, {wall:.1f} s wall, {cpu:.1f} s CPU in the pipeline process; "
+        f"HTTP requests {sum(requests.values())} ({', '.join(f'{k} {v}' for k, v in sorted(requests.items()))})"
+    )
     print("rows: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     ok = counts["rejected_rows"] == 0
     for monday, expected in truth["weeks"].items():
         got = loaded.get(monday, 0)
         ok &= got == expected
-        print(f"check: attendance of the week of {monday}: {got} rows, emulator {expected}: "
-              f"{'OK' if got == expected else 'MISMATCH'}")
+        print(
+            f"check: attendance of the week of {monday}: {got} rows, emulator {expected}: "
+            f"{'OK' if got == expected else 'MISMATCH'}"
+        )
     print(f"check: nothing set aside: {'OK' if counts['rejected_rows'] == 0 else 'MISMATCH'}")
-    print(f"peak RSS of the pipeline process: {peak:.0f} MiB (target < {TARGET_PEAK_MIB} MiB: "
-          f"{'met' if peak < TARGET_PEAK_MIB else 'NOT met'}), first reached after {tracker.where()}; "
-          f"{rss_before:.0f} MiB just before the sync, "
-          f"{baseline_rss:.0f} MiB after importing Python + dagster + pandas + duckdb + the definitions")
+    print(
+        f"peak RSS of the pipeline process: {peak:.0f} MiB (target < {TARGET_PEAK_MIB} MiB: "
+        f"{'met' if peak < TARGET_PEAK_MIB else 'NOT met'}), first reached after {tracker.where()}; "
+        f"{rss_before:.0f} MiB just before the sync, "
+        f"{baseline_rss:.0f} MiB after importing Python + dagster + pandas + duckdb + the definitions"
+    )
     if not ok:
         raise SystemExit(1)
 

@@ -67,11 +67,26 @@ def run_dlt(args, python: Path, weeks: list[str], first_day: date, last_day: dat
     try:
         base_url = parent.recv()
         with tempfile.TemporaryDirectory(prefix="protiv-dlt-bench-") as folder:
-            command = [str(python), str(Path(dlt_baseline.__file__).resolve()), "--base-url", base_url,
-                       "--first-day", first_day.isoformat(), "--last-day", last_day.isoformat(), "--workdir", folder]
+            command = [
+                str(python),
+                str(Path(dlt_baseline.__file__).resolve()),
+                "--base-url",
+                base_url,
+                "--first-day",
+                first_day.isoformat(),
+                "--last-day",
+                last_day.isoformat(),
+                "--workdir",
+                folder,
+            ]
             started = time.perf_counter()
-            finished = subprocess.run(command, env={**os.environ, dlt_baseline.TOKEN_VARIABLE: token},
-                                      capture_output=True, text=True, cwd=folder)
+            finished = subprocess.run(
+                command,
+                env={**os.environ, dlt_baseline.TOKEN_VARIABLE: token},
+                capture_output=True,
+                text=True,
+                cwd=folder,
+            )
             process_wall = time.perf_counter() - started
         if finished.returncode != 0:
             tail = "\n".join(finished.stderr.strip().splitlines()[-15:]).replace(token, "<token>")
@@ -90,7 +105,9 @@ def run_dlt(args, python: Path, weeks: list[str], first_day: date, last_day: dat
 
 def ground_truth(truth: dict) -> dict[str, int]:
     return {
-        "users": truth["users"], "jobcodes": truth["jobcodes"], "customfields": truth["customfields"],
+        "users": truth["users"],
+        "jobcodes": truth["jobcodes"],
+        "customfields": truth["customfields"],
         "live": sum(live for live, _ in truth["weeks"].values()),
         "deleted": sum(deleted for _, deleted in truth["weeks"].values()),
     }
@@ -105,15 +122,20 @@ def time_to_raw(result: dict) -> float:
     an upper bound rather than a like-for-like figure.
     """
     propay_start, propay_end = result["marks"][result["steps"][-1].label]
-    cleaning = sum(seconds for run in result["step_stats"] for key, seconds in run.items() if key.startswith("attendance"))
+    cleaning = sum(
+        seconds for run in result["step_stats"] for key, seconds in run.items() if key.startswith("attendance")
+    )
     return result["wall"] - (propay_end - propay_start) - cleaning
 
 
 def compare(our: dict, peer: dict) -> list[str]:
     """Rows per entity, both contenders against each other and the truth; the mismatches found."""
     truth_ours, truth_dlt = ground_truth(our["truth"]), ground_truth(peer["truth"])
-    counts = {**our["counts"], "raw deleted": our["raw_counts"].get("timesheets_deleted", 0),
-              "raw live": our["raw_counts"].get("timesheets", 0)}
+    counts = {
+        **our["counts"],
+        "raw deleted": our["raw_counts"].get("timesheets_deleted", 0),
+        "raw live": our["raw_counts"].get("timesheets", 0),
+    }
     problems = []
     if truth_ours != truth_dlt:
         problems.append(f"the two emulators served different companies: {truth_ours} vs {truth_dlt}")
@@ -138,9 +160,11 @@ def compare(our: dict, peer: dict) -> list[str]:
     if counts["rejected_rows"]:
         problems.append(f"our sync set aside {counts['rejected_rows']} rows")
     children = {t: n for t, n in peer["rows"].items() if t not in {e[1] for e in ENTITIES}}
-    print("  ours: attendance and raw_timesheets (live + deleted feeds), workers and jobs (cleaned), "
-          f"propay_opportunities {counts['propay_opportunities']}; dlt child tables: "
-          + (", ".join(f"{t} {n}" for t, n in children.items()) or "none"))
+    print(
+        "  ours: attendance and raw_timesheets (live + deleted feeds), workers and jobs (cleaned), "
+        f"propay_opportunities {counts['propay_opportunities']}; dlt child tables: "
+        + (", ".join(f"{t} {n}" for t, n in children.items()) or "none")
+    )
     return problems
 
 
@@ -165,15 +189,21 @@ def report(our: dict, peer: dict) -> None:
     for label, mine, theirs in rows:
         fmt = "{:>10.0f}" if isinstance(mine, int) else "{:>10.2f}"
         print(f"  {label:<48}" + fmt.format(mine) + fmt.format(theirs) + f"{mine / theirs:>10.2f}")
-    print(f"  {'CPU of the loading process, s':<48}{our['cpu']:>10.2f}{peer['cpu']:>10.2f}{our['cpu'] / peer['cpu']:>10.2f}")
+    print(
+        f"  {'CPU of the loading process, s':<48}{our['cpu']:>10.2f}{peer['cpu']:>10.2f}{our['cpu'] / peer['cpu']:>10.2f}"
+    )
     print(f"  {'Dagster runs / dlt steps':<48}{our['runs']:>10}{len(steps):>10}")
-    print(f"  dlt: extract {steps.get('extract', 0):.2f} s, normalize {steps.get('normalize', 0):.2f} s, "
-          f"load {steps.get('load', 0):.2f} s; its process took {peer['process_wall']:.2f} s in all "
-          f"(interpreter start and `import dlt` {peer['import_seconds']:.2f} s, not counted above, as our "
-          "imports and Dagster instance are not)")
+    print(
+        f"  dlt: extract {steps.get('extract', 0):.2f} s, normalize {steps.get('normalize', 0):.2f} s, "
+        f"load {steps.get('load', 0):.2f} s; its process took {peer['process_wall']:.2f} s in all "
+        f"(interpreter start and `import dlt` {peer['import_seconds']:.2f} s, not counted above, as our "
+        "imports and Dagster instance are not)"
+    )
     mine_by, theirs_by = requests_by_endpoint(our["requests"]), requests_by_endpoint(peer["requests"])
-    print("  requests per endpoint (ours / dlt): " + ", ".join(
-        f"{e} {mine_by.get(e, 0)}/{theirs_by.get(e, 0)}" for e in dlt_baseline.ENTITIES))
+    print(
+        "  requests per endpoint (ours / dlt): "
+        + ", ".join(f"{e} {mine_by.get(e, 0)}/{theirs_by.get(e, 0)}" for e in dlt_baseline.ENTITIES)
+    )
 
 
 def main() -> None:
@@ -181,13 +211,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=250, help="crew size of the generated company")
     parser.add_argument("--days", type=int, default=14, help="days of attendance to sync")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds; each round runs both, alternating who goes first")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; each round runs both, alternating who goes first"
+    )
     args = parser.parse_args()
 
     python = dlt_baseline.ensure_venv()
-    versions = subprocess.run([str(python), "-c", "from importlib.metadata import version as v; "
-                               "print('dlt', v('dlt') + ', duckdb', v('duckdb'))"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+    versions = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib.metadata import version as v; print('dlt', v('dlt') + ', duckdb', v('duckdb'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     import dagster
 
     warnings.filterwarnings("ignore", category=dagster.BetaWarning)
@@ -197,8 +236,10 @@ def main() -> None:
     weeks, first_day, last_day = window(args)
     print(f"machine: {ours.machine()}")
     print(f"peer: {versions} in {dlt_baseline.VENV.name} ({', '.join(dlt_baseline.DLT_REQUIREMENTS)})")
-    print(f"command: peer_baseline.py --workers {args.workers} --days {args.days} --latency {args.latency} "
-          f"--repeat {args.repeat}")
+    print(
+        f"command: peer_baseline.py --workers {args.workers} --days {args.days} --latency {args.latency} "
+        f"--repeat {args.repeat}"
+    )
     print(f"window: weeks {', '.join(weeks)} = work dates {first_day} .. {last_day}")
     timers, walls, problems = ours.Timers(), {"ours": [], "dlt": [], "raw": []}, []
     for attempt in range(1, args.repeat + 1):
@@ -223,10 +264,12 @@ def main() -> None:
     print(f"\nload average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.repeat > 1:
         ours_median, dlt_median = statistics.median(walls["ours"]), statistics.median(walls["dlt"])
-        print(f"over {args.repeat} rounds: ours wall min {min(walls['ours']):.2f} s, median {ours_median:.2f} s "
-              f"(to raw, upper bound: median {statistics.median(walls['raw']):.2f} s); dlt wall min "
-              f"{min(walls['dlt']):.2f} s, median {dlt_median:.2f} s; ratio of medians ours/dlt "
-              f"{ours_median / dlt_median:.2f}")
+        print(
+            f"over {args.repeat} rounds: ours wall min {min(walls['ours']):.2f} s, median {ours_median:.2f} s "
+            f"(to raw, upper bound: median {statistics.median(walls['raw']):.2f} s); dlt wall min "
+            f"{min(walls['dlt']):.2f} s, median {dlt_median:.2f} s; ratio of medians ours/dlt "
+            f"{ours_median / dlt_median:.2f}"
+        )
     if problems:
         raise BenchmarkFailed("rows disagree:\n  " + "\n  ".join(problems))
     print("check: both contenders loaded the emulator's records (timesheets, deleted, users, jobcodes, fields): OK")

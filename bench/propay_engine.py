@@ -34,29 +34,53 @@ def generate(propays: int, entries: int, workers: int, rng: np.random.Generator)
     budget_type = rng.choice(BUDGET_TYPES, size=len(job_ids))
     top = pd.DataFrame(
         {
-            "job_id": job_ids, "parent_job_id": None, "level": "job",
+            "job_id": job_ids,
+            "parent_job_id": None,
+            "level": "job",
             "name": [f"Job {i}" for i in range(len(job_ids))],
             "budget_hours": rng.integers(10, 400, len(job_ids)).astype(float),
             "budget_amount": rng.integers(500, 20_000, len(job_ids)).astype(float),
             "contract_price": rng.integers(2_000, 60_000, len(job_ids)).astype(float),
-            "labor_budget_percent": 35.0, "rate": 2.5, "quantity": rng.integers(200, 4_000, len(job_ids)).astype(float),
+            "labor_budget_percent": 35.0,
+            "rate": 2.5,
+            "quantity": rng.integers(200, 4_000, len(job_ids)).astype(float),
             "budget_type": budget_type,
             "service_type": rng.choice(["Install", "Maintenance", "Warranty"], size=len(job_ids), p=[0.6, 0.38, 0.02]),
             "status": rng.choice(["open", "completed", "canceled"], size=len(job_ids), p=[0.6, 0.35, 0.05]),
-            "recurring": np.arange(len(job_ids)) >= plain_jobs, "is_drive": False, "active": True,
+            "recurring": np.arange(len(job_ids)) >= plain_jobs,
+            "is_drive": False,
+            "active": True,
         }
     )
     parents = np.repeat(job_ids[plain_jobs:], 4)
     milestones = pd.DataFrame(
         {
             "job_id": [f"{p}-M{k}" for p, k in zip(parents, np.tile(np.arange(4), recurring_jobs))],
-            "parent_job_id": parents, "level": "milestone", "name": [f"Visit {k}" for k in np.tile(np.arange(4), recurring_jobs)],
-            "budget_hours": rng.integers(4, 40, len(parents)).astype(float), "budget_type": "hours",
-            "status": "open", "recurring": False, "is_drive": False, "active": True,
+            "parent_job_id": parents,
+            "level": "milestone",
+            "name": [f"Visit {k}" for k in np.tile(np.arange(4), recurring_jobs)],
+            "budget_hours": rng.integers(4, 40, len(parents)).astype(float),
+            "budget_type": "hours",
+            "status": "open",
+            "recurring": False,
+            "is_drive": False,
+            "active": True,
         }
     )
-    drive = pd.DataFrame([{"job_id": "DRIVE", "parent_job_id": None, "level": "job", "name": "Drive Time", "status": "open",
-                           "recurring": False, "is_drive": True, "active": True}])
+    drive = pd.DataFrame(
+        [
+            {
+                "job_id": "DRIVE",
+                "parent_job_id": None,
+                "level": "job",
+                "name": "Drive Time",
+                "status": "open",
+                "recurring": False,
+                "is_drive": True,
+                "active": True,
+            }
+        ]
+    )
     jobs = pd.concat([top, milestones, drive], ignore_index=True)
 
     worker_ids = np.array([f"W{i}" for i in range(workers)], dtype=object)
@@ -64,7 +88,9 @@ def generate(propays: int, entries: int, workers: int, rng: np.random.Generator)
 
     # Each ProPay gets a crew of a few workers; entries land on ProPays, some on drive time.
     unit_job = np.concatenate([job_ids[:plain_jobs], parents])
-    unit_milestone = np.concatenate([np.full(plain_jobs, None, dtype=object), milestones["job_id"].to_numpy(dtype=object)])
+    unit_milestone = np.concatenate(
+        [np.full(plain_jobs, None, dtype=object), milestones["job_id"].to_numpy(dtype=object)]
+    )
     pick = rng.integers(0, len(unit_job), entries)
     drive_rows = rng.random(entries) < 0.05
     days = pd.date_range("2026-01-01", periods=365, freq="D").date
@@ -91,16 +117,20 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     started = time.perf_counter()
     jobs, attendance, workers = generate(args.propays, args.entries, args.workers, rng)
-    print(f"generated {len(jobs):,} jobs, {len(attendance):,} entries, {len(workers):,} workers "
-          f"in {time.perf_counter() - started:.1f} s")
+    print(
+        f"generated {len(jobs):,} jobs, {len(attendance):,} entries, {len(workers):,} workers "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     settings = CompanySettings(
         worker_share=0.5,
         role_buckets={"crew": 0.7, "crew_lead": 0.2, "manager": 0.1},
         distribution_method="crew_lead_weighted",
-        worker_roles={f"W{i}": "crew_lead" for i in range(0, args.workers, 5)} | {f"W{i}": "manager" for i in range(1, args.workers, 50)},
+        worker_roles={f"W{i}": "crew_lead" for i in range(0, args.workers, 5)}
+        | {f"W{i}": "manager" for i in range(1, args.workers, 50)},
         launch_date=date(2026, 1, 15),
         exclusions={"service_types": ["Warranty"], "name_patterns": ["Job 1*9"]},
-        budgets_include_burden=True, burden_percent=18,
+        budgets_include_burden=True,
+        burden_percent=18,
         overtime_daily_hours=None,
     )
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -116,12 +146,16 @@ def main() -> None:
     wall_untraced = time.perf_counter() - started
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     opportunities = result.opportunities
-    print(f"ProPays: {len(opportunities):,} ({opportunities['exclusion_reason'].notna().sum():,} excluded, "
-          f"{(opportunities['bonus_pool'] > 0).sum():,} with a pool); worker rows: {len(result.worker_bonuses):,}; "
-          f"overtime weeks: {len(result.overtime_weeks):,}")
+    print(
+        f"ProPays: {len(opportunities):,} ({opportunities['exclusion_reason'].notna().sum():,} excluded, "
+        f"{(opportunities['bonus_pool'] > 0).sum():,} with a pool); worker rows: {len(result.worker_bonuses):,}; "
+        f"overtime weeks: {len(result.overtime_weeks):,}"
+    )
     print(f"jobs without a ProPay (rows with the reason): {len(result.jobs_without_propay):,}")
-    print(f"bonus pool ${opportunities['bonus_pool'].sum():,.2f}, paid ${result.worker_bonuses['bonus'].sum():,.2f}, "
-          f"overtime adjustment ${result.worker_bonuses['overtime_adjustment'].sum():,.2f}")
+    print(
+        f"bonus pool ${opportunities['bonus_pool'].sum():,.2f}, paid ${result.worker_bonuses['bonus'].sum():,.2f}, "
+        f"overtime adjustment ${result.worker_bonuses['overtime_adjustment'].sum():,.2f}"
+    )
     print(f"engine wall time: {wall:.2f} s with tracemalloc, {wall_untraced:.2f} s without")
     print(f"peak traced memory during the engine: {traced_peak / 2**20:,.0f} MiB")
     print(f"peak RSS of the process: {rss_peak:,.0f} MiB (after generating the input: {rss_before:,.0f} MiB)")

@@ -66,8 +66,11 @@ class Daemon:
 
         started = time.perf_counter()
         with dg.build_schedule_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), resources=self.resources,
-            scheduled_execution_time=syncs.utc_now(), repository_def=self.defs.get_repository_def(),
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            scheduled_execution_time=syncs.utc_now(),
+            repository_def=self.defs.get_repository_def(),
         ) as context:
             data = self.defs.get_schedule_def(name).evaluate_tick(context)
         self._timed("ticks", started)
@@ -78,8 +81,11 @@ class Daemon:
 
         started = time.perf_counter()
         with dg.build_sensor_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursors.get(name),
-            resources=self.resources, definitions=self.defs,
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            cursor=self.cursors.get(name),
+            resources=self.resources,
+            definitions=self.defs,
         ) as context:
             data = self.defs.get_sensor_def(name).evaluate_tick(context)
         self.cursors[name] = data.cursor
@@ -100,8 +106,11 @@ class Daemon:
                 print(f"    run {request.job_name} {request.partition_key}", flush=True)
             started = time.perf_counter()
             result = self.defs.resolve_job_def(request.job_name).execute_in_process(
-                instance=self.instance, partition_key=request.partition_key, run_config=QUIET_CONSOLE,
-                tags={**request.tags, "dagster/run_key": request.run_key}, raise_on_error=False,
+                instance=self.instance,
+                partition_key=request.partition_key,
+                run_config=QUIET_CONSOLE,
+                tags={**request.tags, "dagster/run_key": request.run_key},
+                raise_on_error=False,
             )
             self._timed("runs", started)
             self.runs[request.job_name] += 1
@@ -117,7 +126,9 @@ class Daemon:
         from protiv_dagster.sync.runs import run_failure_message
 
         started = time.perf_counter()
-        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+        )
         self.automation_cursor = result.cursor
         self._timed("automation", started)
         by_partition: dict[str, list] = {}
@@ -129,8 +140,13 @@ class Daemon:
                 print(f"    automation requests {partition}: {', '.join(k.to_user_string() for k in keys)}", flush=True)
             started = time.perf_counter()
             job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
-            run = job.execute_in_process(instance=self.instance, partition_key=partition, asset_selection=keys,
-                                         raise_on_error=False, run_config=QUIET_CONSOLE)
+            run = job.execute_in_process(
+                instance=self.instance,
+                partition_key=partition,
+                asset_selection=keys,
+                raise_on_error=False,
+                run_config=QUIET_CONSOLE,
+            )
             self._timed("runs", started)
             self.runs[f"automation: {', '.join(sorted(k.to_user_string() for k in keys))[:40]}"] += 1
             self.run_companies.add(partition.split("|")[0])
@@ -152,8 +168,10 @@ def check_company(warehouse, registry, company_id: str, truth, edits) -> list[st
     loaded = attendance[~attendance["entry_id"].str.startswith(DERIVED_DRIVE_PREFIX)].set_index("entry_id").sort_index()
     truth = truth.set_index("entry_id").sort_index()
     if list(loaded.index) != list(truth.index):
-        problems.append(f"{company_id}: attendance ids differ from the vendor's "
-                        f"({len(set(loaded.index) - set(truth.index))} extra, {len(set(truth.index) - set(loaded.index))} missing)")
+        problems.append(
+            f"{company_id}: attendance ids differ from the vendor's "
+            f"({len(set(loaded.index) - set(truth.index))} extra, {len(set(truth.index) - set(loaded.index))} missing)"
+        )
         return problems
     if [str(d) for d in loaded["work_date"]] != list(truth["work_date"]):
         problems.append(f"{company_id}: work dates differ from the vendor's")
@@ -161,19 +179,28 @@ def check_company(warehouse, registry, company_id: str, truth, edits) -> list[st
     differ = loaded.loc[closed, "hours"].astype(float).round(6) != truth.loc[closed, "hours"].round(6)
     if differ.any():
         first = differ[differ].index[0]
-        problems.append(f"{company_id}: hours of {int(differ.sum())} entries differ from the vendor's, e.g. {first}: "
-                        f"{float(loaded.loc[first, 'hours']):.4f} loaded, {float(truth.loc[first, 'hours']):.4f} at the vendor "
-                        f"(edited: {edits}, work date {truth.loc[first, 'work_date']})")
+        problems.append(
+            f"{company_id}: hours of {int(differ.sum())} entries differ from the vendor's, e.g. {first}: "
+            f"{float(loaded.loc[first, 'hours']):.4f} loaded, {float(truth.loc[first, 'hours']):.4f} at the vendor "
+            f"(edited: {edits}, work date {truth.loc[first, 'work_date']})"
+        )
     if any(entry_id in loaded.index for entry_id in edits["deleted"]):
         problems.append(f"{company_id}: a deleted entry is still in attendance")
-    expected = compute_propays(warehouse.read_table(JOBS, where=where), attendance, warehouse.read_table(WORKERS, where=where),
-                               registry.get(company_id).settings, company_id).opportunities
+    expected = compute_propays(
+        warehouse.read_table(JOBS, where=where),
+        attendance,
+        warehouse.read_table(WORKERS, where=where),
+        registry.get(company_id).settings,
+        company_id,
+    ).opportunities
     stored = warehouse.read_table(PROPAY_OPPORTUNITIES, where=where)
     mine = expected.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index()
     theirs = stored.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index()
     if not mine.equals(theirs):
-        problems.append(f"{company_id}: ProPay hours are not those of the current attendance "
-                        f"({float(theirs.sum()):.2f} stored, {float(mine.sum()):.2f} expected)")
+        problems.append(
+            f"{company_id}: ProPay hours are not those of the current attendance "
+            f"({float(theirs.sum()):.2f} stored, {float(mine.sum()):.2f} expected)"
+        )
     return problems if not pd.isna(mine.sum()) else problems + [f"{company_id}: no ProPay hours"]
 
 
@@ -191,13 +218,15 @@ def main() -> None:
     for category in (dg.BetaWarning, dg.PreviewWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*get_(schedule|sensor)_def will return.*")
-    from protiv_dagster.sync import runs as syncs
     from protiv_dagster.connections.registry import ConnectionRegistry
+    from protiv_dagster.sync import runs as syncs
 
     print(f"machine: {machine()}")
     print(f"load average before: {load()}")
-    print(f"command: two_hour_cycle.py --companies {args.companies} --workers {args.workers} --changed {args.changed} "
-          f"--latency {args.latency}")
+    print(
+        f"command: two_hour_cycle.py --companies {args.companies} --workers {args.workers} --changed {args.changed} "
+        f"--latency {args.latency}"
+    )
     bench_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
         fresh_environment(Path(folder))
@@ -205,29 +234,44 @@ def main() -> None:
         with Fleet(args.companies, args.workers) as fleet:
             every = max(1, round(1 / args.changed))
             changed = [company_id for number, (company_id, _) in enumerate(fleet.ids) if number % every == 0]
-            print(f"\nfleet: {args.companies} companies x {args.workers} workers, "
-                  + ", ".join(f"{p} {len(v.hosted)}" for p, v in fleet.vendors.items())
-                  + f"; generated and hosted in {time.perf_counter() - started:.1f} s; {len(changed)} will change ("
-                  + ", ".join(f"{p} {sum(fleet.provider_of[c] == p for c in changed)}" for p in fleet.vendors) + ")")
+            print(
+                f"\nfleet: {args.companies} companies x {args.workers} workers, "
+                + ", ".join(f"{p} {len(v.hosted)}" for p, v in fleet.vendors.items())
+                + f"; generated and hosted in {time.perf_counter() - started:.1f} s; {len(changed)} will change ("
+                + ", ".join(f"{p} {sum(fleet.provider_of[c] == p for c in changed)}" for p in fleet.vendors)
+                + ")"
+            )
             (defs, resources), registry, instance = code_location(), ConnectionRegistry(), dg.DagsterInstance.get()
             print("seeding (latency 0):")
-            seed_synced(fleet, registry, defs, resources, instance, syncs.utc_now(), full_sync=changed,
-                        on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s", flush=True))
+            seed_synced(
+                fleet,
+                registry,
+                defs,
+                resources,
+                instance,
+                syncs.utc_now(),
+                full_sync=changed,
+                on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s", flush=True),
+            )
             daemon = Daemon(defs, resources, instance)
             # The daemon has been running: its sensor and automation cursors are in steady state.
             health_runs = len(daemon.sensor("connection_status"))
             daemon.follow_upstream()
             before_runs = len(instance.get_run_records())
-            print(f"  steady state: connection_status cursor set ({health_runs} health runs of the initial syncs not "
-                  f"launched), automation cursor set; {before_runs} runs in the instance")
+            print(
+                f"  steady state: connection_status cursor set ({health_runs} health runs of the initial syncs not "
+                f"launched), automation cursor set; {before_runs} runs in the instance"
+            )
 
             edits = fleet.edit(changed)
             fleet.latency(args.latency)
             requests_before = sum(fleet.requests().values())
             daemon.seconds.clear()
             daemon.verbose = args.verbose
-            print(f"edited at the vendors: {len(edits)} companies x (2 shortened, 1 deleted); latency "
-                  f"{args.latency * 1000:.0f} ms; load average {load()}")
+            print(
+                f"edited at the vendors: {len(edits)} companies x (2 shortened, 1 deleted); latency "
+                f"{args.latency * 1000:.0f} ms; load average {load()}"
+            )
 
             cycle_started = time.perf_counter()
             rounds = 0
@@ -247,12 +291,16 @@ def main() -> None:
             cycle = time.perf_counter() - cycle_started
             requests = sum(fleet.requests().values()) - requests_before
             print(f"\n=== cycle: {cycle:.1f} s wall ({rounds} daemon rounds after the schedule tick) ===")
-            print(f"  ticks (schedule, sensors) {daemon.seconds['ticks']:.1f} s, automation evaluations "
-                  f"{daemon.seconds['automation']:.1f} s, runs {daemon.seconds['runs']:.1f} s")
+            print(
+                f"  ticks (schedule, sensors) {daemon.seconds['ticks']:.1f} s, automation evaluations "
+                f"{daemon.seconds['automation']:.1f} s, runs {daemon.seconds['runs']:.1f} s"
+            )
             total_runs = sum(daemon.runs.values())
-            print(f"  runs: {total_runs} for {len(daemon.run_companies)} companies "
-                  f"({total_runs / max(len(daemon.run_companies), 1):.1f} per company, "
-                  f"{daemon.seconds['runs'] / max(total_runs, 1):.2f} s per run)")
+            print(
+                f"  runs: {total_runs} for {len(daemon.run_companies)} companies "
+                f"({total_runs / max(len(daemon.run_companies), 1):.1f} per company, "
+                f"{daemon.seconds['runs'] / max(total_runs, 1):.2f} s per run)"
+            )
             for job, count in sorted(daemon.runs.items()):
                 print(f"    {job:<50}{count:>5}")
             print(f"  vendor requests: {requests} ({requests / args.companies:.2f} per company)")
@@ -264,14 +312,18 @@ def main() -> None:
             if strays:
                 problems.append(f"runs for companies that did not change: {sorted(strays)[:5]}")
             for company_id in changed:
-                problems += check_company(resources["warehouse"], registry, company_id, truth[company_id], edits[company_id])
+                problems += check_company(
+                    resources["warehouse"], registry, company_id, truth[company_id], edits[company_id]
+                )
             instance.dispose()
     print(f"\nbenchmark wall time {time.perf_counter() - bench_started:.0f} s")
     if problems:
         print("MISMATCH:\n  " + "\n  ".join(problems[:20]))
         raise SystemExit(1)
-    print(f"OK: {len(changed)} changed companies: attendance equals the vendor's entries (edits in, deletions out) "
-          "and the ProPay tables equal the engine's result on them; no run for a quiet company")
+    print(
+        f"OK: {len(changed)} changed companies: attendance equals the vendor's entries (edits in, deletions out) "
+        "and the ProPay tables equal the engine's result on them; no run for a quiet company"
+    )
 
 
 if __name__ == "__main__":

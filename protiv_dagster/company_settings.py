@@ -58,13 +58,20 @@ class ExclusionRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    service_types: tuple[str, ...] = Field(default=(), description="Service types (case-insensitive) that never get a ProPay, e.g. Warranty.")
-    name_patterns: tuple[str, ...] = Field(
-        default=(), description="Job or milestone names, wildcards allowed, case-insensitive: TEST* excludes 'Test fence'."
+    service_types: tuple[str, ...] = Field(
+        default=(), description="Service types (case-insensitive) that never get a ProPay, e.g. Warranty."
     )
-    job_ids: tuple[str, ...] = Field(default=(), description="Job or milestone ids excluded, with all their milestones.")
+    name_patterns: tuple[str, ...] = Field(
+        default=(),
+        description="Job or milestone names, wildcards allowed, case-insensitive: TEST* excludes 'Test fence'.",
+    )
+    job_ids: tuple[str, ...] = Field(
+        default=(), description="Job or milestone ids excluded, with all their milestones."
+    )
     property_ids: tuple[str, ...] = Field(default=(), description="Properties (client sites) whose jobs are excluded.")
-    manual: dict[str, str] = Field(default_factory=dict, description="One-off exclusions: ProPay id -> the reason given.")
+    manual: dict[str, str] = Field(
+        default_factory=dict, description="One-off exclusions: ProPay id -> the reason given."
+    )
 
     @field_validator("name_patterns", "service_types")
     @classmethod
@@ -82,7 +89,12 @@ class CompanySettings(BaseModel):
     timezone: str | None = Field(default=None, description="IANA time zone of the company's work dates.")
 
     # From savings to people
-    worker_share: float = Field(default=0.5, ge=0, le=1, description="Share of saved labor $ paid to workers (split job savings); the company keeps the rest.")
+    worker_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of saved labor $ paid to workers (split job savings); the company keeps the rest.",
+    )
     role_buckets: dict[str, float] = Field(
         default_factory=lambda: {"crew": 1.0},
         description="Share of the bonus pool per bucket (crew, crew_lead, manager, other, company); sums to 1. Everyone "
@@ -95,7 +107,9 @@ class CompanySettings(BaseModel):
         "wage (seconds x the wage in force), crew_lead_weighted (the crew lead's time counts lead_multiplier times), "
         "equal, manual (manual_distribution). Largest remainder to the cent, ties to the smaller worker id.",
     )
-    lead_multiplier: float = Field(default=1.5, gt=0, le=10, description="Weight of a crew lead's hour under crew_lead_weighted.")
+    lead_multiplier: float = Field(
+        default=1.5, gt=0, le=10, description="Weight of a crew lead's hour under crew_lead_weighted."
+    )
     worker_roles: dict[str, WorkerRole] = Field(
         default_factory=dict,
         description="Worker id -> role (crew, crew_lead, manager, other); unlisted workers are crew. A role holds its "
@@ -107,7 +121,8 @@ class CompanySettings(BaseModel):
         "with time on the ProPay. A worker without a percentage gets no crew share.",
     )
     penalties: dict[str, Dollars] = Field(
-        default_factory=dict, description="ProPay id -> $ deducted from its bonus pool before distribution (never below 0)."
+        default_factory=dict,
+        description="ProPay id -> $ deducted from its bonus pool before distribution (never below 0).",
     )
     disqualifications: dict[str, str] = Field(
         default_factory=dict, description="ProPay id -> reason: the ProPay pays no bonus at all."
@@ -126,17 +141,21 @@ class CompanySettings(BaseModel):
         default=("Drive Time", "Drive"), description="Job names (wildcards allowed) whose time is drive time."
     )
     busybusy_milestone_depth: int = Field(
-        default=2, ge=2, le=7,
+        default=2,
+        ge=2,
+        le=7,
         description="BusyBusy only: the sub-project depth that is a milestone (projects nest 7 levels; depth 1 is the "
         "job). Time on a deeper sub-project counts to its ancestor at this depth; time on a shallower one to the job.",
     )
 
     # Budgets and labor cost
     default_budget_type: BudgetType = Field(
-        default="hours", description="Budget type of a job whose source does not say (hours, amount, contract_price, rate, task_hours, task_amount)."
+        default="hours",
+        description="Budget type of a job whose source does not say (hours, amount, contract_price, rate, task_hours, task_amount).",
     )
     labor_budget_percent: Percent | None = Field(
-        default=None, description="Labor share of the contract price, %, for contract_price jobs that do not state their own."
+        default=None,
+        description="Labor share of the contract price, %, for contract_price jobs that do not state their own.",
     )
     budget_modification_percent: float = Field(
         default=100.0, ge=1, le=200, description="Every budget is scaled by this percentage (100 = as stated)."
@@ -144,26 +163,46 @@ class CompanySettings(BaseModel):
     budgets_include_burden: bool = Field(
         default=False, description="Budgets are stated with burden: labor cost uses wage x (1 + burden_percent)."
     )
-    burden_percent: float = Field(default=0.0, ge=0, le=200, description="Payroll burden on wages, %, used when budgets include burden.")
+    burden_percent: float = Field(
+        default=0.0, ge=0, le=200, description="Payroll burden on wages, %, used when budgets include burden."
+    )
 
     # Overtime (FLSA regular rate)
-    overtime_weekly_hours: float = Field(default=40.0, gt=0, le=168, description="Hours worked in a workweek beyond which hours are overtime.")
+    overtime_weekly_hours: float = Field(
+        default=40.0, gt=0, le=168, description="Hours worked in a workweek beyond which hours are overtime."
+    )
     overtime_daily_hours: float | None = Field(
         default=None, gt=0, le=24, description="Optional daily threshold (e.g. 8 in California); off when null."
     )
     workweek_start: Weekday = Field(default="monday", description="First day of the workweek used for overtime.")
 
     # Budget source in QuickBooks Time (custom fields on jobcodes)
-    budget_hours_field: str = Field(default="Budget Hours", description="QuickBooks Time custom field with budget hours.")
+    budget_hours_field: str = Field(
+        default="Budget Hours", description="QuickBooks Time custom field with budget hours."
+    )
     job_status_field: str = Field(default="Job Status", description="QuickBooks Time custom field with the job status.")
-    recurring_field: str = Field(default="Recurring", description="QuickBooks Time custom field marking recurring jobs.")
-    budget_type_field: str = Field(default="Budget Type", description="QuickBooks Time custom field naming the budget type of a job.")
-    budget_amount_field: str = Field(default="Budget Amount", description="QuickBooks Time custom field with the labor budget in $.")
-    contract_price_field: str = Field(default="Contract Price", description="QuickBooks Time custom field with the contract price in $.")
-    labor_budget_percent_field: str = Field(default="Labor Budget %", description="QuickBooks Time custom field with the labor % of the contract price.")
+    recurring_field: str = Field(
+        default="Recurring", description="QuickBooks Time custom field marking recurring jobs."
+    )
+    budget_type_field: str = Field(
+        default="Budget Type", description="QuickBooks Time custom field naming the budget type of a job."
+    )
+    budget_amount_field: str = Field(
+        default="Budget Amount", description="QuickBooks Time custom field with the labor budget in $."
+    )
+    contract_price_field: str = Field(
+        default="Contract Price", description="QuickBooks Time custom field with the contract price in $."
+    )
+    labor_budget_percent_field: str = Field(
+        default="Labor Budget %", description="QuickBooks Time custom field with the labor % of the contract price."
+    )
     rate_field: str = Field(default="Rate", description="QuickBooks Time custom field with the $ rate per unit.")
-    quantity_field: str = Field(default="Quantity", description="QuickBooks Time custom field with the quantity of units.")
-    service_type_field: str = Field(default="Service Type", description="QuickBooks Time custom field with the service type (for exclusions).")
+    quantity_field: str = Field(
+        default="Quantity", description="QuickBooks Time custom field with the quantity of units."
+    )
+    service_type_field: str = Field(
+        default="Service Type", description="QuickBooks Time custom field with the service type (for exclusions)."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -241,7 +280,9 @@ class SettingsVersion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = Field(ge=1, description="Version number, 1 for the company's first settings.")
-    effective_from: date | None = Field(default=None, description="First day the version applies to; None: from the start.")
+    effective_from: date | None = Field(
+        default=None, description="First day the version applies to; None: from the start."
+    )
     settings: CompanySettings = Field(default_factory=CompanySettings, description="The settings of this version.")
 
 
@@ -283,11 +324,14 @@ class SettingsHistory(BaseModel):
             return settings
         if isinstance(settings, CompanySettings):
             return cls.single(settings)
-        return cls(versions=tuple(
-            v if isinstance(v, SettingsVersion)
-            else SettingsVersion(version=v.version, effective_from=v.effective_from, settings=v.settings)  # type: ignore[attr-defined]
-            for v in settings
-        ))
+        return cls(
+            versions=tuple(
+                v
+                if isinstance(v, SettingsVersion)
+                else SettingsVersion(version=v.version, effective_from=v.effective_from, settings=v.settings)  # type: ignore[attr-defined]
+                for v in settings
+            )
+        )
 
     @property
     def latest(self) -> SettingsVersion:

@@ -15,8 +15,8 @@ from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
-from protiv_dagster.jobs import check_connection, compute_propay, sync_company_reference, sync_company_week
 from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.jobs import check_connection, compute_propay, sync_company_reference, sync_company_week
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 
@@ -45,10 +45,16 @@ def code_configured(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
 
 def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
-    resources = {"registry": ConnectionRegistryResource(), "vendors": VendorApis(), "warehouse": Warehouse(), **resources}
+    resources = {
+        "registry": ConnectionRegistryResource(),
+        "vendors": VendorApis(),
+        "warehouse": Warehouse(),
+        **resources,
+    }
     for key in CODE_CONFIGURED:
-        if isinstance(resources[key], dg.ConfigurableResource):
-            resources[key] = code_configured(resources[key])
+        resource = resources[key]
+        if isinstance(resource, dg.ConfigurableResource):
+            resources[key] = code_configured(resource)
     return dg.Definitions(
         assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection],

@@ -17,7 +17,9 @@ import dagster as dg
 # it stop existing, the warehouse keeps the rows).
 HISTORY_START = "2025-01-06"  # a Monday
 
-company_partitions = dg.DynamicPartitionsDefinition(name="company")
+# The dynamic partition set of companies, by the name the instance keeps it under.
+COMPANY_PARTITIONS_NAME = "company"
+company_partitions = dg.DynamicPartitionsDefinition(name=COMPANY_PARTITIONS_NAME)
 week_partitions = dg.WeeklyPartitionsDefinition(start_date=HISTORY_START, day_offset=1, end_offset=1)
 company_week_partitions = dg.MultiPartitionsDefinition({"company": company_partitions, "week": week_partitions})
 # A company x week partition depends on the same company's partition of a company-only asset.
@@ -53,7 +55,8 @@ def weeks_by_company(context: dg.AssetExecutionContext) -> dict[str, list[date]]
         # A range's keys come as text "<company>|<week>" (dimensions in name order; the week is last).
         company_id, week = (
             (key.keys_by_dimension["company"], key.keys_by_dimension["week"])
-            if isinstance(key, dg.MultiPartitionKey) else key.rsplit("|", 1)
+            if isinstance(key, dg.MultiPartitionKey)
+            else key.rsplit("|", 1)
         )
         mondays[company_id].append(date.fromisoformat(week))
     return {company_id: sorted(set(weeks)) for company_id, weeks in mondays.items()}

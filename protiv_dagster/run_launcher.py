@@ -86,7 +86,9 @@ class MonitoredRunLauncher(DefaultRunLauncher):
     def config_type(cls):
         return {
             "unreachable_grace_seconds": Field(
-                IntSource, is_required=False, default_value=60,
+                IntSource,
+                is_required=False,
+                default_value=60,
                 description="How long a run's code server may be unreachable before its runs are failed.",
             )
         }
@@ -113,7 +115,9 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         if streak is not None and streak[2] and now - streak[1] < REUSE_TIMEOUT_SECONDS:
             return self._unreachable_result(address, streak[0], now, " (DEADLINE_EXCEEDED)")
         client = DagsterGrpcClient(
-            port=info.get("port"), socket=info.get("socket"), host=info.get("host") or "localhost",
+            port=info.get("port"),
+            socket=info.get("socket"),
+            host=info.get("host") or "localhost",
             use_ssl=bool(info.get("use_ssl", False)),
         )
         try:

@@ -75,7 +75,9 @@ def _type_text(schema: dict[str, Any]) -> str:
         return "date"
     if "$ref" in schema:
         return "object (below)"
-    return {"number": "number", "integer": "integer", "string": "text", "boolean": "true/false", "null": "null"}.get(kind, kind)
+    return {"number": "number", "integer": "integer", "string": "text", "boolean": "true/false", "null": "null"}.get(
+        kind, kind
+    )
 
 
 def _limits(schema: dict[str, Any]) -> str:
@@ -110,7 +112,13 @@ def _rows(model: type[BaseModel]) -> list[str]:
 
 
 def settings_page() -> str:
-    lines = [INTRODUCTION.replace("{example}", json.dumps(EXAMPLE, indent=2)), "## Settings", "", *_rows(CompanySettings), ""]
+    lines = [
+        INTRODUCTION.replace("{example}", json.dumps(EXAMPLE, indent=2)),
+        "## Settings",
+        "",
+        *_rows(CompanySettings),
+        "",
+    ]
     lines += ["## exclusions", "", inspect.cleandoc(ExclusionRules.__doc__ or ""), "", *_rows(ExclusionRules), ""]
     return "\n".join(lines)
 

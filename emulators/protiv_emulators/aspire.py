@@ -116,7 +116,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.message import Message
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -157,47 +159,105 @@ TICKET_STATUS = {STATUS_COMPLETED: "Complete", STATUS_CANCELED: "Cancelled"}
 # The fields served per endpoint, with their OpenAPI types: int, number, string, bool, datetime.
 FIELDS: dict[str, dict[str, str]] = {
     "Contacts": {
-        "ContactID": "int", "ContactTypeName": "string", "FirstName": "string", "LastName": "string",
-        "Email": "string", "Active": "bool", "EmployeeNumber": "string", "BranchID": "int",
-        "BranchName": "string", "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
+        "ContactID": "int",
+        "ContactTypeName": "string",
+        "FirstName": "string",
+        "LastName": "string",
+        "Email": "string",
+        "Active": "bool",
+        "EmployeeNumber": "string",
+        "BranchID": "int",
+        "BranchName": "string",
+        "CreatedDateTime": "datetime",
+        "ModifiedDate": "datetime",
         "TerminationDate": "datetime",
     },
     "Branches": {
-        "BranchID": "int", "BranchName": "string", "Active": "bool", "BranchCode": "string", "TimeZone": "string",
+        "BranchID": "int",
+        "BranchName": "string",
+        "Active": "bool",
+        "BranchCode": "string",
+        "TimeZone": "string",
     },
     "Opportunities": {
-        "OpportunityID": "int", "OpportunityNumber": "int", "OpportunityName": "string",
-        "OpportunityStatusName": "string", "JobStatusName": "string", "CompleteDate": "datetime",
-        "OpportunityType": "string", "InvoiceType": "string",
-        "PropertyName": "string", "BranchID": "int", "BranchName": "string", "EstimatedLaborHours": "number",
-        "CreatedDateTime": "datetime", "ModifiedDate": "datetime",
+        "OpportunityID": "int",
+        "OpportunityNumber": "int",
+        "OpportunityName": "string",
+        "OpportunityStatusName": "string",
+        "JobStatusName": "string",
+        "CompleteDate": "datetime",
+        "OpportunityType": "string",
+        "InvoiceType": "string",
+        "PropertyName": "string",
+        "BranchID": "int",
+        "BranchName": "string",
+        "EstimatedLaborHours": "number",
+        "CreatedDateTime": "datetime",
+        "ModifiedDate": "datetime",
     },
     "WorkTickets": {
-        "WorkTicketID": "int", "OpportunityID": "int", "OpportunityServiceID": "int", "WorkTicketNumber": "int",
-        "WorkTicketStatusName": "string", "CompleteDate": "datetime", "HoursEst": "number",
-        "CrewLeaderContactID": "int", "BranchID": "int",
-        "BranchName": "string", "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
+        "WorkTicketID": "int",
+        "OpportunityID": "int",
+        "OpportunityServiceID": "int",
+        "WorkTicketNumber": "int",
+        "WorkTicketStatusName": "string",
+        "CompleteDate": "datetime",
+        "HoursEst": "number",
+        "CrewLeaderContactID": "int",
+        "BranchID": "int",
+        "BranchName": "string",
+        "CreatedDateTime": "datetime",
+        "LastModifiedDateTime": "datetime",
     },
     "OpportunityServices": {
-        "OpportunityServiceID": "int", "OpportunityID": "int", "DisplayName": "string", "Occur": "int",
-        "PerHours": "number", "ExtendedHours": "number", "LaborExtendedCost": "number", "BranchID": "int",
-        "BranchName": "string", "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
+        "OpportunityServiceID": "int",
+        "OpportunityID": "int",
+        "DisplayName": "string",
+        "Occur": "int",
+        "PerHours": "number",
+        "ExtendedHours": "number",
+        "LaborExtendedCost": "number",
+        "BranchID": "int",
+        "BranchName": "string",
+        "CreatedDateTime": "datetime",
+        "LastModifiedDateTime": "datetime",
     },
     "PayRates": {
-        "PayRateID": "int", "ContactID": "int", "ContactName": "string", "EffectiveDate": "datetime",
-        "HourlyBasePay": "number", "BurdenPercent": "number",
+        "PayRateID": "int",
+        "ContactID": "int",
+        "ContactName": "string",
+        "EffectiveDate": "datetime",
+        "HourlyBasePay": "number",
+        "BurdenPercent": "number",
     },
     "WorkTicketTimes": {
-        "WorkTicketTimeID": "int", "WorkTicketID": "int", "WorkTicketNumber": "int", "ContactID": "int",
-        "ContactName": "string", "WorkTicketTimeDate": "datetime", "StartTime": "datetime", "EndTime": "datetime",
-        "Hours": "number", "BreakTime": "number", "HasBreakTime": "bool", "DistributedTime": "bool",
+        "WorkTicketTimeID": "int",
+        "WorkTicketID": "int",
+        "WorkTicketNumber": "int",
+        "ContactID": "int",
+        "ContactName": "string",
+        "WorkTicketTimeDate": "datetime",
+        "StartTime": "datetime",
+        "EndTime": "datetime",
+        "Hours": "number",
+        "BreakTime": "number",
+        "HasBreakTime": "bool",
+        "DistributedTime": "bool",
         "BaseHourlyRate": "number",
-        "CrewLeaderContactID": "int", "BranchID": "int", "BranchName": "string", "BranchTimeZone": "string",
-        "CreatedDateTime": "datetime", "LastModifiedDateTime": "datetime",
+        "CrewLeaderContactID": "int",
+        "BranchID": "int",
+        "BranchName": "string",
+        "BranchTimeZone": "string",
+        "CreatedDateTime": "datetime",
+        "LastModifiedDateTime": "datetime",
     },
     "ClockTimes": {
-        "ClockTimeID": "int", "ContactID": "int", "ContactName": "string", "ClockStart": "datetime",
-        "ClockEnd": "datetime", "BreakTime": "number",
+        "ClockTimeID": "int",
+        "ContactID": "int",
+        "ContactName": "string",
+        "ClockStart": "datetime",
+        "ClockEnd": "datetime",
+        "BreakTime": "number",
     },
 }
 ID_FIELD = {name: next(iter(fields)) for name, fields in FIELDS.items()}
@@ -238,7 +298,8 @@ _TOKEN = re.compile(
     r"|(?P<number>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
 )
 _COMPARISONS = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
     "gt": lambda a, b: a is not None and b is not None and a > b,
     "ge": lambda a, b: a is not None and b is not None and a >= b,
     "lt": lambda a, b: a is not None and b is not None and a < b,
@@ -253,7 +314,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             break
         match = _TOKEN.match(text, position)
         if not match or match.end() == position:
-            raise _ApiError(400, f"$filter: cannot parse at position {position}: {text[position:position + 20]!r}")
+            raise _ApiError(400, f"$filter: cannot parse at position {position}: {text[position : position + 20]!r}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         position = match.end()
@@ -333,7 +394,9 @@ class _FilterParser:
             raise _ApiError(400, f"$filter: expected a literal after {name}, got {value!r}")
         if literal is None:
             return None
-        expected = {"int": (float,), "number": (float,), "bool": (bool,), "string": (str,), "datetime": (str,)}[kind_of_field]
+        expected = {"int": (float,), "number": (float,), "bool": (bool,), "string": (str,), "datetime": (str,)}[
+            kind_of_field
+        ]
         if kind_of_field == "datetime" and kind != "datetime":
             raise _ApiError(400, f"$filter: {name} is a DateTime: compare it with an unquoted ISO 8601 value")
         if kind_of_field == "string" and kind != "string":
@@ -390,7 +453,7 @@ def _apply_query(records: list[dict[str, Any]], endpoint: str, query: Mapping[st
         size = limit if limit is not None else DEFAULT_PAGE_SIZE
         if limit is not None or page is not None:
             start = ((page or 1) - 1) * size
-            rows = rows[start:start + size]
+            rows = rows[start : start + size]
     select = query.get("$select", "").strip()
     if select:
         names = [n.strip() for n in select.split(",")]
@@ -411,6 +474,16 @@ def _count(query: Mapping[str, str], name: str, default: int | None) -> int | No
 
 
 # -- one company's live state ------------------------------------------------------------------------
+@dataclass
+class _Span:
+    """A clock time: consecutive shifts of one worker (``block``), lengthened by distributed time."""
+
+    start: datetime
+    end: datetime | None
+    worker_id: int
+    block: list[Shift]
+
+
 class AspireCompany:
     """One tenant as the emulator serves it; built from a ``CompanyData`` and from then on the truth."""
 
@@ -435,14 +508,22 @@ class AspireCompany:
             for change in worker.wage_history or ():
                 rate_id = PAY_RATE_BASE + len(self.pay_rates)
                 self.pay_rates[rate_id] = {
-                    "PayRateID": rate_id, "ContactID": worker.id, "ContactName": self._contact_names[worker.id],
-                    "EffectiveDate": _midnight(change.effective_date), "HourlyBasePay": float(change.hourly_wage),
+                    "PayRateID": rate_id,
+                    "ContactID": worker.id,
+                    "ContactName": self._contact_names[worker.id],
+                    "EffectiveDate": _midnight(change.effective_date),
+                    "HourlyBasePay": float(change.hourly_wage),
                     "BurdenPercent": 12.5 if index % 4 == 0 else 0.0,
                 }
-        self.branches = [{
-            "BranchID": BRANCH_ID, "BranchName": self.branch_name, "Active": True, "BranchCode": "MAIN",
-            "TimeZone": self.zone_name,
-        }]
+        self.branches = [
+            {
+                "BranchID": BRANCH_ID,
+                "BranchName": self.branch_name,
+                "Active": True,
+                "BranchCode": "MAIN",
+                "TimeZone": self.zone_name,
+            }
+        ]
         self.opportunities: list[dict[str, Any]] = []
         self.tickets: dict[int, dict[str, Any]] = {}
         self.services: dict[int, dict[str, Any]] = {}
@@ -455,21 +536,34 @@ class AspireCompany:
             budgets = [m.budget_hours for m in milestones if m.budget_hours is not None]
             estimate = job.budget_hours if not milestones else (round(sum(budgets), 2) if budgets else None)
             number += 1
-            self.opportunities.append({
-                "OpportunityID": job.id, "OpportunityNumber": number, "OpportunityName": job.name,
-                "OpportunityStatusName": "Won", "JobStatusName": JOB_STATUS[job.status],
-                "CompleteDate": _wall(job.modified_at, self.zone) if job.status == STATUS_COMPLETED else None,
-                "OpportunityType": "Contract" if job.recurring else "Work Order",
-                "InvoiceType": "Fixed Payment" if job.recurring else "Fixed Price on Completion",
-                "PropertyName": job.customer[:100], "BranchID": BRANCH_ID, "BranchName": self.branch_name,
-                "EstimatedLaborHours": estimate, "CreatedDateTime": _wall(job.created_at, self.zone),
-                "ModifiedDate": _wall(job.modified_at, self.zone),
-            })
-            phases = [(m.id, m.status, m.budget_hours, m.created_at, m.modified_at, m.crew_lead_id, m.task_id) for m in milestones]
+            self.opportunities.append(
+                {
+                    "OpportunityID": job.id,
+                    "OpportunityNumber": number,
+                    "OpportunityName": job.name,
+                    "OpportunityStatusName": "Won",
+                    "JobStatusName": JOB_STATUS[job.status],
+                    "CompleteDate": _wall(job.modified_at, self.zone) if job.status == STATUS_COMPLETED else None,
+                    "OpportunityType": "Contract" if job.recurring else "Work Order",
+                    "InvoiceType": "Fixed Payment" if job.recurring else "Fixed Price on Completion",
+                    "PropertyName": job.customer[:100],
+                    "BranchID": BRANCH_ID,
+                    "BranchName": self.branch_name,
+                    "EstimatedLaborHours": estimate,
+                    "CreatedDateTime": _wall(job.created_at, self.zone),
+                    "ModifiedDate": _wall(job.modified_at, self.zone),
+                }
+            )
+            phases = [
+                (m.id, m.status, m.budget_hours, m.created_at, m.modified_at, m.crew_lead_id, m.task_id)
+                for m in milestones
+            ]
             if not phases:
                 ticket_id = IMPLICIT_TICKET_BASE + job.id
                 self.implicit_ticket_of_job[job.id] = ticket_id
-                phases = [(ticket_id, job.status, job.budget_hours, job.created_at, job.modified_at, job.crew_lead_id, None)]
+                phases = [
+                    (ticket_id, job.status, job.budget_hours, job.created_at, job.modified_at, job.crew_lead_id, None)
+                ]
             lines = data.task_lines_of(job.id)
             for line in lines:
                 self._add_service(line.id, job, line.name, line.budget_hours, len(line.milestone_ids))
@@ -477,13 +571,18 @@ class AspireCompany:
                 self._add_service(IMPLICIT_SERVICE_BASE + job.id, job, job.name.split(" – ")[0], estimate, len(phases))
             for sequence, (ticket_id, status, budget, created, modified, lead, task) in enumerate(phases, start=1):
                 self.tickets[ticket_id] = {
-                    "WorkTicketID": ticket_id, "OpportunityID": job.id,
+                    "WorkTicketID": ticket_id,
+                    "OpportunityID": job.id,
                     "OpportunityServiceID": task if task is not None and lines else IMPLICIT_SERVICE_BASE + job.id,
                     "WorkTicketNumber": number * 100 + sequence,
                     "WorkTicketStatusName": TICKET_STATUS.get(status, "Scheduled" if ticket_id % 2 else "Open"),
                     "CompleteDate": _wall(modified, self.zone) if status == STATUS_COMPLETED else None,
-                    "HoursEst": budget, "CrewLeaderContactID": lead, "BranchID": BRANCH_ID, "BranchName": self.branch_name,
-                    "CreatedDateTime": _wall(created, self.zone), "LastModifiedDateTime": _wall(modified, self.zone),
+                    "HoursEst": budget,
+                    "CrewLeaderContactID": lead,
+                    "BranchID": BRANCH_ID,
+                    "BranchName": self.branch_name,
+                    "CreatedDateTime": _wall(created, self.zone),
+                    "LastModifiedDateTime": _wall(modified, self.zone),
                 }
         self.times: dict[int, dict[str, Any]] = {}
         for shift in sorted(data.shifts, key=lambda s: s.id):
@@ -494,28 +593,41 @@ class AspireCompany:
     # -- rendering ------------------------------------------------------------------------------
     def _add_service(self, service_id: int, job: Any, name: str, hours: float | None, occurrences: int) -> None:
         self.services[service_id] = {
-            "OpportunityServiceID": service_id, "OpportunityID": job.id, "DisplayName": name, "Occur": occurrences,
+            "OpportunityServiceID": service_id,
+            "OpportunityID": job.id,
+            "DisplayName": name,
+            "Occur": occurrences,
             "PerHours": round(hours / occurrences, 4) if hours is not None and occurrences else None,
             "ExtendedHours": hours,
             "LaborExtendedCost": round(hours * LABOR_COST_PER_HOUR, 2) if hours is not None else None,
-            "BranchID": BRANCH_ID, "BranchName": self.branch_name,
-            "CreatedDateTime": _wall(job.created_at, self.zone), "LastModifiedDateTime": _wall(job.created_at, self.zone),
+            "BranchID": BRANCH_ID,
+            "BranchName": self.branch_name,
+            "CreatedDateTime": _wall(job.created_at, self.zone),
+            "LastModifiedDateTime": _wall(job.created_at, self.zone),
         }
 
     def wage_on(self, contact_id: int, day: date) -> float | None:
         """The contact's pay rate in force on ``day``: the latest ``EffectiveDate`` on or before it."""
         in_force = [
-            (rate["EffectiveDate"], rate["PayRateID"], rate["HourlyBasePay"]) for rate in self.pay_rates.values()
+            (rate["EffectiveDate"], rate["PayRateID"], rate["HourlyBasePay"])
+            for rate in self.pay_rates.values()
             if rate["ContactID"] == contact_id and rate["EffectiveDate"][:10] <= day.isoformat()
         ]
         return max(in_force)[2] if in_force else None
 
     def _contact(self, worker: Any) -> dict[str, Any]:
         return {
-            "ContactID": worker.id, "ContactTypeName": "Employee", "FirstName": worker.first_name,
-            "LastName": worker.last_name, "Email": worker.email, "Active": worker.active,
-            "EmployeeNumber": str(worker.employee_number), "BranchID": BRANCH_ID, "BranchName": self.branch_name,
-            "CreatedDateTime": _wall(worker.created_at, self.zone), "ModifiedDate": _wall(worker.modified_at, self.zone),
+            "ContactID": worker.id,
+            "ContactTypeName": "Employee",
+            "FirstName": worker.first_name,
+            "LastName": worker.last_name,
+            "Email": worker.email,
+            "Active": worker.active,
+            "EmployeeNumber": str(worker.employee_number),
+            "BranchID": BRANCH_ID,
+            "BranchName": self.branch_name,
+            "CreatedDateTime": _wall(worker.created_at, self.zone),
+            "ModifiedDate": _wall(worker.modified_at, self.zone),
             "TerminationDate": _midnight(worker.term_date) if worker.term_date else None,
         }
 
@@ -523,10 +635,18 @@ class AspireCompany:
         base = max(w.id for w in self.data.workers) + 1
         return [
             {
-                "ContactID": base + i, "ContactTypeName": "Customer", "FirstName": first, "LastName": last,
-                "Email": None, "Active": True, "EmployeeNumber": None, "BranchID": BRANCH_ID,
-                "BranchName": self.branch_name, "CreatedDateTime": _wall(self.data.created_at, self.zone),
-                "ModifiedDate": _wall(self.data.created_at, self.zone), "TerminationDate": None,
+                "ContactID": base + i,
+                "ContactTypeName": "Customer",
+                "FirstName": first,
+                "LastName": last,
+                "Email": None,
+                "Active": True,
+                "EmployeeNumber": None,
+                "BranchID": BRANCH_ID,
+                "BranchName": self.branch_name,
+                "CreatedDateTime": _wall(self.data.created_at, self.zone),
+                "ModifiedDate": _wall(self.data.created_at, self.zone),
+                "TerminationDate": None,
             }
             for i, (first, last) in enumerate((("Pat", "Miller"), ("Dana", "O'Connor")))
         ]
@@ -537,14 +657,17 @@ class AspireCompany:
     def _time_row(self, shift: Shift, contact_id: int) -> dict[str, Any]:
         break_seconds = sum((e - s).total_seconds() for s, e in shift.breaks)
         row = {
-            "WorkTicketTimeID": shift.id, "WorkTicketID": self.ticket_of(shift), "ContactID": contact_id,
+            "WorkTicketTimeID": shift.id,
+            "WorkTicketID": self.ticket_of(shift),
+            "ContactID": contact_id,
             "WorkTicketTimeDate": _midnight(shift.local_date),
             "StartTime": _wall(shift.start, self.zone) if shift.start else None,
             "EndTime": _wall(shift.end, self.zone) if shift.end else None,
             # A running time has no Hours yet (Aspire fills it at clock-out); a manual one is
             # distributed time: hours spread over tickets, inside the day's clock time.
             "Hours": None if shift.on_the_clock else round(shift.duration_seconds / 3600, 6),
-            "BreakTime": round(break_seconds / 3600, 6), "DistributedTime": shift.start is None and shift.end is None,
+            "BreakTime": round(break_seconds / 3600, 6),
+            "DistributedTime": shift.start is None and shift.end is None,
             "BaseHourlyRate": self.wage_on(contact_id, shift.local_date),
             "CrewLeaderContactID": self.data.crew_lead_of(contact_id),
             "CreatedDateTime": _wall(shift.created_at, self.zone),
@@ -554,11 +677,16 @@ class AspireCompany:
 
     def _complete_time(self, row: dict[str, Any]) -> dict[str, Any]:
         ticket = self.tickets[row["WorkTicketID"]]
-        row.update({
-            "WorkTicketNumber": ticket["WorkTicketNumber"], "ContactName": self._contact_names.get(row["ContactID"]),
-            "HasBreakTime": bool(row["BreakTime"]), "BranchID": BRANCH_ID, "BranchName": self.branch_name,
-            "BranchTimeZone": self.zone_name,
-        })
+        row.update(
+            {
+                "WorkTicketNumber": ticket["WorkTicketNumber"],
+                "ContactName": self._contact_names.get(row["ContactID"]),
+                "HasBreakTime": bool(row["BreakTime"]),
+                "BranchID": BRANCH_ID,
+                "BranchName": self.branch_name,
+                "BranchTimeZone": self.zone_name,
+            }
+        )
         return {name: row.get(name) for name in FIELDS["WorkTicketTimes"]}
 
     def _clock_times(self, shifts: list[Shift]) -> list[dict[str, Any]]:
@@ -566,7 +694,12 @@ class AspireCompany:
         blocks: list[list[Shift]] = []
         for shift in timed:
             last = blocks[-1][-1] if blocks else None
-            if last is not None and last.worker_id == shift.worker_id and last.end is not None and last.end == shift.start:
+            if (
+                last is not None
+                and last.worker_id == shift.worker_id
+                and last.end is not None
+                and last.end == shift.start
+            ):
                 blocks[-1].append(shift)
             else:
                 blocks.append([shift])
@@ -578,35 +711,47 @@ class AspireCompany:
             if shift.start is None and shift.end is None and not shift.is_drive:
                 key = (shift.worker_id, shift.local_date)
                 distributed[key] = distributed.get(key, 0) + shift.duration_seconds
-        spans = [[b[0].start, b[-1].end, b[0].worker_id, b] for b in blocks]
+        spans = [_Span(b[0].start, b[-1].end, b[0].worker_id, b) for b in blocks if b[0].start is not None]
         for (worker_id, day), seconds in sorted(distributed.items()):
-            same_day = [span for span in spans if span[2] == worker_id and span[0].astimezone(self.zone).date() == day]
-            last = max(same_day, key=lambda span: span[0], default=None)
-            if last is not None and last[1] is not None:
-                last[1] = last[1] + timedelta(seconds=seconds)
+            same_day = [
+                span for span in spans if span.worker_id == worker_id and span.start.astimezone(self.zone).date() == day
+            ]
+            latest = max(same_day, key=lambda span: span.start, default=None)
+            if latest is not None and latest.end is not None:
+                latest.end = latest.end + timedelta(seconds=seconds)
             else:
                 start = datetime.combine(day, datetime.min.time(), tzinfo=self.zone) + timedelta(hours=6)
-                spans.append([start.astimezone(UTC), start.astimezone(UTC) + timedelta(seconds=seconds), worker_id, []])
-        spans.sort(key=lambda span: (span[0], span[2]))
+                spans.append(
+                    _Span(start.astimezone(UTC), start.astimezone(UTC) + timedelta(seconds=seconds), worker_id, [])
+                )
+        spans.sort(key=lambda span: (span.start, span.worker_id))
         rows = []
-        for index, (start, end, worker_id, block) in enumerate(spans):
-            breaks = sum((e - s).total_seconds() for shift in block for s, e in shift.breaks)
-            rows.append({
-                "ClockTimeID": CLOCK_TIME_BASE + index, "ContactID": worker_id,
-                "ContactName": self._contact_names.get(worker_id),
-                "ClockStart": _wall(start, self.zone),
-                "ClockEnd": _wall(end, self.zone) if end else None,
-                "BreakTime": round(breaks / 3600, 6),
-            })
+        for index, span in enumerate(spans):
+            start, end, worker_id = span.start, span.end, span.worker_id
+            breaks = sum((e - s).total_seconds() for shift in span.block for s, e in shift.breaks)
+            rows.append(
+                {
+                    "ClockTimeID": CLOCK_TIME_BASE + index,
+                    "ContactID": worker_id,
+                    "ContactName": self._contact_names.get(worker_id),
+                    "ClockStart": _wall(start, self.zone),
+                    "ClockEnd": _wall(end, self.zone) if end else None,
+                    "BreakTime": round(breaks / 3600, 6),
+                }
+            )
         return rows
 
     # -- reads ---------------------------------------------------------------------------------------
     def records(self, endpoint: str) -> list[dict[str, Any]]:
         with self._lock:
             source = {
-                "Contacts": self.contacts, "Branches": self.branches, "Opportunities": self.opportunities,
-                "WorkTickets": list(self.tickets.values()), "OpportunityServices": list(self.services.values()),
-                "PayRates": list(self.pay_rates.values()), "WorkTicketTimes": list(self.times.values()),
+                "Contacts": self.contacts,
+                "Branches": self.branches,
+                "Opportunities": self.opportunities,
+                "WorkTickets": list(self.tickets.values()),
+                "OpportunityServices": list(self.services.values()),
+                "PayRates": list(self.pay_rates.values()),
+                "WorkTicketTimes": list(self.times.values()),
                 "ClockTimes": self.clock_times,
             }[endpoint]
             return [dict(r) for r in source]
@@ -624,24 +769,37 @@ class AspireCompany:
         row = dict(row, **changes)
         if int(row["WorkTicketID"]) not in self.tickets:
             raise KeyError(f"no work ticket {row['WorkTicketID']}")
-        if not any(c["ContactID"] == int(row["ContactID"]) and c["ContactTypeName"] == "Employee" for c in self.contacts):
+        if not any(
+            c["ContactID"] == int(row["ContactID"]) and c["ContactTypeName"] == "Employee" for c in self.contacts
+        ):
             raise KeyError(f"no employee contact {row['ContactID']}")
         start, end = _parse_wall(row["StartTime"], "StartTime"), _parse_wall(row["EndTime"], "EndTime")
         break_hours = float(row.get("BreakTime") or 0)
         # Real elapsed time: the wall times are read in the branch zone (fold 0 for a repeated hour).
-        elapsed = (end.replace(tzinfo=self.zone).astimezone(UTC) - start.replace(tzinfo=self.zone).astimezone(UTC)).total_seconds() / 3600
+        elapsed = (
+            end.replace(tzinfo=self.zone).astimezone(UTC) - start.replace(tzinfo=self.zone).astimezone(UTC)
+        ).total_seconds() / 3600
         if elapsed - break_hours < 0:
             raise ValueError("EndTime must be after StartTime plus the break")
-        row.update({
-            "WorkTicketID": int(row["WorkTicketID"]), "ContactID": int(row["ContactID"]),
-            "StartTime": start.isoformat(timespec="seconds"), "EndTime": end.isoformat(timespec="seconds"),
-            "WorkTicketTimeDate": _midnight(start.date()), "Hours": round(elapsed - break_hours, 6), "DistributedTime": False,
-            "BreakTime": break_hours, "BaseHourlyRate": self.wage_on(int(row["ContactID"]), start.date()),
-            "CrewLeaderContactID": self.data.crew_lead_of(int(row["ContactID"])),
-        })
+        row.update(
+            {
+                "WorkTicketID": int(row["WorkTicketID"]),
+                "ContactID": int(row["ContactID"]),
+                "StartTime": start.isoformat(timespec="seconds"),
+                "EndTime": end.isoformat(timespec="seconds"),
+                "WorkTicketTimeDate": _midnight(start.date()),
+                "Hours": round(elapsed - break_hours, 6),
+                "DistributedTime": False,
+                "BreakTime": break_hours,
+                "BaseHourlyRate": self.wage_on(int(row["ContactID"]), start.date()),
+                "CrewLeaderContactID": self.data.crew_lead_of(int(row["ContactID"])),
+            }
+        )
         return row
 
-    def add_distributed_time(self, ContactID: int, WorkTicketID: int, WorkTicketTimeDate: str, Hours: float) -> dict[str, Any]:
+    def add_distributed_time(
+        self, ContactID: int, WorkTicketID: int, WorkTicketTimeDate: str, Hours: float
+    ) -> dict[str, Any]:
         """Distributed time: ``Hours`` spread onto a ticket without a start or an end (it lies inside
         the employee's clock time of ``WorkTicketTimeDate``: add that with ``add_clock_time``)."""
         with self._lock:
@@ -651,21 +809,33 @@ class AspireCompany:
                 raise KeyError(f"no employee contact {ContactID}")
             if isinstance(Hours, bool) or not isinstance(Hours, (int, float)) or Hours < 0:
                 raise ValueError("Hours must be a number of hours of at least 0")
-            day = _parse_wall(WorkTicketTimeDate if "T" in str(WorkTicketTimeDate) else f"{WorkTicketTimeDate}T00:00:00",
-                              "WorkTicketTimeDate").date()
+            day = _parse_wall(
+                WorkTicketTimeDate if "T" in str(WorkTicketTimeDate) else f"{WorkTicketTimeDate}T00:00:00",
+                "WorkTicketTimeDate",
+            ).date()
             now = self._tick()
-            row = {
-                "WorkTicketTimeID": max([*self.times, 800_000_000]) + 1, "WorkTicketID": int(WorkTicketID),
-                "ContactID": int(ContactID), "WorkTicketTimeDate": _midnight(day), "StartTime": None, "EndTime": None,
-                "Hours": float(Hours), "BreakTime": 0.0, "DistributedTime": True,
-                "BaseHourlyRate": self.wage_on(int(ContactID), day), "CrewLeaderContactID": self.data.crew_lead_of(int(ContactID)),
-                "CreatedDateTime": now, "LastModifiedDateTime": now,
+            row: dict[str, Any] = {
+                "WorkTicketTimeID": max([*self.times, 800_000_000]) + 1,
+                "WorkTicketID": int(WorkTicketID),
+                "ContactID": int(ContactID),
+                "WorkTicketTimeDate": _midnight(day),
+                "StartTime": None,
+                "EndTime": None,
+                "Hours": float(Hours),
+                "BreakTime": 0.0,
+                "DistributedTime": True,
+                "BaseHourlyRate": self.wage_on(int(ContactID), day),
+                "CrewLeaderContactID": self.data.crew_lead_of(int(ContactID)),
+                "CreatedDateTime": now,
+                "LastModifiedDateTime": now,
             }
             row = self._complete_time(row)
             self.times[row["WorkTicketTimeID"]] = row
             return dict(row)
 
-    def add_clock_time(self, ContactID: int, ClockStart: str, ClockEnd: str | None, BreakTime: float = 0.0) -> dict[str, Any]:
+    def add_clock_time(
+        self, ContactID: int, ClockStart: str, ClockEnd: str | None, BreakTime: float = 0.0
+    ) -> dict[str, Any]:
         """A clock time of an employee (local wall times; ``ClockEnd`` null while on the clock)."""
         with self._lock:
             start = _parse_wall(ClockStart, "ClockStart")
@@ -675,9 +845,11 @@ class AspireCompany:
             self._tick()
             row = {
                 "ClockTimeID": max([c["ClockTimeID"] for c in self.clock_times] + [CLOCK_TIME_BASE - 1]) + 1,
-                "ContactID": int(ContactID), "ContactName": self._contact_names.get(int(ContactID)),
+                "ContactID": int(ContactID),
+                "ContactName": self._contact_names.get(int(ContactID)),
                 "ClockStart": start.isoformat(timespec="seconds"),
-                "ClockEnd": end.isoformat(timespec="seconds") if end is not None else None, "BreakTime": float(BreakTime),
+                "ClockEnd": end.isoformat(timespec="seconds") if end is not None else None,
+                "BreakTime": float(BreakTime),
             }
             self.clock_times.append(row)
             return dict(row)
@@ -688,7 +860,13 @@ class AspireCompany:
             found = next((o for o in self.opportunities if o["OpportunityID"] == opportunity_id), None)
             if found is None:
                 raise KeyError(f"no opportunity {opportunity_id}")
-            unknown = set(changes) - {"OpportunityType", "OpportunityStatusName", "JobStatusName", "CompleteDate", "EstimatedLaborHours"}
+            unknown = set(changes) - {
+                "OpportunityType",
+                "OpportunityStatusName",
+                "JobStatusName",
+                "CompleteDate",
+                "EstimatedLaborHours",
+            }
             if unknown:
                 raise ValueError(f"cannot set {sorted(unknown)} on an opportunity")
             found.update(changes)
@@ -721,8 +899,10 @@ class AspireCompany:
             unknown = set(changes) - {"HoursEst", "WorkTicketStatusName", "CompleteDate", "CrewLeaderContactID"}
             if unknown:
                 raise ValueError(f"cannot set {sorted(unknown)} on a work ticket")
-            if "HoursEst" in changes and changes["HoursEst"] is not None and (
-                isinstance(changes["HoursEst"], bool) or not isinstance(changes["HoursEst"], (int, float))
+            if (
+                "HoursEst" in changes
+                and changes["HoursEst"] is not None
+                and (isinstance(changes["HoursEst"], bool) or not isinstance(changes["HoursEst"], (int, float)))
             ):
                 raise ValueError("HoursEst must be a number of hours or null")
             ticket = dict(self.tickets[ticket_id], **changes)
@@ -764,12 +944,17 @@ class AspireCompany:
             for name, value in (("HourlyBasePay", HourlyBasePay), ("BurdenPercent", BurdenPercent)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise ValueError(f"{name} must be a number of at least 0")
-            effective = _parse_wall(EffectiveDate if "T" in str(EffectiveDate) else f"{EffectiveDate}T00:00:00", "EffectiveDate")
+            effective = _parse_wall(
+                EffectiveDate if "T" in str(EffectiveDate) else f"{EffectiveDate}T00:00:00", "EffectiveDate"
+            )
             self._tick()
             rate_id = max([*self.pay_rates, PAY_RATE_BASE - 1]) + 1
             self.pay_rates[rate_id] = {
-                "PayRateID": rate_id, "ContactID": contact, "ContactName": self._contact_names.get(contact),
-                "EffectiveDate": effective.isoformat(timespec="seconds"), "HourlyBasePay": float(HourlyBasePay),
+                "PayRateID": rate_id,
+                "ContactID": contact,
+                "ContactName": self._contact_names.get(contact),
+                "EffectiveDate": effective.isoformat(timespec="seconds"),
+                "HourlyBasePay": float(HourlyBasePay),
                 "BurdenPercent": float(BurdenPercent),
             }
             return dict(self.pay_rates[rate_id])
@@ -793,7 +978,13 @@ def _jwt_like(company_id: str, lifetime: int) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     now = int(time.time())
-    claims = {"iss": "aspire-emulator", "tenant": company_id, "iat": now, "exp": now + lifetime, "jti": secrets.token_hex(8)}
+    claims = {
+        "iss": "aspire-emulator",
+        "tenant": company_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_hex(8),
+    }
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
 
 
@@ -824,13 +1015,19 @@ class AspireEmulator(VendorEmulator):
         return self.root_url
 
     # -- companies --------------------------------------------------------------------------------------
-    def add_company(self, data: CompanyData, client_id: str | None = None, secret: str | None = None) -> tuple[str, str]:
+    def add_company(
+        self, data: CompanyData, client_id: str | None = None, secret: str | None = None
+    ) -> tuple[str, str]:
         """Host a generated company; returns its API user's (client id, secret), random unless given."""
         company = AspireCompany(
             data, client_id=client_id or f"aspire-{secrets.token_hex(6)}", secret=secret or secrets.token_urlsafe(24)
         )
-        self._host(data.company_id, company, lambda other: other.client_id == company.client_id,
-                   "that client id already belongs to another company")
+        self._host(
+            data.company_id,
+            company,
+            lambda other: other.client_id == company.client_id,
+            "that client id already belongs to another company",
+        )
         return company.client_id, company.secret
 
     def _tokens_of(self, company_id: str) -> list[str]:
@@ -861,7 +1058,9 @@ class AspireEmulator(VendorEmulator):
             if method != "GET":
                 raise _ApiError(405, f"the emulator serves only GET on {path}")
             # The Date header is the company's clock (``as_of``): running times count up to it.
-            return Answer(200, _apply_query(company.records(endpoint), endpoint, query), page=True, clock=company.data.as_of)
+            return Answer(
+                200, _apply_query(company.records(endpoint), endpoint, query), page=True, clock=company.data.as_of
+            )
         except _ApiError as error:
             return Answer(error.status, error.body)
 
@@ -890,13 +1089,19 @@ class AspireEmulator(VendorEmulator):
             client_id, secret = payload.get("ClientId"), payload.get("Secret")
             if not isinstance(client_id, str) or not isinstance(secret, str):
                 raise _ApiError(400, "ClientId and Secret are required")
-            company = next((c for c in companies if c.client_id == client_id and secrets.compare_digest(c.secret, secret)), None)
+            company = next(
+                (c for c in companies if c.client_id == client_id and secrets.compare_digest(c.secret, secret)), None
+            )
             if company is None:
                 raise _ApiError(401, "Invalid ClientId or Secret")
         else:
             refresh = payload.get("RefreshToken")
             company = next(
-                (c for c in companies if isinstance(refresh, str) and c.refresh_token and secrets.compare_digest(c.refresh_token, refresh)),
+                (
+                    c
+                    for c in companies
+                    if isinstance(refresh, str) and c.refresh_token and secrets.compare_digest(c.refresh_token, refresh)
+                ),
                 None,
             )
             if company is None:
@@ -907,13 +1112,15 @@ class AspireEmulator(VendorEmulator):
             company.token_issued_at = time.time()
             return {"Token": company.token, "RefreshToken": company.refresh_token}
 
-    def _authenticate(self, headers: Mapping[str, str]) -> AspireCompany:
+    def _authenticate(self, headers: Message) -> AspireCompany:
         scheme, _, token = headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _ApiError(401, "Authorization has been denied for this request.")
         with self._lock:
-            company = next((c for c in self._companies.values() if c.token and secrets.compare_digest(c.token, token)), None)
+            company = next(
+                (c for c in self._companies.values() if c.token and secrets.compare_digest(c.token, token)), None
+            )
         if company is None:
             raise _ApiError(401, "Authorization has been denied for this request.")
         if self.faults.is_expired(token) or time.time() - company.token_issued_at >= self.token_lifetime_seconds:
@@ -921,7 +1128,9 @@ class AspireEmulator(VendorEmulator):
         return company
 
     # -- answering control requests (status, faults and the parsing are VendorEmulator's) ----------
-    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+    def _control_route(
+        self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None
+    ) -> Answer | None:
         if parts == ["work_ticket_times"] and method == "POST":
             return Answer(200, self._control_company(company_id).add_work_ticket_time(**payload))
         if len(parts) == 3 and parts[0] == "work_ticket_times" and method == "POST":
@@ -933,7 +1142,9 @@ class AspireEmulator(VendorEmulator):
                 return Answer(200, company.edit_work_ticket_time(time_id, **payload))
         if len(parts) == 3 and parts[0] == "opportunity_services" and parts[2] == "edit" and method == "POST":
             service_id = int(parts[1])
-            company = self._control_company(company_id, lambda c: service_id in c.services, f"opportunity service {service_id}")
+            company = self._control_company(
+                company_id, lambda c: service_id in c.services, f"opportunity service {service_id}"
+            )
             return Answer(200, company.edit_opportunity_service(service_id, **payload))
         if parts == ["distributed_times"] and method == "POST":
             return Answer(200, self._control_company(company_id).add_distributed_time(**payload))
@@ -942,7 +1153,9 @@ class AspireEmulator(VendorEmulator):
         if len(parts) == 3 and parts[0] == "opportunities" and parts[2] == "edit" and method == "POST":
             opportunity_id = int(parts[1])
             company = self._control_company(
-                company_id, lambda c: any(o["OpportunityID"] == opportunity_id for o in c.opportunities), f"opportunity {opportunity_id}"
+                company_id,
+                lambda c: any(o["OpportunityID"] == opportunity_id for o in c.opportunities),
+                f"opportunity {opportunity_id}",
             )
             return Answer(200, company.edit_opportunity(opportunity_id, **payload))
         if parts == ["pay_rates"] and method == "POST":
@@ -957,5 +1170,16 @@ class AspireEmulator(VendorEmulator):
             return Answer(200, company.edit_work_ticket(ticket_id, **payload))
         return None
 
-__all__ = ["FIELDS", "IMPLICIT_SERVICE_BASE", "IMPLICIT_TICKET_BASE", "LABOR_COST_PER_HOUR", "PAY_RATE_BASE", "WINDOWS_ZONES", "AspireCompany", "AspireEmulator", "AspireFaults", "LoggedRequest"]
 
+__all__ = [
+    "FIELDS",
+    "IMPLICIT_SERVICE_BASE",
+    "IMPLICIT_TICKET_BASE",
+    "LABOR_COST_PER_HOUR",
+    "PAY_RATE_BASE",
+    "WINDOWS_ZONES",
+    "AspireCompany",
+    "AspireEmulator",
+    "AspireFaults",
+    "LoggedRequest",
+]

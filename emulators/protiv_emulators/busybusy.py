@@ -106,13 +106,13 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.message import Message
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -226,7 +226,9 @@ type Query {
 }
 """
 ROOTS = ("members", "projects", "costCodes", "budgetHours", "budgetCosts", "timeEntries")
-_TIMESTAMP_FIELDS = frozenset({"archivedOn", "createdOn", "updatedOn", "deletedOn", "startTime", "endTime", "submittedOn"})
+_TIMESTAMP_FIELDS = frozenset(
+    {"archivedOn", "createdOn", "updatedOn", "deletedOn", "startTime", "endTime", "submittedOn"}
+)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -345,7 +347,11 @@ def page(records: list[dict[str, Any]], filter_: Any, first: Any, after: Any, so
     if len(directions) == 1:  # the common case: one direction, a plain key (nulls first ascending)
         keyed.sort(key=lambda item: [(v is not None, v) for v in item[0]], reverse=directions == {"desc"})
     else:
-        keyed.sort(key=functools.cmp_to_key(lambda a, b: _compare(a[0], b[0], spec)))
+
+        def by_spec(a: tuple[list[Any], Any], b: tuple[list[Any], Any]) -> int:
+            return _compare(a[0], b[0], spec)
+
+        keyed.sort(key=functools.cmp_to_key(by_spec))
     if after:
         cursor_key = _decode_cursor(after, spec)
         keyed = [item for item in keyed if _compare(item[0], cursor_key, spec) > 0]
@@ -391,13 +397,21 @@ class BusyBusyCompany:
         owner = min((w for w in data.workers if w.role == ROLE_MANAGER and w.active), key=lambda w: w.employee_number)
         self.owner_member_id = self.member_id(owner.id)
         self._members[owner.id]["username"] = username
-        self._cost_codes = {
-            code: {"id": self._uuid("costcode", code), "costCode": code, "title": title, "archivedOn": None,
-                   "createdOn": iso(data.created_at), "updatedOn": iso(data.created_at)}
+        self._cost_codes: dict[str, dict[str, Any]] = {
+            code: {
+                "id": self._uuid("costcode", code),
+                "costCode": code,
+                "title": title,
+                "archivedOn": None,
+                "createdOn": iso(data.created_at),
+                "updatedOn": iso(data.created_at),
+            }
             for code, title in (*COST_CODES, *TASK_COST_CODES)
         }
-        self._task_codes = {task.id: self._cost_codes[dict((t, c) for c, t in TASK_COST_CODES)[task.name]]["id"]
-                            for task in data.task_lines}
+        self._task_codes = {
+            task.id: self._cost_codes[dict((t, c) for c, t in TASK_COST_CODES)[task.name]]["id"]
+            for task in data.task_lines
+        }
         self._projects = self._project_records()
         self._budget_hours, self._budget_costs = self._budget_records()
         everything = sorted([*data.shifts, *data.deleted_shifts], key=lambda s: s.id)
@@ -438,20 +452,31 @@ class BusyBusyCompany:
         archived = None
         if not worker.active:
             day = worker.term_date
-            archived = (datetime.combine(day, datetime.min.time(), tzinfo=self.zone) + timedelta(hours=17)) if day else worker.modified_at
+            archived = (
+                (datetime.combine(day, datetime.min.time(), tzinfo=self.zone) + timedelta(hours=17))
+                if day
+                else worker.modified_at
+            )
         member_id = self.member_id(worker.id)
         salaried = worker.pay_interval == PAY_SALARIED
         hired = self._local_midnight(worker.hire_date)
         index = sorted(w.id for w in data.workers).index(worker.id)
 
-        def wage(record_key: str, amount: Decimal, changed: datetime, deleted: datetime | None = None) -> dict[str, Any]:
+        def wage(
+            record_key: str, amount: Decimal, changed: datetime, deleted: datetime | None = None
+        ) -> dict[str, Any]:
             overburden = 12.5 if index % 4 == 0 else 0.0
             hourly = float(amount) / 2080 if salaried else float(amount)
             return {
-                "id": self._uuid("wage", f"{worker.id}/{record_key}"), "memberId": member_id, "wage": float(amount),
-                "wageRate": WAGE_RATE_CODES["year" if salaried else "hour"], "overburden": overburden,
-                "effectiveRate": round(hourly * (1 + overburden / 100), 4), "changeDate": iso(changed),
-                "createdOn": iso(min(changed, data.as_of)), "updatedOn": iso(deleted or min(changed, data.as_of)),
+                "id": self._uuid("wage", f"{worker.id}/{record_key}"),
+                "memberId": member_id,
+                "wage": float(amount),
+                "wageRate": WAGE_RATE_CODES["year" if salaried else "hour"],
+                "overburden": overburden,
+                "effectiveRate": round(hourly * (1 + overburden / 100), 4),
+                "changeDate": iso(changed),
+                "createdOn": iso(min(changed, data.as_of)),
+                "updatedOn": iso(deleted or min(changed, data.as_of)),
                 "deletedOn": iso(deleted),
             }
 
@@ -468,10 +493,16 @@ class BusyBusyCompany:
             start = self._local_midnight(data.first_local_date)
             histories.append(wage("mistake", Decimal("99.99"), start, deleted=start + timedelta(hours=9)))
         return {
-            "id": member_id, "firstName": worker.first_name, "lastName": worker.last_name,
+            "id": member_id,
+            "firstName": worker.first_name,
+            "lastName": worker.last_name,
             "username": f"{worker.first_name[0]}{worker.last_name}{worker.employee_number}".lower().replace("'", ""),
-            "email": worker.email, "memberNumber": str(worker.employee_number), "archivedOn": iso(archived),
-            "createdOn": iso(worker.created_at), "updatedOn": iso(worker.modified_at), "deletedOn": None,
+            "email": worker.email,
+            "memberNumber": str(worker.employee_number),
+            "archivedOn": iso(archived),
+            "createdOn": iso(worker.created_at),
+            "updatedOn": iso(worker.modified_at),
+            "deletedOn": None,
             "wageHistories": histories,
         }
 
@@ -480,17 +511,29 @@ class BusyBusyCompany:
         for job in self.data.jobs:
             job_uuid = self.project_id(job.id)
             records[job_uuid] = {
-                "id": job_uuid, "title": job.name, "parentProjectId": None, "depth": 1,
+                "id": job_uuid,
+                "title": job.name,
+                "parentProjectId": None,
+                "depth": 1,
                 "archivedOn": None if job.status == STATUS_OPEN else iso(job.modified_at),
-                "createdOn": iso(job.created_at), "updatedOn": iso(job.modified_at),
-                "projectInfo": {"projectId": job_uuid, "number": "DRIVE" if job.is_drive else job.short_code, "customer": job.customer or None},
+                "createdOn": iso(job.created_at),
+                "updatedOn": iso(job.modified_at),
+                "projectInfo": {
+                    "projectId": job_uuid,
+                    "number": "DRIVE" if job.is_drive else job.short_code,
+                    "customer": job.customer or None,
+                },
             }
             for milestone in self.data.milestones_of(job.id):
                 mid = self.project_id(milestone.id)
                 records[mid] = {
-                    "id": mid, "title": milestone.name, "parentProjectId": job_uuid, "depth": 2,
+                    "id": mid,
+                    "title": milestone.name,
+                    "parentProjectId": job_uuid,
+                    "depth": 2,
                     "archivedOn": None if milestone.status == STATUS_OPEN else iso(milestone.modified_at),
-                    "createdOn": iso(milestone.created_at), "updatedOn": iso(milestone.modified_at),
+                    "createdOn": iso(milestone.created_at),
+                    "updatedOn": iso(milestone.modified_at),
                     "projectInfo": {"projectId": mid, "number": None, "customer": job.customer or None},
                 }
         return records
@@ -500,53 +543,124 @@ class BusyBusyCompany:
         budgeted = [(j.id, j.budget_hours, j.created_at) for j in self.data.jobs if j.budget_hours is not None]
         budgeted += [(m.id, m.budget_hours, m.created_at) for m in self.data.milestones if m.budget_hours is not None]
         for index, (plan_id, budget, created) in enumerate(sorted(budgeted)):
-            common = {"projectId": self.project_id(plan_id), "memberId": None, "costCodeId": None, "equipmentId": None}
+            common: dict[str, Any] = {
+                "projectId": self.project_id(plan_id),
+                "memberId": None,
+                "costCodeId": None,
+                "equipmentId": None,
+            }
             if index == 0:  # a superseded budget: clients must read isLatest only
-                hours.append({**common, "id": self._uuid("budgethours-old", plan_id), "budgetSeconds": int(round(budget * 3600)) + 36_000,
-                              "equipmentBudgetSeconds": None, "isLatest": False, "createdOn": iso(created)})
-            hours.append({**common, "id": self._uuid("budgethours", plan_id), "budgetSeconds": int(round(budget * 3600)),
-                          "equipmentBudgetSeconds": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
-            costs.append({**common, "id": self._uuid("budgetcost", plan_id), "costBudget": round(budget * COST_PER_BUDGET_HOUR, 2),
-                          "equipmentCostBudget": None, "isLatest": True, "createdOn": iso(created + timedelta(hours=1))})
+                hours.append(
+                    {
+                        **common,
+                        "id": self._uuid("budgethours-old", plan_id),
+                        "budgetSeconds": int(round(budget * 3600)) + 36_000,
+                        "equipmentBudgetSeconds": None,
+                        "isLatest": False,
+                        "createdOn": iso(created),
+                    }
+                )
+            hours.append(
+                {
+                    **common,
+                    "id": self._uuid("budgethours", plan_id),
+                    "budgetSeconds": int(round(budget * 3600)),
+                    "equipmentBudgetSeconds": None,
+                    "isLatest": True,
+                    "createdOn": iso(created + timedelta(hours=1)),
+                }
+            )
+            costs.append(
+                {
+                    **common,
+                    "id": self._uuid("budgetcost", plan_id),
+                    "costBudget": round(budget * COST_PER_BUDGET_HOUR, 2),
+                    "equipmentCostBudget": None,
+                    "isLatest": True,
+                    "createdOn": iso(created + timedelta(hours=1)),
+                }
+            )
         for task in self.data.task_lines:
             created = self.data.job_by_id(task.job_id).created_at + timedelta(hours=1)
-            common = {"projectId": self.project_id(task.job_id), "memberId": None,
-                      "costCodeId": self._task_codes[task.id], "equipmentId": None, "isLatest": True, "createdOn": iso(created)}
-            hours.append({**common, "id": self._uuid("budgethours-task", task.id), "budgetSeconds": int(round(task.budget_hours * 3600)),
-                          "equipmentBudgetSeconds": None})
-            costs.append({**common, "id": self._uuid("budgetcost-task", task.id),
-                          "costBudget": round(task.budget_hours * COST_PER_BUDGET_HOUR, 2), "equipmentCostBudget": None})
+            common = {
+                "projectId": self.project_id(task.job_id),
+                "memberId": None,
+                "costCodeId": self._task_codes[task.id],
+                "equipmentId": None,
+                "isLatest": True,
+                "createdOn": iso(created),
+            }
+            hours.append(
+                {
+                    **common,
+                    "id": self._uuid("budgethours-task", task.id),
+                    "budgetSeconds": int(round(task.budget_hours * 3600)),
+                    "equipmentBudgetSeconds": None,
+                }
+            )
+            costs.append(
+                {
+                    **common,
+                    "id": self._uuid("budgetcost-task", task.id),
+                    "costBudget": round(task.budget_hours * COST_PER_BUDGET_HOUR, 2),
+                    "equipmentCostBudget": None,
+                }
+            )
         return hours, costs
 
     def _entry_state(self, shift: Shift) -> _Entry:
         project = self.project_id(shift.milestone_id if shift.milestone_id is not None else shift.job_id)
         if shift.manual:
-            start = datetime.combine(shift.local_date, datetime.min.time(), tzinfo=self.zone).replace(hour=7).astimezone(UTC)
+            start = (
+                datetime.combine(shift.local_date, datetime.min.time(), tzinfo=self.zone)
+                .replace(hour=7)
+                .astimezone(UTC)
+            )
             end: datetime | None = start + timedelta(seconds=shift.duration_seconds)
             cost_code = None
         else:
+            assert shift.start is not None, "a clocked shift has a start"
             start, end = shift.start, shift.end
             cost_code = self._cost_codes["99-900" if shift.is_drive else "01-100"]["id"]
         if shift.task_id is not None:
             cost_code = self._task_codes[shift.task_id]
-        breaks = [(self._uuid("break", f"{shift.id}/{i}"), s, e) for i, (s, e) in enumerate(shift.breaks)]
+        breaks: list[tuple[str, datetime, datetime | None]] = [
+            (self._uuid("break", f"{shift.id}/{i}"), s, e) for i, (s, e) in enumerate(shift.breaks)
+        ]
         submitted = end + timedelta(hours=2) if end is not None and end < self.frozen_now - timedelta(days=2) else None
         return _Entry(
-            id=self.entry_id(shift.id), member_id=self.member_id(shift.worker_id), project_id=project,
-            cost_code_id=cost_code, start=start, end=end, breaks=breaks,
-            action_type=ACTION_TYPES["manual" if shift.manual else "clock"], description=shift.notes or "",
-            created=shift.created_at, updated=shift.deleted_at or shift.modified_at, deleted=shift.deleted_at,
+            id=self.entry_id(shift.id),
+            member_id=self.member_id(shift.worker_id),
+            project_id=project,
+            cost_code_id=cost_code,
+            start=start,
+            end=end,
+            breaks=breaks,
+            action_type=ACTION_TYPES["manual" if shift.manual else "clock"],
+            description=shift.notes or "",
+            created=shift.created_at,
+            updated=shift.deleted_at or shift.modified_at,
+            deleted=shift.deleted_at,
             submitted=submitted,
         )
 
     @staticmethod
     def render_entry(entry: _Entry) -> dict[str, Any]:
         return {
-            "id": entry.id, "memberId": entry.member_id, "projectId": entry.project_id, "costCodeId": entry.cost_code_id,
-            "equipmentId": None, "startTime": iso(entry.start), "endTime": iso(entry.end),
+            "id": entry.id,
+            "memberId": entry.member_id,
+            "projectId": entry.project_id,
+            "costCodeId": entry.cost_code_id,
+            "equipmentId": None,
+            "startTime": iso(entry.start),
+            "endTime": iso(entry.end),
             "breaks": [{"id": b, "startTime": iso(s), "endTime": iso(e)} for b, s, e in entry.breaks],
-            "actionType": entry.action_type, "description": entry.description or None, "createdOn": iso(entry.created),
-            "updatedOn": iso(entry.updated), "deletedOn": iso(entry.deleted), "submittedOn": iso(entry.submitted),
+            "actionType": entry.action_type,
+            "description": entry.description or None,
+            "createdOn": iso(entry.created),
+            "updatedOn": iso(entry.updated),
+            "deletedOn": iso(entry.deleted),
+            "submittedOn": iso(entry.submitted),
         }
 
     # -- reads (exactly what GraphQL serves, without cursors) ------------------------------------------
@@ -555,8 +669,10 @@ class BusyBusyCompany:
             if root == "timeEntries":
                 return [self.render_entry(e) for e in self._entries.values()]
             store = {
-                "members": list(self._members.values()), "projects": list(self._projects.values()),
-                "costCodes": list(self._cost_codes.values()), "budgetHours": self._budget_hours,
+                "members": list(self._members.values()),
+                "projects": list(self._projects.values()),
+                "costCodes": list(self._cost_codes.values()),
+                "budgetHours": self._budget_hours,
                 "budgetCosts": self._budget_costs,
             }[root]
             return copy.deepcopy(store)
@@ -585,8 +701,13 @@ class BusyBusyCompany:
 
     def owner_record(self) -> dict[str, Any]:
         member = next(m for m in self._members.values() if m["id"] == self.owner_member_id)
-        return {"id": member["id"], "username": member["username"], "first_name": member["firstName"],
-                "last_name": member["lastName"], "member_number": member["memberNumber"]}
+        return {
+            "id": member["id"],
+            "username": member["username"],
+            "first_name": member["firstName"],
+            "last_name": member["lastName"],
+            "member_number": member["memberNumber"],
+        }
 
     # -- mutations ----------------------------------------------------------------------------------------
     def _tick(self) -> datetime:
@@ -620,8 +741,16 @@ class BusyBusyCompany:
             parsed.append((item.get("id") or self._uuid("break", f"{entry_id}/{index}/{start}"), start, end))
         return parsed
 
-    def add_time_entry(self, memberId: str, projectId: str, startTime: Any, endTime: Any = None,
-                       costCodeId: str | None = None, breaks: Any = None, description: str = "") -> dict[str, Any]:
+    def add_time_entry(
+        self,
+        memberId: str,
+        projectId: str,
+        startTime: Any,
+        endTime: Any = None,
+        costCodeId: str | None = None,
+        breaks: Any = None,
+        description: str = "",
+    ) -> dict[str, Any]:
         """Add an entry; without ``endTime`` it runs (one running entry per member)."""
         with self._lock:
             self._check_refs(memberId, projectId, costCodeId)
@@ -629,12 +758,25 @@ class BusyBusyCompany:
             end = _parse_time(endTime, "endTime") if endTime else None
             if end is not None and end <= start:
                 raise ValueError("endTime must be after startTime")
-            if end is None and any(e.end is None and e.deleted is None and e.member_id == memberId for e in self._entries.values()):
+            if end is None and any(
+                e.end is None and e.deleted is None and e.member_id == memberId for e in self._entries.values()
+            ):
                 raise ValueError(f"member {memberId} already has a running entry")
             moment = self._tick()
             entry_id = str(uuid.uuid4())
-            entry = _Entry(entry_id, memberId, projectId, costCodeId, start, end, self._breaks(breaks, entry_id),
-                           ACTION_TYPES["clock"], description, moment, moment)
+            entry = _Entry(
+                entry_id,
+                memberId,
+                projectId,
+                costCodeId,
+                start,
+                end,
+                self._breaks(breaks, entry_id),
+                ACTION_TYPES["clock"],
+                description,
+                moment,
+                moment,
+            )
             self._entries[entry_id] = entry
             return self.render_entry(entry)
 
@@ -679,12 +821,21 @@ class BusyBusyCompany:
         return any(m["id"] == member_id for m in self._members.values())
 
     def add_wage_change(
-        self, member_id: str, wage: float, changeDate: Any, wageRate: int = WAGE_RATE_CODES["hour"], overburden: float = 0.0
+        self,
+        member_id: str,
+        wage: float,
+        changeDate: Any,
+        wageRate: int = WAGE_RATE_CODES["hour"],
+        overburden: float = 0.0,
     ) -> dict[str, Any]:
         """An office change of a member's wage: a new wage history record effective ``changeDate``
         (the member's ``updatedOn`` is stamped, as an edit of the member). Returns the member."""
-        hours_per_unit = {WAGE_RATE_CODES["hour"]: 1, WAGE_RATE_CODES["week"]: 40, WAGE_RATE_CODES["month"]: 2080 / 12,
-                          WAGE_RATE_CODES["year"]: 2080}
+        hours_per_unit = {
+            WAGE_RATE_CODES["hour"]: 1,
+            WAGE_RATE_CODES["week"]: 40,
+            WAGE_RATE_CODES["month"]: 2080 / 12,
+            WAGE_RATE_CODES["year"]: 2080,
+        }
         if wageRate not in hours_per_unit:
             raise ValueError(f"wageRate must be one of {sorted(hours_per_unit)}")
         for name, value in (("wage", wage), ("overburden", overburden)):
@@ -696,12 +847,20 @@ class BusyBusyCompany:
                 raise KeyError(f"company {self.company_id!r} has no member {member_id}")
             changed = _parse_time(changeDate, "changeDate")
             now = iso(self._tick())
-            member["wageHistories"].append({
-                "id": str(uuid.uuid4()), "memberId": member_id, "wage": float(wage), "wageRate": wageRate,
-                "overburden": float(overburden),
-                "effectiveRate": round(wage / hours_per_unit[wageRate] * (1 + overburden / 100), 4),
-                "changeDate": iso(changed), "createdOn": now, "updatedOn": now, "deletedOn": None,
-            })
+            member["wageHistories"].append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "memberId": member_id,
+                    "wage": float(wage),
+                    "wageRate": wageRate,
+                    "overburden": float(overburden),
+                    "effectiveRate": round(wage / hours_per_unit[wageRate] * (1 + overburden / 100), 4),
+                    "changeDate": iso(changed),
+                    "createdOn": now,
+                    "updatedOn": now,
+                    "deletedOn": None,
+                }
+            )
             member["updatedOn"] = now
             return copy.deepcopy(member)
 
@@ -721,10 +880,18 @@ class BusyBusyCompany:
             now = iso(self._tick())
             project_id = str(uuid.uuid4())
             self._projects[project_id] = {
-                "id": project_id, "title": title, "parentProjectId": parentProjectId,
-                "depth": 1 if parent is None else parent["depth"] + 1, "archivedOn": None, "createdOn": now, "updatedOn": now,
-                "projectInfo": {"projectId": project_id, "number": number,
-                                "customer": None if parent is None else parent["projectInfo"]["customer"]},
+                "id": project_id,
+                "title": title,
+                "parentProjectId": parentProjectId,
+                "depth": 1 if parent is None else parent["depth"] + 1,
+                "archivedOn": None,
+                "createdOn": now,
+                "updatedOn": now,
+                "projectInfo": {
+                    "projectId": project_id,
+                    "number": number,
+                    "customer": None if parent is None else parent["projectInfo"]["customer"],
+                },
             }
             return copy.deepcopy(self._projects[project_id])
 
@@ -750,11 +917,24 @@ class BusyBusyCompany:
                 if value is None:
                     continue
                 for row in store:
-                    if (row["projectId"], row["costCodeId"], row["memberId"], row["equipmentId"]) == (projectId, costCodeId, None, None):
+                    if (row["projectId"], row["costCodeId"], row["memberId"], row["equipmentId"]) == (
+                        projectId,
+                        costCodeId,
+                        None,
+                        None,
+                    ):
                         row["isLatest"] = False
-                record = {"id": str(uuid.uuid4()), "projectId": projectId, "memberId": None, "costCodeId": costCodeId,
-                          "equipmentId": None, field_name: value, f"equipment{'BudgetSeconds' if kind == 'hours' else 'CostBudget'}": None,
-                          "isLatest": True, "createdOn": now}
+                record = {
+                    "id": str(uuid.uuid4()),
+                    "projectId": projectId,
+                    "memberId": None,
+                    "costCodeId": costCodeId,
+                    "equipmentId": None,
+                    field_name: value,
+                    f"equipment{'BudgetSeconds' if kind == 'hours' else 'CostBudget'}": None,
+                    "isLatest": True,
+                    "createdOn": now,
+                }
                 store.append(record)
                 added[kind] = dict(record)
             return added
@@ -800,7 +980,9 @@ class LoggedRequest(NamedTuple):
 
 def _build_schema():
     schema = build_schema(SDL)
+    assert schema.query_type is not None, "SDL declares a Query type"
     for root in ROOTS:
+
         def resolve(_source, info, filter=None, first=None, after=None, sort=None, _root=root):  # noqa: A002
             company: BusyBusyCompany = info.context["company"]
             return page(company.records(_root), filter, first, after, sort)
@@ -835,13 +1017,19 @@ class BusyBusyEmulator(VendorEmulator):
         return self.root_url + GRAPHQL_PATH
 
     # -- companies ----------------------------------------------------------------------------------
-    def add_company(self, data: CompanyData, username: str | None = None, password: str | None = None) -> tuple[str, str]:
+    def add_company(
+        self, data: CompanyData, username: str | None = None, password: str | None = None
+    ) -> tuple[str, str]:
         """Host a generated company; returns the (username, password) that logs in as its owner."""
         username = username or f"owner@{data.company_id}.example"
         password = password or secrets.token_urlsafe(16)
         company = BusyBusyCompany(data, username, password)
-        self._host(data.company_id, company, lambda other: other.username == username,
-                   "that username already belongs to another company")
+        self._host(
+            data.company_id,
+            company,
+            lambda other: other.username == username,
+            "that username already belongs to another company",
+        )
         return username, password
 
     def change_password(self, company_id: str, new_password: str) -> None:
@@ -864,7 +1052,9 @@ class BusyBusyEmulator(VendorEmulator):
     def _log_entry(self, request: Request, answer: Answer) -> LoggedRequest:
         # REST requests are known by their resource even when a fault answered them; GraphQL ones
         # by the roots asked, which only a request that got as far as the schema has.
-        operation = request.path[len(REST_PREFIX) + 1 :] if request.path.startswith(REST_PREFIX + "/") else request.label
+        operation = (
+            request.path[len(REST_PREFIX) + 1 :] if request.path.startswith(REST_PREFIX + "/") else request.label
+        )
         return LoggedRequest(request.method, request.path, operation, answer.status)
 
     def _empty_page(self, answer: Answer) -> Answer:
@@ -882,13 +1072,17 @@ class BusyBusyEmulator(VendorEmulator):
             return answer
         return self._answer_rest(request.method, request.path[len(REST_PREFIX) + 1 :], request.query, request.headers)
 
-    def _answer_rest(self, method: str, resource: str, query: dict[str, str], headers: Mapping[str, str]) -> Answer:
+    def _answer_rest(self, method: str, resource: str, query: dict[str, str], headers: Message) -> Answer:
         if resource != "member":
             return Answer(404, {"success": False, "code": [404], "debug": {"errors": [f"/{resource} is not emulated"]}})
         if method != "GET":
-            return Answer(405, {"success": False, "code": [405], "debug": {"errors": ["only GET /member (login) is emulated"]}})
+            return Answer(
+                405, {"success": False, "code": [405], "debug": {"errors": ["only GET /member (login) is emulated"]}}
+            )
         if query.get("_version") != REST_VERSION:
-            return Answer(400, {"success": False, "code": [400], "debug": {"errors": [f"_version must be {REST_VERSION}"]}})
+            return Answer(
+                400, {"success": False, "code": [400], "debug": {"errors": [f"_version must be {REST_VERSION}"]}}
+            )
         scheme, _, encoded = headers.get("Authorization", "").partition(" ")
         try:
             username, _, digest = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
@@ -900,19 +1094,33 @@ class BusyBusyEmulator(VendorEmulator):
         with self._lock:
             company = next((c for c in self._companies.values() if c.username == username), None)
         key = company.login(username, digest) if company else None
-        if key is None:
+        if company is None or key is None:
             return denied
-        return Answer(200, {"success": True, "code": [], "data": [company.owner_record()], "total_rows": 1,
-                             "returned_rows": 1, "next": None, "prev": None, "public_key": key, "supported": 200})
+        return Answer(
+            200,
+            {
+                "success": True,
+                "code": [],
+                "data": [company.owner_record()],
+                "total_rows": 1,
+                "returned_rows": 1,
+                "next": None,
+                "prev": None,
+                "public_key": key,
+                "supported": 200,
+            },
+        )
 
-    def _answer_graphql(self, method: str, headers: Mapping[str, str], body: bytes) -> tuple[Answer, str]:
+    def _answer_graphql(self, method: str, headers: Message, body: bytes) -> tuple[Answer, str]:
         if method != "POST":
             return Answer(405, {"errors": [{"message": "use POST for GraphQL"}]}), ""
         key = (headers.get("key-authorization") or "").strip()
         with self._lock:
             company = next((c for c in self._companies.values() if key and c.has_key(key)), None)
         if company is None or self.faults.is_expired(key):
-            return Answer(401, {"errors": [{"message": "Unauthorized: the key-authorization header is missing or not valid"}]}), ""
+            return Answer(
+                401, {"errors": [{"message": "Unauthorized: the key-authorization header is missing or not valid"}]}
+            ), ""
         try:
             request = json.loads(body)
             if not isinstance(request, dict) or not isinstance(request.get("query"), str):
@@ -925,18 +1133,25 @@ class BusyBusyEmulator(VendorEmulator):
             return Answer(200, {"errors": [{"message": message}], "data": None}, clock=company.frozen_now), operation
         variables = request.get("variables")
         result = graphql_sync(
-            self.schema, request["query"], variable_values=variables if isinstance(variables, dict) else None,
-            operation_name=request.get("operationName"), context_value={"company": company},
+            self.schema,
+            request["query"],
+            variable_values=variables if isinstance(variables, dict) else None,
+            operation_name=request.get("operationName"),
+            context_value={"company": company},
         )
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
-            payload = {"errors": [{"message": e.message, **({"path": e.path} if e.path else {})} for e in result.errors],
-                       "data": result.data}
+            payload = {
+                "errors": [{"message": e.message, **({"path": e.path} if e.path else {})} for e in result.errors],
+                "data": result.data,
+            }
         listing = bool(operation) and not result.errors and isinstance(result.data, dict)
         return Answer(200, payload, clock=company.frozen_now, page=listing), operation
 
     # -- control requests (status, faults and the parsing are VendorEmulator's) ---------------------
-    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+    def _control_route(
+        self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None
+    ) -> Answer | None:
         if parts == ["password"] and method == "POST":
             self._control_company(company_id).change_password(str(payload["password"]))
             return Answer(200, {"ok": True})
@@ -975,4 +1190,3 @@ __all__ = [
     "iso",
     "password_digest",
 ]
-

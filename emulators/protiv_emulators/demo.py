@@ -86,4 +86,6 @@ def start_demo_vendor(
     company_id = DEMO_COMPANIES[provider]
     data = generate_company(company_id, seed=seed, workers=workers)
     emulator, base_url, connect_with = EMULATED[provider](data, port, dict(credentials or {}))
-    return DemoVendor(provider, company_id, emulator, base_url, connect_with, {**DEMO_SETTINGS, "timezone": data.timezone})
+    return DemoVendor(
+        provider, company_id, emulator, base_url, connect_with, {**DEMO_SETTINGS, "timezone": data.timezone}
+    )

@@ -51,7 +51,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIN_WORKERS, MAX_WORKERS = 5, 500
@@ -274,25 +274,155 @@ class CompanyData:
 
 # -- vocabulary -------------------------------------------------------------------------------------
 _FIRST_NAMES = (
-    "James", "Maria", "Jose", "Michael", "David", "Luis", "Carlos", "Daniel", "Juan", "Robert",
-    "Chris", "Miguel", "Anthony", "Jorge", "Kevin", "Brian", "Jesus", "Eric", "Alejandro", "Tyler",
-    "Ryan", "Francisco", "Jason", "Marcus", "Andre", "Victor", "Sergio", "Kyle", "Brandon", "Cody",
-    "Justin", "Ana", "Sarah", "Jessica", "Emily", "Ashley", "Rosa", "Laura", "Megan", "Tanya",
-    "Hector", "Raul", "Ramon", "Oscar", "Pedro", "Manuel", "Eduardo", "Ricardo", "Angel", "Dustin",
-    "Travis", "Logan", "Austin", "Derek", "Trevor", "Mason", "Caleb", "Noah", "Ethan", "Wyatt",
+    "James",
+    "Maria",
+    "Jose",
+    "Michael",
+    "David",
+    "Luis",
+    "Carlos",
+    "Daniel",
+    "Juan",
+    "Robert",
+    "Chris",
+    "Miguel",
+    "Anthony",
+    "Jorge",
+    "Kevin",
+    "Brian",
+    "Jesus",
+    "Eric",
+    "Alejandro",
+    "Tyler",
+    "Ryan",
+    "Francisco",
+    "Jason",
+    "Marcus",
+    "Andre",
+    "Victor",
+    "Sergio",
+    "Kyle",
+    "Brandon",
+    "Cody",
+    "Justin",
+    "Ana",
+    "Sarah",
+    "Jessica",
+    "Emily",
+    "Ashley",
+    "Rosa",
+    "Laura",
+    "Megan",
+    "Tanya",
+    "Hector",
+    "Raul",
+    "Ramon",
+    "Oscar",
+    "Pedro",
+    "Manuel",
+    "Eduardo",
+    "Ricardo",
+    "Angel",
+    "Dustin",
+    "Travis",
+    "Logan",
+    "Austin",
+    "Derek",
+    "Trevor",
+    "Mason",
+    "Caleb",
+    "Noah",
+    "Ethan",
+    "Wyatt",
 )
 _LAST_NAMES = (
-    "Garcia", "Martinez", "Rodriguez", "Hernandez", "Lopez", "Gonzalez", "Perez", "Sanchez", "Ramirez",
-    "Torres", "Flores", "Rivera", "Gomez", "Diaz", "Reyes", "Morales", "Cruz", "Ortiz", "Gutierrez",
-    "Chavez", "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Anderson",
-    "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark",
-    "Lewis", "Walker", "Hall", "Allen", "Young", "King", "Wright", "Scott", "Green", "Baker",
-    "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter", "Phillips", "Evans",
-    "Turner", "Parker", "Collins", "Edwards", "Stewart", "Murphy", "Cook", "Rogers", "O'Brien",
+    "Garcia",
+    "Martinez",
+    "Rodriguez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Perez",
+    "Sanchez",
+    "Ramirez",
+    "Torres",
+    "Flores",
+    "Rivera",
+    "Gomez",
+    "Diaz",
+    "Reyes",
+    "Morales",
+    "Cruz",
+    "Ortiz",
+    "Gutierrez",
+    "Chavez",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Hall",
+    "Allen",
+    "Young",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Parker",
+    "Collins",
+    "Edwards",
+    "Stewart",
+    "Murphy",
+    "Cook",
+    "Rogers",
+    "O'Brien",
 )
 _COMPANY_WORDS = (
-    "Oak", "Stone", "Cedar", "Maple", "Summit", "River", "Evergreen", "Granite", "Prairie", "Canyon",
-    "Aspen", "Willow", "Blue Ridge", "Pine", "Meadow", "Red Rock", "Timber", "Clearwater",
+    "Oak",
+    "Stone",
+    "Cedar",
+    "Maple",
+    "Summit",
+    "River",
+    "Evergreen",
+    "Granite",
+    "Prairie",
+    "Canyon",
+    "Aspen",
+    "Willow",
+    "Blue Ridge",
+    "Pine",
+    "Meadow",
+    "Red Rock",
+    "Timber",
+    "Clearwater",
 )
 _COMPANY_FORMS = (
     "{a} & {b} Landscaping",
@@ -303,26 +433,62 @@ _COMPANY_FORMS = (
     "{a} Grounds Management",
 )
 _STREETS = (
-    "Oak St", "Maple Ave", "Pine Rd", "Cedar Ln", "Elm St", "Birch Ct", "Walnut Dr", "Hickory Way",
-    "Lakeview Dr", "Sunset Blvd", "Ridge Rd", "Mill St", "Church St", "Park Ave", "Spruce Ct",
-    "Highland Ave", "Meadow Ln", "Valley View Rd", "Orchard St", "Juniper Trl",
+    "Oak St",
+    "Maple Ave",
+    "Pine Rd",
+    "Cedar Ln",
+    "Elm St",
+    "Birch Ct",
+    "Walnut Dr",
+    "Hickory Way",
+    "Lakeview Dr",
+    "Sunset Blvd",
+    "Ridge Rd",
+    "Mill St",
+    "Church St",
+    "Park Ave",
+    "Spruce Ct",
+    "Highland Ave",
+    "Meadow Ln",
+    "Valley View Rd",
+    "Orchard St",
+    "Juniper Trl",
 )
 _PROPERTIES = (
-    "Maple HOA", "Willow Creek HOA", "Riverside Office Park", "First Baptist Church", "Cedar Ridge Apartments",
-    "Lincoln Elementary", "Oakwood Commons", "Sunrise Senior Living", "Heritage Golf Club",
-    "Northgate Plaza", "Pinecrest Townhomes", "City Hall Annex",
+    "Maple HOA",
+    "Willow Creek HOA",
+    "Riverside Office Park",
+    "First Baptist Church",
+    "Cedar Ridge Apartments",
+    "Lincoln Elementary",
+    "Oakwood Commons",
+    "Sunrise Senior Living",
+    "Heritage Golf Club",
+    "Northgate Plaza",
+    "Pinecrest Townhomes",
+    "City Hall Annex",
 )
 _PERSON_CUSTOMERS = ("Miller", "Johnson", "Nguyen", "Patel", "Schmidt", "O'Connor", "Kowalski", "Rossi")
 
 # (service name, short-code prefix, milestone names or None, recurring)
 _MILESTONE_SERVICES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
-    ("Fence install", "FNC", ("Locate utilities", "Install posts", "Set panels", "Hang gates", "Final walkthrough"), False),
+    (
+        "Fence install",
+        "FNC",
+        ("Locate utilities", "Install posts", "Set panels", "Hang gates", "Final walkthrough"),
+        False,
+    ),
     ("Paver patio", "PAV", ("Excavate base", "Compact gravel base", "Lay pavers", "Sand & seal joints"), False),
     ("Retaining wall", "RTW", ("Excavate footing", "Set base course", "Build wall", "Backfill & drainage"), False),
     ("Irrigation install", "IRI", ("Trenching", "Lay pipe", "Install heads", "Controller setup"), False),
     ("Landscape lighting", "LTG", ("Run wire", "Set fixtures", "Program timer"), False),
     ("Sod install", "SOD", ("Grade soil", "Lay sod", "First watering"), False),
-    ("Weekly mowing", "MOW", ("Week 1 mowing", "Week 2 mowing", "Week 3 mowing", "Week 4 mowing", "Week 5 mowing"), True),
+    (
+        "Weekly mowing",
+        "MOW",
+        ("Week 1 mowing", "Week 2 mowing", "Week 3 mowing", "Week 4 mowing", "Week 5 mowing"),
+        True,
+    ),
 )
 _SINGLE_SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("Spring cleanup", "CLN", False),
@@ -360,7 +526,14 @@ class _Draft:
     deleted_at: datetime | None = None
     original_duration_seconds: int | None = None
 
+    @property
+    def closed_end(self) -> datetime:
+        """The end of an entry that has one: every entry but the running one and the manual ones."""
+        assert self.end is not None, "a running or manual entry has no end"
+        return self.end
+
     def worked_seconds(self) -> int:
+        assert self.start is not None and self.end is not None, "a manual entry has only a duration"
         paid = (self.end - self.start).total_seconds() - sum((e - s).total_seconds() for s, e in self.breaks)
         return int(paid)
 
@@ -499,7 +672,9 @@ class _CompanyBuilder:
         extras = random.Random(f"{self.company_id}|{self.seed}|extras")
         workers = self._wage_histories(extras, workers)
         job_records, milestone_records = self._crew_leads(extras, crews, job_records, milestone_records)
-        job_records, milestone_records = self._creation_dates(extras, job_records, milestone_records, shifts + deleted_shifts)
+        job_records, milestone_records = self._creation_dates(
+            extras, job_records, milestone_records, shifts + deleted_shifts
+        )
         task_lines, milestone_records, shifts, deleted_shifts = self._task_lines(
             extras, job_records, milestone_records, shifts, deleted_shifts
         )
@@ -563,10 +738,18 @@ class _CompanyBuilder:
             elif slot >= len(roles) - left_before_window:
                 term_date = self.first_date - timedelta(days=rng.randint(1, 120))
                 hire_date = min(hire_date, term_date - timedelta(days=rng.randint(30, 900)))
-            workers_by_slot.append(self._worker(
-                ids[hire_rank], first, last, 100 + hire_rank, role, hire_date, term_date,
-                salaried=(slot == 0) or (role == ROLE_CREW_LEAD and rng.random() < 0.35),
-            ))
+            workers_by_slot.append(
+                self._worker(
+                    ids[hire_rank],
+                    first,
+                    last,
+                    100 + hire_rank,
+                    role,
+                    hire_date,
+                    term_date,
+                    salaried=(slot == 0) or (role == ROLE_CREW_LEAD and rng.random() < 0.35),
+                )
+            )
         workers = sorted(workers_by_slot, key=lambda w: w.id)
         crews: list[list[Worker]] = []
         slot = managers
@@ -577,8 +760,16 @@ class _CompanyBuilder:
         return workers, crews
 
     def _worker(
-        self, worker_id: int, first: str, last: str, number: int, role: str,
-        hire_date: date, term_date: date | None, *, salaried: bool,
+        self,
+        worker_id: int,
+        first: str,
+        last: str,
+        number: int,
+        role: str,
+        hire_date: date,
+        term_date: date | None,
+        *,
+        salaried: bool,
     ) -> Worker:
         rng = self.rng
         cents = {ROLE_CREW: (1600, 2600), ROLE_CREW_LEAD: (2400, 3400), ROLE_MANAGER: (3200, 4800)}[role]
@@ -661,8 +852,17 @@ class _CompanyBuilder:
             name = f"{service} – {site}"
             used_names.add(name)
             next_id += rng.randint(1, 500)
-            job = _JobPlan(next_id, name, f"{prefix}-{101 + index}", customer, status, recurring, created_at, [],
-                           budget_required=index == 1)
+            job = _JobPlan(
+                next_id,
+                name,
+                f"{prefix}-{101 + index}",
+                customer,
+                status,
+                recurring,
+                created_at,
+                [],
+                budget_required=index == 1,
+            )
             # Phases finish in order: an open job has its first few milestones completed.
             finished_phases = rng.randint(0, len(phase_names) - 1) if status == STATUS_OPEN and phase_names else 0
             for position, phase in enumerate(phase_names):
@@ -670,7 +870,9 @@ class _CompanyBuilder:
                 phase_status = status
                 if status == STATUS_OPEN and position < finished_phases:
                     phase_status = STATUS_COMPLETED
-                job.milestones.append(_MilestonePlan(next_id, phase, phase_status, created_at + timedelta(minutes=position + 1)))
+                job.milestones.append(
+                    _MilestonePlan(next_id, phase, phase_status, created_at + timedelta(minutes=position + 1))
+                )
             plans.append(job)
         return plans
 
@@ -725,7 +927,7 @@ class _CompanyBuilder:
                     drafts.extend(self._follow_plan(manager.id, day, [segment]))
         # A crew's plan can run past as_of on the last day: those entries do not exist yet, and a
         # morning drive left alone is dropped too (nobody drives to a job they never reach).
-        drafts = [d for d in drafts if d.end <= self.as_of]
+        drafts = [d for d in drafts if d.closed_end <= self.as_of]
         days_with_work = {(d.worker_id, d.local_date) for d in drafts if not d.is_drive}
         return [d for d in drafts if (d.worker_id, d.local_date) in days_with_work]
 
@@ -772,16 +974,33 @@ class _CompanyBuilder:
         boundaries = [plan[0].start_minute] + [s.end_minute for s in plan]
         arrival = rng.randint(-120, 420)
         jitters = [0] + [rng.randint(-30, 30) for _ in plan[1:]] + [rng.randint(-60, 600)]
-        moments = [self.local(day, minute) + timedelta(seconds=arrival + jitter) for minute, jitter in zip(boundaries, jitters)]
+        moments = [
+            self.local(day, minute) + timedelta(seconds=arrival + jitter) for minute, jitter in zip(boundaries, jitters)
+        ]
         drafts = []
         for index, segment in enumerate(plan):
             start, end = moments[index], moments[index + 1]
             breaks: tuple[tuple[datetime, datetime], ...] = ()
             if segment.break_minutes:
-                break_start = self.local(day, segment.break_start_minute) + timedelta(seconds=arrival + rng.randint(0, 300))
-                breaks = ((break_start, break_start + timedelta(minutes=segment.break_minutes, seconds=rng.randint(0, 240))),)
-            draft = _Draft(worker_id, segment.job_id, segment.milestone_id, day, start, end, breaks,
-                           segment.is_drive, created_at=start, modified_at=end)
+                assert segment.break_start_minute is not None, "a break has its start with its length"
+                break_start = self.local(day, segment.break_start_minute) + timedelta(
+                    seconds=arrival + rng.randint(0, 300)
+                )
+                breaks = (
+                    (break_start, break_start + timedelta(minutes=segment.break_minutes, seconds=rng.randint(0, 240))),
+                )
+            draft = _Draft(
+                worker_id,
+                segment.job_id,
+                segment.milestone_id,
+                day,
+                start,
+                end,
+                breaks,
+                segment.is_drive,
+                created_at=start,
+                modified_at=end,
+            )
             draft.duration_seconds = draft.worked_seconds()
             drafts.append(draft)
         return drafts
@@ -799,7 +1018,9 @@ class _CompanyBuilder:
         crew = [w for w in crews[crew_index] if w.term_date is None or w.term_date > night + timedelta(days=1)]
         # At most three, and never the whole crew: the others keep their day work.
         team = {w.id for w in crew[: rng.randint(1, max(1, min(3, len(crew) - 1)))]}
-        drafts[:] = [d for d in drafts if not (d.worker_id in team and d.local_date in (night, night + timedelta(days=1)))]
+        drafts[:] = [
+            d for d in drafts if not (d.worker_id in team and d.local_date in (night, night + timedelta(days=1)))
+        ]
         job_id, milestone_id = self._pick_work(rng.choice(self.crew_pools[crew_index]))
         start_minute = rng.randint(19 * 60 + 30, 20 * 60 + 30)
         end_minute = 24 * 60 + rng.randint(3 * 60, 4 * 60)  # 03:00-04:00: never a skipped or repeated DST hour
@@ -819,10 +1040,21 @@ class _CompanyBuilder:
         worker = rng.choice([w for w in crews[crew_index] if w.term_date is None])
         start = self.as_of - timedelta(seconds=rng.randint(90 * 60, 4 * 3600))
         # Whatever this worker did after the clock-in never happened: one person, one running clock.
-        drafts[:] = [d for d in drafts if not (d.worker_id == worker.id and d.end > start)]
+        drafts[:] = [d for d in drafts if not (d.worker_id == worker.id and d.closed_end > start)]
         job_id, milestone_id = self._pick_work(rng.choice(self.crew_pools[crew_index]))
-        running = _Draft(worker.id, job_id, milestone_id, start.astimezone(self.zone).date(), start, None, (),
-                         False, created_at=start, modified_at=start, on_the_clock=True)
+        running = _Draft(
+            worker.id,
+            job_id,
+            milestone_id,
+            start.astimezone(self.zone).date(),
+            start,
+            None,
+            (),
+            False,
+            created_at=start,
+            modified_at=start,
+            on_the_clock=True,
+        )
         running.duration_seconds = int((self.as_of - start).total_seconds())
         drafts.append(running)
 
@@ -830,7 +1062,8 @@ class _CompanyBuilder:
         """Plain clocked job entries up to ``latest_date``: those without a story yet (no notes, so
         the night shift keeps its start and end)."""
         return [
-            d for d in drafts
+            d
+            for d in drafts
             if not d.on_the_clock and not d.manual and not d.is_drive and not d.notes and d.local_date <= latest_date
         ]
 
@@ -845,7 +1078,9 @@ class _CompanyBuilder:
             draft.start = draft.end = None
             draft.breaks = ()
             draft.notes = rng.choice(_MANUAL_NOTES)
-            next_morning = self.local(draft.local_date + timedelta(days=1), rng.randint(6 * 60 + 30, 9 * 60), rng.randint(0, 59))
+            next_morning = self.local(
+                draft.local_date + timedelta(days=1), rng.randint(6 * 60 + 30, 9 * 60), rng.randint(0, 59)
+            )
             draft.created_at = draft.modified_at = min(next_morning, self.as_of)
 
     def _edits_after_the_fact(self, drafts: list[_Draft]) -> None:
@@ -861,10 +1096,14 @@ class _CompanyBuilder:
         for draft in chosen:
             forgot_clock_out = rng.random() < 0.7
             delta = rng.randint(10, 120) * 60
-            draft.original_duration_seconds = draft.duration_seconds + (delta if forgot_clock_out else -min(delta, draft.duration_seconds // 2))
+            draft.original_duration_seconds = draft.duration_seconds + (
+                delta if forgot_clock_out else -min(delta, draft.duration_seconds // 2)
+            )
             draft.notes = _EDIT_NOTES_LONGER if forgot_clock_out else _EDIT_NOTES_SHORTER
             # Edited on a later day that is over before as_of's local date begins.
-            edit_day = draft.local_date + timedelta(days=rng.randint(1, min(4, (self.last_date - draft.local_date).days - 1)))
+            edit_day = draft.local_date + timedelta(
+                days=rng.randint(1, min(4, (self.last_date - draft.local_date).days - 1))
+            )
             draft.modified_at = self.office_time(edit_day)
 
     def _deleted_duplicates(self, drafts: list[_Draft]) -> list[_Draft]:
@@ -876,12 +1115,24 @@ class _CompanyBuilder:
         deleted = []
         for original in rng.sample(candidates, min(count, len(candidates))):
             lag = timedelta(seconds=rng.randint(5, 90))
-            copy = _Draft(original.worker_id, original.job_id, original.milestone_id, original.local_date,
-                          original.start + lag, original.end, original.breaks, original.is_drive,
-                          created_at=original.created_at + lag, modified_at=original.modified_at,
-                          notes="Duplicate clock-in from a second device")
+            assert original.start is not None, "a closed entry has a start"
+            copy = _Draft(
+                original.worker_id,
+                original.job_id,
+                original.milestone_id,
+                original.local_date,
+                original.start + lag,
+                original.end,
+                original.breaks,
+                original.is_drive,
+                created_at=original.created_at + lag,
+                modified_at=original.modified_at,
+                notes="Duplicate clock-in from a second device",
+            )
             copy.duration_seconds = copy.worked_seconds()
-            delete_day = original.local_date + timedelta(days=rng.randint(1, min(4, (self.last_date - original.local_date).days - 1)))
+            delete_day = original.local_date + timedelta(
+                days=rng.randint(1, min(4, (self.last_date - original.local_date).days - 1))
+            )
             copy.deleted_at = self.office_time(delete_day)
             deleted.append(copy)
         return deleted
@@ -947,28 +1198,32 @@ class _CompanyBuilder:
             budget = None
             if not is_drive and not plan.milestones and (plan.budget_required or rng.random() >= 0.1):
                 budget = self._budget(worked[plan.id])
-            jobs.append(Job(
-                id=plan.id,
-                name=plan.name,
-                short_code=plan.short_code,
-                customer=plan.customer,
-                budget_hours=budget,
-                status=plan.status,
-                recurring=plan.recurring,
-                is_drive=is_drive,
-                created_at=plan.created_at,
-                modified_at=plan.created_at if is_drive else modified(plan.id, plan.status, plan.created_at),
-            ))
+            jobs.append(
+                Job(
+                    id=plan.id,
+                    name=plan.name,
+                    short_code=plan.short_code,
+                    customer=plan.customer,
+                    budget_hours=budget,
+                    status=plan.status,
+                    recurring=plan.recurring,
+                    is_drive=is_drive,
+                    created_at=plan.created_at,
+                    modified_at=plan.created_at if is_drive else modified(plan.id, plan.status, plan.created_at),
+                )
+            )
             for phase in plan.milestones:
-                milestones.append(Milestone(
-                    id=phase.id,
-                    job_id=plan.id,
-                    name=phase.name,
-                    budget_hours=self._budget(worked[phase.id]) if rng.random() >= 0.08 else None,
-                    status=phase.status,
-                    created_at=phase.created_at,
-                    modified_at=modified(phase.id, phase.status, phase.created_at),
-                ))
+                milestones.append(
+                    Milestone(
+                        id=phase.id,
+                        job_id=plan.id,
+                        name=phase.name,
+                        budget_hours=self._budget(worked[phase.id]) if rng.random() >= 0.08 else None,
+                        status=phase.status,
+                        created_at=phase.created_at,
+                        modified_at=modified(phase.id, phase.status, phase.created_at),
+                    )
+                )
         return jobs, milestones
 
     # -- additions, drawn from their own random stream (see the module docstring) -----------------
@@ -1041,12 +1296,16 @@ class _CompanyBuilder:
             if work is not None and day == last_day:
                 # The morning of the first work: ten minutes before it at the latest, so that the
                 # milestones (seconds after the job) are created before their first time too.
-                moment = midnight + timedelta(seconds=rng.randint(0, max(0, int((work - midnight).total_seconds()) - 600)))
+                moment = midnight + timedelta(
+                    seconds=rng.randint(0, max(0, int((work - midnight).total_seconds()) - 600))
+                )
             else:
                 moment = min(midnight + timedelta(seconds=rng.randint(8 * 3600, 17 * 3600)), latest)
             created[job.id] = moment
         jobs = [
-            replace(j, created_at=created[j.id], modified_at=max(j.modified_at, created[j.id])) if j.id in created else j
+            replace(j, created_at=created[j.id], modified_at=max(j.modified_at, created[j.id]))
+            if j.id in created
+            else j
             for j in jobs
         ]
         position: dict[int, int] = defaultdict(int)
@@ -1060,7 +1319,12 @@ class _CompanyBuilder:
         return jobs, adjusted
 
     def _task_lines(
-        self, rng: random.Random, jobs: list[Job], milestones: list[Milestone], shifts: list[Shift], deleted: list[Shift]
+        self,
+        rng: random.Random,
+        jobs: list[Job],
+        milestones: list[Milestone],
+        shifts: list[Shift],
+        deleted: list[Shift],
     ) -> tuple[list[TaskLine], list[Milestone], list[Shift], list[Shift]]:
         """Line items for one job with milestones (with time and non-recurring when there is such a
         job) and about a third of the others: its milestones in 1-3 consecutive groups, each group one
@@ -1088,7 +1352,9 @@ class _CompanyBuilder:
                 group = phases[start:end]
                 next_id += rng.randint(1, 7)
                 hours = sum(worked[m.id] for m in group) / 3600
-                budget = rng.randint(8, 160) / 2 if hours == 0 else max(0.25, round(hours * rng.uniform(0.8, 1.3) * 4) / 4)
+                budget = (
+                    rng.randint(8, 160) / 2 if hours == 0 else max(0.25, round(hours * rng.uniform(0.8, 1.3) * 4) / 4)
+                )
                 lines.append(TaskLine(next_id, job.id, name, budget, tuple(m.id for m in group)))
                 task_of.update((m.id, next_id) for m in group)
 
@@ -1097,4 +1363,3 @@ class _CompanyBuilder:
 
         milestones = [replace(m, task_id=task_of[m.id]) if m.id in task_of else m for m in milestones]
         return lines, milestones, booked(shifts), booked(deleted)
-

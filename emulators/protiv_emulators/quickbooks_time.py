@@ -102,6 +102,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -342,7 +343,10 @@ class QuickBooksTimeCompany:
 
         def latest(records: Iterable[Any]) -> datetime:
             return max(
-                (r.last_modified if isinstance(r, _Timesheet) else datetime.fromisoformat(r["last_modified"]) for r in records),
+                (
+                    r.last_modified if isinstance(r, _Timesheet) else datetime.fromisoformat(r["last_modified"])
+                    for r in records
+                ),
                 default=data.created_at,
             )
 
@@ -388,7 +392,10 @@ class QuickBooksTimeCompany:
             "approved_to": ZERO_DATE,
             "manager_of_group_ids": [],
             "require_password_change": False,
-            "pay_rate": float(worker.annual_salary if salaried else worker.hourly_wage),
+            # A salaried worker has an annual salary (generator.Worker).
+            "pay_rate": float(
+                worker.annual_salary if salaried and worker.annual_salary is not None else worker.hourly_wage
+            ),
             "pay_interval": worker.pay_interval,
             "permissions": {
                 "admin": is_owner,
@@ -473,13 +480,27 @@ class QuickBooksTimeCompany:
         records: dict[int, dict[str, Any]] = {}
         for job in self.data.jobs:
             records[job.id] = record(
-                job.id, 0, job.name, job.short_code, job.status, job.budget_hours,
-                job.created_at, job.modified_at, job.recurring,
+                job.id,
+                0,
+                job.name,
+                job.short_code,
+                job.status,
+                job.budget_hours,
+                job.created_at,
+                job.modified_at,
+                job.recurring,
             )
         for milestone in self.data.milestones:
             records[milestone.id] = record(
-                milestone.id, milestone.job_id, milestone.name, "", milestone.status, milestone.budget_hours,
-                milestone.created_at, milestone.modified_at, None,
+                milestone.id,
+                milestone.job_id,
+                milestone.name,
+                "",
+                milestone.status,
+                milestone.budget_hours,
+                milestone.created_at,
+                milestone.modified_at,
+                None,
             )
         return dict(sorted(records.items()))
 
@@ -511,6 +532,7 @@ class QuickBooksTimeCompany:
         running = sheet.on_the_clock and not deleted
         duration = sheet.duration
         if running:
+            assert sheet.start is not None, "a timesheet on the clock has a start"
             duration = max(0, int((self.frozen_now - sheet.start).total_seconds()))
         return {
             "id": sheet.id,
@@ -614,8 +636,12 @@ class QuickBooksTimeCompany:
             raise ValueError(f"company {self.company_id!r} has no jobcode {jobcode_id}")
 
     def has_record(self, kind: str, record_id: int) -> bool:
-        store = {"timesheets": self._timesheets, "users": self._users, "jobcodes": self._jobcodes}[kind]
-        return record_id in store
+        stores: dict[str, Mapping[int, object]] = {
+            "timesheets": self._timesheets,
+            "users": self._users,
+            "jobcodes": self._jobcodes,
+        }
+        return record_id in stores[kind]
 
     def edit_timesheet(self, timesheet_id: int, **changes: Any) -> dict[str, Any]:
         """Change a live timesheet like a manager would: ``start``, ``end``, ``duration``, ``date``
@@ -640,6 +666,7 @@ class QuickBooksTimeCompany:
                 if "date" in changes:
                     local_date = _as_date(changes["date"], "date")
             else:
+                assert start is not None, "a regular timesheet has a start"
                 if "date" in changes:
                     raise ValueError("the date of a regular timesheet follows its start; change start instead")
                 if "end" in changes and changes["end"] in (None, ""):
@@ -651,7 +678,9 @@ class QuickBooksTimeCompany:
                 if "duration" in changes:
                     if end is None:
                         raise ValueError("a timesheet on the clock has no duration to set; set its end")
-                    end = start + timedelta(seconds=self._positive_seconds(changes["duration"]) + sheet.unpaid_break_seconds)
+                    end = start + timedelta(
+                        seconds=self._positive_seconds(changes["duration"]) + sheet.unpaid_break_seconds
+                    )
                 if end is not None and end <= start:
                     raise ValueError("end must be after start")
                 local_date = start.astimezone(self.zone).date()
@@ -710,18 +739,37 @@ class QuickBooksTimeCompany:
                 if end_at is None and any(t.on_the_clock and t.user_id == user_id for t in self._timesheets.values()):
                     raise ValueError(f"user {user_id} is already on the clock")
                 sheet = _Timesheet(
-                    id=0, user_id=user_id, jobcode_id=jobcode_id, local_date=start_at.astimezone(self.zone).date(),
-                    start=start_at, end=end_at, duration=int((end_at - start_at).total_seconds()) if end_at else 0,
-                    unpaid_break_seconds=0, manual=False, notes=notes, created=moment, last_modified=moment,
+                    id=0,
+                    user_id=user_id,
+                    jobcode_id=jobcode_id,
+                    local_date=start_at.astimezone(self.zone).date(),
+                    start=start_at,
+                    end=end_at,
+                    duration=int((end_at - start_at).total_seconds()) if end_at else 0,
+                    unpaid_break_seconds=0,
+                    manual=False,
+                    notes=notes,
+                    created=moment,
+                    last_modified=moment,
                     created_by_user_id=user_id,
                 )
             else:
                 if date is None or duration is None:
                     raise ValueError("a manual timesheet needs date and duration (or give start for a regular one)")
                 sheet = _Timesheet(
-                    id=0, user_id=user_id, jobcode_id=jobcode_id, local_date=_as_date(date, "date"), start=None,
-                    end=None, duration=self._positive_seconds(duration), unpaid_break_seconds=0, manual=True,
-                    notes=notes, created=moment, last_modified=moment, created_by_user_id=self.owner_user_id,
+                    id=0,
+                    user_id=user_id,
+                    jobcode_id=jobcode_id,
+                    local_date=_as_date(date, "date"),
+                    start=None,
+                    end=None,
+                    duration=self._positive_seconds(duration),
+                    unpaid_break_seconds=0,
+                    manual=True,
+                    notes=notes,
+                    created=moment,
+                    last_modified=moment,
+                    created_by_user_id=self.owner_user_id,
                 )
             sheet.id = max([*self._timesheets, *self._deleted]) + 1
             self._timesheets[sheet.id] = sheet
@@ -796,7 +844,9 @@ class QuickBooksTimeCompany:
                 jobcode_id = self._jobcodes[jobcode_id]["parent_id"]
         return {
             "users": {str(i): copy.deepcopy(self._users[i]) for i in sorted(user_ids) if i in self._users},
-            "jobcodes": {str(i): self._render_jobcode(self._jobcodes[i], with_customfields=False) for i in sorted(jobcode_ids)},
+            "jobcodes": {
+                str(i): self._render_jobcode(self._jobcodes[i], with_customfields=False) for i in sorted(jobcode_ids)
+            },
         }
 
     def _sheet_filter(self, query: _Query) -> Callable[[_Timesheet], bool]:
@@ -823,9 +873,14 @@ class QuickBooksTimeCompany:
         with self._lock:
             return getattr(self, f"_serve_{endpoint}")(query)
 
-    def _page(self, name: str, records: list[Any], query: _Query,
-              render: Callable[[Any], dict[str, Any]],
-              supplemental: Callable[[list[Any]], dict[str, Any]] = lambda _: {}) -> dict[str, Any]:
+    def _page(
+        self,
+        name: str,
+        records: list[Any],
+        query: _Query,
+        render: Callable[[Any], dict[str, Any]],
+        supplemental: Callable[[list[Any]], dict[str, Any]] = lambda _: {},
+    ) -> dict[str, Any]:
         page, limit = query.paging()
         with_supplemental = query.choice("supplemental_data", ("yes", "no"), "yes") == "yes"
         records = sorted(records, key=lambda r: r.id if isinstance(r, _Timesheet) else r["id"])
@@ -847,7 +902,8 @@ class QuickBooksTimeCompany:
         active = query.choice("active", ("yes", "no", "both"), "yes")
         since, before = query.modified_window()
         chosen = [
-            u for u in self._users.values()
+            u
+            for u in self._users.values()
             if (ids is None or u["id"] in ids)
             and _active_matches(u["active"], active)
             and _within(datetime.fromisoformat(u["last_modified"]), since, before)
@@ -863,7 +919,8 @@ class QuickBooksTimeCompany:
         with_customfields = query.flag("customfields", False)
         since, before = query.modified_window()
         chosen = [
-            j for j in self._jobcodes.values()
+            j
+            for j in self._jobcodes.values()
             if (ids is None or j["id"] in ids)
             and (parents is None or j["parent_id"] in parents)
             and kind in ("all", j["type"])
@@ -877,8 +934,13 @@ class QuickBooksTimeCompany:
                 return {}
             return {"customfields": {str(f["id"]): copy.deepcopy(f) for f in self._customfields.values()}}
 
-        return self._page("jobcodes", chosen, query,
-                          lambda j: self._render_jobcode(j, with_customfields=with_customfields), supplemental)
+        return self._page(
+            "jobcodes",
+            chosen,
+            query,
+            lambda j: self._render_jobcode(j, with_customfields=with_customfields),
+            supplemental,
+        )
 
     def _serve_customfields(self, query: _Query) -> dict[str, Any]:
         ids = query.ids("ids")
@@ -886,7 +948,8 @@ class QuickBooksTimeCompany:
         active = query.choice("active", ("yes", "no", "both"), "yes")
         since, before = query.modified_window()
         chosen = [
-            f for f in self._customfields.values()
+            f
+            for f in self._customfields.values()
             if (ids is None or f["id"] in ids)
             and applies_to in ("all", f["applies_to"])
             and _active_matches(f["active"], active)
@@ -900,7 +963,8 @@ class QuickBooksTimeCompany:
         on_the_clock = query.choice("on_the_clock", ("yes", "no", "both"), "no")
         keep = self._sheet_filter(query)
         chosen = [
-            t for t in self._timesheets.values()
+            t
+            for t in self._timesheets.values()
             if keep(t) and (on_the_clock == "both" or t.on_the_clock == (on_the_clock == "yes"))
         ]
         return self._page("timesheets", chosen, query, self._render_timesheet, self._supplemental_for_sheets)
@@ -910,16 +974,25 @@ class QuickBooksTimeCompany:
         if has_start != has_end:
             raise _ApiError(417, "start_date and end_date must be supplied together")
         if not (has_start or any(query.text(n) for n in ("ids", "modified_since", "modified_before"))):
-            raise _ApiError(417, "One of ids, start_date and end_date, modified_since or modified_before must be supplied")
+            raise _ApiError(
+                417, "One of ids, start_date and end_date, modified_since or modified_before must be supplied"
+            )
         keep = self._sheet_filter(query)
         chosen = [t for t in self._deleted.values() if keep(t)]
-        return self._page("timesheets_deleted", chosen, query,
-                          lambda t: self._render_timesheet(t, deleted=True), self._supplemental_for_sheets)
+        return self._page(
+            "timesheets_deleted",
+            chosen,
+            query,
+            lambda t: self._render_timesheet(t, deleted=True),
+            self._supplemental_for_sheets,
+        )
 
     def _serve_last_modified_timestamps(self, query: _Query) -> dict[str, Any]:
         stamps = self.last_modified_timestamps()
         wanted_text = query.text("endpoints")
-        wanted = [w.strip() for w in wanted_text.split(",") if w.strip()] if wanted_text else list(LAST_MODIFIED_ENDPOINTS)
+        wanted = (
+            [w.strip() for w in wanted_text.split(",") if w.strip()] if wanted_text else list(LAST_MODIFIED_ENDPOINTS)
+        )
         unknown = [w for w in wanted if w not in stamps]
         if unknown:
             raise _ApiError(417, f"endpoints has unknown names {unknown}; known: {', '.join(LAST_MODIFIED_ENDPOINTS)}")
@@ -992,8 +1065,12 @@ class QuickBooksTimeEmulator(VendorEmulator):
             client_secret=client_secret or secrets.token_urlsafe(24),
             token_lifetime_seconds=self.access_token_lifetime_seconds,
         )
-        self._host(data.company_id, company, lambda other: other.access_token == company.access_token,
-                   "that access token already belongs to another company")
+        self._host(
+            data.company_id,
+            company,
+            lambda other: other.access_token == company.access_token,
+            "that access token already belongs to another company",
+        )
         return company.access_token
 
     def company(self, token_or_company_id: str) -> QuickBooksTimeCompany:
@@ -1030,7 +1107,11 @@ class QuickBooksTimeEmulator(VendorEmulator):
 
     def _answer_vendor(self, request: Request) -> Answer:
         method, endpoint, query, headers, body = (
-            request.method, request.path[len(API_PREFIX) + 1 :], request.query, request.headers, request.body
+            request.method,
+            request.path[len(API_PREFIX) + 1 :],
+            request.query,
+            request.headers,
+            request.body,
         )
         try:
             if endpoint == "grant":
@@ -1047,16 +1128,14 @@ class QuickBooksTimeEmulator(VendorEmulator):
         except _ApiError as error:
             return Answer(error.status, error.body)
 
-    def _authenticate(self, headers: Mapping[str, str]) -> tuple[QuickBooksTimeCompany, str]:
+    def _authenticate(self, headers: Message) -> tuple[QuickBooksTimeCompany, str]:
         authorization = headers.get("Authorization", "")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _ApiError(401, "Unauthorized: send 'Authorization: Bearer <access token>'")
         with self._lock:
-            company = next(
-                (c for c in self._companies.values() if secrets.compare_digest(c.access_token, token)), None
-            )
+            company = next((c for c in self._companies.values() if secrets.compare_digest(c.access_token, token)), None)
         if company is None:
             raise _ApiError(401, "Unauthorized: the access token is not valid")
         if self.faults.is_expired(token) or company.token_expired_naturally():
@@ -1080,33 +1159,53 @@ class QuickBooksTimeEmulator(VendorEmulator):
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
-            raise _ApiError(400, "unsupported", {
-                "error": "unsupported_grant_type",
-                "error_description": "the emulator does not run the browser consent step; "
-                "use the tokens given when the company was added, and grant_type=refresh_token",
-            })
+            raise _ApiError(
+                400,
+                "unsupported",
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "the emulator does not run the browser consent step; "
+                    "use the tokens given when the company was added, and grant_type=refresh_token",
+                },
+            )
         if grant_type != "refresh_token":
-            raise _ApiError(400, "unsupported", {
-                "error": "unsupported_grant_type", "error_description": "grant_type must be refresh_token",
-            })
+            raise _ApiError(
+                400,
+                "unsupported",
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant_type must be refresh_token",
+                },
+            )
         missing = [name for name in ("client_id", "client_secret", "refresh_token") if not form.get(name)]
         if missing:
-            raise _ApiError(400, "invalid request", {
-                "error": "invalid_request", "error_description": f"missing {', '.join(missing)}",
-            })
+            raise _ApiError(
+                400,
+                "invalid request",
+                {
+                    "error": "invalid_request",
+                    "error_description": f"missing {', '.join(missing)}",
+                },
+            )
         with self._lock:
             company = next(
                 (c for c in self._companies.values() if secrets.compare_digest(c.refresh_token, form["refresh_token"])),
                 None,
             )
-        valid_client = company is not None and company.client_id == form["client_id"] and secrets.compare_digest(
-            company.client_secret, form["client_secret"]
+        valid_client = (
+            company is not None
+            and company.client_id == form["client_id"]
+            and secrets.compare_digest(company.client_secret, form["client_secret"])
         )
-        if not valid_client:
-            raise _ApiError(401, "invalid grant", {
-                "error": "invalid_grant",
-                "error_description": "the refresh token, client id or client secret is not valid",
-            })
+        if company is None or not valid_client:
+            raise _ApiError(
+                401,
+                "invalid grant",
+                {
+                    "error": "invalid_grant",
+                    "error_description": "the refresh token, client id or client secret is not valid",
+                },
+            )
         old_token = company.access_token
         access_token, refresh_token = company.rotate_tokens()
         self.faults.forget_token(old_token)
@@ -1122,7 +1221,9 @@ class QuickBooksTimeEmulator(VendorEmulator):
         }
 
     # -- answering control requests (status, faults and the parsing are VendorEmulator's) ----------
-    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+    def _control_route(
+        self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None
+    ) -> Answer | None:
         if parts == ["timesheets"] and method == "POST":
             company = self._control_company(company_id)
             return Answer(200, company.add_timesheet(**payload))
@@ -1132,9 +1233,14 @@ class QuickBooksTimeEmulator(VendorEmulator):
             if kind == "timesheets" and action == "delete":
                 return Answer(200, company.delete_timesheet(record_id))
             if action == "edit":
-                edit = {"timesheets": company.edit_timesheet, "users": company.edit_user, "jobcodes": company.edit_jobcode}[kind]
+                edit = {
+                    "timesheets": company.edit_timesheet,
+                    "users": company.edit_user,
+                    "jobcodes": company.edit_jobcode,
+                }[kind]
                 return Answer(200, edit(record_id, **payload))
         return None
+
 
 __all__ = [
     "BUDGET_HOURS_FIELD",
@@ -1146,4 +1252,3 @@ __all__ = [
     "QuickBooksTimeEmulator",
     "QuickBooksTimeFaults",
 ]
-

@@ -39,9 +39,10 @@ import ipaddress
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,8 +66,17 @@ class Faults:
 
     # The actions the control API may switch, by method name; subclasses add their own.
     control_actions: tuple[str, ...] = (
-        "rate_limit", "server_error", "drop_connection", "read_timeout", "truncated_json", "invalid_json",
-        "trickle", "cut_body", "client_error", "empty_page", "latency",
+        "rate_limit",
+        "server_error",
+        "drop_connection",
+        "read_timeout",
+        "truncated_json",
+        "invalid_json",
+        "trickle",
+        "cut_body",
+        "client_error",
+        "empty_page",
+        "latency",
     )
 
     def __init__(self) -> None:
@@ -232,7 +242,8 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    headers: Mapping[str, str]
+    # As http.server parses them: looked up by name whatever its case, as HTTP has it.
+    headers: Message
     body: bytes
     label: str = ""
 
@@ -306,7 +317,10 @@ class LoopbackEmulator:
         self.port = server.server_address[1]
         # A short poll interval lets stop() return at once instead of after half a second.
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.thread_name}-{self.port}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.thread_name}-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -377,7 +391,9 @@ class VendorEmulator(LoopbackEmulator):
         with self._lock:
             return list(self._companies.values())
 
-    def _control_company(self, company_id: str | None, holds: Callable[[Any], bool] | None = None, what: str = "") -> Any:
+    def _control_company(
+        self, company_id: str | None, holds: Callable[[Any], bool] | None = None, what: str = ""
+    ) -> Any:
         """The company a control call means: the one named, else the one holding the record (``holds``),
         else the only one hosted."""
         if company_id:
@@ -434,7 +450,9 @@ class VendorEmulator(LoopbackEmulator):
     def _tokens_of(self, company_id: str) -> list[str]:
         raise NotImplementedError
 
-    def _control_route(self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None) -> Answer | None:
+    def _control_route(
+        self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None
+    ) -> Answer | None:
         """The vendor's own control endpoints; None when nothing matches (404)."""
         return None
 
@@ -553,7 +571,9 @@ class VendorEmulator(LoopbackEmulator):
         def run() -> None:
             answer = self._answer_control(method, path, {}, body)
             if answer.status != 200:
-                raise RuntimeError(f"between_pages control call {method} {path} answered {answer.status}: {answer.body}")
+                raise RuntimeError(
+                    f"between_pages control call {method} {path} answered {answer.status}: {answer.body}"
+                )
 
         return run
 

@@ -39,9 +39,11 @@ ATTENDANCE_FOLLOWS_RAW = _EAGER_ANY_WEEK.ignore(dg.AssetSelection.assets("worker
 # Bare ``newly_updated`` inside ``any_deps_match`` keeps those stamps (Dagster drops them through
 # ``&`` and ``|``, so ``any_deps_updated()`` carries none), which is what lets ``since`` below tell
 # an attendance update after the ProPays' request from one before it.
-_ATTENDANCE_UPDATED = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated()).ignore(
-    dg.AssetSelection.assets("workers", "jobs")
-).with_label("attendance updated")
+_ATTENDANCE_UPDATED = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    .ignore(dg.AssetSelection.assets("workers", "jobs"))
+    .with_label("attendance updated")
+)
 # Handled only by a request of the ProPays, stamped with the evaluation that made it. ``eager``
 # also counts a ProPay materialization as handling, and when one and a later attendance update
 # both land between two evaluations the materialization wins, whatever their order: a ProPay run
@@ -61,4 +63,6 @@ PROPAY_FOLLOWS_ATTENDANCE = (
 # The promise: a sync every two hours. Warn at two hours, fail once a refresh cycle has clearly been
 # missed. (A quiet company's partitions are not rewritten; its connection_healthy check says whether
 # its data is current.)
-TWO_HOUR_PROMISE = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(hours=2))
+TWO_HOUR_PROMISE = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(hours=2)
+)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-
 import dagster as dg
 
-from protiv_dagster.sync import runs as syncs
-
-from protiv_dagster.sync.refresh import plan_refresh
-from protiv_dagster.sync.runs import phase_requests
-from protiv_dagster.jobs import sync_company_week
 from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.jobs import sync_company_week
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.settings import refresh_cron
+from protiv_dagster.sync import runs as syncs
+from protiv_dagster.sync.refresh import plan_refresh
+from protiv_dagster.sync.runs import phase_requests
 
 
 @dg.schedule(
@@ -36,13 +34,18 @@ def refresh_every_two_hours(
     plan = plan_refresh(registry, vendors, warehouse, registry.sync_state(), syncs.utc_now())
     context.log.info(
         "refresh: %d companies changed, %d quiet, %d failed, %d skipped (sync in flight or never synced), %d vendor requests",
-        len(plan.batches), plan.quiet, len(plan.failed), plan.skipped, plan.requests,
+        len(plan.batches),
+        plan.quiet,
+        len(plan.failed),
+        plan.skipped,
+        plan.requests,
     )
     # Week-only syncs start here; a sync that needs fresh workers and jobs first is started by the
     # company_syncs sensor (a schedule launches one job).
     runs = [
         request
-        for batch in plan.batches if batch.phase == "weeks"
+        for batch in plan.batches
+        if batch.phase == "weeks"
         for request in phase_requests(batch, plan.providers[batch.company_id])
     ]
     if not runs:

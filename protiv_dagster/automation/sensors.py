@@ -9,17 +9,16 @@ from datetime import timedelta
 
 import dagster as dg
 
+from protiv_dagster.assets.common import COMPANY_TAG
+from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
+from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_partitions
+from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.sync import runs as syncs
-
 from protiv_dagster.sync.health import company_health
 from protiv_dagster.sync.refresh import plan_initial_syncs
 from protiv_dagster.sync.runs import phase_outcome, phase_requests
-from protiv_dagster.assets.common import COMPANY_TAG
-from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
-from protiv_dagster.partitions import company_partitions
-from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.sync.state import CompanySyncState
-from protiv_dagster.resources.vendors import VendorApis
 
 CONNECTION_HEALTHY = "connection_healthy"
 VENDOR_CONNECTION = dg.AssetKey("vendor_connection")
@@ -47,7 +46,7 @@ def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionReg
     now = syncs.utc_now()
     store = registry.sync_state()
     due, batches = plan_initial_syncs(registry, vendors, store, now)
-    known = set(context.instance.get_dynamic_partitions(company_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(COMPANY_PARTITIONS_NAME))
     new_partitions = [c.company_id for c in due if c.company_id not in known]
     providers = {c.company_id: c.provider for c in due}
     runs = [request for batch in batches for request in phase_requests(batch, providers[batch.company_id])]
@@ -127,7 +126,7 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
     pending: dict[str, list] = {}
     for batch in store.pending_batches():
         pending.setdefault(batch.company_id, []).append(batch)
-    known = set(context.instance.get_dynamic_partitions(company_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(COMPANY_PARTITIONS_NAME))
     previous = json.loads(context.cursor) if context.cursor else {}
     reported, events, runs = {}, [], []
     evaluated = []
@@ -142,7 +141,8 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         changed = last.get("healthy") != health.healthy or (not health.healthy and last.get("reason") != health.reason)
         evaluated.append((connection, state, health, last, changed))
     due = sorted(
-        (last.get("at", 0), connection.company_id) for connection, _, _, last, changed in evaluated
+        (last.get("at", 0), connection.company_id)
+        for connection, _, _, last, changed in evaluated
         if not changed and now.timestamp() - last.get("at", 0) >= REPORT_UNCHANGED_EVERY.total_seconds()
     )
     refreshed = {company_id for _, company_id in due[:REPORT_UNCHANGED_PER_TICK]}
@@ -154,9 +154,15 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         reported[company_id] = {"healthy": health.healthy, "reason": health.reason, "at": now.timestamp()}
         events.append(
             dg.AssetObservation(
-                asset_key=VENDOR_CONNECTION, partition=company_id,
+                asset_key=VENDOR_CONNECTION,
+                partition=company_id,
                 # The same provider id as on every materialization of the company's partitions.
-                metadata={"status": health.label, "reason": health.reason, **health.metadata, "provider": connection.provider},
+                metadata={
+                    "status": health.label,
+                    "reason": health.reason,
+                    **health.metadata,
+                    "provider": connection.provider,
+                },
             )
         )
         initial_sync_running = state.current_as_of is None and pending.get(company_id)

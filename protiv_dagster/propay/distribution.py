@@ -52,15 +52,18 @@ def _common_integers(values: list[Fraction]) -> list[int]:
 
 def bucket_weights(settings: CompanySettings) -> np.ndarray:
     """The company's bucket shares as integers in ``ROLE_BUCKETS`` order, exactly proportional to them."""
-    return np.array(_common_integers([exact(settings.role_buckets.get(role, 0.0)) for role in ROLE_BUCKETS]), dtype=np.int64)
+    return np.array(
+        _common_integers([exact(settings.role_buckets.get(role, 0.0)) for role in ROLE_BUCKETS]), dtype=np.int64
+    )
 
 
 def split_into_role_buckets(pool_cents: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per ProPay (rows) the cents of each role bucket (columns in ``ROLE_BUCKETS`` order); ``weights``
     is one row of integer shares per ProPay."""
     n, k = weights.shape
-    parts = allocate_exact(np.repeat(np.arange(n), k), np.asarray(pool_cents, dtype=np.int64), weights.ravel(),
-                           np.tile(np.arange(k), n))
+    parts = allocate_exact(
+        np.repeat(np.arange(n), k), np.asarray(pool_cents, dtype=np.int64), weights.ravel(), np.tile(np.arange(k), n)
+    )
     return parts.reshape(n, k)
 
 
@@ -73,14 +76,17 @@ class RoleBuckets:
     unheld_cents: np.ndarray
 
 
-def pay_role_buckets(buckets: np.ndarray, holder_unit: np.ndarray, holder_worker: np.ndarray, holder_role: np.ndarray) -> RoleBuckets:
+def pay_role_buckets(
+    buckets: np.ndarray, holder_unit: np.ndarray, holder_worker: np.ndarray, holder_role: np.ndarray
+) -> RoleBuckets:
     """Split each held role bucket equally between its holders (largest remainder, ties to the smaller worker code)."""
     n = len(buckets)
     held = np.zeros((n, len(ROLE_BUCKETS)), dtype=bool)
     held[holder_unit, holder_role] = True
     totals = np.where(held, buckets, 0).ravel()
-    cents = allocate_exact(holder_unit * len(ROLE_BUCKETS) + holder_role, totals, np.ones(len(holder_unit), dtype=np.int64),
-                           holder_worker)
+    cents = allocate_exact(
+        holder_unit * len(ROLE_BUCKETS) + holder_role, totals, np.ones(len(holder_unit), dtype=np.int64), holder_worker
+    )
     unheld = np.where(held[:, HELD_ROLES], 0, buckets[:, HELD_ROLES]).sum(axis=1)
     return RoleBuckets(holder_cents=cents, unheld_cents=unheld)
 
@@ -94,13 +100,17 @@ class CrewShares:
     unclaimed_cents: np.ndarray
 
 
-def share_crew_bucket(crew_cents: np.ndarray, pair_unit: np.ndarray, pair_worker: np.ndarray, weight: np.ndarray) -> CrewShares:
+def share_crew_bucket(
+    crew_cents: np.ndarray, pair_unit: np.ndarray, pair_worker: np.ndarray, weight: np.ndarray
+) -> CrewShares:
     """Split each ProPay's crew bucket (``crew_cents``) over its workers by integer ``weight``."""
     n = len(crew_cents)
     eligible = weight > 0
     anyone = np.bincount(pair_unit[eligible], minlength=n) > 0
     cents = np.zeros(len(pair_unit), dtype=np.int64)
-    cents[eligible] = allocate_exact(pair_unit[eligible], np.where(anyone, crew_cents, 0), weight[eligible], pair_worker[eligible])
+    cents[eligible] = allocate_exact(
+        pair_unit[eligible], np.where(anyone, crew_cents, 0), weight[eligible], pair_worker[eligible]
+    )
     return CrewShares(pair_cents=cents, unclaimed_cents=np.where(anyone, 0, crew_cents))
 
 

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -95,28 +96,83 @@ ONE_MINUTE = 60  # seconds: a ProPay is started once a minute is counted
 SECONDS_PER_HOUR = 3600
 
 OPPORTUNITY_OUTPUT_COLUMNS = [
-    "company_id", "propay_id", "job_id", "milestone_id", "name", "budget_type", "budget_hours", "budget_amount",
-    "actual_hours", "labor_cost", "blended_wage", "saved_hours", "saved_amount", "overage_hours", "overage_amount",
-    "efficiency", "pool_before_penalty", "penalty_amount", "bonus_pool",
+    "company_id",
+    "propay_id",
+    "job_id",
+    "milestone_id",
+    "name",
+    "budget_type",
+    "budget_hours",
+    "budget_amount",
+    "actual_hours",
+    "labor_cost",
+    "blended_wage",
+    "saved_hours",
+    "saved_amount",
+    "overage_hours",
+    "overage_amount",
+    "efficiency",
+    "pool_before_penalty",
+    "penalty_amount",
+    "bonus_pool",
     *(f"{role}_bucket" for role in ROLE_BUCKETS),
-    "unclaimed_amount", "paid_to_workers", "kept_by_company", "overtime_adjustment",
-    "disqualified", "disqualification_reason", "status", "worker_count", "first_work_date", "last_work_date",
+    "unclaimed_amount",
+    "paid_to_workers",
+    "kept_by_company",
+    "overtime_adjustment",
+    "disqualified",
+    "disqualification_reason",
+    "status",
+    "worker_count",
+    "first_work_date",
+    "last_work_date",
     "exclusion_reason",
     # Added for "ProPay money you can audit to the cent":
-    "settings_version", "pay_state", "no_bonus_reason", "began_before_pull_date", "actual_seconds", "budget_unit",
-    "budget_numerator", "budget_denominator", "labor_cost_numerator", "labor_cost_denominator",
+    "settings_version",
+    "pay_state",
+    "no_bonus_reason",
+    "began_before_pull_date",
+    "actual_seconds",
+    "budget_unit",
+    "budget_numerator",
+    "budget_denominator",
+    "labor_cost_numerator",
+    "labor_cost_denominator",
 ]
 WORKER_BONUS_COLUMNS = [
-    "company_id", "propay_id", "worker_id", "role", "bucket", "hours", "wage", "labor_cost", "weight", "bonus",
+    "company_id",
+    "propay_id",
+    "worker_id",
+    "role",
+    "bucket",
+    "hours",
+    "wage",
+    "labor_cost",
+    "weight",
+    "bonus",
     "overtime_adjustment",
     # Added:
-    "settings_version", "seconds", "wage_count", "labor_cost_numerator", "labor_cost_denominator", "crew_share",
-    "role_bucket_share", "role_buckets_held",
+    "settings_version",
+    "seconds",
+    "wage_count",
+    "labor_cost_numerator",
+    "labor_cost_denominator",
+    "crew_share",
+    "role_bucket_share",
+    "role_buckets_held",
 ]
 OVERTIME_WEEK_COLUMNS = [
-    "company_id", "worker_id", "week_start", "hours_worked", "overtime_hours", "bonus_in_week", "overtime_adjustment",
+    "company_id",
+    "worker_id",
+    "week_start",
+    "hours_worked",
+    "overtime_hours",
+    "bonus_in_week",
+    "overtime_adjustment",
     # Added:
-    "settings_version", "seconds_worked", "overtime_seconds",
+    "settings_version",
+    "seconds_worked",
+    "overtime_seconds",
 ]
 JOBS_WITHOUT_PROPAY_COLUMNS = ["company_id", "job_id", "milestone_id", "name", "reason"]
 
@@ -213,7 +269,7 @@ def _int_column(values: np.ndarray, known: np.ndarray | None = None):
     values = np.asarray(values, dtype=object)
     known = np.ones(len(values), dtype=bool) if known is None else np.asarray(known, dtype=bool)
     if not fits_int64(values[known]):
-        return np.where(known, values, None)
+        return np.where(known, values, None)  # type: ignore[call-overload]  # numpy's stubs reject None
     return pd.arrays.IntegerArray(np.where(known, values, 0).astype(np.int64), ~known)
 
 
@@ -277,7 +333,9 @@ def compute_propays(
 
     def with_latest_decisions(version_settings: CompanySettings) -> CompanySettings:
         manual = decisions.exclusions.manual
-        return version_settings.model_copy(update={"exclusions": version_settings.exclusions.model_copy(update={"manual": manual})})
+        return version_settings.model_copy(
+            update={"exclusions": version_settings.exclusions.model_copy(update={"manual": manual})}
+        )
 
     n_versions = len(versions)
     task_lines = _task_lines(task_lines, task_budgets)
@@ -321,16 +379,26 @@ def compute_propays(
             continue
         found = candidate_budgets(candidates, stored.settings, task_lines, subset)
         budget_type[subset], budget[subset], no_propay_reason[subset] = (
-            found.budget_type[subset], found.budget[subset], found.reason[subset])
+            found.budget_type[subset],
+            found.budget[subset],
+            found.reason[subset],
+        )
         rule_reason[subset] = exclusion_reasons(candidates, with_latest_decisions(stored.settings), subset)[subset]
-    is_propay = np.array([b is not None for b in budget], dtype=bool) & np.array([r is None for r in no_propay_reason], dtype=bool)
+    is_propay = np.array([b is not None for b in budget], dtype=bool) & np.array(
+        [r is None for r in no_propay_reason], dtype=bool
+    )
 
     include_drive = np.array([v.settings.include_drive_time for v in versions], dtype=bool)
     counted = on_candidate & synced & is_propay[safe_target] & (include_drive[version[safe_target]] | ~is_drive)
 
     # --- Launch and pull dates -----------------------------------------------------------------------------
-    launch = np.array([np.datetime64(v.settings.launch_date, "D").astype(np.int64) if v.settings.launch_date else NO_DAY
-                       for v in versions], dtype=np.int64)
+    launch = np.array(
+        [
+            np.datetime64(v.settings.launch_date, "D").astype(np.int64) if v.settings.launch_date else NO_DAY
+            for v in versions
+        ],
+        dtype=np.int64,
+    )
     before_launch_rows = on_candidate & synced & (day < launch[version[safe_target]])
     before_launch = np.bincount(target[before_launch_rows], minlength=n) > 0
     began_before_pull = np.zeros(n, dtype=bool)
@@ -343,7 +411,16 @@ def compute_propays(
 
     # --- Wages and the per ProPay-worker sums ------------------------------------------------------------
     c_worker, c_day, c_seconds, c_unit = worker_code[counted], day[counted], seconds[counted], target[counted]
-    del target, safe_target, on_candidate, synced, began, counted, before_launch_rows, is_drive  # memory: 5M-entry companies
+    del (
+        target,
+        safe_target,
+        on_candidate,
+        synced,
+        began,
+        counted,
+        before_launch_rows,
+        is_drive,
+    )  # memory: 5M-entry companies
     entry = entry_wages(c_worker, c_day, worker_ids, workers, wages)
     pair_key_of_entry = c_unit * n_workers + c_worker
     pair_code, pair_keys = pd.factorize(pair_key_of_entry, sort=True)
@@ -378,14 +455,19 @@ def compute_propays(
         lacking = pd.Series(worker_ids[pair_worker[pair_missing]]).groupby(pair_unit[pair_missing]).agg(list)
         for unit, ids in lacking.items():
             shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-            missing_text[unit] = f"no wage for worker{'s' if len(ids) > 1 else ''} {shown}"
+            missing_text[cast(int, unit)] = f"no wage for worker{'s' if len(ids) > 1 else ''} {shown}"
 
     # --- Exclusion reason: rules, pull date, launch date, missing wage (first wins) ---------------------
     exclusion = rule_reason.copy()
     pull_excluded = is_propay & began_before_pull & ~count_early[version] & (exclusion == None)  # noqa: E711
     exclusion[pull_excluded] = "began before the attendance pull date"
-    launch_text = np.array([f"work before the launch date {v.settings.launch_date.isoformat()}" if v.settings.launch_date else None
-                            for v in versions], dtype=object)
+    launch_text = np.array(
+        [
+            f"work before the launch date {v.settings.launch_date.isoformat()}" if v.settings.launch_date else None
+            for v in versions
+        ],
+        dtype=object,
+    )
     launch_excluded = is_propay & before_launch & (exclusion == None)  # noqa: E711
     exclusion[launch_excluded] = launch_text[version[launch_excluded]]
     wage_excluded = is_propay & missing_wage & (exclusion == None)  # noqa: E711
@@ -394,13 +476,22 @@ def compute_propays(
 
     # --- Exact budget, labor cost and savings ---------------------------------------------------------------
     modification = [exact(v.settings.budget_modification_percent) / 100 for v in versions]
-    burden = [1 + exact(v.settings.burden_percent) / 100 if v.settings.budgets_include_burden else Fraction(1) for v in versions]
+    burden = [
+        1 + exact(v.settings.burden_percent) / 100 if v.settings.budgets_include_burden else Fraction(1)
+        for v in versions
+    ]
     share = [exact(v.settings.worker_share) for v in versions]
-    budget_q = Rational.from_fractions(budget).scale(
-        np.array([m.numerator for m in modification], dtype=object)[version],
-        np.array([m.denominator for m in modification], dtype=object)[version],
-    ).reduced()
-    labor_factor = Rational.from_fractions(np.array([b / (SECONDS_PER_HOUR * wage_scale) for b in burden], dtype=object)).take(version)
+    budget_q = (
+        Rational.from_fractions(budget)
+        .scale(
+            np.array([m.numerator for m in modification], dtype=object)[version],
+            np.array([m.denominator for m in modification], dtype=object)[version],
+        )
+        .reduced()
+    )
+    labor_factor = Rational.from_fractions(
+        np.array([b / (SECONDS_PER_HOUR * wage_scale) for b in burden], dtype=object)
+    ).take(version)
     labor = (Rational(objects(cost_units), np.ones(n, dtype=object)) * labor_factor).reduced()  # dollars, exact
     known_labor = ~missing_wage
     hours_type = np.isin(budget_type.astype(str), HOURS_TYPES)
@@ -413,12 +504,17 @@ def compute_propays(
     saved_a = budget_q - labor
     saved = Rational(np.where(hours_type, saved_h.num, saved_a.num), np.where(hours_type, saved_h.den, saved_a.den))
     measurable = is_propay & has_time & known_labor
-    saved = Rational(np.where(measurable, saved.num, 0).astype(object), np.where(measurable, saved.den, 1).astype(object))
+    saved = Rational(
+        np.where(measurable, saved.num, 0).astype(object), np.where(measurable, saved.den, 1).astype(object)
+    )
 
     # --- Status, pool, penalty, disqualification ---------------------------------------------------------------
     source_status = table["source_status"].astype(object).to_numpy()
-    status = np.where(np.isin(source_status, ["canceled", "completed"]), source_status,
-                      np.where(actual_seconds >= ONE_MINUTE, "started", "pending")).astype(object)
+    status = np.where(
+        np.isin(source_status, ["canceled", "completed"]),
+        source_status,
+        np.where(actual_seconds >= ONE_MINUTE, "started", "pending"),
+    ).astype(object)
     propay_ids = table["propay_id"].to_numpy(dtype=object)
     disqualification = np.array([decisions.disqualifications.get(pid) for pid in propay_ids], dtype=object)
     disqualified = np.array([d is not None for d in disqualification], dtype=bool)
@@ -426,12 +522,18 @@ def compute_propays(
     share_q = Rational.from_fractions(np.array(share, dtype=object)).take(version)
     gross_q = saved.positive_part() * share_q
     gross = np.where(pays, round_half_up(gross_q.num * 100, gross_q.den), 0).astype(np.int64)
-    penalty = np.array([_cents_half_up(exact(decisions.penalties[pid])) if pid in decisions.penalties else 0
-                        for pid in propay_ids], dtype=np.int64)
+    penalty = np.array(
+        [_cents_half_up(exact(decisions.penalties[pid])) if pid in decisions.penalties else 0 for pid in propay_ids],
+        dtype=np.int64,
+    )
     penalty_applied = np.where(pays, np.minimum(penalty, gross), 0)
     pool = gross - penalty_applied
 
-    weights = np.stack([bucket_weights(v.settings) for v in versions])[version] if n else np.zeros((0, len(ROLE_BUCKETS)), dtype=np.int64)
+    weights = (
+        np.stack([bucket_weights(v.settings) for v in versions])[version]
+        if n
+        else np.zeros((0, len(ROLE_BUCKETS)), dtype=np.int64)
+    )
     buckets = split_into_role_buckets(pool, weights)
 
     # --- Who holds the lead, manager and other buckets ------------------------------------------------------------
@@ -442,8 +544,12 @@ def compute_propays(
         if roles:
             worker_role_code[v] = pd.Series(worker_ids).map(roles).map(role_names).fillna(CREW).to_numpy(dtype=np.int64)
     pair_role = worker_role_code[version[pair_unit], pair_worker] if n_pairs else np.zeros(0, dtype=np.int64)
-    holders = _role_holders(candidates, assigned, worker_index, is_propay, pair_unit, pair_worker, pair_role, pair_seconds)
-    role_paid = pay_role_buckets(buckets, holders["unit"].to_numpy(), holders["worker"].to_numpy(), holders["role"].to_numpy())
+    holders = _role_holders(
+        candidates, assigned, worker_index, is_propay, pair_unit, pair_worker, pair_role, pair_seconds
+    )
+    role_paid = pay_role_buckets(
+        buckets, holders["unit"].to_numpy(), holders["worker"].to_numpy(), holders["role"].to_numpy()
+    )
 
     # --- The crew bucket, by the distribution method ----------------------------------------------------------------
     leads = holders[holders["role"] == CREW_LEAD]
@@ -455,20 +561,43 @@ def compute_propays(
     for v, stored in enumerate(versions):
         mine = pair_version == v
         if mine.any():
-            weight[mine] = objects(method_weights(stored.settings, pair_seconds[mine], pair_cost[mine], pair_is_lead[mine],
-                                                  worker_ids[pair_worker[mine]]))
+            weight[mine] = objects(
+                method_weights(
+                    stored.settings,
+                    pair_seconds[mine],
+                    pair_cost[mine],
+                    pair_is_lead[mine],
+                    worker_ids[pair_worker[mine]],
+                )
+            )
     weight = weight.astype(np.int64) if n_pairs else np.zeros(0, dtype=np.int64)
     crew_total = buckets[:, CREW] + role_paid.unheld_cents
     crew = share_crew_bucket(crew_total, pair_unit, pair_worker, weight)
 
     # --- Worker rows: counted pairs plus role holders without time ------------------------------------------------------
-    pairs = pd.DataFrame({"unit": pair_unit, "worker": pair_worker, "seconds": pair_seconds, "cost": objects(pair_cost),
-                          "missing": pair_missing, "wage_count": pair_wage_count, "weight": weight,
-                          "crew_cents": crew.pair_cents})
+    pairs = pd.DataFrame(
+        {
+            "unit": pair_unit,
+            "worker": pair_worker,
+            "seconds": pair_seconds,
+            "cost": objects(pair_cost),
+            "missing": pair_missing,
+            "wage_count": pair_wage_count,
+            "weight": weight,
+            "crew_cents": crew.pair_cents,
+        }
+    )
     held_sum = _held_per_worker(holders, role_paid.holder_cents, n_workers)
     rows = pairs.merge(held_sum, on=["unit", "worker"], how="outer")
     rows = rows.sort_values(["unit", "worker"], ignore_index=True)
-    for column, fill in (("seconds", 0), ("wage_count", 0), ("weight", 0), ("crew_cents", 0), ("role_cents", 0), ("first_role", CREW)):
+    for column, fill in (
+        ("seconds", 0),
+        ("wage_count", 0),
+        ("weight", 0),
+        ("crew_cents", 0),
+        ("role_cents", 0),
+        ("first_role", CREW),
+    ):
         rows[column] = rows[column].fillna(fill).astype(np.int64)
     rows["missing"] = rows["missing"].fillna(False).astype(bool)
     rows["cost"] = rows["cost"].map(lambda c: 0 if c is None or (isinstance(c, float) and np.isnan(c)) else int(c))
@@ -477,7 +606,9 @@ def compute_propays(
     row_seconds = rows["seconds"].to_numpy(dtype=np.int64)
     row_bonus = rows["crew_cents"].to_numpy(dtype=np.int64) + rows["role_cents"].to_numpy(dtype=np.int64)
     paid = int_sum_by(row_unit, row_bonus, n).astype(np.int64)
-    row_labor = Rational(rows["cost"].to_numpy(dtype=object), np.ones(len(rows), dtype=object)) * labor_factor.take(row_unit)
+    row_labor = Rational(rows["cost"].to_numpy(dtype=object), np.ones(len(rows), dtype=object)) * labor_factor.take(
+        row_unit
+    )
     row_labor = row_labor.reduced()
 
     # --- Overtime --------------------------------------------------------------------------------------------------
@@ -493,25 +624,64 @@ def compute_propays(
         i = expanded["i"].to_numpy(dtype=np.int64)
         r = expanded["row"].to_numpy(dtype=np.int64)
         alloc.append((r, row_worker[r], c_day[i], c_seconds[i], actual_seconds[row_unit[r]]))
-    parts = [np.concatenate([a[k] for a in alloc]).astype(np.int64) for k in range(5)]
+    alloc_pair, alloc_worker, alloc_day, alloc_seconds, alloc_basis_seconds = (
+        np.concatenate([a[k] for a in alloc]).astype(np.int64) for k in range(5)
+    )
     del alloc, row_of_pair, own
     all_rows = seconds > 0
     if not all_rows.all():
         worker_code, day, seconds = worker_code[all_rows], day[all_rows], seconds[all_rows]
-    overtime = overtime_adjustments(history, worker_code, day, seconds, *parts, row_bonus)
+    overtime = overtime_adjustments(
+        history,
+        worker_code,
+        day,
+        seconds,
+        alloc_pair,
+        alloc_worker,
+        alloc_day,
+        alloc_seconds,
+        alloc_basis_seconds,
+        row_bonus,
+    )
     overtime_per_propay = np.bincount(row_unit, weights=overtime.pair_adjustment_cents, minlength=n).astype(np.int64)
 
     # --- Outputs --------------------------------------------------------------------------------------------------
     opportunities = _opportunities(
-        company_id, table, version_number, budget_type, budget_q, hours_type, actual_seconds, labor, known_labor,
-        saved, measurable, gross, penalty_applied, pool, buckets, role_paid.unheld_cents, crew.unclaimed_cents, paid,
-        overtime_per_propay, disqualified, disqualification, status, worker_count, first_counted, last_counted,
-        exclusion, pays, began_before_pull, is_propay,
+        company_id,
+        table,
+        version_number,
+        budget_type,
+        budget_q,
+        hours_type,
+        actual_seconds,
+        labor,
+        known_labor,
+        saved,
+        measurable,
+        gross,
+        penalty_applied,
+        pool,
+        buckets,
+        role_paid.unheld_cents,
+        crew.unclaimed_cents,
+        paid,
+        overtime_per_propay,
+        disqualified,
+        disqualification,
+        status,
+        worker_count,
+        first_counted,
+        last_counted,
+        exclusion,
+        pays,
+        began_before_pull,
+        is_propay,
     )
     role_text = np.array([r if isinstance(r, str) else None for r in rows["roles"].tolist()], dtype=object)
     row_known = ~rows["missing"].to_numpy(dtype=bool)
     wage_display = Rational(row_labor.num, row_labor.den).divided(
-        Rational(objects(row_seconds), np.full(len(rows), SECONDS_PER_HOUR, dtype=object)), row_seconds > 0)
+        Rational(objects(row_seconds), np.full(len(rows), SECONDS_PER_HOUR, dtype=object)), row_seconds > 0
+    )
     settings_role = worker_role_code[version[row_unit], row_worker] if len(rows) else np.zeros(0, dtype=np.int64)
     role_labels = np.array(["crew", "crew_lead", "manager", "other"], dtype=object)
     worker_bonuses = pd.DataFrame(
@@ -523,9 +693,18 @@ def compute_propays(
             "bucket": role_labels[rows["first_role"].to_numpy(dtype=np.int64)],
             "hours": np.round(row_seconds / SECONDS_PER_HOUR, 6),
             "wage": np.where(row_known & (row_seconds > 0), np.round(wage_display.floats(), 4), np.nan),
-            "labor_cost": np.where(row_known, _dollars(round_half_up(row_labor.num * 100, row_labor.den).astype(np.int64)), np.nan),
-            "weight": _display_weight(rows["weight"].to_numpy(dtype=np.int64), versions, version[row_unit], row_seconds,
-                                      row_labor, row_known, worker_ids[row_worker]),
+            "labor_cost": np.where(
+                row_known, _dollars(round_half_up(row_labor.num * 100, row_labor.den).astype(np.int64)), np.nan
+            ),
+            "weight": _display_weight(
+                rows["weight"].to_numpy(dtype=np.int64),
+                versions,
+                version[row_unit],
+                row_seconds,
+                row_labor,
+                row_known,
+                worker_ids[row_worker],
+            ),
             "bonus": _dollars(row_bonus),
             "overtime_adjustment": _dollars(overtime.pair_adjustment_cents),
             "settings_version": version_number[row_unit],
@@ -566,15 +745,25 @@ def _held_per_worker(holders: pd.DataFrame, cents: np.ndarray, n_workers: int) -
     keys = np.asarray(keys, dtype=np.int64)
     role = holders["role"].to_numpy(dtype=np.int64)
     mask = np.bincount(code, weights=np.left_shift(1, role), minlength=len(keys)).astype(np.int64)
-    labels = {m: ",".join(ROLE_BUCKETS[i] for i in range(len(ROLE_BUCKETS)) if m >> i & 1) for m in np.unique(mask).tolist()}
+    labels = {
+        m: ",".join(ROLE_BUCKETS[i] for i in range(len(ROLE_BUCKETS)) if m >> i & 1) for m in np.unique(mask).tolist()
+    }
     first = np.full(len(keys), len(ROLE_BUCKETS), dtype=np.int64)
     np.minimum.at(first, code, role)
-    return pd.DataFrame({"unit": keys // n_workers, "worker": keys % n_workers,
-                         "role_cents": int_sum_by(code, np.asarray(cents, dtype=np.int64), len(keys)),
-                         "roles": pd.Series(mask).map(labels).to_numpy(dtype=object), "first_role": first})
+    return pd.DataFrame(
+        {
+            "unit": keys // n_workers,
+            "worker": keys % n_workers,
+            "role_cents": int_sum_by(code, np.asarray(cents, dtype=np.int64), len(keys)),
+            "roles": pd.Series(mask).map(labels).to_numpy(dtype=object),
+            "first_role": first,
+        }
+    )
 
 
-def _role_holders(candidates, assigned, worker_index, is_propay, pair_unit, pair_worker, pair_role, pair_seconds) -> pd.DataFrame:
+def _role_holders(
+    candidates, assigned, worker_index, is_propay, pair_unit, pair_worker, pair_role, pair_seconds
+) -> pd.DataFrame:
     """(unit, worker, role) of every role-bucket holder: the source's assignees of the ProPay (for a
     ProPay per milestone of a recurring job without its own, the job's), else the workers with that
     role setting and counted time; "other" only by role setting."""
@@ -588,16 +777,26 @@ def _role_holders(candidates, assigned, worker_index, is_propay, pair_unit, pair
         unit = np.where(np.isnan(unit), candidates.job_target.reindex(ids.to_numpy()).to_numpy(), unit)
         unit = np.where(np.isnan(unit), -1, unit).astype(np.int64)
         direct = ok & (unit >= 0)
-        frames.append(pd.DataFrame({"unit": unit[direct], "worker": worker[direct], "role": roles[direct].astype(np.int64),
-                                    "source": 0}))
-        parents = pd.DataFrame({"parent": candidates.recurring_parent, "unit": np.arange(len(candidates.recurring_parent))})
+        frames.append(
+            pd.DataFrame(
+                {"unit": unit[direct], "worker": worker[direct], "role": roles[direct].astype(np.int64), "source": 0}
+            )
+        )
+        parents = pd.DataFrame(
+            {"parent": candidates.recurring_parent, "unit": np.arange(len(candidates.recurring_parent))}
+        )
         parents = parents[parents["parent"].notna()]
         if len(parents):
-            by_parent = pd.DataFrame({"parent": ids.to_numpy()[ok], "worker": worker[ok], "role": roles[ok].astype(np.int64)})
+            by_parent = pd.DataFrame(
+                {"parent": ids.to_numpy()[ok], "worker": worker[ok], "role": roles[ok].astype(np.int64)}
+            )
             frames.append(parents.merge(by_parent, on="parent")[["unit", "worker", "role"]].assign(source=1))
     fallback = (pair_seconds > 0) & np.isin(pair_role, [CREW_LEAD, MANAGER, OTHER])
-    frames.append(pd.DataFrame({"unit": pair_unit[fallback], "worker": pair_worker[fallback], "role": pair_role[fallback],
-                                "source": 2}))
+    frames.append(
+        pd.DataFrame(
+            {"unit": pair_unit[fallback], "worker": pair_worker[fallback], "role": pair_role[fallback], "source": 2}
+        )
+    )
     everyone = pd.concat(frames, ignore_index=True)
     everyone = everyone[is_propay[everyone["unit"].to_numpy(dtype=np.int64)]] if len(everyone) else everyone
     if everyone.empty:
@@ -605,7 +804,9 @@ def _role_holders(candidates, assigned, worker_index, is_propay, pair_unit, pair
     # "other" has no assignments; a role with assignees ignores the role settings.
     best = everyone.groupby(["unit", "role"])["source"].transform("min")
     chosen = everyone[everyone["source"] == best].drop_duplicates(["unit", "worker", "role"])
-    return chosen.sort_values(["unit", "role", "worker"], ignore_index=True)[["unit", "worker", "role"]].astype(np.int64)
+    return chosen.sort_values(["unit", "role", "worker"], ignore_index=True)[["unit", "worker", "role"]].astype(
+        np.int64
+    )
 
 
 def _display_weight(weight, versions, row_version, row_seconds, row_labor, row_known, row_worker_ids) -> np.ndarray:
@@ -632,9 +833,35 @@ def _display_weight(weight, versions, row_version, row_seconds, row_labor, row_k
 
 
 def _opportunities(
-    company_id, table, version_number, budget_type, budget_q, hours_type, actual_seconds, labor, known_labor, saved,
-    measurable, gross, penalty_applied, pool, buckets, unheld, unclaimed_crew, paid, overtime_per_propay, disqualified,
-    disqualification, status, worker_count, first_counted, last_counted, exclusion, pays, began_before_pull, is_propay,
+    company_id,
+    table,
+    version_number,
+    budget_type,
+    budget_q,
+    hours_type,
+    actual_seconds,
+    labor,
+    known_labor,
+    saved,
+    measurable,
+    gross,
+    penalty_applied,
+    pool,
+    buckets,
+    unheld,
+    unclaimed_crew,
+    paid,
+    overtime_per_propay,
+    disqualified,
+    disqualification,
+    status,
+    worker_count,
+    first_counted,
+    last_counted,
+    exclusion,
+    pays,
+    began_before_pull,
+    is_propay,
 ) -> pd.DataFrame:
     n = len(table)
     has_time = actual_seconds > 0
@@ -647,21 +874,34 @@ def _opportunities(
         blended = np.where(priced, labor_value / np.where(has_time, actual_hours, 1), np.nan)
         # The other unit at the blended wage (exact, then shown): $ for an hours budget, hours for a $ budget.
         budget_amount_h = budget_q * labor
-        budget_amount_h = budget_amount_h.divided(Rational(objects(actual_seconds), np.full(n, SECONDS_PER_HOUR, dtype=object)), has_time)
-        budget_hours_a = (budget_q * Rational(objects(actual_seconds), np.full(n, SECONDS_PER_HOUR, dtype=object))).divided(labor, labor.num != 0)
-        budget_hours_out = np.where(hours_type, budget_value, np.where(priced & (labor.num != 0), budget_hours_a.floats(), np.nan))
+        budget_amount_h = budget_amount_h.divided(
+            Rational(objects(actual_seconds), np.full(n, SECONDS_PER_HOUR, dtype=object)), has_time
+        )
+        budget_hours_a = (
+            budget_q * Rational(objects(actual_seconds), np.full(n, SECONDS_PER_HOUR, dtype=object))
+        ).divided(labor, labor.num != 0)
+        budget_hours_out = np.where(
+            hours_type, budget_value, np.where(priced & (labor.num != 0), budget_hours_a.floats(), np.nan)
+        )
         budget_amount_out = np.where(
             hours_type,
-            np.where(priced, _dollars(round_half_up(budget_amount_h.num * 100, budget_amount_h.den).astype(np.int64)), np.nan),
+            np.where(
+                priced, _dollars(round_half_up(budget_amount_h.num * 100, budget_amount_h.den).astype(np.int64)), np.nan
+            ),
             _dollars(round_half_up(budget_q.num * 100, budget_q.den).astype(np.int64)),
         )
         saved_hours = np.where(has_time, budget_hours_out - actual_hours, np.nan)
-        efficiency = np.where(hours_type, np.where(has_time, budget_value / actual_hours, np.nan),
-                              np.where(priced & (labor.num != 0), budget_value / labor_value, np.nan))
+        efficiency = np.where(
+            hours_type,
+            np.where(has_time, budget_value / actual_hours, np.nan),
+            np.where(priced & (labor.num != 0), budget_value / labor_value, np.nan),
+        )
     saved_cents = round_half_up(saved.positive_part().num * 100, saved.den).astype(np.int64)
     overage_cents = round_half_up(saved.negative_part().num * 100, saved.den).astype(np.int64)
     money_known = known_labor
-    reason = _no_bonus_reasons(exclusion, disqualified, status, has_time, saved, measurable, gross, pool, penalty_applied)
+    reason = _no_bonus_reasons(
+        exclusion, disqualified, status, has_time, saved, measurable, gross, pool, penalty_applied
+    )
     pay_state = np.where(pool > 0, np.where(status == "completed", "final", "provisional"), "none").astype(object)
     budget_unit = np.where(hours_type, "hours", "dollars").astype(object)
     frame = pd.DataFrame(
@@ -679,7 +919,9 @@ def _opportunities(
             "blended_wage": np.round(blended.astype(float), 4),
             "saved_hours": np.round(saved_hours.astype(float), 6),
             "saved_amount": np.where(money_known, _dollars(saved_cents), np.nan),
-            "overage_hours": np.round(np.where(np.isnan(saved_hours.astype(float)), np.nan, np.maximum(-saved_hours.astype(float), 0)), 6),
+            "overage_hours": np.round(
+                np.where(np.isnan(saved_hours.astype(float)), np.nan, np.maximum(-saved_hours.astype(float), 0)), 6
+            ),
             "overage_amount": np.where(money_known, _dollars(overage_cents), np.nan),
             "efficiency": np.round(efficiency.astype(float), 6),
             "pool_before_penalty": _dollars(gross),
@@ -713,10 +955,16 @@ def _opportunities(
     return frame[is_propay].reset_index(drop=True)
 
 
-def _no_bonus_reasons(exclusion, disqualified, status, has_time, saved, measurable, gross, pool, penalty_applied) -> np.ndarray:
+def _no_bonus_reasons(
+    exclusion, disqualified, status, has_time, saved, measurable, gross, pool, penalty_applied
+) -> np.ndarray:
     """Why the pool is $0, first that applies; None when it pays."""
     zero = pool == 0
-    saved_sign = np.array([(num > 0) - (num < 0) for num in saved.num], dtype=np.int64) if len(saved) else np.zeros(0, dtype=np.int64)
+    saved_sign = (
+        np.array([(num > 0) - (num < 0) for num in saved.num], dtype=np.int64)
+        if len(saved)
+        else np.zeros(0, dtype=np.int64)
+    )
     conditions = [
         exclusion != None,  # noqa: E711
         disqualified,
@@ -728,8 +976,19 @@ def _no_bonus_reasons(exclusion, disqualified, status, has_time, saved, measurab
         gross == 0,
         penalty_applied > 0,
     ]
-    labels = ["excluded", "disqualified", "canceled", "pending", "no hours", "over budget", "on budget", "under a cent", "penalty"]
-    reason = np.select([zero & c for c in conditions], labels, default=None).astype(object)
+    labels = [
+        "excluded",
+        "disqualified",
+        "canceled",
+        "pending",
+        "no hours",
+        "over budget",
+        "on budget",
+        "under a cent",
+        "penalty",
+    ]
+    # numpy's stubs reject None, which makes an object array.
+    reason = np.select([zero & c for c in conditions], labels, default=None).astype(object)  # type: ignore[call-overload]
     reason[~zero] = None
     return reason
 
@@ -744,29 +1003,57 @@ def _jobs_without_propay(company_id, candidates, is_propay, no_propay_reason, ex
     member_cand = members["candidate"].to_numpy()
     unit_rows = members[members["is_unit"].to_numpy() & not_propay[member_cand]]
     c = unit_rows["candidate"].to_numpy()
-    frames.append(pd.DataFrame({
-        "company_id": company_id, "job_id": table["job_id"].to_numpy(dtype=object)[c],
-        "milestone_id": table["milestone_id"].to_numpy(dtype=object)[c], "name": unit_rows["name"].to_numpy(dtype=object),
-        "reason": no_propay_reason[c],
-    }))
+    frames.append(
+        pd.DataFrame(
+            {
+                "company_id": company_id,
+                "job_id": table["job_id"].to_numpy(dtype=object)[c],
+                "milestone_id": table["milestone_id"].to_numpy(dtype=object)[c],
+                "name": unit_rows["name"].to_numpy(dtype=object),
+                "reason": no_propay_reason[c],
+            }
+        )
+    )
     others = members[~members["is_unit"].to_numpy() & not_propay[member_cand]]
     c = others["candidate"].to_numpy()
-    unit_label = np.where(table["milestone_id"].isna(), "job " + table["job_id"].astype(str),
-                          "milestone " + table["milestone_id"].astype(str)).astype(object)
-    frames.append(pd.DataFrame({
-        "company_id": company_id, "job_id": table["job_id"].to_numpy(dtype=object)[c],
-        "milestone_id": np.where(others["is_milestone"].to_numpy(dtype=bool), others["member_id"].to_numpy(dtype=object), None),
-        "name": others["name"].to_numpy(dtype=object),
-        "reason": ["counted in " + str(u) + ", which has no ProPay: " + str(r) for u, r in zip(unit_label[c], no_propay_reason[c])],
-    }))
+    unit_label = np.where(
+        table["milestone_id"].isna(),
+        "job " + table["job_id"].astype(str),
+        "milestone " + table["milestone_id"].astype(str),
+    ).astype(object)
+    frames.append(
+        pd.DataFrame(
+            {
+                "company_id": company_id,
+                "job_id": table["job_id"].to_numpy(dtype=object)[c],
+                "milestone_id": np.where(
+                    others["is_milestone"].to_numpy(dtype=bool), others["member_id"].to_numpy(dtype=object), None
+                ),
+                "name": others["name"].to_numpy(dtype=object),
+                "reason": [
+                    "counted in " + str(u) + ", which has no ProPay: " + str(r)
+                    for u, r in zip(unit_label[c], no_propay_reason[c])
+                ],
+            }
+        )
+    )
     excluded = np.flatnonzero(is_propay & (exclusion != None))  # noqa: E711
-    frames.append(pd.DataFrame({
-        "company_id": company_id, "job_id": table["job_id"].to_numpy(dtype=object)[excluded],
-        "milestone_id": table["milestone_id"].to_numpy(dtype=object)[excluded],
-        "name": table["name"].to_numpy(dtype=object)[excluded], "reason": exclusion[excluded],
-    }))
-    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else pd.DataFrame(
-        columns=JOBS_WITHOUT_PROPAY_COLUMNS)
+    frames.append(
+        pd.DataFrame(
+            {
+                "company_id": company_id,
+                "job_id": table["job_id"].to_numpy(dtype=object)[excluded],
+                "milestone_id": table["milestone_id"].to_numpy(dtype=object)[excluded],
+                "name": table["name"].to_numpy(dtype=object)[excluded],
+                "reason": exclusion[excluded],
+            }
+        )
+    )
+    out = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else pd.DataFrame(columns=JOBS_WITHOUT_PROPAY_COLUMNS)
+    )
     out = out[JOBS_WITHOUT_PROPAY_COLUMNS]
     order = np.lexsort((out["milestone_id"].fillna("").astype(str).to_numpy(), out["job_id"].astype(str).to_numpy()))
     return out.iloc[order].reset_index(drop=True)

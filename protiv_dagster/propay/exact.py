@@ -97,8 +97,10 @@ class Rational:
     def from_fractions(cls, values: np.ndarray) -> Rational:
         """From an object array of ``Fraction`` (None/NaN as 0; track unknowns separately)."""
         fracs = [v if isinstance(v, Fraction) else Fraction(0) for v in values]
-        return cls(np.array([f.numerator for f in fracs] or [], dtype=object),
-                   np.array([f.denominator for f in fracs] or [], dtype=object))
+        return cls(
+            np.array([f.numerator for f in fracs] or [], dtype=object),
+            np.array([f.denominator for f in fracs] or [], dtype=object),
+        )
 
     # Results are not reduced (Python ints do not overflow); ``reduced`` when numbers must stay small.
     def __add__(self, other: Rational) -> Rational:
@@ -212,8 +214,11 @@ def allocate_exact(group: np.ndarray, totals: np.ndarray, weights: np.ndarray, t
     weight_sum = int_sum_by(group, weights, n)
     if ((objects(weight_sum) == 0) & (objects(totals) != 0)).any():
         raise ValueError("cannot allocate a non-zero amount over zero weights")
-    big = weights.dtype == object or totals.dtype == object or weight_sum.dtype == object or (
-        int(np.max(np.abs(totals), initial=0)) * int(np.max(weights, initial=0)) >= 2**62
+    big = (
+        weights.dtype == object
+        or totals.dtype == object
+        or weight_sum.dtype == object
+        or (int(np.max(np.abs(totals), initial=0)) * int(np.max(weights, initial=0)) >= 2**62)
     )
     if big:
         share = objects(totals)[group] * objects(weights)

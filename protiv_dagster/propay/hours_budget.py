@@ -17,10 +17,25 @@ from protiv_dagster.propay.units import assign_attendance, select_opportunities
 __all__ = ["OPPORTUNITY_COLUMNS", "assign_attendance", "compute_hours_budget", "select_opportunities"]
 
 OPPORTUNITY_COLUMNS = [
-    "company_id", "propay_id", "job_id", "milestone_id", "name", "budget_type", "budget_hours",
-    "actual_hours", "labor_cost", "blended_wage", "saved_hours", "saved_amount", "overage_amount",
-    "bonus_pool", *(f"{role}_bucket" for role in ROLE_BUCKETS), "status", "worker_count",
-    "first_work_date", "last_work_date",
+    "company_id",
+    "propay_id",
+    "job_id",
+    "milestone_id",
+    "name",
+    "budget_type",
+    "budget_hours",
+    "actual_hours",
+    "labor_cost",
+    "blended_wage",
+    "saved_hours",
+    "saved_amount",
+    "overage_amount",
+    "bonus_pool",
+    *(f"{role}_bucket" for role in ROLE_BUCKETS),
+    "status",
+    "worker_count",
+    "first_work_date",
+    "last_work_date",
 ]
 
 

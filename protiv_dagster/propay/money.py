@@ -29,15 +29,15 @@ def allocate(total: Decimal, weights: Sequence[float | Decimal]) -> list[Decimal
     deterministic for a given order).
     """
     total = to_cents(total)
-    weights = [Decimal(repr(float(w))) if not isinstance(w, Decimal) else w for w in weights]
-    if any(w < 0 for w in weights):
+    shares = [Decimal(repr(float(w))) if not isinstance(w, Decimal) else w for w in weights]
+    if any(w < 0 for w in shares):
         raise ValueError("allocation weights must not be negative")
-    weight_sum = sum(weights, Decimal(0))
-    if not weights or weight_sum == 0:
-        if total != 0 and weights:
+    weight_sum = sum(shares, Decimal(0))
+    if not shares or weight_sum == 0:
+        if total != 0 and shares:
             raise ValueError("cannot allocate a non-zero amount over zero weights")
-        return [Decimal("0.00")] * len(weights)
-    exact = [total * w / weight_sum for w in weights]
+        return [Decimal("0.00")] * len(shares)
+    exact = [total * w / weight_sum for w in shares]
     floored = [e.quantize(CENT, rounding=ROUND_FLOOR) for e in exact]
     leftover_cents = int((total - sum(floored, Decimal(0))) / CENT)
     order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floored[i]), i))

@@ -98,8 +98,20 @@ def overtime_adjustments(
     pair's total of such seconds (``alloc_basis_seconds``); ``pair_bonus_cents`` per pair.
     """
     n_pairs = len(pair_bonus_cents)
-    empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in (
-        "worker", "week_start", "settings_version", "seconds_worked", "overtime_seconds", "bonus_in_week", "overtime_adjustment")})
+    empty = pd.DataFrame(
+        {
+            c: pd.Series(dtype="int64")
+            for c in (
+                "worker",
+                "week_start",
+                "settings_version",
+                "seconds_worked",
+                "overtime_seconds",
+                "bonus_in_week",
+                "overtime_adjustment",
+            )
+        }
+    )
     bonus = np.asarray(pair_bonus_cents, dtype=np.int64)
     use = bonus[alloc_pair] > 0
     if not use.any():
@@ -152,18 +164,22 @@ def overtime_adjustments(
     factor_den = objects(2 * np.maximum(worked, 1))
     week_owed = week_bonus.take(has).scale(factor_num[has], factor_den[has])
     with_overtime = (overtime[alloc_ww] > 0) & (worked[alloc_ww] > 0)
-    owed_parts = parts.take(with_overtime).scale(factor_num[alloc_ww[with_overtime]], factor_den[alloc_ww[with_overtime]])
+    owed_parts = parts.take(with_overtime).scale(
+        factor_num[alloc_ww[with_overtime]], factor_den[alloc_ww[with_overtime]]
+    )
     pair_owed = rational_sum_by(alloc_pair[with_overtime], owed_parts, n_pairs)
 
     order = np.argsort(week_keys[has], kind="stable")  # by worker, then week
     has = has[order]
-    weeks = pd.DataFrame({
-        "worker": week_keys[has] // span,
-        "week_start": week_first_day[has],
-        "settings_version": np.array([v.version for v in history.versions], dtype=np.int64)[week_version[has]],
-        "seconds_worked": worked[has],
-        "overtime_seconds": overtime[has],
-        "bonus_in_week": round_half_up(week_bonus.num[has], week_bonus.den[has]).astype(np.int64),
-        "overtime_adjustment": round_half_up(week_owed.num, week_owed.den).astype(np.int64)[order],
-    })
+    weeks = pd.DataFrame(
+        {
+            "worker": week_keys[has] // span,
+            "week_start": week_first_day[has],
+            "settings_version": np.array([v.version for v in history.versions], dtype=np.int64)[week_version[has]],
+            "seconds_worked": worked[has],
+            "overtime_seconds": overtime[has],
+            "bonus_in_week": round_half_up(week_bonus.num[has], week_bonus.den[has]).astype(np.int64),
+            "overtime_adjustment": round_half_up(week_owed.num, week_owed.den).astype(np.int64)[order],
+        }
+    )
     return Overtime(round_half_up(pair_owed.num, pair_owed.den).astype(np.int64), weeks)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -47,8 +48,16 @@ from protiv_dagster.propay.exact import fractions_of
 AMOUNT_TYPES = ("amount", "contract_price", "rate", "task_amount")
 HOURS_TYPES = ("hours", "task_hours")
 OPTIONAL_JOB_COLUMNS = (
-    "budget_type", "budget_amount", "contract_price", "labor_budget_percent", "rate", "quantity",
-    "service_type", "property_id", "created_date", "budget_hours",
+    "budget_type",
+    "budget_amount",
+    "contract_price",
+    "labor_budget_percent",
+    "rate",
+    "quantity",
+    "service_type",
+    "property_id",
+    "created_date",
+    "budget_hours",
 )
 NOT_COUNTED = -2  # a known job or milestone whose time counts to no ProPay
 TASK_LINE_COLUMNS = ("job_id", "task_id", "name", "budget_hours", "budget_amount")
@@ -107,17 +116,33 @@ def build_candidates(jobs: pd.DataFrame) -> Candidates:
     unplaced = []
 
     def note(rows: pd.DataFrame, job_ids, milestone_ids, reason) -> None:
-        unplaced.append(pd.DataFrame({"job_id": job_ids, "milestone_id": milestone_ids,
-                                      "name": rows["name"].to_numpy(dtype=object), "reason": reason}))
+        unplaced.append(
+            pd.DataFrame(
+                {
+                    "job_id": job_ids,
+                    "milestone_id": milestone_ids,
+                    "name": rows["name"].to_numpy(dtype=object),
+                    "reason": reason,
+                }
+            )
+        )
 
     drive_jobs = top[top_drive]
     note(drive_jobs, drive_jobs["job_id"].to_numpy(), None, "drive job")
     orphans = milestones[~known_parent]
-    note(orphans, orphans["parent_job_id"].to_numpy(), orphans["job_id"].to_numpy(),
-         "its job " + orphans["parent_job_id"].fillna("(none)").astype(str) + " is not in the jobs table")
+    note(
+        orphans,
+        orphans["parent_job_id"].to_numpy(),
+        orphans["job_id"].to_numpy(),
+        "its job " + orphans["parent_job_id"].fillna("(none)").astype(str) + " is not in the jobs table",
+    )
     drive_milestones = milestones[known_parent & milestone_drive]
-    note(drive_milestones, drive_milestones["parent_job_id"].to_numpy(), drive_milestones["job_id"].to_numpy(),
-         np.where(parent_drive[drive_milestones.index], "milestone of a drive job", "drive job"))
+    note(
+        drive_milestones,
+        drive_milestones["parent_job_id"].to_numpy(),
+        drive_milestones["job_id"].to_numpy(),
+        np.where(parent_drive[drive_milestones.index], "milestone of a drive job", "drive job"),
+    )
 
     work_jobs = top[~top_drive]
     plain = work_jobs[~recurring[work_jobs.index]]
@@ -127,83 +152,124 @@ def build_candidates(jobs: pd.DataFrame) -> Candidates:
     multi = rec[count >= 2]
     empty = rec[count == 0]
     note(multi, multi["job_id"].to_numpy(), None, "recurring job: each of its milestones is its own ProPay")
-    note(empty, empty["job_id"].to_numpy(), None, "recurring job without milestones: a recurring job gets one ProPay per milestone")
+    note(
+        empty,
+        empty["job_id"].to_numpy(),
+        None,
+        "recurring job without milestones: a recurring job gets one ProPay per milestone",
+    )
 
     milestone_of_single = live_milestones[live_milestones["parent_job_id"].isin(single.index)]
     milestone_of_multi = live_milestones[live_milestones["parent_job_id"].isin(multi.index)]
     milestone_of_plain = live_milestones[live_milestones["parent_job_id"].isin(plain.index)]
     unit_milestones = pd.concat([milestone_of_single, milestone_of_multi])
 
-    table = pd.concat(
-        [
-            pd.DataFrame({
-                "propay_id": plain["job_id"].to_numpy(dtype=object), "job_id": plain["job_id"].to_numpy(dtype=object),
-                "milestone_id": None, "job_name": plain["name"].to_numpy(dtype=object), "milestone_name": None,
-                "recurring": False, "source_status": plain["status"].to_numpy(dtype=object),
-                "recurring_parent": None,
-            }),
-            pd.DataFrame({
-                "propay_id": unit_milestones["job_id"].to_numpy(dtype=object),
-                "job_id": unit_milestones["parent_job_id"].to_numpy(dtype=object),
-                "milestone_id": unit_milestones["job_id"].to_numpy(dtype=object),
-                "job_name": unit_milestones["parent_job_id"].map(top["name"]).to_numpy(dtype=object),
-                "milestone_name": unit_milestones["name"].to_numpy(dtype=object),
-                "recurring": True, "source_status": unit_milestones["status"].to_numpy(dtype=object),
-                "recurring_parent": np.where(unit_milestones["parent_job_id"].isin(multi.index),
-                                             unit_milestones["parent_job_id"], None),
-            }),
-        ],
-        ignore_index=True,
+    plain_units = pd.DataFrame(
+        {
+            "propay_id": plain["job_id"].to_numpy(dtype=object),
+            "job_id": plain["job_id"].to_numpy(dtype=object),
+            "milestone_id": None,
+            "job_name": plain["name"].to_numpy(dtype=object),
+            "milestone_name": None,
+            "recurring": False,
+            "source_status": plain["status"].to_numpy(dtype=object),
+            "recurring_parent": None,
+        }
     )
+    milestone_units = pd.DataFrame(
+        {
+            "propay_id": unit_milestones["job_id"].to_numpy(dtype=object),
+            "job_id": unit_milestones["parent_job_id"].to_numpy(dtype=object),
+            "milestone_id": unit_milestones["job_id"].to_numpy(dtype=object),
+            "job_name": unit_milestones["parent_job_id"].map(top["name"]).to_numpy(dtype=object),
+            "milestone_name": unit_milestones["name"].to_numpy(dtype=object),
+            "recurring": True,
+            "source_status": unit_milestones["status"].to_numpy(dtype=object),
+            "recurring_parent": np.where(  # type: ignore[call-overload]  # numpy's stubs reject None
+                unit_milestones["parent_job_id"].isin(multi.index), unit_milestones["parent_job_id"], None
+            ),
+        }
+    )
+    table = pd.concat([plain_units, milestone_units], ignore_index=True)
     table = table.sort_values("propay_id", ignore_index=True, kind="stable")
     table["name"] = np.where(
-        table["milestone_id"].isna(), table["job_name"].astype(object),
+        table["milestone_id"].isna(),
+        table["job_name"].astype(object),
         table["job_name"].fillna("").astype(str) + " / " + table["milestone_name"].fillna("").astype(str),
     )
     code = pd.Series(np.arange(len(table)), index=pd.Index(table["propay_id"]))
 
     def member_rows(rows: pd.DataFrame, candidate_ids, is_unit: bool, parent_ids) -> pd.DataFrame:
         parents = pd.Series(parent_ids, index=rows.index, dtype=object)
-        inherit = lambda column: rows[column].where(rows[column].notna(), parents.map(top[column]))  # noqa: E731
-        return pd.DataFrame({
-            "candidate": code.reindex(candidate_ids).to_numpy(dtype=np.int64),
-            "member_id": rows["job_id"].to_numpy(dtype=object),
-            "is_milestone": parents.notna().to_numpy(),
-            "is_unit": is_unit,
-            "name": rows["name"].to_numpy(dtype=object),
-            "job_name": np.where(parents.notna(), parents.map(top["name"]), rows["name"]).astype(object),
-            "parent_budget_type": parents.map(top["budget_type"]).to_numpy(dtype=object),
-            "parent_labor_budget_percent": parents.map(top["labor_budget_percent"]).to_numpy(dtype=object),
-            "service_type": inherit("service_type").to_numpy(dtype=object),
-            "property_id": inherit("property_id").to_numpy(dtype=object),
-            **{c: rows[c].to_numpy(dtype=object) for c in ("budget_type", "budget_hours", "budget_amount", "contract_price",
-                                                         "labor_budget_percent", "rate", "quantity", "created_date")},
-        })
+
+        def inherit(column: str) -> pd.Series:
+            return rows[column].where(rows[column].notna(), parents.map(top[column]))
+
+        return pd.DataFrame(
+            {
+                "candidate": code.reindex(candidate_ids).to_numpy(dtype=np.int64),
+                "member_id": rows["job_id"].to_numpy(dtype=object),
+                "is_milestone": parents.notna().to_numpy(),
+                "is_unit": is_unit,
+                "name": rows["name"].to_numpy(dtype=object),
+                "job_name": np.where(parents.notna(), parents.map(top["name"]), rows["name"]).astype(object),
+                "parent_budget_type": parents.map(top["budget_type"]).to_numpy(dtype=object),
+                "parent_labor_budget_percent": parents.map(top["labor_budget_percent"]).to_numpy(dtype=object),
+                "service_type": inherit("service_type").to_numpy(dtype=object),
+                "property_id": inherit("property_id").to_numpy(dtype=object),
+                **{
+                    c: rows[c].to_numpy(dtype=object)
+                    for c in (
+                        "budget_type",
+                        "budget_hours",
+                        "budget_amount",
+                        "contract_price",
+                        "labor_budget_percent",
+                        "rate",
+                        "quantity",
+                        "created_date",
+                    )
+                },
+            }
+        )
 
     no_parent = lambda rows: [None] * len(rows)  # noqa: E731
     members = pd.concat(
         [
             member_rows(plain, plain["job_id"], True, no_parent(plain)),
-            member_rows(milestone_of_plain, milestone_of_plain["parent_job_id"], False, milestone_of_plain["parent_job_id"]),
+            member_rows(
+                milestone_of_plain, milestone_of_plain["parent_job_id"], False, milestone_of_plain["parent_job_id"]
+            ),
             member_rows(unit_milestones, unit_milestones["job_id"], True, unit_milestones["parent_job_id"]),
-            member_rows(single, single["job_id"].map(milestone_of_single.set_index("parent_job_id")["job_id"]), False,
-                        no_parent(single)),
+            member_rows(
+                single,
+                single["job_id"].map(milestone_of_single.set_index("parent_job_id")["job_id"]),
+                False,
+                no_parent(single),
+            ),
         ],
         ignore_index=True,
     ).sort_values(["candidate", "is_unit", "member_id"], ascending=[True, False, True], ignore_index=True)
 
-    milestone_target = pd.concat([
-        pd.Series(NOT_COUNTED, index=pd.Index(milestones["job_id"], dtype=object)),
-        members[members["is_milestone"]].set_index("member_id")["candidate"],
-    ])
+    milestone_target = pd.concat(
+        [
+            pd.Series(NOT_COUNTED, index=pd.Index(milestones["job_id"], dtype=object)),
+            members[members["is_milestone"]].set_index("member_id")["candidate"],
+        ]
+    )
     milestone_target = milestone_target[~milestone_target.index.duplicated(keep="last")].astype(np.int64)
-    job_target = pd.concat([
-        pd.Series(NOT_COUNTED, index=pd.Index(top["job_id"], dtype=object)),
-        members[~members["is_milestone"]].set_index("member_id")["candidate"],
-    ])
+    job_target = pd.concat(
+        [
+            pd.Series(NOT_COUNTED, index=pd.Index(top["job_id"], dtype=object)),
+            members[~members["is_milestone"]].set_index("member_id")["candidate"],
+        ]
+    )
     job_target = job_target[~job_target.index.duplicated(keep="last")].astype(np.int64)
-    unplaced_frame = (pd.concat(unplaced, ignore_index=True) if unplaced else
-                      pd.DataFrame(columns=["job_id", "milestone_id", "name", "reason"]))
+    unplaced_frame = (
+        pd.concat(unplaced, ignore_index=True)
+        if unplaced
+        else pd.DataFrame(columns=["job_id", "milestone_id", "name", "reason"])
+    )
     return Candidates(
         table=table.drop(columns=["recurring_parent"]),
         members=members,
@@ -250,14 +316,28 @@ def _row_budgets(members: pd.DataFrame, settings: CompanySettings, task_lines: p
     task_hours = _task_sums(task_lines, "budget_hours").reindex(members["member_id"]).to_numpy(dtype=object)
     task_amount = _task_sums(task_lines, "budget_amount").reindex(members["member_id"]).to_numpy(dtype=object)
     budget = np.full(len(members), None, dtype=object)
-    for kind, values in (("hours", hours), ("amount", amount), ("task_hours", task_hours), ("task_amount", task_amount)):
+    for kind, values in (
+        ("hours", hours),
+        ("amount", amount),
+        ("task_hours", task_hours),
+        ("task_amount", task_amount),
+    ):
         mine = t == kind
         budget[mine] = [v if isinstance(v, Fraction) else None for v in values[mine]]
     mine = np.flatnonzero(t == "contract_price")
     budget[mine] = [
         price[i] * pct / 100 if price[i] is not None and pct is not None else None
-        for i, pct in zip(mine, (percent[i] if percent[i] is not None else parent_percent[i] if parent_percent[i] is not None
-                                 else company_percent for i in mine))
+        for i, pct in zip(
+            mine,
+            (
+                percent[i]
+                if percent[i] is not None
+                else parent_percent[i]
+                if parent_percent[i] is not None
+                else company_percent
+                for i in mine
+            ),
+        )
     ]
     mine = np.flatnonzero(t == "rate")
     budget[mine] = [rate[i] * quantity[i] if rate[i] is not None and quantity[i] is not None else None for i in mine]
@@ -302,7 +382,7 @@ def candidate_budgets(
     lacking = set(cand[unit & known & ~has].tolist())
     fallback = ~is_unit & np.isin(cand, list(lacking))
     by_candidate: dict[int, list[int]] = {}
-    for i in np.flatnonzero(fallback):
+    for i in np.flatnonzero(fallback).tolist():
         by_candidate.setdefault(int(cand[i]), []).append(i)
     for c in lacking:
         rows = by_candidate.get(c, [])
@@ -313,7 +393,11 @@ def candidate_budgets(
         elif not budgeted:
             out_reason[c] = f"no budget ({out_type[c]} budget type)"
         elif len({kind[i] for i in budgeted}) > 1:
-            out_reason[c] = "its milestones' budgets are of different types (" + ", ".join(sorted({kind[i] for i in budgeted})) + ")"
+            out_reason[c] = (
+                "its milestones' budgets are of different types ("
+                + ", ".join(sorted({kind[i] for i in budgeted}))
+                + ")"
+            )
         else:
             out_type[c] = kind[budgeted[0]]
             out_budget[c] = sum((budget[i] for i in budgeted), Fraction(0))
@@ -325,6 +409,11 @@ def candidate_budgets(
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern), re.IGNORECASE)
+
+
+def _matcher(regex: re.Pattern[str]) -> Callable[[str], bool]:
+    """Whether a text matches ``regex`` at its start."""
+    return lambda text: bool(regex.match(text))
 
 
 def exclusion_reasons(candidates: Candidates, settings: CompanySettings, subset: np.ndarray) -> np.ndarray:
@@ -346,19 +435,27 @@ def exclusion_reasons(candidates: Candidates, settings: CompanySettings, subset:
         reason[cand[rows[first]]] = texts[rows[first]]
 
     for pattern in reversed(rules.name_patterns):
-        regex = _pattern_regex(pattern)
-        hit = (members["name"].fillna("").astype(str).map(lambda s: bool(regex.match(s)))
-               | members["job_name"].fillna("").astype(str).map(lambda s: bool(regex.match(s)))).to_numpy(dtype=bool)
+        matches = _matcher(_pattern_regex(pattern))
+        hit = (
+            members["name"].fillna("").astype(str).map(matches)
+            | members["job_name"].fillna("").astype(str).map(matches)
+        ).to_numpy(dtype=bool)
         mark(hit, f"name matches excluded pattern {pattern!r}")
     if rules.service_types:
         wanted = {s.strip().casefold() for s in rules.service_types}
         service = members["service_type"].map(lambda s: s.strip().casefold() if isinstance(s, str) else None)
-        mark(service.isin(wanted).to_numpy(dtype=bool),
-             ("service type " + members["service_type"].map(repr) + " is excluded").to_numpy(dtype=object))
+        mark(
+            service.isin(wanted).to_numpy(dtype=bool),
+            ("service type " + members["service_type"].map(repr) + " is excluded").to_numpy(dtype=object),
+        )
     if rules.property_ids:
-        props = members["property_id"].map(lambda p: None if p is None or (isinstance(p, float) and np.isnan(p)) else str(p))
-        mark(props.isin(rules.property_ids).to_numpy(dtype=bool),
-             ("property " + props.astype(str) + " is excluded").to_numpy(dtype=object))
+        props = members["property_id"].map(
+            lambda p: None if p is None or (isinstance(p, float) and np.isnan(p)) else str(p)
+        )
+        mark(
+            props.isin(rules.property_ids).to_numpy(dtype=bool),
+            ("property " + props.astype(str) + " is excluded").to_numpy(dtype=object),
+        )
     if rules.job_ids:
         ids = set(rules.job_ids)
         milestone_hit = members["is_milestone"].to_numpy(dtype=bool) & members["member_id"].isin(ids).to_numpy()
@@ -401,8 +498,19 @@ def select_opportunities(
         budget_amount=np.where(~hours_type, value, np.nan),
         exclusion_reason=reasons,
     )[is_propay]
-    columns = ["propay_id", "job_id", "milestone_id", "name", "job_name", "milestone_name", "budget_type",
-               "budget_hours", "budget_amount", "source_status", "exclusion_reason"]
+    columns = [
+        "propay_id",
+        "job_id",
+        "milestone_id",
+        "name",
+        "job_name",
+        "milestone_name",
+        "budget_type",
+        "budget_hours",
+        "budget_amount",
+        "source_status",
+        "exclusion_reason",
+    ]
     return table[columns].reset_index(drop=True)
 
 

@@ -67,8 +67,7 @@ def entry_wages(
         codes = index.get_indexer(wages["worker_id"].astype(str))
         effective = epoch_days(wages["effective_date"])
         keep &= (codes >= 0) & (effective != NO_DAY)
-        history = pd.DataFrame({"worker": codes[keep], "day": effective[keep],
-                                "wage": values[keep]})
+        history = pd.DataFrame({"worker": codes[keep], "day": effective[keep], "wage": values[keep]})
     distinct = [f for f in current.tolist() if f is not None]
     if history is not None:
         distinct += history["wage"].tolist()

@@ -7,7 +7,7 @@ the provider, so adding a vendor adds its field here without editing this file.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -22,7 +22,9 @@ class _VendorApis(dg.ConfigurableResource):
     are not here: they come from each company's connection at run time."""
 
     step_retries: int = Field(
-        default=2, ge=0, description="Times a sync step is retried when its vendor stays down past the client's retries."
+        default=2,
+        ge=0,
+        description="Times a sync step is retried when its vendor stays down past the client's retries.",
     )
     step_retry_seconds: float = Field(
         default=30.0, ge=0, description="Wait before the first step retry; doubles each time."
@@ -51,16 +53,19 @@ class _VendorApis(dg.ConfigurableResource):
 
 # The class statement, written out for the vendors of the registry: Dagster reads each field's
 # annotation to configure the nested resources.
-VendorApis = type(_VendorApis)(
-    "VendorApis",
-    (_VendorApis,),
-    {
-        "__module__": __name__,
-        "__doc__": _VendorApis.__doc__,
-        "__annotations__": {spec.provider: spec.tuning for spec in VENDORS.values()},
-        **{
-            spec.provider: Field(default_factory=spec.tuning, description=f"{spec.label} API client tuning.")
-            for spec in VENDORS.values()
+if TYPE_CHECKING:  # the class without its per-vendor fields, which are read through tuning()
+    VendorApis = _VendorApis
+else:
+    VendorApis = type(_VendorApis)(
+        "VendorApis",
+        (_VendorApis,),
+        {
+            "__module__": __name__,
+            "__doc__": _VendorApis.__doc__,
+            "__annotations__": {spec.provider: spec.tuning for spec in VENDORS.values()},
+            **{
+                spec.provider: Field(default_factory=spec.tuning, description=f"{spec.label} API client tuning.")
+                for spec in VENDORS.values()
+            },
         },
-    },
-)
+    )

@@ -15,10 +15,10 @@ from datetime import date, datetime
 
 import dagster as dg
 
+from protiv_dagster.connections.registry import Connection
+from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_week_range_tags, week_keys
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.runs import run_failure_message, sync_window
-from protiv_dagster.partitions import company_partitions, company_week_range_tags, week_keys
-from protiv_dagster.connections.registry import Connection
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep
     return [
         SyncStep("sync_company_reference", company_id, "workers and jobs"),
         SyncStep(
-            "sync_company_week", None,
+            "sync_company_week",
+            None,
             f"attendance, week of {weeks[0]}" if len(weeks) == 1 else f"attendance, {len(weeks)} weeks from {weeks[0]}",
             tags=company_week_range_tags(company_id, weeks[0], weeks[-1]),
         ),
@@ -69,8 +70,8 @@ def sync_company(
     trigger: str = "initial_sync",
 ) -> list[str]:
     """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
-    if not instance.has_dynamic_partition(company_partitions.name, company_id):
-        instance.add_dynamic_partitions(company_partitions.name, [company_id])
+    if not instance.has_dynamic_partition(COMPANY_PARTITIONS_NAME, company_id):
+        instance.add_dynamic_partitions(COMPANY_PARTITIONS_NAME, [company_id])
     run_ids = []
     for step in plan_sync(company_id, first_day, last_day):
         if on_step:
@@ -111,6 +112,7 @@ def force_sync(
     first, last = sync_window(connection, now)
     weeks = week_keys(first, last)
     # The code location's own resources, as its runs use them.
+    assert defs.resources is not None, "the code location declares its resources"
     with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
         store = built.registry.sync_state()
         [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
@@ -124,7 +126,7 @@ def force_sync(
         store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
         raise
     batch = store.open_batch(
-        company_id, trigger, checked.changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
+        company_id, trigger, checked.known_changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
     )
     store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now())
     return run_ids

@@ -35,9 +35,7 @@ def _age(now: datetime, then: datetime) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def company_health(
-    connection: Connection, state: CompanySyncState, pending: list[SyncBatch], now: datetime
-) -> Health:
+def company_health(connection: Connection, state: CompanySyncState, pending: list[SyncBatch], now: datetime) -> Health:
     """Green or red, with the reason a data engineer or an admin acts on."""
     metadata = {
         "provider": connection.provider_label,

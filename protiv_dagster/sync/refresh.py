@@ -20,13 +20,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from protiv_dagster.sync.runs import all_weeks, company_today, sync_window
-from protiv_dagster.partitions import week_start
 from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource
+from protiv_dagster.partitions import week_start
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.vendors.base import Changes
+from protiv_dagster.sync.runs import all_weeks, company_today, sync_window
 from protiv_dagster.sync.state import RETRY_INITIAL_SYNC_AFTER, CompanySyncState, SyncBatch, SyncStateStore
+from protiv_dagster.vendors.base import Changes
 
 # Checks in flight per vendor, all vendors at once: each check waits on the network (1-2 requests),
 # so 1,000 companies take seconds instead of minutes, and a vendor that hangs (timeouts, retries)
@@ -47,6 +47,12 @@ class CheckResult:
     changes: Changes | None = None
     error: str | None = None
     live_feed: str | None = None  # the raw feed holding the vendor's live entries
+
+    @property
+    def known_changes(self) -> Changes:
+        """The changes of a check that succeeded (``error`` is None)."""
+        assert self.changes is not None, f"the check of {self.connection.company_id!r} failed: {self.error}"
+        return self.changes
 
 
 def _error_text(exc: Exception) -> str:
@@ -98,7 +104,7 @@ def check_companies(
 
 def _chunks(items: list, size: int = ID_CHUNK):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def stored_weeks(warehouse: Warehouse, entry_ids: dict[str, Iterable[str]]) -> dict[str, set[str]]:
@@ -178,10 +184,17 @@ def plan_initial_syncs(
         if result.error is not None:
             store.record_check(company_id, now, error=result.error, initial_sync_for=result.connection.connected_at)
             continue
-        batches.append(store.open_batch(
-            company_id, "initial_sync", result.changes.cursor, all_weeks(result.connection, now), True, now,
-            initial_sync_for=result.connection.connected_at,
-        ))
+        batches.append(
+            store.open_batch(
+                company_id,
+                "initial_sync",
+                result.known_changes.cursor,
+                all_weeks(result.connection, now),
+                True,
+                now,
+                initial_sync_for=result.connection.connected_at,
+            )
+        )
     return due, batches
 
 
@@ -208,8 +221,11 @@ def plan_refresh(
     busy = {batch.company_id for batch in store.pending_batches()}
     connections = registry.list()
     ready = [
-        c for c in connections
-        if c.company_id not in busy and c.company_id in states and states[c.company_id].cursor is not None
+        c
+        for c in connections
+        if c.company_id not in busy
+        and c.company_id in states
+        and states[c.company_id].cursor is not None
         and states[c.company_id].initial_sync_for == c.connected_at
     ]
     skipped = len(connections) - len(ready)
@@ -217,11 +233,21 @@ def plan_refresh(
     checked = [result for result in results if result.error is None]
     # What the warehouse holds of the changed entries, and what it holds that the vendor no longer
     # lists, for every company in a few queries (one per company cost a connection each).
-    moved_from = stored_weeks(warehouse, {r.connection.company_id: r.changes.entry_ids for r in checked if r.changes.entry_ids})
-    gone_from = vanished_weeks(warehouse, {
-        r.connection.company_id: (r.live_feed, r.changes.listed_weeks or frozenset(), r.changes.live_entry_ids)
-        for r in checked if r.changes.live_entry_ids is not None
-    })
+    moved_from = stored_weeks(
+        warehouse, {r.connection.company_id: r.known_changes.entry_ids for r in checked if r.known_changes.entry_ids}
+    )
+    gone_from = vanished_weeks(
+        warehouse,
+        {
+            r.connection.company_id: (
+                r.live_feed,
+                r.known_changes.listed_weeks or frozenset(),
+                r.known_changes.live_entry_ids,
+            )
+            for r in checked
+            if r.known_changes.live_entry_ids is not None and r.live_feed is not None
+        },
+    )
     batches, failed, quiet, requests = [], {}, {}, 0
     for result in results:
         company_id = result.connection.company_id
@@ -229,7 +255,7 @@ def plan_refresh(
             failed[company_id] = result.error
             store.record_check(company_id, now, error=result.error)
             continue
-        changes = result.changes
+        changes = result.known_changes
         requests += changes.requests
         first, last = sync_window(result.connection, now)
         first_week = week_start(first).isoformat()
@@ -240,7 +266,9 @@ def plan_refresh(
             continue
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
         weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
-        batches.append(store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now))
+        batches.append(
+            store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now)
+        )
     # A quiet check's cursor is kept at once (nothing to sync first): the Aspire check moves its
     # rotations (older days listed, reference endpoint asked) forward with it.
     store.record_quiet_checks(list(quiet), now, cursors=quiet)

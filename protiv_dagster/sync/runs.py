@@ -8,6 +8,7 @@ runs without a table of its own. Run keys make a repeated request a no-op.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from protiv_dagster.assets.common import COMPANY_TAG, PROVIDER_TAG
+from protiv_dagster.connections.registry import Connection
 from protiv_dagster.partitions import (
     HISTORY_START,
     RANGE_END_TAG,
@@ -24,7 +26,6 @@ from protiv_dagster.partitions import (
     consecutive_runs,
     week_keys,
 )
-from protiv_dagster.connections.registry import Connection
 from protiv_dagster.sync.state import SyncBatch
 
 BATCH_TAG, TRIGGER_TAG, PHASE_TAG = "protiv/batch", "protiv/trigger", "protiv/phase"
@@ -62,7 +63,7 @@ def all_weeks(connection: Connection, now: datetime) -> list[str]:
     return week_keys(*sync_window(connection, now))
 
 
-def week_runs(weeks: list[str]) -> list[tuple[str, str]]:
+def week_runs(weeks: Sequence[str]) -> list[tuple[str, str]]:
     """(first, last) week of each run of a sync's weeks: one run per stretch of consecutive weeks,
     which asks the vendor once for the stretch (an initial sync is one run, whatever its length)."""
     groups = consecutive_runs([date.fromisoformat(week) for week in weeks])
@@ -73,19 +74,26 @@ def phase_requests(batch: SyncBatch, provider: str) -> list[dg.RunRequest]:
     """The runs of the batch's current phase: one reference run, or one run per stretch of
     consecutive weeks."""
     tags = {
-        COMPANY_TAG: batch.company_id, BATCH_TAG: batch.batch_id, TRIGGER_TAG: batch.trigger, PHASE_TAG: batch.phase,
+        COMPANY_TAG: batch.company_id,
+        BATCH_TAG: batch.batch_id,
+        TRIGGER_TAG: batch.trigger,
+        PHASE_TAG: batch.phase,
         PROVIDER_TAG: provider,
     }
     if batch.phase == "reference":
         return [
             dg.RunRequest(
-                run_key=f"{batch.batch_id}/reference", job_name=REFERENCE_JOB, partition_key=batch.company_id, tags=tags,
+                run_key=f"{batch.batch_id}/reference",
+                job_name=REFERENCE_JOB,
+                partition_key=batch.company_id,
+                tags=tags,
             )
         ]
     if batch.phase == "weeks":
         return [
             dg.RunRequest(
-                run_key=f"{batch.batch_id}/{first}" + ("" if first == last else f"..{last}"), job_name=WEEK_JOB,
+                run_key=f"{batch.batch_id}/{first}" + ("" if first == last else f"..{last}"),
+                job_name=WEEK_JOB,
                 partition_key=str(company_week_key(batch.company_id, first)) if first == last else None,
                 tags={**tags, **({} if first == last else company_week_range_tags(batch.company_id, first, last))},
             )

@@ -161,8 +161,6 @@ def decode_cursor(provider: str, cursor: str | None) -> dict[str, Any] | None:
     return state
 
 
-
-
 def records_digest(records: Iterable[Mapping[str, Any]], fields: Iterable[str] = ("id",)) -> str:
     """Count and short hash of the ``fields`` of records listed whole, in any order: it changes when
     a record comes, goes or (with more fields than the id) is edited. For what a vendor lists

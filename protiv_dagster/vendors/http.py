@@ -33,6 +33,7 @@ terminal.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -63,6 +64,7 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_MAX_PAGES = 10_000
 MIN_SCRUBBED_IDENTIFIER = 6
 _NOT_DECODED = object()
+
 
 def literal(text: object) -> str:
     """``text`` from outside (a vendor's error, a payload value) as it can be shown, logged or
@@ -124,10 +126,8 @@ _current = threading.local()
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):  # already closed
         sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in this socket with end-of-file
-    except OSError:
-        pass  # already closed
 
 
 class _Deadline:
@@ -234,7 +234,9 @@ def _transport_failure(exc: BaseException) -> str:
         return "no connection within the connect timeout"
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the read timeout"
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError, http.client.IncompleteRead, urllib3.exceptions.ProtocolError)):
+    if isinstance(
+        exc, (requests.exceptions.ChunkedEncodingError, http.client.IncompleteRead, urllib3.exceptions.ProtocolError)
+    ):
         return "the connection dropped in the middle of the answer"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return "the answer could not be decompressed"
@@ -448,10 +450,9 @@ class VendorClient:
     def _note_server_time(self, response: requests.Response) -> None:
         date_header = response.headers.get("Date")
         if date_header:
-            try:
+            # A malformed Date only costs the vendor clock; the machine's stands in.
+            with contextlib.suppress(TypeError, ValueError):
                 self.server_time = parsedate_to_datetime(date_header).astimezone(UTC)
-            except (TypeError, ValueError):
-                pass  # a malformed Date only costs the vendor clock; the machine's stands in
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.decode_json(self.request("GET", path, params=params, expect_json=True), path)
@@ -471,12 +472,15 @@ class VendorClient:
         """One HTTP exchange within the request deadline; transient failures raise ``_TransientFailure``."""
         with _Deadline(self.request_deadline_seconds) as deadline:
             try:
-                return self.session.request(method, f"{self.base_url}/{path.lstrip('/')}", timeout=self.timeout, **options)
+                return self.session.request(
+                    method, f"{self.base_url}/{path.lstrip('/')}", timeout=self.timeout, **options
+                )
             except _NOT_SENDABLE as exc:
                 # Refused before anything was sent (a header the HTTP library rejects, a bad URL):
                 # not transient, and the library's message may quote the header value.
                 raise VendorRequestError(
-                    self.vendor, f"the request to {path} could not be sent ({type(exc).__name__}: {self.scrub(str(exc))})"
+                    self.vendor,
+                    f"the request to {path} could not be sent ({type(exc).__name__}: {self.scrub(str(exc))})",
                 ) from None
             except _TRANSIENT_EXCEPTIONS as exc:
                 if deadline.expired:
@@ -485,7 +489,9 @@ class VendorClient:
                     ) from None
                 raise _TransientFailure(f"{_transport_failure(exc)} on {path}") from None
 
-    def _request_with_retries(self, method, path, params, json_body, form, authenticated, expect_json=False) -> requests.Response:
+    def _request_with_retries(
+        self, method, path, params, json_body, form, authenticated, expect_json=False
+    ) -> requests.Response:
         @retry(
             retry=retry_if_exception_type(_TransientFailure),
             stop=stop_after_attempt(self.max_attempts),
@@ -557,8 +563,12 @@ REQUEST_DEADLINE_HELP = (
 )
 MAX_PAGES_HELP = "Most pages one listing may take; a listing still going on after them fails the sync."
 HTTP_OPTIONS = (
-    "connect_timeout_seconds", "read_timeout_seconds", "request_deadline_seconds", "max_attempts",
-    "max_wait_seconds", "max_pages",
+    "connect_timeout_seconds",
+    "read_timeout_seconds",
+    "request_deadline_seconds",
+    "max_attempts",
+    "max_wait_seconds",
+    "max_pages",
 )
 
 

@@ -53,7 +53,9 @@ def unstorable(value: Any) -> bool:
 
 
 # What pandas infers for a column holding no string at all (dates, numbers, flags, nothing).
-_KINDS_WITHOUT_TEXT = frozenset({"empty", "date", "datetime", "datetime64", "integer", "floating", "mixed-integer-float", "boolean"})
+_KINDS_WITHOUT_TEXT = frozenset(
+    {"empty", "date", "datetime", "datetime64", "integer", "floating", "mixed-integer-float", "boolean"}
+)
 
 
 def unstorable_rows(values: pd.Series) -> pd.Series:
@@ -98,7 +100,9 @@ def split(
     for name in rows.columns:
         if rows[name].dtype == object or pd.api.types.is_string_dtype(rows[name].dtype):
             reasons = collect(
-                reasons, unstorable_rows(rows[name]), f"{name} is text the warehouse cannot store (NUL or invalid Unicode)"
+                reasons,
+                unstorable_rows(rows[name]),
+                f"{name} is text the warehouse cannot store (NUL or invalid Unicode)",
             )
     bad = reasons != ""
     if live is not None:
@@ -132,7 +136,7 @@ def records_frame(records: Iterable[Mapping[str, Any]], fields: Iterable[str] | 
         frame = _fields_frame(records, list(fields))
     else:
         frame = pd.DataFrame()
-    frame["_raw"] = records
+    frame["_raw"] = records  # type: ignore[assignment]  # pandas-stubs: a list of dicts is a column of objects
     return frame
 
 
@@ -177,6 +181,7 @@ def jobs_of_entries(job_or_milestone: pd.Series, jobs_by_id: pd.DataFrame) -> di
     """For the job or milestone id of each entry: ``known`` (a job or milestone of ``jobs_by_id``),
     the entry's ``job_id`` (the milestone's job for a milestone) and ``milestone_id``, and whether
     the job or milestone ``is_drive``."""
+
     def work_out(ids: pd.Series) -> dict[str, pd.Series]:
         known = ids.isin(jobs_by_id.index)
         parent = ids.map(jobs_by_id["parent_job_id"]).where(known, None)
@@ -212,8 +217,8 @@ def id_text(values: pd.Series) -> pd.Series:
         # Whole columns of integers (the usual JSON ids), converted at once: same texts as ``id_of``,
         # one text per distinct id (a worker's id is one string object in all their entries).
         codes, uniques = pd.factorize(values)
-        texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
-        ids = pd.Series(texts[codes], index=values.index, dtype=object)
+        id_texts = np.array([str(value) for value in uniques.tolist()] + [None], dtype=object)
+        ids = pd.Series(id_texts[codes], index=values.index, dtype=object)
         zero = values == 0
         return ids.where(~zero, None) if zero.any() else ids
     if is_text_column(values):
@@ -345,7 +350,7 @@ def calendar_days(moments: pd.Series, *, as_dt_date: bool = False) -> pd.Series:
         codes, uniques = pd.factorize(wall_time.dt.floor("D"))
     except ValueError:  # a local day beyond what datetime64[ns] holds (OutOfBoundsDatetime): value by value
         return moments.dt.date.where(moments.notna(), None).astype(object)
-    days = np.array(list(pd.Series(uniques).dt.date) + [None], dtype=object)
+    days = np.array([*pd.DatetimeIndex(uniques).date, None], dtype=object)
     return pd.Series(days[codes], index=moments.index, dtype=object)
 
 
@@ -356,9 +361,13 @@ def numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         present = values.notna()
         parsed = parsed.where(np.isfinite(parsed))
         return parsed, present & parsed.isna()
-    present = values.map(lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool))
+    present = values.map(
+        lambda v: v is not None and not (isinstance(v, float) and pd.isna(v)) and v != "" and not isinstance(v, bool)
+    )
     # An integer beyond float range (valid JSON) would make to_numeric raise: it is no usable number.
-    given = values.where(present, None).map(lambda v: math.inf if isinstance(v, int) and abs(v) > sys.float_info.max else v)
+    given = values.where(present, None).map(
+        lambda v: math.inf if isinstance(v, int) and abs(v) > sys.float_info.max else v
+    )
     numbers = pd.to_numeric(given, errors="coerce").astype(float)
     numbers = numbers.where(numbers.map(math.isfinite))  # "inf", "nan", 1e999 are not numbers of hours or dollars
     return numbers, present & numbers.isna()

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 if TYPE_CHECKING:
     from protiv_dagster.vendors.base import Source
@@ -40,7 +41,7 @@ def credential(
     (``ADMIN_THEN_VENDOR``: QuickBooks Time's OAuth pair), or only the vendor (``VENDOR``: tokens the
     code location obtains and keeps between checks). ``inner_spaces``: a space inside the value is part
     of the secret (a password), not a paste accident."""
-    extra = {_SECRET: secret, _GIVEN_BY: given_by, _INNER_SPACES: inner_spaces}
+    extra: JsonDict = {_SECRET: secret, _GIVEN_BY: given_by, _INNER_SPACES: inner_spaces}
     if required:
         return Field(description=description, repr=not secret, json_schema_extra=extra)
     return Field(default=None, description=description, repr=not secret, json_schema_extra=extra)
@@ -82,8 +83,12 @@ class VendorCredentials(BaseModel):
         """The fields an admin is asked for, in order: name, description, secret, required."""
         required, optional = cls.given_by_admin()
         return [
-            {"name": name, "description": field.description or name, "secret": bool(cls._mark(name, _SECRET)),
-             "required": name in required}
+            {
+                "name": name,
+                "description": field.description or name,
+                "secret": bool(cls._mark(name, _SECRET)),
+                "required": name in required,
+            }
             for name, field in cls.model_fields.items()
             if name in required | optional
         ]

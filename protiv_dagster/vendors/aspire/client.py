@@ -156,8 +156,16 @@ def any_of(name: str, values: Sequence[Any]) -> str:
 def _last_id(page: list[dict[str, Any]], id_field: str) -> Any:
     """The greatest id of a page (the keyset to continue from). Aspire's ids are numbers: a record
     whose id is not one (null, text) is left to the mapping to set aside and is not paged on from."""
-    numbers = [value for value in (record.get(id_field) for record in page) if isinstance(value, int) and not isinstance(value, bool)]
+    numbers = [
+        value
+        for value in (record.get(id_field) for record in page)
+        if isinstance(value, int) and not isinstance(value, bool)
+    ]
     return max(numbers) if numbers else None
+
+
+# Named once here: inside AspireClient, ``list`` is its method.
+Records = list[dict[str, Any]]
 
 
 class AspireClient(VendorClient):
@@ -208,8 +216,11 @@ class AspireClient(VendorClient):
         self.token_request_count += 1
         body = self.decode_json(
             self.request(
-                "POST", "Authorization", json_body={"ClientId": self._client_id, "Secret": self._secret},
-                authenticated=False, expect_json=True,
+                "POST",
+                "Authorization",
+                json_body={"ClientId": self._client_id, "Secret": self._secret},
+                authenticated=False,
+                expect_json=True,
             ),
             "Authorization",
         )
@@ -225,7 +236,9 @@ class AspireClient(VendorClient):
         self._token, self._refresh_token = body["Token"], body.get("RefreshToken") or None
         self.register_secret(self._token, self._refresh_token)
         if self._on_new_tokens is not None:
-            self._on_new_tokens(AspireTokens(self._token, self._refresh_token, token_expiry(self._token, datetime.now(UTC))))
+            self._on_new_tokens(
+                AspireTokens(self._token, self._refresh_token, token_expiry(self._token, datetime.now(UTC)))
+            )
 
     def auth_headers(self) -> dict[str, str]:
         if self._token is None:
@@ -239,8 +252,11 @@ class AspireClient(VendorClient):
             try:
                 body = self.decode_json(
                     self.request(
-                        "POST", "Authorization/RefreshToken", json_body={"RefreshToken": self._refresh_token},
-                        authenticated=False, expect_json=True,
+                        "POST",
+                        "Authorization/RefreshToken",
+                        json_body={"RefreshToken": self._refresh_token},
+                        authenticated=False,
+                        expect_json=True,
                     ),
                     "Authorization/RefreshToken",
                 )
@@ -323,19 +339,23 @@ class AspireClient(VendorClient):
         return odata_filter(*conditions, timezone=self.timezone)
 
     # -- endpoints ------------------------------------------------------------------------------------
-    def employees(self, *, modified_since: datetime | None = None) -> list[dict[str, Any]]:
+    def employees(self, *, modified_since: datetime | None = None) -> Records:
         """Contacts of type Employee, active or not (time of people who left still counts)."""
-        return self.list("Contacts", "ContactID", filter=self._filter(EMPLOYEE_FILTER, self._since("ModifiedDate", modified_since)))
+        return self.list(
+            "Contacts", "ContactID", filter=self._filter(EMPLOYEE_FILTER, self._since("ModifiedDate", modified_since))
+        )
 
-    def branches(self) -> list[dict[str, Any]]:
+    def branches(self) -> Records:
         return self.list("Branches", "BranchID")
 
-    def opportunities(self, *, modified_since: datetime | None = None) -> list[dict[str, Any]]:
-        return self.list("Opportunities", "OpportunityID", filter=self._filter(self._since("ModifiedDate", modified_since)))
+    def opportunities(self, *, modified_since: datetime | None = None) -> Records:
+        return self.list(
+            "Opportunities", "OpportunityID", filter=self._filter(self._since("ModifiedDate", modified_since))
+        )
 
     def work_tickets(
         self, *, modified_since: datetime | None = None, opportunity_ids: Sequence[int] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> Records:
         return self.list(
             "WorkTickets",
             "WorkTicketID",
@@ -345,7 +365,7 @@ class AspireClient(VendorClient):
             ),
         )
 
-    def opportunity_services(self) -> list[dict[str, Any]]:
+    def opportunity_services(self) -> Records:
         """Every opportunity service (an opportunity's line items; its work tickets name them)."""
         return self.list(
             "OpportunityServices",
@@ -353,13 +373,15 @@ class AspireClient(VendorClient):
             select=["OpportunityServiceID", "OpportunityID", "DisplayName", "ExtendedHours", "LaborExtendedCost"],
         )
 
-    def pay_rates(self) -> list[dict[str, Any]]:
+    def pay_rates(self) -> Records:
         """Every pay rate of every employee: their wage histories."""
         return self.list(
-            "PayRates", "PayRateID", select=["PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent"]
+            "PayRates",
+            "PayRateID",
+            select=["PayRateID", "ContactID", "EffectiveDate", "HourlyBasePay", "BurdenPercent"],
         )
 
-    def crew_leader_times(self, *, first_day: date, last_day: date) -> list[dict[str, Any]]:
+    def crew_leader_times(self, *, first_day: date, last_day: date) -> Records:
         """Id, ticket and crew leader of the work ticket times dated ``first_day``..``last_day`` that name one."""
         return self.list(
             "WorkTicketTimes",
@@ -380,7 +402,7 @@ class AspireClient(VendorClient):
         modified_since: datetime | None = None,
         contact_ids: Sequence[int] | None = None,
         select: Sequence[str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Records:
         """Work ticket times by work date (inclusive local dates) and/or modification time."""
         if first_day is None and last_day is None and modified_since is None:
             raise ValueError("Aspire work ticket times need a date range or modified_since")
@@ -398,7 +420,7 @@ class AspireClient(VendorClient):
 
     def work_ticket_time_changes(
         self, *, days: Sequence[tuple[date, date]], modified_after: datetime | None
-    ) -> list[dict[str, Any]]:
+    ) -> Records:
         """Id, work date and modification stamp of every work ticket time dated in one of the
         inclusive ``days`` ranges OR modified after ``modified_after`` (wherever it is dated now), in
         one paged listing: the live ids of those days (deletions show as missing ids) and the changes
@@ -425,7 +447,7 @@ class AspireClient(VendorClient):
 
     def modified_after(
         self, endpoint: str, id_field: str, stamp_field: str, after: datetime, *, filter: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> Records:
         """Id and stamp of the records of ``endpoint`` whose ``stamp_field`` is after ``after``."""
         return self.list(
             endpoint,
@@ -449,7 +471,7 @@ class AspireClient(VendorClient):
             raise VendorPayloadError(self.vendor, f"/{endpoint} is not a JSON array of objects")
         return body[0].get(stamp_field) if body else None
 
-    def clock_times(self, *, first_day: date, last_day: date) -> list[dict[str, Any]]:
+    def clock_times(self, *, first_day: date, last_day: date) -> Records:
         """Clock times that start on the local dates ``first_day``..``last_day`` (no modified stamp exists)."""
         return self.list(
             "ClockTimes",
@@ -462,7 +484,9 @@ class AspireTuning(dg.Config):
     """Aspire External API. Holds only tuning; the base URL and the API user's client id and secret
     come from the company's connection at run time, so no secret ever travels in run config."""
 
-    page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page ($limit, max 1000).")
+    page_size: int = Field(
+        default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page ($limit, max 1000)."
+    )
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
     request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
@@ -507,4 +531,14 @@ class AspireTuning(dg.Config):
         )
 
 
-__all__ = ["AspireClient", "AspireTuning", "AspireTokens", "VendorAuthError", "token_expiry", "any_of", "odata_datetime", "odata_filter", "odata_string"]
+__all__ = [
+    "AspireClient",
+    "AspireTuning",
+    "AspireTokens",
+    "VendorAuthError",
+    "token_expiry",
+    "any_of",
+    "odata_datetime",
+    "odata_filter",
+    "odata_string",
+]

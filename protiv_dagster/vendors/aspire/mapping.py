@@ -66,8 +66,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -121,9 +121,18 @@ WINDOWS_TO_IANA = {
 }
 
 _STATUS = {
-    "won": "open", "open": "open", "scheduled": "open", "pending approval": "open", "in progress": "open",
-    "active": "open", "complete": "completed", "completed": "completed", "closed": "completed",
-    "cancelled": "canceled", "canceled": "canceled", "lost": "canceled",
+    "won": "open",
+    "open": "open",
+    "scheduled": "open",
+    "pending approval": "open",
+    "in progress": "open",
+    "active": "open",
+    "complete": "completed",
+    "completed": "completed",
+    "closed": "completed",
+    "cancelled": "canceled",
+    "canceled": "canceled",
+    "lost": "canceled",
 }
 
 
@@ -152,16 +161,18 @@ class Zones:
     def resolve(self, row_zone: Any = None, branch_id: Any = None) -> str | None:
         if self.override:
             return self.override
-        return iana_zone(row_zone) or self.by_branch.get(_id(branch_id)) or self.default
+        branch = _id(branch_id)
+        return iana_zone(row_zone) or (self.by_branch.get(branch) if branch is not None else None) or self.default
 
 
 def branch_zones(branches: Iterable[Mapping[str, Any]], override: str | None = None) -> Zones:
     """Zones from ``/Branches``; the default is the zone of the first branch that names a known one."""
-    by_branch = {}
+    by_branch: dict[str, str] = {}
     for branch in sorted(branches, key=lambda b: str(b.get("BranchID"))):
         zone = iana_zone(branch.get("TimeZone"))
-        if zone and _id(branch.get("BranchID")):
-            by_branch[_id(branch.get("BranchID"))] = zone
+        branch_id = _id(branch.get("BranchID"))
+        if zone and branch_id:
+            by_branch[branch_id] = zone
     return Zones(by_branch, next(iter(by_branch.values()), None), override)
 
 
@@ -227,6 +238,12 @@ def _as_wall_times(found: list[datetime | None], index: pd.Index) -> pd.Series:
     return pd.to_datetime(pd.Series(found, index=index, dtype=object)).astype("datetime64[ns]")
 
 
+def _hours_between(start: pd.Timestamp | None, end: pd.Timestamp | None) -> float:
+    """Hours from ``start`` to ``end``, both known (rows with a start, an end and a zone)."""
+    assert start is not None and end is not None
+    return (end - start).total_seconds() / 3600
+
+
 def _to_utc(local: datetime | pd.Timestamp | None, zone: str | None, fold: int = 0) -> pd.Timestamp | None:
     if local is None or not isinstance(zone, str) or pd.isna(local):
         return None
@@ -265,7 +282,9 @@ def _utc_and_clock_changes(locals_: pd.Series, zones: pd.Series) -> tuple[pd.Ser
     present, result = _localised(locals_, zones)
     changes = present & result.isna()
     if changes.any():
-        result[changes] = _utc_frame_series([_to_utc(v, z) for v, z in zip(locals_[changes], zones[changes])], locals_[changes].index)
+        result[changes] = _utc_frame_series(
+            [_to_utc(v, z) for v, z in zip(locals_[changes], zones[changes])], locals_[changes].index
+        )
     return result, changes
 
 
@@ -276,10 +295,13 @@ def _resolved_zones(zones: Zones, row_zones: pd.Series, branch_ids: pd.Series) -
         zone_codes, zone_names = pd.factorize(row_zones)
         branch_codes, branches = pd.factorize(branch_ids)
         # A code of -1 is a missing value: NaN (last in the lists), as the column itself gives it.
-        zone_names, branches = [*zone_names.tolist(), float("nan")], [*branches.tolist(), float("nan")]
-        pairs, row_pair = np.unique((zone_codes.astype(np.int64) + 1) * len(branches) + branch_codes + 1, return_inverse=True)
+        zone_list, branch_list = [*zone_names.tolist(), float("nan")], [*branches.tolist(), float("nan")]
+        pairs, row_pair = np.unique(
+            (zone_codes.astype(np.int64) + 1) * len(branch_list) + branch_codes + 1, return_inverse=True
+        )
         zone_of_pair = [
-            zones.resolve(zone_names[pair // len(branches) - 1], branches[pair % len(branches) - 1]) for pair in pairs.tolist()
+            zones.resolve(zone_list[pair // len(branch_list) - 1], branch_list[pair % len(branch_list) - 1])
+            for pair in pairs.tolist()
         ]
         return pd.Series(np.array(zone_of_pair, dtype=object)[row_pair.ravel()], index=row_zones.index, dtype=object)
     resolved: dict[tuple[Any, ...], str | None] = {}
@@ -363,18 +385,28 @@ def pay_rates_to_wages(
     reasons = collect(reasons, not_a_whole_number(raw_contact, worker_id), "ContactID is not a whole number")
     if worker_ids is not None:
         known = set(worker_ids)
-        reasons = collect(reasons, worker_id.notna() & ~worker_id.isin(known), "ContactID is not a mapped employee (set aside, or not listed)")
+        reasons = collect(
+            reasons,
+            worker_id.notna() & ~worker_id.isin(known),
+            "ContactID is not a mapped employee (set aside, or not listed)",
+        )
     effective_local, bad_effective = _wall_times(column(frame, "EffectiveDate"))
     reasons = collect(reasons, bad_effective | effective_local.isna(), "EffectiveDate is missing or not ISO 8601")
     pay, bad_pay = numbers(column(frame, "HourlyBasePay"))
     reasons = collect(reasons, bad_pay | pay.isna() | (pay < 0), "HourlyBasePay is missing or not a number of $")
-    reasons = collect(reasons, pay.notna() & (pay.round(4) >= MAX_WAGE), "HourlyBasePay is beyond any hourly wage (at most $999,999.9999)")
+    reasons = collect(
+        reasons,
+        pay.notna() & (pay.round(4) >= MAX_WAGE),
+        "HourlyBasePay is beyond any hourly wage (at most $999,999.9999)",
+    )
     burden, bad_burden = numbers(column(frame, "BurdenPercent"))
     reasons = collect(reasons, bad_burden | (burden < 0), "BurdenPercent is not a percentage")
     effective = calendar_days(effective_local)
     both = pd.DataFrame({"worker": worker_id, "day": effective})
     clash = both["worker"].notna() & both["day"].notna() & both.duplicated(["worker", "day"], keep=False)
-    reasons = collect(reasons, clash, "another pay rate of the employee is effective the same date: which one is paid is unknown")
+    reasons = collect(
+        reasons, clash, "another pay rate of the employee is effective the same date: which one is paid is unknown"
+    )
     wages = pd.DataFrame(
         {
             "company_id": company_id,
@@ -484,7 +516,11 @@ def services_to_task_lines(
     reasons = collect(reasons, not_a_whole_number(raw_id, task_id), "OpportunityServiceID is not a whole number")
     job_id = id_text(column(frame, "OpportunityID"))
     reasons = collect(reasons, job_id.isna(), "OpportunityID is missing")
-    reasons = collect(reasons, job_id.notna() & ~job_id.isin(set(job_ids)), "OpportunityID is not a mapped job (set aside, or not listed)")
+    reasons = collect(
+        reasons,
+        job_id.notna() & ~job_id.isin(set(job_ids)),
+        "OpportunityID is not a mapped job (set aside, or not listed)",
+    )
     hours, bad_hours = numbers(column(frame, "ExtendedHours"))
     reasons = collect(reasons, bad_hours | (hours < 0), "ExtendedHours is not a number of hours")
     amount, bad_amount = numbers(column(frame, "LaborExtendedCost"))
@@ -536,8 +572,12 @@ def crew_leaders_to_assignments(
     target = ticket.map(lambda t: milestone_target(targets.get(t), t, known) if isinstance(t, str) else None)
     unit = target.map(lambda t: (t[1] or t[0]) if t else None)
     reasons = collect(reasons, ticket.notna() & target.isna(), "WorkTicketID is not a known work ticket")
-    reasons = collect(reasons, unit.notna() & ~unit.isin(known), "the work ticket's job or milestone was set aside or is unknown")
-    rows = pd.DataFrame({"company_id": company_id, "job_id": unit, "worker_id": lead, "role": "crew_lead"}, index=frame.index)
+    reasons = collect(
+        reasons, unit.notna() & ~unit.isin(known), "the work ticket's job or milestone was set aside or is unknown"
+    )
+    rows = pd.DataFrame(
+        {"company_id": company_id, "job_id": unit, "worker_id": lead, "role": "crew_lead"}, index=frame.index
+    )
     # A job's or milestone's tickets are its own (one ticket is its job, each of several a milestone):
     # no two pairs land on the same row.
     return split(rows, frame, ticket, reasons)
@@ -550,8 +590,12 @@ def _json_key(value: Any) -> Any:
 
 # Aspire budgets are hours; these Job columns stay null until a $ labor budget is read.
 _NO_DOLLAR_BUDGET = {
-    "budget_type": None, "budget_amount": float("nan"), "contract_price": float("nan"),
-    "labor_budget_percent": float("nan"), "rate": float("nan"), "quantity": float("nan"),
+    "budget_type": None,
+    "budget_amount": float("nan"),
+    "contract_price": float("nan"),
+    "labor_budget_percent": float("nan"),
+    "rate": float("nan"),
+    "quantity": float("nan"),
 }
 
 
@@ -563,11 +607,22 @@ def drive_job_frame(company_id: str, name: str = DRIVE_JOB_NAME) -> pd.DataFrame
     """The one synthetic drive job that unallocated clock time is booked on."""
     return pd.DataFrame(
         {
-            "company_id": [company_id], "job_id": [DRIVE_JOB_ID], "parent_job_id": [None], "level": ["job"],
-            "name": [name], "short_code": [None], "budget_hours": [float("nan")], "status": ["open"],
-            "recurring": [False], "is_drive": [True], "active": [True],
-            **{name: [value] for name, value in _NO_DOLLAR_BUDGET.items()}, "service_type": [None], "property_id": [None],
-            "created_date": [None], "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
+            "company_id": [company_id],
+            "job_id": [DRIVE_JOB_ID],
+            "parent_job_id": [None],
+            "level": ["job"],
+            "name": [name],
+            "short_code": [None],
+            "budget_hours": [float("nan")],
+            "status": ["open"],
+            "recurring": [False],
+            "is_drive": [True],
+            "active": [True],
+            **{name: [value] for name, value in _NO_DOLLAR_BUDGET.items()},
+            "service_type": [None],
+            "property_id": [None],
+            "created_date": [None],
+            "source_modified_at": pd.Series([_EPOCH]).astype("datetime64[ns, UTC]"),
         }
     )
 
@@ -595,7 +650,9 @@ def opportunities_to_jobs(
     complete_local, bad_complete = _wall_times(column(frame, "CompleteDate"))
     reasons = collect(reasons, bad_complete, "CompleteDate is not ISO 8601")
     status = _settled(status, _status(column(frame, "JobStatusName")), completed=complete_local.notna())
-    recurring = column(frame, "OpportunityType").map(lambda v: isinstance(v, str) and v.strip().casefold() == "contract")
+    recurring = column(frame, "OpportunityType").map(
+        lambda v: isinstance(v, str) and v.strip().casefold() == "contract"
+    )
     estimate, bad_estimate = numbers(column(frame, "EstimatedLaborHours"))
     reasons = collect(reasons, bad_estimate | (estimate < 0), "EstimatedLaborHours is not a number of hours")
     zone = column(frame, "BranchID").map(lambda b: zones.resolve(None, b))
@@ -613,43 +670,66 @@ def opportunities_to_jobs(
     ticket_job = id_text(column(tickets, "OpportunityID"))
     good_jobs = set(job_id[reasons == ""].dropna())
     t_reasons = collect(t_reasons, ticket_job.isna(), "OpportunityID is missing")
-    t_reasons = collect(t_reasons, ticket_job.notna() & ~ticket_job.isin(good_jobs), "OpportunityID is not a known opportunity")
+    t_reasons = collect(
+        t_reasons, ticket_job.notna() & ~ticket_job.isin(good_jobs), "OpportunityID is not a known opportunity"
+    )
     per_job = ticket_job[ticket_id.notna()].value_counts()
     # A recurring opportunity's tickets are its milestones even when there is one (rules §9: its only
     # work unit gets the ProPay); a one-off opportunity's lone ticket is the job itself.
     recurring_jobs = set(job_id[recurring.astype(bool) & job_id.notna()])
     is_milestone = (ticket_job.map(per_job).fillna(0) > 1) | (ticket_job.isin(recurring_jobs) & ticket_id.notna())
     t_status = _ticket_status(tickets)
-    t_reasons = collect(t_reasons, t_status.isna(), "WorkTicketStatusName is not a known open, complete or cancelled status")
+    t_reasons = collect(
+        t_reasons, t_status.isna(), "WorkTicketStatusName is not a known open, complete or cancelled status"
+    )
     t_complete_local, bad_t_complete = _wall_times(column(tickets, "CompleteDate"))
     t_reasons = collect(t_reasons, bad_t_complete, "CompleteDate is not ISO 8601")
     t_status = _settled(t_status, completed=t_complete_local.notna())
     hours_est, bad_est = numbers(column(tickets, "HoursEst"))
     t_reasons = collect(t_reasons, bad_est | (hours_est < 0), "HoursEst is not a number of hours")
     t_zone = column(tickets, "BranchID").map(lambda b: zones.resolve(None, b))
-    t_reasons = collect(t_reasons, t_zone.isna(), "no time zone: the branch has no known TimeZone and the company sets none")
+    t_reasons = collect(
+        t_reasons, t_zone.isna(), "no time zone: the branch has no known TimeZone and the company sets none"
+    )
     t_modified_local, bad_t_modified = _wall_times(column(tickets, "LastModifiedDateTime"))
-    t_reasons = collect(t_reasons, bad_t_modified | t_modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601")
+    t_reasons = collect(
+        t_reasons, bad_t_modified | t_modified_local.isna(), "LastModifiedDateTime is missing or not ISO 8601"
+    )
     t_modified = _utc_series(t_modified_local, t_zone)
     t_created_local, bad_t_created = _wall_times(column(tickets, "CreatedDateTime"))
     t_reasons = collect(t_reasons, bad_t_created, "CreatedDateTime is not ISO 8601")
 
     # A job whose only ticket is the job itself takes that ticket's estimate and latest change.
     single = (~is_milestone) & (t_reasons == "")
-    own_ticket = pd.DataFrame({
-        "job": ticket_job[single], "hours": hours_est[single], "modified": t_modified[single], "status": t_status[single],
-    }).drop_duplicates("job")
-    own_hours = job_id.map(own_ticket.set_index("job")["hours"]) if len(own_ticket) else pd.Series(float("nan"), index=frame.index)
-    own_modified = job_id.map(own_ticket.set_index("job")["modified"]) if len(own_ticket) else pd.Series(pd.NaT, index=frame.index)
+    own_ticket = pd.DataFrame(
+        {
+            "job": ticket_job[single],
+            "hours": hours_est[single],
+            "modified": t_modified[single],
+            "status": t_status[single],
+        }
+    ).drop_duplicates("job")
+    own_hours = (
+        job_id.map(own_ticket.set_index("job")["hours"])
+        if len(own_ticket)
+        else pd.Series(float("nan"), index=frame.index)
+    )
+    own_modified = (
+        job_id.map(own_ticket.set_index("job")["modified"]) if len(own_ticket) else pd.Series(pd.NaT, index=frame.index)
+    )
     # ... and that ticket's status: a Complete (or completed) ticket completes the job, a Cancelled one cancels it.
-    own_status = job_id.map(own_ticket.set_index("job")["status"]) if len(own_ticket) else pd.Series(None, index=frame.index)
+    own_status = (
+        job_id.map(own_ticket.set_index("job")["status"]) if len(own_ticket) else pd.Series(None, index=frame.index)
+    )
     status = _settled(status, own_status.astype(object))
     has_milestones = job_id.isin(set(ticket_job[is_milestone]))
     # A recurring job whose one ticket is its milestone keeps its estimate: the ProPay of that
     # milestone falls back on it when the ticket has no HoursEst (propay.units).
     lone = job_id.isin(set(ticket_job[is_milestone & ticket_job.map(per_job).eq(1)]))
     budget = own_hours.astype(float).where(own_hours.notna(), estimate).where(~has_milestones | lone, float("nan"))
-    latest = pd.concat([modified, pd.to_datetime(own_modified, utc=True).astype("datetime64[ns, UTC]")], axis=1).max(axis=1)
+    latest = pd.concat([modified, pd.to_datetime(own_modified, utc=True).astype("datetime64[ns, UTC]")], axis=1).max(
+        axis=1
+    )
 
     jobs = pd.DataFrame(
         {
@@ -753,8 +833,17 @@ def _zones_of_employees(worker_id: pd.Series, zones: Zones, contact_branches: Ma
 
 # The fields of work ticket times and clock times the attendance mapping reads.
 _TICKET_TIME_FIELDS = (
-    "WorkTicketTimeID", "ContactID", "WorkTicketID", "BranchTimeZone", "BranchID", "StartTime", "EndTime", "Hours",
-    "BreakTime", "WorkTicketTimeDate", "LastModifiedDateTime",
+    "WorkTicketTimeID",
+    "ContactID",
+    "WorkTicketID",
+    "BranchTimeZone",
+    "BranchID",
+    "StartTime",
+    "EndTime",
+    "Hours",
+    "BreakTime",
+    "WorkTicketTimeDate",
+    "LastModifiedDateTime",
 )
 _CLOCK_TIME_FIELDS = ("ClockTimeID", "ContactID", "ClockStart", "ClockEnd", "BreakTime")
 
@@ -795,11 +884,14 @@ def times_to_attendance(
     reasons = collect(reasons, ticket.isna(), "WorkTicketID is missing")
     reasons = collect(reasons, ticket.notna() & ~has_target, "WorkTicketID is not a known work ticket")
     reasons = collect(
-        reasons, has_target & ~(job_id.isin(known_jobs) & (milestone_id.isna() | milestone_id.isin(known_jobs))),
+        reasons,
+        has_target & ~(job_id.isin(known_jobs) & (milestone_id.isna() | milestone_id.isin(known_jobs))),
         "the work ticket's job or milestone was set aside or is unknown",
     )
     zone = _resolved_zones(zones, column(frame, "BranchTimeZone"), column(frame, "BranchID"))
-    reasons = collect(reasons, zone.isna(), "BranchTimeZone is not a known time zone and no branch or company zone applies")
+    reasons = collect(
+        reasons, zone.isna(), "BranchTimeZone is not a known time zone and no branch or company zone applies"
+    )
     start_local, bad_start = _wall_times(column(frame, "StartTime"))
     end_local, bad_end = _wall_times(column(frame, "EndTime"))
     reasons = collect(reasons, bad_start, "StartTime is not an ISO 8601 date-time")
@@ -810,7 +902,9 @@ def times_to_attendance(
     breaks = breaks.fillna(0.0)
     # A running time (a start, no end) has no Hours yet: it is counted up to the sync (below).
     running = start_local.notna() & end_local.isna() & ~bad_end
-    reasons = collect(reasons, bad_hours | ((hours.isna() | (hours < 0)) & ~running), "Hours is missing or not a number of hours")
+    reasons = collect(
+        reasons, bad_hours | ((hours.isna() | (hours < 0)) & ~running), "Hours is missing or not a number of hours"
+    )
     reasons = collect(reasons, bad_breaks | (breaks < 0), "BreakTime is not a number of hours")
     day_local, bad_day = _wall_times(column(frame, "WorkTicketTimeDate"))
     work_date = calendar_days(day_local).where(day_local.notna(), calendar_days(start_local)).astype(object)
@@ -824,17 +918,28 @@ def times_to_attendance(
     repeated_end = end_local.notna() & zone.notna() & start_at.notna() & end_at_clock_change
     if repeated_end.any():
         ends = []
-        for s, e, z, h, b in zip(start_local[repeated_end], end_local[repeated_end], zone[repeated_end],
-                                 hours[repeated_end], breaks[repeated_end]):
+        for s, e, z, h, b in zip(
+            start_local[repeated_end],
+            end_local[repeated_end],
+            zone[repeated_end],
+            hours[repeated_end],
+            breaks[repeated_end],
+        ):
             start = _to_utc(s, z)
             # A repeated wall hour: keep the fold whose elapsed time matches Hours + BreakTime.
             options = [_to_utc(e, z, fold) for fold in (0, 1)]
             expected = (h + b) if not pd.isna(h) else None
-            ends.append(min(options, key=lambda o: abs((o - start).total_seconds() / 3600 - expected)) if expected is not None else options[0])
+            ends.append(
+                min(options, key=lambda o: abs(_hours_between(start, o) - expected))
+                if expected is not None
+                else options[0]
+            )
         end_at[repeated_end] = _utc_frame_series(ends, end_local[repeated_end].index)
     if running.any():
         clock = pd.Timestamp(now if now is not None else datetime.now(UTC)).tz_convert("UTC")
-        reasons = collect(reasons, running & start_at.notna() & (start_at > clock), "a running ticket time starts after the sync time")
+        reasons = collect(
+            reasons, running & start_at.notna() & (start_at > clock), "a running ticket time starts after the sync time"
+        )
         so_far = ((clock - start_at[running]).dt.total_seconds() / 3600 - breaks[running]).clip(lower=0).round(6)
         hours = hours.astype(float).where(~running, so_far)
     manual = start_local.isna() & end_local.isna()
@@ -861,7 +966,11 @@ def times_to_attendance(
     drive_rows, drive_aside, no_row = _clock_times_to_drive(
         clock_times, ticket_rows, known_workers, zones, contact_branches, company_id, DRIVE_JOB_ID in known_jobs
     )
-    rows = pd.concat([ticket_rows, drive_rows], ignore_index=True) if len(drive_rows) else ticket_rows.reset_index(drop=True)
+    rows = (
+        pd.concat([ticket_rows, drive_rows], ignore_index=True)
+        if len(drive_rows)
+        else ticket_rows.reset_index(drop=True)
+    )
     return rows, pd.concat([ticket_aside, drive_aside], ignore_index=True), no_row
 
 
@@ -890,7 +999,9 @@ def _unallocated_hours(
         employee, _ = pd.factorize(
             np.concatenate([timed["worker_id"].to_numpy(dtype=object), worker_id.to_numpy(dtype=object)[clocks]])
         )
-        instants, rank = np.unique(np.concatenate([ticket_start, clock_start[clocks], clock_end[clocks]]), return_inverse=True)
+        instants, rank = np.unique(
+            np.concatenate([ticket_start, clock_start[clocks], clock_end[clocks]]), return_inverse=True
+        )
         rank = rank.ravel()
         tickets = len(ticket_start)
 
@@ -900,8 +1011,10 @@ def _unallocated_hours(
         ticket_key = key(employee[:tickets], rank[:tickets])
         order = np.argsort(ticket_key, kind="stable")  # ties keep the tickets' own order
         sorted_keys = ticket_key[order]
-        first = np.searchsorted(sorted_keys, key(employee[tickets:], rank[tickets:tickets + len(clocks)]), side="left")
-        last = np.searchsorted(sorted_keys, key(employee[tickets:], rank[tickets + len(clocks):]), side="left")
+        first = np.searchsorted(
+            sorted_keys, key(employee[tickets:], rank[tickets : tickets + len(clocks)]), side="left"
+        )
+        last = np.searchsorted(sorted_keys, key(employee[tickets:], rank[tickets + len(clocks) :]), side="left")
         found = np.maximum(last - first, 0)  # none for a clock time that ends before it starts
         if found.sum():
             # Each clock time's tickets, in the tickets' own order, one after the other.
@@ -931,7 +1044,9 @@ def _without_distributed_time(
     down to zero at most. Without clock time that day it stands alone."""
     if not len(ticket_rows) or not len(unallocated):
         return unallocated
-    distributed = ticket_rows[ticket_rows["start_at"].isna() & ticket_rows["end_at"].isna() & ticket_rows["hours"].notna()]
+    distributed = ticket_rows[
+        ticket_rows["start_at"].isna() & ticket_rows["end_at"].isna() & ticket_rows["hours"].notna()
+    ]
     if not len(distributed):
         return unallocated
     owed = distributed.groupby(["worker_id", "work_date"], sort=False)["hours"].sum()
@@ -939,13 +1054,16 @@ def _without_distributed_time(
     clocks = clocks[clocks["worker"].notna() & clocks["day"].notna() & clocks["left"].notna()]
     clocks = clocks[pd.MultiIndex.from_frame(clocks[["worker", "day"]]).isin(owed.index)]
     result = unallocated.copy()
-    for (worker, day), group in clocks.sort_values("start", ascending=False, kind="stable").groupby(["worker", "day"], sort=False):
-        remaining = float(owed[(worker, day)])
+    for (worker, day), group in clocks.sort_values("start", ascending=False, kind="stable").groupby(
+        ["worker", "day"], sort=False
+    ):
+        remaining = float(owed[cast(tuple[str, date], (worker, day))])
         for index, left in group["left"].items():
             if remaining <= 0:
                 break
             taken = min(remaining, max(float(left), 0.0))
-            result[index] = left - taken
+            # pandas-stubs: a label that .items() gives (Hashable) is a valid key to set.
+            result[index] = left - taken  # type: ignore[call-overload]
             remaining -= taken
     return result
 
@@ -977,7 +1095,9 @@ def _clock_times_to_drive(
     no_worker = worker_id.isna()
     reasons = collect(reasons, no_worker, "ContactID is missing")
     reasons = collect(reasons, ~no_worker & ~worker_id.isin(known_workers), "ContactID is not a known employee")
-    reasons = collect(reasons, pd.Series(not drive_job_known, index=frame.index), "the drive job is missing from the jobs")
+    reasons = collect(
+        reasons, pd.Series(not drive_job_known, index=frame.index), "the drive job is missing from the jobs"
+    )
     zone = _zones_of_employees(worker_id, zones, contact_branches)
     reasons = collect(reasons, zone.isna(), "no time zone for the employee's branch and the company sets none")
     start_local, bad_start = _wall_times(column(frame, "ClockStart"))

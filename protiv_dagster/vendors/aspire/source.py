@@ -72,20 +72,20 @@ from typing import Any
 
 import pandas as pd
 
-from protiv_dagster.vendors.aspire import mapping as aspire_mapping
-from protiv_dagster.vendors.aspire.client import EMPLOYEE_FILTER, AspireTuning, AspireTokens, any_of
 from protiv_dagster.partitions import week_start
+from protiv_dagster.vendors.aspire import mapping as aspire_mapping
+from protiv_dagster.vendors.aspire.client import EMPLOYEE_FILTER, AspireTokens, AspireTuning, any_of
 from protiv_dagster.vendors.aspire.credentials import AspireCredentials
 from protiv_dagster.vendors.base import (
-    Source,
-    chunks,
-    is_stamp,
     ChangeLog,
     Changes,
     Mapped,
+    Source,
+    chunks,
     day_of_text,
     decode_cursor,
     encode_cursor,
+    is_stamp,
     records_digest,
     weeks_between,
     weeks_of_days,
@@ -155,8 +155,12 @@ class DeletionScan:
 
 
 def plan_deletion_scan(
-    window_first: date, window_last: date, digests: Mapping[str, str], slice_from: date | None,
-    open_weeks: int, page_size: int,
+    window_first: date,
+    window_last: date,
+    digests: Mapping[str, str],
+    slice_from: date | None,
+    open_weeks: int,
+    page_size: int,
 ) -> DeletionScan:
     """The days to list this check (module docstring): the open weeks, shrunk while they would take
     more than ``OPEN_WEEKS_SHARE`` of the page, then older days from ``slice_from`` while their
@@ -207,7 +211,8 @@ class AspireSource(Source):
     clock_feed = "ClockTimes"
     vendor_clock_feed = "vendorClock"
     feed_fields = {
-        "WorkTicketTimes": ("WorkTicketTimeID", "LastModifiedDateTime"), "ClockTimes": ("ClockTimeID", None),
+        "WorkTicketTimes": ("WorkTicketTimeID", "LastModifiedDateTime"),
+        "ClockTimes": ("ClockTimeID", None),
         "vendorClock": ("id", None),
     }
     # Both feeds are filtered by a branch-local date (the ticket time's work date, the clock's start).
@@ -230,7 +235,10 @@ class AspireSource(Source):
         self.open_weeks = resource.open_weeks
         self.page_size = resource.page_size
         self.client = resource.client(
-            connection.base_url, credentials.client_id, credentials.secret, timezone=self.timezone_override,
+            connection.base_url,
+            credentials.client_id,
+            credentials.secret,
+            timezone=self.timezone_override,
             tokens=stored_tokens(credentials) if registry is not None else None,
             on_new_tokens=self._keep_tokens if registry is not None else None,
         )
@@ -251,8 +259,11 @@ class AspireSource(Source):
         try:
             self.registry.rotate_credentials(
                 company_id,
-                {"token": tokens.token, "refresh_token": tokens.refresh_token or "",
-                 "token_expires_at": tokens.expires_at.isoformat(timespec="seconds")},
+                {
+                    "token": tokens.token,
+                    "refresh_token": tokens.refresh_token or "",
+                    "token_expires_at": tokens.expires_at.isoformat(timespec="seconds"),
+                },
                 issued_for=self.connection,
             )
         except Exception as exc:  # noqa: BLE001 - the token works; only its reuse is lost
@@ -307,7 +318,9 @@ class AspireSource(Source):
             str(row.get("WorkTicketTimeID")): day_of_text(row.get("WorkTicketTimeDate"))
             for part in chunks(ids, 50)
             for row in self.client.list(
-                self.live_feed, "WorkTicketTimeID", filter=any_of("WorkTicketTimeID", part),
+                self.live_feed,
+                "WorkTicketTimeID",
+                filter=any_of("WorkTicketTimeID", part),
                 select=["WorkTicketTimeID", "WorkTicketTimeDate"],
             )
         }
@@ -329,12 +342,14 @@ class AspireSource(Source):
         digests: dict[str, str] | None = None  # None: unknown (no cursor, or one of the earlier format)
         if state is not None and isinstance(state.get("days"), dict):
             digests = {
-                day: digest for day, digest in state["days"].items()
+                day: digest
+                for day, digest in state["days"].items()
                 if window_first.isoformat() <= day <= window_last.isoformat()
             }
         if digests is None:
             scan = DeletionScan(window_first, window_last, None, window_first)
         else:
+            assert state is not None  # digests come from the cursor's state
             scan_from = date.fromisoformat(state["scan"]) if state.get("scan") else None
             scan = plan_deletion_scan(window_first, window_last, digests, scan_from, self.open_weeks, self.page_size)
         rows = self.client.work_ticket_time_changes(days=scan.ranges, modified_after=since)
@@ -352,7 +367,8 @@ class AspireSource(Source):
             else:
                 day_digests.pop(day.isoformat(), None)
         listed_weeks = frozenset(
-            monday for monday in weeks_between(window_first, window_last)
+            monday
+            for monday in weeks_between(window_first, window_last)
             if all(monday + timedelta(days=offset) in listed for offset in range(7))
         )
         live_ids = frozenset(i for day, ids in listed.items() if week_start(day) in listed_weeks for i in ids)
@@ -363,15 +379,22 @@ class AspireSource(Source):
             # endpoint gets its own mark, so that none is reported changed by the sync's own data.
             marks = {
                 prefix: self._newest_mark(endpoint, id_field, stamp_field)
-                for prefix, endpoint, id_field, stamp_field, _ in (("t", "WorkTicketTimes", "WorkTicketTimeID",
-                                                                    "LastModifiedDateTime", None), *REFERENCE_FEEDS)
+                for prefix, endpoint, id_field, stamp_field, _ in (
+                    ("t", "WorkTicketTimes", "WorkTicketTimeID", "LastModifiedDateTime", None),
+                    *REFERENCE_FEEDS,
+                )
                 if stamp_field
             }
             cursor_state = {
-                **ChangeLog(marks.pop("t")).state(), **scan_state,
-                "reference": {prefix: ChangeLog(mark).state() for prefix, mark in marks.items()}, "next_reference": 0,
-                "listed": {prefix: self._listing_digest(endpoint, id_field) for prefix, endpoint, id_field, stamp_field, _
-                           in REFERENCE_FEEDS if not stamp_field},
+                **ChangeLog(marks.pop("t")).state(),
+                **scan_state,
+                "reference": {prefix: ChangeLog(mark).state() for prefix, mark in marks.items()},
+                "next_reference": 0,
+                "listed": {
+                    prefix: self._listing_digest(endpoint, id_field)
+                    for prefix, endpoint, id_field, stamp_field, _ in REFERENCE_FEEDS
+                    if not stamp_field
+                },
             }
             return Changes(
                 weeks=weeks_between(first_day, last_day),
@@ -404,7 +427,9 @@ class AspireSource(Source):
             weeks |= weeks_of_days(changed_days, first_day, last_day)  # an entry left the day: deleted or moved
 
         reference_changed, reference_state = self._reference_changes(
-            state, time_changed=bool(weeks or entry_ids), force=check_reference,
+            state,
+            time_changed=bool(weeks or entry_ids),
+            force=check_reference,
             token_requested=self.client.token_request_count > tokens_before,
         )
         cursor_state = {**log.advanced(OVERLAP, _wall_text).state(), **scan_state, **reference_state}
@@ -437,9 +462,11 @@ class AspireSource(Source):
             stored = {prefix: stored for prefix, *_ in REFERENCE_FEEDS}
         logs = {
             prefix: ChangeLog(
-                (stored.get(prefix) or {}).get("since") or state["since"], dict((stored.get(prefix) or {}).get("seen") or {})
+                (stored.get(prefix) or {}).get("since") or state["since"],
+                dict((stored.get(prefix) or {}).get("seen") or {}),
             )
-            for prefix, _, _, stamp_field, _ in REFERENCE_FEEDS if stamp_field
+            for prefix, _, _, stamp_field, _ in REFERENCE_FEEDS
+            if stamp_field
         }
         listed = dict(state.get("listed") or {})
         turn = int(state.get("next_reference") or 0) % len(REFERENCE_FEEDS)
@@ -484,11 +511,15 @@ class AspireSource(Source):
         today = date.today()
         rates, _ = aspire_mapping.pay_rates_to_wages(self.pay_rates(), None, self.connection.company_id)
         wages = aspire_mapping.wages_in_force(rates, today)
-        without = sorted({
-            int(contact["ContactID"]) for contact in employees
-            if isinstance(contact.get("ContactID"), int) and not isinstance(contact.get("ContactID"), bool)
-            and str(contact["ContactID"]) not in wages
-        })
+        without = sorted(
+            {
+                int(contact["ContactID"])
+                for contact in employees
+                if isinstance(contact.get("ContactID"), int)
+                and not isinstance(contact.get("ContactID"), bool)
+                and str(contact["ContactID"]) not in wages
+            }
+        )
         recent = [
             row
             for part in chunks(without, 50)
@@ -511,7 +542,10 @@ class AspireSource(Source):
 
     def jobs(self) -> Mapped:
         rows, set_aside = aspire_mapping.opportunities_to_jobs(
-            self.client.opportunities(), self.work_tickets(), self.zones(), self.connection.company_id,
+            self.client.opportunities(),
+            self.work_tickets(),
+            self.zones(),
+            self.connection.company_id,
             drive_job_name=self.drive_job_name,
         )
         return Mapped(rows, set_aside)
@@ -527,7 +561,9 @@ class AspireSource(Source):
         """The crew leaders of the work tickets (read once with ``jobs``) and of the work ticket times
         of the ``wage_lookback_days`` before today (one more listing, of three fields)."""
         today = date.today()
-        times = self.client.crew_leader_times(first_day=today - timedelta(days=self.wage_lookback_days), last_day=today + timedelta(days=1))
+        times = self.client.crew_leader_times(
+            first_day=today - timedelta(days=self.wage_lookback_days), last_day=today + timedelta(days=1)
+        )
         rows, set_aside = aspire_mapping.crew_leaders_to_assignments(
             self.work_tickets(), times, job_ids, self.connection.company_id
         )

@@ -40,8 +40,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -77,12 +77,19 @@ NOT_DELETED = {"deletedOn": {IS_NULL: True}}
 DELETED = {"deletedOn": {IS_NULL: False}}
 # Filter and sort types follow the <Type>Filter / [<Type>Sort!] pattern of the confirmed roots.
 FILTER_TYPES = {
-    "members": "MemberFilter", "projects": "ProjectFilter", "costCodes": "CostCodeFilter",
-    "budgetHours": "BudgetHoursFilter", "budgetCosts": "BudgetCostFilter", TIME_ENTRIES: "TimeEntryFilter",
+    "members": "MemberFilter",
+    "projects": "ProjectFilter",
+    "costCodes": "CostCodeFilter",
+    "budgetHours": "BudgetHoursFilter",
+    "budgetCosts": "BudgetCostFilter",
+    TIME_ENTRIES: "TimeEntryFilter",
 }
 SORT_TYPES = {
-    "members": "MemberSort", "projects": "ProjectSort", "budgetHours": "BudgetHoursSort",
-    "budgetCosts": "BudgetCostSort", TIME_ENTRIES: "TimeEntrySort",
+    "members": "MemberSort",
+    "projects": "ProjectSort",
+    "budgetHours": "BudgetHoursSort",
+    "budgetCosts": "BudgetCostSort",
+    TIME_ENTRIES: "TimeEntrySort",
 }
 
 # -- the selections: named fields only ----------------------------------------------------------------
@@ -90,12 +97,24 @@ _WAGES = "wageHistories { wage wageRate overburden effectiveRate changeDate crea
 # Every query text in one place. Each takes $filter, $first, $after.
 QUERIES: dict[str, tuple[str, str]] = {
     # root -> (filter type, selection)
-    "members": (FILTER_TYPES["members"], f"id cursor firstName lastName username email memberNumber archivedOn createdOn updatedOn deletedOn {_WAGES}"),
-    "projects": (FILTER_TYPES["projects"], "id cursor title parentProjectId depth archivedOn createdOn updatedOn projectInfo { projectId number customer }"),
+    "members": (
+        FILTER_TYPES["members"],
+        f"id cursor firstName lastName username email memberNumber archivedOn createdOn updatedOn deletedOn {_WAGES}",
+    ),
+    "projects": (
+        FILTER_TYPES["projects"],
+        "id cursor title parentProjectId depth archivedOn createdOn updatedOn projectInfo { projectId number customer }",
+    ),
     "costCodes": (FILTER_TYPES["costCodes"], "id cursor costCode title archivedOn createdOn updatedOn"),
-    "budgetHours": (FILTER_TYPES["budgetHours"], "id cursor projectId memberId costCodeId equipmentId budgetSeconds createdOn"),
+    "budgetHours": (
+        FILTER_TYPES["budgetHours"],
+        "id cursor projectId memberId costCodeId equipmentId budgetSeconds createdOn",
+    ),
     "budgetCosts": (FILTER_TYPES["budgetCosts"], "id cursor projectId memberId costCodeId equipmentId costBudget"),
-    TIME_ENTRIES: (FILTER_TYPES[TIME_ENTRIES], "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn"),
+    TIME_ENTRIES: (
+        FILTER_TYPES[TIME_ENTRIES],
+        "id cursor memberId projectId costCodeId equipmentId startTime endTime breaks { id startTime endTime } actionType description createdOn updatedOn deletedOn submittedOn",
+    ),
 }
 
 
@@ -185,14 +204,33 @@ def local_day_window(first_day: date, last_day: date, timezone: str) -> tuple[da
 
 # GraphQL errors that say the server could not answer this time, not that the query is wrong: by the
 # error's ``extensions.code`` where the server gives one, else by its message.
-TRANSIENT_ERROR_CODES = frozenset({
-    "INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "GATEWAY_TIMEOUT",
-    "DEADLINE_EXCEEDED", "TOO_MANY_REQUESTS", "RATE_LIMITED", "LOCKED", "UNAVAILABLE",
-})
-PERMANENT_ERROR_CODES = frozenset({
-    "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "BAD_USER_INPUT", "BAD_REQUEST", "UNAUTHENTICATED",
-    "FORBIDDEN", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_NOT_SUPPORTED", "NOT_FOUND",
-})
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "INTERNAL_SERVER_ERROR",
+        "INTERNAL_ERROR",
+        "SERVICE_UNAVAILABLE",
+        "TIMEOUT",
+        "GATEWAY_TIMEOUT",
+        "DEADLINE_EXCEEDED",
+        "TOO_MANY_REQUESTS",
+        "RATE_LIMITED",
+        "LOCKED",
+        "UNAVAILABLE",
+    }
+)
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "GRAPHQL_VALIDATION_FAILED",
+        "GRAPHQL_PARSE_FAILED",
+        "BAD_USER_INPUT",
+        "BAD_REQUEST",
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "PERSISTED_QUERY_NOT_SUPPORTED",
+        "NOT_FOUND",
+    }
+)
 _TRANSIENT_MESSAGE = re.compile(
     r"\b(?:(?:dead)?lock(?:ed)?|lock wait|time[ds]? ?out|timeout|internal (?:server )?error|temporar(?:y|ily)"
     r"|(?:service )?unavailable|try again|overloaded|too many requests|rate limit(?:ed)?|connection (?:reset|refused|lost))\b",
@@ -237,7 +275,7 @@ def graphql_url_for(rest_base: str) -> str:
     if parts.path.endswith("/rest"):
         return urlunsplit((parts.scheme, parts.netloc, parts.path[: -len("/rest")] + "/graphql", "", ""))
     if parts.netloc.startswith("api.") and parts.path in ("", "/"):
-        return urlunsplit((parts.scheme, "graphql." + parts.netloc[len("api."):], "/", "", ""))
+        return urlunsplit((parts.scheme, "graphql." + parts.netloc[len("api.") :], "/", "", ""))
     raise ValueError(
         f"{VENDOR}: cannot derive the GraphQL URL from the REST base {rest_base!r}; set the resource's graphql_url"
     )
@@ -301,7 +339,7 @@ class BusyBusyClient(VendorClient):
 
     # request_count and retry_count cover both hosts (the base class assigns them in __init__).
     @property
-    def request_count(self) -> int:  # type: ignore[override]
+    def request_count(self) -> int:
         return self._graphql_requests + self._rest.request_count
 
     @request_count.setter
@@ -310,7 +348,7 @@ class BusyBusyClient(VendorClient):
         self._graphql_requests = value - self._rest.request_count
 
     @property
-    def retry_count(self) -> int:  # type: ignore[override]
+    def retry_count(self) -> int:
         return self._graphql_retries + self._rest.retry_count
 
     @retry_count.setter
@@ -383,9 +421,12 @@ class BusyBusyClient(VendorClient):
         errors = body.get("errors")
         if errors:
             messages = "; ".join(
-                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in (errors if isinstance(errors, list) else [errors])
+                str(e.get("message", e)) if isinstance(e, dict) else str(e)
+                for e in (errors if isinstance(errors, list) else [errors])
             )
-            raise VendorRequestError(self.vendor, f"GraphQL {what} failed: {self.scrub(messages)[:500]}", response.status_code)
+            raise VendorRequestError(
+                self.vendor, f"GraphQL {what} failed: {self.scrub(messages)[:500]}", response.status_code
+            )
         data = body.get("data")
         if not isinstance(data, dict):
             raise VendorPayloadError(self.vendor, f"the GraphQL answer to {what} has no data object")
@@ -422,7 +463,9 @@ class BusyBusyClient(VendorClient):
                 return
             after = records[-1].get("cursor")
             if not isinstance(after, str) or not after:
-                raise VendorPayloadError(self.vendor, f"{root} page {page_number} is full but its last record has no cursor")
+                raise VendorPayloadError(
+                    self.vendor, f"{root} page {page_number} is full but its last record has no cursor"
+                )
             page_number += 1
 
     def all(self, root: str, filter_: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -494,7 +537,6 @@ class BusyBusyClient(VendorClient):
         start = _instant(record.get("startTime"))
         return start is not None and start >= moment
 
-
     # -- change detection -------------------------------------------------------------------------
     def changed_after(self, after: dict[str, str | None]) -> dict[str, list[dict[str, Any]]]:
         """Per root of ``after`` (root -> ISO UTC stamp), the records whose stamp (``updatedOn``, or
@@ -532,7 +574,9 @@ class BusyBusyClient(VendorClient):
                 if len(records) == self.page_size:
                     cursors[root] = records[-1].get("cursor")
                     if not isinstance(cursors[root], str) or not cursors[root]:
-                        raise VendorPayloadError(self.vendor, f"{root} changes: a full page whose last record has no cursor")
+                        raise VendorPayloadError(
+                            self.vendor, f"{root} changes: a full page whose last record has no cursor"
+                        )
                     still.append(root)
             pending = still
         return found
@@ -573,7 +617,9 @@ class BusyBusyTuning(dg.Config):
         description="GraphQL endpoint; by default derived from the connection's REST base "
         "(https://api.busybusy.io -> https://graphql.busybusy.io/, <root>/rest -> <root>/graphql).",
     )
-    page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per GraphQL page (first).")
+    page_size: int = Field(
+        default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per GraphQL page (first)."
+    )
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
     request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)

@@ -65,7 +65,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
@@ -110,7 +110,7 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
         moment = pd.Timestamp(value)
     except (ValueError, OverflowError, TypeError):
         return None
-    if moment is pd.NaT:
+    if moment is pd.NaT:  # type: ignore[comparison-overlap]  # pd.Timestamp() is NaT for a missing value
         return None
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
@@ -118,7 +118,7 @@ def _timestamp(value: Any) -> pd.Timestamp | None:
 _Wage = tuple[pd.Timestamp, float, str, float | None]  # (changeDate, hourly wage, pay interval, overburden %)
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and value == value  # NaN is no number
 
 
@@ -199,7 +199,9 @@ def members_to_workers(
 
     picked = [current(w[0]) for w in wages]
     hourly = pd.Series([p[0] for p in picked], index=frame.index, dtype=float)
-    reasons = collect(reasons, too_large(hourly, MAX_WAGE), "the current wage is beyond any hourly wage (at most $999,999.9999)")
+    reasons = collect(
+        reasons, too_large(hourly, MAX_WAGE), "the current wage is beyond any hourly wage (at most $999,999.9999)"
+    )
     archived, bad_archived = utc(column(frame, "archivedOn"))
     reasons = collect(reasons, bad_archived, "archivedOn is not ISO 8601")
     deleted, bad_deleted = utc(column(frame, "deletedOn"))
@@ -264,17 +266,24 @@ def members_to_wages(
                 problems.append(wage)
             elif wage[1] >= MAX_WAGE or round(wage[1], 4) >= MAX_WAGE:
                 problems.append("the wage is beyond any hourly wage (at most $999,999.9999)")
-            if problems:
+            if problems or isinstance(wage, str):  # a str wage is always among the problems
                 records.append({"memberId": member_id, "wageHistory": item})
                 ids.append(member_id)
                 reasons.append("; ".join(problems))
                 continue
             changed, hourly, interval, overburden = wage
-            rows.append({
-                "company_id": company_id, "worker_id": member_id, "changed": changed,
-                "effective_date": changed.tz_convert(timezone).date(), "hourly_wage": round(hourly, 4),
-                "pay_interval": interval, "burden_percent": overburden, "_raw": {"memberId": member_id, "wageHistory": item},
-            })
+            rows.append(
+                {
+                    "company_id": company_id,
+                    "worker_id": member_id,
+                    "changed": changed,
+                    "effective_date": changed.tz_convert(timezone).date(),
+                    "hourly_wage": round(hourly, 4),
+                    "pay_interval": interval,
+                    "burden_percent": overburden,
+                    "_raw": {"memberId": member_id, "wageHistory": item},
+                }
+            )
     frame = pd.DataFrame(rows, columns=[*_WAGE_COLUMNS, "changed", "_raw"])
     superseded = 0
     if len(frame):
@@ -284,7 +293,9 @@ def members_to_wages(
         for raw, member_id in zip(frame.loc[tied, "_raw"], frame.loc[tied, "worker_id"]):
             records.append(raw)
             ids.append(member_id)
-            reasons.append("another live wage history of the member changes at the same moment: which one is paid is unknown")
+            reasons.append(
+                "another live wage history of the member changes at the same moment: which one is paid is unknown"
+            )
         in_force = (frame["changed"] == latest) & ~tied
         superseded = int((~in_force & ~tied).sum())
         frame = frame[in_force]
@@ -310,7 +321,9 @@ def wages_on(histories: pd.DataFrame, worker_ids: pd.Series, work_dates: pd.Seri
 _PROJECT = "project"  # the key of a project's own budget rows (no cost code) in _latest_budgets
 
 
-def _latest_budgets(records: Iterable[Mapping[str, Any]], value_key: str) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
+def _latest_budgets(
+    records: Iterable[Mapping[str, Any]], value_key: str
+) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
     """The latest budget per (project, cost code or ``_PROJECT``) of budget rows, and the keys whose
     value is not a number. Rows marked ``isLatest`` false are old versions; member and equipment
     budgets are no labor budget of a job or line item. Several rows of one key: the smallest."""
@@ -403,9 +416,11 @@ def projects_to_jobs(
     job_id = id_text(column(frame, "id"))
     reasons = collect(reasons, job_id.isna(), "id is missing")
     # As floats (NaN: none): an integer too large for a float is just beyond any depth.
-    depth = column(frame, "depth").map(
-        lambda v: math.nan if _depth_of(v) is None else float(v) if abs(v) < 2**53 else math.inf
-    ).astype(float)
+    depth = (
+        column(frame, "depth")
+        .map(lambda v: math.nan if _depth_of(v) is None else float(v) if abs(v) < 2**53 else math.inf)
+        .astype(float)
+    )
     reasons = collect(reasons, depth.isna(), "depth is missing or not an integer")
     reasons = collect(reasons, depth.notna() & ~depth.between(1, MAX_DEPTH), f"depth is not 1..{MAX_DEPTH}")
     parent = id_text(column(frame, "parentProjectId"))
@@ -423,8 +438,14 @@ def projects_to_jobs(
     reasons = collect(reasons, title.isna(), "title is missing")
     seconds, bad_seconds = _latest_budgets(budget_hours, "budgetSeconds")
     costs, bad_costs = _latest_budgets(budget_costs, "costBudget")
-    reasons = collect(reasons, job_id.isin({p for p, c in bad_seconds if c == _PROJECT}), "a budgetHours budgetSeconds is not a number of seconds")
-    reasons = collect(reasons, job_id.isin({p for p, c in bad_costs if c == _PROJECT}), "a budgetCosts costBudget is not a $ amount")
+    reasons = collect(
+        reasons,
+        job_id.isin({p for p, c in bad_seconds if c == _PROJECT}),
+        "a budgetHours budgetSeconds is not a number of seconds",
+    )
+    reasons = collect(
+        reasons, job_id.isin({p for p, c in bad_costs if c == _PROJECT}), "a budgetCosts costBudget is not a $ amount"
+    )
     created, bad_created = utc(column(frame, "createdOn"))
     reasons = collect(reasons, bad_created, "createdOn is not ISO 8601")
     archived, bad_archived = utc(column(frame, "archivedOn"))
@@ -438,7 +459,9 @@ def projects_to_jobs(
     parent = root.where(~top, None)
     is_drive = drive_own.where(top, parent.map(lambda p: drive_by_id.get(p, False))).astype(bool)
     budget_cost = job_id.map(lambda j: costs.get((j, _PROJECT))).astype(float)
-    reasons = collect(reasons, too_large(budget_cost, MAX_AMOUNT), "the budgetCosts costBudget total is beyond any $ amount")
+    reasons = collect(
+        reasons, too_large(budget_cost, MAX_AMOUNT), "the budgetCosts costBudget total is beyond any $ amount"
+    )
     jobs = pd.DataFrame(
         {
             "company_id": company_id,
@@ -447,7 +470,9 @@ def projects_to_jobs(
             "level": top.map({True: "job", False: "milestone"}),
             "name": title,
             "short_code": info.map(lambda i: i.get("number") or None),
-            "budget_hours": job_id.map(lambda j: seconds[(j, _PROJECT)] / 3600 if (j, _PROJECT) in seconds else None).astype(float),
+            "budget_hours": job_id.map(
+                lambda j: seconds[(j, _PROJECT)] / 3600 if (j, _PROJECT) in seconds else None
+            ).astype(float),
             "budget_cost": budget_cost,
             "budget_type": None,
             "budget_amount": budget_cost if settings.default_budget_type == "amount" else float("nan"),
@@ -486,7 +511,8 @@ def budgets_to_task_lines(
     keys = sorted({k for k in [*seconds, *bad_seconds, *costs, *bad_costs] if k[1] != _PROJECT})
     names = {
         code_id: (c.get("title") if isinstance(c.get("title"), str) and c["title"].strip() else c.get("costCode"))
-        for c in cost_codes if (code_id := id_of(c.get("id")))
+        for c in cost_codes
+        if (code_id := id_of(c.get("id")))
     }
     known = set(job_ids)
     rows_of: dict[tuple[str, str], dict[str, list[Mapping[str, Any]]]] = {
@@ -501,11 +527,19 @@ def budgets_to_task_lines(
     frame = records_frame(raw)
     reasons = no_reasons(frame)
     project = pd.Series([k[0] for k in keys], index=frame.index, dtype=object)
-    reasons = collect(reasons, ~project.isin(known), "projectId is not a mapped job or milestone (set aside, or not listed)")
-    reasons = collect(reasons, pd.Series([k in bad_seconds for k in keys], index=frame.index, dtype=bool),
-                      "a budgetHours budgetSeconds is not a number of seconds")
-    reasons = collect(reasons, pd.Series([k in bad_costs for k in keys], index=frame.index, dtype=bool),
-                      "a budgetCosts costBudget is not a $ amount")
+    reasons = collect(
+        reasons, ~project.isin(known), "projectId is not a mapped job or milestone (set aside, or not listed)"
+    )
+    reasons = collect(
+        reasons,
+        pd.Series([k in bad_seconds for k in keys], index=frame.index, dtype=bool),
+        "a budgetHours budgetSeconds is not a number of seconds",
+    )
+    reasons = collect(
+        reasons,
+        pd.Series([k in bad_costs for k in keys], index=frame.index, dtype=bool),
+        "a budgetCosts costBudget is not a $ amount",
+    )
     amount = pd.Series([costs.get(k) for k in keys], index=frame.index, dtype=float)
     reasons = collect(reasons, too_large(amount, MAX_AMOUNT), "the costBudget is beyond any $ amount")
     lines = pd.DataFrame(
@@ -514,7 +548,9 @@ def budgets_to_task_lines(
             "job_id": project,
             "task_id": pd.Series([k[1] for k in keys], index=frame.index, dtype=object),
             "name": pd.Series([names.get(k[1]) for k in keys], index=frame.index, dtype=object),
-            "budget_hours": pd.Series([seconds[k] / 3600 if k in seconds else None for k in keys], index=frame.index, dtype=float),
+            "budget_hours": pd.Series(
+                [seconds[k] / 3600 if k in seconds else None for k in keys], index=frame.index, dtype=float
+            ),
             "budget_amount": amount,
         },
         index=frame.index,
@@ -568,7 +604,8 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
     start_ns, until_ns = _nanoseconds(start), _nanoseconds(until)
     # The breaks of entries in the usual shape, flattened (entry, start text, end text or None);
     # any other entry is worked out by _break_seconds.
-    entries, break_starts, break_ends, one_by_one = [], [], [], []
+    entries: list[int] = []
+    break_starts, break_ends, one_by_one = [], [], []
     for position in _listing_breaks(listed).tolist():
         if not timed[position]:
             continue
@@ -595,8 +632,10 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
         break_end = np.where(given, _nanoseconds(utc(pd.Series(break_ends, dtype="str"))[0]), until_ns[entry])
         readable = (break_start != _NAT) & (break_end != _NAT)
         whole = (
-            (break_start % _NANOS_PER_SECOND == 0) & (break_end % _NANOS_PER_SECOND == 0)
-            & (start_ns[entry] % _NANOS_PER_SECOND == 0) & (until_ns[entry] % _NANOS_PER_SECOND == 0)
+            (break_start % _NANOS_PER_SECOND == 0)
+            & (break_end % _NANOS_PER_SECOND == 0)
+            & (start_ns[entry] % _NANOS_PER_SECOND == 0)
+            & (until_ns[entry] % _NANOS_PER_SECOND == 0)
         )
         # An entry with any break unread or not in whole seconds is worked out by _break_seconds.
         by_hand = np.zeros(len(listed), dtype=bool)
@@ -610,7 +649,10 @@ def _breaks_of_entries(listed: list[Any], start: pd.Series, until: pd.Series) ->
         np.logical_or.at(malformed, entry, break_end < break_start)
         seconds[malformed] = np.nan
     for position in one_by_one:
-        found = _break_seconds(listed[position], start.iat[position], until.iat[position])
+        # Only timed entries (start and end known) are worked out one by one.
+        found = _break_seconds(
+            listed[position], cast(pd.Timestamp, start.iat[position]), cast(pd.Timestamp, until.iat[position])
+        )
         seconds[position] = np.nan if found is None else found
     return pd.Series(seconds, index=start.index, dtype=float)
 
@@ -622,7 +664,9 @@ def _listing_breaks(listed: list[Any]) -> np.ndarray:
     truthy = np.fromiter(map(bool, listed), dtype=bool, count=len(listed))
     if len(listed) - int(truthy.sum()) == listed.count(None) + listed.count([]):
         return np.flatnonzero(truthy)
-    return np.asarray([position for position, value in enumerate(listed) if value is not None and value != []], dtype=np.intp)
+    return np.asarray(
+        [position for position, value in enumerate(listed) if value is not None and value != []], dtype=np.intp
+    )
 
 
 _NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
@@ -656,7 +700,16 @@ def _known_ids(values: pd.Series, known: set[str]) -> dict[str, pd.Series]:
 
 # The fields of a time entry the attendance mapping reads.
 _ENTRY_FIELDS = (
-    "id", "memberId", "projectId", "costCodeId", "startTime", "endTime", "breaks", "actionType", "updatedOn", "deletedOn",
+    "id",
+    "memberId",
+    "projectId",
+    "costCodeId",
+    "startTime",
+    "endTime",
+    "breaks",
+    "actionType",
+    "updatedOn",
+    "deletedOn",
 )
 
 
@@ -680,7 +733,11 @@ def time_entries_to_attendance(
     units = dict(project_units or {})
     frame = records_frame(entries, _ENTRY_FIELDS)
     if frame.empty:
-        return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
+        return (
+            pd.DataFrame(columns=["company_id"]),
+            set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)),
+            0,
+        )
     clock = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now).tz_localize("UTC")
     deleted_on, bad_deleted = utc(column(frame, "deletedOn"))
     deleted = deleted_on.notna()
@@ -711,13 +768,19 @@ def time_entries_to_attendance(
     reasons = collect(reasons, bad_start | start.isna(), "startTime is missing or not ISO 8601")
     reasons = collect(reasons, bad_end, "endTime is not ISO 8601")
     running = end.isna() & ~bad_end
-    reasons = collect(reasons, running & start.notna() & (start > clock), "a running entry starts after the vendor clock")
+    reasons = collect(
+        reasons, running & start.notna() & (start > clock), "a running entry starts after the vendor clock"
+    )
     until = end.where(~running, clock)
     breaks = column(frame, "breaks")
     # A column of lists is kept as the records hold it; one pandas read as numbers or text holds NaN for None.
     listed = breaks.tolist() if breaks.dtype == object else [raw.get("breaks") for raw in frame["_raw"]]
     break_seconds = _breaks_of_entries(listed, start, until)
-    reasons = collect(reasons, break_seconds.isna(), "breaks are malformed (a break without a valid startTime, or ending before it starts)")
+    reasons = collect(
+        reasons,
+        break_seconds.isna(),
+        "breaks are malformed (a break without a valid startTime, or ending before it starts)",
+    )
     worked = _epoch_seconds(until) - _epoch_seconds(start) - break_seconds.fillna(0).astype(float)
     reasons = collect(reasons, worked.notna() & (worked < 0), "endTime is before startTime, or breaks exceed the entry")
     action = column(frame, "actionType")
@@ -750,6 +813,8 @@ def time_entries_to_attendance(
 def drive_cost_code_ids(cost_codes: Iterable[Mapping[str, Any]], settings: CompanySettings) -> set[str]:
     """Cost codes whose title (or code) matches the company's drive patterns."""
     return {
-        str(c["id"]) for c in cost_codes
-        if c.get("id") and any(isinstance(t, str) and settings.is_drive_job(t) for t in (c.get("title"), c.get("costCode")))
+        str(c["id"])
+        for c in cost_codes
+        if c.get("id")
+        and any(isinstance(t, str) and settings.is_drive_job(t) for t in (c.get("title"), c.get("costCode")))
     }

@@ -34,23 +34,23 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from protiv_dagster.vendors.busybusy import mapping as bb_mapping
-from protiv_dagster.vendors.busybusy.client import CHANGE_ROOTS, BusyBusyTuning, iso, local_day_window
-from protiv_dagster.vendors.busybusy.credentials import BusyBusyCredentials
 from protiv_dagster.vendors.base import (
-    Source,
-    chunks,
-    is_stamp,
     ChangeLog,
     Changes,
     Mapped,
+    Source,
+    chunks,
     decode_cursor,
     encode_cursor,
+    is_stamp,
     nothing,
     records_digest,
     weeks_between,
     weeks_of_days,
 )
+from protiv_dagster.vendors.busybusy import mapping as bb_mapping
+from protiv_dagster.vendors.busybusy.client import CHANGE_ROOTS, BusyBusyTuning, iso, local_day_window
+from protiv_dagster.vendors.busybusy.credentials import BusyBusyCredentials
 
 # How far behind the newest stamp seen the next check starts (late commits, same-second ties).
 OVERLAP = timedelta(minutes=10)
@@ -66,7 +66,10 @@ class BusyBusySource(Source):
     clock_feed = "vendorClock"
     project_feed = "projects"
     feed_fields = {
-        "timeEntries": ("id", "updatedOn"), "costCodes": ("id", None), "projects": ("id", None), "vendorClock": ("id", None),
+        "timeEntries": ("id", "updatedOn"),
+        "costCodes": ("id", None),
+        "projects": ("id", None),
+        "vendorClock": ("id", None),
     }
     # Entries are filtered by start time, in the company's local days; cost codes, the projects'
     # tree and the vendor's clock are lookups every week gets a copy of.
@@ -75,7 +78,11 @@ class BusyBusySource(Source):
     maps_records_independently = True
 
     def __init__(
-        self, connection: Any, resource: BusyBusyTuning, registry: Any = None, *,
+        self,
+        connection: Any,
+        resource: BusyBusyTuning,
+        registry: Any = None,
+        *,
         clock: Callable[[], datetime] | None = None,
     ):
         self.connection = connection
@@ -147,8 +154,12 @@ class BusyBusySource(Source):
         if state is None:
             newest, listings = self.client.newest_stamps()
             stamps = [text for text in newest.values() if text]
-            mark = iso(max(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps)) if stamps else EMPTY_ORGANIZATION_MARK
-            listed = {root: records_digest(records) for root, records in listings.items()}
+            mark = (
+                iso(max(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps))
+                if stamps
+                else EMPTY_ORGANIZATION_MARK
+            )
+            listed: dict[str, str] = {root: records_digest(records) for root, records in listings.items()}
             return Changes(
                 weeks=weeks_between(first_day, last_day),
                 entry_ids=frozenset(),
@@ -161,7 +172,7 @@ class BusyBusySource(Source):
         entry_ids: set[str] = set()
         days: list[date] = []
         reference_changed = False
-        listed: dict[str, str] = {}
+        listed = {}
         for root, records in found.items():
             stamp_field = CHANGE_ROOTS[root].stamp
             if stamp_field is None:
@@ -258,7 +269,9 @@ class BusyBusySource(Source):
             self.timezone,
             now or self.now(),
             bb_mapping.drive_cost_code_ids(feeds.get(self.cost_code_feed, []), self.connection.settings),
-            bb_mapping.project_units(feeds.get(self.project_feed, []), self.connection.settings.busybusy_milestone_depth),
+            bb_mapping.project_units(
+                feeds.get(self.project_feed, []), self.connection.settings.busybusy_milestone_depth
+            ),
         )
         # Only time entries are counted: cost codes, projects and the vendor clock are lookups, not records to load.
         return Mapped(rows, set_aside, removed, fetched=len(feeds.get(self.live_feed, [])))

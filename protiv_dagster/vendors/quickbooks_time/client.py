@@ -29,7 +29,6 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 from protiv_dagster.vendors.http import (
     DEFAULT_MAX_PAGES,
     MAX_PAGES_HELP,
@@ -40,6 +39,7 @@ from protiv_dagster.vendors.http import (
     http_options,
     require_keys,
 )
+from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 
 MAX_PAGE_SIZE = 200
 EMPTY_PAGE_REREADS = 2  # times an empty page that announces more is read again before the sync fails
@@ -88,9 +88,7 @@ class QuickBooksTimeClient(VendorClient):
         self.page_size = page_size
         self.credentials = credentials
         self.on_token_refresh = on_token_refresh
-        self.register_secret(
-            credentials.access_token, credentials.refresh_token, credentials.client_secret
-        )
+        self.register_secret(credentials.access_token, credentials.refresh_token, credentials.client_secret)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.credentials.access_token}"}
@@ -255,7 +253,9 @@ class QuickBooksTimeClient(VendorClient):
         """Timesheets deleted in the account, by work date range and/or deletion time."""
         return [
             record
-            for page in self.deleted_timesheet_pages(start_date=start_date, end_date=end_date, modified_since=modified_since)
+            for page in self.deleted_timesheet_pages(
+                start_date=start_date, end_date=end_date, modified_since=modified_since
+            )
             for record in page.records
         ]
 

@@ -71,7 +71,13 @@ from protiv_dagster.vendors.mapping import (
     utc,
 )
 
-_STATUS_VALUES = {"open": "open", "completed": "completed", "complete": "completed", "canceled": "canceled", "cancelled": "canceled"}
+_STATUS_VALUES = {
+    "open": "open",
+    "completed": "completed",
+    "complete": "completed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+}
 _YES = {"yes", "true", "1", "y"}
 
 
@@ -100,7 +106,9 @@ def users_to_workers(users: Iterable[Mapping[str, Any]], company_id: str) -> tup
     reasons = collect(reasons, bad_rate, "pay_rate is not a number")
     interval = column(frame, "pay_interval").where(lambda s: s.isin(["hour", "year"]), None)
     hourly = pay_rate.where(interval != "year", pay_rate / HOURS_PER_YEAR).round(4)
-    reasons = collect(reasons, too_large(hourly, MAX_WAGE), "pay_rate is beyond any hourly wage (at most $999,999.9999)")
+    reasons = collect(
+        reasons, too_large(hourly, MAX_WAGE), "pay_rate is beyond any hourly wage (at most $999,999.9999)"
+    )
     hire, bad_hire = dates(column(frame, "hire_date"))
     term, bad_term = dates(column(frame, "term_date"))
     reasons = collect(reasons, bad_hire | bad_term, "hire_date or term_date is not a YYYY-MM-DD date")
@@ -158,12 +166,16 @@ def jobcodes_to_jobs(
         typed_numbers[target], bad = numbers(custom(field).map(_typed_number))
         reasons = collect(reasons, bad, f"custom field {field!r} is not a {unit}")
         if limit:
-            reasons = collect(reasons, too_large(typed_numbers[target], limit), f"custom field {field!r} is beyond any {unit}")
+            reasons = collect(
+                reasons, too_large(typed_numbers[target], limit), f"custom field {field!r} is beyond any {unit}"
+            )
     service_type = custom(settings.service_type_field).map(lambda v: v.strip() or None if isinstance(v, str) else None)
     status_text = custom(settings.job_status_field)
     status = status_text.map(lambda v: _STATUS_VALUES.get(str(v).strip().casefold()) if v else None)
     reasons = collect(
-        reasons, status_text.notna() & status.isna(), f"custom field {settings.job_status_field!r} is not Open, Completed or Canceled"
+        reasons,
+        status_text.notna() & status.isna(),
+        f"custom field {settings.job_status_field!r} is not Open, Completed or Canceled",
     )
     active = column(frame, "active").map(lambda v: bool(v) if isinstance(v, bool) else None)
     reasons = collect(reasons, active.isna(), "active is missing or not a boolean")
@@ -199,7 +211,9 @@ def jobcodes_to_jobs(
             **typed_numbers,
             "service_type": service_type,
             "property_id": None,
-            "created_date": local_dates(created, settings.timezone) if settings.timezone else _written_dates(column(frame, "created"), created),
+            "created_date": local_dates(created, settings.timezone)
+            if settings.timezone
+            else _written_dates(column(frame, "created"), created),
             "source_modified_at": modified,
         },
         index=frame.index,
@@ -225,7 +239,18 @@ def _booleans(values: pd.Series) -> pd.Series:
 
 
 # The fields of a timesheet the attendance mapping reads.
-_TIMESHEET_FIELDS = ("id", "user_id", "jobcode_id", "type", "start", "end", "on_the_clock", "date", "duration", "last_modified")
+_TIMESHEET_FIELDS = (
+    "id",
+    "user_id",
+    "jobcode_id",
+    "type",
+    "start",
+    "end",
+    "on_the_clock",
+    "date",
+    "duration",
+    "last_modified",
+)
 
 
 def timesheets_to_attendance(
@@ -242,7 +267,11 @@ def timesheets_to_attendance(
     """
     frame = records_frame(timesheets, _TIMESHEET_FIELDS)
     if frame.empty:
-        return pd.DataFrame(columns=["company_id"]), set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)), 0
+        return (
+            pd.DataFrame(columns=["company_id"]),
+            set_aside_frame(frame, pd.Series(dtype=object), pd.Series(dtype=object)),
+            0,
+        )
     raw_id = column(frame, "id")
     entry_id = id_text(raw_id)
     deleted = entry_id.isin(set(deleted_ids))
@@ -274,7 +303,9 @@ def timesheets_to_attendance(
     regular = entry_type == "regular"
     reasons = collect(reasons, regular & start.isna() & ~bad_start, "a regular timesheet has no start")
     reasons = collect(
-        reasons, regular & end.isna() & ~bad_end & (on_the_clock == False), "a finished regular timesheet has no end"  # noqa: E712
+        reasons,
+        regular & end.isna() & ~bad_end & (on_the_clock == False),  # noqa: E712 - elementwise, NA stays NA
+        "a finished regular timesheet has no end",
     )
     work_date, bad_date = dates(column(frame, "date"))
     reasons = collect(reasons, bad_date | work_date.isna(), "date is missing or not YYYY-MM-DD")

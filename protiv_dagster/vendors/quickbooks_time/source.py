@@ -26,24 +26,24 @@ from typing import Any
 
 import pandas as pd
 
-from protiv_dagster.vendors.quickbooks_time import mapping as qbt_mapping
 from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource
-from protiv_dagster.vendors.quickbooks_time.client import MAX_PAGE_SIZE, QuickBooksTimeTuning
-from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 from protiv_dagster.vendors.base import (
-    Source,
-    chunks,
-    is_stamp,
-    day_of_text,
     ChangeLog,
     Changes,
     Mapped,
+    Source,
+    chunks,
+    day_of_text,
     decode_cursor,
     encode_cursor,
+    is_stamp,
     nothing,
     weeks_between,
     weeks_of_days,
 )
+from protiv_dagster.vendors.quickbooks_time import mapping as qbt_mapping
+from protiv_dagster.vendors.quickbooks_time.client import MAX_PAGE_SIZE, QuickBooksTimeTuning
+from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
 
 TIME_ENDPOINTS = ("timesheets", "timesheets_deleted")
 REFERENCE_ENDPOINTS = ("users", "jobcodes", "customfields")
