@@ -65,13 +65,15 @@ def serve_emulator(conn, token: str, workers: int, days: int, latency: float) ->
                 sunday = (date.fromisoformat(monday) + timedelta(days=6)).isoformat()
                 return sum(monday <= r["date"] <= sunday for r in records)
 
-            conn.send({
-                "users": len(company.users()),
-                "jobcodes": sum(j["type"] == "regular" for j in company.jobcodes()),
-                "customfields": sum(f["applies_to"] == "jobcode" for f in company.customfields()),
-                "weeks": {m: (in_week(sheets, m), in_week(deleted, m)) for m in message[1]},
-                "deleted_total": len(deleted),
-            })
+            conn.send(
+                {
+                    "users": len(company.users()),
+                    "jobcodes": sum(j["type"] == "regular" for j in company.jobcodes()),
+                    "customfields": sum(f["applies_to"] == "jobcode" for f in company.customfields()),
+                    "weeks": {m: (in_week(sheets, m), in_week(deleted, m)) for m in message[1]},
+                    "deleted_total": len(deleted),
+                }
+            )
         else:
             conn.send(Counter((r.path.rsplit("/", 1)[-1], r.query.get("start_date", "")) for r in emulator.request_log))
     emulator.stop()
@@ -123,19 +125,20 @@ def run_once(args, timers: Timers) -> dict:
     """A fresh data folder, Dagster home and emulator; the sync; counts and the emulator's truth."""
     import dagster as dg
 
-    from protiv_dagster.sync.company import plan_sync, sync_company
-    from protiv_dagster.partitions import week_keys
-    from protiv_dagster.definitions import build_defs
     from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
+    from protiv_dagster.definitions import build_defs
+    from protiv_dagster.partitions import week_keys
     from protiv_dagster.resources.warehouse import Warehouse
+    from protiv_dagster.sync.company import plan_sync, sync_company
 
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
         (home := Path(folder) / "dagster_home").mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):  # the embedded default only
             os.environ.pop(name, None)
-        os.environ.update(PROTIV_DATA_DIR=str(Path(folder) / "data"), DAGSTER_HOME=str(home),
-                          PROTIV_SECRET_KEY=generate_secret_key())
+        os.environ.update(
+            PROTIV_DATA_DIR=str(Path(folder) / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key()
+        )
         token, spawn = secrets.token_urlsafe(24), mp.get_context("spawn")
         parent, child = spawn.Pipe()
         emulator = spawn.Process(target=serve_emulator, args=(child, token, args.workers, args.days, args.latency))
@@ -143,8 +146,12 @@ def run_once(args, timers: Timers) -> dict:
         try:
             today = date.today()
             connection = ConnectionRegistry().connect(
-                COMPANY, "quickbooks_time", parent.recv(), {"access_token": token},
-                attendance_pull_date=today - timedelta(days=args.days), today=today,
+                COMPANY,
+                "quickbooks_time",
+                parent.recv(),
+                {"access_token": token},
+                attendance_pull_date=today - timedelta(days=args.days),
+                today=today,
             )
             first_day = connection.attendance_pull_date
             steps = plan_sync(COMPANY, first_day, today)
@@ -163,13 +170,27 @@ def run_once(args, timers: Timers) -> dict:
             stats = [instance.get_run_step_stats(run_id) for run_id in run_ids]
             step_seconds = [sum(s.end_time - s.start_time for s in run if s.end_time) for run in stats]
             events = [len(instance.all_logs(run_id)) for run_id in run_ids]
-            counts = Warehouse().query(
-                "select " + ", ".join(f"(select count(*) from {{schema}}.{t} where company_id = ?) as {t}" for t in TABLES),
-                [COMPANY] * len(TABLES),
-            ).iloc[0].astype(int).to_dict()
-            raw_counts = Warehouse().query(  # per vendor feed (live, deleted): for the peer baseline
-                "select feed, count(*) as n from {schema}.raw_timesheets where company_id = ? group by feed", [COMPANY]
-            ).set_index("feed")["n"].astype(int).to_dict()
+            counts = (
+                Warehouse()
+                .query(
+                    "select "
+                    + ", ".join(f"(select count(*) from {{schema}}.{t} where company_id = ?) as {t}" for t in TABLES),
+                    [COMPANY] * len(TABLES),
+                )
+                .iloc[0]
+                .astype(int)
+                .to_dict()
+            )
+            raw_counts = (
+                Warehouse()
+                .query(  # per vendor feed (live, deleted): for the peer baseline
+                    "select feed, count(*) as n from {schema}.raw_timesheets where company_id = ? group by feed",
+                    [COMPANY],
+                )
+                .set_index("feed")["n"]
+                .astype(int)
+                .to_dict()
+            )
             parent.send(("truth", weeks))
             parent.send(("requests",))
             truth, requests = parent.recv(), parent.recv()
@@ -181,12 +202,25 @@ def run_once(args, timers: Timers) -> dict:
                 emulator.terminate()
     live = sum(week[0] for week in truth["weeks"].values())
     return {
-        "wall": wall, "cpu": cpu, "runs": len(run_ids), "steps": steps, "marks": marks, "events": events,
-        "step_seconds": step_seconds, "raw_counts": raw_counts,
+        "wall": wall,
+        "cpu": cpu,
+        "runs": len(run_ids),
+        "steps": steps,
+        "marks": marks,
+        "events": events,
+        "step_seconds": step_seconds,
+        "raw_counts": raw_counts,
         "step_stats": [{s.step_key: s.end_time - s.start_time for s in run if s.end_time} for run in stats],
-        "spent": timers.spent, "calls": timers.calls, "counts": counts,
-        "truth": truth, "live": live, "ok": counts["attendance"] == live and counts["rejected_rows"] == 0,
-        "requests": requests, "rss_before": rss_before, "rss_after": rss_after, "first_day": first_day,
+        "spent": timers.spent,
+        "calls": timers.calls,
+        "counts": counts,
+        "truth": truth,
+        "live": live,
+        "ok": counts["attendance"] == live and counts["rejected_rows"] == 0,
+        "requests": requests,
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "first_day": first_day,
     }
 
 
@@ -210,30 +244,44 @@ def minimum_requests(truth: dict) -> tuple[list[tuple[str, int, int]], int]:
 
 def report(args, result: dict, baseline_rss: float) -> None:
     truth, counts, requests, live = result["truth"], result["counts"], result["requests"], result["live"]
-    print(f"company: {args.workers} workers, {args.days} days from {result['first_day']}, {live} timesheets in the "
-          f"window, {truth['deleted_total']} deleted, {truth['users']} users, {truth['jobcodes']} jobcodes, "
-          f"{truth['customfields']} custom fields")
-    print(f"\ninitial sync: {result['runs']} Dagster runs, {result['wall']:.2f} s wall, "
-          f"{result['cpu']:.2f} s CPU in the pipeline process")
+    print(
+        f"company: {args.workers} workers, {args.days} days from {result['first_day']}, {live} timesheets in the "
+        f"window, {truth['deleted_total']} deleted, {truth['users']} users, {truth['jobcodes']} jobcodes, "
+        f"{truth['customfields']} custom fields"
+    )
+    print(
+        f"\ninitial sync: {result['runs']} Dagster runs, {result['wall']:.2f} s wall, "
+        f"{result['cpu']:.2f} s CPU in the pipeline process"
+    )
     print(f"  {'step':<32}{'wall':>7}{'dagster':>9}" + "".join(f"{k:>8}" for k in KINDS) + "   other  events  opens")
     for step, in_steps, events in zip(result["steps"], result["step_seconds"], result["events"]):
         start, end = result["marks"][step.label]
         spent = [result["spent"][step.label][kind] for kind in KINDS]
-        print(f"  {step.label:<32}{end - start:>7.2f}{end - start - in_steps:>9.2f}" + "".join(f"{s:>8.2f}" for s in spent)
-              + f"{in_steps - sum(spent):>8.2f}{events:>8}{result['calls'][step.label]['open']:>7}")
+        print(
+            f"  {step.label:<32}{end - start:>7.2f}{end - start - in_steps:>9.2f}"
+            + "".join(f"{s:>8.2f}" for s in spent)
+            + f"{in_steps - sum(spent):>8.2f}{events:>8}{result['calls'][step.label]['open']:>7}"
+        )
     totals = {k: sum(v[k] for v in result["spent"].values()) for k in (*KINDS, "open", "event log")}
     overhead = sum(e - s for s, e in result["marks"].values()) - sum(result["step_seconds"])
-    print("  seconds; dagster = run wall minus its steps' own time; tables = ensure_tables (DDL checks, comments);\n"
-          "  writes = partition replaces; reads = warehouse queries; other = mapping, validation, JSON, metadata;\n"
-          "  events = the run's Dagster event log entries; opens = DuckDB connections opened (one per transaction)")
-    print(f"  totals: dagster {overhead:.2f}, " + ", ".join(f"{k} {totals[k]:.2f}" for k in KINDS)
-          + f" (of which opening DuckDB {totals['open']:.2f}); storing {sum(result['events'])} Dagster events "
-          f"{totals['event log']:.2f} (outside steps and inside them, in other)")
+    print(
+        "  seconds; dagster = run wall minus its steps' own time; tables = ensure_tables (DDL checks, comments);\n"
+        "  writes = partition replaces; reads = warehouse queries; other = mapping, validation, JSON, metadata;\n"
+        "  events = the run's Dagster event log entries; opens = DuckDB connections opened (one per transaction)"
+    )
+    print(
+        f"  totals: dagster {overhead:.2f}, "
+        + ", ".join(f"{k} {totals[k]:.2f}" for k in KINDS)
+        + f" (of which opening DuckDB {totals['open']:.2f}); storing {sum(result['events'])} Dagster events "
+        f"{totals['event log']:.2f} (outside steps and inside them, in other)"
+    )
 
     rows, naive = minimum_requests(truth)
     made, minimum = sum(requests.values()), sum(r[2] for r in rows)
-    print(f"\nHTTP requests made: {made}, minimum {minimum}, ratio {made / minimum:.2f}; "
-          f"naive bound ceil(all records / {PAGE}) = {naive}")
+    print(
+        f"\nHTTP requests made: {made}, minimum {minimum}, ratio {made / minimum:.2f}; "
+        f"naive bound ceil(all records / {PAGE}) = {naive}"
+    )
     by_query = Counter({f"{endpoint} {start}".strip(): n for (endpoint, start), n in requests.items()})
     for query, records, pages in rows:
         print(f"  {query:<30}{records:>6} records  minimum {pages:>3}  made {by_query.pop(query, 0):>3}")
@@ -241,12 +289,16 @@ def report(args, result: dict, baseline_rss: float) -> None:
         print(f"  {query:<30}{'':>6}                      made {n:>3}  (not needed)")
 
     print("\nrows: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
-    print(f"check: attendance {counts['attendance']} = live timesheets in the window {live}, "
-          f"nothing set aside: {'OK' if result['ok'] else 'MISMATCH'}")
-    print(f"peak RSS of the pipeline process: {result['rss_after']:.0f} MiB; growth during the sync "
-          f"{result['rss_after'] - result['rss_before']:.0f} MiB over {result['rss_before']:.0f} MiB just before it "
-          f"({baseline_rss:.0f} MiB after importing Python + dagster + pandas + duckdb + the definitions; the rest "
-          "is the registry, instance and earlier runs)")
+    print(
+        f"check: attendance {counts['attendance']} = live timesheets in the window {live}, "
+        f"nothing set aside: {'OK' if result['ok'] else 'MISMATCH'}"
+    )
+    print(
+        f"peak RSS of the pipeline process: {result['rss_after']:.0f} MiB; growth during the sync "
+        f"{result['rss_after'] - result['rss_before']:.0f} MiB over {result['rss_before']:.0f} MiB just before it "
+        f"({baseline_rss:.0f} MiB after importing Python + dagster + pandas + duckdb + the definitions; the rest "
+        "is the registry, instance and earlier runs)"
+    )
 
 
 def main() -> None:
@@ -264,8 +316,10 @@ def main() -> None:
 
     baseline_rss = rss_mib()
     print(f"machine: {machine()}")
-    print(f"command: initial_sync.py --workers {args.workers} --days {args.days} --latency {args.latency} "
-          f"--repeat {args.repeat}")
+    print(
+        f"command: initial_sync.py --workers {args.workers} --days {args.days} --latency {args.latency} "
+        f"--repeat {args.repeat}"
+    )
     timers, walls, cpus = Timers(), [], []
     for attempt in range(1, args.repeat + 1):
         print(f"\n=== run {attempt} of {args.repeat} ===")
@@ -277,9 +331,11 @@ def main() -> None:
         if not result["ok"]:
             raise SystemExit(1)
     if args.repeat > 1:
-        print(f"\nover {args.repeat} runs: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s; "
-              f"CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s\n"
-              "(peak RSS is per process, so runs after the first show the running maximum)")
+        print(
+            f"\nover {args.repeat} runs: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s; "
+            f"CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s\n"
+            "(peak RSS is per process, so runs after the first show the running maximum)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from protiv_dagster import views
-from protiv_dagster.warehouse.declarations import Column
 from protiv_dagster.tables import ALL_TABLES
+from protiv_dagster.warehouse.declarations import Column
 
 PAGE = Path("docs") / "data-dictionary.md"
 AUDIT_SQL = files("protiv_dagster").joinpath("sql", "audit_paychecks.sql").read_text(encoding="utf-8")
@@ -175,7 +175,9 @@ def _columns(columns: tuple[Column, ...], primary_key: tuple[str, ...] = ()) -> 
     rows = ["| column | type | null | meaning |", "|---|---|---|---|"]
     for column in columns:
         name = f"**{column.name}**" if column.name in primary_key else column.name
-        rows.append(f"| {name} | {column.sql_type} | {'yes' if column.nullable else 'no'} | {_cell(column.description)} |")
+        rows.append(
+            f"| {name} | {column.sql_type} | {'yes' if column.nullable else 'no'} | {_cell(column.description)} |"
+        )
     return rows
 
 

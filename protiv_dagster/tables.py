@@ -123,7 +123,9 @@ REJECTED_ROWS = Table(
     columns=(
         Column("company_id", "TEXT", False, "Protiv company."),
         Column(
-            "asset", "TEXT", False,
+            "asset",
+            "TEXT",
+            False,
             "The asset that set the record aside (attendance, workers, jobs), or the table it writes beside its own "
             "(worker_wages with workers, task_lines and job_assignments with jobs).",
         ),
@@ -136,6 +138,17 @@ REJECTED_ROWS = Table(
 )
 
 ALL_TABLES = (
-    RAW_TIMESHEETS, ATTENDANCE, WORKERS, JOBS, PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS,
-    REJECTED_ROWS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS, JOBS_WITHOUT_PROPAY, PROPAY_SETTINGS_VERSIONS,
+    RAW_TIMESHEETS,
+    ATTENDANCE,
+    WORKERS,
+    JOBS,
+    PROPAY_OPPORTUNITIES,
+    PROPAY_WORKER_BONUSES,
+    PROPAY_OVERTIME_WEEKS,
+    REJECTED_ROWS,
+    TASK_LINES,
+    WORKER_WAGES,
+    JOB_ASSIGNMENTS,
+    JOBS_WITHOUT_PROPAY,
+    PROPAY_SETTINGS_VERSIONS,
 )

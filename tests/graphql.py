@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,10 +88,8 @@ def dagster_webserver(workspace: Path, env: dict[str, str], log: Path, ready_wit
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM to the webserver's own process group (itself and its code server), then SIGKILL."""
     if process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

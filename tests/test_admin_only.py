@@ -22,12 +22,14 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from protiv_dagster.definitions import defs
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
+from protiv_dagster.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
 # Names a credential could hide behind in config (a URL could carry a password too).
-CREDENTIAL_NAME = re.compile(r"pass|secret|token|credential|api_?key|client_id|username|auth|^key$|fernet", re.IGNORECASE)
+CREDENTIAL_NAME = re.compile(
+    r"pass|secret|token|credential|api_?key|client_id|username|auth|^key$|fernet", re.IGNORECASE
+)
 READ_AND_ROTATE = {"get", "list", "rotate_credentials", "sync_state"}
 # What the admin API has that the code location must never reach.
 ADMIN_ONLY = {"connect", "disconnect", "_store", "engine", "table"}
@@ -85,10 +87,16 @@ def test_every_use_of_the_registry_in_the_definitions_is_the_read_resource():
 def code_location_modules() -> list[str]:
     """Modules loaded when Dagster loads the code location, from a fresh interpreter."""
     listed = subprocess.run(
-        [sys.executable, "-c",
-         "import json, sys, protiv_dagster.definitions; "
-         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('protiv_dagster'))))"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, protiv_dagster.definitions; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('protiv_dagster'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(listed.stdout.strip().splitlines()[-1])
 
@@ -109,7 +117,12 @@ def test_no_code_location_module_touches_the_admin_registry_api():
             # ConnectionRegistry (not ...Resource) is the admin API; _registry() reaches it from the resource.
             if isinstance(node, ast.Name) and node.id in ("ConnectionRegistry", "EnvReference", "generate_secret_key"):
                 offenders.append(f"{name}: {node.id}")
-            if isinstance(node, ast.Attribute) and node.attr in ("ConnectionRegistry", "_registry", "disconnect", "_store"):
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "ConnectionRegistry",
+                "_registry",
+                "disconnect",
+                "_store",
+            ):
                 offenders.append(f"{name}: .{node.attr}")
             if isinstance(node, ast.ImportFrom) and node.module == "protiv_dagster.connections.registry":
                 imported = {alias.name for alias in node.names}
@@ -144,8 +157,11 @@ def test_a_credential_in_run_config_is_rejected(field):
 
 @pytest.mark.parametrize(
     "resource, field, value",
-    [("warehouse", "url", "postgresql://attacker.example/loot"), ("warehouse", "schema_name", "elsewhere"),
-     ("registry", "url", "sqlite:///forged-registry.sqlite3")],
+    [
+        ("warehouse", "url", "postgresql://attacker.example/loot"),
+        ("warehouse", "schema_name", "elsewhere"),
+        ("registry", "url", "sqlite:///forged-registry.sqlite3"),
+    ],
 )
 def test_the_launchpad_cannot_point_the_warehouse_or_registry_elsewhere(resource, field, value):
     # Where ProPay rows go and which connections are read is set in code and the environment only.

@@ -14,21 +14,42 @@ def error(raw) -> str:
 
 
 def test_defaults_and_settings_stored_before_the_engine_stay_valid():
-    old = {"timezone": "America/Chicago", "worker_share": 0.5, "role_buckets": {"crew": 1.0},
-           "include_drive_time": False, "drive_job_patterns": ["Drive*"], "budget_hours_field": "Budget Hours",
-           "job_status_field": "Job Status", "recurring_field": "Recurring"}
+    old = {
+        "timezone": "America/Chicago",
+        "worker_share": 0.5,
+        "role_buckets": {"crew": 1.0},
+        "include_drive_time": False,
+        "drive_job_patterns": ["Drive*"],
+        "budget_hours_field": "Budget Hours",
+        "job_status_field": "Job Status",
+        "recurring_field": "Recurring",
+    }
     settings = parse_settings(old)
-    assert (settings.distribution_method, settings.lead_multiplier, settings.default_budget_type) == ("hours", 1.5, "hours")
-    assert (settings.budget_modification_percent, settings.overtime_weekly_hours, settings.workweek_start) == (100, 40, "monday")
+    assert (settings.distribution_method, settings.lead_multiplier, settings.default_budget_type) == (
+        "hours",
+        1.5,
+        "hours",
+    )
+    assert (settings.budget_modification_percent, settings.overtime_weekly_hours, settings.workweek_start) == (
+        100,
+        40,
+        "monday",
+    )
     assert settings.overtime_daily_hours is None and settings.launch_date is None
 
 
 def test_round_trip_through_json_as_the_registry_stores_it():
-    settings = parse_settings({
-        "launch_date": "2026-03-01", "exclusions": {"name_patterns": ["TEST*"], "manual": {"J1": "demo job"}},
-        "worker_roles": {"w1": "crew_lead"}, "penalties": {"J2": 50}, "disqualifications": {"J3": "callback"},
-        "distribution_method": "manual", "manual_distribution": {"w1": 60, "w2": 40},
-    })
+    settings = parse_settings(
+        {
+            "launch_date": "2026-03-01",
+            "exclusions": {"name_patterns": ["TEST*"], "manual": {"J1": "demo job"}},
+            "worker_roles": {"w1": "crew_lead"},
+            "penalties": {"J2": 50},
+            "disqualifications": {"J3": "callback"},
+            "distribution_method": "manual",
+            "manual_distribution": {"w1": 60, "w2": 40},
+        }
+    )
     assert settings.launch_date == date(2026, 3, 1)
     assert CompanySettings.model_validate_json(settings.model_dump_json()) == settings
 
@@ -39,7 +60,10 @@ def test_round_trip_through_json_as_the_registry_stores_it():
         ({"role_buckets": {"crew": 0.7, "manager": 0.2}}, "role_buckets: Value error, role buckets must sum to 100 %"),
         ({"role_buckets": {"company": 1.0}}, "nobody would earn a bonus"),
         ({"budget_modification_percent": 0}, "budget_modification_percent: Input should be greater than or equal to 1"),
-        ({"budget_modification_percent": 250}, "budget_modification_percent: Input should be less than or equal to 200"),
+        (
+            {"budget_modification_percent": 250},
+            "budget_modification_percent: Input should be less than or equal to 200",
+        ),
         ({"distribution_method": "seniority"}, "distribution_method: Input should be 'hours', 'wage'"),
         ({"worker_roles": {"w1": "boss"}}, "worker_roles.w1: Input should be 'crew'"),
         ({"distribution_method": "manual"}, "needs manual_distribution"),
@@ -47,7 +71,10 @@ def test_round_trip_through_json_as_the_registry_stores_it():
         ({"penalties": {"J1": -5}}, "penalties.J1: Input should be greater than or equal to 0"),
         ({"disqualifications": {"J1": " "}}, "disqualifications need a reason"),
         ({"exclusions": {"names": ["TEST*"]}}, "exclusions.names: Extra inputs are not permitted"),
-        ({"exclusions": {"name_patterns": [""]}}, "exclusions.name_patterns: Value error, must not contain a blank entry"),
+        (
+            {"exclusions": {"name_patterns": [""]}},
+            "exclusions.name_patterns: Value error, must not contain a blank entry",
+        ),
         ({"launch_date": "soon"}, "launch_date: Input should be a valid date"),
         ({"workweek_start": "funday"}, "workweek_start: Input should be 'monday'"),
         ({"overtime_weekly_hours": 0}, "overtime_weekly_hours: Input should be greater than 0"),
@@ -83,7 +110,9 @@ def test_numbers_are_read_as_the_decimals_they_were_written_as():
 def test_count_jobs_before_pull_date_is_off_by_default_and_thresholds_are_whole_seconds():
     assert parse_settings({}).count_jobs_before_pull_date is False
     assert parse_settings({"overtime_daily_hours": 7.75, "overtime_weekly_hours": 40.5}).overtime_daily_hours == 7.75
-    assert "overtime_daily_hours: Value error, must be a whole number of seconds" in error({"overtime_daily_hours": 8.0001})
+    assert "overtime_daily_hours: Value error, must be a whole number of seconds" in error(
+        {"overtime_daily_hours": 8.0001}
+    )
 
 
 def version(number, day, **settings):
@@ -91,10 +120,24 @@ def version(number, day, **settings):
 
 
 def test_the_version_in_force_on_a_day():
-    history = SettingsHistory(versions=(version(1, None), version(2, date(2026, 3, 1), worker_share=0.6),
-                                        version(4, date(2026, 6, 1), worker_share=0.7)))
-    assert [history.in_force(d).version for d in (date(2020, 1, 1), date(2026, 2, 28), date(2026, 3, 1), date(2026, 5, 31),
-                                                  date(2026, 6, 1), date(2030, 1, 1))] == [1, 1, 2, 2, 4, 4]
+    history = SettingsHistory(
+        versions=(
+            version(1, None),
+            version(2, date(2026, 3, 1), worker_share=0.6),
+            version(4, date(2026, 6, 1), worker_share=0.7),
+        )
+    )
+    assert [
+        history.in_force(d).version
+        for d in (
+            date(2020, 1, 1),
+            date(2026, 2, 28),
+            date(2026, 3, 1),
+            date(2026, 5, 31),
+            date(2026, 6, 1),
+            date(2030, 1, 1),
+        )
+    ] == [1, 1, 2, 2, 4, 4]
     assert history.in_force(None).version == 4 and history.latest.settings.worker_share == 0.7
     # The first version applies to any date before the second one's, even when it names a date of its own.
     dated = SettingsHistory(versions=(version(1, date(2026, 1, 1)), version(2, date(2026, 3, 1))))
@@ -115,8 +158,12 @@ def test_versions_from_the_registry_keep_their_numbers():
         effective_from: date | None
         settings: CompanySettings
 
-    history = SettingsHistory.of([Stored(2, None, CompanySettings()), Stored(3, date(2026, 5, 1), CompanySettings(worker_share=1.0))])
-    assert [v.version for v in history.versions] == [2, 3] and history.in_force(date(2026, 5, 1)).settings.worker_share == 1.0
+    history = SettingsHistory.of(
+        [Stored(2, None, CompanySettings()), Stored(3, date(2026, 5, 1), CompanySettings(worker_share=1.0))]
+    )
+    assert [v.version for v in history.versions] == [2, 3] and history.in_force(
+        date(2026, 5, 1)
+    ).settings.worker_share == 1.0
     assert SettingsHistory.model_validate_json(history.model_dump_json()) == history
 
 

@@ -16,7 +16,6 @@ completes and the warehouse ends equal to a clean sync.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,19 +31,19 @@ import yaml
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from pandas.testing import assert_frame_equal
 
-from protiv_dagster.sync.health import company_health
-from protiv_dagster.sync.runs import sync_window, utc_now
-from protiv_dagster.sync.company import sync_company
+from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.data_dictionary import AUDIT_SQL
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG
-from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.run_launcher import WORKER_GONE
-from protiv_emulators.generator import generate_company
-from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
+from protiv_dagster.sync.company import sync_company
+from protiv_dagster.sync.health import company_health
+from protiv_dagster.sync.runs import sync_window, utc_now
 from protiv_dagster.sync.state import SUCCEEDED, SyncStateStore
 from protiv_dagster.tables import ALL_TABLES
+from protiv_emulators.generator import generate_company
+from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 from tests.run_workers import code_server_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +62,7 @@ def weeks_of(run: dg.DagsterRun) -> set[str]:
     first = date.fromisoformat(run.tags[RANGE_START_TAG].split("|")[-1])
     last = date.fromisoformat(run.tags[RANGE_END_TAG].split("|")[-1])
     return {(first + timedelta(days=7 * n)).isoformat() for n in range((last - first).days // 7 + 1)}
+
 
 def instance_config(postgres_url: str) -> dict:
     """deploy/dagster.yaml, with this vendor's limit at one run and a faster queue and monitor."""
@@ -128,7 +128,9 @@ def deployment(tmp_path, dagster_database, monkeypatch):
         for seed, company_id in enumerate(COMPANIES, start=1):
             data = generate_company(company_id, seed=seed, workers=8, days=14, as_of=now, timezone=SETTINGS["timezone"])
             token = emulator.add_company(data)
-            registry.connect(company_id, "quickbooks_time", emulator.base_url, {"access_token": token}, settings=SETTINGS)
+            registry.connect(
+                company_id, "quickbooks_time", emulator.base_url, {"access_token": token}, settings=SETTINGS
+            )
         yield env, emulator
     finally:
         emulator.stop()
@@ -143,7 +145,11 @@ def daemon(deployment, tmp_path):
         # Its own session, so the run workers it launches end with it.
         process = subprocess.Popen(
             [str(executable), "run", "-w", str(ROOT / "workspace.yaml")],
-            cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield log
@@ -181,16 +187,19 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
         # A third company whose vendor refuses its token at first (not issued yet): its initial sync
         # fails, and the automation tries again with backoff, never leaving it stranded.
         late_token = "issued-later-" + "x" * 16
-        ConnectionRegistry().connect("cedar", "quickbooks_time", emulator.base_url, {"access_token": late_token},
-                                     settings=SETTINGS)
+        ConnectionRegistry().connect(
+            "cedar", "quickbooks_time", emulator.base_url, {"access_token": late_token}, settings=SETTINGS
+        )
         store = SyncStateStore()
         wait_for(lambda: store.state("cedar").failures >= 1, 120, "cedar's first initial sync to fail", daemon)
         health = company_health(ConnectionRegistry().get("cedar"), store.state("cedar"), [], utc_now())
         assert not health.healthy and health.reason.startswith("initial sync failing"), health.reason
         # The vendor issues the token now: a later attempt of the initial sync goes through.
         now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
-        emulator.add_company(generate_company("cedar", seed=9, workers=5, days=14, as_of=now, timezone=SETTINGS["timezone"]),
-                             access_token=late_token)
+        emulator.add_company(
+            generate_company("cedar", seed=9, workers=5, days=14, as_of=now, timezone=SETTINGS["timezone"]),
+            access_token=late_token,
+        )
 
         # Connect -> partitions -> initial syncs -> ProPays, with nothing but the daemon running.
         wait_for(lambda: propay_partitions(instance) >= set(COMPANIES), 300, "both companies' ProPays", daemon)
@@ -228,7 +237,9 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
 
         # A manager shortens an entry two weeks back; the next refresh re-syncs it.
         vendor = emulator.company("acme")
-        sheet = next(s for s in sorted(vendor.timesheets(), key=lambda s: s["date"]) if s["end"] and s["duration"] > 3 * 3600)
+        sheet = next(
+            s for s in sorted(vendor.timesheets(), key=lambda s: s["date"]) if s["end"] and s["duration"] > 3 * 3600
+        )
         end = datetime.fromisoformat(sheet["end"]) - timedelta(hours=1)
         vendor.edit_timesheet(int(sheet["id"]), end=end.isoformat())
         edited_at = time.time()
@@ -305,7 +316,9 @@ def held_sync_run(instance: dg.DagsterInstance, page: HeldPage, daemon_log: Path
     """The sync run whose worker waits on the held page: the only one in progress (one run at a time
     on this vendor)."""
     wait_for(page.reached.is_set, 240, "a sync run to read its first vendor page", daemon_log, step=0.5)
-    runs = [r for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) if r.job_name in SYNC_JOBS]
+    runs = [
+        r for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])) if r.job_name in SYNC_JOBS
+    ]
     assert len(runs) == 1, [(r.run_id, r.job_name) for r in runs]
     return runs[0]
 
@@ -314,7 +327,10 @@ def failed_after_kill(instance: dg.DagsterInstance, run_id: str, killed_at: floa
     """Seconds from the kill until the run was marked failed."""
     wait_for(
         lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE,
-        DEAD_RUN_FAILED_WITHIN + 30, f"run {run_id} to be marked failed", daemon_log, step=0.5,
+        DEAD_RUN_FAILED_WITHIN + 30,
+        f"run {run_id} to be marked failed",
+        daemon_log,
+        step=0.5,
     )
     seconds = time.monotonic() - killed_at
     assert seconds < DEAD_RUN_FAILED_WITHIN, f"run {run_id} was marked failed {seconds:.0f} s after its worker died"
@@ -370,8 +386,12 @@ def test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried(deplo
         # Dagster's run retries have created the first run's retry meanwhile (with its code server
         # up: a retry Dagster cannot plan is given up, and the automation then plans the initial sync
         # again half an hour later, tests/automation/test_retried_runs.py).
-        wait_for(lambda: instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": alone.run_id})),
-                 60, "the killed run's retry", daemon)
+        wait_for(
+            lambda: instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": alone.run_id})),
+            60,
+            "the killed run's retry",
+            daemon,
+        )
         worker, server = code_server_worker(instance, together.run_id)
         os.kill(worker, signal.SIGKILL)
         os.kill(server, signal.SIGKILL)
@@ -379,15 +399,22 @@ def test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried(deplo
         next_page.released.set()
         seconds_together = failed_after_kill(instance, together.run_id, killed_at, daemon)
         assert WORKER_GONE in failure_message(instance, together.run_id)
-        print(f"run marked failed {seconds_alone:.1f} s after its worker was killed alone, "
-              f"{seconds_together:.1f} s after it was killed with its code server")
+        print(
+            f"run marked failed {seconds_alone:.1f} s after its worker was killed alone, "
+            f"{seconds_together:.1f} s after it was killed with its code server"
+        )
 
         # Its queue slot is free: a run queued on the same vendor starts.
         failed_at = instance.get_run_record_by_id(together.run_id).end_time
         wait_for(
-            lambda: [r for r in instance.get_run_records(dg.RunsFilter(tags={"protiv/provider": "quickbooks_time"}))
-                     if r.start_time and r.start_time >= failed_at],
-            120, "a queued run of the same vendor to start", daemon,
+            lambda: [
+                r
+                for r in instance.get_run_records(dg.RunsFilter(tags={"protiv/provider": "quickbooks_time"}))
+                if r.start_time and r.start_time >= failed_at
+            ],
+            120,
+            "a queued run of the same vendor to start",
+            daemon,
         )
         # No pool slot is left with a dead run (with `run` granularity pools count running runs).
         assert not {alone.run_id, together.run_id} & set(instance.event_log_storage.get_concurrency_run_ids())

@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env={"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -25,11 +28,20 @@ def test_assets_partitions_and_jobs():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
-        "vendor_connection", "raw_timesheets", "workers", "jobs", "attendance",
-        "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks", "jobs_without_propay",
+        "vendor_connection",
+        "raw_timesheets",
+        "workers",
+        "jobs",
+        "attendance",
+        "propay_opportunities",
+        "propay_worker_bonuses",
+        "propay_overtime_weeks",
+        "jobs_without_propay",
         "propay_settings_versions",
     }
-    assert graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def
+    assert (
+        graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def
+    )
     attendance = graph.get(dg.AssetKey("attendance"))
     assert isinstance(attendance.partitions_def, dg.MultiPartitionsDefinition)
     assert {d.name for d in attendance.partitions_def.partitions_defs} == {"company", "week"}
@@ -43,7 +55,12 @@ def test_assets_partitions_and_jobs():
 
 
 def test_automation_is_on_by_default():
-    assert {s.name for s in defs.sensors} == {"new_connections", "company_syncs", "connection_status", "follow_upstream_changes"}
+    assert {s.name for s in defs.sensors} == {
+        "new_connections",
+        "company_syncs",
+        "connection_status",
+        "follow_upstream_changes",
+    }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
     [schedule] = defs.schedules
     assert (schedule.name, schedule.cron_schedule) == ("refresh_every_two_hours", "0 */2 * * *")

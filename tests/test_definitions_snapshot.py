@@ -54,18 +54,30 @@ def definitions_snapshot(definitions: dg.Definitions) -> dict[str, Any]:
             "has_description": bool(job.description),
         }
     sensors = {
-        sensor.name: {"type": type(sensor).__name__, "interval_seconds": sensor.minimum_interval_seconds,
-                      "default_status": sensor.default_status.value, "has_description": bool(sensor.description)}
+        sensor.name: {
+            "type": type(sensor).__name__,
+            "interval_seconds": sensor.minimum_interval_seconds,
+            "default_status": sensor.default_status.value,
+            "has_description": bool(sensor.description),
+        }
         for sensor in sorted(definitions.sensors or [], key=lambda s: s.name)
     }
     schedules = {
-        schedule.name: {"job": schedule.job_name, "cron": str(schedule.cron_schedule),
-                        "default_status": schedule.default_status.value,
-                        "has_description": bool(schedule.description)}
+        schedule.name: {
+            "job": schedule.job_name,
+            "cron": str(schedule.cron_schedule),
+            "default_status": schedule.default_status.value,
+            "has_description": bool(schedule.description),
+        }
         for schedule in sorted(definitions.schedules or [], key=lambda s: s.name)
     }
-    return {"assets": assets, "jobs": jobs, "sensors": sensors, "schedules": schedules,
-            "resources": sorted(definitions.resources or {})}
+    return {
+        "assets": assets,
+        "jobs": jobs,
+        "sensors": sensors,
+        "schedules": schedules,
+        "resources": sorted(definitions.resources or {}),
+    }
 
 
 def test_the_definitions_match_the_snapshot():

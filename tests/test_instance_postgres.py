@@ -7,7 +7,6 @@ URL selects psycopg 3, and dagster-postgres's event log then fails on "NOTIFY ru
 
 from __future__ import annotations
 
-
 import dagster as dg
 import psycopg
 import pytest
@@ -38,7 +37,9 @@ def test_deploy_dagster_yaml_stores_runs_and_events_in_postgres(pipeline, dagste
         materializations = conn.execute(
             "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'"
         ).fetchone()[0]
-        partitions = conn.execute("select partition from dynamic_partitions where partitions_def_name = 'company'").fetchall()
+        partitions = conn.execute(
+            "select partition from dynamic_partitions where partitions_def_name = 'company'"
+        ).fetchall()
     assert stored_runs == len(run_ids) == 3  # reference data, the three weeks in one run, ProPays
     assert materializations == 2 + 3 * 2 + 5  # workers, jobs; raw + attendance per week; the five ProPay tables
     assert partitions == [(COMPANY,)]

@@ -23,8 +23,8 @@ from pandas.testing import assert_frame_equal
 
 from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_emulators.generator import generate_company
 from protiv_dagster.tables import ALL_TABLES
+from protiv_emulators.generator import generate_company
 from tests.assets.vendors import host
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,10 @@ def start_sync(data: Path, key: str) -> subprocess.Popen:
     env.update(PROTIV_SECRET_KEY=key, PROTIV_DATA_DIR=str(data), COLUMNS="200")
     return subprocess.Popen(
         [sys.executable, "-m", "protiv_dagster.cli", "sync", "acme"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -60,7 +63,8 @@ def tables(data: Path) -> dict[str, pd.DataFrame]:
     # Each data folder has its own registry: when it recorded the settings differs, nothing else.
     return {
         table.name: warehouse.read_table(table, order_by=list(table.primary_key))
-        .drop(columns=["recorded_at"], errors="ignore").reset_index(drop=True)
+        .drop(columns=["recorded_at"], errors="ignore")
+        .reset_index(drop=True)
         for table in ALL_TABLES
     }
 

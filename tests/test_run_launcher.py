@@ -8,6 +8,7 @@ workers; tests/test_daemon_e2e.py runs the same launcher under the real daemon o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -48,9 +49,21 @@ def free_port() -> int:
 def code_server(port: int, command: str = "api grpc"):
     """`dagster api grpc` (or `dagster code-server start`) serving tests/run_launcher_location.py."""
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), *command.split(), "-h", "127.0.0.1", "-p", str(port),
-         "-f", str(ROOT / "tests" / "run_launcher_location.py"), "--location-name", LOCATION],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            *command.split(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-f",
+            str(ROOT / "tests" / "run_launcher_location.py"),
+            "--location-name",
+            LOCATION,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         client = DagsterGrpcClient(port=port, host="127.0.0.1")
@@ -65,10 +78,8 @@ def code_server(port: int, command: str = "api grpc"):
         yield process
     finally:
         for pid in [*children_of(process.pid), process.pid]:  # its run workers (or inner server) too
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         process.wait(timeout=30)
 
 
@@ -76,7 +87,8 @@ def code_server(port: int, command: str = "api grpc"):
 def instance(tmp_path):
     overrides = {
         "run_launcher": {
-            "module": "protiv_dagster.run_launcher", "class": "MonitoredRunLauncher",
+            "module": "protiv_dagster.run_launcher",
+            "class": "MonitoredRunLauncher",
             "config": {"unreachable_grace_seconds": GRACE},
         },
         "run_monitoring": {"enabled": True, "max_resume_run_attempts": 0},
@@ -103,13 +115,15 @@ def launch(instance: dg.DagsterInstance, port: int) -> dg.DagsterRun:
         context = workspace.create_request_context()
         remote_job = context.get_code_location(LOCATION).get_repository("__repository__").get_full_job("long_run")
         run = instance.create_run_for_job(
-            job_def=long_run, remote_job_origin=remote_job.get_remote_origin(),
+            job_def=long_run,
+            remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
         )
         instance.launch_run(run.run_id, context)
     return wait_until(
         lambda: (r := instance.get_run_by_id(run.run_id)).status == dg.DagsterRunStatus.STARTED and r,
-        60, "the run to start",
+        60,
+        "the run to start",
     )
 
 

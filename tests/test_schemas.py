@@ -95,10 +95,28 @@ def job_row(**changes: Any) -> dict[str, Any]:
 def test_valid_rows_come_back_coerced_to_the_model() -> None:
     frame = pd.DataFrame(
         [
-            attendance_row(entry_id=1, worker_id=7, job_id=10, hours=3, is_drive=0, start_at="2026-11-01T01:00:00-06:00",
-                           end_at="2026-11-01T03:00:00-07:00", extra="not in the model"),
-            attendance_row(entry_id=2, worker_id=7, job_id=10, milestone_id="11", hours="1.5", is_drive=1, start_at=None,
-                           end_at=None, entry_type="manual", extra="not in the model"),
+            attendance_row(
+                entry_id=1,
+                worker_id=7,
+                job_id=10,
+                hours=3,
+                is_drive=0,
+                start_at="2026-11-01T01:00:00-06:00",
+                end_at="2026-11-01T03:00:00-07:00",
+                extra="not in the model",
+            ),
+            attendance_row(
+                entry_id=2,
+                worker_id=7,
+                job_id=10,
+                milestone_id="11",
+                hours="1.5",
+                is_drive=1,
+                start_at=None,
+                end_at=None,
+                entry_type="manual",
+                extra="not in the model",
+            ),
         ],
         index=[40, 41],
     )
@@ -122,7 +140,9 @@ def test_valid_rows_come_back_coerced_to_the_model() -> None:
 
 def test_coercion_of_the_other_models() -> None:
     workers, rejected = split_valid(
-        pd.DataFrame([worker_row(worker_id=7, hourly_wage="25.5", active=1), worker_row(worker_id=8, hourly_wage=None)]),
+        pd.DataFrame(
+            [worker_row(worker_id=7, hourly_wage="25.5", active=1), worker_row(worker_id=8, hourly_wage=None)]
+        ),
         Worker,
         "worker_id",
     )
@@ -133,7 +153,9 @@ def test_coercion_of_the_other_models() -> None:
     assert workers["source_modified_at"].dtype == UTC_NS
 
     jobs, rejected = split_valid(
-        pd.DataFrame([job_row(job_id=10, budget_hours="40"), job_row(job_id=11, parent_job_id="10", level="milestone")]),
+        pd.DataFrame(
+            [job_row(job_id=10, budget_hours="40"), job_row(job_id=11, parent_job_id="10", level="milestone")]
+        ),
         Job,
         "job_id",
     )
@@ -147,7 +169,11 @@ def test_coercion_of_the_other_models() -> None:
     [
         # Already dates (the mappings' output): checked on the whole column and kept as they are.
         ([date(2026, 11, 2), date(2026, 11, 3)], [date(2026, 11, 2), date(2026, 11, 3)], []),
-        ([date(1677, 9, 22), date(2262, 4, 11)], [date(1677, 9, 22), date(2262, 4, 11)], []),  # the ends datetime64[ns] holds
+        (
+            [date(1677, 9, 22), date(2262, 4, 11)],
+            [date(1677, 9, 22), date(2262, 4, 11)],
+            [],
+        ),  # the ends datetime64[ns] holds
         # Anything else goes through pandera's own coercion and check, value by value.
         ([date(2026, 11, 2), datetime(2026, 11, 3, 15, 30)], [date(2026, 11, 2), date(2026, 11, 3)], []),
         ([date(2026, 11, 2), "2026-11-04"], [date(2026, 11, 2), date(2026, 11, 4)], []),
@@ -180,9 +206,14 @@ def test_rows_of_missing_values_and_repeated_ids_are_set_aside_with_every_reason
         for name in ("company_id", "entry_id", "entry_type", "hours", "job_id", "source_modified_at")
     )
     duplicate = "unique_entry (entry id is unique within the company)"
-    assert rejected["reason"].tolist() == [
-        f"{missing}; {duplicate}; work_date: not_nullable; worker_id: not_nullable",
-    ] * 2 + [f"company_id: not_nullable; {duplicate}"] * 2
+    assert (
+        rejected["reason"].tolist()
+        == [
+            f"{missing}; {duplicate}; work_date: not_nullable; worker_id: not_nullable",
+        ]
+        * 2
+        + [f"company_id: not_nullable; {duplicate}"] * 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -194,7 +225,9 @@ def test_rows_of_missing_values_and_repeated_ids_are_set_aside_with_every_reason
         ([None, float("nan"), "3"], ["3"], ["", ""]),  # two missing ids are the same id too
     ],
 )
-def test_entry_ids_repeated_in_any_form_are_set_aside(entry_ids: list[Any], kept: list[str], duplicated: list[str]) -> None:
+def test_entry_ids_repeated_in_any_form_are_set_aside(
+    entry_ids: list[Any], kept: list[str], duplicated: list[str]
+) -> None:
     frame = pd.DataFrame([attendance_row(entry_id=entry_id) for entry_id in entry_ids])
 
     valid, rejected = split_valid(frame, Attendance, "entry_id")
@@ -211,11 +244,15 @@ def test_a_date_beyond_datetime64_ns_fails_coercion_for_the_whole_column() -> No
 
 
 def test_a_nullable_date_column_keeps_null_as_nat() -> None:
-    frame = pd.DataFrame([worker_row(worker_id="7", term_date=date(2026, 11, 2)), worker_row(worker_id="8", term_date=None)])
+    frame = pd.DataFrame(
+        [worker_row(worker_id="7", term_date=date(2026, 11, 2)), worker_row(worker_id="8", term_date=None)]
+    )
 
     workers, rejected = split_valid(frame, Worker, "worker_id")
 
-    assert rejected.empty and workers["term_date"].iloc[0] == date(2026, 11, 2) and workers["term_date"].iloc[1] is pd.NaT
+    assert (
+        rejected.empty and workers["term_date"].iloc[0] == date(2026, 11, 2) and workers["term_date"].iloc[1] is pd.NaT
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,7 +266,9 @@ def test_a_nullable_date_column_keeps_null_as_nat() -> None:
 )
 def test_a_missing_column_raises_naming_it(model: Any, row: dict[str, Any], record_id: str, missing: str) -> None:
     frame = pd.DataFrame([row, row | {record_id: "2"}]).drop(columns=[missing])
-    with pytest.raises(ValueError, match=rf"{model.__name__}: the frame itself is malformed: .*column '{missing}' is missing"):
+    with pytest.raises(
+        ValueError, match=rf"{model.__name__}: the frame itself is malformed: .*column '{missing}' is missing"
+    ):
         split_valid(frame, model, record_id)
 
 
@@ -307,8 +346,13 @@ def test_worker_and_job_rules() -> None:
     )
     assert list(valid["job_id"]) == ["10"]
     assert list(rejected["record_id"]) == ["11", "12", "13"]
-    assert list(rejected["reason"][:2]) == ["parent_matches_level (a milestone names its job and a job has no parent)"] * 2
-    assert rejected["reason"].iloc[2] == "budget_hours: greater_than_or_equal_to(0); status: isin(['open', 'completed', 'canceled'])"
+    assert (
+        list(rejected["reason"][:2]) == ["parent_matches_level (a milestone names its job and a job has no parent)"] * 2
+    )
+    assert (
+        rejected["reason"].iloc[2]
+        == "budget_hours: greater_than_or_equal_to(0); status: isin(['open', 'completed', 'canceled'])"
+    )
 
 
 def test_job_optional_budget_columns_are_kept_and_coerced() -> None:
@@ -316,8 +360,14 @@ def test_job_optional_budget_columns_are_kept_and_coerced() -> None:
         pd.DataFrame(
             [
                 job_row(budget_type="amount", budget_amount="5000", budget_hours=None),
-                job_row(job_id="11", budget_type="contract_price", contract_price=12000, labor_budget_percent="35",
-                        service_type="Install", property_id="44"),
+                job_row(
+                    job_id="11",
+                    budget_type="contract_price",
+                    contract_price=12000,
+                    labor_budget_percent="35",
+                    service_type="Install",
+                    property_id="44",
+                ),
                 job_row(job_id="12", labor_budget_percent=135.0),
             ]
         ),
@@ -332,21 +382,61 @@ def test_job_optional_budget_columns_are_kept_and_coerced() -> None:
 
 def test_propay_opportunity_model() -> None:
     row = {
-        "company_id": "acme", "propay_id": "10", "job_id": "10", "milestone_id": None, "name": "Smith patio",
-        "budget_type": "hours", "budget_hours": 40.0, "budget_amount": 1000.0, "actual_hours": 30.0, "labor_cost": 750.0,
-        "blended_wage": 25.0, "saved_hours": 10.0, "saved_amount": 250.0, "overage_hours": 0.0, "overage_amount": 0.0,
-        "efficiency": 40 / 30, "pool_before_penalty": 125.0, "penalty_amount": 0.0, "bonus_pool": 125.0,
-        "crew_bucket": 125.0, "crew_lead_bucket": 0.0, "manager_bucket": 0.0, "other_bucket": 0.0, "company_bucket": 0.0,
-        "unclaimed_amount": 0.0, "paid_to_workers": 125.0, "kept_by_company": 0.0, "overtime_adjustment": 0.0,
-        "disqualified": False, "disqualification_reason": None,
-        "status": "completed", "worker_count": 3, "first_work_date": date(2026, 11, 1), "last_work_date": date(2026, 11, 3),
-        "exclusion_reason": None, "settings_version": 1, "pay_state": "final", "no_bonus_reason": None,
-        "began_before_pull_date": False, "actual_seconds": 108_000, "budget_unit": "hours", "budget_numerator": 40,
-        "budget_denominator": 1, "labor_cost_numerator": 750, "labor_cost_denominator": 1,
+        "company_id": "acme",
+        "propay_id": "10",
+        "job_id": "10",
+        "milestone_id": None,
+        "name": "Smith patio",
+        "budget_type": "hours",
+        "budget_hours": 40.0,
+        "budget_amount": 1000.0,
+        "actual_hours": 30.0,
+        "labor_cost": 750.0,
+        "blended_wage": 25.0,
+        "saved_hours": 10.0,
+        "saved_amount": 250.0,
+        "overage_hours": 0.0,
+        "overage_amount": 0.0,
+        "efficiency": 40 / 30,
+        "pool_before_penalty": 125.0,
+        "penalty_amount": 0.0,
+        "bonus_pool": 125.0,
+        "crew_bucket": 125.0,
+        "crew_lead_bucket": 0.0,
+        "manager_bucket": 0.0,
+        "other_bucket": 0.0,
+        "company_bucket": 0.0,
+        "unclaimed_amount": 0.0,
+        "paid_to_workers": 125.0,
+        "kept_by_company": 0.0,
+        "overtime_adjustment": 0.0,
+        "disqualified": False,
+        "disqualification_reason": None,
+        "status": "completed",
+        "worker_count": 3,
+        "first_work_date": date(2026, 11, 1),
+        "last_work_date": date(2026, 11, 3),
+        "exclusion_reason": None,
+        "settings_version": 1,
+        "pay_state": "final",
+        "no_bonus_reason": None,
+        "began_before_pull_date": False,
+        "actual_seconds": 108_000,
+        "budget_unit": "hours",
+        "budget_numerator": 40,
+        "budget_denominator": 1,
+        "labor_cost_numerator": 750,
+        "labor_cost_denominator": 1,
     }
     over = row | {"propay_id": "11", "saved_hours": -5.0, "saved_amount": -1.0, "status": "done"}
-    amount = row | {"propay_id": "12", "budget_type": "amount", "budget_hours": None, "saved_hours": None,
-                    "overage_hours": None, "efficiency": None}
+    amount = row | {
+        "propay_id": "12",
+        "budget_type": "amount",
+        "budget_hours": None,
+        "saved_hours": None,
+        "overage_hours": None,
+        "efficiency": None,
+    }
     valid, rejected = split_valid(pd.DataFrame([row, over, amount]), PropayOpportunity, "propay_id")
     assert list(valid["propay_id"]) == ["10", "12"] and valid["worker_count"].dtype == "int64"
     assert valid["disqualified"].dtype == bool and valid["budget_numerator"].tolist() == [40, 40]
@@ -361,8 +451,14 @@ def test_the_models_accept_the_engines_output_for_every_budget_type() -> None:
             job_row(job_id="1", name="Fence", budget_hours=80.0, status="completed"),
             job_row(job_id="2", name="HVAC", budget_type="amount", budget_amount=5000.0, budget_hours=None),
             job_row(job_id="3", name="Floor", budget_type="rate", rate=2.5, quantity=1200.0, budget_hours=None),
-            job_row(job_id="4", name="Deck", budget_type="contract_price", contract_price=10000.0,
-                    labor_budget_percent=30.0, budget_hours=None),
+            job_row(
+                job_id="4",
+                name="Deck",
+                budget_type="contract_price",
+                contract_price=10000.0,
+                labor_budget_percent=30.0,
+                budget_hours=None,
+            ),
             job_row(job_id="5", name="TEST job", budget_hours=10.0),
             job_row(job_id="6", name="Paint", budget_type="task_hours", budget_hours=None),
             job_row(job_id="7", name="Trim", budget_type="task_amount", budget_hours=None),
@@ -372,22 +468,47 @@ def test_the_models_accept_the_engines_output_for_every_budget_type() -> None:
     days = [date(2026, 11, 2) + pd.Timedelta(days=d) for d in range(6)]
     attendance = pd.DataFrame(
         [
-            attendance_row(entry_id=f"{job}-{worker}-{day}", worker_id=worker, job_id=job, work_date=day, hours=9.0,
-                           start_at=None, end_at=None)
-            for job in ("1", "2", "3", "4", "5", "6", "7") for worker in ("7", "8") for day in days
+            attendance_row(
+                entry_id=f"{job}-{worker}-{day}",
+                worker_id=worker,
+                job_id=job,
+                work_date=day,
+                hours=9.0,
+                start_at=None,
+                end_at=None,
+            )
+            for job in ("1", "2", "3", "4", "5", "6", "7")
+            for worker in ("7", "8")
+            for day in days
         ]
     )
     workers = pd.DataFrame([worker_row(worker_id="7", hourly_wage=25.0), worker_row(worker_id="8", hourly_wage=20.0)])
-    tasks = pd.DataFrame({"propay_id": ["6", "6", "7"], "task": ["a", "b", "c"],
-                          "budget_hours": [60.0, 60.0, None], "budget_amount": [None, None, 3000.0]})
+    tasks = pd.DataFrame(
+        {
+            "propay_id": ["6", "6", "7"],
+            "task": ["a", "b", "c"],
+            "budget_hours": [60.0, 60.0, None],
+            "budget_amount": [None, None, 3000.0],
+        }
+    )
     settings = CompanySettings(
-        role_buckets={"crew": 0.7, "crew_lead": 0.2, "manager": 0.1}, worker_roles={"8": "crew_lead"},
-        exclusions={"name_patterns": ["TEST*"]}, penalties={"2": 10.0}, disqualifications={"3": "safety incident"},
+        role_buckets={"crew": 0.7, "crew_lead": 0.2, "manager": 0.1},
+        worker_roles={"8": "crew_lead"},
+        exclusions={"name_patterns": ["TEST*"]},
+        penalties={"2": 10.0},
+        disqualifications={"3": "safety incident"},
     )
     result = compute_propays(jobs, attendance, workers, settings, "acme", task_budgets=tasks)
     opportunities, rejected = split_valid(result.opportunities, PropayOpportunity, "propay_id")
     assert rejected.empty and len(opportunities) == 8
-    assert set(opportunities["budget_type"]) == {"hours", "amount", "rate", "contract_price", "task_hours", "task_amount"}
+    assert set(opportunities["budget_type"]) == {
+        "hours",
+        "amount",
+        "rate",
+        "contract_price",
+        "task_hours",
+        "task_amount",
+    }
     assert opportunities.set_index("propay_id").loc["5", "exclusion_reason"].startswith("name matches")
     assert opportunities.set_index("propay_id").loc["3", "disqualified"]
     bonuses, rejected = split_valid(result.worker_bonuses, PropayWorkerBonus, "propay_id")
@@ -421,4 +542,7 @@ def test_the_data_dictionary_is_current_and_describes_every_column() -> None:
         assert declared.description and f"### {declared.name}\n" in dictionary_page()
         for column in declared.columns:
             # A description is a sentence: it becomes a column comment and the UI's column schema.
-            assert column.description.endswith(".") and len(column.description.split()) >= 2, (declared.name, column.name)
+            assert column.description.endswith(".") and len(column.description.split()) >= 2, (
+                declared.name,
+                column.name,
+            )

@@ -12,6 +12,7 @@ API; here a sync without the key must fail with the same clear message.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -27,8 +28,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app
-from protiv_dagster.sync.company import SyncFailed
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE, SECRET_KEY_VARIABLE, WAREHOUSE_URL_VARIABLE
+from protiv_dagster.sync.company import SyncFailed
 from tests.assets.conftest import COMPANY, pipeline, provider, warehouse_backend  # noqa: F401
 from tests.assets.test_pipeline import assert_no_secret_in_events
 from tests.assets.vendors import PROVIDERS, leaked
@@ -43,10 +44,8 @@ def cell_text(value: object) -> str:
     """A database cell as text; Dagster stores snapshots zlib-compressed."""
     if isinstance(value, (bytes, memoryview)):
         raw = bytes(value)
-        try:
+        with contextlib.suppress(zlib.error):
             raw = zlib.decompress(raw)
-        except zlib.error:
-            pass
         return raw.decode("utf-8", "replace")
     return str(value)
 
@@ -55,9 +54,12 @@ def instance_database_text(url: str) -> dict[str, str]:
     """Every row of every table of the instance's database, as text, by table."""
     texts: dict[str, str] = {}
     with psycopg.connect(url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE'"
-        )]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE'"
+            )
+        ]
         for table in tables:
             rows = conn.execute(sql.SQL("select * from {}").format(sql.Identifier(table))).fetchall()
             texts[table] = "\n".join(" | ".join(cell_text(v) for v in row) for row in rows)
@@ -78,7 +80,9 @@ def leaks(secrets: set[str], places: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_no_secret_in_instance_logs_warehouse_errors_or_cli(pipeline, provider, dagster_database, tmp_path, monkeypatch):
+def test_no_secret_in_instance_logs_warehouse_errors_or_cli(
+    pipeline, provider, dagster_database, tmp_path, monkeypatch
+):
     harness = pipeline.harness
     secrets: set[str] = set(harness.secrets())
     pipeline.sync()
@@ -140,7 +144,9 @@ def sqlite_databases_text(home: Path) -> dict[str, str]:
             tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")]
             for table in tables:
                 rows = conn.execute(f'select * from "{table}"').fetchall()
-                texts[f"{path.relative_to(home)}:{table}"] = "\n".join(" | ".join(cell_text(v) for v in row) for row in rows)
+                texts[f"{path.relative_to(home)}:{table}"] = "\n".join(
+                    " | ".join(cell_text(v) for v in row) for row in rows
+                )
     return texts
 
 
@@ -203,7 +209,9 @@ def test_a_canary_credential_through_every_error_path_is_found_nowhere(
         places.update({f"warehouse table {name}": frame.to_csv() for name, frame in pipeline.tables().items()})
         places["registry file"] = Path(pipeline.registry.url.removeprefix("sqlite:///")).read_bytes().decode("latin-1")
         places["log records"] = "\n".join(
-            record.getMessage() + "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else record.getMessage()
+            record.getMessage() + "".join(traceback.format_exception(*record.exc_info))
+            if record.exc_info
+            else record.getMessage()
             for record in caplog.records
         )
         captured = capfd.readouterr()

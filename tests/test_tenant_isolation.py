@@ -16,15 +16,15 @@ from psycopg import sql
 
 from protiv_dagster.connections.registry import validate_company_id
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import ALL_TABLES
+from protiv_dagster.views import ALL_VIEWS
 from protiv_dagster.warehouse.security import ANALYST_COMPANIES, GRANT_DROPPED, GRANT_OK, GRANT_RECREATED
 from protiv_dagster.warehouse.session import WarehouseError
 from protiv_emulators.generator import generate_company
-from protiv_dagster.tables import ALL_TABLES
-from protiv_dagster.views import ALL_VIEWS
 from tests.assets.conftest import AS_OF, COMPANY, PULL_DATE, SETTINGS, instance_kind, pipeline, provider  # noqa: F401
 
 # Accepted by the registry (no '|', ',', '[', ']' or control characters), and hostile everywhere else.
-HOSTILE = "x'; drop table attendance; -- \"q\" /* c */ $$"
+HOSTILE = 'x\'; drop table attendance; -- "q" /* c */ $$'
 TABLES_AND_VIEWS = [t.name for t in ALL_TABLES] + [v.name for v in ALL_VIEWS]
 
 
@@ -53,7 +53,9 @@ def create_role(postgres_url: str, role: str, schema: str | None = None) -> None
         if schema:
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), sql.Identifier(role)))
             conn.execute(
-                sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(schema), sql.Identifier(role))
+                sql.SQL("grant select on all tables in schema {} to {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)
+                )
             )
 
 
@@ -67,7 +69,9 @@ def drop_role(database_url: str, role: str) -> None:
 
 def grants_seen(conn: psycopg.Connection, schema: str) -> list[tuple[str, str]]:
     return conn.execute(
-        sql.SQL("select role_name, company_id from {}.{}").format(sql.Identifier(schema), sql.Identifier(ANALYST_COMPANIES))
+        sql.SQL("select role_name, company_id from {}.{}").format(
+            sql.Identifier(schema), sql.Identifier(ANALYST_COMPANIES)
+        )
     ).fetchall()
 
 
@@ -102,8 +106,12 @@ def sync_two_companies(pipeline) -> None:
     token = pipeline.emulator.add_company(hostile)
     assert validate_company_id(HOSTILE) == HOSTILE
     pipeline.registry.connect(
-        HOSTILE, "quickbooks_time", pipeline.harness.base_url, {"access_token": token},
-        attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": hostile.timezone},
+        HOSTILE,
+        "quickbooks_time",
+        pipeline.harness.base_url,
+        {"access_token": token},
+        attendance_pull_date=PULL_DATE,
+        settings={**SETTINGS, "timezone": hostile.timezone},
     )
     pipeline.sync()
     pipeline.sync(HOSTILE)
@@ -123,9 +131,12 @@ def test_hostile_company_id_is_plain_data_and_analysts_see_only_their_company(
     summary = warehouse.query("select * from {schema}.company_propay_summary where company_id = ?", [HOSTILE])
     assert list(summary["company_id"]) == [HOSTILE]
     with psycopg.connect(postgres_url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = %s", [postgres_schema]
-        )}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables where table_schema = %s", [postgres_schema]
+            )
+        }
     assert {t.name for t in ALL_TABLES} <= tables  # nothing was dropped
 
     # The analyst of the hostile company: row security on every table and view with company_id.
@@ -153,19 +164,26 @@ def test_hostile_company_id_is_plain_data_and_analysts_see_only_their_company(
                 ).fetchone()[0]
                 assert other == 0, name
         assert seen_rows > 0
-        views = dict(admin.execute(
-            "select c.relname, c.reloptions from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = %s and c.relkind = 'v'", [postgres_schema],
-        ).fetchall())
+        views = dict(
+            admin.execute(
+                "select c.relname, c.reloptions from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind = 'v'",
+                [postgres_schema],
+            ).fetchall()
+        )
         assert all("security_invoker=true" in (views[v.name] or []) for v in ALL_VIEWS)
         # The analyst sees only its own grants, and cannot write.
         grants = analyst.execute(
-            sql.SQL("select role_name, company_id from {}.{}").format(sql.Identifier(postgres_schema), sql.Identifier(ANALYST_COMPANIES))
+            sql.SQL("select role_name, company_id from {}.{}").format(
+                sql.Identifier(postgres_schema), sql.Identifier(ANALYST_COMPANIES)
+            )
         ).fetchall()
         assert grants == [(analyst_role, HOSTILE)]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             analyst.execute(
-                sql.SQL("insert into {}.{} values (%s, %s)").format(sql.Identifier(postgres_schema), sql.Identifier(ANALYST_COMPANIES)),
+                sql.SQL("insert into {}.{} values (%s, %s)").format(
+                    sql.Identifier(postgres_schema), sql.Identifier(ANALYST_COMPANIES)
+                ),
                 [analyst_role, COMPANY],
             )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -238,12 +256,17 @@ def test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing(
     assert role_oid(postgres_url, analyst_role) != granted.role_oid
     with as_role(postgres_url, analyst_role) as successor:
         for name in TABLES_AND_VIEWS:
-            assert company_counts(successor, postgres_schema, name) == {}, f"{name}: the new role reads its predecessor's rows"
+            assert company_counts(successor, postgres_schema, name) == {}, (
+                f"{name}: the new role reads its predecessor's rows"
+            )
         assert grants_seen(successor, postgres_schema) == []
         # The policy looks the role up once per query (an InitPlan feeding a hashed SubPlan), not per row.
-        plan = [row[0] for row in successor.execute(
-            sql.SQL("explain select count(*) from {}.attendance").format(sql.Identifier(postgres_schema))
-        )]
+        plan = [
+            row[0]
+            for row in successor.execute(
+                sql.SQL("explain select count(*) from {}.attendance").format(sql.Identifier(postgres_schema))
+            )
+        ]
         filters = [line for line in plan if "Filter:" in line and "SubPlan" in line]
         assert filters and all("hashed SubPlan" in line for line in filters), plan
         assert any("InitPlan" in line for line in plan), plan
@@ -266,7 +289,9 @@ def test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing(
     assert regranted.replaced == () and regranted.stale_companies == ()
     with psycopg.connect(postgres_url, autocommit=True) as admin, as_role(postgres_url, analyst_role) as successor:
         for name in TABLES_AND_VIEWS:
-            assert company_counts(successor, postgres_schema, name) == company_counts(admin, postgres_schema, name), name
+            assert company_counts(successor, postgres_schema, name) == company_counts(admin, postgres_schema, name), (
+                name
+            )
         assert grants_seen(successor, postgres_schema) == [(analyst_role, COMPANY)]
     assert grant_states(warehouse) == {(analyst_role, COMPANY, regranted.role_oid, GRANT_OK)}
 
@@ -346,25 +371,36 @@ def test_grants_of_the_name_only_table_of_the_previous_release_are_bound_in_plac
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(sql.SQL("create schema {}").format(schema))
         admin.execute(sql.SQL("create table {}.t (company_id text not null, v int)").format(schema))
-        admin.execute(sql.SQL("insert into {}.t values ('a', 1), ('a', 2), ('a', 3), ('b', 4), ('b', 5)").format(schema))
-        admin.execute(sql.SQL(
-            "create view {0}.v with (security_invoker = true) as select company_id, sum(v) as total from {0}.t group by 1"
-        ).format(schema))
+        admin.execute(
+            sql.SQL("insert into {}.t values ('a', 1), ('a', 2), ('a', 3), ('b', 4), ('b', 5)").format(schema)
+        )
+        admin.execute(
+            sql.SQL(
+                "create view {0}.v with (security_invoker = true) as select company_id, sum(v) as total from {0}.t group by 1"
+            ).format(schema)
+        )
         # What the previous release's enable_row_security and grant_company_analyst left behind.
-        admin.execute(sql.SQL(
-            "create table {} (role_name text not null, company_id text not null, primary key (role_name, company_id))"
-        ).format(mapping))
+        admin.execute(
+            sql.SQL(
+                "create table {} (role_name text not null, company_id text not null, primary key (role_name, company_id))"
+            ).format(mapping)
+        )
         admin.execute(sql.SQL("insert into {} values (%s, 'a'), (%s, 'b')").format(mapping), [analyst_role, gone])
         for table, using in (
             (mapping, sql.SQL("role_name = current_user")),
-            (sql.SQL("{}.t").format(schema), sql.SQL(
-                "company_id in (select a.company_id from {} a where a.role_name = current_user)"
-            ).format(mapping)),
+            (
+                sql.SQL("{}.t").format(schema),
+                sql.SQL("company_id in (select a.company_id from {} a where a.role_name = current_user)").format(
+                    mapping
+                ),
+            ),
         ):
             admin.execute(sql.SQL("alter table {} enable row level security").format(table))
             admin.execute(sql.SQL("create policy company_analyst on {} for select using ({})").format(table, using))
         admin.execute(sql.SQL("grant usage on schema {} to {}").format(schema, sql.Identifier(analyst_role)))
-        admin.execute(sql.SQL("grant select on all tables in schema {} to {}").format(schema, sql.Identifier(analyst_role)))
+        admin.execute(
+            sql.SQL("grant select on all tables in schema {} to {}").format(schema, sql.Identifier(analyst_role))
+        )
 
     warehouse = Warehouse(url=postgres_url, schema_name=postgres_schema)
     bound = (analyst_role, "a", role_oid(postgres_url, analyst_role), GRANT_OK)

@@ -21,11 +21,9 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from protiv_dagster.sync import runs as syncs
+from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_week_partitions
-from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
-from protiv_emulators.generator import generate_company
 from protiv_dagster.settings import (
     DATA_DIR_VARIABLE,
     REFRESH_CRON_VARIABLE,
@@ -33,8 +31,10 @@ from protiv_dagster.settings import (
     SECRET_KEY_VARIABLE,
     WAREHOUSE_URL_VARIABLE,
 )
+from protiv_dagster.sync import runs as syncs
+from protiv_emulators.generator import generate_company
 from tests.assets.conftest import AS_OF, PULL_DATE, SETTINGS
-from tests.assets.vendors import LABELS, host
+from tests.assets.vendors import host
 from tests.automation.conftest import Daemon
 from tests.graphql import dagster_webserver
 
@@ -73,15 +73,21 @@ def ui(tmp_path_factory):
         try:
             registry = ConnectionRegistry(env[REGISTRY_URL_VARIABLE])
             for company_id, seed, workers in ((SYNCED, 11, 15), (REFUSED, 12, 5)):
-                data = generate_company(company_id, seed=seed, workers=workers, days=14, as_of=AS_OF, timezone="America/Denver")
+                data = generate_company(
+                    company_id, seed=seed, workers=workers, days=14, as_of=AS_OF, timezone="America/Denver"
+                )
                 harness = host(PROVIDERS[company_id], data)
                 harnesses.append(harness)
                 credentials = harness.credentials if company_id == SYNCED else harness.wrong_credentials()
                 if company_id == REFUSED:
                     refused_secrets = [value for value in credentials.values() if value]
                 registry.connect(
-                    company_id, harness.provider, harness.base_url, credentials,
-                    attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": data.timezone},
+                    company_id,
+                    harness.provider,
+                    harness.base_url,
+                    credentials,
+                    attendance_pull_date=PULL_DATE,
+                    settings={**SETTINGS, "timezone": data.timezone},
                 )
             defs = build_defs()  # the code location's own resources, reading the environment above
             with dg.DagsterInstance.get() as instance:
@@ -92,7 +98,11 @@ def ui(tmp_path_factory):
                 assert daemon.failures == []
                 daemon.launch(daemon.tick_sensor("connection_status").run_requests)
                 expected_runs = {run.run_id: run for run in instance.get_runs()}
-            assert {r.job_name for r in daemon.launched} == {"sync_company_reference", "sync_company_week", "check_connection"}
+            assert {r.job_name for r in daemon.launched} == {
+                "sync_company_reference",
+                "sync_company_week",
+                "check_connection",
+            }
         finally:
             for harness in harnesses:
                 harness.stop()  # the webserver never calls a vendor
@@ -225,7 +235,10 @@ def test_every_run_carries_its_company_and_provider_tags(ui):
     # The daemon's sync runs, the ProPay run the automation launched (tagged by the run itself) and
     # the health check run.
     assert {r["jobName"] for r in runs_tagged(ui, company=SYNCED)} == {
-        "sync_company_reference", "sync_company_week", "__ASSET_JOB", "check_connection"
+        "sync_company_reference",
+        "sync_company_week",
+        "__ASSET_JOB",
+        "check_connection",
     }
     # The Runs page filters by provider: exactly each company's runs.
     for company_id, provider in PROVIDERS.items():
@@ -242,7 +255,10 @@ AUTOMATION = """
 def test_the_schedule_and_sensors_are_running_by_default(ui):
     [repository] = ui.server.query(AUTOMATION)["repositoriesOrError"]["nodes"]
     assert repository["location"]["name"] == "protiv_dagster"
-    schedules = {s["name"]: (s["cronSchedule"], s["executionTimezone"], s["scheduleState"]["status"]) for s in repository["schedules"]}
+    schedules = {
+        s["name"]: (s["cronSchedule"], s["executionTimezone"], s["scheduleState"]["status"])
+        for s in repository["schedules"]
+    }
     assert schedules == {"refresh_every_two_hours": ("0 */2 * * *", "UTC", "RUNNING")}
     sensors = {s["name"]: (s["sensorType"], s["sensorState"]["status"]) for s in repository["sensors"]}
     assert sensors == {

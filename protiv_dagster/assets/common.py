@@ -9,15 +9,15 @@ import dagster as dg
 import pandas as pd
 
 from protiv_dagster.connections.registry import ConnectionRegistryResource
-from protiv_dagster.vendors.http import VendorUnavailableError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.warehouse.declarations import Table
-from protiv_dagster.warehouse.spool import PartitionWrite
 from protiv_dagster.schemas import split_valid
+from protiv_dagster.tables import REJECTED_ROWS
 from protiv_dagster.vendors.base import Source
-from protiv_dagster.tables import ALL_TABLES, REJECTED_ROWS
-from protiv_dagster.views import ALL_VIEWS
+from protiv_dagster.vendors.http import VendorUnavailableError
+from protiv_dagster.warehouse.declarations import Table
+from protiv_dagster.warehouse.migrations import prepare
+from protiv_dagster.warehouse.spool import PartitionWrite
 
 COUNTS_RECONCILE = "counts_reconcile"
 
@@ -52,7 +52,9 @@ def retry_vendor_outages(context: dg.AssetExecutionContext, vendors: VendorApis)
         if attempt >= vendors.step_retries:
             raise
         wait = vendors.step_retry_seconds * (2**attempt)
-        context.log.warning("%s; retrying this step in %.0f s (retry %d of %d)", exc, wait, attempt + 1, vendors.step_retries)
+        context.log.warning(
+            "%s; retrying this step in %.0f s (retry %d of %d)", exc, wait, attempt + 1, vendors.step_retries
+        )
         raise dg.RetryRequested(max_retries=vendors.step_retries, seconds_to_wait=wait) from exc
 
 
@@ -89,15 +91,15 @@ _prepared_warehouses: set[str] = set()
 
 def prepare_warehouse(warehouse: Warehouse) -> None:
     """Create the project's tables where they are missing, and the analysts' views over them, so any
-    asset can run first.
+    asset can run first; a warehouse of an older schema revision fails the run with "run `protiv
+    upgrade`" (see ``warehouse/migrations``).
 
     Checked once per process and warehouse: a run process (or the demo, which runs several runs in
     one process) pays the DDL round trips once, not in every step.
     """
     key = f"{warehouse.describe()}|{warehouse.schema_name}"
     if key not in _prepared_warehouses:
-        warehouse.ensure_tables(ALL_TABLES)
-        warehouse.ensure_views(ALL_VIEWS)
+        prepare(warehouse.store)
         _prepared_warehouses.add(key)
 
 
@@ -105,7 +107,9 @@ def set_aside_write(company_id: str, asset: str, partition_key: str, set_aside: 
     """The replace of the records this asset set aside for this partition, in `rejected_rows`."""
     rows = set_aside.reset_index(drop=True).assign(company_id=company_id, asset=asset, partition_key=partition_key)
     rows["position"] = range(len(rows))
-    return PartitionWrite(REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key})
+    return PartitionWrite(
+        REJECTED_ROWS, rows, {"company_id": company_id, "asset": asset, "partition_key": partition_key}
+    )
 
 
 def validated(

@@ -11,10 +11,10 @@ import warnings
 
 import dagster as dg
 
+from protiv_dagster.connections.registry import ConnectionRegistryResource
+from protiv_dagster.partitions import company_partitions
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.health import company_health
-from protiv_dagster.partitions import company_partitions
-from protiv_dagster.connections.registry import ConnectionRegistryResource
 
 CONNECTION_HEALTHY = "connection_healthy"
 

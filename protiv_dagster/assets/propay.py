@@ -2,6 +2,7 @@
 engine (``protiv_dagster.propay``) from the cleaned tables, stored as three assets of one company
 partition."""
 
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -18,13 +19,11 @@ from protiv_dagster.assets.common import (
     validated,
 )
 from protiv_dagster.automation.conditions import PROPAY_FOLLOWS_ATTENDANCE, TWO_HOUR_PROMISE
-from protiv_dagster.partitions import company_partitions
 from protiv_dagster.company_settings import SettingsHistory
-from protiv_dagster.propay import compute_propays
 from protiv_dagster.connections.registry import Connection, ConnectionRegistryResource, StoredSettingsVersion
+from protiv_dagster.partitions import company_partitions
+from protiv_dagster.propay import compute_propays
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.warehouse.declarations import Table
-from protiv_dagster.warehouse.spool import PartitionWrite
 from protiv_dagster.tables import (
     ATTENDANCE,
     JOB_ASSIGNMENTS,
@@ -38,7 +37,8 @@ from protiv_dagster.tables import (
     WORKER_WAGES,
     WORKERS,
 )
-
+from protiv_dagster.warehouse.declarations import Table
+from protiv_dagster.warehouse.spool import PartitionWrite
 
 _DESCRIPTIONS = {
     PROPAY_OPPORTUNITIES.name: (
@@ -104,7 +104,9 @@ def settings_history(connection: Connection) -> tuple[SettingsHistory, pd.DataFr
     ``propay_settings_versions``. A connection recorded before versions were kept has only its
     current settings: version 1, in force from the start."""
     stored = connection.settings_in_force() or [
-        StoredSettingsVersion(version=1, effective_from=None, settings=connection.settings, recorded_at=connection.connected_at)
+        StoredSettingsVersion(
+            version=1, effective_from=None, settings=connection.settings, recorded_at=connection.connected_at
+        )
     ]
     rows = pd.DataFrame(
         {
@@ -136,7 +138,7 @@ def summary_markdown(opportunities: pd.DataFrame) -> str:
     savings = opportunities[opportunities["saved_amount"] > 0].nlargest(5, "saved_amount")
     overages = opportunities[opportunities["overage_amount"] > 0].nlargest(5, "overage_amount")
 
-    def hours(value: float) -> str:
+    def hours(value: Any) -> str:  # a cell of a row: a number, or missing
         return "" if pd.isna(value) else f"{value:,.1f}"
 
     lines = [
@@ -162,7 +164,10 @@ def summary_markdown(opportunities: pd.DataFrame) -> str:
         "",
         "| largest overages | budget type | over h | over $ |",
         "|---|---|---|---|",
-        *(f"| {r.name} | {r.budget_type} | {hours(r.overage_hours)} | {r.overage_amount:,.2f} |" for r in overages.itertuples()),
+        *(
+            f"| {r.name} | {r.budget_type} | {hours(r.overage_hours)} | {r.overage_amount:,.2f} |"
+            for r in overages.itertuples()
+        ),
     ]
     return "\n".join(lines)
 
@@ -186,7 +191,10 @@ def worker_bonus_summary(bonuses: pd.DataFrame) -> str:
             "",
             "| top earners (worker id) | hours | bonus $ | overtime $ |",
             "|---|---|---|---|",
-            *(f"| {w} | {r.hours:,.1f} | {r.bonus:,.2f} | {r.overtime_adjustment:,.2f} |" for w, r in per_worker.iterrows()),
+            *(
+                f"| {w} | {r.hours:,.1f} | {r.bonus:,.2f} | {r.overtime_adjustment:,.2f} |"
+                for w, r in per_worker.iterrows()
+            ),
         ]
     )
 
@@ -196,15 +204,27 @@ def reasons_markdown(unpaid: pd.DataFrame) -> str:
     if unpaid.empty:
         return "Every job with a budget has a ProPay that can pay."
     by_reason = unpaid["reason"].value_counts()
-    return "\n".join(["| reason | jobs or milestones |", "|---|---|", *(f"| {reason} | {count} |" for reason, count in by_reason.items())])
+    return "\n".join(
+        [
+            "| reason | jobs or milestones |",
+            "|---|---|",
+            *(f"| {reason} | {count} |" for reason, count in by_reason.items()),
+        ]
+    )
 
 
 def versions_markdown(versions: pd.DataFrame) -> str:
     """The settings versions the ProPays were computed with, and the date each applies from."""
-    return "\n".join([
-        "| version | applies from | recorded at |", "|---|---|---|",
-        *(f"| {r.version} | {r.effective_from or 'the start'} | {r.recorded_at:%Y-%m-%d %H:%M} UTC |" for r in versions.itertuples()),
-    ])
+    return "\n".join(
+        [
+            "| version | applies from | recorded at |",
+            "|---|---|---|",
+            *(
+                f"| {r.version} | {r.effective_from or 'the start'!s} | {r.recorded_at:%Y-%m-%d %H:%M} UTC |"
+                for r in versions.itertuples()
+            ),
+        ]
+    )
 
 
 def overtime_summary(weeks: pd.DataFrame) -> str:
@@ -237,13 +257,21 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
     label_run(context, company_id, connection.provider)
     where = {"company_id": company_id}
     with warehouse.reading() as read:  # one consistent view of the inputs
-        inputs = {table.name: read.read_table(table, where=where) for table in (
-            JOBS, ATTENDANCE, WORKERS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS)}
+        inputs = {
+            table.name: read.read_table(table, where=where)
+            for table in (JOBS, ATTENDANCE, WORKERS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS)
+        }
     history, settings_rows = settings_history(connection)
     result = compute_propays(
-        inputs[JOBS.name], inputs[ATTENDANCE.name], inputs[WORKERS.name], history, company_id,
-        task_lines=inputs[TASK_LINES.name], wages=inputs[WORKER_WAGES.name],
-        assignments=inputs[JOB_ASSIGNMENTS.name], pull_date=connection.attendance_pull_date,
+        inputs[JOBS.name],
+        inputs[ATTENDANCE.name],
+        inputs[WORKERS.name],
+        history,
+        company_id,
+        task_lines=inputs[TASK_LINES.name],
+        wages=inputs[WORKER_WAGES.name],
+        assignments=inputs[JOB_ASSIGNMENTS.name],
+        pull_date=connection.attendance_pull_date,
     )
     without = result.jobs_without_propay
     computed = {
@@ -285,20 +313,28 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
         return float(values.fillna(0).astype(float).sum()) if len(values) else 0.0
 
     pay_state = opportunities["pay_state"]
-    figures = {  # per table: its own figures and its summary, beside the ones every table shows
-        PROPAY_OPPORTUNITIES.name: ({
-            "bonus_pool_total": total(opportunities, "bonus_pool"),
-            "final_bonus_pool": total(opportunities, "bonus_pool", pay_state == "final"),
-            "provisional_bonus_pool": total(opportunities, "bonus_pool", pay_state == "provisional"),
-            "excluded": int(opportunities["exclusion_reason"].notna().sum()),
-            "disqualified": int(opportunities["disqualified"].astype(bool).sum()),
-        }, summary_markdown(opportunities)),
+    # Per table: its own figures and its summary, beside the ones every table shows.
+    figures: dict[str, tuple[dict[str, float | int], str]] = {
+        PROPAY_OPPORTUNITIES.name: (
+            {
+                "bonus_pool_total": total(opportunities, "bonus_pool"),
+                "final_bonus_pool": total(opportunities, "bonus_pool", pay_state == "final"),
+                "provisional_bonus_pool": total(opportunities, "bonus_pool", pay_state == "provisional"),
+                "excluded": int(opportunities["exclusion_reason"].notna().sum()),
+                "disqualified": int(opportunities["disqualified"].astype(bool).sum()),
+            },
+            summary_markdown(opportunities),
+        ),
         PROPAY_WORKER_BONUSES.name: ({"bonus_total": total(bonuses, "bonus")}, worker_bonus_summary(bonuses)),
         PROPAY_OVERTIME_WEEKS.name: (
-            {"overtime_adjustment_total": total(weeks, "overtime_adjustment")}, overtime_summary(weeks)),
+            {"overtime_adjustment_total": total(weeks, "overtime_adjustment")},
+            overtime_summary(weeks),
+        ),
         JOBS_WITHOUT_PROPAY.name: ({}, reasons_markdown(stored[JOBS_WITHOUT_PROPAY.name])),
         PROPAY_SETTINGS_VERSIONS.name: (
-            {"latest_version": int(versions["version"].max()) if len(versions) else 0}, versions_markdown(versions)),
+            {"latest_version": int(versions["version"].max()) if len(versions) else 0},
+            versions_markdown(versions),
+        ),
     }
     for table, _, _ in _ENGINE_TABLES:
         own, summary = figures[table.name]
@@ -314,6 +350,9 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
         )
     for table, _, _ in _ENGINE_TABLES:
         yield reconcile(
-            table.name, len(computed[table.name]), len(stored[table.name]), len(rejected[table.name]),
+            table.name,
+            len(computed[table.name]),
+            len(stored[table.name]),
+            len(rejected[table.name]),
             **({"removed": removed[table.name]} if table.name in removed else {}),
         )

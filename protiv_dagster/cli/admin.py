@@ -13,7 +13,7 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,9 @@ from protiv_dagster.connections.registry import (
     validate_pull_date,
 )
 from protiv_dagster.settings import CREDENTIAL_VARIABLE_PREFIX
-from protiv_dagster.vendors.registry import VENDORS, label as vendor_label, vendor as vendor_spec
+from protiv_dagster.vendors.registry import VENDORS
+from protiv_dagster.vendors.registry import label as vendor_label
+from protiv_dagster.vendors.registry import vendor as vendor_spec
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -49,6 +51,7 @@ def keygen() -> None:
 
 
 # -- connect ----------------------------------------------------------------------------------------
+
 
 def _date_option(text: str, option: str) -> date:
     if not _ISO_DATE.fullmatch(text):
@@ -74,9 +77,11 @@ def _settings_option(settings_file: Path | None, option: str = "--settings-file"
     except OSError as exc:
         raise RegistryError(f"{option} cannot be read ({exc.strerror or type(exc).__name__})") from None
     except ValueError as exc:  # invalid JSON or text encoding; the position helps, the content is not quoted
-        raise RegistryError(f"{option} is not valid JSON ({type(exc).__name__} at {getattr(exc, 'pos', '?')})") from None
+        raise RegistryError(
+            f"{option} is not valid JSON ({type(exc).__name__} at {getattr(exc, 'pos', '?')})"
+        ) from None
     if not isinstance(loaded, dict):
-        raise RegistryError(f"{option} must hold one JSON object of settings, e.g. {{\"timezone\": \"America/Denver\"}}")
+        raise RegistryError(f'{option} must hold one JSON object of settings, e.g. {{"timezone": "America/Denver"}}')
     return loaded
 
 
@@ -89,7 +94,9 @@ def _credential_references(items: list[str], provider: str) -> dict[str, EnvRefe
     for item in items:
         name, equals, variable = item.partition("=")
         if not equals or not name or not variable:
-            raise RegistryError(f"--credential-env takes NAME=VARIABLE, e.g. access_token={CREDENTIAL_VARIABLE_PREFIX}ACME_TOKEN")
+            raise RegistryError(
+                f"--credential-env takes NAME=VARIABLE, e.g. access_token={CREDENTIAL_VARIABLE_PREFIX}ACME_TOKEN"
+            )
         if name not in required | optional:
             raise RegistryError(
                 f"--credential-env: {label} has no credential {name!r}; its credentials: {', '.join(sorted(required | optional))}"
@@ -104,19 +111,31 @@ def _credential_references(items: list[str], provider: str) -> dict[str, EnvRefe
 def connect(
     company_id: Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")],
     provider: Annotated[str, typer.Option(metavar="PROVIDER", help=f"One of: {', '.join(VENDORS)}.")],
-    base_url: Annotated[str, typer.Option(metavar="URL", help="The vendor API base URL for this company (http or https, no user:password@, query or fragment).")],
-    pull_date: Annotated[Optional[str], typer.Option(metavar="DATE", help="Attendance pull date YYYY-MM-DD, not after today (default: 14 days ago).")] = None,
-    settings_file: Annotated[Optional[Path], typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings.")] = None,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            metavar="URL",
+            help="The vendor API base URL for this company (http or https, no user:password@, query or fragment).",
+        ),
+    ],
+    pull_date: Annotated[
+        str | None,
+        typer.Option(metavar="DATE", help="Attendance pull date YYYY-MM-DD, not after today (default: 14 days ago)."),
+    ] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings.")
+    ] = None,
     credential_env: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             metavar="NAME=VARIABLE",
             help=f"NAME=VARIABLE: keep credential NAME in the run workers' environment variable VARIABLE "
-            f"(named {CREDENTIAL_VARIABLE_PREFIX}...) instead of encrypted."
+            f"(named {CREDENTIAL_VARIABLE_PREFIX}...) instead of encrypted.",
         ),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check/--no-check", help="Ask the vendor whether it accepts the credentials (skip offline).")
+        bool,
+        typer.Option("--check/--no-check", help="Ask the vendor whether it accepts the credentials (skip offline)."),
     ] = True,
 ) -> None:
     """Connect (or reconnect) a company's integration. Admin only: needs PROTIV_SECRET_KEY.
@@ -146,23 +165,37 @@ def connect(
             )
             credentials[name] = check_credential(provider, name, typed)
         connection = registry.connect(
-            company_id, provider, base_url, credentials, attendance_pull_date=attendance_pull_date, settings=settings,
+            company_id,
+            provider,
+            base_url,
+            credentials,
+            attendance_pull_date=attendance_pull_date,
+            settings=settings,
         )
     except SettingsError as exc:  # RegistryError included
         say_error(exc)
         raise typer.Exit(2) from None
-    say(literal(
-        f"Connected {connection.company_id} to {connection.provider_label} at {redacted_url(connection.base_url)}; "
-        f"attendance from {connection.attendance_pull_date}; credentials: "
-        + ", ".join(f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})" for n, s in connection.stored_credentials.items())
-    ))
+    say(
+        literal(
+            f"Connected {connection.company_id} to {connection.provider_label} at {redacted_url(connection.base_url)}; "
+            f"attendance from {connection.attendance_pull_date}; credentials: "
+            + ", ".join(
+                f"{n} ({'env ' + s['env'] if 'env' in s else 'encrypted'})"
+                for n, s in connection.stored_credentials.items()
+            )
+        )
+    )
     if not check:
         say("Not checked with the vendor (--no-check): `protiv status --probe` checks it later.", style="dim")
         return
     error = _verify_connection(connection)
     if error is None:
-        say(f"[green]green[/green]: {vendor_label(provider)} accepted the credentials; the daemon starts the "
-            "initial sync (or run `protiv sync ", literal(company_id), " now).")
+        say(
+            f"[green]green[/green]: {vendor_label(provider)} accepted the credentials; the daemon starts the "
+            "initial sync (or run `protiv sync ",
+            literal(company_id),
+            " now).",
+        )
         return
     say("[red]red[/red]: ", literal(error))
     sync_failure_hint(connection, error, after_sync=False)
@@ -174,11 +207,12 @@ def _verify_connection(connection) -> str | None:
     not, also recorded so `protiv status` shows the company red with that reason."""
     import dagster as dg
 
+    from protiv_dagster.definitions import defs
     from protiv_dagster.sync import runs as syncs
     from protiv_dagster.sync.refresh import check_companies
-    from protiv_dagster.definitions import defs
 
     now = syncs.utc_now()
+    assert defs.resources is not None, "the code location declares its resources"
     with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
         [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
         if checked.error is not None:
@@ -204,8 +238,15 @@ def connections() -> None:
         # A connection made before base URLs were checked may carry a password in its URL.
         say("  base URL ", literal(redacted_url(c.base_url)))
         say(f"  attendance from {c.attendance_pull_date}, connected {c.connected_at:%Y-%m-%d %H:%M} UTC")
-        say("  credentials ", literal(", ".join(
-            f"{n} ({'from $' + s['env'] if 'env' in s else 'encrypted'})" for n, s in c.stored_credentials.items())))
+        say(
+            "  credentials ",
+            literal(
+                ", ".join(
+                    f"{n} ({'from $' + s['env'] if 'env' in s else 'encrypted'})"
+                    for n, s in c.stored_credentials.items()
+                )
+            ),
+        )
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -243,9 +284,14 @@ def settings_show(
 @settings_app.command("set")
 def settings_set(
     company_id: CompanyId,
-    file: Annotated[Path, typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings (the whole set).")],
+    file: Annotated[
+        Path, typer.Option(metavar="FILE", help="JSON file with the company's ProPay settings (the whole set).")
+    ],
     effective_from: Annotated[
-        Optional[str], typer.Option(metavar="DATE", help="First day the new version applies to, YYYY-MM-DD (default: today, not earlier).")
+        str | None,
+        typer.Option(
+            metavar="DATE", help="First day the new version applies to, YYYY-MM-DD (default: today, not earlier)."
+        ),
     ] = None,
 ) -> None:
     """Record a new version of a company's ProPay settings (admin only), validated before anything is
@@ -253,15 +299,19 @@ def settings_set(
     applies it to the others (materialize the company's ProPay partition to apply it now)."""
     try:
         start = _date_option(effective_from, "--effective-from") if effective_from is not None else None
-        connection = ConnectionRegistry().update_settings(company_id, _settings_option(file, "--file") or {}, effective_from=start)
+        connection = ConnectionRegistry().update_settings(
+            company_id, _settings_option(file, "--file") or {}, effective_from=start
+        )
     except SettingsError as exc:  # RegistryError included
         say_error(exc)
         raise typer.Exit(2) from None
     newest = connection.settings_versions[-1]
-    say(literal(
-        f"Settings of {company_id}: version {newest.version} recorded, in force from {newest.effective_from}: "
-        f"{newest.settings.model_dump_json(exclude_defaults=True)}"
-    ))
+    say(
+        literal(
+            f"Settings of {company_id}: version {newest.version} recorded, in force from {newest.effective_from}: "
+            f"{newest.settings.model_dump_json(exclude_defaults=True)}"
+        )
+    )
 
 
 @settings_app.command("versions")
@@ -274,5 +324,7 @@ def settings_versions(company_id: CompanyId) -> None:
     for stored in connection.settings_versions:
         start = stored.effective_from.isoformat() if stored.effective_from else "the start"
         note = "" if stored.version in in_force else " (superseded by a later version of the same date)"
-        say(f"[bold]version {stored.version}[/bold], in force from {start}, recorded {stored.recorded_at:%Y-%m-%d %H:%M} UTC{note}")
+        say(
+            f"[bold]version {stored.version}[/bold], in force from {start}, recorded {stored.recorded_at:%Y-%m-%d %H:%M} UTC{note}"
+        )
         say("  differs from the defaults: ", literal(stored.settings.model_dump_json(exclude_defaults=True)))

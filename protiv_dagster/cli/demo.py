@@ -78,9 +78,15 @@ def _providers(vendor: str) -> list[str]:
 
 
 def demo(
-    vendor: Annotated[str, typer.Option(metavar="VENDOR", help=f"Demo company's vendor: {', '.join(VENDORS)} or all.")] = "quickbooks_time",
-    port: Annotated[int, typer.Option(metavar="PORT", help="Port of the first emulator; the others take the next ports.")] = DEMO_PORT,
-    workers: Annotated[int, typer.Option(min=5, max=500, metavar="COUNT", help="Crew size of each demo company.")] = DEMO_WORKERS,
+    vendor: Annotated[
+        str, typer.Option(metavar="VENDOR", help=f"Demo company's vendor: {', '.join(VENDORS)} or all.")
+    ] = "quickbooks_time",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port of the first emulator; the others take the next ports.")
+    ] = DEMO_PORT,
+    workers: Annotated[
+        int, typer.Option(min=5, max=500, metavar="COUNT", help="Crew size of each demo company.")
+    ] = DEMO_WORKERS,
     seed: Annotated[int, typer.Option(metavar="NUMBER", help="Seed of the demo companies' data.")] = DEMO_SEED,
 ) -> None:
     """Start the emulator, connect a demo company, run its initial sync through Dagster, summarize."""
@@ -98,12 +104,19 @@ def demo(
     try:
         for demo_vendor in vendors:
             connection = ConnectionRegistry().connect(
-                demo_vendor.company_id, demo_vendor.provider, demo_vendor.base_url, demo_vendor.credentials,
-                settings=demo_vendor.settings, today=today,
+                demo_vendor.company_id,
+                demo_vendor.provider,
+                demo_vendor.base_url,
+                demo_vendor.credentials,
+                settings=demo_vendor.settings,
+                today=today,
             )
             say(
-                "Connected ", literal(connection.company_id, "bold"), f" to {demo_vendor.label} at ",
-                literal(connection.base_url), f" ({workers} workers), pulling attendance from {connection.attendance_pull_date}",
+                "Connected ",
+                literal(connection.company_id, "bold"),
+                f" to {demo_vendor.label} at ",
+                literal(connection.base_url),
+                f" ({workers} workers), pulling attendance from {connection.attendance_pull_date}",
             )
             run_ids, seconds = sync_with_progress(connection, "initial sync")
             output.console.print(
@@ -118,9 +131,11 @@ def demo(
         for demo_vendor in vendors:
             demo_vendor.stop()
     say(
-        "\nRuns and materializations are in the Dagster instance at ", literal(home), ".\n"
-        "Open the UI on the same instance and data with [bold]make ui[/bold] (",
-        literal(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml"), "); run [bold]make emulator[/bold] beside it "
+        "\nRuns and materializations are in the Dagster instance at ",
+        literal(home),
+        ".\nOpen the UI on the same instance and data with [bold]make ui[/bold] (",
+        literal(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml"),
+        "); run [bold]make emulator[/bold] beside it "
         "to materialize the demo companies' partitions again (a force sync).",
     )
 
@@ -137,8 +152,13 @@ def emulator() -> None:
         for provider in VENDORS:  # every demo company run so far, each with the data it was made with
             if provider in demos:
                 options = demos[provider]
-                vendors += _start_vendors([provider], port=options["port"], seed=options["seed"],
-                                          workers=options["workers"], reuse_credentials=True)
+                vendors += _start_vendors(
+                    [provider],
+                    port=options["port"],
+                    seed=options["seed"],
+                    workers=options["workers"],
+                    reuse_credentials=True,
+                )
     except BaseException:
         for vendor in vendors:
             vendor.stop()
@@ -146,8 +166,12 @@ def emulator() -> None:
     for demo_vendor in vendors:
         say(literal(f"{demo_vendor.label} emulator for {demo_vendor.company_id} at {demo_vendor.base_url}"))
         # Emulator credentials, made on this machine for the demo: what `protiv connect` asks for.
-        say(literal("  connect with " + ", ".join(f"{name} {value}" for name, value in demo_vendor.credentials.items())),
-            style="dim")
+        say(
+            literal(
+                "  connect with " + ", ".join(f"{name} {value}" for name, value in demo_vendor.credentials.items())
+            ),
+            style="dim",
+        )
     output.console.print("Ctrl-C stops them.")
     try:
         while True:

@@ -23,6 +23,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -32,14 +33,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from protiv_dagster.company_settings import CompanySettings, SettingsError, parse_settings
-
-from protiv_dagster.vendors.registry import VENDORS, label as vendor_label, vendor
 from protiv_dagster.settings import (
     CREDENTIAL_VARIABLE_PREFIX,
     REGISTRY_URL_VARIABLE,
     SECRET_KEY_VARIABLE,
     data_dir,
 )
+from protiv_dagster.vendors.registry import VENDORS, vendor
+from protiv_dagster.vendors.registry import label as vendor_label
 
 DEFAULT_PULL_DAYS = 14
 # A pull date before this is a typo (a year of 0202 or 1026), not a history anyone has to sync.
@@ -53,21 +54,37 @@ _PARTITION_SEPARATORS = frozenset("|,[]")
 # id (``acme`` and ``acme\u200b``) or rewrites the terminal and logs it is shown in.
 _REFUSED_IN_COMPANY_ID = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # Invisible although not "Cf" (fillers, grapheme joiner, variation selectors): lookalike ids too.
-_INVISIBLE_LETTERS = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]")
+_INVISIBLE_LETTERS = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
 # In a credential these break the HTTP header it is sent in (where the HTTP library then quotes the
 # whole header, secret included, in its error) or make it silently differ from what was issued.
 _REFUSED_IN_CREDENTIAL = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
 _CREDENTIAL_VARIABLE = re.compile(re.escape(CREDENTIAL_VARIABLE_PREFIX) + r"[A-Za-z0-9_]+")
 _CHARACTER_NAMES = {
-    "\r": "a carriage return", "\n": "a line feed", "\t": "a tab", "\x00": "a NUL character", " ": "a space",
-    "\x1b": "an escape character (U+001B)", "\x7f": "a delete character (U+007F)",
-    "\x85": "a next-line character (U+0085)", "\xa0": "a no-break space (U+00A0)",
-    "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)",
-    "\u200b": "a zero-width space (U+200B)", "\ufeff": "a byte-order mark (U+FEFF)",
+    "\r": "a carriage return",
+    "\n": "a line feed",
+    "\t": "a tab",
+    "\x00": "a NUL character",
+    " ": "a space",
+    "\x1b": "an escape character (U+001B)",
+    "\x7f": "a delete character (U+007F)",
+    "\x85": "a next-line character (U+0085)",
+    "\xa0": "a no-break space (U+00A0)",
+    "\u2028": "a line separator (U+2028)",
+    "\u2029": "a paragraph separator (U+2029)",
+    "\u200b": "a zero-width space (U+200B)",
+    "\ufeff": "a byte-order mark (U+FEFF)",
 }
 _CATEGORY_NAMES = {
-    "Cc": "control character", "Cf": "invisible formatting character", "Cs": "surrogate", "Co": "private-use character",
-    "Cn": "unassigned character", "Zs": "space character", "Zl": "line separator", "Zp": "paragraph separator",
+    "Cc": "control character",
+    "Cf": "invisible formatting character",
+    "Cs": "surrogate",
+    "Co": "private-use character",
+    "Cn": "unassigned character",
+    "Zs": "space character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
 }
 
 
@@ -134,7 +151,12 @@ def company_id_problem(company_id: object) -> str | None:
         if character == " ":
             continue
         category = unicodedata.category(character)
-        if category in _REFUSED_IN_COMPANY_ID or category == "Zs" or character.isspace() or _INVISIBLE_LETTERS.match(character):
+        if (
+            category in _REFUSED_IN_COMPANY_ID
+            or category == "Zs"
+            or character.isspace()
+            or _INVISIBLE_LETTERS.match(character)
+        ):
             return f"contains {describe_character(character)} (position {position})"
     return None
 
@@ -165,7 +187,9 @@ def validate_base_url(base_url: object, *, field: str = "base URL") -> str:
     if not isinstance(base_url, str) or not base_url:
         raise RegistryError(f"{field} is empty: give the vendor API's http:// or https:// URL")
     if len(base_url) > BASE_URL_MAX_LENGTH:
-        raise RegistryError(f"{field} is {len(base_url):,} characters long; at most {BASE_URL_MAX_LENGTH:,} are accepted")
+        raise RegistryError(
+            f"{field} is {len(base_url):,} characters long; at most {BASE_URL_MAX_LENGTH:,} are accepted"
+        )
     for position, character in enumerate(base_url, start=1):
         if character.isspace() or unicodedata.category(character) in _REFUSED_IN_CREDENTIAL | {"Co", "Cn"}:
             raise RegistryError(
@@ -198,7 +222,11 @@ def validate_base_url(base_url: object, *, field: str = "base URL") -> str:
         raise RegistryError(f"{field} has a host name with characters other than letters, digits, '-' and '.'")
     port = netloc["port"]
     if port is not None and not (port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
-        shown = f"port {int(port)}" if port.isascii() and port.isdigit() and len(port) <= 12 else "a port that is not a number"
+        shown = (
+            f"port {int(port)}"
+            if port.isascii() and port.isdigit() and len(port) <= 12
+            else "a port that is not a number"
+        )
         raise RegistryError(f"{field} has {shown if port else 'an empty port'}; a port is a number from 1 to 65535")
     return base_url.rstrip("/")
 
@@ -487,6 +515,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# Named once here: inside ConnectionRegistry, ``list`` is its method.
+SettingsVersions = list[StoredSettingsVersion]
+
+
 class ConnectionRegistry:
     """Reads and writes connections in the registry database."""
 
@@ -584,7 +616,11 @@ class ConnectionRegistry:
         return self.get(company_id)
 
     def update_settings(
-        self, company_id: str, settings: Mapping[str, object], *, effective_from: date | None = None,
+        self,
+        company_id: str,
+        settings: Mapping[str, object],
+        *,
+        effective_from: date | None = None,
         today: date | None = None,
     ) -> Connection:
         """Record a new version of a company's ProPay settings (admin only), validated first, in force
@@ -628,20 +664,34 @@ class ConnectionRegistry:
         return self.get(company_id)
 
     def _record_version(
-        self, conn: sa.Connection, company_id: str, version: int, effective_from: date | None,
-        settings: CompanySettings, recorded_at: datetime,
+        self,
+        conn: sa.Connection,
+        company_id: str,
+        version: int,
+        effective_from: date | None,
+        settings: CompanySettings,
+        recorded_at: datetime,
     ) -> None:
         conn.execute(
             self.versions.insert().values(
-                company_id=company_id, version=version, effective_from=effective_from,
-                settings=settings.model_dump_json(), recorded_at=recorded_at,
+                company_id=company_id,
+                version=version,
+                effective_from=effective_from,
+                settings=settings.model_dump_json(),
+                recorded_at=recorded_at,
             )
         )
 
     def _versions(self, conn: sa.Connection, company_id: str) -> list[StoredSettingsVersion]:
-        rows = conn.execute(
-            sa.select(self.versions).where(self.versions.c.company_id == company_id).order_by(self.versions.c.version)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.select(self.versions)
+                .where(self.versions.c.company_id == company_id)
+                .order_by(self.versions.c.version)
+            )
+            .mappings()
+            .all()
+        )
         return [
             StoredSettingsVersion(
                 version=int(row["version"]),
@@ -692,13 +742,14 @@ class ConnectionRegistry:
     def list(self) -> list[Connection]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(self.table).order_by(self.table.c.company_id)).mappings().all()
-            versions: dict[str, list[StoredSettingsVersion]] = {}
+            versions: dict[str, SettingsVersions] = {}
             for row in conn.execute(
                 sa.select(self.versions).order_by(self.versions.c.company_id, self.versions.c.version)
             ).mappings():
                 versions.setdefault(str(row["company_id"]), []).append(
                     StoredSettingsVersion(
-                        version=int(row["version"]), effective_from=row["effective_from"],
+                        version=int(row["version"]),
+                        effective_from=row["effective_from"],
                         settings=_settings(json.loads(str(row["settings"])), str(row["company_id"])),
                         recorded_at=_aware(row["recorded_at"]),
                     )
@@ -755,7 +806,7 @@ class ConnectionRegistry:
             ).rowcount
         return bool(written)
 
-    def _connection(self, row: Mapping[str, object], versions: list[StoredSettingsVersion]) -> Connection:
+    def _connection(self, row: sa.RowMapping, versions: SettingsVersions) -> Connection:
         company_id = str(row["company_id"])
         provider = str(row["provider"])
         if provider not in VENDORS:
@@ -763,19 +814,25 @@ class ConnectionRegistry:
                 f"company {company_id!r} is connected to unknown provider {provider!r}; known: {', '.join(VENDORS)}"
             )
         settings = _settings(json.loads(str(row["settings"])), company_id)
-        connected_at = _aware(row["connected_at"])  # type: ignore[arg-type]
+        connected_at = _aware(row["connected_at"])
         return Connection(
             company_id=company_id,
             provider=provider,
             base_url=str(row["base_url"]),
-            attendance_pull_date=row["attendance_pull_date"],  # type: ignore[arg-type]
+            attendance_pull_date=row["attendance_pull_date"],
             settings=settings,
             stored_credentials=json.loads(str(row["credentials"])),
             connected_at=connected_at,
-            updated_at=_aware(row["updated_at"]),  # type: ignore[arg-type]
+            updated_at=_aware(row["updated_at"]),
             # A connection made before versions were kept: its settings are version 1, from the start.
             settings_versions=tuple(versions) or (StoredSettingsVersion(1, None, settings, connected_at),),
         )
+
+
+class _WithEngine(Protocol):
+    """What OnePerUrl keeps per URL: anything holding a SQLAlchemy engine."""
+
+    engine: sa.Engine
 
 
 class OnePerUrl:
@@ -788,7 +845,7 @@ class OnePerUrl:
 
     def __init__(self, factory, limit: int = 8) -> None:
         self._factory, self._limit = factory, limit
-        self._open: dict[str, object] = {}
+        self._open: dict[str, _WithEngine] = {}
         self._lock = threading.Lock()
 
     def get(self, url: str | None):
@@ -810,7 +867,10 @@ class ConnectionRegistryResource(dg.ConfigurableResource):
     a vendor issued (``written_by_vendor``) but cannot create, change or remove a connection: that
     is the admin CLI's job."""
 
-    url: str = Field(default="", description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.")
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the registry; empty = PROTIV_REGISTRY_URL or SQLite in the data folder.",
+    )
 
     def _registry(self) -> ConnectionRegistry:
         return _registries.get(self.url or None)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 import sqlalchemy as sa
 
@@ -80,6 +81,12 @@ class SyncBatch:
     error: str | None = None
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
+@overload
+def _aware(value: datetime | None) -> datetime | None: ...
 def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC))
 
@@ -87,7 +94,8 @@ def _aware(value: datetime | None) -> datetime | None:
 def sync_state_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     """The sync state's tables in the registry database: each company's state, and the syncs asked for."""
     states = sa.Table(
-        "protiv_sync_state", metadata,
+        "protiv_sync_state",
+        metadata,
         sa.Column("company_id", sa.Text, primary_key=True),
         sa.Column("cursor", sa.Text),
         sa.Column("initial_sync_for", sa.DateTime(timezone=True)),
@@ -98,7 +106,8 @@ def sync_state_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
     )
     batches = sa.Table(
-        "protiv_sync_batches", metadata,
+        "protiv_sync_batches",
+        metadata,
         sa.Column("batch_id", sa.Text, primary_key=True),
         sa.Column("company_id", sa.Text, nullable=False, index=True),
         sa.Column("trigger", sa.Text, nullable=False),
@@ -139,9 +148,14 @@ class SyncStateStore:
     @staticmethod
     def _state(row) -> CompanySyncState:
         return CompanySyncState(
-            company_id=row["company_id"], cursor=row["cursor"], initial_sync_for=_aware(row["initial_sync_for"]),
-            current_as_of=_aware(row["current_as_of"]), last_success_at=_aware(row["last_success_at"]), last_checked_at=_aware(row["last_checked_at"]),
-            last_error=row["last_error"], failures=row["failures"] or 0,
+            company_id=row["company_id"],
+            cursor=row["cursor"],
+            initial_sync_for=_aware(row["initial_sync_for"]),
+            current_as_of=_aware(row["current_as_of"]),
+            last_success_at=_aware(row["last_success_at"]),
+            last_checked_at=_aware(row["last_checked_at"]),
+            last_error=row["last_error"],
+            failures=row["failures"] or 0,
         )
 
     def _upsert(self, conn, company_id: str, **values) -> None:
@@ -160,10 +174,16 @@ class SyncStateStore:
         with self.engine.begin() as conn:
             initial = self._initial_sync_values(conn, company_id, initial_sync_for)
             if error is None:
-                self._upsert(conn, company_id, last_checked_at=at, last_error=None, current_as_of=at, failures=0, **initial)
+                self._upsert(
+                    conn, company_id, last_checked_at=at, last_error=None, current_as_of=at, failures=0, **initial
+                )
             else:
                 self._upsert(
-                    conn, company_id, last_checked_at=at, last_error=error, failures=self._failures(conn, company_id) + 1,
+                    conn,
+                    company_id,
+                    last_checked_at=at,
+                    last_error=error,
+                    failures=self._failures(conn, company_id) + 1,
                     **initial,
                 )
 
@@ -175,12 +195,18 @@ class SyncStateStore:
         stored = conn.execute(
             sa.select(self.states.c.initial_sync_for).where(self.states.c.company_id == company_id)
         ).scalar_one_or_none()
-        return {"initial_sync_for": initial_sync_for, **({} if _aware(stored) == initial_sync_for else {"cursor": None})}
+        return {
+            "initial_sync_for": initial_sync_for,
+            **({} if _aware(stored) == initial_sync_for else {"cursor": None}),
+        }
 
     def _failures(self, conn, company_id: str) -> int:
-        return conn.execute(
-            sa.select(self.states.c.failures).where(self.states.c.company_id == company_id)
-        ).scalar_one_or_none() or 0
+        return (
+            conn.execute(
+                sa.select(self.states.c.failures).where(self.states.c.company_id == company_id)
+            ).scalar_one_or_none()
+            or 0
+        )
 
     def record_quiet_checks(
         self, company_ids: Iterable[str], at: datetime, cursors: Mapping[str, str] | None = None
@@ -197,44 +223,74 @@ class SyncStateStore:
             if missing:
                 raise ValueError(f"quiet checks without a cursor: {', '.join(missing[:5])}")
         with self.engine.begin() as conn:
-            known = set()
+            known: set[str] = set()
             for start in range(0, len(company_ids), 500):
-                chunk = company_ids[start:start + 500]
-                known.update(conn.execute(
-                    sa.select(self.states.c.company_id).where(self.states.c.company_id.in_(chunk))
-                ).scalars())
+                chunk = company_ids[start : start + 500]
+                known.update(
+                    conn.execute(
+                        sa.select(self.states.c.company_id).where(self.states.c.company_id.in_(chunk))
+                    ).scalars()
+                )
             per_company = {c: {**values, "cursor": cursors[c]} if cursors is not None else values for c in company_ids}
-            updates = [{"target": company_id, **per_company[company_id]} for company_id in company_ids if company_id in known]
+            updates = [
+                {"target": company_id, **per_company[company_id]} for company_id in company_ids if company_id in known
+            ]
             if updates:
                 conn.execute(
                     self.states.update().where(self.states.c.company_id == sa.bindparam("target")),
                     updates,
                 )
-            inserts = [{"company_id": company_id, **per_company[company_id]} for company_id in company_ids if company_id not in known]
+            inserts = [
+                {"company_id": company_id, **per_company[company_id]}
+                for company_id in company_ids
+                if company_id not in known
+            ]
             if inserts:
                 conn.execute(self.states.insert(), inserts)
 
     # -- batches ---------------------------------------------------------------------------------------
     def open_batch(
-        self, company_id: str, trigger: str, cursor: str | None, weeks: Sequence[str], with_reference: bool,
-        at: datetime, initial_sync_for: datetime | None = None,
+        self,
+        company_id: str,
+        trigger: str,
+        cursor: str | None,
+        weeks: Sequence[str],
+        with_reference: bool,
+        at: datetime,
+        initial_sync_for: datetime | None = None,
     ) -> SyncBatch:
         """Record a planned sync; an initial sync also remembers which connection it was for. The
         first initial sync of a connection (new, or reconnected) drops the cursor of an earlier one:
         until it succeeds the company counts as never synced, so a failure is retried as an initial
         sync, not refreshed from a cursor that belongs to another connection."""
         batch = SyncBatch(
-            batch_id=uuid.uuid4().hex[:12], company_id=company_id, trigger=trigger, cursor=cursor,
-            weeks=tuple(sorted(weeks)), with_reference=with_reference,
-            phase="reference" if with_reference else "weeks", status=PENDING, requested_at=at,
+            batch_id=uuid.uuid4().hex[:12],
+            company_id=company_id,
+            trigger=trigger,
+            cursor=cursor,
+            weeks=tuple(sorted(weeks)),
+            with_reference=with_reference,
+            phase="reference" if with_reference else "weeks",
+            status=PENDING,
+            requested_at=at,
         )
         with self.engine.begin() as conn:
-            conn.execute(self.batches.insert().values(
-                batch_id=batch.batch_id, company_id=company_id, trigger=trigger, cursor=cursor,
-                weeks=json.dumps(list(batch.weeks)), with_reference=with_reference, phase=batch.phase,
-                status=PENDING, requested_at=at,
-            ))
-            self._upsert(conn, company_id, last_checked_at=at, **self._initial_sync_values(conn, company_id, initial_sync_for))
+            conn.execute(
+                self.batches.insert().values(
+                    batch_id=batch.batch_id,
+                    company_id=company_id,
+                    trigger=trigger,
+                    cursor=cursor,
+                    weeks=json.dumps(list(batch.weeks)),
+                    with_reference=with_reference,
+                    phase=batch.phase,
+                    status=PENDING,
+                    requested_at=at,
+                )
+            )
+            self._upsert(
+                conn, company_id, last_checked_at=at, **self._initial_sync_values(conn, company_id, initial_sync_for)
+            )
         return batch
 
     def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
@@ -246,7 +302,9 @@ class SyncStateStore:
 
     def batches_of(self, company_id: str) -> list[SyncBatch]:
         """A company's sync history: every sync asked for it, oldest first."""
-        query = sa.select(self.batches).where(self.batches.c.company_id == company_id).order_by(self.batches.c.requested_at)
+        query = (
+            sa.select(self.batches).where(self.batches.c.company_id == company_id).order_by(self.batches.c.requested_at)
+        )
         with self.engine.connect() as conn:
             return [self._batch(row) for row in conn.execute(query).mappings().all()]
 
@@ -258,9 +316,16 @@ class SyncStateStore:
     @staticmethod
     def _batch(row) -> SyncBatch:
         return SyncBatch(
-            batch_id=row["batch_id"], company_id=row["company_id"], trigger=row["trigger"], cursor=row["cursor"],
-            weeks=tuple(json.loads(row["weeks"])), with_reference=bool(row["with_reference"]), phase=row["phase"],
-            status=row["status"], requested_at=_aware(row["requested_at"]), finished_at=_aware(row["finished_at"]),
+            batch_id=row["batch_id"],
+            company_id=row["company_id"],
+            trigger=row["trigger"],
+            cursor=row["cursor"],
+            weeks=tuple(json.loads(row["weeks"])),
+            with_reference=bool(row["with_reference"]),
+            phase=row["phase"],
+            status=row["status"],
+            requested_at=_aware(row["requested_at"]),
+            finished_at=_aware(row["finished_at"]),
             error=row["error"],
         )
 
@@ -274,20 +339,31 @@ class SyncStateStore:
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
             batch = self._batch(row)
-            conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(
-                status=SUCCEEDED if succeeded else FAILED, phase="done", finished_at=at, error=error,
-            ))
+            conn.execute(
+                self.batches.update()
+                .where(self.batches.c.batch_id == batch_id)
+                .values(
+                    status=SUCCEEDED if succeeded else FAILED,
+                    phase="done",
+                    finished_at=at,
+                    error=error,
+                )
+            )
             if not succeeded:
-                self._upsert(conn, batch.company_id, last_error=error, failures=self._failures(conn, batch.company_id) + 1)
+                self._upsert(
+                    conn, batch.company_id, last_error=error, failures=self._failures(conn, batch.company_id) + 1
+                )
                 return
             newer_done = conn.execute(
-                sa.select(sa.func.count()).select_from(self.batches).where(
+                sa.select(sa.func.count())
+                .select_from(self.batches)
+                .where(
                     self.batches.c.company_id == batch.company_id,
                     self.batches.c.status == SUCCEEDED,
                     self.batches.c.requested_at > batch.requested_at,
                 )
             ).scalar_one()
-            values = {"last_success_at": at, "last_error": None, "failures": 0}
+            values: dict[str, object] = {"last_success_at": at, "last_error": None, "failures": 0}
             if not newer_done:
                 values["current_as_of"] = batch.requested_at
                 if batch.cursor is not None:

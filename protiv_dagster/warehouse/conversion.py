@@ -137,8 +137,10 @@ def column_values(table: Table, column: Column, series: pd.Series) -> list[objec
         return series.astype(object).where(series.notna(), None).tolist()
     kinds = _PLAIN_KINDS.get(column.sql_type)
     if kinds and isinstance(series.dtype, np.dtype) and series.dtype.kind in kinds:
-        values = series.tolist()
-        return [None if value != value else value for value in values] if series.dtype.kind == "f" else values
+        plain_values = series.tolist()
+        return (
+            [None if value != value else value for value in plain_values] if series.dtype.kind == "f" else plain_values
+        )
     convert = _converter(column.sql_type)
     # One vectorised conversion to Python datetimes instead of a pandas Timestamp per cell.
     if isinstance(series.dtype, pd.DatetimeTZDtype):

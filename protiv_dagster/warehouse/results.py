@@ -54,7 +54,7 @@ def _positional_frame(
     texts of a column share one string object: a company id or a worker id repeated in a million
     rows is stored once, not once per row as the driver hands it out. A column whose texts are
     mostly distinct (ids of entries, payloads) stops being shared: its dict is dropped (None)."""
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
     series = {}
     for position, (kind, values) in enumerate(zip(kinds, columns, strict=True)):
         seen = texts[position] if texts is not None and kind == "text" else None
@@ -73,7 +73,7 @@ _FETCH_ROWS = 50_000
 
 def fetched_frame(names: Sequence[str], kinds: Sequence[_ResultKind], cursor: Any) -> pd.DataFrame:
     """`result_frame` of every row of `cursor`, read ``_FETCH_ROWS`` rows at a time."""
-    parts = []
+    parts: list[pd.DataFrame] = []
     texts: list[dict[str, str] | None] = [{} for _ in kinds]
     while True:
         rows = cursor.fetchmany(_FETCH_ROWS)

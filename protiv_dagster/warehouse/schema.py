@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -105,9 +106,7 @@ def ensure_views(store: WarehouseStore, views: Iterable[View]) -> None:
                 (
                     row.column_name,
                     canonical_type(
-                        row.data_type,
-                        None if pd.isna(row.numeric_precision) else int(row.numeric_precision),
-                        None if pd.isna(row.numeric_scale) else int(row.numeric_scale),
+                        str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)
                     ),
                 )
                 for row in existing.itertuples()
@@ -132,13 +131,16 @@ def _create_table_sql(schema: str, table: Table) -> str:
     return f"CREATE TABLE {schema}.{quote(table.name)} ({', '.join(columns)}, PRIMARY KEY ({primary_key}))"
 
 
+def _optional_int(value: Any) -> int | None:
+    """A catalog's precision or scale: None where the catalog has none (NULL, read as NaN)."""
+    return None if pd.isna(value) else int(value)
+
+
 def _differences(schema_name: str, table: Table, existing: pd.DataFrame) -> list[str]:
     """How the existing table's columns differ from `table`'s declaration, one phrase per kind."""
     actual = {
         row.column_name: canonical_type(
-            row.data_type,
-            None if pd.isna(row.numeric_precision) else int(row.numeric_precision),
-            None if pd.isna(row.numeric_scale) else int(row.numeric_scale),
+            str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)
         )
         for row in existing.itertuples()
     }

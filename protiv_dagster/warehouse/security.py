@@ -193,7 +193,8 @@ def revoke_company_analyst(store: WarehouseStore, role: str, company_id: str | N
         session.serialize(f"protiv_dagster.warehouse schema {store.schema_name}")
         found = session.fetch("SELECT oid::bigint AS role_oid FROM pg_catalog.pg_roles WHERE rolname = ?", [role])
         role_oid = None if found.empty else int(found["role_oid"].iloc[0])
-        condition, params = f"(a.role_name = ? AND {_STALE_GRANT})", [role]
+        condition = f"(a.role_name = ? AND {_STALE_GRANT})"
+        params: list[object] = [role]
         if role_oid is not None:
             condition, params = f"({condition} OR a.role_oid = CAST(? AS oid))", [*params, role_oid]
         if company_id is not None:

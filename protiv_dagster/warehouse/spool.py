@@ -9,6 +9,7 @@ import pickle
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 
@@ -37,7 +38,8 @@ class Partition:
             name, first, last = date_range
             if table.column(name).sql_type != "DATE":
                 raise ValueError(f"date_range column {table.name}.{name} must be a DATE column")
-            dates = (name, key_value(table, name, first), key_value(table, name, last))
+            # A DATE column's key values are dates.
+            dates = (name, cast(dt.date, key_value(table, name, first)), cast(dt.date, key_value(table, name, last)))
             if dates[1] > dates[2]:
                 raise ValueError(f"date_range for {table.name}.{name} is empty: {dates[1]} is after {dates[2]}")
         return cls(table, equals, dates)
@@ -63,7 +65,8 @@ class Partition:
                 )
         if self.dates is not None:
             name, first, last = self.dates
-            outside = [value for value in values[name] if value is None or not first <= value <= last]
+            days = cast(list[dt.date | None], values[name])  # converted values of a DATE column
+            outside = [value for value in days if value is None or not first <= value <= last]
             if outside:
                 raise ValueError(
                     f"{len(outside)} row(s) outside the partition: {self.table.name}.{name} must lie in "

@@ -249,20 +249,20 @@ class WarehouseStore:
                     with connection.transaction():
                         yield PostgresSession(connection)
                 return
-            connection = self._open_duckdb()
+            duck = self._open_duckdb()
             try:
-                connection.execute("SET TimeZone = 'UTC'")
-                connection.execute(f"SET memory_limit = '{self.duckdb_memory_limit}'")  # checked in __post_init__
-                connection.begin()
+                duck.execute("SET TimeZone = 'UTC'")
+                duck.execute(f"SET memory_limit = '{self.duckdb_memory_limit}'")  # checked in __post_init__
+                duck.begin()
                 try:
-                    yield DuckDBSession(connection)
+                    yield DuckDBSession(duck)
                 except BaseException:
-                    connection.rollback()
+                    duck.rollback()
                     raise
-                connection.commit()
+                duck.commit()
             finally:
                 # Closing releases the file lock at once for the next process.
-                connection.close()
+                duck.close()
 
     def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
         """Open the DuckDB file, waiting with backoff while another process holds its lock."""

@@ -17,17 +17,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.sync.company import sync_company
-from protiv_dagster.definitions import build_defs
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync.company import sync_company
+from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.vendors.aspire.client import AspireTuning
 from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
 from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
-from protiv_dagster.resources.vendors import VendorApis
-from protiv_dagster.resources.warehouse import Warehouse
 from protiv_emulators.generator import generate_company
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.tables import ALL_TABLES
 from tests.assets.vendors import VendorHarness, host
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +119,12 @@ def pipeline(request, tmp_path, monkeypatch, warehouse_backend, provider, instan
         with dagster_instance(request, instance_kind, tmp_path, monkeypatch) as instance:
             registry = ConnectionRegistry(registry_url)
             registry.connect(
-                COMPANY, provider, harness.base_url, harness.credentials,
-                attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": data.timezone},
+                COMPANY,
+                provider,
+                harness.base_url,
+                harness.credentials,
+                attendance_pull_date=PULL_DATE,
+                settings={**SETTINGS, "timezone": data.timezone},
             )
             defs = build_defs(
                 warehouse=warehouse,

@@ -113,7 +113,9 @@ class AspireShape(Shape):
         return request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "")
 
     def is_first_page(self, request: Request) -> bool:
-        return not self._keyset.search(request.query.get("$filter", "")) and request.query.get("$pageNumber", "1") == "1"
+        return (
+            not self._keyset.search(request.query.get("$filter", "")) and request.query.get("$pageNumber", "1") == "1"
+        )
 
     def is_workers_listing(self, request: Request) -> bool:
         return request.path == "/Contacts"
@@ -228,8 +230,11 @@ def endless_listing(shape: Shape) -> Rewrite:
     return rewrite
 
 
-def _on_first_pages(shape: Shape, change_week: Callable[[list[dict]], list[dict]],
-                    change_workers: Callable[[list[dict]], list[dict]] | None = None) -> Rewrite:
+def _on_first_pages(
+    shape: Shape,
+    change_week: Callable[[list[dict]], list[dict]],
+    change_workers: Callable[[list[dict]], list[dict]] | None = None,
+) -> Rewrite:
     def rewrite(request: Request, answer_vendor: Callable[[Request], Answer]) -> Answer:
         answer = answer_vendor(request)
         if answer.status != 200 or not shape.is_first_page(request):

@@ -22,8 +22,12 @@ def one_ticket_jobs(data, *, recurring: bool = False) -> list:
     """Open generated jobs without milestones (one implicit ticket in Aspire) with time since the pull date."""
     with_time = {s.job_id for s in data.shifts if not s.is_drive and s.local_date >= PULL_DATE}
     return [
-        j for j in data.jobs
-        if not j.is_drive and not data.milestones_of(j.id) and j.status == "open" and j.recurring == recurring
+        j
+        for j in data.jobs
+        if not j.is_drive
+        and not data.milestones_of(j.id)
+        and j.status == "open"
+        and j.recurring == recurring
         and j.id in with_time
     ]
 
@@ -39,7 +43,9 @@ def test_aspire_distributed_ticket_hours_stay_inside_the_days_clock_time(pipelin
     # A worker and a day since the pull date on which they have no time at all.
     day = PULL_DATE + timedelta(days=1)
     while True:
-        busy = {t["ContactID"] for t in vendor.records("WorkTicketTimes") if t["WorkTicketTimeDate"][:10] == day.isoformat()}
+        busy = {
+            t["ContactID"] for t in vendor.records("WorkTicketTimes") if t["WorkTicketTimeDate"][:10] == day.isoformat()
+        }
         busy |= {c["ContactID"] for c in vendor.records("ClockTimes") if c["ClockStart"][:10] == day.isoformat()}
         free = [w for w in data.workers if w.active and w.id not in busy]
         if free:
@@ -48,16 +54,28 @@ def test_aspire_distributed_ticket_hours_stay_inside_the_days_clock_time(pipelin
     worker = free[0].id
     # 07:00-17:30 on the clock (10.5 h); 07:30-12:30 on the ticket (5.0 h) and 4.0 h distributed onto it.
     vendor.add_clock_time(ContactID=worker, ClockStart=f"{day}T07:00:00", ClockEnd=f"{day}T17:30:00")
-    timed = vendor.add_work_ticket_time(ContactID=worker, WorkTicketID=ticket, StartTime=f"{day}T07:30:00", EndTime=f"{day}T12:30:00")
-    distributed = vendor.add_distributed_time(ContactID=worker, WorkTicketID=ticket, WorkTicketTimeDate=str(day), Hours=4.0)
+    timed = vendor.add_work_ticket_time(
+        ContactID=worker, WorkTicketID=ticket, StartTime=f"{day}T07:30:00", EndTime=f"{day}T12:30:00"
+    )
+    distributed = vendor.add_distributed_time(
+        ContactID=worker, WorkTicketID=ticket, WorkTicketTimeDate=str(day), Hours=4.0
+    )
     assert distributed["StartTime"] is None and distributed["EndTime"] is None and distributed["DistributedTime"]
     pipeline.sync()
     attendance = pipeline.attendance()
-    day_rows = attendance[(attendance["worker_id"] == str(worker)) & (attendance["work_date"] == day)].set_index("entry_id")
-    clock_id = next(c["ClockTimeID"] for c in vendor.records("ClockTimes") if c["ContactID"] == worker and c["ClockStart"][:10] == day.isoformat())
+    day_rows = attendance[(attendance["worker_id"] == str(worker)) & (attendance["work_date"] == day)].set_index(
+        "entry_id"
+    )
+    clock_id = next(
+        c["ClockTimeID"]
+        for c in vendor.records("ClockTimes")
+        if c["ContactID"] == worker and c["ClockStart"][:10] == day.isoformat()
+    )
     drive = 10.5 - 5.0 - 4.0  # the clock time not on a ticket: 1.5 h, not 5.5 h (a day of 14.5 h)
     assert day_rows["hours"].astype(float).to_dict() == {
-        str(timed["WorkTicketTimeID"]): 5.0, str(distributed["WorkTicketTimeID"]): 4.0, f"{CLOCK_ENTRY_PREFIX}{clock_id}": drive,
+        str(timed["WorkTicketTimeID"]): 5.0,
+        str(distributed["WorkTicketTimeID"]): 4.0,
+        f"{CLOCK_ENTRY_PREFIX}{clock_id}": drive,
     }
     assert day_rows["hours"].astype(float).sum() == 10.5
     assert day_rows.loc[f"{CLOCK_ENTRY_PREFIX}{clock_id}", "is_drive"]
@@ -78,8 +96,11 @@ def test_aspire_a_won_opportunitys_one_ticket_cancels_or_completes_its_propay(pi
     completed = next(j for j in single if j is not cancelled and str(j.id) in before.index)
     assert before.loc[[str(cancelled.id), str(completed.id)], "status"].tolist() == ["started", "started"]
     vendor.edit_work_ticket(IMPLICIT_TICKET_BASE + cancelled.id, WorkTicketStatusName="Cancelled")
-    vendor.edit_work_ticket(IMPLICIT_TICKET_BASE + completed.id, WorkTicketStatusName="Complete",
-                            CompleteDate=(AS_OF - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="seconds"))
+    vendor.edit_work_ticket(
+        IMPLICIT_TICKET_BASE + completed.id,
+        WorkTicketStatusName="Complete",
+        CompleteDate=(AS_OF - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="seconds"),
+    )
     # The opportunities still say "Won" and "In Progress": the tickets carry the news.
     opportunities = {o["OpportunityID"]: o for o in vendor.records("Opportunities")}
     assert {opportunities[j.id]["OpportunityStatusName"] for j in (cancelled, completed)} == {"Won"}
@@ -110,8 +131,11 @@ def test_aspire_a_recurring_opportunity_with_one_ticket_gets_one_propay_for_it(p
     # Its figures from the vendor's rows: every ticket time since the pull date, and the budget of
     # 200 h scaled by the company's budget modification of 150 %.
     hours = sum(
-        Fraction(str(t["Hours"])) for t in vendor.records("WorkTicketTimes")
-        if t["WorkTicketID"] == ticket and t["WorkTicketTimeDate"][:10] >= PULL_DATE.isoformat() and t["Hours"] is not None
+        Fraction(str(t["Hours"]))
+        for t in vendor.records("WorkTicketTimes")
+        if t["WorkTicketID"] == ticket
+        and t["WorkTicketTimeDate"][:10] >= PULL_DATE.isoformat()
+        and t["Hours"] is not None
     )
     assert float(row["actual_hours"]) == pytest.approx(float(hours), abs=1e-4)
     assert float(row["budget_hours"]) == 300.0

@@ -21,10 +21,12 @@ AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 def raw_rows(feeds: dict[str, list[dict]]) -> pd.DataFrame:
     """Raw rows as the raw layer stores and the attendance asset reads them back."""
     names = sorted(feeds)
-    return pd.DataFrame({
-        "feed": [feed for feed in names for _ in feeds[feed]],
-        "payload": [json.dumps(record, sort_keys=True) for feed in names for record in feeds[feed]],
-    }).astype("str")
+    return pd.DataFrame(
+        {
+            "feed": [feed for feed in names for _ in feeds[feed]],
+            "payload": [json.dumps(record, sort_keys=True) for feed in names for record in feeds[feed]],
+        }
+    ).astype("str")
 
 
 def test_decoding_gives_what_the_standard_library_gives():
@@ -38,7 +40,10 @@ def test_decoding_gives_what_the_standard_library_gives():
 
     decoded = decode_feeds(raw)
 
-    expected = {feed: [json.loads(p) for p in raw.loc[raw["feed"] == feed, "payload"]] for feed in ("timesheets", "timesheets_deleted")}
+    expected = {
+        feed: [json.loads(p) for p in raw.loc[raw["feed"] == feed, "payload"]]
+        for feed in ("timesheets", "timesheets_deleted")
+    }
     assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert type(decoded["timesheets"][0]["id"]) is int and decoded["timesheets"][0]["id"] == 12345678901234567890123
     assert decoded["timesheets"][2]["id"] == "x\ud800"
@@ -72,7 +77,9 @@ def test_mapping_in_chunks_keeps_exactly_the_rows_of_one_pass(provider):
     live.append(outside)
     raw = raw_rows(feeds)
 
-    one_pass = map_raw_week(source, *raw_week_in_chunks(raw, source, len(raw)), jobs, workers["worker_id"], first_day, last_day)
+    one_pass = map_raw_week(
+        source, *raw_week_in_chunks(raw, source, len(raw)), jobs, workers["worker_id"], first_day, last_day
+    )
     chunked = map_raw_week(source, *raw_week_in_chunks(raw, source, 7), jobs, workers["worker_id"], first_day, last_day)
 
     assert len(live) > 3 * 7

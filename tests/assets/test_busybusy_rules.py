@@ -40,8 +40,13 @@ def steady_worker(pipeline) -> str:
     changes the test adds are the only ones in force in the window)."""
     data = pipeline.harness.data
     worker = min(
-        (w for w in data.workers if w.active and w.pay_interval != PAY_SALARIED
-         and all(c.effective_date < date(2026, 11, 9) for c in w.wage_history)),
+        (
+            w
+            for w in data.workers
+            if w.active
+            and w.pay_interval != PAY_SALARIED
+            and all(c.effective_date < date(2026, 11, 9) for c in w.wage_history)
+        ),
         key=lambda w: w.id,
     )
     return pipeline.harness.vendor.member_id(worker.id)
@@ -61,8 +66,14 @@ def test_busybusy_time_on_sub_projects_down_to_depth_7_counts_to_the_job_and_its
         # 2026-11-16 13:00-14:30 local on the milestone itself: 1.5 h
         "framing": add_entry(pipeline, member, framing, "2026-11-16T20:00:00Z", "2026-11-16T21:30:00Z"),
         # 2026-11-17 08:00-12:30 local with a 30-minute break, on the depth-7 project: 4 h
-        "torque": add_entry(pipeline, member, torque, "2026-11-17T15:00:00Z", "2026-11-17T19:30:00Z",
-                            [{"startTime": "2026-11-17T17:00:00Z", "endTime": "2026-11-17T17:30:00Z"}]),
+        "torque": add_entry(
+            pipeline,
+            member,
+            torque,
+            "2026-11-17T15:00:00Z",
+            "2026-11-17T19:30:00Z",
+            [{"startTime": "2026-11-17T17:00:00Z", "endTime": "2026-11-17T17:30:00Z"}],
+        ),
         # 2026-11-18 08:00-11:30 local on the depth-3 project: 3.5 h
         "joists": add_entry(pipeline, member, joists, "2026-11-18T15:00:00Z", "2026-11-18T18:30:00Z"),
         # 2026-11-18 13:00-13:45 local on the top-level project: 0.75 h, no milestone
@@ -86,7 +97,9 @@ def test_busybusy_time_on_sub_projects_down_to_depth_7_counts_to_the_job_and_its
     assert rows["work_date"].astype(str).tolist() == ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-18"]
     # Framing: 1.5 + 4 + 3.5 = 9 hours; the job: 9.75. The job (never recurring on BusyBusy) gets the
     # one ProPay, its budget the milestone's 20 h x the company's 150 % = 30 h.
-    propays = pipeline.warehouse.read_table("propay_opportunities", where={"company_id": COMPANY}).set_index("propay_id")
+    propays = pipeline.warehouse.read_table("propay_opportunities", where={"company_id": COMPANY}).set_index(
+        "propay_id"
+    )
     propay = propays.loc[deck["id"]]
     assert propay["budget_hours"] == 30.0
     assert propay["actual_hours"] == 9.75
@@ -101,8 +114,14 @@ def test_busybusy_labor_is_costed_at_the_wage_in_force_on_each_local_work_date(p
     fence = control(pipeline, "projects", {"title": "Fence at the school", "number": "F-1"})["id"]
     control(pipeline, "budgets", {"projectId": fence, "hours": 20})
     # 2026-11-13 08:00-15:45 local, 30-minute lunch: 7 h 15 min = 26,100 s at $30 = $217.50
-    add_entry(pipeline, member, fence, "2026-11-13T15:00:00Z", "2026-11-13T22:45:00Z",
-              [{"startTime": "2026-11-13T19:00:00Z", "endTime": "2026-11-13T19:30:00Z"}])
+    add_entry(
+        pipeline,
+        member,
+        fence,
+        "2026-11-13T15:00:00Z",
+        "2026-11-13T22:45:00Z",
+        [{"startTime": "2026-11-13T19:00:00Z", "endTime": "2026-11-13T19:30:00Z"}],
+    )
     # 2026-11-14 17:00-18:00 local, i.e. already 2026-11-15 in UTC: still the 14th, 3,600 s at $30 = $30.00
     add_entry(pipeline, member, fence, "2026-11-15T00:00:00Z", "2026-11-15T01:00:00Z")
     # 2026-11-15 08:00-09:00 local, the raise's first day: 3,600 s at $36 = $36.00
@@ -125,7 +144,9 @@ def test_busybusy_labor_is_costed_at_the_wage_in_force_on_each_local_work_date(p
     assert Fraction(int(row["labor_cost_numerator"]), int(row["labor_cost_denominator"])) == Fraction(4037, 10)
     assert float(row["labor_cost"]) == 403.70
     # At today's $36 for every hour it would be 45,320 / 3,600 x 36 = $453.20: $49.50 too much.
-    propay = pipeline.warehouse.read_table("propay_opportunities", where={"company_id": COMPANY, "propay_id": fence}).iloc[0]
+    propay = pipeline.warehouse.read_table(
+        "propay_opportunities", where={"company_id": COMPANY, "propay_id": fence}
+    ).iloc[0]
     assert float(propay["labor_cost"]) == 403.70
     assert Fraction(int(propay["labor_cost_numerator"]), int(propay["labor_cost_denominator"])) == Fraction(4037, 10)
     assert SETTINGS["budget_modification_percent"] == 150 and float(propay["budget_hours"]) == 30.0

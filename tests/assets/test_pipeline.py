@@ -36,6 +36,7 @@ def pool_of(row, share: str) -> Decimal:
     cents = max(exact_saving(row), Fraction(0)) * Fraction(share) * 100
     return Decimal((2 * cents.numerator + cents.denominator) // (2 * cents.denominator)) / 100
 
+
 on_every_vendor = pytest.mark.parametrize("provider", PROVIDERS)
 DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows are derived from clock time, not vendor entries
 
@@ -67,7 +68,9 @@ def assert_no_secret_in_events(pipeline) -> None:
     for record in pipeline.instance.get_run_records():
         text = "\n".join(repr(event) for event in pipeline.instance.all_logs(record.dagster_run.run_id))
         text += repr(record.dagster_run.run_config) + repr(record.dagster_run.tags)
-        assert not leaked(secrets, text), f"a credential of {pipeline.harness.label} leaked into run {record.dagster_run.run_id}"
+        assert not leaked(secrets, text), (
+            f"a credential of {pipeline.harness.label} leaked into run {record.dagster_run.run_id}"
+        )
 
 
 @on_every_vendor
@@ -93,7 +96,9 @@ def test_initial_sync_loads_the_vendor_ground_truth_and_reruns_identically(pipel
     assert len(under) > 0
     assert (propay.loc[propay["pay_state"] == "none", "bonus_pool"] == 0).all()
     assert all(row.bonus_pool == pool_of(row, "0.5") for row in under.itertuples())
-    expected_crew = (under["bonus_pool"] * Decimal(str(SETTINGS["role_buckets"]["crew"]))).map(lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP))
+    expected_crew = (under["bonus_pool"] * Decimal(str(SETTINGS["role_buckets"]["crew"]))).map(
+        lambda v: v.quantize(Decimal("0.01"), ROUND_HALF_UP)
+    )
     assert ((under["crew_bucket"] - expected_crew).abs() <= Decimal("0.01")).all()
 
     # Every asset partition is recorded in the instance with its provider, and reconciles.
@@ -252,7 +257,10 @@ def test_a_change_of_settings_is_picked_up_by_the_next_propay_materialization(pi
     versions = pipeline.warehouse.read_table("propay_settings_versions", order_by=["version"])
     assert versions["version"].tolist() == [1, 2, 3]
     assert [None if pd.isna(d) else str(d) for d in versions["effective_from"]] == [
-        None, PULL_DATE.isoformat(), (TODAY + timedelta(days=30)).isoformat()]
+        None,
+        PULL_DATE.isoformat(),
+        (TODAY + timedelta(days=30)).isoformat(),
+    ]
 
 
 def test_bad_settings_are_refused_with_the_setting_named_and_nothing_changes(pipeline):

@@ -13,10 +13,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.sync.company import sync_company
-from protiv_dagster.definitions import build_defs
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
+from protiv_dagster.definitions import build_defs
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.sync.company import sync_company
 from protiv_dagster.tables import (
     JOBS_WITHOUT_PROPAY,
     PROPAY_OPPORTUNITIES,
@@ -29,7 +29,11 @@ from tests.assets.conftest import COMPANY, PULL_DATE, SETTINGS, TODAY
 from tests.assets.vendors import PROVIDERS
 
 PROPAY_TABLES = (
-    PROPAY_OPPORTUNITIES, PROPAY_WORKER_BONUSES, PROPAY_OVERTIME_WEEKS, JOBS_WITHOUT_PROPAY, PROPAY_SETTINGS_VERSIONS,
+    PROPAY_OPPORTUNITIES,
+    PROPAY_WORKER_BONUSES,
+    PROPAY_OVERTIME_WEEKS,
+    JOBS_WITHOUT_PROPAY,
+    PROPAY_SETTINGS_VERSIONS,
 )
 
 
@@ -44,7 +48,10 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def snapshot(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
     # When a version was recorded differs between the two registries; what it holds must not.
-    frames = {table.name: warehouse.read_table(table).drop(columns=["recorded_at"], errors="ignore") for table in PROPAY_TABLES}
+    frames = {
+        table.name: warehouse.read_table(table).drop(columns=["recorded_at"], errors="ignore")
+        for table in PROPAY_TABLES
+    }
     for view in ALL_VIEWS:
         frames[view.name] = warehouse.query(f"select * from {{schema}}.{view.name}")
     return {name: comparable(frame) for name, frame in frames.items()}
@@ -90,12 +97,18 @@ def test_propay_tables_and_views_are_the_same_on_duckdb_and_postgres(
     second = ConnectionRegistry(registry_url)
     second.connect(
         # The admin's credentials, as connected (the first registry also holds tokens the vendor issued).
-        COMPANY, provider, pipeline.harness.base_url, pipeline.harness.credentials,
-        attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": connection.settings.timezone},
+        COMPANY,
+        provider,
+        pipeline.harness.base_url,
+        pipeline.harness.credentials,
+        attendance_pull_date=PULL_DATE,
+        settings={**SETTINGS, "timezone": connection.settings.timezone},
     )
     second.update_settings(COMPANY, settings, effective_from=PULL_DATE, today=PULL_DATE)  # the same history
     defs = build_defs(
-        warehouse=postgres, registry=ConnectionRegistryResource(url=registry_url), vendors=pipeline.defs.resources["vendors"]
+        warehouse=postgres,
+        registry=ConnectionRegistryResource(url=registry_url),
+        vendors=pipeline.defs.resources["vendors"],
     )
     with dg.DagsterInstance.ephemeral() as instance:
         sync_company(defs, instance, COMPANY, PULL_DATE, TODAY)
@@ -123,14 +136,18 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
     assert (propays.loc[~propays.index.isin(paid.index), "paid_to_workers"] == 0).all()
     assert ((propays["paid_to_workers"] + propays["kept_by_company"]) == propays["bonus_pool"]).all()
     assert bonuses["overtime_adjustment"].sum() == propays["overtime_adjustment"].sum()
-    assert abs(weeks["overtime_adjustment"].sum() - bonuses["overtime_adjustment"].sum()) <= Decimal("0.01") * len(weeks)
+    assert abs(weeks["overtime_adjustment"].sum() - bonuses["overtime_adjustment"].sum()) <= Decimal("0.01") * len(
+        weeks
+    )
     assert bonuses["bonus"].sum() > 0
 
     # Per ProPay and per company: hour figures are sums over the completed, eligible ProPays with time;
     # money is final (completed) or provisional (started), never summed together.
     savings = frames["propay_savings"]
     assert len(savings) == len(propays)
-    final = savings[(savings["status"] == "completed") & ~savings["excluded"].astype(bool) & (savings["actual_hours"] > 0)]
+    final = savings[
+        (savings["status"] == "completed") & ~savings["excluded"].astype(bool) & (savings["actual_hours"] > 0)
+    ]
     summary = frames["company_propay_summary"].set_index("company_id").loc[COMPANY]
     assert summary["propays"] == len(propays) and summary["completed_propays"] == len(final)
     assert summary["started_propays"] == (propays["status"] == "started").sum()
@@ -151,7 +168,9 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
     assert propays.loc[propays["pay_state"] != "none", "no_bonus_reason"].isna().all()
     assert (propays.loc[propays["status"].isin(["canceled", "pending"]), "pay_state"] == "none").all()
     assert (summary["excluded_propays"], summary["disqualified_propays"]) == (
-        propays["exclusion_reason"].notna().sum(), 1)
+        propays["exclusion_reason"].notna().sum(),
+        1,
+    )
     efficient = final[final["budget_hours"].notna() & (final["actual_hours"] > 0)]
     assert summary["efficiency"] == pytest.approx(efficient["budget_hours"].sum() / efficient["actual_hours"].sum())
     per_propay = savings.dropna(subset=["efficiency"])
@@ -168,7 +187,9 @@ def assert_views_add_up(frames: dict[str, pd.DataFrame]) -> None:
 
     revenue = frames["company_revenue_per_hour"]
     assert len(revenue) > 0
-    assert (revenue["revenue_per_hour"] - revenue["budget_revenue"].astype(float) / revenue["hours_worked"]).abs().max() < 1e-6
+    assert (
+        revenue["revenue_per_hour"] - revenue["budget_revenue"].astype(float) / revenue["hours_worked"]
+    ).abs().max() < 1e-6
 
     # Bonus wage: the final bonus money per hour on final ProPays, on top of the base wage.
     wages = frames["worker_bonus_wages"]
@@ -215,8 +236,17 @@ def test_each_propay_asset_shows_its_schema_row_count_and_summary(pipeline):
             [dg.AssetCheckKey(dg.AssetKey(table.name), "counts_reconcile")]
         )
         assert check and all(record.status.value == "SUCCEEDED" for record in check.values()), table.name
-    summary = pipeline.instance.get_latest_materialization_event(
-        dg.AssetKey("propay_opportunities")
-    ).asset_materialization.metadata["summary"].value
-    for part in ("ProPays", "| status | ProPays |", "largest savings", "largest overages", "Excluded:", "disqualified:"):
+    summary = (
+        pipeline.instance.get_latest_materialization_event(dg.AssetKey("propay_opportunities"))
+        .asset_materialization.metadata["summary"]
+        .value
+    )
+    for part in (
+        "ProPays",
+        "| status | ProPays |",
+        "largest savings",
+        "largest overages",
+        "Excluded:",
+        "disqualified:",
+    ):
         assert part in summary

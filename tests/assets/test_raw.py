@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.assets.raw import RawWeeks, read_again_where_emptied
-from protiv_dagster.vendors.http import VendorPayloadError
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.vendors.base import day_of_text
 from protiv_dagster.tables import RAW_TIMESHEETS
+from protiv_dagster.vendors.base import day_of_text
+from protiv_dagster.vendors.http import VendorPayloadError
 
 WEEK_1, WEEK_2, WEEK_3 = date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)
 LOG = logging.getLogger("test_raw")
@@ -31,7 +31,11 @@ class ScriptedSource:
 
     provider = "aspire"
     live_feed = "WorkTicketTimes"
-    feed_fields = {"WorkTicketTimes": ("WorkTicketTimeID", None), "ClockTimes": ("ClockTimeID", None), "Lookup": ("id", None)}
+    feed_fields = {
+        "WorkTicketTimes": ("WorkTicketTimeID", None),
+        "ClockTimes": ("ClockTimeID", None),
+        "Lookup": ("id", None),
+    }
     weekly_feeds = frozenset({"WorkTicketTimes", "ClockTimes"})
 
     def __init__(self, *reads: dict[str, list[dict[str, Any]]], live: dict[str, date] | None = None) -> None:
@@ -127,7 +131,10 @@ def test_a_record_without_a_readable_date_or_outside_the_window_is_kept_in_the_f
         {"WorkTicketTimes": [entry(1, "yesterday"), entry(2, "2026-12-01"), entry(3, "2026-11-17")], "ClockTimes": []}
     )
     sync(warehouse, source, [WEEK_1, WEEK_2], {})
-    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["1", "2"], ("2026-11-16", "WorkTicketTimes"): ["3"]}
+    assert stored(warehouse) == {
+        ("2026-11-09", "WorkTicketTimes"): ["1", "2"],
+        ("2026-11-16", "WorkTicketTimes"): ["3"],
+    }
 
 
 def test_weeks_with_entries_are_read_once_and_the_store_is_not_asked(warehouse):
@@ -141,7 +148,10 @@ def test_an_empty_answer_for_weeks_the_warehouse_holds_entries_of_is_read_again(
     # one window, the week that held none is not; the first answer for them is dropped whole.
     source = ScriptedSource(
         {"WorkTicketTimes": [], "ClockTimes": [{"ClockTimeID": 7, "day": "2026-11-18"}]},
-        {"WorkTicketTimes": [entry(2, "2026-11-17"), entry(3, "2026-11-25")], "ClockTimes": [{"ClockTimeID": 8, "day": "2026-11-18"}]},
+        {
+            "WorkTicketTimes": [entry(2, "2026-11-17"), entry(3, "2026-11-25")],
+            "ClockTimes": [{"ClockTimeID": 8, "day": "2026-11-18"}],
+        },
     )
     with caplog.at_level(logging.WARNING):
         again, asked = sync(warehouse, source, [WEEK_1, WEEK_2, WEEK_3], {WEEK_2: 3, WEEK_3: 4})
@@ -184,8 +194,11 @@ def test_a_week_read_empty_twice_is_not_believed_while_the_vendor_still_lists_it
         # old-1 was deleted, old-2 still lives in the week, old-3 moved to the week before
         live={"old-2": date(2026, 11, 18), "old-3": date(2026, 11, 11)},
     )
-    with pytest.raises(VendorPayloadError, match=r"Aspire: the WorkTicketTimes listing of 2026-11-16\.\.2026-11-22 came back "
-                       r"empty twice, yet 1 of the 3 entries stored for that week are still live there when asked by id"):
+    with pytest.raises(
+        VendorPayloadError,
+        match=r"Aspire: the WorkTicketTimes listing of 2026-11-16\.\.2026-11-22 came back "
+        r"empty twice, yet 1 of the 3 entries stored for that week are still live there when asked by id",
+    ):
         sync(warehouse, source, [WEEK_1, WEEK_2], {WEEK_2: ["old-1", "old-2", "old-3"]})
     assert source.asked_by_id == [["old-1", "old-2", "old-3"]]
     assert stored(warehouse) == before
@@ -214,7 +227,10 @@ def test_copies_of_one_id_in_two_weeks_all_go_to_the_week_of_the_first(warehouse
         {"WorkTicketTimes": [entry(5, "2026-11-10"), entry(6, "2026-11-17"), entry(5, "2026-11-18")], "ClockTimes": []}
     )
     sync(warehouse, source, [WEEK_1, WEEK_2], {})
-    assert stored(warehouse) == {("2026-11-09", "WorkTicketTimes"): ["5", "5"], ("2026-11-16", "WorkTicketTimes"): ["6"]}
+    assert stored(warehouse) == {
+        ("2026-11-09", "WorkTicketTimes"): ["5", "5"],
+        ("2026-11-16", "WorkTicketTimes"): ["6"],
+    }
 
 
 def test_a_week_that_was_empty_and_still_is_costs_no_second_read(warehouse):
@@ -227,7 +243,13 @@ def raw_frame(monday: date, entry_ids: list[str]) -> pd.DataFrame:
     """Stored raw rows of the live feed (payloads do not matter here)."""
     return pd.DataFrame(
         {
-            "company_id": "acme", "week_start": monday, "provider": "aspire", "feed": "WorkTicketTimes",
-            "position": range(len(entry_ids)), "entry_id": entry_ids, "source_modified": None, "payload": "{}",
+            "company_id": "acme",
+            "week_start": monday,
+            "provider": "aspire",
+            "feed": "WorkTicketTimes",
+            "position": range(len(entry_ids)),
+            "entry_id": entry_ids,
+            "source_modified": None,
+            "payload": "{}",
         }
     )

@@ -43,7 +43,9 @@ def test_task_lines_wages_assignments_and_creation_dates_equal_the_ground_truth(
     assert (len(lines) > 0) == (provider != "quickbooks_time")  # QuickBooks Time has no line items
 
     wages = tables["worker_wages"]
-    assert {(r.worker_id, r.effective_date, float(r.hourly_wage)) for r in wages.itertuples()} == harness.expected_wages()
+    assert {
+        (r.worker_id, r.effective_date, float(r.hourly_wage)) for r in wages.itertuples()
+    } == harness.expected_wages()
     # Today's wage is the last one of each history, for every worker, with time or without.
     workers = tables["workers"].set_index("worker_id")["hourly_wage"].astype(float)
     assert {w: round(h, 4) for w, h in workers.items()} == {
@@ -51,7 +53,9 @@ def test_task_lines_wages_assignments_and_creation_dates_equal_the_ground_truth(
     }
 
     assignments = tables["job_assignments"]
-    assert set(zip(assignments["job_id"], assignments["worker_id"], assignments["role"])) == harness.expected_assignments()
+    assert (
+        set(zip(assignments["job_id"], assignments["worker_id"], assignments["role"])) == harness.expected_assignments()
+    )
     assert (len(assignments) > 0) == (provider == "aspire")  # only Aspire names crew leaders
 
     jobs = tables["jobs"].set_index("job_id")["created_date"]
@@ -68,8 +72,11 @@ def test_task_lines_wages_assignments_and_creation_dates_equal_the_ground_truth(
         assert attendance[attendance.index.str.startswith("ClockTime-")].isna().all()  # drive rows
 
     # Each table has its counts check beside its asset's own, and its row count in the metadata.
-    for asset, table, name in (("workers", wages, "worker_wages"), ("jobs", lines, "task_lines"),
-                               ("jobs", assignments, "job_assignments")):
+    for asset, table, name in (
+        ("workers", wages, "worker_wages"),
+        ("jobs", lines, "task_lines"),
+        ("jobs", assignments, "job_assignments"),
+    ):
         check = _checks(pipeline, asset, [f"{name}_counts_reconcile"])[f"{name}_counts_reconcile"]
         assert check.status.value == "SUCCEEDED", (asset, name)
         metadata = pipeline.instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata
@@ -109,7 +116,9 @@ def test_busybusy_a_raise_from_30_to_36_five_days_ago_keeps_both_wages_with_thei
     history = tables["worker_wages"]
     history = history[history["worker_id"] == member].sort_values("effective_date")
     assert [(r.effective_date, float(r.hourly_wage)) for r in history.itertuples()] == [
-        (worker.hire_date, float(worker.hourly_wage)), (date(2026, 10, 1), 30.0), (raise_day, 36.0),
+        (worker.hire_date, float(worker.hourly_wage)),
+        (date(2026, 10, 1), 30.0),
+        (raise_day, 36.0),
     ]
     assert float(tables["workers"].set_index("worker_id").loc[member, "hourly_wage"]) == 36.0
 
@@ -121,7 +130,9 @@ def test_aspire_a_pay_rate_is_the_wage_without_recent_time_and_time_rows_are_the
     with_time = [w for w in data.workers if any(s.worker_id == w.id and not s.is_drive for s in data.shifts)]
     no_time, no_rate, neither = with_time[0], with_time[1], with_time[2]
     for worker in (no_time, neither):  # every work ticket time of theirs is gone
-        for time_id in [t["WorkTicketTimeID"] for t in vendor.records("WorkTicketTimes") if t["ContactID"] == worker.id]:
+        for time_id in [
+            t["WorkTicketTimeID"] for t in vendor.records("WorkTicketTimes") if t["ContactID"] == worker.id
+        ]:
             vendor.delete_work_ticket_time(time_id)
     for worker in (no_rate, neither):  # their pay rates are gone
         for rate_id in [r["PayRateID"] for r in vendor.records("PayRates") if r["ContactID"] == worker.id]:
@@ -133,10 +144,16 @@ def test_aspire_a_pay_rate_is_the_wage_without_recent_time_and_time_rows_are_the
     assert float(workers[str(no_rate.id)]) == float(no_rate.hourly_wage)  # BaseHourlyRate of their latest time
     assert pd.isna(workers[str(neither.id)])
     # The time rows were read for the two employees without a pay rate only.
-    fallback = [e for e in harness.emulator.request_log[before:]
-                if e.path == "/WorkTicketTimes" and "BaseHourlyRate" in e.query.get("$select", "")]
+    fallback = [
+        e
+        for e in harness.emulator.request_log[before:]
+        if e.path == "/WorkTicketTimes" and "BaseHourlyRate" in e.query.get("$select", "")
+    ]
     assert len(fallback) == 1
-    assert {f"ContactID eq {w.id}" in fallback[0].query["$filter"] for w in (no_rate, neither, no_time)} == {True, False}
+    assert {f"ContactID eq {w.id}" in fallback[0].query["$filter"] for w in (no_rate, neither, no_time)} == {
+        True,
+        False,
+    }
     wages = pipeline.tables()["worker_wages"]
     assert set(wages["worker_id"]) == {str(w.id) for w in data.workers} - {str(no_rate.id), str(neither.id)}
 

@@ -9,13 +9,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from protiv_dagster.sync.company import sync_company
-from protiv_dagster.definitions import build_defs
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.definitions import build_defs
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync.company import sync_company
 from protiv_emulators.demo import DEMO_SETTINGS
 from protiv_emulators.generator import generate_company
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets.vendors import PROVIDERS, host
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
@@ -37,7 +37,11 @@ def synced(tmp_path_factory):
             harness = host(provider, data)
             try:
                 ConnectionRegistry(registry_url).connect(
-                    "acme", provider, harness.base_url, harness.credentials, attendance_pull_date=PULL_DATE,
+                    "acme",
+                    provider,
+                    harness.base_url,
+                    harness.credentials,
+                    attendance_pull_date=PULL_DATE,
                     settings={**DEMO_SETTINGS, "timezone": data.timezone},
                 )
                 defs = build_defs(warehouse=warehouse, registry=ConnectionRegistryResource(url=registry_url))
@@ -70,7 +74,10 @@ def test_attendance_hours_per_worker_and_day_equal_the_ground_truth_on_every_ven
             [(*names[s.worker_id], s.local_date, s.duration_seconds / 3600) for s in data.shifts],
             columns=["first_name", "last_name", "work_date", "hours"],
         )
-        .groupby(["first_name", "last_name", "work_date"])["hours"].sum().round(6).sort_index()
+        .groupby(["first_name", "last_name", "work_date"])["hours"]
+        .sum()
+        .round(6)
+        .sort_index()
     )
     for provider, warehouse in warehouses.items():
         loaded = hours_by_worker_and_day(warehouse)

@@ -126,7 +126,8 @@ class VendorHarness:
     def _histories(self) -> set[tuple[str, Any, float]]:
         return {
             (self.worker_key(worker.id), change.effective_date, float(change.hourly_wage))
-            for worker in self.data.workers for change in worker.wage_history
+            for worker in self.data.workers
+            for change in worker.wage_history
         }
 
 
@@ -143,8 +144,10 @@ class QuickBooksTimeHarness(VendorHarness):
         self.emulator.start()
         self.base_url = self.emulator.base_url
         self.credentials = {
-            "access_token": token, "refresh_token": company.refresh_token,
-            "client_id": company.client_id, "client_secret": company.client_secret,
+            "access_token": token,
+            "refresh_token": company.refresh_token,
+            "client_id": company.client_id,
+            "client_secret": company.client_secret,
         }
 
     @property
@@ -154,12 +157,14 @@ class QuickBooksTimeHarness(VendorHarness):
     def entries(self) -> pd.DataFrame:
         sheets = pd.DataFrame(self.vendor.timesheets())
         running = sheets["on_the_clock"].astype(bool)
-        return pd.DataFrame({
-            "entry_id": sheets["id"].astype(str),
-            "work_date": sheets["date"],
-            "hours": (sheets["duration"] / 3600.0).where(~running),
-            "clocked": sheets["type"] == "regular",
-        })
+        return pd.DataFrame(
+            {
+                "entry_id": sheets["id"].astype(str),
+                "work_date": sheets["date"],
+                "hours": (sheets["duration"] / 3600.0).where(~running),
+                "clocked": sheets["type"] == "regular",
+            }
+        )
 
     def _sheet(self, entry_id: str) -> dict[str, Any]:
         return next(s for s in self.vendor.timesheets() if str(s["id"]) == str(entry_id))
@@ -174,7 +179,9 @@ class QuickBooksTimeHarness(VendorHarness):
 
     def move(self, entry_id: str, days: int, hours: float = 2.0) -> None:
         start = datetime.fromisoformat(self._sheet(entry_id)["start"]) + timedelta(days=days)
-        self.vendor.edit_timesheet(int(entry_id), start=start.isoformat(), end=(start + timedelta(hours=hours)).isoformat())
+        self.vendor.edit_timesheet(
+            int(entry_id), start=start.isoformat(), end=(start + timedelta(hours=hours)).isoformat()
+        )
 
     def kill_session(self) -> None:
         self.emulator.faults.expire_token(self.vendor.access_token)
@@ -213,13 +220,15 @@ class AspireHarness(VendorHarness):
 
     def entries(self) -> pd.DataFrame:
         times = pd.DataFrame(self.vendor.records("WorkTicketTimes"))
-        return pd.DataFrame({
-            "entry_id": times["WorkTicketTimeID"].astype(str),
-            "work_date": times["WorkTicketTimeDate"].str[:10],
-            # A manual time has neither start nor end; only a clocked-in time without an end runs.
-            "hours": times["Hours"].astype(float).where(times["StartTime"].isna() | times["EndTime"].notna()),
-            "clocked": times["StartTime"].notna(),
-        })
+        return pd.DataFrame(
+            {
+                "entry_id": times["WorkTicketTimeID"].astype(str),
+                "work_date": times["WorkTicketTimeDate"].str[:10],
+                # A manual time has neither start nor end; only a clocked-in time without an end runs.
+                "hours": times["Hours"].astype(float).where(times["StartTime"].isna() | times["EndTime"].notna()),
+                "clocked": times["StartTime"].notna(),
+            }
+        )
 
     def _time(self, entry_id: str) -> dict[str, Any]:
         return self.vendor.times[int(entry_id)]
@@ -234,7 +243,10 @@ class AspireHarness(VendorHarness):
     def move(self, entry_id: str, days: int, hours: float = 2.0) -> None:
         start = datetime.fromisoformat(self._time(entry_id)["StartTime"]) + timedelta(days=days)
         self.vendor.edit_work_ticket_time(
-            int(entry_id), StartTime=start.isoformat(), EndTime=(start + timedelta(hours=hours)).isoformat(), BreakTime=0.0
+            int(entry_id),
+            StartTime=start.isoformat(),
+            EndTime=(start + timedelta(hours=hours)).isoformat(),
+            BreakTime=0.0,
         )
 
     def kill_session(self) -> None:
@@ -284,13 +296,21 @@ class AspireHarness(VendorHarness):
         def amount(hours: float | None) -> float | None:
             return None if hours is None else round(hours * LABOR_COST_PER_HOUR, 2)
 
-        truth = {(str(t.job_id), str(t.id), t.name, t.budget_hours, amount(t.budget_hours)) for t in self.data.task_lines}
+        truth = {
+            (str(t.job_id), str(t.id), t.name, t.budget_hours, amount(t.budget_hours)) for t in self.data.task_lines
+        }
         for job in self.data.jobs:
             if job.is_drive or self.data.task_lines_of(job.id):
                 continue
             budgets = [m.budget_hours for m in self.data.milestones_of(job.id) if m.budget_hours is not None]
-            hours = job.budget_hours if not self.data.milestones_of(job.id) else (round(sum(budgets), 2) if budgets else None)
-            truth.add((str(job.id), str(IMPLICIT_SERVICE_BASE + job.id), job.name.split(" – ")[0], hours, amount(hours)))
+            hours = (
+                job.budget_hours
+                if not self.data.milestones_of(job.id)
+                else (round(sum(budgets), 2) if budgets else None)
+            )
+            truth.add(
+                (str(job.id), str(IMPLICIT_SERVICE_BASE + job.id), job.name.split(" – ")[0], hours, amount(hours))
+            )
         return truth
 
     def expected_wages(self) -> set[tuple[str, Any, float]]:
@@ -302,14 +322,17 @@ class AspireHarness(VendorHarness):
         units += [j.id for j in self.data.jobs if not j.is_drive and not self.data.milestones_of(j.id)]
         # A recurring job's one ticket is its milestone: its leads are the milestone's.
         lone = {j.id: self.lone_ticket_key(j.id) for j in self._recurring_without_milestones()}
-        return {(lone.get(u, self.job_key(u)), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)}
+        return {
+            (lone.get(u, self.job_key(u)), str(lead), "crew_lead") for u in units for lead in self.data.crew_leads_of(u)
+        }
 
     def expected_task_ids(self) -> dict[str, str | None]:
         from protiv_emulators.aspire import IMPLICIT_SERVICE_BASE
 
         return {
             str(s.id): str(s.task_id if s.task_id is not None else IMPLICIT_SERVICE_BASE + s.job_id)
-            for s in self.data.shifts if not s.is_drive
+            for s in self.data.shifts
+            if not s.is_drive
         }
 
 
@@ -340,7 +363,8 @@ class BusyBusyHarness(VendorHarness):
                 seconds = (datetime.fromisoformat(entry["endTime"]) - start).total_seconds()
                 seconds -= sum(
                     (datetime.fromisoformat(b["endTime"]) - datetime.fromisoformat(b["startTime"])).total_seconds()
-                    for b in entry["breaks"] if b["endTime"]
+                    for b in entry["breaks"]
+                    if b["endTime"]
                 )
                 hours = seconds / 3600.0
             rows.append((entry["id"], start.astimezone(self.zone).date().isoformat(), hours, True))
@@ -386,8 +410,13 @@ class BusyBusyHarness(VendorHarness):
         from protiv_emulators.busybusy import COST_PER_BUDGET_HOUR
 
         return {
-            (self.job_key(t.job_id), self.vendor.task_cost_code_id(t.id), t.name, t.budget_hours,
-             round(t.budget_hours * COST_PER_BUDGET_HOUR, 2))
+            (
+                self.job_key(t.job_id),
+                self.vendor.task_cost_code_id(t.id),
+                t.name,
+                t.budget_hours,
+                round(t.budget_hours * COST_PER_BUDGET_HOUR, 2),
+            )
             for t in self.data.task_lines
         }
 
@@ -407,7 +436,9 @@ class BusyBusyHarness(VendorHarness):
 
 
 HARNESSES: dict[str, type[VendorHarness]] = {
-    "quickbooks_time": QuickBooksTimeHarness, "aspire": AspireHarness, "busybusy": BusyBusyHarness,
+    "quickbooks_time": QuickBooksTimeHarness,
+    "aspire": AspireHarness,
+    "busybusy": BusyBusyHarness,
 }
 
 

@@ -40,8 +40,11 @@ class Daemon:
     def tick_sensor(self, name: str):
         sensor = self.defs.get_sensor_def(name)
         with dg.build_sensor_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), cursor=self.cursors.get(name),
-            resources=self.resources, definitions=self.defs,
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            cursor=self.cursors.get(name),
+            resources=self.resources,
+            definitions=self.defs,
         ) as context:
             data = sensor.evaluate_tick(context)
         self.cursors[name] = data.cursor
@@ -54,8 +57,11 @@ class Daemon:
     def tick_schedule(self, name: str):
         schedule = self.defs.get_schedule_def(name)
         with dg.build_schedule_context(
-            instance=self.instance, instance_ref=self.instance.get_ref(), resources=self.resources,
-            scheduled_execution_time=syncs.utc_now(), repository_def=self.defs.get_repository_def(),
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            scheduled_execution_time=syncs.utc_now(),
+            repository_def=self.defs.get_repository_def(),
         ) as context:
             return schedule.evaluate_tick(context)
 
@@ -83,7 +89,9 @@ class Daemon:
 
     def follow_upstream(self) -> list[dg.AssetKey | str]:
         """One evaluation of the declarative automation; launches what it requests."""
-        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+        )
         self.automation_cursor = result.cursor
         requested = []
         # The daemon launches one run per partition with every asset requested for it (a multi-asset
@@ -95,7 +103,10 @@ class Daemon:
         for partition, keys in sorted(by_partition.items()):
             job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
             run = job.execute_in_process(
-                instance=self.instance, partition_key=partition, asset_selection=keys, raise_on_error=False,
+                instance=self.instance,
+                partition_key=partition,
+                asset_selection=keys,
+                raise_on_error=False,
                 run_config=QUIET_CONSOLE,
             )
             if not run.success:

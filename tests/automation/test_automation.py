@@ -192,7 +192,11 @@ def test_removing_a_connection_stops_its_syncs_and_reconnecting_resumes_without_
     pd.testing.assert_frame_equal(pipeline.attendance(), before)
 
     pipeline.registry.connect(
-        COMPANY, connection.provider, connection.base_url, pipeline.harness.credentials, attendance_pull_date=PULL_DATE,
+        COMPANY,
+        connection.provider,
+        connection.base_url,
+        pipeline.harness.credentials,
+        attendance_pull_date=PULL_DATE,
         settings=connection.settings.model_dump(),
     )
     data = daemon.tick_sensor("new_connections")
@@ -217,7 +221,10 @@ def test_on_a_postgres_instance(pipeline, daemon):
 def test_a_company_whose_vendor_fails_never_blocks_the_others(pipeline, daemon):
     initial_sync(daemon)
     pipeline.registry.connect(
-        "broken", pipeline.harness.provider, "http://127.0.0.1:9/", pipeline.harness.wrong_credentials(),
+        "broken",
+        pipeline.harness.provider,
+        "http://127.0.0.1:9/",
+        pipeline.harness.wrong_credentials(),
         attendance_pull_date=PULL_DATE,
     )
     data = daemon.tick_sensor("new_connections")  # the broken company's check fails; no run for it
@@ -234,7 +241,9 @@ def test_a_manual_materialization_of_a_raw_week_is_followed_by_attendance_and_pr
     # What a data engineer does in the UI: materialize only raw_timesheets of one week.
     week = dg.MultiPartitionKey({"company": COMPANY, "week": "2026-11-16"})
     job = pipeline.defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("raw_timesheets")])
-    assert job.execute_in_process(instance=pipeline.instance, partition_key=str(week), asset_selection=[dg.AssetKey("raw_timesheets")]).success
+    assert job.execute_in_process(
+        instance=pipeline.instance, partition_key=str(week), asset_selection=[dg.AssetKey("raw_timesheets")]
+    ).success
     followed = daemon.follow_upstream()
     assert ("attendance", str(week)) in followed
     assert ("propay_opportunities", COMPANY) in daemon.follow_upstream() + followed
@@ -259,8 +268,11 @@ def test_a_refresh_with_new_workers_first_ends_with_propays_of_the_new_attendanc
     assert loaded.loc[edited.entry_id, "hours"] == pytest.approx(edited.hours - 1)
     attendance = pipeline.attendance()
     expected = compute_propays(
-        pipeline.warehouse.read_table("jobs"), attendance, pipeline.warehouse.read_table("workers"),
-        pipeline.registry.get(COMPANY).settings, COMPANY,
+        pipeline.warehouse.read_table("jobs"),
+        attendance,
+        pipeline.warehouse.read_table("workers"),
+        pipeline.registry.get(COMPANY).settings,
+        COMPANY,
     ).opportunities
     stored = pipeline.warehouse.read_table("propay_opportunities")
     assert stored.set_index("propay_id")["actual_hours"].astype(float).round(4).sort_index().to_dict() == (

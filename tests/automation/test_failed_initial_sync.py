@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app, output
-from protiv_dagster.sync import runs as syncs
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
+from protiv_dagster.sync import runs as syncs
 from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.automation.conftest import NOW, Daemon
@@ -60,7 +60,9 @@ def test_a_validation_error_is_not_retried(pipeline, daemon: Daemon, provider):
     assert "still failing" not in daemon.failures[0]
 
 
-def test_a_failed_initial_sync_is_retried_with_backoff_until_it_succeeds(pipeline, daemon: Daemon, provider, monkeypatch):
+def test_a_failed_initial_sync_is_retried_with_backoff_until_it_succeeds(
+    pipeline, daemon: Daemon, provider, monkeypatch
+):
     clock = {"now": NOW}
     monkeypatch.setattr(syncs, "utc_now", lambda: clock["now"])
     faults = pipeline.emulator.faults

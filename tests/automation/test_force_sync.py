@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app, output
-from protiv_dagster.sync.company import force_sync
 from protiv_dagster.partitions import RANGE_END_TAG
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
+from protiv_dagster.sync.company import force_sync
 from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.assets.vendors import PROVIDERS
@@ -42,7 +42,10 @@ def test_a_force_sync_records_the_cursor_so_the_daemon_only_refreshes(pipeline, 
     assert daemon.tick_schedule("refresh_every_two_hours").run_requests == []
     # The automation computes the ProPays once more (it cannot tell whether a run it did not ask
     # for read the attendance before or after the week run: conditions.py), and nothing else.
-    assert all(key.startswith(("propay_", "jobs_without_propay")) and partition == COMPANY for key, partition in daemon.settle())
+    assert all(
+        key.startswith(("propay_", "jobs_without_propay")) and partition == COMPANY
+        for key, partition in daemon.settle()
+    )
     new_runs = [run for run in pipeline.instance.get_runs() if run.run_id not in runs]
     assert len(new_runs) <= 1 and daemon.failures == []
     assert daemon.settle() == []

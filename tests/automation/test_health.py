@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from protiv_dagster.sync.health import company_health
 from protiv_dagster.company_settings import CompanySettings
 from protiv_dagster.connections.registry import Connection
+from protiv_dagster.sync.health import company_health
 from protiv_dagster.sync.state import PENDING, CompanySyncState, SyncBatch
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -38,6 +38,8 @@ def test_a_vendor_error_is_the_reason():
 
 
 def test_before_the_first_sync_it_is_red_with_the_initial_sync_progress():
-    batch = SyncBatch("b1", "acme", "initial_sync", None, ("2026-11-16",), True, "reference", PENDING, NOW - timedelta(minutes=3))
+    batch = SyncBatch(
+        "b1", "acme", "initial_sync", None, ("2026-11-16",), True, "reference", PENDING, NOW - timedelta(minutes=3)
+    )
     assert company_health(CONNECTION, state(), [batch], NOW).reason == "initial sync in progress since 3 min ago"
     assert company_health(CONNECTION, state(), [], NOW).reason.startswith("never synced")

@@ -32,8 +32,10 @@ def assert_propays_are_current(pipeline) -> None:
     automated = propay_table(pipeline)
     job = pipeline.defs.resolve_job_def("compute_propay")
     assert job.execute_in_process(instance=pipeline.instance, partition_key=COMPANY, raise_on_error=False).success
-    pd.testing.assert_frame_equal(automated.drop(columns=["computed_at"], errors="ignore"),
-                                  propay_table(pipeline).drop(columns=["computed_at"], errors="ignore"))
+    pd.testing.assert_frame_equal(
+        automated.drop(columns=["computed_at"], errors="ignore"),
+        propay_table(pipeline).drop(columns=["computed_at"], errors="ignore"),
+    )
 
 
 def refresh_batch(daemon: Daemon) -> list[dg.RunRequest]:
@@ -71,7 +73,9 @@ def test_a_second_refresh_batch_after_a_propay_run_in_the_same_interval_is_follo
     assert PROPAYS in daemon.follow_upstream()
     assert daemon.failures == []
     assert deleted.entry_id not in set(assert_attendance_matches_vendor(pipeline).index)
-    assert float(propay_table(pipeline).loc[deleted_propay, "actual_hours"]) == pytest.approx(hours_before - deleted.hours, abs=1e-6)
+    assert float(propay_table(pipeline).loc[deleted_propay, "actual_hours"]) == pytest.approx(
+        hours_before - deleted.hours, abs=1e-6
+    )
     assert_propays_are_current(pipeline)
     daemon.settle()
     assert daemon.failures == []
@@ -91,7 +95,9 @@ def test_attendance_materialized_after_the_propays_within_one_evaluation_window_
     week = str(dg.MultiPartitionKey({"company": COMPANY, "week": monday.date().isoformat()}))
     for key in ("raw_timesheets", "attendance"):  # the week as a data engineer re-syncs it by hand
         job = pipeline.defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey(key)])
-        assert job.execute_in_process(instance=pipeline.instance, partition_key=week, asset_selection=[dg.AssetKey(key)]).success
+        assert job.execute_in_process(
+            instance=pipeline.instance, partition_key=week, asset_selection=[dg.AssetKey(key)]
+        ).success
 
     followed = daemon.follow_upstream()
     assert PROPAYS in followed

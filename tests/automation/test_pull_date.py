@@ -44,10 +44,15 @@ def assert_nothing_before_the_pull_date(pipeline, early_ids: set[str]) -> dict:
     assert {str(week)[:10] for week in raw["week_start"]} == {PULL_WEEK, "2026-11-16"}
     assert not early_ids & set(raw["entry_id"].dropna().astype(str))
     # Nor any other record dated before it, live or deleted, in any time-entry feed.
-    with dg.build_resources({"registry": pipeline.defs.resources["registry"], "vendors": pipeline.defs.resources["vendors"]}) as built:
+    with dg.build_resources(
+        {"registry": pipeline.defs.resources["registry"], "vendors": pipeline.defs.resources["vendors"]}
+    ) as built:
         source = built.vendors.source_for(COMPANY, built.registry)
-    days = [source.work_day(feed, json.loads(payload)) for feed, payload in zip(raw["feed"], raw["payload"])
-            if feed in source.weekly_feeds]
+    days = [
+        source.work_day(feed, json.loads(payload))
+        for feed, payload in zip(raw["feed"], raw["payload"])
+        if feed in source.weekly_feeds
+    ]
     assert days and min(day for day in days if day is not None) >= PULL_DATE
     assert pipeline.warehouse.read_table("rejected_rows").empty
     metadata = week_metadata(pipeline, "attendance", PULL_WEEK)
@@ -59,8 +64,12 @@ def assert_nothing_before_the_pull_date(pipeline, early_ids: set[str]) -> dict:
 def test_nothing_before_a_mid_week_pull_date_is_synced_or_reported(pipeline, daemon: Daemon, provider):
     connection = pipeline.registry.get(COMPANY)
     pipeline.registry.connect(
-        COMPANY, connection.provider, connection.base_url, pipeline.harness.credentials,
-        attendance_pull_date=PULL_DATE, settings=connection.settings.model_dump(),
+        COMPANY,
+        connection.provider,
+        connection.base_url,
+        pipeline.harness.credentials,
+        attendance_pull_date=PULL_DATE,
+        settings=connection.settings.model_dump(),
     )
     truth = pipeline.harness.entries()
     early = truth[(truth["work_date"] >= PULL_WEEK) & (truth["work_date"] < PULL_DATE.isoformat())]

@@ -13,19 +13,26 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.sync.health import company_health
 from protiv_dagster.sync.refresh import RETRY_FAILED_INITIAL_SYNC_AFTER, plan_initial_syncs
 from protiv_dagster.sync.runs import BATCH_TAG, PHASE_TAG, phase_outcome
-from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.sync.state import PENDING, SyncBatch
 from protiv_emulators.generator import generate_company
 from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.sync.state import PENDING, SyncBatch
 
 BATCH = SyncBatch(
-    batch_id="b1", company_id="acme", trigger="initial_sync", cursor=None, weeks=("2026-11-16",),
-    with_reference=True, phase="reference", status=PENDING, requested_at=datetime.now(UTC),
+    batch_id="b1",
+    company_id="acme",
+    trigger="initial_sync",
+    cursor=None,
+    weeks=("2026-11-16",),
+    with_reference=True,
+    phase="reference",
+    status=PENDING,
+    requested_at=datetime.now(UTC),
 )
 TAGS = {BATCH_TAG: "b1", PHASE_TAG: "reference", "dagster/partition": "acme", "protiv/company": "acme"}
 
@@ -45,7 +52,9 @@ def instance():
 
 def worker_died(instance: dg.DagsterInstance, **tags) -> dg.DagsterRun:
     """A run failed the way run monitoring fails a run whose worker died."""
-    run = create_run_for_test(instance, job_name="sync_company_reference", tags={**TAGS, **tags}, status=dg.DagsterRunStatus.STARTED)
+    run = create_run_for_test(
+        instance, job_name="sync_company_reference", tags={**TAGS, **tags}, status=dg.DagsterRunStatus.STARTED
+    )
     instance.report_run_failed(run, "Detected run worker status FAILED: 'the run worker process is gone'")
     return instance.get_run_by_id(run.run_id)
 
@@ -60,8 +69,15 @@ def test_a_failed_run_that_run_retries_will_retry_keeps_the_sync_waiting_then_it
     assert phase_outcome(instance, BATCH, later(0)).state == "waiting"
     # The retry, as the run-retry daemon creates it: the parent's tags, its own run id.
     retry = create_run_for_test(
-        instance, job_name="sync_company_reference", status=dg.DagsterRunStatus.STARTING,
-        tags={**TAGS, "dagster/parent_run_id": failed.run_id, "dagster/root_run_id": failed.run_id, "dagster/retry_number": "1"},
+        instance,
+        job_name="sync_company_reference",
+        status=dg.DagsterRunStatus.STARTING,
+        tags={
+            **TAGS,
+            "dagster/parent_run_id": failed.run_id,
+            "dagster/root_run_id": failed.run_id,
+            "dagster/retry_number": "1",
+        },
     )
     assert phase_outcome(instance, BATCH, later(0)).state == "waiting"
     instance.report_dagster_event(
@@ -107,8 +123,12 @@ def test_a_failed_initial_sync_is_planned_again_after_a_while_and_never_twice_at
     try:
         data = generate_company("acme", seed=3, workers=5, days=7, as_of=now, timezone="America/Denver")
         ConnectionRegistry(url).connect(
-            "acme", "quickbooks_time", emulator.base_url, {"access_token": emulator.add_company(data)},
-            attendance_pull_date=now.date() - timedelta(days=6), settings={"timezone": data.timezone},
+            "acme",
+            "quickbooks_time",
+            emulator.base_url,
+            {"access_token": emulator.add_company(data)},
+            attendance_pull_date=now.date() - timedelta(days=6),
+            settings={"timezone": data.timezone},
         )
         registry, vendors = ConnectionRegistryResource(url=url), VendorApis()
         store = registry.sync_state()

@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from protiv_dagster.sync import runs as syncs
 from protiv_dagster.automation.sensors import REPORT_UNCHANGED_PER_TICK
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
-from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
+from protiv_dagster.sync import runs as syncs
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 COMPANIES = [f"co-{n:03d}" for n in range(REPORT_UNCHANGED_PER_TICK + 50)]
@@ -23,8 +23,16 @@ def fleet(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     registry = ConnectionRegistry(url)
     for company_id in COMPANIES:  # no vendor is asked: health comes from the sync state
-        registry.connect(company_id, "busybusy", "http://127.0.0.1:9", {"username": EnvReference("PROTIV_CREDENTIAL_BB_USER"), "password": EnvReference("PROTIV_CREDENTIAL_BB_PW")},
-                         attendance_pull_date=date(2026, 11, 6))
+        registry.connect(
+            company_id,
+            "busybusy",
+            "http://127.0.0.1:9",
+            {
+                "username": EnvReference("PROTIV_CREDENTIAL_BB_USER"),
+                "password": EnvReference("PROTIV_CREDENTIAL_BB_PW"),
+            },
+            attendance_pull_date=date(2026, 11, 6),
+        )
     resource = ConnectionRegistryResource(url=url)
     resource.sync_state().record_quiet_checks(COMPANIES, NOW)
     (tmp_path / "dagster_home").mkdir()
@@ -36,7 +44,11 @@ def fleet(tmp_path, monkeypatch):
 def tick(defs, resource, instance, cursor, at, monkeypatch):
     monkeypatch.setattr(syncs, "utc_now", lambda: at)
     with dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources={"registry": resource}, definitions=defs,
+        instance=instance,
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        resources={"registry": resource},
+        definitions=defs,
     ) as context:
         return defs.get_sensor_def("connection_status").evaluate_tick(context)
 
@@ -44,7 +56,9 @@ def tick(defs, resource, instance, cursor, at, monkeypatch):
 def test_unchanged_health_is_re_reported_oldest_first_a_bounded_number_per_tick(fleet, monkeypatch):
     defs, resource, instance = fleet
     first = tick(defs, resource, instance, None, NOW, monkeypatch)
-    assert len(first.asset_events) == len(COMPANIES) and len(first.run_requests) == len(COMPANIES)  # all new: all reported
+    assert len(first.asset_events) == len(COMPANIES) and len(first.run_requests) == len(
+        COMPANIES
+    )  # all new: all reported
 
     quiet = tick(defs, resource, instance, first.cursor, NOW + timedelta(minutes=10), monkeypatch)
     assert quiet.asset_events == [] and quiet.run_requests == []

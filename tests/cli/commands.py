@@ -17,12 +17,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def protiv(*args: str, cwd: Path, env_extra: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def protiv(
+    *args: str, cwd: Path, env_extra: dict | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
     env.update({"COLUMNS": "200", **(env_extra or {})})
     return subprocess.run(
         [sys.executable, "-m", "protiv_dagster.cli", *args],
-        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

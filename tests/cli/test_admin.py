@@ -16,8 +16,16 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
     done = protiv(
-        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check",
-        cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        "https://rest.tsheets.com/api/v1",
+        "--no-check",
+        cwd=tmp_path,
+        env_extra=env,
+        stdin="tok-very-secret-123\n",
     )
     assert done.returncode == 0, done.stderr
     assert "access_token (encrypted)" in done.stdout and "tok-very-secret-123" not in done.stdout + done.stderr
@@ -27,7 +35,9 @@ def test_connect_asks_for_secrets_hidden_and_lists_without_them(tmp_path):
 
     wrong = protiv("connect", "acme", "--provider", "jobber", "--base-url", "https://x", cwd=tmp_path, env_extra=env)
     assert wrong.returncode == 2 and "unknown provider 'jobber'" in wrong.stdout
-    no_key = protiv("connect", "beta", "--provider", "quickbooks_time", "--base-url", "https://x", cwd=tmp_path, stdin="t\n")
+    no_key = protiv(
+        "connect", "beta", "--provider", "quickbooks_time", "--base-url", "https://x", cwd=tmp_path, stdin="t\n"
+    )
     assert no_key.returncode == 2 and "PROTIV_SECRET_KEY is not set" in no_key.stdout
     gone = protiv("disconnect", "acme", cwd=tmp_path, env_extra=env)
     assert gone.returncode == 0 and "stays in the warehouse" in gone.stdout
@@ -39,7 +49,15 @@ def test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name(tm
 
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
-    args = ("connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check")
+    args = (
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        "https://rest.tsheets.com/api/v1",
+        "--no-check",
+    )
     done = protiv(*args, cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\r\n")
     assert done.returncode == 0, done.stdout + done.stderr
     monkeypatch.setenv("PROTIV_SECRET_KEY", key)
@@ -60,8 +78,16 @@ def test_settings_show_set_and_list_their_versions(tmp_path):
     key = protiv("keygen", cwd=tmp_path).stdout.strip()
     env = {"PROTIV_SECRET_KEY": key}
     connected = protiv(
-        "connect", "acme", "--provider", "quickbooks_time", "--base-url", "https://rest.tsheets.com/api/v1", "--no-check",
-        cwd=tmp_path, env_extra=env, stdin="tok-very-secret-123\n",
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        "https://rest.tsheets.com/api/v1",
+        "--no-check",
+        cwd=tmp_path,
+        env_extra=env,
+        stdin="tok-very-secret-123\n",
     )
     assert connected.returncode == 0, connected.stdout + connected.stderr
     shown = protiv("settings", "show", "acme", cwd=tmp_path, env_extra=env)
@@ -73,18 +99,24 @@ def test_settings_show_set_and_list_their_versions(tmp_path):
 
     new = tmp_path / "settings.json"
     new.write_text('{"worker_share": 0.6, "role_buckets": {"crew": 0.8, "crew_lead": 0.2}}')
-    done = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "2099-01-04", cwd=tmp_path, env_extra=env)
+    done = protiv(
+        "settings", "set", "acme", "--file", str(new), "--effective-from", "2099-01-04", cwd=tmp_path, env_extra=env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("Settings of acme: version 2 recorded, in force from 2099-01-04: ")
     listed = protiv("settings", "versions", "acme", cwd=tmp_path, env_extra=env)
     lines = listed.stdout.splitlines()
     rows = [i for i, line in enumerate(lines) if re.match(r"version [12], ", line)]
     assert len(rows) == 2 and "the start" in lines[rows[0]] and "in force from 2099-01-04" in lines[rows[1]]
-    assert '"worker_share":0.6' in "".join(lines[rows[1] + 1:])
+    assert '"worker_share":0.6' in "".join(lines[rows[1] + 1 :])
 
-    past = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "2001-01-01", cwd=tmp_path, env_extra=env)
+    past = protiv(
+        "settings", "set", "acme", "--file", str(new), "--effective-from", "2001-01-01", cwd=tmp_path, env_extra=env
+    )
     assert past.returncode == 2 and "cannot take effect from 2001-01-01, before today" in past.stdout
-    bad_date = protiv("settings", "set", "acme", "--file", str(new), "--effective-from", "next week", cwd=tmp_path, env_extra=env)
+    bad_date = protiv(
+        "settings", "set", "acme", "--file", str(new), "--effective-from", "next week", cwd=tmp_path, env_extra=env
+    )
     assert bad_date.returncode == 2
     assert "--effective-from must be a date in the form YYYY-MM-DD" in bad_date.stdout
     bad = tmp_path / "bad.json"

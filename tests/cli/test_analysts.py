@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 
-from rich.console import Console
-
 from protiv_dagster.assets.common import prepare_warehouse
 from protiv_dagster.cli import output
 from protiv_dagster.cli.analysts import print_propay_summary
@@ -22,6 +20,8 @@ def test_a_company_without_propays_is_summarized_with_zeros(data_dir, monkeypatc
     lines = shown.getvalue().splitlines()
     assert "nobody: 0 attendance rows, 0 workers, 0 jobs and milestones, 0 records set aside" in lines
     assert any(
-        line.startswith("0 ProPays (0 started), 0.0 worker-hours; bonus pools final $0.00, provisional $0.00; 0 pay nothing")
+        line.startswith(
+            "0 ProPays (0 started), 0.0 worker-hours; bonus pools final $0.00, provisional $0.00; 0 pay nothing"
+        )
         for line in lines
     ), lines

@@ -20,14 +20,20 @@ def test_demo_runs_the_initial_sync_through_dagster_and_is_safe_to_repeat(tmp_pa
     first = protiv("demo", "--port", port, "--workers", "12", cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Initial sync: 3 Dagster runs" in first.stdout
-    assert re.search(r"\d+ ProPays \(\d+ started\), [\d,.]+ worker-hours; bonus pools final \$[\d,.]+, provisional \$[\d,.]+; \d+ pay nothing", first.stdout)
+    assert re.search(
+        r"\d+ ProPays \(\d+ started\), [\d,.]+ worker-hours; bonus pools final \$[\d,.]+, provisional \$[\d,.]+; \d+ pay nothing",
+        first.stdout,
+    )
     assert "make ui" in first.stdout and "dagster dev -w workspace.yaml" in first.stdout
     warehouse = Warehouse(url=str(tmp_path / "data" / "warehouse.duckdb"))
     tables = {t.name: warehouse.read_table(t) for t in ALL_TABLES}
     assert len(tables["propay_opportunities"]) > 0 and tables["rejected_rows"].empty
     # The summary is the company's row of the view company_propay_summary: the figures of its ProPays.
     propays = tables["propay_opportunities"]
-    pools = {state: float(propays.loc[propays["pay_state"] == state, "bonus_pool"].sum()) for state in ("final", "provisional")}
+    pools = {
+        state: float(propays.loc[propays["pay_state"] == state, "bonus_pool"].sum())
+        for state in ("final", "provisional")
+    }
     assert (
         f"{len(propays)} ProPays ({int((propays['status'] == 'started').sum())} started), "
         f"{float(propays['actual_hours'].sum()):,.1f} worker-hours; bonus pools final ${pools['final']:,.2f}, "

@@ -23,7 +23,12 @@ def newcomer(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
     env["COLUMNS"] = "80"
     return subprocess.run(
-        [sys.executable, "-m", "protiv_dagster.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "protiv_dagster.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -68,7 +73,9 @@ def test_a_sync_with_the_emulator_stopped_is_one_paragraph_with_the_next_step(af
 
     status = newcomer("status", cwd=after_demo)
     assert status.returncode == 1  # the failed force sync turned the company red, with its reason below
-    assert any(line.startswith(f"{COMPANY}: QuickBooks Time: connection refused") for line in status.stdout.splitlines())
+    assert any(
+        line.startswith(f"{COMPANY}: QuickBooks Time: connection refused") for line in status.stdout.splitlines()
+    )
 
 
 def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_connect(after_demo):
@@ -77,8 +84,12 @@ def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_con
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
     env["COLUMNS"] = "200"
     served = subprocess.Popen(
-        [sys.executable, "-m", "protiv_dagster.cli", "emulator"], cwd=after_demo, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "protiv_dagster.cli", "emulator"],
+        cwd=after_demo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         lines = []
@@ -92,7 +103,11 @@ def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_con
         assert "connect with access_token " in text and "connect with client_id " in text
         # Both demo companies answer their stored credentials: green on a probe, the QuickBooks Time one too.
         probed = newcomer("status", "--probe", cwd=after_demo)
-        rows = {line.split()[0]: line for line in probed.stdout.splitlines() if line.split()[:1] in ([COMPANY], ["demo-aspire-grounds"])}
+        rows = {
+            line.split()[0]: line
+            for line in probed.stdout.splitlines()
+            if line.split()[:1] in ([COMPANY], ["demo-aspire-grounds"])
+        }
         assert "green" in rows[COMPANY] and "green" in rows["demo-aspire-grounds"], probed.stdout
     finally:
         served.terminate()
@@ -114,9 +129,24 @@ def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_dem
             env = {k: v for k, v in os.environ.items() if not k.startswith(("PROTIV_", "DAGSTER_"))}
             env["COLUMNS"] = "80"
             return subprocess.run(
-                [sys.executable, "-m", "protiv_dagster.cli", "connect", company, "--provider", "quickbooks_time",
-                 "--base-url", url, *extra], cwd=after_demo, env=env, input=typed + "\n", capture_output=True,
-                text=True, timeout=120,
+                [
+                    sys.executable,
+                    "-m",
+                    "protiv_dagster.cli",
+                    "connect",
+                    company,
+                    "--provider",
+                    "quickbooks_time",
+                    "--base-url",
+                    url,
+                    *extra,
+                ],
+                cwd=after_demo,
+                env=env,
+                input=typed + "\n",
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
 
         good = connect("oak", token)

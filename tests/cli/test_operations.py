@@ -22,13 +22,17 @@ def test_force_sync_shows_progress_and_status_shows_each_company_green_or_red(tm
     env = {"PROTIV_SECRET_KEY": key, "PROTIV_DATA_DIR": str(tmp_path / "data")}
     # As seen 30 minutes ago: nothing changed at the vendor since (a stamp of the last minutes would
     # rightly count as a change still settling).
-    data = generate_company("acme", seed=3, workers=6, days=7, as_of=datetime.now(UTC) - timedelta(minutes=30), timezone="America/Denver")
+    data = generate_company(
+        "acme", seed=3, workers=6, days=7, as_of=datetime.now(UTC) - timedelta(minutes=30), timezone="America/Denver"
+    )
     harness = host("quickbooks_time", data)
     try:
         monkeypatch.setenv("PROTIV_SECRET_KEY", key)  # for the registry written from this process
         (tmp_path / "data").mkdir()
         registry = ConnectionRegistry(f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}")
-        registry.connect("acme", "quickbooks_time", harness.base_url, harness.credentials, settings={"timezone": data.timezone})
+        registry.connect(
+            "acme", "quickbooks_time", harness.base_url, harness.credentials, settings={"timezone": data.timezone}
+        )
         registry.connect("birch", "aspire", "http://127.0.0.1:9/", {"client_id": "c", "secret": "not-the-secret"})
 
         synced = protiv("sync", "acme", cwd=tmp_path, env_extra=env)
@@ -71,5 +75,7 @@ def test_status_prints_a_stored_vendor_error_literally(tmp_path, monkeypatch):
 
     status = protiv("status", cwd=tmp_path, env_extra={"PROTIV_SECRET_KEY": key, "COLUMNS": "400"})
     assert status.returncode == 1, status.stdout + status.stderr  # red, not a crash
-    assert "QuickBooks Time: [/] [green]3 Dagster runs, 0 problems[/green] [bold red]ALERT\\x1b[2J\\rdone" in status.stdout
+    assert (
+        "QuickBooks Time: [/] [green]3 Dagster runs, 0 problems[/green] [bold red]ALERT\\x1b[2J\\rdone" in status.stdout
+    )
     assert "\x1b" not in status.stdout and "\r" not in status.stdout and "Traceback" not in status.stderr

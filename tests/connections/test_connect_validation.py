@@ -20,7 +20,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app
-from protiv_dagster.sync.company import SyncFailed, plan_sync
 from protiv_dagster.connections.registry import (
     EARLIEST_PULL_DATE,
     ConnectionRegistry,
@@ -32,6 +31,7 @@ from protiv_dagster.connections.registry import (
     validate_base_url,
 )
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE, SECRET_KEY_VARIABLE
+from protiv_dagster.sync.company import SyncFailed, plan_sync
 from protiv_dagster.sync.state import SyncStateStore
 
 TOKEN = "S3cr3t-token-value-that-must-never-show"
@@ -51,7 +51,9 @@ def registry(tmp_path, monkeypatch) -> ConnectionRegistry:
     monkeypatch.setenv("PROTIV_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # restored after the test
     # Wide enough that no cell or message is wrapped; a terminal, so styles and controls are real.
-    monkeypatch.setattr("protiv_dagster.cli.output.console", Console(width=400, force_terminal=True, color_system="standard"))
+    monkeypatch.setattr(
+        "protiv_dagster.cli.output.console", Console(width=400, force_terminal=True, color_system="standard")
+    )
     return ConnectionRegistry(url)
 
 
@@ -68,6 +70,7 @@ def stored_text(registry) -> str:
 
 
 # -- 1. credentials with control characters or whitespace -----------------------------------------
+
 
 @pytest.mark.parametrize(
     "value, said",
@@ -86,8 +89,21 @@ def stored_text(registry) -> str:
         (TOKEN + "\xa0", "contains a no-break space (U+00A0)"),
         ("\ufeff" + TOKEN, "contains a byte-order mark (U+FEFF)"),
     ],
-    ids=["trailing-CR", "trailing-LF", "leading-space", "trailing-space", "inner-space", "tab", "NUL", "U+0085",
-         "U+2028", "zero-width-space", "bidi-override", "no-break-space", "byte-order-mark"],
+    ids=[
+        "trailing-CR",
+        "trailing-LF",
+        "leading-space",
+        "trailing-space",
+        "inner-space",
+        "tab",
+        "NUL",
+        "U+0085",
+        "U+2028",
+        "zero-width-space",
+        "bidi-override",
+        "no-break-space",
+        "byte-order-mark",
+    ],
 )
 def test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value(registry, value, said):
     with pytest.raises(RegistryError) as raised:
@@ -100,11 +116,15 @@ def test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_n
 
 
 def test_a_busybusy_password_may_have_inner_spaces_but_not_surrounding_or_other_whitespace(registry):
-    connection = registry.connect("acme", "busybusy", URL, {"username": "owner@acme.example", "password": "correct horse battery"})
+    connection = registry.connect(
+        "acme", "busybusy", URL, {"username": "owner@acme.example", "password": "correct horse battery"}
+    )
     assert connection.credentials()["password"] == "correct horse battery"
     for password, said in [
-        (" correct horse", "starts with a space"), ("correct horse ", "ends with a space (position 14)"),
-        ("correct\thorse", "contains a tab (position 8)"), ("correct horse\n", "contains a line feed"),
+        (" correct horse", "starts with a space"),
+        ("correct horse ", "ends with a space (position 14)"),
+        ("correct\thorse", "contains a tab (position 8)"),
+        ("correct horse\n", "contains a line feed"),
         ("correct\u00a0horse", "contains a no-break space (U+00A0) (position 8)"),
     ]:
         with pytest.raises(RegistryError, match=re.escape(f"BusyBusy password {said}")) as raised:
@@ -126,7 +146,9 @@ def test_the_prompt_drops_one_line_ending_and_no_more():
 
 
 def test_cli_refuses_a_pasted_credential_with_a_tab_naming_the_field_not_the_value(registry):
-    result = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, input=TOKEN[:6] + "\t" + TOKEN[6:] + "\n")
+    result = cli(
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, input=TOKEN[:6] + "\t" + TOKEN[6:] + "\n"
+    )
     assert result.exit_code == 2, result.output
     assert "QuickBooks Time access_token contains a tab (position 7): paste it again without it" in result.output
     assert TOKEN[6:] not in result.output
@@ -150,7 +172,9 @@ def test_a_vendor_issued_token_with_control_characters_is_not_stored(registry):
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN, "refresh_token": "r1"})
     with pytest.raises(RegistryError) as raised:
         registry.rotate_credentials("acme", {"access_token": "issued-token\r\n", "refresh_token": "r2"})
-    assert "QuickBooks Time issued a new access_token for company 'acme' that contains a carriage return" in str(raised.value)
+    assert "QuickBooks Time issued a new access_token for company 'acme' that contains a carriage return" in str(
+        raised.value
+    )
     assert "issued-token" not in str(raised.value)
     assert registry.get("acme").credentials() == {"access_token": TOKEN, "refresh_token": "r1"}
 
@@ -158,7 +182,9 @@ def test_a_vendor_issued_token_with_control_characters_is_not_stored(registry):
 def test_a_credential_stored_by_an_older_version_with_a_newline_is_a_clear_error(registry):
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN})
     with registry.engine.begin() as conn:  # what connect used to accept
-        conn.execute(registry.table.update().values(credentials=json.dumps({"access_token": registry._store(TOKEN + "\r")})))
+        conn.execute(
+            registry.table.update().values(credentials=json.dumps({"access_token": registry._store(TOKEN + "\r")}))
+        )
     with pytest.raises(RegistryError, match="contains a carriage return .*an admin must reconnect") as raised:
         registry.get("acme").credentials()
     assert TOKEN not in str(raised.value)
@@ -166,7 +192,18 @@ def test_a_credential_stored_by_an_older_version_with_a_newline_is_a_clear_error
 
 # -- 2. credentials only from where an admin meant ------------------------------------------------
 
-@pytest.mark.parametrize("variable", ["PROTIV_SECRET_KEY", "HOME", "DAGSTER_PG_URL", "PROTIV_CREDENTIAL_", "protiv_credential_x", "PROTIV_CREDENTIAL_A-B"])
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "PROTIV_SECRET_KEY",
+        "HOME",
+        "DAGSTER_PG_URL",
+        "PROTIV_CREDENTIAL_",
+        "protiv_credential_x",
+        "PROTIV_CREDENTIAL_A-B",
+    ],
+)
 def test_an_environment_reference_must_name_a_credential_variable(registry, variable):
     with pytest.raises(RegistryError, match="only environment variables named PROTIV_CREDENTIAL_<NAME>") as raised:
         registry.connect("acme", "aspire", URL, {"client_id": "id-1", "secret": EnvReference(variable)})
@@ -176,16 +213,34 @@ def test_an_environment_reference_must_name_a_credential_variable(registry, vari
 
 def test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt(registry):
     result = cli(
-        "connect", "acme", "--provider", "quickbooks_time", "--base-url", URL,
-        "--credential-env", "access_token=PROTIV_SECRET_KEY", input=TOKEN + "\n",
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        URL,
+        "--credential-env",
+        "access_token=PROTIV_SECRET_KEY",
+        input=TOKEN + "\n",
     )
     assert result.exit_code == 2, result.output
     assert "--credential-env access_token=...: that variable cannot hold a credential" in result.output
     assert "PROTIV_CREDENTIAL_<NAME>" in result.output
     assert registry.list() == []
-    typo = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--credential-env", "access_token")
+    typo = cli(
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--credential-env", "access_token"
+    )
     assert typo.exit_code == 2 and "--credential-env takes NAME=VARIABLE" in typo.output, typo.output
-    wrong_name = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--credential-env", "token=PROTIV_CREDENTIAL_T")
+    wrong_name = cli(
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        URL,
+        "--credential-env",
+        "token=PROTIV_CREDENTIAL_T",
+    )
     assert wrong_name.exit_code == 2 and "QuickBooks Time has no credential 'token'" in wrong_name.output
 
 
@@ -242,6 +297,7 @@ def test_connections_never_shows_credentials_a_url_of_an_older_version_carries(r
 
 # -- 3. connect refuses what can only fail later --------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "pull_date, said",
     [
@@ -255,7 +311,17 @@ def test_a_pull_date_a_sync_cannot_start_from_is_refused(registry, pull_date, sa
     said = f"{pull_date.isoformat()} {said}"
     with pytest.raises(RegistryError, match=f"attendance pull date {said}"):
         registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, attendance_pull_date=pull_date)
-    result = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--pull-date", pull_date.isoformat(), input=TOKEN + "\n")
+    result = cli(
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        URL,
+        "--pull-date",
+        pull_date.isoformat(),
+        input=TOKEN + "\n",
+    )
     assert result.exit_code == 2 and f"--pull-date {said}" in result.output, result.output
     assert "access_token" not in result.output  # refused before the prompt
     assert registry.list() == []
@@ -266,19 +332,28 @@ def test_the_latest_accepted_pull_date_is_today_and_the_sync_plans_from_it(regis
     connection = registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, attendance_pull_date=today)
     steps = plan_sync("acme", connection.attendance_pull_date, today)
     assert [step.job_name for step in steps] == ["sync_company_reference", "sync_company_week", "compute_propay"]
-    assert registry.connect(
-        "acme", "quickbooks_time", URL, {"access_token": TOKEN}, attendance_pull_date=EARLIEST_PULL_DATE
-    ).attendance_pull_date == EARLIEST_PULL_DATE
+    assert (
+        registry.connect(
+            "acme", "quickbooks_time", URL, {"access_token": TOKEN}, attendance_pull_date=EARLIEST_PULL_DATE
+        ).attendance_pull_date
+        == EARLIEST_PULL_DATE
+    )
 
 
-@pytest.mark.parametrize("text", ["2026/11/06", "06-11-2026", "20261106", "2026-W45-1", "yesterday", "2026-11-06T00:00", ""])
+@pytest.mark.parametrize(
+    "text", ["2026/11/06", "06-11-2026", "20261106", "2026-W45-1", "yesterday", "2026-11-06T00:00", ""]
+)
 def test_a_pull_date_option_in_another_form_names_the_option_and_the_form(registry, text):
-    result = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--pull-date", text, input=TOKEN + "\n")
+    result = cli(
+        "connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--pull-date", text, input=TOKEN + "\n"
+    )
     assert result.exit_code == 2, result.output
     assert "--pull-date must be a date in the form YYYY-MM-DD" in result.output
     assert "isoformat" not in result.output
     impossible = cli("connect", "acme", "--provider", "quickbooks_time", "--base-url", URL, "--pull-date", "2026-02-30")
-    assert impossible.exit_code == 2 and "--pull-date 2026-02-30 is not a calendar date (YYYY-MM-DD)" in impossible.output
+    assert (
+        impossible.exit_code == 2 and "--pull-date 2026-02-30 is not a calendar date (YYYY-MM-DD)" in impossible.output
+    )
 
 
 @pytest.mark.parametrize(
@@ -302,9 +377,25 @@ def test_a_pull_date_option_in_another_form_names_the_option_and_the_form(regist
         ("https://rest..tsheets.com/api", "host name with characters other than"),
         ("https://rest.tsheets.com\\evil.example/api", "host name with characters other than"),
     ],
-    ids=["unbalanced-bracket", "closing-bracket-only", "bracketed-non-address", "newline", "space", "escape-sequence",
-         "100-KB", "ftp", "no-scheme", "no-host", "port-99999", "port-0", "empty-port", "port-not-a-number",
-         "text-after-bracket", "empty-label", "backslash-in-host"],
+    ids=[
+        "unbalanced-bracket",
+        "closing-bracket-only",
+        "bracketed-non-address",
+        "newline",
+        "space",
+        "escape-sequence",
+        "100-KB",
+        "ftp",
+        "no-scheme",
+        "no-host",
+        "port-99999",
+        "port-0",
+        "empty-port",
+        "port-not-a-number",
+        "text-after-bracket",
+        "empty-label",
+        "backslash-in-host",
+    ],
 )
 def test_a_base_url_that_cannot_be_used_is_refused_with_the_rule(registry, url, said):
     with pytest.raises(RegistryError) as raised:
@@ -352,9 +443,28 @@ def test_usable_base_urls_are_kept(url, stored):
         ("x" * 101, "is 101 characters long"),
         ("", "is empty"),
     ],
-    ids=["zero-width-space", "bidi-override", "bidi-isolate", "byte-order-mark", "not-NFC", "tab", "no-break-space",
-         "ideographic-space", "line-separator", "escape-sequence", "private-use", "unassigned", "hangul-filler",
-         "leading-space", "double-space", "pipe", "comma", "brackets", "101-characters", "empty"],
+    ids=[
+        "zero-width-space",
+        "bidi-override",
+        "bidi-isolate",
+        "byte-order-mark",
+        "not-NFC",
+        "tab",
+        "no-break-space",
+        "ideographic-space",
+        "line-separator",
+        "escape-sequence",
+        "private-use",
+        "unassigned",
+        "hangul-filler",
+        "leading-space",
+        "double-space",
+        "pipe",
+        "comma",
+        "brackets",
+        "101-characters",
+        "empty",
+    ],
 )
 def test_a_company_id_that_could_be_mistaken_for_another_is_refused(registry, company_id, said):
     with pytest.raises(RegistryError) as raised:
@@ -367,7 +477,10 @@ def test_a_company_id_that_could_be_mistaken_for_another_is_refused(registry, co
     assert "access_token" not in result.output  # refused before the prompt
 
 
-@pytest.mark.parametrize("company_id", ["acme", "demo-landscaping", "café-crew", "Ørsted Grünpflege", "綠化公司", "x'; drop table attendance; --"])
+@pytest.mark.parametrize(
+    "company_id",
+    ["acme", "demo-landscaping", "café-crew", "Ørsted Grünpflege", "綠化公司", "x'; drop table attendance; --"],
+)
 def test_legitimate_company_ids_are_kept(registry, company_id):
     assert registry.connect(company_id, "quickbooks_time", URL, {"access_token": TOKEN}).company_id == company_id
 
@@ -375,7 +488,9 @@ def test_legitimate_company_ids_are_kept(registry, company_id):
 def test_settings_and_disconnect_name_what_is_wrong_with_an_id(registry):
     with pytest.raises(RegistryError, match=r"company id 'acme\\u200b' contains a zero-width space"):
         registry.update_settings("acme\u200b", {"worker_share": 0.5})
-    with pytest.raises(UnknownCompanyError, match=r"no connection for company 'acme\\u200b'; that id contains a zero-width space"):
+    with pytest.raises(
+        UnknownCompanyError, match=r"no connection for company 'acme\\u200b'; that id contains a zero-width space"
+    ):
         registry.disconnect("acme\u200b")
     # A connection an older version accepted with such an id can still be removed.
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN})
@@ -386,6 +501,7 @@ def test_settings_and_disconnect_name_what_is_wrong_with_an_id(registry):
 
 
 # -- 4. vendor text is text -------------------------------------------------------------------------
+
 
 def test_status_shows_a_stored_vendor_error_literally(registry):
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN})
@@ -414,7 +530,11 @@ def test_ids_urls_and_errors_kept_by_an_older_version_are_shown_literally(regist
     registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN})
     hostile_id = "[bold red]acme[/] [/]\x1b]0;owned\x07"
     with registry.engine.begin() as conn:  # ids and URLs connect refuses today
-        conn.execute(registry.table.update().values(company_id=hostile_id, base_url="https://ok.example/[green]ok[/green]/\x1b[2J"))
+        conn.execute(
+            registry.table.update().values(
+                company_id=hostile_id, base_url="https://ok.example/[green]ok[/green]/\x1b[2J"
+            )
+        )
     SyncStateStore().record_check(hostile_id, datetime.now(UTC), error="[/]")
     listed = cli("connections")
     assert listed.exit_code == 0, listed.output
@@ -430,5 +550,7 @@ def test_ids_urls_and_errors_kept_by_an_older_version_are_shown_literally(regist
 
 def test_a_stored_pull_date_after_today_is_a_clear_sync_error_not_an_index_error():
     # A registry written by an older version may hold such a date: connect refuses it now.
-    with pytest.raises(SyncFailed, match=r"company 'acme' has nothing to sync: its attendance pull date 9999-12-31 is after"):
+    with pytest.raises(
+        SyncFailed, match=r"company 'acme' has nothing to sync: its attendance pull date 9999-12-31 is after"
+    ):
         plan_sync("acme", date(9999, 12, 31), date(2026, 12, 2))

@@ -51,7 +51,12 @@ def test_connect_encrypts_credentials_and_reads_them_back(registry):
 
 
 def test_credentials_by_environment_reference(registry, monkeypatch):
-    registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": EnvReference("PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET")})
+    registry.connect(
+        "acme",
+        "aspire",
+        "https://x.example",
+        {"client_id": "id-1", "secret": EnvReference("PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET")},
+    )
     assert "PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET" in stored_text(registry)
     with pytest.raises(RegistryError, match="PROTIV_CREDENTIAL_ACME_ASPIRE_SECRET which is not set"):
         registry.get("acme").credentials()
@@ -70,15 +75,25 @@ def test_missing_credentials_and_bad_settings_are_named(registry):
     with pytest.raises(RegistryError, match="missing password"):
         registry.connect("acme", "busybusy", "https://x.example", {"username": "u"})
     with pytest.raises(RegistryError, match="worker_share"):
-        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"worker_share": 3})
+        registry.connect(
+            "acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"worker_share": 3}
+        )
     with pytest.raises(RegistryError, match="unexpected_setting"):
-        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"unexpected_setting": 1})
+        registry.connect(
+            "acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"unexpected_setting": 1}
+        )
 
 
 def test_failed_connect_keeps_the_previous_connection(registry):
     registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN})
     with pytest.raises(RegistryError):
-        registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN}, settings={"timezone": "Mars/Olympus"})
+        registry.connect(
+            "acme",
+            "quickbooks_time",
+            "https://x.example",
+            {"access_token": TOKEN},
+            settings={"timezone": "Mars/Olympus"},
+        )
     assert registry.get("acme").credentials() == {"access_token": TOKEN}
 
 
@@ -94,7 +109,9 @@ def test_missing_or_changed_key_is_a_clear_error(registry, monkeypatch):
 
 
 def test_rotated_tokens_are_stored_encrypted_and_reconnect_keeps_connected_at(registry):
-    first = registry.connect("acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN, "refresh_token": "r1"})
+    first = registry.connect(
+        "acme", "quickbooks_time", "https://x.example", {"access_token": TOKEN, "refresh_token": "r1"}
+    )
     registry.rotate_credentials("acme", {"access_token": "new-token", "refresh_token": "r2"})
     assert registry.get("acme").credentials() == {"access_token": "new-token", "refresh_token": "r2"}
     assert "new-token" not in stored_text(registry)
@@ -106,16 +123,22 @@ def test_aspire_tokens_are_kept_encrypted_and_only_issued_tokens_can_be_written_
     registry.connect("acme", "aspire", "https://x.example", {"client_id": "id-1", "secret": "the-api-secret"})
     issued_for = registry.get("acme")
     assert registry.rotate_credentials(
-        "acme", {"token": TOKEN, "refresh_token": "refresh-value", "token_expires_at": "2026-11-28T12:00:00+00:00"},
+        "acme",
+        {"token": TOKEN, "refresh_token": "refresh-value", "token_expires_at": "2026-11-28T12:00:00+00:00"},
         issued_for=issued_for,
     )
     assert registry.get("acme").credentials() == {
-        "client_id": "id-1", "secret": "the-api-secret", "token": TOKEN, "refresh_token": "refresh-value",
+        "client_id": "id-1",
+        "secret": "the-api-secret",
+        "token": TOKEN,
+        "refresh_token": "refresh-value",
         "token_expires_at": "2026-11-28T12:00:00+00:00",
     }
     assert TOKEN not in stored_text(registry) and "refresh-value" not in stored_text(registry)
     # The code location may write back what the vendor issued, never the admin's own credentials.
-    with pytest.raises(RegistryError, match=r"cannot be rotated: secret \(rotatable: refresh_token, token, token_expires_at\)"):
+    with pytest.raises(
+        RegistryError, match=r"cannot be rotated: secret \(rotatable: refresh_token, token, token_expires_at\)"
+    ):
         registry.rotate_credentials("acme", {"secret": "taken-over"})
     with pytest.raises(RegistryError, match="BusyBusy .* cannot be rotated: password"):
         registry.connect("bee", "busybusy", "https://x.example", {"username": "u", "password": "p"})
@@ -161,9 +184,15 @@ def test_the_code_location_keeps_one_registry_per_url_and_reads_fresh_rows(tmp_p
     first, second = ConnectionRegistryResource(url=url), ConnectionRegistryResource(url=url)
     assert first._registry() is second._registry() and first.sync_state() is second.sync_state()
     assert first.list() == []
-    ConnectionRegistry(url).connect("acme", "busybusy", "http://127.0.0.1:9", {
-        "username": EnvReference("PROTIV_CREDENTIAL_BB_USER"), "password": EnvReference("PROTIV_CREDENTIAL_BB_PASSWORD"),
-    })
+    ConnectionRegistry(url).connect(
+        "acme",
+        "busybusy",
+        "http://127.0.0.1:9",
+        {
+            "username": EnvReference("PROTIV_CREDENTIAL_BB_USER"),
+            "password": EnvReference("PROTIV_CREDENTIAL_BB_PASSWORD"),
+        },
+    )
     assert [c.company_id for c in second.list()] == ["acme"]  # the admin's write is seen at once
     for number in range(10):  # other URLs (a test session's): older pools are closed, still usable
         ConnectionRegistryResource(url=f"sqlite:///{tmp_path / f'other-{number}.sqlite3'}").list()
@@ -177,23 +206,34 @@ URL = "https://rest.tsheets.com/api/v1"
 def test_settings_are_versioned_from_a_date_and_never_rewritten(registry):
     first = registry.connect("acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.5})
     assert [(v.version, v.effective_from) for v in first.settings_versions] == [(1, None)]
-    later = registry.update_settings("acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2))
+    later = registry.update_settings(
+        "acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2)
+    )
     assert [(v.version, v.effective_from, v.settings.worker_share) for v in later.settings_versions] == [
-        (1, None, 0.5), (2, date(2026, 12, 14), 0.6),
+        (1, None, 0.5),
+        (2, date(2026, 12, 14), 0.6),
     ]
     assert later.settings.worker_share == 0.6  # the newest version is the company's current settings
     # Not before today (ProPays under way keep their settings), not before the newest version.
     with pytest.raises(RegistryError, match=r"cannot take effect from 2026-12-01, before today \(2026-12-02\)"):
-        registry.update_settings("acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 1), today=date(2026, 12, 2))
+        registry.update_settings(
+            "acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 1), today=date(2026, 12, 2)
+        )
     with pytest.raises(RegistryError, match=r"before version 2 \(in force from 2026-12-14\)"):
-        registry.update_settings("acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 10), today=date(2026, 12, 2))
+        registry.update_settings(
+            "acme", {"worker_share": 0.7}, effective_from=date(2026, 12, 10), today=date(2026, 12, 2)
+        )
     # A same-day correction supersedes the version it corrects; both stay recorded.
-    fixed = registry.update_settings("acme", {"worker_share": 0.65}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2))
+    fixed = registry.update_settings(
+        "acme", {"worker_share": 0.65}, effective_from=date(2026, 12, 14), today=date(2026, 12, 2)
+    )
     assert [v.version for v in fixed.settings_versions] == [1, 2, 3]
     assert [(v.version, v.settings.worker_share) for v in fixed.settings_in_force()] == [(1, 0.5), (3, 0.65)]
     # Invalid settings store nothing.
     with pytest.raises(RegistryError, match="worker_share"):
-        registry.update_settings("acme", {"worker_share": 7}, effective_from=date(2026, 12, 20), today=date(2026, 12, 2))
+        registry.update_settings(
+            "acme", {"worker_share": 7}, effective_from=date(2026, 12, 20), today=date(2026, 12, 2)
+        )
     assert [v.version for v in registry.get("acme").settings_versions] == [1, 2, 3]
 
 
@@ -204,7 +244,10 @@ def test_a_reconnect_with_other_settings_records_a_version_from_today(registry):
     registry.connect(
         "acme", "quickbooks_time", URL, {"access_token": TOKEN}, settings={"worker_share": 0.4}, today=date(2026, 12, 2)
     )
-    assert [(v.version, v.effective_from) for v in registry.get("acme").settings_versions] == [(1, None), (2, date(2026, 12, 2))]
+    assert [(v.version, v.effective_from) for v in registry.get("acme").settings_versions] == [
+        (1, None),
+        (2, date(2026, 12, 2)),
+    ]
     assert [c.settings.worker_share for c in registry.list()] == [0.4]
 
 
@@ -213,6 +256,10 @@ def test_a_connection_of_a_registry_without_versions_reads_as_version_one(regist
     with registry.engine.begin() as conn:  # as a registry written before versions were kept
         conn.execute(registry.versions.delete())
     connection = registry.get("acme")
-    assert [(v.version, v.effective_from, v.settings.worker_share) for v in connection.settings_versions] == [(1, None, 0.5)]
-    updated = registry.update_settings("acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 9), today=date(2026, 12, 2))
+    assert [(v.version, v.effective_from, v.settings.worker_share) for v in connection.settings_versions] == [
+        (1, None, 0.5)
+    ]
+    updated = registry.update_settings(
+        "acme", {"worker_share": 0.6}, effective_from=date(2026, 12, 9), today=date(2026, 12, 2)
+    )
     assert [(v.version, v.settings.worker_share) for v in updated.settings_versions] == [(1, 0.5), (2, 0.6)]

@@ -87,7 +87,9 @@ def commands() -> dict[str, list[list[str]]]:
 def check_compose_schema(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -204,7 +206,9 @@ def test_the_real_env_file_is_never_committed():
 
 
 @pytest.mark.postgres
-def test_instance_setup_commands_run_on_a_fresh_database_and_store_the_pool_limits(tmp_path, dagster_database, monkeypatch):
+def test_instance_setup_commands_run_on_a_fresh_database_and_store_the_pool_limits(
+    tmp_path, dagster_database, monkeypatch
+):
     """The instance_setup service's commands, run as its container would (sh -c, this DAGSTER_HOME),
     against an empty PostgreSQL database: tables created and the limits stored where the daemon
     reads them."""

@@ -42,9 +42,21 @@ CHART_ENV = {
 }
 # K8sRunLauncher values the chart copies into the launcher's config under a snake_case name.
 K8S_LAUNCHER_KEYS = {
-    "imagePullPolicy", "loadInclusterConfig", "kubeconfigFile", "jobNamespace", "envConfigMaps", "envSecrets",
-    "envVars", "volumeMounts", "volumes", "labels", "failPodOnRunFailure", "resources", "schedulerName",
-    "securityContext", "runK8sConfig",
+    "imagePullPolicy",
+    "loadInclusterConfig",
+    "kubeconfigFile",
+    "jobNamespace",
+    "envConfigMaps",
+    "envSecrets",
+    "envVars",
+    "volumeMounts",
+    "volumes",
+    "labels",
+    "failPodOnRunFailure",
+    "resources",
+    "schedulerName",
+    "securityContext",
+    "runK8sConfig",
 }
 
 
@@ -73,7 +85,16 @@ def k8s_run_launcher(values: dict) -> dict:
     }
     if launcher.get("envSecrets"):
         config["env_secrets"] = [item["name"] for item in launcher["envSecrets"] if "name" in item]
-    for key in ("kubeconfigFile", "envVars", "volumeMounts", "volumes", "labels", "resources", "schedulerName", "securityContext"):
+    for key in (
+        "kubeconfigFile",
+        "envVars",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "resources",
+        "schedulerName",
+        "securityContext",
+    ):
         if launcher.get(key):
             config[snake(key)] = launcher[key]
     if "failPodOnRunFailure" in launcher:
@@ -138,7 +159,15 @@ def load_rendered(instance: dict, folder: Path) -> dict:
 
 def check_classes(config: dict) -> None:
     """Each configurable class's own config schema, as rehydrating it on a pod would check."""
-    for key in ("run_launcher", "run_coordinator", "compute_logs", "scheduler", "run_storage", "event_log_storage", "schedule_storage"):
+    for key in (
+        "run_launcher",
+        "run_coordinator",
+        "compute_logs",
+        "scheduler",
+        "run_storage",
+        "event_log_storage",
+        "schedule_storage",
+    ):
         # The module name as Dagster resolves it (dagster.core -> dagster._core); importing it is
         # what a pod does, so dagster_k8s must be installed.
         data = ConfigurableClassData(config[key]["module"], config[key]["class"], "{}")
@@ -183,10 +212,16 @@ def test_kubernetes_fails_a_run_whose_pod_died_within_two_minutes():
 @pytest.mark.parametrize(
     "break_it, field",
     [
-        (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(failPodOnRunFailure="yes"), "fail_pod_on_run_failure"),
+        (
+            lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(failPodOnRunFailure="yes"),
+            "fail_pod_on_run_failure",
+        ),
         (lambda v: v["runLauncher"]["config"]["k8sRunLauncher"].update(envVars="PROTIV_REFRESH_CRON"), "env_vars"),
         (lambda v: v["dagsterDaemon"]["runMonitoring"].update(pollIntervalSeconds="30s"), "poll_interval_seconds"),
-        (lambda v: v["additionalInstanceConfig"]["concurrency"]["runs"].update(max_concurent_runs=12), "max_concurent_runs"),
+        (
+            lambda v: v["additionalInstanceConfig"]["concurrency"]["runs"].update(max_concurent_runs=12),
+            "max_concurent_runs",
+        ),
     ],
     ids=["bool as text", "env vars not a list", "interval with a unit", "misspelled concurrency key"],
 )
@@ -203,7 +238,16 @@ def test_user_code_deployment_serves_the_code_location_with_its_secrets():
     assert user["enabled"]
     [deployment] = user["deployments"]
     # The chart's command for codeServerArgs (dagster-user-deployments/templates/deployment-user.yaml).
-    argv = ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", str(deployment["port"]), *deployment["codeServerArgs"]]
+    argv = [
+        "dagster",
+        "code-server",
+        "start",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        str(deployment["port"]),
+        *deployment["codeServerArgs"],
+    ]
     path, params = parse_command(argv)
     assert path == ["dagster", "code-server", "start"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())

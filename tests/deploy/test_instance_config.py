@@ -37,9 +37,13 @@ def concurrency_of(config: dict) -> ConcurrencyConfig:
     """What the daemon's run queue and pools read: the run coordinator's own config merged with the
     `concurrency` block, as DagsterInstance.get_concurrency_config does."""
     coordinator = ConfigurableClassData(
-        config["run_coordinator"]["module"], config["run_coordinator"]["class"], yaml.safe_dump(config["run_coordinator"]["config"])
+        config["run_coordinator"]["module"],
+        config["run_coordinator"]["class"],
+        yaml.safe_dump(config["run_coordinator"]["config"]),
     ).rehydrate(as_type=dg.QueuedRunCoordinator)
-    return ConcurrencyConfig.from_concurrency_settings(config.get("concurrency", {}), coordinator.get_run_queue_config())
+    return ConcurrencyConfig.from_concurrency_settings(
+        config.get("concurrency", {}), coordinator.get_run_queue_config()
+    )
 
 
 def asset_pools() -> set[str]:
@@ -93,7 +97,9 @@ def test_a_run_whose_worker_died_is_failed_within_two_minutes():
     config = load(DEPLOY)
     # Rehydrated as the daemon does, through the launcher's own config schema.
     launcher = ConfigurableClassData(
-        config["run_launcher"]["module"], config["run_launcher"]["class"], yaml.safe_dump(config["run_launcher"]["config"])
+        config["run_launcher"]["module"],
+        config["run_launcher"]["class"],
+        yaml.safe_dump(config["run_launcher"]["config"]),
     ).rehydrate(as_type=RunLauncher)
     assert isinstance(launcher, MonitoredRunLauncher) and launcher.supports_check_run_worker_health
     monitoring = config["run_monitoring"]

@@ -18,7 +18,13 @@ import requests
 from protiv_emulators.aspire import FIELDS, IMPLICIT_SERVICE_BASE, IMPLICIT_TICKET_BASE, AspireEmulator
 from protiv_emulators.generator import generate_company
 
-SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "vendor_specs" / "aspire" / "aspire_external_api_swagger.json"
+SPEC = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "vendor_specs"
+    / "aspire"
+    / "aspire_external_api_swagger.json"
+)
 SCHEMA_SUFFIX = {
     "Contacts": "Contacts.ODataModel.Contact",
     "Branches": "Branches.ODataModel.Branch",
@@ -47,7 +53,9 @@ def hosted(company):
 def api(hosted):
     emulator, client_id, secret = hosted
     emulator.faults.clear()
-    token = requests.post(f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}).json()["Token"]
+    token = requests.post(f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}).json()[
+        "Token"
+    ]
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
 
@@ -64,13 +72,21 @@ def test_authorization_gives_a_jwt_shaped_token_and_refresh_rotates_it(hosted):
     assert first.status_code == 200 and set(first.json()) == {"Token", "RefreshToken"}
     token = first.json()["Token"]
     assert token.count(".") == 2 and secret not in token
-    assert requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    renewed = requests.post(f"{emulator.base_url}/Authorization/RefreshToken", json={"RefreshToken": first.json()["RefreshToken"]})
+    assert (
+        requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    renewed = requests.post(
+        f"{emulator.base_url}/Authorization/RefreshToken", json={"RefreshToken": first.json()["RefreshToken"]}
+    )
     assert renewed.status_code == 200
-    assert requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert (
+        requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    )
     new = renewed.json()["Token"]
     assert requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {new}"}).status_code == 200
-    again = requests.post(f"{emulator.base_url}/Authorization/RefreshToken", json={"RefreshToken": first.json()["RefreshToken"]})
+    again = requests.post(
+        f"{emulator.base_url}/Authorization/RefreshToken", json={"RefreshToken": first.json()["RefreshToken"]}
+    )
     assert again.status_code == 401
 
 
@@ -87,7 +103,9 @@ def test_bad_credentials_and_tokens_are_401(hosted):
 def test_expired_tokens_answer_401(company):
     with AspireEmulator(token_lifetime_seconds=1) as emulator:
         client_id, secret = emulator.add_company(company)
-        token = requests.post(f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}).json()["Token"]
+        token = requests.post(
+            f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}
+        ).json()["Token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert requests.get(f"{emulator.base_url}/Branches", headers=headers).status_code == 200
         emulator.expire_token(company.company_id)
@@ -121,11 +139,15 @@ def test_clock_times_cover_every_clocked_shift_and_drive_is_unallocated_clock_ti
     clock_hours = 0.0
     for clock in clocks:
         if clock["ClockEnd"]:
-            elapsed = (datetime.fromisoformat(clock["ClockEnd"]) - datetime.fromisoformat(clock["ClockStart"])).total_seconds() / 3600
+            elapsed = (
+                datetime.fromisoformat(clock["ClockEnd"]) - datetime.fromisoformat(clock["ClockStart"])
+            ).total_seconds() / 3600
             clock_hours += elapsed - clock["BreakTime"]
     timed = [t for t in times if t["StartTime"] and t["EndTime"]]
     distributed = [t for t in times if not t["StartTime"] and not t["EndTime"]]
-    assert distributed and all(t["DistributedTime"] for t in distributed) and not any(t["DistributedTime"] for t in timed)
+    assert (
+        distributed and all(t["DistributedTime"] for t in distributed) and not any(t["DistributedTime"] for t in timed)
+    )
     drive = sum(s.duration_seconds for s in company.shifts if s.is_drive) / 3600
     # Wall-time differences equal real time unless a DST change falls inside a block; distributed
     # hours are clock time spread over tickets, inside the day's clock time.
@@ -147,10 +169,16 @@ def test_filter_operators_logic_and_literals(api):
         got = api("WorkTicketTimes", filter=f"Hours {op} {hours}").json()
         assert len(got) == sum(t["Hours"] is not None and check(float(t["Hours"]), float(hours)) for t in times), op
     day = some["WorkTicketTimeDate"][:10]
-    on_day = api("WorkTicketTimes", filter=f"WorkTicketTimeDate ge {day} and WorkTicketTimeDate lt {day}T23:59:59").json()
-    assert {t["WorkTicketTimeID"] for t in on_day} == {t["WorkTicketTimeID"] for t in times if t["WorkTicketTimeDate"][:10] == day}
+    on_day = api(
+        "WorkTicketTimes", filter=f"WorkTicketTimeDate ge {day} and WorkTicketTimeDate lt {day}T23:59:59"
+    ).json()
+    assert {t["WorkTicketTimeID"] for t in on_day} == {
+        t["WorkTicketTimeID"] for t in times if t["WorkTicketTimeDate"][:10] == day
+    }
     other = times[0]["ContactID"]
-    grouped = api("WorkTicketTimes", filter=f"(ContactID eq {cid} or ContactID eq {other}) and HasBreakTime eq true").json()
+    grouped = api(
+        "WorkTicketTimes", filter=f"(ContactID eq {cid} or ContactID eq {other}) and HasBreakTime eq true"
+    ).json()
     assert {t["WorkTicketTimeID"] for t in grouped} == {
         t["WorkTicketTimeID"] for t in times if t["ContactID"] in (cid, other) and t["HasBreakTime"]
     }
@@ -237,8 +265,13 @@ def test_faults_rate_limit_server_error_latency_drop(hosted, api):
 def test_sandbox_rate_limit_per_minute(company):
     with AspireEmulator(rate_limit_per_minute=3) as emulator:
         client_id, secret = emulator.add_company(company)
-        token = requests.post(f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}).json()["Token"]
-        statuses = [requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code for _ in range(3)]
+        token = requests.post(
+            f"{emulator.base_url}/Authorization", json={"ClientId": client_id, "Secret": secret}
+        ).json()["Token"]
+        statuses = [
+            requests.get(f"{emulator.base_url}/Branches", headers={"Authorization": f"Bearer {token}"}).status_code
+            for _ in range(3)
+        ]
         assert statuses == [200, 200, 429]
 
 
@@ -248,19 +281,30 @@ def test_control_api_adds_edits_and_deletes_work_ticket_times(hosted, api, compa
     times = api("WorkTicketTimes").json()
     target = next(t for t in times if t["StartTime"] and t["EndTime"])
     before = target["LastModifiedDateTime"]
-    edited = requests.post(f"{control}/work_ticket_times/{target['WorkTicketTimeID']}/edit", json={"EndTime": target["EndTime"][:11] + "23:00:00"}).json()
+    edited = requests.post(
+        f"{control}/work_ticket_times/{target['WorkTicketTimeID']}/edit",
+        json={"EndTime": target["EndTime"][:11] + "23:00:00"},
+    ).json()
     assert edited["EndTime"].endswith("23:00:00") and edited["Hours"] > target["Hours"]
     assert edited["LastModifiedDateTime"] > before
     changed = api("WorkTicketTimes", filter=f"LastModifiedDateTime gt {edited['LastModifiedDateTime'][:19]}").json()
     assert changed == []
     changed = api("WorkTicketTimes", filter=f"LastModifiedDateTime ge {edited['LastModifiedDateTime'][:19]}").json()
     assert [t["WorkTicketTimeID"] for t in changed] == [target["WorkTicketTimeID"]]
-    added = requests.post(f"{control}/work_ticket_times", json={
-        "ContactID": target["ContactID"], "WorkTicketID": target["WorkTicketID"],
-        "StartTime": "2030-01-02T08:00:00", "EndTime": "2030-01-02T12:30:00", "BreakTime": 0.5,
-    }).json()
+    added = requests.post(
+        f"{control}/work_ticket_times",
+        json={
+            "ContactID": target["ContactID"],
+            "WorkTicketID": target["WorkTicketID"],
+            "StartTime": "2030-01-02T08:00:00",
+            "EndTime": "2030-01-02T12:30:00",
+            "BreakTime": 0.5,
+        },
+    ).json()
     assert added["Hours"] == pytest.approx(4.0) and added["WorkTicketTimeDate"] == "2030-01-02T00:00:00"
-    assert api("WorkTicketTimes", filter=f"WorkTicketTimeID eq {added['WorkTicketTimeID']}").json()[0]["Hours"] == pytest.approx(4.0)
+    assert api("WorkTicketTimes", filter=f"WorkTicketTimeID eq {added['WorkTicketTimeID']}").json()[0][
+        "Hours"
+    ] == pytest.approx(4.0)
     assert requests.post(f"{control}/work_ticket_times/{added['WorkTicketTimeID']}/delete").status_code == 200
     assert api("WorkTicketTimes", filter=f"WorkTicketTimeID eq {added['WorkTicketTimeID']}").json() == []
     assert requests.post(f"{control}/work_ticket_times/1/delete").status_code == 404
@@ -282,7 +326,10 @@ def test_control_api_edits_a_work_ticket_stamping_it(hosted, api):
     assert [(t["WorkTicketID"], t["HoursEst"]) for t in changed] == [(ticket["WorkTicketID"], 99.5)]
     refused = requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"OpportunityID": 1})
     assert refused.status_code == 400 and "OpportunityID" in refused.text
-    assert requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"HoursEst": "many"}).status_code == 400
+    assert (
+        requests.post(f"{control}/work_tickets/{ticket['WorkTicketID']}/edit", json={"HoursEst": "many"}).status_code
+        == 400
+    )
     assert requests.post(f"{control}/work_tickets/1/edit", json={"HoursEst": 1}).status_code == 404
 
 
@@ -293,12 +340,24 @@ def test_every_ticket_is_an_occurrence_of_a_service_with_a_crew_leader(api, comp
     for ticket in tickets:
         service = services[ticket["OpportunityServiceID"]]
         assert service["OpportunityID"] == ticket["OpportunityID"]
-        unit = ticket["WorkTicketID"] if ticket["WorkTicketID"] < IMPLICIT_TICKET_BASE else ticket["WorkTicketID"] - IMPLICIT_TICKET_BASE
-        record = company.milestone_by_id(unit) if ticket["WorkTicketID"] in {m.id for m in company.milestones} else company.job_by_id(unit)
+        unit = (
+            ticket["WorkTicketID"]
+            if ticket["WorkTicketID"] < IMPLICIT_TICKET_BASE
+            else ticket["WorkTicketID"] - IMPLICIT_TICKET_BASE
+        )
+        record = (
+            company.milestone_by_id(unit)
+            if ticket["WorkTicketID"] in {m.id for m in company.milestones}
+            else company.job_by_id(unit)
+        )
         assert ticket["CrewLeaderContactID"] == record.crew_lead_id is not None
     for line in company.task_lines:
         service = services[line.id]
-        assert (service["OpportunityID"], service["DisplayName"], service["ExtendedHours"]) == (line.job_id, line.name, line.budget_hours)
+        assert (service["OpportunityID"], service["DisplayName"], service["ExtendedHours"]) == (
+            line.job_id,
+            line.name,
+            line.budget_hours,
+        )
         assert service["Occur"] == len(line.milestone_ids)
         assert {t["WorkTicketID"] for t in tickets if t["OpportunityServiceID"] == line.id} == set(line.milestone_ids)
     lined = {line.job_id for line in company.task_lines}
@@ -315,7 +374,9 @@ def test_every_ticket_is_an_occurrence_of_a_service_with_a_crew_leader(api, comp
 def test_pay_rates_are_the_wage_histories_and_time_rows_carry_the_rate_of_their_date(api, company):
     rates = api("PayRates").json()
     assert sorted((r["ContactID"], r["EffectiveDate"], r["HourlyBasePay"]) for r in rates) == sorted(
-        (w.id, f"{c.effective_date.isoformat()}T00:00:00", float(c.hourly_wage)) for w in company.workers for c in w.wage_history
+        (w.id, f"{c.effective_date.isoformat()}T00:00:00", float(c.hourly_wage))
+        for w in company.workers
+        for c in w.wage_history
     )
     raised = {w.id: w for w in company.workers if len(w.wage_history) == 2}
     times = [t for t in api("WorkTicketTimes").json() if t["ContactID"] in raised]
@@ -331,18 +392,37 @@ def test_pay_rates_are_the_wage_histories_and_time_rows_carry_the_rate_of_their_
 def test_control_api_adds_and_deletes_pay_rates_and_edits_a_service(hosted, api, company):
     control = hosted[0].control_url
     worker = company.workers[0]
-    added = requests.post(f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": 36.0}).json()
+    added = requests.post(
+        f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": 36.0}
+    ).json()
     assert added["EffectiveDate"] == "2026-12-01T00:00:00" and added["BurdenPercent"] == 0.0
     listed = api("PayRates", filter=f"ContactID eq {worker.id}").json()
     assert added in listed and len(listed) == len(worker.wage_history) + 1
     assert requests.post(f"{control}/pay_rates/{added['PayRateID']}/delete").status_code == 200
     assert added not in api("PayRates", filter=f"ContactID eq {worker.id}").json()
-    assert requests.post(f"{control}/pay_rates", json={"ContactID": 1, "EffectiveDate": "2026-12-01", "HourlyBasePay": 1}).status_code == 404
-    assert requests.post(f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": "x"}).status_code == 400
+    assert (
+        requests.post(
+            f"{control}/pay_rates", json={"ContactID": 1, "EffectiveDate": "2026-12-01", "HourlyBasePay": 1}
+        ).status_code
+        == 404
+    )
+    assert (
+        requests.post(
+            f"{control}/pay_rates", json={"ContactID": worker.id, "EffectiveDate": "2026-12-01", "HourlyBasePay": "x"}
+        ).status_code
+        == 400
+    )
     service = api("OpportunityServices", filter=f"OpportunityServiceID ge {IMPLICIT_SERVICE_BASE}").json()[0]
-    edited = requests.post(f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"ExtendedHours": 12.5}).json()
+    edited = requests.post(
+        f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"ExtendedHours": 12.5}
+    ).json()
     assert edited["ExtendedHours"] == 12.5 and edited["LastModifiedDateTime"] > service["LastModifiedDateTime"]
-    assert requests.post(f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"Occur": 3}).status_code == 400
+    assert (
+        requests.post(
+            f"{control}/opportunity_services/{service['OpportunityServiceID']}/edit", json={"Occur": 3}
+        ).status_code
+        == 400
+    )
 
 
 # -- the contract ----------------------------------------------------------------------------------

@@ -49,8 +49,10 @@ def key(emulator):
 
 def gql(emulator, key, query, variables=None) -> requests.Response:
     return requests.post(
-        emulator.graphql_url, json={"query": query, "variables": variables or {}},
-        headers={"key-authorization": key}, timeout=10,
+        emulator.graphql_url,
+        json={"query": query, "variables": variables or {}},
+        headers={"key-authorization": key},
+        timeout=10,
     )
 
 
@@ -112,7 +114,9 @@ def test_paging_is_stable_under_inserts_and_deletes_between_pages(emulator, key,
     shift = company_data.shifts[0]
     for hour in range(5):  # new entries land anywhere in id order
         start = AS_OF - timedelta(days=3, hours=hour)
-        company.add_time_entry(company.member_id(shift.worker_id), company.project_id(shift.job_id), start, start + timedelta(minutes=30))
+        company.add_time_entry(
+            company.member_id(shift.worker_id), company.project_id(shift.job_id), start, start + timedelta(minutes=30)
+        )
     later = sorted(before)[-1]
     company.delete_time_entry(later)
     rest, after = [], first_page[-1]["cursor"]
@@ -131,7 +135,7 @@ def test_paging_is_stable_under_inserts_and_deletes_between_pages(emulator, key,
 def test_filters(emulator, key, company_data):
     since = AS_OF - timedelta(days=3)
     recent = entries(emulator, key, {"startTime": {"greaterThanOrEqual": since.isoformat()}})
-    assert recent and all("2026-11-17T00:00:00Z" <= e["startTime"] for e in recent)
+    assert recent and all(e["startTime"] >= "2026-11-17T00:00:00Z" for e in recent)
     deleted = entries(emulator, key, {"deletedOn": {"isNull": False}})
     assert len(deleted) == len(company_data.deleted_shifts) and all(e["deletedOn"] for e in deleted)
     running = entries(emulator, key, {"endTime": {"isNull": True}})
@@ -140,11 +144,15 @@ def test_filters(emulator, key, company_data):
     assert {e["id"] for e in entries(emulator, key, {"id": {"contains": picked}})} == set(picked)
     member = recent[0]["memberId"]
     assert all(e["memberId"] == member for e in entries(emulator, key, {"memberId": {"equal": member}}))
-    by_start = entries(emulator, key, {"startTime": {"greaterThanOrEqual": "2026-11-18T00:00:00Z"}}, sort=[{"startTime": "desc"}])
+    by_start = entries(
+        emulator, key, {"startTime": {"greaterThanOrEqual": "2026-11-18T00:00:00Z"}}, sort=[{"startTime": "desc"}]
+    )
     assert [e["startTime"] for e in by_start] == sorted((e["startTime"] for e in by_start), reverse=True)
     body = gql(emulator, key, "{ projects(filter: {depth: {equal: 2}}) { id depth parentProjectId } }").json()
     assert body["data"]["projects"] and all(p["depth"] == 2 and p["parentProjectId"] for p in body["data"]["projects"])
-    latest = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { projectId } }").json()["data"]["budgetHours"]
+    latest = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { projectId } }").json()["data"][
+        "budgetHours"
+    ]
     every = gql(emulator, key, "{ budgetHours { projectId } }").json()["data"]["budgetHours"]
     assert len(every) == len(latest) + 1
 
@@ -156,12 +164,15 @@ def test_updated_on_moves_on_edits_and_soft_deletes(emulator, key):
     live = entries(emulator, key, {"deletedOn": {"isNull": True}, "endTime": {"isNull": False}}, first=2)
     edited = requests.post(
         f"{emulator.control_url}/timeEntries/{live[0]['id']}/edit",
-        json={"endTime": live[0]["endTime"], "description": "fixed"}, timeout=5,
+        json={"endTime": live[0]["endTime"], "description": "fixed"},
+        timeout=5,
     )
     assert edited.status_code == 200, edited.text
     deleted = requests.post(f"{emulator.control_url}/timeEntries/{live[1]['id']}/delete", timeout=5).json()
     assert deleted["deletedOn"]
-    changed = [e for e in entries(emulator, key, {"updatedOn": {"greaterThanOrEqual": newest}}) if e["updatedOn"] > newest]
+    changed = [
+        e for e in entries(emulator, key, {"updatedOn": {"greaterThanOrEqual": newest}}) if e["updatedOn"] > newest
+    ]
     assert {e["id"] for e in changed} == {live[0]["id"], live[1]["id"]}
     assert company.records("timeEntries")  # the Python view agrees with the served one
 
@@ -169,9 +180,9 @@ def test_updated_on_moves_on_edits_and_soft_deletes(emulator, key):
 def test_errors_come_as_200_with_messages(emulator, key):
     cases = {
         "{ members { id noSuchField } }": "noSuchField",
-        "{ members(filter: {updatedOn: {after: \"x\"}}) { id } }": "after",
-        "{ timeEntries(filter: {startTime: {greaterThanOrEqual: \"yesterday\"}}) { id } }": "ISO 8601",
-        "{ members(after: \"not-a-cursor\") { id } }": "cursor",
+        '{ members(filter: {updatedOn: {after: "x"}}) { id } }': "after",
+        '{ timeEntries(filter: {startTime: {greaterThanOrEqual: "yesterday"}}) { id } }': "ISO 8601",
+        '{ members(after: "not-a-cursor") { id } }': "cursor",
         f"{{ members(first: {MAX_PAGE_SIZE + 1}) {{ id }} }}": "first",
     }
     for query, fragment in cases.items():
@@ -216,11 +227,15 @@ def test_faults_and_request_log(emulator, key):
 
 
 def test_members_carry_wage_histories_with_a_raise_in_the_window(emulator, key, company_data):
-    members = gql(emulator, key, "{ members { id wageHistories { wage wageRate changeDate deletedOn } } }").json()["data"]["members"]
+    members = gql(emulator, key, "{ members { id wageHistories { wage wageRate changeDate deletedOn } } }").json()[
+        "data"
+    ]["members"]
     assert len(members) == len(company_data.workers)
     window_start = "2026-11-07"
     raised = [m for m in members if sum(1 for w in m["wageHistories"] if not w["deletedOn"]) == 2]
-    assert raised and all(any(w["changeDate"] > window_start for w in m["wageHistories"] if not w["deletedOn"]) for m in raised)
+    assert raised and all(
+        any(w["changeDate"] > window_start for w in m["wageHistories"] if not w["deletedOn"]) for m in raised
+    )
     assert any(w["deletedOn"] for m in members for w in m["wageHistories"])
 
 
@@ -246,8 +261,10 @@ def test_control_api_adds_entries_and_checks_references(emulator, key, company_d
     company = emulator.company("acme")
     shift = company_data.shifts[0]
     body = {
-        "memberId": company.member_id(shift.worker_id), "projectId": company.project_id(shift.job_id),
-        "startTime": "2026-11-19T15:00:00Z", "endTime": "2026-11-19T23:00:00Z",
+        "memberId": company.member_id(shift.worker_id),
+        "projectId": company.project_id(shift.job_id),
+        "startTime": "2026-11-19T15:00:00Z",
+        "endTime": "2026-11-19T23:00:00Z",
         "breaks": [{"startTime": "2026-11-19T19:00:00Z", "endTime": "2026-11-19T19:30:00Z"}],
     }
     added = requests.post(emulator.control_url + "/timeEntries", json=body, timeout=5)
@@ -261,16 +278,24 @@ def test_control_api_adds_entries_and_checks_references(emulator, key, company_d
     assert missing.status_code == 404
 
 
-def test_line_items_are_cost_code_budgets_of_their_job_and_their_time_carries_the_cost_code(emulator, key, company_data):
+def test_line_items_are_cost_code_budgets_of_their_job_and_their_time_carries_the_cost_code(
+    emulator, key, company_data
+):
     company = emulator.company(company_data.company_id)
     codes = {c["id"]: c for c in gql(emulator, key, "{ costCodes { id costCode title } }").json()["data"]["costCodes"]}
-    hours = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { projectId costCodeId budgetSeconds } }").json()["data"]["budgetHours"]
-    costs = gql(emulator, key, "{ budgetCosts(filter: {isLatest: {equal: true}}) { projectId costCodeId costBudget } }").json()["data"]["budgetCosts"]
+    hours = gql(
+        emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { projectId costCodeId budgetSeconds } }"
+    ).json()["data"]["budgetHours"]
+    costs = gql(
+        emulator, key, "{ budgetCosts(filter: {isLatest: {equal: true}}) { projectId costCodeId costBudget } }"
+    ).json()["data"]["budgetCosts"]
     assert company_data.task_lines
     for line in company_data.task_lines:
         key_ = (company.project_id(line.job_id), company.task_cost_code_id(line.id))
         assert codes[key_[1]]["title"] == line.name
-        assert [h["budgetSeconds"] for h in hours if (h["projectId"], h["costCodeId"]) == key_] == [round(line.budget_hours * 3600)]
+        assert [h["budgetSeconds"] for h in hours if (h["projectId"], h["costCodeId"]) == key_] == [
+            round(line.budget_hours * 3600)
+        ]
         assert len([c for c in costs if (c["projectId"], c["costCodeId"]) == key_]) == 1
     entries = {e["id"]: e for e in company.records("timeEntries")}
     for shift in company_data.shifts:
@@ -283,17 +308,41 @@ def test_control_api_adds_a_wage_change_and_a_new_budget_version(emulator, key, 
     control = emulator.control_url
     member = company.member_id(company_data.workers[0].id)
     before = next(m for m in company.records("members") if m["id"] == member)
-    answer = requests.post(f"{control}/members/{member}/wages", json={"wage": 36.0, "changeDate": "2026-11-15T07:00:00Z"})
+    answer = requests.post(
+        f"{control}/members/{member}/wages", json={"wage": 36.0, "changeDate": "2026-11-15T07:00:00Z"}
+    )
     assert answer.status_code == 200
-    after = next(m for m in gql(emulator, key, "{ members { id updatedOn wageHistories { wage wageRate changeDate deletedOn } } }").json()["data"]["members"] if m["id"] == member)
+    after = next(
+        m
+        for m in gql(
+            emulator, key, "{ members { id updatedOn wageHistories { wage wageRate changeDate deletedOn } } }"
+        ).json()["data"]["members"]
+        if m["id"] == member
+    )
     assert after["updatedOn"] > before["updatedOn"]
-    assert after["wageHistories"][-1] == {"wage": 36.0, "wageRate": 10, "changeDate": "2026-11-15T07:00:00Z", "deletedOn": None}
-    assert requests.post(f"{control}/members/{member}/wages", json={"wage": -1, "changeDate": "2026-11-15T07:00:00Z"}).status_code == 400
+    assert after["wageHistories"][-1] == {
+        "wage": 36.0,
+        "wageRate": 10,
+        "changeDate": "2026-11-15T07:00:00Z",
+        "deletedOn": None,
+    }
+    assert (
+        requests.post(
+            f"{control}/members/{member}/wages", json={"wage": -1, "changeDate": "2026-11-15T07:00:00Z"}
+        ).status_code
+        == 400
+    )
     project = company.project_id(company_data.jobs[1].id)
     code = company.cost_code_id("01-100")
     first = requests.post(f"{control}/budgets", json={"projectId": project, "costCodeId": code, "hours": 20}).json()
-    second = requests.post(f"{control}/budgets", json={"projectId": project, "costCodeId": code, "hours": 25, "cost": 800}).json()
-    latest = gql(emulator, key, "{ budgetHours(filter: {isLatest: {equal: true}}) { id projectId costCodeId budgetSeconds createdOn } }").json()["data"]["budgetHours"]
+    second = requests.post(
+        f"{control}/budgets", json={"projectId": project, "costCodeId": code, "hours": 25, "cost": 800}
+    ).json()
+    latest = gql(
+        emulator,
+        key,
+        "{ budgetHours(filter: {isLatest: {equal: true}}) { id projectId costCodeId budgetSeconds createdOn } }",
+    ).json()["data"]["budgetHours"]
     mine = [h for h in latest if (h["projectId"], h["costCodeId"]) == (project, code)]
     assert [h["id"] for h in mine] == [second["hours"]["id"]] and mine[0]["budgetSeconds"] == 25 * 3600
     assert first["hours"]["id"] not in {h["id"] for h in latest}
@@ -329,10 +378,16 @@ def test_projects_nest_down_to_depth_7(emulator, key):
     parent = requests.post(f"{emulator.control_url}/projects", json={"title": "Deck"}, timeout=5).json()
     for depth in range(2, 8):
         parent = requests.post(
-            f"{emulator.control_url}/projects", json={"title": f"Level {depth}", "parentProjectId": parent["id"]}, timeout=5
+            f"{emulator.control_url}/projects",
+            json={"title": f"Level {depth}", "parentProjectId": parent["id"]},
+            timeout=5,
         ).json()
         assert parent["depth"] == depth
-    too_deep = requests.post(f"{emulator.control_url}/projects", json={"title": "8", "parentProjectId": parent["id"]}, timeout=5)
+    too_deep = requests.post(
+        f"{emulator.control_url}/projects", json={"title": "8", "parentProjectId": parent["id"]}, timeout=5
+    )
     assert too_deep.status_code == 400 and "7 levels" in too_deep.text
     served = gql(emulator, key, "{ projects(filter: {depth: {equal: 7}}) { id parentProjectId depth } }").json()
-    assert served["data"]["projects"] == [{"id": parent["id"], "parentProjectId": company.records("projects")[-1]["parentProjectId"], "depth": 7}]
+    assert served["data"]["projects"] == [
+        {"id": parent["id"], "parentProjectId": company.records("projects")[-1]["parentProjectId"], "depth": 7}
+    ]

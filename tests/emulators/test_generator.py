@@ -227,7 +227,9 @@ def _crew_days(company: CompanyData) -> list[list[Shift]]:
 def test_crews_work_days_of_6_to_10_hours_split_over_1_to_3_jobs(company: CompanyData):
     days = _crew_days(company)
     # as_of may fall in the middle of the last work day: its entries so far are a partial day.
-    totals = [sum(s.duration_seconds for s in day) / 3600 for day in days if day[0].local_date < company.last_local_date]
+    totals = [
+        sum(s.duration_seconds for s in day) / 3600 for day in days if day[0].local_date < company.last_local_date
+    ]
     assert 6 <= median(totals) <= 10.25, "6-10 h, give or take each worker's clock seconds"
     assert sum(5.5 <= t <= 10.5 for t in totals) >= 0.9 * len(totals)
     job_entries = [sum(not s.is_drive for s in day) for day in days]
@@ -307,8 +309,9 @@ def test_some_entries_were_deleted_days_later(company: CompanyData):
 
 def test_local_wall_clock_times_follow_the_end_of_daylight_saving_time():
     """Denver leaves MDT (UTC-6) for MST (UTC-7) on Sunday 1 November 2026 at 02:00."""
-    company = generate_company("dst", seed=5, workers=40, days=7,
-                               as_of=datetime(2026, 11, 3, 0, 0, tzinfo=UTC), timezone="America/Denver")
+    company = generate_company(
+        "dst", seed=5, workers=40, days=7, as_of=datetime(2026, 11, 3, 0, 0, tzinfo=UTC), timezone="America/Denver"
+    )
     denver = ZoneInfo("America/Denver")
     friday, monday = date(2026, 10, 30), date(2026, 11, 2)
     offsets: dict[date, set[float]] = defaultdict(set)
@@ -333,10 +336,43 @@ def _fingerprint(company: CompanyData) -> str:
     """What the generator drew before wage histories, creation dates, line items and crew leads were
     added (their values included, so any change to the first random stream shows)."""
     parts = [
-        repr([(w.id, w.first_name, w.last_name, w.role, str(w.hourly_wage), w.hire_date, w.term_date, w.created_at, w.modified_at)
-              for w in company.workers]),
-        repr([(s.id, s.worker_id, s.job_id, s.milestone_id, s.local_date, s.start, s.end, s.duration_seconds, s.breaks, s.manual,
-               s.notes, s.created_at, s.modified_at, s.deleted_at) for s in company.shifts + company.deleted_shifts]),
+        repr(
+            [
+                (
+                    w.id,
+                    w.first_name,
+                    w.last_name,
+                    w.role,
+                    str(w.hourly_wage),
+                    w.hire_date,
+                    w.term_date,
+                    w.created_at,
+                    w.modified_at,
+                )
+                for w in company.workers
+            ]
+        ),
+        repr(
+            [
+                (
+                    s.id,
+                    s.worker_id,
+                    s.job_id,
+                    s.milestone_id,
+                    s.local_date,
+                    s.start,
+                    s.end,
+                    s.duration_seconds,
+                    s.breaks,
+                    s.manual,
+                    s.notes,
+                    s.created_at,
+                    s.modified_at,
+                    s.deleted_at,
+                )
+                for s in company.shifts + company.deleted_shifts
+            ]
+        ),
         repr([(j.id, j.name, j.budget_hours, j.status, j.recurring) for j in company.jobs]),
         repr([(m.id, m.job_id, m.name, m.budget_hours, m.status) for m in company.milestones]),
     ]
@@ -345,7 +381,11 @@ def _fingerprint(company: CompanyData) -> str:
 
 @pytest.mark.parametrize(
     ("arguments", "fingerprint"),
-    [(("acme", 7, 30), "699620cd3c04e11d"), (("company-0", 0, 5), "e93445947693e3f4"), (("budgets", 11, 120), "1ba38524507fac2e")],
+    [
+        (("acme", 7, 30), "699620cd3c04e11d"),
+        (("company-0", 0, 5), "e93445947693e3f4"),
+        (("budgets", 11, 120), "1ba38524507fac2e"),
+    ],
 )
 def test_the_additions_leave_what_was_generated_before_them_unchanged(arguments, fingerprint):
     company_id, seed, workers = arguments
@@ -382,7 +422,12 @@ def test_most_jobs_were_created_in_the_window_before_their_first_time(company: C
         moment = shift.start or datetime.combine(shift.local_date, time(6), tzinfo=company.zone)
         assert job.created_at <= unit.created_at <= moment, shift
     for milestone in company.milestones:
-        assert company.job_by_id(milestone.job_id).created_at < milestone.created_at <= milestone.modified_at <= company.as_of
+        assert (
+            company.job_by_id(milestone.job_id).created_at
+            < milestone.created_at
+            <= milestone.modified_at
+            <= company.as_of
+        )
 
 
 def test_line_items_group_a_jobs_milestones_and_book_their_time(company: CompanyData):

@@ -24,8 +24,12 @@ def company_data() -> CompanyData:
 @pytest.fixture
 def emulator(company_data: CompanyData) -> Iterator[QuickBooksTimeEmulator]:
     with QuickBooksTimeEmulator() as running:
-        running.add_company(company_data, access_token="token-for-tests", refresh_token="refresh-for-tests",
-                            client_secret="secret-for-tests")
+        running.add_company(
+            company_data,
+            access_token="token-for-tests",
+            refresh_token="refresh-for-tests",
+            client_secret="secret-for-tests",
+        )
         yield running
 
 
@@ -89,7 +93,9 @@ def test_current_user_is_the_account_owner(api, emulator, company, company_data)
 
 # -- paging ------------------------------------------------------------------------------------
 def test_paging_with_limit_7_reproduces_the_ground_truth_exactly(api, emulator, company, company_data):
-    records, bodies = all_pages(api, emulator, "timesheets", start_date=company_data.first_local_date.isoformat(), limit=7)
+    records, bodies = all_pages(
+        api, emulator, "timesheets", start_date=company_data.first_local_date.isoformat(), limit=7
+    )
     truth = company.timesheets(include_on_the_clock=False)
     assert len(bodies) > 10
     assert [r["id"] for r in records] == sorted({r["id"] for r in records}), "ascending, no duplicates"
@@ -141,11 +147,16 @@ def test_date_filters_are_inclusive_on_the_local_date(api, emulator, company):
 
 
 def test_jobcode_ids_include_the_child_jobcodes(api, emulator, company, company_data):
-    job = next(j for j in company_data.jobs if company_data.milestones_of(j.id)
-               and any(s.job_id == j.id for s in company_data.shifts))
+    job = next(
+        j
+        for j in company_data.jobs
+        if company_data.milestones_of(j.id) and any(s.job_id == j.id for s in company_data.shifts)
+    )
     children = {m.id for m in company_data.milestones_of(job.id)}
     found, _ = all_pages(api, emulator, "timesheets", start_date="2000-01-01", jobcode_ids=str(job.id))
-    expected = [t["id"] for t in company.timesheets(include_on_the_clock=False) if t["jobcode_id"] in children | {job.id}]
+    expected = [
+        t["id"] for t in company.timesheets(include_on_the_clock=False) if t["jobcode_id"] in children | {job.id}
+    ]
     assert found and [t["id"] for t in found] == expected
     assert {t["jobcode_id"] for t in found} <= children
 
@@ -222,8 +233,14 @@ def test_a_deleted_sheet_moves_to_timesheets_deleted(api, emulator, company, com
     assert list(found["results"]["timesheets_deleted"]) == [str(target["id"])]
     assert {t["id"] for t in company.deleted_timesheets()} == before | {target["id"]}
     # The generated deletions are there too, found by their work dates.
-    window = all_pages(api, emulator, "timesheets_deleted", start_date=company_data.first_local_date.isoformat(),
-                       end_date=company_data.last_local_date.isoformat(), limit=2)[0]
+    window = all_pages(
+        api,
+        emulator,
+        "timesheets_deleted",
+        start_date=company_data.first_local_date.isoformat(),
+        end_date=company_data.last_local_date.isoformat(),
+        limit=2,
+    )[0]
     assert {t["id"] for t in window} == before | {target["id"]}
 
 
@@ -406,8 +423,9 @@ def test_the_optional_real_rate_limit(company_data):
     with QuickBooksTimeEmulator(rate_limit_per_5_minutes=3) as limited:
         token = limited.add_company(company_data)
         headers = {"Authorization": f"Bearer {token}"}
-        statuses = [requests.get(f"{limited.base_url}/current_user", headers=headers, timeout=10).status_code
-                    for _ in range(4)]
+        statuses = [
+            requests.get(f"{limited.base_url}/current_user", headers=headers, timeout=10).status_code for _ in range(4)
+        ]
         assert statuses == [200, 200, 200, 429]
 
 
@@ -418,8 +436,12 @@ def test_an_expired_token_is_renewed_through_grant(api, emulator, company):
     assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
 
     grant_url = f"{emulator.base_url}/grant"
-    form = {"grant_type": "refresh_token", "client_id": "protiv-demo", "client_secret": "secret-for-tests",
-            "refresh_token": old_refresh}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": "protiv-demo",
+        "client_secret": "secret-for-tests",
+        "refresh_token": old_refresh,
+    }
     wrong = requests.post(grant_url, data={**form, "client_secret": "nope"}, timeout=10)
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_grant"
     assert "secret-for-tests" not in wrong.text and old_refresh not in wrong.text
@@ -427,8 +449,16 @@ def test_an_expired_token_is_renewed_through_grant(api, emulator, company):
     granted = requests.post(grant_url, data=form, timeout=10)
     assert granted.status_code == 200
     body = granted.json()
-    assert set(body) == {"access_token", "expires_in", "token_type", "scope", "refresh_token", "user_id",
-                         "company_id", "client_url"}
+    assert set(body) == {
+        "access_token",
+        "expires_in",
+        "token_type",
+        "scope",
+        "refresh_token",
+        "user_id",
+        "company_id",
+        "client_url",
+    }
     assert body["expires_in"] == 864000 and body["token_type"] == "bearer"
     assert body["user_id"] == str(company.owner_user_id)
     assert body["access_token"] != old_access and body["refresh_token"] != old_refresh
@@ -446,8 +476,9 @@ def test_tokens_expire_on_their_own(company_data):
     with QuickBooksTimeEmulator(access_token_lifetime_seconds=0) as short_lived:
         token = short_lived.add_company(company_data)
         time.sleep(0.01)
-        response = requests.get(f"{short_lived.base_url}/current_user",
-                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        response = requests.get(
+            f"{short_lived.base_url}/current_user", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
         assert response.status_code == 401
 
 
@@ -465,8 +496,16 @@ def test_the_control_api_changes_data_from_another_process(api, emulator, compan
     assert sheet["id"] in {t["id"] for t in company.deleted_timesheets()}
 
     worker = company_data.workers[0]
-    added = control(emulator, "timesheets", {"user_id": worker.id, "jobcode_id": company_data.jobs[1].id,
-                                             "start": "2026-11-19T08:00:00-07:00", "end": "2026-11-19T12:00:00-07:00"})
+    added = control(
+        emulator,
+        "timesheets",
+        {
+            "user_id": worker.id,
+            "jobcode_id": company_data.jobs[1].id,
+            "start": "2026-11-19T08:00:00-07:00",
+            "end": "2026-11-19T12:00:00-07:00",
+        },
+    )
     assert added.status_code == 200 and added.json()["duration"] == 4 * 3600
     user = control(emulator, f"users/{worker.id}/edit", {"last_name": "Changed"})
     assert user.json()["last_name"] == "Changed"
@@ -500,8 +539,12 @@ def test_one_server_hosts_many_companies_each_behind_its_own_token(company_data)
     with QuickBooksTimeEmulator() as emulator:
         first, second = emulator.add_company(company_data), emulator.add_company(other)
         for token, data in ((first, company_data), (second, other)):
-            users = requests.get(f"{emulator.base_url}/users", params={"active": "both"},
-                                 headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+            users = requests.get(
+                f"{emulator.base_url}/users",
+                params={"active": "both"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            ).json()
             assert {int(i) for i in users["results"]["users"]} == {w.id for w in data.workers}
         assert emulator.company(second).company_id == "other-co"
         with pytest.raises(ValueError, match="already hosted"):

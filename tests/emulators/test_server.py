@@ -32,23 +32,31 @@ def test_one_shot_faults_queue_in_the_order_they_are_switched_on():
     faults.drop_connection()
     kinds = [faults.next_one_shot() for _ in range(8)]
     assert kinds == [
-        ("rate_limit", {"retry_after": None}), ("rate_limit", {"retry_after": None}),
-        ("read_timeout", {"seconds": 0.5}), ("truncated_json", {}), ("invalid_json", {}),
-        ("server_error", {"status": 504}), ("drop_connection", {}), None,
+        ("rate_limit", {"retry_after": None}),
+        ("rate_limit", {"retry_after": None}),
+        ("read_timeout", {"seconds": 0.5}),
+        ("truncated_json", {}),
+        ("invalid_json", {}),
+        ("server_error", {"status": 504}),
+        ("drop_connection", {}),
+        None,
     ]
 
 
-@pytest.mark.parametrize("switch", [
-    lambda f: f.rate_limit(times=0),
-    lambda f: f.server_error(status=418),
-    lambda f: f.read_timeout(seconds=0),
-    lambda f: f.truncated_json(times=0),
-    lambda f: f.invalid_json(times=-1),
-    lambda f: f.empty_page(times=0),
-    lambda f: f.between_pages(lambda: None, after_pages=0),
-    lambda f: f.between_pages("not callable"),
-    lambda f: f.latency(-1),
-])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        lambda f: f.rate_limit(times=0),
+        lambda f: f.server_error(status=418),
+        lambda f: f.read_timeout(seconds=0),
+        lambda f: f.truncated_json(times=0),
+        lambda f: f.invalid_json(times=-1),
+        lambda f: f.empty_page(times=0),
+        lambda f: f.between_pages(lambda: None, after_pages=0),
+        lambda f: f.between_pages("not callable"),
+        lambda f: f.latency(-1),
+    ],
+)
 def test_bad_switches_are_refused(switch):
     with pytest.raises(ValueError):
         switch(Faults())
@@ -152,7 +160,9 @@ class Aspire(Vendor):
     def __init__(self, data: CompanyData):
         self.emulator = AspireEmulator().start()
         client_id, secret = self.emulator.add_company(data)
-        answer = requests.post(self.emulator.base_url + "/Authorization", json={"ClientId": client_id, "Secret": secret}, timeout=5)
+        answer = requests.post(
+            self.emulator.base_url + "/Authorization", json={"ClientId": client_id, "Secret": secret}, timeout=5
+        )
         self.session = requests.Session()
         self.session.headers["Authorization"] = "Bearer " + answer.json()["Token"]
 
@@ -179,7 +189,9 @@ class Aspire(Vendor):
 class BusyBusy(Vendor):
     name = "busybusy"
     QUERY = (
-        "query($a: String) { timeEntries(filter: {deletedOn: {isNull: true}}, first: %d, after: $a) { id cursor } }" % PAGE
+        "query($a: String) { timeEntries(filter: {deletedOn: {isNull: true}}, first: "
+        + str(PAGE)
+        + ", after: $a) { id cursor } }"
     )
 
     def __init__(self, data: CompanyData):
@@ -190,15 +202,21 @@ class BusyBusy(Vendor):
 
         digest = hashlib.sha256(password.encode()).hexdigest()
         login = requests.get(
-            self.emulator.rest_url + "/member", params={"username": username, "_version": "3.2"},
-            headers={"Authorization": "Basic " + base64.b64encode(f"{username}:{digest}".encode()).decode()}, timeout=5,
+            self.emulator.rest_url + "/member",
+            params={"username": username, "_version": "3.2"},
+            headers={"Authorization": "Basic " + base64.b64encode(f"{username}:{digest}".encode()).decode()},
+            timeout=5,
         )
         self.session = requests.Session()
         self.session.headers["key-authorization"] = login.json()["public_key"]
         self.cursors: dict[int, str | None] = {1: None}  # page number -> the cursor that asks for it
 
     def page(self, number, timeout=5):
-        response = self.session.post(self.emulator.graphql_url, json={"query": self.QUERY, "variables": {"a": self.cursors[number]}}, timeout=timeout)
+        response = self.session.post(
+            self.emulator.graphql_url,
+            json={"query": self.QUERY, "variables": {"a": self.cursors[number]}},
+            timeout=timeout,
+        )
         try:
             entries = response.json()["data"]["timeEntries"]
         except (ValueError, KeyError, TypeError):
@@ -215,7 +233,9 @@ class BusyBusy(Vendor):
         assert response.json() == {"data": {"timeEntries": []}}
 
     def other(self):
-        return self.session.post(self.emulator.graphql_url, json={"query": "{ __schema { queryType { name } } }"}, timeout=5)
+        return self.session.post(
+            self.emulator.graphql_url, json={"query": "{ __schema { queryType { name } } }"}, timeout=5
+        )
 
     def delete(self, record_id):
         self.emulator.company(self.company_id).delete_time_entry(record_id)
@@ -322,6 +342,7 @@ def test_between_pages_changes_the_data_after_the_nth_page(vendor, switch):
     target = second[0]
     ran: list[int] = []
     if switch == "python":
+
         def callback() -> None:
             ran.append(vendor.emulator.request_count)
             vendor.delete(target)
@@ -368,18 +389,24 @@ def test_faults_never_touch_the_control_api(vendor):
     faults.empty_page()
     status = requests.get(vendor.emulator.control_url + "/status", timeout=1)
     assert status.status_code == 200 and status.json()["company_ids"] == ["acme"]
-    assert vendor.control({"action": "rate_limit", "times": 1, "retry_after": None}).json() == {"ok": True, "action": "rate_limit"}
+    assert vendor.control({"action": "rate_limit", "times": 1, "retry_after": None}).json() == {
+        "ok": True,
+        "action": "rate_limit",
+    }
     assert faults.next_one_shot() == ("read_timeout", {"seconds": 3.0})  # still queued, in order
     assert faults.take_empty_page()
 
 
-@pytest.mark.parametrize("body", [
-    {"action": "read_timeout", "seconds": -1},
-    {"action": "truncated_json", "times": 0},
-    {"action": "empty_page", "times": "many"},
-    {"action": "invalid_json", "colour": "red"},
-    {"action": "explode"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "read_timeout", "seconds": -1},
+        {"action": "truncated_json", "times": 0},
+        {"action": "empty_page", "times": "many"},
+        {"action": "invalid_json", "colour": "red"},
+        {"action": "explode"},
+    ],
+)
 def test_the_control_api_refuses_bad_fault_switches(vendor, body):
     assert vendor.control(body).status_code == 400
 

@@ -20,7 +20,7 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent / "fixtures"
 SEPARATOR = ";\n\n"
 
-OLD_CODE = r'''
+OLD_CODE = r"""
 import sys
 from pathlib import Path
 import sqlalchemy as sa
@@ -54,7 +54,7 @@ for name, options in (("duckdb", ""), ("postgresql", " WITH (security_invoker = 
     statements = ["CREATE SCHEMA {schema}"] + [_create_table_sql("{schema}", table) for table in ALL_TABLES]
     statements += [f"CREATE VIEW {{schema}}.{view.name}{options} AS {view.select.strip()}" for view in ALL_VIEWS]
     (out / f"warehouse_5a7857a.{name}.sql").write_text(SEPARATOR.join(statements) + ";\n")
-'''.replace("SEPARATOR", repr(SEPARATOR))
+""".replace("SEPARATOR", repr(SEPARATOR))
 
 
 def main(old_tree: str) -> None:

@@ -48,28 +48,50 @@ def build_previous_release(url: str) -> None:
         for statement in statements(f"registry_5a7857a.{backend(url)}.sql"):
             conn.exec_driver_sql(statement)
         connections = sa.table(
-            "protiv_connections", *(sa.column(name) for name in (
-                "company_id", "provider", "base_url", "attendance_pull_date", "settings", "credentials",
-                "connected_at", "updated_at",
-            ))
+            "protiv_connections",
+            *(
+                sa.column(name)
+                for name in (
+                    "company_id",
+                    "provider",
+                    "base_url",
+                    "attendance_pull_date",
+                    "settings",
+                    "credentials",
+                    "connected_at",
+                    "updated_at",
+                )
+            ),
         )
         for company_id, provider in (("acme", "quickbooks_time"), ("café crew", "busybusy")):
-            conn.execute(connections.insert().values(
-                company_id=company_id, provider=provider, base_url="http://127.0.0.1:9/api",
-                attendance_pull_date=date(2026, 11, 6), settings=json.dumps(SETTINGS),
-                credentials=json.dumps({"access_token": {"env": "PROTIV_CREDENTIAL_ACME"}}),
-                connected_at=CONNECTED, updated_at=UPDATED,
-            ))
-        conn.execute(sa.text(
-            "INSERT INTO protiv_sync_state (company_id, cursor, initial_sync_for, current_as_of, last_success_at, "
-            "last_checked_at, last_error) VALUES ('acme', 'cursor-7', :connected, :updated, :updated, :updated, "
-            "'QuickBooks Time: HTTP 503')"
-        ), {"connected": CONNECTED, "updated": UPDATED})
-        conn.execute(sa.text(
-            "INSERT INTO protiv_sync_batches (batch_id, company_id, trigger, cursor, weeks, with_reference, phase, "
-            "status, requested_at, finished_at, error) VALUES ('b1', 'acme', 'initial_sync', 'cursor-7', "
-            "'[\"2026-W46\", \"2026-W47\"]', true, 'done', 'succeeded', :connected, :updated, NULL)"
-        ), {"connected": CONNECTED, "updated": UPDATED})
+            conn.execute(
+                connections.insert().values(
+                    company_id=company_id,
+                    provider=provider,
+                    base_url="http://127.0.0.1:9/api",
+                    attendance_pull_date=date(2026, 11, 6),
+                    settings=json.dumps(SETTINGS),
+                    credentials=json.dumps({"access_token": {"env": "PROTIV_CREDENTIAL_ACME"}}),
+                    connected_at=CONNECTED,
+                    updated_at=UPDATED,
+                )
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO protiv_sync_state (company_id, cursor, initial_sync_for, current_as_of, last_success_at, "
+                "last_checked_at, last_error) VALUES ('acme', 'cursor-7', :connected, :updated, :updated, :updated, "
+                "'QuickBooks Time: HTTP 503')"
+            ),
+            {"connected": CONNECTED, "updated": UPDATED},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO protiv_sync_batches (batch_id, company_id, trigger, cursor, weeks, with_reference, phase, "
+                "status, requested_at, finished_at, error) VALUES ('b1', 'acme', 'initial_sync', 'cursor-7', "
+                "'[\"2026-W46\", \"2026-W47\"]', true, 'done', 'succeeded', :connected, :updated, NULL)"
+            ),
+            {"connected": CONNECTED, "updated": UPDATED},
+        )
     engine.dispose()
 
 
@@ -82,13 +104,16 @@ def schema_of(url: str) -> dict:
             table: {
                 "columns": {
                     column["name"]: (
-                        type(column["type"]).__name__, column["nullable"],
+                        type(column["type"]).__name__,
+                        column["nullable"],
                         str(column.get("default") or "").strip("'"),
                     )
                     for column in inspector.get_columns(table)
                 },
                 "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
-                "indexes": sorted((index["name"], tuple(index["column_names"])) for index in inspector.get_indexes(table)),
+                "indexes": sorted(
+                    (index["name"], tuple(index["column_names"])) for index in inspector.get_indexes(table)
+                ),
             }
             for table in sorted(inspector.get_table_names())
         }
@@ -104,7 +129,10 @@ def fresh_schema(url: str) -> dict:
 
 
 def test_a_previous_release_registry_is_refused_at_startup_then_upgraded_with_every_row(
-    registry_url, tmp_path, monkeypatch, request,
+    registry_url,
+    tmp_path,
+    monkeypatch,
+    request,
 ):
     monkeypatch.setenv(SECRET_KEY_VARIABLE, generate_secret_key())
     build_previous_release(registry_url)
@@ -129,22 +157,36 @@ def test_a_previous_release_registry_is_refused_at_startup_then_upgraded_with_ev
 
     registry, store = ConnectionRegistry(registry_url), SyncStateStore(registry_url)
     acme = registry.get("acme")
-    assert (acme.provider, acme.base_url, acme.attendance_pull_date) == ("quickbooks_time", "http://127.0.0.1:9/api", date(2026, 11, 6))
+    assert (acme.provider, acme.base_url, acme.attendance_pull_date) == (
+        "quickbooks_time",
+        "http://127.0.0.1:9/api",
+        date(2026, 11, 6),
+    )
     assert (acme.connected_at, acme.updated_at) == (CONNECTED, UPDATED)
     assert acme.stored_credentials == {"access_token": {"env": "PROTIV_CREDENTIAL_ACME"}}
     assert acme.settings.timezone == "America/Denver"
     # Backfill: every connection's settings are its version 1, from the start, recorded when it connected.
     for connection in registry.list():
-        assert [(v.version, v.effective_from, v.recorded_at) for v in connection.settings_versions] == [(1, None, CONNECTED)]
+        assert [(v.version, v.effective_from, v.recorded_at) for v in connection.settings_versions] == [
+            (1, None, CONNECTED)
+        ]
         assert connection.settings_versions[0].settings == connection.settings
     assert [c.company_id for c in registry.list()] == ["acme", "café crew"]
     state = store.state("acme")
     assert (state.cursor, state.initial_sync_for, state.current_as_of, state.last_error, state.failures) == (
-        "cursor-7", CONNECTED, UPDATED, "QuickBooks Time: HTTP 503", 0,
+        "cursor-7",
+        CONNECTED,
+        UPDATED,
+        "QuickBooks Time: HTTP 503",
+        0,
     )
     [batch] = store.batches_of("acme")
     assert (batch.batch_id, batch.weeks, batch.with_reference, batch.status, batch.finished_at) == (
-        "b1", ("2026-W46", "2026-W47"), True, "succeeded", UPDATED,
+        "b1",
+        ("2026-W46", "2026-W47"),
+        True,
+        "succeeded",
+        UPDATED,
     )
     # And the upgraded registry works: a new settings version follows the backfilled one.
     registry.update_settings("acme", {**SETTINGS, "include_drive_time": False}, effective_from=date(2030, 1, 1))
@@ -179,7 +221,9 @@ def test_a_newer_or_hand_edited_registry_says_so(tmp_path):
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE protiv_registry_version SET version_num = '0099'")
     engine.dispose()
-    with pytest.raises(RegistryNewerThanCode, match="schema revision 0099, which this version of protiv_dagster does not know"):
+    with pytest.raises(
+        RegistryNewerThanCode, match="schema revision 0099, which this version of protiv_dagster does not know"
+    ):
         ConnectionRegistry(newer)
     with pytest.raises(RegistryNewerThanCode):
         upgrade_registry(newer)
@@ -192,5 +236,7 @@ def test_a_newer_or_hand_edited_registry_says_so(tmp_path):
         conn.exec_driver_sql("ALTER TABLE protiv_connections ADD COLUMN nickname TEXT")
     engine.dispose()
     for attempt in (ConnectionRegistry, upgrade_registry):
-        with pytest.raises(RegistryError, match=r"differ from their declarations.*protiv_connections has extra columns \['nickname'\]"):
+        with pytest.raises(
+            RegistryError, match=r"differ from their declarations.*protiv_connections has extra columns \['nickname'\]"
+        ):
             attempt(edited)

@@ -66,7 +66,9 @@ def build_units(jobs: list[dict]) -> tuple[list[Unit], dict, dict]:
     for job_id, job in sorted(tops.items()):
         if job["is_drive"]:
             continue
-        mine = sorted((m for m in milestones if m["parent_job_id"] == job_id and not m["is_drive"]), key=lambda m: m["job_id"])
+        mine = sorted(
+            (m for m in milestones if m["parent_job_id"] == job_id and not m["is_drive"]), key=lambda m: m["job_id"]
+        )
         if not job["recurring"]:
             units.append(Unit(job_id, job_id, None, [job] + mine))
         elif len(mine) == 1:
@@ -108,6 +110,7 @@ def row_budget(row, parent, settings, kind, task_lines):
 
 def unit_budget(unit: Unit, jobs_by_id, settings, task_lines):
     """(budget type, budget Fraction) or (None, reason)."""
+
     def parent_of(row):
         return jobs_by_id.get(row["parent_job_id"]) if row["level"] == "milestone" else None
 
@@ -154,7 +157,9 @@ def excluded_by_rule(unit: Unit, jobs_by_id, settings, latest) -> bool:
         service = row.get("service_type") or (parent.get("service_type") if parent else None)
         if prop is not None and str(prop) in rules.property_ids:
             return True
-        if isinstance(service, str) and service.strip().casefold() in {s.strip().casefold() for s in rules.service_types}:
+        if isinstance(service, str) and service.strip().casefold() in {
+            s.strip().casefold() for s in rules.service_types
+        }:
             return True
         names = [row["name"]] + ([parent["name"]] if parent else [])
         if any(fnmatch.fnmatch(n.casefold(), p.casefold()) for n in names for p in rules.name_patterns):
@@ -163,7 +168,9 @@ def excluded_by_rule(unit: Unit, jobs_by_id, settings, latest) -> bool:
 
 
 def wage_on(worker, day, current, history):
-    rows = [h for h in history if h["worker_id"] == worker and h["effective_date"] <= day and h["hourly_wage"] is not None]
+    rows = [
+        h for h in history if h["worker_id"] == worker and h["effective_date"] <= day and h["hourly_wage"] is not None
+    ]
     if rows:
         latest = max(h["effective_date"] for h in rows)
         return max(exact(h["hourly_wage"]) for h in rows if h["effective_date"] == latest)
@@ -183,7 +190,9 @@ class Result:
     weeks: dict  # (worker, week_start) -> dict
 
 
-def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_history=(), assignments=(), pull_date=None) -> Result:
+def reference(
+    jobs, entries, current_wages, settings, *, task_lines=(), wage_history=(), assignments=(), pull_date=None
+) -> Result:
     history = SettingsHistory.of(settings)
     jobs_by_id = {j["job_id"]: j for j in jobs}
     units, by_milestone, by_job = build_units(jobs)
@@ -225,7 +234,8 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
         latest = history.latest.settings
         excluded = excluded_by_rule(unit, jobs_by_id, s, latest)
         created_early = pull_date is not None and any(
-            r.get("created_date") is not None and r["created_date"] < pull_date for r in unit.rows)
+            r.get("created_date") is not None and r["created_date"] < pull_date for r in unit.rows
+        )
         began_early = created_early or any(pull_date is not None and e["work_date"] < pull_date for e in unit.entries)
         if began_early and not s.count_jobs_before_pull_date:
             excluded = True
@@ -243,7 +253,13 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
         else:
             saved = Fraction(0)
         disqualified = unit.propay_id in latest.disqualifications
-        pays = not excluded and not disqualified and status in ("started", "completed") and actual > 0 and labor is not None
+        pays = (
+            not excluded
+            and not disqualified
+            and status in ("started", "completed")
+            and actual > 0
+            and labor is not None
+        )
         gross = half_up(max(saved, 0) * exact(s.worker_share) * 100) if pays else 0
         penalty = half_up(exact(latest.penalties[unit.propay_id]) * 100) if unit.propay_id in latest.penalties else 0
         pool = gross - min(gross, penalty) if pays else 0
@@ -257,8 +273,13 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
         for role in ("crew_lead", "manager", "other"):
             assigned = sorted({a["worker_id"] for a in assignments if a["job_id"] in member_ids and a["role"] == role})
             if not assigned and unit.parent_for_assignments:
-                assigned = sorted({a["worker_id"] for a in assignments
-                                   if a["job_id"] == unit.parent_for_assignments and a["role"] == role})
+                assigned = sorted(
+                    {
+                        a["worker_id"]
+                        for a in assignments
+                        if a["job_id"] == unit.parent_for_assignments and a["role"] == role
+                    }
+                )
             if not assigned:
                 assigned = [w for w in workers if s.worker_roles.get(w, "crew") == role and seconds_by_worker[w] > 0]
             holders[role] = assigned
@@ -293,16 +314,28 @@ def reference(jobs, entries, current_wages, settings, *, task_lines=(), wage_his
         people = sorted(set(workers) | {w for r in holders.values() for w in r})
         for w in people:
             worker_rows[(unit.propay_id, w)] = {
-                "seconds": seconds_by_worker.get(w, 0), "crew_share": crew_pay.get(w, 0), "role_share": role_pay.get(w, 0),
+                "seconds": seconds_by_worker.get(w, 0),
+                "crew_share": crew_pay.get(w, 0),
+                "role_share": role_pay.get(w, 0),
                 "bonus": crew_pay.get(w, 0) + role_pay.get(w, 0),
                 "labor": None if w in missing else cost.get(w, Fraction(0)),
                 "own_week_seconds": _by_week([e for e in counted if e["worker_id"] == w], history),
                 "unit_week_seconds": _by_week(counted, history),
             }
         propays[unit.propay_id] = {
-            "settings_version": version.version, "budget_type": kind, "budget": budget, "actual_seconds": actual,
-            "labor": labor, "saved": saved, "status": status, "excluded": excluded, "disqualified": disqualified,
-            "pool_before_penalty": gross, "pool": pool, "buckets": buckets, "kept": kept,
+            "settings_version": version.version,
+            "budget_type": kind,
+            "budget": budget,
+            "actual_seconds": actual,
+            "labor": labor,
+            "saved": saved,
+            "status": status,
+            "excluded": excluded,
+            "disqualified": disqualified,
+            "pool_before_penalty": gross,
+            "pool": pool,
+            "buckets": buckets,
+            "kept": kept,
             "paid": sum(crew_pay.values()) + sum(role_pay.values()),
             "pay_state": ("final" if status == "completed" else "provisional") if pool > 0 else "none",
             "began_before_pull_date": began_early,
@@ -345,7 +378,7 @@ def _overtime(entries, worker_rows, history) -> dict:
         return d + max(worked.get(key, 0) - d - weekly, 0)
 
     weeks = {}
-    for (propay_id, worker), row in worker_rows.items():
+    for (_propay_id, worker), row in worker_rows.items():
         row["overtime"] = Fraction(0)
         if row["bonus"] == 0:
             continue
@@ -358,7 +391,9 @@ def _overtime(entries, worker_rows, history) -> dict:
             ot = overtime_of(key)
             owed = part / h * ot / 2 if h > 0 else Fraction(0)
             row["overtime"] += owed
-            w = weeks.setdefault(key, {"bonus": Fraction(0), "owed": Fraction(0), "overtime_seconds": ot, "seconds_worked": h})
+            w = weeks.setdefault(
+                key, {"bonus": Fraction(0), "owed": Fraction(0), "overtime_seconds": ot, "seconds_worked": h}
+            )
             w["bonus"] += part
             w["owed"] += owed
     for row in worker_rows.values():

@@ -29,8 +29,11 @@ def bonuses(result, propay_id=None):
 
 
 def fence(budget=80, name="Fence", **job_extra):
-    return frames([job("F", name, budget=budget, **job_extra)], [entry("w1", "F", 30), entry("w2", "F", 30)],
-                  {"w1": 25.0, "w2": 25.0})
+    return frames(
+        [job("F", name, budget=budget, **job_extra)],
+        [entry("w1", "F", 30), entry("w2", "F", 30)],
+        {"w1": 25.0, "w2": 25.0},
+    )
 
 
 def test_output_columns():
@@ -54,9 +57,11 @@ def test_amount_over_budget_and_derived_hours():
 
 
 def test_contract_price_uses_the_labor_percent_of_the_job_or_of_the_company():
-    jobs = [job("C1", budget_type="contract_price", contract_price=10_000.0, labor_budget_percent=30.0),
-            job("C2", budget_type="contract_price", contract_price=10_000.0),
-            job("C3", budget_type="contract_price", contract_price=10_000.0)]
+    jobs = [
+        job("C1", budget_type="contract_price", contract_price=10_000.0, labor_budget_percent=30.0),
+        job("C2", budget_type="contract_price", contract_price=10_000.0),
+        job("C3", budget_type="contract_price", contract_price=10_000.0),
+    ]
     inputs = frames(jobs, [entry("w1", "C1", 10)], {"w1": 20.0})
     assert by_id(run(inputs)).index.tolist() == ["C1"]  # no labor % anywhere: no valid budget, no ProPay
     result = by_id(run(inputs, labor_budget_percent=25.0))
@@ -67,8 +72,11 @@ def test_contract_price_uses_the_labor_percent_of_the_job_or_of_the_company():
 def test_default_budget_type_and_unknown_type():
     """Rules §9 changed this: a job whose budget type is unknown is no ProPay (it was an excluded row
     of the ProPay table, with a budget type the table cannot hold); jobs_without_propay says why."""
-    inputs = frames([job("A", budget_amount=900.0), job("B", budget_type="per visit", budget_hours=3.0)],
-                    [entry("w1", "A", 10)], {"w1": 20.0})
+    inputs = frames(
+        [job("A", budget_amount=900.0), job("B", budget_type="per visit", budget_hours=3.0)],
+        [entry("w1", "A", 10)],
+        {"w1": 20.0},
+    )
     result = run(inputs, default_budget_type="amount")
     assert by_id(result).index.tolist() == ["A"]
     assert by_id(result).loc["A", "budget_type"] == "amount" and by_id(result).loc["A", "saved_amount"] == 700.00
@@ -136,54 +144,103 @@ def test_each_exclusion_rule_keeps_the_row_with_its_reason_and_no_bonus(rules, r
 def test_manual_exclusion_wins_and_milestones_inherit_their_job():
     """Rules §9 changed this: the non-recurring job J is one ProPay with its milestone J1 (J1 had its own),
     and a rule matching any milestone of a ProPay excludes it (J1's id now excludes J's ProPay)."""
-    jobs = [job("R", "TEST mowing", recurring=True, property_id="P1"), job("R1", "Week 1", parent="R", budget=5),
-            job("J", "Patio", budget=10), job("J1", "Pour", parent="J", budget=4)]
+    jobs = [
+        job("R", "TEST mowing", recurring=True, property_id="P1"),
+        job("R1", "Week 1", parent="R", budget=5),
+        job("J", "Patio", budget=10),
+        job("J1", "Pour", parent="J", budget=4),
+    ]
     inputs = frames(jobs, [entry("w1", "R", 1, milestone="R1")], {"w1": 20.0})
-    result = by_id(run(inputs, exclusions={"name_patterns": ["test*"], "property_ids": ["P1"], "job_ids": ["J"],
-                                            "manual": {"R1": "trial"}}))
+    result = by_id(
+        run(
+            inputs,
+            exclusions={
+                "name_patterns": ["test*"],
+                "property_ids": ["P1"],
+                "job_ids": ["J"],
+                "manual": {"R1": "trial"},
+            },
+        )
+    )
     assert result["exclusion_reason"].to_dict() == {"J": "job J is excluded", "R1": "excluded manually: trial"}
     result = by_id(run(inputs, exclusions={"name_patterns": ["test*"], "job_ids": ["J1"]}))
     assert result.loc["R1", "exclusion_reason"] == "name matches excluded pattern 'test*'"
     assert result.loc["J", "exclusion_reason"] == "milestone J1 is excluded"
     result = by_id(run(inputs, exclusions={"property_ids": ["P1"]}))
-    assert result.loc["R1", "exclusion_reason"] == "property P1 is excluded" and pd.isna(result.loc["J", "exclusion_reason"])
+    assert result.loc["R1", "exclusion_reason"] == "property P1 is excluded" and pd.isna(
+        result.loc["J", "exclusion_reason"]
+    )
 
 
 def test_launch_date_any_time_before_it_excludes():
     """Rules §9 changed this: a ProPay with any time before the launch date is excluded (it was counted
     with its later hours only); time on the launch date itself is fine."""
     launch = MONDAY + timedelta(days=1)
-    inputs = frames([job("F", budget=80), job("OLD", budget=10), job("NEW", budget=40)],
-                    [entry("w1", "F", 30), entry("w1", "F", 20, day=launch), entry("w1", "OLD", 5),
-                     entry("w1", "NEW", 20, day=launch)], {"w1": 25.0})
+    inputs = frames(
+        [job("F", budget=80), job("OLD", budget=10), job("NEW", budget=40)],
+        [
+            entry("w1", "F", 30),
+            entry("w1", "F", 20, day=launch),
+            entry("w1", "OLD", 5),
+            entry("w1", "NEW", 20, day=launch),
+        ],
+        {"w1": 25.0},
+    )
     result = by_id(run(inputs, launch_date=launch))
     reason = f"work before the launch date {launch.isoformat()}"
     assert result["exclusion_reason"].dropna().to_dict() == {"F": reason, "OLD": reason}
-    assert (result.loc["F", "actual_hours"], result.loc["F", "first_work_date"], result.loc["F", "bonus_pool"]) == (50, MONDAY, 0)
+    assert (result.loc["F", "actual_hours"], result.loc["F", "first_work_date"], result.loc["F", "bonus_pool"]) == (
+        50,
+        MONDAY,
+        0,
+    )
     assert result.loc["NEW", "bonus_pool"] == 250.00
 
 
 def test_drive_time_before_the_launch_date_counts_as_work_before_it():
     launch = MONDAY + timedelta(days=1)
-    inputs = frames([job("F", budget=80)], [entry("w1", "F", 1, drive=True), entry("w1", "F", 20, day=launch)], {"w1": 25.0})
-    assert by_id(run(inputs, launch_date=launch)).loc["F", "exclusion_reason"] == f"work before the launch date {launch.isoformat()}"
+    inputs = frames(
+        [job("F", budget=80)], [entry("w1", "F", 1, drive=True), entry("w1", "F", 20, day=launch)], {"w1": 25.0}
+    )
+    assert (
+        by_id(run(inputs, launch_date=launch)).loc["F", "exclusion_reason"]
+        == f"work before the launch date {launch.isoformat()}"
+    )
 
 
 def test_statuses_come_from_the_source_and_the_time_clocked():
-    jobs = [job("P", budget=5), job("S", budget=5), job("M", budget=5), job("C", budget=5, status="completed"),
-            job("X", budget=5, status="canceled")]
+    jobs = [
+        job("P", budget=5),
+        job("S", budget=5),
+        job("M", budget=5),
+        job("C", budget=5, status="completed"),
+        job("X", budget=5, status="canceled"),
+    ]
     inputs = frames(jobs, [entry("w1", "S", 1 / 60), entry("w1", "M", 1 / 120), entry("w1", "X", 1)], {"w1": 20.0})
     assert by_id(run(inputs))["status"].to_dict() == {
-        "C": "completed", "M": "pending", "P": "pending", "S": "started", "X": "canceled",
+        "C": "completed",
+        "M": "pending",
+        "P": "pending",
+        "S": "started",
+        "X": "canceled",
     }
 
 
 def test_one_propay_per_milestone_of_a_recurring_job_and_one_per_plain_job():
-    jobs = [job("R", "Mowing HOA", budget=100, recurring=True), job("R1", "Week 1", parent="R", budget=10),
-            job("R2", "Week 2", parent="R", budget=12, status="completed"), job("J", "Patio", budget=40),
-            job("J1", "Pour", parent="J"), job("D", "Drive Time", drive=True), job("N", "No budget")]
-    inputs = frames(jobs, [entry("w1", "J", 5, milestone="J1"), entry("w1", "R", 3, milestone="R2"),
-                           entry("w1", "N", 8)], {"w1": 20.0})
+    jobs = [
+        job("R", "Mowing HOA", budget=100, recurring=True),
+        job("R1", "Week 1", parent="R", budget=10),
+        job("R2", "Week 2", parent="R", budget=12, status="completed"),
+        job("J", "Patio", budget=40),
+        job("J1", "Pour", parent="J"),
+        job("D", "Drive Time", drive=True),
+        job("N", "No budget"),
+    ]
+    inputs = frames(
+        jobs,
+        [entry("w1", "J", 5, milestone="J1"), entry("w1", "R", 3, milestone="R2"), entry("w1", "N", 8)],
+        {"w1": 20.0},
+    )
     result = by_id(run(inputs))
     assert result.index.tolist() == ["J", "R1", "R2"]
     assert result.loc["J", "actual_hours"] == 5 and result.loc["R2", "actual_hours"] == 3
@@ -197,15 +254,27 @@ class TestEmptyBuckets:
     def test_lead_and_manager_buckets_without_people_go_to_the_crew(self):
         result = run(fence(), role_buckets={"crew": 0.7, "crew_lead": 0.2, "manager": 0.1})
         row = by_id(result).loc["F"]
-        assert (row.crew_bucket, row.unclaimed_amount, row.paid_to_workers, row.kept_by_company) == (175.00, 75.00, 250.00, 0)
+        assert (row.crew_bucket, row.unclaimed_amount, row.paid_to_workers, row.kept_by_company) == (
+            175.00,
+            75.00,
+            250.00,
+            0,
+        )
         assert bonuses(result) == {"w1": 125.00, "w2": 125.00}
 
     def test_a_lead_and_a_manager_with_hours_share_the_crew_bucket_and_hold_theirs(self):
-        settings = {"role_buckets": {"crew": 0.6, "crew_lead": 0.2, "manager": 0.1, "company": 0.1},
-                    "worker_roles": {"w1": "crew_lead", "w2": "manager"}}
+        settings = {
+            "role_buckets": {"crew": 0.6, "crew_lead": 0.2, "manager": 0.1, "company": 0.1},
+            "worker_roles": {"w1": "crew_lead", "w2": "manager"},
+        }
         result = run(fence(), **settings)
         row = by_id(result).loc["F"]
-        assert (row.crew_bucket, row.crew_lead_bucket, row.manager_bucket, row.company_bucket) == (150.00, 50.00, 25.00, 25.00)
+        assert (row.crew_bucket, row.crew_lead_bucket, row.manager_bucket, row.company_bucket) == (
+            150.00,
+            50.00,
+            25.00,
+            25.00,
+        )
         assert bonuses(result) == {"w1": 125.00, "w2": 100.00}  # $75 each from the crew bucket
         assert (row.unclaimed_amount, row.paid_to_workers, row.kept_by_company) == (0, 225.00, 25.00)
 
@@ -217,7 +286,12 @@ class TestEmptyBuckets:
     def test_nobody_to_share_the_crew_bucket_leaves_it_with_the_company(self):
         result = run(fence(), distribution_method="manual", manual_distribution={"someone else": 100.0})
         row = by_id(result).loc["F"]
-        assert (row.bonus_pool, row.unclaimed_amount, row.paid_to_workers, row.kept_by_company) == (250.00, 250.00, 0, 250.00)
+        assert (row.bonus_pool, row.unclaimed_amount, row.paid_to_workers, row.kept_by_company) == (
+            250.00,
+            250.00,
+            0,
+            250.00,
+        )
 
     def test_a_manager_with_hours_and_no_manager_bucket_shares_the_crew_bucket(self):
         result = run(fence(), worker_roles={"w2": "manager"})
@@ -231,10 +305,17 @@ def test_wage_distribution_weights_hours_by_wage():
 
 
 def test_manual_distribution_rescales_over_the_workers_present():
-    inputs = frames([job("P", budget=40)], [entry("a", "P", 10), entry("b", "P", 10), entry("c", "P", 1)],
-                    {"a": 20.0, "b": 20.0, "c": 20.0})
-    result = run(inputs, worker_share=1.0, distribution_method="manual",
-                 manual_distribution={"a": 30.0, "b": 10.0, "absent": 60.0})
+    inputs = frames(
+        [job("P", budget=40)],
+        [entry("a", "P", 10), entry("b", "P", 10), entry("c", "P", 1)],
+        {"a": 20.0, "b": 20.0, "c": 20.0},
+    )
+    result = run(
+        inputs,
+        worker_share=1.0,
+        distribution_method="manual",
+        manual_distribution={"a": 30.0, "b": 10.0, "absent": 60.0},
+    )
     assert bonuses(result) == {"a": 285.00, "b": 95.00, "c": 0}  # saved 19 h x $20 = $380, 3:1
 
 
@@ -256,8 +337,9 @@ def test_overtime_bonus_spread_over_weeks_by_hours_and_workweek_start():
 
 
 def test_daily_overtime_threshold():
-    inputs = frames([job("P", budget=30)], [entry("w1", "P", 10, day=MONDAY + timedelta(days=d)) for d in range(2)],
-                    {"w1": 20.0})
+    inputs = frames(
+        [job("P", budget=30)], [entry("w1", "P", 10, day=MONDAY + timedelta(days=d)) for d in range(2)], {"w1": 20.0}
+    )
     result = run(inputs, worker_share=1.0)  # saved 10 h x $20 = $200; 20 h in the week: no weekly overtime
     assert result.worker_bonuses.iloc[0].overtime_adjustment == 0
     daily = run(inputs, worker_share=1.0, overtime_daily_hours=8)  # 2 h over 8 each day = 4 h overtime
@@ -289,6 +371,12 @@ def test_a_week_that_starts_before_the_first_work_date_stays_with_its_worker():
     # b's only day is a Thursday: its workweek starts three days before the earliest date of the
     # company's attendance. Its hours must not land in another worker's week (they did, in a's).
     thursday = MONDAY - timedelta(days=4)
-    entries = [entry("a", "P", 10), entry("a", "P", 2, day=MONDAY + timedelta(days=2)), entry("b", "O", 2, day=thursday)]
-    weeks = run(frames([job("P", budget=20), job("O")], entries, {"a": 20.0, "b": 20.0}), worker_share=1.0).overtime_weeks
+    entries = [
+        entry("a", "P", 10),
+        entry("a", "P", 2, day=MONDAY + timedelta(days=2)),
+        entry("b", "O", 2, day=thursday),
+    ]
+    weeks = run(
+        frames([job("P", budget=20), job("O")], entries, {"a": 20.0, "b": 20.0}), worker_share=1.0
+    ).overtime_weeks
     assert weeks.set_index("worker_id")["hours_worked"].to_dict() == {"a": 12}

@@ -44,11 +44,19 @@ def test_group_fraction_sums_equal_fractions(rows):
     group = np.array([g for g, _, _ in rows])
     got = rational_sum_by(group, Rational(objects([n for _, n, _ in rows]), objects([d for _, _, d in rows])), 7)
     for g in range(7):
-        assert Fraction(int(got.num[g]), int(got.den[g])) == sum((Fraction(n, d) for k, n, d in rows if k == g), Fraction(0))
+        assert Fraction(int(got.num[g]), int(got.den[g])) == sum(
+            (Fraction(n, d) for k, n, d in rows if k == g), Fraction(0)
+        )
 
 
 @settings(deadline=None, max_examples=150)
-@given(st.lists(st.tuples(st.integers(0, 10**9), st.lists(st.integers(0, 10**15), min_size=1, max_size=8)), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**9), st.lists(st.integers(0, 10**15), min_size=1, max_size=8)),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_allocation_equals_the_fraction_rule_and_adds_up(groups):
     groups = [(total if sum(w) else 0, w) for total, w in groups]
     group = np.concatenate([np.full(len(w), i) for i, (_, w) in enumerate(groups)])
@@ -63,9 +71,13 @@ def test_allocation_equals_the_fraction_rule_and_adds_up(groups):
 
 
 def test_allocation_breaks_ties_by_the_key_and_refuses_money_without_weight():
-    assert allocate_exact(np.zeros(3, dtype=np.int64), np.array([100]), np.ones(3, dtype=np.int64), np.array([2, 0, 1])).tolist() == [33, 34, 33]
+    assert allocate_exact(
+        np.zeros(3, dtype=np.int64), np.array([100]), np.ones(3, dtype=np.int64), np.array([2, 0, 1])
+    ).tolist() == [33, 34, 33]
     with pytest.raises(ValueError, match="zero weights"):
-        allocate_exact(np.zeros(1, dtype=np.int64), np.array([1]), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+        allocate_exact(
+            np.zeros(1, dtype=np.int64), np.array([1]), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        )
 
 
 def test_numbers_as_written_dates_as_days():

@@ -12,14 +12,26 @@ from protiv_dagster.propay.money import allocate, to_cents
 
 def job(job_id, name, *, parent=None, budget=None, status="open", recurring=False, drive=False):
     return {
-        "job_id": job_id, "parent_job_id": parent, "level": "milestone" if parent else "job", "name": name,
-        "budget_hours": budget, "status": status, "recurring": recurring, "is_drive": drive,
+        "job_id": job_id,
+        "parent_job_id": parent,
+        "level": "milestone" if parent else "job",
+        "name": name,
+        "budget_hours": budget,
+        "status": status,
+        "recurring": recurring,
+        "is_drive": drive,
     }
 
 
 def entry(worker, job_id, hours, *, milestone=None, day=date(2026, 11, 2), drive=False):
-    return {"worker_id": worker, "job_id": job_id, "milestone_id": milestone, "hours": hours,
-            "work_date": day, "is_drive": drive}
+    return {
+        "worker_id": worker,
+        "job_id": job_id,
+        "milestone_id": milestone,
+        "hours": hours,
+        "work_date": day,
+        "is_drive": drive,
+    }
 
 
 def frames(jobs, entries, wages):
@@ -88,8 +100,9 @@ def test_one_propay_per_milestone_of_a_recurring_job_and_one_per_plain_job():
     attendance = pd.DataFrame(
         [entry("w1", "J", 5, milestone="J1"), entry("w1", "R", 3, milestone="R2"), entry("w1", "N", 8)]
     )
-    result = compute_hours_budget(jobs, attendance, pd.DataFrame({"worker_id": ["w1"], "hourly_wage": [20.0]}),
-                                  CompanySettings(), "acme").set_index("propay_id")
+    result = compute_hours_budget(
+        jobs, attendance, pd.DataFrame({"worker_id": ["w1"], "hourly_wage": [20.0]}), CompanySettings(), "acme"
+    ).set_index("propay_id")
     assert result.loc["J", "actual_hours"] == 5  # time on a milestone without its own ProPay counts for the job
     assert result.loc["R1", "status"] == "pending"
     assert result.loc["R2", "status"] == "completed"

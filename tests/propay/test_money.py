@@ -56,8 +56,9 @@ def test_half_up_cents_matches_to_cents_on_tricky_floats():
 
 
 def test_group_allocation_settles_the_crew_lead_example_and_keeps_groups_apart():
-    parts = allocate_cents_by_group(np.array([0, 0, 0, 1, 1]), np.array([30000, 101]),
-                                    np.array([1, 1, 1.5, 1, 1]), np.array([0, 1, 2, 0, 1]))
+    parts = allocate_cents_by_group(
+        np.array([0, 0, 0, 1, 1]), np.array([30000, 101]), np.array([1, 1, 1.5, 1, 1]), np.array([0, 1, 2, 0, 1])
+    )
     assert parts.tolist() == [8572, 8571, 12857, 51, 50]
 
 
@@ -74,11 +75,16 @@ def test_group_allocation_refuses_negative_weights_and_money_without_weight():
 
 
 @settings(deadline=None, max_examples=100)
-@given(groups=st.lists(
-    st.tuples(st.integers(min_value=0, max_value=10**9),
-              st.lists(st.floats(min_value=0.001, max_value=1000), min_size=1, max_size=12)),
-    min_size=1, max_size=8,
-))
+@given(
+    groups=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10**9),
+            st.lists(st.floats(min_value=0.001, max_value=1000), min_size=1, max_size=12),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_group_allocation_equals_the_scalar_rule(groups):
     group = np.concatenate([np.full(len(w), i) for i, (_, w) in enumerate(groups)])
     weights = np.concatenate([np.array(w) for _, w in groups])

@@ -31,9 +31,13 @@ def companies(draw):
             jobs.append(job(f"P{i}", budget_type="amount", budget_amount=draw(st.integers(0, 500_000)) / 100))
     jobs.append(job("OTHER"))
     entries = [
-        entry(draw(st.sampled_from(WORKERS)), draw(st.sampled_from([j["job_id"] for j in jobs])),
-              draw(st.integers(1, 48)) / 4, day=START + timedelta(days=draw(st.integers(0, 20))),
-              drive=draw(st.booleans()) and draw(st.booleans()))
+        entry(
+            draw(st.sampled_from(WORKERS)),
+            draw(st.sampled_from([j["job_id"] for j in jobs])),
+            draw(st.integers(1, 48)) / 4,
+            day=START + timedelta(days=draw(st.integers(0, 20))),
+            drive=draw(st.booleans()) and draw(st.booleans()),
+        )
         for _ in range(draw(st.integers(0, 40)))
     ]
     wages = {w: draw(st.integers(250, 1500)) * 4 / 100 for w in WORKERS}
@@ -47,7 +51,9 @@ def companies(draw):
         include_drive_time=draw(st.booleans()),
         penalties={"P0": draw(st.integers(0, 10_000)) / 100},
     )
-    attendance = pd.DataFrame(entries, columns=["worker_id", "job_id", "milestone_id", "hours", "work_date", "is_drive"])
+    attendance = pd.DataFrame(
+        entries, columns=["worker_id", "job_id", "milestone_id", "hours", "work_date", "is_drive"]
+    )
     workers = pd.DataFrame({"worker_id": list(wages), "hourly_wage": list(wages.values())})
     return pd.DataFrame(jobs), attendance, workers, company
 
@@ -69,8 +75,10 @@ def test_worker_bonuses_add_up_to_their_buckets_and_the_pool(company):
         mine = bonuses[bonuses["propay_id"] == row.propay_id]
         buckets = {role: cents(getattr(row, f"{role}_bucket")) for role in ROLE_BUCKETS}
         assert sum(buckets.values()) == cents(row.bonus_pool)
-        held = {role: mine["role_buckets_held"].fillna("").str.split(",").map(lambda r, role=role: role in r)
-                for role in ("crew_lead", "manager", "other")}
+        held = {
+            role: mine["role_buckets_held"].fillna("").str.split(",").map(lambda r, role=role: role in r)
+            for role in ("crew_lead", "manager", "other")
+        }
         unheld = sum((buckets[role] for role, holders in held.items() if not holders.any()), Decimal(0))
         role_paid = sum((cents(v) for v in mine["role_bucket_share"]), Decimal(0))
         assert role_paid == sum((buckets[role] for role, holders in held.items() if holders.any()), Decimal(0))
@@ -95,7 +103,9 @@ def test_the_pool_never_exceeds_the_workers_share_of_the_savings(company):
         labor = Fraction(int(row.labor_cost_numerator), int(row.labor_cost_denominator))
         hours = Fraction(int(row.actual_seconds), 3600)
         saved = (budget - hours) * labor / hours if row.budget_unit == "hours" else budget - labor
-        assert Fraction(cents(row.bonus_pool)) <= max(saved, 0) * exact(company_settings.worker_share) + Fraction(1, 200)
+        assert Fraction(cents(row.bonus_pool)) <= max(saved, 0) * exact(company_settings.worker_share) + Fraction(
+            1, 200
+        )
 
 
 @settings(deadline=None, max_examples=30)  # each example runs the engine twice; keep the suite quick
@@ -115,8 +125,9 @@ def test_permuting_input_rows_changes_nothing(company, random):
 def test_doubling_every_wage_doubles_an_amount_budgets_labor_cost(company):
     jobs, attendance, workers, company_settings = company
     base = compute_propays(jobs, attendance, workers, company_settings, "acme").opportunities
-    doubled = compute_propays(jobs, attendance, workers.assign(hourly_wage=workers["hourly_wage"] * 2),
-                              company_settings, "acme").opportunities
+    doubled = compute_propays(
+        jobs, attendance, workers.assign(hourly_wage=workers["hourly_wage"] * 2), company_settings, "acme"
+    ).opportunities
     amount = base["budget_type"] == "amount"
     assert (doubled.loc[amount, "labor_cost"].map(cents) == base.loc[amount, "labor_cost"].map(cents) * 2).all()
     assert (doubled["actual_hours"] == base["actual_hours"]).all()

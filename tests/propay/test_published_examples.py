@@ -23,8 +23,9 @@ def bonuses(result):
 
 def fence():
     # Two workers at $25/h, 30 h each (60 worker-hours, $1,500); budget 80 worker-hours.
-    return frames([job("F", "Fence install", budget=80)], [entry("w1", "F", 30), entry("w2", "F", 30)],
-                  {"w1": 25.0, "w2": 25.0})
+    return frames(
+        [job("F", "Fence install", budget=80)], [entry("w1", "F", 30), entry("w2", "F", 30)], {"w1": 25.0, "w2": 25.0}
+    )
 
 
 def test_fence_install_hours_budget():
@@ -41,8 +42,12 @@ def test_fence_install_hours_budget():
 def test_fence_install_with_a_lead_and_a_manager_assigned_by_the_source():
     # The two crew members share the crew bucket ($87.50 each); the lead and the manager the source
     # assigns to the job, without hours on it, get their buckets ($50, $25).
-    result = compute_propays(*fence(), CompanySettings(role_buckets=SEVENTY_TWENTY_TEN), "acme",
-                             assignments=assigned(("F", "lead", "crew_lead"), ("F", "boss", "manager")))
+    result = compute_propays(
+        *fence(),
+        CompanySettings(role_buckets=SEVENTY_TWENTY_TEN),
+        "acme",
+        assignments=assigned(("F", "lead", "crew_lead"), ("F", "boss", "manager")),
+    )
     assert bonuses(result) == {"boss": 25.00, "lead": 50.00, "w1": 87.50, "w2": 87.50}
     rows = result.worker_bonuses.set_index("worker_id")
     assert rows.loc["lead", "role_buckets_held"] == "crew_lead" and rows.loc["lead", "seconds"] == 0
@@ -61,7 +66,9 @@ def test_fence_install_with_only_the_two_crew_members():
 def test_hvac_amount_budget():
     # Budget $5,000; four workers, wages summing to $90/h, 45 h each: actual $4,050, saved $950, pool $475.
     wages = {"w1": 20.0, "w2": 22.0, "w3": 23.0, "w4": 25.0}
-    inputs = frames([job("H", "HVAC", budget_type="amount", budget_amount=5000.0)], [entry(w, "H", 45) for w in wages], wages)
+    inputs = frames(
+        [job("H", "HVAC", budget_type="amount", budget_amount=5000.0)], [entry(w, "H", 45) for w in wages], wages
+    )
     row = one(compute_propays(*inputs, CompanySettings(role_buckets=SEVENTY_TWENTY_TEN), "acme"))
     assert (row.budget_type, row.budget_amount, row.labor_cost) == ("amount", 5000.00, 4050.00)
     assert (row.saved_amount, row.bonus_pool) == (950.00, 475.00)
@@ -71,9 +78,14 @@ def test_hvac_amount_budget():
 def test_hardwood_floor_rate_budget():
     # $2.50 per sq ft x 1,200 sq ft = $3,000; three workers, wages summing to $75/h, 35 h each: $2,625.
     wages = {"w1": 20.0, "w2": 25.0, "w3": 30.0}
-    inputs = frames([job("W", "Hardwood floor", budget_type="rate", rate=2.5, quantity=1200.0)],
-                    [entry(w, "W", 35) for w in wages], wages)
-    row = one(compute_propays(*inputs, CompanySettings(role_buckets={"crew": 0.8, "crew_lead": 0.1, "manager": 0.1}), "acme"))
+    inputs = frames(
+        [job("W", "Hardwood floor", budget_type="rate", rate=2.5, quantity=1200.0)],
+        [entry(w, "W", 35) for w in wages],
+        wages,
+    )
+    row = one(
+        compute_propays(*inputs, CompanySettings(role_buckets={"crew": 0.8, "crew_lead": 0.1, "manager": 0.1}), "acme")
+    )
     assert (row.budget_amount, row.labor_cost, row.saved_amount, row.bonus_pool) == (3000.00, 2625.00, 375.00, 187.50)
     assert (row.crew_bucket, row.crew_lead_bucket, row.manager_bucket) == (150.00, 18.75, 18.75)
 
@@ -83,7 +95,11 @@ def test_task_hours_net_one_hour():
     tasks = lines(("T", "drywall", 8.0), ("T", "paint", 12.0), ("T", "trim", 6.0))
     inputs = frames(
         [job("T", "Drywall, paint, trim", budget_type="task_hours")],
-        [entry("w1", "T", 6, task_id="drywall"), entry("w1", "T", 14, task_id="paint"), entry("w1", "T", 5, task_id="trim")],
+        [
+            entry("w1", "T", 6, task_id="drywall"),
+            entry("w1", "T", 14, task_id="paint"),
+            entry("w1", "T", 5, task_id="trim"),
+        ],
         {"w1": 20.0},
     )
     row = one(compute_propays(*inputs, CompanySettings(), "acme", task_lines=tasks))
@@ -100,14 +116,19 @@ def saved_exactly(dollars, worker_hours):
 
 def test_distribution_by_hours():
     # Pool $500 over 100 crew hours = $5/h: 20 h $100, 30 h $150, 50 h $250.
-    result = compute_propays(*saved_exactly(500, {"a": 20, "b": 30, "c": 50}), CompanySettings(worker_share=1.0), "acme")
+    result = compute_propays(
+        *saved_exactly(500, {"a": 20, "b": 30, "c": 50}), CompanySettings(worker_share=1.0), "acme"
+    )
     assert one(result).bonus_pool == 500.00
     assert bonuses(result) == {"a": 100.00, "b": 150.00, "c": 250.00}
 
 
 def test_distribution_equal():
-    result = compute_propays(*saved_exactly(300, {"a": 10, "b": 20, "c": 30}),
-                             CompanySettings(worker_share=1.0, distribution_method="equal"), "acme")
+    result = compute_propays(
+        *saved_exactly(300, {"a": 10, "b": 20, "c": 30}),
+        CompanySettings(worker_share=1.0, distribution_method="equal"),
+        "acme",
+    )
     assert bonuses(result) == {"a": 100.00, "b": 100.00, "c": 100.00}
 
 
@@ -115,7 +136,9 @@ def test_distribution_crew_lead_weighted():
     # $300 over 3.5 units (equal hours, the lead 1.5x): 85.714.. twice and 128.571..; the published
     # figures $85.71 / $85.71 / $128.57 add up to $299.99, so the largest-remainder rule gives the
     # left-over cent to the first of the two tied crew members (smaller worker id).
-    settings = CompanySettings(worker_share=1.0, distribution_method="crew_lead_weighted", worker_roles={"c": "crew_lead"})
+    settings = CompanySettings(
+        worker_share=1.0, distribution_method="crew_lead_weighted", worker_roles={"c": "crew_lead"}
+    )
     result = compute_propays(*saved_exactly(300, {"a": 10, "b": 10, "c": 10}), settings, "acme")
     paid = bonuses(result)
     assert paid == {"a": 85.72, "b": 85.71, "c": 128.57}

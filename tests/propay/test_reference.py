@@ -16,7 +16,14 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protiv_dagster.company_settings import ROLE_BUCKETS, WORKER_ROLES, CompanySettings, SettingsHistory, SettingsVersion, exact
+from protiv_dagster.company_settings import (
+    ROLE_BUCKETS,
+    WORKER_ROLES,
+    CompanySettings,
+    SettingsHistory,
+    SettingsVersion,
+    exact,
+)
 from protiv_dagster.propay import compute_propays
 from tests.propay.reference import half_up, reference
 
@@ -67,10 +74,17 @@ def budget_fields(draw, kind):
     if kind == "amount":
         return {"budget_type": "amount", "budget_amount": draw(money())}
     if kind == "contract_price":
-        return {"budget_type": "contract_price", "contract_price": draw(money(0, 2_000_000)),
-                "labor_budget_percent": draw(st.sampled_from([None, 30.0, 33.3]))}
+        return {
+            "budget_type": "contract_price",
+            "contract_price": draw(money(0, 2_000_000)),
+            "labor_budget_percent": draw(st.sampled_from([None, 30.0, 33.3])),
+        }
     if kind == "rate":
-        return {"budget_type": "rate", "rate": draw(st.sampled_from([2.5, 0.35, 1.0])), "quantity": float(draw(st.integers(0, 3000)))}
+        return {
+            "budget_type": "rate",
+            "rate": draw(st.sampled_from([2.5, 0.35, 1.0])),
+            "quantity": float(draw(st.integers(0, 3000))),
+        }
     if kind in ("task_hours", "task_amount"):
         return {"budget_type": kind}
     if kind == "none":
@@ -96,13 +110,29 @@ def companies(draw):
         if kind in ("task_hours", "task_amount"):
             column = "budget_hours" if kind == "task_hours" else "budget_amount"
             for t in range(draw(st.integers(0, 3))):
-                task_lines.append({"job_id": job_id, "task_id": f"t{t}", "name": f"t{t}",
-                                   column: draw(st.one_of(st.none(), st.integers(0, 4000).map(lambda x: x / 4)))})
+                task_lines.append(
+                    {
+                        "job_id": job_id,
+                        "task_id": f"t{t}",
+                        "name": f"t{t}",
+                        column: draw(st.one_of(st.none(), st.integers(0, 4000).map(lambda x: x / 4))),
+                    }
+                )
         created = START + timedelta(days=draw(st.integers(-5, 3))) if rare() else None
-        return {"job_id": job_id, "parent_job_id": parent, "level": "milestone" if parent else "job",
-                "name": draw(st.sampled_from(["Fence", "TEST pit", "Deck", "Mow"])) + f" {job_id}",
-                "status": draw(st.sampled_from(statuses)), "recurring": False, "is_drive": False,
-                "service_type": None, "property_id": None, "created_date": created, **fields, **extra}
+        return {
+            "job_id": job_id,
+            "parent_job_id": parent,
+            "level": "milestone" if parent else "job",
+            "name": draw(st.sampled_from(["Fence", "TEST pit", "Deck", "Mow"])) + f" {job_id}",
+            "status": draw(st.sampled_from(statuses)),
+            "recurring": False,
+            "is_drive": False,
+            "service_type": None,
+            "property_id": None,
+            "created_date": created,
+            **fields,
+            **extra,
+        }
 
     for i in range(draw(st.integers(1, 5))):
         job_id = f"P{i}"
@@ -117,36 +147,84 @@ def companies(draw):
     for _ in range(draw(st.integers(0, 40))):
         job_id, milestone = draw(st.sampled_from(targets))
         seconds = draw(st.sampled_from([0, 30, 60, 240, 900, 3600, 5400, 7200, 36_000]))
-        entries.append({"worker_id": draw(st.sampled_from(WORKERS)), "job_id": job_id, "milestone_id": milestone,
-                        "hours": seconds / 3600, "work_date": START + timedelta(days=draw(st.integers(-4, 16))),
-                        "is_drive": draw(st.integers(0, 5)) == 0, "task_id": draw(st.sampled_from([None, "t0", "t1", "t9"]))})
-    wages = {w: (None if not plain and draw(st.integers(0, 20)) == 0 else draw(st.integers(1500, 4500)) / draw(st.sampled_from([100, 100, 100, 1000])))
-             for w in WORKERS}
-    history = [{"worker_id": draw(st.sampled_from(WORKERS)), "effective_date": START + timedelta(days=draw(st.integers(-2, 12))),
-                "hourly_wage": draw(st.integers(1500, 4500)) / 100} for _ in range(draw(st.integers(0, 4)))]
+        entries.append(
+            {
+                "worker_id": draw(st.sampled_from(WORKERS)),
+                "job_id": job_id,
+                "milestone_id": milestone,
+                "hours": seconds / 3600,
+                "work_date": START + timedelta(days=draw(st.integers(-4, 16))),
+                "is_drive": draw(st.integers(0, 5)) == 0,
+                "task_id": draw(st.sampled_from([None, "t0", "t1", "t9"])),
+            }
+        )
+    wages = {
+        w: (
+            None
+            if not plain and draw(st.integers(0, 20)) == 0
+            else draw(st.integers(1500, 4500)) / draw(st.sampled_from([100, 100, 100, 1000]))
+        )
+        for w in WORKERS
+    }
+    history = [
+        {
+            "worker_id": draw(st.sampled_from(WORKERS)),
+            "effective_date": START + timedelta(days=draw(st.integers(-2, 12))),
+            "hourly_wage": draw(st.integers(1500, 4500)) / 100,
+        }
+        for _ in range(draw(st.integers(0, 4)))
+    ]
     ids = [j["job_id"] for j in jobs]
-    assignments = [{"job_id": draw(st.sampled_from(ids)), "worker_id": draw(st.sampled_from(WORKERS + ["boss"])),
-                    "role": draw(st.sampled_from(["crew_lead", "manager"]))} for _ in range(draw(st.integers(0, 3)))]
+    assignments = [
+        {
+            "job_id": draw(st.sampled_from(ids)),
+            "worker_id": draw(st.sampled_from(WORKERS + ["boss"])),
+            "role": draw(st.sampled_from(["crew_lead", "manager"])),
+        }
+        for _ in range(draw(st.integers(0, 3)))
+    ]
     first = draw(settings_of(plain))
     if draw(st.booleans()):
-        history_of_settings = SettingsHistory(versions=(
-            SettingsVersion(version=1, effective_from=None, settings=first),
-            SettingsVersion(version=3, effective_from=START + timedelta(days=draw(st.integers(-2, 10))), settings=draw(settings_of(plain))),
-        ))
+        history_of_settings = SettingsHistory(
+            versions=(
+                SettingsVersion(version=1, effective_from=None, settings=first),
+                SettingsVersion(
+                    version=3,
+                    effective_from=START + timedelta(days=draw(st.integers(-2, 10))),
+                    settings=draw(settings_of(plain)),
+                ),
+            )
+        )
     else:
         history_of_settings = first
     pull_date = START + timedelta(days=draw(st.integers(-6, 2))) if rare() else None
-    return {"jobs": jobs, "entries": entries, "wages": wages, "history": history, "assignments": assignments,
-            "task_lines": task_lines, "settings": history_of_settings, "pull_date": pull_date}
+    return {
+        "jobs": jobs,
+        "entries": entries,
+        "wages": wages,
+        "history": history,
+        "assignments": assignments,
+        "task_lines": task_lines,
+        "settings": history_of_settings,
+        "pull_date": pull_date,
+    }
 
 
 def run_engine(company):
     jobs = pd.DataFrame(company["jobs"])
-    attendance = pd.DataFrame(company["entries"], columns=["worker_id", "job_id", "milestone_id", "hours", "work_date", "is_drive", "task_id"])
+    attendance = pd.DataFrame(
+        company["entries"], columns=["worker_id", "job_id", "milestone_id", "hours", "work_date", "is_drive", "task_id"]
+    )
     workers = pd.DataFrame({"worker_id": list(company["wages"]), "hourly_wage": list(company["wages"].values())})
     return compute_propays(
-        jobs, attendance, workers, company["settings"], "acme",
-        task_lines=pd.DataFrame(company["task_lines"], columns=["job_id", "task_id", "name", "budget_hours", "budget_amount"]),
+        jobs,
+        attendance,
+        workers,
+        company["settings"],
+        "acme",
+        task_lines=pd.DataFrame(
+            company["task_lines"], columns=["job_id", "task_id", "name", "budget_hours", "budget_amount"]
+        ),
         wages=pd.DataFrame(company["history"], columns=["worker_id", "effective_date", "hourly_wage"]),
         assignments=pd.DataFrame(company["assignments"], columns=["job_id", "worker_id", "role"]),
         pull_date=company["pull_date"],
@@ -154,9 +232,16 @@ def run_engine(company):
 
 
 def run_reference(company):
-    return reference(company["jobs"], company["entries"], company["wages"], company["settings"],
-                     task_lines=company["task_lines"], wage_history=company["history"],
-                     assignments=company["assignments"], pull_date=company["pull_date"])
+    return reference(
+        company["jobs"],
+        company["entries"],
+        company["wages"],
+        company["settings"],
+        task_lines=company["task_lines"],
+        wage_history=company["history"],
+        assignments=company["assignments"],
+        pull_date=company["pull_date"],
+    )
 
 
 def cents(value) -> int:
@@ -181,10 +266,16 @@ def test_the_engine_pays_what_the_reference_pays(company):
     for propay_id, want in expected.propays.items():
         got = opportunities.loc[propay_id]
         assert got.settings_version == want["settings_version"], propay_id
-        assert (got.budget_type, got.status, got.actual_seconds) == (want["budget_type"], want["status"], want["actual_seconds"])
+        assert (got.budget_type, got.status, got.actual_seconds) == (
+            want["budget_type"],
+            want["status"],
+            want["actual_seconds"],
+        )
         assert Fraction(int(got.budget_numerator), int(got.budget_denominator)) == want["budget"]
         assert exact_or_none(got.labor_cost_numerator, got.labor_cost_denominator) == want["labor"]
-        assert (pd.notna(got.exclusion_reason), bool(got.disqualified)) == (want["excluded"], want["disqualified"]), propay_id
+        assert (pd.notna(got.exclusion_reason), bool(got.disqualified)) == (want["excluded"], want["disqualified"]), (
+            propay_id
+        )
         assert bool(got.began_before_pull_date) == want["began_before_pull_date"]
         assert cents(got.pool_before_penalty) == want["pool_before_penalty"]
         assert cents(got.bonus_pool) == want["pool"], propay_id
@@ -199,7 +290,10 @@ def test_the_engine_pays_what_the_reference_pays(company):
         got = workers.loc[key]
         assert got.seconds == want["seconds"], key
         assert (cents(got.crew_share), cents(got.role_bucket_share), cents(got.bonus)) == (
-            want["crew_share"], want["role_share"], want["bonus"]), key
+            want["crew_share"],
+            want["role_share"],
+            want["bonus"],
+        ), key
         assert exact_or_none(got.labor_cost_numerator, got.labor_cost_denominator) == want["labor"]
         assert cents(got.overtime_adjustment) == want["overtime_cents"], key
     weeks = result.overtime_weeks.set_index(["worker_id", "week_start"])
@@ -207,7 +301,10 @@ def test_the_engine_pays_what_the_reference_pays(company):
     for key, want in expected.weeks.items():
         got = weeks.loc[key]
         assert (got.seconds_worked, got.overtime_seconds) == (want["seconds_worked"], want["overtime_seconds"]), key
-        assert (cents(got.bonus_in_week), cents(got.overtime_adjustment)) == (want["bonus_cents"], want["owed_cents"]), key
+        assert (cents(got.bonus_in_week), cents(got.overtime_adjustment)) == (
+            want["bonus_cents"],
+            want["owed_cents"],
+        ), key
 
 
 @CHECK
@@ -222,15 +319,30 @@ def test_money_adds_up_and_nothing_is_paid_that_should_not_be(company):
         assert sum(cents(getattr(row, f"{r}_bucket")) for r in ROLE_BUCKETS) == pool
         assert sum(cents(b) for b in mine["bonus"]) == cents(row.paid_to_workers)
         assert cents(row.paid_to_workers) + cents(row.kept_by_company) == pool
-        assert all(cents(c) + cents(r) == cents(b) for c, r, b in zip(mine["crew_share"], mine["role_bucket_share"], mine["bonus"]))
+        assert all(
+            cents(c) + cents(r) == cents(b)
+            for c, r, b in zip(mine["crew_share"], mine["role_bucket_share"], mine["bonus"])
+        )
         assert cents(row.overtime_adjustment) == sum(cents(a) for a in mine["overtime_adjustment"])
         # Every money figure is whole cents.
         for value in (row.bonus_pool, row.paid_to_workers, row.saved_amount, row.labor_cost):
             assert pd.isna(value) or round(value * 100) / 100 == value
-        if pd.notna(row.exclusion_reason) or row.disqualified or row.status in ("canceled", "pending") or row.actual_seconds == 0:
+        if (
+            pd.notna(row.exclusion_reason)
+            or row.disqualified
+            or row.status in ("canceled", "pending")
+            or row.actual_seconds == 0
+        ):
             assert pool == 0 and row.pay_state == "none" and row.no_bonus_reason is not None
         if pd.notna(row.overage_amount) and row.overage_amount > 0:
-            assert pool == 0 and row.no_bonus_reason in ("over budget", "excluded", "disqualified", "canceled", "pending", "no hours")
+            assert pool == 0 and row.no_bonus_reason in (
+                "over budget",
+                "excluded",
+                "disqualified",
+                "canceled",
+                "pending",
+                "no hours",
+            )
         assert (pool > 0) == (row.pay_state in ("final", "provisional"))
         assert row.pay_state != "final" or row.status == "completed"
 
@@ -293,8 +405,16 @@ def test_adding_hours_never_raises_a_pool(company, data):
     extra["wages"] = {**company["wages"], "newcomer": min(cheapest, 15.0)}
     milestone = row.milestone_id if isinstance(row.milestone_id, str) else None
     day = row.first_work_date + timedelta(days=data.draw(st.integers(0, 3)))
-    extra["entries"] = company["entries"] + [{
-        "worker_id": "newcomer", "job_id": row.job_id, "milestone_id": milestone, "hours": data.draw(st.integers(1, 40)) / 4,
-        "work_date": day, "is_drive": False, "task_id": None}]
+    extra["entries"] = company["entries"] + [
+        {
+            "worker_id": "newcomer",
+            "job_id": row.job_id,
+            "milestone_id": milestone,
+            "hours": data.draw(st.integers(1, 40)) / 4,
+            "work_date": day,
+            "is_drive": False,
+            "task_id": None,
+        }
+    ]
     after = run_engine(extra).opportunities.set_index("propay_id")
     assert after.loc[propay_id, "bonus_pool"] <= row.bonus_pool

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.cli.demo import DEMO_SEED, DEMO_WORKERS
-from protiv_dagster.sync.company import sync_company
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.data_dictionary import AUDIT_SQL, dictionary_page
 from protiv_dagster.definitions import build_defs
-from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_emulators.demo import start_demo_vendor
 from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync.company import sync_company
+from protiv_emulators.demo import start_demo_vendor
 from tests.assets.vendors import PROVIDERS
 
 PAIRS = [
@@ -52,7 +52,12 @@ def demo_warehouses(tmp_path_factory):
             vendor = start_demo_vendor(provider, port=0, seed=DEMO_SEED, workers=DEMO_WORKERS)
             try:
                 connection = ConnectionRegistry(registry_url).connect(
-                    vendor.company_id, provider, vendor.base_url, vendor.credentials, settings=vendor.settings, today=today
+                    vendor.company_id,
+                    provider,
+                    vendor.base_url,
+                    vendor.credentials,
+                    settings=vendor.settings,
+                    today=today,
                 )
                 defs = build_defs(warehouse=warehouse, registry=ConnectionRegistryResource(url=registry_url))
                 with dg.DagsterInstance.ephemeral() as instance:
@@ -122,8 +127,14 @@ def test_the_audit_query_follows_every_distribution_method_burden_share_and_buck
     vendor = start_demo_vendor("quickbooks_time", port=0, seed=DEMO_SEED, workers=20)
     registry = ConnectionRegistry(registry_url)
     try:
-        connection = registry.connect(vendor.company_id, "quickbooks_time", vendor.base_url, vendor.credentials,
-                                      settings=vendor.settings, today=date.today())
+        connection = registry.connect(
+            vendor.company_id,
+            "quickbooks_time",
+            vendor.base_url,
+            vendor.credentials,
+            settings=vendor.settings,
+            today=date.today(),
+        )
         pull = connection.attendance_pull_date
         defs = build_defs(warehouse=warehouse, registry=ConnectionRegistryResource(url=registry_url))
         workers = None
@@ -131,14 +142,20 @@ def test_the_audit_query_follows_every_distribution_method_burden_share_and_buck
             sync_company(defs, instance, vendor.company_id, pull, date.today())
             workers = warehouse.read_table("workers")["worker_id"].tolist()
             for variant in VARIANTS:
-                settings = {**vendor.settings, **variant, "worker_roles": {workers[0]: "crew_lead", workers[1]: "other"}}
+                settings = {
+                    **vendor.settings,
+                    **variant,
+                    "worker_roles": {workers[0]: "crew_lead", workers[1]: "other"},
+                }
                 if variant["distribution_method"] == "manual":
                     settings["manual_distribution"] = {w: 10 + i for i, w in enumerate(workers[:6])}
                 propays = warehouse.read_table("propay_opportunities")
                 some = propays.loc[propays["actual_seconds"] > 0, "propay_id"].tolist()
                 settings["penalties"] = {some[0]: 7.5}
                 registry.update_settings(vendor.company_id, settings, effective_from=pull, today=pull)
-                result = defs.resolve_job_def("compute_propay").execute_in_process(instance=instance, partition_key=vendor.company_id)
+                result = defs.resolve_job_def("compute_propay").execute_in_process(
+                    instance=instance, partition_key=vendor.company_id
+                )
                 assert result.success
                 rows = audit(warehouse)
                 assert rows["labor_cost_matches"].all()

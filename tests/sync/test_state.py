@@ -20,7 +20,9 @@ def store(request, tmp_path):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'create schema "{schema}"')
     # The tables go to the schema named first on the search path: a clean slate per test.
-    return SyncStateStore(url.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}")
+    return SyncStateStore(
+        url.replace("postgresql://", "postgresql+psycopg://", 1) + f"?options=-csearch_path%3D{schema}"
+    )
 
 
 def test_a_new_company_has_an_empty_state(store):
@@ -42,7 +44,9 @@ def test_the_cursor_moves_only_when_the_sync_succeeds(store):
     assert store.batch(batch.batch_id).status == SUCCEEDED and not store.pending_batches()
 
     failing = store.open_batch("acme", "refresh", "c2", ["2026-11-16"], False, T0 + timedelta(hours=2))
-    store.finish_batch(failing.batch_id, succeeded=False, at=T0 + timedelta(hours=2, minutes=1), error="Aspire: HTTP 503")
+    store.finish_batch(
+        failing.batch_id, succeeded=False, at=T0 + timedelta(hours=2, minutes=1), error="Aspire: HTTP 503"
+    )
     state = store.state("acme")
     assert state.cursor == "c1" and state.last_error == "Aspire: HTTP 503"
     assert store.batch(failing.batch_id).status == FAILED
@@ -64,7 +68,9 @@ def test_a_quiet_check_makes_the_data_current_and_a_failed_one_records_why(store
     state = store.state("acme")
     assert state.current_as_of == T0 and state.last_error == "BusyBusy: login refused"
     store.record_check("acme", T0 + timedelta(hours=4))
-    assert store.state("acme").last_error is None and store.all_states()["acme"].current_as_of == T0 + timedelta(hours=4)
+    assert store.state("acme").last_error is None and store.all_states()["acme"].current_as_of == T0 + timedelta(
+        hours=4
+    )
 
 
 def test_quiet_checks_of_many_companies_are_recorded_together(store):
@@ -73,9 +79,13 @@ def test_quiet_checks_of_many_companies_are_recorded_together(store):
     store.record_quiet_checks(["acme", "globex", "initech"], T0 + timedelta(hours=2))
     states = store.all_states()
     assert {name: state.current_as_of for name, state in states.items()} == {
-        "acme": T0 + timedelta(hours=2), "globex": T0 + timedelta(hours=2), "initech": T0 + timedelta(hours=2),
+        "acme": T0 + timedelta(hours=2),
+        "globex": T0 + timedelta(hours=2),
+        "initech": T0 + timedelta(hours=2),
     }
-    assert all(state.last_error is None and state.last_checked_at == T0 + timedelta(hours=2) for state in states.values())
+    assert all(
+        state.last_error is None and state.last_checked_at == T0 + timedelta(hours=2) for state in states.values()
+    )
     store.record_quiet_checks([], T0 + timedelta(hours=4))  # nothing to record, nothing changes
     assert store.state("acme").current_as_of == T0 + timedelta(hours=2)
 
@@ -83,18 +93,24 @@ def test_quiet_checks_of_many_companies_are_recorded_together(store):
 def test_a_failing_initial_sync_backs_off_doubling_until_one_succeeds(store):
     connected = T0 - timedelta(minutes=1)
     first = store.open_batch("acme", "initial_sync", "c1", ["2026-11-16"], True, T0, initial_sync_for=connected)
-    store.finish_batch(first.batch_id, succeeded=False, at=T0 + timedelta(minutes=3), error="BusyBusy: failed to obtain lock")
+    store.finish_batch(
+        first.batch_id, succeeded=False, at=T0 + timedelta(minutes=3), error="BusyBusy: failed to obtain lock"
+    )
     state = store.state("acme")
     assert state.initial_sync_failed and state.failures == 1
     assert state.initial_sync_retry_at() == T0 + timedelta(minutes=30)  # from the attempt's start
     store.record_check("acme", T0 + timedelta(minutes=30), error="BusyBusy: HTTP 503", initial_sync_for=connected)
     assert store.state("acme").initial_sync_retry_at() == T0 + timedelta(minutes=90)
     for attempt in range(8):  # never more than 6 hours apart
-        store.record_check("acme", T0 + timedelta(days=attempt + 1), error="BusyBusy: HTTP 503", initial_sync_for=connected)
+        store.record_check(
+            "acme", T0 + timedelta(days=attempt + 1), error="BusyBusy: HTTP 503", initial_sync_for=connected
+        )
     state = store.state("acme")
     assert state.failures == 10 and state.initial_sync_retry_at() == T0 + timedelta(days=8, hours=6)
 
-    again = store.open_batch("acme", "initial_sync", "c2", ["2026-11-16"], True, T0 + timedelta(days=9), initial_sync_for=connected)
+    again = store.open_batch(
+        "acme", "initial_sync", "c2", ["2026-11-16"], True, T0 + timedelta(days=9), initial_sync_for=connected
+    )
     store.finish_batch(again.batch_id, succeeded=True, at=T0 + timedelta(days=9, minutes=3))
     state = store.state("acme")
     assert state.cursor == "c2" and state.failures == 0 and not state.initial_sync_failed
@@ -123,10 +139,12 @@ def test_a_registry_made_before_the_failures_column_is_upgraded_by_protiv_upgrad
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE protiv_sync_state (company_id TEXT PRIMARY KEY, cursor TEXT, initial_sync_for TIMESTAMP,"
-            " current_as_of TIMESTAMP, last_success_at TIMESTAMP, last_checked_at TIMESTAMP, last_error TEXT)"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE protiv_sync_state (company_id TEXT PRIMARY KEY, cursor TEXT, initial_sync_for TIMESTAMP,"
+                " current_as_of TIMESTAMP, last_success_at TIMESTAMP, last_checked_at TIMESTAMP, last_error TEXT)"
+            )
+        )
         conn.execute(sa.text("INSERT INTO protiv_sync_state (company_id, cursor) VALUES ('acme', 'c1')"))
     with pytest.raises(RegistryUpgradeRequired, match="run `protiv upgrade`"):
         SyncStateStore(url)

@@ -46,8 +46,12 @@ def test_a_fourth_vendor_syncs_end_to_end_through_dagster(tiny_clock, tmp_path, 
     with pytest.raises(RegistryError, match="Tiny Clock credentials for company 'tiny-crew': missing api_key"):
         registry.connect(COMPANY, "tiny_clock", server.base_url, {})
     connection = registry.connect(
-        COMPANY, "tiny_clock", server.base_url, {"api_key": server.api_key},
-        attendance_pull_date=PULL_DATE, settings={**SETTINGS, "timezone": data.timezone},
+        COMPANY,
+        "tiny_clock",
+        server.base_url,
+        {"api_key": server.api_key},
+        attendance_pull_date=PULL_DATE,
+        settings={**SETTINGS, "timezone": data.timezone},
     )
     assert connection.provider_label == "Tiny Clock"
 

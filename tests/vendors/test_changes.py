@@ -12,14 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from protiv_dagster.partitions import week_start
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
+from protiv_dagster.partitions import week_start
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.base import Changes, decode_cursor, weeks_between
 from protiv_dagster.vendors.busybusy.client import BusyBusyTuning, iso
 from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_emulators.generator import generate_company
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.vendors.base import Changes, decode_cursor, weeks_between
 from tests.assets.vendors import PROVIDERS, VendorHarness, host
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
@@ -125,10 +125,14 @@ def add_entry(harness, day: date) -> str:
     if harness.provider == "aspire":
         template = vendor.records("WorkTicketTimes")[0]
         wall = "%Y-%m-%dT%H:%M:%S"
-        return str(vendor.add_work_ticket_time(
-            ContactID=template["ContactID"], WorkTicketID=template["WorkTicketID"],
-            StartTime=start.strftime(wall), EndTime=end.strftime(wall),
-        )["WorkTicketTimeID"])
+        return str(
+            vendor.add_work_ticket_time(
+                ContactID=template["ContactID"],
+                WorkTicketID=template["WorkTicketID"],
+                StartTime=start.strftime(wall),
+                EndTime=end.strftime(wall),
+            )["WorkTicketTimeID"]
+        )
     template = next(e for e in vendor.records("timeEntries") if e["deletedOn"] is None)
     return vendor.add_time_entry(template["memberId"], template["projectId"], iso(start), iso(end))["id"]
 
@@ -295,9 +299,12 @@ def test_an_aspire_quiet_check_reuses_the_kept_token_and_asks_one_reference_endp
         cursor = changes.cursor
     # No token request: the one from the first check is still good.
     assert paths == [
-        ["/WorkTicketTimes", "/Contacts"], ["/WorkTicketTimes", "/Opportunities"],
-        ["/WorkTicketTimes", "/WorkTickets"], ["/WorkTicketTimes", "/OpportunityServices"],
-        ["/WorkTicketTimes", "/PayRates"], ["/WorkTicketTimes", "/Contacts"],
+        ["/WorkTicketTimes", "/Contacts"],
+        ["/WorkTicketTimes", "/Opportunities"],
+        ["/WorkTicketTimes", "/WorkTickets"],
+        ["/WorkTicketTimes", "/OpportunityServices"],
+        ["/WorkTicketTimes", "/PayRates"],
+        ["/WorkTicketTimes", "/Contacts"],
     ]
 
 
@@ -327,13 +334,17 @@ def test_an_aspire_pay_rate_or_service_change_shows_within_five_quiet_checks_onc
     cursor = check(aspire, cursor, window, check_reference=True).cursor  # settles the first reference marks
     vendor = aspire.vendor
     if change == "a new pay rate":
-        vendor.add_pay_rate(ContactID=vendor.records("PayRates")[0]["ContactID"], EffectiveDate="2026-11-18", HourlyBasePay=41.5)
+        vendor.add_pay_rate(
+            ContactID=vendor.records("PayRates")[0]["ContactID"], EffectiveDate="2026-11-18", HourlyBasePay=41.5
+        )
     elif change == "an edited pay rate":
         # Pay rates carry no modification stamp: an edit in place is seen by the digest of the listing.
         vendor.pay_rates[next(iter(vendor.pay_rates))]["HourlyBasePay"] += 1.0
     else:
         service = vendor.records("OpportunityServices")[0]
-        vendor.edit_opportunity_service(service["OpportunityServiceID"], ExtendedHours=(service["ExtendedHours"] or 0) + 10)
+        vendor.edit_opportunity_service(
+            service["OpportunityServiceID"], ExtendedHours=(service["ExtendedHours"] or 0) + 10
+        )
     seen = []
     for _ in range(5):
         changes = check(aspire, cursor, window)
@@ -401,7 +412,9 @@ def test_an_aspire_deletion_in_an_old_week_shows_within_one_rotation_at_one_page
     cursor = check(aspire, cursor, window, small_pages).cursor
     passed = date.fromisoformat(decode_cursor("aspire", cursor)["scan"]) - timedelta(days=1)
     entries = aspire.entries()
-    victim = entries[(entries["work_date"] >= window_first.isoformat()) & (entries["work_date"] <= passed.isoformat())].iloc[-1]
+    victim = entries[
+        (entries["work_date"] >= window_first.isoformat()) & (entries["work_date"] <= passed.isoformat())
+    ].iloc[-1]
     aspire.delete(victim.entry_id)
     found_after = None
     for number in range(1, rotation + 1):

@@ -19,7 +19,14 @@ def test_every_vendor_documents_every_cleaned_table():
     for label in (spec.label for spec in VENDORS.values()):
         section = page.split(f"## {label}\n", 1)[1].split("\n## ", 1)[0]
         for column in (
-            "workers.worker_id", "jobs.budget_hours", "attendance.work_date", "attendance.hours",
-            "attendance.task_id", "jobs.created_date", "task_lines", "worker_wages", "job_assignments",
+            "workers.worker_id",
+            "jobs.budget_hours",
+            "attendance.work_date",
+            "attendance.hours",
+            "attendance.task_id",
+            "jobs.created_date",
+            "task_lines",
+            "worker_wages",
+            "job_assignments",
         ):
             assert column in section, f"{label} does not document {column}"

@@ -56,7 +56,9 @@ def qbt(company):
 def qbt_client(emulator, token=CANARY + "-access", **options) -> QuickBooksTimeClient:
     company = emulator.company("acme")
     credentials = QuickBooksTimeCredentials(
-        access_token=token, refresh_token=company.refresh_token, client_id=company.client_id,
+        access_token=token,
+        refresh_token=company.refresh_token,
+        client_id=company.client_id,
         client_secret=company.client_secret,
     )
     return QuickBooksTimeClient(emulator.base_url, credentials, **{**FAST, **options})
@@ -331,6 +333,9 @@ def test_an_unexpected_exception_inside_the_client_leaves_as_a_scrubbed_vendor_e
     client.auth_headers = broken_auth_headers  # type: ignore[method-assign]
     with pytest.raises(VendorRequestError) as raised:
         client.users()
-    assert str(raised.value) == "QuickBooks Time: the request to users failed (RuntimeError: could not build the header from ***)"
+    assert (
+        str(raised.value)
+        == "QuickBooks Time: the request to users failed (RuntimeError: could not build the header from ***)"
+    )
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
     assert_no_canary(raised.value)

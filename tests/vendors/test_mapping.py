@@ -42,7 +42,8 @@ def test_the_fields_frame_is_the_frame_built_field_by_field(records: list[dict[s
 
 
 JOBS = pd.DataFrame(
-    {"parent_job_id": [None, "10", None], "is_drive": [False, False, True]}, index=pd.Index(["10", "11", "12"], name="job_id")
+    {"parent_job_id": [None, "10", None], "is_drive": [False, False, True]},
+    index=pd.Index(["10", "11", "12"], name="job_id"),
 ).astype({"parent_job_id": "str"})
 
 
@@ -84,7 +85,9 @@ def test_calendar_days_are_the_days_dt_date_gives(moments: list[Any], zone: str 
 @PROPERTY
 @given(
     st.one_of(
-        st.lists(VALUE, max_size=10), st.lists(st.integers(-2, 3), max_size=10), st.lists(st.sampled_from(["a", " b", "0"]), max_size=10)
+        st.lists(VALUE, max_size=10),
+        st.lists(st.integers(-2, 3), max_size=10),
+        st.lists(st.sampled_from(["a", " b", "0"]), max_size=10),
     )
 )
 @example([1, True, 1.0, "1", 0, False, None, float("nan")])

@@ -10,8 +10,8 @@ import requests
 from protiv_dagster.vendors.aspire.client import (
     ASSUMED_TOKEN_LIFETIME,
     AspireClient,
-    AspireTuning,
     AspireTokens,
+    AspireTuning,
     any_of,
     odata_filter,
     odata_string,
@@ -44,10 +44,16 @@ def make_client(hosted, **options) -> AspireClient:
 # -- filters -------------------------------------------------------------------------------------------
 def test_filter_builder_quotes_and_formats_literals():
     assert odata_string("O'Brien") == "'O''Brien'"
-    assert odata_filter(("LastName", "eq", "O'Brien"), None, ("Active", "eq", True)) == "LastName eq 'O''Brien' and Active eq true"
+    assert (
+        odata_filter(("LastName", "eq", "O'Brien"), None, ("Active", "eq", True))
+        == "LastName eq 'O''Brien' and Active eq true"
+    )
     assert odata_filter(("WorkTicketTimeDate", "ge", date(2024, 6, 1))) == "WorkTicketTimeDate ge 2024-06-01T00:00:00"
     aware = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-    assert odata_filter(("LastModifiedDateTime", "ge", aware), timezone="America/Chicago") == "LastModifiedDateTime ge 2024-06-01T07:00:00"
+    assert (
+        odata_filter(("LastModifiedDateTime", "ge", aware), timezone="America/Chicago")
+        == "LastModifiedDateTime ge 2024-06-01T07:00:00"
+    )
     assert odata_filter(("Hours", "gt", 1.5), "A eq 1 or B eq 2") == "Hours gt 1.5 and (A eq 1 or B eq 2)"
     assert any_of("ContactID", [1, 2]) == "(ContactID eq 1 or ContactID eq 2)"
     assert odata_filter() is None
@@ -167,7 +173,10 @@ def test_pages_send_page_number_limit_and_a_stable_order(hosted, company):
     assert sorted(t["WorkTicketTimeID"] for t in times) == sorted(s.id for s in company.shifts if not s.is_drive)
     pages = [r for r in hosted[0].request_log if r.path == "/WorkTicketTimes"]
     assert len(pages) == len(times) // 50 + 1
-    assert all(p.query["$limit"] == "50" and p.query["$pageNumber"] and p.query["$orderby"] == "WorkTicketTimeID" for p in pages)
+    assert all(
+        p.query["$limit"] == "50" and p.query["$pageNumber"] and p.query["$orderby"] == "WorkTicketTimeID"
+        for p in pages
+    )
 
 
 @pytest.mark.parametrize("keyset", [True, False])
@@ -176,18 +185,27 @@ def test_records_inserted_and_deleted_between_pages(hosted, company, keyset):
     client = make_client(hosted, page_size=40, keyset=keyset)
     first_day, last_day = company.first_local_date, company.last_local_date
     before = sorted(s.id for s in company.shifts if not s.is_drive)
-    pages = client.pages("WorkTicketTimes", "WorkTicketTimeID", filter=odata_filter(
-        ("WorkTicketTimeDate", "ge", first_day), ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1))
-    ))
+    pages = client.pages(
+        "WorkTicketTimes",
+        "WorkTicketTimeID",
+        filter=odata_filter(
+            ("WorkTicketTimeDate", "ge", first_day), ("WorkTicketTimeDate", "lt", last_day + timedelta(days=1))
+        ),
+    )
     seen = [r["WorkTicketTimeID"] for r in next(pages)]
     # Between two page requests another user deletes two rows already read and adds one.
     for deleted in seen[:2]:
         assert requests.post(f"{emulator.control_url}/work_ticket_times/{deleted}/delete").status_code == 200
     template = emulator.company(company.company_id).records("WorkTicketTimes")[-1]
-    added = requests.post(f"{emulator.control_url}/work_ticket_times", json={
-        "ContactID": template["ContactID"], "WorkTicketID": template["WorkTicketID"],
-        "StartTime": f"{last_day}T06:00:00", "EndTime": f"{last_day}T06:30:00",
-    }).json()
+    added = requests.post(
+        f"{emulator.control_url}/work_ticket_times",
+        json={
+            "ContactID": template["ContactID"],
+            "WorkTicketID": template["WorkTicketID"],
+            "StartTime": f"{last_day}T06:00:00",
+            "EndTime": f"{last_day}T06:30:00",
+        },
+    ).json()
     for page in pages:
         seen += [r["WorkTicketTimeID"] for r in page]
     expected = before + [added["WorkTicketTimeID"]]
@@ -209,16 +227,22 @@ def test_modified_since_returns_only_changed_rows(hosted, company):
     emulator = hosted[0]
     client = make_client(hosted, timezone=company.timezone)
     assert client.work_ticket_times(modified_since=datetime.now(UTC) - timedelta(minutes=1)) == []
-    target = client.work_ticket_times(first_day=company.last_local_date - timedelta(days=5), last_day=company.last_local_date)[0]
+    target = client.work_ticket_times(
+        first_day=company.last_local_date - timedelta(days=5), last_day=company.last_local_date
+    )[0]
     cutoff = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
-    requests.post(f"{emulator.control_url}/work_ticket_times/{target['WorkTicketTimeID']}/edit", json={"BreakTime": 0.25})
+    requests.post(
+        f"{emulator.control_url}/work_ticket_times/{target['WorkTicketTimeID']}/edit", json={"BreakTime": 0.25}
+    )
     changed = client.work_ticket_times(modified_since=cutoff)
     assert [t["WorkTicketTimeID"] for t in changed] == [target["WorkTicketTimeID"]]
     assert changed[0]["BreakTime"] == 0.25
     query = [r for r in emulator.request_log if r.path == "/WorkTicketTimes"][-1].query["$filter"]
     assert query.startswith("LastModifiedDateTime ge ") and "+" not in query and "Z" not in query
     assert client.employees(modified_since=datetime.now(UTC) + timedelta(days=1)) == []
-    assert len(client.opportunities(modified_since=company.created_at - timedelta(days=1))) == sum(not j.is_drive for j in company.jobs)
+    assert len(client.opportunities(modified_since=company.created_at - timedelta(days=1))) == sum(
+        not j.is_drive for j in company.jobs
+    )
     opportunity = client.work_tickets()[0]["OpportunityID"]
     assert {t["OpportunityID"] for t in client.work_tickets(opportunity_ids=[opportunity])} == {opportunity}
 
@@ -292,7 +316,9 @@ def test_work_ticket_time_changes_lists_the_window_or_the_modified_rows_with_key
     rows = tenant.records("WorkTicketTimes")
     days = sorted({r["WorkTicketTimeDate"][:10] for r in rows})
     first, last = date.fromisoformat(days[3]), date.fromisoformat(days[8])
-    in_window = {r["WorkTicketTimeID"] for r in rows if first.isoformat() <= r["WorkTicketTimeDate"][:10] <= last.isoformat()}
+    in_window = {
+        r["WorkTicketTimeID"] for r in rows if first.isoformat() <= r["WorkTicketTimeDate"][:10] <= last.isoformat()
+    }
     outside = next(r for r in rows if r["WorkTicketTimeID"] not in in_window and r["StartTime"] and r["EndTime"])
     newest = max(r["LastModifiedDateTime"] for r in rows)
     tenant.edit_work_ticket_time(outside["WorkTicketTimeID"], BreakTime=0.0)

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.schemas import Attendance, Job, JobAssignment, TaskLine, Worker, WorkerWage, no_rejects, split_valid
+from protiv_dagster.vendors.aspire.client import AspireTuning
 from protiv_dagster.vendors.aspire.mapping import (
     CLOCK_ENTRY_PREFIX,
     DRIVE_JOB_ID,
@@ -35,11 +37,9 @@ from protiv_dagster.vendors.aspire.mapping import (
     times_to_attendance,
     wages_in_force,
 )
-from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.aspire.source import AspireSource
 from protiv_emulators.aspire import IMPLICIT_SERVICE_BASE, LABOR_COST_PER_HOUR, AspireCompany, AspireEmulator
 from protiv_emulators.generator import CompanyData, generate_company
-from protiv_dagster.schemas import Attendance, Job, JobAssignment, TaskLine, Worker, WorkerWage, no_rejects, split_valid
-from protiv_dagster.vendors.aspire.source import AspireSource
 
 COMPANY = "acme"
 
@@ -66,8 +66,12 @@ def hosted(data: CompanyData) -> AspireCompany:
     return emulator.company(data.company_id)
 
 
-def clean(company: AspireCompany, times: list[dict[str, Any]] | None = None, clocks: list[dict[str, Any]] | None = None,
-          zones: Zones | None = None) -> Cleaned:
+def clean(
+    company: AspireCompany,
+    times: list[dict[str, Any]] | None = None,
+    clocks: list[dict[str, Any]] | None = None,
+    zones: Zones | None = None,
+) -> Cleaned:
     zones = zones or branch_zones(company.records("Branches"))
     contacts = [c for c in company.records("Contacts") if c["ContactTypeName"] == "Employee"]
     times = company.records("WorkTicketTimes") if times is None else times
@@ -80,8 +84,16 @@ def clean(company: AspireCompany, times: list[dict[str, Any]] | None = None, clo
     jobs, _ = validate(jobs, Job, "job_id")
     branches = {str(c["ContactID"]): str(c["BranchID"]) for c in contacts}
     rows, aside, without_row = times_to_attendance(
-        times, clocks, ticket_targets(tickets), jobs, set(workers["worker_id"]), zones, branches, COMPANY,
-        ticket_services(tickets), now=company.data.as_of,  # the emulator's Date header: running times count up to it
+        times,
+        clocks,
+        ticket_targets(tickets),
+        jobs,
+        set(workers["worker_id"]),
+        zones,
+        branches,
+        COMPANY,
+        ticket_services(tickets),
+        now=company.data.as_of,  # the emulator's Date header: running times count up to it
     )
     valid, rejected = validate(rows, Attendance, "entry_id")
     return Cleaned(workers, jobs, valid, aside, rejected, without_row)
@@ -90,7 +102,9 @@ def clean(company: AspireCompany, times: list[dict[str, Any]] | None = None, clo
 @pytest.fixture(scope="module")
 def data() -> CompanyData:
     # The window holds the fall-back night of 2025-11-02 in Chicago.
-    return generate_company(COMPANY, seed=11, workers=30, days=21, as_of=datetime(2025, 11, 12, tzinfo=UTC), timezone="America/Chicago")
+    return generate_company(
+        COMPANY, seed=11, workers=30, days=21, as_of=datetime(2025, 11, 12, tzinfo=UTC), timezone="America/Chicago"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +178,9 @@ def test_jobs_milestones_budgets_statuses_and_the_drive_job(data, cleaned):
         assert (None if pd.isna(row["budget_hours"]) else row["budget_hours"]) == job.budget_hours
         for milestone in data.milestones_of(job.id):
             ms = jobs.loc[MILESTONE_PREFIX + str(milestone.id)]
-            assert ms["parent_job_id"] == str(job.id) and ms["level"] == "milestone" and ms["status"] == milestone.status
+            assert (
+                ms["parent_job_id"] == str(job.id) and ms["level"] == "milestone" and ms["status"] == milestone.status
+            )
             assert (None if pd.isna(ms["budget_hours"]) else ms["budget_hours"]) == milestone.budget_hours
             assert ms["recurring"] == job.recurring
     drive = jobs.loc[DRIVE_JOB_ID]
@@ -184,7 +200,9 @@ def test_dst_fall_back_shift_counts_its_real_elapsed_hours(data):
     contact = next(w.id for w in data.workers if w.active)
     ticket = next(iter(company.tickets))
     # 00:30 CDT -> 03:30 CST on 2025-11-02 is four real hours.
-    across = company.add_work_ticket_time(ContactID=contact, WorkTicketID=ticket, StartTime="2025-11-02T00:30:00", EndTime="2025-11-02T03:30:00")
+    across = company.add_work_ticket_time(
+        ContactID=contact, WorkTicketID=ticket, StartTime="2025-11-02T00:30:00", EndTime="2025-11-02T03:30:00"
+    )
     assert across["Hours"] == pytest.approx(4.0)
     cleaned = clean(company)
     row = cleaned.attendance.set_index("entry_id").loc[str(across["WorkTicketTimeID"])]
@@ -195,8 +213,15 @@ def test_dst_fall_back_shift_counts_its_real_elapsed_hours(data):
 
 def test_an_end_in_the_repeated_hour_takes_the_fold_that_matches_hours(company):
     template = company.records("WorkTicketTimes")[0]
-    second_pass = dict(template, WorkTicketTimeID=1, StartTime="2025-11-01T22:00:00", EndTime="2025-11-02T01:30:00",
-                       WorkTicketTimeDate="2025-11-01T00:00:00", Hours=4.5, BreakTime=0.0)
+    second_pass = dict(
+        template,
+        WorkTicketTimeID=1,
+        StartTime="2025-11-01T22:00:00",
+        EndTime="2025-11-02T01:30:00",
+        WorkTicketTimeDate="2025-11-01T00:00:00",
+        Hours=4.5,
+        BreakTime=0.0,
+    )
     first_pass = dict(second_pass, WorkTicketTimeID=2, Hours=3.5)
     cleaned = clean(company, times=[template, second_pass, first_pass], clocks=[])
     rows = cleaned.attendance.set_index("entry_id")
@@ -211,7 +236,10 @@ def test_zone_names_and_precedence():
     zones = Zones({"1": "America/Denver"}, "America/Denver")
     assert zones.resolve("Eastern Standard Time", 1) == "America/New_York"
     assert zones.resolve(None, 1) == "America/Denver" and zones.resolve(None, 9) == "America/Denver"
-    assert Zones({"1": "America/Denver"}, None, override="America/Phoenix").resolve("Eastern Standard Time", 1) == "America/Phoenix"
+    assert (
+        Zones({"1": "America/Denver"}, None, override="America/Phoenix").resolve("Eastern Standard Time", 1)
+        == "America/Phoenix"
+    )
 
 
 # -- bad records ----------------------------------------------------------------------------------
@@ -245,7 +273,13 @@ def test_bad_records_are_set_aside_with_reasons_and_counts_reconcile(company):
     assert "not a known employee" in reasons[str(bad_clocks[1]["ClockTimeID"])]
     assert list(cleaned.validation_aside["record_id"]) == [str(bad_times[6]["WorkTicketTimeID"])]
     fetched = len(all_times) + len(all_clocks)
-    assert fetched == len(cleaned.attendance) + len(cleaned.mapping_aside) + len(cleaned.validation_aside) + cleaned.clock_without_row
+    assert (
+        fetched
+        == len(cleaned.attendance)
+        + len(cleaned.mapping_aside)
+        + len(cleaned.validation_aside)
+        + cleaned.clock_without_row
+    )
     assert not cleaned.attendance["entry_id"].isin([str(t["WorkTicketTimeID"]) for t in bad_times]).any()
 
 
@@ -281,7 +315,9 @@ def test_source_end_to_end_over_http(data):
     with AspireEmulator() as emulator:
         client_id, secret = emulator.add_company(data)
         connection = SimpleNamespace(
-            company_id=COMPANY, base_url=emulator.base_url, settings=CompanySettings(timezone=None),
+            company_id=COMPANY,
+            base_url=emulator.base_url,
+            settings=CompanySettings(timezone=None),
             credentials=lambda: {"client_id": client_id, "secret": secret},
         )
         source = AspireSource(connection, AspireTuning(page_size=200))
@@ -292,8 +328,13 @@ def test_source_end_to_end_over_http(data):
         assert set(feeds) == {"WorkTicketTimes", "ClockTimes", "vendorClock"}
         mapped = source.attendance(feeds, jobs.rows, workers.rows["worker_id"])
         assert mapped.set_aside.empty and mapped.removed_as_deleted == 0
-        assert mapped.rows["hours"].sum() == pytest.approx(sum(s.duration_seconds for s in data.shifts) / 3600, abs=1e-3)
-        assert len(feeds["WorkTicketTimes"]) + len(feeds["ClockTimes"]) == len(mapped.rows) + source.clock_times_without_row
+        assert mapped.rows["hours"].sum() == pytest.approx(
+            sum(s.duration_seconds for s in data.shifts) / 3600, abs=1e-3
+        )
+        assert (
+            len(feeds["WorkTicketTimes"]) + len(feeds["ClockTimes"])
+            == len(mapped.rows) + source.clock_times_without_row
+        )
         assert source.request_count == emulator.request_count
         # The company's own zone setting overrides the branch zone.
         connection.settings = CompanySettings(timezone="America/New_York")
@@ -301,7 +342,9 @@ def test_source_end_to_end_over_http(data):
         shifted = eastern.attendance(feeds, jobs.rows, workers.rows["worker_id"]).rows.set_index("entry_id")
         central = mapped.rows.set_index("entry_id")
         timed = central["start_at"].notna()
-        assert ((central.loc[timed, "start_at"] - shifted.loc[central.index[timed], "start_at"]) == timedelta(hours=1)).all()
+        assert (
+            (central.loc[timed, "start_at"] - shifted.loc[central.index[timed], "start_at"]) == timedelta(hours=1)
+        ).all()
 
 
 def test_property_and_division_of_the_opportunity_reach_the_job(company, cleaned):
@@ -366,7 +409,9 @@ def test_pay_rates_are_the_wage_history_and_the_rate_in_force_is_the_wage(data, 
     rows, invalid = split_valid(rows, WorkerWage, "worker_id")
     assert aside.empty and invalid.empty
     got = sorted((r.worker_id, r.effective_date, float(r.hourly_wage)) for r in rows.itertuples())
-    assert got == sorted((str(w.id), c.effective_date, float(c.hourly_wage)) for w in data.workers for c in w.wage_history)
+    assert got == sorted(
+        (str(w.id), c.effective_date, float(c.hourly_wage)) for w in data.workers for c in w.wage_history
+    )
     assert any(len(w.wage_history) == 2 for w in data.workers)
     in_force = wages_in_force(rows, data.last_local_date)
     assert in_force == {str(w.id): float(w.hourly_wage) for w in data.workers}
@@ -374,21 +419,34 @@ def test_pay_rates_are_the_wage_history_and_the_rate_in_force_is_the_wage(data, 
     day_before = raised.wage_history[1].effective_date - timedelta(days=1)
     assert wages_in_force(rows, day_before)[str(raised.id)] == float(raised.wage_history[0].hourly_wage)
     # A rate entered for a future date is kept in the history but is not yet in force.
-    future = dict(company.records("PayRates")[0], PayRateID=1, ContactID=raised.id, EffectiveDate="2099-01-01T00:00:00", HourlyBasePay=99.0)
+    future = dict(
+        company.records("PayRates")[0],
+        PayRateID=1,
+        ContactID=raised.id,
+        EffectiveDate="2099-01-01T00:00:00",
+        HourlyBasePay=99.0,
+    )
     rows, _ = pay_rates_to_wages([*company.records("PayRates"), future], None, COMPANY)
     assert date(2099, 1, 1) in set(rows["effective_date"])
     assert wages_in_force(rows, data.last_local_date)[str(raised.id)] == float(raised.hourly_wage)
 
 
 def test_bad_pay_rates_are_set_aside_with_reasons():
-    rate = {"PayRateID": 1, "ContactID": 7, "EffectiveDate": "2026-11-01T00:00:00", "HourlyBasePay": 30.0, "BurdenPercent": 10.0}
+    rate = {
+        "PayRateID": 1,
+        "ContactID": 7,
+        "EffectiveDate": "2026-11-01T00:00:00",
+        "HourlyBasePay": 30.0,
+        "BurdenPercent": 10.0,
+    }
     rates = [
         rate,
         dict(rate, PayRateID=2, ContactID=None),
         dict(rate, PayRateID=3, EffectiveDate="someday"),
         dict(rate, PayRateID=4, HourlyBasePay="thirty", EffectiveDate="2026-11-02T00:00:00"),
         dict(rate, PayRateID=5, ContactID=8, EffectiveDate="2026-11-03T00:00:00"),  # not a mapped employee
-        dict(rate, PayRateID=6, EffectiveDate="2026-11-05T00:00:00"), dict(rate, PayRateID=7, EffectiveDate="2026-11-05T00:00:00", HourlyBasePay=31.0),
+        dict(rate, PayRateID=6, EffectiveDate="2026-11-05T00:00:00"),
+        dict(rate, PayRateID=7, EffectiveDate="2026-11-05T00:00:00", HourlyBasePay=31.0),
         dict(rate, PayRateID=8, HourlyBasePay=2e6, EffectiveDate="2026-11-06T00:00:00"),
         dict(rate, PayRateID=9, BurdenPercent=-3, EffectiveDate="2026-11-07T00:00:00"),
     ]
@@ -412,16 +470,22 @@ def test_services_are_the_task_lines_and_book_their_tickets_time(data, company, 
     lines, aside = services_to_task_lines(company.records("OpportunityServices"), cleaned.jobs["job_id"], COMPANY)
     lines, invalid = split_valid(lines, TaskLine, "task_id")
     assert aside.empty and invalid.empty and data.task_lines
-    got = {(r.job_id, r.task_id): (r.name, r.budget_hours, None if pd.isna(r.budget_amount) else float(r.budget_amount))
-           for r in lines.itertuples()}
-    expected = {(str(t.job_id), str(t.id)): (t.name, t.budget_hours, round(t.budget_hours * LABOR_COST_PER_HOUR, 2)) for t in data.task_lines}
+    got = {
+        (r.job_id, r.task_id): (r.name, r.budget_hours, None if pd.isna(r.budget_amount) else float(r.budget_amount))
+        for r in lines.itertuples()
+    }
+    expected = {
+        (str(t.job_id), str(t.id)): (t.name, t.budget_hours, round(t.budget_hours * LABOR_COST_PER_HOUR, 2))
+        for t in data.task_lines
+    }
     # Every other opportunity has one service that all its tickets name, its estimate as its budget.
     estimates = {o["OpportunityID"]: o["EstimatedLaborHours"] for o in company.records("Opportunities")}
     for job in data.jobs:
         if not job.is_drive and not data.task_lines_of(job.id):
             hours = estimates[job.id]
             expected[(str(job.id), str(IMPLICIT_SERVICE_BASE + job.id))] = (
-                job.name.split(" – ")[0], hours if hours is not None else float("nan"),
+                job.name.split(" – ")[0],
+                hours if hours is not None else float("nan"),
                 None if hours is None else round(hours * LABOR_COST_PER_HOUR, 2),
             )
     assert got.keys() == expected.keys()
@@ -443,7 +507,9 @@ def test_crew_leaders_of_tickets_and_their_times_are_the_assignments(data, compa
     )
     rows, invalid = split_valid(rows, JobAssignment, "worker_id")
     assert aside.empty and invalid.empty
-    units = [m.id for m in data.milestones] + [j.id for j in data.jobs if not j.is_drive and not data.milestones_of(j.id)]
+    units = [m.id for m in data.milestones] + [
+        j.id for j in data.jobs if not j.is_drive and not data.milestones_of(j.id)
+    ]
     expected = {(unit_key(data, u), str(lead), "crew_lead") for u in units for lead in data.crew_leads_of(u)}
     assert set(zip(rows["job_id"], rows["worker_id"], rows["role"])) == expected
     assert len(rows) == len(expected)
@@ -459,11 +525,21 @@ def test_bad_services_and_crew_leaders_are_set_aside(company, cleaned):
     rows, aside = services_to_task_lines(services, cleaned.jobs["job_id"], COMPANY)
     reasons = aside["reason"].tolist()
     assert len(rows) == 1 and len(aside) == 3
-    assert "not a mapped job" in reasons[0] and "ExtendedHours" in reasons[1] and "OpportunityServiceID is missing" in reasons[2]
+    assert (
+        "not a mapped job" in reasons[0]
+        and "ExtendedHours" in reasons[1]
+        and "OpportunityServiceID is missing" in reasons[2]
+    )
     tickets = copy.deepcopy(company.records("WorkTickets")[:2])
-    times = [{"WorkTicketTimeID": 1, "WorkTicketID": 99, "CrewLeaderContactID": 5},  # an unknown ticket
-             {"WorkTicketTimeID": 2, "WorkTicketID": tickets[0]["WorkTicketID"], "CrewLeaderContactID": "boss"},
-             {"WorkTicketTimeID": 3, "WorkTicketID": tickets[0]["WorkTicketID"], "CrewLeaderContactID": tickets[0]["CrewLeaderContactID"]}]
+    times = [
+        {"WorkTicketTimeID": 1, "WorkTicketID": 99, "CrewLeaderContactID": 5},  # an unknown ticket
+        {"WorkTicketTimeID": 2, "WorkTicketID": tickets[0]["WorkTicketID"], "CrewLeaderContactID": "boss"},
+        {
+            "WorkTicketTimeID": 3,
+            "WorkTicketID": tickets[0]["WorkTicketID"],
+            "CrewLeaderContactID": tickets[0]["CrewLeaderContactID"],
+        },
+    ]
     rows, aside = crew_leaders_to_assignments(tickets, times, cleaned.jobs["job_id"], COMPANY)
     reasons = dict(zip(aside["record_id"], aside["reason"]))
     assert "not a known work ticket" in reasons["99"]

@@ -18,6 +18,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
+from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 from protiv_dagster.vendors.aspire.mapping import (
     DRIVE_JOB_ID,
     Zones,
@@ -29,16 +31,27 @@ from protiv_dagster.vendors.aspire.mapping import (
     ticket_targets,
     times_to_attendance,
 )
-from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
-from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 from tests.vendors.busybusy.test_mapping_properties import ODD_TEXT, PROPERTY, WEIRD, assert_storable, records
 
 COMPANY = "acme"
 WORKER_IDS = ["1", "2", "3"]
 ZONE_NAMES = st.one_of(
     st.sampled_from(
-        ["Central Standard Time", "Mountain Standard Time", "America/Denver", "Pacific/Chatham", "Asia/Kathmandu",
-         "Mars Standard Time", "", "../../etc/passwd", "UTC", "Etc/GMT+12", "x" * 300, "America/Denver\x00", "\ud800"]
+        [
+            "Central Standard Time",
+            "Mountain Standard Time",
+            "America/Denver",
+            "Pacific/Chatham",
+            "Asia/Kathmandu",
+            "Mars Standard Time",
+            "",
+            "../../etc/passwd",
+            "UTC",
+            "Etc/GMT+12",
+            "x" * 300,
+            "America/Denver\x00",
+            "\ud800",
+        ]
     ),
     ODD_TEXT,
     WEIRD,
@@ -147,12 +160,28 @@ CLOCK = records(
 ZONES = Zones({"1": "America/Chicago", "2": "America/Denver"}, "America/Chicago")
 # A fixed account the time rows refer to: opportunity 1 has two tickets (milestones), 2 has one.
 FIXED_OPPORTUNITIES = [
-    {"OpportunityID": o, "OpportunityName": f"Job {o}", "OpportunityStatusName": "Won", "OpportunityType": "Work Order",
-     "EstimatedLaborHours": 10, "BranchID": 1, "ModifiedDate": "2026-10-01T08:00:00"} for o in (1, 2)
+    {
+        "OpportunityID": o,
+        "OpportunityName": f"Job {o}",
+        "OpportunityStatusName": "Won",
+        "OpportunityType": "Work Order",
+        "EstimatedLaborHours": 10,
+        "BranchID": 1,
+        "ModifiedDate": "2026-10-01T08:00:00",
+    }
+    for o in (1, 2)
 ]
 FIXED_TICKETS = [
-    {"WorkTicketID": t, "OpportunityID": o, "WorkTicketNumber": t, "WorkTicketStatusName": "Open", "HoursEst": 5,
-     "BranchID": 1, "LastModifiedDateTime": "2026-10-01T08:00:00"} for t, o in ((100, 1), (101, 1), (102, 2))
+    {
+        "WorkTicketID": t,
+        "OpportunityID": o,
+        "WorkTicketNumber": t,
+        "WorkTicketStatusName": "Open",
+        "HoursEst": 5,
+        "BranchID": 1,
+        "LastModifiedDateTime": "2026-10-01T08:00:00",
+    }
+    for t, o in ((100, 1), (101, 1), (102, 2))
 ]
 
 
@@ -174,7 +203,9 @@ def test_any_opportunities_and_tickets_are_loaded_set_aside_or_merged(
     jobs_out = ((valid["level"] == "job") & (valid["job_id"] != DRIVE_JOB_ID)).sum() + (level == "job").sum()
     assert len(opportunities) == jobs_out + (feed == "opportunity").sum()
     # A ticket is a milestone row, set aside, or merged into its job (one ticket per job at most).
-    merged = len(tickets) - (valid["level"] == "milestone").sum() - (level == "milestone").sum() - (feed == "ticket").sum()
+    merged = (
+        len(tickets) - (valid["level"] == "milestone").sum() - (level == "milestone").sum() - (feed == "ticket").sum()
+    )
     assert 0 <= merged <= jobs_out
     if len(valid):
         assert valid["job_id"].is_unique
@@ -205,7 +236,12 @@ def test_any_ticket_times_and_clock_times_reconcile(
 
 
 @settings(PROPERTY, max_examples=40)
-@given(st.lists(CONTACT, max_size=6), st.lists(TIME, max_size=6), st.lists(BRANCH, max_size=3), st.sampled_from([None, "UTC"]))
+@given(
+    st.lists(CONTACT, max_size=6),
+    st.lists(TIME, max_size=6),
+    st.lists(BRANCH, max_size=3),
+    st.sampled_from([None, "UTC"]),
+)
 def test_any_contacts_wages_and_branches_are_loaded_or_set_aside(
     contacts: list[dict[str, Any]], times: list[dict[str, Any]], branches: list[dict[str, Any]], override: str | None
 ) -> None:
@@ -226,7 +262,12 @@ MINUTES = st.integers(0, 24 * 60)
 @given(
     st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.one_of(st.none(), MINUTES), st.floats(0, 12)), max_size=25),
     st.lists(
-        st.tuples(st.sampled_from(["1", "2", "4", None]), st.one_of(st.none(), MINUTES), st.one_of(st.none(), MINUTES), st.floats(0, 2)),
+        st.tuples(
+            st.sampled_from(["1", "2", "4", None]),
+            st.one_of(st.none(), MINUTES),
+            st.one_of(st.none(), MINUTES),
+            st.floats(0, 2),
+        ),
         max_size=10,
     ),
 )
@@ -238,10 +279,16 @@ def test_clock_hours_left_after_ticket_times_equal_a_plain_sum_per_clock_time(
     day = pd.Timestamp("2026-11-01", tz="UTC")
 
     def moments(minutes: list[int | None]) -> pd.Series:
-        return pd.Series([day + pd.Timedelta(minutes=m) if m is not None else pd.NaT for m in minutes], dtype="datetime64[ns, UTC]")
+        return pd.Series(
+            [day + pd.Timedelta(minutes=m) if m is not None else pd.NaT for m in minutes], dtype="datetime64[ns, UTC]"
+        )
 
     ticket_rows = pd.DataFrame(
-        {"worker_id": [t[0] for t in tickets], "start_at": moments([t[1] for t in tickets]), "hours": [t[2] for t in tickets]}
+        {
+            "worker_id": [t[0] for t in tickets],
+            "start_at": moments([t[1] for t in tickets]),
+            "hours": [t[2] for t in tickets],
+        }
     ).set_axis(range(100, 100 + len(tickets)))  # ticket rows keep their frame's index
     worker_id = pd.Series([c[0] for c in clocks], dtype=object)
     start_at, end_at = moments([c[1] for c in clocks]), moments([c[2] for c in clocks])
@@ -253,6 +300,8 @@ def test_clock_hours_left_after_ticket_times_equal_a_plain_sum_per_clock_time(
         if worker is None or start is None or end is None:
             assert np.isnan(at_once[clock])
             continue
-        inside = sum(hours for who, begin, hours in tickets if who == worker and begin is not None and start <= begin < end)
+        inside = sum(
+            hours for who, begin, hours in tickets if who == worker and begin is not None and start <= begin < end
+        )
         elapsed = (end - start) * 60 * 1e9 / 1e9 / 3600
         assert at_once[clock] == elapsed - break_hours - inside, (clock, at_once[clock], elapsed - break_hours - inside)

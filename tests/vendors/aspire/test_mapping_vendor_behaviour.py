@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from protiv_dagster.propay.units import build_candidates
 from protiv_dagster.vendors.aspire.mapping import (
     CLOCK_ENTRY_PREFIX,
     MILESTONE_PREFIX,
@@ -20,7 +21,6 @@ from protiv_dagster.vendors.aspire.mapping import (
     ticket_targets,
     times_to_attendance,
 )
-from protiv_dagster.propay.units import build_candidates
 
 COMPANY = "acme"
 ZONE = "America/Denver"  # UTC-7 in November
@@ -28,36 +28,71 @@ ZONES = Zones(default=ZONE)
 WORKER = "7"
 
 
-def opportunity(opportunity_id: int, *, kind: str = "Work Order", status: str = "Won", estimate: float | None = 10.0,
-                **extra: Any) -> dict[str, Any]:
+def opportunity(
+    opportunity_id: int, *, kind: str = "Work Order", status: str = "Won", estimate: float | None = 10.0, **extra: Any
+) -> dict[str, Any]:
     return {
-        "OpportunityID": opportunity_id, "OpportunityName": f"Job {opportunity_id}", "OpportunityStatusName": status,
-        "OpportunityType": kind, "EstimatedLaborHours": estimate, "BranchID": 1,
-        "ModifiedDate": "2026-11-02T08:00:00", "CreatedDateTime": "2026-11-01T08:00:00", **extra,
+        "OpportunityID": opportunity_id,
+        "OpportunityName": f"Job {opportunity_id}",
+        "OpportunityStatusName": status,
+        "OpportunityType": kind,
+        "EstimatedLaborHours": estimate,
+        "BranchID": 1,
+        "ModifiedDate": "2026-11-02T08:00:00",
+        "CreatedDateTime": "2026-11-01T08:00:00",
+        **extra,
     }
 
 
-def ticket(ticket_id: int, opportunity_id: int, *, status: str = "Open", hours: float | None = 8.0,
-           **extra: Any) -> dict[str, Any]:
+def ticket(
+    ticket_id: int, opportunity_id: int, *, status: str = "Open", hours: float | None = 8.0, **extra: Any
+) -> dict[str, Any]:
     return {
-        "WorkTicketID": ticket_id, "OpportunityID": opportunity_id, "WorkTicketNumber": ticket_id,
-        "WorkTicketStatusName": status, "HoursEst": hours, "BranchID": 1,
-        "LastModifiedDateTime": "2026-11-02T08:00:00", "CreatedDateTime": "2026-11-01T08:00:00", **extra,
+        "WorkTicketID": ticket_id,
+        "OpportunityID": opportunity_id,
+        "WorkTicketNumber": ticket_id,
+        "WorkTicketStatusName": status,
+        "HoursEst": hours,
+        "BranchID": 1,
+        "LastModifiedDateTime": "2026-11-02T08:00:00",
+        "CreatedDateTime": "2026-11-01T08:00:00",
+        **extra,
     }
 
 
-def time_row(time_id: int, ticket_id: int, start: str | None, end: str | None, hours: float | None,
-             *, day: str = "2026-11-17", breaks: float = 0.0) -> dict[str, Any]:
+def time_row(
+    time_id: int,
+    ticket_id: int,
+    start: str | None,
+    end: str | None,
+    hours: float | None,
+    *,
+    day: str = "2026-11-17",
+    breaks: float = 0.0,
+) -> dict[str, Any]:
     return {
-        "WorkTicketTimeID": time_id, "ContactID": int(WORKER), "WorkTicketID": ticket_id,
-        "WorkTicketTimeDate": f"{day}T00:00:00", "StartTime": start, "EndTime": end, "Hours": hours,
-        "BreakTime": breaks, "DistributedTime": start is None and end is None,
-        "BranchTimeZone": "Mountain Standard Time", "LastModifiedDateTime": f"{day}T18:00:00",
+        "WorkTicketTimeID": time_id,
+        "ContactID": int(WORKER),
+        "WorkTicketID": ticket_id,
+        "WorkTicketTimeDate": f"{day}T00:00:00",
+        "StartTime": start,
+        "EndTime": end,
+        "Hours": hours,
+        "BreakTime": breaks,
+        "DistributedTime": start is None and end is None,
+        "BranchTimeZone": "Mountain Standard Time",
+        "LastModifiedDateTime": f"{day}T18:00:00",
     }
 
 
 def clock(clock_id: int, start: str, end: str | None, breaks: float = 0.0) -> dict[str, Any]:
-    return {"ClockTimeID": clock_id, "ContactID": int(WORKER), "ClockStart": start, "ClockEnd": end, "BreakTime": breaks}
+    return {
+        "ClockTimeID": clock_id,
+        "ContactID": int(WORKER),
+        "ClockStart": start,
+        "ClockEnd": end,
+        "BreakTime": breaks,
+    }
 
 
 def jobs_of(opportunities: list[dict[str, Any]], tickets: list[dict[str, Any]]) -> pd.DataFrame:
@@ -105,7 +140,14 @@ def test_distributed_hours_drain_the_days_latest_clock_time_first_and_never_belo
     rows, aside, no_row = attendance(times, clocks, tickets, jobs)
     assert aside.empty and no_row == 1  # clock 91 is fully allocated now
     hours = rows.set_index("entry_id")["hours"].to_dict()
-    assert hours == {"1": 2.0, "2": 1.0, "3": 3.5, "4": 1.5, f"{CLOCK_ENTRY_PREFIX}90": 0.5, f"{CLOCK_ENTRY_PREFIX}92": 2.0}
+    assert hours == {
+        "1": 2.0,
+        "2": 1.0,
+        "3": 3.5,
+        "4": 1.5,
+        f"{CLOCK_ENTRY_PREFIX}90": 0.5,
+        f"{CLOCK_ENTRY_PREFIX}92": 2.0,
+    }
     by_day = rows.groupby("work_date")["hours"].sum()
     assert by_day[pd.Timestamp("2026-11-17").date()] == 7.0  # the day's clock time: 5.0 + 2.0
 
@@ -113,21 +155,34 @@ def test_distributed_hours_drain_the_days_latest_clock_time_first_and_never_belo
 # -- 3. the ticket says whether the work is done ---------------------------------------------------------
 def test_a_won_opportunity_takes_its_status_from_its_one_ticket_jobstatus_and_completedate():
     opportunities = [
-        opportunity(1), opportunity(2), opportunity(3), opportunity(4, JobStatusName="Complete"),
-        opportunity(5, CompleteDate="2026-11-10T00:00:00"), opportunity(6, JobStatusName="In Progress"),
-        opportunity(7), opportunity(8, status="Lost"),
+        opportunity(1),
+        opportunity(2),
+        opportunity(3),
+        opportunity(4, JobStatusName="Complete"),
+        opportunity(5, CompleteDate="2026-11-10T00:00:00"),
+        opportunity(6, JobStatusName="In Progress"),
+        opportunity(7),
+        opportunity(8, status="Lost"),
     ]
     tickets = [
         ticket(11, 1, status="Cancelled"),
         ticket(21, 2, status="Complete"),
         ticket(31, 3, status="Scheduled", CompleteDate="2026-11-12T15:00:00"),
-        ticket(41, 4), ticket(51, 5), ticket(61, 6),
-        ticket(71, 7, status="Complete"), ticket(72, 7, WorkTicketStatusName=None, WorkTicketStatus="Cancelled"),
+        ticket(41, 4),
+        ticket(51, 5),
+        ticket(61, 6),
+        ticket(71, 7, status="Complete"),
+        ticket(72, 7, WorkTicketStatusName=None, WorkTicketStatus="Cancelled"),
         ticket(81, 8, status="Complete"),
     ]
     status = jobs_of(opportunities, tickets).set_index("job_id")["status"].to_dict()
     assert {k: status[k] for k in "12345678"} == {
-        "1": "canceled", "2": "completed", "3": "completed", "4": "completed", "5": "completed", "6": "open",
+        "1": "canceled",
+        "2": "completed",
+        "3": "completed",
+        "4": "completed",
+        "5": "completed",
+        "6": "open",
         "7": "open",  # several tickets: each is a milestone with its own status
         "8": "canceled",  # canceled wins over a completed ticket: a canceled ProPay pays nothing
     }
@@ -143,7 +198,12 @@ def test_the_one_ticket_of_a_recurring_opportunity_is_its_milestone_and_gets_the
     jobs = jobs_of(opportunities, tickets)
     by_id = jobs.set_index("job_id")
     milestone = MILESTONE_PREFIX + "601"
-    assert by_id.loc[milestone, ["parent_job_id", "level", "budget_hours", "recurring"]].tolist() == ["60", "milestone", 200.0, True]
+    assert by_id.loc[milestone, ["parent_job_id", "level", "budget_hours", "recurring"]].tolist() == [
+        "60",
+        "milestone",
+        200.0,
+        True,
+    ]
     assert by_id.loc["60", "budget_hours"] == 250.0  # kept: the milestone's ProPay falls back on it
     candidates = build_candidates(jobs)
     table = candidates.table.set_index("propay_id")

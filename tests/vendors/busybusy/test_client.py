@@ -136,8 +136,12 @@ def test_paging_with_entries_inserted_and_deleted_between_pages(emulator, compan
     seen = [e["id"] for e in next(pages)]
     shift = company_data.shifts[10]
     added = [
-        company.add_time_entry(company.member_id(shift.worker_id), company.project_id(shift.job_id),
-                               AS_OF - timedelta(days=2, minutes=10 * i), AS_OF - timedelta(days=2, minutes=10 * i - 5))["id"]
+        company.add_time_entry(
+            company.member_id(shift.worker_id),
+            company.project_id(shift.job_id),
+            AS_OF - timedelta(days=2, minutes=10 * i),
+            AS_OF - timedelta(days=2, minutes=10 * i - 5),
+        )["id"]
         for i in range(6)
     ]
     victim = sorted(before - set(seen))[0]
@@ -231,24 +235,88 @@ def test_budgets_read_latest_only(emulator):
     # One latest row per project and cost code: the project's own (no cost code) and its cost codes'.
     assert len({(h["projectId"], h["costCodeId"]) for h in hours}) == len(hours)
     assert any(h["costCodeId"] for h in hours) and any(not h["costCodeId"] for h in hours)
-    assert {c["id"] for c in client.budget_costs()} == {b["id"] for b in company.records("budgetCosts") if b["isLatest"]}
+    assert {c["id"] for c in client.budget_costs()} == {
+        b["id"] for b in company.records("budgetCosts") if b["isLatest"]
+    }
 
 
 # The fields BusyBusy's own or its integrators' client code names (the project's vendor notes): the
 # queries select nothing else. Not named anywhere: Project.rootProjectId, BudgetCost.createdOn, the
 # budgets' isLatest as a field (it is a filter), a wage history's id.
 NAMED_FIELDS = {
-    "members": {"id", "cursor", "firstName", "lastName", "username", "email", "phone", "memberNumber", "createdOn",
-                "updatedOn", "archivedOn", "deletedOn", "wageHistories", "wage", "wageRate", "overburden",
-                "effectiveRate", "changeDate"},
-    "projects": {"id", "cursor", "title", "archivedOn", "depth", "createdOn", "updatedOn", "parentProjectId",
-                 "projectInfo", "projectId", "number", "customer"},
+    "members": {
+        "id",
+        "cursor",
+        "firstName",
+        "lastName",
+        "username",
+        "email",
+        "phone",
+        "memberNumber",
+        "createdOn",
+        "updatedOn",
+        "archivedOn",
+        "deletedOn",
+        "wageHistories",
+        "wage",
+        "wageRate",
+        "overburden",
+        "effectiveRate",
+        "changeDate",
+    },
+    "projects": {
+        "id",
+        "cursor",
+        "title",
+        "archivedOn",
+        "depth",
+        "createdOn",
+        "updatedOn",
+        "parentProjectId",
+        "projectInfo",
+        "projectId",
+        "number",
+        "customer",
+    },
     "costCodes": {"id", "cursor", "costCode", "title", "unitTitle", "createdOn", "updatedOn", "archivedOn"},
-    "budgetHours": {"id", "cursor", "projectId", "memberId", "budgetSeconds", "costCodeId", "equipmentId", "createdOn",
-                    "equipmentBudgetSeconds"},
-    "budgetCosts": {"id", "cursor", "projectId", "memberId", "costBudget", "costCodeId", "equipmentId", "equipmentCostBudget"},
-    "timeEntries": {"id", "cursor", "memberId", "projectId", "costCodeId", "equipmentId", "startTime", "endTime", "breaks",
-                    "actionType", "description", "createdOn", "updatedOn", "deletedOn", "submittedOn"},
+    "budgetHours": {
+        "id",
+        "cursor",
+        "projectId",
+        "memberId",
+        "budgetSeconds",
+        "costCodeId",
+        "equipmentId",
+        "createdOn",
+        "equipmentBudgetSeconds",
+    },
+    "budgetCosts": {
+        "id",
+        "cursor",
+        "projectId",
+        "memberId",
+        "costBudget",
+        "costCodeId",
+        "equipmentId",
+        "equipmentCostBudget",
+    },
+    "timeEntries": {
+        "id",
+        "cursor",
+        "memberId",
+        "projectId",
+        "costCodeId",
+        "equipmentId",
+        "startTime",
+        "endTime",
+        "breaks",
+        "actionType",
+        "description",
+        "createdOn",
+        "updatedOn",
+        "deletedOn",
+        "submittedOn",
+    },
 }
 
 
@@ -270,7 +338,6 @@ def test_query_texts_name_only_the_schema_fields(emulator):
     for root in ("members", "projects", "costCodes", "budgetHours", "budgetCosts", "timeEntries"):
         data = client.execute(query_text(root), {"filter": None, "first": 1, "after": None})
         assert isinstance(data[root], list)
-
 
 
 def test_changed_after_reads_every_root_in_one_request_and_pages_only_full_roots(emulator):
@@ -308,7 +375,9 @@ def test_newest_stamps_is_one_request(emulator):
     assert stamps["budgetHours"] == max(b["createdOn"] for b in company.records("budgetHours"))
     # The cost budgets name no stamp: their latest records are listed in the same request.
     assert "budgetCosts" not in stamps
-    assert {b["id"] for b in listed["budgetCosts"]} == {b["id"] for b in company.records("budgetCosts") if b["isLatest"]}
+    assert {b["id"] for b in listed["budgetCosts"]} == {
+        b["id"] for b in company.records("budgetCosts") if b["isLatest"]
+    }
     assert client.request_count == 2  # login + one GraphQL request
 
 

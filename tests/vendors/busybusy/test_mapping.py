@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.schemas import Attendance, Job, TaskLine, Worker, WorkerWage, split_valid
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
 from protiv_dagster.vendors.busybusy.mapping import (
     budgets_to_task_lines,
     drive_cost_code_ids,
@@ -27,11 +29,9 @@ from protiv_dagster.vendors.busybusy.mapping import (
     time_entries_to_attendance,
     wages_on,
 )
-from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
+from protiv_dagster.vendors.busybusy.source import BusyBusySource
 from protiv_emulators.busybusy import COST_PER_BUDGET_HOUR, BusyBusyCompany, BusyBusyEmulator
 from protiv_emulators.generator import PAY_SALARIED, STATUS_OPEN, CompanyData, generate_company
-from protiv_dagster.schemas import Attendance, Job, TaskLine, Worker, WorkerWage, split_valid
-from protiv_dagster.vendors.busybusy.source import BusyBusySource
 
 COMPANY = "acme"
 ZONE = "America/Denver"
@@ -81,15 +81,26 @@ def clean(company: BusyBusyCompany, entries: list[dict[str, Any]] | None = None)
     jobs = jobs.merge(jobs_with_cost[["job_id", "budget_cost"]], on="job_id")
     entries = company.records("timeEntries") if entries is None else entries
     rows, entries_aside, removed = time_entries_to_attendance(
-        entries, jobs, workers["worker_id"], COMPANY, ZONE, company.frozen_now,
+        entries,
+        jobs,
+        workers["worker_id"],
+        COMPANY,
+        ZONE,
+        company.frozen_now,
         drive_cost_code_ids(company.records("costCodes"), SETTINGS),
     )
     valid, invalid = split_valid(rows, Attendance, "entry_id") if len(rows) else (rows, rows)
     return Cleaned(
-        workers, jobs, valid,
-        {"workers": pd.concat([workers_aside, workers_invalid]), "jobs": pd.concat([jobs_aside, jobs_invalid]),
-         "attendance": pd.concat([entries_aside, invalid])},
-        removed, len(entries),
+        workers,
+        jobs,
+        valid,
+        {
+            "workers": pd.concat([workers_aside, workers_invalid]),
+            "jobs": pd.concat([jobs_aside, jobs_invalid]),
+            "attendance": pd.concat([entries_aside, invalid]),
+        },
+        removed,
+        len(entries),
     )
 
 
@@ -171,13 +182,17 @@ def test_workers_equal_the_ground_truth(cleaned, data, company):
 
 
 def test_wage_histories_equal_the_ground_truth_and_give_the_wage_of_each_work_date(company, data, cleaned):
-    histories, aside, deleted, superseded = members_to_wages(company.records("members"), cleaned.workers["worker_id"], COMPANY, ZONE)
+    histories, aside, deleted, superseded = members_to_wages(
+        company.records("members"), cleaned.workers["worker_id"], COMPANY, ZONE
+    )
     histories, invalid = split_valid(histories, WorkerWage, "worker_id")
     assert aside.empty and invalid.empty and superseded == 0
     assert deleted == sum(1 for m in company.records("members") for w in m["wageHistories"] if w["deletedOn"])
     assert deleted > 0 and histories["hourly_wage"].lt(99).all()  # the deleted 99.99 mistakes are not wages
     expected = sorted(
-        (company.member_id(w.id), change.effective_date, float(change.hourly_wage)) for w in data.workers for change in w.wage_history
+        (company.member_id(w.id), change.effective_date, float(change.hourly_wage))
+        for w in data.workers
+        for change in w.wage_history
     )
     got = sorted(zip(histories["worker_id"], histories["effective_date"], histories["hourly_wage"].astype(float)))
     assert [(w, d) for w, d, _ in got] == [(w, d) for w, d, _ in expected]
@@ -216,20 +231,25 @@ def test_jobs_equal_the_ground_truth(cleaned, data, company):
 
 def test_drive_cost_code_marks_drive_time_on_any_project(company, data):
     entries = company.records("timeEntries")
-    work = next(e for e in entries if e["costCodeId"] and e["costCodeId"] != company.drive_cost_code_id and not e["deletedOn"])
+    work = next(
+        e for e in entries if e["costCodeId"] and e["costCodeId"] != company.drive_cost_code_id and not e["deletedOn"]
+    )
     moved = [{**work, "costCodeId": company.drive_cost_code_id}]
     result = clean(company, moved)
     assert result.attendance["is_drive"].tolist() == [True]
 
 
 def test_dst_fall_back_counts_real_elapsed_hours():
-    data = generate_company(COMPANY, seed=1, workers=5, days=7, as_of=datetime(2026, 11, 3, 12, tzinfo=UTC), timezone=ZONE)
+    data = generate_company(
+        COMPANY, seed=1, workers=5, days=7, as_of=datetime(2026, 11, 3, 12, tzinfo=UTC), timezone=ZONE
+    )
     company = hosted(data)
     shift = next(s for s in data.shifts if not s.is_drive)
     # 00:30 MDT to 03:30 MST on 1 November 2026: 3 hours on the wall clock, 4 hours worked.
     start = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
-    entry = company.add_time_entry(company.member_id(shift.worker_id), company.project_id(shift.job_id),
-                                   start, start + timedelta(hours=4))
+    entry = company.add_time_entry(
+        company.member_id(shift.worker_id), company.project_id(shift.job_id), start, start + timedelta(hours=4)
+    )
     result = clean(company)
     row = result.attendance.set_index("entry_id").loc[entry["id"]]
     assert row["hours"] == pytest.approx(4.0)
@@ -250,8 +270,14 @@ def test_bad_records_are_set_aside_with_reasons(company):
     result = clean(company, bad)
     aside = result.aside["attendance"].set_index("record_id")["reason"]
     expected = {
-        0: "memberId is missing", 1: "projectId is not a known", 2: "startTime", 3: "endTime is before startTime",
-        4: "breaks are malformed", 5: "deletedOn", 6: "memberId is not a known worker", 7: "updatedOn",
+        0: "memberId is missing",
+        1: "projectId is not a known",
+        2: "startTime",
+        3: "endTime is before startTime",
+        4: "breaks are malformed",
+        5: "deletedOn",
+        6: "memberId is not a known worker",
+        7: "updatedOn",
     }
     for index, fragment in expected.items():
         assert fragment in aside[bad[index]["id"]], (index, aside[bad[index]["id"]])
@@ -321,7 +347,9 @@ def test_source_end_to_end(data):
 def test_source_needs_a_timezone(data):
     with BusyBusyEmulator() as emulator:
         username, password = emulator.add_company(data)
-        connection = FakeConnection(COMPANY, emulator.rest_url, CompanySettings(), {"username": username, "password": password})
+        connection = FakeConnection(
+            COMPANY, emulator.rest_url, CompanySettings(), {"username": username, "password": password}
+        )
         with pytest.raises(ValueError, match="timezone"):
             BusyBusySource(connection, BusyBusyTuning()).time_entry_feeds(date(2026, 11, 1), date(2026, 11, 7))
 
@@ -337,7 +365,9 @@ def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):
     with_cost = amount_company["budget_cost"].notna()
     assert with_cost.any()
     assert (jobs.set_index("job_id")["budget_amount"].dropna() > 0).all()
-    assert amount_company.loc[with_cost, "budget_amount"].tolist() == amount_company.loc[with_cost, "budget_cost"].tolist()
+    assert (
+        amount_company.loc[with_cost, "budget_amount"].tolist() == amount_company.loc[with_cost, "budget_cost"].tolist()
+    )
     for column in ("contract_price", "labor_budget_percent", "rate", "quantity", "service_type", "property_id"):
         assert jobs[column].isna().all(), column
 
@@ -345,13 +375,21 @@ def test_cost_budget_is_the_budget_amount_only_for_an_amount_company(company):
 # -- line items, creation dates and wage histories ------------------------------------------------------
 def test_task_lines_created_dates_and_entry_cost_codes_equal_the_ground_truth(company, data, cleaned):
     lines, aside = budgets_to_task_lines(
-        company.records("budgetHours"), company.records("budgetCosts"), company.records("costCodes"), cleaned.jobs["job_id"], COMPANY
+        company.records("budgetHours"),
+        company.records("budgetCosts"),
+        company.records("costCodes"),
+        cleaned.jobs["job_id"],
+        COMPANY,
     )
     lines, invalid = split_valid(lines, TaskLine, "task_id")
     assert aside.empty and invalid.empty and data.task_lines
     got = {(r.job_id, r.task_id): (r.name, r.budget_hours, float(r.budget_amount)) for r in lines.itertuples()}
     assert got == {
-        (company.project_id(t.job_id), company.task_cost_code_id(t.id)): (t.name, t.budget_hours, round(t.budget_hours * COST_PER_BUDGET_HOUR, 2))
+        (company.project_id(t.job_id), company.task_cost_code_id(t.id)): (
+            t.name,
+            t.budget_hours,
+            round(t.budget_hours * COST_PER_BUDGET_HOUR, 2),
+        )
         for t in data.task_lines
     }
     # A job whose line items are its only own budget rows has no budget of its own (they are not added up).
@@ -374,8 +412,17 @@ def test_task_lines_created_dates_and_entry_cost_codes_equal_the_ground_truth(co
 
 
 def _project(project_id: str, **changes: Any) -> dict[str, Any]:
-    return {"id": project_id, "title": f"Project {project_id}", "parentProjectId": None, "depth": 1, "archivedOn": None,
-            "createdOn": "2026-11-06T15:00:00Z", "updatedOn": "2026-11-07T15:00:00Z", "projectInfo": None, **changes}
+    return {
+        "id": project_id,
+        "title": f"Project {project_id}",
+        "parentProjectId": None,
+        "depth": 1,
+        "archivedOn": None,
+        "createdOn": "2026-11-06T15:00:00Z",
+        "updatedOn": "2026-11-07T15:00:00Z",
+        "projectInfo": None,
+        **changes,
+    }
 
 
 def _budget(budget_id: str, project: str, seconds: Any = None, cost: Any = None, **ids: Any) -> dict[str, Any]:
@@ -396,8 +443,15 @@ def test_a_cost_code_budget_is_a_task_line_never_part_of_the_project_budget():
         _budget("h8", "p1", 30 * 3600, costCodeId="c3"),
         _budget("h9", "p1", 25 * 3600, costCodeId="c3"),  # two latest versions: the smaller counts
     ]
-    costs = [_budget("b1", "p1", cost=1920.0), _budget("b2", "p1", cost=640.0, costCodeId="c1"), _budget("b3", "p1", cost=1e13, costCodeId="c4")]
-    cost_codes = [{"id": "c1", "costCode": "20-100", "title": "Demolition"}, {"id": "c3", "costCode": "20-300", "title": "  "}]
+    costs = [
+        _budget("b1", "p1", cost=1920.0),
+        _budget("b2", "p1", cost=640.0, costCodeId="c1"),
+        _budget("b3", "p1", cost=1e13, costCodeId="c4"),
+    ]
+    cost_codes = [
+        {"id": "c1", "costCode": "20-100", "title": "Demolition"},
+        {"id": "c3", "costCode": "20-300", "title": "  "},
+    ]
     jobs, aside, _ = projects_to_jobs(projects, hours, costs, SETTINGS, COMPANY)
     assert jobs.set_index("job_id").loc["p1", "budget_hours"] == 60.0
     assert jobs.set_index("job_id").loc["p1", "budget_cost"] == 1920.0
@@ -417,25 +471,41 @@ def test_a_cost_code_budget_is_a_task_line_never_part_of_the_project_budget():
 
 
 def _history(wage: Any, change: str, rate: Any = 10, **changes: Any) -> dict[str, Any]:
-    return {"wage": wage, "wageRate": rate, "overburden": 0.0, "effectiveRate": wage, "changeDate": change,
-            "createdOn": change, "updatedOn": change, "deletedOn": None, **changes}
+    return {
+        "wage": wage,
+        "wageRate": rate,
+        "overburden": 0.0,
+        "effectiveRate": wage,
+        "changeDate": change,
+        "createdOn": change,
+        "updatedOn": change,
+        "deletedOn": None,
+        **changes,
+    }
 
 
 def test_wage_histories_are_dated_converted_and_set_aside_with_reasons():
     members = [
-        {"id": "m1", "wageHistories": [
-            _history(30.0, "2026-10-01T06:00:00Z"),
-            _history(36.0, "2026-11-15T07:00:00Z", overburden=12.5),
-            _history(99.99, "2026-11-06T07:00:00Z", deletedOn="2026-11-06T16:00:00Z"),  # deleted: no wage
-            _history(1600.0, "2026-11-17T07:00:00Z", rate=20),  # weekly: $40 an hour
-            _history(41.0, "2026-11-17T22:00:00Z"),  # later the same local day: this one is the day's wage
-        ]},
-        {"id": "m2", "wageHistories": [
-            _history(20.0, "later"),
-            _history(20.0, "2026-11-01T06:00:00Z", rate=99),
-            _history(25.0, "2026-11-02T06:00:00Z"), _history(26.0, "2026-11-02T06:00:00Z"),  # same moment: unknown
-            _history(52000.0, "2026-11-03T07:00:00Z", rate=40),  # yearly: $25 an hour
-        ]},
+        {
+            "id": "m1",
+            "wageHistories": [
+                _history(30.0, "2026-10-01T06:00:00Z"),
+                _history(36.0, "2026-11-15T07:00:00Z", overburden=12.5),
+                _history(99.99, "2026-11-06T07:00:00Z", deletedOn="2026-11-06T16:00:00Z"),  # deleted: no wage
+                _history(1600.0, "2026-11-17T07:00:00Z", rate=20),  # weekly: $40 an hour
+                _history(41.0, "2026-11-17T22:00:00Z"),  # later the same local day: this one is the day's wage
+            ],
+        },
+        {
+            "id": "m2",
+            "wageHistories": [
+                _history(20.0, "later"),
+                _history(20.0, "2026-11-01T06:00:00Z", rate=99),
+                _history(25.0, "2026-11-02T06:00:00Z"),
+                _history(26.0, "2026-11-02T06:00:00Z"),  # same moment: unknown
+                _history(52000.0, "2026-11-03T07:00:00Z", rate=40),  # yearly: $25 an hour
+            ],
+        },
         {"id": "m3", "wageHistories": [_history(30.0, "2026-10-01T06:00:00Z")]},  # not a mapped worker
         {"id": "m4", "wageHistories": "none"},
     ]
@@ -444,8 +514,10 @@ def test_wage_histories_are_dated_converted_and_set_aside_with_reasons():
     assert invalid.empty
     got = [(r.worker_id, r.effective_date, float(r.hourly_wage), r.pay_interval) for r in rows.itertuples()]
     assert got == [
-        ("m1", date(2026, 10, 1), 30.0, "hour"), ("m1", date(2026, 11, 15), 36.0, "hour"),
-        ("m1", date(2026, 11, 17), 41.0, "hour"), ("m2", date(2026, 11, 3), 25.0, "year"),
+        ("m1", date(2026, 10, 1), 30.0, "hour"),
+        ("m1", date(2026, 11, 15), 36.0, "hour"),
+        ("m1", date(2026, 11, 17), 41.0, "hour"),
+        ("m2", date(2026, 11, 3), 25.0, "year"),
     ]
     assert rows.set_index("effective_date").loc[date(2026, 11, 15), "burden_percent"] == 12.5
     assert (deleted, superseded) == (1, 1)
@@ -457,7 +529,11 @@ def test_wage_histories_are_dated_converted_and_set_aside_with_reasons():
     assert sum("wageHistories is not a list" in r for r in reasons) == 1
     read = sum(len(m["wageHistories"]) if isinstance(m["wageHistories"], list) else 1 for m in members)
     assert read == len(rows) + len(aside) + deleted + superseded
-    wages = wages_on(rows, pd.Series(["m1"] * 4), pd.Series([date(2026, 9, 1), date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 19)]))
+    wages = wages_on(
+        rows,
+        pd.Series(["m1"] * 4),
+        pd.Series([date(2026, 9, 1), date(2026, 11, 14), date(2026, 11, 15), date(2026, 11, 19)]),
+    )
     assert wages.tolist() == [30.0, 30.0, 36.0, 41.0]
 
 
@@ -477,16 +553,30 @@ NESTED = [
 
 
 def _entry(entry_id: str, project: str, start: str, end: str, breaks: list | None = None) -> dict[str, Any]:
-    return {"id": entry_id, "memberId": "m1", "projectId": project, "costCodeId": None, "startTime": start, "endTime": end,
-            "breaks": breaks or [], "updatedOn": "2026-11-18T01:00:00Z", "deletedOn": None}
+    return {
+        "id": entry_id,
+        "memberId": "m1",
+        "projectId": project,
+        "costCodeId": None,
+        "startTime": start,
+        "endTime": end,
+        "breaks": breaks or [],
+        "updatedOn": "2026-11-18T01:00:00Z",
+        "deletedOn": None,
+    }
 
 
 # Denver is UTC-7 in November: 15:00Z is 08:00 local.
 NESTED_ENTRIES = [
     _entry("e-base", "base", "2026-11-16T15:00:00Z", "2026-11-16T19:00:00Z"),  # 4 h on the milestone itself
     # 08:00-16:30 with a 30-minute lunch on a depth-5 project: 8 h
-    _entry("e-compaction", "compaction", "2026-11-17T15:00:00Z", "2026-11-17T23:30:00Z",
-           [{"startTime": "2026-11-17T19:00:00Z", "endTime": "2026-11-17T19:30:00Z"}]),
+    _entry(
+        "e-compaction",
+        "compaction",
+        "2026-11-17T15:00:00Z",
+        "2026-11-17T23:30:00Z",
+        [{"startTime": "2026-11-17T19:00:00Z", "endTime": "2026-11-17T19:30:00Z"}],
+    ),
     _entry("e-gravel", "gravel", "2026-11-18T15:00:00Z", "2026-11-18T17:15:00Z"),  # 2.25 h on depth 3
     _entry("e-patio", "patio", "2026-11-18T18:00:00Z", "2026-11-18T19:00:00Z"),  # 1 h on the job
     _entry("e-orphan", "orphan", "2026-11-19T15:00:00Z", "2026-11-19T16:00:00Z"),
@@ -549,6 +639,9 @@ def test_a_wage_change_date_without_an_offset_is_a_company_local_date():
     members = [{"id": "m1", "wageHistories": [_history(30.0, "2026-10-01T06:00:00Z"), _history(36.0, "2026-11-15")]}]
     rows, aside, _, _ = members_to_wages(members, ["m1"], COMPANY, ZONE)
     assert len(aside) == 0
-    assert list(zip(rows["effective_date"], rows["hourly_wage"])) == [(date(2026, 10, 1), 30.0), (date(2026, 11, 15), 36.0)]
+    assert list(zip(rows["effective_date"], rows["hourly_wage"])) == [
+        (date(2026, 10, 1), 30.0),
+        (date(2026, 11, 15), 36.0),
+    ]
     days = pd.Series([date(2026, 11, 14), date(2026, 11, 15)])
     assert wages_on(rows, pd.Series(["m1", "m1"]), days).tolist() == [30.0, 36.0]

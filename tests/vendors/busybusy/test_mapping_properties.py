@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
+from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 from protiv_dagster.vendors.busybusy.mapping import (
     _break_seconds,
     _breaks_of_entries,
@@ -28,8 +30,6 @@ from protiv_dagster.vendors.busybusy.mapping import (
 from protiv_dagster.vendors.mapping import utc
 from protiv_dagster.warehouse.conversion import column_values
 from protiv_dagster.warehouse.declarations import Table
-from protiv_dagster.schemas import Attendance, Job, Worker, split_valid
-from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
 
 COMPANY = "acme"
 ZONE = "America/Denver"
@@ -38,9 +38,30 @@ NOW = datetime(2026, 11, 2, 12, tzinfo=UTC)
 WORKER_IDS = ["m-1", "m-2", "m-3"]
 JOB, MILESTONE, DRIVE = "p-job", "p-milestone", "p-drive"
 PROJECTS = [
-    {"id": JOB, "title": "Patio", "parentProjectId": None, "depth": 1, "archivedOn": None, "updatedOn": "2026-01-01T00:00:00Z"},
-    {"id": MILESTONE, "title": "Base", "parentProjectId": JOB, "depth": 2, "archivedOn": None, "updatedOn": "2026-01-01T00:00:00Z"},
-    {"id": DRIVE, "title": "Drive Time", "parentProjectId": None, "depth": 1, "archivedOn": None, "updatedOn": "2026-01-01T00:00:00Z"},
+    {
+        "id": JOB,
+        "title": "Patio",
+        "parentProjectId": None,
+        "depth": 1,
+        "archivedOn": None,
+        "updatedOn": "2026-01-01T00:00:00Z",
+    },
+    {
+        "id": MILESTONE,
+        "title": "Base",
+        "parentProjectId": JOB,
+        "depth": 2,
+        "archivedOn": None,
+        "updatedOn": "2026-01-01T00:00:00Z",
+    },
+    {
+        "id": DRIVE,
+        "title": "Drive Time",
+        "parentProjectId": None,
+        "depth": 1,
+        "archivedOn": None,
+        "updatedOn": "2026-01-01T00:00:00Z",
+    },
 ]
 
 WEIRD = st.one_of(
@@ -57,12 +78,16 @@ WEIRD = st.one_of(
 # Text a vendor's JSON can carry: lone surrogates (what a non-UTF-8 payload decodes to with
 # surrogateescape, or a JSON "\ud800" escape), NUL, bidi and zero-width controls, other digits.
 ODD_TEXT = st.one_of(
-    st.sampled_from(["\ud800", "\udcff\udcfe", "a\x00b", "\x00", "\u202eevil", "\u200b", "\ufeffid", "١٢", "１２", "e\u0301", "🙂"]),
+    st.sampled_from(
+        ["\ud800", "\udcff\udcfe", "a\x00b", "\x00", "\u202eevil", "\u200b", "\ufeffid", "١٢", "１２", "e\u0301", "🙂"]
+    ),
     st.text(st.characters(categories=["Cs", "Cc", "Cf", "Mn", "Nd", "So", "Zs"]), min_size=1, max_size=4),
     st.text(alphabet=st.characters(), max_size=6),
 )
 OFFSETS = st.sampled_from(["Z", "+00:00", "-07:00", "+05:45", "", "+0530", "+14:00", "-12:00", "+23:59", "-00:00"])
-ZONES = st.sampled_from(["America/Denver", "UTC", "Pacific/Chatham", "Asia/Kathmandu", "America/St_Johns", "Pacific/Kiritimati"])
+ZONES = st.sampled_from(
+    ["America/Denver", "UTC", "Pacific/Chatham", "Asia/Kathmandu", "America/St_Johns", "Pacific/Kiritimati"]
+)
 
 
 def assert_storable(frame: pd.DataFrame, table: Table | None = None) -> None:
@@ -80,12 +105,16 @@ def assert_storable(frame: pd.DataFrame, table: Table | None = None) -> None:
 
 @st.composite
 def iso_timestamps(draw: st.DrawFn) -> str:
-    moment = draw(st.one_of(st.datetimes(min_value=datetime(2026, 10, 31), max_value=datetime(2026, 11, 3)), st.datetimes()))
+    moment = draw(
+        st.one_of(st.datetimes(min_value=datetime(2026, 10, 31), max_value=datetime(2026, 11, 3)), st.datetimes())
+    )
     return moment.isoformat(timespec=draw(st.sampled_from(["seconds", "microseconds"]))) + draw(OFFSETS)
 
 
 @st.composite
-def records(draw: st.DrawFn, plausible: dict[str, st.SearchStrategy], weird: st.SearchStrategy = WEIRD) -> dict[str, Any]:
+def records(
+    draw: st.DrawFn, plausible: dict[str, st.SearchStrategy], weird: st.SearchStrategy = WEIRD
+) -> dict[str, Any]:
     """A record whose fields are plausible, except a few that are missing or any ``weird`` value."""
     record = {name: draw(strategy) for name, strategy in plausible.items()}
     broken = draw(st.sets(st.sampled_from(sorted(plausible)), max_size=len(plausible)))
@@ -154,7 +183,9 @@ def jobs() -> pd.DataFrame:
 
 @PROPERTY
 @given(st.lists(ENTRY, max_size=12), ZONES)
-def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, entries: list[dict[str, Any]], zone: str) -> None:
+def test_any_time_entries_are_loaded_set_aside_or_removed(
+    jobs: pd.DataFrame, entries: list[dict[str, Any]], zone: str
+) -> None:
     received = copy.deepcopy(entries)
     rows, aside, removed = time_entries_to_attendance(entries, jobs, WORKER_IDS, COMPANY, zone, NOW, {"cc-drive"})
     valid, invalid = split_valid(rows, Attendance, "entry_id") if len(rows) else (rows, aside.iloc[0:0])
@@ -175,7 +206,9 @@ def test_any_time_entries_are_loaded_set_aside_or_removed(jobs: pd.DataFrame, en
     # Valid ids are unique among the loaded rows, but a set-aside or deleted record may share one.
     ids = [e.get("id") for e in entries]
     drive_code = {
-        e["id"]: e.get("costCodeId") == "cc-drive" for e in entries if isinstance(e.get("id"), str) and ids.count(e["id"]) == 1
+        e["id"]: e.get("costCodeId") == "cc-drive"
+        for e in entries
+        if isinstance(e.get("id"), str) and ids.count(e["id"]) == 1
     }
     single = valid["entry_id"].isin(list(drive_code))
     on_drive = (valid["job_id"] == DRIVE) | valid["entry_id"].map(drive_code).where(single, False).astype(bool)
@@ -200,9 +233,17 @@ def test_any_members_are_loaded_or_set_aside(members: list[dict[str, Any]], zone
 @settings(PROPERTY, max_examples=30)
 @given(st.lists(PROJECT, max_size=6))
 def test_any_projects_are_loaded_or_set_aside(projects: list[dict[str, Any]]) -> None:
-    costs = [{"projectId": "a", "costBudget": 9e11}, {"projectId": "a", "costBudget": 9e11}, {"projectId": "b", "costBudget": 10.5}]
+    costs = [
+        {"projectId": "a", "costBudget": 9e11},
+        {"projectId": "a", "costBudget": 9e11},
+        {"projectId": "b", "costBudget": 10.5},
+    ]
     rows, aside, folded = projects_to_jobs(
-        projects, [{"projectId": "a", "budgetSeconds": 3600}], costs, SETTINGS.model_copy(update={"default_budget_type": "amount"}), COMPANY
+        projects,
+        [{"projectId": "a", "budgetSeconds": 3600}],
+        costs,
+        SETTINGS.model_copy(update={"default_budget_type": "amount"}),
+        COMPANY,
     )
     valid, invalid = split_valid(rows, Job, "job_id") if len(rows) else (rows, aside.iloc[0:0])
     assert len(projects) == len(valid) + len(aside) + len(invalid) + folded
@@ -223,7 +264,9 @@ LISTED_BREAKS = st.one_of(
     st.just([]),
     WEIRD,
     st.lists(
-        records({"id": st.just("b"), "startTime": STAMP, "endTime": st.one_of(st.none(), st.just(""), STAMP)}), min_size=1, max_size=3
+        records({"id": st.just("b"), "startTime": STAMP, "endTime": st.one_of(st.none(), st.just(""), STAMP)}),
+        min_size=1,
+        max_size=3,
     ),
     st.lists(st.one_of(WEIRD, st.just({"startTime": "2026-11-01T10:00:00Z"})), min_size=1, max_size=2),
 )

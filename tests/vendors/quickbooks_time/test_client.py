@@ -34,7 +34,9 @@ def emulator(company_data):
 def make_client(emulator, token="token-acme-0123456789", page_size=25, **options) -> QuickBooksTimeClient:
     options.setdefault("initial_backoff_seconds", 0.01)
     options.setdefault("max_wait_seconds", 0.2)
-    return QuickBooksTimeClient(emulator.base_url, QuickBooksTimeCredentials(access_token=token), page_size=page_size, **options)
+    return QuickBooksTimeClient(
+        emulator.base_url, QuickBooksTimeCredentials(access_token=token), page_size=page_size, **options
+    )
 
 
 def ids(records):
@@ -43,7 +45,8 @@ def ids(records):
 
 def truth_in_window(emulator):
     return sorted(
-        int(s["id"]) for s in emulator.company("acme").timesheets()
+        int(s["id"])
+        for s in emulator.company("acme").timesheets()
         if FIRST_DAY.isoformat() <= s["date"] <= LAST_DAY.isoformat()
     )
 
@@ -124,7 +127,9 @@ def test_server_errors_recover_then_exhaust_with_a_clear_error(emulator):
     client = make_client(emulator)
     assert ids(client.timesheets(start_date=FIRST_DAY, end_date=LAST_DAY)) == truth_in_window(emulator)
     emulator.faults.server_error(times=50, status=500)
-    with pytest.raises(VendorUnavailableError, match=r"QuickBooks Time: HTTP 500 on users, still failing after 3 attempts"):
+    with pytest.raises(
+        VendorUnavailableError, match=r"QuickBooks Time: HTTP 500 on users, still failing after 3 attempts"
+    ):
         make_client(emulator, max_attempts=3).users()
 
 

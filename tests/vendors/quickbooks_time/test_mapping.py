@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
+from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
 from protiv_dagster.vendors.quickbooks_time.mapping import (
     HOURS_PER_YEAR,
     jobcodes_to_jobs,
@@ -29,7 +30,6 @@ from protiv_dagster.vendors.quickbooks_time.mapping import (
 )
 from protiv_emulators.generator import generate_company
 from protiv_emulators.quickbooks_time import QuickBooksTimeCompany, QuickBooksTimeEmulator
-from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
 from tests.vendors.busybusy.test_mapping_properties import records as broken_records
 
 COMPANY = "acme"
@@ -301,12 +301,18 @@ def fall_back() -> QuickBooksTimeCompany:
 def test_shift_across_fall_back_counts_real_hours(fall_back: QuickBooksTimeCompany) -> None:
     company = fall_back
     user_id = next(u["id"] for u in company.users() if u["active"])
-    job_id = next(j["id"] for j in company.jobcodes() if j["active"] and not j["parent_id"] and j["name"] != "Drive Time")
+    job_id = next(
+        j["id"] for j in company.jobcodes() if j["active"] and not j["parent_id"] and j["name"] != "Drive Time"
+    )
     # 01:00 MDT (UTC-6) = 07:00Z to 03:00 MST (UTC-7) = 10:00Z: 3 real hours, 2 on the wall clock.
     across = company.add_timesheet(user_id, job_id, start="2026-11-01T01:00:00-06:00", end="2026-11-01T03:00:00-07:00")
     # 01:30 MDT (07:30Z) to 01:15 MST (08:15Z): the wall clock goes back, time does not.
     repeated = company.add_timesheet(user_id, job_id, start="2026-11-01T07:30:00Z", end="2026-11-01T08:15:00Z")
-    assert (across["start"], across["end"], across["duration"]) == ("2026-11-01T01:00:00-06:00", "2026-11-01T03:00:00-07:00", 10800)
+    assert (across["start"], across["end"], across["duration"]) == (
+        "2026-11-01T01:00:00-06:00",
+        "2026-11-01T03:00:00-07:00",
+        10800,
+    )
     assert (repeated["start"], repeated["end"]) == ("2026-11-01T01:30:00-06:00", "2026-11-01T01:15:00-07:00")
 
     account = read_and_clean(company)
@@ -393,7 +399,9 @@ BAD_SHEETS = [
 ]
 
 
-@pytest.mark.parametrize(("change", "stage", "reason"), [case[1:] for case in BAD_SHEETS], ids=[c[0] for c in BAD_SHEETS])
+@pytest.mark.parametrize(
+    ("change", "stage", "reason"), [case[1:] for case in BAD_SHEETS], ids=[c[0] for c in BAD_SHEETS]
+)
 def test_bad_timesheet_is_set_aside_with_its_reason(acme: Account, change, stage: str, reason: str) -> None:
     good, bad = _other_sheet(acme), _base_sheet(acme)
     change(bad)
@@ -422,7 +430,9 @@ def test_one_bad_sheet_lists_every_problem(acme: Account) -> None:
 
 def test_duplicated_id_sets_both_copies_aside(acme: Account) -> None:
     sheet, other = _base_sheet(acme), _other_sheet(acme)
-    cleaned = clean_attendance([sheet, copy.deepcopy(sheet), other], [], acme.jobs.valid, acme.workers.valid["worker_id"])
+    cleaned = clean_attendance(
+        [sheet, copy.deepcopy(sheet), other], [], acme.jobs.valid, acme.workers.valid["worker_id"]
+    )
     assert cleaned.mapping_aside.empty
     assert list(cleaned.validation_aside["record_id"]) == [str(sheet["id"])] * 2
     assert all("unique_entry" in r for r in cleaned.validation_aside["reason"])
@@ -466,7 +476,16 @@ def test_manual_and_running_sheets_need_no_end(acme: Account) -> None:
         (_set(last_modified="never"), "last_modified is missing or not ISO 8601"),
         (_set(pay_rate=-5), "hourly_wage: greater_than_or_equal_to(0)"),
     ],
-    ids=["pay_rate abc", "active text", "active missing", "hire_date US", "term_date 2263", "no id", "last_modified", "negative rate"],
+    ids=[
+        "pay_rate abc",
+        "active text",
+        "active missing",
+        "hire_date US",
+        "term_date 2263",
+        "no id",
+        "last_modified",
+        "negative rate",
+    ],
 )
 def test_bad_user_is_set_aside_with_its_reason(acme: Account, change, reason: str) -> None:
     users = copy.deepcopy(acme.users[:3])
@@ -511,12 +530,19 @@ def test_job_status_without_the_custom_field_follows_active(acme: Account) -> No
 
 
 BUDGET_FIELDS = {
-    "Budget Type": 9001, "Budget Amount": 9002, "Contract Price": 9003, "Labor Budget %": 9004,
-    "Rate": 9005, "Quantity": 9006, "Service Type": 9007,
+    "Budget Type": 9001,
+    "Budget Amount": 9002,
+    "Contract Price": 9003,
+    "Labor Budget %": 9004,
+    "Rate": 9005,
+    "Quantity": 9006,
+    "Service Type": 9007,
 }
 
 
-def _with_budget_fields(acme: Account, values: dict[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict]:
+def _with_budget_fields(
+    acme: Account, values: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict]:
     """The account's jobcodes with the company's budget custom fields filled on its first job."""
     fields = acme.customfields + [{"id": i, "name": name} for name, i in BUDGET_FIELDS.items()]
     jobcodes = copy.deepcopy(acme.jobcodes)
@@ -526,31 +552,54 @@ def _with_budget_fields(acme: Account, values: dict[str, str]) -> tuple[list[dic
 
 
 def test_budget_custom_fields_fill_the_engine_columns(acme: Account) -> None:
-    jobcodes, fields, target = _with_budget_fields(acme, {
-        "Budget Type": "Contract Price", "Budget Amount": "$5,000", "Contract Price": "12000.50",
-        "Labor Budget %": "35 %", "Rate": "2.50", "Quantity": "1,200", "Service Type": " Warranty ",
-    })
+    jobcodes, fields, target = _with_budget_fields(
+        acme,
+        {
+            "Budget Type": "Contract Price",
+            "Budget Amount": "$5,000",
+            "Contract Price": "12000.50",
+            "Labor Budget %": "35 %",
+            "Rate": "2.50",
+            "Quantity": "1,200",
+            "Service Type": " Warranty ",
+        },
+    )
     cleaned = clean_jobs(jobcodes, fields)
     assert cleaned.set_aside.empty
     rows = by_id(cleaned.valid, "job_id")
     row = rows[str(target["id"])]
     assert row["budget_type"] == "contract_price" and row["service_type"] == "Warranty"
     assert (row["budget_amount"], row["contract_price"], row["labor_budget_percent"], row["rate"], row["quantity"]) == (
-        5000.0, 12000.5, 35.0, 2.5, 1200.0
+        5000.0,
+        12000.5,
+        35.0,
+        2.5,
+        1200.0,
     )
     others = cleaned.valid[cleaned.valid["job_id"] != str(target["id"])]
     assert others["budget_type"].isna().all() and others["budget_amount"].isna().all()
     assert cleaned.valid["property_id"].isna().all()  # QuickBooks Time has no property
 
 
-@pytest.mark.parametrize(("typed", "stored"), [("Hours", "hours"), ("task-hours", "task_hours"), ("Task  Amount", "task_amount"), ("Rate", "rate"), ("Lump", "lump")])
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("Hours", "hours"),
+        ("task-hours", "task_hours"),
+        ("Task  Amount", "task_amount"),
+        ("Rate", "rate"),
+        ("Lump", "lump"),
+    ],
+)
 def test_budget_type_is_read_in_the_engines_spelling(acme: Account, typed: str, stored: str) -> None:
     jobcodes, fields, target = _with_budget_fields(acme, {"Budget Type": typed})
     cleaned = clean_jobs(jobcodes, fields)
     assert by_id(cleaned.valid, "job_id")[str(target["id"])]["budget_type"] == stored
 
 
-@pytest.mark.parametrize(("field", "value"), [("Budget Amount", "lots"), ("Labor Budget %", "a third"), ("Quantity", "1e999")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("Budget Amount", "lots"), ("Labor Budget %", "a third"), ("Quantity", "1e999")]
+)
 def test_bad_budget_custom_field_is_set_aside(acme: Account, field: str, value: str) -> None:
     jobcodes, fields, target = _with_budget_fields(acme, {field: value})
     cleaned = clean_jobs(jobcodes, fields)
@@ -627,12 +676,17 @@ def property_jobs() -> pd.DataFrame:
 
 @PROPERTY
 @given(st.lists(TIMESHEET, max_size=15))
-def test_any_timesheets_are_loaded_set_aside_or_removed(property_jobs: pd.DataFrame, timesheets: list[dict[str, Any]]) -> None:
+def test_any_timesheets_are_loaded_set_aside_or_removed(
+    property_jobs: pd.DataFrame, timesheets: list[dict[str, Any]]
+) -> None:
     received = copy.deepcopy(timesheets)
     cleaned = clean_attendance(timesheets, DELETED, property_jobs, WORKER_IDS)
 
     assert timesheets == received  # the records are not changed
-    assert len(timesheets) == len(cleaned.valid) + len(cleaned.mapping_aside) + len(cleaned.validation_aside) + cleaned.removed
+    assert (
+        len(timesheets)
+        == len(cleaned.valid) + len(cleaned.mapping_aside) + len(cleaned.validation_aside) + cleaned.removed
+    )
     assert (cleaned.set_aside["reason"].str.len() > 0).all()
     for text in cleaned.set_aside["record"]:
         json.loads(text)

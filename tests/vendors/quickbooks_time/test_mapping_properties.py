@@ -20,17 +20,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protiv_dagster.company_settings import CompanySettings
-from protiv_dagster.vendors.quickbooks_time.mapping import jobcodes_to_jobs, timesheets_to_attendance, users_to_workers
-from protiv_dagster.warehouse.declarations import Table
 from protiv_dagster.schemas import Attendance, Job, Worker, no_rejects, split_valid
 from protiv_dagster.tables import ATTENDANCE, JOBS, WORKERS
-from tests.vendors.busybusy.test_mapping_properties import ODD_TEXT, PROPERTY, WEIRD, assert_storable, iso_timestamps, records
+from protiv_dagster.vendors.quickbooks_time.mapping import jobcodes_to_jobs, timesheets_to_attendance, users_to_workers
+from protiv_dagster.warehouse.declarations import Table
+from tests.vendors.busybusy.test_mapping_properties import (
+    ODD_TEXT,
+    PROPERTY,
+    WEIRD,
+    assert_storable,
+    iso_timestamps,
+    records,
+)
 
 COMPANY = "acme"
 WORKER_IDS = ["1", "2", "3", "\u202e4"]
 CUSTOMFIELDS = [
-    {"id": 100, "name": "Budget Hours"}, {"id": 101, "name": "Job Status"}, {"id": 102, "name": "Recurring"},
-    {"id": 103, "name": "Budget Type"}, {"id": 104, "name": "Budget Amount"}, {"id": 105, "name": "Labor Budget %"},
+    {"id": 100, "name": "Budget Hours"},
+    {"id": 101, "name": "Job Status"},
+    {"id": 102, "name": "Recurring"},
+    {"id": 103, "name": "Budget Type"},
+    {"id": 104, "name": "Budget Amount"},
+    {"id": 105, "name": "Labor Budget %"},
     {"id": 106, "name": "Service Type"},
 ]
 JOBCODES = [
@@ -38,7 +49,9 @@ JOBCODES = [
     {"id": 11, "parent_id": 10, "name": "Pavers", "active": True, "last_modified": "2026-01-01T00:00:00+00:00"},
     {"id": 12, "parent_id": 0, "name": "Drive Time", "active": True, "last_modified": "2026-01-01T00:00:00+00:00"},
 ]
-IDS = st.one_of(st.integers(-2, 8), st.sampled_from(["6", " 7 ", "0", "4.0", "\ud800", "a\x00b", "\u202e9", "１２"]), ODD_TEXT)
+IDS = st.one_of(
+    st.integers(-2, 8), st.sampled_from(["6", " 7 ", "0", "4.0", "\ud800", "a\x00b", "\u202e9", "１２"]), ODD_TEXT
+)
 
 
 def validate(rows: pd.DataFrame, model: Any, record_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -91,7 +104,9 @@ TIMESHEET = records(
         "end": st.one_of(iso_timestamps(), st.just("")),
         # Huge and negative durations, and durations that disagree with start and end.
         "duration": st.one_of(st.integers(-(10**7), 10**7), st.sampled_from([86_401, 10**20, -1, 2**63])),
-        "date": st.one_of(st.dates().map(date.isoformat), st.sampled_from(["2026-02-30", "0000-00-00", "2026-11-02\x00"])),
+        "date": st.one_of(
+            st.dates().map(date.isoformat), st.sampled_from(["2026-02-30", "0000-00-00", "2026-11-02\x00"])
+        ),
         "type": st.sampled_from(["regular", "regular", "manual", "Regular", "manual\u200b"]),
         "on_the_clock": st.booleans(),
         "last_modified": iso_timestamps(),
@@ -103,7 +118,9 @@ USER = records(
         "first_name": st.one_of(st.text(max_size=5), ODD_TEXT),
         "last_name": st.one_of(st.text(max_size=5), ODD_TEXT),
         "active": st.booleans(),
-        "pay_rate": st.one_of(st.floats(-10, 1e10), st.sampled_from(["25.5", "-3", 10**400, 999_999.99995, 2_079_999_999])),
+        "pay_rate": st.one_of(
+            st.floats(-10, 1e10), st.sampled_from(["25.5", "-3", 10**400, 999_999.99995, 2_079_999_999])
+        ),
         "pay_interval": st.one_of(st.sampled_from(["hour", "year", "week"]), WEIRD),
         "hire_date": st.one_of(st.dates().map(date.isoformat), st.just("0000-00-00")),
         "term_date": st.one_of(st.dates().map(date.isoformat), st.just("0000-00-00")),
@@ -123,7 +140,9 @@ def test_any_jobcodes_with_any_custom_fields_are_loaded_or_set_aside(jobcodes: l
     if not valid.empty:
         assert valid["job_id"].is_unique
         assert (valid["level"] == "milestone").eq(valid["parent_job_id"].notna()).all()
-        assert (valid["budget_hours"].dropna() >= 0).all() and valid["labor_budget_percent"].dropna().between(0, 100).all()
+        assert (valid["budget_hours"].dropna() >= 0).all() and valid["labor_budget_percent"].dropna().between(
+            0, 100
+        ).all()
 
 
 @settings(PROPERTY, max_examples=60)

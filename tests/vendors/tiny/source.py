@@ -66,15 +66,22 @@ class TinyClockSource(Source):
             changed = frozenset(i for i, stamp in stamps.items() if known.get(i) != stamp) | (set(known) - set(stamps))
             days = [day_of_text(r.get("date")) for r in entries if str(r["id"]) in changed]
             weeks, reference = weeks_of_days([d for d in days if d], first_day, last_day), False
-        return Changes(weeks, frozenset(changed), reference, encode_cursor(self.provider, {"stamps": stamps}),
-                       self.client.request_count)
+        return Changes(
+            weeks,
+            frozenset(changed),
+            reference,
+            encode_cursor(self.provider, {"stamps": stamps}),
+            self.client.request_count,
+        )
 
     def workers(self) -> Mapped:
         rows, set_aside = mapping.people_to_workers(self.client.people(), self.connection.company_id)
         return Mapped(rows, set_aside)
 
     def jobs(self) -> Mapped:
-        rows, set_aside = mapping.jobs_to_jobs(self.client.jobs(), self.client.fields(), self.connection.settings, self.connection.company_id)
+        rows, set_aside = mapping.jobs_to_jobs(
+            self.client.jobs(), self.client.fields(), self.connection.settings, self.connection.company_id
+        )
         return Mapped(rows, set_aside)
 
     def attendance(
