@@ -8,7 +8,8 @@ the schema of the previous release, later revisions what changed since.
 Opening a database checks its revision: a database without tables is created at the newest
 revision (a fresh install), an unversioned database of today's shape is stamped with it, and one of
 an older revision (or of the previous release's shape, made before revisions were kept) is refused
-with a message to run ``protiv upgrade``, which upgrades it in place (``upgrade_all``).
+with a message to run ``protiv upgrade``, which upgrades it in place (``upgrade_registry``,
+``upgrade_warehouse``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class Environment:
                 f"does not know (its newest is {self.head}): a newer version upgraded it; run that version"
             )
         made_by = (
-            "the previous release (before schema revisions were kept)" if revision is None
+            "the previous release (before schema revisions were kept)"
+            if revision is None
             else f"an earlier version (schema revision {revision})"
         )
         return UpgradeRequired(
@@ -119,7 +121,9 @@ class UpgradeResult:
 
 
 def shape_of(
-    present: dict[str, object], head: dict[str, object], previous: dict[str, object],
+    present: dict[str, object],
+    head: dict[str, object],
+    previous: dict[str, object],
 ) -> str:
     """How an unversioned database looks: ``present`` maps each of the environment's tables found to
     its shape (any comparable value); ``head`` and ``previous`` map table names to their shapes at the
@@ -138,18 +142,8 @@ def postgres_lock(connection: sa.Connection, key: str) -> Iterator[None]:
     """On PostgreSQL, an advisory lock for the rest of the transaction: two processes opening a new
     database at once take turns to create it. Other backends serialise writers themselves."""
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
     yield
-
-
-def upgrade_all(registry_url: str | None = None, warehouse: object | None = None) -> list[UpgradeResult]:
-    """Upgrade the registry (with the sync state) and the warehouse in place, to this code's newest
-    revisions: the configured ones (PROTIV_REGISTRY_URL, PROTIV_WAREHOUSE_URL, the data folder) unless
-    given. Idempotent: a database already current is left as it is."""
-    from protiv_dagster.connections.migrations import upgrade_registry
-    from protiv_dagster.warehouse.migrations import upgrade_warehouse
-
-    return [upgrade_registry(registry_url), upgrade_warehouse(warehouse)]
 
 
 def run_migrations(context) -> None:  # context: alembic's EnvironmentContext, as env.py has it
@@ -161,8 +155,12 @@ def run_migrations(context) -> None:  # context: alembic's EnvironmentContext, a
     if connection is None:
         raise SchemaVersionError(f"migrations run from code only: `{UPGRADE_COMMAND}` (no alembic.ini)")
     schema = attributes.get("schema")
+    if schema:  # the version table goes there before the first revision runs
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     context.configure(
-        connection=connection, version_table=attributes["version_table"], version_table_schema=schema,
+        connection=connection,
+        version_table=attributes["version_table"],
+        version_table_schema=schema,
     )
     with context.begin_transaction():
         context.run_migrations(schema=schema)

@@ -1,7 +1,7 @@
 """`protiv`: the command line of the data platform, one module per audience.
 
 - ``demo``: the demo (the README's main command) and the vendor emulators it runs on;
-- ``operations``: what operators run (force sync, status, the Dagster UI);
+- ``operations``: what operators run (force sync, status, the Dagster UI, upgrade);
 - ``admin``: a company's integration (connect, disconnect, connections, settings, keygen);
 - ``analysts``: the ProPay summary a sync prints and the analyst roles of the warehouse;
 - ``output``: the console and how outside text is shown; ``common``: what several audiences share.
@@ -57,6 +57,7 @@ app.command()(admin.keygen)
 app.command()(admin.connect)
 app.command()(operations.sync)
 app.command()(operations.status)
+app.command()(operations.upgrade)
 app.command()(admin.disconnect)
 app.command()(admin.connections)
 app.add_typer(admin.settings_app, name="settings")

@@ -1,4 +1,5 @@
-"""What operators run: force a company's sync, see every company's health, open the Dagster UI."""
+"""What operators run: force a company's sync, see every company's health, open the Dagster UI,
+upgrade the databases to this version's schema."""
 
 from __future__ import annotations
 
@@ -84,13 +85,17 @@ def sync(company_id: CompanyId) -> None:
     from there with its refreshes. Safe to repeat and safe while a scheduled sync runs (every
     partition write replaces the partition atomically)."""
     from protiv_dagster.sync.company import SyncFailed
+    from protiv_dagster.warehouse.migrations import check as check_warehouse
+    from protiv_dagster.warehouse.session import WarehouseError
+    from protiv_dagster.warehouse.store import WarehouseStore
 
     dagster_home()
     connection = None
     try:
         connection = ConnectionRegistry().get(company_id)
+        check_warehouse(WarehouseStore())  # an older warehouse: "run protiv upgrade" now, not in the first run
         run_ids, seconds = sync_with_progress(connection, "force sync")
-    except (SyncFailed, RegistryError) as exc:
+    except (SyncFailed, RegistryError, WarehouseError) as exc:
         say_error(exc)
         if connection is not None:
             sync_failure_hint(connection, str(exc))
@@ -108,7 +113,11 @@ def status(
     from protiv_dagster.sync.health import company_health
     from protiv_dagster.sync.state import SyncStateStore
 
-    registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
+    try:
+        registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
+    except RegistryError as exc:  # an older registry: "run protiv upgrade"
+        say_error(exc)
+        raise typer.Exit(1) from None
     connected = registry.list()
     if probe:
         _probe(connected, store, now)
@@ -150,3 +159,25 @@ def _probe(connections, store, now) -> None:
             store.record_check(company_id, now)
         else:
             say(literal(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)"))
+
+
+def upgrade() -> None:
+    """Upgrade the registry (with the sync state) and the warehouse to this version's schema, in
+    place, keeping every row: those of PROTIV_REGISTRY_URL and PROTIV_WAREHOUSE_URL, else the data
+    folder's. Prints each one's revision before and after; running it again changes nothing. Stop
+    the Dagster daemon and UI first: a DuckDB warehouse takes one process at a time."""
+    from protiv_dagster.connections.migrations import upgrade_registry
+    from protiv_dagster.migrations import SchemaVersionError
+    from protiv_dagster.warehouse.migrations import upgrade_warehouse
+    from protiv_dagster.warehouse.session import WarehouseError
+
+    for what, step in (("registry", upgrade_registry), ("warehouse", upgrade_warehouse)):
+        try:
+            result = step()
+        except (SchemaVersionError, RegistryError, WarehouseError, ValueError) as exc:
+            say_error(f"The {what} upgrade failed: {exc}")
+            raise typer.Exit(1) from None
+        if result.changed:
+            say(literal(result.database), f": upgraded, {result.before} -> {result.after}")
+        else:
+            say(literal(result.database), f": up to date (revision {result.after})")

@@ -87,8 +87,14 @@ def _differences(connection: sa.Connection) -> str:
         missing, extra = sorted(declared - columns), sorted(columns - declared)
         if missing or extra:
             phrases.append(
-                f"table {name} has " + ", ".join(
-                    part for part in (f"missing columns {missing}" if missing else "", f"extra columns {extra}" if extra else "") if part
+                f"table {name} has "
+                + ", ".join(
+                    part
+                    for part in (
+                        f"missing columns {missing}" if missing else "",
+                        f"extra columns {extra}" if extra else "",
+                    )
+                    if part
                 )
             )
     return "; ".join(phrases)
@@ -169,5 +175,8 @@ def upgrade_registry(url: str | None = None) -> migrations.UpgradeResult:
                 before = revision
             REGISTRY.upgrade(connection)
             return migrations.UpgradeResult(database, before, REGISTRY.current(connection) or "")
+    except sa.exc.SQLAlchemyError as exc:
+        cause = exc.orig or exc
+        raise RegistryError(f"upgrading {database} failed: {type(cause).__name__}: {cause}") from exc
     finally:
         engine.dispose()

@@ -57,14 +57,20 @@ def upgrade(schema: str | None = None) -> None:
             schema=schema,
         )
         connections = sa.table(
-            "protiv_connections", sa.column("company_id"), sa.column("settings"), sa.column("connected_at"),
+            "protiv_connections",
+            sa.column("company_id"),
+            sa.column("settings"),
+            sa.column("connected_at"),
             schema=schema,
         )
         op.execute(
             versions.insert().from_select(
                 ["company_id", "version", "effective_from", "settings", "recorded_at"],
                 sa.select(
-                    connections.c.company_id, sa.literal(1, sa.Integer), sa.null(), connections.c.settings,
+                    connections.c.company_id,
+                    sa.literal(1, sa.Integer),
+                    sa.null(),
+                    connections.c.settings,
                     connections.c.connected_at,
                 ),
             )
