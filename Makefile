@@ -17,8 +17,11 @@ $(BIN)/.installed: pyproject.toml emulators/pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/protiv demo
 
-## Set up and run the test suite.
+## Set up, lint, check formatting and types, then run the test suite (the first failure stops it).
 test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 ## The Dagster UI on the demo's instance and data (run `make emulator` beside it to re-materialize).

@@ -44,7 +44,7 @@ VENDORS = ("quickbooks_time", "aspire", "busybusy")
 
 
 def machine() -> str:
-    return describe(('pandas', 'pandera', 'numpy'))
+    return describe(("pandas", "pandera", "numpy"))
 
 
 class Hosted:
@@ -52,8 +52,8 @@ class Hosted:
 
     def __init__(self, provider: str, workers: int, days: int, folder: Path):
         from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource
-        from protiv_dagster.vendors.aspire.client import AspireResource
         from protiv_dagster.resources.vendors import VendorApis
+        from protiv_dagster.vendors.aspire.client import AspireTuning
         from protiv_emulators.generator import generate_company
 
         self.provider = provider
@@ -65,12 +65,17 @@ class Hosted:
         self.host_seconds = time.perf_counter() - started
         registry_url = f"sqlite:///{folder / f'{provider}-registry.sqlite'}"
         ConnectionRegistry(registry_url).connect(
-            COMPANY, provider, base_url, credentials, settings=settings,
-            attendance_pull_date=self.data.first_local_date, today=self.data.last_local_date,
+            COMPANY,
+            provider,
+            base_url,
+            credentials,
+            settings=settings,
+            attendance_pull_date=self.data.first_local_date,
+            today=self.data.last_local_date,
         )
         # Aspire reads its employees' latest wages from recent work ticket times; a short look-back
         # keeps that reference read small (wages do not enter attendance).
-        apis = VendorApis(aspire=AspireResource(wage_lookback_days=7))
+        apis = VendorApis(aspire=AspireTuning(wage_lookback_days=7))
         self.registry = ConnectionRegistryResource(url=registry_url)
         self.source = apis.source_for(COMPANY, self.registry)
 
@@ -125,8 +130,10 @@ class Hosted:
             # BusyBusy's GraphQL adds the paging cursor to each record; nothing reads it.
             api_fields.discard("cursor")
             if api_fields != serialized_fields:
-                raise SystemExit(f"{self.provider} {feed}: API fields {sorted(api_fields)} differ from the "
-                                 f"serialized {sorted(serialized_fields)}")
+                raise SystemExit(
+                    f"{self.provider} {feed}: API fields {sorted(api_fields)} differ from the "
+                    f"serialized {sorted(serialized_fields)}"
+                )
         return f"{sum(len(r) for r in served.values())} records of the week of {monday} over HTTP"
 
     def stop(self) -> None:
@@ -138,10 +145,12 @@ def raw_rows(feeds: dict[str, list[dict]]):
     import pandas as pd
 
     feed_names = sorted(feeds)
-    return pd.DataFrame({
-        "feed": [feed for feed in feed_names for _ in feeds[feed]],
-        "payload": [json.dumps(record, sort_keys=True) for feed in feed_names for record in feeds[feed]],
-    }).astype({"feed": "str", "payload": "str"})  # what read_table hands back for TEXT columns
+    return pd.DataFrame(
+        {
+            "feed": [feed for feed in feed_names for _ in feeds[feed]],
+            "payload": [json.dumps(record, sort_keys=True) for feed in feed_names for record in feeds[feed]],
+        }
+    ).astype({"feed": "str", "payload": "str"})  # what read_table hands back for TEXT columns
 
 
 def reference_frames(source):
@@ -160,7 +169,9 @@ def clean_once(source, raw, jobs, workers, first_day: date, last_day: date) -> d
     from protiv_dagster.assets.attendance import _collector_paused, decode_feeds, map_raw_week, raw_week_in_chunks
 
     started = time.perf_counter()
-    mapped, rows, set_aside = map_raw_week(source, *raw_week_in_chunks(raw, source), jobs, workers["worker_id"], first_day, last_day)
+    mapped, rows, set_aside = map_raw_week(
+        source, *raw_week_in_chunks(raw, source), jobs, workers["worker_id"], first_day, last_day
+    )
     mapped_at = time.perf_counter()
     valid, rejected = schemas.split_valid(rows, schemas.Attendance, "entry_id")
     done = time.perf_counter()
@@ -172,9 +183,15 @@ def clean_once(source, raw, jobs, workers, first_day: date, last_day: date) -> d
     set_aside_total = len(mapped.set_aside) + len(rejected)
     removed = mapped.removed_as_deleted + mapped.without_row
     return {
-        "decode": decode, "map": mapped_at - started - decode, "validate": done - mapped_at,
-        "clean": done - started - decode, "total": done - started,
-        "fetched": mapped.fetched_count, "valid": len(valid), "set_aside": set_aside_total, "removed": removed,
+        "decode": decode,
+        "map": mapped_at - started - decode,
+        "validate": done - mapped_at,
+        "clean": done - started - decode,
+        "total": done - started,
+        "fetched": mapped.fetched_count,
+        "valid": len(valid),
+        "set_aside": set_aside_total,
+        "removed": removed,
         "reconciles": mapped.fetched_count == len(valid) + set_aside_total + removed,
     }
 
@@ -184,15 +201,19 @@ def bench_vendor(provider: str, args, folder: Path) -> bool:
     hosted = Hosted(provider, args.workers, args.days, folder)
     try:
         feeds = hosted.serialized_feeds()
-        print(f"company: {args.workers} workers, {args.days} days ({hosted.data.first_local_date}.."
-              f"{hosted.data.last_local_date}); generated in {hosted.generate_seconds:.1f} s, hosted in "
-              f"{hosted.host_seconds:.1f} s; feeds: " + ", ".join(f"{f} {len(r)}" for f, r in feeds.items()))
+        print(
+            f"company: {args.workers} workers, {args.days} days ({hosted.data.first_local_date}.."
+            f"{hosted.data.last_local_date}); generated in {hosted.generate_seconds:.1f} s, hosted in "
+            f"{hosted.host_seconds:.1f} s; feeds: " + ", ".join(f"{f} {len(r)}" for f, r in feeds.items())
+        )
         print(f"fields check: {hosted.check_fields_against_api(feeds)} have the serialized records' fields")
         raw = raw_rows(feeds)
         del feeds
         workers, jobs = reference_frames(hosted.source)
-        print(f"raw rows {len(raw)}, {raw['payload'].str.len().sum() / 2**20:.0f} MiB of JSON; "
-              f"reference: {len(workers)} workers, {len(jobs)} jobs")
+        print(
+            f"raw rows {len(raw)}, {raw['payload'].str.len().sum() / 2**20:.0f} MiB of JSON; "
+            f"reference: {len(workers)} workers, {len(jobs)} jobs"
+        )
         first, last = hosted.data.first_local_date - timedelta(days=1), hosted.data.last_local_date + timedelta(days=1)
         # Warm-up on a slice: the lookups a source caches (Aspire's tickets, zones, branches) are read once.
         clean_once(hosted.source, raw.head(2_000), jobs, workers, first, last)
@@ -209,11 +230,13 @@ def bench_vendor(provider: str, args, folder: Path) -> bool:
             else:
                 result = clean_once(hosted.source, raw, jobs, workers, first, last)
             runs.append(result)
-            print(f"  run {attempt + 1}: decode alone {result['decode']:.2f} s, map {result['map']:.2f} s, validate "
-                  f"{result['validate']:.2f} s; fetched {result['fetched']}, valid {result['valid']}, set aside "
-                  f"{result['set_aside']}, removed {result['removed']}; records/s: "
-                  f"{result['fetched'] / result['clean']:,.0f} map + validate, "
-                  f"{result['fetched'] / result['total']:,.0f} with the JSON decode")
+            print(
+                f"  run {attempt + 1}: decode alone {result['decode']:.2f} s, map {result['map']:.2f} s, validate "
+                f"{result['validate']:.2f} s; fetched {result['fetched']}, valid {result['valid']}, set aside "
+                f"{result['set_aside']}, removed {result['removed']}; records/s: "
+                f"{result['fetched'] / result['clean']:,.0f} map + validate, "
+                f"{result['fetched'] / result['total']:,.0f} with the JSON decode"
+            )
         ok = all(r["reconciles"] and r["set_aside"] == 0 for r in runs)
         records = runs[0]["fetched"]
 
@@ -222,14 +245,16 @@ def bench_vendor(provider: str, args, folder: Path) -> bool:
             return f"{records / seconds:,.0f}/s ({seconds:.2f} s)"
 
         median_clean = records / statistics.median(r["clean"] for r in runs)
-        print(f"{provider}: {records} records -> {runs[0]['valid']} attendance rows over {len(runs)} runs; "
-              f"map + validate: best {rate('clean', min)}, median {rate('clean', statistics.median)}; "
-              f"with the JSON decode of the raw rows: best {rate('total', min)}, median {rate('total', statistics.median)}; "
-              f"best decode {min(r['decode'] for r in runs):.2f} s, map {min(r['map'] for r in runs):.2f} s, "
-              f"validate {min(r['validate'] for r in runs):.2f} s; target {TARGET_ROWS_PER_SECOND:,}/s (map + validate, "
-              f"median): {'met' if median_clean >= TARGET_ROWS_PER_SECOND else 'NOT met'}; "
-              f"counts reconcile, nothing set aside: {'OK' if ok else 'MISMATCH'}; "
-              f"load average now {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
+        print(
+            f"{provider}: {records} records -> {runs[0]['valid']} attendance rows over {len(runs)} runs; "
+            f"map + validate: best {rate('clean', min)}, median {rate('clean', statistics.median)}; "
+            f"with the JSON decode of the raw rows: best {rate('total', min)}, median {rate('total', statistics.median)}; "
+            f"best decode {min(r['decode'] for r in runs):.2f} s, map {min(r['map'] for r in runs):.2f} s, "
+            f"validate {min(r['validate'] for r in runs):.2f} s; target {TARGET_ROWS_PER_SECOND:,}/s (map + validate, "
+            f"median): {'met' if median_clean >= TARGET_ROWS_PER_SECOND else 'NOT met'}; "
+            f"counts reconcile, nothing set aside: {'OK' if ok else 'MISMATCH'}; "
+            f"load average now {', '.join(f'{load:.1f}' for load in os.getloadavg())}"
+        )
         return ok
     finally:
         hosted.stop()
@@ -250,8 +275,10 @@ def main() -> None:
     from protiv_dagster.connections.registry import generate_secret_key
 
     print(f"machine: {machine()}")
-    print(f"command: cleaning_throughput.py --vendors {args.vendors} --workers {args.workers} --days {args.days} "
-          f"--repeat {args.repeat}")
+    print(
+        f"command: cleaning_throughput.py --vendors {args.vendors} --workers {args.workers} --days {args.days} "
+        f"--repeat {args.repeat}"
+    )
     with tempfile.TemporaryDirectory(prefix="protiv-bench-cleaning-") as folder:
         os.environ.setdefault("PROTIV_SECRET_KEY", generate_secret_key())
         os.environ["PROTIV_DATA_DIR"] = str(Path(folder) / "data")

@@ -15,7 +15,7 @@ with a message to run ``protiv upgrade``, which upgrades it in place (``upgrade_
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,9 +121,9 @@ class UpgradeResult:
 
 
 def shape_of(
-    present: dict[str, object],
-    head: dict[str, object],
-    previous: dict[str, object],
+    present: Mapping[str, object],
+    head: Mapping[str, object],
+    previous: Mapping[str, object],
 ) -> str:
     """How an unversioned database looks: ``present`` maps each of the environment's tables found to
     its shape (any comparable value); ``head`` and ``previous`` map table names to their shapes at the

@@ -4,7 +4,6 @@ The workers asset also writes the workers' wage histories (worker_wages), and th
 jobs' line items (task_lines) and the people assigned to them (job_assignments): each table beside
 its asset's own, in the same transaction, with its own counts check."""
 
-
 import gc
 import json
 from collections import Counter, defaultdict
@@ -32,6 +31,7 @@ from protiv_dagster.assets.common import (
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.conditions import ATTENDANCE_FOLLOWS_RAW, TWO_HOUR_PROMISE
+from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.partitions import (
     BY_COMPANY,
     company_partitions,
@@ -39,14 +39,12 @@ from protiv_dagster.partitions import (
     company_week_partitions,
     weeks_by_company,
 )
-from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
+from protiv_dagster.vendors.base import Mapped, Source
 from protiv_dagster.warehouse.declarations import Table
 from protiv_dagster.warehouse.spool import PartitionWrite
-from protiv_dagster.vendors.base import Mapped, Source
-from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
-
 
 # orjson reads an integer beyond 64 bits (20 digits or more) as a float. Digit runs are found by
 # translating every digit to "9" and everything else to a space, then searching for 20 nines: a
@@ -123,15 +121,24 @@ def _reference_table(
     for other in beside:
         with retry_vendor_outages(context, vendors):
             other_mapped = other.fetch(source, valid)
-        written.append((other.table, other_mapped, *validated(
-            other.table, other.model, other.record_id, other_mapped.rows, other_mapped.set_aside
-        )))
+        written.append(
+            (
+                other.table,
+                other_mapped,
+                *validated(other.table, other.model, other.record_id, other_mapped.rows, other_mapped.set_aside),
+            )
+        )
     partition = {"company_id": company_id}
-    warehouse.replace_partitions([
-        write
-        for written_table, _, rows, aside in written
-        for write in (PartitionWrite(written_table, rows, partition), set_aside_write(company_id, written_table.name, company_id, aside))
-    ])
+    warehouse.replace_partitions(
+        [
+            write
+            for written_table, _, rows, aside in written
+            for write in (
+                PartitionWrite(written_table, rows, partition),
+                set_aside_write(company_id, written_table.name, company_id, aside),
+            )
+        ]
+    )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(valid),
@@ -146,11 +153,15 @@ def _reference_table(
             },
         }
     )
-    for (_, counted, rows, aside), other in zip(written, (None, *beside)):
-        check = reconcile(table.name, counted.fetched_count, len(rows), len(aside), counted.removed_as_deleted + counted.without_row)
-        if other is not None:
+    # The main table's count check first, then one per table written beside it.
+    checked_beside: list[Beside | None] = [None, *beside]
+    for (_, counted, rows, aside), beside_table in zip(written, checked_beside):
+        check = reconcile(
+            table.name, counted.fetched_count, len(rows), len(aside), counted.removed_as_deleted + counted.without_row
+        )
+        if beside_table is not None:
             check = dg.AssetCheckResult(
-                check_name=other.check_name, asset_key=table.name, passed=check.passed, metadata=check.metadata
+                check_name=beside_table.check_name, asset_key=table.name, passed=check.passed, metadata=check.metadata
             )
         yield check
 
@@ -176,8 +187,14 @@ def workers(
     Read from the vendor on each materialization; rows that fail the schema are set aside in
     rejected_rows with their reason."""
     yield from _reference_table(
-        context, registry, vendors, warehouse,
-        table=WORKERS, model=schemas.Worker, record_id="worker_id", fetch=lambda source: source.workers(),
+        context,
+        registry,
+        vendors,
+        warehouse,
+        table=WORKERS,
+        model=schemas.Worker,
+        record_id="worker_id",
+        fetch=lambda source: source.workers(),
         beside=(WORKER_WAGES_BESIDE,),
     )
 
@@ -187,7 +204,11 @@ def workers(
     group_name="cleaned",
     kinds={"python", "sql"},
     metadata=_table_metadata(JOBS),
-    check_specs=[reconcile_spec("jobs"), TASK_LINES_BESIDE.check_spec("jobs"), JOB_ASSIGNMENTS_BESIDE.check_spec("jobs")],
+    check_specs=[
+        reconcile_spec("jobs"),
+        TASK_LINES_BESIDE.check_spec("jobs"),
+        JOB_ASSIGNMENTS_BESIDE.check_spec("jobs"),
+    ],
     deps=[vendor_connection],
     pool="vendor_api",
 )
@@ -203,8 +224,14 @@ def jobs(
     jobs' budgets: BusyBusy cost code budgets, Aspire opportunity services) and job_assignments (the
     crew leads Aspire names on work tickets), in the same transaction."""
     yield from _reference_table(
-        context, registry, vendors, warehouse,
-        table=JOBS, model=schemas.Job, record_id="job_id", fetch=lambda source: source.jobs(),
+        context,
+        registry,
+        vendors,
+        warehouse,
+        table=JOBS,
+        model=schemas.Job,
+        record_id="job_id",
+        fetch=lambda source: source.jobs(),
         beside=(TASK_LINES_BESIDE, JOB_ASSIGNMENTS_BESIDE),
         describe=lambda valid: {"with_budget": int(valid["budget_hours"].notna().sum()) if len(valid) else 0},
     )
@@ -240,7 +267,7 @@ def attendance(
     rejected_rows with their reason. A run over several weeks cleans them one by one, each in its
     own transaction; its counts check adds up all of them."""
     prepare_warehouse(warehouse)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for company_id, mondays in weeks_by_company(context).items():
         source = company_source(context, company_id, registry, vendors)
         with warehouse.reading() as read:
@@ -289,9 +316,18 @@ def clean_week(
         before_pull_date = int(early.sum())
         rows = rows[~early]
     valid, set_aside_count = validate_and_store(
-        warehouse, ATTENDANCE, schemas.Attendance, "entry_id", rows, set_aside,
-        company_id=company_id, asset="attendance", partition_key=str(company_week_key(company_id, monday.isoformat())),
-        partition={"company_id": company_id}, date_range=("work_date", monday, sunday), move_rows=True,
+        warehouse,
+        ATTENDANCE,
+        schemas.Attendance,
+        "entry_id",
+        rows,
+        set_aside,
+        company_id=company_id,
+        asset="attendance",
+        partition_key=str(company_week_key(company_id, monday.isoformat())),
+        partition={"company_id": company_id},
+        date_range=("work_date", monday, sunday),
+        move_rows=True,
     )
     metadata = {
         "dagster/row_count": len(valid),
@@ -304,7 +340,9 @@ def clean_week(
         "on_the_clock_entries": int(valid["on_the_clock"].sum()) if len(valid) else 0,
     }
     counts = {
-        "fetched": mapped.fetched_count - before_pull_date, "loaded": len(valid), "set_aside": set_aside_count,
+        "fetched": mapped.fetched_count - before_pull_date,
+        "loaded": len(valid),
+        "set_aside": set_aside_count,
         "removed": mapped.removed_as_deleted + mapped.without_row,
     }
     return metadata, counts
@@ -336,7 +374,7 @@ def stored_raw_week(
             [company_id, monday, source.live_feed],
         )["last"].iloc[0]
         end = 0 if pd.isna(positions) else int(positions) + 1
-        step = chunk_rows if getattr(source, "maps_records_independently", False) else max(end, 1)
+        step = chunk_rows if source.maps_records_independently else max(end, 1)
         if end <= step:  # the usual week: its live rows in one chunk, on the same connection
             whole = [read.query(live_sql, [company_id, monday, source.live_feed, 0, step])] if end else []
             return lookups, iter(whole)
@@ -379,7 +417,7 @@ def map_raw_week(
     id_field = source.feed_fields.get(source.live_feed, ("id", None))[0]
     listed: Counter[str] = Counter()
     with _collector_paused():
-        if not getattr(source, "maps_records_independently", False):
+        if not source.maps_records_independently:
             feeds = decode_feeds(pd.concat([lookups, *live_chunks], ignore_index=True))
             listed.update(_ids_of(feeds.get(source.live_feed, []), id_field))
             return set_aside_repeated(map_week(source, feeds, company_jobs, worker_ids, monday, sunday), listed)
@@ -388,9 +426,13 @@ def map_raw_week(
         for chunk in live_chunks:
             live = decode_feeds(chunk).get(source.live_feed, [])
             listed.update(_ids_of(live, id_field))
-            parts.append(map_week(source, {**lookup_feeds, source.live_feed: live}, company_jobs, worker_ids, monday, sunday))
+            parts.append(
+                map_week(source, {**lookup_feeds, source.live_feed: live}, company_jobs, worker_ids, monday, sunday)
+            )
         if not parts:  # an empty week still maps once, for its empty frames
-            parts.append(map_week(source, {**lookup_feeds, source.live_feed: []}, company_jobs, worker_ids, monday, sunday))
+            parts.append(
+                map_week(source, {**lookup_feeds, source.live_feed: []}, company_jobs, worker_ids, monday, sunday)
+            )
     if len(parts) == 1:
         return set_aside_repeated(parts[0], listed)
     rows = pd.concat([part[1] for part in parts], ignore_index=True)
@@ -429,8 +471,10 @@ def set_aside_repeated(
     moved = pd.DataFrame(
         {
             "record_id": copies["entry_id"].values,
-            "reason": [f"the vendor listed entry id {entry_id} {listed[entry_id]} times: every copy is set aside"
-                       for entry_id in copies["entry_id"]],
+            "reason": [
+                f"the vendor listed entry id {entry_id} {listed[entry_id]} times: every copy is set aside"
+                for entry_id in copies["entry_id"]
+            ],
             "record": copies.astype(str).apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1).values,
         }
     )
@@ -499,7 +543,9 @@ def map_week(
                         {
                             "record_id": stray["entry_id"].values,
                             "reason": f"work_date outside the requested week {monday}..{sunday}",
-                            "record": stray.astype(str).apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1).values,
+                            "record": stray.astype(str)
+                            .apply(lambda r: json.dumps(r.to_dict(), sort_keys=True), axis=1)
+                            .values,
                         }
                     ),
                 ],

@@ -11,7 +11,7 @@ import pandas as pd
 
 from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
 from protiv_dagster.assets.connection import vendor_connection
-from protiv_dagster.vendors.mapping import storable_text
+from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.partitions import (
     BY_COMPANY,
     company_week_key,
@@ -19,13 +19,14 @@ from protiv_dagster.partitions import (
     consecutive_runs,
     weeks_by_company,
 )
-from protiv_dagster.connections.registry import PROVIDER_LABELS, ConnectionRegistryResource
-from protiv_dagster.vendors.http import VendorPayloadError
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.warehouse.spool import PartitionSpool, PartitionWrite
-from protiv_dagster.vendors.base import Source, pages_by_week
 from protiv_dagster.tables import RAW_TIMESHEETS
+from protiv_dagster.vendors.base import Source, pages_by_week
+from protiv_dagster.vendors.http import VendorPayloadError
+from protiv_dagster.vendors.mapping import storable_text
+from protiv_dagster.vendors.registry import label as vendor_label
+from protiv_dagster.warehouse.spool import PartitionSpool, PartitionWrite
 
 
 def raw_rows(
@@ -116,7 +117,10 @@ def read_again_where_emptied(
     for group in consecutive_runs(suspicious):
         log.warning(
             "%s came back without any %s for %s..%s although the warehouse holds some: reading %s again",
-            weeks.source.provider, weeks.source.live_feed, group[0], group[-1] + timedelta(days=6),
+            weeks.source.provider,
+            weeks.source.live_feed,
+            group[0],
+            group[-1] + timedelta(days=6),
             "the week" if len(group) == 1 else f"those {len(group)} weeks",
         )
         for monday in group:
@@ -136,10 +140,12 @@ def confirm_emptied(source: Source, stored: dict[date, list[str]], pull_date: da
     for monday, ids in stored.items():
         sunday = monday + timedelta(days=6)
         first = max(monday, pull_date) if pull_date is not None else monday
-        contradicting = [entry_id for entry_id in ids if (day := live.get(entry_id)) is not None and first <= day <= sunday]
+        contradicting = [
+            entry_id for entry_id in ids if (day := live.get(entry_id)) is not None and first <= day <= sunday
+        ]
         if contradicting:
             raise VendorPayloadError(
-                PROVIDER_LABELS.get(source.provider, source.provider),
+                vendor_label(source.provider),
                 f"the {source.live_feed} listing of {monday}..{sunday} came back empty twice, yet {len(contradicting)} "
                 f"of the {len(ids)} entries stored for that week are still live there when asked by id (e.g. "
                 f"{contradicting[0]}): refusing to replace the week with nothing; every table is left as it was",
@@ -195,7 +201,11 @@ def raw_timesheets(
 
 
 def _sync_raw_weeks(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, source: Source, company_id: str, mondays: list[date],
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    source: Source,
+    company_id: str,
+    mondays: list[date],
     pull_date: date | None = None,
 ) -> dict[date, tuple[Counter[str], int]]:
     """Read consecutive weeks from the vendor, then replace their raw partitions, each in its own

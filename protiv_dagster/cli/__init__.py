@@ -26,14 +26,19 @@ __all__ = ["app"]
 # Plain help (click's): it rewraps docstrings at the terminal's width and names option values by
 # their metavar (DATE, FILE), where rich help would print <str> and <bool> and keep source line breaks.
 app = typer.Typer(
-    help="Protiv ProPay data platform on Dagster.", no_args_is_help=True, add_completion=False,
-    pretty_exceptions_show_locals=False, rich_markup_mode=None,
+    help="Protiv ProPay data platform on Dagster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
 )
 
 
 @app.callback()
 def _every_command(
-    verbose: Annotated[bool, typer.Option("--verbose", metavar="", help="Show Dagster's beta and supersession warnings.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", metavar="", help="Show Dagster's beta and supersession warnings.")
+    ] = False,
 ) -> None:
     """Before every command: read .env from the current folder (as the demo writes it and `dagster dev`
     reads it; variables already set win), and keep Dagster's beta and supersession warnings, meant for

@@ -7,7 +7,7 @@ CLI shows the figures an analyst's SQL shows, computed in one place (`protiv_dag
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -40,8 +40,10 @@ def print_propay_summary(company_id: str) -> None:
     # The view has no row for a company without ProPays: its figures are zeros.
     totals = summary.iloc[0] if len(summary) else pd.Series(0, index=summary.columns)
     say(
-        "\n", literal(company_id, "bold"), f": {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
-        f"{int(counts.jobs)} jobs and milestones, {int(counts.set_aside)} records set aside"
+        "\n",
+        literal(company_id, "bold"),
+        f": {int(counts.attendance)} attendance rows, {int(counts.workers)} workers, "
+        f"{int(counts.jobs)} jobs and milestones, {int(counts.set_aside)} records set aside",
     )
     # Final (completed) and provisional (started) money are never added together (rules §9).
     output.console.print(
@@ -51,7 +53,7 @@ def print_propay_summary(company_id: str) -> None:
         "(see jobs_without_propay and no_bonus_reason)"
     )
 
-    def number(value: object, places: int) -> str:
+    def number(value: Any, places: int) -> str:
         return "-" if value is None or pd.isna(value) else f"{float(value):,.{places}f}"
 
     top_table = table(title="Top jobs by bonus pool")
@@ -59,8 +61,12 @@ def print_propay_summary(company_id: str) -> None:
         top_table.add_column(column, overflow="fold", justify="left" if column in ("ProPay", "money") else "right")
     for row in top.itertuples():
         top_table.add_row(
-            literal(row.name, cell=True), number(row.budget_hours, 1), number(row.actual_hours, 1),
-            number(row.saved_amount, 2), number(row.bonus_pool, 2), literal(row.pay_state, cell=True),
+            literal(row.name, cell=True),
+            number(row.budget_hours, 1),
+            number(row.actual_hours, 1),
+            number(row.saved_amount, 2),
+            number(row.bonus_pool, 2),
+            literal(row.pay_state, cell=True),
         )
     output.console.print(top_table)
 
@@ -79,7 +85,9 @@ def _analyst_warehouse():
 
 @analyst_role.command("grant")
 def analyst_role_grant(
-    role: Annotated[str, typer.Argument(metavar="ROLE", help="An existing PostgreSQL role (plain, not superuser or table owner).")],
+    role: Annotated[
+        str, typer.Argument(metavar="ROLE", help="An existing PostgreSQL role (plain, not superuser or table owner).")
+    ],
     company_id: Annotated[str, typer.Argument(metavar="COMPANY_ID", help="The company whose rows the role may read.")],
 ) -> None:
     """Let ROLE read COMPANY_ID's rows of every warehouse table and view, and nothing else.
@@ -87,7 +95,7 @@ def analyst_role_grant(
     The grant is bound to the role that has this name now (its OID): if the role is dropped and
     created again, the new role reads nothing until it is granted again.
     """
-    from protiv_dagster.resources.warehouse import WarehouseError
+    from protiv_dagster.warehouse.session import WarehouseError
 
     try:
         granted = _analyst_warehouse().grant_company_analyst(role, company_id)
@@ -104,28 +112,32 @@ def analyst_role_grant(
             f"Replaced a stale grant of {company_id!r} under the name {role} ({'; '.join(granted.replaced)}): "
             f"it belonged to an earlier role of that name. By granting again you bound the company to the "
             f"role {role} that exists now (OID {granted.role_oid}); make sure it is the person meant to read it.",
-            markup=False, style="yellow",
+            markup=False,
+            style="yellow",
         )
     if granted.stale_companies:
         output.console.print(
             f"{role} also has stale grants, which give no rows, of {', '.join(map(repr, granted.stale_companies))} "
             f"from an earlier role of that name: remove them with `protiv analyst-role revoke {role} <company>`, "
             "or grant them again to bind them to the role that exists now.",
-            markup=False, style="yellow",
+            markup=False,
+            style="yellow",
         )
 
 
 @analyst_role.command("revoke")
 def analyst_role_revoke(
     role: str,
-    company_id: Annotated[Optional[str], typer.Argument(metavar="[COMPANY_ID]", help="The company to take away; all when omitted.")] = None,
+    company_id: Annotated[
+        str | None, typer.Argument(metavar="[COMPANY_ID]", help="The company to take away; all when omitted.")
+    ] = None,
 ) -> None:
     """Take a company (or all) away from ROLE; a role left with none loses its grants on the schema.
 
     Also removes stale grants left under the name ROLE by a role that was dropped (and maybe
     created again) outside this command, even when no role of that name exists any more.
     """
-    from protiv_dagster.resources.warehouse import WarehouseError
+    from protiv_dagster.warehouse.session import WarehouseError
 
     try:
         removed = _analyst_warehouse().revoke_company_analyst(role, company_id)
@@ -143,7 +155,7 @@ def analyst_role_list() -> None:
     """Each analyst grant: role, company, the role's OID it is bound to, and whether it is stale."""
     import pandas as pd
 
-    from protiv_dagster.resources.warehouse import WarehouseError
+    from protiv_dagster.warehouse.session import WarehouseError
 
     try:
         grants = _analyst_warehouse().company_analysts()
@@ -154,7 +166,10 @@ def analyst_role_list() -> None:
     for row in grants.itertuples():
         oid = "" if pd.isna(row.role_oid) else str(row.role_oid)
         rows.add_row(
-            literal(row.role_name, cell=True), literal(row.company_id, cell=True), oid, literal(row.state, cell=True),
+            literal(row.role_name, cell=True),
+            literal(row.company_id, cell=True),
+            oid,
+            literal(row.state, cell=True),
             style="yellow" if row.state.startswith("stale") else None,
         )
     print_table(rows, whole=(0, 1))
@@ -165,5 +180,6 @@ def analyst_role_list() -> None:
             "again (a new role with a new OID), outside `protiv analyst-role revoke`. Clean up with "
             "`protiv analyst-role revoke <role>` (or `revoke <role> <company>`); to let a re-created role read "
             "a company, grant it again explicitly with `protiv analyst-role grant <role> <company>`.",
-            markup=False, style="yellow",
+            markup=False,
+            style="yellow",
         )

@@ -26,17 +26,21 @@ def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
     started. The window ends at the company's own today (its time zone), not this machine's."""
     import dagster as dg
 
-    from protiv_dagster.sync import runs as syncs
-    from protiv_dagster.sync.runs import sync_window
-    from protiv_dagster.sync.company import force_sync, plan_sync
     from protiv_dagster.definitions import defs
+    from protiv_dagster.sync import runs as syncs
+    from protiv_dagster.sync.company import force_sync, plan_sync
+    from protiv_dagster.sync.runs import sync_window
 
     now = syncs.utc_now()
     steps = plan_sync(connection.company_id, *sync_window(connection, now))
     started = time.perf_counter()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
-        TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=output.console,
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        console=output.console,
     ) as progress:
         task = progress.add_task(label, total=len(steps))
 
@@ -47,7 +51,11 @@ def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
                 progress.advance(task)
 
         run_ids = force_sync(
-            defs, dg.DagsterInstance.get(), connection, now, on_step,
+            defs,
+            dg.DagsterInstance.get(),
+            connection,
+            now,
+            on_step,
             trigger="force_sync" if label == "force sync" else "initial_sync",
         )
     return run_ids, time.perf_counter() - started
@@ -105,7 +113,9 @@ def sync(company_id: CompanyId) -> None:
 
 
 def status(
-    probe: Annotated[bool, typer.Option(metavar="", help="Ask each vendor now whether it accepts the credentials and what changed.")] = False,
+    probe: Annotated[
+        bool, typer.Option(metavar="", help="Ask each vendor now whether it accepts the credentials and what changed.")
+    ] = False,
 ) -> None:
     """Each connected company's health: green when its vendor accepts the credentials, answers, and
     the data is current within the two-hour promise; red with the reason otherwise."""
@@ -131,8 +141,11 @@ def status(
         health = company_health(connection, state, pending, now)
         colour = "green" if health.healthy else "red"
         rows.add_row(
-            literal(connection.company_id, cell=True), connection.provider_label, Text(health.label, style=colour),
-            state.current_as_of.strftime("%Y-%m-%d %H:%M") if state.current_as_of else "never", str(len(pending)),
+            literal(connection.company_id, cell=True),
+            connection.provider_label,
+            Text(health.label, style=colour),
+            state.current_as_of.strftime("%Y-%m-%d %H:%M") if state.current_as_of else "never",
+            str(len(pending)),
         )
         if not health.healthy:
             reasons.append(Text.assemble(literal(connection.company_id, "bold"), ": ", literal(health.reason)))
@@ -145,9 +158,9 @@ def status(
 
 def _probe(connections, store, now) -> None:
     """Ask each vendor what changed since the company's cursor: proves credentials and reachability."""
-    from protiv_dagster.sync.refresh import check_companies
     from protiv_dagster.connections.registry import ConnectionRegistryResource
     from protiv_dagster.resources.vendors import VendorApis
+    from protiv_dagster.sync.refresh import check_companies
 
     states = store.all_states()
     cursors = {c.company_id: states[c.company_id].cursor if c.company_id in states else None for c in connections}
@@ -155,7 +168,7 @@ def _probe(connections, store, now) -> None:
         company_id = result.connection.company_id
         if result.error is not None:
             store.record_check(company_id, now, error=result.error)
-        elif result.changes.quiet and cursors[company_id] is not None:
+        elif result.known_changes.quiet and cursors[company_id] is not None:
             store.record_check(company_id, now)
         else:
             say(literal(f"{company_id}: changes waiting for the next refresh (or run `protiv sync {company_id}`)"))

@@ -40,20 +40,20 @@ from typing import Any
 
 import pytest
 
-from protiv_dagster.sync import runs as syncs
-from protiv_dagster.sync.runs import run_failure_message
-from protiv_dagster.sync.company import QUIET_CONSOLE, SyncFailed, plan_sync
+from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
-from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.vendors.aspire.client import AspireResource
-from protiv_dagster.vendors.busybusy.client import BusyBusyResource
-from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync import runs as syncs
+from protiv_dagster.sync.company import QUIET_CONSOLE, SyncFailed, plan_sync
+from protiv_dagster.sync.runs import run_failure_message
+from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_emulators.generator import generate_company
 from protiv_emulators.server import Answer, Request
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
 from tests.assets import hostile
 from tests.assets.conftest import COMPANY, SETTINGS, Pipeline, dagster_instance
 from tests.assets.test_pipeline import assert_attendance_matches_vendor, assert_no_secret_in_events, assert_unchanged
@@ -72,8 +72,11 @@ PAGE_SIZE = 12
 MAX_PAGES = 40
 DEADLINE_SECONDS = 3.0
 RETRIES = {
-    "max_attempts": 4, "max_wait_seconds": 0.2, "read_timeout_seconds": 1.0,
-    "request_deadline_seconds": DEADLINE_SECONDS, "max_pages": MAX_PAGES,
+    "max_attempts": 4,
+    "max_wait_seconds": 0.2,
+    "read_timeout_seconds": 1.0,
+    "request_deadline_seconds": DEADLINE_SECONDS,
+    "max_pages": MAX_PAGES,
 }
 # The company's seven days are exactly one ISO week, Monday Nov 16 to Sunday Nov 22 (Denver).
 WEEK, LAST_DAY = date(2026, 11, 16), date(2026, 11, 22)
@@ -111,7 +114,9 @@ def _is_full_time_page(request: Request, answer: Answer) -> bool:
     body = answer.body
     if isinstance(body, list):  # Aspire: a bare array, full at $limit; the week's listing, not wages'
         week = f"WorkTicketTimeDate ge {WEEK.isoformat()}T00:00:00"
-        return request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "") and len(body) == PAGE_SIZE
+        return (
+            request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "") and len(body) == PAGE_SIZE
+        )
     if "more" in body:  # QuickBooks Time: an object keyed by id, and "more"
         return bool(body["more"]) and len(body["results"].get("timesheets") or {}) > 0
     return len(body["data"].get("timeEntries") or []) == PAGE_SIZE  # BusyBusy: GraphQL root lists
@@ -144,9 +149,15 @@ def _is_first_time_page(request: Request, answer: Answer) -> bool:
     body = answer.body
     if isinstance(body, list):  # Aspire: the week's listing, first page
         week = f"WorkTicketTimeDate ge {WEEK.isoformat()}T00:00:00"
-        return request.path == "/WorkTicketTimes" and week in request.query.get("$filter", "") and request.query.get("$pageNumber", "1") == "1"
+        return (
+            request.path == "/WorkTicketTimes"
+            and week in request.query.get("$filter", "")
+            and request.query.get("$pageNumber", "1") == "1"
+        )
     if "more" in body:  # QuickBooks Time: the week's timesheets, page 1
-        return "timesheets" in body["results"] and request.query.get("page", "1") == "1" and "start_date" in request.query
+        return (
+            "timesheets" in body["results"] and request.query.get("page", "1") == "1" and "start_date" in request.query
+        )
     timeEntries = body["data"].get("timeEntries")  # BusyBusy: the first page of a start-time window
     variables = json.loads(request.body or b"{}").get("variables") or {}
     return bool(timeEntries) and variables.get("after") is None and "startTime" in (variables.get("filter") or {})
@@ -164,14 +175,19 @@ def insert_entry(harness: VendorHarness) -> None:
         time = harness._time(newest)
         start = datetime.fromisoformat(time["StartTime"]) - timedelta(hours=3)
         vendor.add_work_ticket_time(
-            ContactID=time["ContactID"], WorkTicketID=time["WorkTicketID"],
-            StartTime=start.isoformat(), EndTime=(start + timedelta(hours=2)).isoformat(),
+            ContactID=time["ContactID"],
+            WorkTicketID=time["WorkTicketID"],
+            StartTime=start.isoformat(),
+            EndTime=(start + timedelta(hours=2)).isoformat(),
         )
     else:
         entry = harness._entry(newest)
         start = datetime.fromisoformat(entry["startTime"]) - timedelta(hours=3)
         vendor.add_time_entry(
-            entry["memberId"], entry["projectId"], start.isoformat(), (start + timedelta(hours=2)).isoformat(),
+            entry["memberId"],
+            entry["projectId"],
+            start.isoformat(),
+            (start + timedelta(hours=2)).isoformat(),
             costCodeId=entry["costCodeId"],
         )
 
@@ -190,7 +206,9 @@ class Fault:
     outcome: str
 
 
-def hostile_vendor(make: Callable[[hostile.Shape, VendorHarness], hostile.Rewrite]) -> Callable[[Any, VendorHarness], None]:
+def hostile_vendor(
+    make: Callable[[hostile.Shape, VendorHarness], hostile.Rewrite],
+) -> Callable[[Any, VendorHarness], None]:
     """A fault that rewrites the emulator's answers (tests/assets/hostile.py)."""
 
     def inject(emulator: Any, harness: VendorHarness) -> None:
@@ -206,61 +224,163 @@ COPIED: dict[str, list[str]] = {}
 
 
 FAULTS = [
-    Fault("rate_limit_retry_after", "429 with Retry-After, three in a row",
-          lambda e, h: e.faults.rate_limit(times=3, retry_after=1), COMPLETE),
-    Fault("rate_limit_no_retry_after", "429 without Retry-After, three in a row",
-          lambda e, h: e.faults.rate_limit(times=3, retry_after=None), COMPLETE),
-    Fault("server_error_500_burst", "HTTP 500, three in a row",
-          lambda e, h: e.faults.server_error(times=3, status=500), COMPLETE),
-    Fault("server_error_502_burst", "HTTP 502, three in a row",
-          lambda e, h: e.faults.server_error(times=3, status=502), COMPLETE),
-    Fault("server_error_503_burst", "HTTP 503, three in a row",
-          lambda e, h: e.faults.server_error(times=3, status=503), COMPLETE),
-    Fault("outage", "HTTP 503 on every request (longer than every retry)",
-          lambda e, h: e.faults.server_error(times=10_000, status=503), FAILED),
-    Fault("drop_connection", "connection closed without an answer, twice",
-          lambda e, h: e.faults.drop_connection(times=2), COMPLETE),
-    Fault("read_timeout", "no answer within the client's read timeout, twice",
-          lambda e, h: e.faults.read_timeout(times=2, seconds=2.0), COMPLETE),
-    Fault("truncated_json", "200 with the first half of the JSON, twice",
-          lambda e, h: e.faults.truncated_json(times=2), COMPLETE),
-    Fault("invalid_json", "200 with an HTML page instead of JSON, twice",
-          lambda e, h: e.faults.invalid_json(times=2), COMPLETE),
-    Fault("invalid_json_persistent", "200 with an HTML page on every request",
-          lambda e, h: e.faults.invalid_json(times=10_000), FAILED),
-    Fault("empty_page_mid_listing", "an empty page right after a full one, mid-listing",
-          lambda e, h: arm_after_next_full_page(e, lambda: e.faults.empty_page(1)), COMPLETE),
-    Fault("empty_first_page", "the week's first time-entry page comes back as an empty listing, once",
-          lambda e, h: empty_first_time_page(e), COMPLETE),
-    Fault("inserted_between_pages", "an entry added by another user between two pages",
-          lambda e, h: arm_after_next_full_page(e, lambda: insert_entry(h)), COMPLETE_NEXT),
-    Fault("deleted_between_pages", "two entries already read deleted between two pages",
-          lambda e, h: arm_after_next_full_page(e, lambda: delete_read_entries(h)), COMPLETE_NEXT),
-    Fault("token_expiry_mid_sync", "the session token dies after the first page",
-          lambda e, h: e.faults.between_pages(h.kill_session, after_pages=1), COMPLETE),
-    Fault("trickled_answer", f"an answer sent a byte every 50 ms (far beyond the {DEADLINE_SECONDS:g} s deadline), twice",
-          lambda e, h: e.faults.trickle(times=2, seconds_per_byte=0.05), COMPLETE),
-    Fault("cut_mid_body", "the connection closes halfway through an answer (Content-Length promised more), twice",
-          lambda e, h: e.faults.cut_body(times=2), COMPLETE),
-    Fault("cut_mid_chunk", "the connection closes halfway through a chunked answer, twice",
-          lambda e, h: e.faults.cut_body(times=2, chunked=True), COMPLETE),
-    Fault("cut_mid_body_persistent", "every answer closes halfway through",
-          lambda e, h: e.faults.cut_body(times=10_000), FAILED),
-    Fault("hostile_error_text", "a 400 whose text holds markup, a forged log line, a terminal escape and the request's credential",
-          lambda e, h: e.faults.client_error(times=1, status=400, message=HOSTILE_TEXT), FAILED),
-    Fault("page_parameter_ignored", "the week's listing answers its first page whatever page is asked",
-          hostile_vendor(lambda shape, h: hostile.ignoring_the_page_parameter(shape)), FAILED),
-    Fault("endless_listing", f"the week's listing has more, new records on every page, without end (cap {MAX_PAGES} pages)",
-          hostile_vendor(lambda shape, h: hostile.endless_listing(shape)), FAILED),
-    Fault("week_empty_but_entries_live", "the week's listing is empty on every read, yet its entries answer by id",
-          hostile_vendor(lambda shape, h: hostile.week_always_empty(shape)), FAILED),
-    Fault("malformed_ids", "entries with a null and a malformed id, and a worker with a null id, among good records",
-          hostile_vendor(lambda shape, h: hostile.malformed_ids(shape, h.provider)), SET_ASIDE),
-    Fault("repeated_id_in_two_weeks", "one entry listed twice on a page, the copy dated a week later",
-          hostile_vendor(lambda shape, h: hostile.one_entry_twice_in_two_weeks(shape, COPIED.setdefault(h.provider, []))),
-          SET_ASIDE),
-    Fault("secret_changed", "the password/secret is changed at the vendor",
-          lambda e, h: h.change_secret(), FAILED),
+    Fault(
+        "rate_limit_retry_after",
+        "429 with Retry-After, three in a row",
+        lambda e, h: e.faults.rate_limit(times=3, retry_after=1),
+        COMPLETE,
+    ),
+    Fault(
+        "rate_limit_no_retry_after",
+        "429 without Retry-After, three in a row",
+        lambda e, h: e.faults.rate_limit(times=3, retry_after=None),
+        COMPLETE,
+    ),
+    Fault(
+        "server_error_500_burst",
+        "HTTP 500, three in a row",
+        lambda e, h: e.faults.server_error(times=3, status=500),
+        COMPLETE,
+    ),
+    Fault(
+        "server_error_502_burst",
+        "HTTP 502, three in a row",
+        lambda e, h: e.faults.server_error(times=3, status=502),
+        COMPLETE,
+    ),
+    Fault(
+        "server_error_503_burst",
+        "HTTP 503, three in a row",
+        lambda e, h: e.faults.server_error(times=3, status=503),
+        COMPLETE,
+    ),
+    Fault(
+        "outage",
+        "HTTP 503 on every request (longer than every retry)",
+        lambda e, h: e.faults.server_error(times=10_000, status=503),
+        FAILED,
+    ),
+    Fault(
+        "drop_connection",
+        "connection closed without an answer, twice",
+        lambda e, h: e.faults.drop_connection(times=2),
+        COMPLETE,
+    ),
+    Fault(
+        "read_timeout",
+        "no answer within the client's read timeout, twice",
+        lambda e, h: e.faults.read_timeout(times=2, seconds=2.0),
+        COMPLETE,
+    ),
+    Fault(
+        "truncated_json",
+        "200 with the first half of the JSON, twice",
+        lambda e, h: e.faults.truncated_json(times=2),
+        COMPLETE,
+    ),
+    Fault(
+        "invalid_json",
+        "200 with an HTML page instead of JSON, twice",
+        lambda e, h: e.faults.invalid_json(times=2),
+        COMPLETE,
+    ),
+    Fault(
+        "invalid_json_persistent",
+        "200 with an HTML page on every request",
+        lambda e, h: e.faults.invalid_json(times=10_000),
+        FAILED,
+    ),
+    Fault(
+        "empty_page_mid_listing",
+        "an empty page right after a full one, mid-listing",
+        lambda e, h: arm_after_next_full_page(e, lambda: e.faults.empty_page(1)),
+        COMPLETE,
+    ),
+    Fault(
+        "empty_first_page",
+        "the week's first time-entry page comes back as an empty listing, once",
+        lambda e, h: empty_first_time_page(e),
+        COMPLETE,
+    ),
+    Fault(
+        "inserted_between_pages",
+        "an entry added by another user between two pages",
+        lambda e, h: arm_after_next_full_page(e, lambda: insert_entry(h)),
+        COMPLETE_NEXT,
+    ),
+    Fault(
+        "deleted_between_pages",
+        "two entries already read deleted between two pages",
+        lambda e, h: arm_after_next_full_page(e, lambda: delete_read_entries(h)),
+        COMPLETE_NEXT,
+    ),
+    Fault(
+        "token_expiry_mid_sync",
+        "the session token dies after the first page",
+        lambda e, h: e.faults.between_pages(h.kill_session, after_pages=1),
+        COMPLETE,
+    ),
+    Fault(
+        "trickled_answer",
+        f"an answer sent a byte every 50 ms (far beyond the {DEADLINE_SECONDS:g} s deadline), twice",
+        lambda e, h: e.faults.trickle(times=2, seconds_per_byte=0.05),
+        COMPLETE,
+    ),
+    Fault(
+        "cut_mid_body",
+        "the connection closes halfway through an answer (Content-Length promised more), twice",
+        lambda e, h: e.faults.cut_body(times=2),
+        COMPLETE,
+    ),
+    Fault(
+        "cut_mid_chunk",
+        "the connection closes halfway through a chunked answer, twice",
+        lambda e, h: e.faults.cut_body(times=2, chunked=True),
+        COMPLETE,
+    ),
+    Fault(
+        "cut_mid_body_persistent",
+        "every answer closes halfway through",
+        lambda e, h: e.faults.cut_body(times=10_000),
+        FAILED,
+    ),
+    Fault(
+        "hostile_error_text",
+        "a 400 whose text holds markup, a forged log line, a terminal escape and the request's credential",
+        lambda e, h: e.faults.client_error(times=1, status=400, message=HOSTILE_TEXT),
+        FAILED,
+    ),
+    Fault(
+        "page_parameter_ignored",
+        "the week's listing answers its first page whatever page is asked",
+        hostile_vendor(lambda shape, h: hostile.ignoring_the_page_parameter(shape)),
+        FAILED,
+    ),
+    Fault(
+        "endless_listing",
+        f"the week's listing has more, new records on every page, without end (cap {MAX_PAGES} pages)",
+        hostile_vendor(lambda shape, h: hostile.endless_listing(shape)),
+        FAILED,
+    ),
+    Fault(
+        "week_empty_but_entries_live",
+        "the week's listing is empty on every read, yet its entries answer by id",
+        hostile_vendor(lambda shape, h: hostile.week_always_empty(shape)),
+        FAILED,
+    ),
+    Fault(
+        "malformed_ids",
+        "entries with a null and a malformed id, and a worker with a null id, among good records",
+        hostile_vendor(lambda shape, h: hostile.malformed_ids(shape, h.provider)),
+        SET_ASIDE,
+    ),
+    Fault(
+        "repeated_id_in_two_weeks",
+        "one entry listed twice on a page, the copy dated a week later",
+        hostile_vendor(lambda shape, h: hostile.one_entry_twice_in_two_weeks(shape, COPIED.setdefault(h.provider, []))),
+        SET_ASIDE,
+    ),
+    Fault("secret_changed", "the password/secret is changed at the vendor", lambda e, h: h.change_secret(), FAILED),
 ]
 FAULTS_BY_NAME = {fault.name: fault for fault in FAULTS}
 # What the cases found, for docs/fault-matrix.md: outcomes by (provider, fault), and the cursor
@@ -280,8 +400,11 @@ class MatrixPipeline(Pipeline):
         run_ids = []
         for step in plan_sync(company_id, WEEK, LAST_DAY)[:-1]:
             result = self.defs.resolve_job_def(step.job_name).execute_in_process(
-                instance=self.instance, partition_key=step.partition_key, raise_on_error=False,
-                run_config=QUIET_CONSOLE, tags={"protiv/company": company_id, "protiv/trigger": "refresh", **step.tags},
+                instance=self.instance,
+                partition_key=step.partition_key,
+                raise_on_error=False,
+                run_config=QUIET_CONSOLE,
+                tags={"protiv/company": company_id, "protiv/trigger": "refresh", **step.tags},
             )
             run_ids.append(result.run_id)
             if not result.success:
@@ -302,17 +425,21 @@ def small_company(request, provider: str, tmp_path: Path, instance_kind: str) ->
             with dagster_instance(request, instance_kind, tmp_path, monkeypatch) as instance:
                 registry = ConnectionRegistry(registry_url)
                 registry.connect(
-                    COMPANY, provider, harness.base_url, harness.credentials,
-                    attendance_pull_date=WEEK, settings={**SETTINGS, "timezone": data.timezone},
+                    COMPANY,
+                    provider,
+                    harness.base_url,
+                    harness.credentials,
+                    attendance_pull_date=WEEK,
+                    settings={**SETTINGS, "timezone": data.timezone},
                 )
                 warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
                 defs = build_defs(
                     warehouse=warehouse,
                     registry=ConnectionRegistryResource(url=registry_url),
                     vendors=VendorApis(
-                        quickbooks_time=QuickBooksTimeResource(page_size=PAGE_SIZE, **RETRIES),
-                        aspire=AspireResource(page_size=PAGE_SIZE, **RETRIES),
-                        busybusy=BusyBusyResource(page_size=PAGE_SIZE, **RETRIES),
+                        quickbooks_time=QuickBooksTimeTuning(page_size=PAGE_SIZE, **RETRIES),
+                        aspire=AspireTuning(page_size=PAGE_SIZE, **RETRIES),
+                        busybusy=BusyBusyTuning(page_size=PAGE_SIZE, **RETRIES),
                         step_retries=1,
                         step_retry_seconds=0.05,
                     ),
@@ -416,7 +543,10 @@ def test_fault(matrix_pipeline, fault_name):
         assert matches_vendor(pipeline), f"{harness.label} {fault_name}: the warehouse differs from the vendor"
     statuses = sorted({entry.status for entry in emulator.request_log[log_before:]})
     RESULTS[(harness.provider, fault_name)] = {
-        "outcome": outcome, "rows": len(harness.entries()), "detail": detail, "statuses": statuses,
+        "outcome": outcome,
+        "rows": len(harness.entries()),
+        "detail": detail,
+        "statuses": statuses,
     }
     expected = {COMPLETE, COMPLETE_NEXT} if fault.outcome == COMPLETE_NEXT else {fault.outcome}
     assert outcome in expected, f"{harness.label} {fault_name}: expected {fault.outcome}, got {outcome}: {detail}"
@@ -461,7 +591,7 @@ def test_failed_refreshes_keep_the_cursor_and_the_data(request, tmp_path, monkey
             cursor, before = store.state(COMPANY).cursor, pipeline.tables()
             harness.move(harness.editable_entries().iloc[0].entry_id, days=0, hours=1.5)
             failures_before = len(daemon.failures)
-            refresh(daemon, lambda: fault.inject(pipeline.emulator, harness))
+            refresh(daemon, lambda fault=fault: fault.inject(pipeline.emulator, harness))
             pipeline.emulator.faults.clear()
             pipeline.emulator.__dict__.pop("_answer_vendor", None)  # a hostile vendor's rewrite, if one was set
             state = store.state(COMPANY)
@@ -491,51 +621,96 @@ class OtherFault:
 
 
 OTHER_FAULTS = [
-    OtherFault("credentials", "a credential with a trailing CR or LF (a paste at the hidden prompt)",
-               "refused at connect naming the field, never the value; one trailing line ending typed at the prompt is dropped",
-               "tests/cli/test_admin.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name"),
-    OtherFault("credentials", "any other control or whitespace character in a credential",
-               "refused at connect naming the field and the position",
-               "tests/connections/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value"),
-    OtherFault("credentials", "an environment variable holding a credential with a trailing line ending",
-               "the sync fails naming the credential and the variable, not the value",
-               "tests/connections/test_connect_validation.py::test_an_environment_credential_with_a_trailing_newline_is_a_clear_error_at_run_time"),
-    OtherFault("credentials", "a header the HTTP library refuses before sending (bearer, Basic, key header, token bodies)",
-               "a VendorRequestError with every form of the credential scrubbed, on all three vendors",
-               "tests/vendors/test_http.py::test_qbt_bearer_token_with_a_line_ending_never_reaches_an_error"),
-    OtherFault("credentials", "a canary credential driven through every failing fault of the table above",
-               "found nowhere: instance (SQLite and PostgreSQL), its files, logs, output, warehouse, registry",
-               "tests/test_secrets.py::test_a_canary_credential_through_every_error_path_is_found_nowhere"),
-    OtherFault("credential sources", "`--credential-env access_token=PROTIV_SECRET_KEY` (any worker variable)",
-               "refused before any prompt: only PROTIV_CREDENTIAL_* variables, never the encryption key",
-               "tests/connections/test_connect_validation.py::test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt"),
-    OtherFault("credential sources", "a registry of an older version referring to any variable",
-               "the sync fails: an admin must reconnect",
-               "tests/connections/test_connect_validation.py::test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_run_time"),
-    OtherFault("credential sources", "a base URL with `user:pass@`",
-               "refused without quoting it; nothing stored",
-               "tests/connections/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it"),
-    OtherFault("vendor text", "a stored last error holding `[/]`, balanced markup and a terminal escape",
-               "`protiv status` shows it literally, for every company",
-               "tests/cli/test_operations.py::test_status_prints_a_stored_vendor_error_literally"),
-    OtherFault("vendor text", "a failing sync whose vendor error holds markup",
-               "`protiv sync` prints it literally and exits 1",
-               "tests/connections/test_connect_validation.py::test_sync_shows_a_failure_message_literally"),
-    OtherFault("dead run worker", "a run worker killed by SIGKILL under the daemon (deploy/dagster.yaml)",
-               "the run is failed within 2 minutes, its slot freed, and the company's sync completed",
-               DEAD_WORKER_TEST),
-    OtherFault("analyst roles", "a role dropped outside `protiv analyst-role revoke` and re-created with the same name",
-               "sees no row; `analyst-role list` flags the grant stale",
-               "tests/test_tenant_isolation.py::test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing"),
-    OtherFault("connect", "a pull date in the future or 9999-12-31",
-               "refused at connect; a stored one is a clear sync error",
-               "tests/connections/test_connect_validation.py::test_a_pull_date_a_sync_cannot_start_from_is_refused"),
-    OtherFault("connect", "an unparseable base URL (`http://[::1`, a newline, spaces, 100 KB)",
-               "refused naming the option and the rule",
-               "tests/connections/test_connect_validation.py::test_a_base_url_that_cannot_be_used_is_refused_with_the_rule"),
-    OtherFault("connect", "a company id with invisible or bidirectional characters (U+200B)",
-               "refused naming the rule",
-               "tests/connections/test_connect_validation.py::test_a_company_id_that_could_be_mistaken_for_another_is_refused"),
+    OtherFault(
+        "credentials",
+        "a credential with a trailing CR or LF (a paste at the hidden prompt)",
+        "refused at connect naming the field, never the value; one trailing line ending typed at the prompt is dropped",
+        "tests/cli/test_admin.py::test_a_pasted_line_ending_is_dropped_and_anything_more_is_refused_by_name",
+    ),
+    OtherFault(
+        "credentials",
+        "any other control or whitespace character in a credential",
+        "refused at connect naming the field and the position",
+        "tests/connections/test_connect_validation.py::test_a_credential_with_whitespace_or_control_characters_is_refused_by_name_never_by_value",
+    ),
+    OtherFault(
+        "credentials",
+        "an environment variable holding a credential with a trailing line ending",
+        "the sync fails naming the credential and the variable, not the value",
+        "tests/connections/test_connect_validation.py::test_an_environment_credential_with_a_trailing_newline_is_a_clear_error_at_run_time",
+    ),
+    OtherFault(
+        "credentials",
+        "a header the HTTP library refuses before sending (bearer, Basic, key header, token bodies)",
+        "a VendorRequestError with every form of the credential scrubbed, on all three vendors",
+        "tests/vendors/test_http.py::test_qbt_bearer_token_with_a_line_ending_never_reaches_an_error",
+    ),
+    OtherFault(
+        "credentials",
+        "a canary credential driven through every failing fault of the table above",
+        "found nowhere: instance (SQLite and PostgreSQL), its files, logs, output, warehouse, registry",
+        "tests/test_secrets.py::test_a_canary_credential_through_every_error_path_is_found_nowhere",
+    ),
+    OtherFault(
+        "credential sources",
+        "`--credential-env access_token=PROTIV_SECRET_KEY` (any worker variable)",
+        "refused before any prompt: only PROTIV_CREDENTIAL_* variables, never the encryption key",
+        "tests/connections/test_connect_validation.py::test_cli_refuses_the_encryption_key_as_a_credential_before_any_prompt",
+    ),
+    OtherFault(
+        "credential sources",
+        "a registry of an older version referring to any variable",
+        "the sync fails: an admin must reconnect",
+        "tests/connections/test_connect_validation.py::test_a_reference_written_by_an_older_version_to_any_variable_is_refused_at_run_time",
+    ),
+    OtherFault(
+        "credential sources",
+        "a base URL with `user:pass@`",
+        "refused without quoting it; nothing stored",
+        "tests/connections/test_connect_validation.py::test_a_base_url_carrying_credentials_is_refused_without_quoting_it",
+    ),
+    OtherFault(
+        "vendor text",
+        "a stored last error holding `[/]`, balanced markup and a terminal escape",
+        "`protiv status` shows it literally, for every company",
+        "tests/cli/test_operations.py::test_status_prints_a_stored_vendor_error_literally",
+    ),
+    OtherFault(
+        "vendor text",
+        "a failing sync whose vendor error holds markup",
+        "`protiv sync` prints it literally and exits 1",
+        "tests/connections/test_connect_validation.py::test_sync_shows_a_failure_message_literally",
+    ),
+    OtherFault(
+        "dead run worker",
+        "a run worker killed by SIGKILL under the daemon (deploy/dagster.yaml)",
+        "the run is failed within 2 minutes, its slot freed, and the company's sync completed",
+        DEAD_WORKER_TEST,
+    ),
+    OtherFault(
+        "analyst roles",
+        "a role dropped outside `protiv analyst-role revoke` and re-created with the same name",
+        "sees no row; `analyst-role list` flags the grant stale",
+        "tests/test_tenant_isolation.py::test_a_role_dropped_and_created_again_with_the_same_name_sees_nothing",
+    ),
+    OtherFault(
+        "connect",
+        "a pull date in the future or 9999-12-31",
+        "refused at connect; a stored one is a clear sync error",
+        "tests/connections/test_connect_validation.py::test_a_pull_date_a_sync_cannot_start_from_is_refused",
+    ),
+    OtherFault(
+        "connect",
+        "an unparseable base URL (`http://[::1`, a newline, spaces, 100 KB)",
+        "refused naming the option and the rule",
+        "tests/connections/test_connect_validation.py::test_a_base_url_that_cannot_be_used_is_refused_with_the_rule",
+    ),
+    OtherFault(
+        "connect",
+        "a company id with invisible or bidirectional characters (U+200B)",
+        "refused naming the rule",
+        "tests/connections/test_connect_validation.py::test_a_company_id_that_could_be_mistaken_for_another_is_refused",
+    ),
 ]
 
 

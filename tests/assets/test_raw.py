@@ -19,14 +19,14 @@ import pytest
 from protiv_dagster.assets.raw import RawWeeks, read_again_where_emptied
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.tables import RAW_TIMESHEETS
-from protiv_dagster.vendors.base import day_of_text
+from protiv_dagster.vendors.base import Source, day_of_text
 from protiv_dagster.vendors.http import VendorPayloadError
 
 WEEK_1, WEEK_2, WEEK_3 = date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)
 LOG = logging.getLogger("test_raw")
 
 
-class ScriptedSource:
+class ScriptedSource(Source):
     """A source whose answers are given in turn, one dict of feeds per read, each read recorded."""
 
     provider = "aspire"

@@ -10,21 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from protiv_dagster.sync.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
-from protiv_dagster.sync.runs import all_weeks
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
-from protiv_dagster.vendors.aspire.client import AspireResource
-from protiv_dagster.vendors.busybusy.client import BusyBusyResource
-from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeResource
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.settings import SECRET_KEY_VARIABLE
+from protiv_dagster.sync.refresh import check_companies, plan_refresh, stored_weeks, vanished_weeks
+from protiv_dagster.sync.runs import all_weeks
+from protiv_dagster.sync.state import SyncStateStore
+from protiv_dagster.tables import ALL_TABLES, RAW_TIMESHEETS
+from protiv_dagster.vendors.aspire.client import AspireTuning
+from protiv_dagster.vendors.busybusy.client import BusyBusyTuning
+from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
 from protiv_emulators.aspire import AspireEmulator
 from protiv_emulators.busybusy import BusyBusyEmulator
 from protiv_emulators.generator import generate_company
 from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
-from protiv_dagster.settings import SECRET_KEY_VARIABLE
-from protiv_dagster.sync.state import SyncStateStore
-from protiv_dagster.tables import ALL_TABLES, RAW_TIMESHEETS
 
 AS_OF = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)
@@ -68,14 +68,28 @@ def fleet(tmp_path, monkeypatch):
     qbt, busybusy = QuickBooksTimeEmulator().start(), BusyBusyEmulator().start()
     for number in range(4):
         # From Nov 5: a day before the pull date (Friday Nov 6) in the first synced week.
-        data = generate_company(f"qbt-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver")
-        registry.connect(data.company_id, "quickbooks_time", qbt.base_url, {"access_token": qbt.add_company(data)},
-                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
+        data = generate_company(
+            f"qbt-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver"
+        )
+        registry.connect(
+            data.company_id,
+            "quickbooks_time",
+            qbt.base_url,
+            {"access_token": qbt.add_company(data)},
+            attendance_pull_date=PULL_DATE,
+            settings={"timezone": data.timezone},
+        )
         data = generate_company(f"bb-{number}", seed=number, workers=5, days=14, as_of=AS_OF)
         username, password = busybusy.add_company(data)
-        registry.connect(data.company_id, "busybusy", busybusy.rest_url, {"username": username, "password": password},
-                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
-    vendors = VendorApis(quickbooks_time=QuickBooksTimeResource(**FAST_RETRIES), busybusy=BusyBusyResource(**FAST_RETRIES))
+        registry.connect(
+            data.company_id,
+            "busybusy",
+            busybusy.rest_url,
+            {"username": username, "password": password},
+            attendance_pull_date=PULL_DATE,
+            settings={"timezone": data.timezone},
+        )
+    vendors = VendorApis(quickbooks_time=QuickBooksTimeTuning(**FAST_RETRIES), busybusy=BusyBusyTuning(**FAST_RETRIES))
     try:
         yield registry, ConnectionRegistryResource(url=url), vendors, {"quickbooks_time": qbt, "busybusy": busybusy}
     finally:
@@ -91,8 +105,15 @@ def synced_once(registry, resource, vendors, tmp_path: Path) -> tuple[Warehouse,
     store = resource.sync_state()
     for result in check_companies(registry.list(), {}, resource, vendors, NOW):
         connection = result.connection
-        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
-                                 True, NOW, initial_sync_for=connection.connected_at)
+        batch = store.open_batch(
+            connection.company_id,
+            "initial_sync",
+            result.changes.cursor,
+            all_weeks(connection, NOW),
+            True,
+            NOW,
+            initial_sync_for=connection.connected_at,
+        )
         store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
     return warehouse, store
 
@@ -111,10 +132,20 @@ def test_checks_run_side_by_side_per_vendor_and_at_most_the_bound_each(fleet):
 
 def test_one_failing_company_fails_alone_and_results_keep_the_order_asked(fleet):
     registry, resource, vendors, emulators = fleet
-    registry.connect("refused", "quickbooks_time", emulators["quickbooks_time"].base_url, {"access_token": "not-a-token"},
-                     attendance_pull_date=PULL_DATE)
-    registry.connect("unreachable", "busybusy", "http://127.0.0.1:9", {"username": "owner", "password": "pw"},
-                     attendance_pull_date=PULL_DATE)
+    registry.connect(
+        "refused",
+        "quickbooks_time",
+        emulators["quickbooks_time"].base_url,
+        {"access_token": "not-a-token"},
+        attendance_pull_date=PULL_DATE,
+    )
+    registry.connect(
+        "unreachable",
+        "busybusy",
+        "http://127.0.0.1:9",
+        {"username": "owner", "password": "pw"},
+        attendance_pull_date=PULL_DATE,
+    )
     connections = registry.list()
     results = check_companies(connections, {}, resource, vendors, NOW, per_vendor=2)
     assert [r.connection.company_id for r in results] == [c.company_id for c in connections]
@@ -131,8 +162,15 @@ def test_a_quiet_fleet_costs_at_most_two_requests_a_company_and_one_change_plans
     store = resource.sync_state()
     for result in check_companies(registry.list(), {}, resource, vendors, NOW):  # as an initial sync leaves them
         connection = result.connection
-        batch = store.open_batch(connection.company_id, "initial_sync", result.changes.cursor, all_weeks(connection, NOW),
-                                 True, NOW, initial_sync_for=connection.connected_at)
+        batch = store.open_batch(
+            connection.company_id,
+            "initial_sync",
+            result.changes.cursor,
+            all_weeks(connection, NOW),
+            True,
+            NOW,
+            initial_sync_for=connection.connected_at,
+        )
         store.finish_batch(batch.batch_id, succeeded=True, at=NOW)
     before = sum(emulator.request_count for emulator in emulators.values())
 
@@ -165,16 +203,23 @@ def test_stored_and_vanished_weeks_are_looked_up_per_company_in_one_go(request, 
     if backend == "duckdb":
         warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
     else:
-        warehouse = Warehouse(url=request.getfixturevalue("postgres_url"), schema_name=request.getfixturevalue("postgres_schema"))
+        warehouse = Warehouse(
+            url=request.getfixturevalue("postgres_url"), schema_name=request.getfixturevalue("postgres_schema")
+        )
     warehouse.ensure_tables(ALL_TABLES)
     import pandas as pd
 
     stored = [  # the same vendor id in two companies must not be confused
-        ("a", "2026-11-02", "7"), ("b", "2026-11-16", "7"), ("b", "2026-11-09", "8"), ("b", "2026-10-26", "5"),
+        ("a", "2026-11-02", "7"),
+        ("b", "2026-11-16", "7"),
+        ("b", "2026-11-09", "8"),
+        ("b", "2026-10-26", "5"),
     ]
     frame = pd.DataFrame(
-        [(company, pd.Timestamp(week).date(), "aspire", "WorkTicketTimes", position, entry, None, "{}")
-         for position, (company, week, entry) in enumerate(stored)],
+        [
+            (company, pd.Timestamp(week).date(), "aspire", "WorkTicketTimes", position, entry, None, "{}")
+            for position, (company, week, entry) in enumerate(stored)
+        ],
         columns=RAW_TIMESHEETS.column_names,
     )
     warehouse.replace_partition(RAW_TIMESHEETS, frame, {"provider": "aspire"})
@@ -190,7 +235,9 @@ def test_stored_and_vanished_weeks_are_looked_up_per_company_in_one_go(request, 
     assert vanished_weeks(warehouse, live) == {"b": {"2026-11-09"}}
     # Only the weeks listed are compared: a check that listed the week of 16 November alone says
     # nothing of 8 (stored in the week of 9 November).
-    assert vanished_weeks(warehouse, {"b": ("WorkTicketTimes", frozenset({date(2026, 11, 16)}), frozenset({"7"}))}) == {}
+    assert (
+        vanished_weeks(warehouse, {"b": ("WorkTicketTimes", frozenset({date(2026, 11, 16)}), frozenset({"7"}))}) == {}
+    )
     assert vanished_weeks(warehouse, {"b": ("WorkTicketTimes", frozenset(), frozenset())}) == {}
 
 
@@ -205,13 +252,21 @@ def aspire_fleet(tmp_path, monkeypatch):
     emulator = AspireEmulator().start()
     secrets = []
     for number in range(2):
-        data = generate_company(f"aspire-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver")
+        data = generate_company(
+            f"aspire-{number}", seed=number, workers=5, days=16, as_of=AS_OF, timezone="America/Denver"
+        )
         client_id, secret = emulator.add_company(data)
         secrets.append(secret)
-        registry.connect(data.company_id, "aspire", emulator.base_url, {"client_id": client_id, "secret": secret},
-                         attendance_pull_date=PULL_DATE, settings={"timezone": data.timezone})
+        registry.connect(
+            data.company_id,
+            "aspire",
+            emulator.base_url,
+            {"client_id": client_id, "secret": secret},
+            attendance_pull_date=PULL_DATE,
+            settings={"timezone": data.timezone},
+        )
     resource = ConnectionRegistryResource(url=url)
-    vendors = VendorApis(aspire=AspireResource(**FAST_RETRIES))
+    vendors = VendorApis(aspire=AspireTuning(**FAST_RETRIES))
     warehouse, store = synced_once(registry, resource, vendors, tmp_path)
     try:
         yield registry, resource, vendors, warehouse, store, emulator, secrets
@@ -258,7 +313,9 @@ def test_a_quiet_aspire_company_costs_two_requests_with_its_kept_token_and_a_ren
     assert len(served) == 4 and not any(path.startswith("/Authorization") for path, _ in served)
 
     # A kept token known to have expired is replaced before use: one token request, no 401.
-    registry.rotate_credentials("aspire-1", {"token_expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()})
+    registry.rotate_credentials(
+        "aspire-1", {"token_expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    )
     plan, served = refresh(NOW + timedelta(hours=10))
     assert plan.quiet == 2 and len(served) == 2 + 2
     assert ("/Authorization", 200) in served and not any(status == 401 for _, status in served)
@@ -271,8 +328,10 @@ def test_an_aspire_token_never_shows_in_the_registry_columns_logs_or_a_failed_ch
     emulator.expire_token("aspire-0")  # a renewal during the refresh, so a refresh token is issued too
     plan_refresh(resource, vendors, warehouse, store, NOW + timedelta(hours=2))
     # The admin changes the API user's secret at Aspire: the kept token and refresh token die.
-    tokens = {company_id: (emulator.company(company_id).token, emulator.company(company_id).refresh_token)
-              for company_id in ("aspire-0", "aspire-1")}
+    tokens = {
+        company_id: (emulator.company(company_id).token, emulator.company(company_id).refresh_token)
+        for company_id in ("aspire-0", "aspire-1")
+    }
     company = emulator.company("aspire-1")
     company.secret, company.refresh_token = "rotated-by-the-admin", "revoked"
     emulator.expire_token("aspire-1")

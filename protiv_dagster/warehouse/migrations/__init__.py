@@ -46,6 +46,12 @@ class WarehouseNewerThanCode(WarehouseError, migrations.NewerThanCode):
     pass
 
 
+def _cause(exc: Exception) -> BaseException:
+    """The database driver's own error behind a SQLAlchemy one (its message says what the server
+    refused), or the error itself."""
+    return getattr(exc, "orig", None) or exc
+
+
 def _lock_key(store: WarehouseStore) -> str:
     # The key `ensure_tables` serialises on: an upgrade and a run creating tables take turns.
     return f"protiv_dagster.warehouse schema {store.schema_name}"
@@ -105,7 +111,7 @@ def _present_shapes(session: Session, schema: str) -> dict[str, dict[str, str]]:
             row.table_name,
             row.column_name,
             row.data_type,
-            *(None if pd.isna(v) else v for v in (row.numeric_precision, row.numeric_scale)),
+            *(None if pd.isna(v) else v for v in (row.numeric_precision, row.numeric_scale)),  # type: ignore[arg-type]  # pandas-stubs: a cell is any scalar
         )
         for row in frame.itertuples()
     )
@@ -204,7 +210,7 @@ def upgrade_warehouse(store: WarehouseStore | None = None) -> migrations.Upgrade
                 WAREHOUSE.upgrade(connection, schema)
     except sa.exc.SQLAlchemyError as exc:
         raise WarehouseError(
-            f"upgrading {store.describe()} failed: {type(exc.orig or exc).__name__}: {exc.orig or exc}"
+            f"upgrading {store.describe()} failed: {type(_cause(exc)).__name__}: {_cause(exc)}"
         ) from exc
     finally:
         engine.dispose()

@@ -106,7 +106,8 @@ NEW_TABLES = {
 
 # Per table: the columns added (name, type, placeholder while it is backfilled, None: nullable,
 # left null), the columns that became nullable, and the backfill's SET clause.
-CHANGES = {
+Added = list[tuple[str, str, str | None]]
+CHANGES: dict[str, tuple[Added, list[str], str | None]] = {
     "attendance": ([("task_id", "TEXT", None)], [], None),
     "jobs": ([("created_date", "DATE", None)], [], None),
     "propay_opportunities": (
@@ -199,6 +200,8 @@ def _columns(schema: str, table: str) -> set[str]:
 
 
 def upgrade(schema: str | None = None) -> None:
+    if schema is None:  # the environment always names the warehouse's schema
+        raise ValueError("the warehouse's revisions need the schema they upgrade")
     for name, clauses in NEW_TABLES.items():
         op.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{name}" ({clauses.strip()})')
     backfills = []
