@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from protiv_dagster.cli import admin, analysts, demo, operations
+from protiv_dagster.cli import admin, analysts, demo, operations, output
 
 __all__ = ["app"]
 
@@ -55,15 +55,15 @@ def _every_command(
             warnings.filterwarnings("ignore", category=category)
 
 
-app.command()(demo.demo)
-app.command()(demo.emulator)
-app.command()(operations.ui)
-app.command()(admin.keygen)
-app.command()(admin.connect)
-app.command()(operations.sync)
-app.command()(operations.status)
-app.command()(operations.upgrade)
-app.command()(admin.disconnect)
-app.command()(admin.connections)
+app.command(cls=output.Command)(demo.demo)
+app.command(cls=output.Command)(demo.emulator)
+app.command(cls=output.Command)(operations.ui)
+app.command(cls=output.Command)(admin.keygen)
+app.command(cls=output.Command)(admin.connect)
+app.command(cls=output.Command)(operations.sync)
+app.command(cls=output.Command)(operations.status)
+app.command(cls=output.Command)(operations.upgrade)
+app.command(cls=output.Command)(admin.disconnect)
+app.command(cls=output.Command)(admin.connections)
 app.add_typer(admin.settings_app, name="settings")
 app.add_typer(analysts.analyst_role, name="analyst-role")

@@ -19,7 +19,7 @@ import typer
 
 from protiv_dagster.cli.common import CompanyId
 from protiv_dagster.cli.operations import sync_failure_hint
-from protiv_dagster.cli.output import literal, say, say_error
+from protiv_dagster.cli.output import Command, literal, say, say_error
 from protiv_dagster.company_settings import SettingsError, parse_settings
 from protiv_dagster.connections.registry import (
     ConnectionRegistry,
@@ -267,7 +267,7 @@ def _company_settings_versions(company_id: str):
         raise typer.Exit(2) from None
 
 
-@settings_app.command("show")
+@settings_app.command("show", cls=Command)
 def settings_show(
     company_id: CompanyId,
     all_fields: Annotated[bool, typer.Option("--all", metavar="", help="Every setting, defaults included.")] = False,
@@ -281,7 +281,7 @@ def settings_show(
     typer.echo(newest.settings.model_dump_json(indent=2, exclude_defaults=not all_fields))
 
 
-@settings_app.command("set")
+@settings_app.command("set", cls=Command)
 def settings_set(
     company_id: CompanyId,
     file: Annotated[
@@ -314,7 +314,7 @@ def settings_set(
     )
 
 
-@settings_app.command("versions")
+@settings_app.command("versions", cls=Command)
 def settings_versions(company_id: CompanyId) -> None:
     """Every version of a company's settings: number, in force from, recorded at, and what differs
     from the defaults; a version superseded by a same-day correction is marked."""

@@ -83,7 +83,7 @@ def _analyst_warehouse():
     return Warehouse()
 
 
-@analyst_role.command("grant")
+@analyst_role.command("grant", cls=output.Command)
 def analyst_role_grant(
     role: Annotated[
         str, typer.Argument(metavar="ROLE", help="An existing PostgreSQL role (plain, not superuser or table owner).")
@@ -125,7 +125,7 @@ def analyst_role_grant(
         )
 
 
-@analyst_role.command("revoke")
+@analyst_role.command("revoke", cls=output.Command)
 def analyst_role_revoke(
     role: str,
     company_id: Annotated[
@@ -150,7 +150,7 @@ def analyst_role_revoke(
     output.console.print(f"Revoked {role}'s {what}: {len(removed)} grant(s) removed{note}.", markup=False)
 
 
-@analyst_role.command("list")
+@analyst_role.command("list", cls=output.Command)
 def analyst_role_list() -> None:
     """Each analyst grant: role, company, the role's OID it is bound to, and whether it is stale."""
     import pandas as pd

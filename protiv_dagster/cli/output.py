@@ -12,9 +12,12 @@ put a wider console in its place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand
 
 from protiv_dagster.text import visible
 
@@ -57,3 +60,25 @@ def say(*parts: str | Text, style: str = "") -> None:
 
 def say_error(error: object) -> None:
     say(literal(error), style="red")
+
+
+class _PlainArgument(TyperArgument):
+    """A positional argument in ``--help`` as click writes it: ``COMPANY_ID`` in the usage line and in
+    the list, without typer's ``{COMPANY_ID}`` braces and ``<str>`` type tag, which read as syntax."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name if self.nargs == 1 else f"{name}..."
+
+    def display_type_rich(self, ctx: Any) -> str | None:  # typer's own click Context
+        return None
+
+
+class Command(TyperCommand):
+    """Every `protiv` command (``app.command(cls=Command)``): its arguments help as plain names."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _PlainArgument

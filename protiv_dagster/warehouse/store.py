@@ -189,7 +189,7 @@ class WarehouseStore:
     @contextmanager
     def reading(self) -> Iterator[WarehouseReader]:
         """Several reads on one connection and in one transaction: one consistent view of the
-        tables, and one connection opened instead of one per read (a DuckDB open costs ~15 ms).
+        tables, and one connection opened instead of one per read (opening a DuckDB file is not free).
         Keep the block short: on DuckDB it holds the file for this process."""
         with self.session("reading") as session:
             yield WarehouseReader(self, session)

@@ -166,3 +166,21 @@ def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_dem
         assert len(emulator.request_log) == asked  # nothing was sent to the vendor
     finally:
         emulator.stop()
+
+
+def test_help_names_arguments_and_options_plainly_at_80_columns(tmp_path):
+    """`--help` shows COMPANY_ID as a name, not typer's {COMPANY_ID} or `<str>`/`<bool>` tags, and
+    wraps sentences at the terminal's width."""
+    sync = newcomer("sync", "--help", cwd=tmp_path)
+    assert sync.returncode == 0, sync.stderr
+    lines = sync.stdout.splitlines()
+    assert lines[0] == "Usage: python -m protiv_dagster.cli sync [OPTIONS] COMPANY_ID"
+    assert lines[2] == "  Force sync one company now: workers and jobs, every week from its attendance"
+    assert "  COMPANY_ID  Protiv company id.  [required]" in lines
+    for command in (["connect"], ["status"], ["settings", "show"], ["demo"], ["analyst-role", "grant"]):
+        shown = newcomer(*command, "--help", cwd=tmp_path)
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert all(len(line) <= 80 for line in shown.stdout.splitlines()), command
+        for tag in ("<str>", "<bool>", "<int>", "{", "}"):
+            assert tag not in shown.stdout, (command, tag, shown.stdout)
+        assert shown.stderr == "", (command, shown.stderr)
