@@ -6,7 +6,7 @@ shape. Pointing a client at ``emulator.rest_url`` / ``emulator.graphql_url`` ins
 ``https://api.busybusy.io`` / ``https://graphql.busybusy.io/`` must be the only difference.
 
 URL layout: one host, the legacy REST API under ``/rest`` and GraphQL at ``/graphql``
-(``resources/busybusy.py`` derives the GraphQL URL from a REST base ending in ``/rest`` the same way).
+(``protiv_dagster/vendors/busybusy/client.py`` derives the GraphQL URL from a REST base ending in ``/rest`` the same way).
 
 What is emulated (seen in BusyBusy's own or third-party client code)
 --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The shared vendor HTTP base (resources/http.py) over real sockets: the total deadline per request,
+"""The shared vendor HTTP base (protiv_dagster/vendors/http.py) over real sockets: the total deadline per request,
 answers cut off mid-body, paging guards, and credentials scrubbed from every error that leaves the
 vendor layer, on all three vendors and every auth shape (bearer, Basic, key header, OAuth grant
 and token bodies), including errors raised before anything is sent."""
