@@ -16,17 +16,25 @@ from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
 from protiv_dagster.connections.registry import ConnectionRegistryResource
-from protiv_dagster.jobs import check_connection, compute_propay, sync_company_reference, sync_company_week
+from protiv_dagster.jobs import (
+    check_connection,
+    compute_propay,
+    force_sync,
+    sync_company_reference,
+    sync_company_week,
+)
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 
-# Cleaned and ProPay partitions follow their upstreams (automation/conditions.py), also after a
-# force sync from the UI; evaluated every 30 seconds by the daemon.
 follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
     target=dg.AssetSelection.assets(attendance, propay_tables),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluated every 30 seconds: each company-week's attendance follows its raw week, and each "
+    "company's ProPay tables follow every attendance update, whenever it lands, once its workers and jobs are in "
+    "(automation/conditions.py). Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
+    "It does not look at vendor_connection: a red company's tables still follow its syncs.",
 )
 
 
@@ -57,7 +65,7 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
             resources[key] = code_configured(resource)
     return dg.Definitions(
         assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
-        jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection],
+        jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],
         resources=resources,

@@ -1,5 +1,5 @@
 """A snapshot of what the code location defines: asset keys with their partitions, groups, kinds,
-dependencies and checks; jobs with their assets; sensors; schedules; resources. A change to any of
+dependencies and checks (with their partitions); jobs with their assets and run retries; sensors; schedules; resources. A change to any of
 them shows up here as a diff to review (a refactoring must leave it alone); when the change is
 meant, rewrite the snapshot with ``PROTIV_UPDATE_SNAPSHOT=1 .venv/bin/pytest tests/test_definitions_snapshot.py``."""
 
@@ -39,7 +39,12 @@ def definitions_snapshot(definitions: dg.Definitions) -> dict[str, Any]:
             "kinds": sorted(node.kinds),
             "partitions": _partitions(node.partitions_def),
             "depends_on": sorted(parent.to_user_string() for parent in node.parent_keys),
-            "checks": sorted(check.name for check in node.check_keys),
+            # Each check with its partitions: a partitioned check ties each result to its company.
+            "checks": {
+                spec.name: _partitions(spec.partitions_def)
+                for spec in definitions.resolve_assets_def(key).check_specs
+                if spec.asset_key == key
+            },
             "automation_condition": node.automation_condition is not None,
             "has_description": bool(node.description),
         }
@@ -52,6 +57,7 @@ def definitions_snapshot(definitions: dg.Definitions) -> dict[str, Any]:
             "assets": sorted(k.to_user_string() for k in selected),
             "partitions": _partitions(job.partitions_def),
             "has_description": bool(job.description),
+            "run_retries": job.tags.get("dagster/max_retries", "instance default"),
         }
     sensors = {
         sensor.name: {

@@ -224,8 +224,10 @@ def test_every_run_carries_its_company_and_provider_tags(ui):
     by_company: dict[str, set[str]] = {}
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
-        assert run["status"] == "SUCCESS", run
         company_id = tags["protiv/company"]
+        # Every run succeeded but the refused company's health run, which fails to show it red.
+        refused_health = run["jobName"] == "check_connection" and company_id == REFUSED
+        assert run["status"] == ("FAILURE" if refused_health else "SUCCESS"), run
         if run["jobName"] == "check_connection":
             # The health check calls no vendor: no provider tag, so it never takes a vendor's run slot.
             assert "protiv/provider" not in tags, tags
@@ -329,3 +331,38 @@ def test_the_check_shows_each_company_green_or_red_on_its_partition(ui):
     data = ui.server.query(CHECK_STATUS, {"key": {"path": CONNECTION.path}})
     checks = {c["name"]: c for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
     assert checks[CHECK]["partitionStatuses"] == {"succeededPartitions": [SYNCED], "failedPartitions": [REFUSED]}
+
+
+PARTITIONS = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) { ... on AssetNode {
+    partitionStats { numMaterialized numFailed numMaterializing numPartitions }
+    assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }
+}
+"""
+
+
+def test_a_red_company_partition_reads_as_failed_in_the_partitions_and_the_catalog(ui):
+    """The partition bar and the catalog's counts: the refused company red (failed), the synced one green."""
+    node = ui.server.query(PARTITIONS, {"key": {"path": CONNECTION.path}})["assetNodeOrError"]
+    assert node["assetPartitionStatuses"] == {"materializedPartitions": [SYNCED], "failedPartitions": [REFUSED]}
+    assert node["partitionStats"] == {"numMaterialized": 1, "numFailed": 1, "numMaterializing": 0, "numPartitions": 2}
+
+
+FAILURE = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) { ... on EventConnection { events { __typename
+    ... on ExecutionStepFailureEvent { failureMetadata { description } error { message } } } } }
+}
+"""
+
+
+def test_the_failed_health_run_says_the_reason_and_the_next_step(ui):
+    [run] = [r for r in runs_tagged(ui, company=REFUSED) if r["jobName"] == "check_connection"]
+    events = ui.server.query(FAILURE, {"runId": run["runId"]})["logsForRun"]["events"]
+    [failure] = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]  # once: no op retries
+    description = failure["failureMetadata"]["description"]
+    assert description.startswith(f"{REFUSED} is red: initial sync failing (failed once; next attempt at ")
+    assert f"Next step: an admin reconnects it with valid credentials (`protiv connect {REFUSED} ...`)" in description
+    assert not any(secret in description for secret in ui.refused_secrets)
+    assert {t["key"]: t["value"] for t in run["tags"]}.get("dagster/max_retries") == "0"

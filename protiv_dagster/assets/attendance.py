@@ -79,6 +79,7 @@ class Beside:
         return dg.AssetCheckSpec(
             self.check_name,
             asset=asset_name,
+            partitions_def=company_partitions,  # each result tied to its company, as the asset's
             description=f"{self.table.name}, written with {asset_name}: fetched = loaded + set aside "
             "(+ removed because the vendor lists them as deleted or a later record replaced them)",
         )
@@ -171,7 +172,7 @@ def _reference_table(
     group_name="cleaned",
     kinds={"python", "sql"},
     metadata=_table_metadata(WORKERS),
-    check_specs=[reconcile_spec("workers"), WORKER_WAGES_BESIDE.check_spec("workers")],
+    check_specs=[reconcile_spec("workers", company_partitions), WORKER_WAGES_BESIDE.check_spec("workers")],
     deps=[vendor_connection],
     pool="vendor_api",
 )
@@ -205,7 +206,7 @@ def workers(
     kinds={"python", "sql"},
     metadata=_table_metadata(JOBS),
     check_specs=[
-        reconcile_spec("jobs"),
+        reconcile_spec("jobs", company_partitions),
         TASK_LINES_BESIDE.check_spec("jobs"),
         JOB_ASSIGNMENTS_BESIDE.check_spec("jobs"),
     ],
@@ -268,7 +269,8 @@ def attendance(
     own transaction; its counts check adds up all of them."""
     prepare_warehouse(warehouse)
     totals: Counter[str] = Counter()
-    for company_id, mondays in weeks_by_company(context).items():
+    by_company = weeks_by_company(context)
+    for company_id, mondays in by_company.items():
         source = company_source(context, company_id, registry, vendors)
         with warehouse.reading() as read:
             company_jobs = read.read_table(JOBS, where={"company_id": company_id})
@@ -283,7 +285,23 @@ def attendance(
             totals.update(counts)
     # Metadata went to each week's materialization above; the result only ends the step.
     yield dg.MaterializeResult()
-    yield reconcile("attendance", totals["fetched"], totals["loaded"], totals["set_aside"], totals["removed"])
+    # One result for the run's weeks (a range cannot be one check partition): it names them.
+    covered = ", ".join(
+        f"{company_id} {mondays[0].isoformat()}" + ("" if len(mondays) == 1 else f"..{mondays[-1].isoformat()}")
+        for company_id, mondays in by_company.items()
+    )
+    yield reconcile(
+        "attendance",
+        totals["fetched"],
+        totals["loaded"],
+        totals["set_aside"],
+        totals["removed"],
+        description=f"counts of {covered} (company, weeks)",
+        metadata={
+            "company": ", ".join(by_company),
+            "weeks": covered,
+        },
+    )
 
 
 def clean_week(

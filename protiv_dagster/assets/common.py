@@ -152,14 +152,25 @@ def validate_and_store(
     return valid, len(all_set_aside)
 
 
-def reconcile(asset_key: str, fetched: int, loaded: int, set_aside: int, removed: int = 0) -> dg.AssetCheckResult:
+def reconcile(
+    asset_key: str,
+    fetched: int,
+    loaded: int,
+    set_aside: int,
+    removed: int = 0,
+    *,
+    description: str | None = None,
+    metadata: dict | None = None,
+) -> dg.AssetCheckResult:
     """Every fetched record is loaded, set aside with a reason, or removed by design (deleted at the
     vendor, or a record that yields no row such as Aspire clock time fully covered by tickets)."""
     return dg.AssetCheckResult(
         check_name=COUNTS_RECONCILE,
         asset_key=asset_key,
         passed=fetched == loaded + set_aside + removed,
+        description=description,
         metadata={
+            **(metadata or {}),
             "fetched": fetched,
             "loaded": loaded,
             "set_aside": set_aside,
@@ -168,9 +179,13 @@ def reconcile(asset_key: str, fetched: int, loaded: int, set_aside: int, removed
     )
 
 
-def reconcile_spec(asset_name: str) -> dg.AssetCheckSpec:
+def reconcile_spec(asset_name: str, partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
+    """The counts check of an asset; ``partitions_def`` (the company partitions of a company asset)
+    ties each result to the company its run materialized. The attendance check has none: one run
+    covers a range of weeks, so its result names the company and the weeks instead."""
     return dg.AssetCheckSpec(
         COUNTS_RECONCILE,
         asset=asset_name,
+        partitions_def=partitions_def,
         description="fetched = loaded + set aside (+ removed because the vendor lists them as deleted)",
     )

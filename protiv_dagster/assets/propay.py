@@ -243,7 +243,7 @@ def overtime_summary(weeks: pd.DataFrame) -> str:
     name="propay",
     specs=[_spec(table) for table, _, _ in _ENGINE_TABLES],
     partitions_def=company_partitions,
-    check_specs=[reconcile_spec(table.name) for table, _, _ in _ENGINE_TABLES],
+    check_specs=[reconcile_spec(table.name, company_partitions) for table, _, _ in _ENGINE_TABLES],
     can_subset=False,  # one engine run yields every table; they are only consistent together
     pool="propay_engine",  # CPU and memory bound over the company's whole history (docs/scaling.md)
 )
@@ -354,5 +354,5 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
             len(computed[table.name]),
             len(stored[table.name]),
             len(rejected[table.name]),
-            **({"removed": removed[table.name]} if table.name in removed else {}),
+            removed.get(table.name, 0),
         )

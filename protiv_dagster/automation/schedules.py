@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from protiv_dagster.automation import described
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.jobs import sync_company_week
 from protiv_dagster.resources.vendors import VendorApis
@@ -14,7 +15,8 @@ from protiv_dagster.sync.refresh import plan_refresh
 from protiv_dagster.sync.runs import phase_requests
 
 
-@dg.schedule(
+@described(
+    dg.schedule,
     name="refresh_every_two_hours",
     cron_schedule=refresh_cron(),
     job=sync_company_week,

@@ -10,13 +10,14 @@ from datetime import timedelta
 import dagster as dg
 
 from protiv_dagster.assets.common import COMPANY_TAG
+from protiv_dagster.automation import described
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.jobs import check_connection, sync_company_reference, sync_company_week
 from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_partitions
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.health import company_health
-from protiv_dagster.sync.refresh import plan_initial_syncs
+from protiv_dagster.sync.refresh import UI_FORCE_SYNC, plan_initial_syncs
 from protiv_dagster.sync.runs import phase_outcome, phase_requests
 from protiv_dagster.sync.state import CompanySyncState
 
@@ -31,7 +32,8 @@ REPORT_UNCHANGED_EVERY = timedelta(minutes=30)
 REPORT_UNCHANGED_PER_TICK = 100
 
 
-@dg.sensor(
+@described(
+    dg.sensor,
     name="new_connections",
     minimum_interval_seconds=30,
     jobs=[sync_company_reference],
@@ -40,34 +42,77 @@ REPORT_UNCHANGED_PER_TICK = 100
 def new_connections(context: dg.SensorEvaluationContext, registry: ConnectionRegistryResource, vendors: VendorApis):
     """A company an admin has just connected (or reconnected after removing it) gets its company
     partition and its initial sync: workers and jobs, then every week from the attendance pull date
-    to today; ProPays follow by automation. An initial sync that failed is asked again 30 minutes
-    after its last attempt (refresh.py). A removed connection is simply no longer synced: its
-    partition and its data stay."""
+    to today; ProPays follow by automation. An initial sync whose vendor check or runs failed is
+    asked again after a backoff (30 minutes, doubling up to 6 hours), and every tick names the
+    companies waiting, why and when they are next tried. A removed connection is simply no longer
+    synced: its partition and its data stay. A company partition that never had a connection (one
+    added by hand in the UI's partition picker) is deleted: companies are made by `protiv connect`."""
     now = syncs.utc_now()
     store = registry.sync_state()
     due, batches = plan_initial_syncs(registry, vendors, store, now)
+    connections = registry.list()
     known = set(context.instance.get_dynamic_partitions(COMPANY_PARTITIONS_NAME))
     new_partitions = [c.company_id for c in due if c.company_id not in known]
     providers = {c.company_id: c.provider for c in due}
     runs = [request for batch in batches for request in phase_requests(batch, providers[batch.company_id])]
-    if not new_partitions and not runs:
-        return dg.SkipReason("no new connection")
-    return dg.SensorResult(
-        run_requests=runs,
-        dynamic_partitions_requests=[company_partitions.build_add_request(new_partitions)] if new_partitions else [],
-    )
+    states = store.all_states()
+    # Every company ever connected has a sync state from the tick that added its partition (its
+    # initial sync was opened or its check recorded), so a partition with neither a connection nor a
+    # state was never a company. A disconnected company keeps its partition and data.
+    connected = {c.company_id for c in connections}
+    never_connected = sorted(known - connected - set(states))
+    if never_connected:
+        context.log.info(
+            "deleting company partitions that have no connection (add a company with `protiv connect`): %s",
+            ", ".join(never_connected),
+        )
+    waiting = initial_syncs_waiting(connections, states, store, now)
+    for line in waiting:
+        context.log.info("initial sync waiting: %s", line)
+    partition_requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = [
+        *([company_partitions.build_add_request(new_partitions)] if new_partitions else []),
+        *([company_partitions.build_delete_request(never_connected)] if never_connected else []),
+    ]
+    if runs:
+        return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=partition_requests)
+    why = "; ".join(waiting) if waiting else "no new connection"
+    if never_connected:
+        why = f"deleted company partitions without a connection: {', '.join(never_connected)}; {why}"
+    return dg.SensorResult(skip_reason=why, dynamic_partitions_requests=partition_requests)
+
+
+def initial_syncs_waiting(connections, states: dict[str, CompanySyncState], store, now) -> list[str]:
+    """One line per company whose initial sync failed and waits for its next attempt: the company,
+    its failures, the reason and when it is tried again (the sync state's backoff)."""
+    busy = {batch.company_id for batch in store.pending_batches()}
+    lines = []
+    for connection in connections:
+        state = states.get(connection.company_id)
+        if state is None or state.initial_sync_for != connection.connected_at or connection.company_id in busy:
+            continue
+        retry_at = state.initial_sync_retry_at()
+        if retry_at is None:
+            continue
+        times = "once" if state.failures <= 1 else f"{state.failures} times in a row"
+        lines.append(
+            f"{connection.company_id} waits for its initial sync (failed {times}: {state.last_error}); "
+            f"next attempt at {retry_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    return lines
 
 
 def launched_here(batch) -> bool:
     """The phases this sensor launches: the week runs that follow a reference run, and the reference
-    run of a refresh (the schedule can only launch week runs). The initial sync's reference run is
-    launched by new_connections, a refresh's week-only sync by the schedule."""
+    run of a refresh (the schedule can only launch week runs) and of a UI force sync (job force_sync
+    only opens the sync). The initial sync's reference run is launched by new_connections, a
+    refresh's week-only sync by the schedule."""
     if batch.phase == "weeks":
         return batch.with_reference
-    return batch.trigger == "refresh"
+    return batch.trigger in ("refresh", UI_FORCE_SYNC)
 
 
-@dg.sensor(
+@described(
+    dg.sensor,
     name="company_syncs",
     minimum_interval_seconds=15,
     jobs=[sync_company_reference, sync_company_week],
@@ -109,7 +154,8 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
     return dg.SensorResult(run_requests=runs)
 
 
-@dg.sensor(
+@described(
+    dg.sensor,
     name="connection_status",
     minimum_interval_seconds=60,
     jobs=[check_connection],

@@ -120,7 +120,7 @@ def status(
     """Each connected company's health: green when its vendor accepts the credentials, answers, and
     the data is current within the two-hour promise; red with the reason otherwise."""
     from protiv_dagster.sync import runs as syncs
-    from protiv_dagster.sync.health import company_health
+    from protiv_dagster.sync.health import company_health, next_step
     from protiv_dagster.sync.state import SyncStateStore
 
     try:
@@ -135,6 +135,7 @@ def status(
     # into a word per line.
     rows = table("company", "provider", "status", "as of (UTC)", "syncs")
     reasons: list[Text] = []
+    steps: list[Text] = []
     for connection in connected:
         pending = store.pending_batches(connection.company_id)
         state = store.state(connection.company_id)
@@ -149,9 +150,11 @@ def status(
         )
         if not health.healthy:
             reasons.append(Text.assemble(literal(connection.company_id, "bold"), ": ", literal(health.reason)))
+            steps.append(Text.assemble("  next step: ", literal(next_step(connection.company_id, health.reason))))
     print_table(rows)
-    for reason in reasons:
+    for reason, step in zip(reasons, steps):
         output.console.print(reason, style="red")
+        output.console.print(step, style="dim")
     if reasons:
         raise typer.Exit(1)
 

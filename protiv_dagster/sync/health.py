@@ -63,3 +63,24 @@ def company_health(connection: Connection, state: CompanySyncState, pending: lis
     if age > SYNC_PROMISE + GRACE:
         return red(f"data is {_age(now, state.current_as_of)} old; the promise is a sync every 2 hours")
     return Health(connection.company_id, True, f"current as of {_age(now, state.current_as_of)} ago", metadata)
+
+
+def next_step(company_id: str, reason: str) -> str:
+    """What to do about a red company, in one sentence (``protiv status`` and the failed
+    vendor_connection run in the UI say the same)."""
+    if reason.startswith("initial sync in progress"):
+        return f"wait for its initial sync to end (its runs are tagged protiv/company={company_id})"
+    if reason.startswith("never synced"):
+        return "start the Dagster daemon (`make ui`, or dagster-daemon run): its new_connections sensor starts the initial sync"
+    if "reconnect" in reason or "credential" in reason or "HTTP 401" in reason or "HTTP 403" in reason:
+        fix = f"an admin reconnects it with valid credentials (`protiv connect {company_id} ...`)"
+    elif "connection refused" in reason or "timed out" in reason or "unreachable" in reason:
+        fix = "make the vendor reachable from the daemon (`protiv status --probe` asks it now)"
+    elif reason.startswith("data is "):
+        fix = "make sure the Dagster daemon runs with the refresh_every_two_hours schedule on"
+    else:
+        fix = "read the failed run in the Dagster UI (`protiv status --probe` asks the vendor now)"
+    return (
+        f"{fix}, then force sync it (`protiv sync {company_id}`, or job force_sync of partition {company_id} in the "
+        "Dagster UI); it turns green once a sync succeeds"
+    )

@@ -273,3 +273,54 @@ def plan_refresh(
     # rotations (older days listed, reference endpoint asked) forward with it.
     store.record_quiet_checks(list(quiet), now, cursors=quiet)
     return RefreshPlan(batches, len(quiet), failed, skipped, requests, {c.company_id: c.provider for c in connections})
+
+
+UI_FORCE_SYNC = "ui_force_sync"  # the trigger of a force sync launched from the Dagster UI (job force_sync)
+
+
+class ForceSyncRefused(RuntimeError):
+    """A force sync that cannot start: the reason and what to do, as the UI shows it."""
+
+
+def plan_force_sync(
+    connection: Connection,
+    registry: ConnectionRegistryResource,
+    vendors: VendorApis,
+    store: SyncStateStore,
+    now: datetime,
+) -> SyncBatch:
+    """A force sync as the automation runs its syncs: the vendor's cursor is read first (a change
+    made during the sync is seen by the next refresh), then a sync batch of workers and jobs and
+    every week from the attendance pull date to the company's own today is opened; the
+    company_syncs sensor launches its runs and, once all of them succeeded, moves the cursor and
+    "current as of" (ProPays follow by automation). The same weeks as ``protiv sync``."""
+    company_id = connection.company_id
+    in_flight = store.pending_batches(company_id)
+    if in_flight:
+        batch = in_flight[0]
+        raise ForceSyncRefused(
+            f"a {batch.trigger} of company {company_id!r} is in flight since {batch.requested_at:%Y-%m-%d %H:%M} UTC "
+            f"(runs tagged protiv/batch={batch.batch_id}); force sync again once it has ended"
+        )
+    weeks = all_weeks(connection, now)
+    if not weeks:
+        first, last = sync_window(connection, now)
+        raise ForceSyncRefused(
+            f"company {company_id!r} has nothing to sync: its attendance pull date {first} is after {last}; "
+            "an admin must reconnect it with a pull date that is not in the future"
+        )
+    [checked] = check_companies([connection], {}, registry, vendors, now)
+    if checked.error is not None:
+        store.record_check(company_id, now, error=checked.error)
+        raise ForceSyncRefused(
+            f"the vendor check before the force sync of company {company_id!r} failed: {checked.error}"
+        )
+    return store.open_batch(
+        company_id,
+        UI_FORCE_SYNC,
+        checked.known_changes.cursor,
+        weeks,
+        True,
+        now,
+        initial_sync_for=connection.connected_at,
+    )

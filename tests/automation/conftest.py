@@ -1,8 +1,8 @@
 """Tick the sensors, the schedule and the automation like the daemon does, against a real instance.
 
 ``Daemon`` evaluates a sensor or schedule tick with the code location's resources, applies what the
-tick asks for (new partitions, asset check results), and launches the requested runs in process on
-the same instance, skipping run keys it already launched (as the daemon does). It never decides
+tick asks for (new and deleted partitions, asset check results), and launches the requested runs in
+process on the same instance, skipping run keys it already launched (as the daemon does). It never decides
 anything itself: every run it starts was requested by the code under test.
 """
 
@@ -49,7 +49,11 @@ class Daemon:
             data = sensor.evaluate_tick(context)
         self.cursors[name] = data.cursor
         for request in data.dynamic_partitions_requests or []:
-            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            if isinstance(request, dg.DeleteDynamicPartitionsRequest):
+                for key in request.partition_keys:
+                    self.instance.delete_dynamic_partition(request.partitions_def_name, key)
+            else:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         for event in data.asset_events or []:
             self.instance.report_runless_asset_event(event)
         return data
