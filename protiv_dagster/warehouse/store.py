@@ -287,15 +287,15 @@ class WarehouseReader:
     one connection."""
 
     def __init__(self, store: WarehouseStore, session: Session) -> None:
-        self._store, self._session = store, session
+        self._warehouse, self._session = store, session
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
-        return self._session.fetch(self._store.with_schema(sql), params)
+        return self._session.fetch(self._warehouse.with_schema(sql), params)
 
     def read_table(
         self, table: Table | str, where: Mapping[str, object] | None = None, order_by: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        return self.query(*self._store._read_table_sql(table, where, order_by))
+        return self.query(*self._warehouse._read_table_sql(table, where, order_by))
 
 
 def _moved_row_deletes(

@@ -11,10 +11,28 @@ import sys
 from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(span: int = 3) -> int:
+    """A port from which ``span`` consecutive ports are free: `protiv demo --port P` serves the
+    vendors on P, P + 1 and P + 2 (one per vendor, in the registry's order)."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = sock.getsockname()[1]
+        if first + span > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + span):
+                held = socket.socket()
+                sockets.append(held)
+                held.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for held in sockets:
+                held.close()
+    raise RuntimeError(f"no {span} consecutive free ports on 127.0.0.1")
 
 
 def protiv(

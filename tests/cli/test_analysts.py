@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from rich.console import Console
+
 from protiv_dagster.assets.common import prepare_warehouse
 from protiv_dagster.cli import output
 from protiv_dagster.cli.analysts import print_propay_summary
@@ -14,8 +16,9 @@ def test_a_company_without_propays_is_summarized_with_zeros(data_dir, monkeypatc
     # The view has no row for such a company: the summary says 0, as the sums over no rows did.
     prepare_warehouse(Warehouse())
     shown = io.StringIO()
-    monkeypatch.setattr(output.console, "file", shown)
-    monkeypatch.setattr(output.console, "width", 200)
+    # A console of the test's own: setting ``file`` on the shared one would leave it bound to this
+    # test's stream after the undo (the property reads back sys.stdout of the moment, not "none").
+    monkeypatch.setattr(output, "console", Console(file=shown, width=200))
     print_propay_summary("nobody")
     lines = shown.getvalue().splitlines()
     assert "nobody: 0 attendance rows, 0 workers, 0 jobs and milestones, 0 records set aside" in lines
