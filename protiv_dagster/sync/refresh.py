@@ -299,8 +299,9 @@ def plan_force_sync(
     if in_flight:
         batch = in_flight[0]
         raise ForceSyncRefused(
-            f"a {batch.trigger} of company {company_id!r} is in flight since {batch.requested_at:%Y-%m-%d %H:%M} UTC "
-            f"(runs tagged protiv/batch={batch.batch_id}); force sync again once it has ended"
+            f"company {company_id!r} has a sync in flight (its {batch.trigger.replace('_', ' ')} since "
+            f"{batch.requested_at:%Y-%m-%d %H:%M} UTC, runs tagged protiv/batch={batch.batch_id}); "
+            "force sync it again once that sync has ended"
         )
     weeks = all_weeks(connection, now)
     if not weeks:

@@ -155,8 +155,8 @@ def test_the_ui_force_sync_refuses_a_company_with_a_sync_in_flight_and_one_not_c
     daemon.launch(daemon.tick_sensor("new_connections").run_requests)  # the reference run: weeks still due
     pipeline.instance.add_dynamic_partitions(company_partitions.name, ["birch"])
     for company_id, reason in (
-        (COMPANY, f"a initial_sync of company '{COMPANY}' is in flight since 2026-11-20 18:00 UTC"),
-        ("birch", "birch"),
+        (COMPANY, f"company '{COMPANY}' has a sync in flight (its initial sync since 2026-11-20 18:00 UTC, runs"),
+        ("birch", "company 'birch' has no connection; an admin connects it with `protiv connect`"),
     ):
         before = len(daemon.failures)
         daemon.launch([dg.RunRequest(job_name="force_sync", partition_key=company_id)])
