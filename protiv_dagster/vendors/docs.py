@@ -32,7 +32,7 @@ This page is generated from the docstrings of `protiv_dagster/vendors/*/mapping.
 def mapping_page() -> str:
     sections = [INTRODUCTION]
     for spec in VENDORS.values():
-        label, module = spec.label, spec.mapping()
+        label, module = spec.label, spec.mapping_module()
         body = (module.__doc__ or "").strip()
         _, _, rest = body.partition("\n")  # the first line restates the module's purpose
         sections.append(f"## {label}\n\nModule `{module.__name__}`.\n\n{rest.strip()}\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -114,9 +115,8 @@ class VendorSpec:
     - ``credentials``: the credentials model of its connections.
     - ``tuning``: the Dagster resource class holding its client's tuning (page size, timeouts,
       retries); one field of ``VendorApis`` per vendor, named by ``provider``.
-    - ``make_source``: builds the source of a company from its connection, the tuning and the
-      connection registry (where a vendor keeps issued tokens between checks). Imports the source
-      lazily, so listing vendors stays cheap.
+    - ``source``: the vendor's ``Source`` class as ``"module:Class"``, imported when a company's
+      source is first made, so listing vendors stays cheap.
     - ``mapping``: the module whose docstring is the vendor's page in docs/vendor-mapping.md.
     """
 
@@ -124,5 +124,15 @@ class VendorSpec:
     label: str
     credentials: type[VendorCredentials]
     tuning: type[Any]
-    make_source: Callable[[Any, Any, Any], Source]
-    mapping: Callable[[], ModuleType]
+    source: str
+    mapping: str
+
+    def make_source(self, connection: Any, tuning: Any, registry: Any) -> Source:
+        """The source of a company from its connection, this vendor's tuning and the connection
+        registry (where a vendor keeps the tokens it issued between checks)."""
+        module, _, name = self.source.partition(":")
+        source_class: Callable[[Any, Any, Any], Source] = getattr(import_module(module), name)
+        return source_class(connection, tuning, registry)
+
+    def mapping_module(self) -> ModuleType:
+        return import_module(self.mapping)

@@ -39,19 +39,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.vendors.http import (
-    DEFAULT_MAX_PAGES,
-    MAX_PAGES_HELP,
-    REQUEST_DEADLINE_HELP,
     VendorAuthError,
     VendorClient,
     VendorPayloadError,
     http_options,
     require_keys,
 )
+from protiv_dagster.vendors.tuning import HttpTuning
 
 MAX_PAGE_SIZE = 1000
 
@@ -480,19 +477,13 @@ class AspireClient(VendorClient):
         )
 
 
-class AspireTuning(dg.Config):
+class AspireTuning(HttpTuning):
     """Aspire External API. Holds only tuning; the base URL and the API user's client id and secret
     come from the company's connection at run time, so no secret ever travels in run config."""
 
     page_size: int = Field(
         default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page ($limit, max 1000)."
     )
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    read_timeout_seconds: float = Field(default=60.0, gt=0)
-    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
-    max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
-    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
     keyset_paging: bool = Field(default=True, description="Page as '<id> gt <last id>' (robust to concurrent edits).")
     wage_lookback_days: int = Field(
         default=120,

@@ -47,19 +47,16 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.vendors.http import (
-    DEFAULT_MAX_PAGES,
-    MAX_PAGES_HELP,
-    REQUEST_DEADLINE_HELP,
     VendorAuthError,
     VendorClient,
     VendorPayloadError,
     VendorRequestError,
     http_options,
 )
+from protiv_dagster.vendors.tuning import HttpTuning
 
 VENDOR = "BusyBusy"
 MAX_PAGE_SIZE = 500
@@ -608,7 +605,7 @@ class BusyBusyClient(VendorClient):
         return newest, listed
 
 
-class BusyBusyTuning(dg.Config):
+class BusyBusyTuning(HttpTuning):
     """BusyBusy REST login + GraphQL API. Holds only tuning; the REST base URL and the username and
     password come from the company's connection at run time, so no secret travels in run config."""
 
@@ -620,12 +617,6 @@ class BusyBusyTuning(dg.Config):
     page_size: int = Field(
         default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per GraphQL page (first)."
     )
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    read_timeout_seconds: float = Field(default=60.0, gt=0)
-    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
-    max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
-    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
 
     def client(self, base_url: str, username: str, password: str) -> BusyBusyClient:
         return BusyBusyClient(

@@ -26,13 +26,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import dagster as dg
 from pydantic import Field
 
 from protiv_dagster.vendors.http import (
-    DEFAULT_MAX_PAGES,
-    MAX_PAGES_HELP,
-    REQUEST_DEADLINE_HELP,
     VendorAuthError,
     VendorClient,
     VendorPayloadError,
@@ -40,6 +36,7 @@ from protiv_dagster.vendors.http import (
     require_keys,
 )
 from protiv_dagster.vendors.quickbooks_time.credentials import QuickBooksTimeCredentials
+from protiv_dagster.vendors.tuning import HttpTuning
 
 MAX_PAGE_SIZE = 200
 EMPTY_PAGE_REREADS = 2  # times an empty page that announces more is read again before the sync fails
@@ -294,17 +291,11 @@ class QuickBooksTimeClient(VendorClient):
             raise VendorPayloadError(self.vendor, f"/last_modified_timestamps is malformed ({exc})") from None
 
 
-class QuickBooksTimeTuning(dg.Config):
+class QuickBooksTimeTuning(HttpTuning):
     """QuickBooks Time REST API v1. Holds only tuning; the base URL and credentials come from the
     company's connection at run time, so no secret ever travels in run config."""
 
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Records per page (max 200).")
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    read_timeout_seconds: float = Field(default=60.0, gt=0)
-    request_deadline_seconds: float = Field(default=120.0, gt=0, description=REQUEST_DEADLINE_HELP)
-    max_attempts: int = Field(default=6, ge=1, description="Attempts per call on 429/5xx/timeouts.")
-    max_wait_seconds: float = Field(default=60.0, gt=0, description="Longest single wait between attempts.")
-    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description=MAX_PAGES_HELP)
 
     def client(
         self,

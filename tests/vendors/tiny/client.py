@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import dagster as dg
-from pydantic import Field
-
 from protiv_dagster.vendors.http import VendorClient, VendorPayloadError, http_options
+from protiv_dagster.vendors.tuning import HttpTuning
 
 
 class TinyClockClient(VendorClient):
@@ -42,15 +40,8 @@ class TinyClockClient(VendorClient):
         return self._listing("entries", "entries", {"first": first_day.isoformat(), "last": last_day.isoformat()})
 
 
-class TinyClockTuning(dg.Config):
-    """Tiny Clock API client tuning."""
-
-    connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    read_timeout_seconds: float = Field(default=10.0, gt=0)
-    request_deadline_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=2, ge=1)
-    max_wait_seconds: float = Field(default=0.2, gt=0)
-    max_pages: int = Field(default=10, ge=1)
+class TinyClockTuning(HttpTuning):
+    """Tiny Clock API client tuning: the shared HTTP tuning, nothing of its own."""
 
     def client(self, base_url: str, api_key: str) -> TinyClockClient:
         return TinyClockClient(base_url, api_key, **http_options(self))
