@@ -47,7 +47,12 @@ def _every_command(
 
     load_dotenv(Path.cwd() / ".env", override=False)
     if not verbose:
+        import logging
         import warnings
+
+        # The vendor clients log each retry as a warning; without a handler Python prints it on
+        # stderr. The admin reads the outcome in one paragraph; --verbose shows every retry.
+        logging.getLogger("protiv_dagster").addHandler(logging.NullHandler())
 
         import dagster as dg
 

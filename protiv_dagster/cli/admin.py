@@ -45,6 +45,11 @@ from protiv_dagster.vendors.registry import vendor as vendor_spec
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+# Attempts and longest wait of the vendor check `protiv connect` makes: a refused connection or a
+# wrong token is reported in a few seconds.
+CONNECT_CHECK_RETRIES = {"max_attempts": 3, "max_wait_seconds": 2.0}
+
+
 def keygen() -> None:
     """Print a new encryption key for PROTIV_SECRET_KEY (give it to admins and run workers only)."""
     typer.echo(generate_secret_key())
@@ -214,7 +219,12 @@ def _verify_connection(connection) -> str | None:
     now = syncs.utc_now()
     assert defs.resources is not None, "the code location declares its resources"
     with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
-        [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
+        # An admin waits for this answer: a few quick attempts, not the minute of retries a sync
+        # rides out (the daemon's checks keep their own retries when the vendor was only blipping).
+        vendors = built.vendors
+        tuning = vendors.tuning(connection.provider).model_copy(update=CONNECT_CHECK_RETRIES)
+        quick = type(vendors)(**{connection.provider: tuning})
+        [checked] = check_companies([connection], {}, built.registry, quick, now)
         if checked.error is not None:
             built.registry.sync_state().record_check(connection.company_id, now, error=checked.error)
     return checked.error

@@ -184,3 +184,30 @@ def test_help_names_arguments_and_options_plainly_at_80_columns(tmp_path):
         for tag in ("<str>", "<bool>", "<int>", "{", "}"):
             assert tag not in shown.stdout, (command, tag, shown.stdout)
         assert shown.stderr == "", (command, shown.stderr)
+
+
+def test_connect_to_an_unreachable_vendor_is_red_in_seconds_without_retry_noise(tmp_path):
+    """A refused connection is reported after three quick attempts (waits of 0.5 s and 1 s, where a
+    sync's client rides out a minute), as one paragraph on stdout; the
+    client's retry warnings stay off the terminal (``--verbose`` shows them)."""
+    from cryptography.fernet import Fernet
+
+    (tmp_path / ".env").write_text(f"PROTIV_SECRET_KEY={Fernet.generate_key().decode()}\nPROTIV_CREDENTIAL_T=abc\n")
+    port = free_port(span=1)  # nothing listens there
+    refused = newcomer(
+        "connect",
+        "acme",
+        "--provider",
+        "quickbooks_time",
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+        "--credential-env",
+        "access_token=PROTIV_CREDENTIAL_T",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    lines = refused.stdout.splitlines()
+    assert lines[0].startswith(f"Connected acme to QuickBooks Time at http://127.0.0.1:{port}; attendance from")
+    assert lines[2] == "red: QuickBooks Time: connection refused (is the vendor's host reachable and the"
+    assert "still failing after 3 attempts" in lines[3]
+    assert refused.stderr == ""
