@@ -126,7 +126,10 @@ def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
         while error is not None and error.cause is not None:
             error = error.cause
         if error is not None:
-            return error.message.strip()
+            message = error.message.strip()
+            if error.cls_name == "Failure":  # dg.Failure: its description, without Dagster's class path
+                message = message.partition(": ")[2].strip() or message
+            return message
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
         if record.dagster_event and record.dagster_event.message:
             return record.dagster_event.message
