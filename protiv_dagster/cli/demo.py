@@ -8,6 +8,7 @@ image): imported only when a command needs them, with an error saying how to ins
 from __future__ import annotations
 
 import json
+import signal
 import time
 from datetime import date
 from typing import Annotated
@@ -173,6 +174,13 @@ def emulator() -> None:
             style="dim",
         )
     output.console.print("Ctrl-C stops them.")
+
+    def stop_on_terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # `kill`, `docker stop` and a test's terminate() stop them as Ctrl-C does, even when the shell
+    # that started the command made it ignore SIGTERM.
+    signal.signal(signal.SIGTERM, stop_on_terminate)
     try:
         while True:
             time.sleep(3600)

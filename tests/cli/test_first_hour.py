@@ -111,7 +111,12 @@ def test_the_emulator_serves_every_demo_company_run_so_far_and_prints_how_to_con
         assert "green" in rows[COMPANY] and "green" in rows["demo-aspire-grounds"], probed.stdout
     finally:
         served.terminate()
-        served.wait(timeout=30)
+        try:
+            served.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            served.kill()
+            served.wait(timeout=10)
+            raise AssertionError("protiv emulator did not stop on SIGTERM") from None
 
 
 def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_demo):
