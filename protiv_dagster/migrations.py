@@ -164,3 +164,9 @@ def run_migrations(context) -> None:  # context: alembic's EnvironmentContext, a
     )
     with context.begin_transaction():
         context.run_migrations(schema=schema)
+
+
+def database_cause(exc: Exception) -> BaseException:
+    """The database driver's own error behind a SQLAlchemy one (its message says what the server
+    refused), or the error itself."""
+    return getattr(exc, "orig", None) or exc

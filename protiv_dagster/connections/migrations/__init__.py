@@ -36,12 +36,6 @@ class RegistryNewerThanCode(RegistryError, migrations.NewerThanCode):
     pass
 
 
-def _cause(exc: Exception) -> BaseException:
-    """The database driver's own error behind a SQLAlchemy one (its message says what the server
-    refused), or the error itself."""
-    return getattr(exc, "orig", None) or exc
-
-
 def registry_metadata() -> sa.MetaData:
     """Every table of the registry database as today's code declares it."""
     from protiv_dagster.sync.state import sync_state_tables
@@ -182,7 +176,7 @@ def upgrade_registry(url: str | None = None) -> migrations.UpgradeResult:
             REGISTRY.upgrade(connection)
             return migrations.UpgradeResult(database, before, REGISTRY.current(connection) or "")
     except sa.exc.SQLAlchemyError as exc:
-        cause = _cause(exc)
+        cause = migrations.database_cause(exc)
         raise RegistryError(f"upgrading {database} failed: {type(cause).__name__}: {cause}") from exc
     finally:
         engine.dispose()

@@ -46,12 +46,6 @@ class WarehouseNewerThanCode(WarehouseError, migrations.NewerThanCode):
     pass
 
 
-def _cause(exc: Exception) -> BaseException:
-    """The database driver's own error behind a SQLAlchemy one (its message says what the server
-    refused), or the error itself."""
-    return getattr(exc, "orig", None) or exc
-
-
 def _lock_key(store: WarehouseStore) -> str:
     # The key `ensure_tables` serialises on: an upgrade and a run creating tables take turns.
     return f"protiv_dagster.warehouse schema {store.schema_name}"
@@ -210,7 +204,7 @@ def upgrade_warehouse(store: WarehouseStore | None = None) -> migrations.Upgrade
                 WAREHOUSE.upgrade(connection, schema)
     except sa.exc.SQLAlchemyError as exc:
         raise WarehouseError(
-            f"upgrading {store.describe()} failed: {type(_cause(exc)).__name__}: {_cause(exc)}"
+            f"upgrading {store.describe()} failed: {type(migrations.database_cause(exc)).__name__}: {migrations.database_cause(exc)}"
         ) from exc
     finally:
         engine.dispose()
