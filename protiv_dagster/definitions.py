@@ -19,7 +19,7 @@ from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.jobs import (
     check_connection,
     compute_propay,
-    force_sync,
+    force_sync_job,
     sync_company_reference,
     sync_company_week,
 )
@@ -65,7 +65,7 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
             resources[key] = code_configured(resource)
     return dg.Definitions(
         assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
-        jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync],
+        jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync_job],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],
         resources=resources,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 
 from protiv_dagster.assets.attendance import attendance, jobs, workers
@@ -11,12 +13,15 @@ from protiv_dagster.assets.raw import raw_timesheets
 from protiv_dagster.connections.registry import ConnectionRegistryResource, RegistryError
 from protiv_dagster.partitions import company_partitions
 from protiv_dagster.resources.vendors import VendorApis
+from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sync import runs as syncs
-from protiv_dagster.sync.refresh import ForceSyncRefused, plan_force_sync
+from protiv_dagster.sync.company import UI_FORCE_SYNC, SyncFailed, SyncStep, force_sync
 
 # A failed run here is a verdict (a red company, a refused force sync): Dagster's run retries
 # (deploy/dagster.yaml) would only repeat it.
 NO_RUN_RETRIES = {"dagster/max_retries": "0"}
+# On each run of a UI force sync: the id of the force_sync run that ran it.
+FORCE_SYNC_RUN_TAG = "protiv/force_sync_run"
 
 # The three steps of a company sync, in order: reference data, its weeks of attendance, ProPays.
 sync_company_reference = dg.define_asset_job(
@@ -45,32 +50,41 @@ check_connection = dg.define_asset_job(
 )
 
 
-@dg.op(name="request_force_sync")
-def request_force_sync(context, registry: ConnectionRegistryResource, vendors: VendorApis):
-    """Reads the company's vendor cursor and opens its force sync in the sync state; the
-    company_syncs sensor then launches its runs."""
+@dg.op(name="run_force_sync")
+def run_force_sync(
+    context, registry: ConnectionRegistryResource, vendors: VendorApis, warehouse: Warehouse
+) -> list[str]:
+    """Syncs the company of this run's partition as `protiv sync` does, the same code in this run's
+    process: its runs follow at once, with no sensor tick between them."""
+    # The code location's jobs on this run's own resources (imported here: definitions imports this module).
+    from protiv_dagster.definitions import build_defs
+
+    defs = build_defs(registry=registry, vendors=vendors, warehouse=warehouse)
     company_id = context.partition_key
+
+    def progress(step: SyncStep, state: str) -> None:
+        if state == "started":
+            context.log.info("%s: %s", company_id, step.label)
+
+    started = time.monotonic()
     try:
-        connection = registry.get(company_id)
-        batch = plan_force_sync(connection, registry, vendors, registry.sync_state(), syncs.utc_now())
-    except (ForceSyncRefused, RegistryError) as exc:
+        run_ids = force_sync(
+            defs,
+            context.instance,
+            registry.get(company_id),
+            syncs.utc_now(),
+            on_step=progress,
+            trigger=UI_FORCE_SYNC,
+            tags={FORCE_SYNC_RUN_TAG: context.run_id},
+            refuse_in_flight=True,
+        )
+    except (SyncFailed, RegistryError) as exc:
         # The reason is the whole story; a traceback would only bury it.
         raise dg.Failure(description=str(exc), allow_retries=False) from None
-    first, last = batch.weeks[0], batch.weeks[-1]
-    context.log.info(
-        "force sync %s of %s opened: workers and jobs, then %d weeks (%s..%s); the company_syncs sensor launches "
-        "the runs (tagged protiv/batch=%s) within 15 s and ProPays follow by automation",
-        batch.batch_id,
-        company_id,
-        len(batch.weeks),
-        first,
-        last,
-        batch.batch_id,
-    )
-    context.add_output_metadata(
-        {"batch": batch.batch_id, "weeks": len(batch.weeks), "first_week": first, "last_week": last}
-    )
-    return batch.batch_id
+    seconds = time.monotonic() - started
+    context.log.info("force sync of %s: %d runs in %.1f s (%s)", company_id, len(run_ids), seconds, ", ".join(run_ids))
+    context.add_output_metadata({"runs": dg.MetadataValue.json(run_ids), "seconds": round(seconds, 1)})
+    return run_ids
 
 
 @dg.job(
@@ -78,12 +92,12 @@ def request_force_sync(context, registry: ConnectionRegistryResource, vendors: V
     partitions_def=company_partitions,
     tags=NO_RUN_RETRIES,
 )
-def force_sync():
-    """The UI's force sync of one company: pick its partition and launch. It syncs what `protiv sync`
-    does, the same way the automation syncs: workers and jobs, then every week from the company's
-    attendance pull date to its own today (never the 100 weeks a "Materialize" of the assets would
-    backfill), then its ProPays. This run only reads the vendor's cursor and opens the sync; the
-    company_syncs sensor launches its runs (tagged protiv/batch) and, when they have all succeeded,
-    records the cursor and "current as of", so `protiv status` and the connection_healthy check turn
-    green. A company that is not connected, or has a sync in flight, is refused with the reason."""
-    request_force_sync()
+def force_sync_job():
+    """The UI's force sync of one company: pick its partition and launch. It runs what `protiv sync`
+    runs, in this run: the vendor's cursor is read, then a run of workers and jobs, one run of every
+    week from the company's attendance pull date to its own today (never the 100 weeks a
+    "Materialize" of the assets would backfill) and a run of its ProPays, each tagged
+    protiv/force_sync_run with this run's id; once they have succeeded the sync is recorded with the
+    cursor, so "current as of", `protiv status` and the connection_healthy check move. A company
+    that is not connected, or whose sync the automation has under way, is refused with the reason."""
+    run_force_sync()

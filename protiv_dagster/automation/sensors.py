@@ -17,7 +17,7 @@ from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_partition
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.health import company_health
-from protiv_dagster.sync.refresh import UI_FORCE_SYNC, plan_initial_syncs
+from protiv_dagster.sync.refresh import plan_initial_syncs
 from protiv_dagster.sync.runs import phase_outcome, phase_requests
 from protiv_dagster.sync.state import CompanySyncState
 
@@ -103,12 +103,12 @@ def initial_syncs_waiting(connections, states: dict[str, CompanySyncState], stor
 
 def launched_here(batch) -> bool:
     """The phases this sensor launches: the week runs that follow a reference run, and the reference
-    run of a refresh (the schedule can only launch week runs) and of a UI force sync (job force_sync
-    only opens the sync). The initial sync's reference run is launched by new_connections, a
-    refresh's week-only sync by the schedule."""
+    run of a refresh (the schedule can only launch week runs). The initial sync's reference run is
+    launched by new_connections, a refresh's week-only sync by the schedule; a force sync (the CLI's,
+    job force_sync's) runs its own runs and opens its sync only once they have ended."""
     if batch.phase == "weeks":
         return batch.with_reference
-    return batch.trigger in ("refresh", UI_FORCE_SYNC)
+    return batch.trigger == "refresh"
 
 
 @described(

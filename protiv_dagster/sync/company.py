@@ -9,7 +9,7 @@ there instead of syncing it all over again. ``sync_company`` alone (the benchmar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -35,6 +35,10 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 class SyncFailed(RuntimeError):
     pass
+
+
+# The trigger of a force sync launched from the Dagster UI (job force_sync); the CLI's is "force_sync".
+UI_FORCE_SYNC = "ui_force_sync"
 
 
 def plan_sync(company_id: str, first_day: date, last_day: date) -> list[SyncStep]:
@@ -68,8 +72,10 @@ def sync_company(
     last_day: date,
     on_step: Callable[[SyncStep, str], None] | None = None,
     trigger: str = "initial_sync",
+    tags: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Run every step in order; returns the run ids. Stops at the first failed run with its error."""
+    """Run every step in order; returns the run ids. Stops at the first failed run with its error.
+    ``tags`` go on every run besides the company's and the trigger's."""
     if not instance.has_dynamic_partition(COMPANY_PARTITIONS_NAME, company_id):
         instance.add_dynamic_partitions(COMPANY_PARTITIONS_NAME, [company_id])
     run_ids = []
@@ -82,7 +88,7 @@ def sync_company(
             raise_on_error=False,
             run_config=QUIET_CONSOLE,
             # The run adds its provider tag itself (assets/common.py), as UI-launched runs do.
-            tags={"protiv/company": company_id, "protiv/trigger": trigger, **step.tags},
+            tags={**(tags or {}), "protiv/company": company_id, "protiv/trigger": trigger, **step.tags},
         )
         run_ids.append(result.run_id)
         if not result.success:
@@ -100,12 +106,18 @@ def force_sync(
     now: datetime,
     on_step: Callable[[SyncStep, str], None] | None = None,
     trigger: str = "force_sync",
+    tags: Mapping[str, str] | None = None,
+    refuse_in_flight: bool = False,
 ) -> list[str]:
     """Sync a company now, as the automation would, and record it: the window runs from its
     attendance pull date to its own today (its settings' time zone, not this machine's date); the
     vendor's cursor is read before the first run (a change made during the sync is seen by the next
     refresh); once every run has succeeded the sync is recorded with that cursor (the company counts
-    as synced for its connection, current as of ``now``), and a failed one with its reason."""
+    as synced for its connection, current as of ``now``), and a failed one with its reason.
+
+    With ``refuse_in_flight`` (the UI's force sync, which has nobody watching a terminal) a company
+    whose sync the automation has under way is refused with that sync's runs, instead of synced
+    twice at once (safe, every write replaces its partition, but twice the vendor's load)."""
     from protiv_dagster.sync.refresh import check_companies
 
     company_id = connection.company_id
@@ -115,12 +127,20 @@ def force_sync(
     assert defs.resources is not None, "the code location declares its resources"
     with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
         store = built.registry.sync_state()
+        in_flight = store.pending_batches(company_id) if refuse_in_flight else []
+        if in_flight:
+            batch = in_flight[0]
+            raise SyncFailed(
+                f"company {company_id!r} has a sync in flight (its {batch.trigger.replace('_', ' ')} since "
+                f"{batch.requested_at:%Y-%m-%d %H:%M} UTC, runs tagged protiv/batch={batch.batch_id}); "
+                "force sync it again once that sync has ended"
+            )
         [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
     if checked.error is not None:
         store.record_check(company_id, now, error=checked.error)
         raise SyncFailed(f"the vendor check before the sync of company {company_id!r} failed: {checked.error}")
     try:
-        run_ids = sync_company(defs, instance, company_id, first, last, on_step, trigger)
+        run_ids = sync_company(defs, instance, company_id, first, last, on_step, trigger, tags)
     except SyncFailed as exc:
         batch = store.open_batch(company_id, trigger, None, weeks, True, now)
         store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))

@@ -23,10 +23,11 @@ import dagster as dg
 from typer.testing import CliRunner
 
 from protiv_dagster.cli import app, output
+from protiv_dagster.jobs import FORCE_SYNC_RUN_TAG
 from protiv_dagster.partitions import RANGE_END_TAG, RANGE_START_TAG, company_partitions, company_week_key, week_keys
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
 from protiv_dagster.sync import runs as syncs
-from protiv_dagster.sync.runs import BATCH_TAG, PHASE_TAG, company_today
+from protiv_dagster.sync.runs import company_today
 from tests.assets.conftest import COMPANY, PULL_DATE
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.automation.conftest import NOW, Daemon
@@ -101,35 +102,33 @@ def test_a_red_company_reads_as_failed_and_a_ui_force_sync_turns_it_green(pipeli
     assert code == 1 and "  next step: make the vendor reachable" not in shown  # an HTTP 503 is no refusal
     assert "  next step: read the failed run in the Dagster UI" in shown
 
-    # The vendor is back: the UI's force sync of the red company opens a sync, the sensors run it.
+    # The vendor is back: the UI's force sync of the red company runs the sync in its own run.
     pipeline.emulator.faults.clear()
     clock["now"] = NOW + timedelta(hours=3)
     before = {run.run_id for run in pipeline.instance.get_runs()}
     failures = len(daemon.failures)  # the red health run's
     daemon.launch([dg.RunRequest(job_name="force_sync", partition_key=COMPANY)])
-    assert daemon.failures[failures:] == []
-    [batch] = daemon.store().pending_batches(COMPANY)
-    due_weeks = week_keys(PULL_DATE, company_today(pipeline.registry.get(COMPANY), clock["now"]))
-    assert (batch.trigger, list(batch.weeks), batch.phase) == ("ui_force_sync", due_weeks, "reference")
-    daemon.settle()
     assert daemon.failures[failures:] == [] and daemon.store().pending_batches(COMPANY) == []
+    batch = daemon.store().batches_of(COMPANY)[-1]
+    due_weeks = week_keys(PULL_DATE, company_today(pipeline.registry.get(COMPANY), clock["now"]))
+    assert (batch.trigger, list(batch.weeks), batch.status) == ("ui_force_sync", due_weeks, "succeeded")
     new_runs = [run for run in pipeline.instance.get_runs() if run.run_id not in before]
+    [force_run] = [run for run in new_runs if run.job_name == "force_sync"]
     sync_runs = sorted(
-        (run.tags[PHASE_TAG], run.job_name, run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG))
+        (run.job_name, run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG))
         for run in new_runs
-        if run.tags.get(BATCH_TAG) == batch.batch_id
+        if run.tags.get(FORCE_SYNC_RUN_TAG) == force_run.run_id
     )
     first, last = (str(company_week_key(COMPANY, week)) for week in (due_weeks[0], due_weeks[-1]))
     assert sync_runs == [
-        ("reference", "sync_company_reference", None, None),
-        ("weeks", "sync_company_week", first, last),  # the due weeks, one run: never 100 weeks
+        ("compute_propay", None, None),
+        ("sync_company_reference", None, None),
+        ("sync_company_week", first, last),  # the due weeks, one run: never 100 weeks
     ]
-    # The ProPays followed by automation, and nothing else ran.
-    assert sorted(run.job_name for run in new_runs if BATCH_TAG not in run.tags) == ["__ASSET_JOB", "force_sync"]
+    assert len(new_runs) == 4  # nothing else ran
     assert_attendance_matches_vendor(pipeline)
     state = daemon.store().state(COMPANY)
     assert state.current_as_of == clock["now"] and state.last_error is None and state.cursor is not None
-    assert daemon.store().batches_of(COMPANY)[-1].status == "succeeded"
 
     # Each count check is tied to the company it counted: by partition where the asset is by
     # company, by its metadata for attendance, whose runs cover a range of weeks.
