@@ -27,6 +27,7 @@ from protiv_dagster.assets.common import (
     set_aside_write,
     validate_and_store,
     validated,
+    weeks_before_pull_date,
 )
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.raw import raw_timesheets
@@ -41,7 +42,16 @@ from protiv_dagster.partitions import (
 )
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.tables import ATTENDANCE, JOB_ASSIGNMENTS, JOBS, RAW_TIMESHEETS, TASK_LINES, WORKER_WAGES, WORKERS
+from protiv_dagster.tables import (
+    ATTENDANCE,
+    JOB_ASSIGNMENTS,
+    JOBS,
+    RAW_TIMESHEETS,
+    REJECTED_ROWS,
+    TASK_LINES,
+    WORKER_WAGES,
+    WORKERS,
+)
 from protiv_dagster.vendors.base import Mapped, Source
 from protiv_dagster.warehouse.declarations import Table
 from protiv_dagster.warehouse.spool import PartitionWrite
@@ -276,7 +286,15 @@ def attendance(
             company_jobs = read.read_table(JOBS, where={"company_id": company_id})
             company_workers = read.read_table(WORKERS, where={"company_id": company_id})
         pull_date = registry.get(company_id).attendance_pull_date
-        for monday in mondays:
+        before, due = weeks_before_pull_date(mondays, pull_date)
+        if before:
+            clear_weeks(warehouse, company_id, before)
+            for monday in before:
+                context.add_asset_metadata(
+                    {"dagster/row_count": 0, "provider": source.provider, "before_pull_date": True},
+                    partition_key=str(company_week_key(company_id, monday.isoformat())),
+                )
+        for monday in due:
             partition_key = str(company_week_key(company_id, monday.isoformat()))
             metadata, counts = clean_week(
                 warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
@@ -302,6 +320,26 @@ def attendance(
             "weeks": covered,
         },
     )
+
+
+def clear_weeks(warehouse: Warehouse, company_id: str, mondays: list[date]) -> None:
+    """Empty weeks that hold nothing (they end before the pull date), rows and set-aside records,
+    all in one transaction."""
+    writes = []
+    for monday in mondays:
+        partition_key = str(company_week_key(company_id, monday.isoformat()))
+        date_range = ("work_date", monday, monday + timedelta(days=6))
+        writes += [
+            PartitionWrite(
+                ATTENDANCE, pd.DataFrame(columns=ATTENDANCE.column_names), {"company_id": company_id}, date_range
+            ),
+            PartitionWrite(
+                REJECTED_ROWS,
+                pd.DataFrame(columns=REJECTED_ROWS.column_names),
+                {"company_id": company_id, "asset": "attendance", "partition_key": partition_key},
+            ),
+        ]
+    warehouse.replace_partitions(writes)
 
 
 def clean_week(

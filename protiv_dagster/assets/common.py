@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -101,6 +102,16 @@ def prepare_warehouse(warehouse: Warehouse) -> None:
     if key not in _prepared_warehouses:
         prepare(warehouse.store)
         _prepared_warehouses.add(key)
+
+
+def weeks_before_pull_date(mondays: list[date], pull_date: date | None) -> tuple[list[date], list[date]]:
+    """(weeks ending before the attendance pull date, the others). The first hold nothing by
+    definition: a "Materialize" of every week of a company (the UI's default selection) clears them
+    in one transaction instead of asking the vendor and writing them one by one."""
+    if pull_date is None:
+        return [], list(mondays)
+    before = [monday for monday in mondays if monday + timedelta(days=6) < pull_date]
+    return before, [monday for monday in mondays if monday + timedelta(days=6) >= pull_date]
 
 
 def set_aside_write(company_id: str, asset: str, partition_key: str, set_aside: pd.DataFrame) -> PartitionWrite:

@@ -9,7 +9,13 @@ from datetime import date, timedelta
 import dagster as dg
 import pandas as pd
 
-from protiv_dagster.assets.common import column_schema, company_source, prepare_warehouse, retry_vendor_outages
+from protiv_dagster.assets.common import (
+    column_schema,
+    company_source,
+    prepare_warehouse,
+    retry_vendor_outages,
+    weeks_before_pull_date,
+)
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.partitions import (
@@ -178,7 +184,24 @@ def raw_timesheets(
     for company_id, mondays in weeks_by_company(context).items():
         source = company_source(context, company_id, registry, vendors)
         pull_date = registry.get(company_id).attendance_pull_date
-        for group in consecutive_runs(mondays):
+        before, due = weeks_before_pull_date(mondays, pull_date)
+        if before:
+            empty = pd.DataFrame(columns=RAW_TIMESHEETS.column_names)
+            warehouse.replace_partitions(
+                [
+                    PartitionWrite(RAW_TIMESHEETS, empty, {"company_id": company_id, "week_start": monday})
+                    for monday in before
+                ]
+            )
+            context.log.info(
+                "%s: %d weeks before the pull date %s cleared, vendor not asked", company_id, len(before), pull_date
+            )
+            for monday in before:
+                context.add_asset_metadata(
+                    {"dagster/row_count": 0, "provider": source.provider, "before_pull_date": True},
+                    partition_key=str(company_week_key(company_id, monday.isoformat())),
+                )
+        for group in consecutive_runs(due):
             requests_before = source.request_count
             with retry_vendor_outages(context, vendors):
                 weeks = _sync_raw_weeks(context, warehouse, source, company_id, group, pull_date)

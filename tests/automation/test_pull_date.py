@@ -14,8 +14,11 @@ import json
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 import pytest
 
+from protiv_dagster.partitions import company_week_range_tags, week_partitions
+from protiv_dagster.tables import RAW_TIMESHEETS
 from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.assets.vendors import PROVIDERS
@@ -91,3 +94,49 @@ def test_nothing_before_a_mid_week_pull_date_is_synced_or_reported(pipeline, dae
     assert daemon.failures == []
     resynced = assert_nothing_before_the_pull_date(pipeline, early_ids)
     assert resynced["removed_as_deleted"] == synced["removed_as_deleted"]
+
+
+def raw_weeks(pipeline) -> set[str]:
+    raw = pipeline.warehouse.read_table(RAW_TIMESHEETS, where={"company_id": COMPANY})
+    return {str(week)[:10] for week in raw["week_start"]}
+
+
+def test_a_materialize_of_every_week_clears_the_weeks_before_the_pull_date_without_asking_the_vendor(
+    pipeline, daemon: Daemon
+):
+    """The UI's "Materialize" of one company's weeks selects all of them (since 2025-01-06): the
+    weeks ending before the pull date are emptied in one transaction (an old row there goes) and the
+    vendor is asked for the due weeks only, in one window, as a sync would."""
+    initial_sync(daemon)
+    assert daemon.failures == []
+    attendance = pipeline.attendance().sort_values("entry_id").reset_index(drop=True)
+    synced_weeks = raw_weeks(pipeline)
+    stale_week = "2026-06-01"  # stored under an earlier pull date
+    stale = pipeline.warehouse.read_table(RAW_TIMESHEETS, where={"company_id": COMPANY}).head(1)
+    pipeline.warehouse.replace_partition(
+        RAW_TIMESHEETS,
+        stale.assign(week_start=date.fromisoformat(stale_week)),
+        {"company_id": COMPANY, "week_start": date.fromisoformat(stale_week)},
+    )
+    # Half a year of them keeps the test short; the UI's selection starts in 2025, which changes nothing.
+    weeks = week_partitions.get_partition_keys()
+    weeks = weeks[weeks.index(stale_week) :]
+    requests = pipeline.harness.emulator.request_count
+    result = pipeline.defs.resolve_job_def("sync_company_week").execute_in_process(
+        instance=pipeline.instance,
+        tags=company_week_range_tags(COMPANY, weeks[0], weeks[-1]),
+        raise_on_error=False,
+    )
+    assert result.success
+    asked = pipeline.harness.emulator.request_count - requests
+    assert stale_week not in synced_weeks and raw_weeks(pipeline) == synced_weeks  # the stale row is gone
+    after = pipeline.attendance().sort_values("entry_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(after, attendance)
+    assert week_metadata(pipeline, "raw_timesheets", stale_week) == {
+        "dagster/row_count": 0,
+        "provider": "quickbooks_time",
+        "before_pull_date": True,
+    }
+    assert week_metadata(pipeline, "attendance", stale_week)["before_pull_date"] is True
+    # The due weeks' window: as many requests as the initial sync's week run made, not one per week.
+    assert 0 < asked <= 6, asked
