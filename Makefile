@@ -22,6 +22,15 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	# The browser tests drive Debian's chromium package (tests/browser.py), never a browser build of
+	# their own: installed here when missing where we may (root, as in CI); elsewhere they skip.
+	@if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -eq 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+		else \
+			echo "chromium is not installed: the browser tests will skip (with CI=true they fail); install it with: sudo apt-get install chromium"; \
+		fi; \
+	fi
 	$(BIN)/pytest
 
 ## The Dagster UI on the demo's instance and data (run `make emulator` beside it to re-materialize).
