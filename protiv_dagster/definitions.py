@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from protiv_dagster.assets.analysts import analysts_database
 from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
@@ -51,6 +52,13 @@ def code_configured(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
     return dg.ResourceDefinition(lambda _: resource, config_schema={}, description=type(resource).__doc__)
 
 
+def _on_duckdb(warehouse: Warehouse) -> bool:
+    try:
+        return warehouse.backend == "duckdb"
+    except ValueError:
+        return False  # an unusable warehouse URL: its runs fail with the reason, the location still loads
+
+
 def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> dg.Definitions:
     """The code location's definitions; tests and benchmarks pass other resources by name."""
     resources = {
@@ -59,12 +67,16 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
         "warehouse": Warehouse(),
         **resources,
     }
+    warehouse = resources["warehouse"]
+    # The analysts' copy exists for a DuckDB warehouse only (PostgreSQL serves analysts directly):
+    # on PostgreSQL it would be a run after every ProPay run doing nothing.
+    analysts = [analysts_database] if isinstance(warehouse, Warehouse) and _on_duckdb(warehouse) else []
     for key in CODE_CONFIGURED:
         resource = resources[key]
         if isinstance(resource, dg.ConfigurableResource):
             resources[key] = code_configured(resource)
     return dg.Definitions(
-        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables],
+        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables, *analysts],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync_job],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],

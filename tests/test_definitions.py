@@ -38,6 +38,7 @@ def test_assets_partitions_and_jobs():
         "propay_overtime_weeks",
         "jobs_without_propay",
         "propay_settings_versions",
+        "analysts_database",  # the default warehouse is a DuckDB file
     }
     assert (
         graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def

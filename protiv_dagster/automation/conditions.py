@@ -66,3 +66,14 @@ PROPAY_FOLLOWS_ATTENDANCE = (
 TWO_HOUR_PROMISE = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(hours=2)
 )
+
+# The analysts' copy follows every ProPay write of any company, stamped as above so that a write
+# landing while a publication runs triggers one more. It does not wait for syncs in progress: with
+# many companies one is nearly always running, and a copy taken between two partition writes is
+# still a consistent database (every write is one transaction).
+ANALYSTS_COPY_FOLLOWS_PROPAYS = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    .with_label("a ProPay table updated")
+    .since(dg.AutomationCondition.newly_requested())
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after every ProPay update")

@@ -131,13 +131,17 @@ def demo(
     finally:
         for demo_vendor in vendors:
             demo_vendor.stop()
+    from protiv_dagster.warehouse.store import WarehouseStore, analysts_copy
+
     say(
         "\nRuns and materializations are in the Dagster instance at ",
         literal(home),
         ".\nOpen the UI on the same instance and data with [bold]make ui[/bold] (",
         literal(f"DAGSTER_HOME={home} dagster dev -w workspace.yaml"),
         "); run [bold]make emulator[/bold] beside it "
-        "to materialize the demo companies' partitions again (a force sync).",
+        "to materialize the demo companies' partitions again (a force sync).\nAnalysts open ",
+        literal(str(analysts_copy(WarehouseStore().duckdb_file()))),
+        " read-only (docs/analysts.md has sample queries); never the warehouse file itself, which syncs write.",
     )
 
 

@@ -15,10 +15,13 @@ from datetime import date, datetime
 
 import dagster as dg
 
+from protiv_dagster.assets.analysts import ANALYSTS_COPY, publication_metadata
 from protiv_dagster.connections.registry import Connection
 from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_week_range_tags, week_keys
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.runs import run_failure_message, sync_window
+from protiv_dagster.warehouse.publish import Publication, publish_for_analysts
+from protiv_dagster.warehouse.session import WarehouseError
 
 
 @dataclass(frozen=True)
@@ -149,4 +152,25 @@ def force_sync(
         company_id, trigger, checked.known_changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
     )
     store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now())
+    try:
+        publish_analysts_copy(defs, instance, trigger)
+    except (OSError, WarehouseError) as exc:
+        raise SyncFailed(
+            f"company {company_id!r} was synced (runs {', '.join(run_ids)}), but the analysts' copy of the "
+            f"warehouse was not published: {exc}"
+        ) from exc
     return run_ids
+
+
+def publish_analysts_copy(defs: dg.Definitions, instance: dg.DagsterInstance, trigger: str) -> Publication | None:
+    """Publish the analysts' copy of a DuckDB warehouse now, recorded as a materialization of
+    `analysts_database` (a force sync ends with current ProPays and current analysts' tables; the
+    automation would publish them a tick later). None on PostgreSQL, which has nothing to publish."""
+    if not defs.resolve_asset_graph().has(ANALYSTS_COPY):
+        return None
+    assert defs.resources is not None, "the code location declares its resources"
+    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as built:
+        publication = publish_for_analysts(built.warehouse.store)
+    metadata = {**publication_metadata(publication), "published_by": trigger}
+    instance.report_runless_asset_event(dg.AssetMaterialization(ANALYSTS_COPY, metadata=metadata))
+    return publication

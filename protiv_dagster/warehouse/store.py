@@ -80,7 +80,7 @@ class WarehouseStore:
         """Where the tables live, password masked, for logs and asset metadata."""
         target = self._target()
         if target.backend == "duckdb":
-            return f"DuckDB {self._duckdb_path()}, schema {self.schema_name}"
+            return f"DuckDB {self.duckdb_file()}, schema {self.schema_name}"
         return f"PostgreSQL {redact_url(target.location or '')}, schema {self.schema_name}"
 
     # -- operations ------------------------------------------------------------------------------
@@ -234,9 +234,25 @@ class WarehouseStore:
         """`sql` with `{schema}` replaced by the quoted schema."""
         return sql.replace("{schema}", quote(self.schema_name))
 
-    def _duckdb_path(self) -> Path:
+    def duckdb_file(self) -> Path:
+        """The DuckDB file of this warehouse (the data folder's when the URL names none)."""
         location = self._target().location
         return default_duckdb_path() if location is None else Path(location).expanduser()
+
+    @contextmanager
+    def checkpointed(self) -> Iterator[Path]:
+        """The DuckDB file with every commit folded into it (its write-ahead log emptied), held by
+        this process for the block: no other process writes it meanwhile, so a copy of the file
+        taken inside is a whole database. Waits for the file like any write."""
+        if self.backend != "duckdb":
+            raise ValueError(f"{self.describe()} is not a DuckDB file")
+        with database_errors("checkpoint", self.describe()):
+            duck = self._open_duckdb()
+            try:
+                duck.execute("CHECKPOINT")
+                yield self.duckdb_file()
+            finally:
+                duck.close()
 
     @contextmanager
     def session(self, action: str) -> Iterator[Session]:
@@ -266,7 +282,7 @@ class WarehouseStore:
 
     def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
         """Open the DuckDB file, waiting with backoff while another process holds its lock."""
-        path = self._duckdb_path()
+        path = self.duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         retrying = Retrying(
             retry=retry_if_exception(is_lock_conflict),
@@ -278,8 +294,16 @@ class WarehouseStore:
         except RetryError as exc:
             raise WarehouseError(
                 f"{self.describe()} stayed locked by another process for {self.lock_timeout_seconds:g} s "
-                f"(DuckDB allows one writing process per file): {exc.last_attempt.exception()}"
+                f"(DuckDB allows one writing process per file): {exc.last_attempt.exception()}. If that is an "
+                f"analyst's session, it should open the analysts' copy {analysts_copy(path)} instead (read-only, "
+                "published after every change): one open on the warehouse file stops every sync"
             ) from exc.last_attempt.exception()
+
+
+def analysts_copy(warehouse_file: Path) -> Path:
+    """Where the analysts' copy of a DuckDB warehouse file is published: beside it, the same name
+    with ``.analysts`` before ``.duckdb`` (``data/warehouse.duckdb`` -> ``data/warehouse.analysts.duckdb``)."""
+    return warehouse_file.with_name(f"{warehouse_file.stem}.analysts{warehouse_file.suffix or '.duckdb'}")
 
 
 class WarehouseReader:

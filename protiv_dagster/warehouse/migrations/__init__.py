@@ -173,7 +173,7 @@ def prepare(store: WarehouseStore) -> None:
 def _engine(store: WarehouseStore) -> sa.Engine:
     target = store._target()
     if target.backend == "duckdb":
-        return sa.create_engine(f"duckdb:///{store._duckdb_path()}", poolclass=sa.pool.NullPool)
+        return sa.create_engine(f"duckdb:///{store.duckdb_file()}", poolclass=sa.pool.NullPool)
     return sa.create_engine(
         "postgresql+psycopg://" + (target.location or "").removeprefix("postgresql://"), poolclass=sa.pool.NullPool
     )
