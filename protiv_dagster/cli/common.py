@@ -22,8 +22,9 @@ def dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        # SQLite storage is Dagster's default; this file only turns telemetry off.
-        config.write_text("telemetry:\n  enabled: false\n")
+        # SQLite storage is Dagster's default; this file turns telemetry off, and the UI's "join the
+        # community" pop-up, which covers the page on localhost until dismissed.
+        config.write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
