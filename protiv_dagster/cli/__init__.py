@@ -13,6 +13,7 @@ the admin commands start quickly.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ import typer
 
 from protiv_dagster.cli import admin, analysts, demo, operations, output
 
-__all__ = ["app"]
+__all__ = ["app", "main"]
 
 # A crash's traceback must not print local variables: they hold the credentials typed at connect.
 # Plain help (click's): it rewraps docstrings at the terminal's width and names option values by
@@ -72,3 +73,21 @@ app.command(cls=output.Command)(admin.disconnect)
 app.command(cls=output.Command)(admin.connections)
 app.add_typer(admin.settings_app, name="settings")
 app.add_typer(analysts.analyst_role, name="analyst-role")
+
+
+def main() -> None:
+    """The `protiv` command: the app, with a last guard for the errors that name what is wrong and
+    what to do (a registry or warehouse to upgrade, an unknown company, a bad setting). A command
+    that does not catch one itself still prints that sentence instead of a traceback (--verbose
+    keeps the traceback)."""
+    try:
+        app()
+    except Exception as exc:
+        # Imported only now: the warehouse brings DuckDB, pandas and psycopg, which `--help` need not load.
+        from protiv_dagster.company_settings import SettingsError  # RegistryError included
+        from protiv_dagster.warehouse.session import WarehouseError
+
+        if not isinstance(exc, (SettingsError, WarehouseError)) or "--verbose" in sys.argv[1:]:
+            raise
+        output.say_error(exc)
+        sys.exit(1)

@@ -1,5 +1,5 @@
 """`python -m protiv_dagster.cli`: the `protiv` command."""
 
-from protiv_dagster.cli import app
+from protiv_dagster.cli import main
 
-app()
+main()

@@ -50,6 +50,10 @@ def test_protiv_upgrade_upgrades_a_previous_release_data_folder_once(tmp_path):
     refused = protiv("status", data=data)
     assert refused.returncode == 1
     assert "run `protiv upgrade`" in " ".join(refused.stdout.split()) and "Traceback" not in refused.stderr
+    # A command without a handler of its own gets the same sentence from the CLI's last guard.
+    listed = protiv("connections", data=data)
+    assert (listed.returncode, listed.stderr) == (1, ""), listed.stderr[-2000:]
+    assert " ".join(listed.stdout.split()).startswith("the registry sqlite:///") and "protiv upgrade" in listed.stdout
 
     first = protiv("upgrade", data=data)
     assert first.returncode == 0, first.stdout + first.stderr
