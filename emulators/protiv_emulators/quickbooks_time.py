@@ -8,11 +8,36 @@ What is emulated (documented by the vendor)
 -------------------------------------------
 - ``Authorization: Bearer <access token>``; a missing, unknown or expired token gets 401
   ``{"error": {"code": 401, "message": ...}}``. Tokens never appear in any answer body or log.
+- The OAuth 2.0 authorization code flow, for the apps registered on the emulator (``OAuthClient``;
+  ``register_oauth_client(client_id, redirect_uris, client_secret=None, name="")``, the constructor's
+  ``oauth_clients`` or ``POST /_emulator/oauth_clients``):
+
+  - ``GET /authorize?response_type=code&client_id=..&redirect_uri=..&state=..`` shows the admin's
+    browser a consent page (plain HTML, no script, no external resource): the company that approves
+    (a ``<select name="company_id">`` when several are hosted, named when one is) and the buttons
+    ``Approve`` and ``Deny`` of a form that POSTs back to ``/authorize`` (fields ``response_type``,
+    ``client_id``, ``redirect_uri``, ``state``, ``company_id`` and ``decision=approve|deny``).
+    Approval redirects (302, ``Location``) to ``<redirect_uri>?code=<code>&state=<state>``, denial to
+    ``<redirect_uri>?error=access_denied&state=<state>``; ``state`` is echoed unchanged whenever the
+    request has one, and the redirect URI's own query is kept. A missing or unknown ``client_id``, or a
+    ``redirect_uri`` not registered for that client (compared exactly), answers a 400 page and redirects
+    nowhere; ``response_type`` other than ``code`` redirects with ``error=unsupported_response_type``
+    (``error=invalid_request`` when it is missing).
+  - ``POST /grant`` (form-urlencoded) with ``grant_type=authorization_code``, ``client_id``,
+    ``client_secret``, ``code`` and ``redirect_uri``: 200 ``access_token``, ``expires_in``,
+    ``token_type`` ``bearer``, ``scope``, ``refresh_token``, ``user_id`` (the approving company's
+    owner), ``company_id`` and ``client_url``. A missing field gets 400 ``invalid_request``; an unknown
+    client or a wrong secret 401 ``invalid_client``; an unknown, used or expired code, a code issued
+    to another client or a ``redirect_uri`` other than the authorization request's 400
+    ``invalid_grant``, all as ``{"error": ..., "error_description": ...}``. The tokens serve the
+    approving company on every endpoint, beside its other tokens (each approval adds a pair).
+
 - ``POST /grant`` (form-urlencoded) with ``grant_type=refresh_token``, ``client_id``,
   ``client_secret`` and ``refresh_token``: new access and refresh tokens, the old pair stops working.
   A wrong client or refresh token gets 401 ``{"error": "invalid_grant", "error_description": ...}``.
-  ``grant_type=authorization_code`` gets 400 ``unsupported_grant_type``: the browser consent step is
-  not emulated; companies are connected with the tokens ``add_company`` returns.
+  The client is the company's own (``add_company``'s ``client_id`` and ``client_secret``) for the
+  pair ``add_company`` made, the registered OAuth client for a pair the code flow issued. Token
+  answers carry ``Cache-Control: no-store``.
 - List answers ``{"results": {"<name>": {"<id>": {...}}}, "more": bool, "supplemental_data": {...}}``,
   records in ascending id order, ``page`` from 1, ``limit`` 1..200 (default 200);
   ``supplemental_data=no`` leaves the supplemental object out.
@@ -25,10 +50,17 @@ What is emulated (documented by the vendor)
   and ``start_date`` + ``end_date`` go together on ``/timesheets_deleted``.
 - Error statuses: 401, 404 (unknown path), 405 (wrong method; the write endpoints are not
   emulated), 417 (missing or malformed parameter, naming it), 429, 5xx on demand. Switched-on faults
-  (``emulator.faults``) apply to every ``/api/v1`` request, ``/grant`` included.
+  (``emulator.faults``) apply to every ``/api/v1`` request, ``/grant`` and ``/authorize`` included,
+  and every one of them is in ``request_log`` (path and query only: never a body or a header).
 
 What is inferred (not documented; change here if the real service disagrees)
 --------------------------------------------------------------------------
+- The real consent step signs the admin in first; here the browser is trusted to be the owner of
+  whichever hosted company it picks. An authorization code lives 10 minutes
+  (``authorization_code_lifetime_seconds``) and works once; a failed exchange (wrong secret or
+  ``redirect_uri``) does not use it up, and reusing a code does not revoke the tokens it gave.
+- While no OAuth client is registered, ``grant_type=authorization_code`` answers 400
+  ``unsupported_grant_type`` (the emulator cannot have issued a code), as before the flow was emulated.
 - ``modified_since`` / ``modified_before`` are inclusive (``>=`` / ``<=``).
 - An out-of-range ``limit`` answers 417 ``limit must be an integer from 1 to 200``.
 - A timestamp without an offset is read as UTC; a trailing ``Z`` is accepted.
@@ -63,6 +95,13 @@ How generated companies are shown
   ``""`` for manual sheets. The clock is frozen at the company's ``as_of``: a running sheet's
   ``duration`` counts up to it.
 
+Emulator conveniences (not the vendor's)
+----------------------------------------
+- ``GET /authorize?...&approve=yes`` skips the consent page and approves at once (for the only hosted
+  company, or the one named by ``company_id``); ``approve=no`` denies. For API tests; a browser gets
+  the page.
+- ``emulator.authorize_url(client_id, redirect_uri, state)`` builds the URL an app sends the browser to.
+
 The control API (not the vendor's; no authentication; loopback clients only)
 ---------------------------------------------------------------------------
 Everything the Python API can change is also reachable over HTTP, so another process (a Dagster
@@ -86,6 +125,9 @@ the query) is needed only when the server hosts several companies and the id doe
   ``user_id``, ``notes``) and ``POST /_emulator/timesheets/<id>/delete``
 - ``POST /_emulator/users/<id>/edit`` and ``POST /_emulator/jobcodes/<id>/edit`` (any served field;
   for jobcodes also ``budget_hours``, ``status`` and ``recurring``)
+- ``POST /_emulator/oauth_clients`` with ``{"client_id": ..., "redirect_uris": [...], "client_secret": ...,
+  "name": ...}`` (secret and name optional) registers an OAuth client, or replaces the one with that id;
+  it answers with the client, secret included.
 
 Each answers with the record as the vendor API now serves it. Control calls are not counted in
 ``request_log``, and faults never apply to them.
@@ -94,17 +136,18 @@ Each answers with the record as the vendor API now serves it. Control calls are 
 from __future__ import annotations
 
 import copy
+import html
 import random
 import re
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import Message
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from protiv_emulators.generator import (
@@ -122,6 +165,7 @@ from protiv_emulators.server import Answer, Faults, LoggedRequest, Request, Vend
 API_PREFIX = "/api/v1"
 MAX_LIMIT = 200
 ACCESS_TOKEN_LIFETIME_SECONDS = 864_000  # the vendor's example grant answer: 10 days
+AUTHORIZATION_CODE_LIFETIME_SECONDS = 600  # inferred: RFC 6749 recommends at most 10 minutes
 RATE_LIMIT_WINDOW_SECONDS = 300
 ZERO_DATE = "0000-00-00"
 
@@ -149,6 +193,11 @@ def _hours_text(hours: float | None) -> str:
     if hours is None:
         return ""
     return f"{hours:.2f}".rstrip("0").rstrip(".")
+
+
+def _same(secret: str, given: str) -> bool:
+    """A constant-time comparison that also takes non-ASCII text (``compare_digest`` refuses it)."""
+    return secrets.compare_digest(secret.encode("utf-8"), given.encode("utf-8"))
 
 
 def _now() -> datetime:
@@ -291,6 +340,17 @@ class _Timesheet:
         return not self.manual and self.start is not None and self.end is None
 
 
+@dataclass
+class _OAuthGrant:
+    """A token pair an OAuth client got through the authorization code flow (beside the company's first
+    pair, the one ``add_company`` made): it lives until its refresh token is used."""
+
+    client_id: str
+    access_token: str
+    refresh_token: str
+    issued_at: float
+
+
 class QuickBooksTimeCompany:
     """One company's account as the emulator serves it: users, jobcodes, custom fields, timesheets.
 
@@ -320,6 +380,7 @@ class QuickBooksTimeCompany:
         self._access_token = access_token
         self._refresh_token = refresh_token
         self._token_issued_at = time.time()
+        self._oauth_grants: list[_OAuthGrant] = []
         # Vendor-side ids and names that a real account would have; drawn from the company, stable.
         rng = random.Random(f"{data.company_id}|{data.seed}|quickbooks_time")
         self.vendor_company_id = str(rng.randint(100_000, 999_999))
@@ -616,6 +677,48 @@ class QuickBooksTimeCompany:
             self._refresh_token = secrets.token_urlsafe(32)
             self._token_issued_at = time.time()
             return self._access_token, self._refresh_token
+
+    # The pairs OAuth clients got through the authorization code flow, each beside the first pair.
+    def issue_oauth_grant(self, client_id: str) -> tuple[str, str]:
+        """A new access and refresh token for ``client_id``, this company having approved it."""
+        with self._lock:
+            grant = _OAuthGrant(client_id, secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time())
+            self._oauth_grants.append(grant)
+            return grant.access_token, grant.refresh_token
+
+    @property
+    def oauth_access_tokens(self) -> list[str]:
+        with self._lock:
+            return [grant.access_token for grant in self._oauth_grants]
+
+    def access_token_status(self, token: str) -> Literal["valid", "expired"] | None:
+        """Whether ``token`` is one of this company's access tokens (the first pair's or an OAuth
+        grant's) and still within its lifetime; None when it is none of them."""
+        with self._lock:
+            if _same(self._access_token, token):
+                return "expired" if self.token_expired_naturally() else "valid"
+            for grant in self._oauth_grants:
+                if _same(grant.access_token, token):
+                    expired = time.time() > grant.issued_at + self.token_lifetime_seconds
+                    return "expired" if expired else "valid"
+        return None
+
+    def oauth_client_of_refresh_token(self, refresh_token: str) -> str | None:
+        """The client id an OAuth grant with this refresh token was issued to; None if none was."""
+        with self._lock:
+            return next((g.client_id for g in self._oauth_grants if _same(g.refresh_token, refresh_token)), None)
+
+    def rotate_oauth_grant(self, refresh_token: str) -> tuple[str, str, str] | None:
+        """New tokens for the OAuth grant holding ``refresh_token``: (old access, new access, new refresh);
+        None when no grant holds it (any more: two refreshes raced and the other one won)."""
+        with self._lock:
+            grant = next((g for g in self._oauth_grants if _same(g.refresh_token, refresh_token)), None)
+            if grant is None:
+                return None
+            old = grant.access_token
+            grant.access_token, grant.refresh_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            grant.issued_at = time.time()
+            return old, grant.access_token, grant.refresh_token
 
     # -- mutations -----------------------------------------------------------------------------------
     def _tick(self) -> datetime:
@@ -1011,6 +1114,65 @@ class _RateWindow:
     calls: int = 0
 
 
+@dataclass(frozen=True)
+class OAuthClient:
+    """An app registered with the vendor for the authorization code flow.
+
+    ``redirect_uris`` are compared exactly (scheme, host, port, path and query) with the one an
+    authorization request names; ``name`` is what the consent page calls the app.
+    """
+
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass
+class _AuthorizationCode:
+    client_id: str
+    redirect_uri: str
+    company_id: str
+    expires_at: float  # time.monotonic()
+    used: bool = False
+
+
+def _check_redirect_uri(uri: str) -> str:
+    if not isinstance(uri, str):
+        raise ValueError(f"a redirect URI must be text, got {uri!r}")
+    split = urlsplit(uri)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise ValueError(f"a redirect URI must be an absolute http(s) URL, got {uri!r}")
+    if split.fragment or uri.endswith("#"):
+        raise ValueError(f"a redirect URI cannot have a fragment, got {uri!r}")
+    return uri
+
+
+def _with_query(uri: str, params: Mapping[str, str]) -> str:
+    """``uri`` with ``params`` added to its query (a registered URI may carry a query of its own)."""
+    split = urlsplit(uri)
+    added = urlencode(params)
+    return urlunsplit(split._replace(query=f"{split.query}&{added}" if split.query else added))
+
+
+_PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:36em;margin:3em auto;padding:0 1em;color:#222}"
+    "h1{font-size:1.4em}button{margin:1em 1em 0 0;padding:.5em 1.5em;font-size:1em}"
+    "select{font-size:1em;margin-left:.5em}small{color:#666}"
+)
+
+
+def _html_page(title: str, body: str) -> bytes:
+    """A plain page: no script, no external resource. ``body`` is HTML already escaped by the caller."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_PAGE_STYLE}</style>\n</head>\n<body>\n{body}\n"
+        "<p><small>QuickBooks Time emulator (Protiv development): this page stands in for the vendor's "
+        "sign-in and consent screen.</small></p>\n</body>\n</html>\n"
+    ).encode()
+
+
 _PAGED_ENDPOINTS = ("users", "jobcodes", "customfields", "timesheets", "timesheets_deleted")
 _VENDOR_GET_ENDPOINTS = ("current_user", *_PAGED_ENDPOINTS, "last_modified_timestamps")
 
@@ -1031,11 +1193,21 @@ class QuickBooksTimeEmulator(VendorEmulator):
         *,
         rate_limit_per_5_minutes: int | None = None,
         access_token_lifetime_seconds: int = ACCESS_TOKEN_LIFETIME_SECONDS,
+        oauth_clients: Iterable[OAuthClient] = (),
+        authorization_code_lifetime_seconds: float = AUTHORIZATION_CODE_LIFETIME_SECONDS,
     ):
         super().__init__(host, port)
         self.rate_limit_per_5_minutes = rate_limit_per_5_minutes
         self.access_token_lifetime_seconds = access_token_lifetime_seconds
+        # Read when a code is issued: a test may shorten it on a running emulator.
+        self.authorization_code_lifetime_seconds = authorization_code_lifetime_seconds
         self._rate_windows: dict[str, _RateWindow] = {}
+        self._oauth_clients: dict[str, OAuthClient] = {}
+        self._codes: dict[str, _AuthorizationCode] = {}
+        for client in oauth_clients:
+            self.register_oauth_client(
+                client.client_id, client.redirect_uris, client_secret=client.client_secret, name=client.name
+            )
 
     # -- addresses (start, stop, root_url and control_url come from the base classes) -------------
     @property
@@ -1074,17 +1246,62 @@ class QuickBooksTimeEmulator(VendorEmulator):
         return company.access_token
 
     def company(self, token_or_company_id: str) -> QuickBooksTimeCompany:
-        """A hosted company's live state, by its current access token or its company id."""
+        """A hosted company's live state, by its company id or one of its current access tokens
+        (the first pair's or one an OAuth client got)."""
         with self._lock:
             if token_or_company_id in self._companies:
                 return self._companies[token_or_company_id]
-            for company in self._companies.values():
-                if secrets.compare_digest(company.access_token, token_or_company_id):
-                    return company
+        for company in self._hosted():
+            if company.access_token_status(token_or_company_id) is not None:
+                return company
         raise KeyError("no hosted company has that company id or access token")
 
     def _tokens_of(self, company_id: str) -> list[str]:
-        return [self.company(company_id).access_token]
+        company = self.company(company_id)
+        return [company.access_token, *company.oauth_access_tokens]
+
+    # -- OAuth clients (the authorization code flow) ----------------------------------------------
+    def register_oauth_client(
+        self,
+        client_id: str,
+        redirect_uris: Iterable[str] | str,
+        *,
+        client_secret: str | None = None,
+        name: str = "",
+    ) -> OAuthClient:
+        """Register an app for the authorization code flow (or replace the one with that client id).
+
+        ``redirect_uris`` are the absolute http(s) URLs the app may be sent back to (one URL as text
+        is taken as a list of one); the secret is random unless given. Returns the client, secret
+        included.
+        """
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise ValueError("client_id must be non-empty text")
+        uris = tuple(
+            _check_redirect_uri(u) for u in ([redirect_uris] if isinstance(redirect_uris, str) else redirect_uris)
+        )
+        if not uris:
+            raise ValueError("an OAuth client needs at least one redirect URI")
+        if client_secret is not None and (not isinstance(client_secret, str) or not client_secret):
+            raise ValueError("client_secret must be non-empty text")
+        client = OAuthClient(client_id, client_secret or secrets.token_urlsafe(24), uris, str(name or ""))
+        with self._lock:
+            self._oauth_clients[client_id] = client
+        return client
+
+    def oauth_client(self, client_id: str) -> OAuthClient:
+        with self._lock:
+            try:
+                return self._oauth_clients[client_id]
+            except KeyError:
+                raise KeyError(f"no OAuth client {client_id!r} is registered") from None
+
+    def authorize_url(self, client_id: str, redirect_uri: str, state: str | None = None, **extra: str) -> str:
+        """Where an app sends the admin's browser: ``<base_url>/authorize?response_type=code&...``."""
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri}
+        if state is not None:
+            params["state"] = state
+        return f"{self.base_url}/authorize?{urlencode({**params, **extra})}"
 
     # -- answering vendor requests (faults, latency and the log are VendorEmulator's) ---------------
     def _is_vendor_path(self, path: str) -> bool:
@@ -1117,7 +1334,11 @@ class QuickBooksTimeEmulator(VendorEmulator):
             if endpoint == "grant":
                 if method != "POST":
                     raise _ApiError(405, "Method Not Allowed: use POST for /grant")
-                return Answer(200, self._grant(body))
+                return Answer(200, self._grant(body), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+            if endpoint == "authorize":
+                if method not in ("GET", "POST"):
+                    raise _ApiError(405, "Method Not Allowed: use GET (or POST the consent form) for /authorize")
+                return self._authorize(request)
             if endpoint not in _VENDOR_GET_ENDPOINTS:
                 raise _ApiError(404, f"Not Found: /{endpoint} is not an endpoint of this API")
             company, token = self._authenticate(headers)
@@ -1134,11 +1355,15 @@ class QuickBooksTimeEmulator(VendorEmulator):
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _ApiError(401, "Unauthorized: send 'Authorization: Bearer <access token>'")
-        with self._lock:
-            company = next((c for c in self._companies.values() if secrets.compare_digest(c.access_token, token)), None)
+        company, status = None, None
+        for hosted in self._hosted():
+            status = hosted.access_token_status(token)
+            if status is not None:
+                company = hosted
+                break
         if company is None:
             raise _ApiError(401, "Unauthorized: the access token is not valid")
-        if self.faults.is_expired(token) or company.token_expired_naturally():
+        if self.faults.is_expired(token) or status == "expired":
             raise _ApiError(401, "Unauthorized: the access token has expired; refresh it through /grant")
         return company, token
 
@@ -1159,56 +1384,109 @@ class QuickBooksTimeEmulator(VendorEmulator):
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
-            raise _ApiError(
-                400,
-                "unsupported",
-                {
-                    "error": "unsupported_grant_type",
-                    "error_description": "the emulator does not run the browser consent step; "
-                    "use the tokens given when the company was added, and grant_type=refresh_token",
-                },
-            )
+            return self._grant_authorization_code(form)
         if grant_type != "refresh_token":
             raise _ApiError(
                 400,
                 "unsupported",
                 {
                     "error": "unsupported_grant_type",
-                    "error_description": "grant_type must be refresh_token",
+                    "error_description": "grant_type must be authorization_code or refresh_token",
                 },
             )
-        missing = [name for name in ("client_id", "client_secret", "refresh_token") if not form.get(name)]
+        self._require(form, "client_id", "client_secret", "refresh_token")
+        refresh = form["refresh_token"]
+        company = next((c for c in self._hosted() if _same(c.refresh_token, refresh)), None)
+        if company is not None:
+            if company.client_id != form["client_id"] or not _same(company.client_secret, form["client_secret"]):
+                raise self._invalid_refresh()
+            old_token = company.access_token
+            access_token, refresh_token = company.rotate_tokens()
+        else:
+            # A pair an OAuth client got through the authorization code flow: that client's credentials.
+            holder = next(
+                (c for c in self._hosted() if c.oauth_client_of_refresh_token(refresh) == form["client_id"]), None
+            )
+            rotated = holder.rotate_oauth_grant(refresh) if holder and self._client_secret_matches(form) else None
+            if holder is None or rotated is None:
+                raise self._invalid_refresh()
+            company = holder
+            old_token, access_token, refresh_token = rotated
+        self.faults.forget_token(old_token)
+        return self._token_answer(company, access_token, refresh_token)
+
+    def _grant_authorization_code(self, form: Mapping[str, str]) -> dict[str, Any]:
+        with self._lock:
+            any_client = bool(self._oauth_clients)
+        if not any_client:
+            # As before the flow was emulated: an emulator without an OAuth client has no use for it.
+            raise _ApiError(
+                400,
+                "unsupported",
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "no OAuth client is registered on this emulator, so it cannot issue "
+                    "authorization codes (register one: register_oauth_client or POST /_emulator/oauth_clients)",
+                },
+            )
+        self._require(form, "client_id", "client_secret", "code", "redirect_uri")
+        if not self._client_secret_matches(form):
+            raise _ApiError(
+                401,
+                "invalid client",
+                {"error": "invalid_client", "error_description": "the client id or client secret is not valid"},
+            )
+        now = time.monotonic()
+        with self._lock:
+            pending = self._codes.get(form["code"])
+            if pending is None:
+                problem = "the authorization code is not valid"
+            elif pending.used:
+                problem = "the authorization code has already been used"
+            elif now >= pending.expires_at:
+                problem = "the authorization code has expired"
+            elif pending.client_id != form["client_id"]:
+                problem = "the authorization code was issued to another client"
+            elif pending.redirect_uri != form["redirect_uri"]:
+                problem = "redirect_uri differs from the one of the authorization request"
+            else:
+                problem = ""
+                pending.used = True  # single use; kept until it expires so a reuse is told as such
+        if problem:
+            raise _ApiError(400, "invalid grant", {"error": "invalid_grant", "error_description": problem})
+        assert pending is not None
+        company = self.company(pending.company_id)
+        access_token, refresh_token = company.issue_oauth_grant(pending.client_id)
+        return self._token_answer(company, access_token, refresh_token)
+
+    @staticmethod
+    def _require(form: Mapping[str, str], *names: str) -> None:
+        missing = [name for name in names if not form.get(name)]
         if missing:
             raise _ApiError(
                 400,
                 "invalid request",
-                {
-                    "error": "invalid_request",
-                    "error_description": f"missing {', '.join(missing)}",
-                },
+                {"error": "invalid_request", "error_description": f"missing {', '.join(missing)}"},
             )
+
+    def _client_secret_matches(self, form: Mapping[str, str]) -> bool:
         with self._lock:
-            company = next(
-                (c for c in self._companies.values() if secrets.compare_digest(c.refresh_token, form["refresh_token"])),
-                None,
-            )
-        valid_client = (
-            company is not None
-            and company.client_id == form["client_id"]
-            and secrets.compare_digest(company.client_secret, form["client_secret"])
+            client = self._oauth_clients.get(form["client_id"])
+        return client is not None and _same(client.client_secret, form["client_secret"])
+
+    @staticmethod
+    def _invalid_refresh() -> _ApiError:
+        return _ApiError(
+            401,
+            "invalid grant",
+            {
+                "error": "invalid_grant",
+                "error_description": "the refresh token, client id or client secret is not valid",
+            },
         )
-        if company is None or not valid_client:
-            raise _ApiError(
-                401,
-                "invalid grant",
-                {
-                    "error": "invalid_grant",
-                    "error_description": "the refresh token, client id or client secret is not valid",
-                },
-            )
-        old_token = company.access_token
-        access_token, refresh_token = company.rotate_tokens()
-        self.faults.forget_token(old_token)
+
+    @staticmethod
+    def _token_answer(company: QuickBooksTimeCompany, access_token: str, refresh_token: str) -> dict[str, Any]:
         return {
             "access_token": access_token,
             "expires_in": company.token_lifetime_seconds,
@@ -1220,10 +1498,141 @@ class QuickBooksTimeEmulator(VendorEmulator):
             "client_url": company.client_url,
         }
 
+    # -- the authorization endpoint: the admin's browser, the consent page, the redirect back ------
+    def _authorize(self, request: Request) -> Answer:
+        params = dict(request.query)
+        if request.method == "POST":  # the consent form, posted back
+            posted = parse_qs(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+            params.update({name: values[0] for name, values in posted.items()})
+        client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
+        with self._lock:
+            client = self._oauth_clients.get(client_id)
+        # Without a known client and one of its redirect URIs nobody may be sent anywhere: a page says why.
+        if not client_id:
+            return self._error_page(400, "The request names no client_id.")
+        if client is None:
+            return self._error_page(400, f"No app with client_id {client_id!r} is registered.")
+        if not redirect_uri:
+            return self._error_page(400, "The request names no redirect_uri.")
+        if redirect_uri not in client.redirect_uris:
+            return self._error_page(
+                400, f"The redirect_uri {redirect_uri!r} is not registered for the app {client.name or client_id!r}."
+            )
+        state = params.get("state")  # echoed exactly when the request has one
+
+        def back(**answer: str) -> Answer:
+            return self._redirect(_with_query(redirect_uri, answer if state is None else {**answer, "state": state}))
+
+        if not params.get("response_type"):
+            return back(error="invalid_request")
+        if params["response_type"] != "code":
+            return back(error="unsupported_response_type")
+        companies: list[QuickBooksTimeCompany] = self._hosted()
+        if not companies:
+            return self._error_page(503, "The emulator hosts no company, so nobody can approve the app.")
+        if request.method == "POST":
+            decision = params.get("decision", "")
+            if decision not in ("approve", "deny"):
+                return self._error_page(400, "Answer with the Approve or the Deny button.")
+        else:
+            approve = params.get("approve")  # the emulator's shortcut, no page: approve=yes or approve=no
+            if approve is None:
+                return self._consent_page(client, params, companies)
+            if approve.lower() not in ("yes", "no"):
+                return self._error_page(400, "approve must be yes or no.")
+            decision = "approve" if approve.lower() == "yes" else "deny"
+        if decision == "deny":
+            return back(error="access_denied")
+        company_id = params.get("company_id", "")
+        if not company_id and len(companies) > 1:
+            return self._error_page(400, "Several companies are hosted: choose one (company_id).")
+        company = next((c for c in companies if c.company_id == company_id), None) if company_id else companies[0]
+        if company is None:
+            return self._error_page(400, f"The emulator hosts no company {company_id!r}.")
+        return back(code=self._issue_code(client.client_id, redirect_uri, company.company_id))
+
+    def _issue_code(self, client_id: str, redirect_uri: str, company_id: str) -> str:
+        code = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            for stale in [c for c, pending in self._codes.items() if pending.expires_at <= now]:
+                del self._codes[stale]
+            self._codes[code] = _AuthorizationCode(
+                client_id, redirect_uri, company_id, now + self.authorization_code_lifetime_seconds
+            )
+        return code
+
+    def _consent_page(
+        self, client: OAuthClient, params: Mapping[str, str], companies: list[QuickBooksTimeCompany]
+    ) -> Answer:
+        def e(text: str) -> str:
+            return html.escape(text, quote=True)
+
+        hidden = "".join(
+            f'<input type="hidden" name="{name}" value="{e(params[name])}">\n'
+            for name in ("response_type", "client_id", "redirect_uri", "state")
+            if name in params
+        )
+        wanted = params.get("company_id", "")
+        if len(companies) == 1:
+            only = companies[0]
+            chooser = (
+                f"<p>Company: <strong>{e(only.data.name)}</strong> ({e(only.company_id)})</p>\n"
+                f'<input type="hidden" name="company_id" value="{e(only.company_id)}">\n'
+            )
+        else:
+            options = "".join(
+                f'<option value="{e(c.company_id)}"{" selected" if c.company_id == wanted else ""}>'
+                f"{e(c.data.name)} ({e(c.company_id)})</option>\n"
+                for c in companies
+            )
+            chooser = f'<p><label for="company_id">Company</label>\n<select id="company_id" name="company_id">\n{options}</select></p>\n'
+        app = e(client.name or client.client_id)
+        body = (
+            "<h1>QuickBooks Time</h1>\n"
+            f"<p><strong>{app}</strong> (client id <code>{e(client.client_id)}</code>) asks to connect to your "
+            "QuickBooks Time account: it will be able to read your company's users, jobcodes, custom fields and "
+            "timesheets.</p>\n"
+            f'<form method="post" action="{API_PREFIX}/authorize">\n{hidden}{chooser}'
+            f"<p>Either answer sends you back to <code>{e(params['redirect_uri'])}</code>.</p>\n"
+            '<button type="submit" name="decision" value="approve">Approve</button>\n'
+            '<button type="submit" name="decision" value="deny">Deny</button>\n'
+            "</form>"
+        )
+        return Answer(
+            200,
+            raw=_html_page(f"Connect {client.name or client.client_id} to QuickBooks Time", body),
+            content_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+        )
+
+    @staticmethod
+    def _error_page(status: int, message: str) -> Answer:
+        body = f"<h1>QuickBooks Time: the app cannot be connected</h1>\n<p>{html.escape(message)}</p>"
+        return Answer(
+            status,
+            raw=_html_page("Authorization error", body),
+            content_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @staticmethod
+    def _redirect(location: str) -> Answer:
+        link = html.escape(location, quote=True)
+        return Answer(
+            302,
+            raw=f'<!DOCTYPE html>\n<p>Redirecting to <a href="{link}">{link}</a></p>\n'.encode(),
+            content_type="text/html; charset=utf-8",
+            headers={"Location": location, "Cache-Control": "no-store"},
+        )
+
     # -- answering control requests (status, faults and the parsing are VendorEmulator's) ----------
     def _control_route(
         self, method: str, parts: list[str], payload: dict[str, Any], company_id: str | None
     ) -> Answer | None:
+        if parts == ["oauth_clients"] and method == "POST":
+            client = self.register_oauth_client(**payload)
+            return Answer(200, {**asdict(client), "redirect_uris": list(client.redirect_uris)})
         if parts == ["timesheets"] and method == "POST":
             company = self._control_company(company_id)
             return Answer(200, company.add_timesheet(**payload))
@@ -1248,6 +1657,7 @@ __all__ = [
     "RECURRING_FIELD",
     "TZ_STR_BY_ZONE",
     "LoggedRequest",
+    "OAuthClient",
     "QuickBooksTimeCompany",
     "QuickBooksTimeEmulator",
     "QuickBooksTimeFaults",
