@@ -4,6 +4,7 @@
 - ``operations``: what operators run (force sync, status, the Dagster UI, upgrade);
 - ``admin``: a company's integration (connect, disconnect, connections, settings, keygen);
 - ``analysts``: the ProPay summary a sync prints and the analyst roles of the warehouse;
+- ``service``: the integrations service an app calls (``serve``), and its development keys and tokens;
 - ``output``: the console and how outside text is shown; ``common``: what several audiences share.
 
 A command is a plain function of its audience's module, registered below in the order ``protiv
@@ -19,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from protiv_dagster.cli import admin, analysts, demo, operations, output
+from protiv_dagster.cli import admin, analysts, demo, operations, output, service
 
 __all__ = ["app", "main"]
 
@@ -73,6 +74,8 @@ app.command(cls=output.Command)(admin.disconnect)
 app.command(cls=output.Command)(admin.connections)
 app.add_typer(admin.settings_app, name="settings")
 app.add_typer(analysts.analyst_role, name="analyst-role")
+app.command(cls=output.Command)(service.serve)
+app.add_typer(service.service_app, name="service")
 
 
 def main() -> None:

@@ -555,6 +555,31 @@ class ConnectionRegistry:
         base URL or pull date (after ``today``, default the earlier of this machine's and the
         company's date; or before ``EARLIEST_PULL_DATE``), a credential with whitespace or control
         characters, an environment reference to a variable not named ``PROTIV_CREDENTIAL_...``."""
+        candidate = self.prepare(
+            company_id,
+            provider,
+            base_url,
+            credentials,
+            attendance_pull_date=attendance_pull_date,
+            settings=settings,
+            today=today,
+        )
+        return self.save(candidate, settings_given=settings is not None, today=today)
+
+    def prepare(
+        self,
+        company_id: str,
+        provider: str,
+        base_url: str,
+        credentials: Mapping[str, str | EnvReference],
+        *,
+        attendance_pull_date: date | None = None,
+        settings: Mapping[str, object] | None = None,
+        today: date | None = None,
+    ) -> Connection:
+        """The connection ``connect`` would store, validated as it validates and its credentials
+        encrypted, but not stored: the integrations service asks the vendor with it first and saves
+        it (``save``) only when the vendor accepts it."""
         validate_company_id(company_id)
         validate_provider(provider)
         base_url = validate_base_url(base_url)
@@ -588,15 +613,49 @@ class ConnectionRegistry:
             days=DEFAULT_PULL_DAYS
         )
         now = datetime.now(UTC)
+        return Connection(
+            company_id=company_id,
+            provider=provider,
+            base_url=base_url,
+            attendance_pull_date=pull_date,
+            settings=parsed_settings,
+            stored_credentials=stored,
+            connected_at=now,
+            updated_at=now,
+        )
+
+    def save(
+        self,
+        connection: Connection,
+        *,
+        settings_given: bool = True,
+        today: date | None = None,
+        vendor_issued: Mapping[str, str] | None = None,
+    ) -> Connection:
+        """Store a connection made by ``prepare`` (replacing the company's; a reconnect keeps
+        connected_at). ``vendor_issued``: tokens the vendor issued while it was checked (its
+        credentials model's ``written_by_vendor`` fields), stored encrypted with it.
+        ``settings_given``: the admin gave settings, recorded as a new version when they differ."""
+        company_id, parsed_settings = connection.company_id, connection.settings
+        vendor_issued = vendor_issued or {}
+        allowed = vendor(connection.provider).credentials.written_by_vendor()
+        unknown = sorted(set(vendor_issued) - allowed)
+        if unknown:
+            raise RegistryError(f"{connection.provider_label} does not issue {', '.join(unknown)}")
+        stored = {
+            **connection.stored_credentials,
+            **{name: self._store(value) for name, value in vendor_issued.items() if value},
+        }
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
             existing = conn.execute(
                 sa.select(self.table.c.connected_at).where(self.table.c.company_id == company_id)
             ).scalar_one_or_none()
             row = {
                 "company_id": company_id,
-                "provider": provider,
-                "base_url": base_url,
-                "attendance_pull_date": pull_date,
+                "provider": connection.provider,
+                "base_url": connection.base_url,
+                "attendance_pull_date": connection.attendance_pull_date,
                 "settings": parsed_settings.model_dump_json(),
                 "credentials": json.dumps(stored, sort_keys=True),
                 "connected_at": _aware(existing) if existing else now,
@@ -610,9 +669,23 @@ class ConnectionRegistry:
             versions = self._versions(conn, company_id)
             if not versions:
                 self._record_version(conn, company_id, 1, None, parsed_settings, now)
-            elif settings is not None and versions[-1].settings != parsed_settings:
+            elif settings_given and versions[-1].settings != parsed_settings:
                 today_there = latest_pull_date(parsed_settings.timezone, today)
                 self._record_version(conn, company_id, versions[-1].version + 1, today_there, parsed_settings, now)
+        return self.get(company_id)
+
+    def change_pull_date(self, company_id: str, pull_date: date, *, today: date | None = None) -> Connection:
+        """Move a company's attendance pull date (admin only), validated as at connect; credentials,
+        settings and connected_at are kept, so the daemon does not start a new initial sync. Weeks
+        the new date adds are synced by the next force sync; rows before a later date stay."""
+        connection = self.get(company_id)
+        validate_pull_date(pull_date, latest_pull_date(connection.settings.timezone, today))
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.table.update()
+                .where(self.table.c.company_id == company_id)
+                .values(attendance_pull_date=pull_date, updated_at=datetime.now(UTC))
+            )
         return self.get(company_id)
 
     def update_settings(

@@ -1,7 +1,8 @@
 """Schema revisions of the registry database: connections, settings versions and the sync state.
 
 An Alembic environment shipped in the package (``versions/``: 0001 is the previous release's
-registry, 0002 what changed since), driven from code; the revision is kept in
+registry, 0002 what changed since, 0003 the integrations service's audit log and OAuth states),
+driven from code; the revision is kept in
 ``protiv_registry_version`` (not ``alembic_version``, which the Dagster instance's own storage uses
 when both share a PostgreSQL database). A new revision: write ``versions/000N_<what>.py`` by hand
 from ``script.py.mako`` (``upgrade(schema)`` gets the schema), with its backfills in the docstring.
@@ -38,12 +39,16 @@ class RegistryNewerThanCode(RegistryError, migrations.NewerThanCode):
 
 def registry_metadata() -> sa.MetaData:
     """Every table of the registry database as today's code declares it."""
+    from protiv_dagster.integrations.audit import audit_table
+    from protiv_dagster.integrations.oauth import oauth_states_table
     from protiv_dagster.sync.state import sync_state_tables
 
     metadata = sa.MetaData()
     _metadata_table(metadata)
     _settings_versions_table(metadata)
     sync_state_tables(metadata)
+    audit_table(metadata)
+    oauth_states_table(metadata)
     return metadata
 
 

@@ -1,0 +1,890 @@
+"""What an admin does about their company's integration, whoever asks: the HTTP service (an app's
+"Integration" page) and the ``protiv`` CLI call these same functions.
+
+- ``integrations``: the vendors one can connect, searchable by name, with the fields each asks for;
+- ``IntegrationService.connect``: verify the credentials with the vendor *before* anything is stored;
+  a refusal is ``VendorRefused`` with the vendor's reason, an outage ``VendorDown`` with the failed
+  status: nothing is stored either way;
+- ``start_authorization`` / ``finish_authorization``: QuickBooks Time's OAuth 2.0 code flow;
+- ``status``: pending, connected or failed, with the reason and the action, last sync, next refresh
+  and the sync history;
+- ``force_sync``: the same sync as ``protiv sync`` (``sync.company.force_sync``), in the background,
+  one per company at a time, at most once a minute per company;
+- ``disconnect`` (the warehouse keeps the data) and ``change_pull_date`` (re-syncs what it adds).
+
+Every connect, authorization, force sync, disconnect and pull date change is recorded in the audit
+log with the actor. No web framework here: ``protiv_dagster/service`` is the HTTP layer over it.
+
+Syncs run in the service process, one at a time (a DuckDB warehouse takes one writer, and Dagster's
+in-process execution of a sync is what ``protiv sync`` does too): deploy the service as one replica.
+Several replicas would need the running syncs and the limiter's check-and-record in a shared place
+(a row lock in the registry database, or launching the job ``force_sync`` through the instance's run
+coordinator instead of executing it here) and webhooks sent by one of them only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from protiv_dagster.company_settings import SettingsError, parse_settings
+from protiv_dagster.connections.registry import (
+    Connection,
+    ConnectionRegistry,
+    RegistryError,
+    UnknownCompanyError,
+    check_credential,
+    latest_pull_date,
+    validate_base_url,
+    validate_company_id,
+    validate_pull_date,
+)
+from protiv_dagster.integrations import audit as audited
+from protiv_dagster.integrations.audit import AuditLog
+from protiv_dagster.integrations.auth import Actor
+from protiv_dagster.integrations.oauth import OAuthStates, PendingAuthorization
+from protiv_dagster.integrations.webhooks import STATUS_CHANGED, SYNC_FINISHED, Webhooks
+from protiv_dagster.settings import refresh_cron
+from protiv_dagster.vendors.registry import VENDORS
+from protiv_dagster.vendors.registry import label as vendor_label
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from protiv_dagster.sync.state import CompanySyncState, SyncBatch, SyncStateStore
+
+log = logging.getLogger(__name__)
+
+# Attempts and longest wait of the vendor check at connect: an admin waits for the answer, so a
+# refused connection or an unreachable vendor is reported in a few seconds.
+CONNECT_CHECK_RETRIES = {"max_attempts": 3, "max_wait_seconds": 2.0}
+FORCE_SYNC_INTERVAL = timedelta(minutes=1)
+OAUTH_PROVIDER = "quickbooks_time"
+# The run tag naming the service's force sync each run belongs to.
+SYNC_TAG = "protiv/service_sync"
+APP_FORCE_SYNC = "app_force_sync"
+PENDING, CONNECTED, FAILED = "pending", "connected", "failed"
+RECONNECT, VENDOR_DOWN, FORCE_SYNC_AGAIN = "reconnect", "vendor_down", "force_sync"
+ACTION_MESSAGES = {
+    RECONNECT: "the vendor refused the credentials: an admin reconnects the integration",
+    VENDOR_DOWN: "the vendor is down: try again later (syncs resume by themselves)",
+    FORCE_SYNC_AGAIN: "force sync it; if it fails again, Protiv support reads the failed run",
+}
+
+
+# -- errors, each saying which field or what to do ---------------------------------------------------
+class IntegrationError(Exception):
+    """Something an admin can act on; the message never holds a secret."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class InvalidInput(IntegrationError):
+    """One or more fields are unusable (HTTP 422)."""
+
+    def __init__(self, problems: list[FieldProblem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+    @classmethod
+    def one(cls, field_name: str, message: str) -> InvalidInput:
+        return cls([FieldProblem(field_name, message)])
+
+
+class NotFound(IntegrationError):
+    """An unknown vendor, company or sync (HTTP 404); ``field`` names what was not found."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(message)
+
+
+class VendorRefused(IntegrationError):
+    """The vendor refused the credentials (HTTP 422 on ``credentials``): nothing was stored."""
+
+
+class VendorDown(IntegrationError):
+    """The vendor could not be asked (unreachable, 5xx): nothing was stored; ``status`` is the failed
+    status to show."""
+
+    def __init__(self, status: IntegrationStatus):
+        self.status = status
+        super().__init__(status.reason)
+
+
+class TooSoon(IntegrationError):
+    """A force sync within a minute of the last one (HTTP 429)."""
+
+    def __init__(self, retry_after_seconds: int):
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"a company is force synced at most once a minute: try again in {retry_after_seconds} s")
+
+
+class NotConfigured(IntegrationError):
+    """The service lacks a setting for this (HTTP 503): the message names the variable."""
+
+
+# -- what the service answers ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Integration:
+    """A vendor one can connect: how (credentials, or OAuth), and the fields it asks for."""
+
+    provider: str
+    label: str
+    connects_with: str  # credentials | oauth
+    fields: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    sync_id: str
+    company_id: str
+    status: str  # queued | running | succeeded | failed
+    trigger: str
+    requested_at: datetime
+    started_by: str  # the actor, or "automation" for the daemon's syncs
+    finished_at: datetime | None = None
+    error: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IntegrationStatus:
+    company_id: str
+    provider: str | None
+    provider_label: str | None
+    status: str  # pending | connected | failed | disconnected
+    reason: str
+    action: str | None = None
+    action_message: str | None = None
+    attendance_pull_date: date | None = None
+    connected_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    current_as_of: datetime | None = None
+    next_refresh_at: datetime | None = None
+    syncs: list[SyncSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VendorCheck:
+    """The vendor's answer to a connection: ``error`` None when it accepted; ``refused`` when it
+    rejected the credentials (as opposed to being unreachable); ``issued`` the tokens it issued."""
+
+    error: str | None
+    refused: bool = False
+    issued: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuthorizationOutcome:
+    """How a QuickBooks Time authorization ended, for the page the admin's browser returns to."""
+
+    company_id: str | None
+    connected: bool
+    reason: str
+    status: IntegrationStatus | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The service's configuration (environment variables, see README)."""
+
+    public_url: str | None = None  # PROTIV_SERVICE_PUBLIC_URL: where the vendor redirects back to
+    oauth_return_url: str | None = None  # PROTIV_SERVICE_OAUTH_RETURN_URL: the app's page after OAuth
+    base_urls: Mapping[str, str] = field(default_factory=dict)  # PROTIV_<PROVIDER>_BASE_URL
+    oauth_client_id: str | None = None  # PROTIV_QUICKBOOKS_TIME_CLIENT_ID
+    oauth_client_secret: str | None = None  # PROTIV_QUICKBOOKS_TIME_CLIENT_SECRET
+    status_check_seconds: float = 30.0  # PROTIV_SERVICE_STATUS_CHECK_SECONDS
+
+    @classmethod
+    def from_environment(cls) -> ServiceSettings:
+        env = os.environ
+        base_urls = {p: env[f"PROTIV_{p.upper()}_BASE_URL"] for p in VENDORS if env.get(f"PROTIV_{p.upper()}_BASE_URL")}
+        base_urls.setdefault(OAUTH_PROVIDER, "https://rest.tsheets.com/api/v1")
+        return cls(
+            public_url=env.get("PROTIV_SERVICE_PUBLIC_URL") or None,
+            oauth_return_url=env.get("PROTIV_SERVICE_OAUTH_RETURN_URL") or None,
+            base_urls=base_urls,
+            oauth_client_id=env.get("PROTIV_QUICKBOOKS_TIME_CLIENT_ID") or None,
+            oauth_client_secret=env.get("PROTIV_QUICKBOOKS_TIME_CLIENT_SECRET") or None,
+            status_check_seconds=float(env.get("PROTIV_SERVICE_STATUS_CHECK_SECONDS") or 30),
+        )
+
+
+# -- what the CLI shares --------------------------------------------------------------------------------
+def integrations(search: str | None = None) -> list[Integration]:
+    """The vendors, those whose name or id contains ``search`` (any case) when given."""
+    wanted = (search or "").strip().casefold()
+    found = []
+    for provider, spec in VENDORS.items():
+        if wanted and wanted not in spec.label.casefold() and wanted not in provider.casefold():
+            continue
+        oauth = provider == OAUTH_PROVIDER
+        fields = [] if oauth else spec.credentials.describe()
+        found.append(Integration(provider, spec.label, "oauth" if oauth else "credentials", fields))
+    return found
+
+
+class _IssuedTokens:
+    """The registry, as a vendor check of a connection not stored yet sees it: tokens the vendor
+    issues (an Aspire token, a refreshed QuickBooks Time pair) are kept here, to be stored with the
+    connection if it is saved, instead of being written for a company that may not exist."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, str] = {}
+
+    def rotate_credentials(self, company_id: str, values: Mapping[str, str], issued_for: Any = None) -> bool:
+        self.issued.update({name: value for name, value in values.items() if value})
+        return True
+
+
+def check_with_vendor(defs: dg.Definitions, connection: Connection, now: datetime, *, stored: bool) -> VendorCheck:
+    """Ask the company's vendor what changed (as the refresh does), with a few quick attempts: the
+    check of ``protiv connect`` and of the service's connect. ``stored``: the connection is in the
+    registry (tokens the vendor issues are written back there); otherwise they are collected in the
+    answer's ``issued``."""
+    import dagster as dg
+
+    from protiv_dagster.partitions import week_start
+    from protiv_dagster.sync.refresh import _error_text
+    from protiv_dagster.sync.runs import sync_window
+    from protiv_dagster.vendors.http import VendorAuthError
+
+    assert defs.resources is not None, "the code location declares its resources"
+    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+        vendors = built.vendors
+        tuning = vendors.tuning(connection.provider).model_copy(update=CONNECT_CHECK_RETRIES)
+        quick = type(vendors)(**{connection.provider: tuning})
+        registry = built.registry if stored else _IssuedTokens()
+        try:
+            source = quick.source_of(connection, registry)
+            first, last = sync_window(connection, now)
+            source.changes_since(None, week_start(first), last)
+        except VendorAuthError as exc:
+            return VendorCheck(str(exc), refused=True)
+        except Exception as exc:  # noqa: BLE001 - an admin reads why; a vendor's outage is no crash
+            return VendorCheck(_error_text(exc))
+    return VendorCheck(None, issued=registry.issued if isinstance(registry, _IssuedTokens) else {})
+
+
+def failure_action(reason: str) -> str:
+    """What to do about a failed integration: reconnect (the vendor refused the credentials), wait
+    (the vendor is down), or force sync it again (anything else)."""
+    lowered = reason.lower()
+    if any(
+        word in lowered for word in ("credential", "http 401", "http 403", "reconnect", "rejected", "invalid_grant")
+    ):
+        return RECONNECT
+    if any(
+        word in lowered
+        for word in ("connection refused", "timed out", "unreachable", "still failing", "http 5", "http 429", "reset")
+    ):
+        return VENDOR_DOWN
+    return FORCE_SYNC_AGAIN
+
+
+def next_refresh(now: datetime) -> datetime | None:
+    """When the refresh schedule (``PROTIV_REFRESH_CRON``, UTC) next asks the vendors what changed."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    try:
+        for moment in cron_string_iterator(now.timestamp(), refresh_cron(), "UTC"):
+            if moment > now:
+                return moment.astimezone(UTC)
+    except Exception:  # noqa: BLE001 - a malformed cron fails the schedule, not the status
+        return None
+    return None
+
+
+def batch_summary(batch: SyncBatch) -> SyncSummary:
+    status = {"pending": "running"}.get(batch.status, batch.status)
+    return SyncSummary(
+        sync_id=batch.batch_id,
+        company_id=batch.company_id,
+        status=status,
+        trigger=batch.trigger,
+        requested_at=batch.requested_at,
+        started_by="automation" if batch.trigger in ("initial_sync", "refresh") else batch.trigger,
+        finished_at=batch.finished_at,
+        error=batch.error,
+    )
+
+
+def status_of(
+    connection: Connection,
+    state: CompanySyncState,
+    pending: list[SyncBatch],
+    now: datetime,
+    history: list[SyncSummary] | None = None,
+    syncing: bool = False,
+) -> IntegrationStatus:
+    """The integration's status from its connection and sync state (no vendor call): connected
+    (green: the last sync succeeded and the data is current), pending (connected, its initial sync
+    under way or about to start), failed (red, with the reason and the action)."""
+    from protiv_dagster.sync.health import company_health
+
+    health = company_health(connection, state, pending, now)
+    reason = health.reason
+    if health.healthy:
+        status, action = CONNECTED, None
+    elif reason.startswith(("initial sync in progress", "never synced")):
+        status, action = PENDING, None
+        reason = "connected; the initial sync is under way" if pending or syncing else reason
+    elif (
+        state.last_error
+        and state.last_checked_at is not None
+        and connection.updated_at > state.last_checked_at
+        and not (state.initial_sync_retry_at() and state.initial_sync_for == connection.connected_at and pending)
+    ):
+        # Reconnected after the failure: the failure was the old connection's.
+        status, action, reason = PENDING, None, "reconnected; the next sync checks the new connection"
+    else:
+        status, action = FAILED, failure_action(reason)
+    return IntegrationStatus(
+        company_id=connection.company_id,
+        provider=connection.provider,
+        provider_label=connection.provider_label,
+        status=status,
+        reason=reason,
+        action=action,
+        action_message=ACTION_MESSAGES.get(action) if action else None,
+        attendance_pull_date=connection.attendance_pull_date,
+        connected_at=connection.connected_at,
+        last_sync_at=state.last_success_at,
+        current_as_of=state.current_as_of,
+        next_refresh_at=next_refresh(now),
+        syncs=list(history or []),
+    )
+
+
+def _registry_problem(exc: Exception, field_name: str) -> InvalidInput:
+    return InvalidInput.one(field_name, str(exc))
+
+
+# -- the service ------------------------------------------------------------------------------------------
+@dataclass
+class _ForceSync:
+    sync_id: str
+    company_id: str
+    trigger: str
+    requested_by: str
+    requested_at: datetime
+    status: str = "queued"
+    finished_at: datetime | None = None
+    error: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> SyncSummary:
+        return SyncSummary(
+            sync_id=self.sync_id,
+            company_id=self.company_id,
+            status=self.status,
+            trigger=self.trigger,
+            requested_at=self.requested_at,
+            started_by=self.requested_by,
+            finished_at=self.finished_at,
+            error=self.error,
+            run_ids=list(self.run_ids),
+        )
+
+
+class IntegrationService:
+    """The integrations of every company: one per process (see the module docstring)."""
+
+    def __init__(
+        self,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        *,
+        registry_url: str | None = None,
+        settings: ServiceSettings | None = None,
+        webhooks: Webhooks | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        from protiv_dagster.sync.state import shared_store
+
+        self.defs, self.instance = defs, instance
+        self.registry = ConnectionRegistry(registry_url)
+        self.store: SyncStateStore = shared_store(self.registry.url)
+        self.audit = AuditLog(self.registry.url)
+        self.states = OAuthStates(self.registry.url)
+        self.settings = settings or ServiceSettings.from_environment()
+        self.webhooks = webhooks or Webhooks(None, None)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._syncs: dict[str, _ForceSync] = {}
+        self._running: dict[str, str] = {}  # company -> its queued or running sync
+        self._lock = threading.RLock()
+        self._queue: queue.Queue[_ForceSync | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._last_status: dict[str, str] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the sync worker and the status watcher (which tells the webhook receiver about the
+        changes the daemon makes too: a refresh that failed, an initial sync that succeeded)."""
+        self._stopping.clear()
+        self._last_status = {s.company_id: s.status for s in self._all_statuses()}
+        self._worker = threading.Thread(target=self._run_syncs, name="protiv-force-syncs", daemon=True)
+        self._worker.start()
+        self._watcher = threading.Thread(target=self._watch, name="protiv-status-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking syncs; a sync under way gets ``timeout`` seconds to end (its runs are recorded
+        in the Dagster instance either way), then webhooks queued are delivered."""
+        self._stopping.set()
+        self._queue.put(None)
+        for thread in (self._worker, self._watcher):
+            if thread is not None:
+                thread.join(timeout)
+        self.webhooks.stop()
+
+    # -- listing and status -----------------------------------------------------------------------
+    def integration(self, provider: str) -> Integration:
+        for found in integrations():
+            if found.provider == provider:
+                return found
+        raise NotFound("provider", f"unknown integration {provider!r}; known: {', '.join(VENDORS)}")
+
+    def _connection(self, company_id: str) -> Connection:
+        try:
+            return self.registry.get(company_id)
+        except UnknownCompanyError:
+            raise NotFound("company_id", f"company {company_id!r} has no integration connected") from None
+
+    def _history(self, company_id: str, limit: int = 10) -> list[SyncSummary]:
+        with self._lock:
+            mine = [
+                s.summary()
+                for s in self._syncs.values()
+                if s.company_id == company_id and s.status in ("queued", "running")
+            ]
+        recorded = [batch_summary(b) for b in reversed(self.store.batches_of(company_id)[-limit:])]
+        return (mine + recorded)[:limit]
+
+    def status(self, actor: Actor, company_id: str) -> IntegrationStatus:
+        actor.require_company(company_id)
+        return self._status(self._connection(company_id))
+
+    def _status(self, connection: Connection) -> IntegrationStatus:
+        company_id = connection.company_id
+        with self._lock:
+            syncing = company_id in self._running
+        return status_of(
+            connection,
+            self.store.state(company_id),
+            self.store.pending_batches(company_id),
+            self.clock(),
+            self._history(company_id),
+            syncing=syncing,
+        )
+
+    def statuses(self, actor: Actor) -> list[IntegrationStatus]:
+        """Every company the actor may see: an operator all, an admin their own."""
+        actor.require_admin_role()
+        return [s for s in self._all_statuses() if actor.may_see(s.company_id)]
+
+    def _all_statuses(self) -> list[IntegrationStatus]:
+        return [self._status(connection) for connection in self.registry.list()]
+
+    # -- connect ------------------------------------------------------------------------------------
+    def connect(
+        self,
+        actor: Actor,
+        company_id: str,
+        provider: str,
+        credentials: Mapping[str, str],
+        *,
+        base_url: str | None = None,
+        attendance_pull_date: date | None = None,
+        settings: Mapping[str, object] | None = None,
+    ) -> IntegrationStatus:
+        """Connect (or reconnect) a company with credentials an admin gives: each field checked,
+        then the vendor asked, and the connection stored only when the vendor accepts it."""
+        actor.require_company(company_id)
+        self.integration(provider)
+        candidate = self._candidate(company_id, provider, credentials, base_url, attendance_pull_date, settings)
+        return self._verify_and_save(actor, candidate, settings is not None)
+
+    def _candidate(
+        self,
+        company_id: str,
+        provider: str,
+        credentials: Mapping[str, str],
+        base_url: str | None,
+        attendance_pull_date: date | None,
+        settings: Mapping[str, object] | None,
+    ) -> Connection:
+        problems: list[FieldProblem] = []
+        label = vendor_label(provider)
+        try:
+            validate_company_id(company_id)
+        except RegistryError as exc:
+            problems.append(FieldProblem("company_id", str(exc)))
+        url = base_url or self.settings.base_urls.get(provider)
+        if not url:
+            problems.append(
+                FieldProblem("base_url", f"give {label}'s API base URL (PROTIV_{provider.upper()}_BASE_URL is not set)")
+            )
+        else:
+            try:
+                url = validate_base_url(url, field="base_url")
+            except RegistryError as exc:
+                problems.append(FieldProblem("base_url", str(exc)))
+        timezone = None
+        try:
+            timezone = parse_settings(settings, company_id=company_id).timezone
+        except SettingsError as exc:
+            problems.append(FieldProblem("settings", str(exc)))
+        if attendance_pull_date is not None:
+            try:
+                validate_pull_date(attendance_pull_date, latest_pull_date(timezone), field="attendance_pull_date")
+            except RegistryError as exc:
+                problems.append(FieldProblem("attendance_pull_date", str(exc)))
+        required, optional = VENDORS[provider].credentials.given_by_admin()
+        for name in sorted(required - set(credentials)):
+            problems.append(FieldProblem(f"credentials.{name}", f"{label} {name} is required"))
+        for name, value in credentials.items():
+            if name not in required | optional:
+                problems.append(
+                    FieldProblem(
+                        f"credentials.{name}",
+                        f"{label} has no credential {name!r}; its credentials: {', '.join(sorted(required | optional))}",
+                    )
+                )
+                continue
+            try:
+                check_credential(provider, name, value)
+            except RegistryError as exc:
+                problems.append(FieldProblem(f"credentials.{name}", str(exc)))
+        if problems:
+            raise InvalidInput(problems)
+        assert url is not None
+        try:
+            return self.registry.prepare(
+                company_id,
+                provider,
+                url,
+                dict(credentials),
+                attendance_pull_date=attendance_pull_date,
+                settings=settings,
+            )
+        except RegistryError as exc:  # the encryption key is missing: the service is not set up
+            raise NotConfigured(str(exc)) from None
+
+    def _verify_and_save(
+        self, actor: Actor, candidate: Connection, settings_given: bool, via: str = "credentials"
+    ) -> IntegrationStatus:
+        company_id, label = candidate.company_id, candidate.provider_label
+        now = self.clock()
+        check = check_with_vendor(self.defs, candidate, now, stored=False)
+        if check.error is not None:
+            outcome = audited.REFUSED if check.refused else audited.FAILED
+            self._record(actor, company_id, audited.CONNECT, outcome, f"{label} ({via}): {check.error}")
+            if check.refused:
+                raise VendorRefused(check.error)
+            action = failure_action(check.error)
+            raise VendorDown(
+                IntegrationStatus(
+                    company_id=company_id,
+                    provider=candidate.provider,
+                    provider_label=label,
+                    status=FAILED,
+                    reason=f"{check.error} (nothing was stored)",
+                    action=action,
+                    action_message=ACTION_MESSAGES[action],
+                )
+            )
+        connection = self.registry.save(candidate, settings_given=settings_given, vendor_issued=check.issued)
+        self._record(
+            actor,
+            company_id,
+            audited.CONNECT,
+            audited.DONE,
+            f"{label} ({via}), attendance from {connection.attendance_pull_date}",
+        )
+        status = self._status(connection)
+        self._observe(status)
+        return status
+
+    def _record(self, actor: Actor, company_id: str, action: str, outcome: str, detail: str | None = None) -> None:
+        self.audit.record(
+            actor=actor.subject, role=actor.role, company_id=company_id, action=action, outcome=outcome, detail=detail
+        )
+
+    # -- QuickBooks Time: OAuth 2.0 authorization code ----------------------------------------------------
+    def redirect_uri(self, request_base_url: str) -> str:
+        base = (self.settings.public_url or request_base_url).rstrip("/")
+        return f"{base}/oauth/{OAUTH_PROVIDER}/callback"
+
+    def _oauth_client(self) -> tuple[str, str, str]:
+        client_id, secret = self.settings.oauth_client_id, self.settings.oauth_client_secret
+        if not client_id or not secret:
+            raise NotConfigured(
+                "QuickBooks Time connects through OAuth: set PROTIV_QUICKBOOKS_TIME_CLIENT_ID and "
+                "PROTIV_QUICKBOOKS_TIME_CLIENT_SECRET (the app registered with QuickBooks Time)"
+            )
+        return client_id, secret, self.settings.base_urls[OAUTH_PROVIDER]
+
+    def start_authorization(
+        self, actor: Actor, company_id: str, redirect_uri: str, attendance_pull_date: date | None = None
+    ) -> str:
+        """The vendor's authorize URL for the admin's browser, with a new single-use ``state``."""
+        from protiv_dagster.vendors.quickbooks_time.oauth import authorize_url
+
+        actor.require_company(company_id)
+        problems = []
+        try:
+            validate_company_id(company_id)
+        except RegistryError as exc:
+            problems.append(FieldProblem("company_id", str(exc)))
+        if attendance_pull_date is not None:
+            try:
+                validate_pull_date(attendance_pull_date, latest_pull_date(None), field="attendance_pull_date")
+            except RegistryError as exc:
+                problems.append(FieldProblem("attendance_pull_date", str(exc)))
+        if problems:
+            raise InvalidInput(problems)
+        client_id, _, base_url = self._oauth_client()
+        state = self.states.issue(
+            PendingAuthorization(
+                OAUTH_PROVIDER, company_id, actor.subject, actor.role, attendance_pull_date, self.clock()
+            )
+        )
+        self._record(actor, company_id, audited.OAUTH_START, audited.DONE, "QuickBooks Time authorization started")
+        return authorize_url(base_url, client_id, redirect_uri, state)
+
+    def finish_authorization(
+        self, state: str | None, code: str | None, error: str | None, redirect_uri: str
+    ) -> AuthorizationOutcome:
+        """The vendor's callback: the state redeemed (single use), the code exchanged at ``/grant``,
+        the tokens checked with the vendor and stored encrypted, recorded under the admin who began."""
+        from protiv_dagster.vendors.http import VendorAuthError, VendorError
+        from protiv_dagster.vendors.quickbooks_time.oauth import QuickBooksTimeAuthorization
+
+        pending = self.states.redeem(state, OAUTH_PROVIDER, self.clock()) if state else None
+        if pending is None:
+            raise InvalidInput.one(
+                "state", "unknown, already used or expired (10 minutes): start the connection again from the app"
+            )
+        actor = Actor(pending.actor, pending.role, pending.company_id if pending.role == "admin" else None)
+        company_id = pending.company_id
+        if error or not code:
+            reason = "the QuickBooks Time admin did not approve the connection" if error else "no code in the callback"
+            self._record(actor, company_id, audited.CONNECT, audited.REFUSED, f"QuickBooks Time (OAuth): {reason}")
+            return AuthorizationOutcome(company_id, False, reason)
+        client_id, secret, base_url = self._oauth_client()
+        try:
+            credentials = QuickBooksTimeAuthorization(base_url, client_id, secret, max_attempts=3).exchange_code(
+                code, redirect_uri
+            )
+        except VendorError as exc:
+            outcome = (
+                audited.REFUSED if isinstance(exc, VendorAuthError) or (exc.status or 500) < 500 else audited.FAILED
+            )
+            self._record(actor, company_id, audited.CONNECT, outcome, f"QuickBooks Time (OAuth): {exc}")
+            return AuthorizationOutcome(company_id, False, str(exc))
+        try:
+            candidate = self.registry.prepare(
+                company_id,
+                OAUTH_PROVIDER,
+                base_url,
+                credentials.model_dump(exclude_none=True),
+                attendance_pull_date=pending.attendance_pull_date,
+            )
+        except RegistryError as exc:
+            self._record(actor, company_id, audited.CONNECT, audited.FAILED, f"QuickBooks Time (OAuth): {exc}")
+            return AuthorizationOutcome(company_id, False, str(exc))
+        try:
+            status = self._verify_and_save(actor, candidate, False, via="OAuth")
+        except VendorRefused as exc:
+            return AuthorizationOutcome(company_id, False, str(exc))
+        except VendorDown as exc:
+            return AuthorizationOutcome(company_id, False, exc.status.reason, exc.status)
+        return AuthorizationOutcome(company_id, True, status.reason, status)
+
+    # -- force sync -------------------------------------------------------------------------------------
+    def force_sync(self, actor: Actor, company_id: str) -> tuple[SyncSummary, bool]:
+        """Start the company's sync (the circular button); returns it and whether it is new. A sync
+        under way (the service's or the daemon's) is returned instead of starting another; otherwise
+        at most one a minute (``TooSoon``), counted from the audit log so a restart does not reset it."""
+        actor.require_company(company_id)
+        connection = self._connection(company_id)
+        return self._start_sync(actor, connection, audited.FORCE_SYNC, None)
+
+    def _start_sync(
+        self, actor: Actor, connection: Connection, action: str, note: str | None
+    ) -> tuple[SyncSummary, bool]:
+        company_id = connection.company_id
+        with self._lock:
+            running = self._running.get(company_id)
+            if running is not None:
+                return self._syncs[running].summary(), False
+            in_flight = self.store.pending_batches(company_id)
+            if in_flight:
+                return batch_summary(in_flight[-1]), False
+            now = self.clock()
+            last = self.audit.last_sync_started(company_id)
+            if last is not None and now - last < FORCE_SYNC_INTERVAL:
+                wait = max(1, int((FORCE_SYNC_INTERVAL - (now - last)).total_seconds() + 0.999))
+                self._record(actor, company_id, action, audited.REFUSED, f"at most once a minute: {wait} s to wait")
+                raise TooSoon(wait)
+            sync = _ForceSync(uuid.uuid4().hex[:12], company_id, APP_FORCE_SYNC, actor.subject, now)
+            self._syncs[sync.sync_id] = sync
+            self._running[company_id] = sync.sync_id
+            self._record(
+                actor, company_id, action, audited.DONE, f"sync {sync.sync_id}" + (f"; {note}" if note else "")
+            )
+        self._queue.put(sync)
+        return sync.summary(), True
+
+    def sync(self, actor: Actor, company_id: str, sync_id: str) -> SyncSummary:
+        """A sync's state: one the service started (with its Dagster runs), or one in the sync history."""
+        actor.require_company(company_id)
+        with self._lock:
+            mine = self._syncs.get(sync_id)
+        if mine is not None and mine.company_id == company_id:
+            return replace(mine.summary(), run_ids=self._run_ids(sync_id) or mine.run_ids)
+        for batch in self.store.batches_of(company_id):
+            if batch.batch_id == sync_id:
+                return batch_summary(batch)
+        raise NotFound("sync_id", f"company {company_id!r} has no sync {sync_id!r}")
+
+    def _run_ids(self, sync_id: str) -> list[str]:
+        import dagster as dg
+
+        # Newest first from the instance: the sync's runs in the order they ran.
+        return [run.run_id for run in reversed(self.instance.get_runs(dg.RunsFilter(tags={SYNC_TAG: sync_id})))]
+
+    def _run_syncs(self) -> None:
+        while True:
+            sync = self._queue.get()
+            if sync is None:
+                return
+            self._run_one(sync)
+
+    def _run_one(self, sync: _ForceSync) -> None:
+        from protiv_dagster.sync.company import SyncFailed, force_sync
+
+        with self._lock:
+            sync.status = "running"
+        try:
+            connection = self.registry.get(sync.company_id)
+            run_ids = force_sync(
+                self.defs,
+                self.instance,
+                connection,
+                self.clock(),
+                trigger=sync.trigger,
+                tags={SYNC_TAG: sync.sync_id},
+                refuse_in_flight=True,
+            )
+            outcome, error = "succeeded", None
+        except (SyncFailed, RegistryError) as exc:
+            run_ids, outcome, error = [], "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - the worker must outlive one sync's surprise
+            log.exception("force sync %s of %r failed", sync.sync_id, sync.company_id)
+            run_ids, outcome, error = [], "failed", f"the sync failed unexpectedly ({type(exc).__name__})"
+        with self._lock:
+            sync.status, sync.error, sync.finished_at = outcome, error, self.clock()
+            sync.run_ids = run_ids or self._run_ids(sync.sync_id)
+            self._running.pop(sync.company_id, None)
+        self.webhooks.send(
+            SYNC_FINISHED,
+            {
+                "company_id": sync.company_id,
+                "sync_id": sync.sync_id,
+                "status": outcome,
+                "reason": error,
+                "requested_at": sync.requested_at.isoformat(),
+                "finished_at": sync.finished_at.isoformat() if sync.finished_at else None,
+                "run_ids": sync.run_ids,
+            },
+        )
+        self._observe_company(sync.company_id)
+
+    # -- disconnect, pull date ------------------------------------------------------------------------------
+    def disconnect(self, actor: Actor, company_id: str) -> None:
+        """Remove the company's connection; its synced data stays in the warehouse."""
+        actor.require_company(company_id)
+        self._connection(company_id)
+        self.registry.disconnect(company_id)
+        self._record(actor, company_id, audited.DISCONNECT, audited.DONE, "data kept in the warehouse")
+        with self._lock:
+            self._last_status.pop(company_id, None)
+        self.webhooks.send(
+            STATUS_CHANGED, {"company_id": company_id, "status": "disconnected", "reason": "disconnected by an admin"}
+        )
+
+    def change_pull_date(
+        self, actor: Actor, company_id: str, pull_date: date
+    ) -> tuple[IntegrationStatus, SyncSummary | None, int | None]:
+        """Move the attendance pull date. An earlier date starts a force sync of what it adds (the
+        same limit applies: when it is too soon, the answer says in how many seconds to force sync).
+        Returns the status, the sync started (or under way), and the seconds to wait otherwise."""
+        actor.require_company(company_id)
+        connection = self._connection(company_id)
+        try:
+            validate_pull_date(pull_date, latest_pull_date(connection.settings.timezone), field="attendance_pull_date")
+        except RegistryError as exc:
+            raise _registry_problem(exc, "attendance_pull_date") from None
+        before = connection.attendance_pull_date
+        connection = self.registry.change_pull_date(company_id, pull_date)
+        note = f"attendance pull date {before} -> {pull_date}"
+        sync: SyncSummary | None = None
+        wait: int | None = None
+        if pull_date < before:
+            try:
+                sync, _ = self._start_sync(actor, connection, audited.PULL_DATE, note)
+            except TooSoon as exc:
+                wait = exc.retry_after_seconds
+        else:
+            self._record(actor, company_id, audited.PULL_DATE, audited.DONE, note)
+        return self._status(connection), sync, wait
+
+    # -- status changes, for the webhook -----------------------------------------------------------------
+    def _observe_company(self, company_id: str) -> None:
+        try:
+            self._observe(self._status(self.registry.get(company_id)))
+        except UnknownCompanyError:
+            return
+
+    def _observe(self, status: IntegrationStatus) -> None:
+        with self._lock:
+            before = self._last_status.get(status.company_id)
+            self._last_status[status.company_id] = status.status
+        if before != status.status:
+            self.webhooks.send(
+                STATUS_CHANGED,
+                {
+                    "company_id": status.company_id,
+                    "status": status.status,
+                    "previous_status": before,
+                    "reason": status.reason,
+                    "action": status.action,
+                    "last_sync_at": status.last_sync_at.isoformat() if status.last_sync_at else None,
+                    "current_as_of": status.current_as_of.isoformat() if status.current_as_of else None,
+                },
+            )
+
+    def _watch(self) -> None:
+        """Every ``status_check_seconds``: each company's status, as the daemon changes it too."""
+        while not self._stopping.wait(self.settings.status_check_seconds):
+            try:
+                for status in self._all_statuses():
+                    self._observe(status)
+            except Exception:  # noqa: BLE001 - a database blip must not end the watcher
+                log.warning("the status check of the companies failed", exc_info=True)
