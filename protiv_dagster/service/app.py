@@ -11,7 +11,6 @@ Errors are JSON ``{"detail": [{"field": ..., "message": ...}]}`` on every 4xx, t
 failed status, never a 500.
 """
 
-
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,6 +118,13 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
 
     Caller = Annotated[Actor, Depends(actor)]
 
+    def company_actor(caller: Caller, company_id: str) -> Actor:
+        # Before the body is read: a caller who may not touch the company learns nothing about it.
+        caller.require_company(company_id)
+        return caller
+
+    CompanyCaller = Annotated[Actor, Depends(company_actor)]
+
     # -- errors -------------------------------------------------------------------------------------
     @app.exception_handler(Unauthenticated)
     async def unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
@@ -194,7 +200,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         return [StatusOut.of(status) for status in service.statuses(caller)]
 
     @app.get("/companies/{company_id}/integration", tags=["companies"], responses=_PROBLEMS)
-    def get_status(caller: Caller, company_id: str) -> StatusOut:
+    def get_status(caller: CompanyCaller, company_id: str) -> StatusOut:
         """The company's integration: pending, connected or failed, with the reason and the action,
         last sync, next refresh and recent syncs."""
         return StatusOut.of(service.status(caller, company_id))
@@ -205,11 +211,10 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         status_code=201,
         responses={**_PROBLEMS, 502: {"model": VendorDownOut, "description": "The vendor is down: nothing stored."}},
     )
-    def connect(caller: Caller, company_id: str, body: ConnectIn) -> StatusOut:
+    def connect(caller: CompanyCaller, company_id: str, body: ConnectIn) -> StatusOut:
         """Connect (or reconnect) with the vendor's credentials, verified with the vendor before
         anything is stored. QuickBooks Time connects through GET /integrations/quickbooks_time/authorize."""
         if body.provider == OAUTH_PROVIDER and "access_token" not in body.credentials:
-            caller.require_company(company_id)
             raise InvalidInput.one(
                 "provider",
                 "QuickBooks Time connects through OAuth: send the admin's browser to "
@@ -227,7 +232,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         return StatusOut.of(status)
 
     @app.patch("/companies/{company_id}/integration", tags=["companies"], responses=_PROBLEMS)
-    def change_pull_date(caller: Caller, company_id: str, body: PullDateIn) -> PullDateOut:
+    def change_pull_date(caller: CompanyCaller, company_id: str, body: PullDateIn) -> PullDateOut:
         """Change the attendance pull date; an earlier one starts a sync of the weeks it adds."""
         status, sync, wait = service.change_pull_date(caller, company_id, body.attendance_pull_date)
         return PullDateOut(
@@ -235,7 +240,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         )
 
     @app.delete("/companies/{company_id}/integration", tags=["companies"], responses=_PROBLEMS)
-    def disconnect(caller: Caller, company_id: str) -> DisconnectedOut:
+    def disconnect(caller: CompanyCaller, company_id: str) -> DisconnectedOut:
         """Disconnect the company; its synced data stays in the warehouse."""
         service.disconnect(caller, company_id)
         return DisconnectedOut(company_id=company_id)
@@ -246,7 +251,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         status_code=202,
         responses={**_PROBLEMS, 429: {"model": Problems, "description": "Force synced within the minute."}},
     )
-    def force_sync(caller: Caller, company_id: str, request: Request, response: Response) -> ForceSyncOut:
+    def force_sync(caller: CompanyCaller, company_id: str, request: Request, response: Response) -> ForceSyncOut:
         """Force sync the company now (the circular button): the same sync as `protiv sync`, in the
         background. A sync already under way is answered instead of starting another; at most one
         force sync a minute per company (429 with Retry-After)."""
@@ -256,7 +261,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         return ForceSyncOut(sync=SyncOut.of(sync), already_running=not new, status_url=url)
 
     @app.get("/companies/{company_id}/syncs/{sync_id}", tags=["syncs"], responses=_PROBLEMS, name="get_sync")
-    def get_sync(caller: Caller, company_id: str, sync_id: str) -> SyncOut:
+    def get_sync(caller: CompanyCaller, company_id: str, sync_id: str) -> SyncOut:
         """A sync's state: running, succeeded or failed with the reason, and its Dagster runs."""
         return SyncOut.of(service.sync(caller, company_id, sync_id))
 
@@ -268,7 +273,7 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         responses=_PROBLEMS,
     )
     def authorize(
-        caller: Caller,
+        caller: CompanyCaller,
         provider: str,
         request: Request,
         company_id: Annotated[str, Query()],
