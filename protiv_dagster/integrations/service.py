@@ -71,6 +71,9 @@ OAUTH_PROVIDER = "quickbooks_time"
 SYNC_TAG = "protiv/service_sync"
 APP_FORCE_SYNC = "app_force_sync"
 PENDING, CONNECTED, FAILED = "pending", "connected", "failed"
+# Vendors whose times carry no offset of the company's: its sync fails without the timezone setting
+# (vendors/busybusy/mapping.py), so connect asks for it instead of storing a connection that cannot sync.
+UTC_ONLY_VENDORS = frozenset({"busybusy"})
 RECONNECT, VENDOR_DOWN, FORCE_SYNC_AGAIN = "reconnect", "vendor_down", "force_sync"
 ACTION_MESSAGES = {
     RECONNECT: "the vendor refused the credentials: an admin reconnects the integration",
@@ -549,6 +552,14 @@ class IntegrationService:
             timezone = parse_settings(settings, company_id=company_id).timezone
         except SettingsError as exc:
             problems.append(FieldProblem("settings", str(exc)))
+        if provider in UTC_ONLY_VENDORS and not timezone and not any(p.field == "settings" for p in problems):
+            problems.append(
+                FieldProblem(
+                    "settings.timezone",
+                    f"{label} sends times in UTC only: give the company's time zone (e.g. America/Denver) so work "
+                    "dates can be computed",
+                )
+            )
         if attendance_pull_date is not None:
             try:
                 validate_pull_date(attendance_pull_date, latest_pull_date(timezone), field="attendance_pull_date")

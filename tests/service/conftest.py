@@ -141,7 +141,13 @@ class Api:
 
     def connect(self, company_id: str, provider: str, **body: Any) -> requests.Response:
         harness = self.vendors[provider]
-        payload = {"provider": provider, "base_url": harness.base_url, "credentials": harness.credentials, **body}
+        payload = {
+            "provider": provider,
+            "base_url": harness.base_url,
+            "credentials": harness.credentials,
+            "settings": {"timezone": "America/Denver"},
+            **body,
+        }
         return self.call("PUT", f"/companies/{company_id}/integration", self.as_admin(company_id), json=payload)
 
     def wait_for_sync(self, company_id: str, sync_id: str, timeout: float = 120.0) -> dict[str, Any]:

@@ -56,7 +56,12 @@ def test_wrong_credentials_answer_the_vendors_reason_and_are_stored_nowhere(api:
         "PUT",
         f"/companies/{company}/integration",
         api.as_admin(company),
-        json={"provider": provider, "base_url": harness.base_url, "credentials": wrong},
+        json={
+            "provider": provider,
+            "base_url": harness.base_url,
+            "credentials": wrong,
+            "settings": {"timezone": "America/Denver"},
+        },
     )
     assert answer.status_code == 422, answer.text
     [problem] = answer.json()["detail"]
@@ -91,9 +96,16 @@ def test_bad_input_answers_4xx_naming_the_field(api: Api):
         "unknown credential": ({"credentials": {**harness.credentials, "token": "t"}}, "credentials.token"),
         "url with a password": ({"base_url": "http://u:p@127.0.0.1:9/"}, "base_url"),
         "no provider": ({"provider": None}, "provider"),
+        "no time zone for BusyBusy": ({"settings": None}, "settings.timezone"),
     }
     for what, (change, field) in fields.items():
-        body = {"provider": "busybusy", "base_url": harness.base_url, "credentials": harness.credentials, **change}
+        body = {
+            "provider": "busybusy",
+            "base_url": harness.base_url,
+            "credentials": harness.credentials,
+            "settings": {"timezone": "America/Denver"},
+            **change,
+        }
         body = {k: v for k, v in body.items() if v is not None}
         answer = put(body)
         assert answer.status_code == 422, (what, answer.text)
