@@ -45,11 +45,6 @@ from protiv_dagster.vendors.registry import vendor as vendor_spec
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-# Attempts and longest wait of the vendor check `protiv connect` makes: a refused connection or a
-# wrong token is reported in a few seconds.
-CONNECT_CHECK_RETRIES = {"max_attempts": 3, "max_wait_seconds": 2.0}
-
-
 def keygen() -> None:
     """Print a new encryption key for PROTIV_SECRET_KEY (give it to admins and run workers only)."""
     typer.echo(generate_secret_key())
@@ -190,10 +185,16 @@ def connect(
             )
         )
     )
+    from protiv_dagster.integrations import audit
+    from protiv_dagster.integrations.service import record_from_cli
+
     if not check:
+        record_from_cli(company_id, audit.CONNECT, audit.DONE, f"{vendor_label(provider)} (CLI), not checked")
         say("Not checked with the vendor (--no-check): `protiv status --probe` checks it later.", style="dim")
         return
     error = _verify_connection(connection)
+    detail = f"{vendor_label(provider)} (CLI), attendance from {connection.attendance_pull_date}"
+    record_from_cli(company_id, audit.CONNECT, audit.DONE if error is None else audit.FAILED, detail)
     if error is None:
         say(
             f"[green]green[/green]: {vendor_label(provider)} accepted the credentials; the daemon starts the "
@@ -208,35 +209,32 @@ def connect(
 
 
 def _verify_connection(connection) -> str | None:
-    """Ask the company's vendor what changed (as the refresh does): None when it answers, else why
-    not, also recorded so `protiv status` shows the company red with that reason."""
-    import dagster as dg
-
+    """Ask the company's vendor what changed (as the refresh does, with the few quick attempts of the
+    integrations service's connect: the same check): None when it answers, else why not, also
+    recorded so `protiv status` shows the company red with that reason."""
     from protiv_dagster.definitions import defs
+    from protiv_dagster.integrations.service import check_with_vendor
     from protiv_dagster.sync import runs as syncs
-    from protiv_dagster.sync.refresh import check_companies
+    from protiv_dagster.sync.state import shared_store
 
     now = syncs.utc_now()
-    assert defs.resources is not None, "the code location declares its resources"
-    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
-        # An admin waits for this answer: a few quick attempts, not the minute of retries a sync
-        # rides out (the daemon's checks keep their own retries when the vendor was only blipping).
-        vendors = built.vendors
-        tuning = vendors.tuning(connection.provider).model_copy(update=CONNECT_CHECK_RETRIES)
-        quick = type(vendors)(**{connection.provider: tuning})
-        [checked] = check_companies([connection], {}, built.registry, quick, now)
-        if checked.error is not None:
-            built.registry.sync_state().record_check(connection.company_id, now, error=checked.error)
+    checked = check_with_vendor(defs, connection, now, stored=True)
+    if checked.error is not None:
+        shared_store().record_check(connection.company_id, now, error=checked.error)
     return checked.error
 
 
 def disconnect(company_id: CompanyId) -> None:
     """Remove a company's connection (admin only). Its synced data stays in the warehouse."""
+    from protiv_dagster.integrations import audit
+    from protiv_dagster.integrations.service import record_from_cli
+
     try:
         ConnectionRegistry().disconnect(company_id)
     except RegistryError as exc:
         say_error(exc)
         raise typer.Exit(2) from None
+    record_from_cli(company_id, audit.DISCONNECT, audit.DONE, "data kept in the warehouse (CLI)")
     say("Disconnected ", literal(company_id), "; its data stays in the warehouse.")
 
 

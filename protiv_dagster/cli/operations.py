@@ -27,6 +27,8 @@ def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
     import dagster as dg
 
     from protiv_dagster.definitions import defs
+    from protiv_dagster.integrations import audit
+    from protiv_dagster.integrations.service import record_from_cli
     from protiv_dagster.sync import runs as syncs
     from protiv_dagster.sync.company import force_sync, plan_sync
     from protiv_dagster.sync.runs import sync_window
@@ -50,14 +52,9 @@ def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
             else:
                 progress.advance(task)
 
-        run_ids = force_sync(
-            defs,
-            dg.DagsterInstance.get(),
-            connection,
-            now,
-            on_step,
-            trigger="force_sync" if label == "force sync" else "initial_sync",
-        )
+        trigger = "force_sync" if label == "force sync" else "initial_sync"
+        record_from_cli(connection.company_id, audit.FORCE_SYNC, audit.DONE, f"sync {trigger} (CLI)")
+        run_ids = force_sync(defs, dg.DagsterInstance.get(), connection, now, on_step, trigger=trigger)
     return run_ids, time.perf_counter() - started
 
 

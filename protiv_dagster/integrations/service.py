@@ -281,6 +281,17 @@ def check_with_vendor(defs: dg.Definitions, connection: Connection, now: datetim
     return VendorCheck(None, issued=registry.issued if isinstance(registry, _IssuedTokens) else {})
 
 
+def record_from_cli(company_id: str, action: str, outcome: str, detail: str | None = None) -> None:
+    """An audit entry for what the operator at this terminal did (``protiv connect``, ``sync``,
+    ``disconnect``), in the registry of ``PROTIV_REGISTRY_URL`` or the data folder."""
+    from protiv_dagster.integrations.auth import cli_actor
+
+    actor = cli_actor()
+    AuditLog().record(
+        actor=actor.subject, role=actor.role, company_id=company_id, action=action, outcome=outcome, detail=detail
+    )
+
+
 def failure_action(reason: str) -> str:
     """What to do about a failed integration: reconnect (the vendor refused the credentials), wait
     (the vendor is down), or force sync it again (anything else)."""

@@ -15,7 +15,12 @@ def cli_of(script: str) -> click.Command:
     (entry_point,) = entry_points(group="console_scripts", name=script)
     module = importlib.import_module(entry_point.module)
     command = getattr(module, "cli", None) or entry_point.load()
-    assert isinstance(command, click.Command), f"{script} is not a click command"
+    if not isinstance(command, click.Command):  # protiv: a typer application (its module's app) behind main()
+        import typer.main
+
+        command = typer.main.get_command(module.app)
+    # typer carries a click of its own: a command is anything click-like.
+    assert hasattr(command, "make_context"), f"{script} is not a click command"
     return command
 
 
@@ -27,7 +32,7 @@ def parse_command(argv: Sequence[str]) -> tuple[list[str], dict]:
     command = cli_of(script)
     context = command.make_context(script, list(args))
     path = [script]
-    while isinstance(command, click.Group):
+    while hasattr(command, "resolve_command"):
         name, command, rest = command.resolve_command(context, [*context._protected_args, *context.args])
         assert command is not None, f"{' '.join(path)} has no subcommand {name!r}"
         path.append(name)

@@ -116,9 +116,9 @@ def test_a_broken_compose_file_fails_the_schema(tmp_path, break_it):
     assert result.returncode == 1 and "Schema validation errors" in result.stdout, result.stdout + result.stderr
 
 
-def test_the_stack_is_postgres_the_code_server_the_webserver_and_the_daemon():
+def test_the_stack_is_postgres_the_code_server_the_webserver_the_daemon_and_the_integrations_service():
     services = compose()["services"]
-    assert set(services) == {"postgres", "instance_setup", "user_code", "webserver", "daemon"}
+    assert set(services) == {"postgres", "instance_setup", "user_code", "webserver", "daemon", "integrations"}
     assert services["postgres"]["volumes"][0].startswith("postgres_data:/var/lib/postgresql/data")
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     for name in ("webserver", "daemon"):
@@ -128,9 +128,16 @@ def test_the_stack_is_postgres_the_code_server_the_webserver_and_the_daemon():
     storage = "dagster_storage:/opt/dagster/home/storage"
     assert storage in services["user_code"]["volumes"] and storage in services["webserver"]["volumes"]
     # tini as PID 1 forwards `docker compose stop`'s SIGTERM and reaps the run processes.
-    assert all(services[name]["init"] is True for name in ("user_code", "webserver", "daemon"))
-    # The UI has no login: never published beyond the host's loopback.
+    assert all(services[name]["init"] is True for name in ("user_code", "webserver", "daemon", "integrations"))
+    # The UI has no login: never published beyond the host's loopback; the service neither (a proxy
+    # with TLS publishes it).
     assert all(port.startswith("127.0.0.1:") for port in services["webserver"]["ports"])
+    assert all(port.startswith("127.0.0.1:") for port in services["integrations"]["ports"])
+    integrations = services["integrations"]
+    assert integrations["depends_on"] == {"user_code": {"condition": "service_healthy"}}
+    assert "/health" in str(integrations["healthcheck"]["test"])
+    assert integrations["environment"]["PROTIV_SERVICE_JWKS"].startswith("/opt/dagster/service/")
+    assert "./service:/opt/dagster/service:ro" in integrations["volumes"]
 
 
 def test_every_service_command_is_a_real_command_of_the_installed_clis():
@@ -150,6 +157,8 @@ def test_every_service_command_is_a_real_command_of_the_installed_clis():
     assert webserver == "dagster-webserver" and ui["workspace"] == (str(DEPLOY / "workspace.yaml"),)
     [(daemon, run)] = parsed["daemon"]
     assert daemon == "dagster-daemon run" and run["workspace"] == (str(DEPLOY / "workspace.yaml"),)
+    [(integrations, serve)] = parsed["integrations"]
+    assert integrations == "protiv serve" and (serve["host"], serve["port"]) == ("0.0.0.0", 8000)
     setup = parsed["instance_setup"]
     assert [name for name, _ in setup] == ["dagster instance migrate"] + ["dagster instance concurrency set"] * 2
     assert {params["key"]: params["limit"] for _, params in setup[1:]} == {"vendor_api": 10, "propay_engine": 2}
@@ -186,13 +195,19 @@ def test_the_image_copies_files_that_exist_and_the_instance_compose_uses():
 def test_every_variable_has_a_placeholder_and_secrets_reach_only_their_services():
     text = COMPOSE.read_text()
     example = example_env()
-    assert set(VARIABLE.findall(text)) <= set(example) | {"PROTIV_REFRESH_CRON", "PROTIV_IMAGE_TAG"}
+    optional = {
+        line[2:].split("=", 1)[0]
+        for line in (DEPLOY / ".env.example").read_text().splitlines()
+        if line.startswith("# PROTIV_")
+    }
+    assert set(VARIABLE.findall(text)) <= set(example) | optional
     assert all(value.startswith("replace-with") for value in example.values())
     # Compose resolves the file with the example's values and no required variable is missing.
     services = yaml.safe_load(interpolated(text, example))["services"]
     key = example["PROTIV_SECRET_KEY"]
     holders = {name for name, service in services.items() if key in str(service.get("environment", {}))}
-    assert holders == {"user_code"}
+    # The integrations service encrypts the credentials it verifies and runs force syncs: it holds the key too.
+    assert holders == {"user_code", "integrations"}
     assert services["user_code"]["environment"]["PROTIV_SECRET_KEY"] == key
     assert services["webserver"]["environment"].keys() == {"DAGSTER_HOME", "DAGSTER_PG_URL"}
     assert services["daemon"]["environment"].keys() == {"DAGSTER_HOME", "DAGSTER_PG_URL"}
