@@ -70,7 +70,8 @@ def test_wrong_credentials_answer_the_vendors_reason_and_are_stored_nowhere(api:
     assert registry_rows(api) == before
     assert api.call("GET", f"/companies/{company}/integration", api.as_admin(company)).status_code == 404
     secrets = [value for value in wrong.values() if value != harness.credentials.get("username")]
-    secrets += harness.secrets()
+    # Tokens the emulator has not issued yet are empty: nothing to look for.
+    secrets = [secret for secret in [*secrets, *harness.secrets()] if secret]
     assert not leaked(secrets, answer.text)
     assert not leaked(secrets, "\n".join(api.logs.lines[logged:]))
     assert not leaked(secrets, json.dumps([e.__dict__ for e in AuditLog(api.registry.url).entries()], default=str))
