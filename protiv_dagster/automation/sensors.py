@@ -18,8 +18,8 @@ from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.health import company_health
 from protiv_dagster.sync.refresh import plan_initial_syncs
-from protiv_dagster.sync.runs import phase_outcome, phase_requests
-from protiv_dagster.sync.state import CompanySyncState
+from protiv_dagster.sync.runs import in_process_abandoned, phase_outcome, phase_requests
+from protiv_dagster.sync.state import IN_PROCESS, CompanySyncState
 
 CONNECTION_HEALTHY = "connection_healthy"
 VENDOR_CONNECTION = dg.AssetKey("vendor_connection")
@@ -129,6 +129,14 @@ def company_syncs(context: dg.SensorEvaluationContext, registry: ConnectionRegis
     runs: list[dg.RunRequest] = []
     finished = []
     for batch in store.pending_batches():
+        if batch.phase == IN_PROCESS:
+            # The integrations service runs this sync's runs itself and closes it; only a sync whose
+            # process went away is ended here, so its company is synced again.
+            if in_process_abandoned(context.instance, batch, now):
+                error = "the process running it (the integrations service) stopped before it ended"
+                store.finish_batch(batch.batch_id, succeeded=False, at=now, error=error)
+                finished.append(f"{batch.company_id}: abandoned")
+            continue
         if batch.company_id not in connected:
             store.finish_batch(batch.batch_id, succeeded=False, at=now, error="the connection was removed")
             finished.append(f"{batch.company_id}: connection removed")

@@ -70,6 +70,7 @@ OAUTH_PROVIDER = "quickbooks_time"
 # The run tag naming the service's force sync each run belongs to.
 SYNC_TAG = "protiv/service_sync"
 APP_FORCE_SYNC = "app_force_sync"
+INITIAL_SYNC = "initial_sync"
 PENDING, CONNECTED, FAILED = "pending", "connected", "failed"
 # Vendors whose times carry no offset of the company's: its sync fails without the timezone setting
 # (vendors/busybusy/mapping.py), so connect asks for it instead of storing a connection that cannot sync.
@@ -398,6 +399,7 @@ class _ForceSync:
     finished_at: datetime | None = None
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
+    batch: SyncBatch | None = None  # an initial sync, recorded in the sync state before it runs
 
     def summary(self) -> SyncSummary:
         return SyncSummary(
@@ -486,7 +488,10 @@ class IntegrationService:
                 for s in self._syncs.values()
                 if s.company_id == company_id and s.status in ("queued", "running")
             ]
-        recorded = [batch_summary(b) for b in reversed(self.store.batches_of(company_id)[-limit:])]
+        shown = {s.sync_id for s in mine}
+        recorded = [
+            batch_summary(b) for b in reversed(self.store.batches_of(company_id)[-limit:]) if b.batch_id not in shown
+        ]
         return (mine + recorded)[:limit]
 
     def status(self, actor: Actor, company_id: str) -> IntegrationStatus:
@@ -631,12 +636,14 @@ class IntegrationService:
                 )
             )
         connection = self.registry.save(candidate, settings_given=settings_given, vendor_issued=check.issued)
+        initial = self._start_initial_sync(actor, connection)
         self._record(
             actor,
             company_id,
             audited.CONNECT,
             audited.DONE,
-            f"{label} ({via}), attendance from {connection.attendance_pull_date}",
+            f"{label} ({via}), attendance from {connection.attendance_pull_date}"
+            + (f"; initial sync {initial}" if initial else ""),
         )
         status = self._status(connection)
         self._observe(status)
@@ -773,6 +780,39 @@ class IntegrationService:
         self._queue.put(sync)
         return sync.summary(), True
 
+    def _start_initial_sync(self, actor: Actor, connection: Connection) -> str | None:
+        """Queue the initial sync of a connection just saved, in the worker (without it the daemon's
+        new_connections sensor starts it on a later tick; with it the admin sees green in minutes,
+        daemon or not). It is recorded in the sync state as in flight (phase IN_PROCESS) before it
+        is queued, so the sensor does not start a second one, and it does not count toward the
+        force sync limit. Returns its id, or None when a sync of the company is already under way
+        or the worker is not running (the daemon's sensor then syncs it)."""
+        from protiv_dagster.sync.runs import all_weeks
+        from protiv_dagster.sync.state import IN_PROCESS
+
+        company_id = connection.company_id
+        if self._worker is None or not self._worker.is_alive():
+            return None
+        with self._lock:
+            if company_id in self._running or self.store.pending_batches(company_id):
+                return None
+            now = self.clock()
+            batch = self.store.open_batch(
+                company_id,
+                INITIAL_SYNC,
+                None,
+                all_weeks(connection, now),
+                True,
+                now,
+                initial_sync_for=connection.connected_at,
+                phase=IN_PROCESS,
+            )
+            sync = _ForceSync(batch.batch_id, company_id, INITIAL_SYNC, actor.subject, now, batch=batch)
+            self._syncs[sync.sync_id] = sync
+            self._running[company_id] = sync.sync_id
+        self._queue.put(sync)
+        return sync.sync_id
+
     def sync(self, actor: Actor, company_id: str, sync_id: str) -> SyncSummary:
         """A sync's state: one the service started (with its Dagster runs), or one in the sync history."""
         actor.require_company(company_id)
@@ -796,10 +836,23 @@ class IntegrationService:
             sync = self._queue.get()
             if sync is None:
                 return
+            if self._stopping.is_set():
+                self._drop(sync)
+                continue
             self._run_one(sync)
+
+    def _drop(self, sync: _ForceSync) -> None:
+        """A sync still queued when the service stops: not run; an initial sync's record is closed
+        so that the daemon's sensor syncs the company instead."""
+        with self._lock:
+            sync.status, sync.error, sync.finished_at = "failed", "the service stopped before it began", self.clock()
+            self._running.pop(sync.company_id, None)
+        if sync.batch is not None:
+            self.store.finish_batch(sync.batch.batch_id, succeeded=False, at=self.clock(), error=sync.error)
 
     def _run_one(self, sync: _ForceSync) -> None:
         from protiv_dagster.sync.company import SyncFailed, force_sync
+        from protiv_dagster.sync.runs import BATCH_TAG
 
         with self._lock:
             sync.status = "running"
@@ -811,8 +864,9 @@ class IntegrationService:
                 connection,
                 self.clock(),
                 trigger=sync.trigger,
-                tags={SYNC_TAG: sync.sync_id},
+                tags={SYNC_TAG: sync.sync_id, **({BATCH_TAG: sync.batch.batch_id} if sync.batch else {})},
                 refuse_in_flight=True,
+                batch=sync.batch,
             )
             outcome, error = "succeeded", None
         except (SyncFailed, RegistryError) as exc:
@@ -820,6 +874,9 @@ class IntegrationService:
         except Exception as exc:  # noqa: BLE001 - the worker must outlive one sync's surprise
             log.exception("force sync %s of %r failed", sync.sync_id, sync.company_id)
             run_ids, outcome, error = [], "failed", f"the sync failed unexpectedly ({type(exc).__name__})"
+        if error is not None and sync.batch is not None and self.store.batch(sync.batch.batch_id).status == "pending":
+            # Failed before force_sync could close it (the connection removed meanwhile, a surprise).
+            self.store.finish_batch(sync.batch.batch_id, succeeded=False, at=self.clock(), error=error)
         with self._lock:
             sync.status, sync.error, sync.finished_at = outcome, error, self.clock()
             sync.run_ids = run_ids or self._run_ids(sync.sync_id)

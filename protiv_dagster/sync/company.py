@@ -20,6 +20,7 @@ from protiv_dagster.connections.registry import Connection
 from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_week_range_tags, week_keys
 from protiv_dagster.sync import runs as syncs
 from protiv_dagster.sync.runs import run_failure_message, sync_window
+from protiv_dagster.sync.state import SyncBatch
 from protiv_dagster.warehouse.publish import Publication, publish_for_analysts
 from protiv_dagster.warehouse.session import WarehouseError
 
@@ -111,6 +112,7 @@ def force_sync(
     trigger: str = "force_sync",
     tags: Mapping[str, str] | None = None,
     refuse_in_flight: bool = False,
+    batch: SyncBatch | None = None,
 ) -> list[str]:
     """Sync a company now, as the automation would, and record it: the window runs from its
     attendance pull date to its own today (its settings' time zone, not this machine's date); the
@@ -120,7 +122,11 @@ def force_sync(
 
     With ``refuse_in_flight`` (the UI's force sync, which has nobody watching a terminal) a company
     whose sync the automation has under way is refused with that sync's runs, instead of synced
-    twice at once (safe, every write replaces its partition, but twice the vendor's load)."""
+    twice at once (safe, every write replaces its partition, but twice the vendor's load).
+
+    ``batch``: the sync as recorded before it started (phase IN_PROCESS, by the integrations service
+    for the initial sync of a company it has just connected, so the daemon does not start another);
+    its outcome closes that batch instead of recording a new one."""
     from protiv_dagster.sync.refresh import check_companies
 
     company_id = connection.company_id
@@ -131,27 +137,38 @@ def force_sync(
     with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
         store = built.registry.sync_state()
         in_flight = store.pending_batches(company_id) if refuse_in_flight else []
+        in_flight = [other for other in in_flight if batch is None or other.batch_id != batch.batch_id]
         if in_flight:
-            batch = in_flight[0]
+            other = in_flight[0]
             raise SyncFailed(
-                f"company {company_id!r} has a sync in flight (its {batch.trigger.replace('_', ' ')} since "
-                f"{batch.requested_at:%Y-%m-%d %H:%M} UTC, runs tagged protiv/batch={batch.batch_id}); "
+                f"company {company_id!r} has a sync in flight (its {other.trigger.replace('_', ' ')} since "
+                f"{other.requested_at:%Y-%m-%d %H:%M} UTC, runs tagged protiv/batch={other.batch_id}); "
                 "force sync it again once that sync has ended"
             )
         [checked] = check_companies([connection], {}, built.registry, built.vendors, now)
     if checked.error is not None:
-        store.record_check(company_id, now, error=checked.error)
+        if batch is not None:
+            store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=checked.error)
+        else:
+            store.record_check(company_id, now, error=checked.error)
         raise SyncFailed(f"the vendor check before the sync of company {company_id!r} failed: {checked.error}")
     try:
         run_ids = sync_company(defs, instance, company_id, first, last, on_step, trigger, tags)
     except SyncFailed as exc:
-        batch = store.open_batch(company_id, trigger, None, weeks, True, now)
-        store.finish_batch(batch.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
+        failed = batch or store.open_batch(company_id, trigger, None, weeks, True, now)
+        store.finish_batch(failed.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
         raise
-    batch = store.open_batch(
-        company_id, trigger, checked.known_changes.cursor, weeks, True, now, initial_sync_for=connection.connected_at
-    )
-    store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now())
+    if batch is None:
+        batch = store.open_batch(
+            company_id,
+            trigger,
+            checked.known_changes.cursor,
+            weeks,
+            True,
+            now,
+            initial_sync_for=connection.connected_at,
+        )
+    store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now(), cursor=checked.known_changes.cursor)
     try:
         publish_analysts_copy(defs, instance, trigger)
     except (OSError, WarehouseError) as exc:

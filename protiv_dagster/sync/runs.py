@@ -39,6 +39,9 @@ NEVER_LAUNCHED_AFTER = timedelta(hours=1)
 # whose worker died, failed by run monitoring): until it is tagged whether it will be retried, and
 # then until its retry appears (see _retry_coming).
 RETRY_DECISION_WITHIN = timedelta(minutes=5)
+# A sync run by another process (phase IN_PROCESS: the integrations service's initial sync) with no
+# run started or ended for this long is given up: that process stopped before it ended.
+IN_PROCESS_SILENT_AFTER = timedelta(hours=1)
 RETRY_START_WITHIN = timedelta(hours=1)
 
 
@@ -170,3 +173,13 @@ def phase_outcome(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime)
     if not latest and now - batch.requested_at > NEVER_LAUNCHED_AFTER:
         return PhaseOutcome("failed", f"the {batch.phase} runs were never launched")
     return PhaseOutcome("waiting")
+
+
+def in_process_abandoned(instance: dg.DagsterInstance, batch: SyncBatch, now: datetime) -> bool:
+    """Whether the process running a sync itself (phase IN_PROCESS, its runs tagged with its batch)
+    has shown no sign of life for IN_PROCESS_SILENT_AFTER: neither the sync's start nor any change
+    of one of its runs."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: batch.batch_id}))
+    updates = [record.update_timestamp for record in records]
+    latest = max([batch.requested_at, *(at if at.tzinfo else at.replace(tzinfo=UTC) for at in updates)])
+    return now - latest > IN_PROCESS_SILENT_AFTER

@@ -19,7 +19,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import overload
 
@@ -29,6 +29,10 @@ from protiv_dagster.connections.migrations import prepare_registry
 from protiv_dagster.connections.registry import OnePerUrl, default_registry_url
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+# The phase of a sync whose runs one process runs itself, in order (the integrations service's initial
+# sync of a company it has just connected): recorded before its first run so the daemon's sensors
+# count the company as syncing, and moved along by that process only (see sensors.company_syncs).
+IN_PROCESS = "in_process"
 # An initial sync that failed is tried again after a backoff that doubles with each failure in a
 # row, from RETRY_INITIAL_SYNC_AFTER up to RETRY_INITIAL_SYNC_AT_MOST: without a cursor the refresh
 # never checks a company, so nothing else would sync it. A vendor blip is over by the first retry; a
@@ -258,11 +262,13 @@ class SyncStateStore:
         with_reference: bool,
         at: datetime,
         initial_sync_for: datetime | None = None,
+        phase: str | None = None,
     ) -> SyncBatch:
         """Record a planned sync; an initial sync also remembers which connection it was for. The
         first initial sync of a connection (new, or reconnected) drops the cursor of an earlier one:
         until it succeeds the company counts as never synced, so a failure is retried as an initial
-        sync, not refreshed from a cursor that belongs to another connection."""
+        sync, not refreshed from a cursor that belongs to another connection. ``phase``: IN_PROCESS
+        for a sync the calling process runs itself; otherwise the first of its phases."""
         batch = SyncBatch(
             batch_id=uuid.uuid4().hex[:12],
             company_id=company_id,
@@ -270,7 +276,7 @@ class SyncStateStore:
             cursor=cursor,
             weeks=tuple(sorted(weeks)),
             with_reference=with_reference,
-            phase="reference" if with_reference else "weeks",
+            phase=phase or ("reference" if with_reference else "weeks"),
             status=PENDING,
             requested_at=at,
         )
@@ -333,12 +339,17 @@ class SyncStateStore:
         with self.engine.begin() as conn:
             conn.execute(self.batches.update().where(self.batches.c.batch_id == batch_id).values(phase=phase))
 
-    def finish_batch(self, batch_id: str, *, succeeded: bool, at: datetime, error: str | None = None) -> None:
+    def finish_batch(
+        self, batch_id: str, *, succeeded: bool, at: datetime, error: str | None = None, cursor: str | None = None
+    ) -> None:
         """Close a batch. On success the company's cursor moves to the batch's, unless a batch asked
-        for later has already moved it further (batches may finish out of order)."""
+        for later has already moved it further (batches may finish out of order). ``cursor``: the
+        vendor's cursor of a batch recorded before its vendor check (IN_PROCESS), kept with it."""
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(self.batches).where(self.batches.c.batch_id == batch_id)).mappings().one()
             batch = self._batch(row)
+            if cursor is not None:
+                batch = replace(batch, cursor=cursor)
             conn.execute(
                 self.batches.update()
                 .where(self.batches.c.batch_id == batch_id)
@@ -347,6 +358,7 @@ class SyncStateStore:
                     phase="done",
                     finished_at=at,
                     error=error,
+                    cursor=batch.cursor,
                 )
             )
             if not succeeded:

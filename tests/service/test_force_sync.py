@@ -22,7 +22,13 @@ def propay_rows(api: Api, company_id: str) -> int:
 
 def test_a_force_sync_runs_once_at_a_time_at_most_once_a_minute_and_a_disconnect_keeps_its_data(api: Api):
     company = "bb-force"
-    assert api.connect(company, "busybusy").status_code == 201
+    connected = api.connect(company, "busybusy")
+    assert connected.status_code == 201 and connected.json()["status"] == "pending"
+    # The service starts the initial sync itself; a force sync afterwards is a new one.
+    [initial] = connected.json()["syncs"]
+    assert (
+        initial["trigger"] == "initial_sync" and api.wait_for_sync(company, initial["sync_id"])["status"] == "succeeded"
+    )
     headers = api.as_admin(company, "carol")
     first = api.call("POST", f"/companies/{company}/syncs", headers)
     assert first.status_code == 202, first.text
@@ -77,9 +83,10 @@ def test_a_force_sync_runs_once_at_a_time_at_most_once_a_minute_and_a_disconnect
 def test_a_pull_date_moved_earlier_syncs_what_it_adds(api: Api):
     company = "aspire-pull-date"
     today = date.today()
-    assert (
-        api.connect(company, "aspire", attendance_pull_date=(today - timedelta(days=3)).isoformat()).status_code == 201
-    )
+    connected = api.connect(company, "aspire", attendance_pull_date=(today - timedelta(days=3)).isoformat())
+    assert connected.status_code == 201
+    # The pull date is moved once the initial sync has ended (a sync under way is answered instead).
+    assert api.wait_for_sync(company, connected.json()["syncs"][0]["sync_id"])["status"] == "succeeded"
     headers = api.as_admin(company)
     future = api.call(
         "PATCH", f"/companies/{company}/integration", headers, json={"attendance_pull_date": "2999-01-01"}
