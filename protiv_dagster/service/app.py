@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protiv_dagster.integrations.auth import Actor, Forbidden, TokenVerifier, Unauthenticated
+from protiv_dagster.integrations.propays import WarehouseUnavailable, company_propays
 from protiv_dagster.integrations.service import (
     OAUTH_PROVIDER,
     IntegrationService,
@@ -42,12 +43,14 @@ from protiv_dagster.service.models import (
     ForceSyncOut,
     IntegrationOut,
     Problems,
+    ProPayOut,
     PullDateIn,
     PullDateOut,
     StatusOut,
     SyncOut,
     VendorDownOut,
 )
+from protiv_dagster.service.page import CSRF_QUERY, Sessions, add_page, require_csrf, session_actor
 
 # Documented only: the token is read from the Authorization header by ``_actor`` below.
 _bearer = HTTPBearer(auto_error=False, description="A short-lived JWT the Protiv app signed for the admin.")
@@ -89,9 +92,17 @@ def quiet_access_log() -> None:
         access.addFilter(_NoQuery())
 
 
-def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_lifecycle: bool = True) -> FastAPI:
+def create_app(
+    service: IntegrationService,
+    verifier: TokenVerifier,
+    *,
+    manage_lifecycle: bool = True,
+    sessions: Sessions | None = None,
+) -> FastAPI:
     """The application over ``service``; with ``manage_lifecycle`` it starts the service's sync
-    worker and status watcher with the server and stops them with it."""
+    worker and status watcher with the server and stops them with it. It serves the integration
+    page too (``service/page.py``), whose cookie sessions are kept in ``sessions``."""
+    sessions = sessions or Sessions()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -114,7 +125,8 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
     )
 
     def actor(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Actor:
-        return verifier.actor(request.headers.get("authorization"))
+        # The page's cookie session only without an Authorization header, and with its CSRF check.
+        return session_actor(request, sessions) or verifier.actor(request.headers.get("authorization"))
 
     Caller = Annotated[Actor, Depends(actor)]
 
@@ -160,6 +172,10 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
     @app.exception_handler(TooSoon)
     async def too_soon(_: Request, exc: TooSoon) -> JSONResponse:
         return _problem(429, None, str(exc), {"Retry-After": str(exc.retry_after_seconds)})
+
+    @app.exception_handler(WarehouseUnavailable)
+    async def warehouse_unavailable(_: Request, exc: WarehouseUnavailable) -> JSONResponse:
+        return _problem(503, None, f"the warehouse cannot be read now: {exc}", {"Retry-After": "5"})
 
     @app.exception_handler(NotConfigured)
     async def not_configured(_: Request, exc: NotConfigured) -> JSONResponse:
@@ -260,6 +276,12 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         response.headers["Location"] = url
         return ForceSyncOut(sync=SyncOut.of(sync), already_running=not new, status_url=url)
 
+    @app.get("/companies/{company_id}/propays", tags=["companies"], responses=_PROBLEMS)
+    def list_propays(caller: CompanyCaller, company_id: str) -> list[ProPayOut]:
+        """The company's ProPays as its last sync left them (budget and actual hours, bonus pool, pay
+        state), by name; read from the analysts' copy of a DuckDB warehouse when it is published."""
+        return [ProPayOut(**row.__dict__) for row in company_propays(service.defs, company_id)]
+
     @app.get("/companies/{company_id}/syncs/{sync_id}", tags=["syncs"], responses=_PROBLEMS, name="get_sync")
     def get_sync(caller: CompanyCaller, company_id: str, sync_id: str) -> SyncOut:
         """A sync's state: running, succeeded or failed with the reason, and its Dagster runs."""
@@ -280,7 +302,11 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         attendance_pull_date: Annotated[date | None, Query(description="YYYY-MM-DD, not in the future.")] = None,
     ) -> RedirectResponse:
         """Start QuickBooks Time's OAuth: a redirect to the vendor's consent page, with a state bound
-        to this admin, company and pull date (single use, 10 minutes)."""
+        to this admin, company and pull date (single use, 10 minutes). From the integration page
+        (its cookie session) the page's CSRF token comes in the query, as a navigation has no header."""
+        session = getattr(request.state, "session", None)
+        if session is not None:
+            require_csrf(request, session, request.query_params.get(CSRF_QUERY))
         if provider != OAUTH_PROVIDER:
             service.integration(provider)  # 404 for an unknown one
             raise InvalidInput.one("provider", f"{provider} connects with credentials: PUT its integration")
@@ -311,4 +337,5 @@ def create_app(service: IntegrationService, verifier: TokenVerifier, *, manage_l
         body = {**query, "status": StatusOut.of(outcome.status).model_dump(mode="json") if outcome.status else None}
         return JSONResponse(body, status_code=200 if outcome.connected else 422)
 
+    add_page(app, sessions, verifier)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protiv_dagster.integrations.service import Integration, IntegrationStatus, SyncSummary
+from protiv_dagster.integrations.service import UTC_ONLY_VENDORS, Integration, IntegrationStatus, SyncSummary
 
 
 class Problem(BaseModel):
@@ -33,6 +33,10 @@ class IntegrationOut(BaseModel):
     label: str = Field(description="The vendor's name as people write it.")
     connects_with: str = Field(description="credentials (the fields below) or oauth (the authorize redirect).")
     fields: list[CredentialField]
+    timezone_required: bool = Field(
+        default=False,
+        description="The vendor's times are UTC only: connect with settings.timezone (e.g. America/Denver).",
+    )
     attendance_pull_date: str = Field(
         default="Date attendance is pulled from, YYYY-MM-DD, not in the future; 14 days ago when not given "
         "(two weeks recommended).",
@@ -45,6 +49,7 @@ class IntegrationOut(BaseModel):
             label=integration.label,
             connects_with=integration.connects_with,
             fields=[CredentialField(**f) for f in integration.fields],
+            timezone_required=integration.provider in UTC_ONLY_VENDORS,
         )
 
 
@@ -133,3 +138,15 @@ class VendorDownOut(Problems):
     """The vendor could not be asked: the failed status, nothing stored."""
 
     status: StatusOut
+
+
+class ProPayOut(BaseModel):
+    """One of the company's ProPays, as the integration page lists it."""
+
+    propay_id: str
+    name: str
+    status: str = Field(description="pending, started, completed or canceled, from the vendor.")
+    budget_hours: float | None = Field(description="Worker-hours budgeted; null while a $ budget has no time.")
+    actual_hours: float
+    bonus_pool: float | None = Field(description="The bonus pool in $.")
+    pay_state: str = Field(description="final, provisional or none.")

@@ -1,0 +1,325 @@
+// The integration page: plain JavaScript over the service's API, authenticated by the page's
+// cookie session; every unsafe call sends the session's CSRF token. Outside text (vendor reasons,
+// names) is only ever set as textContent, never as HTML.
+"use strict";
+
+const POLL_MS = 1500;
+const TWO_WEEKS_DAYS = 14;
+let session = null;
+let company = null;
+let integrations = [];
+let pollTimer = null;
+let lastStatus = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attributes = {}, text = null) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (!["GET", "HEAD"].includes(method) && session) headers["X-CSRF-Token"] = session.csrf_token;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+  }
+  if (response.status === 401 && path !== "/session") showLogin("Your session has ended: log in again.");
+  return { status: response.status, data, headers: response.headers };
+}
+
+function problems(data) {
+  if (!data || !Array.isArray(data.detail)) return "Something went wrong.";
+  return data.detail.map((p) => (p.field ? `${p.field}: ${p.message}` : p.message)).join("\n");
+}
+
+function daysAgo(days) {
+  const day = new Date();
+  day.setDate(day.getDate() - days);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "never";
+}
+
+// -- login ------------------------------------------------------------------------------------
+function showLogin(message) {
+  stopPolling();
+  session = null;
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("login").hidden = false;
+  $("login-error").hidden = !message;
+  $("login-error").textContent = message || "";
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const token = $("login-token").value.trim();
+  const answer = await api("POST", "/session", { token });
+  if (answer.status !== 201) {
+    showLogin(problems(answer.data));
+    return;
+  }
+  $("login-token").value = "";
+  await start(answer.data);
+}
+
+async function logOut() {
+  await api("DELETE", "/session");
+  showLogin("Logged out.");
+}
+
+async function start(opened) {
+  session = opened;
+  company = session.company_id;
+  $("login").hidden = true;
+  $("who").hidden = false;
+  $("who-name").textContent = `${session.subject} (${session.role})`;
+  if (!company) {
+    company = (window.prompt("Company id") || "").trim();
+  }
+  $("company-name").textContent = company;
+  $("app").hidden = false;
+  const listed = await api("GET", "/integrations");
+  integrations = listed.status === 200 ? listed.data : [];
+  renderIntegrations();
+  await refresh();
+}
+
+// -- the integration list and the connect form -------------------------------------------------
+function renderIntegrations() {
+  const wanted = $("search").value.trim().toLowerCase();
+  const list = $("integrations");
+  list.replaceChildren();
+  for (const integration of integrations) {
+    const name = integration.label.toLowerCase();
+    if (wanted && !name.includes(wanted) && !integration.provider.toLowerCase().includes(wanted)) continue;
+    const button = el("button", { type: "button", class: "integration", "data-provider": integration.provider }, integration.label);
+    button.addEventListener("click", () => openForm(integration));
+    const item = el("li");
+    item.append(button);
+    list.append(item);
+  }
+  if (!list.children.length) list.append(el("li", { class: "hint" }, "No integration matches."));
+}
+
+function field(labelText, input, hint) {
+  const wrapper = el("div", { class: "field" });
+  wrapper.append(el("label", { for: input.id }, labelText), input);
+  if (hint) wrapper.append(el("p", { class: "hint", id: `${input.id}-hint` }, hint));
+  if (hint) input.setAttribute("aria-describedby", `${input.id}-hint`);
+  return wrapper;
+}
+
+function openForm(integration) {
+  const form = $("connect-form");
+  form.dataset.provider = integration.provider;
+  $("connect-title").textContent = `Connect ${integration.label}`;
+  $("connect-error").hidden = true;
+  const fields = $("connect-fields");
+  fields.replaceChildren();
+  const oauth = integration.connects_with === "oauth";
+  for (const spec of integration.fields) {
+    const input = el("input", {
+      id: `credential-${spec.name}`,
+      name: spec.name,
+      type: spec.secret ? "password" : "text",
+      autocomplete: spec.secret ? "new-password" : "off",
+      "data-credential": spec.name,
+    });
+    if (spec.required) input.required = true;
+    fields.append(field(labelOf(spec), input, spec.description));
+  }
+  const pullDate = el("input", { id: "pull-date", name: "attendance_pull_date", type: "date", max: daysAgo(0) });
+  pullDate.value = daysAgo(TWO_WEEKS_DAYS);
+  fields.append(field("Attendance pull date", pullDate, "Attendance is pulled from this date: two weeks recommended."));
+  if (integration.timezone_required) {
+    const zone = el("input", { id: "timezone", name: "timezone", type: "text", required: "" });
+    zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    fields.append(field("Time zone", zone, `${integration.label} sends times in UTC: the company's time zone, e.g. America/Denver.`));
+  }
+  $("connect-submit").textContent = oauth ? `Connect with ${integration.label}` : "Connect";
+  form.hidden = false;
+  const first = fields.querySelector("input");
+  if (first) first.focus();
+}
+
+function labelOf(spec) {
+  const words = spec.name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+async function connect(event) {
+  event.preventDefault();
+  const form = $("connect-form");
+  const provider = form.dataset.provider;
+  const integration = integrations.find((i) => i.provider === provider);
+  const pullDate = $("pull-date").value || null;
+  if (integration.connects_with === "oauth") {
+    const query = new URLSearchParams({ company_id: company, csrf_token: session.csrf_token });
+    if (pullDate) query.set("attendance_pull_date", pullDate);
+    window.location.assign(`/integrations/${encodeURIComponent(provider)}/authorize?${query}`);
+    return;
+  }
+  const credentials = {};
+  for (const input of form.querySelectorAll("[data-credential]")) {
+    if (input.value !== "") credentials[input.dataset.credential] = input.value;
+  }
+  const body = { provider, credentials, attendance_pull_date: pullDate };
+  if (integration.timezone_required) body.settings = { timezone: $("timezone").value.trim() };
+  $("connect-submit").disabled = true;
+  $("connect-error").hidden = true;
+  try {
+    const answer = await api("PUT", `/companies/${encodeURIComponent(company)}/integration`, body);
+    if (answer.status === 201) {
+      form.hidden = true;
+      for (const input of form.querySelectorAll("input")) input.value = "";
+      showStatus(answer.data);
+      await refreshPropays();
+    } else {
+      $("connect-error").textContent = problems(answer.data);
+      $("connect-error").hidden = false;
+      if (answer.data && answer.data.status) showStatus(answer.data.status);
+    }
+  } finally {
+    $("connect-submit").disabled = false;
+  }
+}
+
+// -- status, the sync button and the ProPays -----------------------------------------------------
+const BADGES = { pending: "Pending", connected: "Connected", failed: "Failed", disconnected: "Disconnected" };
+
+function syncing(status) {
+  return status.syncs.length > 0 && ["queued", "running"].includes(status.syncs[0].status);
+}
+
+function showStatus(status) {
+  const before = lastStatus;
+  lastStatus = status;
+  $("status-panel").hidden = false;
+  $("chooser").hidden = status.status !== "failed" && $("connect-form").hidden;
+  $("status-vendor").textContent = status.provider_label || "";
+  const badge = $("status-badge");
+  badge.textContent = BADGES[status.status] || status.status;
+  badge.className = `badge ${status.status}`;
+  $("status-reason").textContent = status.reason;
+  $("status-action").hidden = !status.action_message;
+  $("status-action").textContent = status.action_message || "";
+  const last = $("last-sync");
+  last.textContent = `Last sync: ${when(status.last_sync_at)}`;
+  last.dataset.at = status.last_sync_at || "";
+  const busy = syncing(status);
+  $("sync-now").classList.toggle("spinning", busy);
+  $("sync-now").setAttribute("aria-busy", String(busy));
+  if (busy) $("sync-message").textContent = "Syncing…";
+  else if (before && syncing(before)) $("sync-message").textContent = status.syncs[0].status === "failed" ? `The sync failed: ${status.syncs[0].error}` : "Synced.";
+  if (status.status === "pending" || busy) startPolling();
+  else stopPolling();
+  if (before && before.last_sync_at !== status.last_sync_at) refreshPropays();
+}
+
+async function refresh() {
+  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/integration`);
+  if (answer.status === 200) {
+    showStatus(answer.data);
+  } else if (answer.status === 404) {
+    lastStatus = null;
+    stopPolling();
+    $("status-panel").hidden = true;
+    $("chooser").hidden = false;
+  }
+  await refreshPropays();
+}
+
+function startPolling() {
+  if (pollTimer === null) pollTimer = window.setInterval(poll, POLL_MS);
+}
+
+function stopPolling() {
+  if (pollTimer !== null) window.clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+async function poll() {
+  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/integration`);
+  if (answer.status === 200) showStatus(answer.data);
+}
+
+async function syncNow() {
+  $("sync-message").textContent = "";
+  const answer = await api("POST", `/companies/${encodeURIComponent(company)}/syncs`);
+  if (answer.status === 202) {
+    $("sync-message").textContent = "Syncing…";
+    await poll();
+    startPolling();
+  } else if (answer.status === 429) {
+    $("sync-message").textContent = `Synced less than a minute ago: try again in ${answer.headers.get("Retry-After")} s.`;
+  } else {
+    $("sync-message").textContent = problems(answer.data);
+  }
+}
+
+function hours(value) {
+  return value === null || value === undefined ? "—" : value.toFixed(2);
+}
+
+function money(value) {
+  return value === null || value === undefined ? "—" : value.toLocaleString(undefined, { style: "currency", currency: "USD" });
+}
+
+async function refreshPropays() {
+  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/propays`);
+  if (answer.status !== 200) return;
+  const body = $("propays").tBodies[0];
+  body.replaceChildren();
+  for (const propay of answer.data) {
+    const row = el("tr", { "data-propay-id": propay.propay_id });
+    row.append(
+      el("td", {}, propay.name),
+      el("td", { class: "num" }, hours(propay.budget_hours)),
+      el("td", { class: "num" }, hours(propay.actual_hours)),
+      el("td", { class: "num" }, money(propay.bonus_pool)),
+      el("td", { class: `pay ${propay.pay_state}` }, propay.pay_state),
+    );
+    body.append(row);
+  }
+  $("propays").dataset.rows = String(answer.data.length);
+  $("propays-empty").hidden = answer.data.length > 0;
+}
+
+// -- wiring ---------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", async () => {
+  $("login-form").addEventListener("submit", logIn);
+  $("logout").addEventListener("click", logOut);
+  $("search").addEventListener("input", renderIntegrations);
+  $("connect-form").addEventListener("submit", connect);
+  $("connect-cancel").addEventListener("click", () => {
+    $("connect-form").hidden = true;
+    if (lastStatus) $("chooser").hidden = true;
+  });
+  $("change-integration").addEventListener("click", () => {
+    $("chooser").hidden = false;
+    $("search").focus();
+  });
+  $("sync-now").addEventListener("click", syncNow);
+  const current = await api("GET", "/session");
+  if (current.status === 200) await start(current.data);
+  else showLogin(null);
+});
