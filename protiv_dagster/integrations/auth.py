@@ -17,9 +17,10 @@ verifies it against the app's public keys:
 Anything else (no token, a malformed, forged or expired one, another audience) is ``Unauthenticated``
 (HTTP 401); a valid token whose role or company does not allow the call is ``Forbidden`` (HTTP 403).
 
-The token is read from the Authorization header only, never from a cookie or the query: a cookie
-session for the integration page, added later, comes with its own CSRF check on unsafe methods and
-cannot be used to ride this API, and this API never accepts what a browser sends by itself.
+The token is read from the Authorization header only, never from a cookie or the query. The
+integration page's cookie session (``service/page.py``, opened with such a token) is accepted only
+without an Authorization header and, for unsafe methods, only with its CSRF token from the page's
+own origin: what a browser sends by itself never rides this API.
 
 ``DevelopmentKeys`` makes a key pair in the data folder and mints tokens with it, for the demo and
 tests only (``protiv service keygen`` / ``protiv service token``): in production the app holds the
