@@ -100,22 +100,23 @@ class Daemon:
         requested = []
         # The daemon launches one run per partition with every asset requested for it (a multi-asset
         # such as the ProPay tables runs whole).
+        # An asset without partitions (the analysts' copy) runs on its own, after the partitioned ones.
         by_partition: dict[str, list[dg.AssetKey]] = {}
         for key in self.defs.resolve_asset_graph().get_all_asset_keys():
             for partition in result.get_requested_partitions(key):
-                by_partition.setdefault(str(partition), []).append(key)
-        for partition, keys in sorted(by_partition.items()):
+                by_partition.setdefault("" if partition is None else str(partition), []).append(key)
+        for partition, keys in sorted(by_partition.items(), key=lambda item: (item[0] == "", item[0])):
             job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
             run = job.execute_in_process(
                 instance=self.instance,
-                partition_key=partition,
+                partition_key=partition or None,
                 asset_selection=keys,
                 raise_on_error=False,
                 run_config=QUIET_CONSOLE,
             )
             if not run.success:
                 self.failures.append(run_failure_message(self.instance, run.run_id))
-            requested += [(key.to_user_string(), partition) for key in keys]
+            requested += [(key.to_user_string(), partition or None) for key in keys]
         return requested
 
     def settle(self, rounds: int = 6) -> list[tuple[str, str]]:
