@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 # refused connection or an unreachable vendor is reported in a few seconds.
 CONNECT_CHECK_RETRIES = {"max_attempts": 3, "max_wait_seconds": 2.0}
 FORCE_SYNC_INTERVAL = timedelta(minutes=1)
+# Syncs a status lists, newest first.
+HISTORY = 10
 OAUTH_PROVIDER = "quickbooks_time"
 # The run tag naming the service's force sync each run belongs to.
 SYNC_TAG = "protiv/service_sync"
@@ -309,17 +311,30 @@ def failure_action(reason: str) -> str:
     return FORCE_SYNC_AGAIN
 
 
+# (cron, from, next moment): the next refresh after ``from`` is the next one for any time before it.
+_next_refresh: tuple[str, datetime, datetime | None] | None = None
+
+
 def next_refresh(now: datetime) -> datetime | None:
-    """When the refresh schedule (``PROTIV_REFRESH_CRON``, UTC) next asks the vendors what changed."""
+    """When the refresh schedule (``PROTIV_REFRESH_CRON``, UTC) next asks the vendors what changed.
+    Remembered until that moment: every status answers it, and iterating the cron costs milliseconds."""
     from dagster._utils.schedules import cron_string_iterator
 
+    global _next_refresh
+    cron = refresh_cron()
+    known = _next_refresh
+    if known is not None and known[0] == cron and known[1] <= now and (known[2] is None or now < known[2]):
+        return known[2]
+    found: datetime | None = None
     try:
-        for moment in cron_string_iterator(now.timestamp(), refresh_cron(), "UTC"):
+        for moment in cron_string_iterator(now.timestamp(), cron, "UTC"):
             if moment > now:
-                return moment.astimezone(UTC)
+                found = moment.astimezone(UTC)
+                break
     except Exception:  # noqa: BLE001 - a malformed cron fails the schedule, not the status
         return None
-    return None
+    _next_refresh = (cron, now, found)
+    return found
 
 
 def batch_summary(batch: SyncBatch) -> SyncSummary:
@@ -387,6 +402,41 @@ def _registry_problem(exc: Exception, field_name: str) -> InvalidInput:
     return InvalidInput.one(field_name, str(exc))
 
 
+def _status_statements(store: SyncStateStore) -> dict[str, tuple[Any, Any, Any]]:
+    """The reads of ``IntegrationService._sync_records``, for one company (bound ``company_id``) and
+    for all: the sync state, the syncs in flight, the latest ``limit`` syncs of each company."""
+    import sqlalchemy as sa
+
+    from protiv_dagster.sync.state import PENDING as IN_FLIGHT
+
+    states, batches = store.states, store.batches
+    one = batches.c.company_id == sa.bindparam("company_id")
+    in_flight = sa.select(batches).where(batches.c.status == IN_FLIGHT).order_by(batches.c.requested_at)
+    newest = (
+        sa.func.row_number()
+        .over(partition_by=batches.c.company_id, order_by=(batches.c.requested_at.desc(), batches.c.batch_id))
+        .label("newest")
+    )
+    ranked = sa.select(batches, newest).subquery()
+    return {
+        "one": (
+            sa.select(states).where(states.c.company_id == sa.bindparam("company_id")),
+            in_flight.where(one),
+            sa.select(batches)
+            .where(one)
+            .order_by(batches.c.requested_at.desc(), batches.c.batch_id)
+            .limit(sa.bindparam("limit")),
+        ),
+        "all": (
+            sa.select(states),
+            in_flight,
+            sa.select(ranked)
+            .where(ranked.c.newest <= sa.bindparam("limit"))
+            .order_by(ranked.c.company_id, ranked.c.newest),
+        ),
+    }
+
+
 # -- the service ------------------------------------------------------------------------------------------
 @dataclass
 class _ForceSync:
@@ -446,6 +496,7 @@ class IntegrationService:
         self._watcher: threading.Thread | None = None
         self._stopping = threading.Event()
         self._last_status: dict[str, str] = {}
+        self._status_reads: dict[str, tuple[Any, Any, Any]] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -481,7 +532,9 @@ class IntegrationService:
         except UnknownCompanyError:
             raise NotFound("company_id", f"company {company_id!r} has no integration connected") from None
 
-    def _history(self, company_id: str, limit: int = 10) -> list[SyncSummary]:
+    def _history(self, company_id: str, recent: list[SyncBatch], limit: int = HISTORY) -> list[SyncSummary]:
+        """The syncs this service has queued or running for the company, then ``recent`` (its
+        latest recorded syncs, newest first)."""
         with self._lock:
             mine = [
                 s.summary()
@@ -489,27 +542,60 @@ class IntegrationService:
                 if s.company_id == company_id and s.status in ("queued", "running")
             ]
         shown = {s.sync_id for s in mine}
-        recorded = [
-            batch_summary(b) for b in reversed(self.store.batches_of(company_id)[-limit:]) if b.batch_id not in shown
-        ]
+        recorded = [batch_summary(b) for b in recent if b.batch_id not in shown]
         return (mine + recorded)[:limit]
+
+    def _sync_records(
+        self, company_id: str | None, limit: int = HISTORY
+    ) -> tuple[dict[str, CompanySyncState], dict[str, list[SyncBatch]], dict[str, list[SyncBatch]]]:
+        """The sync state, the syncs in flight (oldest first) and the latest ``limit`` syncs (newest
+        first) of a company (of every company with None), in three indexed reads on one connection:
+        a status is asked often (every app page polls it) and a company's whole history grows by a
+        refresh every two hours, so it is never read whole. The statements are built once."""
+        from protiv_dagster.sync.state import SyncStateStore
+
+        if self._status_reads is None:
+            self._status_reads = _status_statements(self.store)
+        reads = self._status_reads["all" if company_id is None else "one"]
+        values = {"limit": limit} if company_id is None else {"company_id": company_id, "limit": limit}
+        states: dict[str, CompanySyncState] = {}
+        pending: dict[str, list[SyncBatch]] = {}
+        recent: dict[str, list[SyncBatch]] = {}
+        with self.store.engine.connect() as conn:
+            for row in conn.execute(reads[0], values).mappings():
+                states[row["company_id"]] = SyncStateStore._state(row)
+            for row in conn.execute(reads[1], values).mappings():
+                pending.setdefault(row["company_id"], []).append(SyncStateStore._batch(row))
+            for row in conn.execute(reads[2], values).mappings():
+                recent.setdefault(row["company_id"], []).append(SyncStateStore._batch(row))
+        return states, pending, recent
 
     def status(self, actor: Actor, company_id: str) -> IntegrationStatus:
         actor.require_company(company_id)
         return self._status(self._connection(company_id))
 
     def _status(self, connection: Connection) -> IntegrationStatus:
-        company_id = connection.company_id
+        return self._statuses([connection], connection.company_id)[0]
+
+    def _statuses(self, connections: list[Connection], company_id: str | None) -> list[IntegrationStatus]:
+        """The statuses of ``connections``: one company's, or every company's (``company_id`` None)."""
+        from protiv_dagster.sync.state import CompanySyncState
+
+        states, pending, recent = self._sync_records(company_id)
         with self._lock:
-            syncing = company_id in self._running
-        return status_of(
-            connection,
-            self.store.state(company_id),
-            self.store.pending_batches(company_id),
-            self.clock(),
-            self._history(company_id),
-            syncing=syncing,
-        )
+            running = set(self._running)
+        now = self.clock()
+        return [
+            status_of(
+                connection,
+                states.get(connection.company_id) or CompanySyncState(connection.company_id),
+                pending.get(connection.company_id, []),
+                now,
+                self._history(connection.company_id, recent.get(connection.company_id, [])),
+                syncing=connection.company_id in running,
+            )
+            for connection in connections
+        ]
 
     def statuses(self, actor: Actor) -> list[IntegrationStatus]:
         """Every company the actor may see: an operator all, an admin their own."""
@@ -517,7 +603,8 @@ class IntegrationService:
         return [s for s in self._all_statuses() if actor.may_see(s.company_id)]
 
     def _all_statuses(self) -> list[IntegrationStatus]:
-        return [self._status(connection) for connection in self.registry.list()]
+        """Every company's status, read in one pass (the watcher asks for them every 30 s)."""
+        return self._statuses(self.registry.list(), None)
 
     # -- connect ------------------------------------------------------------------------------------
     def connect(
