@@ -43,7 +43,8 @@ emulator: $(BIN)/.installed
 
 ## Benchmarks (bench/README.md, figures in bench/RESULTS.md): our initial sync alone, then against the
 ## dlt peer baseline (builds bench/.venv-dlt once), the refresh tick over 1,000 companies, a two-hour
-## cycle over 150, cleaning throughput (~250,000 rows per vendor) and a 1,000,000-row sync's memory.
+## cycle over 150, cleaning throughput (~250,000 rows per vendor), a 1,000,000-row sync's memory, and the
+## integrations service: status calls from 200 clients over 1,000 companies, a force sync to the ProPays.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
@@ -51,6 +52,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/two_hour_cycle.py
 	$(BIN)/python bench/cleaning_throughput.py --days 230
 	$(BIN)/python bench/large_sync.py
+	$(BIN)/python bench/service_status.py --duration 10
+	$(BIN)/python bench/service_force_sync.py
 
 clean:
 	rm -rf $(VENV) data bench/.venv-dlt
