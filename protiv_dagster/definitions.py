@@ -29,12 +29,14 @@ from protiv_dagster.resources.warehouse import Warehouse
 
 follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
-    target=dg.AssetSelection.assets(attendance, propay_tables),
+    # The analysts' copy by its group: it exists only on a DuckDB warehouse. Left out, Dagster would
+    # give it a default automation sensor of its own, stopped, and it would never be published.
+    target=dg.AssetSelection.assets(attendance, propay_tables) | dg.AssetSelection.groups("analysts"),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluated every 30 seconds: each company-week's attendance follows its raw week, and each "
     "company's ProPay tables follow every attendance update, whenever it lands, once its workers and jobs are in "
-    "(automation/conditions.py). Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
+    "(automation/conditions.py); on a DuckDB warehouse, the analysts' copy follows every ProPay update. Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
     "It does not look at vendor_connection: a red company's tables still follow its syncs.",
 )
 
