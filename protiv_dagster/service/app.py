@@ -66,6 +66,35 @@ def _problem(status: int, field: str | None, message: str, headers: dict[str, st
     return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=status, headers=headers)
 
 
+# The callback's answer depends on Accept, and its URL held a single-use code: never cached, no referrer.
+_CALLBACK_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept", "Referrer-Policy": "no-referrer"}
+
+
+def _wants_html(accept: str | None) -> bool:
+    """A browser's navigation: its Accept names text/html (not with q=0). An API client's
+    (application/json, */* or none) does not."""
+    for media_range in (accept or "").split(","):
+        media_type, _, parameters = media_range.partition(";")
+        if media_type.strip().lower() != "text/html":
+            continue
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def _to_own_page(query: dict[str, str]) -> RedirectResponse:
+    """To the service's own page with the OAuth outcome (303: the page is fetched with GET). The
+    page reads the outcome from the query; the session cookie, SameSite=Strict, is not needed here
+    (the navigation back from the vendor's site arrives without it)."""
+    return RedirectResponse(f"/page/?{urlencode(query)}", status_code=303, headers=_CALLBACK_HEADERS)
+
+
 def _field_of(location: tuple) -> str | None:
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
@@ -315,18 +344,32 @@ def create_app(
         )
         return RedirectResponse(url, status_code=302)
 
-    @app.get(f"/oauth/{OAUTH_PROVIDER}/callback", tags=["integrations"], responses={400: {"model": Problems}})
+    @app.get(
+        f"/oauth/{OAUTH_PROVIDER}/callback",
+        tags=["integrations"],
+        responses={
+            303: {"description": "A browser, no return URL configured: to /page/ with the outcome."},
+            400: {"model": Problems},
+        },
+    )
     def oauth_callback(
         request: Request, state: str | None = None, code: str | None = None, error: str | None = None
     ) -> Response:
         """Where QuickBooks Time sends the admin's browser back: the code is exchanged, the tokens
-        verified and stored encrypted; then the browser goes to the app's page with the outcome (or,
-        without one configured, gets the outcome as JSON)."""
+        verified and stored encrypted; then the browser goes to the app's page with the outcome
+        (``company_id``, ``outcome`` connected|failed, ``reason``). Without a page configured a
+        browser (``Accept`` with text/html) goes to the service's own page (``/page/``) with it, and
+        an API client gets the outcome as JSON."""
+        browser = _wants_html(request.headers.get("accept"))
+        page = service.settings.oauth_return_url
         try:
             outcome = service.finish_authorization(state, code, error, service.redirect_uri(str(request.base_url)))
         except InvalidInput as exc:
-            return JSONResponse({"detail": [p.__dict__ for p in exc.problems]}, status_code=400)
-        page = service.settings.oauth_return_url
+            problems = [p.__dict__ for p in exc.problems]
+            if browser and not page:
+                reason = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems)
+                return _to_own_page({"company_id": "", "outcome": "failed", "reason": reason})
+            return JSONResponse({"detail": problems}, status_code=400, headers=_CALLBACK_HEADERS)
         query = {
             "company_id": outcome.company_id or "",
             "outcome": "connected" if outcome.connected else "failed",
@@ -334,8 +377,10 @@ def create_app(
         }
         if page:
             return RedirectResponse(f"{page}{'&' if '?' in page else '?'}{urlencode(query)}", status_code=302)
+        if browser:
+            return _to_own_page(query)
         body = {**query, "status": StatusOut.of(outcome.status).model_dump(mode="json") if outcome.status else None}
-        return JSONResponse(body, status_code=200 if outcome.connected else 422)
+        return JSONResponse(body, status_code=200 if outcome.connected else 422, headers=_CALLBACK_HEADERS)
 
     add_page(app, sessions, verifier)
     return app

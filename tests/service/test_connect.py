@@ -173,3 +173,74 @@ def test_quickbooks_time_connects_through_the_whole_oauth_redirect(api: Api):
     again = requests.get(callback, timeout=30)
     assert again.status_code == 400 and again.json()["detail"][0]["field"] == "state"
     assert len(state) >= 40
+
+
+def approved_callback(api: Api, company: str, subject: str, approve: str = "yes") -> str:
+    """The callback URL the vendor sends the admin's browser to, after the admin of ``company``
+    started the authorization and answered at the vendor (the emulator's shortcut)."""
+    start = api.call(
+        "GET",
+        f"/integrations/quickbooks_time/authorize?company_id={company}",
+        api.as_admin(company, subject),
+        allow_redirects=False,
+    )
+    assert start.status_code == 302, start.text
+    answered = requests.get(f"{start.headers['Location']}&approve={approve}", allow_redirects=False, timeout=30)
+    assert answered.status_code == 302, answered.text
+    assert answered.headers["Location"].startswith(f"{api.url}/oauth/quickbooks_time/callback?")
+    return answered.headers["Location"]
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def test_the_oauth_callback_sends_a_browser_to_the_page_with_the_outcome_and_an_api_client_json(api: Api):
+    if not hasattr(api.vendors["quickbooks_time"].emulator, "register_oauth_client"):
+        pytest.skip("the QuickBooks Time emulator has no authorization code flow yet")
+    assert api.service.settings.oauth_return_url is None  # no app page configured: the service's own
+
+    def to_page(answer: requests.Response) -> dict[str, str]:
+        assert answer.status_code == 303, answer.text
+        location = urlsplit(answer.headers["Location"])
+        assert (location.scheme, location.netloc, location.path) == ("", "", "/page/")
+        assert answer.headers["Cache-Control"] == "no-store" and "Accept" in answer.headers["Vary"]
+        query = parse_qs(location.query, keep_blank_values=True)
+        assert set(query) == {"company_id", "outcome", "reason"}, query
+        return {name: values[0] for name, values in query.items()}
+
+    # A browser (its navigation's Accept) that approved: to the page, connected; nothing secret in the URL.
+    company = "qbt-oauth-browser"
+    callback = approved_callback(api, company, "cleo")
+    done = requests.get(callback, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False, timeout=60)
+    back = to_page(done)
+    assert (back["company_id"], back["outcome"]) == (company, "connected") and back["reason"]
+    assert api.registry.get(company).provider == "quickbooks_time"
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    assert code not in done.headers["Location"] and code not in done.text
+    # Followed, the page itself is served (the outcome is read by its script).
+    page = requests.get(callback.split("/oauth/")[0] + done.headers["Location"], timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    # The state used again, from a browser: the page says why, not raw JSON.
+    again = to_page(requests.get(callback, headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False, timeout=30))
+    assert (again["company_id"], again["outcome"]) == ("", "failed") and again["reason"].startswith("state: ")
+
+    # A browser whose admin denied: to the page, failed, with the reason.
+    denied = "qbt-oauth-browser-denied"
+    refused = requests.get(
+        approved_callback(api, denied, "cleo", approve="no"),
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+        timeout=60,
+    )
+    back = to_page(refused)
+    assert (back["company_id"], back["outcome"]) == (denied, "failed") and "did not approve" in back["reason"]
+
+    # An API client (JSON, or no Accept at all) still gets the outcome as JSON.
+    for accept, company in (("application/json", "qbt-oauth-json"), (None, "qbt-oauth-no-accept")):
+        answer = requests.get(
+            approved_callback(api, company, "cleo"), headers={"Accept": accept}, allow_redirects=False, timeout=60
+        )
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json", (accept, answer.text)
+        assert answer.json()["outcome"] == "connected" and answer.json()["company_id"] == company
+        assert answer.json()["status"]["status"] == "pending"
+        assert "Accept" in answer.headers["Vary"]

@@ -4,6 +4,11 @@ username, password and a pull date, watch the badge go from Pending to the green
 service runs the initial sync itself: no daemon here), press the circular sync button, see the last
 sync time move and the ProPay table hold the company's rows as the warehouse has them. A screenshot
 of the page is kept in the test's tmp_path for a person to look at.
+
+QuickBooks Time through the whole OAuth redirect: the page sends the browser to the vendor's
+(emulator's) consent page; Approve brings it back to the page, which says so, takes the outcome off
+the address bar and shows the status turning green; Deny brings it back saying why. An operator
+opens companies with the picker (no dialog); an admin has none.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Dialog, expect
 
 from tests.browser import chromium_path, headless_page
 from tests.service.conftest import Api
@@ -86,3 +91,138 @@ def test_an_admin_connects_busybusy_sees_it_turn_green_and_force_syncs_it(api: A
 
     png = shot.read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000, f"{shot} is no screenshot of a page"
+
+
+def log_in(page, api: Api, token: str, who: str) -> None:
+    page.get_by_label("Token from the Protiv app").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text(who)).to_be_visible()
+
+
+def start_quickbooks_time_oauth(page, api: Api, company: str, subject: str) -> None:
+    """An admin of ``company`` logs in on the page and presses Connect with QuickBooks Time: the
+    browser is at the emulator's consent page."""
+    if not hasattr(api.vendors["quickbooks_time"].emulator, "register_oauth_client"):
+        pytest.skip("the QuickBooks Time emulator has no authorization code flow yet")
+    page.goto(f"{api.url}/page/")
+    log_in(page, api, api.token("admin", company, subject), f"{subject} (admin)")
+    page.get_by_role("searchbox", name="Search integrations").fill("quickbooks")
+    choices = page.locator("#integrations button")
+    expect(choices).to_have_text(["QuickBooks Time"])
+    choices.first.click()
+    page.get_by_role("button", name="Connect with QuickBooks Time").click()
+    # The vendor's (emulator's) consent page, on its own origin.
+    expect(page).to_have_url(re.compile(r"^" + re.escape(api.vendors["quickbooks_time"].base_url) + r"/authorize\?"))
+
+
+def test_an_admin_connects_quickbooks_time_through_the_oauth_redirect_and_sees_it_on_return(api: Api, tmp_path):
+    chromium_path()
+    company = "page-qbt-oauth"
+    with headless_page() as page:
+        start_quickbooks_time_oauth(page, api, company, "quinn")
+        page.get_by_role("button", name="Approve").click()
+
+        # Back on the service's own page (not its JSON), the outcome said in words.
+        notice = page.get_by_role("status").filter(has_text="QuickBooks Time is connected")
+        expect(notice).to_have_text("QuickBooks Time is connected: the initial sync is under way")
+        expect(page).to_have_url(f"{api.url}/page/")  # the query is off the address bar
+        assert "outcome=" not in page.url and "reason=" not in page.url
+        expect(page.locator("#company-name")).to_have_text(company)
+        expect(page.locator("#status-vendor")).to_have_text("QuickBooks Time")
+        badge = page.get_by_role("status").and_(page.locator("#status-badge"))
+        expect(badge).to_have_text("Connected", timeout=SYNC_MS)
+        assert badge.evaluate("node => getComputedStyle(node).backgroundColor") == GREEN_BACKGROUND
+        assert api.registry.get(company).provider == "quickbooks_time"
+        stored = api.warehouse.read_table("propay_opportunities", where={"company_id": company})
+        assert len(stored) > 0
+        expect(page.locator("#propays tbody tr")).to_have_count(len(stored))
+        shot = tmp_path / "oauth_return.png"
+        page.screenshot(path=shot, full_page=True)
+
+        # A reload does not say it again; the status stays.
+        page.reload()
+        expect(badge).to_have_text("Connected")
+        expect(page.locator("#notice")).to_be_hidden()
+        expect(page.get_by_text("QuickBooks Time is connected")).to_have_count(0)
+
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_an_admin_who_denies_at_quickbooks_time_sees_why_and_the_query_cannot_inject_or_switch(api: Api):
+    chromium_path()
+    company = "page-qbt-denied"
+    with headless_page() as page:
+        start_quickbooks_time_oauth(page, api, company, "rory")
+        page.get_by_role("button", name="Deny").click()
+
+        alert = page.get_by_role("alert").filter(has_text="QuickBooks Time was not connected")
+        expect(alert).to_have_text(
+            "QuickBooks Time was not connected: the QuickBooks Time admin did not approve the connection"
+        )
+        expect(page).to_have_url(f"{api.url}/page/")
+        # Nothing was stored: the page offers to connect again.
+        expect(page.get_by_role("heading", name="Connect an integration")).to_be_visible()
+        expect(page.locator("#status-panel")).to_be_hidden()
+        assert api.call("GET", f"/companies/{company}/integration", api.as_admin(company)).status_code == 404
+
+        # The query is outside text: shown as text, never as markup; its company id never replaces
+        # the admin's own.
+        page.goto(f"{api.url}/page/?company_id=someone-else&outcome=failed&reason=<b id=injected>bold</b>")
+        expect(page.get_by_role("alert").filter(has_text="was not connected")).to_have_text(
+            "QuickBooks Time was not connected: <b id=injected>bold</b>"
+        )
+        expect(page.locator("#company-name")).to_have_text(company)
+        expect(page.locator("#injected")).to_have_count(0)
+        expect(page.get_by_role("combobox", name="Company")).to_have_count(0)  # an admin has no picker
+
+
+def test_an_operator_picks_a_company_without_a_dialog_and_an_admin_has_no_picker(api: Api, tmp_path):
+    chromium_path()
+    connected, bare = "page-operator-busybusy", "page-operator-none"
+    assert api.connect(connected, "busybusy").status_code == 201
+    with headless_page() as page:
+        dialogs: list[str] = []
+
+        def dismissed(dialog: Dialog) -> None:
+            dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+        page.on("dialog", dismissed)
+        page.goto(f"{api.url}/page/")
+        log_in(page, api, api.token("operator", None, "olga"), "olga (operator)")
+
+        picker = page.get_by_role("combobox", name="Company")
+        expect(picker).to_be_visible()
+        expect(page.locator("#company-view")).to_be_hidden()
+        expect(page.locator(f'#company-options option[value="{connected}"]')).to_have_count(1)
+        picker.fill(connected)
+        page.get_by_role("button", name="Open").click()
+        expect(page.locator("#company-name")).to_have_text(connected)
+        expect(page.locator("#status-vendor")).to_have_text("BusyBusy")
+        badge = page.locator("#status-badge")
+        expect(badge).to_have_text(re.compile(r"^(Pending|Connected)$"))
+
+        # Another company, without an integration: its status goes, the chooser comes.
+        picker.fill(bare)
+        page.get_by_role("button", name="Open").click()
+        expect(page.locator("#company-name")).to_have_text(bare)
+        expect(page.locator("#status-panel")).to_be_hidden()
+        expect(page.get_by_role("heading", name="Connect an integration")).to_be_visible()
+        expect(page.locator("#propays tbody tr")).to_have_count(0)
+
+        # Back to the first: its status again.
+        picker.fill(connected)
+        picker.press("Enter")
+        expect(page.locator("#status-vendor")).to_have_text("BusyBusy")
+        expect(badge).to_have_text(re.compile(r"^(Pending|Connected)$"))
+        assert dialogs == [], f"the page raised dialogs: {dialogs}"
+        page.screenshot(path=tmp_path / "operator_picker.png", full_page=True)
+
+        # An admin logs in on the same page: no picker, their own company.
+        page.get_by_role("button", name="Log out").click()
+        log_in(page, api, api.token("admin", connected, "abe"), "abe (admin)")
+        expect(page.locator("#company-name")).to_have_text(connected)
+        expect(page.locator("#status-vendor")).to_have_text("BusyBusy")
+        expect(page.locator("#company-picker")).to_be_hidden()
+        expect(page.get_by_role("combobox", name="Company")).to_have_count(0)
+        assert dialogs == []

@@ -5,8 +5,11 @@
 
 const POLL_MS = 1500;
 const TWO_WEEKS_DAYS = 14;
+const OAUTH_LABEL = "QuickBooks Time"; // the one vendor connected through OAuth
+const RETURN_QUERY = ["company_id", "outcome", "reason"];
 let session = null;
 let company = null;
+let returned = null; // the OAuth callback's outcome, taken from the address bar on load
 let integrations = [];
 let pollTimer = null;
 let lastStatus = null;
@@ -58,10 +61,48 @@ function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "never";
 }
 
+// -- the OAuth return ---------------------------------------------------------------------------
+// The callback sends the browser here with ?company_id=..&outcome=connected|failed&reason=..: read
+// once, then taken off the address bar so a reload or a bookmark does not show it again. The reason
+// is outside text (textContent only); the company id only preselects an operator's company.
+function takeReturn() {
+  const url = new URL(window.location.href);
+  if (!RETURN_QUERY.some((name) => url.searchParams.has(name))) return null;
+  const outcome = url.searchParams.get("outcome");
+  const found = {
+    connected: outcome === "connected",
+    reason: (url.searchParams.get("reason") || "").trim(),
+    companyId: (url.searchParams.get("company_id") || "").trim(),
+  };
+  for (const name of RETURN_QUERY) url.searchParams.delete(name);
+  window.history.replaceState(window.history.state, "", `${url.pathname}${url.search}${url.hash}`);
+  return ["connected", "failed"].includes(outcome) ? found : null;
+}
+
+function showNotice(outcome) {
+  const box = $("notice");
+  const text = outcome.connected
+    ? `${OAUTH_LABEL} is connected: the initial sync is under way`
+    : `${OAUTH_LABEL} was not connected: ${outcome.reason || "no reason was given"}`;
+  // A new node with its role: a status is announced politely, a failure at once (alert).
+  const message = el("p", { id: "notice-message", role: outcome.connected ? "status" : "alert" }, text);
+  const dismiss = el("button", { type: "button", class: "link" }, "Dismiss");
+  dismiss.addEventListener("click", hideNotice);
+  box.className = `notice ${outcome.connected ? "ok" : "bad"}`;
+  box.replaceChildren(message, dismiss);
+  box.hidden = false;
+}
+
+function hideNotice() {
+  $("notice").hidden = true;
+  $("notice").replaceChildren();
+}
+
 // -- login ------------------------------------------------------------------------------------
 function showLogin(message) {
   stopPolling();
   session = null;
+  company = null;
   $("app").hidden = true;
   $("who").hidden = true;
   $("login").hidden = false;
@@ -88,18 +129,72 @@ async function logOut() {
 
 async function start(opened) {
   session = opened;
-  company = session.company_id;
+  company = null;
+  lastStatus = null;
   $("login").hidden = true;
   $("who").hidden = false;
   $("who-name").textContent = `${session.subject} (${session.role})`;
-  if (!company) {
-    company = (window.prompt("Company id") || "").trim();
-  }
-  $("company-name").textContent = company;
+  const operator = session.role === "operator" && !session.company_id;
+  $("company-picker").hidden = !operator;
+  $("company-view").hidden = true;
+  $("company-input").value = "";
+  $("company-options").replaceChildren();
   $("app").hidden = false;
   const listed = await api("GET", "/integrations");
   integrations = listed.status === 200 ? listed.data : [];
   renderIntegrations();
+  // An admin sees their own company only: a company id in the address bar never changes it.
+  const preselected = returned && returned.companyId;
+  returned = null;
+  if (!operator) {
+    await openCompany(session.company_id);
+    return;
+  }
+  const companies = loadCompanies();
+  if (preselected) {
+    $("company-input").value = preselected;
+    await openCompany(preselected);
+  } else {
+    $("company-input").focus();
+  }
+  await companies;
+}
+
+// -- an operator's company picker -----------------------------------------------------------------
+async function loadCompanies() {
+  const answer = await api("GET", "/companies");
+  if (answer.status !== 200) return;
+  const options = answer.data.map((status) => {
+    const vendor = status.provider_label || status.provider || "no integration";
+    return el("option", { value: status.company_id, label: `${vendor}: ${BADGES[status.status] || status.status}` });
+  });
+  $("company-options").replaceChildren(...options);
+}
+
+async function pickCompany(event) {
+  event.preventDefault();
+  const wanted = $("company-input").value.trim();
+  if (!wanted) {
+    $("company-input").focus();
+    return;
+  }
+  await openCompany(wanted);
+}
+
+async function openCompany(id) {
+  company = id;
+  stopPolling();
+  lastStatus = null;
+  $("company-name").textContent = company;
+  $("sync-message").textContent = "";
+  $("connect-form").hidden = true;
+  $("connect-error").hidden = true;
+  $("status-panel").hidden = true;
+  $("chooser").hidden = true;
+  $("propays").tBodies[0].replaceChildren();
+  $("propays").dataset.rows = "0";
+  $("propays-empty").hidden = false;
+  $("company-view").hidden = false;
   await refresh();
 }
 
@@ -186,8 +281,10 @@ async function connect(event) {
   if (integration.timezone_required) body.settings = { timezone: $("timezone").value.trim() };
   $("connect-submit").disabled = true;
   $("connect-error").hidden = true;
+  const asked = company;
   try {
-    const answer = await api("PUT", `/companies/${encodeURIComponent(company)}/integration`, body);
+    const answer = await api("PUT", `/companies/${encodeURIComponent(asked)}/integration`, body);
+    if (asked !== company) return;
     if (answer.status === 201) {
       form.hidden = true;
       for (const input of form.querySelectorAll("input")) input.value = "";
@@ -236,7 +333,9 @@ function showStatus(status) {
 }
 
 async function refresh() {
-  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/integration`);
+  const asked = company;
+  const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/integration`);
+  if (asked !== company) return; // another company was opened meanwhile
   if (answer.status === 200) {
     showStatus(answer.data);
   } else if (answer.status === 404) {
@@ -258,13 +357,17 @@ function stopPolling() {
 }
 
 async function poll() {
-  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/integration`);
-  if (answer.status === 200) showStatus(answer.data);
+  const asked = company;
+  if (asked === null) return;
+  const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/integration`);
+  if (answer.status === 200 && asked === company) showStatus(answer.data);
 }
 
 async function syncNow() {
   $("sync-message").textContent = "";
-  const answer = await api("POST", `/companies/${encodeURIComponent(company)}/syncs`);
+  const asked = company;
+  const answer = await api("POST", `/companies/${encodeURIComponent(asked)}/syncs`);
+  if (asked !== company) return;
   if (answer.status === 202) {
     $("sync-message").textContent = "Syncing…";
     await poll();
@@ -285,8 +388,10 @@ function money(value) {
 }
 
 async function refreshPropays() {
-  const answer = await api("GET", `/companies/${encodeURIComponent(company)}/propays`);
-  if (answer.status !== 200) return;
+  const asked = company;
+  if (asked === null) return;
+  const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/propays`);
+  if (answer.status !== 200 || asked !== company) return;
   const body = $("propays").tBodies[0];
   body.replaceChildren();
   for (const propay of answer.data) {
@@ -306,7 +411,10 @@ async function refreshPropays() {
 
 // -- wiring ---------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", async () => {
+  returned = takeReturn();
+  if (returned) showNotice(returned);
   $("login-form").addEventListener("submit", logIn);
+  $("company-picker").addEventListener("submit", pickCompany);
   $("logout").addEventListener("click", logOut);
   $("search").addEventListener("input", renderIntegrations);
   $("connect-form").addEventListener("submit", connect);
