@@ -143,7 +143,11 @@ def connect(
     Every option is checked before a secret is asked for. Credentials not given as environment
     references are asked for at a hidden prompt and stored encrypted. Then the vendor is asked
     whether it accepts them: green (the daemon starts the initial sync) or red with the vendor's
-    reason (exit 1; fix and connect again)."""
+    reason (exit 1; nothing is stored: fix and connect again). The same path as the integrations
+    service's connect, and recorded in its audit log."""
+    from protiv_dagster.integrations.auth import cli_actor
+    from protiv_dagster.integrations.service import InvalidInput, NotConfigured, VendorDown, VendorRefused
+
     try:
         validate_company_id(company_id)
         validate_provider(provider)
@@ -164,17 +168,35 @@ def connect(
                 typer.prompt(f"{vendor_label(provider)} {name}", hide_input=name in model.secret_fields())
             )
             credentials[name] = check_credential(provider, name, typed)
-        connection = registry.connect(
+        if check:
+            say(f"Asking {vendor_label(provider)} whether it accepts the credentials...", style="dim")
+        _service().connect(
+            cli_actor(),
             company_id,
             provider,
-            base_url,
             credentials,
+            base_url=base_url,
             attendance_pull_date=attendance_pull_date,
             settings=settings,
+            check=check,
+            via="CLI",
         )
     except SettingsError as exc:  # RegistryError included
         say_error(exc)
         raise typer.Exit(2) from None
+    except InvalidInput as exc:  # what the options' own checks above leave to the service
+        for problem in exc.problems:
+            say_error(f"{problem.field}: {problem.message}")
+        raise typer.Exit(2) from None
+    except NotConfigured as exc:
+        say_error(exc)
+        raise typer.Exit(2) from None
+    except (VendorRefused, VendorDown) as exc:
+        reason = exc.status.reason if isinstance(exc, VendorDown) else f"{exc} (nothing was stored)"
+        say("[red]red[/red]: ", literal(reason))
+        sync_failure_hint(company_id, base_url, str(exc), after_sync=False)
+        raise typer.Exit(1) from None
+    connection = registry.get(company_id)
     say(
         literal(
             f"Connected {connection.company_id} to {connection.provider_label} at {redacted_url(connection.base_url)}; "
@@ -185,43 +207,25 @@ def connect(
             )
         )
     )
-    from protiv_dagster.integrations import audit
-    from protiv_dagster.integrations.service import record_from_cli
-
     if not check:
-        record_from_cli(company_id, audit.CONNECT, audit.DONE, f"{vendor_label(provider)} (CLI), not checked")
         say("Not checked with the vendor (--no-check): `protiv status --probe` checks it later.", style="dim")
         return
-    error = _verify_connection(connection)
-    detail = f"{vendor_label(provider)} (CLI), attendance from {connection.attendance_pull_date}"
-    record_from_cli(company_id, audit.CONNECT, audit.DONE if error is None else audit.FAILED, detail)
-    if error is None:
-        say(
-            f"[green]green[/green]: {vendor_label(provider)} accepted the credentials; the daemon starts the "
-            "initial sync (or run `protiv sync ",
-            literal(company_id),
-            " now).",
-        )
-        return
-    say("[red]red[/red]: ", literal(error))
-    sync_failure_hint(connection, error, after_sync=False)
-    raise typer.Exit(1)
+    say(
+        f"[green]green[/green]: {vendor_label(provider)} accepted the credentials; the daemon starts the "
+        "initial sync (or run `protiv sync ",
+        literal(company_id),
+        "` now).",
+    )
 
 
-def _verify_connection(connection) -> str | None:
-    """Ask the company's vendor what changed (as the refresh does, with the few quick attempts of the
-    integrations service's connect: the same check): None when it answers, else why not, also
-    recorded so `protiv status` shows the company red with that reason."""
+def _service():
+    """The integrations service's code, without its sync worker: ``protiv connect`` takes the same
+    path as the app's connect (fields checked, the vendor asked before anything is stored, the
+    audit log written); the daemon's sensor starts the initial sync."""
     from protiv_dagster.definitions import defs
-    from protiv_dagster.integrations.service import check_with_vendor
-    from protiv_dagster.sync import runs as syncs
-    from protiv_dagster.sync.state import shared_store
+    from protiv_dagster.integrations.service import IntegrationService, ServiceSettings
 
-    now = syncs.utc_now()
-    checked = check_with_vendor(defs, connection, now, stored=True)
-    if checked.error is not None:
-        shared_store().record_check(connection.company_id, now, error=checked.error)
-    return checked.error
+    return IntegrationService(defs, None, settings=ServiceSettings())
 
 
 def disconnect(company_id: CompanyId) -> None:

@@ -58,11 +58,11 @@ def sync_with_progress(connection, label: str) -> tuple[list[str], float]:
     return run_ids, time.perf_counter() - started
 
 
-def sync_failure_hint(connection, message: str, *, after_sync: bool = True) -> None:
-    """The next step after a failed sync: where the vendor is, and what to try."""
+def sync_failure_hint(company_id: str, base_url: str, message: str, *, after_sync: bool = True) -> None:
+    """The next step after a failed sync or connect: where the vendor is, and what to try."""
     from urllib.parse import urlsplit
 
-    host = urlsplit(connection.base_url).netloc.rpartition("@")[2]
+    host = urlsplit(base_url).netloc.rpartition("@")[2]
     local = host.split(":")[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
     hints = [f"Vendor host: {host}."]
     if "connection refused" in message and local:
@@ -70,7 +70,7 @@ def sync_failure_hint(connection, message: str, *, after_sync: bool = True) -> N
     elif "connection refused" in message or "timed out" in message:
         hints.append("Is the vendor reachable from here, and is the base URL right (`protiv connections`)?")
     if "credential" in message or "401" in message or "403" in message or "refused the credentials" in message:
-        hints.append(f"An admin can reconnect the company: `protiv connect {connection.company_id} ...`.")
+        hints.append(f"An admin can reconnect the company: `protiv connect {company_id} ...`.")
     if after_sync:
         hints.append("The run's events and error traces are in the Dagster UI (`make ui`).")
     say(literal(" ".join(hints)), style="dim")
@@ -103,10 +103,14 @@ def sync(company_id: CompanyId) -> None:
     except (SyncFailed, RegistryError, WarehouseError) as exc:
         say_error(exc)
         if connection is not None:
-            sync_failure_hint(connection, str(exc))
+            sync_failure_hint(connection.company_id, connection.base_url, str(exc))
         raise typer.Exit(1) from None
     say("Force sync of ", literal(company_id), f": {len(run_ids)} Dagster runs in {seconds:.1f} s")
     print_propay_summary(company_id)
+
+
+# The service's statuses as the terminal shows them: the words and colours of the app's badge.
+STATUS_LABELS = {"connected": ("green", "green"), "pending": ("pending", "yellow"), "failed": ("red", "red")}
 
 
 def status(
@@ -114,45 +118,46 @@ def status(
         bool, typer.Option(metavar="", help="Ask each vendor now whether it accepts the credentials and what changed.")
     ] = False,
 ) -> None:
-    """Each connected company's health: green when its vendor accepts the credentials, answers, and
-    the data is current within the two-hour promise; red with the reason otherwise."""
+    """Each connected company's integration status, as the integrations service answers it: green
+    (connected: the last sync succeeded and the data is current within the two-hour promise),
+    pending (its initial sync under way or not started yet) or red (failed), with the reason and
+    the next step. Exit 1 when a company is red."""
+    from protiv_dagster.integrations.service import CONNECTED, FAILED, company_statuses
     from protiv_dagster.sync import runs as syncs
-    from protiv_dagster.sync.health import company_health, next_step
+    from protiv_dagster.sync.health import next_step
     from protiv_dagster.sync.state import SyncStateStore
 
     try:
-        registry, store, now = ConnectionRegistry(), SyncStateStore(), syncs.utc_now()
+        registry, store = ConnectionRegistry(), SyncStateStore()
     except RegistryError as exc:  # an older registry: "run protiv upgrade"
         say_error(exc)
         raise typer.Exit(1) from None
     connected = registry.list()
     if probe:
-        _probe(connected, store, now)
+        _probe(connected, store, syncs.utc_now())
+    statuses = company_statuses(connected, store, syncs.utc_now())
     # The reasons go under the table, one line each: in a column at 80 characters they would be cut
     # into a word per line.
     rows = table("company", "provider", "status", "as of (UTC)", "syncs")
-    reasons: list[Text] = []
-    steps: list[Text] = []
-    for connection in connected:
-        pending = store.pending_batches(connection.company_id)
-        state = store.state(connection.company_id)
-        health = company_health(connection, state, pending, now)
-        colour = "green" if health.healthy else "red"
+    notes: list[tuple[Text, Text, str]] = []
+    for status in statuses:
+        label, colour = STATUS_LABELS[status.status]
         rows.add_row(
-            literal(connection.company_id, cell=True),
-            connection.provider_label,
-            Text(health.label, style=colour),
-            state.current_as_of.strftime("%Y-%m-%d %H:%M") if state.current_as_of else "never",
-            str(len(pending)),
+            literal(status.company_id, cell=True),
+            status.provider_label,
+            Text(label, style=colour),
+            status.current_as_of.strftime("%Y-%m-%d %H:%M") if status.current_as_of else "never",
+            str(sum(1 for sync in status.syncs if sync.status in ("queued", "running"))),
         )
-        if not health.healthy:
-            reasons.append(Text.assemble(literal(connection.company_id, "bold"), ": ", literal(health.reason)))
-            steps.append(Text.assemble("  next step: ", literal(next_step(connection.company_id, health.reason))))
+        if status.status != CONNECTED:
+            reason = Text.assemble(literal(status.company_id, "bold"), ": ", literal(status.reason))
+            step = Text.assemble("  next step: ", literal(next_step(status.company_id, status.reason)))
+            notes.append((reason, step, colour))
     print_table(rows)
-    for reason, step in zip(reasons, steps):
-        output.console.print(reason, style="red")
+    for reason, step, colour in notes:
+        output.console.print(reason, style=colour)
         output.console.print(step, style="dim")
-    if reasons:
+    if any(status.status == FAILED for status in statuses):
         raise typer.Exit(1)
 
 

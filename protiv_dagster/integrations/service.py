@@ -38,6 +38,7 @@ from protiv_dagster.company_settings import SettingsError, parse_settings
 from protiv_dagster.connections.registry import (
     Connection,
     ConnectionRegistry,
+    EnvReference,
     RegistryError,
     UnknownCompanyError,
     check_credential,
@@ -402,39 +403,39 @@ def _registry_problem(exc: Exception, field_name: str) -> InvalidInput:
     return InvalidInput.one(field_name, str(exc))
 
 
-def _status_statements(store: SyncStateStore) -> dict[str, tuple[Any, Any, Any]]:
-    """The reads of ``IntegrationService._sync_records``, for one company (bound ``company_id``) and
-    for all: the sync state, the syncs in flight, the latest ``limit`` syncs of each company."""
-    import sqlalchemy as sa
+def company_statuses(
+    connections: list[Connection],
+    store: SyncStateStore,
+    now: datetime,
+    *,
+    company_id: str | None = None,
+    queued: Callable[[str], list[SyncSummary]] | None = None,
+    syncing: frozenset[str] | set[str] = frozenset(),
+) -> list[IntegrationStatus]:
+    """The statuses of ``connections`` (one company's with ``company_id``, else every company's read
+    in one pass): what the service answers and ``protiv status`` prints. ``queued``: the syncs a
+    running service holds in memory for a company (queued or running), listed first in its history;
+    ``syncing``: the companies whose sync that service is running."""
+    from protiv_dagster.sync.state import CompanySyncState
 
-    from protiv_dagster.sync.state import PENDING as IN_FLIGHT
-
-    states, batches = store.states, store.batches
-    one = batches.c.company_id == sa.bindparam("company_id")
-    in_flight = sa.select(batches).where(batches.c.status == IN_FLIGHT).order_by(batches.c.requested_at)
-    newest = (
-        sa.func.row_number()
-        .over(partition_by=batches.c.company_id, order_by=(batches.c.requested_at.desc(), batches.c.batch_id))
-        .label("newest")
-    )
-    ranked = sa.select(batches, newest).subquery()
-    return {
-        "one": (
-            sa.select(states).where(states.c.company_id == sa.bindparam("company_id")),
-            in_flight.where(one),
-            sa.select(batches)
-            .where(one)
-            .order_by(batches.c.requested_at.desc(), batches.c.batch_id)
-            .limit(sa.bindparam("limit")),
-        ),
-        "all": (
-            sa.select(states),
-            in_flight,
-            sa.select(ranked)
-            .where(ranked.c.newest <= sa.bindparam("limit"))
-            .order_by(ranked.c.company_id, ranked.c.newest),
-        ),
-    }
+    records = store.status_records(company_id, HISTORY)
+    statuses = []
+    for connection in connections:
+        company = connection.company_id
+        mine = queued(company) if queued is not None else []
+        shown = {s.sync_id for s in mine}
+        recorded = [batch_summary(b) for b in records.recent.get(company, []) if b.batch_id not in shown]
+        statuses.append(
+            status_of(
+                connection,
+                records.states.get(company) or CompanySyncState(company),
+                records.in_flight.get(company, []),
+                now,
+                (mine + recorded)[:HISTORY],
+                syncing=company in syncing,
+            )
+        )
+    return statuses
 
 
 # -- the service ------------------------------------------------------------------------------------------
@@ -471,7 +472,7 @@ class IntegrationService:
     def __init__(
         self,
         defs: dg.Definitions,
-        instance: dg.DagsterInstance,
+        instance: dg.DagsterInstance | None,
         *,
         registry_url: str | None = None,
         settings: ServiceSettings | None = None,
@@ -496,12 +497,13 @@ class IntegrationService:
         self._watcher: threading.Thread | None = None
         self._stopping = threading.Event()
         self._last_status: dict[str, str] = {}
-        self._status_reads: dict[str, tuple[Any, Any, Any]] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the sync worker and the status watcher (which tells the webhook receiver about the
         changes the daemon makes too: a refresh that failed, an initial sync that succeeded)."""
+        if self.instance is None:
+            raise NotConfigured("the service runs syncs through a Dagster instance: give it one (DAGSTER_HOME)")
         self._stopping.clear()
         self._last_status = {s.company_id: s.status for s in self._all_statuses()}
         self._worker = threading.Thread(target=self._run_syncs, name="protiv-force-syncs", daemon=True)
@@ -532,43 +534,14 @@ class IntegrationService:
         except UnknownCompanyError:
             raise NotFound("company_id", f"company {company_id!r} has no integration connected") from None
 
-    def _history(self, company_id: str, recent: list[SyncBatch], limit: int = HISTORY) -> list[SyncSummary]:
-        """The syncs this service has queued or running for the company, then ``recent`` (its
-        latest recorded syncs, newest first)."""
+    def _queued(self, company_id: str) -> list[SyncSummary]:
+        """The syncs this service has queued or running for the company."""
         with self._lock:
-            mine = [
+            return [
                 s.summary()
                 for s in self._syncs.values()
                 if s.company_id == company_id and s.status in ("queued", "running")
             ]
-        shown = {s.sync_id for s in mine}
-        recorded = [batch_summary(b) for b in recent if b.batch_id not in shown]
-        return (mine + recorded)[:limit]
-
-    def _sync_records(
-        self, company_id: str | None, limit: int = HISTORY
-    ) -> tuple[dict[str, CompanySyncState], dict[str, list[SyncBatch]], dict[str, list[SyncBatch]]]:
-        """The sync state, the syncs in flight (oldest first) and the latest ``limit`` syncs (newest
-        first) of a company (of every company with None), in three indexed reads on one connection:
-        a status is asked often (every app page polls it) and a company's whole history grows by a
-        refresh every two hours, so it is never read whole. The statements are built once."""
-        from protiv_dagster.sync.state import SyncStateStore
-
-        if self._status_reads is None:
-            self._status_reads = _status_statements(self.store)
-        reads = self._status_reads["all" if company_id is None else "one"]
-        values = {"limit": limit} if company_id is None else {"company_id": company_id, "limit": limit}
-        states: dict[str, CompanySyncState] = {}
-        pending: dict[str, list[SyncBatch]] = {}
-        recent: dict[str, list[SyncBatch]] = {}
-        with self.store.engine.connect() as conn:
-            for row in conn.execute(reads[0], values).mappings():
-                states[row["company_id"]] = SyncStateStore._state(row)
-            for row in conn.execute(reads[1], values).mappings():
-                pending.setdefault(row["company_id"], []).append(SyncStateStore._batch(row))
-            for row in conn.execute(reads[2], values).mappings():
-                recent.setdefault(row["company_id"], []).append(SyncStateStore._batch(row))
-        return states, pending, recent
 
     def status(self, actor: Actor, company_id: str) -> IntegrationStatus:
         actor.require_company(company_id)
@@ -579,23 +552,11 @@ class IntegrationService:
 
     def _statuses(self, connections: list[Connection], company_id: str | None) -> list[IntegrationStatus]:
         """The statuses of ``connections``: one company's, or every company's (``company_id`` None)."""
-        from protiv_dagster.sync.state import CompanySyncState
-
-        states, pending, recent = self._sync_records(company_id)
         with self._lock:
             running = set(self._running)
-        now = self.clock()
-        return [
-            status_of(
-                connection,
-                states.get(connection.company_id) or CompanySyncState(connection.company_id),
-                pending.get(connection.company_id, []),
-                now,
-                self._history(connection.company_id, recent.get(connection.company_id, [])),
-                syncing=connection.company_id in running,
-            )
-            for connection in connections
-        ]
+        return company_statuses(
+            connections, self.store, self.clock(), company_id=company_id, queued=self._queued, syncing=running
+        )
 
     def statuses(self, actor: Actor) -> list[IntegrationStatus]:
         """Every company the actor may see: an operator all, an admin their own."""
@@ -612,24 +573,28 @@ class IntegrationService:
         actor: Actor,
         company_id: str,
         provider: str,
-        credentials: Mapping[str, str],
+        credentials: Mapping[str, str | EnvReference],
         *,
         base_url: str | None = None,
         attendance_pull_date: date | None = None,
         settings: Mapping[str, object] | None = None,
+        check: bool = True,
+        via: str = "credentials",
     ) -> IntegrationStatus:
         """Connect (or reconnect) a company with credentials an admin gives: each field checked,
-        then the vendor asked, and the connection stored only when the vendor accepts it."""
+        then the vendor asked, and the connection stored only when the vendor accepts it.
+        ``check`` False (``protiv connect --no-check``, offline) stores it without asking the vendor;
+        ``via`` says in the audit log how it was given (the app's credentials, the CLI)."""
         actor.require_company(company_id)
         self.integration(provider)
         candidate = self._candidate(company_id, provider, credentials, base_url, attendance_pull_date, settings)
-        return self._verify_and_save(actor, candidate, settings is not None)
+        return self._verify_and_save(actor, candidate, settings is not None, via=via, check=check)
 
     def _candidate(
         self,
         company_id: str,
         provider: str,
-        credentials: Mapping[str, str],
+        credentials: Mapping[str, str | EnvReference],
         base_url: str | None,
         attendance_pull_date: date | None,
         settings: Mapping[str, object] | None,
@@ -680,6 +645,8 @@ class IntegrationService:
                     )
                 )
                 continue
+            if isinstance(value, EnvReference):  # read from the run workers' environment, not here
+                continue
             try:
                 check_credential(provider, name, value)
             except RegistryError as exc:
@@ -700,29 +667,29 @@ class IntegrationService:
             raise NotConfigured(str(exc)) from None
 
     def _verify_and_save(
-        self, actor: Actor, candidate: Connection, settings_given: bool, via: str = "credentials"
+        self, actor: Actor, candidate: Connection, settings_given: bool, via: str = "credentials", check: bool = True
     ) -> IntegrationStatus:
         company_id, label = candidate.company_id, candidate.provider_label
         now = self.clock()
-        check = check_with_vendor(self.defs, candidate, now, stored=False)
-        if check.error is not None:
-            outcome = audited.REFUSED if check.refused else audited.FAILED
-            self._record(actor, company_id, audited.CONNECT, outcome, f"{label} ({via}): {check.error}")
-            if check.refused:
-                raise VendorRefused(check.error)
-            action = failure_action(check.error)
+        answer = check_with_vendor(self.defs, candidate, now, stored=False) if check else VendorCheck(None)
+        if answer.error is not None:
+            outcome = audited.REFUSED if answer.refused else audited.FAILED
+            self._record(actor, company_id, audited.CONNECT, outcome, f"{label} ({via}): {answer.error}")
+            if answer.refused:
+                raise VendorRefused(answer.error)
+            action = failure_action(answer.error)
             raise VendorDown(
                 IntegrationStatus(
                     company_id=company_id,
                     provider=candidate.provider,
                     provider_label=label,
                     status=FAILED,
-                    reason=f"{check.error} (nothing was stored)",
+                    reason=f"{answer.error} (nothing was stored)",
                     action=action,
                     action_message=ACTION_MESSAGES[action],
                 )
             )
-        connection = self.registry.save(candidate, settings_given=settings_given, vendor_issued=check.issued)
+        connection = self.registry.save(candidate, settings_given=settings_given, vendor_issued=answer.issued)
         initial = self._start_initial_sync(actor, connection)
         self._record(
             actor,
@@ -730,6 +697,7 @@ class IntegrationService:
             audited.CONNECT,
             audited.DONE,
             f"{label} ({via}), attendance from {connection.attendance_pull_date}"
+            + ("" if check else ", not checked with the vendor")
             + (f"; initial sync {initial}" if initial else ""),
         )
         status = self._status(connection)
@@ -916,6 +884,8 @@ class IntegrationService:
         import dagster as dg
 
         # Newest first from the instance: the sync's runs in the order they ran.
+        if self.instance is None:  # a service without syncs (the CLI's connect)
+            return []
         return [run.run_id for run in reversed(self.instance.get_runs(dg.RunsFilter(tags={SYNC_TAG: sync_id})))]
 
     def _run_syncs(self) -> None:
@@ -941,6 +911,7 @@ class IntegrationService:
         from protiv_dagster.sync.company import SyncFailed, force_sync
         from protiv_dagster.sync.runs import BATCH_TAG
 
+        assert self.instance is not None, "start() runs syncs only with a Dagster instance"
         with self._lock:
             sync.status = "running"
         try:

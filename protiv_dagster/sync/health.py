@@ -68,8 +68,12 @@ def company_health(connection: Connection, state: CompanySyncState, pending: lis
 def next_step(company_id: str, reason: str) -> str:
     """What to do about a red company, in one sentence (``protiv status`` and the failed
     vendor_connection run in the UI say the same)."""
-    if reason.startswith("initial sync in progress"):
+    if reason.startswith("initial sync in progress") or "initial sync is under way" in reason:
         return f"wait for its initial sync to end (its runs are tagged protiv/company={company_id})"
+    if reason.startswith("reconnected"):
+        return (
+            f"force sync it to check the new connection now (`protiv sync {company_id}`), or wait for the next refresh"
+        )
     if reason.startswith("never synced"):
         return "start the Dagster daemon (`make ui`, or dagster-daemon run): its new_connections sensor starts the initial sync"
     if "reconnect" in reason or "credential" in reason or "HTTP 401" in reason or "HTTP 403" in reason:

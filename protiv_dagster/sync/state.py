@@ -19,9 +19,9 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import overload
+from typing import Any, overload
 
 import sqlalchemy as sa
 
@@ -85,6 +85,15 @@ class SyncBatch:
     error: str | None = None
 
 
+@dataclass
+class StatusRecords:
+    """The sync records of companies' statuses (``SyncStateStore.status_records``), by company."""
+
+    states: dict[str, CompanySyncState] = field(default_factory=dict)
+    in_flight: dict[str, list[SyncBatch]] = field(default_factory=dict)
+    recent: dict[str, list[SyncBatch]] = field(default_factory=dict)
+
+
 @overload
 def _aware(value: datetime) -> datetime: ...
 @overload
@@ -137,6 +146,7 @@ class SyncStateStore:
         # The registry's schema revision: created at the newest on a new database, refused with
         # "run protiv upgrade" on an older one (see connections/migrations).
         prepare_registry(self.engine, self.url)
+        self._status_reads: dict[str, tuple[Any, Any, Any]] | None = None
 
     # -- company state -----------------------------------------------------------------------------
     def state(self, company_id: str) -> CompanySyncState:
@@ -313,6 +323,55 @@ class SyncStateStore:
         )
         with self.engine.connect() as conn:
             return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def status_records(self, company_id: str | None = None, limit: int = 10) -> StatusRecords:
+        """What a company's status is made of (every company's with None): its sync state, its
+        syncs in flight (oldest first) and its latest ``limit`` syncs (newest first), in three
+        indexed reads on one connection. A status is asked often (every app page polls it) and a
+        company's history grows by a refresh every two hours, so the history is never read whole.
+        The statements are built once per store."""
+        if self._status_reads is None:
+            self._status_reads = self._status_statements()
+        reads = self._status_reads["all" if company_id is None else "one"]
+        values = {"limit": limit} if company_id is None else {"company_id": company_id, "limit": limit}
+        records = StatusRecords()
+        with self.engine.connect() as conn:
+            for row in conn.execute(reads[0], values).mappings():
+                records.states[row["company_id"]] = self._state(row)
+            for row in conn.execute(reads[1], values).mappings():
+                records.in_flight.setdefault(row["company_id"], []).append(self._batch(row))
+            for row in conn.execute(reads[2], values).mappings():
+                records.recent.setdefault(row["company_id"], []).append(self._batch(row))
+        return records
+
+    def _status_statements(self) -> dict[str, tuple[Any, Any, Any]]:
+        """The reads of ``status_records``, for one company (bound ``company_id``) and for all."""
+        states, batches = self.states, self.batches
+        one = batches.c.company_id == sa.bindparam("company_id")
+        in_flight = sa.select(batches).where(batches.c.status == PENDING).order_by(batches.c.requested_at)
+        newest = (
+            sa.func.row_number()
+            .over(partition_by=batches.c.company_id, order_by=(batches.c.requested_at.desc(), batches.c.batch_id))
+            .label("newest")
+        )
+        ranked = sa.select(batches, newest).subquery()
+        return {
+            "one": (
+                sa.select(states).where(states.c.company_id == sa.bindparam("company_id")),
+                in_flight.where(one),
+                sa.select(batches)
+                .where(one)
+                .order_by(batches.c.requested_at.desc(), batches.c.batch_id)
+                .limit(sa.bindparam("limit")),
+            ),
+            "all": (
+                sa.select(states),
+                in_flight,
+                sa.select(ranked)
+                .where(ranked.c.newest <= sa.bindparam("limit"))
+                .order_by(ranked.c.company_id, ranked.c.newest),
+            ),
+        }
 
     def batch(self, batch_id: str) -> SyncBatch:
         with self.engine.connect() as conn:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from protiv_dagster.integrations.audit import AuditLog
 from tests.cli.commands import free_port
 
 pytestmark = pytest.mark.slow
@@ -162,8 +163,16 @@ def test_connect_asks_the_vendor_and_says_green_or_red_with_the_reason(after_dem
         assert wrong.returncode == 1, wrong.stdout + wrong.stderr
         red = [line for line in wrong.stdout.splitlines() if line.startswith("red: ")]
         assert red and "QuickBooks Time" in red[0] and "not-the-token" not in wrong.stdout + wrong.stderr
+        assert "(nothing was stored)" in " ".join(wrong.stdout.split()), wrong.stdout
+        # As the integrations service's connect: the vendor is asked before anything is stored.
+        listed = newcomer("connections", cwd=after_demo)
+        assert "oak (QuickBooks Time)" in listed.stdout and "elm" not in listed.stdout, listed.stdout
         status = newcomer("status", cwd=after_demo)
-        assert any(line.startswith("elm: QuickBooks Time") for line in status.stdout.splitlines()), status.stdout
+        rows = {line.split()[0] for line in status.stdout.splitlines() if line.split()}
+        assert "oak" in rows and "elm" not in rows, status.stdout
+        audit = AuditLog(f"sqlite:///{after_demo / 'data' / 'registry.sqlite3'}")
+        assert [(e.action, e.outcome) for e in audit.entries("elm")] == [("connect", "refused")]
+        assert audit.entries("oak")[0].actor.startswith("cli:") and audit.entries("oak")[0].outcome == "done"
 
         asked = len(emulator.request_log)
         offline = connect("ash", "not-the-token-" + "y" * 10, "--no-check")
@@ -212,7 +221,9 @@ def test_connect_to_an_unreachable_vendor_is_red_in_seconds_without_retry_noise(
     )
     assert refused.returncode == 1, refused.stdout + refused.stderr
     lines = refused.stdout.splitlines()
-    assert lines[0].startswith(f"Connected acme to QuickBooks Time at http://127.0.0.1:{port}; attendance from")
-    assert lines[2] == "red: QuickBooks Time: connection refused (is the vendor's host reachable and the"
-    assert "still failing after 3 attempts" in lines[3]
+    assert lines[0] == "Asking QuickBooks Time whether it accepts the credentials..."
+    assert lines[1] == "red: QuickBooks Time: connection refused (is the vendor's host reachable and the"
+    assert "still failing after 3 attempts" in lines[2]
+    assert "(nothing was stored)" in " ".join(refused.stdout.split())
+    assert "acme" not in newcomer("connections", cwd=tmp_path).stdout
     assert refused.stderr == ""
