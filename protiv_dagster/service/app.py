@@ -153,13 +153,17 @@ def create_app(
         lifespan=lifespan,
     )
 
-    def actor(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> Actor:
+    # The two auth dependencies are coroutines: they only verify a signature and look up a session in
+    # memory, and a plain function would cost each call two hops through the threadpool.
+    async def actor(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    ) -> Actor:
         # The page's cookie session only without an Authorization header, and with its CSRF check.
         return session_actor(request, sessions) or verifier.actor(request.headers.get("authorization"))
 
     Caller = Annotated[Actor, Depends(actor)]
 
-    def company_actor(caller: Caller, company_id: str) -> Actor:
+    async def company_actor(caller: Caller, company_id: str) -> Actor:
         # Before the body is read: a caller who may not touch the company learns nothing about it.
         caller.require_company(company_id)
         return caller
