@@ -4,7 +4,8 @@ instance, for each vendor, after a full sync and a failing one.
 Searched: every table of the instance's PostgreSQL database (event log with asset metadata and
 errors, runs with their run config, run tags, ...), every file under the instance's home (compute
 logs), every warehouse table, the exception texts, the registry's stored rows, and the output of
-``protiv connections``, ``protiv status`` and a failing ``protiv sync``. The secrets are every value
+``protiv connections``, ``protiv status`` and a failing ``protiv sync``, and what the integrations
+service answers (statuses, a refused reconnect, its audit log). The secrets are every value
 the harness lists (rotated OAuth tokens, BusyBusy's sha256 digest and session keys included) plus
 the encryption key itself. tests/connections/test_registry.py covers encryption and key errors of the registry
 API; here a sync without the key must fail with the same clear message.
@@ -13,8 +14,10 @@ API; here a sync without the key must fail with the same clear message.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets as secrets_module
 import sqlite3
 import traceback
 import zlib
@@ -150,6 +153,53 @@ def sqlite_databases_text(home: Path) -> dict[str, str]:
     return texts
 
 
+def service_answers(pipeline, canaries: dict[str, str]) -> dict[str, str]:
+    """What the integrations service answers over the pipeline's registry and instance, as the app
+    calls it: every company's status (the stored errors, the sync history), a reconnect with canary
+    credentials the vendor refuses, and the audit log the service writes."""
+    from protiv_dagster.integrations.audit import AuditLog
+    from protiv_dagster.integrations.auth import Actor
+    from protiv_dagster.integrations.service import IntegrationService, ServiceSettings, VendorRefused
+    from protiv_dagster.service.models import StatusOut
+
+    harness = pipeline.harness
+    service = IntegrationService(
+        pipeline.defs, pipeline.instance, registry_url=pipeline.registry.url, settings=ServiceSettings()
+    )
+    operator = Actor("canary-operator", "operator")
+    statuses = service.statuses(operator)
+    assert [status.company_id for status in statuses] == [COMPANY]
+    answers = {"service statuses": json.dumps([StatusOut.of(s).model_dump(mode="json") for s in statuses])}
+    with pytest.raises(VendorRefused) as refused:
+        service.connect(
+            operator,
+            COMPANY,
+            harness.provider,
+            canaries,
+            base_url=harness.base_url,
+            settings={"timezone": harness.data.timezone},
+        )
+    answers["service connect with canary credentials"] = "".join(traceback.format_exception(refused.value))
+    entries = AuditLog(pipeline.registry.url).entries()
+    assert [(e.action, e.outcome) for e in entries][:1] == [("connect", "refused")], entries
+    answers["service audit log"] = json.dumps([e.__dict__ for e in entries], default=str)
+    return answers
+
+
+def canary_credentials(provider: str) -> dict[str, str]:
+    """Fresh random values for every credential an admin gives the vendor, none valid: the secret
+    ones are canaries; the others (BusyBusy's username: in the vendor's URLs, shown at the prompt)
+    are plain wrong values."""
+    from protiv_dagster.vendors.registry import VENDORS
+
+    model = VENDORS[provider].credentials
+    required, _ = model.given_by_admin()
+    return {
+        name: f"canary-{name}-{secrets_module.token_hex(8)}" if name in model.secret_fields() else f"nobody-{name}"
+        for name in sorted(required)
+    }
+
+
 @pytest.mark.parametrize("instance_kind", ["sqlite", "postgres"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_canary_credential_through_every_error_path_is_found_nowhere(
@@ -197,6 +247,10 @@ def test_a_canary_credential_through_every_error_path_is_found_nowhere(
             places["protiv " + " ".join(args)] = result.output + (
                 "".join(traceback.format_exception(result.exception)) if result.exception else ""
             )
+
+        canaries = canary_credentials(provider)
+        secrets |= {value for value in canaries.values() if value.startswith("canary-")}
+        places.update(service_answers(pipeline, canaries))
 
         home = Path(os.environ["DAGSTER_HOME"] if instance_kind == "postgres" else pipeline.instance.root_directory)
         if instance_kind == "postgres":
