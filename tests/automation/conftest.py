@@ -8,7 +8,7 @@ anything itself: every run it starts was requested by the code under test.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -24,6 +24,7 @@ from tests.assets.conftest import (  # noqa: F401 (fixtures)
 )
 
 NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)  # a Friday afternoon, just after the generated data
+CONNECTED_AT = NOW - timedelta(hours=1)
 
 
 class Daemon:
@@ -145,6 +146,10 @@ def instance_kind() -> str:  # noqa: F811 - the daemon's sensors need a persiste
 @pytest.fixture
 def daemon(pipeline, monkeypatch) -> Daemon:
     monkeypatch.setattr(syncs, "utc_now", lambda: NOW)
+    # The daemon's clock is NOW: the companies were connected an hour before it, not at the real
+    # time the fixture connected them (a status compares the connection's times with the checks').
+    with pipeline.registry.engine.begin() as conn:
+        conn.execute(pipeline.registry.table.update().values(connected_at=CONNECTED_AT, updated_at=CONNECTED_AT))
     daemon = Daemon(pipeline)
     daemon.follow_upstream()  # the daemon evaluates the automation from the start, before any data
     return daemon
