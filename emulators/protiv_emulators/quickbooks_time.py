@@ -836,7 +836,7 @@ class QuickBooksTimeCompany:
                 if date is not None or duration is not None:
                     raise ValueError("a regular timesheet takes start and end; date and duration follow from them")
                 start_at = _as_datetime(start, "start").astimezone(UTC)
-                end_at = _as_datetime(end, "end").astimezone(UTC) if end not in (None, "") else None
+                end_at = _as_datetime(end, "end").astimezone(UTC) if end is not None and end != "" else None
                 if end_at is not None and end_at <= start_at:
                     raise ValueError("end must be after start")
                 if end_at is None and any(t.on_the_clock and t.user_id == user_id for t in self._timesheets.values()):

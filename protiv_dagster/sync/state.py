@@ -333,7 +333,9 @@ class SyncStateStore:
         if self._status_reads is None:
             self._status_reads = self._status_statements()
         reads = self._status_reads["all" if company_id is None else "one"]
-        values = {"limit": limit} if company_id is None else {"company_id": company_id, "limit": limit}
+        values: dict[str, object] = {"limit": limit}
+        if company_id is not None:
+            values["company_id"] = company_id
         records = StatusRecords()
         with self.engine.connect() as conn:
             for row in conn.execute(reads[0], values).mappings():

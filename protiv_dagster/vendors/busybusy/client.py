@@ -439,7 +439,7 @@ class BusyBusyClient(VendorClient):
         guard = self.listing(root)
 
         def variables() -> dict[str, Any]:
-            given = {"filter": filter_, "first": self.page_size, "after": after}
+            given: dict[str, Any] = {"filter": filter_, "first": self.page_size, "after": after}
             return given if sort is None else {**given, "sort": sort}
 
         while True:

@@ -520,9 +520,9 @@ def budgets_to_task_lines(
     }
     for name, records in (("budgetHours", budget_hours), ("budgetCosts", budget_costs)):
         for record in records:
-            key = (id_of(record.get("projectId")), id_of(record.get("costCodeId")))
-            if key in rows_of:
-                rows_of[key][name].append(record)
+            project_id, code_id = id_of(record.get("projectId")), id_of(record.get("costCodeId"))
+            if project_id is not None and code_id is not None and (project_id, code_id) in rows_of:
+                rows_of[(project_id, code_id)][name].append(record)
     raw = [{"projectId": project, "costCodeId": code, **rows_of[(project, code)]} for project, code in keys]
     frame = records_frame(raw)
     reasons = no_reasons(frame)
