@@ -14,6 +14,7 @@ from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.assets.raw import raw_timesheets
+from protiv_dagster.assets.reports import propay_report
 from protiv_dagster.automation.schedules import refresh_every_two_hours
 from protiv_dagster.automation.sensors import company_syncs, connection_status, new_connections
 from protiv_dagster.connections.registry import ConnectionRegistryResource
@@ -31,12 +32,12 @@ follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
     # The analysts' copy by its group: it exists only on a DuckDB warehouse. Left out, Dagster would
     # give it a default automation sensor of its own, stopped, and it would never be published.
-    target=dg.AssetSelection.assets(attendance, propay_tables) | dg.AssetSelection.groups("analysts"),
+    target=dg.AssetSelection.assets(attendance, propay_tables, propay_report) | dg.AssetSelection.groups("analysts"),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluated every 30 seconds: each company-week's attendance follows its raw week, and each "
     "company's ProPay tables follow every attendance update, whenever it lands, once its workers and jobs are in "
-    "(automation/conditions.py); on a DuckDB warehouse, the analysts' copy follows every ProPay update. Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
+    "(automation/conditions.py); each company's report follows its ProPay updates; on a DuckDB warehouse, the analysts' copy follows every ProPay update. Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
     "It does not look at vendor_connection: a red company's tables still follow its syncs.",
 )
 
@@ -78,7 +79,7 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
         if isinstance(resource, dg.ConfigurableResource):
             resources[key] = code_configured(resource)
     return dg.Definitions(
-        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables, *analysts],
+        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables, propay_report, *analysts],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync_job],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],

@@ -39,6 +39,7 @@ def test_assets_partitions_and_jobs():
         "jobs_without_propay",
         "propay_settings_versions",
         "analysts_database",  # the default warehouse is a DuckDB file
+        "propay_report",  # each company's report, after its ProPays
     }
     assert (
         graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def

@@ -77,3 +77,14 @@ ANALYSTS_COPY_FOLLOWS_PROPAYS = (
     .since(dg.AutomationCondition.newly_requested())
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after every ProPay update")
+
+# A company's report follows every update of that company's ProPay tables (same company partition:
+# other companies' reports do not run), stamped as above so that a ProPay write landing while the
+# report runs triggers one more. It waits for a ProPay run of its company in progress.
+REPORT_FOLLOWS_PROPAYS = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    .with_label("its company's ProPays updated")
+    .since(dg.AutomationCondition.newly_requested())
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after every ProPay update of its company")

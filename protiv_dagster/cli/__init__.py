@@ -3,7 +3,8 @@
 - ``demo``: the demo (the README's main command) and the vendor emulators it runs on;
 - ``operations``: what operators run (force sync, status, the Dagster UI, upgrade);
 - ``admin``: a company's integration (connect, disconnect, connections, settings, keygen);
-- ``analysts``: the ProPay summary a sync prints and the analyst roles of the warehouse;
+- ``analysts``: the ProPay summary a sync prints, a company's report (``report``) and the analyst
+  roles of the warehouse;
 - ``service``: the integrations service an app calls (``serve``), and its development keys and tokens;
 - ``output``: the console and how outside text is shown; ``common``: what several audiences share.
 
@@ -69,6 +70,7 @@ app.command(cls=output.Command)(admin.keygen)
 app.command(cls=output.Command)(admin.connect)
 app.command(cls=output.Command)(operations.sync)
 app.command(cls=output.Command)(operations.status)
+app.command(cls=output.Command)(analysts.report)
 app.command(cls=output.Command)(operations.upgrade)
 app.command(cls=output.Command)(admin.disconnect)
 app.command(cls=output.Command)(admin.connections)

@@ -1,5 +1,6 @@
-"""What analysts read, and who may read it: the ProPay summary printed after a sync, and the analyst
-roles of a PostgreSQL warehouse (`protiv analyst-role`).
+"""What analysts read, and who may read it: the ProPay summary printed after a sync, a company's
+report with charts (`protiv report`), and the analyst roles of a PostgreSQL warehouse
+(`protiv analyst-role`).
 
 The summary is read from the analysts' views (`company_propay_summary`, `propay_savings`), so the
 CLI shows the figures an analyst's SQL shows, computed in one place (`protiv_dagster/views.py`).
@@ -7,11 +8,13 @@ CLI shows the figures an analyst's SQL shows, computed in one place (`protiv_dag
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from protiv_dagster.cli import output
+from protiv_dagster.cli.common import CompanyId
 from protiv_dagster.cli.output import literal, print_table, say, say_error, table
 
 
@@ -69,6 +72,52 @@ def print_propay_summary(company_id: str) -> None:
             literal(row.pay_state, cell=True),
         )
     output.console.print(top_table)
+
+
+def report(
+    company_id: CompanyId,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            metavar="FILE",
+            help="Where to write the report; default reports/COMPANY_ID.html in the data folder.",
+        ),
+    ] = None,
+) -> None:
+    """Write COMPANY_ID's ProPay report: one HTML file with its summary and four charts (budget
+    against actual hours per ProPay, bonus per worker, hours gained per week, efficiency over time),
+    self-contained (open it offline, attach it to a mail). Read from the analysts' copy of a DuckDB
+    warehouse, so it never waits for a sync. Exit 1 when the warehouse has no ProPays of the company."""
+    from datetime import UTC, datetime
+
+    from protiv_dagster.reports import read_company, report_file_name, write_report
+    from protiv_dagster.resources.warehouse import Warehouse
+    from protiv_dagster.settings import data_dir
+
+    data = read_company(Warehouse().store, company_id)
+    if not data.has_data:
+        say(
+            "No ProPays of company ",
+            literal(company_id, "bold"),
+            " in the warehouse: check the id (`protiv connections` lists the connected companies), or sync it "
+            "first (`protiv sync COMPANY_ID`); a company's ProPays are computed by its first sync.",
+            style="red",
+        )
+        raise typer.Exit(1)
+    path = output_file or data_dir() / "reports" / report_file_name(company_id)
+    written = write_report(data, path.expanduser().resolve(), datetime.now(UTC), _current_as_of(company_id))
+    say("Wrote the ProPay report of ", literal(company_id, "bold"), ": ", literal(written))
+
+
+def _current_as_of(company_id: str):
+    """When the company's data was last current (the sync state); None when it cannot be read."""
+    from protiv_dagster.sync.state import SyncStateStore
+
+    try:
+        return SyncStateStore().state(company_id).current_as_of
+    except Exception:  # a courtesy line of the report: its absence must not stop the report
+        return None
 
 
 analyst_role = typer.Typer(
