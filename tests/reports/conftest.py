@@ -1,0 +1,6 @@
+from tests.assets.conftest import (  # noqa: F401 (fixtures)
+    instance_kind,
+    pipeline,
+    provider,
+    warehouse_backend,
+)
