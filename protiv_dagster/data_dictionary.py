@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from protiv_dagster import views
+from protiv_dagster.analytics import schema_files
 from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.warehouse.declarations import Column
 
@@ -28,7 +29,8 @@ Every row belongs to one company (`company_id`); filter on it in every query.
 
 This page is generated from `protiv_dagster/schemas.py`, `protiv_dagster/tables.py` and
 `protiv_dagster/views.py`; edit those, then run `.venv/bin/python -m protiv_dagster.data_dictionary`.
-The same descriptions are the column comments in the warehouse and the column schema in Dagster.
+The same descriptions are the column comments in the warehouse, the column schema in Dagster and,
+written by the same command, the dbt project's YAML (`dbt docs`).
 """
 
 HOW_A_PROPAY_PAYS = """\
@@ -101,6 +103,16 @@ WHERE p.company_id = 'acme' AND p.propay_id = '1042' AND a.worker_id = '7'
 ORDER BY a.work_date, a.start_at;
 ```
 """.replace("{audit}", AUDIT_SQL.strip())
+
+MARTS = """\
+## Marts (schema `analytics`)
+
+The same six views as dbt models (`protiv_dagster/analytics/`, docs/analysts.md), in the schema
+`analytics`: the same rows and columns, and beside each floating-point column a presentation column
+`<column>_display` rounded as people read it: hours and dollars to 2 decimals, percentages to 1
+decimal, a ratio (efficiency 1.153) as a percent to 1 decimal (115.3). Compute with the exact
+column, show the `_display` one. Their definitions are in `protiv_dagster/analytics/models/marts/`.
+"""
 
 EXAMPLES = """\
 ## Example queries
@@ -213,6 +225,16 @@ def dictionary_page() -> str:
             "</details>",
             "",
         ]
+    lines += [MARTS, ""]
+    for view in views.ALL_VIEWS:
+        lines += [
+            f"### analytics.{view.name}",
+            "",
+            view.description,
+            "",
+            *_columns(schema_files.mart_columns(view)),
+            "",
+        ]
     lines += [HOW_A_PROPAY_PAYS, EXAMPLES]
     return "\n".join(lines)
 
@@ -221,3 +243,6 @@ if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else PAGE
     target.write_text(dictionary_page(), encoding="utf-8")
     print(f"wrote {target}")
+    # The dbt project's YAML says the same (its sources, staging models and marts).
+    for path in schema_files.write():
+        print(f"wrote {path.relative_to(schema_files.PROJECT_DIR.parents[1])}")

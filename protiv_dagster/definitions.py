@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from protiv_dagster.assets.analysts import analysts_database
+from protiv_dagster.assets.analytics import analytics_marts
 from protiv_dagster.assets.attendance import attendance, jobs, workers
 from protiv_dagster.assets.connection import vendor_connection
 from protiv_dagster.assets.propay import propay_tables
@@ -32,12 +33,13 @@ follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
     # The analysts' copy by its group: it exists only on a DuckDB warehouse. Left out, Dagster would
     # give it a default automation sensor of its own, stopped, and it would never be published.
-    target=dg.AssetSelection.assets(attendance, propay_tables, propay_report) | dg.AssetSelection.groups("analysts"),
+    target=dg.AssetSelection.assets(attendance, propay_tables, propay_report)
+    | dg.AssetSelection.groups("analysts", "analytics"),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluated every 30 seconds: each company-week's attendance follows its raw week, and each "
     "company's ProPay tables follow every attendance update, whenever it lands, once its workers and jobs are in "
-    "(automation/conditions.py); each company's report follows its ProPay updates; on a DuckDB warehouse, the analysts' copy follows every ProPay update. Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
+    "(automation/conditions.py); each company's report follows its ProPay updates; the analysts' marts (dbt) follow every ProPay update; on a DuckDB warehouse, the analysts' copy follows every ProPay update and the marts. Also after a sync launched by hand (force_sync, protiv sync, a Materialize). "
     "It does not look at vendor_connection: a red company's tables still follow its syncs.",
 )
 
@@ -79,7 +81,17 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
         if isinstance(resource, dg.ConfigurableResource):
             resources[key] = code_configured(resource)
     return dg.Definitions(
-        assets=[vendor_connection, raw_timesheets, workers, jobs, attendance, propay_tables, propay_report, *analysts],
+        assets=[
+            vendor_connection,
+            raw_timesheets,
+            workers,
+            jobs,
+            attendance,
+            propay_tables,
+            propay_report,
+            analytics_marts,
+            *analysts,
+        ],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync_job],
         schedules=[refresh_every_two_hours],
         sensors=[new_connections, company_syncs, connection_status, follow_upstream_changes],

@@ -40,6 +40,9 @@ def test_assets_partitions_and_jobs():
         "propay_settings_versions",
         "analysts_database",  # the default warehouse is a DuckDB file
         "propay_report",  # each company's report, after its ProPays
+        # The analysts' marts (dbt views in the schema analytics), after the ProPay tables.
+        *(f"analytics/{view}" for view in ("propay_savings", "company_propay_summary", "propay_hours_gained")),
+        *(f"analytics/{view}" for view in ("company_revenue_per_hour", "worker_bonus_wages", "propay_leaderboard")),
     }
     assert (
         graph.get(dg.AssetKey("vendor_connection")).partitions_def == graph.get(dg.AssetKey("workers")).partitions_def

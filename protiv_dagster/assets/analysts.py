@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from protiv_dagster.assets.analytics import analytics_marts
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.automation.conditions import ANALYSTS_COPY_FOLLOWS_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
@@ -22,15 +23,16 @@ def publication_metadata(publication: Publication) -> dict[str, dg.RawMetadataVa
 
 @dg.asset(
     key=ANALYSTS_COPY,
-    deps=list(propay_tables.keys),
+    # After the ProPays, and again after the marts (views in the same file) are rebuilt on them.
+    deps=[*propay_tables.keys, *analytics_marts.keys],
     group_name="analysts",
     kinds={"duckdb"},
     automation_condition=ANALYSTS_COPY_FOLLOWS_PROPAYS,
 )
 def analysts_database(warehouse: Warehouse) -> dg.MaterializeResult:
     """The analysts' read-only copy of the DuckDB warehouse (`data/warehouse.analysts.duckdb` beside
-    `data/warehouse.duckdb`): every table and view, published after every ProPay update by a
-    checkpoint, a copy and one atomic rename. Analysts open it read-only and never block a sync; an
+    `data/warehouse.duckdb`): every table and view, published after every ProPay update and every rebuild of the marts (schema
+    `analytics`) by a checkpoint, a copy and one atomic rename. Analysts open it read-only and never block a sync; an
     open session keeps the copy it opened, a new one sees the latest. (A PostgreSQL warehouse has
     no such asset: analysts query it directly.)"""
     return dg.MaterializeResult(metadata=publication_metadata(publish_for_analysts(warehouse.store)))

@@ -1,6 +1,7 @@
 """Analyst roles on PostgreSQL: per-company row-level security over the warehouse tables and views.
 
-An analyst role reads the rows of the companies `analyst_companies` maps it to, and nothing else.
+An analyst role reads the rows of the companies `analyst_companies` maps it to, and nothing else,
+in the warehouse schema and through the analysts' marts (schema `analytics`, dbt views).
 Grants are bound to the role's OID, so a role dropped and created again under the same name reads
 nothing of its predecessor's.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from protiv_dagster.analytics import analytics_schema
 from protiv_dagster.warehouse.declarations import check_identifier, quote
 from protiv_dagster.warehouse.session import Session, WarehouseError
 from protiv_dagster.warehouse.store import WarehouseStore
@@ -153,6 +155,7 @@ def grant_company_analyst(store: WarehouseStore, role: str, company_id: str) -> 
         session.execute(f"GRANT USAGE ON SCHEMA {schema} TO {quote(role)}")
         # Every table and view of the schema: each one holding company rows has a policy.
         session.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {quote(role)}")
+        _grant_marts(store, session, role)
         stale = f"a.role_name = ? AND {_STALE_GRANT}"
         replaced = _analyst_grants(store, session, f"{stale} AND a.company_id = ?", [role, company_id])
         session.execute(f"DELETE FROM {mapping} a WHERE {stale} AND a.company_id = ?", [role, company_id])
@@ -208,6 +211,7 @@ def revoke_company_analyst(store: WarehouseStore, role: str, company_id: str | N
         elif session.fetch(f"SELECT 1 FROM {mapping} WHERE role_oid = CAST(? AS oid)", [role_oid]).empty:
             session.execute(f"REVOKE SELECT ON ALL TABLES IN SCHEMA {schema} FROM {quote(role)}")
             session.execute(f"REVOKE USAGE ON SCHEMA {schema} FROM {quote(role)}")
+            _grant_marts(store, session, role, revoke=True)
     return removed
 
 
@@ -301,6 +305,29 @@ def _analyst_grants(
         f"WHERE {condition} ORDER BY a.role_name, a.company_id, a.role_oid",
         params,
     )
+
+
+def _grant_marts(store: WarehouseStore, session: Session, role: str, *, revoke: bool = False) -> None:
+    """Let ``role`` read the analysts' marts (dbt views in the schema ``analytics_schema``), or no more.
+
+    dbt replaces a view on every build, and a new view has none of the old one's grants: default
+    privileges give SELECT on every view the pipeline's role creates there later. The marts are
+    ``security_invoker`` views (a dbt post-hook), so the tables' policies limit them as above."""
+    marts = quote(analytics_schema(store.schema_name))
+    grantee = quote(role)
+    if revoke:
+        if session.fetch(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [analytics_schema(store.schema_name)]
+        ).empty:
+            return
+        session.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {marts} REVOKE SELECT ON TABLES FROM {grantee}")
+        session.execute(f"REVOKE SELECT ON ALL TABLES IN SCHEMA {marts} FROM {grantee}")
+        session.execute(f"REVOKE USAGE ON SCHEMA {marts} FROM {grantee}")
+        return
+    session.execute(f"CREATE SCHEMA IF NOT EXISTS {marts}")
+    session.execute(f"GRANT USAGE ON SCHEMA {marts} TO {grantee}")
+    session.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {marts} TO {grantee}")
+    session.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA {marts} GRANT SELECT ON TABLES TO {grantee}")
 
 
 def _require_postgres(store: WarehouseStore, what: str) -> None:

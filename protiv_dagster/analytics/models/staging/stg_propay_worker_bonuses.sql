@@ -1,0 +1,21 @@
+SELECT
+    company_id,
+    propay_id,
+    worker_id,
+    role,
+    bucket,
+    hours,
+    wage,
+    weight,
+    labor_cost,
+    bonus,
+    overtime_adjustment,
+    settings_version,
+    seconds,
+    wage_count,
+    labor_cost_numerator,
+    labor_cost_denominator,
+    crew_share,
+    role_bucket_share,
+    role_buckets_held
+FROM {{ source('protiv', 'propay_worker_bonuses') }}

@@ -1,0 +1,100 @@
+"""The analysts' marts: the dbt project ``protiv_dagster/analytics`` as Dagster assets.
+
+Each mart is a view in the schema ``analytics`` over the ProPay tables, downstream of them in the
+lineage graph (the dbt sources name the assets that write their tables) and rebuilt after they
+update. The dbt tests are the marts' asset checks.
+"""
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from protiv_dagster.analytics import PROJECT_DIR, dbt_environment, ensure_manifest
+from protiv_dagster.automation.conditions import ANALYSTS_COPY_FOLLOWS_PROPAYS
+from protiv_dagster.resources.warehouse import Warehouse
+
+GROUP = "analytics"
+# What dbt-duckdb prints when another process holds the warehouse file.
+_DUCKDB_LOCKED = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+# How many times a dbt build that found the DuckDB file locked is run again, and the first wait.
+LOCKED_ATTEMPTS = 6
+LOCKED_FIRST_WAIT_SECONDS = 1.0
+
+
+class AnalyticsTranslator(DagsterDbtTranslator):
+    """Group ``analytics``, and the analysts' copy's automation: rebuilt after every ProPay update
+    (of any company: the marts are not partitioned), not once per company partition."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return GROUP
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        return ANALYSTS_COPY_FOLLOWS_PROPAYS
+
+
+TRANSLATOR = AnalyticsTranslator(DagsterDbtTranslatorSettings())
+
+
+def dbt_cli(warehouse: Warehouse) -> tuple[DbtCliResource, dict[str, str]]:
+    """dbt on ``warehouse`` and the environment its process needs (``dbt_environment``)."""
+    env = dbt_environment(warehouse.store)
+    resource = DbtCliResource(
+        project_dir=str(PROJECT_DIR),
+        profiles_dir=str(PROJECT_DIR),
+        target=env["PROTIV_DBT_TARGET"],
+        dbt_executable=str(Path(sys.executable).with_name("dbt")),
+    )
+    return resource, env
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``variables`` in this process's environment for the block only. dagster-dbt hands its own
+    environment to the dbt process (and reads the profile in process), so the warehouse's
+    connection details, password included, are there while dbt runs and gone afterwards."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=TRANSLATOR, name="analytics_marts")
+def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[Any]:
+    """The analysts' marts (schema ``analytics``): ``dbt build`` of the selected models and their
+    tests, which report as asset checks.
+
+    A DuckDB warehouse takes one writing process, and the views are written into the warehouse file
+    itself: like every warehouse write (``WarehouseStore._open_duckdb``, "stayed locked"), a build
+    that finds the file held by another process waits and runs again, a bounded number of times."""
+    dbt, env = dbt_cli(warehouse)
+    wait = LOCKED_FIRST_WAIT_SECONDS
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
+        with environment(env):
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            events = list(invocation.stream())
+        if invocation.is_successful():
+            yield from events
+            return
+        locked = any(_DUCKDB_LOCKED.search(message) for message in invocation._error_messages)
+        if not (locked and attempt < LOCKED_ATTEMPTS):
+            yield from events  # what did build, then the failure with dbt's messages
+            error = invocation.get_error()
+            raise error if error else dg.Failure("dbt build failed")
+        context.log.info(f"The DuckDB warehouse is locked by another process; dbt runs again in {wait:g} s")
+        time.sleep(wait)
+        wait = min(wait * 2, 8.0)

@@ -1,0 +1,155 @@
+"""The analysts' marts (dbt, schema ``analytics``) built through Dagster on a synced warehouse, DuckDB
+and PostgreSQL: every model built, every dbt test passed as an asset check, each mart equal to its
+view of ``protiv_dagster/views.py``, and row-level security through a mart on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import psycopg
+import pytest
+
+from protiv_dagster.analytics import analytics_schema
+from protiv_dagster.analytics.schema_files import DISPLAY, DISPLAY_PLACES
+from protiv_dagster.assets.analytics import analytics_marts
+from protiv_dagster.assets.propay import propay_tables
+from protiv_dagster.definitions import defs
+from protiv_dagster.views import ALL_VIEWS
+from protiv_dagster.warehouse.publish import publish_for_analysts
+
+MARTS = {dg.AssetKey(["analytics", view.name]) for view in ALL_VIEWS}
+
+
+@pytest.fixture(autouse=True)
+def drop_marts(request, warehouse_backend):
+    """The marts of a test's PostgreSQL schema live in a schema of their own: dropped with it."""
+    if warehouse_backend != "postgres":
+        yield
+        return
+    url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")
+    yield
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{analytics_schema(schema)}" CASCADE')
+
+
+def build_marts(pipeline) -> dg.ExecuteInProcessResult:
+    """``dbt build`` through Dagster: the marts and every check of the dbt assets."""
+    result = dg.materialize(
+        [analytics_marts],
+        instance=pipeline.instance,
+        resources={"warehouse": pipeline.warehouse},
+        raise_on_error=False,
+    )
+    return result
+
+
+def mart(pipeline, name: str) -> pd.DataFrame:
+    schema = analytics_schema(pipeline.warehouse.schema_name)
+    return pipeline.warehouse.query(f'SELECT * FROM "{schema}".{name}')
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.sort_values(list(frame.columns), key=lambda c: c.astype(str)).reset_index(drop=True)
+
+
+def test_the_marts_follow_the_propay_tables_in_the_lineage():
+    graph = defs.resolve_asset_graph()
+    propays = set(propay_tables.keys) | {dg.AssetKey("workers")}
+    for key in MARTS:
+        node = graph.get(key)
+        assert node.parent_keys and node.parent_keys <= propays, (key, node.parent_keys)
+        assert node.group_name == "analytics" and node.automation_condition is not None
+    assert graph.get(dg.AssetKey(["analytics", "propay_savings"])).parent_keys == {dg.AssetKey("propay_opportunities")}
+
+
+@pytest.mark.parametrize("warehouse_backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_dbt_builds_every_mart_passes_every_test_and_equals_its_view(pipeline, warehouse_backend):
+    pipeline.sync()
+    result = build_marts(pipeline)
+    assert result.success
+    built = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert built == MARTS
+    checks = result.get_asset_check_evaluations()
+    failed = [(check.asset_key.to_user_string(), check.check_name) for check in checks if not check.passed]
+    assert not failed
+    # Every test of the marts ran as a check; the sources' tests ran in the same build (a failing
+    # one fails it), not as checks: they would run in every sync job that writes a ProPay table.
+    assert {check.asset_key for check in checks} == MARTS
+    assert len(checks) == len(analytics_marts.check_specs) >= 20
+    for view in ALL_VIEWS:
+        expected = pipeline.warehouse.query(f"SELECT * FROM {{schema}}.{view.name}")
+        actual = mart(pipeline, view.name)
+        exact = [column.name for column in view.columns]
+        displayed = [f"{name}_display" for name in DISPLAY[view.name]]
+        assert list(actual.columns) == sorted(exact + displayed, key=list(actual.columns).index)
+        assert [c for c in actual.columns if c not in displayed] == exact
+        assert len(actual) > 0, view.name
+        pd.testing.assert_frame_equal(_sorted(actual[exact]), _sorted(expected), check_dtype=False)
+        for name, kind in DISPLAY[view.name].items():
+            scale = 100 if kind == "ratio" else 1
+            for exact_value, shown in zip(actual[name], actual[f"{name}_display"], strict=True):
+                if pd.isna(exact_value):
+                    assert pd.isna(shown)
+                    continue
+                places = DISPLAY_PLACES[kind]
+                assert isinstance(shown, Decimal) and shown == round(shown, places)
+                assert abs(float(shown) - exact_value * scale) <= 0.5 * 10**-places + 1e-9, (view.name, name)
+    if warehouse_backend == "duckdb":
+        # DuckDB views store the names they read: without the catalog name they read in the copy too.
+        copy = publish_for_analysts(pipeline.warehouse.store).path
+        with duckdb.connect(str(copy), read_only=True) as analyst:
+            for view in ALL_VIEWS:
+                rows = analyst.execute(f"SELECT count(*) FROM analytics.{view.name}").fetchone()
+                assert rows is not None and rows[0] == len(mart(pipeline, view.name))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("warehouse_backend", ["postgres"])
+def test_an_analyst_of_one_company_sees_its_rows_only_through_a_mart(pipeline, warehouse_backend, postgres_url):
+    pipeline.sync()
+    store = pipeline.warehouse.store
+    schema = store.schema_name
+    # A second company's rows, written beside the synced one's by the pipeline's role.
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        columns = [
+            row[0]
+            for row in owner.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'propay_opportunities' ORDER BY ordinal_position",
+                [schema],
+            )
+        ]
+        selected = ", ".join("'other'" if c == "company_id" else f'"{c}"' for c in columns)
+        owner.execute(
+            f'INSERT INTO "{schema}".propay_opportunities SELECT {selected} FROM "{schema}".propay_opportunities'
+        )
+    assert build_marts(pipeline).success
+    role = f"analyst_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        pipeline.warehouse.grant_company_analyst(role, "acme")
+        every = mart(pipeline, "company_propay_summary")
+        assert sorted(every["company_id"]) == ["acme", "other"]
+        marts = analytics_schema(schema)
+        with psycopg.connect(postgres_url, autocommit=True) as analyst:
+            analyst.execute(f"SET ROLE {role}")
+            seen = analyst.execute(f'SELECT DISTINCT company_id FROM "{marts}".propay_savings').fetchall()
+            summary = analyst.execute(f'SELECT company_id FROM "{marts}".company_propay_summary').fetchall()
+        assert seen == [("acme",)] and summary == [("acme",)]
+        # Rebuilt marts (new views) keep the analyst's access and its limits.
+        assert build_marts(pipeline).success
+        with psycopg.connect(postgres_url, autocommit=True) as analyst:
+            analyst.execute(f"SET ROLE {role}")
+            again = analyst.execute(f'SELECT DISTINCT company_id FROM "{marts}".propay_savings').fetchall()
+        assert again == [("acme",)]
+    finally:
+        pipeline.warehouse.revoke_company_analyst(role)
+        with psycopg.connect(postgres_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {role}")
+            owner.execute(f"DROP ROLE {role}")
