@@ -28,7 +28,6 @@ def charts_markdown(data: CompanyReportData) -> str:
     import base64
 
     return "\n\n".join(
-        f"**{chart.title}**\n\n"
         f"![{chart.title}](data:image/png;base64,{base64.b64encode(chart_png(chart, data, dpi=METADATA_DPI)).decode()})"
         for chart in CHARTS
     )

@@ -133,7 +133,7 @@ def draw_budget_vs_actual(figure: Figure, data: CompanyReportData) -> None:
     _label_with_cut_note(axes, "Worker-hours (h)", len(shown), len(completed), "completed ProPays (by budget hours)")
     axes.set_title(BUDGET_TITLE)
     _value_grid(axes, "x")
-    axes.legend(loc="best")
+    figure.legend(loc="outside lower center", ncols=3)
 
 
 WORKERS_TITLE = "Bonus per worker: final and provisional, apart"
@@ -168,10 +168,17 @@ def draw_bonus_per_worker(figure: Figure, data: CompanyReportData) -> None:
     _label_with_cut_note(axes, "Bonus ($)", len(shown), len(workers), "workers with a bonus (by final bonus)")
     axes.set_title(WORKERS_TITLE)
     _value_grid(axes, "x")
-    axes.legend(loc="best")
+    figure.legend(loc="outside lower center", ncols=3)
 
 
 HOURS_TITLE = "Hours gained per week (budget minus actual, completed ProPays)"
+
+
+def _few_periods_centred(axes: Axes, count: int, slots: int = 8) -> None:
+    """With fewer than ``slots`` periods, keep them at a natural width in the middle instead of one
+    bar stretched over the whole axis."""
+    pad = max(0.0, (slots - count) / 2)
+    axes.set_xlim(-0.5 - pad, count - 0.5 + pad)
 
 
 def _period_labels(axes: Axes, starts: pd.Series, fmt: str) -> None:
@@ -200,6 +207,7 @@ def draw_hours_gained(figure: Figure, data: CompanyReportData) -> None:
             fontsize=8,
             color=MUTED,
         )
+    _few_periods_centred(axes, len(weeks))
     _period_labels(axes, weeks["period_start"], "%b %d")
     axes.set_xlabel("Week of completion (ISO week, starting Monday)")
     axes.set_ylabel("Hours gained (h)")
@@ -230,8 +238,7 @@ def draw_efficiency(figure: Figure, data: CompanyReportData) -> None:
     low, high = min(efficiency.min(), 100), max(efficiency.max(), 100)
     margin = max(5.0, (high - low) * 0.15)
     axes.set_ylim(low - margin, high + margin)
-    if len(positions) == 1:
-        axes.set_xlim(-1, 1)
+    _few_periods_centred(axes, len(positions))
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f} %"))
     _period_labels(axes, periods["period_start"].reset_index(drop=True), fmt)
     axes.set_xlabel(f"{by} of completion")
@@ -273,11 +280,15 @@ CHARTS = (
 )
 
 
-def chart_png(chart: Chart, data: CompanyReportData, dpi: int = 100) -> bytes:
-    """The chart as a PNG of 9 x 4.5 inches at ``dpi`` (900 x 450 pixels at 100)."""
+def chart_png(chart: Chart, data: CompanyReportData, dpi: int = 100, *, titled: bool = True) -> bytes:
+    """The chart as a PNG of 9 x 4.5 inches at ``dpi`` (900 x 450 pixels at 100); without its title
+    when ``titled`` is false (a page whose heading says it already)."""
     with matplotlib.rc_context(STYLE):
         figure = _figure()
         chart.draw(figure, data)
+        if not titled:
+            for axes in figure.axes:
+                axes.set_title("")
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
     return buffer.getvalue()

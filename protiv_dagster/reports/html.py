@@ -107,7 +107,7 @@ def render_html(
         )
     figures = []
     for chart in CHARTS:
-        png = base64.b64encode(chart_png(chart, data, dpi=dpi)).decode("ascii")
+        png = base64.b64encode(chart_png(chart, data, dpi=dpi, titled=False)).decode("ascii")
         figures.append(
             f'<section id="{chart.key}"><h2>{escape(chart.title)}</h2><figure>'
             f'<img class="chart" width="900" height="450" alt="{escape(chart.title)}" src="data:image/png;base64,{png}">'
