@@ -11,6 +11,9 @@ $(BIN)/.installed: pyproject.toml emulators/pyproject.toml
 	# The emulators (emulators/, a package of their own) serve the demo and the tests; the production
 	# image installs protiv_dagster alone.
 	$(BIN)/pip install --quiet -e ./emulators -e '.[dev]'
+	# The analysts' dbt project's manifest (Dagster reads it when the definitions load; a load
+	# parses it again by itself when the project changed).
+	$(BIN)/python -m protiv_dagster.analytics
 	touch $@
 
 ## Set up and run the main job: emulator, demo company, initial sync through Dagster, ProPay summary.

@@ -73,6 +73,10 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def wait_for_the_file(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 @dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=TRANSLATOR, name="analytics_marts")
 def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[Any]:
     """The analysts' marts (schema ``analytics``): ``dbt build`` of the selected models and their
@@ -96,5 +100,5 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
             error = invocation.get_error()
             raise error if error else dg.Failure("dbt build failed")
         context.log.info(f"The DuckDB warehouse is locked by another process; dbt runs again in {wait:g} s")
-        time.sleep(wait)
+        wait_for_the_file(wait)
         wait = min(wait * 2, 8.0)

@@ -4,6 +4,8 @@ view of ``protiv_dagster/views.py``, and row-level security through a mart on Po
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 
@@ -15,9 +17,12 @@ import pytest
 
 from protiv_dagster.analytics import analytics_schema
 from protiv_dagster.analytics.schema_files import DISPLAY, DISPLAY_PLACES
+from protiv_dagster.assets import analytics as analytics_assets
 from protiv_dagster.assets.analytics import analytics_marts
 from protiv_dagster.assets.propay import propay_tables
 from protiv_dagster.definitions import defs
+from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.views import ALL_VIEWS
 from protiv_dagster.warehouse.publish import publish_for_analysts
 
@@ -153,3 +158,36 @@ def test_an_analyst_of_one_company_sees_its_rows_only_through_a_mart(pipeline, w
         with psycopg.connect(postgres_url, autocommit=True) as owner:
             owner.execute(f"DROP OWNED BY {role}")
             owner.execute(f"DROP ROLE {role}")
+
+
+HOLD_THE_FILE = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(120)"
+
+
+def test_a_build_waits_for_a_locked_duckdb_file_like_every_write(tmp_path, monkeypatch):
+    """Another process holds the file until the build, having found it locked, waits: the build runs
+    again and builds every mart."""
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)  # empty tables: the marts build on them all the same
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FILE, str(warehouse.store.duckdb_file())], stdout=subprocess.PIPE, text=True
+    )
+    waits: list[float] = []
+
+    def release_then_wait(seconds: float) -> None:
+        waits.append(seconds)
+        holder.kill()
+        holder.wait()
+
+    monkeypatch.setattr(analytics_assets, "wait_for_the_file", release_then_wait)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize(
+                [analytics_marts], instance=instance, resources={"warehouse": warehouse}, raise_on_error=False
+            )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waits == [analytics_assets.LOCKED_FIRST_WAIT_SECONDS]  # found locked once, then built
+    assert result.success
+    assert {event.asset_key for event in result.get_asset_materialization_events()} == MARTS

@@ -1,0 +1,98 @@
+"""The dbt project around dbt: its generated YAML is current, its manifest is parsed only when the
+project changed, and its dbt process gets the warehouse's connection from the environment."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from protiv_dagster import analytics
+from protiv_dagster.analytics import schema_files
+from protiv_dagster.views import ALL_VIEWS
+from protiv_dagster.warehouse.store import WarehouseStore
+
+
+def test_the_generated_yaml_is_current():
+    for path, text in schema_files.rendered().items():
+        assert (schema_files.PROJECT_DIR / path).read_text(encoding="utf-8") == text, (
+            f"{path} is stale: run `.venv/bin/python -m protiv_dagster.data_dictionary`"
+        )
+
+
+def test_every_mart_and_column_is_described_once_with_its_presentation_columns():
+    marts = {model["name"]: model for model in schema_files.marts_file()["models"]}
+    assert set(marts) == {view.name for view in ALL_VIEWS}
+    for view in ALL_VIEWS:
+        model = marts[view.name]
+        assert model["description"] == view.description
+        described = {column["name"]: column["description"] for column in model["columns"]}
+        for column in view.columns:
+            assert described[column.name] == column.description
+        for name in schema_files.DISPLAY[view.name]:
+            assert f"{name}_display" in described
+            assert [c for c in view.columns if c.name == name][0].sql_type == "DOUBLE PRECISION"
+        # The SQL has a presentation column wherever the YAML declares one, and only there.
+        sql = (schema_files.PROJECT_DIR / "models" / "marts" / f"{view.name}.sql").read_text()
+        assert sql.count("{{ display(") == len(schema_files.DISPLAY[view.name])
+    # pay_state's accepted values are tested on the mart and on the source.
+    tests = yaml.safe_dump(schema_files.marts_file()) + yaml.safe_dump(schema_files.sources_file())
+    assert tests.count("- provisional") == 2
+
+
+def test_a_fresh_manifest_is_not_parsed_again(monkeypatch):
+    analytics.ensure_manifest()
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("dbt parse ran although the manifest is fresh")
+
+    monkeypatch.setattr(subprocess, "run", no_parse)
+    started = time.monotonic()
+    for _ in range(10):
+        assert analytics.ensure_manifest() == analytics.MANIFEST
+    assert (time.monotonic() - started) / 10 < 0.05
+
+
+def test_the_manifest_is_stale_when_a_project_file_changes(tmp_path, monkeypatch):
+    project = tmp_path / "analytics"
+    shutil.copytree(analytics.PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "__pycache__"))
+    monkeypatch.setattr(analytics, "PROJECT_DIR", project)
+    fresh = analytics.project_hash()
+    assert fresh == analytics.project_hash()
+    model = project / "models" / "marts" / "propay_savings.sql"
+    model.write_text(model.read_text() + "\n")
+    assert analytics.project_hash() != fresh
+    (project / "notes.txt").write_text("not parsed by dbt")  # outside the project's folders: no change
+    model.write_text(model.read_text()[:-1])
+    assert analytics.project_hash() == fresh
+
+
+def test_dbt_reads_the_warehouse_from_its_environment_and_the_password_only_there(tmp_path):
+    duck = analytics.dbt_environment(WarehouseStore(str(tmp_path / "w.duckdb")))
+    assert duck["PROTIV_DBT_TARGET"] == "duckdb" and duck["PROTIV_DBT_DUCKDB_PATH"] == str(tmp_path / "w.duckdb")
+    assert duck["PROTIV_ANALYTICS_SCHEMA"] == "analytics"
+    env = analytics.dbt_environment(
+        WarehouseStore("postgresql://pipeline:s%40cret@db.internal:6543/warehouse?sslmode=require", "tenant_a")
+    )
+    assert env == {
+        "PROTIV_WAREHOUSE_SCHEMA": "tenant_a",
+        "PROTIV_ANALYTICS_SCHEMA": "tenant_a_analytics",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PROTIV_DBT_TARGET": "postgres",
+        "PROTIV_DBT_HOST": "db.internal",
+        "PROTIV_DBT_PORT": "6543",
+        "PROTIV_DBT_USER": "pipeline",
+        "PROTIV_DBT_PASSWORD": "s@cret",
+        "PROTIV_DBT_DBNAME": "warehouse",
+        "PROTIV_DBT_SSLMODE": "require",
+    }
+    profiles = (analytics.PROJECT_DIR / "profiles.yml").read_text()
+    assert "PROTIV_DBT_PASSWORD" in profiles and "s@cret" not in profiles
+
+
+@pytest.mark.parametrize("schema", ["protiv", "test_0123"])
+def test_the_marts_schema_is_exactly_analytics_for_the_default_warehouse(schema):
+    assert analytics.analytics_schema(schema) == ("analytics" if schema == "protiv" else "test_0123_analytics")
