@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from protiv_dagster.assets.common import label_run
 from protiv_dagster.automation.conditions import REPORT_FOLLOWS_PROPAYS
 from protiv_dagster.connections.registry import ConnectionRegistryResource
 from protiv_dagster.partitions import company_partitions
@@ -59,6 +60,9 @@ def propay_report(
     in the data folder, the file `protiv report` writes too); the charts are shown on this
     materialization. Runs after every ProPay update of its company."""
     company_id = context.partition_key
+    # Like every run of a company: its vendor on the run (queue limits) and on the materialization.
+    provider = registry.get(company_id).provider
+    label_run(context, company_id, provider)
     # The warehouse itself, not the analysts' copy: the copy is published after this company's
     # ProPay write as well, and may not hold it yet.
     data = read_company(warehouse.store, company_id, analysts_copy_first=False)
@@ -68,6 +72,7 @@ def propay_report(
     summary = data.summary or {}
     return dg.MaterializeResult(
         metadata={
+            "provider": provider,
             "report": dg.MetadataValue.path(str(path)),
             "propays": int(summary.get("propays", 0)),
             "completed_propays": int(summary.get("completed_propays", 0)),

@@ -80,11 +80,15 @@ ANALYSTS_COPY_FOLLOWS_PROPAYS = (
 
 # A company's report follows every update of that company's ProPay tables (same company partition:
 # other companies' reports do not run), stamped as above so that a ProPay write landing while the
-# report runs triggers one more. It waits for a ProPay run of its company in progress.
+# report runs triggers one more. It waits while a ProPay run of its company is requested or in
+# progress: requested beside it, the report would read the ProPays that run is about to replace.
 REPORT_FOLLOWS_PROPAYS = (
     dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
     .with_label("its company's ProPays updated")
     .since(dg.AutomationCondition.newly_requested())
+    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested()).with_label(
+        "its company's ProPays requested"
+    )
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after every ProPay update of its company")

@@ -32,7 +32,7 @@ def test_the_report_asset_writes_the_file_and_shows_the_charts(pipeline, data_di
     pipeline.sync()
     materialization = materialize_report(pipeline)
     metadata = materialization.metadata
-    assert materialization.partition == COMPANY
+    assert materialization.partition == COMPANY and metadata["provider"].value == "quickbooks_time"
 
     report = Path(metadata["report"].value)
     assert report == Path(data_dir) / "reports" / f"{COMPANY}.html" and report.stat().st_size > 50_000
