@@ -34,6 +34,8 @@ SIZE = (9.0, 4.5)
 # At most this many bars per chart: the largest ones, with a note saying how many were left out.
 MOST_BARS = 15
 NAME_CHARACTERS = 46
+# Periods up to this many carry their value on the chart; more would overlap.
+LABELLED_PERIODS = 12
 
 STYLE: dict[RcKeyType, object] = {
     "text.parse_math": False,
@@ -197,7 +199,7 @@ def draw_hours_gained(figure: Figure, data: CompanyReportData) -> None:
     colours = [GREEN if value >= 0 else VERMILLION for value in gained]
     axes.bar(range(len(weeks)), gained, color=colours, width=0.7)
     axes.axhline(0, color=MUTED, linewidth=0.8)
-    for position, value in enumerate(gained):
+    for position, value in enumerate(gained if len(weeks) <= LABELLED_PERIODS else ()):
         axes.annotate(
             f"{value:+,.1f} h",
             (position, value),
@@ -229,9 +231,18 @@ def draw_efficiency(figure: Figure, data: CompanyReportData) -> None:
     axes = figure.add_subplot()
     positions = list(range(len(periods)))
     axes.axhline(100, color=MUTED, linewidth=1, linestyle="--")
-    axes.annotate("100 % = on budget", (0, 100), xytext=(2, 4), textcoords="offset points", color=MUTED, fontsize=9)
+    axes.annotate(
+        "100 % = on budget",
+        (1, 100),
+        xycoords=("axes fraction", "data"),
+        xytext=(-4, 4),
+        textcoords="offset points",
+        ha="right",
+        color=MUTED,
+        fontsize=9,
+    )
     axes.plot(positions, efficiency, color=BLUE, marker="o", linewidth=2)
-    for position, value in zip(positions, efficiency):
+    for position, value in zip(positions, efficiency) if len(positions) <= LABELLED_PERIODS else ():
         axes.annotate(
             f"{value:.0f} %", (position, value), xytext=(0, 7), textcoords="offset points", ha="center", fontsize=8
         )
