@@ -225,7 +225,7 @@ def dictionary_page() -> str:
             "</details>",
             "",
         ]
-    lines += [MARTS, ""]
+    lines += [MARTS]
     for view in views.ALL_VIEWS:
         lines += [
             f"### analytics.{view.name}",

@@ -41,11 +41,13 @@ def postgres_url() -> str:
 
 @pytest.fixture
 def postgres_schema(postgres_url: str) -> Iterator[str]:
-    """A fresh schema name for one test, dropped afterwards so tests never see each other's rows."""
+    """A fresh schema name for one test, dropped afterwards so tests never see each other's rows
+    (with the analysts' marts of a warehouse in that schema, protiv_dagster.analytics.analytics_schema)."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
     yield schema
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'drop schema if exists "{schema}" cascade')
+        conn.execute(f'drop schema if exists "{schema}_analytics" cascade')
 
 
 @pytest.fixture

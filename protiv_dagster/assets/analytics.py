@@ -7,6 +7,7 @@ update. The dbt tests are the marts' asset checks.
 
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -19,7 +20,7 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from protiv_dagster.analytics import PROJECT_DIR, dbt_environment, ensure_manifest
-from protiv_dagster.automation.conditions import ANALYSTS_COPY_FOLLOWS_PROPAYS
+from protiv_dagster.automation.conditions import MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
 
 GROUP = "analytics"
@@ -31,14 +32,14 @@ LOCKED_FIRST_WAIT_SECONDS = 1.0
 
 
 class AnalyticsTranslator(DagsterDbtTranslator):
-    """Group ``analytics``, and the analysts' copy's automation: rebuilt after every ProPay update
-    (of any company: the marts are not partitioned), not once per company partition."""
+    """Group ``analytics``, rebuilt after every ProPay update of any company (the marts are not
+    partitioned), not once per company partition (``MARTS_FOLLOW_PROPAYS``)."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return GROUP
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        return ANALYSTS_COPY_FOLLOWS_PROPAYS
+        return MARTS_FOLLOW_PROPAYS
 
 
 TRANSLATOR = AnalyticsTranslator(DagsterDbtTranslatorSettings())
@@ -90,7 +91,12 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
     for attempt in range(1, LOCKED_ATTEMPTS + 1):
         with environment(env):
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-            events = list(invocation.stream())
+            try:
+                events = list(invocation.stream())
+            finally:
+                # Each build has a target folder of its own (2 MB of artifacts): what matters is
+                # in Dagster's events by now, and a folder per run would fill the disk.
+                shutil.rmtree(invocation.target_path, ignore_errors=True)
         if invocation.is_successful():
             yield from events
             return

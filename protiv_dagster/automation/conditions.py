@@ -92,3 +92,15 @@ REPORT_FOLLOWS_PROPAYS = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("after every ProPay update of its company")
+
+# The analysts' marts (dbt views over the ProPay tables, not partitioned) follow every ProPay write
+# of any company as the analysts' copy does, not once per company partition. They read the workers
+# too (names, base wage), but a reference sync's workers alone start nothing: the ProPays that
+# follow the next week's attendance bring the marts along.
+MARTS_FOLLOW_PROPAYS = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    .ignore(dg.AssetSelection.assets("workers"))
+    .with_label("a ProPay table updated")
+    .since(dg.AutomationCondition.newly_requested())
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after every ProPay update")

@@ -29,18 +29,6 @@ from protiv_dagster.warehouse.publish import publish_for_analysts
 MARTS = {dg.AssetKey(["analytics", view.name]) for view in ALL_VIEWS}
 
 
-@pytest.fixture(autouse=True)
-def drop_marts(request, warehouse_backend):
-    """The marts of a test's PostgreSQL schema live in a schema of their own: dropped with it."""
-    if warehouse_backend != "postgres":
-        yield
-        return
-    url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")
-    yield
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{analytics_schema(schema)}" CASCADE')
-
-
 def build_marts(pipeline) -> dg.ExecuteInProcessResult:
     """``dbt build`` through Dagster: the marts and every check of the dbt assets."""
     result = dg.materialize(
