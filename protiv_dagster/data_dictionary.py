@@ -30,7 +30,7 @@ Every row belongs to one company (`company_id`); filter on it in every query.
 This page is generated from `protiv_dagster/schemas.py`, `protiv_dagster/tables.py` and
 `protiv_dagster/views.py`; edit those, then run `.venv/bin/python -m protiv_dagster.data_dictionary`.
 The same descriptions are the column comments in the warehouse, the column schema in Dagster and,
-written by the same command, the dbt project's YAML (`dbt docs`).
+written by the same command, the dbt project's YAML (`dbt docs`); the marts' SQL is the views'.
 """
 
 HOW_A_PROPAY_PAYS = """\
@@ -111,7 +111,8 @@ The same six views as dbt models (`protiv_dagster/analytics/`, docs/analysts.md)
 `analytics`: the same rows and columns, and beside each floating-point column a presentation column
 `<column>_display` rounded as people read it: hours and dollars to 2 decimals, percentages to 1
 decimal, a ratio (efficiency 1.153) as a percent to 1 decimal (115.3). Compute with the exact
-column, show the `_display` one. Their definitions are in `protiv_dagster/analytics/models/marts/`.
+column, show the `_display` one. Each mart's SQL is its view's, generated into
+`protiv_dagster/analytics/models/marts/` by the same command as this page.
 """
 
 EXAMPLES = """\
@@ -243,6 +244,6 @@ if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else PAGE
     target.write_text(dictionary_page(), encoding="utf-8")
     print(f"wrote {target}")
-    # The dbt project's YAML says the same (its sources, staging models and marts).
+    # The dbt project says the same: its YAML (sources, staging models, marts) and the marts' SQL.
     for path in schema_files.write():
         print(f"wrote {path.relative_to(schema_files.PROJECT_DIR.parents[1])}")

@@ -1,20 +1,23 @@
-"""The dbt project's YAML (sources, staging and marts), generated from the declarations.
+"""The dbt project's generated files: its YAML (sources, staging and marts) and each mart's SQL.
 
-The descriptions live once: tables in ``protiv_dagster/tables.py``, the six metric views in
-``protiv_dagster/views.py``. ``python -m protiv_dagster.data_dictionary`` writes the three files
-below and docs/data-dictionary.md from them, so dbt docs, the warehouse's comments, the Dagster UI
-and the data dictionary say the same thing; a test fails when a file is stale. The tests on each
-model and the presentation columns (``DISPLAY``) are declared here too.
+The descriptions and the SQL live once: tables in ``protiv_dagster/tables.py``, the six metric views
+in ``protiv_dagster/views.py``. ``python -m protiv_dagster.data_dictionary`` writes the three YAML
+files, the six ``models/marts/<view>.sql`` and docs/data-dictionary.md from them, so dbt docs, the
+warehouse's comments, the Dagster UI and the data dictionary say the same thing and a mart computes
+exactly what its view does; a test fails when a file is stale. The tests on each model and the
+presentation columns (``DISPLAY``) are declared here too.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
 from protiv_dagster import views
+from protiv_dagster.analytics import DEFAULT_WAREHOUSE_SCHEMA
 from protiv_dagster.company_settings import WORKER_ROLES
 from protiv_dagster.tables import ALL_TABLES
 from protiv_dagster.warehouse.declarations import Column, Table, View
@@ -213,13 +216,57 @@ FILES = {
     Path("models") / "marts" / "schema.yml": (marts_file, "protiv_dagster/views.py and analytics/schema_files.py"),
 }
 
+# A view names a warehouse table as `{schema}.<table>`; its mart reads the table's staging model.
+_TABLE_OF_THE_VIEW = re.compile(r"\{schema\}\.([a-z_][a-z0-9_]*)")
+MART_HEADER = """\
+-- The view {schema}.{view} as a mart: its SQL from protiv_dagster/views.py (each table read through
+-- its staging model), then its columns with the presentation columns of DISPLAY (schema_files.py).
+-- Generated: edit those files, then run `.venv/bin/python -m protiv_dagster.data_dictionary`.
+"""
+
+
+def mart_sql(view: View) -> str:
+    """The mart's dbt model: the view's own SQL (CTE ``exact``), then its columns, each presentation
+    column right after its exact one. A table without a staging model fails here, not in dbt."""
+
+    def staged(table: re.Match[str]) -> str:
+        name = table[1]
+        if name not in STAGED:
+            raise ValueError(
+                f"the view {view.name} reads {name}, which has no staging model: add {name} to STAGED in "
+                f"protiv_dagster/analytics/schema_files.py and write models/staging/stg_{name}.sql"
+            )
+        return f"{{{{ ref('stg_{name}') }}}}"
+
+    select = _TABLE_OF_THE_VIEW.sub(staged, view.select.strip())
+    # Anything else in braces would be read by dbt as Jinja (or be a table named some other way).
+    left = _TABLE_OF_THE_VIEW.sub("", view.select)
+    if "{" in left or "}" in left:
+        raise ValueError(f"the view {view.name} has braces other than {{schema}}.<table>: dbt would read them as Jinja")
+    exact = "\n".join(f"    {line}" if line.strip() else "" for line in select.splitlines())
+    columns = []
+    for column in view.columns:
+        columns.append(column.name)
+        kind = DISPLAY[view.name].get(column.name)
+        if kind:
+            columns.append(f"{{{{ display('{column.name}', '{kind}') }}}}")
+    header = MART_HEADER.format(schema=DEFAULT_WAREHOUSE_SCHEMA, view=view.name)
+    selected = ",\n".join(f"    {column}" for column in columns)
+    return f"{header}WITH exact AS (\n{exact}\n)\nSELECT\n{selected}\nFROM exact\n"
+
+
+def mart_path(view: View) -> Path:
+    return Path("models") / "marts" / f"{view.name}.sql"
+
 
 def rendered() -> dict[Path, str]:
-    """Each generated file's path in the project and its text."""
-    return {
+    """Each generated file's path in the project and its text: the YAML, and each mart's SQL."""
+    files = {
         path: HEADER.format(origin=origin) + yaml.safe_dump(build(), sort_keys=False, width=120, allow_unicode=True)
         for path, (build, origin) in FILES.items()
     }
+    files.update({mart_path(view): mart_sql(view) for view in views.ALL_VIEWS})
+    return files
 
 
 def write(project_dir: Path = PROJECT_DIR) -> list[Path]:

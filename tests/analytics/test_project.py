@@ -1,8 +1,9 @@
-"""The dbt project around dbt: its generated YAML is current, its manifest is parsed only when the
-project changed, and its dbt process gets the warehouse's connection from the environment."""
+"""The dbt project around dbt: its generated YAML and marts' SQL are current, its manifest is parsed
+only when the project changed, and its dbt process gets the warehouse's connection from the environment."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -12,15 +13,43 @@ import yaml
 
 from protiv_dagster import analytics
 from protiv_dagster.analytics import schema_files
-from protiv_dagster.views import ALL_VIEWS
+from protiv_dagster.views import ALL_VIEWS, PROPAY_SAVINGS
 from protiv_dagster.warehouse.store import WarehouseStore
 
 
-def test_the_generated_yaml_is_current():
-    for path, text in schema_files.rendered().items():
+def test_the_generated_yaml_and_marts_sql_are_current():
+    rendered = schema_files.rendered()
+    assert {schema_files.mart_path(view) for view in ALL_VIEWS} <= set(rendered)
+    for path, text in rendered.items():
         assert (schema_files.PROJECT_DIR / path).read_text(encoding="utf-8") == text, (
             f"{path} is stale: run `.venv/bin/python -m protiv_dagster.data_dictionary`"
         )
+
+
+def test_a_mart_computes_its_view_s_sql_over_the_staging_models():
+    for view in ALL_VIEWS:
+        sql = schema_files.mart_sql(view)
+        assert sql.startswith("-- The view protiv.") and "python -m protiv_dagster.data_dictionary" in sql
+        assert "{schema}" not in sql
+        exact = view.select.strip()
+        for table in schema_files.STAGED:
+            exact = exact.replace(f"{{schema}}.{table}", f"{{{{ ref('stg_{table}') }}}}")
+        # The view's SQL line for line (indented inside the CTE `exact`).
+        body = sql.split("WITH exact AS (\n", 1)[1].rsplit("\n)\nSELECT\n", 1)[0]
+        assert [line.strip() for line in body.splitlines()] == [line.strip() for line in exact.splitlines()]
+    for table in schema_files.STAGED:  # every table a mart may read has its staging model
+        assert (schema_files.PROJECT_DIR / "models" / "staging" / f"stg_{table}.sql").is_file()
+
+
+def test_a_view_reading_a_table_without_a_staging_model_is_refused():
+    jobs = dataclasses.replace(
+        PROPAY_SAVINGS, select=PROPAY_SAVINGS.select.replace("{schema}.propay_opportunities", "{schema}.jobs")
+    )
+    with pytest.raises(ValueError, match="reads jobs, which has no staging model"):
+        schema_files.mart_sql(jobs)
+    jinja = dataclasses.replace(PROPAY_SAVINGS, select=PROPAY_SAVINGS.select.replace("name,", "'{{ x }}' AS name,"))
+    with pytest.raises(ValueError, match="dbt would read them as Jinja"):
+        schema_files.mart_sql(jinja)
 
 
 def test_every_mart_and_column_is_described_once_with_its_presentation_columns():

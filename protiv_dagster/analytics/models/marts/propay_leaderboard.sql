@@ -1,4 +1,6 @@
--- The view protiv.propay_leaderboard (protiv_dagster/views.py), with presentation columns beside the exact ones.
+-- The view protiv.propay_leaderboard as a mart: its SQL from protiv_dagster/views.py (each table read through
+-- its staging model), then its columns with the presentation columns of DISPLAY (schema_files.py).
+-- Generated: edit those files, then run `.venv/bin/python -m protiv_dagster.data_dictionary`.
 WITH exact AS (
     SELECT
         s.company_id, s.board, s.worker_id, w.first_name, w.last_name,

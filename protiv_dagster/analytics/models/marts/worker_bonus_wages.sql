@@ -1,4 +1,6 @@
--- The view protiv.worker_bonus_wages (protiv_dagster/views.py), with presentation columns beside the exact ones.
+-- The view protiv.worker_bonus_wages as a mart: its SQL from protiv_dagster/views.py (each table read through
+-- its staging model), then its columns with the presentation columns of DISPLAY (schema_files.py).
+-- Generated: edit those files, then run `.venv/bin/python -m protiv_dagster.data_dictionary`.
 WITH exact AS (
     SELECT
         b.company_id, b.worker_id, w.first_name, w.last_name,
