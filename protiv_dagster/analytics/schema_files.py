@@ -123,6 +123,12 @@ def _accepted(name: str) -> list[Any]:
     return [{"accepted_values": {"arguments": {"values": list(values)}}}] if values else []
 
 
+def _within_company(table: str, field: str) -> dict[str, Any]:
+    """The column refers to ``table.field`` of the row's own company (tests/generic): ids are unique
+    only within a company, so dbt's ``relationships`` on the id alone would miss a wrong company."""
+    return {"relationships_within_company": {"arguments": {"to": f"source('{SOURCE}', '{table}')", "field": field}}}
+
+
 def _table(name: str) -> Table:
     return next(table for table in ALL_TABLES if table.name == name)
 
@@ -140,13 +146,7 @@ def sources_file() -> dict[str, Any]:
             if name == "propay_worker_bonuses" and column.name == "role":
                 tests.append({"accepted_values": {"arguments": {"values": list(WORKER_ROLES)}}})
             if name == "propay_worker_bonuses" and column.name == "propay_id":
-                tests.append(
-                    {
-                        "relationships": {
-                            "arguments": {"to": "source('protiv', 'propay_opportunities')", "field": "propay_id"}
-                        }
-                    }
-                )
+                tests.append(_within_company("propay_opportunities", "propay_id"))
             columns.append(_column(column, tests))
         tables.append(
             {
@@ -197,9 +197,7 @@ def marts_file() -> dict[str, Any]:
             tests += _accepted(column.name)
             refers_to = _REFERS_TO.get(column.name)
             if refers_to:
-                tests.append(
-                    {"relationships": {"arguments": {"to": f"source('protiv', '{refers_to}')", "field": column.name}}}
-                )
+                tests.append(_within_company(refers_to, column.name))
             columns.append(_column(column, tests))
         model: dict[str, Any] = {"name": view.name, "description": view.description}
         if len(key) > 1:

@@ -4,6 +4,7 @@ view of ``protiv_dagster/views.py``, and row-level security through a mart on Po
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import uuid
@@ -179,3 +180,41 @@ def test_a_build_waits_for_a_locked_duckdb_file_like_every_write(tmp_path, monke
     assert waits == [analytics_assets.LOCKED_FIRST_WAIT_SECONDS]  # found locked once, then built
     assert result.success
     assert {event.asset_key for event in result.get_asset_materialization_events()} == MARTS
+
+
+def source_tests(warehouse: Warehouse, table: str) -> dict[str, dict]:
+    """``dbt test`` of the tests declared on the source ``table`` (not the marts' tests that read it),
+    outside Dagster: each test's result by its name."""
+    dbt, env = analytics_assets.dbt_cli(warehouse)
+    selection = ["--select", f"source:protiv.{table}", "--exclude", "path:models/marts"]
+    with analytics_assets.environment(env):
+        invocation = dbt.cli(["test", *selection], raise_on_error=False).wait()
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    finally:
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
+    return {result["unique_id"].split(".")[2]: result for result in results}
+
+
+def test_a_bonus_on_a_propay_of_another_company_fails_the_reference_test(pipeline):
+    """Ids are unique only within a company: a bonus row of company `other` whose propay_id exists in
+    `acme` only would pass a reference checked on the id alone, and fails relationships_within_company."""
+    pipeline.sync()
+    reference = (
+        "source_relationships_within_company_protiv_propay_worker_bonuses_propay_id__propay_id__source_protiv_"
+        "propay_opportunities_"
+    )
+    before = source_tests(pipeline.warehouse, "propay_worker_bonuses")
+    assert before[reference]["status"] == "pass" and all(result["status"] == "pass" for result in before.values())
+    pipeline.warehouse.execute(
+        "INSERT INTO {schema}.propay_worker_bonuses SELECT * REPLACE ('other' AS company_id) "
+        "FROM {schema}.propay_worker_bonuses WHERE company_id = 'acme' ORDER BY propay_id, worker_id LIMIT 1"
+    )
+    found = pipeline.warehouse.query(
+        "SELECT p.company_id FROM {schema}.propay_worker_bonuses b "
+        "JOIN {schema}.propay_opportunities p ON p.propay_id = b.propay_id WHERE b.company_id = 'other'"
+    )
+    assert list(found["company_id"]) == ["acme"]  # the id alone is there: dbt's relationships would pass
+    after = source_tests(pipeline.warehouse, "propay_worker_bonuses")
+    assert after[reference]["status"] == "fail" and after[reference]["failures"] == 1
+    assert [name for name, result in after.items() if result["status"] != "pass"] == [reference]
