@@ -42,6 +42,11 @@ class AnalyticsTranslator(DagsterDbtTranslator):
         return MARTS_FOLLOW_PROPAYS
 
 
+# The dbt tests on the ProPay tables (sources) run in every build and fail it, but are not asset
+# checks: with enable_source_tests_as_checks, dagster-dbt 0.29 attaches them to propay_opportunities,
+# propay_worker_bonuses and workers, and Dagster runs an asset's checks wherever the asset runs, so
+# every company's compute_propay and sync_company_reference run would carry this dbt step testing
+# every company's rows. A test over two sources (relationships_within_company) would not be one.
 TRANSLATOR = AnalyticsTranslator(DagsterDbtTranslatorSettings())
 
 
