@@ -46,8 +46,9 @@ emulator: $(BIN)/.installed
 
 ## Benchmarks (bench/README.md, figures in bench/RESULTS.md): our initial sync alone, then against the
 ## dlt peer baseline (builds bench/.venv-dlt once), the refresh tick over 1,000 companies, a two-hour
-## cycle over 150, cleaning throughput (~250,000 rows per vendor), a 1,000,000-row sync's memory, and the
-## integrations service: status calls from 200 clients over 1,000 companies, a force sync to the ProPays.
+## cycle over 150, cleaning throughput (~250,000 rows per vendor), a 1,000,000-row sync's memory, the
+## integrations service: status calls from 200 clients over 1,000 companies, a force sync to the ProPays,
+## and the analysts' dbt marts refreshed over 1,000 companies on DuckDB and PostgreSQL.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
@@ -57,6 +58,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/large_sync.py
 	$(BIN)/python bench/service_status.py --duration 10
 	$(BIN)/python bench/service_force_sync.py
+	$(BIN)/python bench/marts_refresh.py
 
 clean:
 	rm -rf $(VENV) data bench/.venv-dlt
