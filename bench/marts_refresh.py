@@ -116,41 +116,63 @@ def vm_hwm_mib(pid: int | str) -> float:
     return int(found.group(1)) / 1024 if found else 0.0
 
 
+def vm_rss_mib() -> float:
+    found = re.search(r"^VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
 class Peaks:
-    """Peak RSS during a block, of this process and of its children (the dbt processes).
+    """Peak RSS during a block, of this process and of its dbt processes, and how long dbt ran.
 
     This process's high-water mark is reset at the start (``clear_refs``), so the seeding's peak
     does not hide the block's. A child's is sampled every 20 ms while it runs: its high-water mark
-    only grows, so the last sample misses at most its last 20 ms. (``RUSAGE_CHILDREN`` would not
-    do: a forked child counts the parent's pages it inherited before its exec.)"""
+    only grows, so the last sample misses at most its last 20 ms. Only children running dbt count:
+    a child caught between its fork and its exec shows this process's pages as its own (which is
+    also why ``RUSAGE_CHILDREN`` would not do)."""
 
     def __enter__(self) -> Peaks:
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")
-        self.own = self.child = 0.0
-        self._seen: dict[str, float] = {}
+        self.start = vm_rss_mib()
+        self.own = self.dbt = 0.0
+        self.dbt_seconds: dict[str, float] = {}
+        self._peak: dict[str, float] = {}
+        self._lifetime: dict[str, tuple[str, float, float]] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
-    def _children(self) -> list[str]:
+    def _dbt_children(self) -> dict[str, str]:
+        """Pid -> dbt command ("build", "--version", ...) of each child running dbt."""
         pids = []
         for task in Path("/proc/self/task").iterdir():
             with contextlib.suppress(OSError):
                 pids += (task / "children").read_text().split()
-        return pids
+        running = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                if any(os.path.basename(argument) == "dbt" for argument in arguments[:2]):
+                    rest = [a for a in arguments[2:] if a and a != "--no-use-color"]
+                    running[pid] = rest[0] if rest else "dbt"
+        return running
 
     def _sample(self) -> None:
         while not self._done.wait(0.02):
-            for pid in self._children():
-                self._seen[pid] = max(self._seen.get(pid, 0.0), vm_hwm_mib(pid))
+            now = time.perf_counter()
+            for pid, command in self._dbt_children().items():
+                self._peak[pid] = max(self._peak.get(pid, 0.0), vm_hwm_mib(pid))
+                first = self._lifetime.get(pid, (command, now, now))[1]
+                self._lifetime[pid] = (command, first, now)
 
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._thread.join()
         self.own = vm_hwm_mib("self")
-        self.child = max(self._seen.values(), default=0.0)
+        self.dbt = max(self._peak.values(), default=0.0)
+        for command, first, last in self._lifetime.values():
+            self.dbt_seconds[command] = self.dbt_seconds.get(command, 0.0) + last - first
 
 
 def load() -> str:
@@ -429,7 +451,8 @@ class Round:
     dbt_tests: float = 0.0
     dbt_nodes: tuple[int, int] = (0, 0)
     dbt_cpu: float = 0.0
-    marts_rss: tuple[float, float] = (0.0, 0.0)  # MiB: this process, dbt
+    marts_rss: tuple[float, float, float] = (0.0, 0.0, 0.0)  # MiB: this process at the start, its peak, dbt's
+    marts_dbt: dict[str, float] = field(default_factory=dict)  # dbt command -> seconds inside the Dagster run
     dbt_rss: float = 0.0
     publish: float | None = None
     publication: float | None = None
@@ -455,7 +478,8 @@ def build_marts(instance, warehouse, run: Round, problems: list[str]) -> None:
             run_config=ERRORS_ONLY,
         )
     run.marts = time.perf_counter() - started
-    run.marts_rss = (peaks.own, peaks.child)
+    run.marts_rss = (peaks.start, peaks.own, peaks.dbt)
+    run.marts_dbt = peaks.dbt_seconds
     after = cpu()
     run.marts_cpu = (after[0] - before[0], after[1] - before[1])
     evaluations = result.get_asset_check_evaluations()
@@ -483,7 +507,7 @@ def build_alone(store, folder: Path, run: Round, problems: list[str]) -> None:
     with Peaks() as peaks:
         done = subprocess.run(command, env={**os.environ, **dbt_environment(store)}, capture_output=True, text=True)
     run.dbt_wall = time.perf_counter() - started
-    run.dbt_rss = peaks.child
+    run.dbt_rss = peaks.dbt
     run.dbt_cpu = cpu()[1] - before[1]
     if done.returncode != 0:
         problems.append(f"dbt build alone failed: {(done.stdout + done.stderr)[-2000:]}")
@@ -647,7 +671,8 @@ def report(backends: list[Backend], args, templates: list[Template], seeding: fl
         + ".",
         "",
         f"| backend | marts refresh: Dagster run of `analytics_marts` ({label}) | CPU: this process + dbt "
-        "| peak RSS: this process / dbt | analysts' copy: Dagster run (the copy itself; size) | load average |",
+        "| peak RSS: this process (at the start) / dbt | analysts' copy: Dagster run (the copy itself; size) "
+        "| load average |",
         "|---|---|---|---|---|---|",
     ]
     for backend in backends:
@@ -662,23 +687,31 @@ def report(backends: list[Backend], args, templates: list[Template], seeding: fl
         lines.append(
             f"| {backend.name} | **{spread([r.marts for r in runs])}** ({last.built} views, {last.checks} checks "
             f"passed) | {spread([r.marts_cpu[0] for r in runs])} + {spread([r.marts_cpu[1] for r in runs])} "
-            f"| {max(r.marts_rss[0] for r in runs):,.0f} / {max(r.marts_rss[1] for r in runs):,.0f} MiB | {copy} "
+            f"| {max(r.marts_rss[1] for r in runs):,.0f} ({max(r.marts_rss[0] for r in runs):,.0f}) / "
+            f"{max(r.marts_rss[2] for r in runs):,.0f} MiB | {copy} "
             f"| {runs[0].load_before} -> {backend.load_after} |"
         )
     lines += [
         "",
-        f"Where the refresh's time goes: the same `dbt build` run alone, without Dagster ({label}); dbt's own "
-        "elapsed time excludes its start (imports, reading the project); models and tests are summed over "
-        "nodes (PostgreSQL runs 4 threads, DuckDB 1).",
+        f"Where the refresh's time goes ({label}): how long each dbt process ran inside the Dagster run, and "
+        "the same `dbt build` run alone, without Dagster; dbt's own elapsed time excludes its start (imports, "
+        "reading the project); models and tests are summed over nodes (PostgreSQL runs 4 threads, DuckDB 1).",
         "",
-        "| backend | dbt build alone | dbt's elapsed | models | tests | dbt CPU | dbt peak RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| backend | dbt inside the Dagster run | dbt build alone | dbt's elapsed | models | tests | dbt CPU "
+        "| dbt peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for backend in backends:
         runs = backend.rounds
         models, tests = runs[-1].dbt_nodes
         lines.append(
-            f"| {backend.name} | {spread([r.dbt_wall for r in runs])} | {spread([r.dbt_elapsed for r in runs])} "
+            f"| {backend.name} | "
+            + " + ".join(
+                f"`dbt {command}` {spread([r.marts_dbt.get(command, 0.0) for r in runs])}"
+                for command in sorted(runs[-1].marts_dbt, key=lambda c: c != "build")
+            )
+            + f" | {spread([r.dbt_wall for r in runs])} "
+            f"| {spread([r.dbt_elapsed for r in runs])} "
             f"| {spread([r.dbt_models for r in runs])} ({models}) | {spread([r.dbt_tests for r in runs])} ({tests}) "
             f"| {spread([r.dbt_cpu for r in runs])} | {max(r.dbt_rss for r in runs):,.0f} MiB |"
         )
