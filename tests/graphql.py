@@ -61,7 +61,9 @@ def _ready(url: str) -> bool:
 
 
 @contextmanager
-def dagster_webserver(workspace: Path, env: dict[str, str], log: Path, ready_within: float = 60) -> Iterator[Webserver]:
+def dagster_webserver(
+    workspace: Path, env: dict[str, str], log: Path, ready_within: float = 120
+) -> Iterator[Webserver]:
     """Start ``dagster-webserver -w workspace`` on 127.0.0.1 and wait until it answers; always stops
     the process (and the code server it spawned, same process group) on the way out."""
     port = free_port()
@@ -80,9 +82,33 @@ def dagster_webserver(workspace: Path, env: dict[str, str], log: Path, ready_wit
             if time.monotonic() > deadline:
                 raise TimeoutError(f"dagster-webserver not ready within {ready_within:.0f} s:\n{server.output()}")
             time.sleep(0.5)
+        _wait_for_the_code_location(server, deadline)
         yield server
     finally:
         _stop(process)
+
+
+_LOCATIONS = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus"
+    " locationOrLoadError { __typename ... on PythonError { message stack } } } } } }"
+)
+
+
+def _wait_for_the_code_location(server: Webserver, deadline: float) -> None:
+    """Until every code location has loaded: the webserver answers before its code server has the
+    definitions, and a page opened meanwhile shows each asset as external, with no definition."""
+    while True:
+        entries = server.query(_LOCATIONS)["workspaceOrError"]["locationEntries"]
+        for entry in entries:
+            error = entry["locationOrLoadError"] or {}
+            if error.get("__typename") == "PythonError":
+                stack = "".join(error.get("stack") or [])
+                raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}\n{stack}")
+        if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"code location not loaded in time: {entries}\n{server.output()}")
+        time.sleep(0.5)
 
 
 def _stop(process: subprocess.Popen) -> None:

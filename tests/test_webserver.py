@@ -35,7 +35,7 @@ from protiv_dagster.sync import runs as syncs
 from protiv_emulators.generator import generate_company
 from tests.assets.conftest import AS_OF, PULL_DATE, SETTINGS
 from tests.assets.vendors import host
-from tests.automation.conftest import Daemon
+from tests.automation.conftest import EVERYTHING, Daemon
 from tests.graphql import dagster_webserver
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,8 @@ def ui(tmp_path_factory):
                 )
             defs = build_defs()  # the code location's own resources, reading the environment above
             with dg.DagsterInstance.get() as instance:
-                daemon = Daemon(SimpleNamespace(defs=defs, instance=instance))
+                # Everything the daemon follows: the analysts' layer too (each company's report).
+                daemon = Daemon(SimpleNamespace(defs=defs, instance=instance), follows=EVERYTHING)
                 daemon.follow_upstream()  # the daemon evaluates the automation from the start
                 daemon.launch(daemon.tick_sensor("new_connections").run_requests)
                 daemon.settle()

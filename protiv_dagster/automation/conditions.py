@@ -67,16 +67,27 @@ TWO_HOUR_PROMISE = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(hours=2)
 )
 
+# The dbt marts (group of assets/analytics.py; named here, which that module imports).
+ANALYTICS_MARTS = dg.AssetSelection.groups("analytics")
+
 # The analysts' copy follows every ProPay write of any company, stamped as above so that a write
 # landing while a publication runs triggers one more. It does not wait for syncs in progress: with
 # many companies one is nearly always running, and a copy taken between two partition writes is
-# still a consistent database (every write is one transaction).
+# still a consistent database (every write is one transaction). It does wait while the marts are
+# requested or rebuilt (they follow the same ProPay writes, and are views in the same file): one
+# publication after both, not one after the ProPays and another after the marts. Marts that fail
+# still end the wait, and the ProPay update still publishes.
 ANALYSTS_COPY_FOLLOWS_PROPAYS = (
     dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
-    .with_label("a ProPay table updated")
+    .with_label("a ProPay table or a mart updated")
     .since(dg.AutomationCondition.newly_requested())
+    & ~dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.will_be_requested() | dg.AutomationCondition.in_progress()
+    )
+    .allow(ANALYTICS_MARTS)
+    .with_label("the marts requested or being rebuilt")
     & ~dg.AutomationCondition.in_progress()
-).with_label("after every ProPay update")
+).with_label("after every ProPay update, once the marts are rebuilt")
 
 # A company's report follows every update of that company's ProPay tables (same company partition:
 # other companies' reports do not run), stamped as above so that a ProPay write landing while the

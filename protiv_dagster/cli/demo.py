@@ -7,9 +7,11 @@ image): imported only when a command needs them, with an error saying how to ins
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import time
+from contextlib import redirect_stdout
 from datetime import date
 from typing import Annotated
 
@@ -125,6 +127,7 @@ def demo(
                 f"{demo_vendor.emulator.request_count} vendor requests"
             )
             print_propay_summary(connection.company_id)
+        marts_built = build_analysts_marts()
     except (SyncFailed, RegistryError) as exc:
         say_error(exc)
         raise typer.Exit(1) from None
@@ -142,7 +145,32 @@ def demo(
         "to materialize the demo companies' partitions again (a force sync).\nAnalysts open ",
         literal(str(analysts_copy(WarehouseStore().duckdb_file()))),
         " read-only (docs/analysts.md has sample queries); never the warehouse file itself, which syncs write.",
+        f" The marts are in its schema {marts_built}.",
     )
+
+
+def build_analysts_marts() -> str:
+    """The analysts' marts (dbt) on the demo's warehouse, published in their copy; the schema's name."""
+    import dagster as dg
+
+    from protiv_dagster.analytics import analytics_schema
+    from protiv_dagster.definitions import defs
+    from protiv_dagster.sync.company import build_marts
+    from protiv_dagster.warehouse.store import WarehouseStore
+
+    started = time.perf_counter()
+    # dbt's own log lines (dagster-dbt writes them to stdout) are in the run's events; here they would
+    # bury the summary.
+    with output.console.status("Building the analysts' marts (dbt build)..."), redirect_stdout(io.StringIO()):
+        result = build_marts(defs, dg.DagsterInstance.get(), "demo")
+    checks = result.get_asset_check_evaluations()
+    passed = sum(1 for check in checks if check.passed)
+    schema = analytics_schema(WarehouseStore().schema_name)
+    output.console.print(
+        f"Analysts' marts: {len(result.get_asset_materialization_events())} views in schema {schema}, "
+        f"{passed} of {len(checks)} dbt tests passed, in {time.perf_counter() - started:.1f} s"
+    )
+    return schema
 
 
 def emulator() -> None:

@@ -179,6 +179,31 @@ def force_sync(
     return run_ids
 
 
+def build_marts(defs: dg.Definitions, instance: dg.DagsterInstance, trigger: str) -> dg.ExecuteInJobResult:
+    """Build the analysts' marts now (``dbt build``: the views in schema ``analytics`` and their
+    tests, the marts' asset checks), as a run of the code location recorded in ``instance``, then
+    publish the analysts' copy with them. For a deployment's first sync (the demo): the automation
+    builds them after the next ProPay update, and, views over the tables, they stay current between
+    builds, so a force sync does not wait for dbt."""
+    from protiv_dagster.assets.analytics import analytics_marts
+
+    job = defs.resolve_implicit_job_def_def_for_assets(list(analytics_marts.keys))
+    assert job is not None, "the marts are assets of the code location"
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=list(analytics_marts.keys),
+        raise_on_error=False,
+        run_config=QUIET_CONSOLE,
+        tags={"protiv/trigger": trigger},
+    )
+    if not result.success:
+        raise SyncFailed(
+            f"the analysts' marts were not built (run {result.run_id}): {run_failure_message(instance, result.run_id)}"
+        )
+    publish_analysts_copy(defs, instance, trigger)
+    return result
+
+
 def publish_analysts_copy(defs: dg.Definitions, instance: dg.DagsterInstance, trigger: str) -> Publication | None:
     """Publish the analysts' copy of a DuckDB warehouse now, recorded as a materialization of
     `analysts_database` (a force sync ends with current ProPays and current analysts' tables; the

@@ -14,7 +14,9 @@ import dagster as dg
 import duckdb
 import pytest
 
+from protiv_dagster.analytics import analytics_schema
 from protiv_dagster.assets.analysts import ANALYSTS_COPY
+from protiv_dagster.assets.analytics import analytics_marts
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sync.company import force_sync
@@ -40,8 +42,10 @@ ANALYST = textwrap.dedent(
 
 
 def copy_rows(path, table: str) -> int:
+    """Rows of ``table`` (a warehouse table, or ``schema.view``) in the copy at ``path``."""
+    name = table if "." in table else f"protiv.{table}"
     with duckdb.connect(str(path), read_only=True) as analyst:
-        return analyst.execute(f"SELECT count(*) FROM protiv.{table}").fetchone()[0]  # type: ignore[index]
+        return analyst.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]
 
 
 def test_an_analyst_session_stays_open_through_a_force_sync_and_the_copy_follows(pipeline):
@@ -73,20 +77,36 @@ def test_an_analyst_session_stays_open_through_a_force_sync_and_the_copy_follows
     assert metadata["published_by"].value == "force_sync" and metadata["path"].value == str(copy)
 
 
-def test_the_automation_publishes_after_a_propay_update_and_once(pipeline):
-    before = dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance)  # the sensor's last tick
+def test_the_automation_publishes_once_after_a_propay_update_and_the_marts_it_brings(pipeline):
+    def evaluate(cursor):
+        return dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=cursor)
+
+    def run(keys) -> None:
+        job = pipeline.defs.resolve_implicit_global_asset_job_def()
+        assert job.execute_in_process(instance=pipeline.instance, asset_selection=list(keys)).success
+
+    before = evaluate(None)  # the sensor's last tick
     assert before.get_num_requested(ANALYSTS_COPY) == 0
     pipeline.sync()  # the benchmarks' bare sync: it publishes nothing itself
-    after = dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=before.cursor)
-    assert after.get_num_requested(ANALYSTS_COPY) == 1
-    result = pipeline.defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=pipeline.instance, asset_selection=[ANALYSTS_COPY]
-    )
-    assert result.success
+    # The ProPays updated: the marts are rebuilt first, and the copy waits for them.
+    after = evaluate(before.cursor)
+    marts = [key for key in analytics_marts.keys if after.get_num_requested(key)]
+    assert sorted(marts) == sorted(analytics_marts.keys)
+    assert after.get_num_requested(ANALYSTS_COPY) == 0
+    run(marts)
+    # Then one publication, with the ProPays and the marts in it.
+    published = evaluate(after.cursor)
+    assert published.get_num_requested(ANALYSTS_COPY) == 1
+    assert not any(published.get_num_requested(key) for key in analytics_marts.keys)
+    run([ANALYSTS_COPY])
     copy = analysts_copy(pipeline.warehouse.store.duckdb_file())
     assert copy_rows(copy, "propay_opportunities") == len(pipeline.warehouse.read_table("propay_opportunities"))
-    again = dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=after.cursor)
+    assert copy_rows(copy, f"{analytics_schema(pipeline.warehouse.store.schema_name)}.propay_savings") == len(
+        pipeline.warehouse.read_table("propay_opportunities")
+    )
+    again = evaluate(published.cursor)
     assert again.get_num_requested(ANALYSTS_COPY) == 0
+    assert not any(again.get_num_requested(key) for key in analytics_marts.keys)
 
 
 def test_a_postgresql_warehouse_has_no_analysts_copy():

@@ -26,11 +26,20 @@ from tests.assets.conftest import (  # noqa: F401 (fixtures)
 NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)  # a Friday afternoon, just after the generated data
 CONNECTED_AT = NOW - timedelta(hours=1)
 
+# The analysts' layer (the dbt marts, each company's report, the analysts' copy) follows every ProPay
+# update: a dbt build and a report run each time, some ten seconds of a test's run. The tests about
+# the sync pipeline follow the rest only; a test about the layer asks for everything with
+# ``@pytest.mark.analysts_layer`` (or ``Daemon(pipeline, follows=EVERYTHING)``).
+ANALYSTS_LAYER = dg.AssetSelection.groups("analytics", "reports", "analysts")
+SYNC_PIPELINE = dg.AssetSelection.all() - ANALYSTS_LAYER
+EVERYTHING = dg.AssetSelection.all()
+
 
 class Daemon:
-    def __init__(self, pipeline):
+    def __init__(self, pipeline, follows: dg.AssetSelection = SYNC_PIPELINE):
         self.defs = pipeline.defs
         self.instance = pipeline.instance
+        self.follows = follows  # what the automation is evaluated for (the daemon's: everything)
         self.resources = dict(pipeline.defs.resources)
         self.cursors: dict[str, str | None] = {}
         self.launched_keys: set[str] = set()
@@ -95,7 +104,7 @@ class Daemon:
     def follow_upstream(self) -> list[dg.AssetKey | str]:
         """One evaluation of the declarative automation; launches what it requests."""
         result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+            defs=self.defs, instance=self.instance, asset_selection=self.follows, cursor=self.automation_cursor
         )
         self.automation_cursor = result.cursor
         requested = []
@@ -144,12 +153,12 @@ def instance_kind() -> str:  # noqa: F811 - the daemon's sensors need a persiste
 
 
 @pytest.fixture
-def daemon(pipeline, monkeypatch) -> Daemon:
+def daemon(request, pipeline, monkeypatch) -> Daemon:
     monkeypatch.setattr(syncs, "utc_now", lambda: NOW)
     # The daemon's clock is NOW: the companies were connected an hour before it, not at the real
     # time the fixture connected them (a status compares the connection's times with the checks').
     with pipeline.registry.engine.begin() as conn:
         conn.execute(pipeline.registry.table.update().values(connected_at=CONNECTED_AT, updated_at=CONNECTED_AT))
-    daemon = Daemon(pipeline)
+    daemon = Daemon(pipeline, EVERYTHING if request.node.get_closest_marker("analysts_layer") else SYNC_PIPELINE)
     daemon.follow_upstream()  # the daemon evaluates the automation from the start, before any data
     return daemon

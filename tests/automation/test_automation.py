@@ -209,6 +209,7 @@ def test_removing_a_connection_stops_its_syncs_and_reconnecting_resumes_without_
 
 
 @pytest.mark.parametrize("instance_kind", ["postgres"])
+@pytest.mark.analysts_layer  # the runs of no company's, on PostgreSQL
 def test_on_a_postgres_instance(pipeline, daemon):
     assert type(pipeline.instance.run_storage).__name__ == "PostgresRunStorage"
     initial_sync(daemon)

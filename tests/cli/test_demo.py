@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import dagster as dg
+import duckdb
 import pytest
 from pandas.testing import assert_frame_equal
 
@@ -40,6 +41,13 @@ def test_demo_runs_the_initial_sync_through_dagster_and_is_safe_to_repeat(tmp_pa
         f"provisional ${pools['provisional']:,.2f}; {int((propays['pay_state'] == 'none').sum())} pay nothing"
     ) in first.stdout
 
+    # The analysts' marts were built at the end and published in the analysts' copy with the tables.
+    marts = re.search(r"Analysts' marts: 6 views in schema analytics, (\d+) of (\d+) dbt tests passed", first.stdout)
+    assert marts and marts[1] == marts[2] and int(marts[1]) > 0, first.stdout[-2000:]
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.analysts.duckdb"), read_only=True) as analyst:
+        [(savings,)] = analyst.execute("SELECT count(*) FROM analytics.propay_savings").fetchall()
+    assert savings == len(propays)
+
     second = protiv("demo", "--port", port, "--workers", "12", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert summary(second.stdout) == summary(first.stdout)
@@ -51,8 +59,12 @@ def test_demo_runs_the_initial_sync_through_dagster_and_is_safe_to_repeat(tmp_pa
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(run.is_success for run in runs)  # two companies: reference, weeks, ProPays
-        assert {run.job_name for run in runs} == {"sync_company_reference", "sync_company_week", "compute_propay"}
+        # Two demos: reference, weeks and ProPays of the company, then the marts' build.
+        assert len(runs) == 8 and all(run.is_success for run in runs)
+        syncs = [run for run in runs if run.tags.get("protiv/trigger") != "demo"]
+        assert {run.job_name for run in syncs} == {"sync_company_reference", "sync_company_week", "compute_propay"}
+        builds = [run for run in runs if run.tags.get("protiv/trigger") == "demo"]
+        assert len(builds) == 2 and all(key.path[0] == "analytics" for run in builds for key in run.asset_selection)
     # The generated key lives only in the git-ignored .env; the registry holds ciphertext.
     key = (tmp_path / ".env").read_text().split("PROTIV_SECRET_KEY=")[1].strip()
     assert key not in (tmp_path / "data" / "registry.sqlite3").read_bytes().decode("latin-1")
