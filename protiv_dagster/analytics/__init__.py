@@ -8,10 +8,14 @@ two never share marts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +26,10 @@ from protiv_dagster.warehouse.store import WarehouseStore
 PROJECT_DIR = Path(__file__).resolve().parent
 TARGET_DIR = PROJECT_DIR / "target"
 MANIFEST = TARGET_DIR / "manifest.json"
+# dbt's parsed project, which a command in the same target folder starts from (partial parsing).
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+# The project as the last dbt build parsed it, for the next build to start from (build_target).
+LAST_BUILD_PARSE = TARGET_DIR / "last_build_partial_parse.msgpack"
 # The hash of the project files the manifest was parsed from, written beside it.
 _MANIFEST_HASH = TARGET_DIR / "manifest.sha256"
 _PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
@@ -111,3 +119,55 @@ def ensure_manifest() -> Path:
             raise RuntimeError(f"dbt parse of {PROJECT_DIR} failed:\n{result.stdout}\n{result.stderr}")
         _MANIFEST_HASH.write_text(expected, encoding="utf-8")
     return MANIFEST
+
+
+def build_target(name: str) -> Path:
+    """A new target folder for one dbt build, holding the project as the last build parsed it.
+
+    Each build gets a target folder of its own (its artifacts, read by dagster-dbt), so dbt would
+    parse the whole project every time. ``target/partial_parse.msgpack`` of ``ensure_manifest`` does
+    not help: dbt refuses a parse made with another target, profile or environment, and a build runs
+    with its warehouse's. So each build starts from the last build's parse, which dbt checks the same
+    way: it parses in full when the warehouse, its environment or a project file changed.
+    """
+    target = TARGET_DIR / f"{name}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(parents=True)
+    # None yet on the first build of this deployment (or since the target folder was cleaned):
+    # dbt parses in full.
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copyfile(LAST_BUILD_PARSE, target / PARTIAL_PARSE_FILE)
+    return target
+
+
+def keep_the_parse(target: Path) -> None:
+    """Keeps the parsed project of a build that ran to its end, for the next build. It is written
+    beside and renamed over the last one: a build copying it at that moment reads the old file or
+    the new one, whole, never a mix of two builds'."""
+    parsed = target / PARTIAL_PARSE_FILE
+    if not parsed.is_file():
+        return
+    staged = LAST_BUILD_PARSE.with_name(f"{LAST_BUILD_PARSE.name}.{uuid.uuid4().hex}")
+    try:
+        shutil.copyfile(parsed, staged)
+        os.replace(staged, LAST_BUILD_PARSE)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def how_dbt_parsed(target: Path) -> str:
+    """What dbt's log in ``target`` says about its parse: from the last build's, or in full and why."""
+    reasons = []
+    try:
+        lines = (target / "dbt.log").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return "dbt left no log"
+    for line in lines:
+        try:
+            info = json.loads(line)["info"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if info.get("name") in ("PartialParsingSkipParsing", "PartialParsingEnabled"):
+            return "dbt started from the last build's parsed project"
+        if info.get("name") == "UnableToPartialParse":
+            reasons.append(info.get("msg", ""))
+    return "dbt parsed the whole project" + (f" ({'; '.join(reasons)})" if reasons else "")

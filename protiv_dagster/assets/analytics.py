@@ -19,7 +19,14 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from protiv_dagster.analytics import PROJECT_DIR, dbt_environment, ensure_manifest
+from protiv_dagster.analytics import (
+    PROJECT_DIR,
+    build_target,
+    dbt_environment,
+    ensure_manifest,
+    how_dbt_parsed,
+    keep_the_parse,
+)
 from protiv_dagster.automation.conditions import MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
 
@@ -94,14 +101,18 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
     dbt, env = dbt_cli(warehouse)
     wait = LOCKED_FIRST_WAIT_SECONDS
     for attempt in range(1, LOCKED_ATTEMPTS + 1):
-        with environment(env):
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-            try:
+        # Started from the last build's parsed project: a full parse is a third of a build.
+        target = build_target(f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
+        try:
+            with environment(env):
+                invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target)
                 events = list(invocation.stream())
-            finally:
-                # Each build has a target folder of its own (2 MB of artifacts): what matters is
-                # in Dagster's events by now, and a folder per run would fill the disk.
-                shutil.rmtree(invocation.target_path, ignore_errors=True)
+            context.log.info(how_dbt_parsed(target))
+            keep_the_parse(target)
+        finally:
+            # Each build has a target folder of its own (2 MB of artifacts): what matters is in
+            # Dagster's events by now, and a folder per run would fill the disk.
+            shutil.rmtree(target, ignore_errors=True)
         if invocation.is_successful():
             yield from events
             return

@@ -4,8 +4,10 @@ only when the project changed, and its dbt process gets the warehouse's connecti
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -125,3 +127,53 @@ def test_dbt_reads_the_warehouse_from_its_environment_and_the_password_only_ther
 @pytest.mark.parametrize("schema", ["protiv", "test_0123"])
 def test_the_marts_schema_is_exactly_analytics_for_the_default_warehouse(schema):
     assert analytics.analytics_schema(schema) == ("analytics" if schema == "protiv" else "test_0123_analytics")
+
+
+def test_builds_share_the_last_parse_whole_while_they_run_at_once(tmp_path, monkeypatch):
+    """Builds keep their parsed project and copy the last one at the same time: every copy is one
+    build's file, whole, never a mix or a part (renamed into place, never written in place)."""
+    monkeypatch.setattr(analytics, "TARGET_DIR", tmp_path / "target")
+    monkeypatch.setattr(analytics, "LAST_BUILD_PARSE", tmp_path / "target" / "last_build_partial_parse.msgpack")
+    parses = [bytes([n]) * 3_000_000 for n in (1, 2, 3)]  # larger than one write
+    finished = [tmp_path / f"finished_{n}" for n in range(len(parses))]
+    for folder, parse in zip(finished, parses, strict=True):
+        folder.mkdir()
+        (folder / analytics.PARTIAL_PARSE_FILE).write_bytes(parse)
+    (tmp_path / "target").mkdir()
+    analytics.keep_the_parse(finished[0])
+    stop = threading.Event()
+
+    def keep_parses() -> None:
+        while not stop.is_set():
+            for folder in finished:
+                analytics.keep_the_parse(folder)
+
+    keepers = [threading.Thread(target=keep_parses) for _ in range(2)]
+    for keeper in keepers:
+        keeper.start()
+    try:
+        for _ in range(60):
+            target = analytics.build_target("build")
+            assert (target / analytics.PARTIAL_PARSE_FILE).read_bytes() in parses
+            shutil.rmtree(target)
+    finally:
+        stop.set()
+        for keeper in keepers:
+            keeper.join()
+    # Nothing left beside the last parse but the folders of builds.
+    assert sorted(path.name for path in (tmp_path / "target").iterdir()) == ["last_build_partial_parse.msgpack"]
+
+
+def test_dbt_s_log_says_how_it_parsed(tmp_path):
+    log = tmp_path / "dbt.log"
+    assert analytics.how_dbt_parsed(tmp_path) == "dbt left no log"
+    unable = {
+        "info": {"name": "UnableToPartialParse", "msg": "Unable to do partial parsing because profile has changed"}
+    }
+    log.write_text("not json\n" + json.dumps(unable) + "\n")
+    assert analytics.how_dbt_parsed(tmp_path) == (
+        "dbt parsed the whole project (Unable to do partial parsing because profile has changed)"
+    )
+    skipped = {"info": {"name": "PartialParsingSkipParsing", "msg": "no changes found, skipping parsing"}}
+    log.write_text(json.dumps(skipped) + "\n")
+    assert analytics.how_dbt_parsed(tmp_path) == "dbt started from the last build's parsed project"

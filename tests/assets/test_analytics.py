@@ -16,6 +16,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from protiv_dagster import analytics
 from protiv_dagster.analytics import analytics_schema
 from protiv_dagster.analytics.schema_files import DISPLAY, DISPLAY_PLACES
 from protiv_dagster.assets import analytics as analytics_assets
@@ -189,6 +190,27 @@ def test_a_build_waits_for_a_locked_duckdb_file_like_every_write(tmp_path, monke
     assert waits == [analytics_assets.LOCKED_FIRST_WAIT_SECONDS]  # found locked once, then built
     assert result.success
     assert {event.asset_key for event in result.get_asset_materialization_events()} == MARTS
+
+
+HOW_DBT_PARSED = ("dbt parsed", "dbt started", "dbt left")  # analytics.how_dbt_parsed
+
+
+def test_a_build_starts_from_the_last_build_s_parsed_project(tmp_path, monkeypatch):
+    """dbt parses the project in full on the first build of a warehouse only; the next starts from the
+    parse the first kept (dbt checks it against the project, the profile and the environment)."""
+    monkeypatch.setattr(analytics, "LAST_BUILD_PARSE", tmp_path / "last_build_partial_parse.msgpack")
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    said = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(2):
+            result = dg.materialize([analytics_marts], instance=instance, resources={"warehouse": warehouse})
+            assert result.success
+            messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+            said.append([message for message in messages if message.startswith(HOW_DBT_PARSED)])
+    assert [message.startswith("dbt parsed the whole project") for message in said[0]] == [True]
+    assert said[1] == ["dbt started from the last build's parsed project"]
+    assert not list(analytics.TARGET_DIR.glob(f"{analytics_marts.node_def.name}-{result.run_id[:8]}-*"))
 
 
 def source_tests(warehouse: Warehouse, table: str) -> dict[str, dict]:
