@@ -5,19 +5,23 @@ lineage graph (the dbt sources name the assets that write their tables) and rebu
 update. The dbt tests are the marts' asset checks.
 """
 
+import importlib.metadata
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from packaging.version import Version
 
 from protiv_dagster.analytics import (
     PROJECT_DIR,
@@ -57,10 +61,20 @@ class AnalyticsTranslator(DagsterDbtTranslator):
 TRANSLATOR = AnalyticsTranslator(DagsterDbtTranslatorSettings())
 
 
+class InstalledDbt(DbtCliResource):
+    """dbt-core as installed beside this code. dagster-dbt learns the dbt version by starting
+    ``dbt --version`` once per resource, a second dbt process of some 2.5 s before each build (every
+    run builds its resource anew); the installed package's metadata says the same at once."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        return Version(importlib.metadata.version("dbt-core"))
+
+
 def dbt_cli(warehouse: Warehouse) -> tuple[DbtCliResource, dict[str, str]]:
     """dbt on ``warehouse`` and the environment its process needs (``dbt_environment``)."""
     env = dbt_environment(warehouse.store)
-    resource = DbtCliResource(
+    resource = InstalledDbt(
         project_dir=str(PROJECT_DIR),
         profiles_dir=str(PROJECT_DIR),
         target=env["PROTIV_DBT_TARGET"],
@@ -90,6 +104,18 @@ def wait_for_the_file(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def stop_dbt(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """End a dbt process this build started: SIGTERM (dbt closes its connections), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_seconds)
+
+
 @dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=TRANSLATOR, name="analytics_marts")
 def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Iterator[Any]:
     """The analysts' marts (schema ``analytics``): ``dbt build`` of the selected models and their
@@ -103,12 +129,19 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
     for attempt in range(1, LOCKED_ATTEMPTS + 1):
         # Started from the last build's parsed project: a full parse is a third of a build.
         target = build_target(f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
+        invocation = None
         try:
             with environment(env):
                 invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target)
                 events = list(invocation.stream())
             context.log.info(how_dbt_parsed(target))
             keep_the_parse(target)
+        except BaseException:
+            # Reading dbt's events failed, or the run was cancelled: a dbt process left running would
+            # go on holding the DuckDB file (every later build and sync would find it locked).
+            if invocation is not None:
+                stop_dbt(invocation.process)
+            raise
         finally:
             # Each build has a target folder of its own (2 MB of artifacts): what matters is in
             # Dagster's events by now, and a folder per run would fill the disk.

@@ -4,6 +4,7 @@ view of ``protiv_dagster/views.py``, and row-level security through a mart on Po
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -249,3 +250,47 @@ def test_a_bonus_on_a_propay_of_another_company_fails_the_reference_test(pipelin
     after = source_tests(pipeline.warehouse, "propay_worker_bonuses")
     assert after[reference]["status"] == "fail" and after[reference]["failures"] == 1
     assert [name for name, result in after.items() if result["status"] != "pass"] == [reference]
+
+
+def test_a_build_starts_no_dbt_process_to_learn_the_version(tmp_path, monkeypatch):
+    """dagster-dbt would start ``dbt --version`` before every build (a second dbt process); the
+    installed package says the version without a process."""
+    import dagster_dbt.core.resource
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was started to learn dbt's version: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_process)
+    dbt, _ = analytics_assets.dbt_cli(Warehouse(url=str(tmp_path / "warehouse.duckdb")))
+    assert str(dbt._cli_version) == importlib.metadata.version("dbt-core")
+
+
+def test_a_build_whose_events_cannot_be_read_stops_its_dbt_process(tmp_path, monkeypatch):
+    """A failure while reading dbt's events (or a cancelled run) ends the dbt process: left running it
+    would hold the DuckDB file, and every later build and sync would find it locked."""
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables(ALL_TABLES)
+    started = []
+    real_cli = analytics_assets.InstalledDbt.cli
+
+    def cli(self, *args, **kwargs):
+        invocation = real_cli(self, *args, **kwargs)
+        started.append(invocation.process)
+
+        def broken_stream():
+            raise RuntimeError("an event dagster-dbt cannot map")
+            yield  # a generator, like the real stream
+
+        monkeypatch.setattr(invocation, "stream", broken_stream)
+        return invocation
+
+    monkeypatch.setattr(analytics_assets.InstalledDbt, "cli", cli)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [analytics_marts], instance=instance, resources={"warehouse": warehouse}, raise_on_error=False
+        )
+    assert not result.success
+    [process] = started
+    assert process.poll() is not None, "the dbt process was left running"
+    # The file is free: the pipeline writes it at once.
+    warehouse.ensure_tables(ALL_TABLES)
