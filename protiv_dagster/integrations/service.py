@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -510,6 +511,18 @@ class IntegrationService:
         self._worker.start()
         self._watcher = threading.Thread(target=self._watch, name="protiv-status-watch", daemon=True)
         self._watcher.start()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Whether every sync this service queued has ended within ``timeout`` seconds (a sync keeps
+        running after ``stop`` has given up on it: its thread ends with the process)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._running:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking syncs; a sync under way gets ``timeout`` seconds to end (its runs are recorded

@@ -245,8 +245,13 @@ def api(tmp_path_factory) -> Iterator[Api]:
                     logs,
                 )
             finally:
+                # Every sync the module's tests started ends here: one left running would go on in this
+                # worker process under the next module's environment (another secret key, another
+                # registry), and fail there or hold up that module's syncs.
+                idle = service.wait_until_idle(180)
                 server.should_exit = True
                 thread.join(60)
+                assert idle, "a sync of the service was still running at the end of the module"
                 logging.getLogger().removeHandler(logs)
                 logging.getLogger().setLevel(previous_level)
                 assert receiver.server is not None
