@@ -12,6 +12,7 @@ emulator's ground truth (exit status 1 on a mismatch).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import multiprocessing as mp
@@ -46,13 +47,43 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def bench_company(workers: int, days: int):
+    """The generated company of ``workers`` workers. Beyond the generator's largest crew (500), its
+    crew is repeated with fresh worker and timesheet ids on the same jobs (as ``large_sync.py`` does),
+    the last copy cut to the workers still missing: 1,000 workers are two copies of the 500."""
+    from protiv_emulators.generator import MAX_WORKERS, generate_company
+
+    if workers <= MAX_WORKERS:
+        return generate_company(COMPANY, seed=SEED, workers=workers, days=days)
+    base = generate_company(COMPANY, seed=SEED, workers=MAX_WORKERS, days=days)
+    worker_step = 10 ** len(str(max(w.id for w in base.workers)))
+    shift_step = 10 ** len(str(max(s.id for s in [*base.shifts, *base.deleted_shifts])))
+    crew, shifts, deleted = [], [], []
+    for copy in range(math.ceil(workers / MAX_WORKERS)):
+        taken = base.workers[: min(MAX_WORKERS, workers - copy * MAX_WORKERS)]
+        ids = {w.id for w in taken}
+        crew += [
+            dataclasses.replace(
+                w, id=w.id + copy * worker_step, last_name=f"{w.last_name} {copy + 1}" if copy else w.last_name
+            )
+            for w in taken
+        ]
+        for source, target in ((base.shifts, shifts), (base.deleted_shifts, deleted)):
+            target += [
+                dataclasses.replace(s, id=s.id + copy * shift_step, worker_id=s.worker_id + copy * worker_step)
+                for s in source
+                # One running sheet, as in every generated company: the copies' are closed out.
+                if s.worker_id in ids and (copy == 0 or not s.on_the_clock)
+            ]
+    return dataclasses.replace(base, workers=crew, shifts=shifts, deleted_shifts=deleted)
+
+
 def serve_emulator(conn, token: str, workers: int, days: int, latency: float) -> None:
     """Child process: generate the company, serve it, answer "truth" and "requests" until "stop"."""
-    from protiv_emulators.generator import generate_company
     from protiv_emulators.quickbooks_time import QuickBooksTimeEmulator
 
     emulator = QuickBooksTimeEmulator(port=0)
-    emulator.add_company(generate_company(COMPANY, seed=SEED, workers=workers, days=days), access_token=token)
+    emulator.add_company(bench_company(workers, days), access_token=token)
     emulator.start()
     emulator.faults.latency(latency)
     conn.send(emulator.base_url)
@@ -303,7 +334,9 @@ def report(args, result: dict, baseline_rss: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=250, help="crew size of the generated company")
+    parser.add_argument(
+        "--workers", type=int, default=250, help="crew size of the generated company (over 500: crews of 500 repeated)"
+    )
     parser.add_argument("--days", type=int, default=14, help="days of attendance to sync")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="runs, each on fresh folders")

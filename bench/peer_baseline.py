@@ -8,7 +8,11 @@ emulator's own request log counts that contender's HTTP requests the same way. O
 table gives wall time, requests and rows per entity, with the ratios ours/dlt. Exit status 1 when a
 contender's rows disagree with the other's or with the emulator's ground truth, or when a load fails.
 
-    .venv/bin/python bench/peer_baseline.py [--workers 250] [--days 14] [--latency 0.05] [--repeat 1]
+``--workers`` takes one crew size or several (``5,20,60,250,1000``): the sizes run one after the other
+in this process, ``--repeat`` rounds each, and a table at the end gives per size the medians, their
+ratio, the requests and issue 20's target for that size (met or not).
+
+    .venv/bin/python bench/peer_baseline.py [--workers 250|5,20,60,250,1000] [--days 14] [--latency 0.05] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -47,6 +51,27 @@ class BenchmarkFailed(SystemExit):
     def __init__(self, message: str):
         print(f"\nFAILED: {message}", file=sys.stderr)
         super().__init__(1)
+
+
+# Issue 20, target 1: the ratio of medians ours/dlt a crew size must reach. A small company's sync is
+# mostly fixed cost, so there the bar is parity; from 250 workers on, ours must be clearly faster.
+LARGE_CREW = 250
+TARGET_SMALL, TARGET_LARGE = 1.0, 0.8
+
+
+def target_ratio(workers: int) -> float:
+    return TARGET_LARGE if workers >= LARGE_CREW else TARGET_SMALL
+
+
+def crew_sizes(text: str) -> list[int]:
+    """``--workers``: one crew size or several, comma-separated (``5,20,60,250,1000``)."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"crew sizes are whole numbers separated by commas, not {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"at least one crew size, each of 1 worker or more, not {text!r}")
+    return sizes
 
 
 def window(args) -> tuple[list[str], date, date]:
@@ -206,13 +231,84 @@ def report(our: dict, peer: dict) -> None:
     )
 
 
+def compare_size(args, python: Path, timers, baseline_rss: float) -> dict:
+    """``args.repeat`` rounds at one crew size (``args.workers``), the order alternating; the walls and
+    requests of each round, and the rows that disagreed."""
+    weeks, first_day, last_day = window(args)
+    print(f"\n##### {args.workers} workers #####")
+    print(f"window: weeks {', '.join(weeks)} = work dates {first_day} .. {last_day}")
+    rounds: dict[str, list] = {"ours": [], "dlt": [], "raw": [], "requests": [], "problems": []}
+    for attempt in range(1, args.repeat + 1):
+        order = ("ours", "dlt") if attempt % 2 else ("dlt", "ours")
+        print(f"\n=== {args.workers} workers, round {attempt} of {args.repeat} ({' then '.join(order)}) ===")
+        for contender in order:
+            if contender == "ours":
+                timers.reset()
+                our = ours.run_once(args, timers)
+            else:
+                peer = run_dlt(args, python, weeks, first_day, last_day)
+        if sorted(our["truth"]["weeks"]) != weeks:
+            raise BenchmarkFailed(f"our sync pulled weeks {sorted(our['truth']['weeks'])}, the window is {weeks}")
+        print("\n--- ours (bench/initial_sync.py) ---")
+        ours.report(args, our, baseline_rss)
+        print("\n--- ours against dlt ---")
+        rounds["problems"] += [f"{args.workers} workers, round {attempt}: {p}" for p in compare(our, peer)]
+        report(our, peer)
+        rounds["ours"].append(our["wall"])
+        rounds["dlt"].append(peer["wall"])
+        rounds["raw"].append(time_to_raw(our))
+        rounds["requests"].append((sum(our["requests"].values()), sum(peer["requests"].values())))
+    if args.repeat > 1:
+        ours_median, dlt_median = statistics.median(rounds["ours"]), statistics.median(rounds["dlt"])
+        print(
+            f"\n{args.workers} workers over {args.repeat} rounds: ours wall min {min(rounds['ours']):.2f} s, median "
+            f"{ours_median:.2f} s (to raw, upper bound: median {statistics.median(rounds['raw']):.2f} s); dlt wall min "
+            f"{min(rounds['dlt']):.2f} s, median {dlt_median:.2f} s; ratio of medians ours/dlt "
+            f"{ours_median / dlt_median:.2f}"
+        )
+    return rounds
+
+
+def summarize(sizes: dict[int, dict], repeat: int) -> bool:
+    """The sweep's table, one line per crew size; whether every size met issue 20's target."""
+    print(
+        f"\nissue 20, target 1, over {repeat} round{'s' if repeat > 1 else ''} per size (median wall of the sync; "
+        "target: ratio of medians ours/dlt, and no more requests than dlt)"
+    )
+    print(
+        f"  {'workers':>7}{'ours, s':>9}{'dlt, s':>8}{'ours/dlt':>10}{'requests ours/dlt':>19}{'target':>8}   met"
+        "    ours per round / dlt per round, s"
+    )
+    all_met = True
+    for workers, rounds in sizes.items():
+        ours_median, dlt_median = statistics.median(rounds["ours"]), statistics.median(rounds["dlt"])
+        ratio, target = ours_median / dlt_median, target_ratio(workers)
+        ours_requests = max(mine for mine, _ in rounds["requests"])
+        dlt_requests = min(theirs for _, theirs in rounds["requests"])
+        met = ratio <= target and ours_requests <= dlt_requests
+        all_met &= met
+        print(
+            f"  {workers:>7}{ours_median:>9.2f}{dlt_median:>8.2f}{ratio:>10.2f}"
+            f"{f'{ours_requests}/{dlt_requests}':>19}{target:>8.1f}   {'yes' if met else 'NO ':<3}    "
+            + " ".join(f"{w:.2f}" for w in rounds["ours"])
+            + " / "
+            + " ".join(f"{w:.2f}" for w in rounds["dlt"])
+        )
+    return all_met
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=250, help="crew size of the generated company")
+    parser.add_argument(
+        "--workers",
+        type=crew_sizes,
+        default=[250],
+        help="crew size of the generated company, or several separated by commas (5,20,60,250,1000)",
+    )
     parser.add_argument("--days", type=int, default=14, help="days of attendance to sync")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds; each round runs both, alternating who goes first"
+        "--repeat", type=int, default=1, help="rounds per crew size; each round runs both, alternating who goes first"
     )
     args = parser.parse_args()
 
@@ -233,43 +329,20 @@ def main() -> None:
     import protiv_dagster.definitions  # noqa: F401
 
     baseline_rss = ours.rss_mib()
-    weeks, first_day, last_day = window(args)
     print(f"machine: {ours.machine()}")
     print(f"peer: {versions} in {dlt_baseline.VENV.name} ({', '.join(dlt_baseline.DLT_REQUIREMENTS)})")
     print(
-        f"command: peer_baseline.py --workers {args.workers} --days {args.days} --latency {args.latency} "
-        f"--repeat {args.repeat}"
+        f"command: peer_baseline.py --workers {','.join(map(str, args.workers))} --days {args.days} "
+        f"--latency {args.latency} --repeat {args.repeat}"
     )
-    print(f"window: weeks {', '.join(weeks)} = work dates {first_day} .. {last_day}")
-    timers, walls, problems = ours.Timers(), {"ours": [], "dlt": [], "raw": []}, []
-    for attempt in range(1, args.repeat + 1):
-        order = ("ours", "dlt") if attempt % 2 else ("dlt", "ours")
-        print(f"\n=== round {attempt} of {args.repeat} ({' then '.join(order)}) ===")
-        for contender in order:
-            if contender == "ours":
-                timers.reset()
-                our = ours.run_once(args, timers)
-            else:
-                peer = run_dlt(args, python, weeks, first_day, last_day)
-        if sorted(our["truth"]["weeks"]) != weeks:
-            raise BenchmarkFailed(f"our sync pulled weeks {sorted(our['truth']['weeks'])}, the window is {weeks}")
-        print("\n--- ours (bench/initial_sync.py) ---")
-        ours.report(args, our, baseline_rss)
-        print("\n--- ours against dlt ---")
-        problems += [f"round {attempt}: {p}" for p in compare(our, peer)]
-        report(our, peer)
-        walls["ours"].append(our["wall"])
-        walls["dlt"].append(peer["wall"])
-        walls["raw"].append(time_to_raw(our))
-    print(f"\nload average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if args.repeat > 1:
-        ours_median, dlt_median = statistics.median(walls["ours"]), statistics.median(walls["dlt"])
-        print(
-            f"over {args.repeat} rounds: ours wall min {min(walls['ours']):.2f} s, median {ours_median:.2f} s "
-            f"(to raw, upper bound: median {statistics.median(walls['raw']):.2f} s); dlt wall min "
-            f"{min(walls['dlt']):.2f} s, median {dlt_median:.2f} s; ratio of medians ours/dlt "
-            f"{ours_median / dlt_median:.2f}"
+    timers, sizes = ours.Timers(), {}
+    for workers in args.workers:
+        sizes[workers] = compare_size(
+            argparse.Namespace(**{**vars(args), "workers": workers}), python, timers, baseline_rss
         )
+    print(f"\nload average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    summarize(sizes, args.repeat)
+    problems = [problem for rounds in sizes.values() for problem in rounds["problems"]]
     if problems:
         raise BenchmarkFailed("rows disagree:\n  " + "\n  ".join(problems))
     print("check: both contenders loaded the emulator's records (timesheets, deleted, users, jobcodes, fields): OK")
