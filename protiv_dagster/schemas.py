@@ -724,6 +724,13 @@ class PropaySettingsVersion(CompanyScoped):
         return _unique(df, ["company_id", "version"])
 
 
+# pandera registers its pandas backends on a process's first validation, and with them imports its
+# data synthesis strategies (about 110 modules where hypothesis is installed, as in a dev install).
+# Registered here, beside the models, a run process pays that while it loads the definitions rather
+# than inside the first step that validates a frame.
+pa.DataFrameSchema.register_default_backends(pd.DataFrame)
+
+
 def _record_text(row: pd.Series) -> str:
     return json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in row.items()}, sort_keys=True)
 
