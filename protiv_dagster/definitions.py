@@ -31,10 +31,11 @@ from protiv_dagster.resources.warehouse import Warehouse
 
 follow_upstream_changes = dg.AutomationConditionSensorDefinition(
     "follow_upstream_changes",
-    # The analysts' copy by its group: it exists only on a DuckDB warehouse. Left out, Dagster would
-    # give it a default automation sensor of its own, stopped, and it would never be published.
-    target=dg.AssetSelection.assets(attendance, propay_tables, propay_report)
-    | dg.AssetSelection.groups("analysts", "analytics"),
+    # The analysts' layer by its groups: the analysts' copy exists only on a DuckDB warehouse, and the
+    # layer not at all without analysts (build_defs). Left out, Dagster would give them a default
+    # automation sensor of their own, stopped, and they would never run.
+    target=dg.AssetSelection.assets(attendance, propay_tables)
+    | dg.AssetSelection.groups("reports", "analysts", "analytics"),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Evaluated every 30 seconds: each company-week's attendance follows its raw week, and each "
@@ -64,8 +65,13 @@ def _on_duckdb(warehouse: Warehouse) -> bool:
         return False  # an unusable warehouse URL: its runs fail with the reason, the location still loads
 
 
-def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> dg.Definitions:
-    """The code location's definitions; tests and benchmarks pass other resources by name."""
+def build_defs(
+    analysts_layer: bool = True, **resources: dg.ConfigurableResource | dg.ResourceDefinition
+) -> dg.Definitions:
+    """The code location's definitions; tests and benchmarks pass other resources by name.
+
+    ``analysts_layer=False`` leaves out what serves analysts (the dbt marts, each company's report,
+    the analysts' copy): the sync pipeline alone, as the daemon tests about runs deploy it."""
     resources = {
         "registry": ConnectionRegistryResource(),
         "vendors": VendorApis(),
@@ -76,6 +82,7 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
     # The analysts' copy exists for a DuckDB warehouse only (PostgreSQL serves analysts directly):
     # on PostgreSQL it would be a run after every ProPay run doing nothing.
     analysts = [analysts_database] if isinstance(warehouse, Warehouse) and _on_duckdb(warehouse) else []
+    layer = [propay_report, analytics_marts, *analysts] if analysts_layer else []
     for key in CODE_CONFIGURED:
         resource = resources[key]
         if isinstance(resource, dg.ConfigurableResource):
@@ -88,9 +95,7 @@ def build_defs(**resources: dg.ConfigurableResource | dg.ResourceDefinition) -> 
             jobs,
             attendance,
             propay_tables,
-            propay_report,
-            analytics_marts,
-            *analysts,
+            *layer,
         ],
         jobs=[sync_company_reference, sync_company_week, compute_propay, check_connection, force_sync_job],
         schedules=[refresh_every_two_hours],

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -138,13 +139,24 @@ def deployment(tmp_path, dagster_database, monkeypatch):
 
 @pytest.fixture
 def daemon(deployment, tmp_path):
+    """The product's code location (workspace.yaml) under the daemon."""
+    yield from run_daemon(deployment, tmp_path, ROOT / "workspace.yaml")
+
+
+@pytest.fixture
+def pipeline_daemon(deployment, tmp_path):
+    """The sync pipeline alone under the daemon: no dbt marts, reports or analysts' copy."""
+    yield from run_daemon(deployment, tmp_path, ROOT / "tests" / "sync_pipeline_workspace.yaml")
+
+
+def run_daemon(deployment, tmp_path: Path, workspace: Path) -> Iterator[Path]:
     env, _ = deployment
     log = tmp_path / "daemon.log"
     executable = Path(sys.executable).with_name("dagster-daemon")
     with log.open("w") as out:
         # Its own session, so the run workers it launches end with it.
         process = subprocess.Popen(
-            [str(executable), "run", "-w", str(ROOT / "workspace.yaml")],
+            [str(executable), "run", "-w", str(workspace)],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=out,
@@ -231,6 +243,20 @@ def test_the_daemon_syncs_new_connections_then_refreshes_what_changed(deployment
             return all(latest.get(company_id) == "SUCCEEDED" for company_id in COMPANIES)
 
         wait_for(healthy, 120, "both connections green", daemon)
+
+        # The analysts' marts follow the ProPays: dbt built in a run worker the daemon launched, and
+        # every dbt test passed as an asset check.
+        # (The instance started empty: whatever built them is the daemon.)
+        def marts_builds() -> list[dg.DagsterRun]:
+            return [
+                run
+                for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
+                if run.asset_selection and any(key.path[0] == "analytics" for key in run.asset_selection)
+            ]
+
+        built = wait_for(marts_builds, 240, "the analysts' marts built by the daemon", daemon)
+        evaluations = instance.all_logs(built[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        assert evaluations and all(e.dagster_event.event_specific_data.passed for e in evaluations)
 
         wait_for(lambda: "cedar" in propay_partitions(instance), 240, "cedar's initial sync on a later attempt", daemon)
         assert store.state("cedar").failures == 0 and store.state("cedar").cursor is not None
@@ -361,8 +387,11 @@ def clean_sync(tmp_path: Path, company_ids) -> dict[str, pd.DataFrame]:
     return warehouse_tables(warehouse)
 
 
-def test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried(deployment, held_pages, daemon, tmp_path):
+def test_a_killed_run_worker_is_failed_its_slot_freed_and_its_sync_retried(
+    deployment, held_pages, pipeline_daemon, tmp_path
+):
     env, _ = deployment
+    daemon = pipeline_daemon  # its log
     store = SyncStateStore(env["PROTIV_REGISTRY_URL"])
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
