@@ -13,8 +13,10 @@ import json
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,7 +160,18 @@ class Api:
             if answer.json()["status"] in ("succeeded", "failed"):
                 return answer.json()
             time.sleep(0.25)
-        raise AssertionError(f"sync {sync_id} of {company_id} did not end in {timeout} s")
+        raise AssertionError(f"sync {sync_id} of {company_id} did not end in {timeout} s\n{service_threads()}")
+
+
+def service_threads() -> str:
+    """Where the service's threads are (the sync worker, the status watcher, webhooks): for a sync
+    that does not end, the line it waits on."""
+    frames = sys._current_frames()
+    stacks = []
+    for thread in threading.enumerate():
+        if thread.name.startswith("protiv-") and thread.ident in frames:
+            stacks.append(f"thread {thread.name}:\n" + "".join(traceback.format_stack(frames[thread.ident])[-25:]))
+    return "\n".join(stacks) or "no service thread is alive"
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +220,18 @@ def api(tmp_path_factory) -> Iterator[Api]:
         logging.getLogger().addHandler(logs)
         previous_level = logging.getLogger().level
         logging.getLogger().setLevel(logging.DEBUG)
-        with dg.DagsterInstance.local_temp(str(folder / "dagster_home")) as instance:
+        # No compute-log capture: the service runs its syncs in a thread, and Dagster's capture swaps
+        # the whole process's stdout and stderr for `tail` subprocesses, which in some pytest workers
+        # did not end on SIGTERM: each run then waited 2 x 30 s to clean them up, and syncs outlasted
+        # their tests. (`protiv serve` keeps its instance's setting: whether it should capture at all
+        # from a threaded server is an open question.)
+        no_capture = {
+            "compute_logs": {
+                "module": "dagster._core.storage.noop_compute_log_manager",
+                "class": "NoOpComputeLogManager",
+            }
+        }
+        with dg.DagsterInstance.local_temp(str(folder / "dagster_home"), overrides=no_capture) as instance:
             service = IntegrationService(
                 defs,
                 instance,
@@ -251,7 +275,7 @@ def api(tmp_path_factory) -> Iterator[Api]:
                 idle = service.wait_until_idle(180)
                 server.should_exit = True
                 thread.join(60)
-                assert idle, "a sync of the service was still running at the end of the module"
+                assert idle, f"a sync of the service was still running at the end of the module\n{service_threads()}"
                 logging.getLogger().removeHandler(logs)
                 logging.getLogger().setLevel(previous_level)
                 assert receiver.server is not None
