@@ -461,8 +461,16 @@ class Round:
     rows: dict[str, tuple[int, int]] = field(default_factory=dict)  # mart -> (one, all) rows
 
 
-def build_marts(instance, warehouse, run: Round, problems: list[str]) -> None:
+def materialize(assets, instance, warehouse):
+    """A run of ``assets`` on the benchmark's instance and warehouse, as the pipeline's runs go."""
     import dagster as dg
+
+    return dg.materialize(
+        [assets], instance=instance, resources={"warehouse": warehouse}, raise_on_error=False, run_config=ERRORS_ONLY
+    )
+
+
+def build_marts(instance, warehouse, run: Round, problems: list[str]) -> None:
 
     from protiv_dagster.assets.analytics import analytics_marts
 
@@ -470,13 +478,7 @@ def build_marts(instance, warehouse, run: Round, problems: list[str]) -> None:
     echoed = io.StringIO()
     before, started = cpu(), time.perf_counter()
     with Peaks() as peaks, contextlib.redirect_stdout(echoed):
-        result = dg.materialize(
-            [analytics_marts],
-            instance=instance,
-            resources={"warehouse": warehouse},
-            raise_on_error=False,
-            run_config=ERRORS_ONLY,
-        )
+        result = materialize(analytics_marts, instance, warehouse)
     run.marts = time.perf_counter() - started
     run.marts_rss = (peaks.start, peaks.own, peaks.dbt)
     run.marts_dbt = peaks.dbt_seconds
@@ -525,18 +527,11 @@ def build_alone(store, folder: Path, run: Round, problems: list[str]) -> None:
 
 
 def publish(instance, warehouse, run: Round, problems: list[str]) -> Path | None:
-    import dagster as dg
 
     from protiv_dagster.assets.analysts import analysts_database
 
     started = time.perf_counter()
-    result = dg.materialize(
-        [analysts_database],
-        instance=instance,
-        resources={"warehouse": warehouse},
-        raise_on_error=False,
-        run_config=ERRORS_ONLY,
-    )
+    result = materialize(analysts_database, instance, warehouse)
     run.publish = time.perf_counter() - started
     if not result.success:
         problems.append("the analysts' copy was not published")

@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from protiv_dagster.analytics import analytics_schema
+
 POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -47,7 +49,7 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     yield schema
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'drop schema if exists "{schema}" cascade')
-        conn.execute(f'drop schema if exists "{schema}_analytics" cascade')
+        conn.execute(f'drop schema if exists "{analytics_schema(schema)}" cascade')
 
 
 @pytest.fixture

@@ -31,10 +31,10 @@ from protiv_dagster.analytics import (
     how_dbt_parsed,
     keep_the_parse,
 )
-from protiv_dagster.automation.conditions import MARTS_FOLLOW_PROPAYS
+from protiv_dagster.automation.conditions import ANALYTICS_GROUP, MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
 
-GROUP = "analytics"
+GROUP = ANALYTICS_GROUP
 # What dbt-duckdb prints when another process holds the warehouse file.
 _DUCKDB_LOCKED = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
 # How many times a dbt build that found the DuckDB file locked is run again, and the first wait.

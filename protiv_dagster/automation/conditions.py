@@ -67,8 +67,9 @@ TWO_HOUR_PROMISE = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=2, minutes=20), warn_window=timedelta(hours=2)
 )
 
-# The dbt marts (group of assets/analytics.py; named here, which that module imports).
-ANALYTICS_MARTS = dg.AssetSelection.groups("analytics")
+# The group of the dbt marts (assets/analytics.py, which imports this module).
+ANALYTICS_GROUP = "analytics"
+ANALYTICS_MARTS = dg.AssetSelection.groups(ANALYTICS_GROUP)
 
 # The analysts' copy follows every ProPay write of any company, stamped as above so that a write
 # landing while a publication runs triggers one more. It does not wait for syncs in progress: with

@@ -127,7 +127,7 @@ def demo(
                 f"{demo_vendor.emulator.request_count} vendor requests"
             )
             print_propay_summary(connection.company_id)
-        marts_built = build_analysts_marts()
+        build_analysts_marts()
     except (SyncFailed, RegistryError) as exc:
         say_error(exc)
         raise typer.Exit(1) from None
@@ -145,12 +145,11 @@ def demo(
         "to materialize the demo companies' partitions again (a force sync).\nAnalysts open ",
         literal(str(analysts_copy(WarehouseStore().duckdb_file()))),
         " read-only (docs/analysts.md has sample queries); never the warehouse file itself, which syncs write.",
-        f" The marts are in its schema {marts_built}.",
     )
 
 
-def build_analysts_marts() -> str:
-    """The analysts' marts (dbt) on the demo's warehouse, published in their copy; the schema's name."""
+def build_analysts_marts() -> None:
+    """The analysts' marts (dbt) on the demo's warehouse, published in their copy."""
     import dagster as dg
 
     from protiv_dagster.analytics import analytics_schema
@@ -168,9 +167,9 @@ def build_analysts_marts() -> str:
     schema = analytics_schema(WarehouseStore().schema_name)
     output.console.print(
         f"Analysts' marts: {len(result.get_asset_materialization_events())} views in schema {schema}, "
-        f"{passed} of {len(checks)} dbt tests passed, in {time.perf_counter() - started:.1f} s"
+        f"{passed} of {len(checks)} dbt tests passed, in {time.perf_counter() - started:.1f} s",
+        markup=False,  # the schema's name comes from the environment
     )
-    return schema
 
 
 def emulator() -> None:
