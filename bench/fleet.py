@@ -13,12 +13,20 @@ through the real client, and one materialization per partition the sync would ha
 (vendor_connection, workers, jobs, raw and attendance of every week, the three ProPay tables), so the
 declarative automation sees what it would see after real runs. Companies named in ``full_sync`` get a
 real initial sync through Dagster instead (their warehouse tables must be right for a ProPay check).
+
+By default the pull date is 14 days back (three ISO weeks synced) and the vendors hold 15 days of time.
+``weeks`` moves the pull date back so that every company has that many weeks of partitions
+materialized (100 weeks is the whole week dimension since 2025-01-06 at the end of 2026), while the
+vendors keep their small window of generated time: what grows is what the daemon's evaluations see
+(companies, partitions, recorded materializations), not the vendors' data. The materializations are
+recorded in bulk (``record_runless``): 10,000 companies x 100 weeks are two million events.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import resource
@@ -133,6 +141,7 @@ class Fleet:
 
     def __init__(self, companies: int, workers: int, days: int = PULL_DAYS + 1, as_of: datetime | None = None):
         self.ids = fleet_ids(companies)
+        self.days = days  # of generated time per company, ending at ``as_of``
         self.provider_of = dict(self.ids)
         self.as_of = as_of or datetime.combine(date.today(), clock(0), tzinfo=UTC)
         spawn = mp.get_context("spawn")
@@ -199,9 +208,12 @@ def fresh_environment(folder: Path) -> None:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
         os.environ.pop(name, None)
-    os.environ.update(
+    environment = dict(
         PROTIV_DATA_DIR=str(folder / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key()
     )
+    os.environ.update(environment)
+    # For a later process on the same folder (refresh_tick.py --keep, then fleet_evaluations.py).
+    (folder / "env").write_text("".join(f"{name}={value}\n" for name, value in environment.items()))
 
 
 class RequestsByCompany:
@@ -260,11 +272,23 @@ def code_location():
     return build_defs(**resources), resources
 
 
+def pull_date(now: datetime, weeks: int | None) -> date:
+    """The attendance pull date of every company: ``PULL_DAYS`` back, or the Monday that gives
+    ``weeks`` weeks of partitions up to the current one (never before the first partition)."""
+    from protiv_dagster.partitions import HISTORY_START, week_start
+
+    if weeks is None:
+        return now.date() - timedelta(days=PULL_DAYS)
+    # The companies' local today is at most a day behind UTC midnight (US zones): one day back keeps
+    # the current week of every company the same.
+    monday = week_start(now.date() - timedelta(days=1)) - timedelta(weeks=weeks - 1)
+    return max(monday, date.fromisoformat(HISTORY_START))
+
+
 def seed_synced(
-    fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None
+    fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None, weeks=None
 ) -> dict[str, float]:
     """The fleet as after its initial syncs (see the module docstring); returns seconds per stage."""
-    import dagster as dg
     import pandas as pd
 
     from protiv_dagster.assets.common import prepare_warehouse
@@ -283,7 +307,7 @@ def seed_synced(
         if on_step:
             on_step(name, spent[name])
 
-    pull_date = now.date() - timedelta(days=PULL_DAYS)
+    pulled_from = pull_date(now, weeks)
     for company_id, provider in fleet.ids:
         credentials, zone = fleet.vendors[provider].hosted[company_id]
         registry.connect(
@@ -291,7 +315,7 @@ def seed_synced(
             provider,
             fleet.vendors[provider].base_url,
             credentials,
-            attendance_pull_date=pull_date,
+            attendance_pull_date=pulled_from,
             settings={**SETTINGS, "timezone": zone},
         )
     instance.add_dynamic_partitions(company_partitions.name, [company_id for company_id, _ in fleet.ids])
@@ -329,9 +353,13 @@ def seed_synced(
 
     prepare_warehouse(warehouse)
     rows = []
+    # Weeks before the vendors' generated time are empty at the vendor, and so in the raw table.
+    first_with_time = (now.date() - timedelta(days=fleet.days + 1)).isoformat()
     for connection in (c for c in others if c.provider == "aspire"):
         source = vendors.source_for(connection.company_id, resource_registry)
         for week in all_weeks(connection, now):
+            if (date.fromisoformat(week) + timedelta(days=6)).isoformat() < first_with_time:
+                continue
             monday = date.fromisoformat(week)
             for feed, records in source.time_entry_feeds(monday, monday + timedelta(days=6)).items():
                 id_field, stamp_field = source.feed_fields.get(feed, ("id", None))
@@ -354,50 +382,98 @@ def seed_synced(
         )
     stage(f"raw weeks of Aspire companies ({len(rows)} records)")
 
-    events = []
+    materialized = []
     for connection in others:
         company_id = connection.company_id
         # vendor_connection is left to the connection_status sensor's runs; no condition reads it.
-        events += [
-            dg.AssetMaterialization(asset_key=key, partition=company_id)
+        materialized += [
+            (key, company_id)
             for key in ("workers", "jobs", "propay_opportunities", "propay_worker_bonuses", "propay_overtime_weeks")
         ]
         for week in all_weeks(connection, now):
             partition = str(company_week_key(company_id, week))
-            events += [
-                dg.AssetMaterialization(asset_key=key, partition=partition) for key in ("raw_timesheets", "attendance")
-            ]
-    record_runless(instance, events)
-    stage(f"{len(events)} materializations recorded")
+            materialized += [(key, partition) for key in ("raw_timesheets", "attendance")]
+    record_runless(instance, materialized)
+    stage(f"{len(materialized)} materializations recorded")
     return spent
 
 
-def record_runless(instance, events) -> None:
-    """Record run-less materializations as ``report_runless_asset_event`` does, row for row, but in
-    one transaction per database instead of two connections per event (on SQLite 10-50 ms each,
-    which would make seeding 11,000 partitions take minutes). Only for seeding benchmarks."""
-    from dagster._core.instance.utils import RUNLESS_RUN_ID
-    from dagster._core.storage.sqlalchemy_compat import db_result
+def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 50_000) -> None:
+    """Record a run-less materialization of each (asset key, partition key) as
+    ``instance.report_runless_asset_event(AssetMaterialization(asset_key, partition=...))`` records it:
+    the same event log entry, stored in the run-less run's shard and mirrored into the index shard
+    (the event's row, and the asset's row pointing at its latest materialization). Only for seeding
+    benchmarks, because it is done in bulk: ``chunk`` events per transaction (Dagster's SQLite storage
+    opens two connections and commits per event, 10-50 ms each: two million events would take
+    hours), and each entry serialized from one template per asset and chunk, checked against
+    Dagster's own serializer (serializing every entry would take 5 minutes for two million)."""
+    import dagster as dg
+    import sqlalchemy as db
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+    from dagster._serdes import serialize_value
 
     storage = instance.event_log_storage
-    entries = []
-    storage.store_event = entries.append  # the instance builds each entry as usual
-    try:
-        for event in events:
-            instance.report_runless_asset_event(event)
-    finally:
-        del storage.store_event
-    if not entries:
-        return
-    with storage.run_connection(RUNLESS_RUN_ID) as conn:
-        for entry in entries:
-            conn.execute(storage.prepare_insert_event(entry))
-    with storage.index_transaction() as conn:
-        for entry in entries:
-            with db_result(conn, storage.prepare_insert_event(entry)) as result:
-                event_id = result.inserted_primary_key[0]
-            storage._store_asset_event_tags(conn, [entry], [event_id])
-            storage._store_asset_event(conn, entry, event_id)
+    placeholder = "<partition>"
+
+    def entry(asset_key: str, partition: str, timestamp: float) -> EventLogEntry:
+        # What report_runless_asset_event builds (instance.report_dagster_event).
+        return EventLogEntry(
+            user_message="",
+            level=logging.INFO,
+            job_name=RUNLESS_JOB_NAME,
+            run_id=RUNLESS_RUN_ID,
+            error_info=None,
+            timestamp=timestamp,
+            step_key=None,
+            dagster_event=DagsterEvent(
+                event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+                event_specific_data=StepMaterializationData(dg.AssetMaterialization(asset_key, partition=partition)),
+                job_name=RUNLESS_JOB_NAME,
+            ),
+        )
+
+    for start in range(0, len(materialized), chunk):
+        part, timestamp = materialized[start : start + chunk], time.time()
+        templates, last = {}, {}
+        rows = []
+        for asset_key, partition in part:
+            if asset_key not in templates:
+                row = storage._event_to_row(entry(asset_key, placeholder, timestamp))
+                assert row["event"].count(placeholder) == 1
+                templates[asset_key] = row
+                expected = serialize_value(entry(asset_key, partition, timestamp))
+                if row["event"].replace(placeholder, partition) != expected:
+                    raise RuntimeError(f"seeding: the event template of {asset_key} differs from Dagster's serializer")
+            if json.dumps(partition) != f'"{partition}"':  # JSON would escape it: the template cannot hold it
+                raise RuntimeError(f"seeding: partition key {partition!r} needs escaping")
+            template = templates[asset_key]
+            rows.append(
+                {**template, "event": template["event"].replace(placeholder, partition), "partition": partition}
+            )
+            last[asset_key] = (len(rows) - 1, partition)
+        with storage.run_connection(RUNLESS_RUN_ID) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        with storage.index_transaction() as conn:
+            before = conn.execute(db.select(db.func.max(SqlEventLogStorageTable.c.id))).scalar() or 0
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    SqlEventLogStorageTable.select()
+                    .with_only_columns(SqlEventLogStorageTable.c.id)
+                    .where(SqlEventLogStorageTable.c.id > before)
+                    .order_by(SqlEventLogStorageTable.c.id)
+                )
+            ]
+            if len(ids) != len(rows):
+                raise RuntimeError("seeding: another writer inserted events into the index shard")
+            # A plain materialization has no tags to index; the asset's row ends up pointing at its
+            # last event of the chunk, as it would after storing the events one by one.
+            for asset_key, (position, partition) in last.items():
+                storage._store_asset_event(conn, entry(asset_key, partition, timestamp), ids[position])
 
 
 def machine() -> str:

@@ -17,11 +17,26 @@ page, plus either a token request (about once a day; the token is kept in the re
 reference endpoint in turn (sources/aspire.py).
 
     .venv/bin/python bench/refresh_tick.py [--companies 1000] [--workers 50] [--latency 0.05] [--ticks 1]
+        [--weeks N] [--days 15] [--changed 0] [--profile FILE] [--keep DIR]
+
+Issue 20's size is ``--companies 10000 --weeks 100 --workers 5 --days 8``: every company has 100
+weeks of partitions materialized (a million company-weeks per week asset) while the vendors hold 8
+days of time of 5 workers each. ``--changed`` edits that share of the companies at the vendor before
+the last steady tick (the refresh then plans their syncs; no run is executed). Besides wall and CPU
+time the peak RSS of this process during each evaluation is printed (its high-water mark reset before
+each), standing for the daemon's and code server's memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
+import gc
+import json
+import logging
+import pstats
+import re
 import sys
 import tempfile
 import time
@@ -42,6 +57,27 @@ AUTOMATION = "follow_upstream_changes"
 BOUND = {"quickbooks_time": 2, "aspire": 2, "busybusy": 2}
 
 
+def reset_peak_rss() -> None:
+    """Reset this process's high-water mark of resident memory (Linux), so the next peak is the
+    evaluation's own and not the seeding's."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def rss_mib() -> float:
+    found = re.search(r"^VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM) since the last reset, MiB."""
+    with contextlib.suppress(OSError):
+        found = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+        if found:
+            return int(found.group(1)) / 1024
+    return 0.0
+
+
 class Ticker:
     """Evaluates the code location's schedule and sensors like the daemon, keeping their cursors, and
     applies what a sensor asks for besides runs (new partitions, observations), as the daemon does."""
@@ -51,8 +87,65 @@ class Ticker:
         self.resources = resources
         self.cursors: dict[str, str | None] = {}
         self.automation_cursor = None
+        # The declarative automation evaluated as dagster-daemon's asset daemon does, not with
+        # dg.evaluate_automation_conditions (the testing API, which reads the company partitions
+        # from storage anew for every condition node it serializes: ~300 reads per evaluation).
+        self.like_daemon = True
+        self.daemon_cursor: str | None = None
 
-    def tick(self, name: str) -> tuple[float, float, int, str]:
+    def _automation_like_daemon(self) -> int:
+        """One evaluation of the automation sensor as dagster-daemon runs it (asset_daemon.py): its
+        evaluation context over the sensor's selection, then the condition evaluations that changed
+        stored in the instance's schedule storage and the cursor serialized. The runs are requested,
+        not launched. Returns the runs requested."""
+        from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
+        from dagster._core.definitions.partitions.context import partition_loading_context
+        from dagster._daemon.asset_daemon import (
+            asset_daemon_cursor_from_instigator_serialized_cursor,
+            asset_daemon_cursor_to_instigator_serialized_cursor,
+        )
+
+        sensor = self.defs.get_sensor_def(AUTOMATION)
+        asset_graph = self.defs.resolve_asset_graph()
+        cursor = asset_daemon_cursor_from_instigator_serialized_cursor(self.daemon_cursor, asset_graph)
+        evaluation_id = cursor.evaluation_id + 1
+        context = AutomationTickEvaluationContext(
+            evaluation_id=evaluation_id,
+            instance=self.instance,
+            asset_graph=asset_graph,
+            cursor=cursor,
+            materialize_run_tags={},
+            observe_run_tags={},
+            auto_observe_asset_keys=set(),
+            asset_selection=sensor.asset_selection,  # type: ignore[attr-defined]
+            asset_job_keys=sensor.asset_job_keys,  # type: ignore[attr-defined]
+            emit_backfills=False,
+            logger=logging.getLogger("refresh_tick"),
+        )
+        run_requests, new_cursor, evaluations = context.evaluate()
+        storage = self.instance.schedule_storage
+        chunk = 500  # DAGSTER_ASSET_DAEMON_ASSET_EVALUATIONS_CHUNK_SIZE's default
+        # Counting a stored subset of company partitions reads the company partitions: through the
+        # evaluation's own (caching) loading context.
+        with partition_loading_context(new_ctx=context._partition_loading_context):
+            for start in range(0, len(evaluations), chunk):
+                storage.add_auto_materialize_asset_evaluations(
+                    evaluation_id, [evaluation.with_run_ids(set()) for evaluation in evaluations[start : start + chunk]]
+                )
+        self.daemon_cursor = asset_daemon_cursor_to_instigator_serialized_cursor(new_cursor)
+        return len(run_requests)
+
+    def tick(self, name: str, profile: cProfile.Profile | None = None) -> tuple[float, float, int, str]:
+        """(seconds evaluating, seconds applying sensor results, runs requested, skip message)."""
+        if profile is None:
+            return self._tick(name)
+        profile.enable()
+        try:
+            return self._tick(name)
+        finally:
+            profile.disable()
+
+    def _tick(self, name: str) -> tuple[float, float, int, str]:
         """(seconds evaluating, seconds applying sensor results, runs requested, skip message)."""
         import dagster as dg
 
@@ -69,6 +162,9 @@ class Ticker:
             ) as context:
                 data = self.defs.get_schedule_def(name).evaluate_tick(context)
             return time.perf_counter() - started, 0.0, len(data.run_requests or []), data.skip_message or ""
+        if name == AUTOMATION and self.like_daemon:
+            runs = self._automation_like_daemon()
+            return time.perf_counter() - started, 0.0, runs, ""
         if name == AUTOMATION:
             result = dg.evaluate_automation_conditions(
                 defs=self.defs, instance=self.instance, cursor=self.automation_cursor
@@ -105,6 +201,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=50, help="workers per company")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
     parser.add_argument("--ticks", type=int, default=1, help="steady-state ticks to time after the cold one")
+    parser.add_argument(
+        "--weeks", type=int, default=None, help="weeks of partitions per company (default: the 3 of a 14-day pull)"
+    )
+    parser.add_argument("--days", type=int, default=15, help="days of generated time per company at its vendor")
+    parser.add_argument(
+        "--changed", type=float, default=0.0, help="share of companies edited at the vendor before the last tick"
+    )
+    parser.add_argument("--profile", help="write a cProfile of the last tick's slowest evaluation to this file")
+    parser.add_argument("--keep", help="seed into this empty folder and keep it (instance, registry, warehouse)")
     args = parser.parse_args()
 
     import dagster as dg
@@ -119,13 +224,18 @@ def main() -> None:
     print(f"load average before: {load()}")
     print(
         f"command: refresh_tick.py --companies {args.companies} --workers {args.workers} --latency {args.latency} "
-        f"--ticks {args.ticks}"
+        f"--ticks {args.ticks} --days {args.days}"
+        + (f" --weeks {args.weeks}" if args.weeks else "")
+        + (f" --changed {args.changed}" if args.changed else "")
     )
     bench_started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
+    with (
+        contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="protiv-bench-")
+    ) as folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
         fresh_environment(Path(folder))
         started = time.perf_counter()
-        with Fleet(args.companies, args.workers) as fleet:
+        with Fleet(args.companies, args.workers, days=args.days) as fleet:
             print(
                 f"\nfleet: {args.companies} companies x {args.workers} workers, "
                 + ", ".join(f"{p} {len(v.hosted)}" for p, v in fleet.vendors.items())
@@ -141,7 +251,8 @@ def main() -> None:
                 resources,
                 instance,
                 syncs.utc_now(),
-                on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s", flush=True),
+                on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s; load {load()}", flush=True),
+                weeks=args.weeks,
             )
             window_rows = resources["warehouse"].query(
                 "select company_id, count(*) as n from {schema}.raw_timesheets where feed = 'WorkTicketTimes' group by company_id"
@@ -157,25 +268,43 @@ def main() -> None:
 
             ticker, failures = Ticker(defs, resources, instance), []
             names = (SCHEDULE, *SENSORS, AUTOMATION)
+            every = max(1, round(1 / args.changed)) if args.changed else 0
+            changed = [c for number, (c, _) in enumerate(fleet.ids) if every and number % every == 0]
+            profiles: dict[str, cProfile.Profile] = {}
+            profiled_walls: dict[str, float] = {}
+            gc.collect()
+            print(f"RSS of this process before the ticks: {rss_mib():.0f} MiB")
             for number in range(args.ticks + 1):
                 label = "cold (no sensor or automation cursor yet)" if number == 0 else f"steady {number}"
+                last = number == args.ticks
+                if last and changed:
+                    fleet.latency(0)
+                    fleet.edit(changed)
+                    fleet.latency(args.latency)
+                    label += f", {len(changed)} companies changed at the vendor"
                 print(f"\n=== tick {number}: {label} ===")
                 print(
                     f"  {'evaluation':<26}{'wall s':>8}{'apply s':>9}{'cpu s':>7}{'emu cpu':>8}{'requests':>10}{'max/co':>8}"
-                    f"{'runs':>6}  note"
+                    f"{'runs':>6}{'peak MiB':>9}  note"
                 )
                 tick_wall = 0.0
                 for name in names:
                     counter.reset()
                     before, emulator_cpu, cpu = sum(fleet.requests().values()), fleet.cpu_seconds(), cpu_seconds()
-                    evaluated, applied, runs, note = ticker.tick(name)
+                    profile = profiles.setdefault(name, cProfile.Profile()) if last and args.profile else None
+                    reset_peak_rss()
+                    evaluated, applied, runs, note = ticker.tick(name, profile)
+                    peak = peak_rss_mib()
                     cpu, emulator_cpu = cpu_seconds() - cpu, fleet.cpu_seconds() - emulator_cpu
                     made = sum(fleet.requests().values()) - before
                     tick_wall += evaluated + applied
                     most = max(counter.counts.values(), default=0)
+                    if profile is not None:
+                        profiled_walls[name] = evaluated + applied
                     print(
                         f"  {name:<26}{evaluated:>8.2f}{applied:>9.2f}{cpu:>7.2f}{emulator_cpu:>8.2f}{made:>10}{most:>8}{runs:>6}"
-                        f"  {note[:80]}"
+                        f"{peak:>9.0f}  {note[:80]}",
+                        flush=True,
                     )
                     if name == SCHEDULE:
                         checked = len(counter.counts)
@@ -192,19 +321,28 @@ def main() -> None:
                                 f"  {'':<26}{provider}: {sum(costs)} requests, per company max {max(costs)}, mean "
                                 f"{sum(costs) / len(costs):.2f}, distribution {dict(sorted(Counter(costs).items()))}"
                             )
-                            if over:
+                            if over and not (last and changed):
                                 failures.append(
                                     f"tick {number}: {len(over)} quiet {provider} companies cost more than "
                                     f"{BOUND[provider]} requests, e.g. {over[0]} {counter.counts[over[0]]}"
                                 )
-                        if runs:
+                        if runs and not (last and changed):
                             failures.append(f"tick {number}: the refresh requested {runs} runs for a quiet fleet")
-                    elif runs and number > 0:
+                    elif runs and number > 0 and not (last and changed):
                         failures.append(f"tick {number}: {name} requested {runs} runs")
                 print(f"  all evaluations of the tick: {tick_wall:.2f} s; load average {load()}")
                 print(
                     "  (cpu s: this process, every thread; emu cpu: the three emulator processes, which share this "
                     "machine's cores, unlike a vendor's servers)"
+                )
+            if profiles:
+                slowest = max(profiled_walls, key=profiled_walls.__getitem__)
+                profiles[slowest].dump_stats(args.profile)
+                print(f"\nprofile of {slowest} (last tick) in {args.profile}; by cumulative time:")
+                pstats.Stats(profiles[slowest]).sort_stats("cumulative").print_stats(30)
+            if args.keep:  # the daemon keeps its cursors in its storage: so does the kept folder
+                (Path(folder) / "cursors.json").write_text(
+                    json.dumps({"sensors": ticker.cursors, "automation": ticker.daemon_cursor})
                 )
             instance.dispose()
     print(f"\nbenchmark wall time {time.perf_counter() - bench_started:.0f} s")

@@ -20,6 +20,10 @@ the deletion out), and its ProPay tables equal what the ProPay engine computes f
 No run may be started for a company that did not change.
 
     .venv/bin/python bench/two_hour_cycle.py [--companies 150] [--workers 50] [--changed 0.05] [--latency 0.05]
+        [--weeks N] [--days 15]
+
+``--weeks`` gives every company that many weeks of partitions (issue 20: ``--companies 10000 --weeks 100
+--workers 5 --days 8``); the changed companies' real initial syncs then cover those weeks too.
 """
 
 from __future__ import annotations
@@ -211,6 +215,10 @@ def main() -> None:
     parser.add_argument("--changed", type=float, default=0.05, help="share of companies with changes at the vendor")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
     parser.add_argument("--verbose", action="store_true", help="print every run as it starts")
+    parser.add_argument(
+        "--weeks", type=int, default=None, help="weeks of partitions per company (default: the 3 of a 14-day pull)"
+    )
+    parser.add_argument("--days", type=int, default=15, help="days of generated time per company at its vendor")
     args = parser.parse_args()
 
     import dagster as dg
@@ -225,13 +233,13 @@ def main() -> None:
     print(f"load average before: {load()}")
     print(
         f"command: two_hour_cycle.py --companies {args.companies} --workers {args.workers} --changed {args.changed} "
-        f"--latency {args.latency}"
+        f"--latency {args.latency} --days {args.days}" + (f" --weeks {args.weeks}" if args.weeks else "")
     )
     bench_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
         fresh_environment(Path(folder))
         started = time.perf_counter()
-        with Fleet(args.companies, args.workers) as fleet:
+        with Fleet(args.companies, args.workers, days=args.days) as fleet:
             every = max(1, round(1 / args.changed))
             changed = [company_id for number, (company_id, _) in enumerate(fleet.ids) if number % every == 0]
             print(
@@ -251,7 +259,8 @@ def main() -> None:
                 instance,
                 syncs.utc_now(),
                 full_sync=changed,
-                on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s", flush=True),
+                on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s; load {load()}", flush=True),
+                weeks=args.weeks,
             )
             daemon = Daemon(defs, resources, instance)
             # The daemon has been running: its sensor and automation cursors are in steady state.
