@@ -25,21 +25,20 @@ def serve(
     warehouse and Dagster instance: what Protiv's app calls to connect a company, show its status,
     force sync it and disconnect it. Every call needs a token the app signed (PROTIV_SERVICE_JWKS);
     stops on Ctrl-C or SIGTERM, letting a sync under way end first (up to 30 s)."""
-    import dagster as dg
     import uvicorn
 
     from protiv_dagster.definitions import defs
     from protiv_dagster.integrations.auth import AuthSettings, TokenVerifier
-    from protiv_dagster.integrations.service import IntegrationService, ServiceSettings
+    from protiv_dagster.integrations.service import IntegrationService, ServiceSettings, service_instance
     from protiv_dagster.integrations.webhooks import Webhooks
     from protiv_dagster.service.app import create_app, quiet_access_log
 
-    dagster_home()
+    home = dagster_home()
     try:
         auth = AuthSettings.from_environment()
         webhooks = Webhooks.from_environment()
         settings = ServiceSettings.from_environment()
-        service = IntegrationService(defs, dg.DagsterInstance.get(), settings=settings, webhooks=webhooks)
+        service = IntegrationService(defs, service_instance(str(home)), settings=settings, webhooks=webhooks)
     except (ValueError, RuntimeError) as exc:  # RegistryError included: an older registry says to upgrade
         say_error(exc)
         raise typer.Exit(2) from None

@@ -129,3 +129,16 @@ class AuditLog:
         with self.engine.connect() as conn:
             at = conn.execute(query).scalar_one_or_none()
         return None if at is None else _aware(at)
+
+    def actor_of_sync(self, company_id: str, sync_id: str) -> str | None:
+        """Who started the service's sync ``sync_id`` (a force sync, or a pull date change's), if anyone."""
+        query = (
+            sa.select(self.table.c.actor)
+            .where(self.table.c.company_id == company_id)
+            .where(self.table.c.action.in_((FORCE_SYNC, PULL_DATE)))
+            .where(self.table.c.outcome == DONE)
+            .where(sa.or_(self.table.c.detail == f"sync {sync_id}", self.table.c.detail.like(f"sync {sync_id};%")))
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()

@@ -17,9 +17,11 @@ log with the actor. No web framework here: ``protiv_dagster/service`` is the HTT
 
 Syncs run in the service process, one at a time (a DuckDB warehouse takes one writer, and Dagster's
 in-process execution of a sync is what ``protiv sync`` does too): deploy the service as one replica.
-Several replicas would need the running syncs and the limiter's check-and-record in a shared place
-(a row lock in the registry database, or launching the job ``force_sync`` through the instance's run
-coordinator instead of executing it here) and webhooks sent by one of them only.
+Every sync it starts is recorded in the sync state before it is queued, only when the company has
+none in flight (``SyncStateStore.open_batch(only_when_idle=True)``, as the daemon's sensors do), so
+the daemon never syncs a company at the same time and a sync's id outlives a restart. Several
+replicas would still need the page's sessions in a shared place, the watcher's webhooks sent by one
+of them only, and their queues drained by whichever replica took the click.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -231,6 +232,26 @@ class ServiceSettings:
 
 
 # -- what the CLI shares --------------------------------------------------------------------------------
+# Dagster captures a step's stdout and stderr by swapping the whole process's file descriptors for
+# `tail` subprocesses while the step runs. The service runs its syncs in a thread of a threaded HTTP
+# server, so that capture would also take every other thread's output into the run's logs, and its
+# `tail` processes, started from a server thread, were seen outliving their runs. The service's runs
+# keep their structured event logs (what the Dagster UI shows of them); they have no raw stdout files.
+NO_COMPUTE_LOG_CAPTURE = {
+    "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+}
+
+
+def service_instance(dagster_home: str) -> dg.DagsterInstance:
+    """The deployment's Dagster instance (``dagster_home``'s dagster.yaml: the webserver's and the
+    daemon's storage, so the service's runs show in the UI beside theirs), as the service uses it:
+    without compute-log capture (``NO_COMPUTE_LOG_CAPTURE``)."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(dagster_home, overrides=NO_COMPUTE_LOG_CAPTURE))
+
+
 def integrations(search: str | None = None) -> list[Integration]:
     """The vendors, those whose name or id contains ``search`` (any case) when given."""
     wanted = (search or "").strip().casefold()
@@ -505,12 +526,30 @@ class IntegrationService:
         changes the daemon makes too: a refresh that failed, an initial sync that succeeded)."""
         if self.instance is None:
             raise NotConfigured("the service runs syncs through a Dagster instance: give it one (DAGSTER_HOME)")
+        self._close_abandoned_syncs()
         self._stopping.clear()
         self._last_status = {s.company_id: s.status for s in self._all_statuses()}
         self._worker = threading.Thread(target=self._run_syncs, name="protiv-force-syncs", daemon=True)
         self._worker.start()
         self._watcher = threading.Thread(target=self._watch, name="protiv-status-watch", daemon=True)
         self._watcher.start()
+
+    def _close_abandoned_syncs(self) -> None:
+        """Close the syncs an earlier process of this service left in flight (it stopped or died
+        with syncs queued or running): the service is one replica, so no other process runs them.
+        Without this the company would count as syncing, and refuse force syncs, until the daemon's
+        company_syncs gave up on them an hour later. Their runs stay in the Dagster instance."""
+        from protiv_dagster.sync.state import IN_PROCESS
+
+        for batch in self.store.pending_batches():
+            if batch.phase == IN_PROCESS:
+                error = "the integrations service restarted before this sync ended; force sync it again"
+                self.store.finish_batch(batch.batch_id, succeeded=False, at=self.clock(), error=error)
+                log.warning(
+                    "closed sync %s of %r, left in flight by an earlier service process",
+                    batch.batch_id,
+                    batch.company_id,
+                )
 
     def wait_until_idle(self, timeout: float) -> bool:
         """Whether every sync this service queued has ended within ``timeout`` seconds (a sync keeps
@@ -825,6 +864,11 @@ class IntegrationService:
     def _start_sync(
         self, actor: Actor, connection: Connection, action: str, note: str | None
     ) -> tuple[SyncSummary, bool]:
+        """Queue a force sync, recorded in the sync state before it is queued (phase IN_PROCESS, so
+        the daemon's refresh leaves the company alone while it runs, and its id outlives a restart of
+        this service: ``GET .../syncs/{id}`` reads it from the sync history)."""
+        from protiv_dagster.sync.state import SyncInFlight
+
         company_id = connection.company_id
         with self._lock:
             running = self._running.get(company_id)
@@ -839,7 +883,13 @@ class IntegrationService:
                 wait = max(1, int((FORCE_SYNC_INTERVAL - (now - last)).total_seconds() + 0.999))
                 self._record(actor, company_id, action, audited.REFUSED, f"at most once a minute: {wait} s to wait")
                 raise TooSoon(wait)
-            sync = _ForceSync(uuid.uuid4().hex[:12], company_id, APP_FORCE_SYNC, actor.subject, now)
+            try:
+                batch = self._open_force_sync(connection, now)
+            except SyncInFlight as exc:  # the daemon planned one since the read above
+                if exc.batch is None:  # syncs keep starting and ending as we look: ask again in a second
+                    raise TooSoon(1) from None
+                return batch_summary(exc.batch), False
+            sync = _ForceSync(batch.batch_id, company_id, APP_FORCE_SYNC, actor.subject, now, batch=batch)
             self._syncs[sync.sync_id] = sync
             self._running[company_id] = sync.sync_id
             self._record(
@@ -847,6 +897,30 @@ class IntegrationService:
             )
         self._queue.put(sync)
         return sync.summary(), True
+
+    def _open_force_sync(self, connection: Connection, now: datetime) -> SyncBatch:
+        """Record a force sync in flight; ``SyncInFlight`` when the company has another. A sync that
+        ended between the check and the insert is no reason to refuse: the insert is tried again."""
+        from protiv_dagster.sync.runs import all_weeks
+        from protiv_dagster.sync.state import IN_PROCESS, SyncInFlight
+
+        for attempt in range(3):
+            try:
+                return self.store.open_batch(
+                    connection.company_id,
+                    APP_FORCE_SYNC,
+                    None,
+                    all_weeks(connection, now),
+                    True,
+                    now,
+                    initial_sync_for=connection.connected_at,
+                    phase=IN_PROCESS,
+                    only_when_idle=True,
+                )
+            except SyncInFlight as exc:
+                if exc.batch is not None or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _start_initial_sync(self, actor: Actor, connection: Connection) -> str | None:
         """Queue the initial sync of a connection just saved, in the worker (without it the daemon's
@@ -856,25 +930,29 @@ class IntegrationService:
         force sync limit. Returns its id, or None when a sync of the company is already under way
         or the worker is not running (the daemon's sensor then syncs it)."""
         from protiv_dagster.sync.runs import all_weeks
-        from protiv_dagster.sync.state import IN_PROCESS
+        from protiv_dagster.sync.state import IN_PROCESS, SyncInFlight
 
         company_id = connection.company_id
         if self._worker is None or not self._worker.is_alive():
             return None
         with self._lock:
-            if company_id in self._running or self.store.pending_batches(company_id):
+            if company_id in self._running:
                 return None
             now = self.clock()
-            batch = self.store.open_batch(
-                company_id,
-                INITIAL_SYNC,
-                None,
-                all_weeks(connection, now),
-                True,
-                now,
-                initial_sync_for=connection.connected_at,
-                phase=IN_PROCESS,
-            )
+            try:
+                batch = self.store.open_batch(
+                    company_id,
+                    INITIAL_SYNC,
+                    None,
+                    all_weeks(connection, now),
+                    True,
+                    now,
+                    initial_sync_for=connection.connected_at,
+                    phase=IN_PROCESS,
+                    only_when_idle=True,
+                )
+            except SyncInFlight:  # the daemon's new_connections sensor was first
+                return None
             sync = _ForceSync(batch.batch_id, company_id, INITIAL_SYNC, actor.subject, now, batch=batch)
             self._syncs[sync.sync_id] = sync
             self._running[company_id] = sync.sync_id
@@ -890,16 +968,22 @@ class IntegrationService:
             return replace(mine.summary(), run_ids=self._run_ids(sync_id) or mine.run_ids)
         for batch in self.store.batches_of(company_id):
             if batch.batch_id == sync_id:
-                return batch_summary(batch)
+                # One this service started before a restart: who asked for it is in the audit log.
+                started_by = self.audit.actor_of_sync(company_id, sync_id)
+                summary = batch_summary(batch)
+                return replace(summary, started_by=started_by or summary.started_by, run_ids=self._run_ids(sync_id))
         raise NotFound("sync_id", f"company {company_id!r} has no sync {sync_id!r}")
 
     def _run_ids(self, sync_id: str) -> list[str]:
         import dagster as dg
 
-        # Newest first from the instance: the sync's runs in the order they ran.
+        from protiv_dagster.sync.runs import BATCH_TAG
+
+        # Every sync is a batch of the sync state, its runs tagged with its id (the service's, the
+        # daemon's); newest first from the instance: reversed, the order they ran.
         if self.instance is None:  # a service without syncs (the CLI's connect)
             return []
-        return [run.run_id for run in reversed(self.instance.get_runs(dg.RunsFilter(tags={SYNC_TAG: sync_id})))]
+        return [run.run_id for run in reversed(self.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: sync_id})))]
 
     def _run_syncs(self) -> None:
         while True:

@@ -25,7 +25,13 @@ from protiv_dagster.partitions import week_start
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.sync.runs import all_weeks, company_today, sync_window
-from protiv_dagster.sync.state import RETRY_INITIAL_SYNC_AFTER, CompanySyncState, SyncBatch, SyncStateStore
+from protiv_dagster.sync.state import (
+    RETRY_INITIAL_SYNC_AFTER,
+    CompanySyncState,
+    SyncBatch,
+    SyncInFlight,
+    SyncStateStore,
+)
 from protiv_dagster.vendors.base import Changes
 
 # Checks in flight per vendor, all vendors at once: each check waits on the network (1-2 requests),
@@ -184,17 +190,21 @@ def plan_initial_syncs(
         if result.error is not None:
             store.record_check(company_id, now, error=result.error, initial_sync_for=result.connection.connected_at)
             continue
-        batches.append(
-            store.open_batch(
-                company_id,
-                "initial_sync",
-                result.known_changes.cursor,
-                all_weeks(result.connection, now),
-                True,
-                now,
-                initial_sync_for=result.connection.connected_at,
+        try:
+            batches.append(
+                store.open_batch(
+                    company_id,
+                    "initial_sync",
+                    result.known_changes.cursor,
+                    all_weeks(result.connection, now),
+                    True,
+                    now,
+                    initial_sync_for=result.connection.connected_at,
+                    only_when_idle=True,
+                )
             )
-        )
+        except SyncInFlight:
+            continue  # the integrations service started it since this tick read what was in flight
     return due, batches
 
 
@@ -266,9 +276,20 @@ def plan_refresh(
             continue
         weeks.add(week_start(company_today(result.connection, now)).isoformat())
         weeks = {w for w in weeks if first_week <= w <= last.isoformat()}
-        batches.append(
-            store.open_batch(company_id, "refresh", changes.cursor, sorted(weeks), changes.reference_changed, now)
-        )
+        try:
+            batches.append(
+                store.open_batch(
+                    company_id,
+                    "refresh",
+                    changes.cursor,
+                    sorted(weeks),
+                    changes.reference_changed,
+                    now,
+                    only_when_idle=True,
+                )
+            )
+        except SyncInFlight:
+            continue  # force synced since the check began: that sync covers these changes and more
     # A quiet check's cursor is kept at once (nothing to sync first): the Aspire check moves its
     # rotations (older days listed, reference endpoint asked) forward with it.
     store.record_quiet_checks(list(quiet), now, cursors=quiet)

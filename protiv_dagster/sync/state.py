@@ -70,6 +70,11 @@ class CompanySyncState:
         return self.last_checked_at + min(RETRY_INITIAL_SYNC_AFTER * 2**doublings, RETRY_INITIAL_SYNC_AT_MOST)
 
 
+# The first key of the PostgreSQL transaction lock that serializes the planning of one company's
+# syncs (the second is the company's hash); any constant unused by other advisory locks of the database.
+_PLANNING_LOCK = 7_140_221
+
+
 @dataclass(frozen=True)
 class SyncBatch:
     batch_id: str
@@ -83,6 +88,16 @@ class SyncBatch:
     requested_at: datetime
     finished_at: datetime | None = None
     error: str | None = None
+
+
+class SyncInFlight(Exception):
+    """The company already has a sync in flight (``batch``; None when it ended meanwhile), so no
+    other was recorded."""
+
+    def __init__(self, company_id: str, batch: SyncBatch | None):
+        self.company_id, self.batch = company_id, batch
+        which = f"its {batch.trigger.replace('_', ' ')}, sync {batch.batch_id}" if batch else "it has just ended"
+        super().__init__(f"company {company_id!r} already has a sync in flight ({which})")
 
 
 @dataclass
@@ -273,12 +288,19 @@ class SyncStateStore:
         at: datetime,
         initial_sync_for: datetime | None = None,
         phase: str | None = None,
+        only_when_idle: bool = False,
     ) -> SyncBatch:
         """Record a planned sync; an initial sync also remembers which connection it was for. The
         first initial sync of a connection (new, or reconnected) drops the cursor of an earlier one:
         until it succeeds the company counts as never synced, so a failure is retried as an initial
         sync, not refreshed from a cursor that belongs to another connection. ``phase``: IN_PROCESS
-        for a sync the calling process runs itself; otherwise the first of its phases."""
+        for a sync the calling process runs itself; otherwise the first of its phases.
+
+        ``only_when_idle``: record it only if the company has no sync in flight, else raise
+        ``SyncInFlight`` with that sync. The daemon's sensors and the integrations service plan syncs
+        in different processes, each after reading what is in flight; the check and the insert are one
+        statement (SQLite holds its write lock for the whole statement; PostgreSQL first takes a
+        transaction lock on the company), so two of them never both start a company's sync."""
         batch = SyncBatch(
             batch_id=uuid.uuid4().hex[:12],
             company_id=company_id,
@@ -290,31 +312,54 @@ class SyncStateStore:
             status=PENDING,
             requested_at=at,
         )
+        row = {
+            "batch_id": batch.batch_id,
+            "company_id": company_id,
+            "trigger": trigger,
+            "cursor": cursor,
+            "weeks": json.dumps(list(batch.weeks)),
+            "with_reference": with_reference,
+            "phase": batch.phase,
+            "status": PENDING,
+            "requested_at": at,
+        }
         with self.engine.begin() as conn:
-            conn.execute(
-                self.batches.insert().values(
-                    batch_id=batch.batch_id,
-                    company_id=company_id,
-                    trigger=trigger,
-                    cursor=cursor,
-                    weeks=json.dumps(list(batch.weeks)),
-                    with_reference=with_reference,
-                    phase=batch.phase,
-                    status=PENDING,
-                    requested_at=at,
-                )
-            )
+            if not only_when_idle:
+                conn.execute(self.batches.insert().values(**row))
+            elif not self._insert_when_idle(conn, row):
+                in_flight = self._pending_of(conn, company_id)
+                raise SyncInFlight(company_id, in_flight[0] if in_flight else None)
             self._upsert(
                 conn, company_id, last_checked_at=at, **self._initial_sync_values(conn, company_id, initial_sync_for)
             )
         return batch
 
-    def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
+    def _insert_when_idle(self, conn, row: dict[str, Any]) -> bool:
+        """Insert the batch ``row`` unless its company has one pending; whether it was inserted."""
+        if conn.dialect.name == "postgresql":
+            # Under READ COMMITTED two concurrent INSERT ... WHERE NOT EXISTS would both see no row:
+            # serialize the planners of one company (released at commit).
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:company_id))"),
+                {"namespace": _PLANNING_LOCK, "company_id": row["company_id"]},
+            )
+        columns = [self.batches.c[name] for name in row]
+        values = sa.select(*(sa.literal(value, column.type) for value, column in zip(row.values(), columns)))
+        in_flight = sa.select(self.batches.c.batch_id).where(
+            self.batches.c.company_id == row["company_id"], self.batches.c.status == PENDING
+        )
+        insert = self.batches.insert().from_select(columns, values.where(~in_flight.exists()))
+        return conn.execute(insert.returning(self.batches.c.batch_id)).first() is not None
+
+    def _pending_of(self, conn, company_id: str | None) -> list[SyncBatch]:
         query = sa.select(self.batches).where(self.batches.c.status == PENDING).order_by(self.batches.c.requested_at)
         if company_id is not None:
             query = query.where(self.batches.c.company_id == company_id)
+        return [self._batch(row) for row in conn.execute(query).mappings().all()]
+
+    def pending_batches(self, company_id: str | None = None) -> list[SyncBatch]:
         with self.engine.connect() as conn:
-            return [self._batch(row) for row in conn.execute(query).mappings().all()]
+            return self._pending_of(conn, company_id)
 
     def batches_of(self, company_id: str) -> list[SyncBatch]:
         """A company's sync history: every sync asked for it, oldest first."""

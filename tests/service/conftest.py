@@ -32,7 +32,7 @@ import uvicorn
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.integrations.auth import AuthSettings, DevelopmentKeys, TokenVerifier
-from protiv_dagster.integrations.service import IntegrationService, ServiceSettings
+from protiv_dagster.integrations.service import NO_COMPUTE_LOG_CAPTURE, IntegrationService, ServiceSettings
 from protiv_dagster.integrations.webhooks import SIGNATURE_HEADER, Webhooks, verify
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
@@ -220,18 +220,8 @@ def api(tmp_path_factory) -> Iterator[Api]:
         logging.getLogger().addHandler(logs)
         previous_level = logging.getLogger().level
         logging.getLogger().setLevel(logging.DEBUG)
-        # No compute-log capture: the service runs its syncs in a thread, and Dagster's capture swaps
-        # the whole process's stdout and stderr for `tail` subprocesses, which in some pytest workers
-        # did not end on SIGTERM: each run then waited 2 x 30 s to clean them up, and syncs outlasted
-        # their tests. (`protiv serve` keeps its instance's setting: whether it should capture at all
-        # from a threaded server is an open question.)
-        no_capture = {
-            "compute_logs": {
-                "module": "dagster._core.storage.noop_compute_log_manager",
-                "class": "NoOpComputeLogManager",
-            }
-        }
-        with dg.DagsterInstance.local_temp(str(folder / "dagster_home"), overrides=no_capture) as instance:
+        # Without compute-log capture, as `protiv serve` builds its instance (service_instance).
+        with dg.DagsterInstance.local_temp(str(folder / "dagster_home"), overrides=NO_COMPUTE_LOG_CAPTURE) as instance:
             service = IntegrationService(
                 defs,
                 instance,

@@ -5,12 +5,14 @@ A pull date moved earlier syncs what it adds."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from protiv_dagster.integrations.audit import AuditLog
-from protiv_dagster.integrations.service import SYNC_TAG
+from protiv_dagster.integrations.auth import Actor
+from protiv_dagster.integrations.service import SYNC_TAG, IntegrationService
+from protiv_dagster.sync.state import IN_PROCESS
 from tests.service.conftest import Api
 
 pytestmark = pytest.mark.slow
@@ -110,3 +112,33 @@ def test_a_pull_date_moved_earlier_syncs_what_it_adds(api: Api):
     attendance = api.warehouse.read_table("attendance", where={"company_id": company})
     assert str(min(attendance["work_date"]))[:10] >= earlier and len(attendance) > 0
     assert [e.action for e in AuditLog(api.registry.url).entries(company)][:3] == ["pull_date", "pull_date", "connect"]
+
+
+def test_a_sync_is_recorded_before_it_runs_and_outlives_a_restart_of_the_service(api: Api):
+    """A force sync is in the sync state from the click (the daemon's refresh leaves the company
+    alone while it runs); after a restart its id still answers, with who asked for it; a sync an
+    earlier process left in flight is closed at start, so the company is not stuck 'syncing'."""
+    company = "bb-restart"
+    connected = api.connect(company, "busybusy")
+    assert api.wait_for_sync(company, connected.json()["syncs"][0]["sync_id"])["status"] == "succeeded"
+    started = api.call("POST", f"/companies/{company}/syncs", api.as_admin(company, "dave"))
+    assert started.status_code == 202, started.text
+    sync_id = started.json()["sync"]["sync_id"]
+    recorded = api.service.store.batch(sync_id)  # in the sync state at once, not only in memory
+    assert recorded.trigger == "app_force_sync" and recorded.phase in ("in_process", "done")
+    done = api.wait_for_sync(company, sync_id)
+    assert done["status"] == "succeeded" and len(done["run_ids"]) == 3
+    assert api.service.wait_until_idle(120)
+
+    # What a process that died with a sync under way leaves behind.
+    now = datetime.now(UTC)
+    left = api.service.store.open_batch(company, "app_force_sync", None, [], True, now, phase=IN_PROCESS)
+    restarted = IntegrationService(api.service.defs, api.instance, registry_url=api.registry.url)
+    restarted.start()
+    restarted.stop()
+    operator = Actor("ops", "operator")
+    again = restarted.sync(operator, company, sync_id)
+    assert again.status == "succeeded" and again.started_by == "dave" and again.run_ids == done["run_ids"]
+    closed = restarted.sync(operator, company, left.batch_id)
+    assert closed.status == "failed" and closed.error and "restarted before this sync ended" in closed.error
+    assert api.service.store.pending_batches(company) == []

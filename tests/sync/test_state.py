@@ -153,3 +153,48 @@ def test_a_registry_made_before_the_failures_column_is_upgraded_by_protiv_upgrad
     assert store.state("acme").cursor == "c1" and store.state("acme").failures == 0
     store.record_check("acme", T0, error="QuickBooks Time: HTTP 503")
     assert store.state("acme").failures == 1
+
+
+def test_a_sync_planned_only_when_idle_is_refused_while_another_is_in_flight(store):
+    from protiv_dagster.sync.state import SyncInFlight
+
+    first = store.open_batch("acme", "refresh", "c1", ["2026-11-16"], False, T0, only_when_idle=True)
+    with pytest.raises(SyncInFlight, match="'acme' already has a sync in flight") as refused:
+        store.open_batch("acme", "app_force_sync", None, ["2026-11-16"], True, T0, only_when_idle=True)
+    assert refused.value.batch is not None and refused.value.batch.batch_id == first.batch_id
+    # Another company is not held up, and the company is free again once its sync has ended.
+    store.open_batch("birch", "refresh", "c1", ["2026-11-16"], False, T0, only_when_idle=True)
+    store.finish_batch(first.batch_id, succeeded=True, at=T0 + timedelta(minutes=1))
+    again = store.open_batch("acme", "app_force_sync", None, ["2026-11-16"], True, T0, only_when_idle=True)
+    assert [b.batch_id for b in store.pending_batches("acme")] == [again.batch_id]
+
+
+def test_planners_racing_for_one_company_start_exactly_one_sync(store):
+    """The daemon's sensors and the integrations service plan in different processes: each opens its
+    own connections here, all released at once."""
+    import threading
+
+    from protiv_dagster.sync.state import SyncInFlight
+
+    planners = 6
+    stores = [SyncStateStore(store.url) for _ in range(planners)]  # one engine (and connection) each
+    for other in stores:
+        other.pending_batches("acme")  # connected before the start line
+    start = threading.Barrier(planners)
+    outcomes: list[str] = []
+
+    def plan(planner: SyncStateStore) -> None:
+        start.wait()
+        try:
+            planner.open_batch("acme", "initial_sync", None, ["2026-11-16"], True, T0, only_when_idle=True)
+            outcomes.append("opened")
+        except SyncInFlight:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=plan, args=(planner,)) for planner in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["opened"] + ["refused"] * (planners - 1)
+    assert len(store.pending_batches("acme")) == 1
