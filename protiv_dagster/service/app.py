@@ -50,7 +50,15 @@ from protiv_dagster.service.models import (
     SyncOut,
     VendorDownOut,
 )
-from protiv_dagster.service.page import CSRF_QUERY, Sessions, add_page, require_csrf, session_actor
+from protiv_dagster.service.page import (
+    CSRF_QUERY,
+    PUBLIC_ORIGIN,
+    Sessions,
+    add_page,
+    origin_of,
+    require_csrf,
+    session_actor,
+)
 
 # Documented only: the token is read from the Authorization header by ``_actor`` below.
 _bearer = HTTPBearer(auto_error=False, description="A short-lived JWT the Protiv app signed for the admin.")
@@ -152,6 +160,9 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
+
+    if service.settings.public_url:
+        setattr(app.state, PUBLIC_ORIGIN, origin_of(service.settings.public_url))
 
     # The two auth dependencies are coroutines: they only verify a signature and look up a session in
     # memory, and a plain function would cost each call two hops through the threadpool.

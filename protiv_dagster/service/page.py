@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import jwt
 from fastapi import Body, FastAPI, Request
@@ -41,6 +42,8 @@ SESSION_COOKIE = "protiv_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_QUERY = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Where create_app keeps the public URL's origin (app.state), for the same-origin check behind a proxy.
+PUBLIC_ORIGIN = "public_origin"
 # Sessions alive at once, at most: a flood of logins cannot fill the memory (the oldest ends first).
 MAX_SESSIONS = 10_000
 PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -105,18 +108,33 @@ class Sessions:
                 self._sessions.pop(self._key(session_id), None)
 
 
-def _origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+def origin_of(url: str) -> str:
+    """The origin (scheme://host[:port]) of ``url``, as a browser sends it in ``Origin``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _public_origin(request: Request) -> str | None:
+    """The origin the browser sees (PROTIV_SERVICE_PUBLIC_URL's), when the service is behind a proxy:
+    the proxy may end TLS and rewrite Host, so the request's own URL is not the page's."""
+    return getattr(request.app.state, PUBLIC_ORIGIN, None)
+
+
+def served_over_https(request: Request) -> bool:
+    """Whether the browser reached the page over https (directly, or through the public URL's proxy)."""
+    return request.url.scheme == "https" or (_public_origin(request) or "").startswith("https://")
 
 
 def require_same_site(request: Request) -> None:
     """The request comes from the service's own pages: a browser's ``Sec-Fetch-Site`` says
-    same-origin (or none: typed by the user), and its ``Origin``, when sent, is the service's."""
+    same-origin (or none: typed by the user), and its ``Origin``, when sent, is the service's: the
+    URL it was asked on, or its public URL (PROTIV_SERVICE_PUBLIC_URL)."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise Forbidden(f"a cross-site request ({site}) cannot use the page's session")
     origin = request.headers.get("origin")
-    if origin is not None and origin != _origin(request):
+    own = origin_of(str(request.url))
+    if origin is not None and origin.lower() not in (own, _public_origin(request)):
         raise Forbidden("a request from another origin cannot use the page's session")
 
 
@@ -208,7 +226,7 @@ def add_page(app: FastAPI, sessions: Sessions, verifier: TokenVerifier) -> None:
             session_id,
             max_age=max(1, int(expires - time.time())),
             path="/",
-            secure=request.url.scheme == "https",
+            secure=served_over_https(request),
             httponly=True,
             samesite="strict",
         )

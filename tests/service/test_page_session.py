@@ -10,6 +10,7 @@ import re
 from importlib import resources
 
 import pytest
+import requests
 
 from protiv_dagster.integrations.audit import AuditLog
 from protiv_dagster.service.page import CSRF_HEADER, PAGE_FILES, SESSION_COOKIE
@@ -116,3 +117,46 @@ def test_a_cookie_call_needs_the_csrf_token_from_the_same_site_and_bearer_calls_
     assert api.call("DELETE", "/session", cookies=cookies).status_code == 403
     assert api.call("DELETE", "/session", {CSRF_HEADER: csrf}, cookies=cookies).status_code == 204
     assert api.call("GET", path, cookies=cookies).status_code == 401
+
+
+def test_behind_a_tls_proxy_the_public_origin_is_the_pages_and_the_cookie_is_secure(api: Api):
+    """A proxy ends TLS and forwards to the service over http under its own Host: the browser's
+    Origin is then PROTIV_SERVICE_PUBLIC_URL's, never the URL the service was asked on."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from protiv_dagster.integrations.auth import AuthSettings, TokenVerifier
+    from protiv_dagster.integrations.service import IntegrationService, ServiceSettings
+    from protiv_dagster.service.app import create_app
+
+    public = "https://integrations.example.com"
+    behind = IntegrationService(api.service.defs, None, registry_url=api.registry.url, settings=ServiceSettings(public))
+    verifier = TokenVerifier(AuthSettings(api.keys.jwks_path, "protiv-app", "protiv-integrations", 900))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(behind, verifier, manage_lifecycle=False), host="127.0.0.1", port=port)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the service did not start"
+            time.sleep(0.05)
+        proxied = {"Host": "protiv-integrations.internal", "Sec-Fetch-Site": "same-origin"}
+        token = {"token": api.token("admin", COMPANY, "pat")}
+        url = f"http://127.0.0.1:{port}/session"
+        answer = requests.post(url, headers={**proxied, "Origin": public}, json=token, timeout=30)
+        assert answer.status_code == 201, answer.text
+        assert "Secure" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]
+        for origin in ("https://evil.example", "http://integrations.example.com"):
+            refused = requests.post(url, headers={**proxied, "Origin": origin}, json=token, timeout=30)
+            assert refused.status_code == 403 and SESSION_COOKIE not in refused.cookies, origin
+    finally:
+        server.should_exit = True
+        thread.join(30)
