@@ -12,20 +12,28 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # explicit: a report never opens a window, whatever MPLBACKEND says
+from protiv_dagster.reports.data import CompanyReportData
 
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-from matplotlib.typing import RcKeyType  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
-from protiv_dagster.reports.data import CompanyReportData  # noqa: E402
+
+def _matplotlib() -> ModuleType:
+    """matplotlib on its Agg backend, imported when a chart is drawn. Every process that loads the
+    code location imports this module (a run worker before each run, `protiv sync`), and most of
+    them draw nothing: importing matplotlib there cost some 0.4 s of every definitions load."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # explicit: a report never opens a window, whatever MPLBACKEND says
+    return matplotlib
+
 
 BLUE, SKY, ORANGE, GREEN, VERMILLION = "#0072B2", "#56B4E9", "#E69F00", "#009E73", "#D55E00"
 BUDGET_GREY, INK, MUTED = "#C8D1DA", "#1F2933", "#5F6B76"
@@ -63,6 +71,10 @@ class Chart:
 
 
 def _figure() -> Figure:
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=SIZE, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -166,7 +178,7 @@ def draw_bonus_per_worker(figure: Figure, data: CompanyReportData) -> None:
         for first, last, worker_id in zip(shown["first_name"], shown["last_name"], shown["worker_id"])
     ]
     axes.set_yticks(positions, names)
-    axes.xaxis.set_major_formatter(FuncFormatter(_dollars))
+    axes.xaxis.set_major_formatter(_dollars)  # a function: matplotlib wraps it in a FuncFormatter
     _label_with_cut_note(axes, "Bonus ($)", len(shown), len(workers), "workers with a bonus (by final bonus)")
     axes.set_title(WORKERS_TITLE)
     _value_grid(axes, "x")
@@ -250,7 +262,7 @@ def draw_efficiency(figure: Figure, data: CompanyReportData) -> None:
     margin = max(5.0, (high - low) * 0.15)
     axes.set_ylim(low - margin, high + margin)
     _few_periods_centred(axes, len(positions))
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0f} %"))
+    axes.yaxis.set_major_formatter(lambda value, _: f"{value:.0f} %")
     _period_labels(axes, periods["period_start"].reset_index(drop=True), fmt)
     axes.set_xlabel(f"{by} of completion")
     axes.set_ylabel("Efficiency (% of budget)")
@@ -294,7 +306,7 @@ CHARTS = (
 def chart_png(chart: Chart, data: CompanyReportData, dpi: int = 100, *, titled: bool = True) -> bytes:
     """The chart as a PNG of 9 x 4.5 inches at ``dpi`` (900 x 450 pixels at 100); without its title
     when ``titled`` is false (a page whose heading says it already)."""
-    with matplotlib.rc_context(STYLE):
+    with _matplotlib().rc_context(STYLE):
         figure = _figure()
         chart.draw(figure, data)
         if not titled:

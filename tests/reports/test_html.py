@@ -105,5 +105,7 @@ def test_a_company_without_propays_reads_as_such():
 
 def test_the_report_library_loads_without_dagster():
     loaded = loaded_modules("protiv_dagster.reports")
-    assert "protiv_dagster" in loaded and "matplotlib" in loaded
+    assert "protiv_dagster" in loaded and "pandas" in loaded
+    # matplotlib waits for the first chart: the code location imports this library in every run worker.
+    assert "matplotlib" not in loaded
     assert "dagster" not in loaded
