@@ -39,12 +39,14 @@ class ProPayRow:
     pay_state: str
 
 
-def company_propays(defs: dg.Definitions, company_id: str) -> list[ProPayRow]:
-    """The company's ProPays, by name; none before its first ProPay computation."""
-    import dagster as dg
+def company_propays(
+    defs: dg.Definitions, company_id: str, instance: dg.DagsterInstance | None = None
+) -> list[ProPayRow]:
+    """The company's ProPays, by name; none before its first ProPay computation. ``instance``: a
+    threaded caller's Dagster instance (see ``sync.company.built_resources``)."""
+    from protiv_dagster.sync.company import built_resources
 
-    assert defs.resources is not None, "the code location declares its resources"
-    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as built:
+    with built_resources(defs, "warehouse", instance=instance) as built:
         store: WarehouseStore = built.warehouse.store
     if store.backend == "duckdb":
         rows = _from_analysts_copy(store, company_id)

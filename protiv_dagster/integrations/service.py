@@ -278,20 +278,25 @@ class _IssuedTokens:
         return True
 
 
-def check_with_vendor(defs: dg.Definitions, connection: Connection, now: datetime, *, stored: bool) -> VendorCheck:
+def check_with_vendor(
+    defs: dg.Definitions,
+    connection: Connection,
+    now: datetime,
+    *,
+    stored: bool,
+    instance: dg.DagsterInstance | None = None,
+) -> VendorCheck:
     """Ask the company's vendor what changed (as the refresh does), with a few quick attempts: the
     check of ``protiv connect`` and of the service's connect. ``stored``: the connection is in the
     registry (tokens the vendor issues are written back there); otherwise they are collected in the
-    answer's ``issued``."""
-    import dagster as dg
-
+    answer's ``issued``. ``instance``: a threaded caller's Dagster instance (see ``sync.company.built``)."""
     from protiv_dagster.partitions import week_start
+    from protiv_dagster.sync.company import built_resources
     from protiv_dagster.sync.refresh import _error_text
     from protiv_dagster.sync.runs import sync_window
     from protiv_dagster.vendors.http import VendorAuthError
 
-    assert defs.resources is not None, "the code location declares its resources"
-    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+    with built_resources(defs, "registry", "vendors", instance=instance) as built:
         vendors = built.vendors
         tuning = vendors.tuning(connection.provider).model_copy(update=CONNECT_CHECK_RETRIES)
         quick = type(vendors)(**{connection.provider: tuning})
@@ -723,7 +728,11 @@ class IntegrationService:
     ) -> IntegrationStatus:
         company_id, label = candidate.company_id, candidate.provider_label
         now = self.clock()
-        answer = check_with_vendor(self.defs, candidate, now, stored=False) if check else VendorCheck(None)
+        answer = (
+            check_with_vendor(self.defs, candidate, now, stored=False, instance=self.instance)
+            if check
+            else VendorCheck(None)
+        )
         if answer.error is not None:
             outcome = audited.REFUSED if answer.refused else audited.FAILED
             self._record(actor, company_id, audited.CONNECT, outcome, f"{label} ({via}): {answer.error}")
@@ -884,7 +893,7 @@ class IntegrationService:
                 self._record(actor, company_id, action, audited.REFUSED, f"at most once a minute: {wait} s to wait")
                 raise TooSoon(wait)
             try:
-                batch = self._open_force_sync(connection, now)
+                batch = self._open_in_process(connection, APP_FORCE_SYNC, now)
             except SyncInFlight as exc:  # the daemon planned one since the read above
                 if exc.batch is None:  # syncs keep starting and ending as we look: ask again in a second
                     raise TooSoon(1) from None
@@ -898,9 +907,10 @@ class IntegrationService:
         self._queue.put(sync)
         return sync.summary(), True
 
-    def _open_force_sync(self, connection: Connection, now: datetime) -> SyncBatch:
-        """Record a force sync in flight; ``SyncInFlight`` when the company has another. A sync that
-        ended between the check and the insert is no reason to refuse: the insert is tried again."""
+    def _open_in_process(self, connection: Connection, trigger: str, now: datetime) -> SyncBatch:
+        """Record a sync this service runs itself as in flight (phase IN_PROCESS, every week of the
+        window); ``SyncInFlight`` when the company has another. A sync that ended between the
+        check and the insert is no reason to refuse: the insert is tried again."""
         from protiv_dagster.sync.runs import all_weeks
         from protiv_dagster.sync.state import IN_PROCESS, SyncInFlight
 
@@ -908,7 +918,7 @@ class IntegrationService:
             try:
                 return self.store.open_batch(
                     connection.company_id,
-                    APP_FORCE_SYNC,
+                    trigger,
                     None,
                     all_weeks(connection, now),
                     True,
@@ -929,8 +939,7 @@ class IntegrationService:
         is queued, so the sensor does not start a second one, and it does not count toward the
         force sync limit. Returns its id, or None when a sync of the company is already under way
         or the worker is not running (the daemon's sensor then syncs it)."""
-        from protiv_dagster.sync.runs import all_weeks
-        from protiv_dagster.sync.state import IN_PROCESS, SyncInFlight
+        from protiv_dagster.sync.state import SyncInFlight
 
         company_id = connection.company_id
         if self._worker is None or not self._worker.is_alive():
@@ -940,17 +949,7 @@ class IntegrationService:
                 return None
             now = self.clock()
             try:
-                batch = self.store.open_batch(
-                    company_id,
-                    INITIAL_SYNC,
-                    None,
-                    all_weeks(connection, now),
-                    True,
-                    now,
-                    initial_sync_for=connection.connected_at,
-                    phase=IN_PROCESS,
-                    only_when_idle=True,
-                )
+                batch = self._open_in_process(connection, INITIAL_SYNC, now)
             except SyncInFlight:  # the daemon's new_connections sensor was first
                 return None
             sync = _ForceSync(batch.batch_id, company_id, INITIAL_SYNC, actor.subject, now, batch=batch)

@@ -324,7 +324,7 @@ def create_app(
     def list_propays(caller: CompanyCaller, company_id: str) -> list[ProPayOut]:
         """The company's ProPays as its last sync left them (budget and actual hours, bonus pool, pay
         state), by name; read from the analysts' copy of a DuckDB warehouse when it is published."""
-        return [ProPayOut(**row.__dict__) for row in company_propays(service.defs, company_id)]
+        return [ProPayOut(**row.__dict__) for row in company_propays(service.defs, company_id, service.instance)]
 
     @app.get("/companies/{company_id}/syncs/{sync_id}", tags=["syncs"], responses=_PROBLEMS, name="get_sync")
     def get_sync(caller: CompanyCaller, company_id: str, sync_id: str) -> SyncOut:

@@ -9,9 +9,11 @@ there instead of syncing it all over again. ``sync_company`` alone (the benchmar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -103,6 +105,19 @@ def sync_company(
     return run_ids
 
 
+@contextmanager
+def built_resources(defs: dg.Definitions, *keys: str, instance: dg.DagsterInstance | None = None) -> Iterator[Any]:
+    """The code location's resources ``keys``, built outside a run (the CLI, the integrations
+    service), as its runs build them. Pass the caller's Dagster instance where there is one: without
+    it Dagster makes an in-memory instance and stamps its schema with Alembic, whose module-level
+    context is not thread-safe. Two threads of the integrations service doing that at once (a
+    connect's vendor check in a request, a sync in the worker) ran one's statement on the other's
+    connection: the connect answered 500."""
+    assert defs.resources is not None, "the code location declares its resources"
+    with dg.build_resources({key: defs.resources[key] for key in keys}, instance=instance) as built:
+        yield built
+
+
 def force_sync(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -133,8 +148,7 @@ def force_sync(
     first, last = sync_window(connection, now)
     weeks = week_keys(first, last)
     # The code location's own resources, as its runs use them.
-    assert defs.resources is not None, "the code location declares its resources"
-    with dg.build_resources({"registry": defs.resources["registry"], "vendors": defs.resources["vendors"]}) as built:
+    with built_resources(defs, "registry", "vendors", instance=instance) as built:
         store = built.registry.sync_state()
         in_flight = store.pending_batches(company_id) if refuse_in_flight else []
         in_flight = [other for other in in_flight if batch is None or other.batch_id != batch.batch_id]
@@ -210,8 +224,7 @@ def publish_analysts_copy(defs: dg.Definitions, instance: dg.DagsterInstance, tr
     automation would publish them a tick later). None on PostgreSQL, which has nothing to publish."""
     if not defs.resolve_asset_graph().has(ANALYSTS_COPY):
         return None
-    assert defs.resources is not None, "the code location declares its resources"
-    with dg.build_resources({"warehouse": defs.resources["warehouse"]}) as built:
+    with built_resources(defs, "warehouse", instance=instance) as built:
         publication = publish_for_analysts(built.warehouse.store)
     metadata = {**publication_metadata(publication), "published_by": trigger}
     instance.report_runless_asset_event(dg.AssetMaterialization(ANALYSTS_COPY, metadata=metadata))
