@@ -29,6 +29,8 @@ from pathlib import Path
 
 from machine import describe
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
+
 COMPANY = "bench-company"
 SEED = 11
 PAGE = 200  # QuickBooks Time's largest page
@@ -152,6 +154,15 @@ class Timers:
         setattr(owner, name, timed)
 
 
+# The Dagster instance a sync records its runs in: the laptop's, as `protiv` writes it
+# (protiv_dagster/cli/common.py: every run's events in one SQLite file), or Dagster's SQLite default
+# (a database file per run), which laptops set up before it keep.
+INSTANCES = {
+    "laptop": LAPTOP_INSTANCE,
+    "per-run-files": "telemetry:\n  enabled: false\n",
+}
+
+
 def run_once(args, timers: Timers) -> dict:
     """A fresh data folder, Dagster home and emulator; the sync; counts and the emulator's truth."""
     import dagster as dg
@@ -164,7 +175,7 @@ def run_once(args, timers: Timers) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
         (home := Path(folder) / "dagster_home").mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(INSTANCES[args.instance])
         for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):  # the embedded default only
             os.environ.pop(name, None)
         os.environ.update(
@@ -332,6 +343,15 @@ def report(args, result: dict, baseline_rss: float) -> None:
     )
 
 
+def add_instance_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--instance",
+        choices=sorted(INSTANCES),
+        default="laptop",
+        help="the Dagster instance's event storage: the laptop's one file (default) or a file per run",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -340,6 +360,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14, help="days of attendance to sync")
     parser.add_argument("--latency", type=float, default=0.05, help="emulator latency per request, seconds")
     parser.add_argument("--repeat", type=int, default=1, help="runs, each on fresh folders")
+    add_instance_option(parser)
     args = parser.parse_args()
 
     import dagster  # the baseline: what every run process imports (pandas and duckdb come with the definitions)
@@ -351,7 +372,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"command: initial_sync.py --workers {args.workers} --days {args.days} --latency {args.latency} "
-        f"--repeat {args.repeat}"
+        f"--repeat {args.repeat} --instance {args.instance}"
     )
     timers, walls, cpus = Timers(), [], []
     for attempt in range(1, args.repeat + 1):

@@ -310,6 +310,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds per crew size; each round runs both, alternating who goes first"
     )
+    ours.add_instance_option(parser)
     args = parser.parse_args()
 
     python = dlt_baseline.ensure_venv()
@@ -333,7 +334,7 @@ def main() -> None:
     print(f"peer: {versions} in {dlt_baseline.VENV.name} ({', '.join(dlt_baseline.DLT_REQUIREMENTS)})")
     print(
         f"command: peer_baseline.py --workers {','.join(map(str, args.workers))} --days {args.days} "
-        f"--latency {args.latency} --repeat {args.repeat}"
+        f"--latency {args.latency} --repeat {args.repeat} --instance {args.instance}"
     )
     timers, sizes = ours.Timers(), {}
     for workers in args.workers:

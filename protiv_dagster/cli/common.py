@@ -16,7 +16,7 @@ from protiv_dagster.settings import SECRET_KEY_VARIABLE, data_dir
 CompanyId = Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")]
 
 # The dagster.yaml of this machine's instance, written once (dagster_home).
-LAPTOP_INSTANCE = """\
+_LAPTOP_SETTINGS = """\
 telemetry:
   enabled: false
 nux:
@@ -27,7 +27,21 @@ run_coordinator:
   config:
     dequeue_interval_seconds: 1
 """
-# What earlier versions wrote: nobody chose anything in it, so it is replaced by the above.
+# Every run's events in one SQLite file, $DAGSTER_HOME/event_log.db (read from the variable, so a home
+# moved elsewhere keeps working). Dagster's default SQLite storage makes a database file per run and
+# stamps its schema as the run starts: about 0.2 s of every run, and a sync is three runs, which a
+# small company's sync feels (bench/RESULTS.md, issue 20).
+_ONE_EVENT_LOG = """\
+event_log_storage:
+  module: dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
+"""
+LAPTOP_INSTANCE = _LAPTOP_SETTINGS + _ONE_EVENT_LOG
+# What earlier versions wrote: nobody chose anything in it, so it is replaced by the above (keeping a
+# home's per-run event files where it has some: the one-file storage would not show those runs' events).
 EARLIER_LAPTOP_INSTANCE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
@@ -41,7 +55,8 @@ def dagster_home() -> Path:
         # community" pop-up, which covers the page on localhost until dismissed. A run launched in the
         # UI (a force sync) waits in the queue until the daemon next looks, every 5 s by default:
         # every second here, as deploy/dagster.yaml does every 2 s.
-        config.write_text(LAPTOP_INSTANCE)
+        per_run_events = (home / "history" / "runs").is_dir()
+        config.write_text(_LAPTOP_SETTINGS if per_run_events else LAPTOP_INSTANCE)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

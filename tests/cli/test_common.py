@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.event_log.sqlite import ConsolidatedSqliteEventLogStorage, SqliteEventLogStorage
 
 from protiv_dagster.cli.common import EARLIER_LAPTOP_INSTANCE, LAPTOP_INSTANCE, dagster_home
 
@@ -24,3 +25,43 @@ def test_an_instance_an_earlier_version_wrote_is_rewritten_and_one_edited_by_han
         dagster_home()
     assert (earlier / "dagster.yaml").read_text() == LAPTOP_INSTANCE
     assert (edited / "dagster.yaml").read_text() == EARLIER_LAPTOP_INSTANCE + "# mine\n"
+
+
+@dg.op
+def hello() -> str:
+    return "hello"
+
+
+@dg.job
+def say_hello():
+    hello()
+
+
+def test_a_new_laptop_keeps_every_runs_events_in_one_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    home = dagster_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, ConsolidatedSqliteEventLogStorage)
+        runs = [say_hello.execute_in_process(instance=instance).run_id for _ in range(2)]
+    assert (home / "event_log.db").is_file() and not (home / "history" / "runs").exists()
+    # Another process (the webserver) reads both runs' events from the same file.
+    with dg.DagsterInstance.from_config(str(home)) as webserver:
+        for run_id in runs:
+            assert any(
+                e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
+                for e in webserver.all_logs(run_id)
+            )
+
+
+def test_a_laptop_with_runs_of_an_earlier_version_keeps_their_events(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(EARLIER_LAPTOP_INSTANCE)
+    with dg.DagsterInstance.from_config(str(home)) as earlier:
+        before = say_hello.execute_in_process(instance=earlier).run_id
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    dagster_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.event_log_storage, SqliteEventLogStorage)  # the per-run files, as before
+        assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
+        assert len(instance.all_logs(before)) > 5
