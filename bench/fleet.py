@@ -412,10 +412,17 @@ def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 5
     from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
     from dagster._core.events.log import EventLogEntry
     from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+    from dagster._core.storage.event_log import SqliteEventLogStorage
     from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
     from dagster._serdes import serialize_value
 
     storage = instance.event_log_storage
+    # The run-less run's shard and the index shard are two databases only in Dagster's default SQLite
+    # storage (fresh_environment's instance); a consolidated or PostgreSQL storage keeps one table.
+    if type(storage) is not SqliteEventLogStorage:
+        raise RuntimeError(
+            f"seeding: record_runless writes Dagster's sharded SQLite storage, not {type(storage).__name__}"
+        )
     placeholder = "<partition>"
 
     def entry(asset_key: str, partition: str, timestamp: float) -> EventLogEntry:

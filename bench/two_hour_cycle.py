@@ -135,11 +135,12 @@ class Daemon:
         )
         self.automation_cursor = result.cursor
         self._timed("automation", started)
-        by_partition: dict[str, list] = {}
+        # Keys by requested partition; None for the unpartitioned ones (the analysts' marts and copy).
+        by_partition: dict[str | None, list] = {}
         for key in self.defs.resolve_asset_graph().get_all_asset_keys():
             for partition in result.get_requested_partitions(key):
-                by_partition.setdefault(str(partition), []).append(key)
-        for partition, keys in sorted(by_partition.items()):
+                by_partition.setdefault(None if partition is None else str(partition), []).append(key)
+        for partition, keys in sorted(by_partition.items(), key=lambda item: str(item[0])):
             if self.verbose:
                 print(f"    automation requests {partition}: {', '.join(k.to_user_string() for k in keys)}", flush=True)
             started = time.perf_counter()
@@ -153,7 +154,8 @@ class Daemon:
             )
             self._timed("runs", started)
             self.runs[f"automation: {', '.join(sorted(k.to_user_string() for k in keys))[:40]}"] += 1
-            self.run_companies.add(partition.split("|")[0])
+            if partition is not None:
+                self.run_companies.add(partition.split("|")[0])
             if not run.success:
                 self.failures.append(run_failure_message(self.instance, run.run_id))
         return len(by_partition)
