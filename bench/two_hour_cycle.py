@@ -172,7 +172,10 @@ def check_company(warehouse, registry, company_id: str, truth, edits) -> list[st
     where = {"company_id": company_id}
     attendance = warehouse.read_table(ATTENDANCE, where=where)
     loaded = attendance[~attendance["entry_id"].str.startswith(DERIVED_DRIVE_PREFIX)].set_index("entry_id").sort_index()
-    truth = truth.set_index("entry_id").sort_index()
+    # What the vendor has from the company's attendance pull date on: the emulator's generated days may
+    # start before it, and a sync stores nothing before the pull date (rules: the admin's pull date).
+    pull_date = registry.get(company_id).attendance_pull_date.isoformat()
+    truth = truth[truth["work_date"].astype(str) >= pull_date].set_index("entry_id").sort_index()
     if list(loaded.index) != list(truth.index):
         problems.append(
             f"{company_id}: attendance ids differ from the vendor's "
