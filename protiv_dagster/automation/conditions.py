@@ -3,9 +3,10 @@
 Both are Dagster's ``eager`` condition (update after an upstream change, never while an upstream is
 being written), adjusted to this partitioning:
 
-- Attendance of a company-week follows its raw partition. It ignores the company's workers and jobs:
-  those change every day, and re-cleaning every week of history for each change would be waste; a
-  sync that refreshes workers and jobs re-syncs the weeks it needs.
+- Attendance of a company-week follows the updates of its raw partition (see _EAGER_ANY_WEEK). It
+  ignores the company's workers and jobs: those change every day, and re-cleaning every week of
+  history for each change would be waste; a sync that refreshes workers and jobs re-syncs the weeks
+  it needs.
 - The ProPay partition of a company follows every update of any of its weeks, whenever it lands
   (see PROPAY_FOLLOWS_ATTENDANCE). It waits for the company's workers and jobs (a company whose
   vendor refused it gets no empty ProPay table), but not for missing weeks: weeks before a
@@ -31,7 +32,20 @@ from datetime import timedelta
 
 import dagster as dg
 
-_EAGER_ANY_WEEK = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+# Dagster's ``eager`` without two of its parts: the latest-week limit (above), and its trigger for
+# partitions that become missing (``newly_missing``). That trigger lists every company-week of the asset
+# at each evaluation, whether or not anything happened: with 10,000 companies and 100 weeks it was most
+# of the automation's 23-25 s of CPU and of its 2.3 GiB (bench/RESULTS.md, issue 20). Here it starts
+# nothing: a week's attendance goes missing only with its company's new partitions, whose raw week is
+# missing too (``any_deps_missing`` holds them back), and the week runs write raw and attendance
+# together. What it would have caught, a week of attendance wiped while its raw week stays, is redone by
+# the company's next sync of that week or by a Materialize.
+_EAGER_ANY_WEEK = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("eager, any week, after updates")
 
 ATTENDANCE_FOLLOWS_RAW = _EAGER_ANY_WEEK.ignore(dg.AssetSelection.assets("workers", "jobs"))
 
