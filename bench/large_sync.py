@@ -37,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from initial_sync import cpu_seconds, machine, rss_mib  # noqa: E402
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE  # noqa: E402
+
 COMPANY = "bench-large"
 SEED = 13
 WORKERS = 500  # the generator's largest crew; repeated --crews times
@@ -206,7 +208,7 @@ def main() -> None:
     print(f"command: large_sync.py --crews {args.crews} --days {args.days} --latency {args.latency}")
     with tempfile.TemporaryDirectory(prefix="protiv-bench-large-") as folder:
         (home := Path(folder) / "dagster_home").mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)  # the laptop's instance, as protiv writes it
         for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
             os.environ.pop(name, None)
         os.environ.update(

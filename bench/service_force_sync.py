@@ -41,6 +41,8 @@ from machine import describe  # noqa: E402
 from service_status import start_service, stop_service  # noqa: E402
 from two_hour_cycle import check_company  # noqa: E402
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE  # noqa: E402
+
 PROVIDER = "quickbooks_time"
 
 
@@ -164,7 +166,7 @@ def main() -> None:
     results, ok = [], True
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
         (home := Path(folder) / "dagster_home").mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)  # the laptop's instance, as protiv writes it
         for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL", "PROTIV_WEBHOOK_URL"):  # the embedded default
             os.environ.pop(name, None)
         keys = DevelopmentKeys(Path(folder) / "keys")
