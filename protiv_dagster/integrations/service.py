@@ -289,7 +289,8 @@ def check_with_vendor(
     """Ask the company's vendor what changed (as the refresh does), with a few quick attempts: the
     check of ``protiv connect`` and of the service's connect. ``stored``: the connection is in the
     registry (tokens the vendor issues are written back there); otherwise they are collected in the
-    answer's ``issued``. ``instance``: a threaded caller's Dagster instance (see ``sync.company.built``)."""
+    answer's ``issued``. ``instance``: a threaded caller's Dagster instance (see
+    ``sync.company.built_resources``)."""
     from protiv_dagster.partitions import week_start
     from protiv_dagster.sync.company import built_resources
     from protiv_dagster.sync.refresh import _error_text
@@ -909,28 +910,21 @@ class IntegrationService:
 
     def _open_in_process(self, connection: Connection, trigger: str, now: datetime) -> SyncBatch:
         """Record a sync this service runs itself as in flight (phase IN_PROCESS, every week of the
-        window); ``SyncInFlight`` when the company has another. A sync that ended between the
-        check and the insert is no reason to refuse: the insert is tried again."""
+        window); ``SyncInFlight`` when the company has another."""
         from protiv_dagster.sync.runs import all_weeks
-        from protiv_dagster.sync.state import IN_PROCESS, SyncInFlight
+        from protiv_dagster.sync.state import IN_PROCESS
 
-        for attempt in range(3):
-            try:
-                return self.store.open_batch(
-                    connection.company_id,
-                    trigger,
-                    None,
-                    all_weeks(connection, now),
-                    True,
-                    now,
-                    initial_sync_for=connection.connected_at,
-                    phase=IN_PROCESS,
-                    only_when_idle=True,
-                )
-            except SyncInFlight as exc:
-                if exc.batch is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return self.store.open_batch(
+            connection.company_id,
+            trigger,
+            None,
+            all_weeks(connection, now),
+            True,
+            now,
+            initial_sync_for=connection.connected_at,
+            phase=IN_PROCESS,
+            only_when_idle=True,
+        )
 
     def _start_initial_sync(self, actor: Actor, connection: Connection) -> str | None:
         """Queue the initial sync of a connection just saved, in the worker (without it the daemon's
