@@ -2,12 +2,15 @@
 
 - The ProPay engine, the vendors' shared HTTP base and the vendor spec load without Dagster (the
   warehouse library has its own check in tests/warehouse).
+- dbt-core's Python modules are not loaded with the code location (dbt runs as its own process).
 - The emulators and the company generator (``protiv_emulators``, a development package) are never
   imported when the code location loads, and deploy/Dockerfile copies and installs the product alone.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +40,27 @@ def test_the_code_location_loads_no_emulator():
     loaded = loaded_modules("protiv_dagster.definitions", "protiv_dagster.cli")
     assert "dagster" in loaded
     assert "protiv_emulators" not in loaded and "graphql" not in loaded
+
+
+def test_the_code_location_loads_without_dbt_core():
+    """dbt builds run the dbt executable in a process of their own: dbt-core's 900 modules are not
+    loaded by the webserver, the daemon, each run worker and each command (assets/dbt_library.py)."""
+    loaded = loaded_modules("protiv_dagster.definitions", "protiv_dagster.cli")
+    assert "dagster_dbt" in loaded
+    assert "dbt" not in loaded and "dbt_common" not in loaded and "mashumaro" not in loaded
+
+
+def test_the_code_location_names_the_dbt_it_drives():
+    code = (
+        "import importlib.metadata, json, protiv_dagster.definitions\n"
+        "from dagster_shared.libraries import DagsterLibraryRegistry\n"
+        "print(json.dumps(DagsterLibraryRegistry.get()))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    libraries = json.loads(result.stdout.strip().splitlines()[-1])
+    assert libraries["dbt-core"] == importlib.metadata.version("dbt-core")
+    assert "dbt-fusion" not in libraries
 
 
 def test_the_image_holds_the_product_alone():

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,6 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from packaging.version import Version
 
 from protiv_dagster.analytics import (
@@ -30,6 +29,12 @@ from protiv_dagster.analytics import (
     ensure_manifest,
     how_dbt_parsed,
     keep_the_parse,
+)
+from protiv_dagster.assets.dbt_library import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
 )
 from protiv_dagster.automation.conditions import ANALYTICS_GROUP, MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
@@ -69,6 +74,13 @@ class InstalledDbt(DbtCliResource):
     @cached_property
     def _cli_version(self) -> Version:
         return Version(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        """No dbt adapter in this process. dagster-dbt opens one beside the dbt process only to fetch
+        column metadata and row counts (``fetch_column_metadata``, ``fetch_row_counts``), which the
+        marts do not ask for; building it loaded all of dbt-core here (``dbt_library``) and read the
+        profile, password included, a second time."""
+        return None
 
 
 def dbt_cli(warehouse: Warehouse) -> tuple[DbtCliResource, dict[str, str]]:
