@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.resources.vendors import VendorApis
@@ -81,15 +82,18 @@ def instance_kind() -> str:
 
 @contextmanager
 def dagster_instance(request, kind: str, tmp_path: Path, monkeypatch) -> Iterator[dg.DagsterInstance]:
-    """An in-memory instance, one on SQLite files (Dagster's default), or one on PostgreSQL
-    configured by deploy/dagster.yaml."""
+    """An in-memory instance, the laptop's on SQLite files (as ``protiv`` writes its dagster.yaml:
+    every run's events in one file), or one on PostgreSQL configured by deploy/dagster.yaml."""
     if kind == "ephemeral":
         with dg.DagsterInstance.ephemeral() as instance:
             yield instance
         return
     if kind == "sqlite":
-        (tmp_path / "dagster_home").mkdir()
-        with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)
+        monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the laptop's instance keeps its event log
+        with dg.DagsterInstance.get() as instance:
             yield instance
         return
     database = request.getfixturevalue("dagster_database")

@@ -29,10 +29,11 @@ import pytest
 import requests
 import uvicorn
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.integrations.auth import AuthSettings, DevelopmentKeys, TokenVerifier
-from protiv_dagster.integrations.service import NO_COMPUTE_LOG_CAPTURE, IntegrationService, ServiceSettings
+from protiv_dagster.integrations.service import IntegrationService, ServiceSettings, service_instance
 from protiv_dagster.integrations.webhooks import SIGNATURE_HEADER, Webhooks, verify
 from protiv_dagster.resources.vendors import VendorApis
 from protiv_dagster.resources.warehouse import Warehouse
@@ -220,8 +221,11 @@ def api(tmp_path_factory) -> Iterator[Api]:
         logging.getLogger().addHandler(logs)
         previous_level = logging.getLogger().level
         logging.getLogger().setLevel(logging.DEBUG)
-        # Without compute-log capture, as `protiv serve` builds its instance (service_instance).
-        with dg.DagsterInstance.local_temp(str(folder / "dagster_home"), overrides=NO_COMPUTE_LOG_CAPTURE) as instance:
+        # The laptop's instance (every run's events in one file), as `protiv serve` builds it: without
+        # compute-log capture (service_instance).
+        (folder / "dagster_home" / "dagster.yaml").write_text(LAPTOP_INSTANCE)
+        patch.setenv("DAGSTER_HOME", str(folder / "dagster_home"))
+        with service_instance(str(folder / "dagster_home")) as instance:
             service = IntegrationService(
                 defs,
                 instance,
