@@ -44,12 +44,13 @@ ui: $(BIN)/.installed
 emulator: $(BIN)/.installed
 	$(BIN)/protiv emulator
 
-## Benchmarks (bench/README.md, figures in bench/RESULTS.md): our initial sync alone, then against the
+## Benchmarks (bench/README.md, figures in bench/RESULTS.md): loading the code location, our initial sync alone, then against the
 ## dlt peer baseline (builds bench/.venv-dlt once), the refresh tick over 1,000 companies, a two-hour
 ## cycle over 150, cleaning throughput (~250,000 rows per vendor), a 1,000,000-row sync's memory, the
 ## integrations service: status calls from 200 clients over 1,000 companies, a force sync to the ProPays,
 ## and the analysts' dbt marts refreshed over 1,000 companies on DuckDB and PostgreSQL.
 bench: $(BIN)/.installed
+	$(BIN)/python bench/definitions_load.py
 	$(BIN)/python bench/initial_sync.py
 	$(BIN)/python bench/peer_baseline.py --repeat 3
 	$(BIN)/python bench/refresh_tick.py

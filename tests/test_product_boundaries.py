@@ -53,7 +53,7 @@ def test_the_code_location_loads_without_dbt_core():
 def test_the_code_location_names_the_dbt_it_drives():
     code = (
         "import importlib.metadata, json, protiv_dagster.definitions\n"
-        "from dagster_shared.libraries import DagsterLibraryRegistry\n"
+        "from dagster._core.libraries import DagsterLibraryRegistry\n"
         "print(json.dumps(DagsterLibraryRegistry.get()))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

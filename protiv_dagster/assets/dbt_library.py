@@ -49,7 +49,7 @@ def _import_dagster_dbt_hiding_dbt_core() -> None:
         sys.meta_path.remove(hidden)
     # dagster-dbt told Dagster's library list (the code location's versions in the UI) that it drives
     # dbt Fusion of an unknown version: it drives the dbt-core installed here.
-    from dagster_shared.libraries import DagsterLibraryRegistry
+    from dagster._core.libraries import DagsterLibraryRegistry
 
     DagsterLibraryRegistry._libraries.pop("dbt-fusion", None)
     DagsterLibraryRegistry.register("dbt-core", importlib.metadata.version("dbt-core"), is_dagster_package=False)
