@@ -99,6 +99,11 @@ def reported(tmp_path_factory):
 
             server_env = {**os.environ, **env}
             server_env.pop(REFRESH_CRON_VARIABLE, None)
+            # The storage is created (and its schema stamped) here, before two processes open it: a
+            # fresh SQLite storage opened by this process and the webserver at once can be stamped
+            # twice, and neither opens it again ("more than one head").
+            with dg.DagsterInstance.get():
+                pass
             # The company syncs while the webserver starts (it reads the instance at each request).
             with ThreadPoolExecutor(1) as pool:
                 report = pool.submit(sync_and_report)
