@@ -17,14 +17,15 @@ page, plus either a token request (about once a day; the token is kept in the re
 reference endpoint in turn (sources/aspire.py).
 
     .venv/bin/python bench/refresh_tick.py [--companies 1000] [--workers 50] [--latency 0.05] [--ticks 1]
-        [--weeks N] [--days 15] [--changed 0] [--profile FILE] [--keep DIR]
+        [--weeks N] [--days 15] [--changed 0] [--spread 1] [--profile FILE] [--keep DIR]
 
 Issue 20's size is ``--companies 10000 --weeks 100 --workers 5 --days 8``: every company has 100
 weeks of partitions materialized (a million company-weeks per week asset) while the vendors hold 8
 days of time of 5 workers each. ``--changed`` edits that share of the companies at the vendor before
 the last steady tick (the refresh then plans their syncs; no run is executed). Besides wall and CPU
 time the peak RSS of this process during each evaluation is printed (its high-water mark reset before
-each), standing for the daemon's and code server's memory.
+each), standing for the daemon's and code server's memory. ``--spread N`` spreads the schedule's checks
+over N ticks (``PROTIV_REFRESH_SPREAD``): each tick asks the Nth of the companies asked longest ago.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import cProfile
 import gc
 import json
 import logging
+import os
 import pstats
 import re
 import sys
@@ -208,6 +210,12 @@ def main() -> None:
     parser.add_argument(
         "--changed", type=float, default=0.0, help="share of companies edited at the vendor before the last tick"
     )
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=1,
+        help="PROTIV_REFRESH_SPREAD: each schedule tick checks this share of the companies (default 1: all)",
+    )
     parser.add_argument("--profile", help="write a cProfile of the last tick's slowest evaluation to this file")
     parser.add_argument("--keep", help="seed into this empty folder and keep it (instance, registry, warehouse)")
     args = parser.parse_args()
@@ -227,6 +235,7 @@ def main() -> None:
         f"--ticks {args.ticks} --days {args.days}"
         + (f" --weeks {args.weeks}" if args.weeks else "")
         + (f" --changed {args.changed}" if args.changed else "")
+        + (f" --spread {args.spread}" if args.spread > 1 else "")
     )
     bench_started = time.perf_counter()
     with (
@@ -234,6 +243,7 @@ def main() -> None:
     ) as folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         fresh_environment(Path(folder))
+        os.environ["PROTIV_REFRESH_SPREAD"] = str(args.spread)  # read by the schedule at each tick
         started = time.perf_counter()
         with Fleet(args.companies, args.workers, days=args.days) as fleet:
             print(
@@ -271,6 +281,7 @@ def main() -> None:
             every = max(1, round(1 / args.changed)) if args.changed else 0
             changed = [c for number, (c, _) in enumerate(fleet.ids) if every and number % every == 0]
             profiles: dict[str, cProfile.Profile] = {}
+            asked_in_ticks: Counter = Counter()  # schedule ticks in which each company was asked
             profiled_walls: dict[str, float] = {}
             gc.collect()
             print(f"RSS of this process before the ticks: {rss_mib():.0f} MiB")
@@ -308,6 +319,7 @@ def main() -> None:
                     )
                     if name == SCHEDULE:
                         checked = len(counter.counts)
+                        asked_in_ticks.update(c for c, n in counter.counts.items() if n)
                         print(
                             f"  {'':<26}companies asked: {checked}, requests counted in the client: "
                             f"{sum(counter.counts.values())} (emulators: {made})"
@@ -335,6 +347,11 @@ def main() -> None:
                     "  (cpu s: this process, every thread; emu cpu: the three emulator processes, which share this "
                     "machine's cores, unlike a vendor's servers)"
                 )
+            times_asked = Counter(asked_in_ticks[c] for c, _ in fleet.ids)
+            print(
+                f"\ncompanies by the number of the {args.ticks + 1} schedule ticks that asked them (spread "
+                f"{args.spread}): {dict(sorted(times_asked.items()))}"
+            )
             if profiles:
                 slowest = max(profiled_walls, key=profiled_walls.__getitem__)
                 profiles[slowest].dump_stats(args.profile)

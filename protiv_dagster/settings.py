@@ -22,8 +22,35 @@ REFRESH_CRON_VARIABLE = "PROTIV_REFRESH_CRON"
 DEFAULT_REFRESH_CRON = "0 */2 * * *"
 
 
+# How many of the schedule's ticks one round of change checks is spread over. 1: every company at
+# every tick. At thousands of companies one tick asking every vendor takes minutes; with a cron of
+# every 10 minutes and a spread of 12, each tick asks the twelfth of the companies asked longest ago,
+# so every company is still checked every two hours and a tick's work stays the same size.
+REFRESH_SPREAD_VARIABLE = "PROTIV_REFRESH_SPREAD"
+MOST_REFRESH_SPREAD = 1440  # a tick a minute for a day
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value the project cannot use; the message names it."""
+
+
 def refresh_cron() -> str:
     return os.environ.get(REFRESH_CRON_VARIABLE) or DEFAULT_REFRESH_CRON
+
+
+def refresh_spread() -> int:
+    """The refresh schedule's ticks one round of change checks is spread over (1 when unset)."""
+    text = (os.environ.get(REFRESH_SPREAD_VARIABLE) or "1").strip()
+    try:
+        spread = int(text)
+    except ValueError:
+        spread = 0
+    if not 1 <= spread <= MOST_REFRESH_SPREAD:
+        raise SettingError(
+            f"{REFRESH_SPREAD_VARIABLE} must be a whole number of refresh ticks from 1 to {MOST_REFRESH_SPREAD} "
+            f"(got {text!r}); 1 checks every company at every tick"
+        )
+    return spread
 
 
 def data_dir() -> Path:

@@ -54,7 +54,7 @@ from protiv_dagster.integrations.audit import AuditLog
 from protiv_dagster.integrations.auth import Actor
 from protiv_dagster.integrations.oauth import OAuthStates, PendingAuthorization
 from protiv_dagster.integrations.webhooks import STATUS_CHANGED, SYNC_FINISHED, Webhooks
-from protiv_dagster.settings import refresh_cron
+from protiv_dagster.settings import SettingError, refresh_cron, refresh_spread
 from protiv_dagster.vendors.registry import VENDORS
 from protiv_dagster.vendors.registry import label as vendor_label
 
@@ -344,9 +344,9 @@ def failure_action(reason: str) -> str:
 _next_refresh: tuple[str, datetime, datetime | None] | None = None
 
 
-def next_refresh(now: datetime) -> datetime | None:
-    """When the refresh schedule (``PROTIV_REFRESH_CRON``, UTC) next asks the vendors what changed.
-    Remembered until that moment: every status answers it, and iterating the cron costs milliseconds."""
+def _next_tick(now: datetime) -> datetime | None:
+    """The refresh schedule's next tick (``PROTIV_REFRESH_CRON``, UTC) after ``now``. Remembered until
+    that moment: every status answers it, and iterating the cron costs milliseconds."""
     from dagster._utils.schedules import cron_string_iterator
 
     global _next_refresh
@@ -364,6 +364,31 @@ def next_refresh(now: datetime) -> datetime | None:
         return None
     _next_refresh = (cron, now, found)
     return found
+
+
+def next_refresh(now: datetime, last_checked_at: datetime | None = None) -> datetime | None:
+    """When the refresh next asks the company's vendor what changed. Every tick asks every company,
+    unless the refresh is spread over ``PROTIV_REFRESH_SPREAD`` ticks: then a company is asked again
+    that many ticks after its last check (the schedule asks those asked longest ago first), or at the
+    next tick when that is past."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    try:
+        spread = refresh_spread()
+    except SettingError:
+        return None  # the schedule's tick fails with the reason; the status has no time to give
+    if spread == 1 or last_checked_at is None:
+        return _next_tick(now)
+    try:
+        moments = cron_string_iterator(last_checked_at.timestamp(), refresh_cron(), "UTC")
+        due = None
+        for number, moment in enumerate(moments, start=1):
+            if number == spread:
+                due = moment.astimezone(UTC)
+                break
+    except Exception:  # noqa: BLE001 - a malformed cron fails the schedule, not the status
+        return None
+    return due if due is not None and due > now else _next_tick(now)
 
 
 def batch_summary(batch: SyncBatch) -> SyncSummary:
@@ -422,7 +447,7 @@ def status_of(
         connected_at=connection.connected_at,
         last_sync_at=state.last_success_at,
         current_as_of=state.current_as_of,
-        next_refresh_at=next_refresh(now),
+        next_refresh_at=next_refresh(now, state.last_checked_at),
         syncs=list(history or []),
     )
 

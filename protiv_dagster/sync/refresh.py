@@ -216,6 +216,7 @@ class RefreshPlan:
     skipped: int  # companies with a sync in flight or no initial sync yet
     requests: int  # vendor requests the checks made
     providers: dict[str, str]  # company id -> provider, of every connection
+    deferred: int = 0  # companies left to the next ticks of a spread refresh (``spread`` > 1)
 
 
 def plan_refresh(
@@ -224,9 +225,16 @@ def plan_refresh(
     warehouse: Warehouse,
     store: SyncStateStore,
     now: datetime,
+    spread: int = 1,
 ) -> RefreshPlan:
     """Check every connected company that has synced once and has no sync in flight (a sync in
-    flight has not moved the cursor, so its changes are asked for again next time)."""
+    flight has not moved the cursor, so its changes are asked for again next time).
+
+    ``spread`` > 1 spreads one round of checks over that many ticks: this tick checks the
+    1/``spread`` of those companies whose vendor was asked longest ago (any check counts: a
+    refresh's, an initial or a force sync's), so at one tick every 2 hours / ``spread`` each company
+    is still asked every 2 hours, and a tick's work does not grow with the fleet beyond its share.
+    After the daemon was down, the share stays the same: the companies overdue are asked first."""
     states = store.all_states()
     busy = {batch.company_id for batch in store.pending_batches()}
     connections = registry.list()
@@ -239,6 +247,12 @@ def plan_refresh(
         and states[c.company_id].initial_sync_for == c.connected_at
     ]
     skipped = len(connections) - len(ready)
+    deferred = 0
+    if spread > 1 and ready:
+        share = -(-len(ready) // spread)  # rounded up: a round never takes more than ``spread`` ticks
+        never = datetime.min.replace(tzinfo=now.tzinfo)
+        ready.sort(key=lambda c: (states[c.company_id].last_checked_at or never, c.company_id))
+        ready, deferred = ready[:share], len(ready) - share
     results = check_companies(ready, {c.company_id: states[c.company_id].cursor for c in ready}, registry, vendors, now)
     checked = [result for result in results if result.error is None]
     # What the warehouse holds of the changed entries, and what it holds that the vendor no longer
@@ -293,4 +307,6 @@ def plan_refresh(
     # A quiet check's cursor is kept at once (nothing to sync first): the Aspire check moves its
     # rotations (older days listed, reference endpoint asked) forward with it.
     store.record_quiet_checks(list(quiet), now, cursors=quiet)
-    return RefreshPlan(batches, len(quiet), failed, skipped, requests, {c.company_id: c.provider for c in connections})
+    return RefreshPlan(
+        batches, len(quiet), failed, skipped, requests, {c.company_id: c.provider for c in connections}, deferred
+    )

@@ -352,3 +352,48 @@ def test_an_aspire_token_never_shows_in_the_registry_columns_logs_or_a_failed_ch
     assert len(values) >= 5
     assert [(place, value[:6]) for place, text in places.items() for value in values if value in text] == []
     assert stored_token(registry, "aspire-0") == tokens["aspire-0"][0]  # kept, but only encrypted
+
+
+def test_a_spread_refresh_asks_each_share_in_turn_the_longest_unasked_first(fleet, tmp_path):
+    registry, resource, vendors, emulators = fleet
+    warehouse, store = synced_once(registry, resource, vendors, tmp_path)
+    company = emulators["quickbooks_time"].company("qbt-2")
+    sheet = next(s for s in company.timesheets() if s["type"] == "regular" and not s["on_the_clock"])
+    company.edit_timesheet(sheet["id"], notes="moved to the other crew")
+
+    def tick(at: datetime):
+        before = {name: emulator.request_count for name, emulator in emulators.items()}
+        plan = plan_refresh(resource, vendors, warehouse, store, at, spread=4)
+        asked = {c for c, state in store.all_states().items() if state.last_checked_at == at}
+        made = sum(emulator.request_count - before[name] for name, emulator in emulators.items())
+        assert plan.requests == made <= 2 * len(asked)
+        return plan, asked
+
+    # Eight companies over four ticks (a tick every 30 minutes: each company every two hours), two a
+    # tick, all asked last at NOW: in the order of their ids.
+    at = [NOW + timedelta(minutes=30 * number) for number in range(1, 7)]
+    plan, first = tick(at[0])
+    assert first == {"bb-0", "bb-1"} and plan.deferred == 6 and plan.quiet == 2 and plan.batches == []
+    plan, second = tick(at[1])
+    assert second == {"bb-2", "bb-3"} and plan.deferred == 6 and plan.batches == []
+    plan, third = tick(at[2])
+    assert third == {"qbt-0", "qbt-1"} and plan.batches == []
+    # The edit waited for its company's turn, then is planned like any refresh.
+    plan, fourth = tick(at[3])
+    assert fourth == {"qbt-2", "qbt-3"} and plan.deferred == 6
+    assert [batch.company_id for batch in plan.batches] == ["qbt-2"] and plan.quiet == 1
+    assert sorted(first | second | third | fourth) == sorted(c.company_id for c in registry.list())
+    # The next round starts over with the companies asked longest ago; the one in flight is skipped.
+    plan, fifth = tick(at[4])
+    assert fifth == first and plan.skipped == 1 and plan.deferred == 5
+    (in_flight,) = store.pending_batches()
+    store.finish_batch(in_flight.batch_id, succeeded=True, at=at[4])
+    plan, sixth = tick(at[5])
+    assert sixth == second and plan.skipped == 0
+
+
+def test_spread_one_asks_every_company_at_every_tick(fleet, tmp_path):
+    registry, resource, vendors, emulators = fleet
+    warehouse, store = synced_once(registry, resource, vendors, tmp_path)
+    plan = plan_refresh(resource, vendors, warehouse, store, NOW + timedelta(hours=2), spread=1)
+    assert plan.quiet == 8 and plan.deferred == 0

@@ -212,6 +212,9 @@ def test_every_variable_has_a_placeholder_and_secrets_reach_only_their_services(
     assert services["webserver"]["environment"].keys() == {"DAGSTER_HOME", "DAGSTER_PG_URL"}
     assert services["daemon"]["environment"].keys() == {"DAGSTER_HOME", "DAGSTER_PG_URL"}
     assert services["user_code"]["environment"]["PROTIV_REFRESH_CRON"] == "0 */2 * * *"
+    for name in ("PROTIV_REFRESH_CRON", "PROTIV_REFRESH_SPREAD"):  # the service's statuses say the same
+        assert services["integrations"]["environment"][name] == services["user_code"]["environment"][name]
+    assert services["user_code"]["environment"]["PROTIV_REFRESH_SPREAD"] == "1"
     assert services["webserver"]["image"] == "protiv-dagster:local"
 
 

@@ -282,8 +282,9 @@ def test_dagster_pg_password_comes_from_the_charts_postgresql_secret():
 def test_the_refresh_cron_resources_and_user_are_the_releases():
     v = values()
     [user_code] = v["dagster-user-deployments"]["deployments"]
-    cron = {item["name"]: item["value"] for item in user_code["env"]}["PROTIV_REFRESH_CRON"]
-    assert env_entries()["PROTIV_REFRESH_CRON"]["value"] == cron
+    env = {item["name"]: item["value"] for item in user_code["env"]}
+    for name in ("PROTIV_REFRESH_CRON", "PROTIV_REFRESH_SPREAD"):
+        assert env_entries()[name]["value"] == env[name]
     # A sync in the service's process peaks as a run pod does.
     assert container()["resources"] == v["runLauncher"]["config"]["k8sRunLauncher"]["resources"]
     assert container()["resources"]["limits"]["memory"] and container()["resources"]["requests"]
