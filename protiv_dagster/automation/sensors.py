@@ -30,6 +30,11 @@ REPORT_UNCHANGED_EVERY = timedelta(minutes=30)
 # together would otherwise be re-reported in one tick every 30 minutes, each observation a stored
 # event. At one tick a minute, 100 per tick keeps 3,000 companies within the 30 minutes.
 REPORT_UNCHANGED_PER_TICK = 100
+# Changes of colour reported per tick at most (red first, then those reported longest ago): each is an
+# observation and a check run, and at 10,000 companies a fleet's first tick (or a vendor's outage
+# turning thousands red at once) took 270 s to evaluate and 864 s to store. The rest keep their last
+# report in the cursor, so they are still changed at the next tick: 10,000 in under an hour.
+REPORT_CHANGED_PER_TICK = 200
 
 
 @described(
@@ -173,7 +178,8 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
     """Keeps each connected company's health visible: when it turns green or red, a run records it
     on the company's vendor_connection partition with its `connection_healthy` check (the status
     the UI shows per company); in between, an observation at least every 30 minutes keeps the
-    reason and the data's age current. A company still in its initial sync is only observed."""
+    reason and the data's age current. A company still in its initial sync is only observed. At most
+    200 changes of colour are reported a tick (red first); more wait for the next ticks."""
     now = syncs.utc_now()
     store = registry.sync_state()
     states = store.all_states()
@@ -200,8 +206,25 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         if not changed and now.timestamp() - last.get("at", 0) >= REPORT_UNCHANGED_EVERY.total_seconds()
     )
     refreshed = {company_id for _, company_id in due[:REPORT_UNCHANGED_PER_TICK]}
+    changes = sorted(
+        (health.healthy, last.get("at", 0), connection.company_id)
+        for connection, _, health, last, changed in evaluated
+        if changed
+    )
+    now_changed = {company_id for _, _, company_id in changes[:REPORT_CHANGED_PER_TICK]}
+    if len(changes) > REPORT_CHANGED_PER_TICK:
+        context.log.info(
+            "%d changes of colour reported, %d left to the next ticks (at most %d a tick)",
+            REPORT_CHANGED_PER_TICK,
+            len(changes) - REPORT_CHANGED_PER_TICK,
+            REPORT_CHANGED_PER_TICK,
+        )
     for connection, state, health, last, changed in evaluated:
         company_id = connection.company_id
+        if changed and company_id not in now_changed:
+            if last:
+                reported[company_id] = last  # still the old colour: changed again at the next tick
+            continue
         if not changed and company_id not in refreshed:
             reported[company_id] = last
             continue

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from protiv_dagster.automation.sensors import REPORT_UNCHANGED_PER_TICK
+from protiv_dagster.automation import sensors
+from protiv_dagster.automation.sensors import REPORT_CHANGED_PER_TICK, REPORT_UNCHANGED_PER_TICK
 from protiv_dagster.connections.registry import ConnectionRegistry, ConnectionRegistryResource, EnvReference
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
@@ -79,3 +80,26 @@ def test_unchanged_health_is_re_reported_oldest_first_a_bounded_number_per_tick(
     changed = tick(defs, resource, instance, slice_two.cursor, later + timedelta(minutes=2), monkeypatch)
     assert [event.partition for event in changed.asset_events] == ["co-007"]
     assert [request.partition_key for request in changed.run_requests] == ["co-007"]
+
+
+def test_changes_of_colour_are_reported_a_bounded_number_per_tick_red_first(fleet, monkeypatch):
+    defs, resource, instance = fleet
+    assert len(COMPANIES) < REPORT_CHANGED_PER_TICK  # the other tests see every change at once
+    monkeypatch.setattr(sensors, "REPORT_CHANGED_PER_TICK", 60)
+    reds = {"co-100", "co-140"}
+    for company_id in reds:
+        resource.sync_state().record_check(company_id, NOW, error="BusyBusy: login refused")
+
+    first = tick(defs, resource, instance, None, NOW, monkeypatch)
+    reported_first = [event.partition for event in first.asset_events]
+    assert len(reported_first) == 60 and reds <= set(reported_first)
+    assert sorted(request.partition_key for request in first.run_requests) == sorted(reported_first)
+    assert set(json.loads(first.cursor)) == set(reported_first)  # the others are still to report
+
+    second = tick(defs, resource, instance, first.cursor, NOW + timedelta(minutes=1), monkeypatch)
+    third = tick(defs, resource, instance, second.cursor, NOW + timedelta(minutes=2), monkeypatch)
+    reported = [event.partition for result in (first, second, third) for event in result.asset_events]
+    assert sorted(reported) == sorted(COMPANIES)  # each once, over three ticks
+    assert [len(result.run_requests) for result in (first, second, third)] == [60, 60, len(COMPANIES) - 120]
+    quiet = tick(defs, resource, instance, third.cursor, NOW + timedelta(minutes=3), monkeypatch)
+    assert quiet.asset_events == [] and quiet.run_requests == []
