@@ -49,17 +49,22 @@ emulator: $(BIN)/.installed
 ## cycle over 150, cleaning throughput (~250,000 rows per vendor), a 1,000,000-row sync's memory, the
 ## integrations service: status calls from 200 clients over 1,000 companies, a force sync to the ProPays,
 ## and the analysts' dbt marts refreshed over 1,000 companies on DuckDB and PostgreSQL.
+# Each benchmark's wall time is printed after it (issue 20: the whole under 15 minutes).
+define timed
+	@echo "$(BIN)/python $(1)"; started=$$(date +%s); $(BIN)/python $(1) && echo "[bench] $$(( $$(date +%s) - started )) s: $(1)"
+endef
+
 bench: $(BIN)/.installed
-	$(BIN)/python bench/definitions_load.py
-	$(BIN)/python bench/initial_sync.py
-	$(BIN)/python bench/peer_baseline.py --repeat 3
-	$(BIN)/python bench/refresh_tick.py
-	$(BIN)/python bench/two_hour_cycle.py
-	$(BIN)/python bench/cleaning_throughput.py --days 230
-	$(BIN)/python bench/large_sync.py
-	$(BIN)/python bench/service_status.py --duration 10
-	$(BIN)/python bench/service_force_sync.py
-	$(BIN)/python bench/marts_refresh.py
+	$(call timed,bench/definitions_load.py)
+	$(call timed,bench/initial_sync.py)
+	$(call timed,bench/peer_baseline.py --repeat 3)
+	$(call timed,bench/refresh_tick.py)
+	$(call timed,bench/two_hour_cycle.py)
+	$(call timed,bench/cleaning_throughput.py --days 230 --repeat 2)
+	$(call timed,bench/large_sync.py)
+	$(call timed,bench/service_status.py --duration 10)
+	$(call timed,bench/service_force_sync.py)
+	$(call timed,bench/marts_refresh.py --repeat 2)
 
 clean:
 	rm -rf $(VENV) data bench/.venv-dlt
