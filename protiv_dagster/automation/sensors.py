@@ -212,6 +212,7 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         if changed
     )
     now_changed = {company_id for _, _, company_id in changes[:REPORT_CHANGED_PER_TICK]}
+    reported_now = refreshed | now_changed
     if len(changes) > REPORT_CHANGED_PER_TICK:
         context.log.info(
             "%d changes of colour reported, %d left to the next ticks (at most %d a tick)",
@@ -221,12 +222,11 @@ def connection_status(context: dg.SensorEvaluationContext, registry: ConnectionR
         )
     for connection, state, health, last, changed in evaluated:
         company_id = connection.company_id
-        if changed and company_id not in now_changed:
+        if company_id not in reported_now:
+            # The last report stays (a change left to a later tick is still a change there); a first
+            # report left to a later tick has none.
             if last:
-                reported[company_id] = last  # still the old colour: changed again at the next tick
-            continue
-        if not changed and company_id not in refreshed:
-            reported[company_id] = last
+                reported[company_id] = last
             continue
         reported[company_id] = {"healthy": health.healthy, "reason": health.reason, "at": now.timestamp()}
         events.append(

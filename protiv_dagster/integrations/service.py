@@ -344,24 +344,31 @@ def failure_action(reason: str) -> str:
 _next_refresh: tuple[str, datetime, datetime | None] | None = None
 
 
-def _next_tick(now: datetime) -> datetime | None:
-    """The refresh schedule's next tick (``PROTIV_REFRESH_CRON``, UTC) after ``now``. Remembered until
-    that moment: every status answers it, and iterating the cron costs milliseconds."""
+def _tick_after(moment: datetime, cron: str, count: int = 1) -> datetime | None:
+    """The ``count``-th tick of ``cron`` (UTC) strictly after ``moment``; None for a malformed cron
+    (it fails the schedule, not the status). Dagster's iterator starts at ``moment`` itself when it
+    is a tick."""
     from dagster._utils.schedules import cron_string_iterator
 
+    try:
+        later = (tick for tick in cron_string_iterator(moment.timestamp(), cron, "UTC") if tick > moment)
+        for number, tick in enumerate(later, start=1):
+            if number == count:
+                return tick.astimezone(UTC)
+    except Exception:  # noqa: BLE001 - see above
+        return None
+    return None
+
+
+def _next_tick(now: datetime) -> datetime | None:
+    """The refresh schedule's next tick (``PROTIV_REFRESH_CRON``) after ``now``. Remembered until that
+    moment: every status answers it, and iterating the cron costs milliseconds."""
     global _next_refresh
     cron = refresh_cron()
     known = _next_refresh
     if known is not None and known[0] == cron and known[1] <= now and (known[2] is None or now < known[2]):
         return known[2]
-    found: datetime | None = None
-    try:
-        for moment in cron_string_iterator(now.timestamp(), cron, "UTC"):
-            if moment > now:
-                found = moment.astimezone(UTC)
-                break
-    except Exception:  # noqa: BLE001 - a malformed cron fails the schedule, not the status
-        return None
+    found = _tick_after(now, cron)
     _next_refresh = (cron, now, found)
     return found
 
@@ -371,23 +378,13 @@ def next_refresh(now: datetime, last_checked_at: datetime | None = None) -> date
     unless the refresh is spread over ``PROTIV_REFRESH_SPREAD`` ticks: then a company is asked again
     that many ticks after its last check (the schedule asks those asked longest ago first), or at the
     next tick when that is past."""
-    from dagster._utils.schedules import cron_string_iterator
-
     try:
         spread = refresh_spread()
     except SettingError:
         return None  # the schedule's tick fails with the reason; the status has no time to give
     if spread == 1 or last_checked_at is None:
         return _next_tick(now)
-    try:
-        moments = cron_string_iterator(last_checked_at.timestamp(), refresh_cron(), "UTC")
-        due = None
-        for number, moment in enumerate(moments, start=1):
-            if number == spread:
-                due = moment.astimezone(UTC)
-                break
-    except Exception:  # noqa: BLE001 - a malformed cron fails the schedule, not the status
-        return None
+    due = _tick_after(last_checked_at, refresh_cron(), spread)
     return due if due is not None and due > now else _next_tick(now)
 
 

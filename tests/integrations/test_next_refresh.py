@@ -22,6 +22,8 @@ def test_with_a_spread_a_company_is_asked_that_many_ticks_after_its_last_check(m
     monkeypatch.setenv(REFRESH_SPREAD_VARIABLE, "12")
     # Asked at the 10:10 tick: its turn comes again twelve ticks later, two hours on.
     assert next_refresh(NOW, datetime(2026, 12, 4, 10, 10, 3, tzinfo=UTC)) == datetime(2026, 12, 4, 12, 10, tzinfo=UTC)
+    # Asked exactly at a tick's moment: that tick counts as its check, not as the first of the twelve.
+    assert next_refresh(NOW, datetime(2026, 12, 4, 10, 10, tzinfo=UTC)) == datetime(2026, 12, 4, 12, 10, tzinfo=UTC)
     # Overdue (the daemon was down) or never asked: the next tick.
     assert next_refresh(NOW, NOW - timedelta(hours=5)) == datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
     assert next_refresh(NOW) == datetime(2026, 12, 4, 10, 30, tzinfo=UTC)
