@@ -16,7 +16,7 @@ from protiv_dagster.settings import SECRET_KEY_VARIABLE, data_dir
 CompanyId = Annotated[str, typer.Argument(metavar="COMPANY_ID", help="Protiv company id.")]
 
 # The dagster.yaml of this machine's instance, written once (dagster_home).
-_LAPTOP_SETTINGS = """\
+_SETTINGS_BEFORE_NO_CAPTURE = """\
 telemetry:
   enabled: false
 nux:
@@ -27,6 +27,17 @@ run_coordinator:
   config:
     dequeue_interval_seconds: 1
 """
+# No raw stdout/stderr files, as in the Kubernetes deployment (deploy/helm) and the integrations
+# service: Dagster captures a step's output by swapping the whole process's file descriptors for
+# `tail` processes, which costs about 0.17 s a run (bench/RESULTS.md) and left `tail` processes
+# behind runs launched from the UI. The runs' structured events, errors included, are what the UI
+# shows of them; a library's stray prints go to the terminal of the process that ran the step.
+_NO_COMPUTE_LOG_CAPTURE = """\
+compute_logs:
+  module: dagster._core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+"""
+_LAPTOP_SETTINGS = _SETTINGS_BEFORE_NO_CAPTURE + _NO_COMPUTE_LOG_CAPTURE
 # Every run's events in one SQLite file, $DAGSTER_HOME/event_log.db (read from the variable, so a home
 # moved elsewhere keeps working). Dagster's default SQLite storage makes a database file per run and
 # stamps its schema as the run starts: about 0.2 s of every run, and a sync is three runs, which a
@@ -43,6 +54,11 @@ LAPTOP_INSTANCE = _LAPTOP_SETTINGS + _ONE_EVENT_LOG
 # What earlier versions wrote: nobody chose anything in it, so it is replaced by the above (keeping a
 # home's per-run event files where it has some: the one-file storage would not show those runs' events).
 EARLIER_LAPTOP_INSTANCE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+# What the version before this one wrote (with compute-log capture), and what replaces it.
+_UPGRADED_LAPTOP_INSTANCES = {
+    _SETTINGS_BEFORE_NO_CAPTURE: _LAPTOP_SETTINGS,
+    _SETTINGS_BEFORE_NO_CAPTURE + _ONE_EVENT_LOG: LAPTOP_INSTANCE,
+}
 
 
 def dagster_home() -> Path:
@@ -50,7 +66,10 @@ def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == EARLIER_LAPTOP_INSTANCE:
+    written = config.read_text() if config.exists() else None
+    if written in _UPGRADED_LAPTOP_INSTANCES:
+        config.write_text(_UPGRADED_LAPTOP_INSTANCES[written])
+    elif written is None or written == EARLIER_LAPTOP_INSTANCE:
         # SQLite storage is Dagster's default; this file turns telemetry off, and the UI's "join the
         # community" pop-up, which covers the page on localhost until dismissed. A run launched in the
         # UI (a force sync) waits in the queue until the daemon next looks, every 5 s by default:

@@ -10,12 +10,16 @@ answers those with no rows (``nothing``). A vendor package's ``source.py`` subcl
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -195,6 +199,62 @@ def day_of_text(text: object) -> date | None:
         return None
 
 
+Page = TypeVar("Page")
+_PAGE, _END, _FAILED = "page", "end", "failed"
+
+
+def read_ahead(pages: Iterable[Page]) -> Iterator[Page]:
+    """``pages`` as they come, the next ones asked for while the caller handles the one it holds.
+
+    A listing pages one request after another (QuickBooks Time says whether there is ``more`` only
+    in each answer), so most of a large company's sync is the vendor's latency; splitting a page by
+    week and writing it to the raw spool used to wait for it, and the next request for them. Here a
+    thread pulls ``pages`` ahead of the caller, at most two pages: no request is made that the
+    listing would not have made (it asks for page n+1 only once page n said there is more), and a
+    failure of the listing is raised here, after the pages before it, as it was raised there.
+
+    The listing runs in that thread only (its client is never used by two threads at once); when the
+    caller stops early, the thread stops after the request under way (each is bounded by the
+    client's deadline), closes the listing and is joined before this generator ends."""
+    listing = iter(pages)
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in listing:
+                handoff.put((_PAGE, page))
+                if stop.is_set():
+                    return
+            handoff.put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            handoff.put((_FAILED, exc))
+        finally:
+            close = getattr(listing, "close", None)
+            if close is not None:
+                close()
+
+    # In the caller's context (its context variables), as if the caller read the listing itself.
+    reader = threading.Thread(
+        target=contextvars.copy_context().run, args=(produce,), name="vendor-read-ahead", daemon=True
+    )
+    reader.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == _END:
+                return
+            if kind == _FAILED:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while reader.is_alive():  # take what it hands over, so a thread blocked on put can stop
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
+        reader.join()
+
+
 def pages_by_week(
     source: Source, mondays: list[date], pull_date: date | None = None
 ) -> Iterator[tuple[date, str, list[dict[str, Any]]]]:
@@ -216,10 +276,13 @@ def pages_by_week(
 
     Nothing before the company's attendance ``pull_date`` is synced, even in the pull date's own
     week: the vendor is asked from the pull date when it falls in the window, and a record dated
-    before it is dropped here (never stored, so never set aside nor counted as deleted)."""
+    before it is dropped here (never stored, so never set aside nor counted as deleted).
+
+    The pages are read one ahead (``read_ahead``): the vendor answers the next request while this
+    one's records are split by week and stored by the caller."""
     start, last = mondays[0], mondays[-1] + timedelta(days=6)
     first = max(pull_date or start, start)
-    for feed, records in source.time_entry_pages(first, last):
+    for feed, records in read_ahead(source.time_entry_pages(first, last)):
         if feed not in source.weekly_feeds:
             for monday in mondays:
                 yield monday, feed, records

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 from dagster._core.storage.event_log.sqlite import ConsolidatedSqliteEventLogStorage, SqliteEventLogStorage
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
 
+from protiv_dagster.cli import common
 from protiv_dagster.cli.common import EARLIER_LAPTOP_INSTANCE, LAPTOP_INSTANCE, dagster_home
 
 
@@ -25,6 +27,40 @@ def test_an_instance_an_earlier_version_wrote_is_rewritten_and_one_edited_by_han
         dagster_home()
     assert (earlier / "dagster.yaml").read_text() == LAPTOP_INSTANCE
     assert (edited / "dagster.yaml").read_text() == EARLIER_LAPTOP_INSTANCE + "# mine\n"
+
+
+def test_the_laptops_instance_captures_no_compute_logs_and_an_instance_written_with_capture_is_upgraded(
+    tmp_path, monkeypatch
+):
+    """No `tail` processes swapped in for a run's stdout and stderr, as in the Kubernetes deployment;
+    a home the version before wrote (capturing them) is rewritten, one edited by hand is kept."""
+    written_before = common._SETTINGS_BEFORE_NO_CAPTURE + common._ONE_EVENT_LOG
+    homes = {"new": None, "before": written_before, "edited": written_before + "# mine\n"}
+    for name, text in homes.items():
+        home = tmp_path / name
+        home.mkdir()
+        if text is not None:
+            (home / "dagster.yaml").write_text(text)
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        dagster_home()
+    for name in ("new", "before"):
+        assert (tmp_path / name / "dagster.yaml").read_text() == LAPTOP_INSTANCE
+        with dg.DagsterInstance.from_config(str(tmp_path / name)) as instance:
+            assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
+            assert isinstance(instance.event_log_storage, ConsolidatedSqliteEventLogStorage)
+            run_id = say_hello.execute_in_process(instance=instance).run_id
+            assert any(e.dagster_event and e.dagster_event.is_successful_output for e in instance.all_logs(run_id))
+    assert (tmp_path / "edited" / "dagster.yaml").read_text() == written_before + "# mine\n"
+    # A home with per-run event files of the version before keeps them, and loses the capture.
+    per_run = tmp_path / "per-run"
+    per_run.mkdir()
+    (per_run / "dagster.yaml").write_text(common._SETTINGS_BEFORE_NO_CAPTURE)
+    monkeypatch.setenv("DAGSTER_HOME", str(per_run))
+    dagster_home()
+    with dg.DagsterInstance.from_config(str(per_run)) as instance:
+        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
+        assert isinstance(instance.event_log_storage, SqliteEventLogStorage)
+        assert not isinstance(instance.event_log_storage, ConsolidatedSqliteEventLogStorage)
 
 
 @dg.op
