@@ -10,7 +10,6 @@ answers those with no rows (``nothing``). A vendor package's ``source.py`` subcl
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import hashlib
 import json
@@ -201,6 +200,10 @@ def day_of_text(text: object) -> date | None:
 
 Page = TypeVar("Page")
 _PAGE, _END, _FAILED = "page", "end", "failed"
+# How long a caller that stops reading (a failed write, a terminated run) waits for the reading
+# thread to finish the request under way; past it the thread ends by itself, within the client's
+# request deadline, and drops the answer.
+READ_AHEAD_STOP_SECONDS = 5.0
 
 
 def read_ahead(pages: Iterable[Page]) -> Iterator[Page]:
@@ -213,22 +216,31 @@ def read_ahead(pages: Iterable[Page]) -> Iterator[Page]:
     listing would not have made (it asks for page n+1 only once page n said there is more), and a
     failure of the listing is raised here, after the pages before it, as it was raised there.
 
-    The listing runs in that thread only (its client is never used by two threads at once); when the
-    caller stops early, the thread stops after the request under way (each is bounded by the
-    client's deadline), closes the listing and is joined before this generator ends."""
+    The listing runs in that thread only (its client is never used by two threads at once). When the
+    caller stops early, the thread stops after the request under way, closes the listing and is
+    waited for up to ``READ_AHEAD_STOP_SECONDS``."""
     listing = iter(pages)
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def hand_over(item: tuple[str, Any]) -> bool:
+        """Put ``item`` where the caller takes it; False once the caller has stopped reading."""
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for page in listing:
-                handoff.put((_PAGE, page))
-                if stop.is_set():
+                if not hand_over((_PAGE, page)):
                     return
-            handoff.put((_END, None))
+            hand_over((_END, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
-            handoff.put((_FAILED, exc))
+            hand_over((_FAILED, exc))
         finally:
             close = getattr(listing, "close", None)
             if close is not None:
@@ -249,10 +261,7 @@ def read_ahead(pages: Iterable[Page]) -> Iterator[Page]:
             yield value
     finally:
         stop.set()
-        while reader.is_alive():  # take what it hands over, so a thread blocked on put can stop
-            with contextlib.suppress(queue.Empty):
-                handoff.get(timeout=0.05)
-        reader.join()
+        reader.join(timeout=READ_AHEAD_STOP_SECONDS)
 
 
 def pages_by_week(

@@ -3,6 +3,7 @@ and read ahead of the caller without a request more."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import defaultdict
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from protiv_dagster.partitions import week_start
+from protiv_dagster.vendors import base
 from protiv_dagster.vendors.base import pages_by_week, read_ahead
 from protiv_dagster.vendors.http import VendorUnavailableError
 from protiv_dagster.vendors.quickbooks_time.client import QuickBooksTimeTuning
@@ -146,3 +148,36 @@ def test_read_ahead_stops_and_closes_the_listing_when_the_caller_stops():
     assert closed.is_set()
     assert not [t for t in threading.enumerate() if t.name == "vendor-read-ahead"]
     assert len(asked) <= 4 + 2  # the pages taken and at most two ahead
+
+
+def test_a_caller_that_stops_is_not_held_by_a_slow_request_under_way(monkeypatch):
+    """A run terminated while the vendor takes its time over the next page ends without waiting for
+    that answer (beyond a bound); the thread drops the answer and closes the listing when it comes."""
+    monkeypatch.setattr(base, "READ_AHEAD_STOP_SECONDS", 0.2)
+    answer, closed, stopped = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_listing():
+        try:
+            yield "page 1"
+            answer.wait(timeout=30)  # the vendor's slow answer to the request for page 2
+            yield "page 2"
+        finally:
+            closed.set()
+
+    def caller():
+        with contextlib.suppress(RuntimeError):
+            for _ in read_ahead(slow_listing()):
+                raise RuntimeError("run terminated")
+        stopped.set()
+
+    worker = threading.Thread(target=caller)
+    worker.start()
+    assert stopped.wait(timeout=10), "the caller waited for the slow answer"
+    assert not closed.is_set()  # the request is still under way
+    answer.set()
+    assert closed.wait(timeout=10)
+    worker.join(timeout=10)
+    for thread in threading.enumerate():
+        if thread.name == "vendor-read-ahead":
+            thread.join(timeout=10)
+    assert not [t for t in threading.enumerate() if t.name == "vendor-read-ahead"]
