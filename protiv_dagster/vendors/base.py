@@ -210,8 +210,8 @@ def read_ahead(pages: Iterable[Page]) -> Iterator[Page]:
     """``pages`` as they come, the next ones asked for while the caller handles the one it holds.
 
     A listing pages one request after another (QuickBooks Time says whether there is ``more`` only
-    in each answer), so most of a large company's sync is the vendor's latency; splitting a page by
-    week and writing it to the raw spool used to wait for it, and the next request for them. Here a
+    in each answer), so most of a large company's sync is the vendor's latency, and the caller's
+    work on each page (splitting it by week, spooling it) used to sit between two requests. Here a
     thread pulls ``pages`` ahead of the caller, at most two pages: no request is made that the
     listing would not have made (it asks for page n+1 only once page n said there is more), and a
     failure of the listing is raised here, after the pages before it, as it was raised there.
@@ -287,8 +287,8 @@ def pages_by_week(
     week: the vendor is asked from the pull date when it falls in the window, and a record dated
     before it is dropped here (never stored, so never set aside nor counted as deleted).
 
-    The pages are read one ahead (``read_ahead``): the vendor answers the next request while this
-    one's records are split by week and stored by the caller."""
+    The pages are read ahead (``read_ahead``): the vendor answers the next request while this
+    page's records are split by week and stored by the caller."""
     start, last = mondays[0], mondays[-1] + timedelta(days=6)
     first = max(pull_date or start, start)
     for feed, records in read_ahead(source.time_entry_pages(first, last)):
