@@ -28,15 +28,22 @@ def company_data():
     return generate_company("acme", seed=9, workers=12, days=14, as_of=AS_OF, timezone="America/Denver")
 
 
+def paged_source(provider, harness):
+    """A new source of the hosted company; QuickBooks Time's with 7-record pages, so a week spans
+    many requests."""
+    source = make_source(harness)
+    if provider == "quickbooks_time":
+        from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
+
+        source = QuickBooksTimeSource(source.connection, QuickBooksTimeTuning(**FAST, page_size=7), _Registry())
+    return source
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_pages_hold_exactly_the_records_of_the_feeds(provider, company_data):
     harness = host(provider, company_data)
     try:
-        source = make_source(harness)
-        if provider == "quickbooks_time":  # small pages, so the week spans many requests
-            from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
-
-            source = QuickBooksTimeSource(source.connection, QuickBooksTimeTuning(**FAST, page_size=7), _Registry())
+        source = paged_source(provider, harness)
         last_day = company_data.last_local_date
         first_day = last_day - timedelta(days=6)
         paged: dict[str, list[dict]] = defaultdict(list)
@@ -65,16 +72,7 @@ def test_weeks_read_ahead_hold_the_records_of_the_feeds_with_the_same_requests(p
     mondays = [week_start(last_day) - timedelta(days=7), week_start(last_day)]
     harness = host(provider, company_data)
     try:
-        if provider == "quickbooks_time":  # small pages: the window spans many requests
-            from protiv_dagster.vendors.quickbooks_time.source import QuickBooksTimeSource
-
-            base = make_source(harness)
-            fresh = lambda: QuickBooksTimeSource(  # noqa: E731
-                base.connection, QuickBooksTimeTuning(**FAST, page_size=7), _Registry()
-            )
-        else:
-            fresh = lambda: make_source(harness)  # noqa: E731
-        one_at_a_time, read_ahead_source = fresh(), fresh()
+        one_at_a_time, read_ahead_source = paged_source(provider, harness), paged_source(provider, harness)
         listed = list(one_at_a_time.time_entry_pages(mondays[0], mondays[-1] + timedelta(days=6)))
         by_week = list(pages_by_week(read_ahead_source, mondays))
     finally:
