@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from protiv_dagster.assets.reports import propay_report
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME
@@ -56,7 +57,9 @@ def reported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report_browser")
     home = tmp / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    # The laptop's instance, as `protiv ui` serves it: no compute-log capture, whose `tail` processes
+    # would outlive the test.
+    (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)
     env = {
         "DAGSTER_HOME": str(home),
         DATA_DIR_VARIABLE: str(tmp / "data"),

@@ -18,7 +18,7 @@ from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.assets.vendors import PROVIDERS
 from tests.automation.conftest import Daemon
-from tests.automation.test_automation import initial_sync, propay_of
+from tests.automation.test_automation import initial_sync, propay_by_entry, propay_of
 
 PROPAYS = ("propay_opportunities", COMPANY)
 
@@ -50,7 +50,8 @@ def refresh_batch(daemon: Daemon) -> list[dg.RunRequest]:
 
 def two_entries_in_propays(pipeline) -> tuple:
     entries = pipeline.harness.editable_entries()
-    counted = [row for row in entries.itertuples() if propay_of(pipeline, row.entry_id) is not None]
+    propays = propay_by_entry(pipeline)
+    counted = [row for row in entries.itertuples() if propays[row.entry_id] is not None]
     return counted[0], counted[-1]
 
 
