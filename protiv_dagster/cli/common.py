@@ -41,23 +41,30 @@ _LAPTOP_SETTINGS = _SETTINGS_BEFORE_NO_CAPTURE + _NO_COMPUTE_LOG_CAPTURE
 # Every run's events in one SQLite file, $DAGSTER_HOME/event_log.db (read from the variable, so a home
 # moved elsewhere keeps working). Dagster's default SQLite storage makes a database file per run and
 # stamps its schema as the run starts: about 0.2 s of every run, and a sync is three runs, which a
-# small company's sync feels (bench/RESULTS.md, issue 20).
+# small company's sync feels (bench/RESULTS.md, issue 20). The storage is Dagster's one-file storage
+# through a single SQLAlchemy engine (protiv_dagster/laptop_storage.py), the same file and schema.
 _ONE_EVENT_LOG = """\
 event_log_storage:
-  module: dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log
-  class: ConsolidatedSqliteEventLogStorage
+  module: protiv_dagster.laptop_storage
+  class: LaptopEventLogStorage
   config:
     base_dir:
       env: DAGSTER_HOME
 """
 LAPTOP_INSTANCE = _LAPTOP_SETTINGS + _ONE_EVENT_LOG
+# The one-file storage as the versions before wrote it: Dagster's class, an engine per connection.
+_DAGSTERS_ONE_EVENT_LOG = _ONE_EVENT_LOG.replace(
+    "protiv_dagster.laptop_storage", "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log"
+).replace("LaptopEventLogStorage", "ConsolidatedSqliteEventLogStorage")
 # What earlier versions wrote: nobody chose anything in it, so it is replaced by the above (keeping a
 # home's per-run event files where it has some: the one-file storage would not show those runs' events).
 EARLIER_LAPTOP_INSTANCE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-# What the version before this one wrote (with compute-log capture), and what replaces it.
+# What the versions before this one wrote (with compute-log capture, or with Dagster's own one-file
+# storage class), and what replaces it.
 _UPGRADED_LAPTOP_INSTANCES = {
     _SETTINGS_BEFORE_NO_CAPTURE: _LAPTOP_SETTINGS,
-    _SETTINGS_BEFORE_NO_CAPTURE + _ONE_EVENT_LOG: LAPTOP_INSTANCE,
+    _SETTINGS_BEFORE_NO_CAPTURE + _DAGSTERS_ONE_EVENT_LOG: LAPTOP_INSTANCE,
+    _LAPTOP_SETTINGS + _DAGSTERS_ONE_EVENT_LOG: LAPTOP_INSTANCE,
 }
 
 
