@@ -3,6 +3,7 @@ from their declarations (missing, extra or retyped columns are reported, never m
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 
 from protiv_dagster.warehouse.declarations import Table, View, quote
 from protiv_dagster.warehouse.results import canonical_type
-from protiv_dagster.warehouse.session import WarehouseError
+from protiv_dagster.warehouse.session import Session, WarehouseError
 from protiv_dagster.warehouse.store import WarehouseStore
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,49 @@ def ensure_views(store: WarehouseStore, views: Iterable[View]) -> None:
                 )
         if problems:
             raise WarehouseError(f"views in {store.describe()} differ from their declarations: " + "; ".join(problems))
+
+
+def declarations_digest(store: WarehouseStore, tables: Iterable[Table], views: Iterable[View]) -> str:
+    """A digest of everything ``ensure_tables`` and ``ensure_views`` make of these declarations in this
+    store: names, columns, types, keys, view definitions and every comment."""
+    declared = (
+        store.backend,
+        store.schema_name,
+        list(tables),
+        [(view, store.with_schema(view.select)) for view in views],
+    )
+    return "sha256:" + hashlib.sha256(repr(declared).encode()).hexdigest()
+
+
+def columns_as_declared(session: Session, schema_name: str, tables: Iterable[Table], views: Iterable[View]) -> bool:
+    """Whether every declared table and view exists with exactly its declared columns and types (one
+    catalog query; ``ensure_tables`` and ``ensure_views`` name the differences)."""
+    existing = session.fetch(
+        "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale "
+        "FROM information_schema.columns WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+        [schema_name],
+    )
+    by_relation = {name: frame for name, frame in existing.groupby("table_name", sort=False)}
+    for table in tables:
+        frame = by_relation.get(table.name)
+        if frame is None or _differences(schema_name, table, frame):
+            return False
+    for view in views:
+        frame = by_relation.get(view.name)
+        if frame is None:
+            return False
+        actual = [
+            (
+                row.column_name,
+                canonical_type(
+                    str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)
+                ),
+            )
+            for row in frame.itertuples()
+        ]
+        if actual != [(column.name, column.sql_type) for column in view.columns]:
+            return False
+    return True
 
 
 def _create_table_sql(schema: str, table: Table) -> str:

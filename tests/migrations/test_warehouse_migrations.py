@@ -8,6 +8,7 @@ new columns as revision 0002 says, and leaves the schema equal to what today's c
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -17,15 +18,19 @@ import pytest
 
 from protiv_dagster.assets.common import prepare_warehouse
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.views import ALL_VIEWS
+from protiv_dagster.warehouse import migrations
 from protiv_dagster.warehouse.migrations import (
     WAREHOUSE,
     WarehouseNewerThanCode,
     WarehouseUpgradeRequired,
+    _project_declarations,
     prepare,
     upgrade_warehouse,
 )
 from protiv_dagster.warehouse.session import WarehouseError
 from protiv_dagster.warehouse.store import WarehouseStore
+from tests.warehouse.helpers import comments
 
 from .conftest import statements
 
@@ -288,3 +293,50 @@ def test_a_newer_or_hand_edited_warehouse_says_so(new_store):
             WarehouseError, match=r"differ from their declarations.*workers has extra columns \['nickname'\]"
         ):
             attempt(edited)
+
+
+def view_comments(store: WarehouseStore) -> dict[str, str | None]:
+    """Each view of the schema and its comment, from the backend's own catalog."""
+    if store.backend == "duckdb":
+        sql = "SELECT view_name AS name, comment FROM duckdb_views() WHERE schema_name = ?"
+    else:
+        sql = (
+            "SELECT c.relname AS name, obj_description(c.oid, 'pg_class') AS comment FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind = 'v'"
+        )
+    frame = store.query(sql, [store.schema_name])
+    return {str(row.name): None if pd.isna(row.comment) else str(row.comment) for row in frame.itertuples()}
+
+
+@both_backends
+def test_a_warehouse_as_declared_is_prepared_without_ddl_and_any_difference_is_made_again(new_store, monkeypatch):
+    """Every run process prepares the warehouse: when it already is what the code declares, nothing is
+    dropped, made or commented again (a comment set by hand stays); a view dropped by hand, or an
+    edited declaration, has the views made again."""
+    store = new_store()
+    prepare(store)
+    declared = {view.name: view.description for view in ALL_VIEWS}
+    assert view_comments(store) == declared
+    first, last = ALL_VIEWS[0].name, ALL_VIEWS[-1].name
+    store.execute(f"COMMENT ON VIEW {{schema}}.\"{first}\" IS 'set by hand'")
+    prepare(store)
+    assert view_comments(store) == {**declared, first: "set by hand"}
+
+    # A view dropped by hand: the next preparation makes the views again.
+    store.execute(f'DROP VIEW {{schema}}."{last}"')
+    prepare(store)
+    assert view_comments(store) == declared
+
+    # An edited description reaches the catalog although every column is as declared.
+    store.execute(f"COMMENT ON VIEW {{schema}}.\"{first}\" IS 'set by hand'")
+    tables, views = _project_declarations()
+    edited = [replace(table, description="Edited.") if table.name == "workers" else table for table in tables]
+    monkeypatch.setattr(migrations, "_project_declarations", lambda: (edited, views))
+    prepare(store)
+    assert comments(Warehouse(url=store.url, schema_name=store.schema_name), "workers")[0] == "Edited."
+    assert view_comments(store) == declared
+
+    # A table edited by hand is still named, as before: the quick check does not hide drift.
+    store.execute('ALTER TABLE {schema}.workers ADD COLUMN "nickname" TEXT')
+    with pytest.raises(WarehouseError, match=r"workers has extra columns \['nickname'\]"):
+        prepare(store)

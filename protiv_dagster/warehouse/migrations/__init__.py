@@ -1,9 +1,10 @@
 """Schema revisions of the warehouse: the tables of the ``protiv`` schema (views are made again
-whenever the warehouse is prepared, so they need none).
+whenever a preparation finds them missing or their declarations changed, so they need none).
 
 An Alembic environment shipped in the package (``versions/``: 0001 is the previous release's
 warehouse, 0002 what changed since), driven from code; the revision is kept in the schema's
-``protiv_warehouse_version`` table. DuckDB goes through SQLAlchemy's ``duckdb-engine`` dialect for
+``protiv_warehouse_version`` table, whose comment holds the digest of the declarations the last
+preparation made (``prepare``). DuckDB goes through SQLAlchemy's ``duckdb-engine`` dialect for
 Alembic (``protiv upgrade`` only); opening the warehouse for a run reads the revision through the
 store's own session, so a run worker opens the DuckDB file once. A new revision: write
 ``versions/000N_<what>.py`` by hand from ``script.py.mako`` (``upgrade(schema)`` gets the schema),
@@ -22,7 +23,7 @@ from alembic.ddl.impl import DefaultImpl
 from protiv_dagster import migrations
 from protiv_dagster.warehouse.declarations import Table, View, quote
 from protiv_dagster.warehouse.results import canonical_type
-from protiv_dagster.warehouse.schema import ensure_tables, ensure_views
+from protiv_dagster.warehouse.schema import columns_as_declared, declarations_digest, ensure_tables, ensure_views
 from protiv_dagster.warehouse.session import Session, WarehouseError
 from protiv_dagster.warehouse.store import WarehouseStore
 
@@ -161,13 +162,55 @@ def _stamp_head(store: WarehouseStore) -> None:
 
 def prepare(store: WarehouseStore) -> None:
     """Make the project's tables and views where they are missing, at this code's schema revision
-    (see ``check``), so any asset can run first."""
-    stamp = check(store)
+    (see ``check``), so any asset can run first.
+
+    Every run process prepares the warehouse before its first write. When the warehouse already is
+    what this code declares (the newest revision, every table and view with its declared columns,
+    and this code's digest of the declarations recorded by the last preparation), that costs one
+    connection and four catalog reads. Otherwise the tables are checked and made, the views dropped
+    and made again with their comments, and the digest recorded on the revision table: about 0.45 s
+    of DDL under the schema's lock, which every run process paid before (bench/RESULTS.md, issue 20).
+    """
     tables, views = _project_declarations()
+    digest = declarations_digest(store, tables, views)
+    if _prepared_as_declared(store, tables, views, digest):
+        return
+    stamp = check(store)
     ensure_tables(store, tables)
     ensure_views(store, views)
     if stamp:
         _stamp_head(store)
+    _record_digest(store, digest)
+
+
+def _prepared_as_declared(store: WarehouseStore, tables: list[Table], views: list[View], digest: str) -> bool:
+    with store.session("checking the schema") as session:
+        return (
+            _current(session, store.schema_name) == WAREHOUSE.head
+            and _recorded_digest(session, store) == digest
+            and columns_as_declared(session, store.schema_name, tables, views)
+        )
+
+
+def _recorded_digest(session: Session, store: WarehouseStore) -> str | None:
+    """The comment on the revision table, where ``prepare`` records the declarations' digest."""
+    if store.backend == "postgres":
+        sql = (
+            "SELECT obj_description(c.oid, 'pg_class') AS comment FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relname = ?"
+        )
+    else:
+        sql = "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?"
+    rows = session.fetch(sql, [store.schema_name, WAREHOUSE.version_table])
+    return None if rows.empty or pd.isna(rows["comment"].iloc[0]) else str(rows["comment"].iloc[0])
+
+
+def _record_digest(store: WarehouseStore, digest: str) -> None:
+    schema, table = quote(store.schema_name), quote(WAREHOUSE.version_table)
+    with store.session("recording the schema's declarations") as session:
+        session.serialize(_lock_key(store))
+        if _current(session, store.schema_name) == WAREHOUSE.head:  # else the next preparation checks again
+            session.execute(f"COMMENT ON TABLE {schema}.{table} IS {session.literal(digest)}")
 
 
 def _engine(store: WarehouseStore) -> sa.Engine:

@@ -3,8 +3,8 @@
 Frozen here as that release's ``_create_table_sql`` wrote them (the same text for DuckDB and
 PostgreSQL), independent of today's declarations. A warehouse of that release has no version
 table; opening it says to run ``protiv upgrade``, which stamps it with this revision and upgrades
-it from here. Views are not revisions: they hold no data and are made again whenever the
-warehouse is prepared (``ensure_views``).
+it from here. Views are not revisions: they hold no data and are made again whenever a
+preparation finds them missing or changed (``prepare``, ``ensure_views``).
 
 Revision ID: 0001
 Revises:
