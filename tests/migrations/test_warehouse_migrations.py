@@ -321,6 +321,10 @@ def test_a_warehouse_as_declared_is_prepared_without_ddl_and_any_difference_is_m
     store.execute(f"COMMENT ON VIEW {{schema}}.\"{first}\" IS 'set by hand'")
     prepare(store)
     assert view_comments(store) == {**declared, first: "set by hand"}
+    # `protiv upgrade` makes them again whatever is recorded (an older version may have run meanwhile).
+    upgrade_warehouse(store)
+    assert view_comments(store) == declared
+    store.execute(f"COMMENT ON VIEW {{schema}}.\"{first}\" IS 'set by hand'")
 
     # A view dropped by hand: the next preparation makes the views again.
     store.execute(f'DROP VIEW {{schema}}."{last}"')

@@ -160,7 +160,7 @@ def _stamp_head(store: WarehouseStore) -> None:
             session.execute(f"INSERT INTO {schema}.{table} (version_num) VALUES (?)", [WAREHOUSE.head])
 
 
-def prepare(store: WarehouseStore) -> None:
+def prepare(store: WarehouseStore, *, remake: bool = False) -> None:
     """Make the project's tables and views where they are missing, at this code's schema revision
     (see ``check``), so any asset can run first.
 
@@ -170,10 +170,14 @@ def prepare(store: WarehouseStore) -> None:
     connection and four catalog reads. Otherwise the tables are checked and made, the views dropped
     and made again with their comments, and the digest recorded on the revision table: about 0.45 s
     of DDL under the schema's lock, which every run process paid before (bench/RESULTS.md, issue 20).
+
+    ``remake`` (``protiv upgrade``) takes the second way whatever is recorded: a version older than
+    this one, run against the warehouse meanwhile, may have made its own views without recording
+    a digest, and views of the same columns look as declared.
     """
     tables, views = _project_declarations()
     digest = declarations_digest(store, tables, views)
-    if _prepared_as_declared(store, tables, views, digest):
+    if not remake and _prepared_as_declared(store, tables, views, digest):
         return
     stamp = check(store)
     ensure_tables(store, tables)
@@ -253,5 +257,5 @@ def upgrade_warehouse(store: WarehouseStore | None = None) -> migrations.Upgrade
         engine.dispose()
     # Tables created where missing (a new warehouse), the drift check, comments, views at today's
     # definitions, and the newest revision recorded where none was.
-    prepare(store)
+    prepare(store, remake=True)
     return migrations.UpgradeResult(database, before or "", WAREHOUSE.head)
