@@ -103,15 +103,7 @@ def ensure_views(store: WarehouseStore, views: Iterable[View]) -> None:
                 "ORDER BY ordinal_position",
                 [store.schema_name, view.name],
             )
-            actual = [
-                (
-                    row.column_name,
-                    canonical_type(
-                        str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)
-                    ),
-                )
-                for row in existing.itertuples()
-            ]
+            actual = _typed_columns(existing)
             declared = [(column.name, column.sql_type) for column in view.columns]
             if actual != declared:
                 problems.append(f"view {view.name} yields {actual}, declared {declared}")
@@ -153,16 +145,7 @@ def columns_as_declared(session: Session, schema_name: str, tables: Iterable[Tab
         frame = by_relation.get(view.name)
         if frame is None:
             return False
-        actual = [
-            (
-                row.column_name,
-                canonical_type(
-                    str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)
-                ),
-            )
-            for row in frame.itertuples()
-        ]
-        if actual != [(column.name, column.sql_type) for column in view.columns]:
+        if _typed_columns(frame) != [(column.name, column.sql_type) for column in view.columns]:
             return False
     return True
 
@@ -173,6 +156,17 @@ def _create_table_sql(schema: str, table: Table) -> str:
     ]
     primary_key = ", ".join(quote(name) for name in table.primary_key)
     return f"CREATE TABLE {schema}.{quote(table.name)} ({', '.join(columns)}, PRIMARY KEY ({primary_key}))"
+
+
+def _typed_columns(columns: pd.DataFrame) -> list[tuple[str, str]]:
+    """(name, type as declared) of information_schema.columns rows, in their order."""
+    return [
+        (
+            str(row.column_name),
+            canonical_type(str(row.data_type), _optional_int(row.numeric_precision), _optional_int(row.numeric_scale)),
+        )
+        for row in columns.itertuples()
+    ]
 
 
 def _optional_int(value: Any) -> int | None:
