@@ -23,6 +23,7 @@ from protiv_dagster.sync.company import force_sync
 from protiv_dagster.warehouse.publish import publish_for_analysts
 from protiv_dagster.warehouse.store import analysts_copy
 from tests.assets.conftest import COMPANY
+from tests.automation.conftest import partitions_read_once
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,8 @@ def test_an_analyst_session_stays_open_through_a_force_sync_and_the_copy_follows
 
 def test_the_automation_publishes_once_after_a_propay_update_and_the_marts_it_brings(pipeline):
     def evaluate(cursor):
-        return dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=cursor)
+        with partitions_read_once(pipeline.instance):
+            return dg.evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=cursor)
 
     def run(keys) -> None:
         job = pipeline.defs.resolve_implicit_global_asset_job_def()

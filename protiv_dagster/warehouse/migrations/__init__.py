@@ -167,9 +167,10 @@ def prepare(store: WarehouseStore, *, remake: bool = False) -> None:
     Every run process prepares the warehouse before its first write. When the warehouse already is
     what this code declares (the newest revision, every table and view with its declared columns,
     and this code's digest of the declarations recorded by the last preparation), that costs one
-    connection and four catalog reads. Otherwise the tables are checked and made, the views dropped
-    and made again with their comments, and the digest recorded on the revision table: about 0.45 s
-    of DDL under the schema's lock, which every run process paid before (bench/RESULTS.md, issue 20).
+    connection and four catalog reads (0.04-0.05 s). Otherwise the tables are checked and made, the
+    views dropped and made again with their comments, and the digest recorded on the revision table:
+    0.17-0.2 s of DDL under the schema's lock in a fresh run process, which every run process paid
+    before (bench/RESULTS.md, issue 20).
 
     ``remake`` (``protiv upgrade``) takes the second way whatever is recorded: a version older than
     this one, run against the warehouse meanwhile, may have made its own views without recording
