@@ -51,7 +51,23 @@ event_log_storage:
     base_dir:
       env: DAGSTER_HOME
 """
-LAPTOP_INSTANCE = _LAPTOP_SETTINGS + _ONE_EVENT_LOG
+# The runs and the sensors' ticks in Dagster's own files for them (history/runs.db, schedules/
+# schedules.db), through kept connections as the event log (protiv_dagster/laptop_storage.py).
+_KEPT_CONNECTIONS = """\
+run_storage:
+  module: protiv_dagster.laptop_storage
+  class: LaptopRunStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
+schedule_storage:
+  module: protiv_dagster.laptop_storage
+  class: LaptopScheduleStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
+"""
+LAPTOP_INSTANCE = _LAPTOP_SETTINGS + _ONE_EVENT_LOG + _KEPT_CONNECTIONS
 # The one-file storage as the versions before wrote it: Dagster's class, an engine per connection.
 _DAGSTERS_ONE_EVENT_LOG = _ONE_EVENT_LOG.replace(
     "protiv_dagster.laptop_storage", "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log"
@@ -59,12 +75,14 @@ _DAGSTERS_ONE_EVENT_LOG = _ONE_EVENT_LOG.replace(
 # What earlier versions wrote: nobody chose anything in it, so it is replaced by the above (keeping a
 # home's per-run event files where it has some: the one-file storage would not show those runs' events).
 EARLIER_LAPTOP_INSTANCE = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-# What the versions before this one wrote (with compute-log capture, or with Dagster's own one-file
-# storage class), and what replaces it.
+# What the versions before this one wrote (with compute-log capture, with Dagster's own one-file
+# storage class, or with Dagster's run and schedule storages), and what replaces it.
 _UPGRADED_LAPTOP_INSTANCES = {
-    _SETTINGS_BEFORE_NO_CAPTURE: _LAPTOP_SETTINGS,
+    _SETTINGS_BEFORE_NO_CAPTURE: _LAPTOP_SETTINGS + _KEPT_CONNECTIONS,
+    _LAPTOP_SETTINGS: _LAPTOP_SETTINGS + _KEPT_CONNECTIONS,
     _SETTINGS_BEFORE_NO_CAPTURE + _DAGSTERS_ONE_EVENT_LOG: LAPTOP_INSTANCE,
     _LAPTOP_SETTINGS + _DAGSTERS_ONE_EVENT_LOG: LAPTOP_INSTANCE,
+    _LAPTOP_SETTINGS + _ONE_EVENT_LOG: LAPTOP_INSTANCE,
 }
 
 
@@ -82,7 +100,7 @@ def dagster_home() -> Path:
         # UI (a force sync) waits in the queue until the daemon next looks, every 5 s by default:
         # every second here, as deploy/dagster.yaml does every 2 s.
         per_run_events = (home / "history" / "runs").is_dir()
-        config.write_text(_LAPTOP_SETTINGS if per_run_events else LAPTOP_INSTANCE)
+        config.write_text(_LAPTOP_SETTINGS + _KEPT_CONNECTIONS if per_run_events else LAPTOP_INSTANCE)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
