@@ -34,6 +34,8 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.pool import QueuePool
+from watchdog.events import FileSystemEvent, PatternMatchingEventHandler
+from watchdog.observers import Observer
 
 # Connections kept open per storage between uses. More are opened when more threads (the UI's) need
 # one at once, and closed when they are returned beyond this many: a busy moment never waits on the
@@ -101,9 +103,37 @@ class LaptopEventLogStorage(_KeptConnections, ConsolidatedSqliteEventLogStorage)
                     self._tables_seen.add(table_name)
         return table_name in self._tables_seen
 
+    def watch(self, run_id: str, cursor: str | None, callback: Any) -> None:
+        """Follow a run's new events (the UI's live view of a run), as Dagster's class does, but on
+        the write-ahead log as well as the database file: a commit lands in the log, and the file
+        changes only when the log is folded into it. That happened at every commit when every
+        connection was closed after use; with kept connections it happens every thousand pages, so
+        watching the file alone would show a run's events only long after they happened."""
+        if not self._obs:
+            observer = Observer()
+            observer.start()
+            observer.schedule(_EventLogChanged(self), self._base_dir, recursive=True)
+            self._obs = observer  # type: ignore[assignment]  # Dagster declares it None until it watches
+        self._watchers[run_id][callback] = cursor
+
     def dispose(self) -> None:
         super().dispose()
         self._dispose_engine()
+
+
+class _EventLogChanged(PatternMatchingEventHandler):
+    """Calls the storage's watchers when its database file or its write-ahead log is written."""
+
+    def __init__(self, storage: LaptopEventLogStorage) -> None:
+        self._storage = storage
+        database = storage.get_db_path()
+        super().__init__(patterns=[database, f"{database}-wal"])
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        self._storage.on_modified()
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        self._storage.on_modified()
 
 
 class LaptopRunStorage(_KeptConnections, SqliteRunStorage):

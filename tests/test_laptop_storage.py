@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -41,11 +42,12 @@ def say_hello():
     hello()
 
 
+def is_run_success(entry: dg.EventLogEntry) -> bool:
+    return bool(entry.dagster_event and entry.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS)
+
+
 def succeeded(instance: dg.DagsterInstance, run_id: str) -> bool:
-    return any(
-        e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
-        for e in instance.all_logs(run_id)
-    )
+    return any(is_run_success(entry) for entry in instance.all_logs(run_id))
 
 
 @pytest.fixture
@@ -176,3 +178,75 @@ def test_another_process_writes_and_reads_the_files_while_this_one_keeps_its_con
         assert succeeded(instance, other_run) and instance.get_run_by_id(other_run).is_success
         last = say_hello.execute_in_process(instance=instance).run_id
         assert {run.run_id for run in instance.get_runs()} == {first, other_run, last}
+
+
+WATCHED_PROCESS = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import dagster as dg
+
+    def wait_for(path):
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @dg.op
+    def slow(context) -> int:
+        wait_for(Path(sys.argv[2]))
+        context.log.info("halfway")
+        wait_for(Path(sys.argv[3]))
+        return 1
+
+    @dg.job
+    def watched():
+        slow()
+
+    with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+        watched.execute_in_process(instance=instance)
+    """
+)
+
+
+def test_the_ui_sees_a_runs_events_as_another_process_writes_them(tmp_path, monkeypatch):
+    """The UI follows a running run by watching the event log for writes. With kept connections a
+    commit lands in the write-ahead log, and the database file changes only when the log is folded
+    into it (every thousand pages): the storage watches the log too, so an event shows while the
+    run is still going."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    home = dagster_home()
+    watching, finish = tmp_path / "watching", tmp_path / "finish"
+    with dg.DagsterInstance.from_config(str(home)) as ui:
+        say_hello.execute_in_process(instance=ui)  # the UI holds kept connections, as a busy one does
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WATCHED_PROCESS, str(home), str(watching), str(finish)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (runs := ui.get_runs(filters=dg.RunsFilter(job_name="watched"))):
+                assert time.monotonic() < deadline and worker.poll() is None, "the run never started"
+                time.sleep(0.05)
+            seen: list[dg.EventLogEntry] = []
+            ui.watch_event_logs(runs[0].run_id, None, lambda entry, _cursor: seen.append(entry))
+            watching.touch()
+            deadline = time.monotonic() + 30
+            while not any(entry.user_message == "halfway" for entry in seen):
+                assert time.monotonic() < deadline, (
+                    f"the run's halfway event was not seen within 30 s; {len(seen)} events seen"
+                )
+                time.sleep(0.05)
+            assert worker.poll() is None and not any(is_run_success(entry) for entry in seen)  # still running
+            finish.touch()
+            assert worker.wait(timeout=60) == 0, worker.stderr.read()[-2000:] if worker.stderr else ""
+            deadline = time.monotonic() + 30
+            while not any(is_run_success(entry) for entry in seen):
+                assert time.monotonic() < deadline, "the run's success was not seen"
+                time.sleep(0.05)
+        finally:
+            finish.touch()
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait(timeout=30)
