@@ -282,25 +282,28 @@ def attendance(
     by_company = weeks_by_company(context)
     for company_id, mondays in by_company.items():
         source = company_source(context, company_id, registry, vendors)
-        with warehouse.reading() as read:
-            company_jobs = read.read_table(JOBS, where={"company_id": company_id})
-            company_workers = read.read_table(WORKERS, where={"company_id": company_id})
-        pull_date = registry.get(company_id).attendance_pull_date
-        before, due = weeks_before_pull_date(mondays, pull_date)
-        if before:
-            clear_weeks(warehouse, company_id, before)
-            for monday in before:
-                context.add_asset_metadata(
-                    {"dagster/row_count": 0, "provider": source.provider, "before_pull_date": True},
-                    partition_key=str(company_week_key(company_id, monday.isoformat())),
+        # A small company's weeks, each read and written in transactions of its own, open a DuckDB
+        # file once.
+        with warehouse.kept_open():
+            with warehouse.reading() as read:
+                company_jobs = read.read_table(JOBS, where={"company_id": company_id})
+                company_workers = read.read_table(WORKERS, where={"company_id": company_id})
+            pull_date = registry.get(company_id).attendance_pull_date
+            before, due = weeks_before_pull_date(mondays, pull_date)
+            if before:
+                clear_weeks(warehouse, company_id, before)
+                for monday in before:
+                    context.add_asset_metadata(
+                        {"dagster/row_count": 0, "provider": source.provider, "before_pull_date": True},
+                        partition_key=str(company_week_key(company_id, monday.isoformat())),
+                    )
+            for monday in due:
+                partition_key = str(company_week_key(company_id, monday.isoformat()))
+                metadata, counts = clean_week(
+                    warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
                 )
-        for monday in due:
-            partition_key = str(company_week_key(company_id, monday.isoformat()))
-            metadata, counts = clean_week(
-                warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
-            )
-            context.add_asset_metadata(metadata, partition_key=partition_key)
-            totals.update(counts)
+                context.add_asset_metadata(metadata, partition_key=partition_key)
+                totals.update(counts)
     # Metadata went to each week's materialization above; the result only ends the step.
     yield dg.MaterializeResult()
     # One result for the run's weeks (a range cannot be one check partition): it names them.

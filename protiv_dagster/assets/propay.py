@@ -256,53 +256,59 @@ def propay_tables(context: dg.AssetExecutionContext, registry: ConnectionRegistr
     connection = registry.get(company_id)
     label_run(context, company_id, connection.provider)
     where = {"company_id": company_id}
-    with warehouse.reading() as read:  # one consistent view of the inputs
-        inputs = {
-            table.name: read.read_table(table, where=where)
-            for table in (JOBS, ATTENDANCE, WORKERS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS)
+    # Its read and its write open a DuckDB file once.
+    with warehouse.kept_open():
+        with warehouse.reading() as read:  # one consistent view of the inputs
+            inputs = {
+                table.name: read.read_table(table, where=where)
+                for table in (JOBS, ATTENDANCE, WORKERS, TASK_LINES, WORKER_WAGES, JOB_ASSIGNMENTS)
+            }
+        history, settings_rows = settings_history(connection)
+        result = compute_propays(
+            inputs[JOBS.name],
+            inputs[ATTENDANCE.name],
+            inputs[WORKERS.name],
+            history,
+            company_id,
+            task_lines=inputs[TASK_LINES.name],
+            wages=inputs[WORKER_WAGES.name],
+            assignments=inputs[JOB_ASSIGNMENTS.name],
+            pull_date=connection.attendance_pull_date,
+        )
+        without = result.jobs_without_propay
+        computed = {
+            PROPAY_OPPORTUNITIES.name: result.opportunities,
+            PROPAY_WORKER_BONUSES.name: result.worker_bonuses,
+            PROPAY_OVERTIME_WEEKS.name: result.overtime_weeks,
+            JOBS_WITHOUT_PROPAY.name: without.assign(item_id=without["milestone_id"].fillna(without["job_id"])),
+            PROPAY_SETTINGS_VERSIONS.name: settings_rows,
         }
-    history, settings_rows = settings_history(connection)
-    result = compute_propays(
-        inputs[JOBS.name],
-        inputs[ATTENDANCE.name],
-        inputs[WORKERS.name],
-        history,
-        company_id,
-        task_lines=inputs[TASK_LINES.name],
-        wages=inputs[WORKER_WAGES.name],
-        assignments=inputs[JOB_ASSIGNMENTS.name],
-        pull_date=connection.attendance_pull_date,
-    )
-    without = result.jobs_without_propay
-    computed = {
-        PROPAY_OPPORTUNITIES.name: result.opportunities,
-        PROPAY_WORKER_BONUSES.name: result.worker_bonuses,
-        PROPAY_OVERTIME_WEEKS.name: result.overtime_weeks,
-        JOBS_WITHOUT_PROPAY.name: without.assign(item_id=without["milestone_id"].fillna(without["job_id"])),
-        PROPAY_SETTINGS_VERSIONS.name: settings_rows,
-    }
-    stored: dict[str, pd.DataFrame] = {}
-    rejected: dict[str, pd.DataFrame] = {}
-    removed: dict[str, int] = {}
-    for table, model, record_id in _ENGINE_TABLES:
-        candidates = computed[table.name]
-        if table is PROPAY_WORKER_BONUSES:
-            # A worker's bonus row names its ProPay: without the ProPay (set aside above) it is removed too.
-            candidates = candidates[candidates["propay_id"].isin(set(stored[PROPAY_OPPORTUNITIES.name]["propay_id"]))]
-            removed[table.name] = len(computed[table.name]) - len(candidates)
-        stored[table.name], rejected[table.name] = validated(table, model, record_id, candidates, schemas.no_rejects())
-    # Every table and its set-aside records in ONE transaction: an analyst never sees ProPays of
-    # this run beside bonuses of the previous one, and a failure leaves all as they were.
-    warehouse.replace_partitions(
-        [
-            write
-            for table, _, _ in _ENGINE_TABLES
-            for write in (
-                PartitionWrite(table, stored[table.name], where),
-                set_aside_write(company_id, table.name, company_id, rejected[table.name]),
+        stored: dict[str, pd.DataFrame] = {}
+        rejected: dict[str, pd.DataFrame] = {}
+        removed: dict[str, int] = {}
+        for table, model, record_id in _ENGINE_TABLES:
+            candidates = computed[table.name]
+            if table is PROPAY_WORKER_BONUSES:
+                # A worker's bonus row names its ProPay: without the ProPay (set aside above) it is removed too.
+                candidates = candidates[
+                    candidates["propay_id"].isin(set(stored[PROPAY_OPPORTUNITIES.name]["propay_id"]))
+                ]
+                removed[table.name] = len(computed[table.name]) - len(candidates)
+            stored[table.name], rejected[table.name] = validated(
+                table, model, record_id, candidates, schemas.no_rejects()
             )
-        ]
-    )
+        # Every table and its set-aside records in ONE transaction: an analyst never sees ProPays of
+        # this run beside bonuses of the previous one, and a failure leaves all as they were.
+        warehouse.replace_partitions(
+            [
+                write
+                for table, _, _ in _ENGINE_TABLES
+                for write in (
+                    PartitionWrite(table, stored[table.name], where),
+                    set_aside_write(company_id, table.name, company_id, rejected[table.name]),
+                )
+            ]
+        )
     opportunities = stored[PROPAY_OPPORTUNITIES.name]
     bonuses = stored[PROPAY_WORKER_BONUSES.name]
     weeks = stored[PROPAY_OVERTIME_WEEKS.name]

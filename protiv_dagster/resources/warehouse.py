@@ -144,6 +144,12 @@ class Warehouse(dg.ConfigurableResource):
         with self.store.reading() as reader:
             yield reader
 
+    @contextmanager
+    def kept_open(self) -> Iterator[None]:
+        """A DuckDB file opened once for the transactions of the block, for at most a second."""
+        with self.store.kept_open():
+            yield
+
     def execute(self, sql: str, params: Sequence[object] = ()) -> None:
         """Run one DDL or DML statement in its own transaction, with the placeholder rules of `query`."""
         self.store.execute(sql, params)

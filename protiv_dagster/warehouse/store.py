@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,35 @@ log = logging.getLogger(__name__)
 # What `duckdb_memory_limit` may say: it is spelled into a SET statement.
 MEMORY_LIMIT_PATTERN = r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$"
 
+# How long `WarehouseStore.kept_open` may keep a DuckDB file open across transactions: longer than a
+# small company's whole step (its transactions then cost no open), short enough that a process
+# waiting for the file waits about as long as it would for one large write.
+KEEP_OPEN_SECONDS = 1.0
+
+
+@dataclass
+class _KeptFile:
+    connection: duckdb.DuckDBPyConnection | None  # None once the time ran out: not opened again in the block
+    until: float
+
+
+# The DuckDB files each thread keeps open (`WarehouseStore.kept_open`), by path. Per thread, so no
+# lock is needed: the connections of every thread of the process share one database in DuckDB.
+_kept = threading.local()
+
+
+def _kept_files() -> dict[Path, _KeptFile]:
+    if not hasattr(_kept, "files"):
+        _kept.files = {}
+    return _kept.files
+
+
+def _close_kept_if_due(path: Path) -> None:
+    kept = _kept_files().get(path)
+    if kept is not None and kept.connection is not None and time.monotonic() >= kept.until:
+        kept.connection.close()
+        kept.connection = None
+
 
 @dataclass(frozen=True)
 class WarehouseStore:
@@ -49,7 +80,8 @@ class WarehouseStore:
 
     Tables live in the schema `schema_name`, where analysts query them with SQL. Every operation
     opens its own connection (DuckDB lets one process hold the file at a time) and runs in one
-    transaction. `schema.ensure_tables` creates the tables; `security` manages analyst roles.
+    transaction; inside `kept_open`, a DuckDB file stays open between them for at most a second.
+    `schema.ensure_tables` creates the tables; `security` manages analyst roles.
     """
 
     url: str = ""
@@ -277,8 +309,36 @@ class WarehouseStore:
                     raise
                 duck.commit()
             finally:
-                # Closing releases the file lock at once for the next process.
+                # Closing releases the file lock at once for the next process (unless a block of
+                # `kept_open` keeps it, for at most its time).
                 duck.close()
+                _close_kept_if_due(self.duckdb_file().absolute())
+
+    @contextmanager
+    def kept_open(self, seconds: float = KEEP_OPEN_SECONDS) -> Iterator[None]:
+        """Keep a DuckDB file open in this process across the transactions of the block, for at most
+        ``seconds`` from its start; each transaction is still its own.
+
+        Opening a DuckDB file costs about 11 ms and closing it about 5 ms (the checkpoint), whatever
+        the transaction in between: a small company's sync paid 0.3 s of its 1.6 s for 20 of them
+        (bench/RESULTS.md, issue 20). While one connection stays open, DuckDB hands this process
+        further connections to the same database at once, and closing them folds nothing. Another
+        process wanting the file waits for the block, or for its time, whichever ends first; after
+        that the block's transactions open and close the file each, as outside it. Does nothing on
+        PostgreSQL, or inside another block of this thread for the same file."""
+        if self.backend != "duckdb" or self.duckdb_file().absolute() in _kept_files():
+            yield
+            return
+        path = self.duckdb_file().absolute()
+        with database_errors("opening the file", self.describe()):
+            kept = _KeptFile(self._open_duckdb(), time.monotonic() + seconds)
+        _kept_files()[path] = kept
+        try:
+            yield
+        finally:
+            del _kept_files()[path]
+            if kept.connection is not None:
+                kept.connection.close()
 
     def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
         """Open the DuckDB file, waiting with backoff while another process holds its lock."""

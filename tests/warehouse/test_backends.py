@@ -139,3 +139,85 @@ def test_duckdb_gives_a_clear_error_when_the_file_stays_locked(tmp_path: Path) -
     finally:
         holder.kill()
         holder.wait()
+
+
+# Whether another process can open the DuckDB file now: a second Dagster run's process, asking.
+PROBE_OPEN = (
+    "import duckdb, sys\n"
+    "try:\n    duckdb.connect(sys.argv[1]).close()\nexcept duckdb.IOException as exc:\n"
+    "    print('locked' if 'lock' in str(exc).lower() else exc)\nelse:\n    print('open')"
+)
+
+
+def another_process_opens(path: Path) -> str:
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE_OPEN, str(path)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return probe.stdout.strip()
+
+
+def test_a_kept_open_block_holds_the_duckdb_file_between_its_transactions_and_releases_it_after(
+    tmp_path: Path,
+) -> None:
+    """Each transaction outside the block opens and closes the file (another process gets it between
+    two); inside, the file stays open from the first to the last, so its transactions cost no open."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    assert another_process_opens(path) == "open"
+    with warehouse.kept_open():
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        assert another_process_opens(path) == "locked"
+        # The next transactions reuse the open database: something attached to it in one is there in the next.
+        warehouse.execute("ATTACH ':memory:' AS kept_probe")
+        assert "kept_probe" in set(warehouse.query("SELECT database_name FROM duckdb_databases()")["database_name"])
+        rows = warehouse.read_table(ATTENDANCE)
+    assert another_process_opens(path) == "open"
+    assert "kept_probe" not in set(warehouse.query("SELECT database_name FROM duckdb_databases()")["database_name"])
+    pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), rows)
+
+
+def test_a_kept_open_block_lets_the_file_go_once_its_time_is_up(tmp_path: Path) -> None:
+    """A long block (a large company's weeks) keeps the file no longer than its time: the first
+    transaction ending after it closes the file, and the rest open and close it each, as outside."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.store.kept_open(seconds=0.2):
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        assert another_process_opens(path) == "locked"
+        time.sleep(0.3)
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
+        assert another_process_opens(path) == "open"
+        warehouse.replace_partition(ATTENDANCE, week_rows("c2", FIRST_WEEK), {"company_id": "c2"}, FIRST_WEEK)
+        assert another_process_opens(path) == "open"
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+def test_a_failed_write_in_a_kept_open_block_keeps_the_previous_rows_and_the_next_transaction_works(
+    warehouse: Warehouse,
+) -> None:
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.kept_open():
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        before = warehouse.read_table(ATTENDANCE)
+        duplicated = week_rows("c1", FIRST_WEEK, version=2)
+        duplicated = pd.concat([duplicated, duplicated.tail(1)], ignore_index=True)
+        with pytest.raises(WarehouseError, match="attendance"):
+            warehouse.replace_partition(ATTENDANCE, duplicated, {"company_id": "c1"}, FIRST_WEEK)
+        pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), before)
+        warehouse.replace_partition(ATTENDANCE, week_rows("c2", FIRST_WEEK), {"company_id": "c2"}, FIRST_WEEK)
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+def test_a_kept_open_block_waits_for_the_file_like_any_write(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    Warehouse(url=str(path)).ensure_tables([ATTENDANCE])
+    holder = hold_lock(path, 60.0)
+    try:
+        kept = Warehouse(url=str(path), lock_timeout_seconds=0.5).kept_open()
+        with pytest.raises(WarehouseError, match="stayed locked by another process for 0.5 s"), kept:
+            pass
+    finally:
+        holder.kill()
+        holder.wait()

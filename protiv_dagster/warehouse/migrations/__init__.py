@@ -178,14 +178,15 @@ def prepare(store: WarehouseStore, *, remake: bool = False) -> None:
     """
     tables, views = _project_declarations()
     digest = declarations_digest(store, tables, views)
-    if not remake and _prepared_as_declared(store, tables, views, digest):
-        return
-    stamp = check(store)
-    ensure_tables(store, tables)
-    ensure_views(store, views)
-    if stamp:
-        _stamp_head(store)
-    _record_digest(store, digest)
+    with store.kept_open():  # its five transactions open a DuckDB file once
+        if not remake and _prepared_as_declared(store, tables, views, digest):
+            return
+        stamp = check(store)
+        ensure_tables(store, tables)
+        ensure_views(store, views)
+        if stamp:
+            _stamp_head(store)
+        _record_digest(store, digest)
 
 
 def _prepared_as_declared(store: WarehouseStore, tables: list[Table], views: list[View], digest: str) -> bool:
