@@ -6,7 +6,7 @@ for every statement they run: some 370 engines and 300 connections in one small 
 sync. A new engine compiles every statement again, and closing a database's last connection
 checkpoints its write-ahead log and deletes it, so every event paid for a checkpoint on top of its
 insert. Three Dagster runs with no work in them (bench/dagster_floor.py) took 0.57 s that way, and
-0.20 s on these storages (bench/RESULTS.md, issue 20).
+0.15 s on these storages (bench/RESULTS.md, issue 20).
 
 Here each storage object keeps one engine whose pool keeps its SQLite connections open between
 uses. Locking between the processes sharing the files (the UI, the daemon, run workers) is
@@ -15,7 +15,9 @@ pool only after its transaction has ended. Dagster creates the files in write-ah
 these connections commit with ``synchronous=NORMAL``, SQLite's setting for that mode: a commit is
 durable when the process dies, and the database stays whole when the machine loses power, at the
 price of the last commits before the loss. For a laptop's run history that is the right trade;
-a deployment keeps its instance in PostgreSQL (deploy/dagster.yaml).
+a deployment keeps its instance in PostgreSQL (deploy/dagster.yaml). A commit now stays in the
+log until a thousand pages have gathered there, so the event log watches the log as well as the
+file for the UI's live view of a run.
 """
 
 from __future__ import annotations
