@@ -128,7 +128,8 @@ class Timers:
         self.wrap(WarehouseStore, "replace_partitions", "writes")  # replace_partition goes through it
         self.wrap(WarehouseStore, "query", "reads")  # read_table goes through query
         self.wrap(WarehouseReader, "query", "reads")  # reads sharing one connection (reading())
-        self.wrap(WarehouseStore, "_open_duckdb", "open")  # inside the ones above: one per transaction
+        # Inside the ones above: one per transaction, and one per kept_open block.
+        self.wrap(WarehouseStore, "_open_duckdb", "open")
         self.wrap(DagsterInstance, "handle_new_event", "event log")  # storing each event of a run
 
     def reset(self) -> None:
@@ -309,7 +310,8 @@ def report(args, result: dict, baseline_rss: float) -> None:
     print(
         "  seconds; dagster = run wall minus its steps' own time; tables = ensure_tables (DDL checks, comments);\n"
         "  writes = partition replaces; reads = warehouse queries; other = mapping, validation, JSON, metadata;\n"
-        "  events = the run's Dagster event log entries; opens = DuckDB connections opened (one per transaction)"
+        "  events = the run's Dagster event log entries; opens = DuckDB connections opened (one per "
+        "transaction and kept_open block; inside a block, all but the block's own cost no file open)"
     )
     print(
         f"  totals: dagster {overhead:.2f}, "

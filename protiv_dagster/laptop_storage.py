@@ -65,7 +65,8 @@ def kept_connections_engine(conn_string: str) -> Engine:
 
 
 class _KeptConnections:
-    """One engine for the storage's SQLite file, disposed of with the storage."""
+    """One engine for the storage's SQLite file, disposed of with the storage. ``connect`` is the name
+    Dagster's run and schedule storages give their one way to the database."""
 
     _conn_string: str
 
@@ -74,11 +75,12 @@ class _KeptConnections:
         return kept_connections_engine(self._conn_string)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def connect(self) -> Iterator[Connection]:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
-    def _dispose_engine(self) -> None:
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]  # the Dagster storage this is mixed into
         if "_engine" in self.__dict__:
             self._engine.dispose()
 
@@ -86,10 +88,7 @@ class _KeptConnections:
 class LaptopEventLogStorage(_KeptConnections, ConsolidatedSqliteEventLogStorage):
     """Every run's events in ``event_log.db`` under ``base_dir`` (Dagster's one-file event log)."""
 
-    @contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        with self._transaction() as conn:
-            yield conn
+    _connect = _KeptConnections.connect  # Dagster's name for it in this storage
 
     @cached_property
     def _tables_seen(self) -> set[str]:
@@ -118,10 +117,6 @@ class LaptopEventLogStorage(_KeptConnections, ConsolidatedSqliteEventLogStorage)
             self._obs = observer  # type: ignore[assignment]  # Dagster declares it None until it watches
         self._watchers[run_id][callback] = cursor
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._dispose_engine()
-
 
 class _EventLogChanged(PatternMatchingEventHandler):
     """Calls the storage's watchers when its database file or its write-ahead log is written."""
@@ -149,15 +144,6 @@ class LaptopRunStorage(_KeptConnections, SqliteRunStorage):
         prepared = SqliteRunStorage.from_local(os.path.join(config_value["base_dir"], "history"), inst_data=inst_data)
         return cls(prepared._conn_string, inst_data)
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with self._transaction() as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._dispose_engine()
-
 
 class LaptopScheduleStorage(_KeptConnections, SqliteScheduleStorage):
     """Sensor and schedule ticks in Dagster's own file for them, ``schedules/schedules.db`` under
@@ -171,12 +157,3 @@ class LaptopScheduleStorage(_KeptConnections, SqliteScheduleStorage):
             os.path.join(config_value["base_dir"], "schedules"), inst_data=inst_data
         )
         return cls(prepared._conn_string, inst_data)
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with self._transaction() as conn:
-            yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._dispose_engine()

@@ -26,20 +26,11 @@ from protiv_dagster.laptop_storage import (
     LaptopRunStorage,
     LaptopScheduleStorage,
 )
+from tests.cli.test_common import say_hello  # a one-op job
 
 # The instance the version before this one wrote into a new home: the laptop's event log, Dagster's
 # run and schedule storages.
 WRITTEN_BEFORE = common._LAPTOP_SETTINGS + common._ONE_EVENT_LOG
-
-
-@dg.op
-def hello() -> str:
-    return "hello"
-
-
-@dg.job
-def say_hello():
-    hello()
 
 
 def is_run_success(entry: dg.EventLogEntry) -> bool:
