@@ -22,6 +22,7 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, expect
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_partitions
@@ -54,9 +55,10 @@ def ui(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui_browser")
     home = tmp / "dagster_home"
     home.mkdir()
-    # Nothing leaves the machine, and no "Join the Dagster community" dialog covers the page (the UI
-    # shows it on loopback addresses until someone dismisses it).
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    # The laptop's instance as `protiv ui` writes it: nothing leaves the machine, no "Join the Dagster
+    # community" dialog covers the page (the UI shows it on loopback addresses until someone
+    # dismisses it), and the storages keep their SQLite connections.
+    (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)
     env = {
         "DAGSTER_HOME": str(home),
         DATA_DIR_VARIABLE: str(tmp / "data"),

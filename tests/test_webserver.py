@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.partitions import company_week_partitions
@@ -55,8 +56,9 @@ def ui(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("webserver")
     home = tmp / "dagster_home"
     home.mkdir()
-    # No usage statistics leave the machine: this test's traffic stays on loopback.
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # The laptop's instance as `protiv ui` writes it (no usage statistics leave the machine; its
+    # storages keep their SQLite connections): the webserver reads what this process wrote.
+    (home / "dagster.yaml").write_text(LAPTOP_INSTANCE)
     env = {
         "DAGSTER_HOME": str(home),
         DATA_DIR_VARIABLE: str(tmp / "data"),

@@ -11,6 +11,7 @@ this process on the same instance. Real clock: the due weeks are the pull date's
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
+from protiv_dagster.cli.common import LAPTOP_INSTANCE
 from protiv_dagster.connections.registry import ConnectionRegistry, generate_secret_key
 from protiv_dagster.definitions import build_defs
 from protiv_dagster.jobs import FORCE_SYNC_RUN_TAG
@@ -50,11 +52,14 @@ def ui(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("webserver_force_sync")
     home = tmp / "dagster_home"
     home.mkdir()
-    # Nothing leaves the machine; a run launched in the UI starts at once (no daemon here to take it
-    # from the queue: the daemon's part is ticked in this process).
+    # The laptop's instance (nothing leaves the machine, storages on kept SQLite connections), except
+    # that a run launched in the UI starts at once: no daemon here takes it from the queue (the
+    # daemon's part is ticked in this process).
+    queued = "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
+    assert queued in LAPTOP_INSTANCE
     (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        re.sub(r"run_coordinator:\n(  .*\n)+", "", LAPTOP_INSTANCE)
+        + "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
     )
     env = {
         "DAGSTER_HOME": str(home),

@@ -97,7 +97,7 @@ def prepare_warehouse(warehouse: Warehouse) -> None:
 
     Checked once per process and warehouse: a run process (or the demo, which runs several runs in
     one process) checks once, not in every step; a warehouse already as declared costs one
-    connection and four catalog reads, no DDL (``warehouse.migrations.prepare``).
+    connection and five catalog reads, no DDL (``warehouse.migrations.prepare``).
     """
     key = f"{warehouse.describe()}|{warehouse.schema_name}"
     if key not in _prepared_warehouses:

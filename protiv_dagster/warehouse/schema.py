@@ -128,6 +128,20 @@ def declarations_digest(store: WarehouseStore, tables: Iterable[Table], views: I
     return "sha256:" + hashlib.sha256(repr(declared).encode()).hexdigest()
 
 
+def view_definitions_digest(session: Session, store: WarehouseStore) -> str:
+    """A digest of the schema's views as the catalog holds them (each one's SQL): a view rewritten by
+    hand with the columns of its declaration differs here from the one the last preparation made."""
+    if store.backend == "postgres":
+        sql = "SELECT viewname AS name, definition AS body FROM pg_views WHERE schemaname = ? ORDER BY viewname"
+    else:
+        sql = (
+            "SELECT view_name AS name, sql AS body FROM duckdb_views() WHERE database_name = current_database() "
+            "AND schema_name = ? AND NOT internal ORDER BY view_name"
+        )
+    rows = session.fetch(sql, [store.schema_name])
+    return "views-sha256:" + hashlib.sha256(repr(list(zip(rows["name"], rows["body"]))).encode()).hexdigest()
+
+
 def columns_as_declared(session: Session, schema_name: str, tables: Iterable[Table], views: Iterable[View]) -> bool:
     """Whether every declared table and view exists with exactly its declared columns and types (one
     catalog query; ``ensure_tables`` and ``ensure_views`` name the differences)."""

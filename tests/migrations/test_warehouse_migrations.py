@@ -308,6 +308,15 @@ def view_comments(store: WarehouseStore) -> dict[str, str | None]:
     return {str(row.name): None if pd.isna(row.comment) else str(row.comment) for row in frame.itertuples()}
 
 
+def view_definition(store: WarehouseStore, name: str) -> str:
+    """A view's SQL as the catalog holds it."""
+    if store.backend == "postgres":
+        sql = "SELECT definition AS body FROM pg_views WHERE schemaname = ? AND viewname = ?"
+    else:
+        sql = "SELECT sql AS body FROM duckdb_views() WHERE schema_name = ? AND view_name = ?"
+    return str(store.query(sql, [store.schema_name, name])["body"].iloc[0])
+
+
 @both_backends
 def test_a_warehouse_as_declared_is_prepared_without_ddl_and_any_difference_is_made_again(new_store, monkeypatch):
     """Every run process prepares the warehouse: when it already is what the code declares, nothing is
@@ -329,6 +338,15 @@ def test_a_warehouse_as_declared_is_prepared_without_ddl_and_any_difference_is_m
     # A view dropped by hand: the next preparation makes the views again.
     store.execute(f'DROP VIEW {{schema}}."{last}"')
     prepare(store)
+    assert view_comments(store) == declared
+
+    # A view rewritten by hand with the same columns (here: one that shows no rows): made again too.
+    made = view_definition(store, last)
+    select = next(view.select for view in ALL_VIEWS if view.name == last)
+    store.execute(f'CREATE OR REPLACE VIEW {{schema}}."{last}" AS SELECT * FROM ({select}) AS declared WHERE false')
+    assert view_definition(store, last) != made
+    prepare(store)
+    assert view_definition(store, last) == made
     assert view_comments(store) == declared
 
     # An edited description reaches the catalog although every column is as declared.
