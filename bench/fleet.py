@@ -285,6 +285,20 @@ def pull_date(now: datetime, weeks: int | None) -> date:
     return max(monday, date.fromisoformat(HISTORY_START))
 
 
+def connect_fleet(fleet: Fleet, registry, pulled_from: date) -> None:
+    """Every company of the fleet connected in ``registry`` (the admin path), pulled from ``pulled_from``."""
+    for company_id, provider in fleet.ids:
+        credentials, zone = fleet.vendors[provider].hosted[company_id]
+        registry.connect(
+            company_id,
+            provider,
+            fleet.vendors[provider].base_url,
+            credentials,
+            attendance_pull_date=pulled_from,
+            settings={**SETTINGS, "timezone": zone},
+        )
+
+
 def seed_synced(
     fleet: Fleet, registry, defs, resources, instance, now: datetime, full_sync=(), on_step=None, weeks=None
 ) -> dict[str, float]:
@@ -307,17 +321,7 @@ def seed_synced(
         if on_step:
             on_step(name, spent[name])
 
-    pulled_from = pull_date(now, weeks)
-    for company_id, provider in fleet.ids:
-        credentials, zone = fleet.vendors[provider].hosted[company_id]
-        registry.connect(
-            company_id,
-            provider,
-            fleet.vendors[provider].base_url,
-            credentials,
-            attendance_pull_date=pulled_from,
-            settings={**SETTINGS, "timezone": zone},
-        )
+    connect_fleet(fleet, registry, pull_date(now, weeks))
     instance.add_dynamic_partitions(company_partitions.name, [company_id for company_id, _ in fleet.ids])
     stage("connections and partitions")
 

@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fleet import SETTINGS, Fleet, fresh_environment, pull_date
+from fleet import Fleet, connect_fleet, fresh_environment, pull_date
 from machine import describe
 from two_hour_cycle import check_company
 
@@ -125,17 +125,7 @@ def run_round(args, fleet: Fleet, variant: str) -> dict:
         dg.DagsterInstance.get().dispose()
         prepare(Warehouse().store)
         registry = ConnectionRegistry()
-        now = datetime.now(UTC)
-        for company_id, provider in fleet.ids:
-            credentials, zone = fleet.vendors[provider].hosted[company_id]
-            registry.connect(
-                company_id,
-                provider,
-                fleet.vendors[provider].base_url,
-                credentials,
-                attendance_pull_date=pull_date(now, None),
-                settings={**SETTINGS, "timezone": zone},
-            )
+        connect_fleet(fleet, registry, pull_date(datetime.now(UTC), None))
         spawn = mp.get_context("spawn")
         start, results = spawn.Event(), spawn.Queue()
         children = [
