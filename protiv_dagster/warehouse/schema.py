@@ -128,9 +128,8 @@ def declarations_digest(store: WarehouseStore, tables: Iterable[Table], views: I
     return "sha256:" + hashlib.sha256(repr(declared).encode()).hexdigest()
 
 
-def view_definitions_digest(session: Session, store: WarehouseStore) -> str:
-    """A digest of the schema's views as the catalog holds them (each one's SQL): a view rewritten by
-    hand with the columns of its declaration differs here from the one the last preparation made."""
+def view_definitions(session: Session, store: WarehouseStore) -> dict[str, str]:
+    """The schema's views as the catalog holds them: each one's SQL, by name."""
     if store.backend == "postgres":
         sql = "SELECT viewname AS name, definition AS body FROM pg_views WHERE schemaname = ? ORDER BY viewname"
     else:
@@ -139,7 +138,13 @@ def view_definitions_digest(session: Session, store: WarehouseStore) -> str:
             "AND schema_name = ? AND NOT internal ORDER BY view_name"
         )
     rows = session.fetch(sql, [store.schema_name])
-    return "views-sha256:" + hashlib.sha256(repr(list(zip(rows["name"], rows["body"]))).encode()).hexdigest()
+    return dict(zip(rows["name"], rows["body"]))
+
+
+def view_definitions_digest(session: Session, store: WarehouseStore) -> str:
+    """A digest of ``view_definitions``: a view rewritten by hand with the columns of its declaration
+    differs here from the one the last preparation made."""
+    return "views-sha256:" + hashlib.sha256(repr(sorted(view_definitions(session, store).items())).encode()).hexdigest()
 
 
 def columns_as_declared(session: Session, schema_name: str, tables: Iterable[Table], views: Iterable[View]) -> bool:

@@ -326,11 +326,11 @@ class WarehouseStore:
         process wanting the file waits for the block, or for its time, whichever ends first; after
         that the block's transactions open and close the file each, as outside it. Does nothing on
         PostgreSQL, or inside another block of this thread for the same file."""
-        if self.backend != "duckdb" or self.duckdb_file().absolute() in _kept_files():
+        path = self.duckdb_file().absolute() if self.backend == "duckdb" else None
+        if path is None or path in _kept_files():
             yield
             return
-        path = self.duckdb_file().absolute()
-        with database_errors("opening the file", self.describe()):
+        with database_errors("opening the file", self.describe()):  # _open_duckdb's own errors pass as they are
             kept = _KeptFile(self._open_duckdb(), time.monotonic() + seconds)
         _kept_files()[path] = kept
         try:

@@ -28,6 +28,7 @@ from protiv_dagster.warehouse.migrations import (
     prepare,
     upgrade_warehouse,
 )
+from protiv_dagster.warehouse.schema import view_definitions
 from protiv_dagster.warehouse.session import WarehouseError
 from protiv_dagster.warehouse.store import WarehouseStore
 from tests.warehouse.helpers import comments
@@ -310,11 +311,8 @@ def view_comments(store: WarehouseStore) -> dict[str, str | None]:
 
 def view_definition(store: WarehouseStore, name: str) -> str:
     """A view's SQL as the catalog holds it."""
-    if store.backend == "postgres":
-        sql = "SELECT definition AS body FROM pg_views WHERE schemaname = ? AND viewname = ?"
-    else:
-        sql = "SELECT sql AS body FROM duckdb_views() WHERE schema_name = ? AND view_name = ?"
-    return str(store.query(sql, [store.schema_name, name])["body"].iloc[0])
+    with store.session("reading a view") as session:
+        return view_definitions(session, store)[name]
 
 
 @both_backends
