@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import pandas as pd
@@ -272,19 +273,33 @@ class WarehouseStore:
         return default_duckdb_path() if location is None else Path(location).expanduser()
 
     @contextmanager
-    def checkpointed(self) -> Iterator[Path]:
-        """The DuckDB file with every commit folded into it (its write-ahead log emptied), held by
-        this process for the block: no other process writes it meanwhile, so a copy of the file
-        taken inside is a whole database. Waits for the file like any write."""
+    def checkpointed(self) -> Iterator[BinaryIO]:
+        """The DuckDB file with every commit folded into it (its write-ahead log emptied), opened for
+        reading and held by this process for the block: no other process writes it meanwhile, so what
+        is read from it inside is a whole database. Waits for the file like any write.
+
+        Read it through the file object given, never by opening its path again: DuckDB's lock on the
+        file is a POSIX record lock, which belongs to the process and goes with the first close of
+        ANY of its descriptors of that file. A copy made by path (``shutil.copyfile``) let another
+        process open and write the file while this one still had it open (seen in a probe: the other
+        process's insert went through). The file object given is closed after DuckDB's connection."""
         if self.backend != "duckdb":
             raise ValueError(f"{self.describe()} is not a DuckDB file")
         with database_errors("checkpoint", self.describe()):
             duck = self._open_duckdb()
             try:
                 duck.execute("CHECKPOINT")
-                yield self.duckdb_file()
-            finally:
+                reader = self.duckdb_file().open("rb")
+            except BaseException:
                 duck.close()
+                raise
+            try:
+                yield reader
+            finally:
+                try:
+                    duck.close()
+                finally:
+                    reader.close()  # only now: closing it earlier would have dropped DuckDB's lock
 
     @contextmanager
     def session(self, action: str) -> Iterator[Session]:

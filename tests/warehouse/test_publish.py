@@ -5,6 +5,7 @@ an analyst's notebook would."""
 
 from __future__ import annotations
 
+import shutil
 import stat
 import subprocess
 import sys
@@ -78,6 +79,47 @@ def test_an_open_analyst_session_never_blocks_a_write_or_the_next_publication(tm
     assert session.returncode == 0 and out.strip() == "still 6"  # the open session kept its copy
     with duckdb.connect(str(second.path), read_only=True) as analyst:  # a new session sees the new one
         assert analyst.execute("SELECT count(*) FROM protiv.attendance").fetchone() == (12,)
+
+
+def other_process_writes(path: Path) -> subprocess.CompletedProcess:
+    """Another process opening the warehouse file to write to it, as another run's process would."""
+    script = (
+        f"import duckdb; duckdb.connect({str(path)!r}).execute('CREATE TABLE protiv.intruder (x INT)'); print('wrote')"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def test_the_file_stays_locked_for_the_whole_copy_and_until_the_block_ends(tmp_path: Path):
+    # DuckDB's lock is a POSIX record lock: closing any descriptor of the file in this process drops
+    # it. A copy by path inside the block let another process write the file it still had open.
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables([ATTENDANCE])
+    write_week(warehouse, FIRST_WEEK)
+    with warehouse.store.checkpointed() as held:
+        assert len(held.read()) == (tmp_path / "warehouse.duckdb").stat().st_size > 0
+        refused = other_process_writes(tmp_path / "warehouse.duckdb")
+        assert refused.returncode != 0 and "Could not set lock" in refused.stderr
+    assert held.closed
+    assert other_process_writes(tmp_path / "warehouse.duckdb").stdout.strip() == "wrote"  # let go after the block
+
+
+def test_a_publication_leaves_the_file_locked_until_it_has_let_go(tmp_path: Path, monkeypatch):
+    warehouse = Warehouse(url=str(tmp_path / "warehouse.duckdb"))
+    warehouse.ensure_tables([ATTENDANCE])
+    write_week(warehouse, FIRST_WEEK)
+    after_copy = []
+    real_copy = shutil.copyfileobj
+
+    def copy_then_try_another_process(source, target, length=0):
+        real_copy(source, target, length)
+        after_copy.append(other_process_writes(tmp_path / "warehouse.duckdb"))
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_then_try_another_process)
+    published = publish_for_analysts(warehouse.store)
+
+    assert after_copy[0].returncode != 0 and "Could not set lock" in after_copy[0].stderr
+    with duckdb.connect(str(published.path), read_only=True) as analyst:
+        assert analyst.execute("SELECT count(*) FROM protiv.attendance").fetchone() == (6,)
 
 
 def test_a_session_open_on_the_warehouse_itself_is_named_with_the_copy_to_open_instead(tmp_path: Path):
