@@ -38,6 +38,7 @@ from protiv_dagster.assets.dbt_library import (
 )
 from protiv_dagster.automation.conditions import ANALYTICS_GROUP, MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse.store import say_waiting
 
 GROUP = ANALYTICS_GROUP
 # What dbt-duckdb prints when another process holds the warehouse file.
@@ -167,5 +168,6 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
             error = invocation.get_error()
             raise error if error else dg.Failure("dbt build failed")
         context.log.info(f"The DuckDB warehouse is locked by another process; dbt runs again in {wait:g} s")
+        say_waiting(warehouse.store.duckdb_file())  # a run keeping the file open lets it go
         wait_for_the_file(wait)
         wait = min(wait * 2, 8.0)

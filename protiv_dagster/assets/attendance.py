@@ -282,8 +282,8 @@ def attendance(
     by_company = weeks_by_company(context)
     for company_id, mondays in by_company.items():
         source = company_source(context, company_id, registry, vendors)
-        # A small company's weeks, each read and written in transactions of its own, open a DuckDB
-        # file once.
+        # The company's weeks, each read and written in transactions of its own, open a DuckDB file
+        # once (unless another run waits for it meanwhile).
         with warehouse.kept_open():
             with warehouse.reading() as read:
                 company_jobs = read.read_table(JOBS, where={"company_id": company_id})

@@ -250,7 +250,7 @@ def _sync_raw_weeks(
     weeks = RawWeeks(company_id, mondays, source, pull_date)
     try:
         weeks.read(mondays)
-        with warehouse.kept_open():  # a small company's weeks: one open of a DuckDB file
+        with warehouse.kept_open():  # the weeks' writes: one open of a DuckDB file
             read_again_where_emptied(weeks, stored_live_ids, context.log)
             # A transaction per week, as a run of one week: one transaction over a window of large
             # weeks would hold them all uncommitted at once, in memory until the commit.

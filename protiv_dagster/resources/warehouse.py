@@ -146,7 +146,8 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def kept_open(self) -> Iterator[None]:
-        """A DuckDB file opened once for the transactions of the block, for at most a second."""
+        """A DuckDB file opened once for the transactions of the block, until another process waits
+        for it (see `WarehouseStore.kept_open`)."""
         with self.store.kept_open():
             yield
 

@@ -39,16 +39,23 @@ log = logging.getLogger(__name__)
 # What `duckdb_memory_limit` may say: it is spelled into a SET statement.
 MEMORY_LIMIT_PATTERN = r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$"
 
-# How long `WarehouseStore.kept_open` may keep a DuckDB file open across transactions: longer than a
-# small company's whole step (its transactions then cost no open), short enough that a process
-# waiting for the file waits about as long as it would for one large write.
+# How long `WarehouseStore.kept_open` keeps a DuckDB file open across transactions before it looks
+# whether another process waits for the file: longer than a small company's whole step (its
+# transactions then cost no open), short enough that a process waiting for the file waits about as
+# long as it would for one large write.
 KEEP_OPEN_SECONDS = 1.0
+# The longest a block keeps the file while nobody says it waits (a process of another program, or
+# of an older version, waits without saying so): well inside the 30 s other writers wait for it.
+KEEP_OPEN_AT_MOST_SECONDS = 10.0
 
 
 @dataclass
 class _KeptFile:
-    connection: duckdb.DuckDBPyConnection | None  # None once the time ran out: not opened again in the block
-    until: float
+    connection: duckdb.DuckDBPyConnection | None  # None once let go: not opened again in the block
+    until: float  # time.monotonic() when it next looks whether another process waits
+    last: float  # time.monotonic() after which it is let go in any case
+    since: float  # time.time() when this period began: a wait said after it is for this block
+    period: float  # the block's seconds
 
 
 # The DuckDB files each thread keeps open (`WarehouseStore.kept_open`), by path. Per thread, so no
@@ -62,11 +69,46 @@ def _kept_files() -> dict[Path, _KeptFile]:
     return _kept.files
 
 
+def waiting_marker(path: Path) -> Path:
+    """The file whose modification time says a process waits for the DuckDB file ``path`` (beside it,
+    hidden): touched by every process before it sleeps for the file, read by a `kept_open` block
+    when its time is up."""
+    return path.with_name(f".{path.name}.waiting")
+
+
+def say_waiting(path: Path) -> None:
+    """Tell a process keeping the DuckDB file ``path`` open (`WarehouseStore.kept_open`) that this
+    one waits for it, so that it lets the file go when its time is up instead of keeping it on."""
+    marker = waiting_marker(path)
+    try:
+        marker.touch()
+        os.utime(marker)  # touch() leaves an existing file's time alone on some systems
+    except OSError:  # a read-only folder: the keeper lets go at its longest time anyway
+        pass
+
+
+def _someone_waited(path: Path, since: float) -> bool:
+    try:
+        # A file's time is the kernel's coarse clock, a few milliseconds behind time.time().
+        return waiting_marker(path).stat().st_mtime >= since - 0.05
+    except OSError:
+        return False
+
+
 def _close_kept_if_due(path: Path) -> None:
+    """At the end of a transaction in a `kept_open` block whose time is up: keep the file for another
+    period when no process said it waits for it since this one began, else let it go."""
     kept = _kept_files().get(path)
-    if kept is not None and kept.connection is not None and time.monotonic() >= kept.until:
-        kept.connection.close()
-        kept.connection = None
+    if kept is None or kept.connection is None:
+        return
+    now = time.monotonic()
+    if now < kept.until:
+        return
+    if now < kept.last and not _someone_waited(path, kept.since):
+        kept.until, kept.since = now + kept.period, time.time()
+        return
+    kept.connection.close()
+    kept.connection = None
 
 
 @dataclass(frozen=True)
@@ -331,22 +373,30 @@ class WarehouseStore:
 
     @contextmanager
     def kept_open(self, seconds: float = KEEP_OPEN_SECONDS) -> Iterator[None]:
-        """Keep a DuckDB file open in this process across the transactions of the block, for at most
-        ``seconds`` from its start; each transaction is still its own.
+        """Keep a DuckDB file open in this process across the transactions of the block; each
+        transaction is still its own.
 
         Opening a DuckDB file costs about 11 ms and closing it about 5 ms (the checkpoint), whatever
-        the transaction in between: a small company's sync paid 0.3 s of its 1.6 s for 20 of them
-        (bench/RESULTS.md, issue 20). While one connection stays open, DuckDB hands this process
-        further connections to the same database at once, and closing them folds nothing. Another
-        process wanting the file waits for the block, or for its time, whichever ends first; after
-        that the block's transactions open and close the file each, as outside it. Does nothing on
-        PostgreSQL, or inside another block of this thread for the same file."""
+        the transaction in between: a small company's sync paid 0.3 s of its 1.6 s for 20 of them,
+        and a sync of 100 weeks made about 300 (bench/RESULTS.md, issue 20). While one connection
+        stays open, DuckDB hands this process further connections to the same database at once, and
+        closing them folds nothing.
+
+        Every ``seconds``, at the end of a transaction, the block looks whether another process said
+        it waits for the file (`say_waiting`, which every warehouse write and dbt build does before
+        sleeping for it). If none did, it keeps the file for another period, up to
+        ``KEEP_OPEN_AT_MOST_SECONDS`` in all; else, and after that, it lets the file go and its
+        transactions open and close the file each, as outside it. So a waiting process waits about
+        ``seconds`` and a transaction. Does nothing on PostgreSQL, or inside another block of this
+        thread for the same file."""
         path = self.duckdb_file().absolute() if self.backend == "duckdb" else None
         if path is None or path in _kept_files():
             yield
             return
         with database_errors("opening the file", self.describe()):  # _open_duckdb's own errors pass as they are
-            kept = _KeptFile(self._open_duckdb(), time.monotonic() + seconds)
+            opened = self._open_duckdb()
+        now = time.monotonic()
+        kept = _KeptFile(opened, now + seconds, now + max(seconds, KEEP_OPEN_AT_MOST_SECONDS), time.time(), seconds)
         _kept_files()[path] = kept
         try:
             yield
@@ -367,6 +417,7 @@ class WarehouseStore:
             # 10.3 s this way (bench/parallel_syncs.py, bench/RESULTS.md).
             wait=wait_random_exponential(multiplier=0.05, max=0.5),
             stop=stop_after_delay(self.lock_timeout_seconds),
+            before_sleep=lambda _: say_waiting(path),  # a process keeping the file open lets it go
         )
         try:
             return retrying(duckdb.connect, str(path))

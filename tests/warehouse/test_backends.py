@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 
 from protiv_dagster.resources.warehouse import Warehouse
+from protiv_dagster.warehouse import store as store_module
 from protiv_dagster.warehouse.session import WarehouseError
+from protiv_dagster.warehouse.store import waiting_marker
 from tests.warehouse.helpers import ATTENDANCE, FIRST_WEEK, JAN_1, SECOND_WEEK, week_rows
 
 
@@ -177,21 +179,66 @@ def test_a_kept_open_block_holds_the_duckdb_file_between_its_transactions_and_re
     pd.testing.assert_frame_equal(warehouse.read_table(ATTENDANCE), rows)
 
 
-def test_a_kept_open_block_lets_the_file_go_once_its_time_is_up(tmp_path: Path) -> None:
-    """A long block (a large company's weeks) keeps the file no longer than its time: the first
-    transaction ending after it closes the file, and the rest open and close it each, as outside."""
+def test_a_kept_open_block_keeps_the_file_past_its_time_while_nobody_waits_up_to_its_longest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long block (a company's hundred weeks) keeps the file period after period while no process
+    says it waits, so its transactions cost no open; at its longest time it lets the file go, and
+    the rest open and close it each, as outside."""
+    monkeypatch.setattr(store_module, "KEEP_OPEN_AT_MOST_SECONDS", 2.0)
     path = tmp_path / "warehouse.duckdb"
     warehouse = Warehouse(url=str(path))
     warehouse.ensure_tables([ATTENDANCE])
     with warehouse.store.kept_open(seconds=0.2):
         warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
-        assert another_process_opens(path) == "locked"
         time.sleep(0.3)
         warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
-        assert another_process_opens(path) == "open"
+        assert another_process_opens(path) == "locked"  # past its first period, kept for another
+        time.sleep(2.0)
         warehouse.replace_partition(ATTENDANCE, week_rows("c2", FIRST_WEEK), {"company_id": "c2"}, FIRST_WEEK)
+        assert another_process_opens(path) == "open"  # past its longest time: let go
+        warehouse.replace_partition(ATTENDANCE, week_rows("c2", SECOND_WEEK), {"company_id": "c2"}, SECOND_WEEK)
         assert another_process_opens(path) == "open"
     assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+WAITING_WRITER = """
+import sys, time
+from protiv_dagster.resources.warehouse import Warehouse
+from tests.warehouse.helpers import ATTENDANCE, FIRST_WEEK, week_rows
+warehouse = Warehouse(url=sys.argv[1], lock_timeout_seconds=30)
+print("waiting", flush=True)
+started = time.monotonic()
+warehouse.replace_partition(ATTENDANCE, week_rows("c9", FIRST_WEEK), {"company_id": "c9"}, FIRST_WEEK)
+print(f"wrote after {time.monotonic() - started:.2f}", flush=True)
+"""
+
+
+def test_a_kept_open_block_lets_the_file_go_at_the_end_of_its_period_when_another_process_waits(
+    tmp_path: Path,
+) -> None:
+    """Another run's write waiting for the file says so; the block lets the file go at the end of
+    its period, and the writer gets in while the block goes on."""
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.store.kept_open(seconds=0.5):
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WAITING_WRITER, str(path)], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline().strip() == "waiting"
+            time.sleep(1.0)  # its first retries say it waits; the period ends meanwhile
+            warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
+            # The block's transaction that ended after its period let the file go: the writer gets it.
+            out, _ = writer.communicate(timeout=20)
+        finally:
+            writer.kill()
+        assert writer.returncode == 0 and out.startswith("wrote after")
+        warehouse.replace_partition(ATTENDANCE, week_rows("c2", FIRST_WEEK), {"company_id": "c2"}, FIRST_WEEK)
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2", "c9"]
+    assert waiting_marker(path).exists()
 
 
 def test_a_failed_write_in_a_kept_open_block_keeps_the_previous_rows_and_the_next_transaction_works(
