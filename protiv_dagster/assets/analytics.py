@@ -38,7 +38,7 @@ from protiv_dagster.assets.dbt_library import (
 )
 from protiv_dagster.automation.conditions import ANALYTICS_GROUP, MARTS_FOLLOW_PROPAYS
 from protiv_dagster.resources.warehouse import Warehouse
-from protiv_dagster.warehouse.store import say_waiting
+from protiv_dagster.warehouse import gate
 
 GROUP = ANALYTICS_GROUP
 # What dbt-duckdb prints when another process holds the warehouse file.
@@ -144,7 +144,9 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
         target = build_target(f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}")
         invocation = None
         try:
-            with environment(env):
+            # The dbt process opens the DuckDB file: this project's other processes stay out meanwhile
+            # (warehouse/gate.py says why DuckDB's own lock is not enough).
+            with environment(env), warehouse.store.gated():
                 invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target)
                 events = list(invocation.stream())
             context.log.info(how_dbt_parsed(target))
@@ -168,6 +170,6 @@ def analytics_marts(context: AssetExecutionContext, warehouse: Warehouse) -> Ite
             error = invocation.get_error()
             raise error if error else dg.Failure("dbt build failed")
         context.log.info(f"The DuckDB warehouse is locked by another process; dbt runs again in {wait:g} s")
-        say_waiting(warehouse.store.duckdb_file())  # a run keeping the file open lets it go
+        gate.say_waiting(warehouse.store.duckdb_file())  # a run keeping the file open lets it go
         wait_for_the_file(wait)
         wait = min(wait * 2, 8.0)

@@ -26,6 +26,7 @@ import psycopg
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from protiv_dagster.settings import WAREHOUSE_URL_VARIABLE, default_duckdb_path
+from protiv_dagster.warehouse import gate
 from protiv_dagster.warehouse.conversion import key_value
 from protiv_dagster.warehouse.declarations import Table, check_identifier, quote
 from protiv_dagster.warehouse.duckdb import DuckDBSession, is_lock_conflict
@@ -69,32 +70,6 @@ def _kept_files() -> dict[Path, _KeptFile]:
     return _kept.files
 
 
-def waiting_marker(path: Path) -> Path:
-    """The file whose modification time says a process waits for the DuckDB file ``path`` (beside it,
-    hidden): touched by every process before it sleeps for the file, read by a `kept_open` block
-    when its time is up."""
-    return path.with_name(f".{path.name}.waiting")
-
-
-def say_waiting(path: Path) -> None:
-    """Tell a process keeping the DuckDB file ``path`` open (`WarehouseStore.kept_open`) that this
-    one waits for it, so that it lets the file go when its time is up instead of keeping it on."""
-    marker = waiting_marker(path)
-    try:
-        marker.touch()
-        os.utime(marker)  # touch() leaves an existing file's time alone on some systems
-    except OSError:  # a read-only folder: the keeper lets go at its longest time anyway
-        pass
-
-
-def _someone_waited(path: Path, since: float) -> bool:
-    try:
-        # A file's time is the kernel's coarse clock, a few milliseconds behind time.time().
-        return waiting_marker(path).stat().st_mtime >= since - 0.05
-    except OSError:
-        return False
-
-
 def _close_kept_if_due(path: Path) -> None:
     """At the end of a transaction in a `kept_open` block whose time is up: keep the file for another
     period when no process said it waits for it since this one began, else let it go."""
@@ -104,11 +79,19 @@ def _close_kept_if_due(path: Path) -> None:
     now = time.monotonic()
     if now < kept.until:
         return
-    if now < kept.last and not _someone_waited(path, kept.since):
+    if now < kept.last and not gate.someone_waited(path, kept.since):
         kept.until, kept.since = now + kept.period, time.time()
         return
-    kept.connection.close()
-    kept.connection = None
+    connection, kept.connection = kept.connection, None
+    _let_go(connection, path)
+
+
+def _let_go(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Close a connection of `WarehouseStore._open_duckdb`, then leave the file's gate."""
+    try:
+        connection.close()
+    finally:
+        gate.leave(path)
 
 
 @dataclass(frozen=True)
@@ -333,13 +316,13 @@ class WarehouseStore:
                 duck.execute("CHECKPOINT")
                 reader = self.duckdb_file().open("rb")
             except BaseException:
-                duck.close()
+                _let_go(duck, self.duckdb_file())
                 raise
             try:
                 yield reader
             finally:
                 try:
-                    duck.close()
+                    _let_go(duck, self.duckdb_file())
                 finally:
                     reader.close()  # only now: closing it earlier would have dropped DuckDB's lock
 
@@ -366,10 +349,28 @@ class WarehouseStore:
                     raise
                 duck.commit()
             finally:
-                # Closing releases the file lock at once for the next process (unless a block of
+                # Closing releases the file at once for the next process (unless a block of
                 # `kept_open` keeps it, for at most its time).
-                duck.close()
+                _let_go(duck, self.duckdb_file())
                 _close_kept_if_due(self.duckdb_file().absolute())
+
+    @contextmanager
+    def gated(self) -> Iterator[None]:
+        """This project's other processes kept out of a DuckDB file for the block (`gate`), for a
+        program this process starts that opens the file itself (dbt). Waits like any write; does
+        nothing on PostgreSQL."""
+        if self.backend != "duckdb":
+            yield
+            return
+        path = self.duckdb_file()
+        try:
+            gate.enter(path, self.lock_timeout_seconds)
+        except gate.GateTimeout as exc:
+            raise self._stayed_locked(path, exc) from exc
+        try:
+            yield
+        finally:
+            gate.leave(path)
 
     @contextmanager
     def kept_open(self, seconds: float = KEEP_OPEN_SECONDS) -> Iterator[None]:
@@ -383,7 +384,7 @@ class WarehouseStore:
         closing them folds nothing.
 
         Every ``seconds``, at the end of a transaction, the block looks whether another process said
-        it waits for the file (`say_waiting`, which every warehouse write and dbt build does before
+        it waits for the file (`gate.say_waiting`, which every warehouse write and dbt build does while
         sleeping for it). If none did, it keeps the file for another period, up to
         ``KEEP_OPEN_AT_MOST_SECONDS`` in all; else, and after that, it lets the file go and its
         transactions open and close the file each, as outside it. So a waiting process waits about
@@ -403,31 +404,45 @@ class WarehouseStore:
         finally:
             del _kept_files()[path]
             if kept.connection is not None:
-                kept.connection.close()
+                _let_go(kept.connection, path)
 
     def _open_duckdb(self) -> duckdb.DuckDBPyConnection:
-        """Open the DuckDB file, waiting with backoff while another process holds its lock."""
+        """Open the DuckDB file through its gate (`gate`: one of this project's processes at a time,
+        entered before DuckDB reads the file), waiting while another process holds either; close it
+        with `_let_go`, which leaves the gate."""
         path = self.duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        try:
+            gate.enter(path, self.lock_timeout_seconds)
+        except gate.GateTimeout as exc:
+            raise self._stayed_locked(path, exc) from exc
         retrying = Retrying(
+            # Through the gate, the file is still held by a program that does not take it (an
+            # analyst's session on the warehouse file, a dbt build run by hand): wait for DuckDB's lock.
             retry=retry_if_exception(is_lock_conflict),
-            # Jittered and never more than half a second apart: several run processes waiting for the
-            # file do not retry in step, and none sleeps through the moments it is free. With waits
-            # growing to 2 s, eight initial syncs at once on one file took 12.1 s to all end, against
-            # 10.3 s this way (bench/parallel_syncs.py, bench/RESULTS.md).
+            # Jittered and never more than half a second apart: several processes waiting for the file
+            # do not retry in step, and none sleeps through the moments it is free.
             wait=wait_random_exponential(multiplier=0.05, max=0.5),
-            stop=stop_after_delay(self.lock_timeout_seconds),
-            before_sleep=lambda _: say_waiting(path),  # a process keeping the file open lets it go
+            stop=stop_after_delay(max(deadline - time.monotonic(), 0.0)),
+            before_sleep=lambda _: gate.say_waiting(path),  # a process keeping the file open lets it go
         )
         try:
             return retrying(duckdb.connect, str(path))
         except RetryError as exc:
-            raise WarehouseError(
-                f"{self.describe()} stayed locked by another process for {self.lock_timeout_seconds:g} s "
-                f"(DuckDB allows one writing process per file): {exc.last_attempt.exception()}. If that is an "
-                f"analyst's session, it should open the analysts' copy {analysts_copy(path)} instead (read-only, "
-                "published after every change): one open on the warehouse file stops every sync"
-            ) from exc.last_attempt.exception()
+            gate.leave(path)
+            raise self._stayed_locked(path, exc.last_attempt.exception()) from exc.last_attempt.exception()
+        except BaseException:
+            gate.leave(path)
+            raise
+
+    def _stayed_locked(self, path: Path, cause: BaseException | None) -> WarehouseError:
+        return WarehouseError(
+            f"{self.describe()} stayed locked by another process for {self.lock_timeout_seconds:g} s "
+            f"(DuckDB allows one writing process per file): {cause}. If that is an analyst's session, it "
+            f"should open the analysts' copy {analysts_copy(path)} instead (read-only, published after "
+            "every change): one open on the warehouse file stops every sync"
+        )
 
 
 def analysts_copy(warehouse_file: Path) -> Path:

@@ -16,8 +16,8 @@ import pytest
 
 from protiv_dagster.resources.warehouse import Warehouse
 from protiv_dagster.warehouse import store as store_module
+from protiv_dagster.warehouse.gate import waiting_marker
 from protiv_dagster.warehouse.session import WarehouseError
-from protiv_dagster.warehouse.store import waiting_marker
 from tests.warehouse.helpers import ATTENDANCE, FIRST_WEEK, JAN_1, SECOND_WEEK, week_rows
 
 

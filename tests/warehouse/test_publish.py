@@ -55,7 +55,7 @@ def test_the_copy_is_the_whole_warehouse_and_read_only(tmp_path: Path):
 
     assert published.path == tmp_path / "warehouse.analysts.duckdb" == analysts_copy(tmp_path / "warehouse.duckdb")
     assert published.size_bytes == published.path.stat().st_size > 0
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging file left
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # no staging file left
     with duckdb.connect(str(published.path), read_only=True) as analyst:
         assert analyst.execute("SELECT count(*) FROM protiv.attendance").fetchone() == (12,)
     # Read-only for every user (root, which this suite may run as, ignores modes: hence no write attempt).

@@ -1,0 +1,117 @@
+"""The gate of a DuckDB warehouse file: no process of this project lets DuckDB read the file while
+another one has it open (DuckDB reads the file's headers before it takes its own lock)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from protiv_dagster.resources.warehouse import Warehouse
+from tests.warehouse.helpers import ATTENDANCE, FIRST_WEEK, SECOND_WEEK, week_rows
+
+# Another process's write, printing when DuckDB was first asked to open the file and when it wrote.
+WRITER = """
+import sys, time
+import duckdb
+from protiv_dagster.resources.warehouse import Warehouse
+from tests.warehouse.helpers import ATTENDANCE, SECOND_WEEK, week_rows
+real_connect = duckdb.connect
+def connect(*args, **kwargs):
+    print(f"connect {time.time():.6f}", flush=True)
+    return real_connect(*args, **kwargs)
+duckdb.connect = connect
+warehouse = Warehouse(url=sys.argv[1], lock_timeout_seconds=float(sys.argv[2]))
+print("ready", flush=True)
+try:
+    warehouse.replace_partition(ATTENDANCE, week_rows("c2", SECOND_WEEK), {"company_id": "c2"}, SECOND_WEEK)
+except Exception as exc:
+    print(f"failed {exc}", flush=True)
+else:
+    print(f"wrote {time.time():.6f}", flush=True)
+"""
+
+
+def start_writer(path: Path, timeout: float = 30.0) -> subprocess.Popen[str]:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(timeout)], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    return writer
+
+
+def test_another_process_does_not_let_duckdb_read_the_file_until_this_one_has_closed_it(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.kept_open():
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        writer = start_writer(path)
+        time.sleep(0.5)  # the writer waits at the gate meanwhile, DuckDB not asked
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
+        held_until = time.time()
+    out, _ = writer.communicate(timeout=30)
+    lines = out.split()
+    connects = [float(value) for word, value in zip(lines, lines[1:]) if word == "connect"]
+    assert "wrote" in lines and connects, out
+    # DuckDB was asked to open the file only once this process's block had let it go.
+    assert min(connects) >= held_until - 0.5, (connects, held_until)
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+def test_a_file_held_by_another_process_of_the_project_longer_than_the_wait_gives_the_clear_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    with warehouse.store.gated():  # as while a dbt build this process started runs
+        writer = start_writer(path, timeout=0.5)
+        out, _ = writer.communicate(timeout=30)
+    assert "stayed locked by another process for 0.5 s" in out and "connect" not in out, out
+    assert set(warehouse.read_table(ATTENDANCE).company_id) == {"c1"}  # nothing lost, nothing half written
+
+
+def test_threads_of_one_process_share_the_file_and_the_gate_opens_after_the_last(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_a_reading() -> None:
+        with warehouse.reading() as read:
+            read.read_table(ATTENDANCE)
+            inside.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_a_reading)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        # Another thread of this process writes meanwhile, at once: one process, one open database.
+        started = time.monotonic()
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        assert time.monotonic() - started < 5
+        writer = start_writer(path)
+        time.sleep(0.5)
+        assert writer.poll() is None  # another process waits while the reading thread has the file
+    finally:
+        release.set()
+        holder.join(30)
+    out, _ = writer.communicate(timeout=30)
+    assert "wrote" in out, out
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+@pytest.mark.postgres
+def test_a_postgresql_warehouse_has_no_gate(postgres_url: str, postgres_schema: str) -> None:
+    warehouse = Warehouse(url=postgres_url, schema_name=postgres_schema)
+    with warehouse.store.gated():  # nothing to enter: PostgreSQL keeps its own sessions apart
+        warehouse.ensure_tables([ATTENDANCE])
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+    assert set(warehouse.read_table(ATTENDANCE).company_id) == {"c1"}
