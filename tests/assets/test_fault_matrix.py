@@ -622,6 +622,12 @@ class OtherFault:
 
 OTHER_FAULTS = [
     OtherFault(
+        "DuckDB warehouse",
+        "several run processes writing one DuckDB file at once, one opening it the moment another lets it go",
+        "each opens the database as the last one left it: DuckDB is asked to read the file only once the other has closed it (DuckDB alone read its headers before locking: stale rows, a corrupt file)",
+        "tests/warehouse/test_gate.py::test_another_process_does_not_let_duckdb_read_the_file_until_this_one_has_closed_it",
+    ),
+    OtherFault(
         "credentials",
         "a credential with a trailing CR or LF (a paste at the hidden prompt)",
         "refused at connect naming the field, never the value; one trailing line ending typed at the prompt is dropped",
