@@ -244,7 +244,12 @@ def upgrade_warehouse(store: WarehouseStore | None = None) -> migrations.Upgrade
     database = f"warehouse {store.describe()}"
     engine = _engine(store)
     try:
-        with engine.begin() as connection, migrations.postgres_lock(connection, _lock_key(store)):
+        # SQLAlchemy's DuckDB driver opens the file itself: through the gate, as every process of ours.
+        with (
+            store.gated(),
+            engine.begin() as connection,
+            migrations.postgres_lock(connection, _lock_key(store)),
+        ):
             schema = store.schema_name
             revision = WAREHOUSE.current(connection, schema)
             if revision is not None and not WAREHOUSE.knows(revision):
