@@ -23,6 +23,7 @@ operating system has no flock (Windows), there is no gate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -84,6 +85,22 @@ _entries_guard = threading.Lock()
 # gate is free again within milliseconds of a transaction's end, so waiters look often.
 _SAY_EVERY_SECONDS = 0.1
 _NAP_SECONDS = (0.002, 0.02)
+
+
+def _forget_in_child() -> None:
+    """A process forked while holding a gate holds nothing: its copy of the descriptor is closed
+    (the parent's flock stays, held by the parent's own descriptor) and it enters afresh."""
+    global _entries_guard
+    for entry in _entries.values():
+        if entry.descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.close(entry.descriptor)
+    _entries.clear()
+    _entries_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _entry(path: Path) -> _Entry:

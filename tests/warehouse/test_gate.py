@@ -3,6 +3,7 @@ another one has it open (DuckDB reads the file's headers before it takes its own
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import threading
@@ -115,3 +116,23 @@ def test_a_postgresql_warehouse_has_no_gate(postgres_url: str, postgres_schema: 
         warehouse.ensure_tables([ATTENDANCE])
         warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
     assert set(warehouse.read_table(ATTENDANCE).company_id) == {"c1"}
+
+
+def test_a_process_forked_inside_the_gate_does_not_keep_it_after_its_parent_has_left(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.store.gated():
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(20,))
+        child.start()  # holds a copy of every descriptor of this process
+    writer = None
+    try:
+        writer = start_writer(path)
+        out, _ = writer.communicate(timeout=15)  # not held until the child ends
+        assert "wrote" in out, out
+    finally:
+        if writer is not None:
+            writer.kill()
+            writer.wait()
+        child.terminate()
+        child.join()
