@@ -41,14 +41,23 @@ class GateTimeout(TimeoutError):
     """Another process kept the file for the whole wait."""
 
 
+def canonical(path: Path) -> Path:
+    """The one name of the DuckDB file ``path``, however it is spelled (relative, through ``..`` or a
+    symbolic link): processes that spell it differently share one gate, and a process that spells it
+    two ways enters once rather than waiting for itself until its timeout."""
+    return Path(os.path.realpath(path))
+
+
 def waiting_marker(path: Path) -> Path:
     """The file whose modification time says a process waits for the DuckDB file ``path`` (beside it,
     hidden): touched by every process while it waits, read by a `WarehouseStore.kept_open` block
     when its time is up."""
+    path = canonical(path)
     return path.with_name(f".{path.name}.waiting")
 
 
 def gate_file(path: Path) -> Path:
+    path = canonical(path)
     return path.with_name(f".{path.name}.gate")
 
 
@@ -114,7 +123,7 @@ def enter(path: Path, timeout: float) -> None:
     `leave` once the DuckDB connection it was for is closed."""
     if fcntl is None:
         return
-    path = path.absolute()
+    path = canonical(path)
     entry = _entry(path)
     with entry.guard:
         if entry.holders:
@@ -137,7 +146,7 @@ def leave(path: Path) -> None:
     """Give back one `enter`; the last one of the process opens the gate to the others."""
     if fcntl is None:
         return
-    entry = _entry(path.absolute())
+    entry = _entry(canonical(path))
     with entry.guard:
         entry.holders -= 1
         if entry.holders == 0 and entry.descriptor is not None:

@@ -358,7 +358,7 @@ class WarehouseStore:
                 # Closing releases the file at once for the next process (unless a block of
                 # `kept_open` keeps it, for at most its time).
                 _let_go(duck, self.duckdb_file())
-                _close_kept_if_due(self.duckdb_file().absolute(), time.monotonic() - started)
+                _close_kept_if_due(gate.canonical(self.duckdb_file()), time.monotonic() - started)
 
     @contextmanager
     def gated(self) -> Iterator[None]:
@@ -396,7 +396,7 @@ class WarehouseStore:
         after that, it lets the file go and its transactions open and close the file each, as
         outside it. So a waiting process waits about ``seconds`` and a transaction. Does nothing on PostgreSQL, or inside another block of this
         thread for the same file."""
-        path = self.duckdb_file().absolute() if self.backend == "duckdb" else None
+        path = gate.canonical(self.duckdb_file()) if self.backend == "duckdb" else None
         if path is None or path in _kept_files():
             yield
             return

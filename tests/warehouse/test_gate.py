@@ -56,11 +56,9 @@ def test_another_process_does_not_let_duckdb_read_the_file_until_this_one_has_cl
         warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
         held_until = time.time()
     out, _ = writer.communicate(timeout=30)
-    lines = out.split()
-    connects = [float(value) for word, value in zip(lines, lines[1:]) if word == "connect"]
-    assert "wrote" in lines and connects, out
+    assert "wrote" in out, out
     # DuckDB was asked to open the file only once this process's block had let it go.
-    assert min(connects) >= held_until - 0.5, (connects, held_until)
+    assert min(connect_times(out)) >= held_until - 0.5, (out, held_until)
     assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
 
 
@@ -78,7 +76,12 @@ def test_a_file_held_by_another_process_of_the_project_longer_than_the_wait_give
     assert set(warehouse.read_table(ATTENDANCE).company_id) == {"c1"}  # nothing lost, nothing half written
 
 
-def test_threads_of_one_process_share_the_file_and_the_gate_opens_after_the_last(tmp_path: Path) -> None:
+def connect_times(out: str) -> list[float]:
+    words = out.split()
+    return [float(value) for word, value in zip(words, words[1:]) if word == "connect"]
+
+
+def test_threads_of_one_process_share_the_gate_and_it_opens_after_the_last(tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
     warehouse = Warehouse(url=str(path))
     warehouse.ensure_tables([ATTENDANCE])
@@ -92,20 +95,45 @@ def test_threads_of_one_process_share_the_file_and_the_gate_opens_after_the_last
 
     holder = threading.Thread(target=hold_a_reading)
     holder.start()
+    writer = None
     try:
         assert inside.wait(30)
         # Another thread of this process writes meanwhile, at once: one process, one open database.
         started = time.monotonic()
         warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
         assert time.monotonic() - started < 5
+        # That thread has let go; the reading thread still has the file: another process waits.
         writer = start_writer(path)
         time.sleep(0.5)
-        assert writer.poll() is None  # another process waits while the reading thread has the file
+        assert writer.poll() is None
     finally:
+        released_at = time.time()
         release.set()
         holder.join(30)
+    assert writer is not None
     out, _ = writer.communicate(timeout=30)
-    assert "wrote" in out, out
+    # DuckDB was not even asked to open the file before the last thread let go (a gate left by the
+    # first thread to close would have let the writer read the headers while the reader had the file).
+    assert "wrote" in out and min(connect_times(out)) >= released_at, (out, released_at)
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
+
+
+def test_one_file_spelled_two_ways_is_one_gate(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "warehouse.duckdb"
+    (tmp_path / "link.duckdb").symlink_to(path)
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    # Through `..`: this process enters once, rather than waiting for itself until its timeout.
+    roundabout = Warehouse(url=str(tmp_path / "data" / ".." / "data" / "warehouse.duckdb"), lock_timeout_seconds=2)
+    with warehouse.kept_open():
+        roundabout.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        # Through a symbolic link: another process waits at the same gate.
+        writer = start_writer(tmp_path / "link.duckdb")
+        time.sleep(0.5)
+        held_until = time.time()
+    out, _ = writer.communicate(timeout=30)
+    assert "wrote" in out and min(connect_times(out)) >= held_until - 0.1, (out, held_until)
     assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
 
 
