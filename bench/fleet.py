@@ -402,6 +402,50 @@ def seed_synced(
     return spent
 
 
+def evaluate_automation_like_daemon(defs, instance, sensor_name: str, serialized_cursor: str | None):
+    """One evaluation of the automation sensor ``sensor_name`` as dagster-daemon's asset daemon runs
+    it (asset_daemon.py), not with ``dg.evaluate_automation_conditions`` (the testing API, which reads
+    the company partitions from storage anew for every condition node it serializes: about 300 reads
+    an evaluation). Its evaluation context over the sensor's selection, then the condition evaluations
+    stored in the instance's schedule storage and the cursor serialized, as the daemon stores them.
+    Returns (the run requests, one per partition and job with its assets selected; the new cursor)."""
+    from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
+    from dagster._core.definitions.partitions.context import partition_loading_context
+    from dagster._daemon.asset_daemon import (
+        asset_daemon_cursor_from_instigator_serialized_cursor,
+        asset_daemon_cursor_to_instigator_serialized_cursor,
+    )
+
+    sensor = defs.get_sensor_def(sensor_name)
+    asset_graph = defs.resolve_asset_graph()
+    cursor = asset_daemon_cursor_from_instigator_serialized_cursor(serialized_cursor, asset_graph)
+    evaluation_id = cursor.evaluation_id + 1
+    context = AutomationTickEvaluationContext(
+        evaluation_id=evaluation_id,
+        instance=instance,
+        asset_graph=asset_graph,
+        cursor=cursor,
+        materialize_run_tags={},
+        observe_run_tags={},
+        auto_observe_asset_keys=set(),
+        asset_selection=sensor.asset_selection,
+        asset_job_keys=sensor.asset_job_keys,
+        emit_backfills=False,
+        logger=logging.getLogger("bench.automation"),
+    )
+    run_requests, new_cursor, evaluations = context.evaluate()
+    storage = instance.schedule_storage
+    chunk = 500  # DAGSTER_ASSET_DAEMON_ASSET_EVALUATIONS_CHUNK_SIZE's default
+    # Counting a stored subset of company partitions reads the company partitions: through the
+    # evaluation's own (caching) loading context.
+    with partition_loading_context(new_ctx=context._partition_loading_context):
+        for start in range(0, len(evaluations), chunk):
+            storage.add_auto_materialize_asset_evaluations(
+                evaluation_id, [evaluation.with_run_ids(set()) for evaluation in evaluations[start : start + chunk]]
+            )
+    return list(run_requests), asset_daemon_cursor_to_instigator_serialized_cursor(new_cursor)
+
+
 def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 50_000) -> None:
     """Record a run-less materialization of each (asset key, partition key) as
     ``instance.report_runless_asset_event(AssetMaterialization(asset_key, partition=...))`` records it:

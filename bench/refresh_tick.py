@@ -35,7 +35,6 @@ import contextlib
 import cProfile
 import gc
 import json
-import logging
 import os
 import pstats
 import re
@@ -48,7 +47,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import Fleet, RequestsByCompany, code_location, cpu_seconds, fresh_environment, load, machine, seed_synced  # noqa: E402
+from fleet import (  # noqa: E402
+    Fleet,
+    RequestsByCompany,
+    code_location,
+    cpu_seconds,
+    evaluate_automation_like_daemon,
+    fresh_environment,
+    load,
+    machine,
+    seed_synced,
+)
 
 SENSORS = ("new_connections", "company_syncs", "connection_status")
 SCHEDULE = "refresh_every_two_hours"
@@ -96,45 +105,11 @@ class Ticker:
         self.daemon_cursor: str | None = None
 
     def _automation_like_daemon(self) -> int:
-        """One evaluation of the automation sensor as dagster-daemon runs it (asset_daemon.py): its
-        evaluation context over the sensor's selection, then the condition evaluations that changed
-        stored in the instance's schedule storage and the cursor serialized. The runs are requested,
+        """One evaluation of the automation sensor as dagster-daemon runs it; the runs are requested,
         not launched. Returns the runs requested."""
-        from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
-        from dagster._core.definitions.partitions.context import partition_loading_context
-        from dagster._daemon.asset_daemon import (
-            asset_daemon_cursor_from_instigator_serialized_cursor,
-            asset_daemon_cursor_to_instigator_serialized_cursor,
+        run_requests, self.daemon_cursor = evaluate_automation_like_daemon(
+            self.defs, self.instance, AUTOMATION, self.daemon_cursor
         )
-
-        sensor = self.defs.get_sensor_def(AUTOMATION)
-        asset_graph = self.defs.resolve_asset_graph()
-        cursor = asset_daemon_cursor_from_instigator_serialized_cursor(self.daemon_cursor, asset_graph)
-        evaluation_id = cursor.evaluation_id + 1
-        context = AutomationTickEvaluationContext(
-            evaluation_id=evaluation_id,
-            instance=self.instance,
-            asset_graph=asset_graph,
-            cursor=cursor,
-            materialize_run_tags={},
-            observe_run_tags={},
-            auto_observe_asset_keys=set(),
-            asset_selection=sensor.asset_selection,  # type: ignore[attr-defined]
-            asset_job_keys=sensor.asset_job_keys,  # type: ignore[attr-defined]
-            emit_backfills=False,
-            logger=logging.getLogger("refresh_tick"),
-        )
-        run_requests, new_cursor, evaluations = context.evaluate()
-        storage = self.instance.schedule_storage
-        chunk = 500  # DAGSTER_ASSET_DAEMON_ASSET_EVALUATIONS_CHUNK_SIZE's default
-        # Counting a stored subset of company partitions reads the company partitions: through the
-        # evaluation's own (caching) loading context.
-        with partition_loading_context(new_ctx=context._partition_loading_context):
-            for start in range(0, len(evaluations), chunk):
-                storage.add_auto_materialize_asset_evaluations(
-                    evaluation_id, [evaluation.with_run_ids(set()) for evaluation in evaluations[start : start + chunk]]
-                )
-        self.daemon_cursor = asset_daemon_cursor_to_instigator_serialized_cursor(new_cursor)
         return len(run_requests)
 
     def tick(self, name: str, profile: cProfile.Profile | None = None) -> tuple[float, float, int, str]:

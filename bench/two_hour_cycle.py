@@ -8,8 +8,10 @@ current week, one shortened at least a week back, one deleted. The emulators ans
 
 The cycle, timed: the refresh schedule's tick, then what the daemon does until everything settles:
 runs requested by the schedule and the company_syncs sensor are executed, the sensor moves each sync
-along, and the declarative automation (follow_upstream_changes) is evaluated and its runs executed
-(attendance, then the ProPay tables). Runs execute in this process, one after another, on the real
+along, and the declarative automation (follow_upstream_changes) is evaluated as dagster-daemon's
+asset daemon evaluates it (bench/fleet.py, ``evaluate_automation_like_daemon``) and its runs executed
+(attendance, then the ProPay tables). The longest evaluation of the schedule, of each sensor and of
+the automation is printed against the issue's limits. Runs execute in this process, one after another, on the real
 SQLite instance: the same job code and event storage as the daemon's run workers, without the 2-4 s
 of starting a Python process per run (the daemon's default launcher), which a deployment spends in
 parallel on its run workers, up to the run coordinator's limits.
@@ -38,9 +40,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import Fleet, code_location, fresh_environment, load, machine, seed_synced  # noqa: E402
+from fleet import (  # noqa: E402
+    Fleet,
+    code_location,
+    evaluate_automation_like_daemon,
+    fresh_environment,
+    load,
+    machine,
+    seed_synced,
+)
 
 DERIVED_DRIVE_PREFIX = "ClockTime-"  # Aspire drive rows derive from clock time, not from a vendor entry
+AUTOMATION = "follow_upstream_changes"
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -58,10 +69,14 @@ class Daemon:
         self.run_companies: set[str] = set()
         self.failures: list[str] = []
         self.seconds = Counter()  # evaluation vs runs
+        self.longest: dict[str, float] = {}  # schedule, sensor or automation -> its longest evaluation, s
         self.verbose = False
 
-    def _timed(self, kind: str, started: float) -> None:
-        self.seconds[kind] += time.perf_counter() - started
+    def _timed(self, kind: str, started: float, name: str | None = None) -> None:
+        seconds = time.perf_counter() - started
+        self.seconds[kind] += seconds
+        if name is not None:
+            self.longest[name] = max(self.longest.get(name, 0.0), seconds)
 
     def schedule(self, name: str):
         import dagster as dg
@@ -77,7 +92,7 @@ class Daemon:
             repository_def=self.defs.get_repository_def(),
         ) as context:
             data = self.defs.get_schedule_def(name).evaluate_tick(context)
-        self._timed("ticks", started)
+        self._timed("ticks", started, name)
         return data.run_requests or []
 
     def sensor(self, name: str):
@@ -95,7 +110,7 @@ class Daemon:
         self.cursors[name] = data.cursor
         for event in data.asset_events or []:
             self.instance.report_runless_asset_event(event)
-        self._timed("ticks", started)
+        self._timed("ticks", started, name)
         return data.run_requests or []
 
     def launch(self, requests) -> int:
@@ -125,40 +140,39 @@ class Daemon:
         return launched
 
     def follow_upstream(self) -> int:
-        import dagster as dg
-
+        """One evaluation of the declarative automation as dagster-daemon's asset daemon runs it, then
+        its runs executed: one per partition and job, with the assets it requested for them."""
         from protiv_dagster.sync.runs import run_failure_message
 
         started = time.perf_counter()
-        result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.automation_cursor
+        requests, self.automation_cursor = evaluate_automation_like_daemon(
+            self.defs, self.instance, AUTOMATION, self.automation_cursor
         )
-        self.automation_cursor = result.cursor
-        self._timed("automation", started)
-        # Keys by requested partition; None for the unpartitioned ones (the analysts' marts and copy).
-        by_partition: dict[str | None, list] = {}
-        for key in self.defs.resolve_asset_graph().get_all_asset_keys():
-            for partition in result.get_requested_partitions(key):
-                by_partition.setdefault(None if partition is None else str(partition), []).append(key)
-        for partition, keys in sorted(by_partition.items(), key=lambda item: str(item[0])):
+        self._timed("automation", started, AUTOMATION)
+        for request in sorted(requests, key=lambda r: str(r.partition_key)):
+            keys = list(request.asset_selection or [])
             if self.verbose:
-                print(f"    automation requests {partition}: {', '.join(k.to_user_string() for k in keys)}", flush=True)
+                print(
+                    f"    automation requests {request.partition_key}: {', '.join(k.to_user_string() for k in keys)}",
+                    flush=True,
+                )
             started = time.perf_counter()
             job = self.defs.resolve_implicit_job_def_def_for_assets(keys)
+            # Unpartitioned requests (the analysts' marts and copy) run without a key.
             run = job.execute_in_process(
                 instance=self.instance,
-                partition_key=partition,
+                partition_key=request.partition_key,
                 asset_selection=keys,
                 raise_on_error=False,
                 run_config=QUIET_CONSOLE,
             )
             self._timed("runs", started)
             self.runs[f"automation: {', '.join(sorted(k.to_user_string() for k in keys))[:40]}"] += 1
-            if partition is not None:
-                self.run_companies.add(partition.split("|")[0])
+            if request.partition_key is not None:
+                self.run_companies.add(str(request.partition_key).split("|")[0])
             if not run.success:
                 self.failures.append(run_failure_message(self.instance, run.run_id))
-        return len(by_partition)
+        return len(requests)
 
 
 def check_company(warehouse, registry, company_id: str, truth, edits) -> list[str]:
@@ -281,6 +295,7 @@ def main() -> None:
             fleet.latency(args.latency)
             requests_before = sum(fleet.requests().values())
             daemon.seconds.clear()
+            daemon.longest.clear()
             daemon.verbose = args.verbose
             print(
                 f"edited at the vendors: {len(edits)} companies x (2 shortened, 1 deleted); latency "
@@ -308,6 +323,10 @@ def main() -> None:
             print(
                 f"  ticks (schedule, sensors) {daemon.seconds['ticks']:.1f} s, automation evaluations "
                 f"{daemon.seconds['automation']:.1f} s, runs {daemon.seconds['runs']:.1f} s"
+            )
+            print(
+                "  longest evaluation of each (target 30 s; the schedule's tick 60 s): "
+                + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(daemon.longest.items()))
             )
             total_runs = sum(daemon.runs.values())
             print(
