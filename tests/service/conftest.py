@@ -242,7 +242,12 @@ def api(tmp_path_factory) -> Iterator[Api]:
             verifier = TokenVerifier(AuthSettings(keys.jwks_path, "protiv-app", "protiv-integrations", 900))
             quiet_access_log()
             server = uvicorn.Server(
-                uvicorn.Config(create_app(service, verifier), host="127.0.0.1", port=port, log_level="info")
+                # log_config=None: uvicorn would otherwise reconfigure logging for the whole process
+                # (dictConfig closes every handler under logging's module lock: a deadlock with a Dagster run
+                # logging from another thread, tests/service/test_page_session.py).
+                uvicorn.Config(
+                    create_app(service, verifier), host="127.0.0.1", port=port, log_level="info", log_config=None
+                )
             )
             thread = threading.Thread(target=server.run, daemon=True)
             thread.start()

@@ -138,8 +138,13 @@ def test_behind_a_tls_proxy_the_public_origin_is_the_pages_and_the_cookie_is_sec
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # log_config=None: uvicorn's default reconfigures logging with dictConfig, which closes every
+    # handler of the process under logging's module lock; a Dagster run of the other service's sync
+    # thread, inside its handler's lock and asking for the module lock, deadlocked with it (CI hung).
     server = uvicorn.Server(
-        uvicorn.Config(create_app(behind, verifier, manage_lifecycle=False), host="127.0.0.1", port=port)
+        uvicorn.Config(
+            create_app(behind, verifier, manage_lifecycle=False), host="127.0.0.1", port=port, log_config=None
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
