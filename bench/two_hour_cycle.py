@@ -304,13 +304,27 @@ def main() -> None:
 
             cycle_started = time.perf_counter()
             rounds = 0
+
+            def progress(label: str, before: Counter, launched: int) -> None:
+                """One line per daemon round, so that a run stopped before the end still shows where
+                the cycle's time went."""
+                spent = daemon.seconds - before
+                print(
+                    f"  {label} at {time.perf_counter() - cycle_started:.0f} s: ticks {spent['ticks']:.1f} s, "
+                    f"automation {spent['automation']:.1f} s, {launched} runs in {spent['runs']:.1f} s; "
+                    f"load {load()}",
+                    flush=True,
+                )
+
+            before = Counter(daemon.seconds)
             launched = daemon.launch(daemon.schedule("refresh_every_two_hours"))
+            progress("schedule tick and its runs", before, launched)
             while True:
                 rounds += 1
-                if args.verbose:
-                    print(f"  round {rounds}", flush=True)
+                before = Counter(daemon.seconds)
                 launched = daemon.launch(daemon.sensor("company_syncs"))
                 launched += daemon.follow_upstream()
+                progress(f"round {rounds}", before, launched)
                 pending = resources["registry"].sync_state().pending_batches()
                 if not launched and not pending:
                     break
