@@ -94,7 +94,11 @@ def _spec(table: Table) -> dg.AssetSpec:
             "dagster/table_name": f"protiv.{table.name}",
         },
         deps=[dg.AssetDep(attendance, partition_mapping=BY_COMPANY), jobs, workers],
-        automation_condition=PROPAY_FOLLOWS_ATTENDANCE,
+        # On propay_opportunities alone: the engine's tables are one non-subsettable run, and Dagster
+        # requests every table of it when one is requested. Each condition maps its company partitions
+        # to all of their attendance weeks; at 10,000 companies x 100 weeks, five of them made most of
+        # a 15-28 s evaluation after a refresh (bench/RESULTS.md, 2026-12-05).
+        automation_condition=PROPAY_FOLLOWS_ATTENDANCE if table is PROPAY_OPPORTUNITIES else None,
         freshness_policy=TWO_HOUR_PROMISE,
     )
 

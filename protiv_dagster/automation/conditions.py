@@ -66,7 +66,9 @@ _ATTENDANCE_UPDATED = (
 # (while the run was queued, running or done) keeps the trigger, and the ProPays run again once
 # that run has ended. A ProPay run started by hand or by ``protiv sync`` handles nothing: the
 # attendance it followed is recomputed once more by the automation (idempotent; the evaluation
-# cannot know whether that run read the attendance before or after the update).
+# cannot know whether that run read the attendance before or after the update). It is the condition
+# of propay_opportunities alone: the other ProPay tables come from the same engine run, which Dagster
+# requests whole (assets/propay.py).
 PROPAY_FOLLOWS_ATTENDANCE = (
     _ATTENDANCE_UPDATED.since(dg.AutomationCondition.newly_requested())
     & ~dg.AutomationCondition.any_deps_in_progress()

@@ -82,7 +82,15 @@ def test_a_new_connection_gets_its_partition_and_initial_sync_then_propays_follo
     week_runs = [r for r in daemon.launched if r.job_name == "sync_company_week"]
     # One run over every week from the pull date (Nov 6) to today (Nov 20): one vendor query.
     assert len(week_runs) == 1 and weeks_requested(week_runs) == WEEKS
-    assert ("propay_opportunities", COMPANY) in followed
+    # Only propay_opportunities has the condition; Dagster requests the engine's other tables with it.
+    for table in (
+        "propay_opportunities",
+        "propay_worker_bonuses",
+        "propay_overtime_weeks",
+        "jobs_without_propay",
+        "propay_settings_versions",
+    ):
+        assert (table, COMPANY) in followed, table
     assert daemon.failures == []
     assert_attendance_matches_vendor(pipeline)
     assert len(pipeline.warehouse.read_table("propay_opportunities")) > 0
