@@ -112,7 +112,8 @@ class WarehouseStore:
 
     Tables live in the schema `schema_name`, where analysts query them with SQL. Every operation
     opens its own connection (DuckDB lets one process hold the file at a time) and runs in one
-    transaction; inside `kept_open`, a DuckDB file stays open between them for at most a second.
+    transaction; inside `kept_open`, a DuckDB file stays open between them while no other process
+    waits for it (at most `KEEP_OPEN_AT_MOST_SECONDS`).
     `schema.ensure_tables` creates the tables; `security` manages analyst roles.
     """
 
@@ -394,8 +395,8 @@ class WarehouseStore:
         sleeping for it). If none did and the transaction was short (``KEEP_ON_AFTER_SECONDS``), it
         keeps the file for another period, up to ``KEEP_OPEN_AT_MOST_SECONDS`` in all; else, and
         after that, it lets the file go and its transactions open and close the file each, as
-        outside it. So a waiting process waits about ``seconds`` and a transaction. Does nothing on PostgreSQL, or inside another block of this
-        thread for the same file."""
+        outside it. So a waiting process waits about ``seconds`` and a transaction. Does nothing on
+        PostgreSQL, or inside another block of this thread for the same file."""
         path = gate.canonical(self.duckdb_file()) if self.backend == "duckdb" else None
         if path is None or path in _kept_files():
             yield

@@ -202,6 +202,24 @@ def test_a_kept_open_block_keeps_the_file_past_its_time_while_nobody_waits_up_to
     assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1", "c2"]
 
 
+def test_a_kept_open_block_lets_the_file_go_at_its_time_after_a_long_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its period, a block keeps the file on only after a short transaction: next to a long one
+    an open costs nothing, and letting go frees DuckDB's buffers (a large sync's peak memory)."""
+    monkeypatch.setattr(store_module, "KEEP_ON_AFTER_SECONDS", 0.0)  # every transaction counts as long
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = Warehouse(url=str(path))
+    warehouse.ensure_tables([ATTENDANCE])
+    with warehouse.store.kept_open(seconds=0.2):
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", FIRST_WEEK), {"company_id": "c1"}, FIRST_WEEK)
+        assert another_process_opens(path) == "locked"  # within its period
+        time.sleep(0.3)
+        warehouse.replace_partition(ATTENDANCE, week_rows("c1", SECOND_WEEK), {"company_id": "c1"}, SECOND_WEEK)
+        assert another_process_opens(path) == "open"  # nobody waited, but the transaction was long
+    assert sorted(set(warehouse.read_table(ATTENDANCE).company_id)) == ["c1"]
+
+
 WAITING_WRITER = """
 import sys, time
 from protiv_dagster.resources.warehouse import Warehouse
