@@ -22,10 +22,13 @@ the deletion out), and its ProPay tables equal what the ProPay engine computes f
 No run may be started for a company that did not change.
 
     .venv/bin/python bench/two_hour_cycle.py [--companies 150] [--workers 50] [--changed 0.05] [--latency 0.05]
-        [--weeks N] [--days 15]
+        [--weeks N] [--days 15] [--sync-empty-weeks]
 
 ``--weeks`` gives every company that many weeks of partitions (issue 20: ``--companies 10000 --weeks 100
---workers 5 --days 8``); the changed companies' real initial syncs then cover those weeks too.
+--workers 5 --days 8``). The changed companies' real initial syncs cover the weeks in which the vendors
+hold time, and their older weeks, empty at the vendor, are recorded as materialized like the other
+companies' (bench/fleet.py, ``seed_synced``): the same tables and partitions as a sync of all 100
+weeks, which ``--sync-empty-weeks`` runs (about 15 s a company instead of 3 s).
 """
 
 from __future__ import annotations
@@ -238,6 +241,11 @@ def main() -> None:
         "--weeks", type=int, default=None, help="weeks of partitions per company (default: the 3 of a 14-day pull)"
     )
     parser.add_argument("--days", type=int, default=15, help="days of generated time per company at its vendor")
+    parser.add_argument(
+        "--sync-empty-weeks",
+        action="store_true",
+        help="the changed companies' real initial syncs cover every week, the empty ones too (slow with --weeks)",
+    )
     args = parser.parse_args()
 
     import dagster as dg
@@ -252,7 +260,9 @@ def main() -> None:
     print(f"load average before: {load()}")
     print(
         f"command: two_hour_cycle.py --companies {args.companies} --workers {args.workers} --changed {args.changed} "
-        f"--latency {args.latency} --days {args.days}" + (f" --weeks {args.weeks}" if args.weeks else "")
+        f"--latency {args.latency} --days {args.days}"
+        + (f" --weeks {args.weeks}" if args.weeks else "")
+        + (" --sync-empty-weeks" if args.sync_empty_weeks else "")
     )
     bench_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
@@ -280,6 +290,7 @@ def main() -> None:
                 full_sync=changed,
                 on_step=lambda name, seconds: print(f"  {name}: {seconds:.1f} s; load {load()}", flush=True),
                 weeks=args.weeks,
+                sync_empty_weeks=args.sync_empty_weeks,
             )
             daemon = Daemon(defs, resources, instance)
             # The daemon has been running: its sensor and automation cursors are in steady state.
