@@ -82,3 +82,21 @@ def test_automation_is_on_by_default():
         "jobs_without_propay",
         "propay_settings_versions",
     } <= together
+
+
+def test_every_asset_the_automation_keeps_fresh_says_how():
+    """A table the UI shows without an automation condition, though the automation updates it, says
+    in its description which asset's condition brings it along: the data engineer reading the
+    catalog would otherwise take it for a table nobody refreshes."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.automation_condition is not None:
+            continue
+        carriers = [
+            other.to_user_string()
+            for other in node.execution_set_entity_keys
+            if other in graph.get_all_asset_keys() and graph.get(other).automation_condition is not None
+        ]
+        if carriers:
+            assert any(carrier in (node.description or "") for carrier in carriers), (key, carriers)

@@ -83,10 +83,18 @@ _ENGINE_TABLES = (
 )
 
 
+# The UI shows these tables without an automation condition: it says here how they stay fresh.
+_KEPT_WITH_OPPORTUNITIES = (
+    "Written in the same run of the ProPay engine as propay_opportunities, whose automation condition "
+    "requests this table with it once the company's attendance changed."
+)
+
+
 def _spec(table: Table) -> dg.AssetSpec:
     return dg.AssetSpec(
         table.name,
-        description=_DESCRIPTIONS[table.name],
+        description=_DESCRIPTIONS[table.name]
+        + ("" if table is PROPAY_OPPORTUNITIES else f" {_KEPT_WITH_OPPORTUNITIES}"),
         group_name="propay",
         kinds={"python", "sql"},
         metadata={
