@@ -18,6 +18,7 @@ import pandas as pd
 
 from protiv_dagster import schemas
 from protiv_dagster.assets.common import (
+    GroupedWrites,
     column_schema,
     company_source,
     prepare_warehouse,
@@ -25,8 +26,8 @@ from protiv_dagster.assets.common import (
     reconcile_spec,
     retry_vendor_outages,
     set_aside_write,
-    validate_and_store,
     validated,
+    validated_writes,
     weeks_before_pull_date,
 )
 from protiv_dagster.assets.connection import vendor_connection
@@ -275,8 +276,8 @@ def attendance(
     modification time. Nothing dated before the company's attendance pull date (the pull date's
     week holds its days from the pull date on). Entries the vendor lists as deleted are removed;
     entries that fail the schema or reference an unknown worker or job are set aside in
-    rejected_rows with their reason. A run over several weeks cleans them one by one, each in its
-    own transaction; its counts check adds up all of them."""
+    rejected_rows with their reason. A run over several weeks cleans them one by one and commits
+    their writes in transactions of up to about 25,000 rows; its counts check adds up all of them."""
     prepare_warehouse(warehouse)
     totals: Counter[str] = Counter()
     by_company = weeks_by_company(context)
@@ -297,13 +298,15 @@ def attendance(
                         {"dagster/row_count": 0, "provider": source.provider, "before_pull_date": True},
                         partition_key=str(company_week_key(company_id, monday.isoformat())),
                     )
-            for monday in due:
-                partition_key = str(company_week_key(company_id, monday.isoformat()))
-                metadata, counts = clean_week(
-                    warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
-                )
-                context.add_asset_metadata(metadata, partition_key=partition_key)
-                totals.update(counts)
+            with GroupedWrites(warehouse) as grouped:
+                for monday in due:
+                    partition_key = str(company_week_key(company_id, monday.isoformat()))
+                    metadata, counts, writes = clean_week(
+                        warehouse, source, company_id, monday, company_jobs, company_workers, pull_date=pull_date
+                    )
+                    grouped.add(writes, counts["loaded"] + counts["set_aside"])
+                    context.add_asset_metadata(metadata, partition_key=partition_key)
+                    totals.update(counts)
     # Metadata went to each week's materialization above; the result only ends the step.
     yield dg.MaterializeResult()
     # One result for the run's weeks (a range cannot be one check partition): it names them.
@@ -353,12 +356,13 @@ def clean_week(
     company_jobs: pd.DataFrame,
     company_workers: pd.DataFrame,
     pull_date: date | None = None,
-) -> tuple[dict, dict[str, int]]:
-    """Map one stored raw week to attendance, enforce the model, replace the week's rows and its
-    set-aside records in one transaction; returns (the week's materialization metadata, its counts).
+) -> tuple[dict, dict[str, int], list[PartitionWrite]]:
+    """Map one stored raw week to attendance and enforce the model; returns (the week's
+    materialization metadata, its counts, the writes that replace the week's rows and its set-aside
+    records in one transaction).
 
-    A function of its own so that a week's frames are let go before the next week of a run is
-    mapped (a run over large weeks would otherwise hold two weeks at once).
+    A function of its own so that a week's frames other than its rows to write are let go before the
+    next week of a run is mapped.
 
     Rows dated before ``pull_date`` are not synced: the raw layer no longer stores them, and a raw
     week stored by an older version (which kept the pull date's whole week) loses them here, neither
@@ -374,8 +378,7 @@ def clean_week(
         early = rows["work_date"].lt(pull_date).to_numpy()
         before_pull_date = int(early.sum())
         rows = rows[~early]
-    valid, set_aside_count = validate_and_store(
-        warehouse,
+    valid, all_set_aside, writes = validated_writes(
         ATTENDANCE,
         schemas.Attendance,
         "entry_id",
@@ -388,6 +391,7 @@ def clean_week(
         date_range=("work_date", monday, sunday),
         move_rows=True,
     )
+    set_aside_count = len(all_set_aside)
     metadata = {
         "dagster/row_count": len(valid),
         "provider": source.provider,
@@ -404,7 +408,7 @@ def clean_week(
         "set_aside": set_aside_count,
         "removed": mapped.removed_as_deleted + mapped.without_row,
     }
-    return metadata, counts
+    return metadata, counts, writes
 
 
 # Live records decoded and mapped at a time by a source whose records map independently.

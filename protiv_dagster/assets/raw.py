@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from protiv_dagster.assets.common import (
+    GroupedWrites,
     column_schema,
     company_source,
     prepare_warehouse,
@@ -231,9 +232,9 @@ def _sync_raw_weeks(
     mondays: list[date],
     pull_date: date | None = None,
 ) -> dict[date, tuple[Counter[str], int]]:
-    """Read consecutive weeks from the vendor, then replace their raw partitions, each in its own
-    transaction (a vendor failing mid-window writes nothing); returns each week's records per feed
-    and its rows written."""
+    """Read consecutive weeks from the vendor, then replace their raw partitions, weeks together in
+    transactions of up to about 25,000 rows (a vendor failing mid-window writes nothing); returns
+    each week's records per feed and its rows written."""
 
     def stored_live_ids(empty: list[date]) -> dict[date, list[str]]:
         placeholders = ", ".join("?" for _ in empty)
@@ -252,9 +253,9 @@ def _sync_raw_weeks(
         weeks.read(mondays)
         with warehouse.kept_open():  # the weeks' writes: one open of a DuckDB file
             read_again_where_emptied(weeks, stored_live_ids, context.log)
-            # A transaction per week, as a run of one week: one transaction over a window of large
-            # weeks would hold them all uncommitted at once, in memory until the commit.
-            written = [warehouse.replace_partitions([write])[0] for write in weeks.writes()]
-        return {monday: (weeks.counts[monday], rows) for monday, rows in zip(mondays, written)}
+            with GroupedWrites(warehouse) as grouped:
+                for monday, write in zip(mondays, weeks.writes(), strict=True):
+                    grouped.add([write], sum(weeks.counts[monday].values()))
+        return {monday: (weeks.counts[monday], rows) for monday, rows in zip(mondays, grouped.written, strict=True)}
     finally:
         weeks.close()
