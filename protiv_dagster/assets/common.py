@@ -184,6 +184,8 @@ class GroupedWrites:
 
     def add(self, writes: list[PartitionWrite], rows: int) -> None:
         """Writes of one partition (its rows and set-aside records: ``rows`` in all)."""
+        if self.pending and self.pending_rows + rows > self.rows_per_transaction:
+            self.flush()  # a large week goes alone, not in one transaction with the small ones before it
         self.pending += writes
         self.pending_rows += rows
         if self.pending_rows >= self.rows_per_transaction:

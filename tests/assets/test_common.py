@@ -65,6 +65,17 @@ def test_a_week_as_large_as_a_transaction_is_written_at_once(warehouse):
         assert stored(warehouse) == {"big": 4}
 
 
+def test_a_large_week_goes_alone_not_with_the_small_weeks_before_it(warehouse):
+    """Its transaction holds only its own rows (the memory bound), and the small weeks are committed
+    before it: its failure leaves them written."""
+    other = set_aside_write("co-other", "attendance", "big", week("big", 6)[0].rows)
+    large_and_bad = PartitionWrite(other.table, other.rows, {**other.partition, "company_id": COMPANY})
+    with pytest.raises(ValueError, match="outside the partition"), GroupedWrites(warehouse, 5) as grouped:
+        grouped.add(week("w1", 2), 2)
+        grouped.add([large_and_bad], 6)
+    assert stored(warehouse) == {"w1": 2}
+
+
 def test_the_weeks_done_before_a_failure_are_kept(warehouse):
     """As when each week had its own transaction: a week failing to map loses none before it."""
     with pytest.raises(ValueError, match="a malformed payload"), GroupedWrites(warehouse) as grouped:
