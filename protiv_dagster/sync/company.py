@@ -172,6 +172,14 @@ def force_sync(
         failed = batch or store.open_batch(company_id, trigger, None, weeks, True, now)
         store.finish_batch(failed.batch_id, succeeded=False, at=syncs.utc_now(), error=str(exc))
         raise
+    # Published before the sync is recorded as finished: the integration page reads the ProPays from
+    # the analysts' copy as soon as the company's last sync time moves, and would show the copy of
+    # before the sync.
+    try:
+        publish_analysts_copy(defs, instance, trigger)
+        not_published = None
+    except (OSError, WarehouseError) as exc:
+        not_published = exc
     if batch is None:
         batch = store.open_batch(
             company_id,
@@ -183,13 +191,11 @@ def force_sync(
             initial_sync_for=connection.connected_at,
         )
     store.finish_batch(batch.batch_id, succeeded=True, at=syncs.utc_now(), cursor=checked.known_changes.cursor)
-    try:
-        publish_analysts_copy(defs, instance, trigger)
-    except (OSError, WarehouseError) as exc:
+    if not_published is not None:
         raise SyncFailed(
             f"company {company_id!r} was synced (runs {', '.join(run_ids)}), but the analysts' copy of the "
-            f"warehouse was not published: {exc}"
-        ) from exc
+            f"warehouse was not published: {not_published}"
+        ) from not_published
     return run_ids
 
 

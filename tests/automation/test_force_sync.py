@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +19,8 @@ from protiv_dagster.cli import app, output
 from protiv_dagster.partitions import RANGE_END_TAG
 from protiv_dagster.settings import REGISTRY_URL_VARIABLE
 from protiv_dagster.sync.company import force_sync
+from protiv_dagster.sync.state import SyncStateStore
+from protiv_dagster.warehouse.store import analysts_copy
 from tests.assets.conftest import COMPANY
 from tests.assets.test_pipeline import assert_attendance_matches_vendor
 from tests.assets.vendors import PROVIDERS
@@ -106,3 +109,30 @@ def test_the_force_sync_window_ends_at_the_companys_local_today(pipeline, daemon
     week_run = pipeline.instance.get_run_by_id(run_ids[1])
     assert week_run.job_name == "sync_company_week"
     assert week_run.tags[RANGE_END_TAG].split("|")[-1] == last_week
+
+
+def test_a_sync_is_recorded_as_finished_once_the_analysts_copy_holds_its_propays(pipeline, monkeypatch):
+    """The integration page reads a company's ProPays from the analysts' copy as soon as its last
+    sync time moves (service/page/app.js, refreshPropays). A sync recorded as finished before the
+    copy was published let the page show the copy of before the sync: a connected company without
+    ProPays until the page was reloaded (seen in the browser test of the OAuth connect, under load)."""
+    copy = analysts_copy(pipeline.warehouse.store.duckdb_file())
+    in_the_copy_when_finished: list[int] = []
+    finish_batch = SyncStateStore.finish_batch
+
+    def observed(self, batch_id, **kwargs):
+        if kwargs["succeeded"]:
+            rows = 0  # no copy yet: nothing for the page to show
+            if copy.exists():
+                with duckdb.connect(str(copy), read_only=True) as analyst:
+                    [(rows,)] = analyst.execute(
+                        "SELECT count(*) FROM protiv.propay_opportunities WHERE company_id = ?", [COMPANY]
+                    ).fetchall()
+            in_the_copy_when_finished.append(rows)
+        return finish_batch(self, batch_id, **kwargs)
+
+    monkeypatch.setattr(SyncStateStore, "finish_batch", observed)
+    force_sync(pipeline.defs, pipeline.instance, pipeline.registry.get(COMPANY), NOW)
+    computed = len(pipeline.warehouse.read_table("propay_opportunities", where={"company_id": COMPANY}))
+    assert computed > 0
+    assert in_the_copy_when_finished == [computed]
