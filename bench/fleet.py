@@ -110,12 +110,17 @@ def serve_vendor(conn, provider: str, company_ids: list[str], workers: int, days
 
 def _edit(harness, as_of: datetime) -> dict[str, list[str]]:
     """Two entries shortened by an hour (one in the current week, one at least a week back, so an
-    older week must be re-synced) and one deleted."""
+    older week must be re-synced) and one deleted. A company with no time before this week's Monday
+    in the vendor's window (its crew off on the window's first days) gets its earliest entry shortened
+    instead: its sync then has no older week to redo."""
     entries = harness.editable_entries()
     monday = (as_of.date() - timedelta(days=as_of.date().weekday())).isoformat()
     old = entries[entries["work_date"] < monday]
     recent = entries[entries["work_date"] >= monday]
-    shortened = [str(old.iloc[0].entry_id), str(recent.iloc[-1].entry_id if len(recent) else entries.iloc[-1].entry_id)]
+    shortened = [
+        str((old if len(old) else entries).iloc[0].entry_id),
+        str((recent if len(recent) else entries).iloc[-1].entry_id),
+    ]
     deleted = str(entries[~entries["entry_id"].isin(shortened)].iloc[len(entries) // 2 - 1].entry_id)
     for entry_id in shortened:
         harness.shorten(entry_id, hours=1)
