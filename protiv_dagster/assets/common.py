@@ -161,11 +161,11 @@ def validated_writes(
     return valid, all_set_aside, writes
 
 
-# Rows a run's partition writes gather into one transaction (GroupedWrites). A transaction of its
-# own cost each week of a 5-worker company about 45 ms, whatever its 50 rows (DuckDB's commit and
-# checkpoint, the deletes): most of a 100-week sync's writes. One transaction over a window of large
-# weeks would hold them all uncommitted at once, in memory until the commit: a week this large or
-# larger is still written alone.
+# Rows a run's partition writes gather into one transaction (GroupedWrites). A transaction per week
+# (open, commit, checkpoint) was about a third of a 100-week sync's writes: 5.9 s in 200 transactions,
+# 3.9 s in 2 (bench/RESULTS.md, 2026-12-05). One transaction over a window of large weeks would hold
+# them all uncommitted at once, in memory until the commit: a week this large or larger is still
+# written alone.
 ROWS_PER_TRANSACTION = 25_000
 
 
