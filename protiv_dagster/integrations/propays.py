@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,6 +54,26 @@ def company_propays(
         if rows is not None:
             return rows
     return _from_warehouse(store, company_id)
+
+
+def propays_as_of(defs: dg.Definitions, instance: dg.DagsterInstance, company_id: str) -> datetime | None:
+    """When what ``company_propays`` reads of the company's ProPays was last written: the analysts'
+    copy's last publication on a DuckDB warehouse (the page reads the copy, published after the
+    ProPay engine's run), else the company's last ProPay computation; None before either. Two
+    indexed reads of the Dagster instance, no warehouse open: the page asks with every status."""
+    import dagster as dg
+
+    from protiv_dagster.assets.analysts import ANALYSTS_COPY
+    from protiv_dagster.tables import PROPAY_OPPORTUNITIES
+
+    if defs.resolve_asset_graph().has(ANALYSTS_COPY):
+        published = instance.get_latest_materialization_event(ANALYSTS_COPY)
+        if published is not None:
+            return datetime.fromtimestamp(published.timestamp, UTC)
+    computed = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(PROPAY_OPPORTUNITIES.name), asset_partitions=[company_id]), limit=1
+    ).records
+    return datetime.fromtimestamp(computed[0].timestamp, UTC) if computed else None
 
 
 def _from_analysts_copy(store: WarehouseStore, company_id: str) -> list[ProPayRow] | None:

@@ -183,6 +183,10 @@ class IntegrationStatus:
     current_as_of: datetime | None = None
     next_refresh_at: datetime | None = None
     syncs: list[SyncSummary] = field(default_factory=list)
+    # When what the page reads of the company's ProPays was last written, and whether a sync's
+    # ProPays are still to come (``with_propays``); one company's status only.
+    propays_as_of: datetime | None = None
+    propays_updating: bool = False
 
 
 @dataclass(frozen=True)
@@ -449,6 +453,28 @@ def status_of(
     )
 
 
+# How long after a sync ends the page keeps asking for ProPays older than the sync. A daemon's sync
+# ends before the automation computes its ProPays and publishes the analysts' copy, a tick or two
+# later; a sync that changed nothing the engine reads is followed by no computation, and this bounds
+# the asking then.
+PROPAYS_CATCH_UP = timedelta(minutes=10)
+
+
+def with_propays(status: IntegrationStatus, as_of: datetime | None, now: datetime) -> IntegrationStatus:
+    """``status`` with when its company's ProPays were written (``propays.propays_as_of``) and
+    whether the last sync's are still to come: it succeeded less than ``PROPAYS_CATCH_UP`` ago and
+    the ProPays are older than its request."""
+    latest = status.syncs[0] if status.syncs else None
+    updating = (
+        latest is not None
+        and latest.status == "succeeded"
+        and latest.finished_at is not None
+        and now - latest.finished_at < PROPAYS_CATCH_UP
+        and (as_of is None or as_of < latest.requested_at)
+    )
+    return replace(status, propays_as_of=as_of, propays_updating=updating)
+
+
 def _registry_problem(exc: Exception, field_name: str) -> InvalidInput:
     return InvalidInput.one(field_name, str(exc))
 
@@ -624,8 +650,14 @@ class IntegrationService:
             ]
 
     def status(self, actor: Actor, company_id: str) -> IntegrationStatus:
+        """The company's status, with its ProPays' age (the page refreshes them when it moves)."""
+        from protiv_dagster.integrations.propays import propays_as_of
+
         actor.require_company(company_id)
-        return self._status(self._connection(company_id))
+        status = self._status(self._connection(company_id))
+        if self.instance is None:
+            return status
+        return with_propays(status, propays_as_of(self.defs, self.instance, company_id), self.clock())
 
     def _status(self, connection: Connection) -> IntegrationStatus:
         return self._statuses([connection], connection.company_id)[0]

@@ -86,6 +86,15 @@ class StatusOut(BaseModel):
     current_as_of: datetime | None = None
     next_refresh_at: datetime | None = None
     syncs: list[SyncOut] = Field(default_factory=list, description="Recent syncs, newest first.")
+    propays_as_of: datetime | None = Field(
+        default=None,
+        description="When the company's ProPays (GET .../propays) were last written: read them again when it "
+        "moves. Given for one company's integration, not in the list of companies.",
+    )
+    propays_updating: bool = Field(
+        default=False,
+        description="The last sync succeeded and its ProPays are still being computed: ask again shortly.",
+    )
 
     @classmethod
     def of(cls, status: IntegrationStatus) -> StatusOut:

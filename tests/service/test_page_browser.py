@@ -20,8 +20,10 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import Dialog, expect
 
+from protiv_dagster.sync.company import publish_analysts_copy
 from tests.browser import chromium_path, headless_page
 from tests.service.conftest import Api
+from tests.service.test_propays import finish_a_daemon_sync, open_a_daemon_sync
 
 pytestmark = pytest.mark.slow
 
@@ -226,3 +228,43 @@ def test_an_operator_picks_a_company_without_a_dialog_and_an_admin_has_no_picker
         expect(page.locator("#company-picker")).to_be_hidden()
         expect(page.get_by_role("combobox", name="Company")).to_have_count(0)
         assert dialogs == []
+
+
+def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed(api: Api):
+    """The daemon records a refresh before the automation computes its ProPays and publishes the
+    analysts' copy: the page, which reads the ProPays again when the last sync time moves, read
+    those of before the sync and then stopped asking. It keeps asking while the status says the
+    sync's ProPays are still to come, and shows them when they are published."""
+    chromium_path()
+    company = "page-daemon-propays"
+    connected = api.connect(company, "busybusy")
+    [initial] = connected.json()["syncs"]
+    assert api.wait_for_sync(company, initial["sync_id"])["status"] == "succeeded"
+    stored = api.warehouse.read_table("propay_opportunities", where={"company_id": company})
+    assert len(stored) >= 2
+    # The page is open while the daemon refreshes the company (it polls a sync under way).
+    refresh = open_a_daemon_sync(api, company)
+    with headless_page() as page:
+        page.goto(f"{api.url}/page/")
+        log_in(page, api, api.token("admin", company, "dora"), "dora (admin)")
+        rows = page.locator("#propays tbody tr")
+        expect(rows).to_have_count(len(stored))
+        expect(page.locator("#sync-now")).to_have_attribute("aria-busy", "true")
+        last_sync = page.locator("#last-sync")
+        before = last_sync.get_attribute("data-at")
+
+        # Its runs done, the refresh is recorded; a tick later the engine's run changes the
+        # company's ProPays (here one fewer) and the copy is published.
+        finish_a_daemon_sync(api, refresh)
+        expect(last_sync).not_to_have_attribute("data-at", before or "", timeout=SYNC_MS)
+        expect(rows).to_have_count(len(stored))
+        gone = stored["propay_id"].iloc[0]
+        store = api.warehouse.store
+        store.execute(
+            store.with_schema("DELETE FROM {schema}.propay_opportunities WHERE company_id = ? AND propay_id = ?"),
+            [company, gone],
+        )
+        publish_analysts_copy(api.service.defs, api.instance, "automation")
+        expect(rows).to_have_count(len(stored) - 1, timeout=SYNC_MS)
+        expect(page.locator(f'#propays tbody tr[data-propay-id="{gone}"]')).to_have_count(0)
+        expect(page.locator("#sync-now")).to_have_attribute("aria-busy", "false")

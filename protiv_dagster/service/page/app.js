@@ -327,9 +327,11 @@ function showStatus(status) {
   $("sync-now").setAttribute("aria-busy", String(busy));
   if (busy) $("sync-message").textContent = "Syncing…";
   else if (before && syncing(before)) $("sync-message").textContent = status.syncs[0].status === "failed" ? `The sync failed: ${status.syncs[0].error}` : "Synced.";
-  if (status.status === "pending" || busy) startPolling();
+  // A sync recorded before its ProPays are computed (the daemon's): keep asking until they are.
+  if (status.status === "pending" || busy || status.propays_updating) startPolling();
   else stopPolling();
-  if (before && before.last_sync_at !== status.last_sync_at) refreshPropays();
+  const moved = (key) => before && before[key] !== status[key];
+  if (moved("last_sync_at") || moved("propays_as_of")) refreshPropays();
 }
 
 async function refresh() {
