@@ -1,18 +1,23 @@
-"""Whether a company's ProPays are still to come after its last sync (``with_propays``): the page
-keeps polling while they are, and must stop when they never will."""
+"""When a company's ProPays were written as the integration page reads them (``propays_as_of``), and
+whether they are still to come after its last sync (``with_propays``): the page keeps polling while
+they are, and must stop when they never will."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import pytest
 
+from protiv_dagster.definitions import build_defs
+from protiv_dagster.integrations.propays import propays_as_of
 from protiv_dagster.integrations.service import (
     PROPAYS_CATCH_UP,
     IntegrationStatus,
     SyncSummary,
     with_propays,
 )
+from protiv_dagster.resources.warehouse import Warehouse
 
 REQUESTED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FINISHED = REQUESTED + timedelta(seconds=40)
@@ -48,3 +53,30 @@ def test_propays_are_updating_only_after_a_recent_succeeded_sync_they_are_older_
 def test_a_company_never_synced_has_no_propays_to_wait_for():
     never = IntegrationStatus("acme", "busybusy", "BusyBusy", "pending", "never synced")
     assert with_propays(never, None, FINISHED).propays_updating is False
+
+
+def materialize(instance: dg.DagsterInstance, key: str, partition: str | None = None) -> datetime:
+    instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+    [record] = instance.fetch_materializations(dg.AssetKey(key), limit=1).records
+    return datetime.fromtimestamp(record.timestamp, UTC)
+
+
+def test_on_postgresql_the_propays_are_as_of_the_companys_last_propay_computation():
+    # Nothing is published on PostgreSQL: the page reads the company's rows themselves. (The
+    # definitions open no connection: no server is needed.)
+    defs = build_defs(warehouse=Warehouse(url="postgresql://postgres@127.0.0.1:5432/test"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert propays_as_of(defs, instance, "acme") is None
+        computed = materialize(instance, "propay_opportunities", "acme")
+        materialize(instance, "propay_opportunities", "other")
+        assert propays_as_of(defs, instance, "acme") == computed
+
+
+def test_on_duckdb_the_propays_are_as_of_the_analysts_copys_last_publication(tmp_path):
+    defs = build_defs(warehouse=Warehouse(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Before the first publication the page reads the warehouse itself.
+        computed = materialize(instance, "propay_opportunities", "acme")
+        assert propays_as_of(defs, instance, "acme") == computed
+        published = materialize(instance, "analysts_database")
+        assert propays_as_of(defs, instance, "acme") == published > computed
