@@ -232,9 +232,9 @@ def test_an_operator_picks_a_company_without_a_dialog_and_an_admin_has_no_picker
 
 def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed(api: Api):
     """The daemon records a refresh before the automation computes its ProPays and publishes the
-    analysts' copy: the page, which reads the ProPays again when the last sync time moves, read
+    analysts' copy: the page, which read the ProPays again when the last sync time moved, read
     those of before the sync and then stopped asking. It keeps asking while the status says the
-    sync's ProPays are still to come, and shows them when they are published."""
+    sync's ProPays are still to come, shows them when they are published, then asks every 30 s."""
     chromium_path()
     company = "page-daemon-propays"
     connected = api.connect(company, "busybusy")
@@ -258,6 +258,8 @@ def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed
         finish_a_daemon_sync(api, refresh)
         expect(last_sync).not_to_have_attribute("data-at", before or "", timeout=SYNC_MS)
         expect(rows).to_have_count(len(stored))
+        panel = page.locator("#status-panel")
+        expect(panel).to_have_attribute("data-poll-ms", "1500")  # asking again shortly, not idle
         gone = stored["propay_id"].iloc[0]
         store = api.warehouse.store
         store.execute(
@@ -268,3 +270,5 @@ def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed
         expect(rows).to_have_count(len(stored) - 1, timeout=SYNC_MS)
         expect(page.locator(f'#propays tbody tr[data-propay-id="{gone}"]')).to_have_count(0)
         expect(page.locator("#sync-now")).to_have_attribute("aria-busy", "false")
+        # Idle, it still asks now and then: the daemon's next refresh shows without a reload.
+        expect(panel).to_have_attribute("data-poll-ms", "30000", timeout=SYNC_MS)

@@ -3,7 +3,8 @@
 // names) is only ever set as textContent, never as HTML.
 "use strict";
 
-const POLL_MS = 1500;
+const POLL_MS = 1500; // while a sync runs or its ProPays are still to come
+const IDLE_POLL_MS = 30_000; // otherwise: the daemon's refreshes show without a reload
 const TWO_WEEKS_DAYS = 14;
 const OAUTH_LABEL = "QuickBooks Time"; // the one vendor connected through OAuth
 const RETURN_QUERY = ["company_id", "outcome", "reason"];
@@ -12,6 +13,7 @@ let company = null;
 let returned = null; // the OAuth callback's outcome, taken from the address bar on load
 let integrations = [];
 let pollTimer = null;
+let pollEvery = null;
 let lastStatus = null;
 
 const $ = (id) => document.getElementById(id);
@@ -328,16 +330,14 @@ function showStatus(status) {
   if (busy) $("sync-message").textContent = "Syncing…";
   else if (before && syncing(before)) $("sync-message").textContent = status.syncs[0].status === "failed" ? `The sync failed: ${status.syncs[0].error}` : "Synced.";
   // A sync recorded before its ProPays are computed (the daemon's): keep asking until they are.
-  if (status.status === "pending" || busy || status.propays_updating) startPolling();
-  else stopPolling();
+  startPolling(status.status === "pending" || busy || status.propays_updating ? POLL_MS : IDLE_POLL_MS);
   const moved = (key) => before && before[key] !== status[key];
   if (moved("last_sync_at") || moved("propays_as_of")) refreshPropays();
 }
 
-async function refresh() {
-  const asked = company;
-  const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/integration`);
-  if (asked !== company) return; // another company was opened meanwhile
+// The company's status as the service answered it; without an integration (never connected, or
+// disconnected meanwhile, from the CLI say) the chooser instead.
+function takeStatus(answer) {
   if (answer.status === 200) {
     showStatus(answer.data);
   } else if (answer.status === 404) {
@@ -346,23 +346,36 @@ async function refresh() {
     $("status-panel").hidden = true;
     $("chooser").hidden = false;
   }
+}
+
+async function refresh() {
+  const asked = company;
+  const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/integration`);
+  if (asked !== company) return; // another company was opened meanwhile
+  takeStatus(answer);
   await refreshPropays();
 }
 
-function startPolling() {
-  if (pollTimer === null) pollTimer = window.setInterval(poll, POLL_MS);
+function startPolling(every = POLL_MS) {
+  if (pollTimer !== null && pollEvery === every) return;
+  stopPolling();
+  pollTimer = window.setInterval(poll, every);
+  pollEvery = every;
+  $("status-panel").dataset.pollMs = String(every);
 }
 
 function stopPolling() {
   if (pollTimer !== null) window.clearInterval(pollTimer);
   pollTimer = null;
+  pollEvery = null;
+  $("status-panel").dataset.pollMs = "";
 }
 
 async function poll() {
   const asked = company;
   if (asked === null) return;
   const answer = await api("GET", `/companies/${encodeURIComponent(asked)}/integration`);
-  if (answer.status === 200 && asked === company) showStatus(answer.data);
+  if (asked === company) takeStatus(answer);
 }
 
 async function syncNow() {
