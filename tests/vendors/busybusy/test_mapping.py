@@ -645,3 +645,45 @@ def test_a_wage_change_date_without_an_offset_is_a_company_local_date():
     ]
     days = pd.Series([date(2026, 11, 14), date(2026, 11, 15)])
     assert wages_on(rows, pd.Series(["m1", "m1"]), days).tolist() == [30.0, 36.0]
+
+
+def test_an_entry_shortened_through_its_break_keeps_the_harness_and_the_mapping_agreeing(data):
+    """The test harness's ``shorten`` (a manager ending an entry earlier) used to leave a break
+    hanging past the new end: its ground truth subtracted the whole break, the mapping the part
+    inside the entry, and a 10,000-company benchmark flagged 2 of 500 edited companies. The edit now
+    cuts the break at the new end, as the vendor's editor keeps breaks inside their entry."""
+    from tests.assets.vendors import BusyBusyHarness
+
+    harness = BusyBusyHarness(data)
+    try:
+        company = harness.vendor
+        entry = next(
+            e
+            for e in company.records("timeEntries")
+            if e["endTime"] and e["deletedOn"] is None and e["breaks"] and e["breaks"][-1]["endTime"]
+        )
+        last = entry["breaks"][-1]
+        lunch_start, lunch_end = (datetime.fromisoformat(last[k]) for k in ("startTime", "endTime"))
+        # The new end falls in the middle of the last break.
+        cut = (datetime.fromisoformat(entry["endTime"]) - (lunch_start + (lunch_end - lunch_start) / 2)).total_seconds()
+        harness.shorten(entry["id"], hours=cut / 3600)
+        edited = next(e for e in company.records("timeEntries") if e["id"] == entry["id"])
+        end = datetime.fromisoformat(edited["endTime"])
+        assert lunch_start < end < lunch_end
+        assert all(datetime.fromisoformat(b["endTime"]) <= end for b in edited["breaks"])
+        assert datetime.fromisoformat(edited["breaks"][-1]["endTime"]) == end  # cut, not dropped
+
+        truth = harness.entries().set_index("entry_id")["hours"]
+        mapped = clean(company).attendance.set_index("entry_id")["hours"]
+        assert mapped[entry["id"]] == pytest.approx(truth[entry["id"]], abs=1e-9)
+        # Worked out by hand: the entry to its new end, less the earlier breaks and the cut one's
+        # part before that end.
+        start = datetime.fromisoformat(entry["startTime"])
+        earlier = sum(
+            (datetime.fromisoformat(b["endTime"]) - datetime.fromisoformat(b["startTime"])).total_seconds()
+            for b in entry["breaks"][:-1]
+        )
+        by_hand = ((end - start).total_seconds() - earlier - (end - lunch_start).total_seconds()) / 3600
+        assert mapped[entry["id"]] == pytest.approx(by_hand, abs=1e-9)
+    finally:
+        harness.stop()
