@@ -38,6 +38,7 @@ weeks, which ``--sync-empty-weeks`` runs (about 15 s a company instead of 3 s).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import sys
 import tempfile
 import time
@@ -261,6 +262,7 @@ def main() -> None:
         "--weeks", type=int, default=None, help="weeks of partitions per company (default: the 3 of a 14-day pull)"
     )
     parser.add_argument("--days", type=int, default=15, help="days of generated time per company at its vendor")
+    parser.add_argument("--profile", default=None, help="write cProfile statistics of the cycle (not the seeding) here")
     parser.add_argument(
         "--cold-status-cache",
         action="store_true",
@@ -339,6 +341,9 @@ def main() -> None:
                 f"{args.latency * 1000:.0f} ms; load average {load()}"
             )
 
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler is not None:
+                profiler.enable()
             cycle_started = time.perf_counter()
             rounds = 0
 
@@ -369,6 +374,10 @@ def main() -> None:
                     daemon.failures.append(f"not settled after 20 rounds ({len(pending)} syncs pending)")
                     break
             cycle = time.perf_counter() - cycle_started
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+                print(f"  the cycle's profile: {args.profile} (python -m pstats)")
             requests = sum(fleet.requests().values()) - requests_before
             print(f"\n=== cycle: {cycle:.1f} s wall ({rounds} daemon rounds after the schedule tick) ===")
             print(
