@@ -13,6 +13,12 @@ from protiv_dagster.warehouse.publish import Publication, publish_for_analysts
 ANALYSTS_COPY = dg.AssetKey("analysts_database")
 
 
+def publishes_analysts_copy(defs: dg.Definitions) -> bool:
+    """Whether these definitions publish the analysts' copy (a DuckDB warehouse's, see
+    ``definitions.build_defs``)."""
+    return defs.resolve_asset_graph().has(ANALYSTS_COPY)
+
+
 def publication_metadata(publication: Publication) -> dict[str, dg.RawMetadataValue]:
     return {
         "path": dg.MetadataValue.path(str(publication.path)),

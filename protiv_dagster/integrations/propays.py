@@ -63,10 +63,10 @@ def propays_as_of(defs: dg.Definitions, instance: dg.DagsterInstance, company_id
     indexed reads of the Dagster instance, no warehouse open: the page asks with every status."""
     import dagster as dg
 
-    from protiv_dagster.assets.analysts import ANALYSTS_COPY
+    from protiv_dagster.assets.analysts import ANALYSTS_COPY, publishes_analysts_copy
     from protiv_dagster.tables import PROPAY_OPPORTUNITIES
 
-    if defs.resolve_asset_graph().has(ANALYSTS_COPY):
+    if publishes_analysts_copy(defs):
         published = instance.get_latest_materialization_event(ANALYSTS_COPY)
         if published is not None:
             return datetime.fromtimestamp(published.timestamp, UTC)

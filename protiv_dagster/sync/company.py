@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from protiv_dagster.assets.analysts import ANALYSTS_COPY, publication_metadata
+from protiv_dagster.assets.analysts import ANALYSTS_COPY, publication_metadata, publishes_analysts_copy
 from protiv_dagster.connections.registry import Connection
 from protiv_dagster.partitions import COMPANY_PARTITIONS_NAME, company_week_range_tags, week_keys
 from protiv_dagster.sync import runs as syncs
@@ -228,7 +228,7 @@ def publish_analysts_copy(defs: dg.Definitions, instance: dg.DagsterInstance, tr
     """Publish the analysts' copy of a DuckDB warehouse now, recorded as a materialization of
     `analysts_database` (a force sync ends with current ProPays and current analysts' tables; the
     automation would publish them a tick later). None on PostgreSQL, which has nothing to publish."""
-    if not defs.resolve_asset_graph().has(ANALYSTS_COPY):
+    if not publishes_analysts_copy(defs):
         return None
     with built_resources(defs, "warehouse", instance=instance) as built:
         publication = publish_for_analysts(built.warehouse.store)

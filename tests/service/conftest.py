@@ -153,6 +153,15 @@ class Api:
         }
         return self.call("PUT", f"/companies/{company_id}/integration", self.as_admin(company_id), json=payload)
 
+    def open_daemon_sync(self, company_id: str) -> str:
+        """A refresh as the daemon's company_syncs records it before its runs; its id."""
+        return self.service.store.open_batch(company_id, "refresh", None, [], True, datetime.now(UTC)).batch_id
+
+    def finish_daemon_sync(self, batch_id: str) -> None:
+        """Its runs done, company_syncs records it as finished; the automation computes its ProPays
+        and publishes the analysts' copy after this."""
+        self.service.store.finish_batch(batch_id, succeeded=True, at=datetime.now(UTC))
+
     def wait_for_sync(self, company_id: str, sync_id: str, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

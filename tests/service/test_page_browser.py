@@ -23,7 +23,6 @@ from playwright.sync_api import Dialog, expect
 from protiv_dagster.sync.company import publish_analysts_copy
 from tests.browser import chromium_path, headless_page
 from tests.service.conftest import Api
-from tests.service.test_propays import finish_a_daemon_sync, open_a_daemon_sync
 
 pytestmark = pytest.mark.slow
 
@@ -243,7 +242,7 @@ def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed
     stored = api.warehouse.read_table("propay_opportunities", where={"company_id": company})
     assert len(stored) >= 2
     # The page is open while the daemon refreshes the company (it polls a sync under way).
-    refresh = open_a_daemon_sync(api, company)
+    refresh = api.open_daemon_sync(company)
     with headless_page() as page:
         page.goto(f"{api.url}/page/")
         log_in(page, api, api.token("admin", company, "dora"), "dora (admin)")
@@ -255,7 +254,7 @@ def test_the_page_shows_the_propays_a_daemons_sync_brings_once_they_are_computed
 
         # Its runs done, the refresh is recorded; a tick later the engine's run changes the
         # company's ProPays (here one fewer) and the copy is published.
-        finish_a_daemon_sync(api, refresh)
+        api.finish_daemon_sync(refresh)
         expect(last_sync).not_to_have_attribute("data-at", before or "", timeout=SYNC_MS)
         expect(rows).to_have_count(len(stored))
         panel = page.locator("#status-panel")

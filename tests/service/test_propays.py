@@ -9,7 +9,7 @@ so that the page keeps asking until they are there instead of showing those of b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
@@ -25,17 +25,6 @@ def status(api: Api, company: str) -> dict:
     return answer.json()
 
 
-def open_a_daemon_sync(api: Api, company: str) -> str:
-    """A refresh as the daemon's company_syncs records it before its runs; its id."""
-    return api.service.store.open_batch(company, "refresh", None, [], True, datetime.now(UTC)).batch_id
-
-
-def finish_a_daemon_sync(api: Api, batch_id: str) -> None:
-    """Its runs done, company_syncs records it as finished; the automation computes its ProPays and
-    publishes the analysts' copy after this."""
-    api.service.store.finish_batch(batch_id, succeeded=True, at=datetime.now(UTC))
-
-
 def test_the_status_says_when_the_propays_were_written_and_whether_a_syncs_are_still_to_come(api: Api):
     company = "bb-propays-as-of"
     connected = api.connect(company, "busybusy")
@@ -48,7 +37,7 @@ def test_the_status_says_when_the_propays_were_written_and_whether_a_syncs_are_s
     assert synced["propays_as_of"] is not None and synced["propays_updating"] is False
     assert datetime.fromisoformat(synced["propays_as_of"]) >= datetime.fromisoformat(initial["requested_at"])
 
-    finish_a_daemon_sync(api, open_a_daemon_sync(api, company))
+    api.finish_daemon_sync(api.open_daemon_sync(company))
     behind = status(api, company)
     assert behind["last_sync_at"] != synced["last_sync_at"]
     assert behind["propays_as_of"] == synced["propays_as_of"] and behind["propays_updating"] is True

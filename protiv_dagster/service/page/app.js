@@ -13,7 +13,6 @@ let company = null;
 let returned = null; // the OAuth callback's outcome, taken from the address bar on load
 let integrations = [];
 let pollTimer = null;
-let pollEvery = null;
 let lastStatus = null;
 
 const $ = (id) => document.getElementById(id);
@@ -356,18 +355,17 @@ async function refresh() {
   await refreshPropays();
 }
 
+// The cadence is kept on the status panel (data-poll-ms), where the browser tests read it.
 function startPolling(every = POLL_MS) {
-  if (pollTimer !== null && pollEvery === every) return;
+  if (pollTimer !== null && $("status-panel").dataset.pollMs === String(every)) return;
   stopPolling();
   pollTimer = window.setInterval(poll, every);
-  pollEvery = every;
   $("status-panel").dataset.pollMs = String(every);
 }
 
 function stopPolling() {
   if (pollTimer !== null) window.clearInterval(pollTimer);
   pollTimer = null;
-  pollEvery = null;
   $("status-panel").dataset.pollMs = "";
 }
 
