@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -205,20 +206,56 @@ class Fleet:
 
 
 # -- the pipeline side ------------------------------------------------------------------------------
-def fresh_environment(folder: Path) -> None:
-    """Embedded default in ``folder``: SQLite registry, DuckDB warehouse, SQLite Dagster instance."""
+# The PostgreSQL server of ``--postgres`` (the tests' variable and default): a deployment's shape.
+POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def fresh_environment(folder: Path, postgres_database: str | None = None) -> None:
+    """Embedded default in ``folder``: SQLite registry, DuckDB warehouse, SQLite Dagster instance.
+
+    With ``postgres_database`` (a URL, from ``postgres_database()``) the deployment's shape instead
+    (deploy/dagster.yaml): the Dagster instance, the warehouse and the registry in that database."""
     from protiv_dagster.connections.registry import generate_secret_key
 
     (home := folder / "dagster_home").mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = "telemetry:\n  enabled: false\n"
     for name in ("PROTIV_WAREHOUSE_URL", "PROTIV_REGISTRY_URL"):
         os.environ.pop(name, None)
     environment = dict(
         PROTIV_DATA_DIR=str(folder / "data"), DAGSTER_HOME=str(home), PROTIV_SECRET_KEY=generate_secret_key()
     )
+    if postgres_database is not None:
+        _, _, location = postgres_database.partition("://")
+        # dagster-postgres on the psycopg2 driver, as deploy/dagster.yaml asks.
+        instance += f"storage:\n  postgres:\n    postgres_url: postgresql+psycopg2://{location}\n"
+        environment.update(
+            PROTIV_WAREHOUSE_URL=f"postgresql://{location}", PROTIV_REGISTRY_URL=f"postgresql+psycopg://{location}"
+        )
+    (home / "dagster.yaml").write_text(instance)
     os.environ.update(environment)
     # For a later process on the same folder (refresh_tick.py --keep, then fleet_evaluations.py).
     (folder / "env").write_text("".join(f"{name}={value}\n" for name, value in environment.items()))
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new database on the PostgreSQL server at ``PROTIV_TEST_POSTGRES_URL`` (the tests' local
+    server by default), dropped afterwards; yields its URL."""
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    server = os.environ.get(POSTGRES_URL_VARIABLE, DEFAULT_POSTGRES_URL)
+    name = f"protiv_bench_{secrets.token_hex(5)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield f"{server.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 
 class RequestsByCompany:
@@ -495,7 +532,8 @@ def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 5
     """Record a run-less materialization of each (asset key, partition key) as
     ``instance.report_runless_asset_event(AssetMaterialization(asset_key, partition=...))`` records it:
     the same event log entry, stored in the run-less run's shard and mirrored into the index shard
-    (the event's row, and the asset's row pointing at its latest materialization). Only for seeding
+    (the event's row, and the asset's row pointing at its latest materialization); in PostgreSQL's
+    storage, the same rows in its one events table and its asset table. Only for seeding
     benchmarks, because it is done in bulk: ``chunk`` events per transaction (Dagster's SQLite storage
     opens two connections and commits per event, 10-50 ms each: two million events would take
     hours), and each entry serialized from one template per asset and chunk, checked against
@@ -511,11 +549,8 @@ def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 5
 
     storage = instance.event_log_storage
     # The run-less run's shard and the index shard are two databases only in Dagster's default SQLite
-    # storage (fresh_environment's instance); a consolidated or PostgreSQL storage keeps one table.
-    if type(storage) is not SqliteEventLogStorage:
-        raise RuntimeError(
-            f"seeding: record_runless writes Dagster's sharded SQLite storage, not {type(storage).__name__}"
-        )
+    # storage (fresh_environment's instance); PostgreSQL's (and a consolidated SQLite one) keep one table.
+    sharded = type(storage) is SqliteEventLogStorage
     placeholder = "<partition>"
 
     def entry(asset_key: str, partition: str, timestamp: float) -> EventLogEntry:
@@ -554,8 +589,9 @@ def record_runless(instance, materialized: list[tuple[str, str]], chunk: int = 5
                 {**template, "event": template["event"].replace(placeholder, partition), "partition": partition}
             )
             last[asset_key] = (len(rows) - 1, partition)
-        with storage.run_connection(RUNLESS_RUN_ID) as conn:
-            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        if sharded:
+            with storage.run_connection(RUNLESS_RUN_ID) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), rows)
         with storage.index_transaction() as conn:
             before = conn.execute(db.select(db.func.max(SqlEventLogStorageTable.c.id))).scalar() or 0
             conn.execute(SqlEventLogStorageTable.insert(), rows)

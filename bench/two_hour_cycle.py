@@ -22,11 +22,15 @@ the deletion out), and its ProPay tables equal what the ProPay engine computes f
 No run may be started for a company that did not change.
 
     .venv/bin/python bench/two_hour_cycle.py [--companies 150] [--workers 50] [--changed 0.05] [--latency 0.05]
-        [--weeks N] [--days 15] [--sync-empty-weeks]
+        [--weeks N] [--days 15] [--sync-empty-weeks] [--cold-status-cache] [--postgres]
 
 The seeding ends in the daemon's steady state: its sensors' and the automation's cursors set and
 Dagster's partition status caches built (``--cold-status-cache`` leaves those to the cycle's first
 evaluation, as on a new instance).
+
+The instance is Dagster's SQLite default, the warehouse DuckDB and the registry SQLite, unless
+``--postgres`` puts all three in one new PostgreSQL database, as a deployment keeps them
+(deploy/dagster.yaml): the shape for a fleet of thousands of companies (docs/scaling.md).
 
 ``--weeks`` gives every company that many weeks of partitions (issue 20: ``--companies 10000 --weeks 100
 --workers 5 --days 8``). The changed companies' real initial syncs cover the weeks in which the vendors
@@ -38,6 +42,7 @@ weeks, which ``--sync-empty-weeks`` runs (about 15 s a company instead of 3 s).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import sys
 import tempfile
@@ -55,6 +60,7 @@ from fleet import (  # noqa: E402
     fresh_environment,
     load,
     machine,
+    postgres_database,
     seed_synced,
 )
 
@@ -269,6 +275,12 @@ def main() -> None:
         help="leave Dagster's partition status caches unbuilt: the cycle's first evaluation builds them",
     )
     parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="the deployment's shape (deploy/dagster.yaml): the Dagster instance, the warehouse and the registry in "
+        "a new database on the PostgreSQL server at PROTIV_TEST_POSTGRES_URL (default: the local one), dropped after",
+    )
+    parser.add_argument(
         "--sync-empty-weeks",
         action="store_true",
         help="the changed companies' real initial syncs cover every week, the empty ones too (slow with --weeks)",
@@ -290,10 +302,19 @@ def main() -> None:
         f"--latency {args.latency} --days {args.days}"
         + (f" --weeks {args.weeks}" if args.weeks else "")
         + (" --sync-empty-weeks" if args.sync_empty_weeks else "")
+        + (" --cold-status-cache" if args.cold_status_cache else "")
+        + (" --postgres" if args.postgres else "")
     )
     bench_started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder:
-        fresh_environment(Path(folder))
+    with (
+        tempfile.TemporaryDirectory(prefix="protiv-bench-") as folder,
+        postgres_database() if args.postgres else contextlib.nullcontext() as database,
+    ):
+        fresh_environment(Path(folder), database)
+        print(
+            "instance, warehouse, registry: "
+            + ("PostgreSQL (a new database)" if database else "SQLite (Dagster's default), DuckDB, SQLite")
+        )
         started = time.perf_counter()
         with Fleet(args.companies, args.workers, days=args.days) as fleet:
             every = max(1, round(1 / args.changed))
