@@ -206,11 +206,6 @@ class Fleet:
 
 
 # -- the pipeline side ------------------------------------------------------------------------------
-# The PostgreSQL server of ``--postgres`` (the tests' variable and default): a deployment's shape.
-POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 def fresh_environment(folder: Path, postgres_database: str | None = None) -> None:
     """Embedded default in ``folder``: SQLite registry, DuckDB warehouse, SQLite Dagster instance.
 
@@ -240,22 +235,13 @@ def fresh_environment(folder: Path, postgres_database: str | None = None) -> Non
 
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
-    """A new database on the PostgreSQL server at ``PROTIV_TEST_POSTGRES_URL`` (the tests' local
-    server by default), dropped afterwards; yields its URL."""
-    import secrets
+    """A new database on the tests' PostgreSQL server (``PROTIV_TEST_POSTGRES_URL``, by default the
+    local one), dropped afterwards; yields its URL."""
+    sys.path.insert(0, str(ROOT))
+    from tests.postgres import new_database, postgres_test_url
 
-    import psycopg
-    from psycopg import sql
-
-    server = os.environ.get(POSTGRES_URL_VARIABLE, DEFAULT_POSTGRES_URL)
-    name = f"protiv_bench_{secrets.token_hex(5)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield f"{server.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    with new_database(postgres_test_url(), "protiv_bench") as url:
+        yield url
 
 
 class RequestsByCompany:

@@ -8,16 +8,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from protiv_dagster.analytics import analytics_schema
-
-POSTGRES_URL_VARIABLE = "PROTIV_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def postgres_test_url() -> str:
-    return os.environ.get(POSTGRES_URL_VARIABLE, DEFAULT_POSTGRES_URL)
+from tests.postgres import POSTGRES_URL_VARIABLE, new_database, postgres_test_url
 
 
 def _postgres_unreachable_reason(url: str) -> str | None:
@@ -64,10 +57,5 @@ def data_dir(tmp_path, monkeypatch) -> str:
 @pytest.fixture
 def dagster_database(postgres_url):
     """A fresh database for the instance's tables, dropped afterwards."""
-    name = f"protiv_dagster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    base, _, _ = postgres_url.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    with new_database(postgres_url, "protiv_dagster") as url:
+        yield url

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
+
+from tests.postgres import new_database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -23,13 +22,9 @@ def statements(fixture: str, schema: str = "") -> list[str]:
 def postgres_database(postgres_url):
     """A fresh PostgreSQL database for one test (a registry lives in a database's default schema),
     as a SQLAlchemy URL with a password that trust authentication ignores and messages must mask."""
-    name = f"protiv_migration_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    base, _, _ = postgres_url.rpartition("/")
-    scheme, _, rest = base.partition("://")
-    user_host = rest.rpartition("@")
-    user = user_host[0].partition(":")[0] if user_host[1] else "postgres"
-    yield f"postgresql+psycopg://{user}:hunter2-secret@{user_host[2]}/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    with new_database(postgres_url, "protiv_migration") as url:
+        base, _, name = url.rpartition("/")
+        scheme, _, rest = base.partition("://")
+        user_host = rest.rpartition("@")
+        user = user_host[0].partition(":")[0] if user_host[1] else "postgres"
+        yield f"postgresql+psycopg://{user}:hunter2-secret@{user_host[2]}/{name}"
